@@ -1,0 +1,40 @@
+# Thin wrapper over Meson: the README's commands.
+#   make build   build build/plinth
+#   make run     build and run Plinth on embedded defaults with a demo organisation
+#   make test    the whole test suite (plain build, then ASan+UBSan build, then valgrind)
+#   make bench   benchmarks (ratios against a reference measured in the same run)
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+DATA       ?= .plinth-demo
+LISTEN     ?= 127.0.0.1:8080
+DEBS = gcc make pkg-config meson ninja-build libmicrohttpd-dev libjansson-dev libsqlite3-dev \
+       libssl-dev libcurl4-openssl-dev libcmocka-dev valgrind sqlite3 curl python3 python3-venv
+
+.PHONY: all build run test test-plain test-asan test-valgrind bench fuzz deps clean
+
+all: build
+
+deps:
+	@./tools/deps.sh $(DEBS)
+
+$(BUILD)/build.ninja: | deps
+	meson setup $(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	meson compile -C $(BUILD)
+
+run: build
+	$(BUILD)/plinth serve --listen $(LISTEN) --data $(DATA) --demo
+
+test: deps
+	./tools/run-tests.sh
+
+bench: build
+	./bench/run.sh $(BUILD)
+
+fuzz: deps
+	./tests/fuzz/run-libfuzzer.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz build-valgrind

@@ -1,0 +1,65 @@
+/*
+ * api.h - the resource handlers (one file per resource) and the JSON
+ * renderers they share.  Handlers run after authentication and the role check
+ * of the route table; they validate the whole request before changing
+ * anything, call the store, and reply.
+ */
+#ifndef PLINTH_API_H
+#define PLINTH_API_H
+
+#include <jansson.h>
+
+#include "http/http.h"
+
+void api_healthz(struct req *r);
+void api_readyz(struct req *r);
+void api_openapi(struct req *r);
+
+void api_gpu_types_list(struct req *r);
+void api_gpu_type_get(struct req *r);
+void api_gpu_type_put(struct req *r);
+
+void api_teams_list(struct req *r);
+void api_team_get(struct req *r);
+void api_team_put(struct req *r);
+
+void api_tokens_list(struct req *r);
+void api_token_create(struct req *r);
+void api_token_delete(struct req *r);
+
+void api_audit_list(struct req *r);
+void api_quote(struct req *r);
+
+void api_allocations_list(struct req *r);
+void api_allocation_get(struct req *r);
+void api_allocation_create(struct req *r);
+void api_allocation_start(struct req *r);
+void api_allocation_complete(struct req *r);
+void api_allocation_cancel(struct req *r);
+
+void api_costs(struct req *r);
+
+/* --- render.c: records to JSON (new references) ----------------------------- */
+json_t *render_money(int64_t micros);
+json_t *render_time(int64_t t);         /* null for 0 */
+json_t *render_hours(int64_t us);       /* a duration as a number of hours */
+json_t *render_gpu_type(const struct gpu_type *g, const char *currency);
+json_t *render_team(const struct team *t, const struct team_ledger *l, int64_t now,
+		    const char *currency);
+json_t *render_allocation(const struct allocation *a, int64_t now);
+json_t *render_token(const struct token *t);
+/* A JSON text stored by the store ("[...]" / "{...}") back to JSON; null on error. */
+json_t *render_json_text(const char *text);
+
+/* --- api_allocations.c: shared by quotes and allocations ------------------- */
+
+/*
+ * Parses and validates an allocation (or quote, with for_quote set) request
+ * body, including the team scope of the caller and the existence of the
+ * team and GPU type.  Replies (400/403/415/422) and returns -1 on failure;
+ * 0 with *out, *team and *gpu filled on success.
+ */
+int alloc_request_parse(struct req *r, bool for_quote, struct alloc_request *out, struct team *team,
+			struct gpu_type *gpu);
+
+#endif

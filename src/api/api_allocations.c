@@ -1,0 +1,422 @@
+/*
+ * api_allocations.c - allocations: the approve-or-refuse decision and the
+ * lifecycle (start, complete, cancel).
+ *
+ * The whole request is validated before the store is asked for anything
+ * that changes state; the decision itself (check and reserve) happens in one
+ * store transaction.  Members reach only their teams' allocations: another
+ * team's allocation is 404, as if it did not exist.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/query.h"
+#include "core/cost.h"
+#include "core/err.h"
+#include "core/money.h"
+#include "core/timeutil.h"
+#include "http/jsonv.h"
+#include "util/util.h"
+
+#define ALLOC_MAX_LABELS 32
+#define ALLOC_MAX_PURPOSE 1000
+#define ALLOC_FUTURE_SKEW_S 300 /* clock skew tolerated for started_at/ended_at */
+#define IDEM_KEY_MAX 255
+
+static const struct jv_field alloc_fields[] = {
+	{"team", JV_STRING, true, 63},
+	{"project", JV_STRING, true, 63},
+	{"gpu_type", JV_STRING, true, 63},
+	{"gpu_count", JV_INTEGER, true, 0},
+	{"max_runtime_hours", JV_NUMBER, true, 0},
+	{"purpose", JV_STRING, false, ALLOC_MAX_PURPOSE},
+	{"labels", JV_OBJECT, false, 0},
+	{NULL, 0, false, 0},
+};
+
+static const struct jv_field quote_fields[] = {
+	{"team", JV_STRING, true, 63},
+	{"project", JV_STRING, false, 63},
+	{"gpu_type", JV_STRING, true, 63},
+	{"gpu_count", JV_INTEGER, true, 0},
+	{"max_runtime_hours", JV_NUMBER, true, 0},
+	{NULL, 0, false, 0},
+};
+
+static void check_labels(json_t *labels, json_t *errors)
+{
+	if (json_object_size(labels) > ALLOC_MAX_LABELS) {
+		jsonv_error(errors, "labels", "at most %d labels", ALLOC_MAX_LABELS);
+		return;
+	}
+	const char *k;
+	json_t *v;
+	json_object_foreach(labels, k, v) {
+		char field[96];
+		snprintf(field, sizeof(field), "labels.%.63s", k);
+		if (strlen(k) == 0 || strlen(k) > 63)
+			jsonv_error(errors, field, "label keys must be 1 to 63 bytes");
+		else if (!json_is_string(v) || json_string_length(v) > 63 ||
+			 strlen(json_string_value(v)) != json_string_length(v))
+			jsonv_error(errors, field, "label values must be strings of at most 63 bytes");
+	}
+}
+
+int alloc_request_parse(struct req *r, bool for_quote, struct alloc_request *out, struct team *team,
+			struct gpu_type *gpu)
+{
+	json_t *body = NULL, *errors = json_array();
+	int ret = -1;
+	memset(out, 0, sizeof(*out));
+	if (req_json_object(r, false, &body) != 0)
+		goto out;
+	jsonv_check(body, for_quote ? quote_fields : alloc_fields, "", errors);
+	const char *team_id = json_string_value(json_object_get(body, "team"));
+	const char *project = json_string_value(json_object_get(body, "project"));
+	const char *gpu_id = json_string_value(json_object_get(body, "gpu_type"));
+	json_t *count = json_object_get(body, "gpu_count");
+	json_t *hours = json_object_get(body, "max_runtime_hours");
+	if (team_id != NULL && !jsonv_is_label(team_id))
+		jsonv_error(errors, "team", "must be a team id (lower-case DNS label)");
+	if (project != NULL && !jsonv_is_label(project))
+		jsonv_error(errors, "project", "must be a lower-case DNS label (a-z, 0-9, '-', <= 63)");
+	if (gpu_id != NULL && !jsonv_is_label(gpu_id))
+		jsonv_error(errors, "gpu_type", "must be a GPU type id");
+	if (json_is_integer(count) && json_integer_value(count) < 1)
+		jsonv_error(errors, "gpu_count", "must be at least 1");
+	if (json_is_number(hours) &&
+	    cost_runtime_from_hours(json_number_value(hours), r->app->max_runtime_hours,
+				    &out->max_runtime_us) != 0)
+		jsonv_error(errors, "max_runtime_hours",
+			    "must be greater than 0 and at most %lld, with at most 6 decimals",
+			    (long long)r->app->max_runtime_hours);
+	json_t *labels = json_object_get(body, "labels");
+	if (json_is_object(labels))
+		check_labels(labels, errors);
+	if (json_array_size(errors) > 0) {
+		reply_invalid(r, errors);
+		errors = NULL;
+		goto out;
+	}
+	/* The caller's scope comes before existence: a member learns nothing
+	 * about teams it does not belong to. */
+	if (!auth_team_allowed(r, team_id)) {
+		reply_err(r, ERR_FORBIDDEN, "this token is not a member of that team");
+		goto out;
+	}
+	struct store_conn *db;
+	int rc = req_db(r, &db);
+	if (rc != 0) {
+		reply_err(r, rc, "database unavailable");
+		goto out;
+	}
+	rc = store_conn_ops(db)->team_get(db, team_id, team);
+	if (rc == ERR_NOT_FOUND)
+		jsonv_error(errors, "team", "unknown team '%s'", team_id);
+	else if (rc != 0)
+		goto store_failed;
+	rc = store_conn_ops(db)->gpu_type_get(db, gpu_id, gpu);
+	if (rc == ERR_NOT_FOUND)
+		jsonv_error(errors, "gpu_type", "unknown GPU type '%s'", gpu_id);
+	else if (rc != 0)
+		goto store_failed;
+	else if (json_integer_value(count) > gpu->capacity)
+		jsonv_error(errors, "gpu_count", "exceeds the capacity of %s (%lld GPUs)", gpu->id,
+			    (long long)gpu->capacity);
+	if (json_array_size(errors) > 0) {
+		reply_invalid(r, errors);
+		errors = NULL;
+		goto out;
+	}
+	snprintf(out->team, sizeof(out->team), "%s", team_id);
+	snprintf(out->project, sizeof(out->project), "%s", project ? project : "");
+	snprintf(out->gpu_type, sizeof(out->gpu_type), "%s", gpu_id);
+	out->gpu_count = json_integer_value(count);
+	const char *purpose = json_string_value(json_object_get(body, "purpose"));
+	snprintf(out->purpose, sizeof(out->purpose), "%s", purpose ? purpose : "");
+	char *lt = labels ? json_dumps(labels, HTTP_JSON_FLAGS | JSON_SORT_KEYS) : NULL;
+	snprintf(out->labels_json, sizeof(out->labels_json), "%s", lt ? lt : "{}");
+	free(lt);
+	ret = 0;
+	goto out;
+store_failed:
+	reply_err(r, rc, "cannot read the catalog");
+out:
+	json_decref(body);
+	json_decref(errors);
+	return ret;
+}
+
+/* The response for an allocation outcome; also what Idempotency-Key replays. */
+static json_t *outcome_json(struct req *r, int rc, const struct alloc_outcome *o, int *status)
+{
+	if (rc == 0) {
+		*status = 201;
+		return render_allocation(&o->alloc, r->now);
+	}
+	char need[MONEY_FMT_LEN], avail[MONEY_FMT_LEN], detail[256];
+	money_format(o->estimated, need, sizeof(need));
+	money_format(o->available, avail, sizeof(avail));
+	bool budget = rc == ERR_BUDGET;
+	if (budget)
+		snprintf(detail, sizeof(detail), "estimated cost %s %s exceeds the %s available",
+			 need, r->app->currency, avail);
+	else
+		snprintf(detail, sizeof(detail), "%lld GPUs requested, %lld free",
+			 (long long)o->alloc.gpu_count, (long long)o->gpus_available);
+	char type[128];
+	snprintf(type, sizeof(type), "%s%s", HTTP_PROBLEM_BASE,
+		 budget ? "budget-exceeded" : "capacity-exceeded");
+	*status = 409;
+	return json_pack("{s:s, s:s, s:i, s:s, s:o, s:o, s:I}", "type", type, "title",
+			 budget ? "Budget exceeded" : "GPU capacity exceeded", "status", 409,
+			 "detail", detail, "estimated_cost", render_money(o->estimated), "available",
+			 render_money(o->available), "gpus_available", (json_int_t)o->gpus_available);
+}
+
+struct render_ctx {
+	struct req *r;
+	const struct alloc_request *ar;
+};
+
+static char *render_for_idem(void *ctx, int rc, const struct alloc_outcome *o, int *status)
+{
+	struct render_ctx *rc_ctx = ctx;
+	struct alloc_outcome copy = *o;
+	if (rc != 0)
+		copy.alloc.gpu_count = rc_ctx->ar->gpu_count;
+	json_t *v = outcome_json(rc_ctx->r, rc, &copy, status);
+	char *text = v ? json_dumps(v, HTTP_JSON_FLAGS) : NULL;
+	json_decref(v);
+	return text;
+}
+
+static bool idem_key_ok(const char *k)
+{
+	size_t len = strlen(k);
+	if (len == 0 || len > IDEM_KEY_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (k[i] < 0x21 || k[i] > 0x7e)
+			return false;
+	return true;
+}
+
+void api_allocation_create(struct req *r)
+{
+	struct alloc_request ar;
+	struct team team;
+	struct gpu_type gpu;
+	struct alloc_outcome o;
+	char detail[STORE_DETAIL_LEN] = "", hash[STORE_HASH_LEN];
+	const char *key = req_header(r, "Idempotency-Key");
+	if (key != NULL && !idem_key_ok(key)) {
+		json_t *errors = json_array();
+		jsonv_error(errors, "Idempotency-Key", "must be 1 to %d printable ASCII characters",
+			    IDEM_KEY_MAX);
+		reply_invalid(r, errors);
+		return;
+	}
+	if (alloc_request_parse(r, false, &ar, &team, &gpu) != 0)
+		return;
+	struct render_ctx ctx = {r, &ar};
+	struct idem idem = {.key = key, .hash = hash, .render = render_for_idem, .ctx = &ctx};
+	if (key != NULL) {
+		size_t n = strlen(r->method) + strlen(r->path) + r->body_len + 2;
+		char *buf = malloc(n + 1);
+		if (buf == NULL) {
+			reply_err(r, ERR_NOMEM, NULL);
+			return;
+		}
+		int len = snprintf(buf, n + 1, "%s %s\n", r->method, r->path);
+		memcpy(buf + len, r->body, r->body_len);
+		int hrc = util_sha256_hex(buf, (size_t)len + r->body_len, hash);
+		free(buf);
+		if (hrc != 0) {
+			reply_err(r, ERR_STORE, "cannot hash the request");
+			return;
+		}
+	}
+	memset(&o, 0, sizeof(o));
+	struct store_conn *db;
+	int rc = req_db(r, &db);
+	if (rc == 0)
+		rc = store_conn_ops(db)->allocate(db, &r->actor, &ar, r->app->start_timeout_s, r->now,
+						  &idem, &o, detail);
+	if (idem.replayed) {
+		reply_take(r, (unsigned)idem.replay_status,
+			   idem.replay_status >= 400 ? "application/problem+json" : "application/json",
+			   idem.replay_body, strlen(idem.replay_body));
+		return;
+	}
+	if (rc == 0 || rc == ERR_BUDGET || rc == ERR_CAPACITY) {
+		int status = 0;
+		o.alloc.gpu_count = rc == 0 ? o.alloc.gpu_count : ar.gpu_count;
+		json_t *v = outcome_json(r, rc, &o, &status);
+		if (v != NULL && status >= 400)
+			json_object_set_new(v, "instance", json_string(r->id));
+		reply_json(r, (unsigned)status, v);
+		if (status >= 400)
+			r->ctype = "application/problem+json";
+		return;
+	}
+	if (rc == ERR_IDEMPOTENCY) {
+		reply_err(r, rc, "this Idempotency-Key was used with a different request body");
+		return;
+	}
+	if (rc == ERR_NOT_FOUND) {
+		json_t *errors = json_array();
+		jsonv_error(errors, strstr(detail, "gpu") ? "gpu_type" : "team", "%s", detail);
+		reply_invalid(r, errors);
+		return;
+	}
+	reply_err(r, rc, detail[0] ? detail : "cannot allocate");
+}
+
+/* Loads an allocation the caller may see; replies 404 otherwise. */
+static int load_visible(struct req *r, struct allocation *a)
+{
+	struct store_conn *db;
+	int rc = req_db(r, &db);
+	if (rc == 0)
+		rc = store_conn_ops(db)->alloc_get(db, r->params[0], a);
+	if (rc == 0 && !auth_team_allowed(r, a->team))
+		rc = ERR_NOT_FOUND;
+	if (rc != 0) {
+		reply_err(r, rc, rc == ERR_NOT_FOUND ? "no such allocation" : "cannot read allocation");
+		return -1;
+	}
+	return 0;
+}
+
+void api_allocation_get(struct req *r)
+{
+	struct allocation a;
+	if (load_visible(r, &a) == 0)
+		reply_json(r, 200, render_allocation(&a, r->now));
+}
+
+static int add_alloc(void *ctx, const struct allocation *a)
+{
+	struct req *r = ((void **)ctx)[0];
+	return json_array_append_new(((void **)ctx)[1], render_allocation(a, r->now));
+}
+
+void api_allocations_list(struct req *r)
+{
+	json_t *errors = json_array();
+	struct alloc_filter f;
+	memset(&f, 0, sizeof(f));
+	f.status = -1;
+	query_team(r, errors, &f.team);
+	f.limit = query_limit(r, errors);
+	f.cursor = query_cursor(r, errors);
+	const char *status = req_query(r, "status");
+	enum alloc_status st;
+	if (status != NULL) {
+		if (alloc_status_parse(status, &st) != 0)
+			jsonv_error(errors, "status",
+				    "must be one of approved, running, completed, cancelled, expired");
+		else
+			f.status = (int)st;
+	}
+	if (json_array_size(errors) > 0) {
+		reply_invalid(r, errors);
+		return;
+	}
+	json_decref(errors);
+	if (f.team != NULL && !auth_team_allowed(r, f.team)) {
+		reply_err(r, ERR_FORBIDDEN, "this token is not a member of that team");
+		return;
+	}
+	const char *scope_buf[HTTP_MAX_TOKEN_TEAMS];
+	f.teams = auth_team_scope(r, scope_buf, &f.nteams);
+	struct store_conn *db;
+	char next[STORE_ID_LEN * 2] = "";
+	json_t *items = json_array();
+	void *ctx[2] = {r, items};
+	int rc = req_db(r, &db);
+	if (rc == 0)
+		rc = store_conn_ops(db)->alloc_list(db, &f, add_alloc, ctx, next);
+	if (rc != 0) {
+		json_decref(items);
+		reply_err(r, rc, rc == ERR_INVALID ? "bad cursor" : "cannot list allocations");
+		return;
+	}
+	reply_json(r, 200, json_pack("{s:o, s:s?}", "items", items, "next_cursor",
+				     next[0] ? next : NULL));
+}
+
+/* Common path of start, complete and cancel. */
+static void transition(struct req *r, enum alloc_event ev, const char *at_field)
+{
+	json_t *body = NULL, *errors = json_array();
+	struct allocation a;
+	int64_t at = r->now;
+	if (req_json_object(r, true, &body) != 0)
+		goto out;
+	struct jv_field fields[] = {{at_field, JV_STRING, false, 40}, {NULL, 0, false, 0}};
+	jsonv_check(body, at_field ? fields : fields + 1, "", errors);
+	const char *at_s = at_field ? json_string_value(json_object_get(body, at_field)) : NULL;
+	if (at_s != NULL && time_parse_rfc3339(at_s, &at) != 0)
+		jsonv_error(errors, at_field, "must be an RFC 3339 time");
+	else if (at_s != NULL && at > r->now + ALLOC_FUTURE_SKEW_S)
+		jsonv_error(errors, at_field, "must not be in the future");
+	if (json_array_size(errors) > 0) {
+		reply_invalid(r, errors);
+		errors = NULL;
+		goto out;
+	}
+	if (load_visible(r, &a) != 0)
+		goto out;
+	if (ev == ALLOC_EV_START && at < a.approved_at)
+		jsonv_error(errors, at_field, "must not be before the approval (%s)",
+			    json_string_value(json_object_get(body, at_field)));
+	if (ev == ALLOC_EV_COMPLETE && a.started_at != 0 && at < a.started_at)
+		jsonv_error(errors, at_field, "must not be before started_at");
+	if (json_array_size(errors) > 0) {
+		reply_invalid(r, errors);
+		errors = NULL;
+		goto out;
+	}
+	struct store_conn *db;
+	bool repeat = false;
+	char detail[STORE_DETAIL_LEN] = "";
+	int rc = req_db(r, &db);
+	if (rc == 0)
+		rc = store_conn_ops(db)->alloc_transition(db, &r->actor, a.id, ev, at, r->now, &a,
+							  &repeat, detail);
+	if (rc != 0) {
+		if (rc == ERR_CONFLICT && detail[0] == '\0')
+			snprintf(detail, sizeof(detail), "cannot %s an allocation that is %s",
+				 alloc_event_name(ev), alloc_status_name(a.status));
+		reply_err(r, rc, detail[0] ? detail : "cannot change the allocation");
+		goto out;
+	}
+	json_t *v = render_allocation(&a, r->now);
+	if (a.status == ALLOC_COMPLETED)
+		json_object_set_new(v, "released", render_money(a.estimated_micros - a.actual_micros));
+	else if (a.status == ALLOC_CANCELLED || a.status == ALLOC_EXPIRED)
+		json_object_set_new(v, "released", render_money(a.estimated_micros));
+	reply_json(r, 200, v);
+out:
+	json_decref(body);
+	json_decref(errors);
+}
+
+void api_allocation_start(struct req *r)
+{
+	transition(r, ALLOC_EV_START, "started_at");
+}
+
+void api_allocation_complete(struct req *r)
+{
+	transition(r, ALLOC_EV_COMPLETE, "ended_at");
+}
+
+void api_allocation_cancel(struct req *r)
+{
+	transition(r, ALLOC_EV_CANCEL, NULL);
+}

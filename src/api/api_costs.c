@@ -1,0 +1,82 @@
+/*
+ * api_costs.c - spend grouped by team, project, GPU type or day.
+ * Members see only their teams.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/query.h"
+#include "core/err.h"
+#include "core/money.h"
+#include "core/period.h"
+#include "http/jsonv.h"
+
+struct cost_acc {
+	json_t *items;
+	struct cost_row total;
+};
+
+static json_t *render_row(const char *key, const struct cost_row *c)
+{
+	return json_pack("{s:s?, s:o, s:o, s:o, s:o}", "key", key, "spent", render_money(c->spent),
+			 "accrued", render_money(c->accrued), "reserved", render_money(c->reserved),
+			 "gpu_hours", render_money(c->gpu_microhours));
+}
+
+static int add_row(void *ctx, const struct cost_row *c)
+{
+	struct cost_acc *acc = ctx;
+	acc->total.spent += c->spent;
+	acc->total.accrued += c->accrued;
+	acc->total.reserved += c->reserved;
+	acc->total.gpu_microhours += c->gpu_microhours;
+	return json_array_append_new(acc->items, render_row(c->key, c));
+}
+
+void api_costs(struct req *r)
+{
+	json_t *errors = json_array();
+	struct cost_query q;
+	memset(&q, 0, sizeof(q));
+	q.now = r->now;
+	period_bounds(PERIOD_MONTHLY, r->now, &q.from, &q.to);
+	query_time(r, "from", &q.from, errors);
+	query_time(r, "to", &q.to, errors);
+	if (q.to <= q.from)
+		jsonv_error(errors, "to", "must be after from");
+	const char *g = req_query(r, "group_by");
+	static const char *const groups[] = {"team", "project", "gpu_type", "day"};
+	q.group = COST_BY_TEAM;
+	if (g != NULL) {
+		size_t i = 0;
+		while (i < 4 && strcmp(groups[i], g) != 0)
+			i++;
+		if (i == 4)
+			jsonv_error(errors, "group_by", "must be one of team, project, gpu_type, day");
+		else
+			q.group = (enum cost_group)i;
+	}
+	if (json_array_size(errors) > 0) {
+		reply_invalid(r, errors);
+		return;
+	}
+	json_decref(errors);
+	const char *scope_buf[HTTP_MAX_TOKEN_TEAMS];
+	q.teams = auth_team_scope(r, scope_buf, &q.nteams);
+
+	struct store_conn *db;
+	struct cost_acc acc = {.items = json_array()};
+	int rc = req_db(r, &db);
+	if (rc == 0)
+		rc = store_conn_ops(db)->costs(db, &q, add_row, &acc);
+	if (rc != 0) {
+		json_decref(acc.items);
+		reply_err(r, rc, "cannot compute costs");
+		return;
+	}
+	reply_json(r, 200, json_pack("{s:o, s:o, s:s, s:s, s:o, s:o}", "from", render_time(q.from),
+				     "to", render_time(q.to), "group_by", groups[q.group],
+				     "currency", r->app->currency, "items", acc.items, "total",
+				     render_row(NULL, &acc.total)));
+}

@@ -1,0 +1,70 @@
+/*
+ * api_quotes.c - what a request would cost and whether it would be approved
+ * now.  Reads only; the answer can change before an allocation is made, and
+ * the allocation's own atomic check is what counts.
+ */
+#include <stdio.h>
+
+#include "api/api.h"
+#include "core/cost.h"
+#include "core/err.h"
+#include "core/ledger.h"
+#include "core/money.h"
+
+void api_quote(struct req *r)
+{
+	struct alloc_request ar;
+	struct team team;
+	struct gpu_type gpu;
+	struct team_ledger l;
+	if (alloc_request_parse(r, true, &ar, &team, &gpu) != 0)
+		return;
+	struct store_conn *db;
+	int rc = req_db(r, &db);
+	if (rc == 0)
+		rc = store_conn_ops(db)->team_ledger(db, &team, r->now, &l);
+	if (rc != 0) {
+		reply_err(r, rc, "cannot read the team's ledger");
+		return;
+	}
+	struct ledger_check c = {
+		.budget = team.budget_micros,
+		.spent = l.spent,
+		.reserved = l.reserved,
+		.capacity = gpu.capacity,
+		.allocated = gpu.allocated,
+		.gpu_count = ar.gpu_count,
+	};
+	rc = cost_compute(gpu.price_micros, ar.gpu_count, ar.max_runtime_us, &c.estimated);
+	if (rc != 0) {
+		json_t *errors = json_array();
+		json_array_append_new(errors, json_pack("{s:s, s:s}", "field", "gpu_count", "message",
+							"the estimated cost is too large"));
+		reply_invalid(r, errors);
+		return;
+	}
+	struct ledger_decision d;
+	ledger_decide(&c, &d);
+	json_t *reasons = json_array();
+	char need[MONEY_FMT_LEN], avail[MONEY_FMT_LEN], line[200];
+	money_format(c.estimated, need, sizeof(need));
+	money_format(d.available, avail, sizeof(avail));
+	if (!d.budget_ok) {
+		snprintf(line, sizeof(line), "budget: needs %s %s, %s available", need,
+			 r->app->currency, avail);
+		json_array_append_new(reasons, json_string(line));
+	}
+	if (!d.capacity_ok) {
+		snprintf(line, sizeof(line), "capacity: needs %lld GPUs of %s, %lld free",
+			 (long long)ar.gpu_count, gpu.id, (long long)d.gpus_available);
+		json_array_append_new(reasons, json_string(line));
+	}
+	reply_json(r, 200,
+		   json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:I, s:b, s:o}", "team", team.id,
+			     "gpu_type", gpu.id, "gpu_count", (json_int_t)ar.gpu_count,
+			     "max_runtime_hours", render_hours(ar.max_runtime_us),
+			     "price_per_gpu_hour", render_money(gpu.price_micros), "estimated_cost",
+			     render_money(c.estimated), "available", render_money(d.available),
+			     "gpus_available", (json_int_t)d.gpus_available, "approved", d.approved,
+			     "reasons", reasons));
+}

@@ -1,0 +1,21 @@
+/* query.h - query-string parameters shared by list endpoints. */
+#ifndef PLINTH_QUERY_H
+#define PLINTH_QUERY_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "http/http.h"
+
+#define QUERY_DEFAULT_LIMIT 50
+
+/* ?limit= 1..STORE_MAX_PAGE, default 50; a bad value adds to errors. */
+int query_limit(struct req *r, json_t *errors);
+/* ?cursor= or NULL. */
+const char *query_cursor(struct req *r, json_t *errors);
+/* ?name= as RFC 3339 or YYYY-MM-DD: 1 and *out when present, 0 absent, -1 bad. */
+int query_time(struct req *r, const char *name, int64_t *out, json_t *errors);
+/* ?team= validated as a label; *out NULL when absent. */
+int query_team(struct req *r, json_t *errors, const char **out);
+
+#endif

@@ -1,0 +1,549 @@
+/*
+ * cli.c - the shared machinery of the `plinth` client commands: options,
+ * calling the daemon, printing problems and tables.
+ *
+ * It talks to the daemon only through src/net/httpc.h and must never touch
+ * the daemon's internals, never compute money (amounts are printed exactly as
+ * received), and never build JSON by string concatenation (jansson only).
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "net/httpc.h"
+
+/* Bounds for talking to the daemon: a CLI call should never hang or balloon. */
+#define CLI_TIMEOUT_MS 30000L
+#define CLI_MAX_BODY (16u * 1024u * 1024u)
+
+void cli_init(struct cli *c)
+{
+	const char *url = getenv("PLINTH_URL");
+	const char *token = getenv("PLINTH_TOKEN");
+
+	memset(c, 0, sizeof *c);
+	c->url = (url != NULL && url[0] != '\0') ? url : "http://127.0.0.1:8080";
+	c->token = (token != NULL && token[0] != '\0') ? token : NULL;
+	c->cmd = NULL;
+}
+
+int cli_usage(const struct cli *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "plinth%s%s: ", c->cmd ? " " : "", c->cmd ? c->cmd : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'plinth%s%s --help'.\n", c->cmd ? " " : "", c->cmd ? c->cmd : "");
+	return CLI_EXIT_USAGE;
+}
+
+int cli_option_common(struct cli *c, int opt, int argc, char **argv)
+{
+	/* optind has moved past the offending word when getopt reports it. */
+	const char *word = (optind > 0 && optind <= argc) ? argv[optind - 1] : "?";
+
+	switch (opt) {
+	case CLI_OPT_URL:
+		if (optarg[0] == '\0')
+			return cli_usage(c, "--url needs a value");
+		c->url = optarg;
+		return CLI_CONTINUE;
+	case CLI_OPT_TOKEN:
+		c->token = optarg[0] != '\0' ? optarg : NULL;
+		return CLI_CONTINUE;
+	case CLI_OPT_JSON:
+		c->json = 1;
+		return CLI_CONTINUE;
+	case 'h':
+		fputs(c->help ? c->help : "", stdout);
+		return CLI_EXIT_OK;
+	case ':':
+		return cli_usage(c, "option '%s' needs a value", word);
+	case '?':
+		if (optopt != 0)
+			return cli_usage(c, "unknown option '-%c'", optopt);
+		return cli_usage(c, "unknown option '%s'", word);
+	default:
+		return cli_usage(c, "unexpected option '%s'", word);
+	}
+}
+
+int cli_parse_int(const char *s, long long *out)
+{
+	char *end = NULL;
+	long long v;
+
+	if (s == NULL || s[0] == '\0')
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* See cli.h: shared by quote and allocate so both validate alike. */
+int cli_body_request(struct cli *c, json_t *body, const char *team, const char *gpu_type,
+	const char *gpus, const char *hours)
+{
+	long long n = 0;
+	double h;
+	char *end = NULL;
+
+	if (team == NULL)
+		return cli_usage(c, "--team is required");
+	if (gpu_type == NULL)
+		return cli_usage(c, "--gpu-type is required");
+	if (gpus == NULL)
+		return cli_usage(c, "--gpus is required");
+	if (hours == NULL)
+		return cli_usage(c, "--hours is required");
+	if (cli_parse_int(gpus, &n) != 0)
+		return cli_usage(c, "--gpus must be a whole number, got '%s'", gpus);
+	/* strtod only checks the syntax of a duration; money never goes through double. */
+	h = strtod(hours, &end);
+	if (end == hours || *end != '\0' || !isfinite(h))
+		return cli_usage(c, "--hours must be a number, got '%s'", hours);
+	if (json_object_set_new(body, "team", json_string(team)) != 0 ||
+	    json_object_set_new(body, "gpu_type", json_string(gpu_type)) != 0 ||
+	    json_object_set_new(body, "gpu_count", json_integer(n)) != 0 ||
+	    json_object_set_new(body, "max_runtime_hours", json_real(h)) != 0) {
+		fprintf(stderr, "plinth: cannot build the request (bad UTF-8 or out of memory)\n");
+		return CLI_EXIT_USAGE;
+	}
+	return CLI_EXIT_OK;
+}
+
+/* --- request paths ------------------------------------------------------ */
+
+static void cli_path_put(struct cli_path *p, const char *s, int encode)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+		int plain = !encode || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			(ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~';
+		size_t need = plain ? 1 : 3;
+
+		if (p->len + need >= sizeof p->buf) {
+			p->overflow = 1;
+			return;
+		}
+		if (plain) {
+			p->buf[p->len++] = (char)ch;
+		} else {
+			p->buf[p->len++] = '%';
+			p->buf[p->len++] = hex[ch >> 4];
+			p->buf[p->len++] = hex[ch & 15];
+		}
+	}
+	p->buf[p->len] = '\0';
+}
+
+void cli_path_init(struct cli_path *p, const char *literal)
+{
+	memset(p, 0, sizeof *p);
+	cli_path_put(p, literal, 0);
+}
+
+void cli_path_segment(struct cli_path *p, const char *segment)
+{
+	cli_path_put(p, "/", 0);
+	cli_path_put(p, segment, 1);
+}
+
+void cli_path_literal(struct cli_path *p, const char *literal)
+{
+	cli_path_put(p, literal, 0);
+}
+
+void cli_path_query(struct cli_path *p, const char *key, const char *value)
+{
+	if (value == NULL)
+		return;
+	cli_path_put(p, p->nquery++ == 0 ? "?" : "&", 0);
+	cli_path_put(p, key, 1);
+	cli_path_put(p, "=", 0);
+	cli_path_put(p, value, 1);
+}
+
+/* --- calling the daemon ------------------------------------------------- */
+
+/* A header value must not smuggle a line break into the request. */
+static int cli_header_safe(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* Prints the problem+json (or whatever came back) of a failed call to stderr. */
+static void cli_problem_print(const struct cli *c, const struct httpc_response *r)
+{
+	json_t *p = NULL;
+	json_error_t jerr;
+	const char *title = NULL, *detail = NULL;
+
+	if (r->len > 0)
+		p = json_loadb(r->body, r->len, 0, &jerr);
+	if (json_is_object(p)) {
+		title = json_string_value(json_object_get(p, "title"));
+		detail = json_string_value(json_object_get(p, "detail"));
+	}
+	if (title != NULL) {
+		if (detail != NULL && detail[0] != '\0')
+			fprintf(stderr, "plinth: %s: %s\n", title, detail);
+		else
+			fprintf(stderr, "plinth: %s\n", title);
+	} else {
+		/* Not a problem document: show the status and the first line of the body. */
+		int n = 0;
+		while ((size_t)n < r->len && n < 200 && r->body[n] != '\n' && r->body[n] != '\r')
+			n++;
+		fprintf(stderr, "plinth: HTTP %ld%s%.*s\n", r->status, n > 0 ? ": " : "", n, r->body);
+	}
+	if (json_is_object(p)) {
+		json_t *errs = json_object_get(p, "errors");
+		size_t i;
+		json_t *e;
+		static const char *const extras[] = { "estimated_cost", "available", "gpus_available" };
+
+		json_array_foreach(errs, i, e) {
+			const char *field = json_string_value(json_object_get(e, "field"));
+			const char *msg = json_string_value(json_object_get(e, "message"));
+			fprintf(stderr, "  %s: %s\n", field ? field : "?", msg ? msg : "invalid");
+		}
+		/* A refusal says what was asked and what is left: worth showing. */
+		for (i = 0; i < sizeof extras / sizeof extras[0]; i++) {
+			char buf[64];
+			json_t *v = json_object_get(p, extras[i]);
+			if (v != NULL && !json_is_null(v))
+				fprintf(stderr, "  %s: %s\n", extras[i], cli_json_text(v, buf, sizeof buf));
+		}
+	}
+	if (r->status == 401 && c->token == NULL)
+		fprintf(stderr, "plinth: hint: pass --token or set PLINTH_TOKEN\n");
+	json_decref(p);
+}
+
+int cli_call(struct cli *c, const char *method, const struct cli_path *path, json_t *body,
+	const char *extra_header, json_t **out)
+{
+	struct httpc_response r = { 0 };
+	char *url = NULL, *auth = NULL, *payload = NULL;
+	const char *headers[6] = { NULL };
+	size_t nh = 0, ulen;
+	char detail[HTTPC_DETAIL_LEN] = "";
+	json_t *parsed = NULL;
+	json_error_t jerr;
+	int rc = CLI_EXIT_API, err;
+
+	if (path->overflow)
+		return cli_usage(c, "an argument is too long for a request");
+	if (c->token != NULL && !cli_header_safe(c->token))
+		return cli_usage(c, "the token contains control characters");
+
+	/* The base URL may end in '/'; the path always starts with one. */
+	ulen = strlen(c->url);
+	while (ulen > 0 && c->url[ulen - 1] == '/')
+		ulen--;
+	if (asprintf(&url, "%.*s%s", (int)ulen, c->url, path->buf) < 0) {
+		url = NULL;
+		fprintf(stderr, "plinth: out of memory\n");
+		goto out;
+	}
+	headers[nh++] = "Accept: application/json, application/problem+json";
+	headers[nh++] = "User-Agent: plinth/" PLINTH_VERSION;
+	if (c->token != NULL) {
+		if (asprintf(&auth, "Authorization: Bearer %s", c->token) < 0) {
+			auth = NULL;
+			fprintf(stderr, "plinth: out of memory\n");
+			goto out;
+		}
+		headers[nh++] = auth;
+	}
+	if (body != NULL) {
+		/* 15 significant digits print 0.1 as 0.1, not 0.10000000000000001. */
+		payload = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
+		if (payload == NULL) {
+			fprintf(stderr, "plinth: cannot encode the request\n");
+			goto out;
+		}
+		headers[nh++] = "Content-Type: application/json";
+	}
+	if (extra_header != NULL)
+		headers[nh++] = extra_header;
+	headers[nh] = NULL;
+
+	err = httpc_request(method, url, headers, payload, payload ? strlen(payload) : 0,
+		CLI_TIMEOUT_MS, CLI_MAX_BODY, &r, detail);
+	if (err != 0) {
+		fprintf(stderr, "plinth: %s\n", detail[0] ? detail : err_name(err));
+		rc = err == ERR_UNAVAILABLE ? CLI_EXIT_UNREACHABLE :
+			err == ERR_INVALID ? CLI_EXIT_USAGE : CLI_EXIT_API;
+		goto out;
+	}
+	if (r.status < 200 || r.status > 299) {
+		cli_problem_print(c, &r);
+		rc = CLI_EXIT_API;
+		goto out;
+	}
+	if (r.len > 0) {
+		parsed = json_loadb(r.body, r.len, 0, &jerr);
+		if (parsed == NULL) {
+			fprintf(stderr, "plinth: the daemon sent invalid JSON: %s\n", jerr.text);
+			rc = CLI_EXIT_API;
+			goto out;
+		}
+	}
+	if (c->json && r.len > 0) {
+		fwrite(r.body, 1, r.len, stdout);
+		if (r.body[r.len - 1] != '\n')
+			fputc('\n', stdout);
+	}
+	*out = parsed; /* ownership moves to the caller */
+	parsed = NULL;
+	rc = CLI_EXIT_OK;
+out:
+	json_decref(parsed);
+	httpc_response_done(&r);
+	free(payload);
+	free(auth);
+	free(url);
+	return rc;
+}
+
+/* --- tables --------------------------------------------------------------- */
+
+struct cli_table {
+	size_t ncols;
+	const char *const *headers; /* borrowed, static strings */
+	char aligns[16];
+	char **cells;               /* owned, ncells strings */
+	size_t ncells, cap;
+	int failed;
+};
+
+struct cli_table *cli_table_new(size_t ncols, const char *const *headers, const char *aligns)
+{
+	struct cli_table *t;
+
+	if (ncols == 0 || ncols >= sizeof t->aligns || strlen(aligns) != ncols)
+		return NULL;
+	t = calloc(1, sizeof *t);
+	if (t == NULL)
+		return NULL;
+	t->ncols = ncols;
+	t->headers = headers;
+	memcpy(t->aligns, aligns, ncols);
+	return t;
+}
+
+void cli_table_cell(struct cli_table *t, const char *s)
+{
+	char *copy;
+
+	if (t == NULL || t->failed)
+		return;
+	if (t->ncells == t->cap) {
+		size_t ncap = t->cap ? t->cap * 2 : 32;
+		char **n = realloc(t->cells, ncap * sizeof *n);
+		if (n == NULL) {
+			t->failed = 1;
+			return;
+		}
+		t->cells = n;
+		t->cap = ncap;
+	}
+	copy = strdup(s != NULL ? s : "-");
+	if (copy == NULL) {
+		t->failed = 1;
+		return;
+	}
+	t->cells[t->ncells++] = copy;
+}
+
+void cli_table_cellf(struct cli_table *t, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	cli_table_cell(t, buf);
+}
+
+const char *cli_json_text(const json_t *v, char *buf, size_t n)
+{
+	if (v == NULL || json_is_null(v))
+		snprintf(buf, n, "-");
+	else if (json_is_string(v))
+		snprintf(buf, n, "%s", json_string_value(v));
+	else if (json_is_integer(v))
+		snprintf(buf, n, "%lld", (long long)json_integer_value(v));
+	else if (json_is_real(v))
+		snprintf(buf, n, "%.15g", json_real_value(v));
+	else if (json_is_true(v))
+		snprintf(buf, n, "yes");
+	else if (json_is_false(v))
+		snprintf(buf, n, "no");
+	else if (json_is_array(v)) {
+		/* Lists of names (a token's teams) read best comma-separated. */
+		size_t i, off = 0;
+		json_t *e;
+		buf[0] = '\0';
+		json_array_foreach(v, i, e) {
+			char item[256];
+			int w = snprintf(buf + off, n - off, "%s%s", i ? "," : "",
+				cli_json_text(e, item, sizeof item));
+			if (w < 0 || (size_t)w >= n - off)
+				break;
+			off += (size_t)w;
+		}
+		if (off == 0)
+			snprintf(buf, n, "-");
+	} else {
+		char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+		snprintf(buf, n, "%s", s ? s : "?");
+		free(s);
+	}
+	return buf;
+}
+
+void cli_table_cell_json(struct cli_table *t, const json_t *obj, const char *key)
+{
+	char buf[1100];
+
+	cli_table_cell(t, cli_json_text(json_object_get(obj, key), buf, sizeof buf));
+}
+
+void cli_table_cell_money(struct cli_table *t, const json_t *obj, const char *key,
+	const char *currency)
+{
+	const json_t *v = json_object_get(obj, key);
+
+	if (!json_is_string(v)) {
+		cli_table_cell(t, "-");
+		return;
+	}
+	cli_table_cellf(t, "%s %s", json_string_value(v), currency ? currency : "USD");
+}
+
+int cli_table_print(const struct cli_table *t, FILE *f)
+{
+	size_t width[16] = { 0 };
+	size_t i, col;
+
+	if (t == NULL || t->failed) {
+		fprintf(stderr, "plinth: out of memory\n");
+		return -1;
+	}
+	for (col = 0; t->headers != NULL && col < t->ncols; col++)
+		width[col] = strlen(t->headers[col]);
+	for (i = 0; i < t->ncells; i++) {
+		size_t len = strlen(t->cells[i]);
+		if (len > width[i % t->ncols])
+			width[i % t->ncols] = len;
+	}
+	if (t->headers != NULL) {
+		for (col = 0; col < t->ncols; col++) {
+			int w = (int)width[col];
+			const char *sep = col + 1 < t->ncols ? "  " : "";
+			if (t->aligns[col] == 'r')
+				fprintf(f, "%*s%s", w, t->headers[col], sep);
+			else if (col + 1 < t->ncols)
+				fprintf(f, "%-*s%s", w, t->headers[col], sep);
+			else
+				fprintf(f, "%s", t->headers[col]);
+		}
+		fputc('\n', f);
+	}
+	for (i = 0; i < t->ncells; i++) {
+		col = i % t->ncols;
+		int w = (int)width[col];
+		const char *sep = col + 1 < t->ncols ? "  " : "\n";
+		if (t->aligns[col] == 'r')
+			fprintf(f, "%*s%s", w, t->cells[i], sep);
+		else if (col + 1 < t->ncols)
+			fprintf(f, "%-*s%s", w, t->cells[i], sep);
+		else
+			fprintf(f, "%s%s", t->cells[i], sep);
+	}
+	/* A partial last row still ends its line. */
+	if (t->ncells % t->ncols != 0)
+		fputc('\n', f);
+	return 0;
+}
+
+void cli_table_free(struct cli_table *t)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->ncells; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	free(t);
+}
+
+/* --- shared views --------------------------------------------------------- */
+
+int cli_print_allocation(const json_t *a)
+{
+	static const char *const plain[] = { "id", "status", "team", "project", "gpu_type",
+		"gpu_count", "max_runtime_hours", "purpose" };
+	static const char *const money[] = { "price_per_gpu_hour", "estimated_cost",
+		"accrued_cost", "actual_cost", "released" };
+	static const char *const times[] = { "approved_at", "expires_at", "started_at",
+		"ended_at", "period_start", "created_by" };
+	struct cli_table *t = cli_table_new(2, NULL, "ll");
+	const json_t *labels = json_object_get(a, "labels");
+	int rc = CLI_EXIT_OK;
+	size_t i;
+
+	if (t == NULL) {
+		fprintf(stderr, "plinth: out of memory\n");
+		return CLI_EXIT_API;
+	}
+	for (i = 0; i < sizeof plain / sizeof plain[0]; i++) {
+		if (json_object_get(a, plain[i]) == NULL)
+			continue;
+		cli_table_cell(t, plain[i]);
+		cli_table_cell_json(t, a, plain[i]);
+	}
+	for (i = 0; i < sizeof money / sizeof money[0]; i++) {
+		if (json_object_get(a, money[i]) == NULL)
+			continue;
+		cli_table_cell(t, money[i]);
+		cli_table_cell_money(t, a, money[i], "USD");
+	}
+	if (json_object_size(labels) > 0) {
+		const char *k;
+		json_t *v;
+		json_object_foreach((json_t *)labels, k, v) {
+			cli_table_cellf(t, "label");
+			cli_table_cellf(t, "%s=%s", k, json_is_string(v) ? json_string_value(v) : "?");
+		}
+	}
+	for (i = 0; i < sizeof times / sizeof times[0]; i++) {
+		if (json_object_get(a, times[i]) == NULL)
+			continue;
+		cli_table_cell(t, times[i]);
+		cli_table_cell_json(t, a, times[i]);
+	}
+	if (cli_table_print(t, stdout) != 0)
+		rc = CLI_EXIT_API;
+	cli_table_free(t);
+	return rc;
+}

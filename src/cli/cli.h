@@ -1,0 +1,162 @@
+/*
+ * cli.h - what every `plinth` client command shares: the global options
+ * (--url, --token, --json, --help), calling the daemon over HTTP, printing
+ * problems, and aligned tables.
+ *
+ * The CLI is a plain HTTP client of the daemon: it must never reach into the
+ * daemon's internals (store, core ledger) and never do money arithmetic;
+ * amounts are shown exactly as the API returns them.
+ */
+#ifndef PLINTH_CLI_H
+#define PLINTH_CLI_H
+
+#include <getopt.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#ifndef PLINTH_VERSION
+#define PLINTH_VERSION "0.1.0"
+#endif
+
+/* Exit codes: scripts rely on these. */
+enum cli_exit {
+	CLI_EXIT_OK = 0,          /* success */
+	CLI_EXIT_API = 1,         /* the API refused or failed (4xx/5xx, quote not approved) */
+	CLI_EXIT_USAGE = 2,       /* bad or missing option */
+	CLI_EXIT_UNREACHABLE = 3, /* cannot reach the daemon */
+};
+
+/* Returned by cli_option_common when parsing should simply go on. */
+#define CLI_CONTINUE (-1)
+
+/* Long-option codes of the shared options; commands use values >= 1000. */
+enum cli_opt {
+	CLI_OPT_URL = 900,
+	CLI_OPT_TOKEN,
+	CLI_OPT_JSON,
+};
+
+/* The shared long options, to splice into every command's option table. */
+#define CLI_COMMON_LONGOPTS                                     \
+	{ "url", required_argument, NULL, CLI_OPT_URL },        \
+	{ "token", required_argument, NULL, CLI_OPT_TOKEN },    \
+	{ "json", no_argument, NULL, CLI_OPT_JSON },            \
+	{ "help", no_argument, NULL, 'h' }
+
+/* The optstring every command passes to getopt_long (':' = report missing values). */
+#define CLI_OPTSTRING ":h"
+
+/* The help lines of the shared options, appended to every command's help. */
+#define CLI_COMMON_HELP                                                              \
+	"Global options:\n"                                                          \
+	"  --url URL        daemon base URL (env PLINTH_URL, default http://127.0.0.1:8080)\n" \
+	"  --token TOKEN    bearer token (env PLINTH_TOKEN)\n"                       \
+	"  --json           print the raw JSON response instead of a table\n"       \
+	"  -h, --help       show this help and exit\n"
+
+/* Settings shared by all commands; strings point into argv or the environment. */
+struct cli {
+	const char *url;   /* daemon base URL, never NULL after cli_init */
+	const char *token; /* bearer token or NULL */
+	int json;          /* 1: print raw JSON */
+	const char *cmd;   /* the command name, for messages ("quote") */
+	const char *help;  /* the command's help text, for --help */
+};
+
+/* The client commands; each returns a cli_exit code.  argv[0] is the command name. */
+typedef int (*cli_run_fn)(struct cli *c, int argc, char **argv);
+
+int cmd_quote(struct cli *c, int argc, char **argv);
+int cmd_allocate(struct cli *c, int argc, char **argv);
+int cmd_allocations(struct cli *c, int argc, char **argv);
+int cmd_start(struct cli *c, int argc, char **argv);
+int cmd_complete(struct cli *c, int argc, char **argv);
+int cmd_cancel(struct cli *c, int argc, char **argv);
+int cmd_teams(struct cli *c, int argc, char **argv);
+int cmd_costs(struct cli *c, int argc, char **argv);
+int cmd_token(struct cli *c, int argc, char **argv);
+
+/* The daemon (src/cli/cmd_serve.c): argv[0] is "serve"; returns the process exit code. */
+int cmd_serve(int argc, char **argv);
+
+/* Fills c with defaults: PLINTH_URL or http://127.0.0.1:8080, PLINTH_TOKEN. */
+void cli_init(struct cli *c);
+
+/*
+ * Handles an option getopt_long returned that the command itself does not know:
+ * the shared options, --help (prints c->help to stdout, returns CLI_EXIT_OK),
+ * unknown options and missing values (prints an error with a hint to --help,
+ * returns CLI_EXIT_USAGE).  Returns CLI_CONTINUE when parsing should go on.
+ */
+int cli_option_common(struct cli *c, int opt, int argc, char **argv);
+
+/* Prints "plinth <cmd>: <message>" and the --help hint to stderr; returns CLI_EXIT_USAGE. */
+int cli_usage(const struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parses a whole decimal integer into *out (untouched on failure). Returns 0 or -1. */
+int cli_parse_int(const char *s, long long *out);
+
+/*
+ * Checks the four options of a quote or allocation (all required; --gpus a
+ * whole number, --hours a number) and sets team, gpu_type, gpu_count and
+ * max_runtime_hours (a JSON real: a duration, never money) in body.
+ * Returns CLI_EXIT_OK or CLI_EXIT_USAGE after printing why.
+ */
+int cli_body_request(struct cli *c, json_t *body, const char *team, const char *gpu_type,
+	const char *gpus, const char *hours);
+
+/* A request path with percent-encoded segments and query parameters. */
+struct cli_path {
+	char buf[4096];
+	size_t len;
+	int nquery;   /* query parameters added so far */
+	int overflow; /* set when something did not fit */
+};
+
+/* Starts p with a literal path such as "/v1/allocations". */
+void cli_path_init(struct cli_path *p, const char *literal);
+/* Appends "/" + the percent-encoded segment. */
+void cli_path_segment(struct cli_path *p, const char *segment);
+/* Appends a literal ("/start"). */
+void cli_path_literal(struct cli_path *p, const char *literal);
+/* Appends "?key=value" or "&key=value" (both encoded); a NULL value is skipped. */
+void cli_path_query(struct cli_path *p, const char *key, const char *value);
+
+/*
+ * Calls the daemon: method path (from a cli_path) with an optional JSON body
+ * (borrowed, not consumed) and an optional extra header ("Name: value").
+ * On a 2xx answer returns CLI_EXIT_OK and sets *out to the parsed JSON (the
+ * caller owns it; NULL for an empty body); with --json it first prints the raw
+ * body to stdout.  Otherwise prints the problem to stderr, leaves *out alone and
+ * returns CLI_EXIT_API, CLI_EXIT_UNREACHABLE or CLI_EXIT_USAGE.
+ */
+int cli_call(struct cli *c, const char *method, const struct cli_path *path, json_t *body,
+	const char *extra_header, json_t **out);
+
+/* An aligned text table; cells are copied.  Errors are sticky and reported by print. */
+struct cli_table;
+
+/* headers: ncols names or NULL (no header line, e.g. a key/value view);
+ * aligns: ncols chars, 'l' or 'r'.  Returns NULL when out of memory. */
+struct cli_table *cli_table_new(size_t ncols, const char *const *headers, const char *aligns);
+/* Appends one cell to the current row; a full row starts the next one. */
+void cli_table_cell(struct cli_table *t, const char *s);
+void cli_table_cellf(struct cli_table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends obj[key] rendered as text: strings as-is, numbers, null/absent as "-". */
+void cli_table_cell_json(struct cli_table *t, const json_t *obj, const char *key);
+/* Appends the money obj[key] followed by the currency ("12.50 USD"), or "-". */
+void cli_table_cell_money(struct cli_table *t, const json_t *obj, const char *key,
+	const char *currency);
+/* Writes the table to f; returns 0, or -1 if an earlier cell failed (out of memory). */
+int cli_table_print(const struct cli_table *t, FILE *f);
+void cli_table_free(struct cli_table *t);
+
+/* Renders a JSON scalar as text into buf ("-" for NULL/null). Returns buf. */
+const char *cli_json_text(const json_t *v, char *buf, size_t n);
+
+/* Prints one allocation as a key/value view (shared by allocate, show, start...). */
+int cli_print_allocation(const json_t *a);
+
+#endif

@@ -1,0 +1,370 @@
+/*
+ * cmd_serve.c - `plinth serve`: the daemon.
+ *
+ * Wires settings (flags and environment), the store, first-start seeding,
+ * the admin bootstrap token, the HTTP server, the expiry sweeper and the
+ * graceful stop on SIGTERM/SIGINT.  Everything else lives in its module.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "core/err.h"
+#include "http/http.h"
+#include "http/server.h"
+#include "seed/seed.h"
+#include "util/util.h"
+
+struct serve_opts {
+	const char *listen;
+	const char *data;
+	const char *database_url;
+	const char *admin_token;
+	const char *ready_file;
+	long threads;
+	long start_timeout;
+	long sweep_interval;
+	long max_runtime_hours;
+	int demo;
+};
+
+static void serve_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: plinth serve [options]\n"
+		"\n"
+		"Runs the Plinth daemon: the HTTP API, the budget ledger and the expiry sweeper.\n"
+		"\n"
+		"options (each also read from the environment variable shown):\n"
+		"  --listen HOST:PORT        address to listen on (PLINTH_LISTEN, default 127.0.0.1:8080;\n"
+		"                            port 0 picks a free port)\n"
+		"  --data DIR                data directory for the SQLite ledger (PLINTH_DATA, default ./plinth-data)\n"
+		"  --database-url URL        sqlite:PATH (PLINTH_DATABASE_URL; default DIR/plinth.db)\n"
+		"  --admin-token SECRET      the first admin token (PLINTH_ADMIN_TOKEN); with none and no admin\n"
+		"                            yet, one is generated and printed once\n"
+		"  --start-timeout SECONDS   approved allocations not started by then expire (default 86400)\n"
+		"  --sweep-interval SECONDS  how often expiry is checked (default 30)\n"
+		"  --max-runtime-hours N     upper limit of max_runtime_hours (default 168)\n"
+		"  --threads N               HTTP worker threads (PLINTH_THREADS, default 8)\n"
+		"  --ready-file PATH         write the base URL here once listening (for scripts and tests)\n"
+		"  --demo                    seed a demo organisation on first start (used by `make run`)\n"
+		"  -h, --help                this help\n"
+		"\n"
+		"example: PLINTH_ADMIN_TOKEN=$(openssl rand -hex 24) plinth serve --listen 127.0.0.1:8080 --data /var/lib/plinth\n");
+}
+
+static long env_long(const char *name, long def)
+{
+	const char *v = getenv(name);
+	return v && *v ? strtol(v, NULL, 10) : def;
+}
+
+static const char *env_str(const char *name, const char *def)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : def;
+}
+
+static int parse_long(const char *s, long min, long max, long *out)
+{
+	char *end = NULL;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct serve_opts *o)
+{
+	static const struct option longopts[] = {
+		{"listen", required_argument, NULL, 'l'},
+		{"data", required_argument, NULL, 'd'},
+		{"database-url", required_argument, NULL, 'D'},
+		{"admin-token", required_argument, NULL, 'a'},
+		{"ready-file", required_argument, NULL, 'r'},
+		{"threads", required_argument, NULL, 't'},
+		{"start-timeout", required_argument, NULL, 's'},
+		{"sweep-interval", required_argument, NULL, 'w'},
+		{"max-runtime-hours", required_argument, NULL, 'm'},
+		{"demo", no_argument, NULL, 'x'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	o->listen = env_str("PLINTH_LISTEN", "127.0.0.1:8080");
+	o->data = env_str("PLINTH_DATA", "plinth-data");
+	o->database_url = env_str("PLINTH_DATABASE_URL", NULL);
+	o->admin_token = env_str("PLINTH_ADMIN_TOKEN", NULL);
+	o->threads = env_long("PLINTH_THREADS", 8);
+	o->start_timeout = 86400;
+	o->sweep_interval = 30;
+	o->max_runtime_hours = 168;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		int bad = 0;
+		switch (c) {
+		case 'l': o->listen = optarg; break;
+		case 'd': o->data = optarg; break;
+		case 'D': o->database_url = optarg; break;
+		case 'a': o->admin_token = optarg; break;
+		case 'r': o->ready_file = optarg; break;
+		case 't': bad = parse_long(optarg, 1, 256, &o->threads); break;
+		case 's': bad = parse_long(optarg, 1, 365L * 86400, &o->start_timeout); break;
+		case 'w': bad = parse_long(optarg, 1, 86400, &o->sweep_interval); break;
+		case 'm': bad = parse_long(optarg, 1, 100000, &o->max_runtime_hours); break;
+		case 'x': o->demo = 1; break;
+		case 'h': serve_usage(stdout); exit(0);
+		default: serve_usage(stderr); return -1;
+		}
+		if (bad) {
+			fprintf(stderr, "plinth serve: bad value '%s' (see plinth serve --help)\n",
+				optarg);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "plinth serve: unexpected argument '%s' (see plinth serve --help)\n",
+			argv[optind]);
+		return -1;
+	}
+	if (o->threads < 1 || o->threads > 256) {
+		fprintf(stderr, "plinth serve: --threads must be 1..256\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* Writes text to path atomically (temp file + rename), mode 0600. */
+static int write_file_atomic(const char *path, const char *text)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return -1;
+	size_t len = strlen(text);
+	int ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+	ok = (close(fd) == 0) && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* The admin bootstrap: an env/flag token is ensured; with none and no admin
+ * yet, a new one is generated and printed once (and, in demo mode, kept in
+ * DIR/demo-admin-token so `make run` can show it again). */
+static int bootstrap_admin(struct store_conn *c, const struct serve_opts *o, int64_t now)
+{
+	const struct store_ops *ops = store_conn_ops(c);
+	char secret[UTIL_SECRET_LEN + 64], hash[STORE_HASH_LEN], demo_path[4096];
+	struct token t;
+	const struct actor system = {"system", "plinth serve", ROLE_ADMIN};
+	snprintf(demo_path, sizeof(demo_path), "%s/demo-admin-token", o->data);
+	int rc;
+	bool generated = false;
+	if (o->admin_token != NULL) {
+		snprintf(secret, sizeof(secret), "%s", o->admin_token);
+	} else {
+		FILE *f = o->demo ? fopen(demo_path, "r") : NULL;
+		if (f != NULL) {
+			if (fgets(secret, sizeof(secret), f) == NULL)
+				secret[0] = '\0';
+			fclose(f);
+			secret[strcspn(secret, "\r\n")] = '\0';
+		} else {
+			bool exists = false;
+			rc = ops->admin_exists(c, &exists);
+			if (rc != 0)
+				return rc;
+			if (exists)
+				return 0;
+			rc = util_random_secret(secret, sizeof(secret));
+			if (rc != 0)
+				return rc;
+			generated = true;
+		}
+	}
+	if (strlen(secret) < 16) {
+		fprintf(stderr, "plinth serve: the admin token must be at least 16 characters\n");
+		return ERR_INVALID;
+	}
+	rc = util_sha256_hex(secret, strlen(secret), hash);
+	if (rc != 0)
+		return rc;
+	rc = ops->token_by_hash(c, hash, &t);
+	if (rc == ERR_NOT_FOUND) {
+		memset(&t, 0, sizeof(t));
+		rc = util_random_id("tok_", 16, t.id, sizeof(t.id));
+		if (rc != 0)
+			return rc;
+		snprintf(t.name, sizeof(t.name), "bootstrap admin");
+		t.role = ROLE_ADMIN;
+		snprintf(t.teams_json, sizeof(t.teams_json), "[]");
+		t.created_at = now;
+		rc = ops->token_create(c, &system, &t, hash, now);
+	}
+	if (rc != 0)
+		return rc;
+	if (generated && o->demo && write_file_atomic(demo_path, secret) != 0)
+		fprintf(stderr, "plinth serve: cannot write %s: %s\n", demo_path, strerror(errno));
+	if (generated || (o->demo && o->admin_token == NULL)) {
+		printf("admin token%s: %s\n", generated ? " (shown once, store it now)" : "", secret);
+		fflush(stdout);
+	}
+	return 0;
+}
+
+struct sweeper {
+	struct store *store;
+	long interval;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+};
+
+/* Expires approved allocations that were never started, every interval. */
+static void *sweeper_main(void *arg)
+{
+	struct sweeper *sw = arg;
+	pthread_mutex_lock(&sw->mu);
+	while (!sw->stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += sw->interval;
+		pthread_cond_timedwait(&sw->cv, &sw->mu, &ts);
+		if (sw->stop)
+			break;
+		pthread_mutex_unlock(&sw->mu);
+		struct store_conn *c = NULL;
+		int n = 0;
+		int rc = store_conn_acquire(sw->store, &c);
+		if (rc == 0) {
+			rc = store_conn_ops(c)->alloc_expire_due(c, util_now(), &n);
+			store_conn_release(sw->store, c);
+		}
+		if (rc != 0)
+			log_event("error", "expiry sweep failed", json_pack("{s:s}", "error", err_name(rc)));
+		else if (n > 0)
+			log_event("info", "allocations expired", json_pack("{s:i}", "count", n));
+		pthread_mutex_lock(&sw->mu);
+	}
+	pthread_mutex_unlock(&sw->mu);
+	return NULL;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	struct serve_opts o = {0};
+	struct store *store = NULL;
+	struct store_conn *c = NULL;
+	struct server *srv = NULL;
+	struct sweeper sw = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	pthread_t sweeper_thread;
+	bool sweeper_started = false;
+	char detail[STORE_DETAIL_LEN] = "", url[4200];
+	int exit_code = 1;
+
+	if (parse_opts(argc, argv, &o) != 0)
+		return 2;
+	/* Signals are handled by sigwait() below; every thread inherits the mask. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (o.database_url == NULL) {
+		if (mkdir(o.data, 0700) != 0 && errno != EEXIST) {
+			fprintf(stderr, "plinth serve: cannot create %s: %s\n", o.data, strerror(errno));
+			return 1;
+		}
+		snprintf(url, sizeof(url), "sqlite:%s/plinth.db", o.data);
+	} else {
+		snprintf(url, sizeof(url), "%s", o.database_url);
+	}
+	int rc = store_open(url, (int)o.threads + 2, &store, detail);
+	if (rc == 0)
+		rc = store_conn_acquire(store, &c);
+	if (rc == 0)
+		rc = store_conn_ops(c)->migrate(c, detail);
+	int64_t now = util_now();
+	if (rc == 0)
+		rc = seed_catalog(c, now, detail);
+	if (rc == 0 && o.demo)
+		rc = seed_demo(c, now, detail);
+	if (rc == 0)
+		rc = bootstrap_admin(c, &o, now);
+	if (c != NULL)
+		store_conn_release(store, c);
+	if (rc != 0) {
+		fprintf(stderr, "plinth serve: cannot start: %s%s%s\n", err_name(rc),
+			detail[0] ? ": " : "", detail);
+		goto out;
+	}
+
+	struct app app = {
+		.store = store,
+		.start_timeout_s = o.start_timeout,
+		.max_runtime_hours = o.max_runtime_hours,
+		.currency = "USD",
+	};
+	unsigned port = 0;
+	rc = server_start(&app, o.listen, (unsigned)o.threads, &srv, &port, detail, sizeof(detail));
+	if (rc != 0) {
+		fprintf(stderr, "plinth serve: %s\n", detail);
+		goto out;
+	}
+	char host[256];
+	snprintf(host, sizeof(host), "%s", o.listen);
+	char *colon = strrchr(host, ':');
+	if (colon != NULL)
+		*colon = '\0';
+	char base[400];
+	snprintf(base, sizeof(base), "http://%s:%u", host[0] ? host : "127.0.0.1", port);
+	sw.store = store;
+	sw.interval = o.sweep_interval;
+	if (pthread_create(&sweeper_thread, NULL, sweeper_main, &sw) == 0)
+		sweeper_started = true;
+	log_event("info", "listening",
+		  json_pack("{s:s, s:s, s:s}", "url", base, "store", store->ops->name, "version",
+			    PLINTH_VERSION));
+	printf("Plinth is listening on %s (API: %s/v1/, health: %s/healthz)\n", base, base, base);
+	fflush(stdout);
+	if (o.ready_file != NULL) {
+		char line[420];
+		snprintf(line, sizeof(line), "%s\n", base);
+		if (write_file_atomic(o.ready_file, line) != 0)
+			fprintf(stderr, "plinth serve: cannot write %s\n", o.ready_file);
+	}
+	int sig = 0;
+	sigwait(&sigs, &sig);
+	log_event("info", "stopping", json_pack("{s:i}", "signal", sig));
+	server_stop(srv, 30);
+	exit_code = 0;
+out:
+	if (sweeper_started) {
+		pthread_mutex_lock(&sw.mu);
+		sw.stop = true;
+		pthread_cond_signal(&sw.cv);
+		pthread_mutex_unlock(&sw.mu);
+		pthread_join(sweeper_thread, NULL);
+	}
+	store_close(store);
+	if (exit_code == 0)
+		log_event("info", "stopped", NULL);
+	return exit_code;
+}

@@ -1,0 +1,73 @@
+/*
+ * period.c - calendar-aligned budget periods in UTC.
+ *
+ * Decides which [start, end) a budget instant belongs to.  Pure: never reads
+ * the clock or a time zone; weeks start on Monday (ISO 8601).
+ */
+#include "core/period.h"
+
+#include <string.h>
+
+#include "core/err.h"
+#include "core/timeutil.h"
+
+static const char *const period_names[] = {
+	[PERIOD_WEEKLY] = "weekly",
+	[PERIOD_MONTHLY] = "monthly",
+	[PERIOD_QUARTERLY] = "quarterly",
+	[PERIOD_YEARLY] = "yearly",
+};
+
+int period_kind_parse(const char *s, enum period_kind *out)
+{
+	if (s == NULL || out == NULL)
+		return ERR_INVALID;
+	for (size_t i = 0; i < sizeof(period_names) / sizeof(period_names[0]); i++) {
+		if (strcmp(s, period_names[i]) == 0) {
+			*out = (enum period_kind)i;
+			return 0;
+		}
+	}
+	return ERR_INVALID;
+}
+
+/* Returns the wire name, or "unknown" for a value outside the enum. */
+const char *period_kind_name(enum period_kind kind)
+{
+	if ((unsigned)kind >= sizeof(period_names) / sizeof(period_names[0]))
+		return "unknown";
+	return period_names[kind];
+}
+
+void period_bounds(enum period_kind kind, int64_t t, int64_t *start, int64_t *end)
+{
+	int64_t day0 = time_day_start(t) / 86400;
+	int64_t y;
+	unsigned m, d;
+	time_civil_from_days(day0, &y, &m, &d);
+
+	switch (kind) {
+	case PERIOD_WEEKLY: {
+		/* 1970-01-01 was a Thursday: (days + 3) mod 7 is 0 on Mondays. */
+		int64_t wd = ((day0 + 3) % 7 + 7) % 7;
+		*start = (day0 - wd) * 86400;
+		*end = *start + 7 * 86400;
+		return;
+	}
+	case PERIOD_QUARTERLY: {
+		unsigned qm = (m - 1) / 3 * 3 + 1;
+		*start = time_from_civil(y, qm, 1);
+		*end = qm == 10 ? time_from_civil(y + 1, 1, 1) : time_from_civil(y, qm + 3, 1);
+		return;
+	}
+	case PERIOD_YEARLY:
+		*start = time_from_civil(y, 1, 1);
+		*end = time_from_civil(y + 1, 1, 1);
+		return;
+	case PERIOD_MONTHLY:
+	default: /* an out-of-range kind is a programmer error; monthly is the default */
+		*start = time_from_civil(y, m, 1);
+		*end = m == 12 ? time_from_civil(y + 1, 1, 1) : time_from_civil(y, m + 1, 1);
+		return;
+	}
+}

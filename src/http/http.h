@@ -1,0 +1,128 @@
+/*
+ * http.h - the request context shared by the server glue, the router, auth,
+ * validation and the API handlers.
+ *
+ * One struct req lives for one HTTP request: allocated by server.c when the
+ * request starts, freed (with everything it owns) when the response has been
+ * sent.  Handlers never free it; they set a response with one of the
+ * reply_*() functions.
+ */
+#ifndef PLINTH_HTTP_H
+#define PLINTH_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+#define HTTP_MAX_BODY (1024 * 1024) /* bodies over 1 MiB are refused with 413 */
+#define HTTP_MAX_HEADERS 100
+#define HTTP_MAX_PARAMS 3
+#define HTTP_MAX_TOKEN_TEAMS 32
+#define HTTP_PROBLEM_BASE "https://plinth.io/problems/"
+/* Compact JSON; reals (thresholds, hours, latencies) with 15 significant
+ * digits so 0.8 prints as 0.8, not 0.80000000000000004. */
+#define HTTP_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
+/* Daemon-wide settings and shared state; owned by cmd_serve. */
+struct app {
+	struct store *store;
+	int64_t start_timeout_s;   /* approved but not started -> expired after this */
+	int64_t max_runtime_hours; /* upper bound for max_runtime_hours */
+	const char *currency;      /* "USD" */
+};
+
+struct req {
+	struct app *app;
+	void *conn;             /* struct MHD_Connection *, opaque outside server.c */
+	char method[16];
+	char path[512];
+	char id[32];            /* request id for logs and problem details */
+	int64_t now;            /* wall clock at request start, seconds */
+	int64_t t0_us;          /* monotonic start, for latency */
+
+	char *body;             /* NUL-terminated, owned by the req */
+	size_t body_len;
+	size_t body_cap;
+
+	char params[HTTP_MAX_PARAMS][STORE_ID_LEN * 2]; /* path parameters from the router */
+	int nparams;
+
+	bool authed;
+	struct token token;     /* the caller's token record (no secret) */
+	struct actor actor;
+	char teams[HTTP_MAX_TOKEN_TEAMS][STORE_ID_LEN]; /* member's teams */
+	size_t nteams;
+
+	struct store_conn *db;  /* acquired lazily by req_db(), released at the end */
+
+	/* The response. */
+	unsigned status;
+	char *resp;             /* malloc'd, owned by the req until sent */
+	size_t resp_len;
+	const char *ctype;
+	char allow[64];         /* Allow header for 405 */
+	bool www_authenticate;  /* add WWW-Authenticate: Bearer for 401 */
+	bool queued;            /* server.c: the response was handed to MHD */
+};
+
+/* --- responses (server.c / problem.c) ------------------------------------ */
+
+/* Sets a JSON response; takes ownership of body (a json_t reference). */
+void reply_json(struct req *r, unsigned status, json_t *body);
+/* Sets a raw response; copies the bytes. */
+void reply_raw(struct req *r, unsigned status, const char *ctype, const char *data, size_t len);
+/* Takes ownership of a malloc'd buffer. */
+void reply_take(struct req *r, unsigned status, const char *ctype, char *data, size_t len);
+
+/*
+ * A problem+json response.  name: the problem type's last segment
+ * ("validation-error"); detail: one line, may be NULL.  extra: extra members
+ * merged in (reference stolen), may be NULL.
+ */
+void reply_problem(struct req *r, unsigned status, const char *name, const char *title,
+		   const char *detail, json_t *extra);
+/* Maps an enum err to its status, name and title in one table, then replies. */
+void reply_err(struct req *r, int err, const char *detail);
+/* 422 with errors[] (reference stolen). */
+void reply_invalid(struct req *r, json_t *errors);
+
+/* --- request helpers (server.c) ------------------------------------------ */
+
+/* A query-string argument or NULL. */
+const char *req_query(struct req *r, const char *key);
+/* A request header or NULL (case-insensitive name). */
+const char *req_header(struct req *r, const char *name);
+/* Frees what the req owns (body, response, database connection), not r. */
+void req_release(struct req *r);
+/* The database connection for this request (acquired on first use). */
+int req_db(struct req *r, struct store_conn **out);
+
+/*
+ * Parses the body as a JSON object.  Replies (400/415/422) and returns -1 on
+ * failure; 0 and *out (a new reference the caller owns) on success.  An empty
+ * body gives an empty object when allow_empty is set.
+ */
+int req_json_object(struct req *r, bool allow_empty, json_t **out);
+
+/* --- auth (auth.c) --------------------------------------------------------- */
+
+/* Authenticates the bearer token; replies 401 and returns -1 on failure. */
+int auth_authenticate(struct req *r);
+/* May this caller act on (or read) the team?  Admin, finance (read) and
+ * service: any team; member: its own teams. */
+bool auth_team_allowed(const struct req *r, const char *team);
+/* For list endpoints: NULL = all teams, else r->teams as a pointer array. */
+const char *const *auth_team_scope(struct req *r, const char **buf, size_t *n);
+
+/* --- logging (reqlog.c) ---------------------------------------------------- */
+void reqlog_write(const struct req *r);
+/* A daemon event as one JSON line on stderr: {"ts","level","msg",...extra}. */
+void log_event(const char *level, const char *msg, json_t *extra);
+
+/* --- routing (router.c) ---------------------------------------------------- */
+void router_dispatch(struct req *r);
+
+#endif

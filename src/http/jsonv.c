@@ -1,0 +1,126 @@
+/*
+ * jsonv.c - validators declared as data; see jsonv.h.
+ */
+#include "http/jsonv.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/money.h"
+
+void jsonv_error(json_t *errors, const char *field, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_array_append_new(errors, json_pack("{s:s, s:s}", "field", field, "message", msg));
+}
+
+static const char *type_name(enum jv_type t)
+{
+	switch (t) {
+	case JV_STRING: return "a string";
+	case JV_INTEGER: return "an integer";
+	case JV_NUMBER: return "a number";
+	case JV_MONEY: return "a decimal string such as \"12.50\"";
+	case JV_OBJECT: return "an object";
+	case JV_ARRAY: return "an array";
+	case JV_BOOL: return "a boolean";
+	}
+	return "?";
+}
+
+static bool type_ok(json_t *v, enum jv_type t)
+{
+	switch (t) {
+	case JV_STRING:
+	case JV_MONEY: return json_is_string(v);
+	case JV_INTEGER: return json_is_integer(v);
+	case JV_NUMBER: return json_is_number(v);
+	case JV_OBJECT: return json_is_object(v);
+	case JV_ARRAY: return json_is_array(v);
+	case JV_BOOL: return json_is_boolean(v);
+	}
+	return false;
+}
+
+int jsonv_check(json_t *obj, const struct jv_field *spec, const char *prefix, json_t *errors)
+{
+	int n = 0;
+	char field[160];
+	const char *key;
+	json_t *v;
+	json_object_foreach(obj, key, v) {
+		const struct jv_field *f = spec;
+		while (f->name != NULL && strcmp(f->name, key) != 0)
+			f++;
+		snprintf(field, sizeof(field), "%s%s", prefix, key);
+		if (f->name == NULL) {
+			jsonv_error(errors, field, "unknown field");
+			n++;
+		}
+	}
+	for (const struct jv_field *f = spec; f->name != NULL; f++) {
+		snprintf(field, sizeof(field), "%s%s", prefix, f->name);
+		v = json_object_get(obj, f->name);
+		if (v == NULL || (json_is_null(v) && !f->required)) {
+			if (f->required) {
+				jsonv_error(errors, field, "is required");
+				n++;
+			}
+			continue;
+		}
+		if (!type_ok(v, f->type)) {
+			jsonv_error(errors, field, "must be %s", type_name(f->type));
+			n++;
+			continue;
+		}
+		if (json_is_string(v)) {
+			size_t max = f->max_len ? f->max_len : 256;
+			size_t len = json_string_length(v);
+			if (len > max) {
+				jsonv_error(errors, field, "must be at most %zu bytes", max);
+				n++;
+			} else if (strlen(json_string_value(v)) != len) {
+				jsonv_error(errors, field, "must not contain NUL characters");
+				n++;
+			}
+		}
+		if (f->type == JV_MONEY && json_is_string(v)) {
+			int64_t m;
+			int rc = money_parse(json_string_value(v), &m);
+			if (rc != 0) {
+				jsonv_error(errors, field,
+					    "must be a non-negative decimal amount with at most 6 "
+					    "decimals, at most 1000000000000");
+				n++;
+			}
+		}
+	}
+	return n;
+}
+
+bool jsonv_is_label(const char *s)
+{
+	size_t len = strlen(s);
+	if (len == 0 || len > 63)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+		if (!alnum && !(c == '-' && i > 0 && i < len - 1))
+			return false;
+	}
+	return true;
+}
+
+int64_t jsonv_money(json_t *obj, const char *name)
+{
+	int64_t m = 0;
+	if (money_parse(json_string_value(json_object_get(obj, name)), &m) != 0)
+		return 0;
+	return m;
+}

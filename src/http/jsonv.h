@@ -1,0 +1,51 @@
+/*
+ * jsonv.h - request validation declared as data (in the spirit of kcgi).
+ *
+ * A handler lists the fields it accepts; jsonv_check() rejects unknown
+ * fields, missing required ones and wrong JSON types, collecting every
+ * problem (not just the first) as {"field","message"} items.  Range and
+ * semantic checks follow in the handler, adding to the same list, and
+ * nothing is changed unless the list stays empty.
+ */
+#ifndef PLINTH_JSONV_H
+#define PLINTH_JSONV_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum jv_type {
+	JV_STRING,
+	JV_INTEGER,
+	JV_NUMBER,  /* integer or real */
+	JV_MONEY,   /* a decimal string, checked with money_parse */
+	JV_OBJECT,
+	JV_ARRAY,
+	JV_BOOL,
+};
+
+struct jv_field {
+	const char *name;
+	enum jv_type type;
+	bool required;
+	size_t max_len; /* strings: maximum length in bytes (0 = 256) */
+};
+
+/* Appends {"field": field, "message": printf(fmt...)} to errors. */
+void jsonv_error(json_t *errors, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * Checks obj against spec (terminated by a {NULL} entry).  prefix names the
+ * enclosing field for nested objects ("budget." -> "budget.amount").
+ * Returns the number of errors appended.
+ */
+int jsonv_check(json_t *obj, const struct jv_field *spec, const char *prefix, json_t *errors);
+
+/* A DNS-1123 label: ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ */
+bool jsonv_is_label(const char *s);
+
+/* Reads a money field known to be valid (after jsonv_check). */
+int64_t jsonv_money(json_t *obj, const char *name);
+
+#endif

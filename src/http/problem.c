@@ -1,0 +1,77 @@
+/*
+ * problem.c - RFC 9457 problem+json responses, and the one table that maps
+ * Plinth's error codes to HTTP statuses.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "http/http.h"
+
+struct err_http {
+	int err;
+	unsigned status;
+	const char *name;
+	const char *title;
+};
+
+static const struct err_http err_table[] = {
+	{ERR_NOMEM, 500, "internal", "Out of memory"},
+	{ERR_INVALID, 422, "validation-error", "Invalid request"},
+	{ERR_NOT_FOUND, 404, "not-found", "Not found"},
+	{ERR_CONFLICT, 409, "conflict", "Impossible state transition"},
+	{ERR_BUDGET, 409, "budget-exceeded", "Budget exceeded"},
+	{ERR_CAPACITY, 409, "capacity-exceeded", "GPU capacity exceeded"},
+	{ERR_FORBIDDEN, 403, "forbidden", "Forbidden"},
+	{ERR_UNAUTHORIZED, 401, "unauthorized", "Unauthorized"},
+	{ERR_IDEMPOTENCY, 422, "idempotency-mismatch",
+	 "Idempotency-Key reused with a different request"},
+	{ERR_STORE, 500, "internal", "Internal error"},
+	{ERR_UNAVAILABLE, 503, "unavailable", "Service unavailable"},
+	{ERR_OVERFLOW, 422, "validation-error", "Amount out of range"},
+	{ERR_TOO_LARGE, 413, "too-large", "Request too large"},
+	{ERR_MALFORMED, 400, "malformed-json", "Malformed JSON"},
+};
+
+void reply_problem(struct req *r, unsigned status, const char *name, const char *title,
+		   const char *detail, json_t *extra)
+{
+	char type[128];
+	snprintf(type, sizeof(type), "%s%s", HTTP_PROBLEM_BASE, name);
+	json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", title, "status",
+			      (int)status, "detail", detail ? detail : title, "instance", r->id);
+	if (p != NULL && extra != NULL)
+		json_object_update(p, extra);
+	json_decref(extra);
+	reply_json(r, status, p);
+	r->ctype = "application/problem+json";
+	if (status == 401)
+		r->www_authenticate = true;
+}
+
+void reply_err(struct req *r, int err, const char *detail)
+{
+	for (size_t i = 0; i < sizeof(err_table) / sizeof(err_table[0]); i++) {
+		if (err_table[i].err == err) {
+			reply_problem(r, err_table[i].status, err_table[i].name, err_table[i].title,
+				      detail, NULL);
+			return;
+		}
+	}
+	reply_problem(r, 500, "internal", "Internal error", detail, NULL);
+}
+
+void reply_invalid(struct req *r, json_t *errors)
+{
+	const char *detail = "the request has invalid fields";
+	json_t *first = json_array_get(errors, 0);
+	char buf[300];
+	if (json_array_size(errors) == 1 && first != NULL) {
+		snprintf(buf, sizeof(buf), "%s: %s",
+			 json_string_value(json_object_get(first, "field")),
+			 json_string_value(json_object_get(first, "message")));
+		detail = buf;
+	}
+	reply_problem(r, 422, "validation-error", "Invalid request", detail,
+		      json_pack("{s:o}", "errors", errors));
+}

@@ -1,0 +1,103 @@
+/*
+ * request.c - building responses and reading request bodies, independent of
+ * the HTTP library (server.c feeds it; the fuzz harness feeds it directly).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/err.h"
+#include "http/http.h"
+#include "http/jsonv.h"
+
+void req_release(struct req *r)
+{
+	if (r->db != NULL)
+		store_conn_release(r->app->store, r->db);
+	r->db = NULL;
+	free(r->body);
+	r->body = NULL;
+	free(r->resp);
+	r->resp = NULL;
+}
+
+int req_db(struct req *r, struct store_conn **out)
+{
+	if (r->db == NULL) {
+		int rc = store_conn_acquire(r->app->store, &r->db);
+		if (rc != 0)
+			return rc;
+	}
+	*out = r->db;
+	return 0;
+}
+
+void reply_take(struct req *r, unsigned status, const char *ctype, char *data, size_t len)
+{
+	free(r->resp);
+	r->status = status;
+	r->ctype = ctype;
+	r->resp = data;
+	r->resp_len = len;
+}
+
+void reply_raw(struct req *r, unsigned status, const char *ctype, const char *data, size_t len)
+{
+	char *copy = malloc(len + 1);
+	if (copy == NULL) {
+		reply_take(r, 500, "text/plain", NULL, 0);
+		return;
+	}
+	memcpy(copy, data, len);
+	copy[len] = '\0';
+	reply_take(r, status, ctype, copy, len);
+}
+
+void reply_json(struct req *r, unsigned status, json_t *body)
+{
+	char *text = body ? json_dumps(body, HTTP_JSON_FLAGS) : NULL;
+	json_decref(body);
+	if (text == NULL) {
+		reply_take(r, 500, "text/plain", NULL, 0);
+		return;
+	}
+	reply_take(r, status, "application/json", text, strlen(text));
+}
+
+int req_json_object(struct req *r, bool allow_empty, json_t **out)
+{
+	if (r->body_len == 0) {
+		if (allow_empty) {
+			*out = json_object();
+			return *out ? 0 : -1;
+		}
+		reply_problem(r, 400, "malformed-json", "Malformed JSON", "a JSON body is required",
+			      NULL);
+		return -1;
+	}
+	const char *ct = req_header(r, "Content-Type");
+	if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
+	    (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
+		reply_problem(r, 415, "unsupported-media-type", "Unsupported media type",
+			      "send the body as Content-Type: application/json", NULL);
+		return -1;
+	}
+	json_error_t jerr;
+	json_t *v = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (v == NULL) {
+		char d[300];
+		snprintf(d, sizeof(d), "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+		reply_problem(r, 400, "malformed-json", "Malformed JSON", d, NULL);
+		return -1;
+	}
+	if (!json_is_object(v)) {
+		json_decref(v);
+		json_t *errors = json_array();
+		jsonv_error(errors, "", "the body must be a JSON object");
+		reply_invalid(r, errors);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}

@@ -1,0 +1,275 @@
+/*
+ * server.c - libmicrohttpd glue.  The only file that includes <microhttpd.h>.
+ *
+ * It turns MHD's callback protocol into one struct req per request: the body
+ * is collected up to HTTP_MAX_BODY (refused with 413 beyond, before any
+ * handler runs), the router runs once the body is complete, and the response
+ * is queued from r->resp.  It counts requests in flight so that a graceful
+ * stop can wait for them.  It never interprets a request itself.
+ */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "http/jsonv.h"
+#include "util/util.h"
+
+struct server {
+	struct MHD_Daemon *mhd;
+	struct app *app;
+	atomic_long inflight;
+};
+
+static struct req *req_new(struct server *s, struct MHD_Connection *c, const char *url,
+			   const char *method)
+{
+	struct req *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return NULL;
+	r->app = s->app;
+	r->conn = c;
+	snprintf(r->method, sizeof(r->method), "%s", method);
+	snprintf(r->path, sizeof(r->path), "%s", url);
+	r->now = util_now();
+	r->t0_us = util_mono_us();
+	if (util_random_id("req_", 16, r->id, sizeof(r->id)) != 0)
+		snprintf(r->id, sizeof(r->id), "req_unknown");
+	return r;
+}
+
+static void req_free(struct req *r)
+{
+	if (r == NULL)
+		return;
+	req_release(r);
+	free(r);
+}
+
+const char *req_query(struct req *r, const char *key)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *req_header(struct req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+/* Appends upload data; false when the body would exceed the limit. */
+static bool body_append(struct req *r, const char *data, size_t len)
+{
+	if (len > HTTP_MAX_BODY - r->body_len)
+		return false;
+	if (r->body_len + len + 1 > r->body_cap) {
+		size_t cap = r->body_cap ? r->body_cap : 4096;
+		while (cap < r->body_len + len + 1)
+			cap *= 2;
+		char *nb = realloc(r->body, cap);
+		if (nb == NULL)
+			return false;
+		r->body = nb;
+		r->body_cap = cap;
+	}
+	memcpy(r->body + r->body_len, data, len);
+	r->body_len += len;
+	r->body[r->body_len] = '\0';
+	return true;
+}
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+{
+	(void)kind;
+	(void)k;
+	(void)v;
+	(*(unsigned *)cls)++;
+	return MHD_YES;
+}
+
+static enum MHD_Result queue(struct req *r)
+{
+	struct MHD_Response *resp = NULL;
+	if (r->resp == NULL && r->status == 0)
+		reply_err(r, ERR_STORE, "no response was produced");
+	if (r->resp != NULL) {
+		resp = MHD_create_response_from_buffer(r->resp_len, r->resp, MHD_RESPMEM_MUST_FREE);
+		if (resp != NULL)
+			r->resp = NULL; /* MHD owns it now */
+	} else {
+		resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	}
+	if (resp == NULL)
+		return MHD_NO;
+	if (r->ctype != NULL && r->status != 204)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
+	MHD_add_response_header(resp, "X-Request-Id", r->id);
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (r->allow[0] != '\0')
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+	if (r->www_authenticate)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"plinth\"");
+	r->queued = true;
+	enum MHD_Result ok = MHD_queue_response(r->conn, r->status, resp);
+	MHD_destroy_response(resp);
+	return ok;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
+{
+	struct server *s = cls;
+	struct req *r = *con_cls;
+	(void)version;
+
+	if (r == NULL) {
+		r = req_new(s, c, url, method);
+		if (r == NULL)
+			return MHD_NO;
+		*con_cls = r;
+		atomic_fetch_add(&s->inflight, 1);
+		unsigned nheaders = 0;
+		MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &nheaders);
+		if (nheaders > HTTP_MAX_HEADERS) {
+			reply_problem(r, 431, "too-many-headers", "Request header fields too large",
+				      "too many request headers", NULL);
+			return queue(r);
+		}
+		const char *cl = req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl != NULL && strtoull(cl, NULL, 10) > HTTP_MAX_BODY) {
+			reply_err(r, ERR_TOO_LARGE, "request body is larger than 1 MiB");
+			return queue(r);
+		}
+		return MHD_YES;
+	}
+	if (r->queued) {
+		*upload_size = 0; /* refused early: discard what is still arriving */
+		return MHD_YES;
+	}
+	if (*upload_size != 0) {
+		if (r->status == 0 && !body_append(r, upload, *upload_size))
+			reply_err(r, ERR_TOO_LARGE, "request body is larger than 1 MiB");
+		*upload_size = 0; /* consumed (or discarded once refused) */
+		if (r->status != 0)
+			return queue(r);
+		return MHD_YES;
+	}
+	router_dispatch(r);
+	return queue(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct server *s = cls;
+	struct req *r = *con_cls;
+	(void)c;
+	(void)toe;
+	if (r == NULL)
+		return;
+	reqlog_write(r);
+	req_free(r);
+	*con_cls = NULL;
+	atomic_fetch_sub(&s->inflight, 1);
+}
+
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
+			bool *ipv6, char *detail, size_t detail_len)
+{
+	char host[256], port[16];
+	const char *colon = strrchr(listen, ':');
+	if (colon == NULL || strlen(colon + 1) == 0 || strlen(colon + 1) >= sizeof(port)) {
+		snprintf(detail, detail_len, "--listen must be HOST:PORT, got '%s'", listen);
+		return ERR_INVALID;
+	}
+	size_t hl = (size_t)(colon - listen);
+	if (hl >= sizeof(host)) {
+		snprintf(detail, detail_len, "--listen host too long");
+		return ERR_INVALID;
+	}
+	memcpy(host, listen, hl);
+	host[hl] = '\0';
+	snprintf(port, sizeof(port), "%s", colon + 1);
+	if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {
+		memmove(host, host + 1, hl - 2);
+		host[hl - 2] = '\0';
+	}
+	struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *ai = NULL;
+	int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
+	if (gai != 0) {
+		snprintf(detail, detail_len, "cannot resolve '%s': %s", listen, gai_strerror(gai));
+		return ERR_INVALID;
+	}
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	*sslen = ai->ai_addrlen;
+	*ipv6 = ai->ai_family == AF_INET6;
+	freeaddrinfo(ai);
+	return 0;
+}
+
+int server_start(struct app *app, const char *listen, unsigned threads, struct server **out,
+		 unsigned *port, char *detail, size_t detail_len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = 0;
+	bool ipv6 = false;
+	int rc = parse_listen(listen, &ss, &sslen, &ipv6, detail, detail_len);
+	if (rc != 0)
+		return rc;
+	struct server *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return ERR_NOMEM;
+	s->app = app;
+	atomic_init(&s->inflight, 0);
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC;
+	if (ipv6)
+		flags |= MHD_USE_IPv6;
+	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				  MHD_OPTION_THREAD_POOL_SIZE, threads,
+				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+				  MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)512,
+				  MHD_OPTION_END);
+	if (s->mhd == NULL) {
+		snprintf(detail, detail_len, "cannot listen on %s: %s", listen,
+			 errno ? strerror(errno) : "libmicrohttpd refused to start");
+		free(s);
+		return ERR_UNAVAILABLE;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	*port = info ? info->port : 0;
+	*out = s;
+	return 0;
+}
+
+void server_stop(struct server *s, int grace_s)
+{
+	if (s == NULL)
+		return;
+	MHD_socket fd = MHD_quiesce_daemon(s->mhd);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+	/* Requests already being processed finish and get their response. */
+	for (int i = 0; i < grace_s * 100 && atomic_load(&s->inflight) > 0; i++) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	MHD_stop_daemon(s->mhd);
+	free(s);
+}
+

@@ -1,0 +1,242 @@
+/*
+ * httpc.c - the blocking HTTP client behind httpc.h, built on libcurl.
+ *
+ * This is the ONLY file in Plinth that includes <curl/curl.h>: every curl
+ * error is translated here into enum err plus a one-line detail.  It must
+ * never print, never follow redirects, never speak anything but http/https,
+ * and never hold more than max_body bytes of a response.
+ */
+#include "net/httpc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "core/err.h"
+
+/* curl_global_init is not thread-safe and must run once per process. */
+static pthread_once_t httpc_once = PTHREAD_ONCE_INIT;
+static CURLcode httpc_global_rc = CURLE_FAILED_INIT;
+
+static void httpc_global_init(void)
+{
+	httpc_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* The growing response body; capped so a hostile server cannot exhaust memory. */
+struct httpc_buf {
+	char *data; /* owned until handed to the response */
+	size_t len;
+	size_t cap;
+	size_t max;
+	int too_large;
+};
+
+static size_t httpc_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct httpc_buf *b = userdata;
+	size_t n = size * nmemb;
+
+	if (n > b->max || b->len > b->max - n) {
+		b->too_large = 1;
+		return 0; /* makes curl abort with CURLE_WRITE_ERROR */
+	}
+	if (b->len + n + 1 > b->cap) {
+		size_t ncap = b->cap ? b->cap : 4096;
+		while (ncap < b->len + n + 1)
+			ncap *= 2;
+		char *nd = realloc(b->data, ncap);
+		if (nd == NULL)
+			return 0;
+		b->data = nd;
+		b->cap = ncap;
+	}
+	memcpy(b->data + b->len, ptr, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return n;
+}
+
+static void httpc_detail_set(char *detail, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void httpc_detail_set(char *detail, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (detail == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(detail, HTTPC_DETAIL_LEN, fmt, ap);
+	va_end(ap);
+}
+
+int httpc_request(const char *method, const char *url, const char *const *headers,
+	const char *body, size_t body_len, long timeout_ms, size_t max_body,
+	struct httpc_response *out, char *detail)
+{
+	CURL *h = NULL;
+	struct curl_slist *hl = NULL;
+	struct httpc_buf buf = { .max = max_body };
+	char errbuf[CURL_ERROR_SIZE] = "";
+	char shorturl[160];
+	int rc = ERR_UNAVAILABLE;
+	CURLcode cc;
+
+	if (method == NULL || url == NULL || out == NULL || (body == NULL && body_len > 0)) {
+		httpc_detail_set(detail, "invalid request arguments");
+		return ERR_INVALID;
+	}
+	snprintf(shorturl, sizeof shorturl, "%s", url);
+
+	pthread_once(&httpc_once, httpc_global_init);
+	if (httpc_global_rc != CURLE_OK) {
+		httpc_detail_set(detail, "libcurl init failed: %s",
+			curl_easy_strerror(httpc_global_rc));
+		return ERR_UNAVAILABLE;
+	}
+
+	h = curl_easy_init();
+	if (h == NULL) {
+		rc = ERR_NOMEM;
+		httpc_detail_set(detail, "out of memory");
+		goto out;
+	}
+
+	/* "Expect:" stops curl from waiting for 100-continue on larger bodies. */
+	hl = curl_slist_append(NULL, "Expect:");
+	if (hl == NULL) {
+		rc = ERR_NOMEM;
+		httpc_detail_set(detail, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; headers != NULL && headers[i] != NULL; i++) {
+		struct curl_slist *n = curl_slist_append(hl, headers[i]);
+		if (n == NULL) {
+			rc = ERR_NOMEM;
+			httpc_detail_set(detail, "out of memory");
+			goto out;
+		}
+		hl = n;
+	}
+
+	if (curl_easy_setopt(h, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, httpc_write_cb) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_WRITEDATA, &buf) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 0L) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_body) != CURLE_OK) {
+		rc = ERR_INVALID;
+		httpc_detail_set(detail, "cannot configure request to %s", shorturl);
+		goto out;
+	}
+
+	if (strcmp(method, "GET") == 0 && body == NULL) {
+		cc = curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	} else {
+		/* POSTFIELDS with an explicit size carries binary-safe bodies and an
+		 * empty body alike; CUSTOMREQUEST then names the real method. */
+		cc = curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+		if (cc == CURLE_OK)
+			cc = curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+		if (cc == CURLE_OK && strcmp(method, "POST") != 0)
+			cc = curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+		if (cc == CURLE_OK && strcmp(method, "DELETE") == 0 && body == NULL)
+			cc = curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+	}
+	if (cc != CURLE_OK) {
+		rc = ERR_INVALID;
+		httpc_detail_set(detail, "cannot configure %s request", method);
+		goto out;
+	}
+
+	cc = curl_easy_perform(h);
+	if (cc != CURLE_OK) {
+		long os_errno = 0;
+		const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
+
+		if (buf.too_large || cc == CURLE_FILESIZE_EXCEEDED) {
+			rc = ERR_TOO_LARGE;
+			httpc_detail_set(detail, "response from %s is larger than %zu bytes",
+				shorturl, max_body);
+			goto out;
+		}
+		if (cc == CURLE_URL_MALFORMAT || cc == CURLE_UNSUPPORTED_PROTOCOL) {
+			rc = ERR_INVALID;
+			httpc_detail_set(detail, "bad url %s: %s", shorturl, why);
+			goto out;
+		}
+		if (cc == CURLE_OPERATION_TIMEDOUT) {
+			rc = ERR_UNAVAILABLE;
+			httpc_detail_set(detail, "no answer from %s in time: %s", shorturl, why);
+			goto out;
+		}
+		if (cc == CURLE_WRITE_ERROR) {
+			rc = ERR_NOMEM;
+			httpc_detail_set(detail, "out of memory reading %s", shorturl);
+			goto out;
+		}
+		rc = ERR_UNAVAILABLE;
+		if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST) {
+			if (curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK &&
+			    os_errno != 0)
+				why = strerror((int)os_errno);
+			httpc_detail_set(detail, "cannot reach %s: %s", shorturl, why);
+		} else {
+			/* Connected, but the exchange broke (e.g. the peer closed early). */
+			httpc_detail_set(detail, "request to %s failed: %s", shorturl, why);
+		}
+		goto out;
+	}
+
+	{
+		long status = 0;
+		char *ct = NULL;
+
+		if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK ||
+		    curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct) != CURLE_OK) {
+			rc = ERR_UNAVAILABLE;
+			httpc_detail_set(detail, "bad response from %s", shorturl);
+			goto out;
+		}
+		if (buf.data == NULL) {
+			buf.data = calloc(1, 1);
+			if (buf.data == NULL) {
+				rc = ERR_NOMEM;
+				httpc_detail_set(detail, "out of memory");
+				goto out;
+			}
+		}
+		memset(out, 0, sizeof *out);
+		out->status = status;
+		out->body = buf.data; /* ownership moves to the caller */
+		out->len = buf.len;
+		buf.data = NULL;
+		if (ct != NULL)
+			snprintf(out->content_type, sizeof out->content_type, "%s", ct);
+	}
+	rc = 0;
+out:
+	free(buf.data);
+	curl_slist_free_all(hl);
+	if (h != NULL)
+		curl_easy_cleanup(h);
+	return rc;
+}
+
+void httpc_response_done(struct httpc_response *r)
+{
+	if (r == NULL)
+		return;
+	free(r->body);
+	memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,249 @@
+/*
+ * store.c - the backend-independent half of the storage layer: opening a
+ * store from a URL, the connection pool, fault injection for tests, role
+ * names and audit entry cleanup.
+ *
+ * It must never speak SQL or know a backend's internals: everything that
+ * touches a database goes through struct store_ops.
+ */
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+
+/*
+ * The pool: connections are opened lazily up to `size`; released ones sit in
+ * a free list.  acquire blocks on the condition variable while every
+ * connection is out.  The pool owns the free connections; a caller owns an
+ * acquired one until it releases it.
+ */
+struct store_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct store_conn *free; /* singly linked through next_free */
+	int open;                /* connections opened (free + acquired) */
+	int size;
+};
+
+static void set_detail(char *detail, const char *msg)
+{
+	if (detail)
+		snprintf(detail, STORE_DETAIL_LEN, "%s", msg);
+}
+
+const char *role_name(enum role r)
+{
+	switch (r) {
+	case ROLE_ADMIN:
+		return "admin";
+	case ROLE_FINANCE:
+		return "finance";
+	case ROLE_MEMBER:
+		return "member";
+	case ROLE_SERVICE:
+		return "service";
+	}
+	return "unknown";
+}
+
+int role_parse(const char *s, enum role *out)
+{
+	static const enum role all[] = {ROLE_ADMIN, ROLE_FINANCE, ROLE_MEMBER, ROLE_SERVICE};
+
+	if (!s)
+		return ERR_INVALID;
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		if (strcmp(s, role_name(all[i])) == 0) {
+			*out = all[i];
+			return 0;
+		}
+	}
+	return ERR_INVALID;
+}
+
+void store_audit_entry_done(struct audit_entry *e)
+{
+	if (!e)
+		return;
+	free(e->before_json);
+	free(e->after_json);
+	e->before_json = NULL;
+	e->after_json = NULL;
+}
+
+bool store_fault_hit(struct store *s)
+{
+	long v = __atomic_load_n(&s->fault_after, __ATOMIC_SEQ_CST);
+
+	/* A CAS loop so that concurrent statements consume the countdown
+	 * exactly once each and exactly one of them fails. */
+	while (v >= 0) {
+		long next = v == 0 ? -1 : v - 1;
+		if (__atomic_compare_exchange_n(&s->fault_after, &v, next, false, __ATOMIC_SEQ_CST,
+						__ATOMIC_SEQ_CST))
+			return v == 0;
+	}
+	return false;
+}
+
+void store_fault_after(struct store *s, long n)
+{
+	__atomic_store_n(&s->fault_after, n < 0 ? -1 : n, __ATOMIC_SEQ_CST);
+}
+
+const struct store_ops *store_conn_ops(struct store_conn *c)
+{
+	return c->store->ops;
+}
+
+int store_conn_acquire(struct store *s, struct store_conn **out)
+{
+	struct store_pool *p = s->pool;
+	struct store_conn *c = NULL;
+	int rc;
+
+	if (pthread_mutex_lock(&p->mu) != 0)
+		return ERR_STORE;
+	while (!p->free && p->open >= p->size)
+		pthread_cond_wait(&p->cv, &p->mu);
+	if (p->free) {
+		c = p->free;
+		p->free = c->next_free;
+		c->next_free = NULL;
+		pthread_mutex_unlock(&p->mu);
+		*out = c;
+		return 0;
+	}
+	/* Reserve the slot, then open outside the lock: opening touches disk. */
+	p->open++;
+	pthread_mutex_unlock(&p->mu);
+
+	rc = s->ops->conn_open(s, &c);
+	if (rc != 0) {
+		pthread_mutex_lock(&p->mu);
+		p->open--;
+		pthread_cond_signal(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		return rc;
+	}
+	c->store = s;
+	c->next_free = NULL;
+	*out = c;
+	return 0;
+}
+
+void store_conn_release(struct store *s, struct store_conn *c)
+{
+	struct store_pool *p = s->pool;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&p->mu);
+	c->next_free = p->free;
+	p->free = c;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Accepts "sqlite:PATH", "sqlite://PATH" or a plain path; *path points into url. */
+static const char *url_sqlite_path(const char *url)
+{
+	if (strncmp(url, "sqlite://", 9) == 0)
+		return url + 9;
+	if (strncmp(url, "sqlite:", 7) == 0)
+		return url + 7;
+	return url;
+}
+
+int store_open(const char *url, int pool_size, struct store **out, char *detail)
+{
+	struct store *s = NULL;
+	struct store_pool *p = NULL;
+	struct store_conn *c = NULL;
+	const char *path;
+	int rc;
+
+	if (!url || !*url) {
+		set_detail(detail, "empty database URL");
+		return ERR_INVALID;
+	}
+	if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) {
+		set_detail(detail, "postgres backend not built");
+		return ERR_STORE;
+	}
+	path = url_sqlite_path(url);
+	if (!*path) {
+		set_detail(detail, "empty sqlite path");
+		return ERR_INVALID;
+	}
+
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		set_detail(detail, "out of memory");
+		return ERR_NOMEM;
+	}
+	if (pthread_mutex_init(&p->mu, NULL) != 0) {
+		free(p);
+		set_detail(detail, "pthread_mutex_init failed");
+		return ERR_STORE;
+	}
+	if (pthread_cond_init(&p->cv, NULL) != 0) {
+		pthread_mutex_destroy(&p->mu);
+		free(p);
+		set_detail(detail, "pthread_cond_init failed");
+		return ERR_STORE;
+	}
+	p->size = pool_size > 0 ? pool_size : 1;
+
+	rc = store_sqlite_new(path, &s, detail);
+	if (rc != 0) {
+		pthread_cond_destroy(&p->cv);
+		pthread_mutex_destroy(&p->mu);
+		free(p);
+		return rc;
+	}
+	s->pool = p; /* from here store_close() frees everything */
+	s->fault_after = -1;
+
+	/* Bring the schema up to date before anyone uses the store. */
+	rc = store_conn_acquire(s, &c);
+	if (rc != 0) {
+		set_detail(detail, "cannot open a database connection");
+		goto fail;
+	}
+	rc = s->ops->migrate(c, detail);
+	store_conn_release(s, c);
+	if (rc != 0)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	store_close(s);
+	return rc;
+}
+
+void store_close(struct store *s)
+{
+	struct store_pool *p;
+
+	if (!s)
+		return;
+	p = s->pool;
+	if (p) {
+		/* Every connection must have been released by now. */
+		while (p->free) {
+			struct store_conn *c = p->free;
+			p->free = c->next_free;
+			s->ops->conn_close(c);
+		}
+		pthread_cond_destroy(&p->cv);
+		pthread_mutex_destroy(&p->mu);
+		free(p);
+		s->pool = NULL;
+	}
+	s->ops->destroy(s);
+}

@@ -1,0 +1,347 @@
+/*
+ * store.h - the one storage interface.
+ *
+ * Every backend (store_sqlite.c today, store_pg.c next) implements struct
+ * store_ops.  Each write operation is ONE transaction: it either commits all
+ * of its rows (domain rows + audit row + idempotency row) or none.  The
+ * ledger rule (check and reserve) is evaluated inside the transaction with
+ * ledger_decide(), so it holds under any concurrency, across processes
+ * sharing the database, and through crashes.
+ *
+ * Connections: store_conn_acquire() hands out a connection owned by the
+ * caller until store_conn_release().  A connection is used by one thread at a
+ * time.
+ *
+ * Strings in the records are fixed-size, NUL-terminated arrays so a record
+ * has no owner beyond whoever holds the struct.  Sizes are the validation
+ * limits, enforced by the API layer before calling the store.
+ *
+ * Errors: 0, ERR_NOT_FOUND, ERR_CONFLICT, ERR_BUDGET, ERR_CAPACITY,
+ * ERR_IDEMPOTENCY, ERR_STORE (the statement failed; the transaction was
+ * rolled back), ERR_UNAVAILABLE (busy/unreachable), ERR_NOMEM.  A one-line
+ * detail is written to the caller's `detail` buffer when one is given
+ * (STORE_DETAIL_LEN bytes).
+ */
+#ifndef PLINTH_STORE_H
+#define PLINTH_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/lifecycle.h"
+#include "core/period.h"
+
+#define STORE_ID_LEN 64       /* ids: team, gpu type, allocation, token, project */
+#define STORE_NAME_LEN 128    /* display names */
+#define STORE_PURPOSE_LEN 1024
+#define STORE_LABELS_LEN 4096 /* labels as compact JSON object text */
+#define STORE_THRESHOLDS_LEN 256
+#define STORE_TEAMS_LEN 1024  /* token team list, JSON array text */
+#define STORE_DETAIL_LEN 256
+#define STORE_HASH_LEN 65     /* sha-256 hex + NUL */
+#define STORE_MAX_PAGE 500
+
+enum role {
+	ROLE_ADMIN,
+	ROLE_FINANCE,
+	ROLE_MEMBER,
+	ROLE_SERVICE,
+};
+const char *role_name(enum role r);
+int role_parse(const char *s, enum role *out); /* 0 or ERR_INVALID */
+
+/* Who makes a change: recorded in the audit log. */
+struct actor {
+	char token_id[STORE_ID_LEN];
+	char name[STORE_NAME_LEN];
+	enum role role;
+};
+
+struct token {
+	char id[STORE_ID_LEN];
+	char name[STORE_NAME_LEN];
+	enum role role;
+	char teams_json[STORE_TEAMS_LEN]; /* e.g. ["nlp","vision"]; "[]" if none */
+	int64_t created_at;
+	int64_t revoked_at; /* 0 = active */
+};
+
+struct gpu_type {
+	char id[STORE_ID_LEN]; /* "h100-80gb" */
+	char name[STORE_NAME_LEN];
+	int64_t price_micros; /* per GPU-hour */
+	char price_date[16];  /* "2026-07-20" */
+	char price_source[STORE_NAME_LEN]; /* "aws p5.48xlarge us-east-1", "admin" */
+	int64_t capacity;
+	int64_t allocated; /* GPUs held by approved/running allocations */
+	int64_t updated_at;
+};
+
+struct team {
+	char id[STORE_ID_LEN];
+	char display_name[STORE_NAME_LEN];
+	int64_t budget_micros;
+	enum period_kind period;
+	char thresholds_json[STORE_THRESHOLDS_LEN]; /* e.g. [0.5,0.8,1.0] */
+	int64_t created_at;
+	int64_t updated_at;
+};
+
+/* A team's ledger for one period: what is charged and what is held. */
+struct team_ledger {
+	int64_t period_start;
+	int64_t period_end;
+	int64_t spent;    /* actual costs of allocations approved in the period */
+	int64_t reserved; /* estimates of approved/running allocations of the period */
+	int64_t accrued;  /* running allocations' cost so far, at `now` */
+	int64_t running;  /* number of running allocations of the period */
+};
+
+struct allocation {
+	char id[STORE_ID_LEN]; /* "alloc_<26 chars>" */
+	char team[STORE_ID_LEN];
+	char project[STORE_ID_LEN];
+	char gpu_type[STORE_ID_LEN];
+	int64_t gpu_count;
+	int64_t max_runtime_us;
+	int64_t price_micros;     /* price per GPU-hour at approval, kept forever */
+	int64_t estimated_micros; /* gpu_count x price x max runtime */
+	enum alloc_status status;
+	char purpose[STORE_PURPOSE_LEN];
+	char labels_json[STORE_LABELS_LEN]; /* "{}" when none */
+	char created_by[STORE_ID_LEN];      /* token id */
+	int64_t period_start; /* the team period this allocation belongs to */
+	int64_t approved_at;
+	int64_t expires_at;   /* approved_at + start timeout */
+	int64_t started_at;   /* 0 = not started */
+	int64_t ended_at;     /* 0 = not ended (also the cancel/expiry instant) */
+	int64_t actual_micros; /* -1 until completed; 0 when cancelled/expired */
+};
+
+struct alloc_request {
+	char team[STORE_ID_LEN];
+	char project[STORE_ID_LEN];
+	char gpu_type[STORE_ID_LEN];
+	int64_t gpu_count;
+	int64_t max_runtime_us;
+	char purpose[STORE_PURPOSE_LEN];
+	char labels_json[STORE_LABELS_LEN];
+};
+
+/*
+ * What an allocation attempt decided.  On refusal (ERR_BUDGET /
+ * ERR_CAPACITY) the numbers say how much was available.
+ */
+struct alloc_outcome {
+	struct allocation alloc; /* filled when approved (or replayed) */
+	int64_t available;       /* budget left before this request, micros */
+	int64_t gpus_available;  /* GPUs of the type free before this request */
+	int64_t estimated;       /* micros this request would have cost */
+	bool budget_ok;
+	bool capacity_ok;
+};
+
+/*
+ * Idempotency: the API layer computes key and request hash; the store keeps
+ * (token_id, key) -> (hash, status, body) in the same transaction as the
+ * allocation, so a retry after a crash or a concurrent duplicate sees either
+ * nothing or the finished answer.
+ */
+struct idem {
+	const char *key;  /* NULL = no Idempotency-Key header */
+	const char *hash; /* sha-256 hex of method, path and body */
+	/* Renders the response to remember.  Called inside the transaction with
+	 * the outcome; returns a malloc'd body (store frees it) and sets *status. */
+	char *(*render)(void *ctx, int rc, const struct alloc_outcome *o, int *status);
+	void *ctx;
+	/* Out: set when a stored answer is replayed; caller frees replay_body. */
+	bool replayed;
+	int replay_status;
+	char *replay_body;
+};
+
+struct alloc_filter {
+	const char *team;    /* NULL = any (still limited by teams below) */
+	const char *const *teams; /* NULL = no restriction; else only these (member scope) */
+	size_t nteams;
+	int status;          /* -1 = any, else enum alloc_status */
+	const char *cursor;  /* NULL = from the start; opaque, from a previous page */
+	int limit;           /* 1..STORE_MAX_PAGE */
+};
+
+enum cost_group {
+	COST_BY_TEAM,
+	COST_BY_PROJECT,
+	COST_BY_GPU_TYPE,
+	COST_BY_DAY,
+};
+
+struct cost_row {
+	char key[STORE_ID_LEN * 2]; /* team id, "team/project", gpu type id or "YYYY-MM-DD" */
+	int64_t spent;       /* micros */
+	int64_t accrued;     /* micros, running allocations at `now` */
+	int64_t reserved;    /* micros */
+	int64_t gpu_microhours; /* GPU-hours x 1e6: used (completed) + so far (running) */
+};
+
+struct cost_query {
+	int64_t from, to; /* [from, to) by approval time; for COST_BY_DAY by usage day */
+	enum cost_group group;
+	const char *const *teams; /* NULL = all teams, else only these */
+	size_t nteams;
+	int64_t now;
+};
+
+struct audit_entry {
+	int64_t seq;
+	int64_t at;
+	char actor_id[STORE_ID_LEN];
+	char actor_name[STORE_NAME_LEN];
+	char action[64];      /* "allocation.approve", "team.put", ... */
+	char object_type[32]; /* "allocation", "team", "gpu_type", "token" */
+	char object_id[STORE_ID_LEN];
+	char team[STORE_ID_LEN]; /* "" when none */
+	char *before_json;   /* malloc'd compact JSON or NULL; freed by store_audit_entry_done */
+	char *after_json;
+};
+void store_audit_entry_done(struct audit_entry *e);
+
+struct store;
+struct store_conn;
+
+/* Callbacks for list operations: return 0 to go on, non-zero to stop. */
+typedef int (*store_gpu_type_cb)(void *ctx, const struct gpu_type *g);
+typedef int (*store_team_cb)(void *ctx, const struct team *t);
+typedef int (*store_alloc_cb)(void *ctx, const struct allocation *a);
+typedef int (*store_cost_cb)(void *ctx, const struct cost_row *r);
+typedef int (*store_audit_cb)(void *ctx, const struct audit_entry *e);
+typedef int (*store_token_cb)(void *ctx, const struct token *t);
+
+struct store_ops {
+	const char *name; /* "sqlite", "postgres" */
+	int (*conn_open)(struct store *s, struct store_conn **out);
+	void (*conn_close)(struct store_conn *c);
+	void (*destroy)(struct store *s);
+
+	/* Applies pending migrations; refuses (ERR_STORE + detail) a newer schema. */
+	int (*migrate)(struct store_conn *c, char *detail);
+	/* Cheap liveness probe for /readyz. */
+	int (*ping)(struct store_conn *c);
+
+	/* Tokens. hash = sha-256 hex of the secret; the secret is never stored. */
+	int (*token_create)(struct store_conn *c, const struct actor *who, const struct token *t,
+			    const char *hash, int64_t now);
+	int (*token_by_hash)(struct store_conn *c, const char *hash, struct token *out);
+	int (*token_revoke)(struct store_conn *c, const struct actor *who, const char *id, int64_t now);
+	int (*admin_exists)(struct store_conn *c, bool *out); /* an active admin token */
+
+	/* Catalog. put creates or replaces (allocated is kept); *created says which. */
+	int (*gpu_type_put)(struct store_conn *c, const struct actor *who, const struct gpu_type *g,
+			    int64_t now, bool *created);
+	int (*gpu_type_get)(struct store_conn *c, const char *id, struct gpu_type *out);
+	int (*gpu_type_list)(struct store_conn *c, store_gpu_type_cb cb, void *ctx);
+	/* Inserts only types whose id does not exist yet (first-start seeding). */
+	int (*gpu_type_seed)(struct store_conn *c, const struct gpu_type *g, size_t n, int64_t now);
+
+	/* Teams. */
+	int (*team_put)(struct store_conn *c, const struct actor *who, const struct team *t,
+			int64_t now, bool *created);
+	int (*team_get)(struct store_conn *c, const char *id, struct team *out);
+	int (*team_list)(struct store_conn *c, const char *const *only, size_t nonly,
+			 store_team_cb cb, void *ctx);
+	/* The ledger of the period containing `now` (zeros if nothing yet). */
+	int (*team_ledger)(struct store_conn *c, const struct team *t, int64_t now,
+			   struct team_ledger *out);
+
+	/*
+	 * The heart: in one transaction, (replay idempotent answer | expire due
+	 * allocations of this team and GPU type | read ledger and capacity |
+	 * ledger_decide | insert allocation, add to reserved and allocated,
+	 * append audit) and remember the idempotent answer.  Returns 0 when
+	 * approved, ERR_BUDGET / ERR_CAPACITY when refused (o filled), ERR_NOT_FOUND
+	 * for an unknown team or GPU type (detail names which), ERR_IDEMPOTENCY.
+	 * When idem->replayed is set on return, the rc and o are meaningless and
+	 * the caller sends idem->replay_status / replay_body.
+	 */
+	int (*allocate)(struct store_conn *c, const struct actor *who, const struct alloc_request *r,
+			int64_t start_timeout_s, int64_t now, struct idem *idem,
+			struct alloc_outcome *o, char *detail);
+	int (*alloc_get)(struct store_conn *c, const char *id, struct allocation *out);
+	/* Pages newest first; *next_cursor ("" when no more) is STORE_ID_LEN*2 bytes. */
+	int (*alloc_list)(struct store_conn *c, const struct alloc_filter *f, store_alloc_cb cb,
+			  void *ctx, char *next_cursor);
+	/*
+	 * Applies a lifecycle event at instant `at` (start: started_at; complete:
+	 * ended_at; cancel/expire: ended_at) in one transaction: money moves
+	 * between reserved and spent of the allocation's own period, GPUs leave
+	 * allocated, an audit row is appended.  A start after expires_at expires
+	 * the allocation instead and returns ERR_CONFLICT.  complete with
+	 * at < started_at is ERR_INVALID.  *repeat is set for an idempotent repeat
+	 * (nothing changed).  out holds the allocation after the call.
+	 */
+	int (*alloc_transition)(struct store_conn *c, const struct actor *who, const char *id,
+				enum alloc_event ev, int64_t at, int64_t now,
+				struct allocation *out, bool *repeat, char *detail);
+	/* Expires every approved allocation with expires_at <= now; *n = how many. */
+	int (*alloc_expire_due)(struct store_conn *c, int64_t now, int *n);
+
+	/* Costs, grouped, sorted by key. */
+	int (*costs)(struct store_conn *c, const struct cost_query *q, store_cost_cb cb, void *ctx);
+
+	/* Audit, oldest first from the cursor (a sequence number as text). */
+	int (*audit_list)(struct store_conn *c, const char *team, const char *cursor, int limit,
+			  store_audit_cb cb, void *ctx, char *next_cursor);
+
+	/* Every token (active and revoked), oldest first; never the hash. */
+	int (*token_list)(struct store_conn *c, store_token_cb cb, void *ctx);
+};
+
+struct store_pool; /* private to store.c */
+
+/* Backends embed this as their first member. */
+struct store {
+	const struct store_ops *ops;
+	struct store_pool *pool;
+	long fault_after; /* accessed atomically; < 0 = no fault injection */
+};
+
+/* Backends call this before executing each statement; true = fail it. */
+bool store_fault_hit(struct store *s);
+
+/*
+ * Opens a store from a URL: "sqlite:/path/to/file.db" (or a plain path).
+ * `pool_size` bounds open connections.  Returns 0 and *out (owned by the
+ * caller, freed with store_close), or an error with detail.
+ */
+int store_open(const char *url, int pool_size, struct store **out, char *detail);
+void store_close(struct store *s);
+
+/*
+ * Backend constructor used by store_open() (added by the store module): a
+ * SQLite store on the file at `path`, with no pool and no migrations yet.
+ * Returns 0 and *out (owned by store_open's caller), or an error with detail.
+ */
+int store_sqlite_new(const char *path, struct store **out, char *detail);
+
+/* Pool: acquire blocks until a connection is free; release returns it. */
+int store_conn_acquire(struct store *s, struct store_conn **out);
+void store_conn_release(struct store *s, struct store_conn *c);
+
+/* The operations of the store a connection belongs to. */
+const struct store_ops *store_conn_ops(struct store_conn *c);
+
+/* Backends embed this as the first member of their connection struct. */
+struct store_conn {
+	struct store *store;
+	struct store_conn *next_free; /* pool free list, owned by store.c */
+};
+
+/*
+ * Fault injection for tests: after `n` more statements executed through this
+ * store, the next one fails with ERR_STORE (n < 0 disables).  Used to prove
+ * that every partial write rolls back.
+ */
+void store_fault_after(struct store *s, long n);
+
+#endif

@@ -1,0 +1,2296 @@
+/*
+ * store_sqlite.c - the SQLite backend of struct store_ops.
+ *
+ * Every write is one `BEGIN IMMEDIATE` ... `COMMIT` transaction that holds
+ * the domain rows, the audit row and (for allocate) the idempotency row, so
+ * a crash or an error at any statement leaves nothing half done.  The ledger
+ * rule is evaluated inside that transaction with ledger_decide().
+ *
+ * It must never: keep a transaction open across calls, execute a statement
+ * without going through q_step() (the fault-injection point), store a token
+ * secret or put a token hash in the audit log, or use floating point money.
+ */
+#include "store/store.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cost.h"
+#include "core/err.h"
+#include "core/ledger.h"
+#include "core/lifecycle.h"
+#include "core/money.h"
+#include "core/period.h"
+#include "core/timeutil.h"
+#include "util/util.h"
+
+#define SQ_CACHE_MAX 64
+#define SQ_DAY 86400
+
+struct sq_store {
+	struct store base; /* must be first */
+	char *path;        /* owned */
+	/* Serialises this process's writers around BEGIN IMMEDIATE..COMMIT so
+	 * our own threads queue here instead of in SQLite's sleeping busy
+	 * handler; other processes still meet busy_timeout. */
+	pthread_mutex_t wlock;
+};
+
+struct sq_cached {
+	const char *sql; /* identity: the address of a static SQL string */
+	sqlite3_stmt *st;
+};
+
+struct sq_conn {
+	struct store_conn base; /* must be first */
+	sqlite3 *db;
+	struct sq_cached cache[SQ_CACHE_MAX];
+	size_t ncache;
+	bool in_tx;
+	bool locked; /* holds the store's wlock */
+	char err[STORE_DETAIL_LEN];
+};
+
+static const char SYSTEM_ACTOR[] = "system";
+
+/* ---- errors ------------------------------------------------------------ */
+
+__attribute__((format(printf, 2, 3))) static void conn_err(struct sq_conn *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	va_end(ap);
+}
+
+/* Maps an SQLite failure to our codes and records sqlite3_errmsg. */
+static int db_fail(struct sq_conn *c, int src, const char *what)
+{
+	int ext = sqlite3_extended_errcode(c->db);
+
+	conn_err(c, "%s: %s", what, sqlite3_errmsg(c->db));
+	switch (src & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return ERR_UNAVAILABLE;
+	default:
+		break;
+	}
+	if (ext == SQLITE_CONSTRAINT_PRIMARYKEY || ext == SQLITE_CONSTRAINT_UNIQUE)
+		return ERR_CONFLICT;
+	return ERR_STORE;
+}
+
+static void detail_out(struct sq_conn *c, int rc, char *detail)
+{
+	if (!detail || rc == 0)
+		return;
+	if (c->err[0])
+		snprintf(detail, STORE_DETAIL_LEN, "%s", c->err);
+	else
+		snprintf(detail, STORE_DETAIL_LEN, "%s", err_name(rc));
+}
+
+static struct sq_conn *sq_conn_of(struct store_conn *bc)
+{
+	return (struct sq_conn *)bc;
+}
+
+static struct sq_store *sq_store_of(struct sq_conn *c)
+{
+	return (struct sq_store *)c->base.store;
+}
+
+/* ---- statements -------------------------------------------------------- */
+
+/*
+ * Prepares sql.  With cache, the statement is kept for the connection's life
+ * (keyed by the address of the static string) and handed out reset.  The
+ * caller gives it back with q_close() either way.
+ */
+static int q_prepare(struct sq_conn *c, const char *sql, bool cache, sqlite3_stmt **out)
+{
+	sqlite3_stmt *st = NULL;
+	int src;
+
+	if (cache) {
+		for (size_t i = 0; i < c->ncache; i++) {
+			if (c->cache[i].sql == sql) {
+				*out = c->cache[i].st;
+				return 0;
+			}
+		}
+	}
+	src = sqlite3_prepare_v3(c->db, sql, -1, cache ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL);
+	if (src != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return db_fail(c, src, "prepare");
+	}
+	if (cache && c->ncache < SQ_CACHE_MAX) {
+		c->cache[c->ncache].sql = sql;
+		c->cache[c->ncache].st = st;
+		c->ncache++;
+	}
+	*out = st;
+	return 0;
+}
+
+/* Gives a statement back: cached ones are reset, others finalized. */
+static void q_close(struct sq_conn *c, sqlite3_stmt *st)
+{
+	if (!st)
+		return;
+	for (size_t i = 0; i < c->ncache; i++) {
+		if (c->cache[i].st == st) {
+			/* The step's error was already reported; reset only re-arms. */
+			(void)sqlite3_reset(st);
+			(void)sqlite3_clear_bindings(st);
+			return;
+		}
+	}
+	(void)sqlite3_finalize(st);
+}
+
+/*
+ * Binds parameters from *idx on: 't' const char * (NULL binds NULL),
+ * 'i' int64_t.  Advances *idx.
+ */
+static int q_bindv(struct sq_conn *c, sqlite3_stmt *st, int *idx, const char *fmt, va_list ap)
+{
+	for (const char *f = fmt; *f; f++) {
+		int src;
+
+		if (*f == 't') {
+			const char *v = va_arg(ap, const char *);
+			src = v ? sqlite3_bind_text(st, *idx, v, -1, SQLITE_TRANSIENT)
+				: sqlite3_bind_null(st, *idx);
+		} else if (*f == 'i') {
+			src = sqlite3_bind_int64(st, *idx, va_arg(ap, int64_t));
+		} else {
+			conn_err(c, "internal: bad bind format '%c'", *f);
+			return ERR_STORE;
+		}
+		if (src != SQLITE_OK)
+			return db_fail(c, src, "bind");
+		(*idx)++;
+	}
+	return 0;
+}
+
+static int q_bind(struct sq_conn *c, sqlite3_stmt *st, int *idx, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = q_bindv(c, st, idx, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Prepares (cached) and binds from parameter 1. */
+static int q_open(struct sq_conn *c, const char *sql, sqlite3_stmt **out, const char *fmt, ...)
+{
+	sqlite3_stmt *st = NULL;
+	va_list ap;
+	int idx = 1;
+	int rc;
+
+	rc = q_prepare(c, sql, true, &st);
+	if (rc != 0)
+		return rc;
+	va_start(ap, fmt);
+	rc = q_bindv(c, st, &idx, fmt, ap);
+	va_end(ap);
+	if (rc == 0 && idx - 1 != sqlite3_bind_parameter_count(st)) {
+		conn_err(c, "internal: %d parameters bound, %d expected", idx - 1,
+			 sqlite3_bind_parameter_count(st));
+		rc = ERR_STORE;
+	}
+	if (rc != 0) {
+		q_close(c, st);
+		return rc;
+	}
+	*out = st;
+	return 0;
+}
+
+/*
+ * THE one place a statement is executed: 1 = a row, 0 = done, < 0 error.
+ * store_fault_hit() makes it fail on demand so tests can prove rollback.
+ */
+static int q_step(struct sq_conn *c, sqlite3_stmt *st)
+{
+	int src;
+
+	if (store_fault_hit(c->base.store)) {
+		conn_err(c, "injected fault");
+		return ERR_STORE;
+	}
+	src = sqlite3_step(st);
+	if (src == SQLITE_ROW)
+		return 1;
+	if (src == SQLITE_DONE)
+		return 0;
+	return db_fail(c, src, "step");
+}
+
+/* Runs a cached statement to completion; returns rows changed or < 0. */
+static int q_exec(struct sq_conn *c, const char *sql, const char *fmt, ...)
+{
+	sqlite3_stmt *st = NULL;
+	va_list ap;
+	int idx = 1;
+	int rc;
+
+	rc = q_prepare(c, sql, true, &st);
+	if (rc != 0)
+		return rc;
+	va_start(ap, fmt);
+	rc = q_bindv(c, st, &idx, fmt, ap);
+	va_end(ap);
+	if (rc == 0 && idx - 1 != sqlite3_bind_parameter_count(st)) {
+		conn_err(c, "internal: %d parameters bound, %d expected", idx - 1,
+			 sqlite3_bind_parameter_count(st));
+		rc = ERR_STORE;
+	}
+	while (rc == 0) {
+		rc = q_step(c, st);
+		if (rc == 1)
+			rc = 0; /* ignore rows (PRAGMA echoes) */
+		else if (rc == 0)
+			break;
+	}
+	q_close(c, st);
+	if (rc < 0)
+		return rc;
+	return sqlite3_changes(c->db);
+}
+
+/* Runs a multi-statement script (migrations); also a fault point. */
+static int q_script(struct sq_conn *c, const char *sql)
+{
+	char *msg = NULL;
+	int src;
+
+	if (store_fault_hit(c->base.store)) {
+		conn_err(c, "injected fault");
+		return ERR_STORE;
+	}
+	src = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
+	if (src != SQLITE_OK) {
+		int rc = db_fail(c, src, "exec");
+		if (msg)
+			conn_err(c, "exec: %s", msg);
+		sqlite3_free(msg);
+		return rc;
+	}
+	return 0;
+}
+
+/* ---- transactions ------------------------------------------------------ */
+
+static const char SQL_BEGIN_IMMEDIATE[] = "BEGIN IMMEDIATE";
+static const char SQL_BEGIN[] = "BEGIN";
+static const char SQL_COMMIT[] = "COMMIT";
+
+/* write: takes the process write lock and BEGIN IMMEDIATE; else a read snapshot. */
+static int tx_begin(struct sq_conn *c, bool write)
+{
+	struct sq_store *s = sq_store_of(c);
+	int n;
+
+	if (write) {
+		if (pthread_mutex_lock(&s->wlock) != 0) {
+			conn_err(c, "cannot take the write lock");
+			return ERR_STORE;
+		}
+		c->locked = true;
+	}
+	n = q_exec(c, write ? SQL_BEGIN_IMMEDIATE : SQL_BEGIN, "");
+	if (n < 0) {
+		if (c->locked) {
+			c->locked = false;
+			pthread_mutex_unlock(&s->wlock);
+		}
+		return n;
+	}
+	c->in_tx = true;
+	return 0;
+}
+
+/* Commits (or rolls back); returns 0 or the commit's failure (then rolled back). */
+static int tx_finish(struct sq_conn *c, bool commit)
+{
+	struct sq_store *s = sq_store_of(c);
+	int rc = 0;
+
+	if (!c->in_tx)
+		return 0;
+	if (commit) {
+		int n = q_exec(c, SQL_COMMIT, "");
+		if (n < 0)
+			rc = n;
+	}
+	if ((!commit || rc != 0) && !sqlite3_get_autocommit(c->db)) {
+		/* ROLLBACK is the recovery path: it is never fault-injected, and
+		 * if even it fails SQLite rolls back when the connection closes. */
+		(void)sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	c->in_tx = false;
+	if (c->locked) {
+		c->locked = false;
+		pthread_mutex_unlock(&s->wlock);
+	}
+	return rc;
+}
+
+/* ---- schema ------------------------------------------------------------ */
+
+static const char SQL_V1[] =
+	"CREATE TABLE tokens("
+	" id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,"
+	" teams_json TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,"
+	" created_at INTEGER NOT NULL, revoked_at INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE gpu_types("
+	" id TEXT PRIMARY KEY, name TEXT NOT NULL, price_micros INTEGER NOT NULL,"
+	" price_date TEXT NOT NULL, price_source TEXT NOT NULL, capacity INTEGER NOT NULL,"
+	" allocated INTEGER NOT NULL DEFAULT 0 CHECK (allocated >= 0),"
+	" updated_at INTEGER NOT NULL);"
+	"CREATE TABLE teams("
+	" id TEXT PRIMARY KEY, display_name TEXT NOT NULL, budget_micros INTEGER NOT NULL,"
+	" period TEXT NOT NULL, thresholds_json TEXT NOT NULL,"
+	" created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+	"CREATE TABLE team_periods("
+	" team_id TEXT NOT NULL, period_start INTEGER NOT NULL, period_end INTEGER NOT NULL,"
+	" spent INTEGER NOT NULL DEFAULT 0 CHECK (spent >= 0),"
+	" reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),"
+	" PRIMARY KEY (team_id, period_start));"
+	"CREATE TABLE allocations("
+	" id TEXT PRIMARY KEY, team_id TEXT NOT NULL, project TEXT NOT NULL,"
+	" gpu_type TEXT NOT NULL, gpu_count INTEGER NOT NULL, max_runtime_us INTEGER NOT NULL,"
+	" price_micros INTEGER NOT NULL, estimated_micros INTEGER NOT NULL, status TEXT NOT NULL,"
+	" purpose TEXT NOT NULL, labels_json TEXT NOT NULL, created_by TEXT NOT NULL,"
+	" period_start INTEGER NOT NULL, approved_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+	" started_at INTEGER NOT NULL DEFAULT 0, ended_at INTEGER NOT NULL DEFAULT 0,"
+	" actual_micros INTEGER NOT NULL DEFAULT -1);"
+	"CREATE INDEX allocations_team_approved ON allocations(team_id, approved_at);"
+	"CREATE INDEX allocations_status_expires ON allocations(status, expires_at);"
+	"CREATE INDEX allocations_approved ON allocations(approved_at);"
+	"CREATE TABLE idempotency("
+	" token_id TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL,"
+	" status INTEGER NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL,"
+	" PRIMARY KEY (token_id, key));"
+	"CREATE TABLE audit("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor_id TEXT NOT NULL,"
+	" actor_name TEXT NOT NULL, action TEXT NOT NULL, object_type TEXT NOT NULL,"
+	" object_id TEXT NOT NULL, team TEXT NOT NULL DEFAULT '',"
+	" before_json TEXT, after_json TEXT);"
+	"CREATE INDEX audit_team ON audit(team, seq);"
+	"CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+	" BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
+	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+	" BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;";
+
+/* Migration i brings the schema to version i + 1.  Append only. */
+static const char *const migrations[] = {SQL_V1};
+#define SQ_NMIGRATIONS ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
+
+static const char SQL_MIG_TABLE[] =
+	"CREATE TABLE IF NOT EXISTS schema_migrations("
+	" version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)";
+static const char SQL_MIG_VERSION[] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
+static const char SQL_MIG_INSERT[] = "INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)";
+
+/* Applies each missing migration in its own transaction; refuses a newer db. */
+static int sq_migrate(struct store_conn *bc, char *detail)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+
+	c->err[0] = '\0';
+	for (;;) {
+		int64_t version = 0;
+		bool done = false;
+		int n;
+
+		rc = tx_begin(c, true);
+		if (rc != 0)
+			goto out;
+		n = q_exec(c, SQL_MIG_TABLE, "");
+		if (n < 0) {
+			rc = n;
+			goto step_out;
+		}
+		rc = q_open(c, SQL_MIG_VERSION, &st, "");
+		if (rc != 0)
+			goto step_out;
+		rc = q_step(c, st);
+		if (rc == 1) {
+			version = sqlite3_column_int64(st, 0);
+			rc = 0;
+		} else if (rc == 0) {
+			rc = ERR_STORE;
+		}
+		q_close(c, st);
+		st = NULL;
+		if (rc != 0)
+			goto step_out;
+		if (version > SQ_NMIGRATIONS) {
+			conn_err(c, "database schema version %lld is newer than this plinth (%lld)",
+				 (long long)version, (long long)SQ_NMIGRATIONS);
+			rc = ERR_STORE;
+			goto step_out;
+		}
+		if (version == SQ_NMIGRATIONS) {
+			done = true;
+			goto step_out;
+		}
+		rc = q_script(c, migrations[version]);
+		if (rc != 0)
+			goto step_out;
+		n = q_exec(c, SQL_MIG_INSERT, "ii", (int64_t)(version + 1), util_now());
+		if (n < 0)
+			rc = n;
+step_out:
+		{
+			int fin = tx_finish(c, rc == 0);
+			if (rc == 0)
+				rc = fin;
+		}
+		if (rc != 0 || done)
+			break;
+	}
+out:
+	detail_out(c, rc, detail);
+	return rc;
+}
+
+/* ---- rows -------------------------------------------------------------- */
+
+#define TOKEN_COLS "id, name, role, teams_json, created_at, revoked_at"
+#define GPU_COLS "id, name, price_micros, price_date, price_source, capacity, allocated, updated_at"
+#define TEAM_COLS "id, display_name, budget_micros, period, thresholds_json, created_at, updated_at"
+#define ALLOC_COLS                                                                              \
+	"id, team_id, project, gpu_type, gpu_count, max_runtime_us, price_micros,"              \
+	" estimated_micros, status, purpose, labels_json, created_by, period_start, approved_at," \
+	" expires_at, started_at, ended_at, actual_micros"
+#define AUDIT_COLS \
+	"seq, at, actor_id, actor_name, action, object_type, object_id, team, before_json, after_json"
+
+static void col_copy(sqlite3_stmt *st, int i, char *buf, size_t len)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	size_t n = t ? strlen((const char *)t) : 0;
+
+	if (n >= len)
+		n = len - 1;
+	if (n)
+		memcpy(buf, t, n);
+	buf[n] = '\0';
+}
+
+static int row_token(sqlite3_stmt *st, void *out)
+{
+	struct token *t = out;
+	char role[32];
+
+	memset(t, 0, sizeof(*t));
+	col_copy(st, 0, t->id, sizeof(t->id));
+	col_copy(st, 1, t->name, sizeof(t->name));
+	col_copy(st, 2, role, sizeof(role));
+	col_copy(st, 3, t->teams_json, sizeof(t->teams_json));
+	t->created_at = sqlite3_column_int64(st, 4);
+	t->revoked_at = sqlite3_column_int64(st, 5);
+	return role_parse(role, &t->role) == 0 ? 0 : ERR_STORE;
+}
+
+static int row_gpu(sqlite3_stmt *st, void *out)
+{
+	struct gpu_type *g = out;
+
+	memset(g, 0, sizeof(*g));
+	col_copy(st, 0, g->id, sizeof(g->id));
+	col_copy(st, 1, g->name, sizeof(g->name));
+	g->price_micros = sqlite3_column_int64(st, 2);
+	col_copy(st, 3, g->price_date, sizeof(g->price_date));
+	col_copy(st, 4, g->price_source, sizeof(g->price_source));
+	g->capacity = sqlite3_column_int64(st, 5);
+	g->allocated = sqlite3_column_int64(st, 6);
+	g->updated_at = sqlite3_column_int64(st, 7);
+	return 0;
+}
+
+static int row_team(sqlite3_stmt *st, void *out)
+{
+	struct team *t = out;
+	char period[32];
+
+	memset(t, 0, sizeof(*t));
+	col_copy(st, 0, t->id, sizeof(t->id));
+	col_copy(st, 1, t->display_name, sizeof(t->display_name));
+	t->budget_micros = sqlite3_column_int64(st, 2);
+	col_copy(st, 3, period, sizeof(period));
+	col_copy(st, 4, t->thresholds_json, sizeof(t->thresholds_json));
+	t->created_at = sqlite3_column_int64(st, 5);
+	t->updated_at = sqlite3_column_int64(st, 6);
+	return period_kind_parse(period, &t->period) == 0 ? 0 : ERR_STORE;
+}
+
+static int row_alloc(sqlite3_stmt *st, void *out)
+{
+	struct allocation *a = out;
+	char status[32];
+
+	memset(a, 0, sizeof(*a));
+	col_copy(st, 0, a->id, sizeof(a->id));
+	col_copy(st, 1, a->team, sizeof(a->team));
+	col_copy(st, 2, a->project, sizeof(a->project));
+	col_copy(st, 3, a->gpu_type, sizeof(a->gpu_type));
+	a->gpu_count = sqlite3_column_int64(st, 4);
+	a->max_runtime_us = sqlite3_column_int64(st, 5);
+	a->price_micros = sqlite3_column_int64(st, 6);
+	a->estimated_micros = sqlite3_column_int64(st, 7);
+	col_copy(st, 8, status, sizeof(status));
+	col_copy(st, 9, a->purpose, sizeof(a->purpose));
+	col_copy(st, 10, a->labels_json, sizeof(a->labels_json));
+	col_copy(st, 11, a->created_by, sizeof(a->created_by));
+	a->period_start = sqlite3_column_int64(st, 12);
+	a->approved_at = sqlite3_column_int64(st, 13);
+	a->expires_at = sqlite3_column_int64(st, 14);
+	a->started_at = sqlite3_column_int64(st, 15);
+	a->ended_at = sqlite3_column_int64(st, 16);
+	a->actual_micros = sqlite3_column_int64(st, 17);
+	return alloc_status_parse(status, &a->status) == 0 ? 0 : ERR_STORE;
+}
+
+/* Loads the one row `sql` selects for key: 0, ERR_NOT_FOUND or an error. */
+static int load_one(struct sq_conn *c, const char *sql, const char *key,
+		    int (*row)(sqlite3_stmt *, void *), void *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = q_open(c, sql, &st, "t", key);
+	if (rc != 0)
+		return rc;
+	rc = q_step(c, st);
+	if (rc == 1) {
+		rc = row(st, out);
+		if (rc != 0)
+			conn_err(c, "corrupt row for '%s'", key);
+	} else if (rc == 0) {
+		rc = ERR_NOT_FOUND;
+	}
+	q_close(c, st);
+	return rc;
+}
+
+static const char SQL_TOKEN_BY_ID[] = "SELECT " TOKEN_COLS " FROM tokens WHERE id = ?";
+static const char SQL_TOKEN_BY_HASH[] =
+	"SELECT " TOKEN_COLS " FROM tokens WHERE hash = ? AND revoked_at = 0";
+static const char SQL_GPU_BY_ID[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = ?";
+static const char SQL_TEAM_BY_ID[] = "SELECT " TEAM_COLS " FROM teams WHERE id = ?";
+static const char SQL_ALLOC_BY_ID[] = "SELECT " ALLOC_COLS " FROM allocations WHERE id = ?";
+
+/* ---- audit ------------------------------------------------------------- */
+
+static const char *fmt_money(int64_t v, char *buf)
+{
+	if (money_format(v, buf, MONEY_FMT_LEN) < 0)
+		snprintf(buf, MONEY_FMT_LEN, "%lld", (long long)v);
+	return buf;
+}
+
+/* JSON text stored in a record, embedded as JSON (or as a string if invalid). */
+static json_t *json_text(const char *text)
+{
+	json_t *j = json_loads(text, JSON_DECODE_ANY, NULL);
+
+	if (!j)
+		j = json_string(text);
+	if (!j)
+		j = json_null();
+	return j;
+}
+
+static json_t *token_json(const void *p)
+{
+	const struct token *t = p;
+
+	/* Never the hash: it is not part of struct token on purpose. */
+	return json_pack("{s:s, s:s, s:s, s:o, s:I, s:I}", "id", t->id, "name", t->name, "role",
+			 role_name(t->role), "teams", json_text(t->teams_json), "created_at",
+			 (json_int_t)t->created_at, "revoked_at", (json_int_t)t->revoked_at);
+}
+
+static json_t *gpu_json(const void *p)
+{
+	const struct gpu_type *g = p;
+	char price[MONEY_FMT_LEN];
+
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "id", g->id, "name", g->name,
+			 "price_per_gpu_hour", fmt_money(g->price_micros, price), "price_date",
+			 g->price_date, "price_source", g->price_source, "capacity",
+			 (json_int_t)g->capacity, "allocated", (json_int_t)g->allocated, "updated_at",
+			 (json_int_t)g->updated_at);
+}
+
+static json_t *team_json(const void *p)
+{
+	const struct team *t = p;
+	char budget[MONEY_FMT_LEN];
+
+	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I}", "id", t->id, "display_name",
+			 t->display_name, "budget", fmt_money(t->budget_micros, budget), "period",
+			 period_kind_name(t->period), "alert_thresholds", json_text(t->thresholds_json),
+			 "created_at", (json_int_t)t->created_at, "updated_at",
+			 (json_int_t)t->updated_at);
+}
+
+static json_t *alloc_json(const void *p)
+{
+	const struct allocation *a = p;
+	char price[MONEY_FMT_LEN], est[MONEY_FMT_LEN], actual[MONEY_FMT_LEN];
+
+	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:I,"
+			 " s:I, s:I, s:o}",
+			 "id", a->id, "team", a->team, "project", a->project, "gpu_type", a->gpu_type,
+			 "gpu_count", (json_int_t)a->gpu_count, "max_runtime_us",
+			 (json_int_t)a->max_runtime_us, "price_per_gpu_hour",
+			 fmt_money(a->price_micros, price), "estimated_cost",
+			 fmt_money(a->estimated_micros, est), "status", alloc_status_name(a->status),
+			 "purpose", a->purpose, "labels", json_text(a->labels_json), "created_by",
+			 a->created_by, "period_start", (json_int_t)a->period_start, "approved_at",
+			 (json_int_t)a->approved_at, "expires_at", (json_int_t)a->expires_at,
+			 "started_at", (json_int_t)a->started_at, "ended_at", (json_int_t)a->ended_at,
+			 "actual_cost",
+			 a->actual_micros < 0 ? json_null()
+					      : json_string(fmt_money(a->actual_micros, actual)));
+}
+
+/* Compact JSON text of j (consumed); NULL j gives NULL text. */
+static int json_take_text(json_t *j, bool want, char **out)
+{
+	char *s;
+
+	if (!want) {
+		*out = NULL;
+		return 0;
+	}
+	if (!j)
+		return ERR_NOMEM;
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (!s)
+		return ERR_NOMEM;
+	*out = s;
+	return 0;
+}
+
+static const char SQL_AUDIT_INSERT[] =
+	"INSERT INTO audit(at, actor_id, actor_name, action, object_type, object_id, team,"
+	" before_json, after_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/* Appends one audit row; before/after are records rendered by fn (NULL = none). */
+static int audit_rec(struct sq_conn *c, const struct actor *who, int64_t at, const char *action,
+		     const char *type, const char *id, const char *team, json_t *(*fn)(const void *),
+		     const void *before, const void *after)
+{
+	char *b = NULL, *a = NULL;
+	int rc, n;
+
+	rc = json_take_text(before ? fn(before) : NULL, before != NULL, &b);
+	if (rc != 0)
+		goto out;
+	rc = json_take_text(after ? fn(after) : NULL, after != NULL, &a);
+	if (rc != 0)
+		goto out;
+	n = q_exec(c, SQL_AUDIT_INSERT, "itttttttt", at, who ? who->token_id : SYSTEM_ACTOR,
+		   who ? who->name : SYSTEM_ACTOR, action, type, id, team ? team : "", b, a);
+	rc = n < 0 ? n : 0;
+out:
+	if (rc == ERR_NOMEM)
+		conn_err(c, "out of memory rendering the audit row");
+	free(b);
+	free(a);
+	return rc;
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+static int sq_conn_open(struct store *bs, struct store_conn **out)
+{
+	struct sq_store *s = (struct sq_store *)bs;
+	struct sq_conn *c = NULL;
+	int src, rc;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return ERR_NOMEM;
+	c->base.store = bs;
+	/* NOMUTEX: a connection is used by one thread at a time (pool rule). */
+	src = sqlite3_open_v2(s->path, &c->db,
+			      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (src != SQLITE_OK) {
+		rc = (src & 0xff) == SQLITE_BUSY ? ERR_UNAVAILABLE : ERR_STORE;
+		goto fail;
+	}
+	src = sqlite3_busy_timeout(c->db, 5000);
+	if (src != SQLITE_OK) {
+		rc = ERR_STORE;
+		goto fail;
+	}
+	/* Connection setup is not a store operation, so it bypasses the fault
+	 * countdown (a lazily opened connection must not shift it). */
+	src = sqlite3_exec(c->db,
+			   "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+			   NULL, NULL, NULL);
+	if (src != SQLITE_OK) {
+		rc = (src & 0xff) == SQLITE_BUSY ? ERR_UNAVAILABLE : ERR_STORE;
+		goto fail;
+	}
+	*out = &c->base;
+	return 0;
+fail:
+	sqlite3_close(c->db);
+	free(c);
+	return rc;
+}
+
+static void sq_conn_close(struct store_conn *bc)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->ncache; i++)
+		(void)sqlite3_finalize(c->cache[i].st);
+	if (sqlite3_close(c->db) != SQLITE_OK)
+		(void)sqlite3_close_v2(c->db); /* closes when the last statement goes */
+	free(c);
+}
+
+static void sq_destroy(struct store *bs)
+{
+	struct sq_store *s = (struct sq_store *)bs;
+
+	if (!s)
+		return;
+	pthread_mutex_destroy(&s->wlock);
+	free(s->path);
+	free(s);
+}
+
+static const char SQL_PING[] = "SELECT 1";
+
+static int sq_ping(struct store_conn *bc)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = q_open(c, SQL_PING, &st, "");
+	if (rc != 0)
+		return rc;
+	rc = q_step(c, st);
+	q_close(c, st);
+	return rc == 1 ? 0 : (rc < 0 ? rc : ERR_STORE);
+}
+
+/* ---- tokens ------------------------------------------------------------ */
+
+static const char SQL_TOKEN_INSERT[] =
+	"INSERT INTO tokens(id, name, role, teams_json, hash, created_at, revoked_at)"
+	" VALUES (?, ?, ?, ?, ?, ?, 0)";
+static const char SQL_TOKEN_REVOKE[] = "UPDATE tokens SET revoked_at = ? WHERE id = ?";
+static const char SQL_ADMIN_EXISTS[] =
+	"SELECT 1 FROM tokens WHERE role = 'admin' AND revoked_at = 0 LIMIT 1";
+
+static int sq_token_create(struct store_conn *bc, const struct actor *who, const struct token *t,
+			   const char *hash, int64_t now)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	struct token rec = *t;
+	int rc, n, fin;
+
+	c->err[0] = '\0';
+	rec.created_at = now;
+	rec.revoked_at = 0;
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	n = q_exec(c, SQL_TOKEN_INSERT, "ttttti", rec.id, rec.name, role_name(rec.role),
+		   rec.teams_json, hash, now);
+	if (n < 0) {
+		rc = n;
+		goto out;
+	}
+	rc = audit_rec(c, who, now, "token.create", "token", rec.id, "", token_json, NULL, &rec);
+out:
+	fin = tx_finish(c, rc == 0);
+	return rc ? rc : fin;
+}
+
+static int sq_token_by_hash(struct store_conn *bc, const char *hash, struct token *out)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	struct token t;
+	int rc;
+
+	c->err[0] = '\0';
+	rc = load_one(c, SQL_TOKEN_BY_HASH, hash, row_token, &t);
+	if (rc == 0)
+		*out = t;
+	return rc;
+}
+
+static int sq_token_revoke(struct store_conn *bc, const struct actor *who, const char *id,
+			   int64_t now)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	struct token before, after;
+	int rc, n, fin;
+
+	c->err[0] = '\0';
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	rc = load_one(c, SQL_TOKEN_BY_ID, id, row_token, &before);
+	if (rc != 0)
+		goto out;
+	if (before.revoked_at != 0)
+		goto out; /* already revoked: nothing changes, no audit row */
+	after = before;
+	after.revoked_at = now;
+	n = q_exec(c, SQL_TOKEN_REVOKE, "it", now, id);
+	if (n < 0) {
+		rc = n;
+		goto out;
+	}
+	rc = audit_rec(c, who, now, "token.revoke", "token", id, "", token_json, &before, &after);
+out:
+	fin = tx_finish(c, rc == 0);
+	return rc ? rc : fin;
+}
+
+static int sq_admin_exists(struct store_conn *bc, bool *out)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	c->err[0] = '\0';
+	rc = q_open(c, SQL_ADMIN_EXISTS, &st, "");
+	if (rc != 0)
+		return rc;
+	rc = q_step(c, st);
+	q_close(c, st);
+	if (rc < 0)
+		return rc;
+	*out = rc == 1;
+	return 0;
+}
+
+/* ---- GPU types --------------------------------------------------------- */
+
+static const char SQL_GPU_INSERT[] =
+	"INSERT INTO gpu_types(id, name, price_micros, price_date, price_source, capacity,"
+	" allocated, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?)";
+static const char SQL_GPU_SEED[] =
+	"INSERT OR IGNORE INTO gpu_types(id, name, price_micros, price_date, price_source,"
+	" capacity, allocated, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?)";
+static const char SQL_GPU_UPDATE[] =
+	"UPDATE gpu_types SET name = ?, price_micros = ?, price_date = ?, price_source = ?,"
+	" capacity = ?, updated_at = ? WHERE id = ?";
+static const char SQL_GPU_LIST[] = "SELECT " GPU_COLS " FROM gpu_types ORDER BY id";
+static const char SQL_GPU_MOVE[] = "UPDATE gpu_types SET allocated = allocated + ? WHERE id = ?";
+
+static int sq_gpu_type_put(struct store_conn *bc, const struct actor *who, const struct gpu_type *g,
+			   int64_t now, bool *created)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	struct gpu_type old, rec = *g;
+	bool exists;
+	int rc, n, fin;
+
+	c->err[0] = '\0';
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	rc = load_one(c, SQL_GPU_BY_ID, g->id, row_gpu, &old);
+	if (rc != 0 && rc != ERR_NOT_FOUND)
+		goto out;
+	exists = rc == 0;
+	rc = 0;
+	rec.allocated = exists ? old.allocated : 0; /* held GPUs are the ledger's, not the admin's */
+	rec.updated_at = now;
+	if (exists)
+		n = q_exec(c, SQL_GPU_UPDATE, "tittiit", rec.name, rec.price_micros, rec.price_date,
+			   rec.price_source, rec.capacity, now, rec.id);
+	else
+		n = q_exec(c, SQL_GPU_INSERT, "ttittii", rec.id, rec.name, rec.price_micros,
+			   rec.price_date, rec.price_source, rec.capacity, now);
+	if (n < 0) {
+		rc = n;
+		goto out;
+	}
+	rc = audit_rec(c, who, now, exists ? "gpu_type.update" : "gpu_type.create", "gpu_type",
+		       rec.id, "", gpu_json, exists ? &old : NULL, &rec);
+out:
+	fin = tx_finish(c, rc == 0);
+	if (rc == 0 && fin == 0)
+		*created = !exists;
+	return rc ? rc : fin;
+}
+
+static int sq_gpu_type_get(struct store_conn *bc, const char *id, struct gpu_type *out)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	struct gpu_type g;
+	int rc;
+
+	c->err[0] = '\0';
+	rc = load_one(c, SQL_GPU_BY_ID, id, row_gpu, &g);
+	if (rc == 0)
+		*out = g;
+	return rc;
+}
+
+static int sq_gpu_type_list(struct store_conn *bc, store_gpu_type_cb cb, void *ctx)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	sqlite3_stmt *st = NULL;
+	struct gpu_type g;
+	int rc;
+
+	c->err[0] = '\0';
+	rc = q_open(c, SQL_GPU_LIST, &st, "");
+	if (rc != 0)
+		return rc;
+	while ((rc = q_step(c, st)) == 1) {
+		row_gpu(st, &g);
+		if (cb(ctx, &g) != 0) {
+			rc = 0;
+			break;
+		}
+	}
+	q_close(c, st);
+	return rc;
+}
+
+static const char SQL_TOKEN_LIST[] = "SELECT " TOKEN_COLS " FROM tokens ORDER BY created_at, id";
+
+static int sq_token_list(struct store_conn *bc, store_token_cb cb, void *ctx)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	sqlite3_stmt *st = NULL;
+	struct token t;
+	int rc;
+
+	c->err[0] = '\0';
+	rc = q_open(c, SQL_TOKEN_LIST, &st, "");
+	if (rc != 0)
+		return rc;
+	while ((rc = q_step(c, st)) == 1) {
+		row_token(st, &t);
+		if (cb(ctx, &t) != 0) {
+			rc = 0;
+			break;
+		}
+	}
+	q_close(c, st);
+	return rc;
+}
+
+static int sq_gpu_type_seed(struct store_conn *bc, const struct gpu_type *g, size_t n, int64_t now)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	int64_t inserted = 0;
+	char *after = NULL;
+	int rc, fin;
+
+	c->err[0] = '\0';
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		int ch = q_exec(c, SQL_GPU_SEED, "ttittii", g[i].id, g[i].name, g[i].price_micros,
+				g[i].price_date, g[i].price_source, g[i].capacity, now);
+		if (ch < 0) {
+			rc = ch;
+			goto out;
+		}
+		inserted += ch;
+	}
+	if (inserted > 0) {
+		int ch;
+
+		rc = json_take_text(json_pack("{s:I}", "count", (json_int_t)inserted), true, &after);
+		if (rc != 0)
+			goto out;
+		ch = q_exec(c, SQL_AUDIT_INSERT, "itttttttt", now, SYSTEM_ACTOR, SYSTEM_ACTOR,
+			    "gpu_type.seed", "gpu_type", "", "", (const char *)NULL, after);
+		if (ch < 0)
+			rc = ch;
+	}
+out:
+	free(after);
+	fin = tx_finish(c, rc == 0);
+	return rc ? rc : fin;
+}
+
+/* ---- teams ------------------------------------------------------------- */
+
+static const char SQL_TEAM_INSERT[] =
+	"INSERT INTO teams(id, display_name, budget_micros, period, thresholds_json, created_at,"
+	" updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_TEAM_UPDATE[] =
+	"UPDATE teams SET display_name = ?, budget_micros = ?, period = ?, thresholds_json = ?,"
+	" updated_at = ? WHERE id = ?";
+static const char SQL_PERIOD_GET[] =
+	"SELECT spent, reserved FROM team_periods WHERE team_id = ? AND period_start = ?";
+static const char SQL_PERIOD_ENSURE[] =
+	"INSERT OR IGNORE INTO team_periods(team_id, period_start, period_end, spent, reserved)"
+	" VALUES (?, ?, ?, 0, 0)";
+static const char SQL_PERIOD_MOVE[] =
+	"UPDATE team_periods SET reserved = reserved + ?, spent = spent + ?"
+	" WHERE team_id = ? AND period_start = ?";
+static const char SQL_RUNNING_OF_PERIOD[] =
+	"SELECT price_micros, gpu_count, max_runtime_us, started_at FROM allocations"
+	" WHERE team_id = ? AND period_start = ? AND status = 'running'";
+
+static int sq_team_put(struct store_conn *bc, const struct actor *who, const struct team *t,
+		       int64_t now, bool *created)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	struct team old, rec = *t;
+	bool exists;
+	int rc, n, fin;
+
+	c->err[0] = '\0';
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	rc = load_one(c, SQL_TEAM_BY_ID, t->id, row_team, &old);
+	if (rc != 0 && rc != ERR_NOT_FOUND)
+		goto out;
+	exists = rc == 0;
+	rc = 0;
+	rec.created_at = exists ? old.created_at : now;
+	rec.updated_at = now;
+	if (exists)
+		n = q_exec(c, SQL_TEAM_UPDATE, "tittit", rec.display_name, rec.budget_micros,
+			   period_kind_name(rec.period), rec.thresholds_json, now, rec.id);
+	else
+		n = q_exec(c, SQL_TEAM_INSERT, "ttittii", rec.id, rec.display_name, rec.budget_micros,
+			   period_kind_name(rec.period), rec.thresholds_json, now, now);
+	if (n < 0) {
+		rc = n;
+		goto out;
+	}
+	rc = audit_rec(c, who, now, exists ? "team.update" : "team.create", "team", rec.id, rec.id,
+		       team_json, exists ? &old : NULL, &rec);
+out:
+	fin = tx_finish(c, rc == 0);
+	if (rc == 0 && fin == 0)
+		*created = !exists;
+	return rc ? rc : fin;
+}
+
+static int sq_team_get(struct store_conn *bc, const char *id, struct team *out)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	struct team t;
+	int rc;
+
+	c->err[0] = '\0';
+	rc = load_one(c, SQL_TEAM_BY_ID, id, row_team, &t);
+	if (rc == 0)
+		*out = t;
+	return rc;
+}
+
+/*
+ * Appends " AND col IN (?,...)" for a scope list to sql (malloc'd, grown);
+ * n == 0 appends " AND 0" (an empty scope sees nothing).
+ */
+static int sql_scope(char **sql, const char *col, size_t n)
+{
+	size_t len = strlen(*sql), extra = strlen(col) + 16 + 2 * n;
+	char *s = realloc(*sql, len + extra);
+
+	if (!s)
+		return ERR_NOMEM;
+	*sql = s;
+	if (n == 0) {
+		snprintf(s + len, extra, " AND 0");
+		return 0;
+	}
+	len += (size_t)snprintf(s + len, extra, " AND %s IN (", col);
+	for (size_t i = 0; i < n; i++) {
+		s[len++] = i ? ',' : '?';
+		if (i)
+			s[len++] = '?';
+	}
+	s[len++] = ')';
+	s[len] = '\0';
+	return 0;
+}
+
+static int sql_append(char **sql, const char *more)
+{
+	size_t len = strlen(*sql), m = strlen(more);
+	char *s = realloc(*sql, len + m + 1);
+
+	if (!s)
+		return ERR_NOMEM;
+	memcpy(s + len, more, m + 1);
+	*sql = s;
+	return 0;
+}
+
+static int bind_scope(struct sq_conn *c, sqlite3_stmt *st, int *idx, const char *const *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc = q_bind(c, st, idx, "t", v[i]);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int sq_team_list(struct store_conn *bc, const char *const *only, size_t nonly,
+			store_team_cb cb, void *ctx)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	sqlite3_stmt *st = NULL;
+	char *sql = NULL;
+	struct team t;
+	int idx = 1;
+	int rc;
+
+	c->err[0] = '\0';
+	sql = strdup("SELECT " TEAM_COLS " FROM teams WHERE 1");
+	if (!sql)
+		return ERR_NOMEM;
+	if (only) {
+		rc = sql_scope(&sql, "id", nonly);
+		if (rc != 0)
+			goto out;
+	}
+	rc = sql_append(&sql, " ORDER BY id");
+	if (rc != 0)
+		goto out;
+	rc = q_prepare(c, sql, false, &st);
+	if (rc != 0)
+		goto out;
+	if (only) {
+		rc = bind_scope(c, st, &idx, only, nonly);
+		if (rc != 0)
+			goto out;
+	}
+	while ((rc = q_step(c, st)) == 1) {
+		rc = row_team(st, &t);
+		if (rc != 0)
+			goto out;
+		if (cb(ctx, &t) != 0) {
+			rc = 0;
+			break;
+		}
+	}
+out:
+	q_close(c, st);
+	free(sql);
+	return rc;
+}
+
+static int period_load(struct sq_conn *c, const char *team, int64_t start, int64_t *spent,
+		       int64_t *reserved)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = q_open(c, SQL_PERIOD_GET, &st, "ti", team, start);
+	if (rc != 0)
+		return rc;
+	rc = q_step(c, st);
+	if (rc == 1) {
+		*spent = sqlite3_column_int64(st, 0);
+		*reserved = sqlite3_column_int64(st, 1);
+		rc = 0;
+	} else if (rc == 0) {
+		*spent = 0;
+		*reserved = 0;
+	}
+	q_close(c, st);
+	return rc;
+}
+
+static int sq_team_ledger(struct store_conn *bc, const struct team *t, int64_t now,
+			  struct team_ledger *out)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	struct team_ledger l;
+	sqlite3_stmt *st = NULL;
+	int rc, fin;
+
+	c->err[0] = '\0';
+	memset(&l, 0, sizeof(l));
+	period_bounds(t->period, now, &l.period_start, &l.period_end);
+	rc = tx_begin(c, false); /* one snapshot for both reads */
+	if (rc != 0)
+		return rc;
+	rc = period_load(c, t->id, l.period_start, &l.spent, &l.reserved);
+	if (rc != 0)
+		goto out;
+	rc = q_open(c, SQL_RUNNING_OF_PERIOD, &st, "ti", t->id, l.period_start);
+	if (rc != 0)
+		goto out;
+	while ((rc = q_step(c, st)) == 1) {
+		int64_t acc = 0;
+
+		rc = ledger_accrued(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+				    sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), now,
+				    &acc);
+		if (rc == 0 && __builtin_add_overflow(l.accrued, acc, &l.accrued))
+			rc = ERR_OVERFLOW;
+		if (rc != 0)
+			break;
+		l.running++;
+	}
+out:
+	q_close(c, st);
+	fin = tx_finish(c, true);
+	if (rc == 0)
+		rc = fin;
+	if (rc == 0)
+		*out = l;
+	return rc;
+}
+
+/* ---- allocations ------------------------------------------------------- */
+
+static const char SQL_ALLOC_INSERT[] =
+	"INSERT INTO allocations(" ALLOC_COLS ") VALUES"
+	" (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_ALLOC_DUE[] =
+	"SELECT " ALLOC_COLS " FROM allocations WHERE status = 'approved' AND expires_at <= ?"
+	" ORDER BY expires_at, id";
+static const char SQL_ALLOC_END[] =
+	"UPDATE allocations SET status = ?, ended_at = ?, actual_micros = ? WHERE id = ?";
+static const char SQL_ALLOC_START[] =
+	"UPDATE allocations SET status = ?, started_at = ? WHERE id = ?";
+static const char SQL_IDEM_GET[] =
+	"SELECT request_hash, status, body FROM idempotency WHERE token_id = ? AND key = ?";
+static const char SQL_IDEM_INSERT[] =
+	"INSERT INTO idempotency(token_id, key, request_hash, status, body, created_at)"
+	" VALUES (?, ?, ?, ?, ?, ?)";
+
+/* Moves money in the allocation's own period row; exactly one row must change. */
+static int ledger_move(struct sq_conn *c, const struct allocation *a, int64_t d_reserved,
+		       int64_t d_spent)
+{
+	int n = q_exec(c, SQL_PERIOD_MOVE, "iiti", d_reserved, d_spent, a->team, a->period_start);
+
+	if (n < 0)
+		return n;
+	if (n != 1) {
+		conn_err(c, "ledger row of team '%s' is missing", a->team);
+		return ERR_STORE;
+	}
+	return 0;
+}
+
+static int gpu_move(struct sq_conn *c, const char *gpu_type, int64_t d)
+{
+	int n = q_exec(c, SQL_GPU_MOVE, "it", d, gpu_type);
+
+	if (n < 0)
+		return n;
+	if (n != 1) {
+		conn_err(c, "gpu type '%s' is missing", gpu_type);
+		return ERR_STORE;
+	}
+	return 0;
+}
+
+/*
+ * Cancels or expires a (held) allocation: releases its reservation and GPUs,
+ * records the end instant `at`, audits.  *after gets the new record.
+ */
+static int alloc_release(struct sq_conn *c, const struct actor *who, const struct allocation *a,
+			 enum alloc_status to, int64_t at, int64_t now, struct allocation *after)
+{
+	struct allocation b = *a;
+	char action[64];
+	int rc, n;
+
+	b.status = to;
+	b.ended_at = at;
+	b.actual_micros = 0;
+	n = q_exec(c, SQL_ALLOC_END, "tiit", alloc_status_name(to), at, (int64_t)0, a->id);
+	if (n < 0)
+		return n;
+	rc = ledger_move(c, a, -a->estimated_micros, 0);
+	if (rc != 0)
+		return rc;
+	rc = gpu_move(c, a->gpu_type, -a->gpu_count);
+	if (rc != 0)
+		return rc;
+	snprintf(action, sizeof(action), "allocation.%s",
+		 to == ALLOC_EXPIRED ? "expire" : "cancel");
+	rc = audit_rec(c, who, now, action, "allocation", a->id, a->team, alloc_json, a, &b);
+	if (rc != 0)
+		return rc;
+	if (after)
+		*after = b;
+	return 0;
+}
+
+/* Expires every approved allocation due at now, inside the caller's transaction. */
+static int expire_due_tx(struct sq_conn *c, int64_t now, int *count)
+{
+	struct allocation *list = NULL; /* owned here */
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	/* Collect first: updating rows under a live SELECT is asking for trouble. */
+	rc = q_open(c, SQL_ALLOC_DUE, &st, "i", now);
+	if (rc != 0)
+		return rc;
+	while ((rc = q_step(c, st)) == 1) {
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 8;
+			struct allocation *nl = realloc(list, ncap * sizeof(*list));
+			if (!nl) {
+				rc = ERR_NOMEM;
+				break;
+			}
+			list = nl;
+			cap = ncap;
+		}
+		rc = row_alloc(st, &list[n]);
+		if (rc != 0)
+			break;
+		n++;
+	}
+	q_close(c, st);
+	if (rc != 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		rc = alloc_release(c, NULL, &list[i], ALLOC_EXPIRED, list[i].expires_at, now, NULL);
+		if (rc != 0)
+			goto out;
+	}
+	if (count)
+		*count = (int)n;
+out:
+	free(list);
+	return rc;
+}
+
+/* 1 = stored answer with the same hash (replay filled), 0 = none, < 0 error. */
+static int idem_lookup(struct sq_conn *c, const char *token_id, const struct idem *idem,
+		       int *status, char **body)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = q_open(c, SQL_IDEM_GET, &st, "tt", token_id, idem->key);
+	if (rc != 0)
+		return rc;
+	rc = q_step(c, st);
+	if (rc == 1) {
+		const char *h = (const char *)sqlite3_column_text(st, 0);
+		const char *b = (const char *)sqlite3_column_text(st, 2);
+
+		if (!h || !idem->hash || strcmp(h, idem->hash) != 0) {
+			conn_err(c, "Idempotency-Key '%s' was used with a different request",
+				 idem->key);
+			rc = ERR_IDEMPOTENCY;
+		} else {
+			*status = sqlite3_column_int(st, 1);
+			*body = strdup(b ? b : "");
+			rc = *body ? 1 : ERR_NOMEM;
+		}
+	}
+	q_close(c, st);
+	return rc;
+}
+
+/* Defensive re-read after an approval: the rule can only break by a bug. */
+static int ledger_verify(struct sq_conn *c, const struct team *t, int64_t period_start,
+			 const char *gpu_type)
+{
+	struct gpu_type g;
+	int64_t spent = 0, reserved = 0;
+	int rc;
+
+	rc = period_load(c, t->id, period_start, &spent, &reserved);
+	if (rc != 0)
+		return rc;
+	if (spent > t->budget_micros - reserved) {
+		conn_err(c, "ledger invariant violated for team '%s'", t->id);
+		return ERR_STORE;
+	}
+	rc = load_one(c, SQL_GPU_BY_ID, gpu_type, row_gpu, &g);
+	if (rc != 0)
+		return rc == ERR_NOT_FOUND ? ERR_STORE : rc;
+	if (g.allocated > g.capacity) {
+		conn_err(c, "capacity invariant violated for gpu type '%s'", gpu_type);
+		return ERR_STORE;
+	}
+	return 0;
+}
+
+static int sq_allocate(struct store_conn *bc, const struct actor *who, const struct alloc_request *r,
+		       int64_t start_timeout_s, int64_t now, struct idem *idem,
+		       struct alloc_outcome *o, char *detail)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	struct alloc_outcome lo;
+	struct team team;
+	struct gpu_type gpu;
+	struct ledger_check chk;
+	struct ledger_decision dec;
+	int64_t ps = 0, pe = 0, spent = 0, reserved = 0, est = 0;
+	char *body = NULL;   /* rendered answer, owned here */
+	char *replay = NULL; /* replayed answer, handed to idem on success */
+	int replay_status = 0, status = 0, rc, n, fin;
+	bool use_idem = idem && idem->key, replayed = false, commit = false;
+
+	c->err[0] = '\0';
+	memset(&lo, 0, sizeof(lo));
+	if (idem) {
+		idem->replayed = false;
+		idem->replay_body = NULL;
+	}
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		goto out;
+	if (use_idem) {
+		rc = idem_lookup(c, who->token_id, idem, &replay_status, &replay);
+		if (rc < 0)
+			goto out;
+		if (rc == 1) {
+			replayed = true;
+			rc = 0;
+			commit = true;
+			goto out;
+		}
+	}
+	rc = load_one(c, SQL_TEAM_BY_ID, r->team, row_team, &team);
+	if (rc != 0) {
+		if (rc == ERR_NOT_FOUND)
+			conn_err(c, "unknown team '%s'", r->team);
+		goto out;
+	}
+	/* Due allocations give their money and GPUs back before we decide. */
+	rc = expire_due_tx(c, now, NULL);
+	if (rc != 0)
+		goto out;
+	rc = load_one(c, SQL_GPU_BY_ID, r->gpu_type, row_gpu, &gpu);
+	if (rc != 0) {
+		if (rc == ERR_NOT_FOUND)
+			conn_err(c, "unknown gpu_type '%s'", r->gpu_type);
+		goto out;
+	}
+	period_bounds(team.period, now, &ps, &pe);
+	n = q_exec(c, SQL_PERIOD_ENSURE, "tii", team.id, ps, pe);
+	if (n < 0) {
+		rc = n;
+		goto out;
+	}
+	rc = period_load(c, team.id, ps, &spent, &reserved);
+	if (rc != 0)
+		goto out;
+	rc = cost_compute(gpu.price_micros, r->gpu_count, r->max_runtime_us, &est);
+	if (rc != 0) {
+		conn_err(c, "the estimated cost does not fit");
+		goto out;
+	}
+	chk = (struct ledger_check){
+		.budget = team.budget_micros,
+		.spent = spent,
+		.reserved = reserved,
+		.estimated = est,
+		.capacity = gpu.capacity,
+		.allocated = gpu.allocated,
+		.gpu_count = r->gpu_count,
+	};
+	ledger_decide(&chk, &dec);
+	lo.available = dec.available;
+	lo.gpus_available = dec.gpus_available;
+	lo.estimated = est;
+	lo.budget_ok = dec.budget_ok;
+	lo.capacity_ok = dec.capacity_ok;
+
+	if (dec.approved) {
+		struct allocation *a = &lo.alloc;
+
+		rc = util_random_id("alloc_", 20, a->id, sizeof(a->id));
+		if (rc != 0) {
+			conn_err(c, "cannot generate an allocation id");
+			goto out;
+		}
+		snprintf(a->team, sizeof(a->team), "%s", team.id);
+		snprintf(a->project, sizeof(a->project), "%s", r->project);
+		snprintf(a->gpu_type, sizeof(a->gpu_type), "%s", gpu.id);
+		a->gpu_count = r->gpu_count;
+		a->max_runtime_us = r->max_runtime_us;
+		a->price_micros = gpu.price_micros;
+		a->estimated_micros = est;
+		a->status = ALLOC_APPROVED;
+		snprintf(a->purpose, sizeof(a->purpose), "%s", r->purpose);
+		snprintf(a->labels_json, sizeof(a->labels_json), "%s",
+			 r->labels_json[0] ? r->labels_json : "{}");
+		snprintf(a->created_by, sizeof(a->created_by), "%s", who->token_id);
+		a->period_start = ps;
+		a->approved_at = now;
+		a->expires_at = now + start_timeout_s;
+		a->started_at = 0;
+		a->ended_at = 0;
+		a->actual_micros = -1;
+		n = q_exec(c, SQL_ALLOC_INSERT, "ttttiiiittttiiiiii", a->id, a->team, a->project,
+			   a->gpu_type, a->gpu_count, a->max_runtime_us, a->price_micros,
+			   a->estimated_micros, alloc_status_name(a->status), a->purpose,
+			   a->labels_json, a->created_by, a->period_start, a->approved_at,
+			   a->expires_at, a->started_at, a->ended_at, a->actual_micros);
+		if (n < 0) {
+			rc = n;
+			goto out;
+		}
+		rc = ledger_move(c, a, est, 0);
+		if (rc != 0)
+			goto out;
+		rc = gpu_move(c, gpu.id, a->gpu_count);
+		if (rc != 0)
+			goto out;
+		rc = ledger_verify(c, &team, ps, gpu.id);
+		if (rc != 0)
+			goto out;
+		rc = audit_rec(c, who, now, "allocation.approve", "allocation", a->id, a->team,
+			       alloc_json, NULL, a);
+		if (rc != 0)
+			goto out;
+	} else {
+		char av[MONEY_FMT_LEN], es[MONEY_FMT_LEN];
+
+		if (!dec.budget_ok) {
+			rc = ERR_BUDGET;
+			conn_err(c, "team '%s' has %s available, the request needs %s", team.id,
+				 fmt_money(dec.available, av), fmt_money(est, es));
+		} else {
+			rc = ERR_CAPACITY;
+			conn_err(c, "%lld GPUs of type '%s' available, the request needs %lld",
+				 (long long)dec.gpus_available, gpu.id, (long long)r->gpu_count);
+		}
+	}
+	if (use_idem) {
+		body = idem->render(idem->ctx, rc, &lo, &status);
+		if (!body) {
+			rc = ERR_NOMEM;
+			conn_err(c, "out of memory rendering the idempotent answer");
+			goto out;
+		}
+		n = q_exec(c, SQL_IDEM_INSERT, "tttiti", who->token_id, idem->key, idem->hash,
+			   (int64_t)status, body, now);
+		if (n < 0) {
+			rc = n;
+			goto out;
+		}
+	}
+	commit = true; /* approved, or a refusal worth remembering */
+out:
+	fin = tx_finish(c, commit);
+	if (fin != 0) {
+		rc = fin;
+		commit = false;
+	}
+	if (commit) {
+		if (replayed) {
+			idem->replayed = true;
+			idem->replay_status = replay_status;
+			idem->replay_body = replay;
+			replay = NULL;
+		} else {
+			*o = lo;
+		}
+	}
+	free(replay);
+	free(body);
+	detail_out(c, rc, detail);
+	return rc;
+}
+
+static int sq_alloc_get(struct store_conn *bc, const char *id, struct allocation *out)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	struct allocation *a = NULL;
+	int rc;
+
+	c->err[0] = '\0';
+	a = malloc(sizeof(*a));
+	if (!a)
+		return ERR_NOMEM;
+	rc = load_one(c, SQL_ALLOC_BY_ID, id, row_alloc, a);
+	if (rc == 0)
+		*out = *a;
+	free(a);
+	return rc;
+}
+
+/* Parses "<approved_at>:<id>". */
+static int cursor_parse(const char *cur, int64_t *at, char *id)
+{
+	char *end = NULL;
+	long long v;
+	size_t len;
+
+	if (!cur[0] || !(cur[0] >= '0' && cur[0] <= '9'))
+		return ERR_INVALID;
+	v = strtoll(cur, &end, 10);
+	if (!end || *end != ':')
+		return ERR_INVALID;
+	len = strlen(end + 1);
+	if (len == 0 || len >= STORE_ID_LEN)
+		return ERR_INVALID;
+	memcpy(id, end + 1, len + 1);
+	*at = v;
+	return 0;
+}
+
+static int sq_alloc_list(struct store_conn *bc, const struct alloc_filter *f, store_alloc_cb cb,
+			 void *ctx, char *next_cursor)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	struct allocation *a = NULL, *last = NULL; /* owned here */
+	sqlite3_stmt *st = NULL;
+	char *sql = NULL;
+	char cur_id[STORE_ID_LEN];
+	int64_t cur_at = 0;
+	int limit = f->limit, idx = 1, rows = 0, rc;
+	bool more = false;
+
+	c->err[0] = '\0';
+	if (limit < 1)
+		limit = 1;
+	if (limit > STORE_MAX_PAGE)
+		limit = STORE_MAX_PAGE;
+	if (f->cursor && f->cursor[0]) {
+		rc = cursor_parse(f->cursor, &cur_at, cur_id);
+		if (rc != 0) {
+			conn_err(c, "invalid cursor");
+			return rc;
+		}
+	}
+	a = malloc(sizeof(*a));
+	last = malloc(sizeof(*last));
+	sql = strdup("SELECT " ALLOC_COLS " FROM allocations WHERE 1");
+	if (!a || !last || !sql) {
+		rc = ERR_NOMEM;
+		goto out;
+	}
+	rc = 0;
+	if (f->team)
+		rc = sql_append(&sql, " AND team_id = ?");
+	if (rc == 0 && f->teams)
+		rc = sql_scope(&sql, "team_id", f->nteams);
+	if (rc == 0 && f->status >= 0)
+		rc = sql_append(&sql, " AND status = ?");
+	if (rc == 0 && f->cursor && f->cursor[0])
+		rc = sql_append(&sql, " AND (approved_at < ? OR (approved_at = ? AND id < ?))");
+	if (rc == 0)
+		rc = sql_append(&sql, " ORDER BY approved_at DESC, id DESC LIMIT ?");
+	if (rc != 0)
+		goto out;
+	rc = q_prepare(c, sql, false, &st);
+	if (rc != 0)
+		goto out;
+	if (f->team)
+		rc = q_bind(c, st, &idx, "t", f->team);
+	if (rc == 0 && f->teams)
+		rc = bind_scope(c, st, &idx, f->teams, f->nteams);
+	if (rc == 0 && f->status >= 0)
+		rc = q_bind(c, st, &idx, "t", alloc_status_name((enum alloc_status)f->status));
+	if (rc == 0 && f->cursor && f->cursor[0])
+		rc = q_bind(c, st, &idx, "iit", cur_at, cur_at, cur_id);
+	if (rc == 0)
+		rc = q_bind(c, st, &idx, "i", (int64_t)limit + 1);
+	if (rc != 0)
+		goto out;
+	while ((rc = q_step(c, st)) == 1) {
+		if (rows == limit) {
+			more = true;
+			rc = 0;
+			break;
+		}
+		rc = row_alloc(st, a);
+		if (rc != 0)
+			goto out;
+		rows++;
+		*last = *a;
+		if (cb(ctx, a) != 0) {
+			rc = 0;
+			break;
+		}
+	}
+	if (rc != 0)
+		goto out;
+	if (more)
+		snprintf(next_cursor, STORE_ID_LEN * 2, "%lld:%s", (long long)last->approved_at,
+			 last->id);
+	else
+		next_cursor[0] = '\0';
+out:
+	q_close(c, st);
+	free(sql);
+	free(a);
+	free(last);
+	return rc;
+}
+
+static const char SQL_ALLOC_COMPLETE[] =
+	"UPDATE allocations SET status = ?, ended_at = ?, actual_micros = ? WHERE id = ?";
+
+static int sq_alloc_transition(struct store_conn *bc, const struct actor *who, const char *id,
+			       enum alloc_event ev, int64_t at, int64_t now, struct allocation *out,
+			       bool *repeat, char *detail)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	struct allocation *a = NULL, *res = NULL; /* owned here (large records) */
+	enum alloc_status next;
+	bool rep = false, expired_instead = false;
+	int rc, n, fin;
+
+	c->err[0] = '\0';
+	a = malloc(sizeof(*a));
+	res = malloc(sizeof(*res));
+	if (!a || !res) {
+		free(a);
+		free(res);
+		return ERR_NOMEM;
+	}
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		goto done;
+	rc = load_one(c, SQL_ALLOC_BY_ID, id, row_alloc, a);
+	if (rc != 0) {
+		if (rc == ERR_NOT_FOUND)
+			conn_err(c, "unknown allocation '%s'", id);
+		goto out;
+	}
+	rc = lifecycle_next(a->status, ev, &next, &rep);
+	if (rc != 0) {
+		conn_err(c, "cannot %s an allocation that is %s", alloc_event_name(ev),
+			 alloc_status_name(a->status));
+		goto out;
+	}
+	*res = *a;
+	if (rep)
+		goto out; /* nothing changes; the commit below is of an empty transaction */
+	switch (ev) {
+	case ALLOC_EV_START:
+		if (now >= a->expires_at) {
+			rc = alloc_release(c, who, a, ALLOC_EXPIRED, a->expires_at, now, res);
+			if (rc == 0)
+				expired_instead = true;
+			break;
+		}
+		res->status = ALLOC_RUNNING;
+		res->started_at = at;
+		n = q_exec(c, SQL_ALLOC_START, "tit", alloc_status_name(ALLOC_RUNNING), at, id);
+		if (n < 0) {
+			rc = n;
+			break;
+		}
+		rc = audit_rec(c, who, now, "allocation.start", "allocation", id, a->team, alloc_json,
+			       a, res);
+		break;
+	case ALLOC_EV_COMPLETE: {
+		int64_t actual = 0;
+
+		if (at < a->started_at) {
+			conn_err(c, "ended_at is before started_at");
+			rc = ERR_INVALID;
+			break;
+		}
+		rc = ledger_actual(a->price_micros, a->gpu_count, a->max_runtime_us, a->started_at,
+				   at, &actual);
+		if (rc != 0) {
+			conn_err(c, "cannot compute the actual cost");
+			break;
+		}
+		res->status = ALLOC_COMPLETED;
+		res->ended_at = at;
+		res->actual_micros = actual;
+		n = q_exec(c, SQL_ALLOC_COMPLETE, "tiit", alloc_status_name(ALLOC_COMPLETED), at,
+			   actual, id);
+		if (n < 0) {
+			rc = n;
+			break;
+		}
+		rc = ledger_move(c, a, -a->estimated_micros, actual);
+		if (rc == 0)
+			rc = gpu_move(c, a->gpu_type, -a->gpu_count);
+		if (rc == 0)
+			rc = audit_rec(c, who, now, "allocation.complete", "allocation", id, a->team,
+				       alloc_json, a, res);
+		break;
+	}
+	case ALLOC_EV_CANCEL:
+		rc = alloc_release(c, who, a, ALLOC_CANCELLED, at, now, res);
+		break;
+	case ALLOC_EV_EXPIRE:
+		rc = alloc_release(c, who, a, ALLOC_EXPIRED, at, now, res);
+		break;
+	default:
+		conn_err(c, "unknown event");
+		rc = ERR_INVALID;
+		break;
+	}
+out:
+	fin = tx_finish(c, rc == 0);
+	if (rc == 0)
+		rc = fin;
+	if (rc == 0) {
+		*out = *res;
+		*repeat = rep;
+		if (expired_instead) {
+			conn_err(c, "allocation expired before it started");
+			rc = ERR_CONFLICT;
+		}
+	}
+done:
+	free(a);
+	free(res);
+	detail_out(c, rc, detail);
+	return rc;
+}
+
+static int sq_alloc_expire_due(struct store_conn *bc, int64_t now, int *n)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	int count = 0, rc, fin;
+
+	c->err[0] = '\0';
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	rc = expire_due_tx(c, now, &count);
+	fin = tx_finish(c, rc == 0);
+	if (rc == 0)
+		rc = fin;
+	if (rc == 0)
+		*n = count;
+	return rc;
+}
+
+/* ---- costs ------------------------------------------------------------- */
+
+/* Rows kept sorted by key; binary search + insert.  Owned by the caller. */
+struct cost_acc {
+	struct cost_row *rows;
+	size_t n, cap;
+};
+
+static int acc_row(struct cost_acc *acc, const char *key, struct cost_row **out)
+{
+	size_t lo = 0, hi = acc->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int cmp = strcmp(acc->rows[mid].key, key);
+		if (cmp == 0) {
+			*out = &acc->rows[mid];
+			return 0;
+		}
+		if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (acc->n == acc->cap) {
+		size_t ncap = acc->cap ? acc->cap * 2 : 16;
+		struct cost_row *nr = realloc(acc->rows, ncap * sizeof(*nr));
+		if (!nr)
+			return ERR_NOMEM;
+		acc->rows = nr;
+		acc->cap = ncap;
+	}
+	memmove(&acc->rows[lo + 1], &acc->rows[lo], (acc->n - lo) * sizeof(*acc->rows));
+	memset(&acc->rows[lo], 0, sizeof(*acc->rows));
+	snprintf(acc->rows[lo].key, sizeof(acc->rows[lo].key), "%s", key);
+	acc->n++;
+	*out = &acc->rows[lo];
+	return 0;
+}
+
+static int acc_add(struct cost_acc *acc, const char *key, int64_t spent, int64_t accrued,
+		   int64_t reserved, int64_t gpu_mh)
+{
+	struct cost_row *r = NULL;
+	int rc = acc_row(acc, key, &r);
+
+	if (rc != 0)
+		return rc;
+	if (__builtin_add_overflow(r->spent, spent, &r->spent) ||
+	    __builtin_add_overflow(r->accrued, accrued, &r->accrued) ||
+	    __builtin_add_overflow(r->reserved, reserved, &r->reserved) ||
+	    __builtin_add_overflow(r->gpu_microhours, gpu_mh, &r->gpu_microhours))
+		return ERR_OVERFLOW;
+	return 0;
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+	return a < b ? a : b;
+}
+
+static int64_t max64(int64_t a, int64_t b)
+{
+	return a > b ? a : b;
+}
+
+/* GPU micro-hours used over `secs` seconds, capped at the max runtime. */
+static int used_microhours(const struct allocation *a, int64_t secs, int64_t *out)
+{
+	int64_t us = min64(max64(secs, 0) * USEC_PER_SEC, a->max_runtime_us);
+
+	return cost_gpu_microhours(a->gpu_count, us, out);
+}
+
+/*
+ * Splits money and GPU-hours used over [us, ue) across UTC days by seconds;
+ * the last day takes the remainder so the parts sum exactly to the totals.
+ * Days outside [from, to) are dropped.
+ */
+static int day_split(struct cost_acc *acc, const struct cost_query *q, int64_t us, int64_t ue,
+		     int64_t money, int64_t gpu_mh, bool accrued)
+{
+	int64_t span = ue - us, given_m = 0, given_g = 0;
+	char key[16];
+
+	if (span <= 0) {
+		int64_t d = time_day_start(us);
+		if (d + SQ_DAY <= q->from || d >= q->to)
+			return 0;
+		time_format_date(d, key);
+		return acc_add(acc, key, accrued ? 0 : money, accrued ? money : 0, 0, gpu_mh);
+	}
+	for (int64_t d = time_day_start(us); d < ue; d += SQ_DAY) {
+		int64_t a = max64(d, us), b = min64(d + SQ_DAY, ue), pm, pg;
+		int rc;
+
+		if (b >= ue) {
+			pm = money - given_m;
+			pg = gpu_mh - given_g;
+		} else {
+			pm = (int64_t)((__int128)money * (b - a) / span);
+			pg = (int64_t)((__int128)gpu_mh * (b - a) / span);
+		}
+		given_m += pm;
+		given_g += pg;
+		if (d + SQ_DAY <= q->from || d >= q->to)
+			continue;
+		time_format_date(d, key);
+		rc = acc_add(acc, key, accrued ? 0 : pm, accrued ? pm : 0, 0, pg);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int cost_by_day(struct cost_acc *acc, const struct cost_query *q, const struct allocation *a)
+{
+	int64_t max_s = (a->max_runtime_us + USEC_PER_SEC - 1) / USEC_PER_SEC;
+	int64_t money = 0, gpu_mh = 0;
+	int rc;
+
+	if (a->status == ALLOC_APPROVED || a->status == ALLOC_RUNNING) {
+		if (a->approved_at >= q->from && a->approved_at < q->to) {
+			char key[16];
+			time_format_date(a->approved_at, key);
+			rc = acc_add(acc, key, 0, 0, a->estimated_micros, 0);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	if (a->status == ALLOC_COMPLETED) {
+		int64_t ue = min64(a->ended_at, a->started_at + max_s);
+		rc = used_microhours(a, a->ended_at - a->started_at, &gpu_mh);
+		if (rc != 0)
+			return rc;
+		return day_split(acc, q, a->started_at, ue, a->actual_micros, gpu_mh, false);
+	}
+	if (a->status == ALLOC_RUNNING) {
+		int64_t ue = min64(max64(q->now, a->started_at), a->started_at + max_s);
+		rc = ledger_accrued(a->price_micros, a->gpu_count, a->max_runtime_us, a->started_at,
+				    q->now, &money);
+		if (rc == 0)
+			rc = used_microhours(a, q->now - a->started_at, &gpu_mh);
+		if (rc != 0)
+			return rc;
+		return day_split(acc, q, a->started_at, ue, money, gpu_mh, true);
+	}
+	return 0;
+}
+
+static int cost_by_key(struct cost_acc *acc, const struct cost_query *q, const struct allocation *a)
+{
+	char key[STORE_ID_LEN * 2];
+	int64_t spent = 0, accrued = 0, reserved = 0, gpu_mh = 0;
+	int rc = 0;
+
+	switch (a->status) {
+	case ALLOC_COMPLETED:
+		spent = a->actual_micros;
+		rc = used_microhours(a, a->ended_at - a->started_at, &gpu_mh);
+		break;
+	case ALLOC_RUNNING:
+		reserved = a->estimated_micros;
+		rc = ledger_accrued(a->price_micros, a->gpu_count, a->max_runtime_us, a->started_at,
+				    q->now, &accrued);
+		if (rc == 0)
+			rc = used_microhours(a, q->now - a->started_at, &gpu_mh);
+		break;
+	case ALLOC_APPROVED:
+		reserved = a->estimated_micros;
+		break;
+	default:
+		return 0; /* cancelled and expired cost nothing */
+	}
+	if (rc != 0)
+		return rc;
+	if (q->group == COST_BY_TEAM)
+		snprintf(key, sizeof(key), "%s", a->team);
+	else if (q->group == COST_BY_PROJECT)
+		snprintf(key, sizeof(key), "%s/%s", a->team, a->project);
+	else
+		snprintf(key, sizeof(key), "%s", a->gpu_type);
+	return acc_add(acc, key, spent, accrued, reserved, gpu_mh);
+}
+
+static int sq_costs(struct store_conn *bc, const struct cost_query *q, store_cost_cb cb, void *ctx)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	struct cost_acc acc = {NULL, 0, 0};
+	struct allocation *a = NULL;
+	sqlite3_stmt *st = NULL;
+	char *sql = NULL;
+	bool by_day = q->group == COST_BY_DAY;
+	int idx = 1, rc;
+
+	c->err[0] = '\0';
+	a = malloc(sizeof(*a));
+	sql = strdup(by_day ? "SELECT " ALLOC_COLS " FROM allocations WHERE"
+			      " ((status IN ('approved', 'running') AND approved_at < ?)"
+			      " OR (status = 'completed' AND ended_at >= ? AND started_at < ?))"
+			    : "SELECT " ALLOC_COLS " FROM allocations WHERE"
+			      " approved_at >= ? AND approved_at < ?");
+	if (!a || !sql) {
+		rc = ERR_NOMEM;
+		goto out;
+	}
+	rc = q->teams ? sql_scope(&sql, "team_id", q->nteams) : 0;
+	if (rc != 0)
+		goto out;
+	rc = q_prepare(c, sql, false, &st);
+	if (rc != 0)
+		goto out;
+	if (by_day)
+		rc = q_bind(c, st, &idx, "iii", q->to, q->from, q->to);
+	else
+		rc = q_bind(c, st, &idx, "ii", q->from, q->to);
+	if (rc == 0 && q->teams)
+		rc = bind_scope(c, st, &idx, q->teams, q->nteams);
+	if (rc != 0)
+		goto out;
+	while ((rc = q_step(c, st)) == 1) {
+		rc = row_alloc(st, a);
+		if (rc == 0)
+			rc = by_day ? cost_by_day(&acc, q, a) : cost_by_key(&acc, q, a);
+		if (rc != 0)
+			goto out;
+	}
+	if (rc != 0)
+		goto out;
+	q_close(c, st);
+	st = NULL;
+	for (size_t i = 0; i < acc.n; i++) {
+		if (cb(ctx, &acc.rows[i]) != 0)
+			break;
+	}
+out:
+	if (rc == ERR_OVERFLOW)
+		conn_err(c, "cost totals overflow");
+	q_close(c, st);
+	free(sql);
+	free(a);
+	free(acc.rows);
+	return rc;
+}
+
+/* ---- audit ------------------------------------------------------------- */
+
+static int sq_audit_list(struct store_conn *bc, const char *team, const char *cursor, int limit,
+			 store_audit_cb cb, void *ctx, char *next_cursor)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	struct audit_entry e;
+	sqlite3_stmt *st = NULL;
+	char *sql = NULL;
+	int64_t after = 0, last = 0;
+	int idx = 1, rows = 0, rc;
+	bool more = false;
+
+	c->err[0] = '\0';
+	memset(&e, 0, sizeof(e));
+	if (limit < 1)
+		limit = 1;
+	if (limit > STORE_MAX_PAGE)
+		limit = STORE_MAX_PAGE;
+	if (cursor && cursor[0]) {
+		char *end = NULL;
+		long long v;
+
+		if (cursor[0] < '0' || cursor[0] > '9')
+			return ERR_INVALID;
+		v = strtoll(cursor, &end, 10);
+		if (!end || *end)
+			return ERR_INVALID;
+		after = v;
+	}
+	sql = strdup(team ? "SELECT " AUDIT_COLS " FROM audit WHERE seq > ? AND team = ?"
+			    " ORDER BY seq LIMIT ?"
+			  : "SELECT " AUDIT_COLS " FROM audit WHERE seq > ? ORDER BY seq LIMIT ?");
+	if (!sql)
+		return ERR_NOMEM;
+	rc = q_prepare(c, sql, false, &st);
+	if (rc != 0)
+		goto out;
+	rc = q_bind(c, st, &idx, "i", after);
+	if (rc == 0 && team)
+		rc = q_bind(c, st, &idx, "t", team);
+	if (rc == 0)
+		rc = q_bind(c, st, &idx, "i", (int64_t)limit + 1);
+	if (rc != 0)
+		goto out;
+	while ((rc = q_step(c, st)) == 1) {
+		const char *b, *a;
+		int stop;
+
+		if (rows == limit) {
+			more = true;
+			rc = 0;
+			break;
+		}
+		memset(&e, 0, sizeof(e));
+		e.seq = sqlite3_column_int64(st, 0);
+		e.at = sqlite3_column_int64(st, 1);
+		col_copy(st, 2, e.actor_id, sizeof(e.actor_id));
+		col_copy(st, 3, e.actor_name, sizeof(e.actor_name));
+		col_copy(st, 4, e.action, sizeof(e.action));
+		col_copy(st, 5, e.object_type, sizeof(e.object_type));
+		col_copy(st, 6, e.object_id, sizeof(e.object_id));
+		col_copy(st, 7, e.team, sizeof(e.team));
+		b = (const char *)sqlite3_column_text(st, 8);
+		a = (const char *)sqlite3_column_text(st, 9);
+		e.before_json = b ? strdup(b) : NULL;
+		e.after_json = a ? strdup(a) : NULL;
+		if ((b && !e.before_json) || (a && !e.after_json)) {
+			rc = ERR_NOMEM;
+			goto out;
+		}
+		rows++;
+		last = e.seq;
+		stop = cb(ctx, &e);
+		store_audit_entry_done(&e);
+		if (stop != 0) {
+			rc = 0;
+			break;
+		}
+	}
+	if (rc != 0)
+		goto out;
+	if (more)
+		snprintf(next_cursor, STORE_ID_LEN, "%lld", (long long)last);
+	else
+		next_cursor[0] = '\0';
+out:
+	store_audit_entry_done(&e);
+	q_close(c, st);
+	free(sql);
+	return rc;
+}
+
+/* ---- the backend ------------------------------------------------------- */
+
+static const struct store_ops sq_ops = {
+	.name = "sqlite",
+	.conn_open = sq_conn_open,
+	.conn_close = sq_conn_close,
+	.destroy = sq_destroy,
+	.migrate = sq_migrate,
+	.ping = sq_ping,
+	.token_create = sq_token_create,
+	.token_by_hash = sq_token_by_hash,
+	.token_list = sq_token_list,
+	.token_revoke = sq_token_revoke,
+	.admin_exists = sq_admin_exists,
+	.gpu_type_put = sq_gpu_type_put,
+	.gpu_type_get = sq_gpu_type_get,
+	.gpu_type_list = sq_gpu_type_list,
+	.gpu_type_seed = sq_gpu_type_seed,
+	.team_put = sq_team_put,
+	.team_get = sq_team_get,
+	.team_list = sq_team_list,
+	.team_ledger = sq_team_ledger,
+	.allocate = sq_allocate,
+	.alloc_get = sq_alloc_get,
+	.alloc_list = sq_alloc_list,
+	.alloc_transition = sq_alloc_transition,
+	.alloc_expire_due = sq_alloc_expire_due,
+	.costs = sq_costs,
+	.audit_list = sq_audit_list,
+};
+
+int store_sqlite_new(const char *path, struct store **out, char *detail)
+{
+	struct sq_store *s = NULL;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		goto nomem;
+	s->path = strdup(path);
+	if (!s->path)
+		goto nomem;
+	if (pthread_mutex_init(&s->wlock, NULL) != 0) {
+		free(s->path);
+		free(s);
+		if (detail)
+			snprintf(detail, STORE_DETAIL_LEN, "pthread_mutex_init failed");
+		return ERR_STORE;
+	}
+	s->base.ops = &sq_ops;
+	s->base.pool = NULL;
+	s->base.fault_after = -1;
+	*out = &s->base;
+	return 0;
+nomem:
+	if (s)
+		free(s->path);
+	free(s);
+	if (detail)
+		snprintf(detail, STORE_DETAIL_LEN, "out of memory");
+	return ERR_NOMEM;
+}

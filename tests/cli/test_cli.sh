@@ -1,0 +1,335 @@
+#!/bin/sh
+# tests/cli/test_cli.sh - drives every `plinth` client command against the real
+# daemon on a random port with a fresh data directory, and checks real values:
+# exact costs, status transitions, and the exit codes scripts rely on
+# (0 ok, 1 refused, 2 usage, 3 unreachable).  Prints TAP.
+#
+# Usage: test_cli.sh PLINTH_BINARY   (curl must be in PATH, or set CURL)
+set -u
+
+PLINTH=${1:?usage: test_cli.sh PLINTH_BINARY}
+CURL=${CURL:-curl}
+T=$(mktemp -d "${TMPDIR:-/tmp}/plinth-cli.XXXXXX") || exit 1
+DAEMON_PID=
+n=0
+failed=0
+
+cleanup() {
+	if [ -n "$DAEMON_PID" ]; then
+		kill "$DAEMON_PID" 2>/dev/null
+		wait "$DAEMON_PID" 2>/dev/null
+	fi
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() {
+	n=$((n + 1)); failed=$((failed + 1))
+	echo "not ok $n - $1"
+	echo "# rc=$RC"
+	sed 's/^/# stdout: /' "$T/out"
+	sed 's/^/# stderr: /' "$T/err"
+}
+
+# run ARGS...: runs plinth, keeping stdout, stderr and the exit code.
+run() {
+	"$PLINTH" "$@" >"$T/out" 2>"$T/err"
+	RC=$?
+	OUT=$(cat "$T/out")
+	ERR=$(cat "$T/err")
+	# JSON without whitespace, for matching "key":"value" whatever the daemon's spacing.
+	FLAT=$(tr -d ' \n\t' <"$T/out")
+}
+
+expect_rc() { # WANT DESC
+	if [ "$RC" -eq "$1" ]; then ok "$2 (exit $1)"; else not_ok "$2: exit $RC, want $1"; fi
+}
+expect_out() { # NEEDLE DESC
+	case $OUT in *"$1"*) ok "$2";; *) not_ok "$2: stdout lacks '$1'";; esac
+}
+expect_flat() { # NEEDLE DESC
+	case $FLAT in *"$1"*) ok "$2";; *) not_ok "$2: JSON lacks '$1'";; esac
+}
+expect_err() { # NEEDLE DESC
+	case $ERR in *"$1"*) ok "$2";; *) not_ok "$2: stderr lacks '$1'";; esac
+}
+# The value column of a key/value view: `kv id` -> alc_...
+kv() { sed -n "s/^$1  *//p" "$T/out" | head -n 1; }
+
+# --- offline: help, usage errors, an unreachable daemon -------------------------
+
+run --help
+expect_rc 0 "plinth --help"
+for c in serve quote allocate allocations start complete cancel teams costs token version; do
+	expect_out "$c" "top-level help lists $c"
+done
+
+check_help() { # CMD OPTIONS...
+	cmd=$1; shift
+	run $cmd --help
+	expect_rc 0 "plinth $cmd --help"
+	for o in "$@" --url --token --json Example; do
+		expect_out "$o" "$cmd --help mentions $o"
+	done
+}
+check_help quote --team --gpu-type --gpus --hours
+check_help allocate --team --project --gpu-type --gpus --hours --purpose --label --idempotency-key
+check_help allocations --team --status --limit --cursor show
+check_help start --at
+check_help complete --at
+check_help cancel ID
+check_help teams TEAM
+check_help costs --from --to --group-by
+check_help token --name --role --team create revoke
+check_help version version
+run help quote
+expect_rc 0 "plinth help quote"
+expect_out "--gpu-type" "plinth help quote shows quote's help"
+
+run
+expect_rc 2 "no command"
+run frobnicate
+expect_rc 2 "unknown command"
+expect_err "--help" "unknown command hints at --help"
+run quote --gpu-type h100-80gb --gpus 1 --hours 1
+expect_rc 2 "quote without --team"
+expect_err "--team" "missing option is named"
+expect_err "plinth quote --help" "usage error hints at the command's --help"
+run quote --team ml --gpu-type h100-80gb --gpus two --hours 1
+expect_rc 2 "quote --gpus two"
+run quote --team ml --gpu-type h100-80gb --gpus 1 --hours 1.5x
+expect_rc 2 "quote --hours 1.5x"
+run quote --bogus
+expect_rc 2 "unknown option"
+expect_err "--bogus" "unknown option is named"
+run allocate --team ml --project p --gpu-type g --gpus 1 --hours 1 --label novalue
+expect_rc 2 "allocate --label without ="
+run allocate --team ml --project p --gpu-type g --gpus 1 --hours 1 --idempotency-key "a b"
+expect_rc 2 "allocate --idempotency-key with a space"
+run costs --group-by week
+expect_rc 2 "costs --group-by week"
+run start
+expect_rc 2 "start without an ID"
+run token
+expect_rc 2 "token without a subcommand"
+run version
+expect_rc 0 "version"
+expect_out "plinth " "version prints plinth VERSION"
+run --url http://127.0.0.1:1 teams
+expect_rc 3 "daemon unreachable"
+expect_err "cannot reach http://127.0.0.1:1" "unreachable says which URL"
+expect_err "Connection refused" "unreachable says why"
+
+# --- the real daemon ----------------------------------------------------------------
+
+ADMIN=plt_test_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+PLINTH_ADMIN_TOKEN=$ADMIN "$PLINTH" serve --listen 127.0.0.1:0 --data "$T/data" \
+	--ready-file "$T/ready" >"$T/daemon.out" 2>"$T/daemon.log" &
+DAEMON_PID=$!
+i=0
+while [ ! -s "$T/ready" ] && [ $i -lt 200 ]; do
+	if ! kill -0 "$DAEMON_PID" 2>/dev/null; then break; fi
+	sleep 0.1
+	i=$((i + 1))
+done
+if [ ! -s "$T/ready" ]; then
+	echo "not ok $((n + 1)) - daemon did not become ready"
+	sed 's/^/# daemon: /' "$T/daemon.log" | tail -n 20
+	echo "1..$((n + 1))"
+	exit 1
+fi
+URL=$(head -n 1 "$T/ready")
+ok "daemon ready at $URL"
+export PLINTH_URL="$URL"
+unset PLINTH_TOKEN
+
+# Admin setup with curl (deliberately not through the client under test).
+admin_put() { # PATH JSON
+	"$CURL" -s -o "$T/curl.out" -w '%{http_code}' -X PUT -H "Authorization: Bearer $ADMIN" \
+		-H 'Content-Type: application/json' --data "$2" "$URL$1"
+}
+code=$(admin_put /v1/teams/ml '{"display_name":"Machine Learning","budget":{"amount":"1000","period":"monthly"}}')
+if [ "$code" = 201 ]; then ok "admin PUT team ml"; else RC=$code; not_ok "admin PUT team ml: HTTP $code"; cat "$T/curl.out"; fi
+code=$(admin_put /v1/teams/vision '{"display_name":"Vision","budget":{"amount":"500","period":"monthly"}}')
+if [ "$code" = 201 ]; then ok "admin PUT team vision"; else RC=$code; not_ok "admin PUT team vision: HTTP $code"; fi
+code=$(admin_put /v1/gpu-types/h100-80gb '{"name":"H100 80GB","price_per_gpu_hour":"6.88","capacity":16}')
+case $code in 200|201) ok "admin PUT gpu type h100-80gb";; *) RC=$code; not_ok "admin PUT gpu type: HTTP $code";; esac
+
+# Tokens.
+run --token "$ADMIN" token create --name alice --role member --team ml
+expect_rc 0 "token create (member of ml)"
+expect_err "only time" "token create warns the secret is shown once"
+MEMBER=$(kv token)
+case $MEMBER in plt_*) ok "token create prints the secret";; *) not_ok "no secret in output";; esac
+expect_out "member" "token create shows the role"
+run --json --token "$ADMIN" token create --name svc --role service
+expect_rc 0 "token create --json (service)"
+expect_flat '"role":"service"' "token create --json is the raw response"
+SERVICE=$(printf '%s' "$FLAT" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+case $SERVICE in plt_*) ok "token create --json carries the secret";; *) not_ok "no secret in JSON";; esac
+run --token "$MEMBER" token create --name mallory --role admin
+expect_rc 1 "member may not create tokens"
+expect_err "plinth: " "refusal is printed as plinth: title"
+run --token "$ADMIN" token list
+expect_rc 0 "token list"
+expect_out "alice" "token list shows alice"
+case $MEMBER in "") not_ok "no member secret to look for";; *) case $OUT in *"$MEMBER"*) not_ok "token list leaks a secret";; *) ok "token list shows no secret";; esac;; esac
+run --token wrong-token teams
+expect_rc 1 "bad token is refused"
+run teams
+expect_rc 1 "missing token is refused"
+expect_err "PLINTH_TOKEN" "missing token hints at PLINTH_TOKEN"
+
+export PLINTH_TOKEN="$MEMBER"
+
+# Quotes: 2 x 6.88 x 10 = 137.60 exactly.
+run quote --team ml --gpu-type h100-80gb --gpus 2 --hours 10
+expect_rc 0 "quote approved"
+expect_out "137.60 USD" "quote estimated cost 137.60 USD"
+if [ "$(kv approved)" = yes ]; then ok "quote says approved yes"; else not_ok "quote approved: '$(kv approved)'"; fi
+expect_out "1000.00 USD" "quote shows the available budget"
+run quote --json --team ml --gpu-type h100-80gb --gpus 2 --hours 0.1
+expect_rc 0 "quote --json with --hours 0.1"
+expect_flat '"estimated_cost":"1.376"' "0.1 h is sent exactly: 2 x 6.88 x 0.1 = 1.376"
+expect_flat '"approved":true' "quote --json approved true"
+run quote --team ml --gpu-type h100-80gb --gpus 8 --hours 100
+expect_rc 1 "quote over budget exits 1"
+expect_out "5504.00 USD" "refused quote still shows 8 x 6.88 x 100 = 5504.00"
+expect_err "reason" "refused quote prints its reasons"
+run quote --team ml --gpu-type no-such-gpu --gpus 1 --hours 1
+expect_rc 1 "quote with an unknown GPU type"
+expect_err "gpu_type" "422 names the gpu_type field"
+
+# Allocate.
+run allocate --team ml --project llm --gpu-type h100-80gb --gpus 2 --hours 10 \
+	--purpose "cli test" --label run=1 --idempotency-key key-1
+expect_rc 0 "allocate"
+A1=$(kv id)
+case $A1 in ?*) ok "allocate prints an id ($A1)";; *) not_ok "allocate printed no id";; esac
+if [ "$(kv status)" = approved ]; then ok "new allocation is approved"; else not_ok "status '$(kv status)'"; fi
+if [ "$(kv estimated_cost)" = "137.60 USD" ]; then ok "allocation estimated_cost 137.60 USD"; else not_ok "estimated_cost '$(kv estimated_cost)'"; fi
+expect_out "run=1" "allocation shows its label"
+run allocate --json --team ml --project llm --gpu-type h100-80gb --gpus 2 --hours 10 \
+	--purpose "cli test" --label run=1 --idempotency-key key-1
+expect_rc 0 "allocate again with the same idempotency key"
+expect_flat "\"id\":\"$A1\"" "same key returns the first allocation"
+run allocate --team ml --project llm --gpu-type h100-80gb --gpus 2 --hours 5 --idempotency-key key-1
+expect_rc 1 "same key, other body is refused"
+run allocate --team ml --project llm --gpu-type h100-80gb --gpus 8 --hours 100
+expect_rc 1 "allocate over budget exits 1"
+expect_err "available" "budget refusal says what is available"
+run allocate --team vision --project cv --gpu-type h100-80gb --gpus 1 --hours 1
+expect_rc 1 "member may not allocate for another team"
+run allocate --team ml --project llm --gpu-type h100-80gb --gpus 0 --hours 1
+expect_rc 1 "allocate 0 GPUs is a validation error"
+expect_err "gpu_count" "validation error names gpu_count"
+
+# Allocations.
+run allocations
+expect_rc 0 "allocations"
+expect_out "$A1" "allocations lists the allocation"
+expect_out "ESTIMATED" "allocations prints a header"
+expect_out "137.60 USD" "allocations shows the estimated cost"
+run allocations --json --team ml --status approved --limit 10
+expect_rc 0 "allocations --json with filters"
+expect_flat "\"id\":\"$A1\"" "filtered list has the allocation"
+expect_flat '"next_cursor":' "list has next_cursor"
+run allocations --status completed
+expect_rc 0 "allocations --status completed"
+case $OUT in *"$A1"*) not_ok "completed filter shows an approved allocation";; *) ok "status filter filters";; esac
+run allocations show "$A1"
+expect_rc 0 "allocations show"
+if [ "$(kv id)" = "$A1" ]; then ok "show prints the allocation"; else not_ok "show id '$(kv id)'"; fi
+run allocations show no-such-id
+expect_rc 1 "show unknown id exits 1"
+
+# Lifecycle: start now, complete 180 s later: 2 x 6.88 x 0.05 h = 0.688.
+run complete "$A1"
+expect_rc 1 "complete before start is a conflict"
+run start "$A1"
+expect_rc 0 "start"
+if [ "$(kv status)" = running ]; then ok "started allocation is running"; else not_ok "status '$(kv status)'"; fi
+STARTED=$(kv started_at)
+END=$(date -u -d "$STARTED 180 seconds" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null)
+case $END in ????-??-??T*Z) ok "end time $END";; *) not_ok "cannot compute end from '$STARTED'";; esac
+run complete "$A1" --at "$END"
+expect_rc 0 "complete --at"
+if [ "$(kv status)" = completed ]; then ok "completed"; else not_ok "status '$(kv status)'"; fi
+if [ "$(kv actual_cost)" = "0.688 USD" ]; then ok "actual_cost 0.688 USD (per second)"; else not_ok "actual_cost '$(kv actual_cost)'"; fi
+if [ "$(kv released)" = "136.912 USD" ]; then ok "released 136.912 USD"; else not_ok "released '$(kv released)'"; fi
+run --json complete "$A1" --at "$END"
+expect_rc 0 "complete again is idempotent"
+expect_flat '"actual_cost":"0.688"' "repeat charges the same"
+run start "$A1"
+expect_rc 1 "start after complete is a conflict"
+expect_err "plinth: " "conflict is reported"
+
+run allocate --team ml --project vision-exp --gpu-type h100-80gb --gpus 1 --hours 2
+expect_rc 0 "second allocation"
+A2=$(kv id)
+if [ "$(kv estimated_cost)" = "13.76 USD" ]; then ok "estimated 1 x 6.88 x 2 = 13.76"; else not_ok "estimated '$(kv estimated_cost)'"; fi
+run cancel "$A2"
+expect_rc 0 "cancel"
+if [ "$(kv status)" = cancelled ]; then ok "cancelled"; else not_ok "status '$(kv status)'"; fi
+if [ "$(kv released)" = "13.76 USD" ]; then ok "cancel releases 13.76 USD"; else not_ok "released '$(kv released)'"; fi
+run cancel "$A2"
+expect_rc 0 "cancel again is idempotent"
+run start "$A2"
+expect_rc 1 "start after cancel is a conflict"
+
+# Teams: spent 0.688, nothing reserved, 999.312 available.
+run teams
+expect_rc 0 "teams"
+expect_out "AVAILABLE" "teams prints a header"
+expect_out "999.312 USD" "teams shows ml's available budget"
+case $OUT in *vision*) not_ok "member sees another team";; *) ok "member sees only its team";; esac
+run teams ml
+expect_rc 0 "teams ml"
+if [ "$(kv spent)" = "0.688 USD" ]; then ok "ml spent 0.688 USD"; else not_ok "spent '$(kv spent)'"; fi
+if [ "$(kv reserved)" = "0.00 USD" ]; then ok "ml reserved 0.00 USD"; else not_ok "reserved '$(kv reserved)'"; fi
+if [ "$(kv budget)" = "1000.00 USD" ]; then ok "ml budget 1000.00 USD"; else not_ok "budget '$(kv budget)'"; fi
+run --json teams ml
+expect_rc 0 "teams ml --json"
+expect_flat '"available":"999.312"' "teams --json available"
+run teams vision
+expect_rc 1 "member may not see another team"
+run --token "$ADMIN" teams
+expect_rc 0 "admin teams"
+expect_out "vision" "admin sees every team"
+
+# Costs.
+run costs
+expect_rc 0 "costs"
+expect_out "TOTAL" "costs prints a total"
+expect_out "0.688 USD" "costs shows ml's spend"
+run costs --group-by project
+expect_rc 0 "costs --group-by project"
+expect_out "llm" "costs grouped by project shows llm"
+run --json costs --group-by gpu_type
+expect_rc 0 "costs --json"
+expect_flat '"group_by":"gpu_type"' "costs --json group_by"
+expect_flat '"key":"h100-80gb"' "costs by gpu type has h100-80gb"
+expect_flat '"spent":"0.688"' "costs --json spent"
+run --json --token "$ADMIN" costs --from 2000-01-01 --to 2000-02-01
+expect_rc 0 "costs for a past range"
+expect_flat '"items":[]' "nothing was spent in 2000"
+
+# Service tokens act for any team; revoking a token refuses it at once.
+run --token "$SERVICE" quote --team vision --gpu-type h100-80gb --gpus 1 --hours 1
+expect_rc 0 "service token quotes for any team"
+SVC_ID=$("$PLINTH" --json --token "$ADMIN" token list | tr -d ' \n\t' | sed 's/},{/}\n{/g' |
+	grep '"name":"svc"' | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+case $SVC_ID in ?*) ok "found the service token id";; *) RC=0; not_ok "no id for the service token";; esac
+run --token "$ADMIN" token revoke "$SVC_ID"
+expect_rc 0 "token revoke"
+run --token "$SERVICE" quote --team vision --gpu-type h100-80gb --gpus 1 --hours 1
+expect_rc 1 "a revoked token is refused"
+
+echo "1..$n"
+if [ "$failed" -ne 0 ]; then
+	echo "# $failed of $n failed"
+	exit 1
+fi
+exit 0

@@ -1,0 +1,1149 @@
+/*
+ * test_api.c - every endpoint of the HTTP API against the real daemon:
+ * roles and isolation, the allocation lifecycle with exact per-second costs,
+ * idempotency, price changes, expiry, costs, audit, OpenAPI and health.
+ *
+ * Each test gets a fresh daemon and data directory, so no test may depend on
+ * another's state, and none may weaken an expectation to fit the daemon.
+ */
+#include "itest.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+#define D(state) ((struct itest_daemon *)*(state))
+
+static int setup_daemon(void **state)
+{
+	struct itest_daemon *d = itest_daemon_new(NULL);
+
+	if (d == NULL)
+		return -1;
+	*state = d;
+	return 0;
+}
+
+static int setup_expiry_daemon(void **state)
+{
+	static const char *const args[] = {"--start-timeout", "1", "--sweep-interval", "1", NULL};
+	struct itest_daemon *d = itest_daemon_new(args);
+
+	if (d == NULL)
+		return -1;
+	*state = d;
+	return 0;
+}
+
+/* Stops with SIGTERM: a clean stop (exit 0) is part of every test. */
+static int teardown_daemon(void **state)
+{
+	struct itest_daemon *d = D(state);
+	int rc = 0;
+
+	if (d != NULL && d->pid != 0) {
+		int st = itest_daemon_stop(d);
+
+		if (st != 0) {
+			fprintf(stderr, "daemon exit status on SIGTERM: %d (want 0)\n", st);
+			itest_daemon_dump_log(d, 4096);
+			rc = -1;
+		}
+	}
+	itest_daemon_free(d);
+	return rc;
+}
+
+static void assert_time_field(json_t *o, const char *path)
+{
+	const char *s = itest_jstr(o, path);
+
+	if (s == NULL || itest_time_parse(s) < 0) {
+		fprintf(stderr, "field %s: not an RFC 3339 UTC time: %s\n", path, s ? s : "(null)");
+		fail();
+	}
+}
+
+static void assert_null_field(json_t *o, const char *path)
+{
+	json_t *v = itest_jget(o, path);
+
+	if (!json_is_null(v)) {
+		fprintf(stderr, "field %s: expected null\n", path);
+		fail();
+	}
+}
+
+/* GET a team (admin) and return its JSON. */
+static json_t *get_team(struct itest_daemon *d, const char *team)
+{
+	struct itest_resp *r = itest_req(d, "GET", itest_strf(d, "/v1/teams/%s", team), d->admin, NULL);
+
+	ITEST_STATUS(r, 200);
+	return r->json;
+}
+
+static json_t *get_gpu(struct itest_daemon *d, const char *id)
+{
+	struct itest_resp *r = itest_req(d, "GET", itest_strf(d, "/v1/gpu-types/%s", id), d->admin, NULL);
+
+	ITEST_STATUS(r, 200);
+	return r->json;
+}
+
+static json_t *get_alloc(struct itest_daemon *d, const char *id)
+{
+	struct itest_resp *r = itest_req(d, "GET", itest_strf(d, "/v1/allocations/%s", id), d->admin, NULL);
+
+	ITEST_STATUS(r, 200);
+	return r->json;
+}
+
+/* POST a transition with an optional body; returns the response. */
+static struct itest_resp *transition(struct itest_daemon *d, const char *token, const char *id,
+				     const char *verb, const char *body)
+{
+	return itest_req(d, "POST", itest_strf(d, "/v1/allocations/%s/%s", id, verb), token, body);
+}
+
+static const char *time_str(struct itest_daemon *d, int64_t t)
+{
+	char *buf = itest_keep(d, malloc(32));
+
+	assert_non_null(buf);
+	itest_time_format(t, buf);
+	return buf;
+}
+
+/* Allocates and asserts 201; returns the allocation JSON. */
+static json_t *allocate_ok(struct itest_daemon *d, const char *token, const char *team,
+			   const char *project, const char *gpu, long count, const char *hours)
+{
+	struct itest_resp *r = itest_allocate(d, token, team, project, gpu, count, hours);
+
+	ITEST_STATUS(r, 201);
+	assert_string_equal(itest_jstr(r->json, "status"), "approved");
+	return r->json;
+}
+
+/* Starts at approved_at + start_off and completes after used seconds. */
+static json_t *run_for(struct itest_daemon *d, json_t *alloc, int64_t start_off, int64_t used)
+{
+	const char *id = itest_jstr(alloc, "id");
+	int64_t approved = itest_time_parse(itest_jstr(alloc, "approved_at"));
+	struct itest_resp *r;
+
+	assert_true(approved > 0);
+	r = transition(d, d->admin, id, "start",
+		       itest_strf(d, "{\"started_at\":\"%s\"}", time_str(d, approved + start_off)));
+	ITEST_STATUS(r, 200);
+	r = transition(d, d->admin, id, "complete",
+		       itest_strf(d, "{\"ended_at\":\"%s\"}",
+				  time_str(d, approved + start_off + used)));
+	ITEST_STATUS(r, 200);
+	assert_string_equal(itest_jstr(r->json, "status"), "completed");
+	return r->json;
+}
+
+/* ---- health, OpenAPI, routing ---- */
+
+static void test_health_openapi_routing(void **state)
+{
+	struct itest_daemon *d = D(state);
+	struct itest_resp *r;
+	char allow[256];
+
+	r = itest_req(d, "GET", "/healthz", NULL, NULL);
+	ITEST_STATUS(r, 200);
+	assert_string_equal(itest_jstr(r->json, "status"), "ok");
+	r = itest_req(d, "GET", "/readyz", NULL, NULL);
+	ITEST_STATUS(r, 200);
+	assert_string_equal(itest_jstr(r->json, "status"), "ready");
+
+	r = itest_req(d, "GET", "/v1/openapi.json", NULL, NULL);
+	ITEST_PROBLEM(r, 401, "unauthorized");
+	r = itest_req(d, "GET", "/v1/openapi.json", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	assert_non_null(r->json);
+	assert_string_equal(itest_jstr(r->json, "openapi"), "3.1.0");
+	assert_true(json_is_object(itest_jget(r->json, "paths")));
+	assert_non_null(json_object_get(itest_jget(r->json, "paths"), "/v1/allocations"));
+	assert_non_null(json_object_get(itest_jget(r->json, "paths"), "/v1/teams/{team}"));
+
+	r = itest_req(d, "GET", "/v1/no-such-thing", d->admin, NULL);
+	ITEST_PROBLEM(r, 404, "not-found");
+	r = itest_req(d, "DELETE", "/v1/gpu-types", d->admin, NULL);
+	ITEST_PROBLEM(r, 405, "method-not-allowed");
+	assert_int_equal(itest_resp_header(r, "Allow", allow, sizeof(allow)), 0);
+	assert_non_null(strstr(allow, "GET"));
+}
+
+/* ---- authentication ---- */
+
+static void test_auth_tokens(void **state)
+{
+	struct itest_daemon *d = D(state);
+	struct itest_resp *r;
+	const char *tok, *tok_id;
+	char www[256];
+	size_t i;
+	json_t *it;
+	int found = 0;
+
+	r = itest_req(d, "GET", "/v1/teams", NULL, NULL);
+	ITEST_PROBLEM(r, 401, "unauthorized");
+	assert_int_equal(itest_resp_header(r, "WWW-Authenticate", www, sizeof(www)), 0);
+	assert_int_equal(strncmp(www, "Bearer", 6), 0);
+
+	r = itest_req(d, "GET", "/v1/teams", "plt_not-a-real-token", NULL);
+	ITEST_PROBLEM(r, 401, "unauthorized");
+	assert_int_equal(itest_resp_header(r, "WWW-Authenticate", www, sizeof(www)), 0);
+
+	r = itest_req_h(d, "GET", "/v1/teams", NULL, NULL,
+			(const char *const[]){"Authorization: Basic YWRtaW46YWRtaW4=", NULL});
+	ITEST_PROBLEM(r, 401, "unauthorized");
+
+	itest_put_team(d, "alpha", "100");
+	r = itest_req(d, "POST", "/v1/tokens", d->admin,
+		      "{\"name\":\"ci\",\"role\":\"member\",\"teams\":[\"alpha\"]}");
+	ITEST_STATUS(r, 201);
+	assert_string_equal(itest_jstr(r->json, "name"), "ci");
+	assert_string_equal(itest_jstr(r->json, "role"), "member");
+	assert_string_equal(json_string_value(json_array_get(itest_jget(r->json, "teams"), 0)), "alpha");
+	assert_time_field(r->json, "created_at");
+	tok = itest_jstr(r->json, "token");
+	tok_id = itest_jstr(r->json, "id");
+	assert_non_null(tok);
+	assert_non_null(tok_id);
+
+	r = itest_req(d, "GET", "/v1/teams/alpha", tok, NULL);
+	ITEST_STATUS(r, 200);
+
+	/* The list never shows secrets. */
+	r = itest_req(d, "GET", "/v1/tokens", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	json_array_foreach(itest_jget(r->json, "items"), i, it) {
+		assert_null(json_object_get(it, "token"));
+		if (strcmp(itest_jstr(it, "id"), tok_id) == 0)
+			found = 1;
+	}
+	assert_true(found);
+	assert_null(strstr(r->body, tok));
+
+	r = itest_req(d, "DELETE", itest_strf(d, "/v1/tokens/%s", tok_id), d->admin, NULL);
+	ITEST_STATUS(r, 204);
+	r = itest_req(d, "GET", "/v1/teams/alpha", tok, NULL);
+	ITEST_PROBLEM(r, 401, "unauthorized");
+	r = itest_req(d, "DELETE", "/v1/tokens/tok-does-not-exist", d->admin, NULL);
+	ITEST_PROBLEM(r, 404, "not-found");
+
+	/* A member needs at least one existing team. */
+	r = itest_req(d, "POST", "/v1/tokens", d->admin,
+		      "{\"name\":\"x\",\"role\":\"member\",\"teams\":[]}");
+	ITEST_PROBLEM(r, 422, "validation-error");
+	r = itest_req(d, "POST", "/v1/tokens", d->admin,
+		      "{\"name\":\"x\",\"role\":\"member\",\"teams\":[\"nope\"]}");
+	ITEST_PROBLEM(r, 422, "validation-error");
+}
+
+/* ---- catalog ---- */
+
+static void test_gpu_types(void **state)
+{
+	struct itest_daemon *d = D(state);
+	struct itest_resp *r;
+	json_t *items, *it, *h100 = NULL;
+	const char *prev = "";
+	size_t i;
+
+	r = itest_req(d, "GET", "/v1/gpu-types", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	items = itest_jget(r->json, "items");
+	assert_true(json_array_size(items) >= 3);
+	json_array_foreach(items, i, it) {
+		const char *id = itest_jstr(it, "id");
+
+		assert_non_null(id);
+		assert_true(strcmp(prev, id) < 0); /* sorted by id */
+		prev = id;
+		if (strcmp(id, "h100-80gb") == 0)
+			h100 = it;
+	}
+	assert_non_null(h100);
+	ITEST_MONEY(h100, "price_per_gpu_hour", "6.88");
+	assert_string_equal(itest_jstr(h100, "currency"), "USD");
+	assert_int_equal(itest_jint(h100, "capacity"), 0);
+	assert_int_equal(itest_jint(h100, "allocated"), 0);
+	assert_int_equal(itest_jint(h100, "available"), 0);
+	assert_non_null(itest_jstr(h100, "name"));
+	assert_non_null(itest_jstr(h100, "price_date"));
+	assert_non_null(itest_jstr(h100, "price_source"));
+	assert_time_field(h100, "updated_at");
+	r = itest_req(d, "GET", "/v1/gpu-types/a100-80gb", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	ITEST_MONEY(r->json, "price_per_gpu_hour", "3.430888");
+	r = itest_req(d, "GET", "/v1/gpu-types/l4-24gb", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	ITEST_MONEY(r->json, "price_per_gpu_hour", "1.6688");
+
+	r = itest_req(d, "PUT", "/v1/gpu-types/test-gpu", d->admin,
+		      "{\"name\":\"Test GPU\",\"price_per_gpu_hour\":\"2.5\",\"capacity\":4,"
+		      "\"price_date\":\"2026-01-02\"}");
+	ITEST_STATUS(r, 201);
+	assert_string_equal(itest_jstr(r->json, "id"), "test-gpu");
+	assert_string_equal(itest_jstr(r->json, "name"), "Test GPU");
+	ITEST_MONEY(r->json, "price_per_gpu_hour", "2.50");
+	assert_string_equal(itest_jstr(r->json, "price_date"), "2026-01-02");
+	assert_int_equal(itest_jint(r->json, "capacity"), 4);
+	assert_int_equal(itest_jint(r->json, "available"), 4);
+
+	r = itest_req(d, "PUT", "/v1/gpu-types/test-gpu", d->admin,
+		      "{\"name\":\"Test GPU 2\",\"price_per_gpu_hour\":\"0.000001\",\"capacity\":9}");
+	ITEST_STATUS(r, 200);
+	ITEST_MONEY(r->json, "price_per_gpu_hour", "0.000001");
+	r = itest_req(d, "GET", "/v1/gpu-types/test-gpu", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	assert_string_equal(itest_jstr(r->json, "name"), "Test GPU 2");
+	assert_int_equal(itest_jint(r->json, "capacity"), 9);
+
+	r = itest_req(d, "GET", "/v1/gpu-types/nope", d->admin, NULL);
+	ITEST_PROBLEM(r, 404, "not-found");
+}
+
+/* ---- teams ---- */
+
+static void test_teams(void **state)
+{
+	struct itest_daemon *d = D(state);
+	struct itest_resp *r;
+	json_t *t;
+
+	r = itest_req(d, "PUT", "/v1/teams/nlp", d->admin,
+		      "{\"display_name\":\"NLP\",\"budget\":{\"amount\":\"50000\",\"period\":\"monthly\"}}");
+	ITEST_STATUS(r, 201);
+	t = r->json;
+	assert_string_equal(itest_jstr(t, "id"), "nlp");
+	assert_string_equal(itest_jstr(t, "display_name"), "NLP");
+	ITEST_MONEY(t, "budget.amount", "50000.00");
+	assert_string_equal(itest_jstr(t, "budget.period"), "monthly");
+	assert_string_equal(itest_jstr(t, "currency"), "USD");
+	ITEST_MONEY(t, "spent", "0.00");
+	ITEST_MONEY(t, "reserved", "0.00");
+	ITEST_MONEY(t, "accrued", "0.00");
+	ITEST_MONEY(t, "available", "50000.00");
+	assert_non_null(itest_jstr(t, "burn_rate_per_day"));
+	assert_non_null(itest_jstr(t, "forecast_period_end"));
+	assert_true(json_is_null(itest_jget(t, "budget_exhausted_at")));
+	assert_int_equal(itest_jint(t, "running_allocations"), 0);
+	assert_time_field(t, "period_start");
+	assert_time_field(t, "period_end");
+	assert_true(itest_time_parse(itest_jstr(t, "period_start")) <
+		    itest_time_parse(itest_jstr(t, "period_end")));
+	assert_int_equal(json_array_size(itest_jget(t, "alert_thresholds")), 3);
+	assert_true(json_number_value(json_array_get(itest_jget(t, "alert_thresholds"), 0)) == 0.5);
+	assert_true(json_number_value(json_array_get(itest_jget(t, "alert_thresholds"), 2)) == 1.0);
+
+	r = itest_req(d, "PUT", "/v1/teams/nlp", d->admin,
+		      "{\"display_name\":\"NLP 2\",\"budget\":{\"amount\":\"12.5\",\"period\":\"yearly\"},"
+		      "\"alert_thresholds\":[0.9]}");
+	ITEST_STATUS(r, 200);
+	ITEST_MONEY(r->json, "budget.amount", "12.50");
+	t = get_team(d, "nlp");
+	assert_string_equal(itest_jstr(t, "display_name"), "NLP 2");
+	assert_string_equal(itest_jstr(t, "budget.period"), "yearly");
+	ITEST_MONEY(t, "available", "12.50");
+	assert_int_equal(json_array_size(itest_jget(t, "alert_thresholds")), 1);
+
+	itest_put_team(d, "vision", "10");
+	r = itest_req(d, "GET", "/v1/teams", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 2);
+	r = itest_req(d, "GET", "/v1/teams/nope", d->admin, NULL);
+	ITEST_PROBLEM(r, 404, "not-found");
+}
+
+/* ---- roles ---- */
+
+static void test_roles(void **state)
+{
+	struct itest_daemon *d = D(state);
+	struct itest_resp *r;
+	const char *fin, *svc, *mem, *adm2;
+	json_t *a;
+	const char *team_body =
+		"{\"display_name\":\"X\",\"budget\":{\"amount\":\"1\",\"period\":\"monthly\"}}";
+	const char *gpu_body = "{\"name\":\"X\",\"price_per_gpu_hour\":\"1\",\"capacity\":1}";
+	const char *tok_body = "{\"name\":\"x\",\"role\":\"admin\",\"teams\":[]}";
+
+	itest_put_gpu(d, "g1", "1.00", 10);
+	itest_put_team(d, "ta", "100");
+	itest_put_team(d, "tb", "100");
+	fin = itest_make_token(d, "finance", NULL, NULL);
+	svc = itest_make_token(d, "service", NULL, NULL);
+	mem = itest_make_token(d, "member", "[\"ta\"]", NULL);
+	adm2 = itest_make_token(d, "admin", NULL, NULL);
+
+	/* A second admin can do admin things. */
+	r = itest_req(d, "PUT", "/v1/teams/tc", adm2, team_body);
+	ITEST_STATUS(r, 201);
+
+	/* finance: reads everything, writes nothing. */
+	ITEST_STATUS(itest_req(d, "GET", "/v1/teams", fin, NULL), 200);
+	ITEST_STATUS(itest_req(d, "GET", "/v1/teams/tb", fin, NULL), 200);
+	ITEST_STATUS(itest_req(d, "GET", "/v1/gpu-types", fin, NULL), 200);
+	ITEST_STATUS(itest_req(d, "GET", "/v1/allocations", fin, NULL), 200);
+	ITEST_STATUS(itest_req(d, "GET", "/v1/audit", fin, NULL), 200);
+	ITEST_STATUS(itest_req(d, "GET", "/v1/costs", fin, NULL), 200);
+	ITEST_PROBLEM(itest_req(d, "PUT", "/v1/teams/ta", fin, team_body), 403, "forbidden");
+	ITEST_PROBLEM(itest_req(d, "PUT", "/v1/gpu-types/g1", fin, gpu_body), 403, "forbidden");
+	ITEST_PROBLEM(itest_req(d, "POST", "/v1/tokens", fin, tok_body), 403, "forbidden");
+	ITEST_PROBLEM(itest_req(d, "GET", "/v1/tokens", fin, NULL), 403, "forbidden");
+	ITEST_PROBLEM(itest_allocate(d, fin, "ta", "p", "g1", 1, "1"), 403, "forbidden");
+
+	/* service: acts for any team, never changes budgets, prices or tokens. */
+	a = allocate_ok(d, svc, "tb", "p", "g1", 1, "1");
+	ITEST_STATUS(transition(d, svc, itest_jstr(a, "id"), "start", NULL), 200);
+	ITEST_STATUS(transition(d, svc, itest_jstr(a, "id"), "complete", "{}"), 200);
+	ITEST_STATUS(itest_req(d, "POST", "/v1/quotes", svc,
+			       "{\"team\":\"ta\",\"gpu_type\":\"g1\",\"gpu_count\":1,"
+			       "\"max_runtime_hours\":1}"),
+		     200);
+	ITEST_STATUS(itest_req(d, "GET", "/v1/teams/ta", svc, NULL), 200);
+	ITEST_PROBLEM(itest_req(d, "PUT", "/v1/teams/ta", svc, team_body), 403, "forbidden");
+	ITEST_PROBLEM(itest_req(d, "PUT", "/v1/gpu-types/g1", svc, gpu_body), 403, "forbidden");
+	ITEST_PROBLEM(itest_req(d, "POST", "/v1/tokens", svc, tok_body), 403, "forbidden");
+	ITEST_PROBLEM(itest_req(d, "GET", "/v1/tokens", svc, NULL), 403, "forbidden");
+	ITEST_PROBLEM(itest_req(d, "DELETE", "/v1/tokens/whatever", svc, NULL), 403, "forbidden");
+
+	/* member: its teams only, no admin actions. */
+	ITEST_PROBLEM(itest_req(d, "PUT", "/v1/teams/ta", mem, team_body), 403, "forbidden");
+	ITEST_PROBLEM(itest_req(d, "PUT", "/v1/gpu-types/g1", mem, gpu_body), 403, "forbidden");
+	ITEST_PROBLEM(itest_req(d, "POST", "/v1/tokens", mem, tok_body), 403, "forbidden");
+	ITEST_PROBLEM(itest_req(d, "GET", "/v1/audit", mem, NULL), 403, "forbidden");
+	ITEST_STATUS(itest_req(d, "GET", "/v1/gpu-types", mem, NULL), 200);
+
+	/* Nothing the refused requests tried happened. */
+	ITEST_MONEY(get_team(d, "ta"), "budget.amount", "100.00");
+	assert_int_equal(itest_jint(get_gpu(d, "g1"), "capacity"), 10);
+}
+
+static void test_member_isolation(void **state)
+{
+	struct itest_daemon *d = D(state);
+	struct itest_resp *r;
+	const char *mem;
+	json_t *mine, *theirs, *it;
+	size_t i;
+
+	itest_put_gpu(d, "g1", "1.00", 10);
+	itest_put_team(d, "ta", "100");
+	itest_put_team(d, "tb", "100");
+	mem = itest_make_token(d, "member", "[\"ta\"]", NULL);
+
+	mine = allocate_ok(d, mem, "ta", "p", "g1", 1, "1");
+	assert_non_null(itest_jstr(mine, "created_by"));
+	theirs = allocate_ok(d, d->admin, "tb", "p", "g1", 1, "2");
+
+	/* Another team's allocation does not exist for the member. */
+	r = itest_req(d, "GET", itest_strf(d, "/v1/allocations/%s", itest_jstr(theirs, "id")), mem, NULL);
+	ITEST_PROBLEM(r, 404, "not-found");
+	r = transition(d, mem, itest_jstr(theirs, "id"), "cancel", NULL);
+	ITEST_PROBLEM(r, 404, "not-found");
+	assert_string_equal(itest_jstr(get_alloc(d, itest_jstr(theirs, "id")), "status"), "approved");
+	r = itest_req(d, "GET", itest_strf(d, "/v1/allocations/%s", itest_jstr(mine, "id")), mem, NULL);
+	ITEST_STATUS(r, 200);
+
+	/* Another team is forbidden. */
+	ITEST_PROBLEM(itest_req(d, "GET", "/v1/teams/tb", mem, NULL), 403, "forbidden");
+	ITEST_PROBLEM(itest_allocate(d, mem, "tb", "p", "g1", 1, "1"), 403, "forbidden");
+	ITEST_PROBLEM(itest_req(d, "POST", "/v1/quotes", mem,
+				"{\"team\":\"tb\",\"gpu_type\":\"g1\",\"gpu_count\":1,"
+				"\"max_runtime_hours\":1}"),
+		      403, "forbidden");
+	ITEST_MONEY(get_team(d, "tb"), "reserved", "2.00");
+
+	/* Lists show only its own teams. */
+	r = itest_req(d, "GET", "/v1/teams", mem, NULL);
+	ITEST_STATUS(r, 200);
+	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 1);
+	assert_string_equal(itest_jstr(json_array_get(itest_jget(r->json, "items"), 0), "id"), "ta");
+	r = itest_req(d, "GET", "/v1/allocations", mem, NULL);
+	ITEST_STATUS(r, 200);
+	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 1);
+	json_array_foreach(itest_jget(r->json, "items"), i, it)
+		assert_string_equal(itest_jstr(it, "team"), "ta");
+	r = itest_req(d, "GET", "/v1/allocations?team=tb", mem, NULL);
+	assert_true(r->status == 403 ||
+		    (r->status == 200 && json_array_size(itest_jget(r->json, "items")) == 0));
+	r = itest_req(d, "GET", "/v1/costs", mem, NULL);
+	ITEST_STATUS(r, 200);
+	json_array_foreach(itest_jget(r->json, "items"), i, it)
+		assert_string_equal(itest_jstr(it, "key"), "ta");
+	ITEST_MONEY(r->json, "total.reserved", "1.00");
+}
+
+/* ---- quotes ---- */
+
+static void test_quotes(void **state)
+{
+	struct itest_daemon *d = D(state);
+	struct itest_resp *r;
+	json_t *reasons;
+
+	itest_put_gpu(d, "g1", "3.25", 4);
+	itest_put_team(d, "ta", "10");
+
+	r = itest_req(d, "POST", "/v1/quotes", d->admin,
+		      "{\"team\":\"ta\",\"gpu_type\":\"g1\",\"gpu_count\":2,\"max_runtime_hours\":1.5}");
+	ITEST_STATUS(r, 200);
+	assert_string_equal(itest_jstr(r->json, "team"), "ta");
+	assert_string_equal(itest_jstr(r->json, "gpu_type"), "g1");
+	assert_int_equal(itest_jint(r->json, "gpu_count"), 2);
+	assert_true(json_number_value(itest_jget(r->json, "max_runtime_hours")) == 1.5);
+	ITEST_MONEY(r->json, "price_per_gpu_hour", "3.25");
+	ITEST_MONEY(r->json, "estimated_cost", "9.75");
+	ITEST_MONEY(r->json, "available", "10.00");
+	assert_int_equal(itest_jint(r->json, "gpus_available"), 4);
+	assert_true(json_is_true(itest_jget(r->json, "approved")));
+	assert_int_equal(json_array_size(itest_jget(r->json, "reasons")), 0);
+
+	/* Over budget and over capacity: refused, with reasons. */
+	r = itest_req(d, "POST", "/v1/quotes", d->admin,
+		      "{\"team\":\"ta\",\"gpu_type\":\"g1\",\"gpu_count\":4,\"max_runtime_hours\":1}");
+	ITEST_STATUS(r, 200);
+	ITEST_MONEY(r->json, "estimated_cost", "13.00");
+	assert_true(json_is_false(itest_jget(r->json, "approved")));
+	reasons = itest_jget(r->json, "reasons");
+	assert_true(json_array_size(reasons) >= 1);
+	assert_true(json_is_string(json_array_get(reasons, 0)));
+
+	/* A quote changes nothing. */
+	ITEST_MONEY(get_team(d, "ta"), "reserved", "0.00");
+	assert_int_equal(itest_jint(get_gpu(d, "g1"), "allocated"), 0);
+	r = itest_req(d, "GET", "/v1/allocations", d->admin, NULL);
+	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 0);
+}
+
+/* ---- lifecycle ---- */
+
+static void test_lifecycle_exact_costs(void **state)
+{
+	struct itest_daemon *d = D(state);
+	struct itest_resp *r;
+	json_t *a, *t, *g;
+	const char *id;
+	int64_t approved, started, ended;
+
+	itest_put_gpu(d, "g1", "3.25", 8);
+	itest_put_team(d, "ta", "100");
+
+	r = itest_req(d, "POST", "/v1/allocations", d->admin,
+		      "{\"team\":\"ta\",\"project\":\"llm-train\",\"gpu_type\":\"g1\",\"gpu_count\":2,"
+		      "\"max_runtime_hours\":2,\"purpose\":\"fine-tune\",\"labels\":{\"k\":\"v\"}}");
+	ITEST_STATUS(r, 201);
+	a = r->json;
+	id = itest_jstr(a, "id");
+	assert_non_null(id);
+	assert_string_equal(itest_jstr(a, "team"), "ta");
+	assert_string_equal(itest_jstr(a, "project"), "llm-train");
+	assert_string_equal(itest_jstr(a, "gpu_type"), "g1");
+	assert_int_equal(itest_jint(a, "gpu_count"), 2);
+	assert_true(json_number_value(itest_jget(a, "max_runtime_hours")) == 2.0);
+	assert_string_equal(itest_jstr(a, "purpose"), "fine-tune");
+	assert_string_equal(itest_jstr(a, "labels.k"), "v");
+	assert_string_equal(itest_jstr(a, "status"), "approved");
+	ITEST_MONEY(a, "price_per_gpu_hour", "3.25");
+	ITEST_MONEY(a, "estimated_cost", "13.00");
+	assert_null_field(a, "actual_cost");
+	ITEST_MONEY(a, "accrued_cost", "0.00");
+	assert_time_field(a, "approved_at");
+	assert_time_field(a, "expires_at");
+	assert_time_field(a, "period_start");
+	assert_null_field(a, "started_at");
+	assert_null_field(a, "ended_at");
+	approved = itest_time_parse(itest_jstr(a, "approved_at"));
+	assert_true(itest_time_parse(itest_jstr(a, "expires_at")) > approved);
+
+	/* The GET equals the creation answer. */
+	assert_true(json_equal(get_alloc(d, id), a));
+
+	t = get_team(d, "ta");
+	ITEST_MONEY(t, "reserved", "13.00");
+	ITEST_MONEY(t, "spent", "0.00");
+	ITEST_MONEY(t, "available", "87.00");
+	g = get_gpu(d, "g1");
+	assert_int_equal(itest_jint(g, "allocated"), 2);
+	assert_int_equal(itest_jint(g, "available"), 6);
+
+	/* Complete before start is impossible. */
+	ITEST_PROBLEM(transition(d, d->admin, id, "complete", "{}"), 409, "conflict");
+	/* started_at before approval, or far in the future: refused. */
+	r = transition(d, d->admin, id, "start",
+		       itest_strf(d, "{\"started_at\":\"%s\"}", time_str(d, approved - 60)));
+	ITEST_PROBLEM(r, 422, "validation-error");
+	assert_true(itest_problem_names_field(r, "started_at"));
+	r = transition(d, d->admin, id, "start",
+		       itest_strf(d, "{\"started_at\":\"%s\"}", time_str(d, approved + 7200)));
+	ITEST_PROBLEM(r, 422, "validation-error");
+	assert_string_equal(itest_jstr(get_alloc(d, id), "status"), "approved");
+
+	started = approved + 10;
+	ended = started + 270;
+	r = transition(d, d->admin, id, "start",
+		       itest_strf(d, "{\"started_at\":\"%s\"}", time_str(d, started)));
+	ITEST_STATUS(r, 200);
+	assert_string_equal(itest_jstr(r->json, "status"), "running");
+	assert_string_equal(itest_jstr(r->json, "started_at"), time_str(d, started));
+	assert_true(itest_jmoney(r->json, "accrued_cost") <= 13000000);
+	assert_int_equal(itest_jint(get_team(d, "ta"), "running_allocations"), 1);
+	/* Repeating start changes nothing. */
+	r = transition(d, d->admin, id, "start",
+		       itest_strf(d, "{\"started_at\":\"%s\"}", time_str(d, started)));
+	ITEST_STATUS(r, 200);
+	assert_string_equal(itest_jstr(r->json, "started_at"), time_str(d, started));
+
+	r = transition(d, d->admin, id, "complete",
+		       itest_strf(d, "{\"ended_at\":\"%s\"}", time_str(d, started - 1)));
+	ITEST_PROBLEM(r, 422, "validation-error");
+	assert_true(itest_problem_names_field(r, "ended_at"));
+
+	/* 2 GPUs x 3.25/h x 270 s = 0.4875 exactly. */
+	r = transition(d, d->admin, id, "complete",
+		       itest_strf(d, "{\"ended_at\":\"%s\"}", time_str(d, ended)));
+	ITEST_STATUS(r, 200);
+	assert_string_equal(itest_jstr(r->json, "status"), "completed");
+	ITEST_MONEY(r->json, "actual_cost", "0.4875");
+	ITEST_MONEY(r->json, "released", "12.5125");
+	assert_string_equal(itest_jstr(r->json, "ended_at"), time_str(d, ended));
+
+	t = get_team(d, "ta");
+	ITEST_MONEY(t, "spent", "0.4875");
+	ITEST_MONEY(t, "reserved", "0.00");
+	ITEST_MONEY(t, "available", "99.5125");
+	assert_int_equal(itest_jint(t, "running_allocations"), 0);
+	assert_int_equal(itest_jint(get_gpu(d, "g1"), "allocated"), 0);
+
+	/* Repeating complete returns the same and charges nothing twice. */
+	r = transition(d, d->admin, id, "complete",
+		       itest_strf(d, "{\"ended_at\":\"%s\"}", time_str(d, ended)));
+	ITEST_STATUS(r, 200);
+	ITEST_MONEY(r->json, "actual_cost", "0.4875");
+	r = transition(d, d->admin, id, "complete", "{}");
+	ITEST_STATUS(r, 200);
+	ITEST_MONEY(r->json, "actual_cost", "0.4875");
+	ITEST_MONEY(get_team(d, "ta"), "spent", "0.4875");
+	ITEST_MONEY(get_team(d, "ta"), "reserved", "0.00");
+
+	/* No way back. */
+	ITEST_PROBLEM(transition(d, d->admin, id, "cancel", NULL), 409, "conflict");
+	ITEST_PROBLEM(transition(d, d->admin, id, "start", "{}"), 409, "conflict");
+	ITEST_MONEY(get_team(d, "ta"), "spent", "0.4875");
+}
+
+static void test_lifecycle_capped_at_estimate(void **state)
+{
+	struct itest_daemon *d = D(state);
+	json_t *a, *done, *t;
+
+	itest_put_gpu(d, "g1", "3.25", 8);
+	itest_put_team(d, "ta", "100");
+	/* 0.01 h = 36 s max; used 200 s -> billed 36 s = the estimate. */
+	a = allocate_ok(d, d->admin, "ta", "p", "g1", 2, "0.01");
+	ITEST_MONEY(a, "estimated_cost", "0.065");
+	done = run_for(d, a, 0, 200);
+	ITEST_MONEY(done, "actual_cost", "0.065");
+	ITEST_MONEY(done, "released", "0.00");
+	t = get_team(d, "ta");
+	ITEST_MONEY(t, "spent", "0.065");
+	ITEST_MONEY(t, "reserved", "0.00");
+	ITEST_MONEY(t, "available", "99.935");
+
+	/* 1 GPU at 3.25 for 0.5 h, used 1 s -> 3.25/3600 = 0.000902777.. -> 0.000903. */
+	a = allocate_ok(d, d->admin, "ta", "p", "g1", 1, "0.5");
+	ITEST_MONEY(a, "estimated_cost", "1.625");
+	done = run_for(d, a, 0, 1);
+	ITEST_MONEY(done, "actual_cost", "0.000903");
+	ITEST_MONEY(done, "released", "1.624097");
+	ITEST_MONEY(get_team(d, "ta"), "spent", "0.065903");
+}
+
+static void test_cancel_and_conflicts(void **state)
+{
+	struct itest_daemon *d = D(state);
+	struct itest_resp *r;
+	json_t *a;
+	const char *id;
+
+	itest_put_gpu(d, "g1", "1.50", 8);
+	itest_put_team(d, "ta", "100");
+	a = allocate_ok(d, d->admin, "ta", "p", "g1", 3, "2");
+	id = itest_jstr(a, "id");
+	ITEST_MONEY(a, "estimated_cost", "9.00");
+	ITEST_MONEY(get_team(d, "ta"), "reserved", "9.00");
+
+	r = transition(d, d->admin, id, "cancel", NULL); /* empty body is fine */
+	ITEST_STATUS(r, 200);
+	assert_string_equal(itest_jstr(r->json, "status"), "cancelled");
+	ITEST_MONEY(r->json, "released", "9.00");
+	ITEST_MONEY(get_team(d, "ta"), "reserved", "0.00");
+	ITEST_MONEY(get_team(d, "ta"), "spent", "0.00");
+	ITEST_MONEY(get_team(d, "ta"), "available", "100.00");
+	assert_int_equal(itest_jint(get_gpu(d, "g1"), "allocated"), 0);
+
+	r = transition(d, d->admin, id, "cancel", "{}");
+	ITEST_STATUS(r, 200);
+	assert_string_equal(itest_jstr(r->json, "status"), "cancelled");
+	ITEST_MONEY(get_team(d, "ta"), "reserved", "0.00");
+
+	ITEST_PROBLEM(transition(d, d->admin, id, "start", "{}"), 409, "conflict");
+	ITEST_PROBLEM(transition(d, d->admin, id, "complete", "{}"), 409, "conflict");
+	assert_string_equal(itest_jstr(get_alloc(d, id), "status"), "cancelled");
+
+	/* A running allocation cannot be cancelled... */
+	a = allocate_ok(d, d->admin, "ta", "p", "g1", 1, "1");
+	ITEST_STATUS(transition(d, d->admin, itest_jstr(a, "id"), "start", NULL), 200);
+	ITEST_PROBLEM(transition(d, d->admin, itest_jstr(a, "id"), "cancel", NULL), 409, "conflict");
+	assert_string_equal(itest_jstr(get_alloc(d, itest_jstr(a, "id")), "status"), "running");
+
+	ITEST_PROBLEM(transition(d, d->admin, "alc-does-not-exist", "start", NULL), 404, "not-found");
+	ITEST_PROBLEM(itest_req(d, "GET", "/v1/allocations/alc-does-not-exist", d->admin, NULL), 404,
+		      "not-found");
+}
+
+static void test_refusals(void **state)
+{
+	struct itest_daemon *d = D(state);
+	struct itest_resp *r;
+
+	itest_put_gpu(d, "g1", "1.00", 4);
+	itest_put_team(d, "ta", "10");
+	allocate_ok(d, d->admin, "ta", "p", "g1", 1, "7");
+
+	r = itest_allocate(d, d->admin, "ta", "p", "g1", 1, "4");
+	ITEST_PROBLEM(r, 409, "budget-exceeded");
+	ITEST_MONEY(r->json, "estimated_cost", "4.00");
+	ITEST_MONEY(r->json, "available", "3.00");
+	assert_int_equal(itest_jint(r->json, "gpus_available"), 3);
+
+	/* Exactly the rest of the budget fits. */
+	allocate_ok(d, d->admin, "ta", "p", "g1", 1, "3");
+	ITEST_MONEY(get_team(d, "ta"), "available", "0.00");
+
+	itest_put_team(d, "tb", "1000");
+	r = itest_allocate(d, d->admin, "tb", "p", "g1", 3, "1");
+	ITEST_PROBLEM(r, 409, "capacity-exceeded");
+	assert_int_equal(itest_jint(r->json, "gpus_available"), 2);
+	ITEST_MONEY(r->json, "available", "1000.00");
+	ITEST_MONEY(r->json, "estimated_cost", "3.00");
+	allocate_ok(d, d->admin, "tb", "p", "g1", 2, "1");
+	assert_int_equal(itest_jint(get_gpu(d, "g1"), "available"), 0);
+	ITEST_MONEY(get_team(d, "tb"), "reserved", "2.00");
+	ITEST_MONEY(get_team(d, "ta"), "reserved", "10.00");
+}
+
+/* ---- idempotency ---- */
+
+static void test_idempotency_key(void **state)
+{
+	struct itest_daemon *d = D(state);
+	const char *body = "{\"team\":\"ta\",\"project\":\"p\",\"gpu_type\":\"g1\",\"gpu_count\":1,"
+			   "\"max_runtime_hours\":2}";
+	const char *const k1[] = {"Idempotency-Key: job-42/attempt-1", NULL};
+	const char *const k2[] = {"Idempotency-Key: job-43", NULL};
+	struct itest_resp *r1, *r2, *r3, *r4;
+
+	itest_put_gpu(d, "g1", "1.00", 8);
+	itest_put_team(d, "ta", "100");
+
+	r1 = itest_req_h(d, "POST", "/v1/allocations", d->admin, body, k1);
+	ITEST_STATUS(r1, 201);
+	r2 = itest_req_h(d, "POST", "/v1/allocations", d->admin, body, k1);
+	ITEST_STATUS(r2, 201);
+	assert_string_equal(itest_jstr(r2->json, "id"), itest_jstr(r1->json, "id"));
+	if (!json_equal(r1->json, r2->json)) {
+		fprintf(stderr, "replay differs:\n%s\n%s\n", r1->body, r2->body);
+		fail();
+	}
+	ITEST_MONEY(get_team(d, "ta"), "reserved", "2.00");
+	assert_int_equal(itest_jint(get_gpu(d, "g1"), "allocated"), 1);
+
+	r3 = itest_req_h(d, "POST", "/v1/allocations", d->admin,
+			 "{\"team\":\"ta\",\"project\":\"p\",\"gpu_type\":\"g1\",\"gpu_count\":2,"
+			 "\"max_runtime_hours\":2}",
+			 k1);
+	ITEST_PROBLEM(r3, 422, "idempotency-mismatch");
+	ITEST_MONEY(get_team(d, "ta"), "reserved", "2.00");
+
+	r4 = itest_req_h(d, "POST", "/v1/allocations", d->admin, body, k2);
+	ITEST_STATUS(r4, 201);
+	assert_string_not_equal(itest_jstr(r4->json, "id"), itest_jstr(r1->json, "id"));
+	ITEST_MONEY(get_team(d, "ta"), "reserved", "4.00");
+
+	/* Without a key, each POST is a new allocation. */
+	ITEST_STATUS(itest_req(d, "POST", "/v1/allocations", d->admin, body), 201);
+	ITEST_STATUS(itest_req(d, "POST", "/v1/allocations", d->admin, body), 201);
+	ITEST_MONEY(get_team(d, "ta"), "reserved", "8.00");
+}
+
+/* ---- prices ---- */
+
+static void test_price_change_new_allocations_only(void **state)
+{
+	struct itest_daemon *d = D(state);
+	json_t *a1, *a2, *done;
+
+	itest_put_gpu(d, "g1", "2.00", 8);
+	itest_put_team(d, "ta", "100");
+	a1 = allocate_ok(d, d->admin, "ta", "p", "g1", 1, "1");
+	ITEST_MONEY(a1, "price_per_gpu_hour", "2.00");
+
+	itest_put_gpu(d, "g1", "5.00", 8);
+	ITEST_MONEY(get_gpu(d, "g1"), "price_per_gpu_hour", "5.00");
+	ITEST_MONEY(get_alloc(d, itest_jstr(a1, "id")), "price_per_gpu_hour", "2.00");
+	ITEST_MONEY(get_alloc(d, itest_jstr(a1, "id")), "estimated_cost", "2.00");
+
+	a2 = allocate_ok(d, d->admin, "ta", "p", "g1", 1, "1");
+	ITEST_MONEY(a2, "price_per_gpu_hour", "5.00");
+	ITEST_MONEY(a2, "estimated_cost", "5.00");
+	ITEST_MONEY(get_team(d, "ta"), "reserved", "7.00");
+
+	/* The old allocation is billed at its own price: 2.00/h x 180 s = 0.10. */
+	done = run_for(d, a1, 0, 180);
+	ITEST_MONEY(done, "actual_cost", "0.10");
+	ITEST_MONEY(get_team(d, "ta"), "spent", "0.10");
+	ITEST_MONEY(get_team(d, "ta"), "reserved", "5.00");
+}
+
+/* ---- listing ---- */
+
+static void test_list_allocations(void **state)
+{
+	struct itest_daemon *d = D(state);
+	struct itest_resp *r;
+	char ids[5][128];
+	const char *cursor = NULL;
+	int seen = 0, pages = 0, i;
+	json_t *it;
+	size_t k;
+
+	itest_put_gpu(d, "g1", "1.00", 100);
+	itest_put_team(d, "ta", "1000");
+	itest_put_team(d, "tb", "1000");
+	for (i = 0; i < 5; i++) {
+		json_t *a = allocate_ok(d, d->admin, "ta", "p", "g1", 1, "1");
+
+		snprintf(ids[i], sizeof(ids[i]), "%s", itest_jstr(a, "id"));
+	}
+	allocate_ok(d, d->admin, "tb", "p", "g1", 1, "1");
+	ITEST_STATUS(transition(d, d->admin, ids[0], "cancel", NULL), 200);
+
+	/* Pages of 2, newest first, each id once. */
+	do {
+		const char *path = cursor ? itest_strf(d, "/v1/allocations?team=ta&limit=2&cursor=%s", cursor)
+					  : "/v1/allocations?team=ta&limit=2";
+
+		r = itest_req(d, "GET", path, d->admin, NULL);
+		ITEST_STATUS(r, 200);
+		assert_true(json_array_size(itest_jget(r->json, "items")) <= 2);
+		json_array_foreach(itest_jget(r->json, "items"), k, it) {
+			assert_true(seen < 5);
+			assert_string_equal(itest_jstr(it, "id"), ids[4 - seen]);
+			seen++;
+		}
+		cursor = itest_jstr(r->json, "next_cursor");
+		if (cursor == NULL)
+			assert_true(json_is_null(itest_jget(r->json, "next_cursor")));
+	} while (cursor != NULL && ++pages < 10);
+	assert_int_equal(seen, 5);
+
+	r = itest_req(d, "GET", "/v1/allocations?team=ta&status=cancelled", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 1);
+	assert_string_equal(itest_jstr(json_array_get(itest_jget(r->json, "items"), 0), "id"), ids[0]);
+	r = itest_req(d, "GET", "/v1/allocations?status=approved", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 5);
+	r = itest_req(d, "GET", "/v1/allocations", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 6);
+}
+
+/* ---- costs ---- */
+
+/* Sums a money column over items; asserts every value parses. */
+static int64_t sum_items(json_t *items, const char *col)
+{
+	int64_t sum = 0;
+	size_t i;
+	json_t *it;
+
+	json_array_foreach(items, i, it) {
+		int64_t v = itest_jmoney(it, col);
+
+		assert_true(v != INT64_MIN);
+		sum += v;
+	}
+	return sum;
+}
+
+static json_t *find_key(json_t *items, const char *key)
+{
+	size_t i;
+	json_t *it;
+
+	json_array_foreach(items, i, it) {
+		if (itest_jstr(it, "key") != NULL && strcmp(itest_jstr(it, "key"), key) == 0)
+			return it;
+	}
+	return NULL;
+}
+
+static void test_costs(void **state)
+{
+	struct itest_daemon *d = D(state);
+	struct itest_resp *r;
+	const char *groups[] = {"team", "project", "gpu_type", "day"};
+	json_t *a, *items, *it;
+	char today[16], tomorrow[16];
+	size_t g;
+
+	itest_put_gpu(d, "ga", "3.60", 100);
+	itest_put_gpu(d, "gb", "7.20", 100);
+	itest_put_team(d, "ca", "1000");
+	itest_put_team(d, "cb", "1000");
+	itest_put_team(d, "cc", "1000"); /* no activity at all */
+
+	/* ca: 1 x 3.60 x 180 s = 0.18; 2 x 7.20 x 90 s = 0.36 -> 0.54, 0.10 GPU-h */
+	run_for(d, allocate_ok(d, d->admin, "ca", "p1", "ga", 1, "1"), 0, 180);
+	run_for(d, allocate_ok(d, d->admin, "ca", "p2", "gb", 2, "1"), 0, 90);
+	a = allocate_ok(d, d->admin, "ca", "p1", "ga", 1, "1");
+	ITEST_STATUS(transition(d, d->admin, itest_jstr(a, "id"), "cancel", NULL), 200);
+	/* cb: 3 x 3.60 x 270 s = 0.81 (0.225 GPU-h); 1 x 7.20 x 2 h reserved = 14.40 */
+	run_for(d, allocate_ok(d, d->admin, "cb", "p1", "ga", 3, "1"), 0, 270);
+	allocate_ok(d, d->admin, "cb", "p1", "gb", 1, "2");
+
+	ITEST_MONEY(get_team(d, "ca"), "spent", "0.54");
+	ITEST_MONEY(get_team(d, "cb"), "spent", "0.81");
+	ITEST_MONEY(get_team(d, "cb"), "reserved", "14.40");
+
+	for (g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+		r = itest_req(d, "GET", itest_strf(d, "/v1/costs?group_by=%s", groups[g]), d->admin, NULL);
+		ITEST_STATUS(r, 200);
+		assert_string_equal(itest_jstr(r->json, "group_by"), groups[g]);
+		assert_string_equal(itest_jstr(r->json, "currency"), "USD");
+		assert_non_null(itest_jstr(r->json, "from"));
+		assert_non_null(itest_jstr(r->json, "to"));
+		items = itest_jget(r->json, "items");
+		assert_true(json_is_array(items));
+		ITEST_MONEY(r->json, "total.spent", "1.35");
+		ITEST_MONEY(r->json, "total.reserved", "14.40");
+		ITEST_MONEY(r->json, "total.accrued", "0.00");
+		ITEST_MONEY(r->json, "total.gpu_hours", "0.325");
+		assert_int_equal(sum_items(items, "spent"), 1350000);
+		assert_int_equal(sum_items(items, "reserved"), 14400000);
+		assert_int_equal(sum_items(items, "accrued"), 0);
+		assert_int_equal(sum_items(items, "gpu_hours"), 325000);
+	}
+
+	r = itest_req(d, "GET", "/v1/costs", d->admin, NULL); /* default: team */
+	ITEST_STATUS(r, 200);
+	assert_string_equal(itest_jstr(r->json, "group_by"), "team");
+	items = itest_jget(r->json, "items");
+	it = find_key(items, "ca");
+	assert_non_null(it);
+	ITEST_MONEY(it, "spent", itest_jstr(get_team(d, "ca"), "spent"));
+	ITEST_MONEY(it, "reserved", "0.00");
+	ITEST_MONEY(it, "gpu_hours", "0.10");
+	it = find_key(items, "cb");
+	assert_non_null(it);
+	ITEST_MONEY(it, "spent", itest_jstr(get_team(d, "cb"), "spent"));
+	ITEST_MONEY(it, "reserved", itest_jstr(get_team(d, "cb"), "reserved"));
+	ITEST_MONEY(it, "gpu_hours", "0.225");
+
+	r = itest_req(d, "GET", "/v1/costs?group_by=gpu_type", d->admin, NULL);
+	items = itest_jget(r->json, "items");
+	assert_non_null(find_key(items, "ga"));
+	ITEST_MONEY(find_key(items, "ga"), "spent", "0.99");
+	assert_non_null(find_key(items, "gb"));
+	ITEST_MONEY(find_key(items, "gb"), "spent", "0.36");
+	ITEST_MONEY(find_key(items, "gb"), "reserved", "14.40");
+
+	/* An explicit window around today gives the same totals. */
+	{
+		time_t now = time(NULL);
+		struct tm tm;
+
+		gmtime_r(&now, &tm);
+		strftime(today, sizeof(today), "%Y-%m-%d", &tm);
+		now += 86400;
+		gmtime_r(&now, &tm);
+		strftime(tomorrow, sizeof(tomorrow), "%Y-%m-%d", &tm);
+	}
+	r = itest_req(d, "GET", itest_strf(d, "/v1/costs?from=%s&to=%s&group_by=day", today, tomorrow),
+		      d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	ITEST_MONEY(r->json, "total.spent", "1.35");
+	assert_int_equal(sum_items(itest_jget(r->json, "items"), "spent"), 1350000);
+	/* A window in the past holds nothing. */
+	r = itest_req(d, "GET", "/v1/costs?from=2020-01-01&to=2020-02-01", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	ITEST_MONEY(r->json, "total.spent", "0.00");
+}
+
+/* ---- audit ---- */
+
+static void test_audit(void **state)
+{
+	struct itest_daemon *d = D(state);
+	struct itest_resp *r;
+	json_t *items, *it, *created = NULL, *changed = NULL;
+	int64_t last_seq = -1;
+	size_t i;
+	const char *fin;
+
+	itest_put_team(d, "au", "100");
+	itest_put_team(d, "other", "5");
+	itest_put_team(d, "au", "250");
+
+	r = itest_req(d, "GET", "/v1/audit?team=au", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	items = itest_jget(r->json, "items");
+	assert_true(json_array_size(items) >= 2);
+	json_array_foreach(items, i, it) {
+		int64_t seq = itest_jint(it, "seq");
+
+		assert_true(seq > last_seq); /* oldest first */
+		last_seq = seq;
+		assert_time_field(it, "at");
+		assert_non_null(itest_jstr(it, "actor.id"));
+		assert_non_null(itest_jstr(it, "actor.name"));
+		assert_non_null(itest_jstr(it, "action"));
+		assert_non_null(itest_jstr(it, "object_type"));
+		assert_string_not_equal(itest_jstr(it, "object_id"), "other");
+		if (itest_jstr(it, "object_id") != NULL && strcmp(itest_jstr(it, "object_id"), "au") == 0) {
+			if (json_is_null(itest_jget(it, "before")) && created == NULL)
+				created = it;
+			else if (json_is_object(itest_jget(it, "before")))
+				changed = it;
+		}
+	}
+	assert_non_null(created);
+	assert_non_null(changed);
+	assert_string_equal(itest_jstr(created, "team"), "au");
+	ITEST_MONEY(created, "after.budget.amount", "100.00");
+	ITEST_MONEY(changed, "before.budget.amount", "100.00");
+	ITEST_MONEY(changed, "after.budget.amount", "250.00");
+
+	/* Paging and finance access. */
+	r = itest_req(d, "GET", "/v1/audit?limit=1", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 1);
+	assert_non_null(itest_jstr(r->json, "next_cursor"));
+	r = itest_req(d, "GET",
+		      itest_strf(d, "/v1/audit?limit=1&cursor=%s", itest_jstr(r->json, "next_cursor")),
+		      d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 1);
+	fin = itest_make_token(d, "finance", NULL, NULL);
+	ITEST_STATUS(itest_req(d, "GET", "/v1/audit?team=au", fin, NULL), 200);
+}
+
+/* ---- expiry ---- */
+
+static void test_expiry(void **state)
+{
+	struct itest_daemon *d = D(state);
+	json_t *a, *cur = NULL;
+	const char *id;
+	int64_t deadline;
+	int expired = 0;
+
+	itest_put_gpu(d, "g1", "1.00", 4);
+	itest_put_team(d, "ta", "10");
+	a = allocate_ok(d, d->admin, "ta", "p", "g1", 4, "2");
+	id = itest_jstr(a, "id");
+	ITEST_MONEY(a, "estimated_cost", "8.00");
+	/* Not checking reserved here: with a 1 s timeout it may already be gone. */
+
+	deadline = itest_now_ms() + 15000;
+	while (itest_now_ms() < deadline) {
+		struct itest_resp r = {0};
+
+		assert_int_equal(itest_http(d->curl, d->base_url, "GET",
+					    itest_strf(d, "/v1/allocations/%s", id), d->admin, NULL, 0,
+					    NULL, &r),
+				 0);
+		if (r.status == 200 && strcmp(itest_jstr(r.json, "status"), "expired") == 0)
+			expired = 1;
+		itest_resp_clear(&r);
+		if (expired)
+			break;
+		itest_sleep_ms(200);
+	}
+	assert_true(expired);
+	cur = get_alloc(d, id);
+	assert_string_equal(itest_jstr(cur, "status"), "expired");
+	ITEST_MONEY(get_team(d, "ta"), "reserved", "0.00");
+	ITEST_MONEY(get_team(d, "ta"), "spent", "0.00");
+	ITEST_MONEY(get_team(d, "ta"), "available", "10.00");
+	assert_int_equal(itest_jint(get_gpu(d, "g1"), "allocated"), 0);
+	ITEST_PROBLEM(transition(d, d->admin, id, "start", NULL), 409, "conflict");
+	/* The released GPUs and money can be allocated again. */
+	allocate_ok(d, d->admin, "ta", "p", "g1", 4, "2");
+}
+
+/* ---- restart ---- */
+
+static void test_restart_keeps_state(void **state)
+{
+	struct itest_daemon *d = D(state);
+	json_t *a, *before_team, *after_alloc;
+	char id[128];
+
+	itest_put_gpu(d, "g1", "1.25", 4);
+	itest_put_team(d, "ta", "10");
+	a = allocate_ok(d, d->admin, "ta", "p", "g1", 2, "1");
+	snprintf(id, sizeof(id), "%s", itest_jstr(a, "id"));
+	before_team = json_deep_copy(get_team(d, "ta"));
+	assert_non_null(before_team);
+
+	assert_int_equal(itest_daemon_stop(d), 0);
+	assert_int_equal(itest_daemon_restart(d), 0);
+
+	after_alloc = get_alloc(d, id);
+	assert_true(json_equal(after_alloc, a));
+	ITEST_MONEY(get_team(d, "ta"), "reserved", "2.50");
+	ITEST_MONEY(get_team(d, "ta"), "budget.amount", itest_jstr(before_team, "budget.amount"));
+	assert_int_equal(itest_jint(get_gpu(d, "g1"), "allocated"), 2);
+	json_decref(before_team);
+	/* The admin token from the environment still works after a restart. */
+	ITEST_STATUS(itest_req(d, "GET", "/v1/teams", d->admin, NULL), 200);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_health_openapi_routing, setup_daemon, teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_auth_tokens, setup_daemon, teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_gpu_types, setup_daemon, teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_teams, setup_daemon, teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_roles, setup_daemon, teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_member_isolation, setup_daemon, teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_quotes, setup_daemon, teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_lifecycle_exact_costs, setup_daemon, teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_lifecycle_capped_at_estimate, setup_daemon,
+						teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_cancel_and_conflicts, setup_daemon, teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_refusals, setup_daemon, teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_idempotency_key, setup_daemon, teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_price_change_new_allocations_only, setup_daemon,
+						teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_list_allocations, setup_daemon, teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_costs, setup_daemon, teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_audit, setup_daemon, teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_expiry, setup_expiry_daemon, teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_restart_keeps_state, setup_daemon, teardown_daemon),
+	};
+
+	itest_global_init();
+	return cmocka_run_group_tests_name("integration-api", tests, NULL, NULL);
+}

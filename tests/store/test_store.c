@@ -1,0 +1,1330 @@
+/*
+ * test_store.c - the storage layer against a real SQLite file in a temporary
+ * directory: ledger rules through the ops, rollback of every partial write
+ * (fault injection), races between connections, the append-only audit log
+ * and migrations.
+ *
+ * Run one group with `test_store GROUP` (ledger, fault, race, audit,
+ * migrate, misc); no argument runs all.  Never touches anything outside its
+ * mkdtemp directory.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "core/err.h"
+#include "core/timeutil.h"
+#include "store/store.h"
+
+/* 1000 micros per GPU-second. */
+#define PRICE INT64_C(3600000)
+#define HOUR_US INT64_C(3600000000)
+#define SEC_US INT64_C(1000000)
+
+struct fx {
+	char dir[64];
+	char path[128];
+	struct store *s;
+	struct store_conn *c;
+	const struct store_ops *ops;
+	int64_t now;
+};
+
+static const struct actor ADMIN = {"tok_admin", "admin", ROLE_ADMIN};
+
+static void fx_paths(struct fx *f)
+{
+	strcpy(f->dir, "/tmp/plinth-store-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/plinth.db", f->dir);
+}
+
+static void fx_open(struct fx *f, int pool)
+{
+	char url[160], detail[STORE_DETAIL_LEN] = "";
+
+	snprintf(url, sizeof(url), "sqlite:%s", f->path);
+	assert_int_equal(store_open(url, pool, &f->s, detail), 0);
+	assert_int_equal(store_conn_acquire(f->s, &f->c), 0);
+	f->ops = store_conn_ops(f->c);
+	assert_string_equal(f->ops->name, "sqlite");
+}
+
+static void fx_shut(struct fx *f)
+{
+	if (f->c)
+		store_conn_release(f->s, f->c);
+	f->c = NULL;
+	store_close(f->s);
+	f->s = NULL;
+}
+
+static void fx_rm(struct fx *f)
+{
+	const char *sfx[] = {"", "-wal", "-shm", "-journal"};
+	char p[160];
+
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(p, sizeof(p), "%s%s", f->path, sfx[i]);
+		unlink(p);
+	}
+	rmdir(f->dir);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	fx_paths(f);
+	fx_open(f, 4);
+	f->now = time_from_civil(2026, 7, 15) + 12 * 3600;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	fx_shut(f);
+	fx_rm(f);
+	free(f);
+	return 0;
+}
+
+static void put_team(struct fx *f, const char *id, int64_t budget)
+{
+	struct team t;
+	bool created = false;
+
+	memset(&t, 0, sizeof(t));
+	snprintf(t.id, sizeof(t.id), "%s", id);
+	snprintf(t.display_name, sizeof(t.display_name), "Team %s", id);
+	t.budget_micros = budget;
+	t.period = PERIOD_MONTHLY;
+	strcpy(t.thresholds_json, "[0.5,0.8,1.0]");
+	assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t, f->now, &created), 0);
+}
+
+static void put_gpu(struct fx *f, const char *id, int64_t price, int64_t capacity)
+{
+	struct gpu_type g;
+	bool created = false;
+
+	memset(&g, 0, sizeof(g));
+	snprintf(g.id, sizeof(g.id), "%s", id);
+	snprintf(g.name, sizeof(g.name), "GPU %s", id);
+	g.price_micros = price;
+	strcpy(g.price_date, "2026-07-01");
+	strcpy(g.price_source, "admin");
+	g.capacity = capacity;
+	assert_int_equal(f->ops->gpu_type_put(f->c, &ADMIN, &g, f->now, &created), 0);
+}
+
+static struct alloc_request req(const char *team, const char *gpu, int64_t count, int64_t runtime_us)
+{
+	struct alloc_request r;
+
+	memset(&r, 0, sizeof(r));
+	snprintf(r.team, sizeof(r.team), "%s", team);
+	strcpy(r.project, "proj");
+	snprintf(r.gpu_type, sizeof(r.gpu_type), "%s", gpu);
+	r.gpu_count = count;
+	r.max_runtime_us = runtime_us;
+	strcpy(r.purpose, "test");
+	strcpy(r.labels_json, "{\"k\":\"v\"}");
+	return r;
+}
+
+static int do_alloc(struct fx *f, const char *team, const char *gpu, int64_t count, int64_t runtime_us,
+		    int64_t now, struct alloc_outcome *o)
+{
+	struct alloc_request r = req(team, gpu, count, runtime_us);
+	char detail[STORE_DETAIL_LEN] = "";
+
+	memset(o, 0, sizeof(*o));
+	return f->ops->allocate(f->c, &ADMIN, &r, 86400, now, NULL, o, detail);
+}
+
+static struct team_ledger ledger(struct fx *f, const char *team, int64_t now)
+{
+	struct team t;
+	struct team_ledger l;
+
+	assert_int_equal(f->ops->team_get(f->c, team, &t), 0);
+	assert_int_equal(f->ops->team_ledger(f->c, &t, now, &l), 0);
+	return l;
+}
+
+static int64_t gpu_allocated(struct fx *f, const char *id)
+{
+	struct gpu_type g;
+
+	assert_int_equal(f->ops->gpu_type_get(f->c, id, &g), 0);
+	return g.allocated;
+}
+
+static int transition(struct fx *f, const char *id, enum alloc_event ev, int64_t at, int64_t now,
+		      struct allocation *out, bool *repeat)
+{
+	char detail[STORE_DETAIL_LEN] = "";
+
+	*repeat = false;
+	return f->ops->alloc_transition(f->c, &ADMIN, id, ev, at, now, out, repeat, detail);
+}
+
+static int count_cb(void *ctx, const struct audit_entry *e)
+{
+	(void)e;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static int audit_count(struct fx *f)
+{
+	char next[STORE_ID_LEN * 2];
+	int n = 0;
+
+	assert_int_equal(f->ops->audit_list(f->c, NULL, NULL, STORE_MAX_PAGE, count_cb, &n, next), 0);
+	return n;
+}
+
+/* ---- 1. ledger through the ops ----------------------------------------- */
+
+static void test_exact_fit_and_one_micro_over(void **state)
+{
+	struct fx *f = *state;
+	struct alloc_outcome o;
+	struct team_ledger l;
+	int audits;
+
+	put_gpu(f, "h100", PRICE, 100);
+	put_team(f, "nlp", 10000000);      /* exactly 1 GPU x 10000 s */
+	put_team(f, "cv", 10000000 - 1);   /* one micro short */
+
+	assert_int_equal(do_alloc(f, "nlp", "h100", 1, 10000 * SEC_US, f->now, &o), 0);
+	assert_int_equal(o.estimated, 10000000);
+	assert_int_equal(o.available, 10000000);
+	assert_true(o.budget_ok && o.capacity_ok);
+	assert_int_equal(o.alloc.status, ALLOC_APPROVED);
+	assert_int_equal(o.alloc.price_micros, PRICE);
+	assert_int_equal(o.alloc.expires_at, f->now + 86400);
+	assert_int_equal(o.alloc.actual_micros, -1);
+	assert_int_equal(strncmp(o.alloc.id, "alloc_", 6), 0);
+	{
+		struct allocation g;
+		assert_int_equal(f->ops->alloc_get(f->c, o.alloc.id, &g), 0);
+		assert_string_equal(g.id, o.alloc.id);
+		assert_string_equal(g.team, "nlp");
+		assert_string_equal(g.project, "proj");
+		assert_string_equal(g.gpu_type, "h100");
+		assert_string_equal(g.created_by, "tok_admin");
+		assert_string_equal(g.labels_json, "{\"k\":\"v\"}");
+		assert_string_equal(g.purpose, "test");
+		assert_int_equal(g.gpu_count, 1);
+		assert_int_equal(g.max_runtime_us, 10000 * SEC_US);
+		assert_int_equal(g.estimated_micros, 10000000);
+		assert_int_equal(g.period_start, time_from_civil(2026, 7, 1));
+		assert_int_equal(g.approved_at, f->now);
+		assert_int_equal(g.expires_at, f->now + 86400);
+		assert_int_equal(g.started_at, 0);
+		assert_int_equal(g.ended_at, 0);
+		assert_int_equal(g.actual_micros, -1);
+		assert_int_equal(g.status, ALLOC_APPROVED);
+	}
+	l = ledger(f, "nlp", f->now);
+	assert_int_equal(l.reserved, 10000000);
+	assert_int_equal(l.spent, 0);
+	assert_int_equal(gpu_allocated(f, "h100"), 1);
+
+	audits = audit_count(f);
+	assert_int_equal(do_alloc(f, "cv", "h100", 1, 10000 * SEC_US, f->now, &o), ERR_BUDGET);
+	assert_false(o.budget_ok);
+	assert_true(o.capacity_ok);
+	assert_int_equal(o.available, 10000000 - 1);
+	assert_int_equal(o.estimated, 10000000);
+	assert_int_equal(ledger(f, "cv", f->now).reserved, 0);
+	assert_int_equal(audit_count(f), audits); /* a refusal is not a change */
+
+	/* nlp is now full: a single GPU-second is refused with 0 available. */
+	assert_int_equal(do_alloc(f, "nlp", "h100", 1, SEC_US, f->now, &o), ERR_BUDGET);
+	assert_int_equal(o.available, 0);
+	assert_int_equal(o.estimated, 1000);
+	assert_int_equal(gpu_allocated(f, "h100"), 1);
+
+	/* Unknown team / GPU type name which. */
+	{
+		struct alloc_request r = req("nope", "h100", 1, SEC_US);
+		char detail[STORE_DETAIL_LEN] = "";
+		assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, NULL, &o, detail),
+				 ERR_NOT_FOUND);
+		assert_string_equal(detail, "unknown team 'nope'");
+		r = req("nlp", "a100", 1, SEC_US);
+		assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, NULL, &o, detail),
+				 ERR_NOT_FOUND);
+		assert_string_equal(detail, "unknown gpu_type 'a100'");
+	}
+}
+
+static void test_capacity_exact_fit(void **state)
+{
+	struct fx *f = *state;
+	struct alloc_outcome o;
+
+	put_gpu(f, "h100", PRICE, 8);
+	put_team(f, "nlp", INT64_C(1000000000000));
+	assert_int_equal(do_alloc(f, "nlp", "h100", 5, HOUR_US, f->now, &o), 0);
+	assert_int_equal(do_alloc(f, "nlp", "h100", 3, HOUR_US, f->now, &o), 0);
+	assert_int_equal(o.gpus_available, 3);
+	assert_int_equal(gpu_allocated(f, "h100"), 8);
+	assert_int_equal(do_alloc(f, "nlp", "h100", 1, HOUR_US, f->now, &o), ERR_CAPACITY);
+	assert_true(o.budget_ok);
+	assert_false(o.capacity_ok);
+	assert_int_equal(o.gpus_available, 0);
+	assert_int_equal(gpu_allocated(f, "h100"), 8);
+	assert_int_equal(ledger(f, "nlp", f->now).reserved, 8 * PRICE);
+}
+
+static void test_start_complete_moves_money(void **state)
+{
+	struct fx *f = *state;
+	struct alloc_outcome o;
+	struct allocation a;
+	struct team_ledger l;
+	bool rep;
+	char id1[STORE_ID_LEN], id2[STORE_ID_LEN];
+	int64_t t0 = f->now;
+
+	put_gpu(f, "h100", PRICE, 8);
+	put_team(f, "nlp", INT64_C(100000000));
+	assert_int_equal(do_alloc(f, "nlp", "h100", 2, HOUR_US, t0, &o), 0);
+	assert_int_equal(o.estimated, 7200000);
+	strcpy(id1, o.alloc.id);
+
+	/* complete before start is an impossible transition */
+	assert_int_equal(transition(f, id1, ALLOC_EV_COMPLETE, t0 + 5, t0 + 5, &a, &rep),
+			 ERR_CONFLICT);
+
+	assert_int_equal(transition(f, id1, ALLOC_EV_START, t0 + 10, t0 + 10, &a, &rep), 0);
+	assert_false(rep);
+	assert_int_equal(a.status, ALLOC_RUNNING);
+	assert_int_equal(a.started_at, t0 + 10);
+	l = ledger(f, "nlp", t0 + 10 + 600);
+	assert_int_equal(l.running, 1);
+	assert_int_equal(l.accrued, 2 * 600 * 1000);
+	assert_int_equal(l.reserved, 7200000);
+
+	/* ended before started */
+	assert_int_equal(transition(f, id1, ALLOC_EV_COMPLETE, t0 + 5, t0 + 20, &a, &rep), ERR_INVALID);
+
+	assert_int_equal(transition(f, id1, ALLOC_EV_COMPLETE, t0 + 10 + 1800, t0 + 1810, &a, &rep), 0);
+	assert_false(rep);
+	assert_int_equal(a.status, ALLOC_COMPLETED);
+	assert_int_equal(a.actual_micros, 2 * 1800 * 1000);
+	l = ledger(f, "nlp", t0 + 2000);
+	assert_int_equal(l.spent, 3600000);
+	assert_int_equal(l.reserved, 0);
+	assert_int_equal(l.running, 0);
+	assert_int_equal(gpu_allocated(f, "h100"), 0);
+
+	/* repeats succeed and charge nothing twice */
+	{
+		int audits = audit_count(f);
+		assert_int_equal(transition(f, id1, ALLOC_EV_COMPLETE, t0 + 5000, t0 + 5000, &a, &rep), 0);
+		assert_true(rep);
+		assert_int_equal(a.actual_micros, 3600000);
+		assert_int_equal(a.ended_at, t0 + 1810);
+		assert_int_equal(transition(f, id1, ALLOC_EV_START, t0 + 5000, t0 + 5000, &a, &rep),
+				 ERR_CONFLICT);
+		l = ledger(f, "nlp", t0 + 5000);
+		assert_int_equal(l.spent, 3600000);
+		assert_int_equal(audit_count(f), audits);
+	}
+
+	/* billed time is capped at the max runtime */
+	assert_int_equal(do_alloc(f, "nlp", "h100", 2, HOUR_US, t0, &o), 0);
+	strcpy(id2, o.alloc.id);
+	assert_int_equal(transition(f, id2, ALLOC_EV_START, t0, t0, &a, &rep), 0);
+	assert_int_equal(transition(f, id2, ALLOC_EV_START, t0 + 9, t0 + 9, &a, &rep), 0);
+	assert_true(rep);
+	assert_int_equal(a.started_at, t0);
+	assert_int_equal(transition(f, id2, ALLOC_EV_COMPLETE, t0 + 7200, t0 + 7200, &a, &rep), 0);
+	assert_int_equal(a.actual_micros, 7200000);
+	l = ledger(f, "nlp", t0 + 7200);
+	assert_int_equal(l.spent, 3600000 + 7200000);
+	assert_int_equal(l.reserved, 0);
+
+	assert_int_equal(transition(f, "alloc_missing", ALLOC_EV_START, t0, t0, &a, &rep), ERR_NOT_FOUND);
+}
+
+static void test_cancel_and_expiry_release(void **state)
+{
+	struct fx *f = *state;
+	struct alloc_outcome o;
+	struct allocation a;
+	bool rep;
+	int n = -1;
+	char id[STORE_ID_LEN];
+	char detail[STORE_DETAIL_LEN] = "";
+	int64_t t0 = f->now;
+
+	put_gpu(f, "h100", PRICE, 4);
+	put_team(f, "nlp", 4 * PRICE);
+
+	assert_int_equal(do_alloc(f, "nlp", "h100", 4, HOUR_US, t0, &o), 0);
+	strcpy(id, o.alloc.id);
+	assert_int_equal(transition(f, id, ALLOC_EV_CANCEL, t0 + 1, t0 + 1, &a, &rep), 0);
+	assert_int_equal(a.status, ALLOC_CANCELLED);
+	assert_int_equal(a.actual_micros, 0);
+	assert_int_equal(a.ended_at, t0 + 1);
+	assert_int_equal(ledger(f, "nlp", t0 + 1).reserved, 0);
+	assert_int_equal(gpu_allocated(f, "h100"), 0);
+	assert_int_equal(transition(f, id, ALLOC_EV_CANCEL, t0 + 2, t0 + 2, &a, &rep), 0);
+	assert_true(rep);
+	assert_int_equal(transition(f, id, ALLOC_EV_START, t0 + 2, t0 + 2, &a, &rep), ERR_CONFLICT);
+
+	/* start after the start timeout expires it instead */
+	assert_int_equal(do_alloc(f, "nlp", "h100", 4, HOUR_US, t0, &o), 0);
+	strcpy(id, o.alloc.id);
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(f->ops->alloc_transition(f->c, &ADMIN, id, ALLOC_EV_START, t0 + 86400,
+						  t0 + 86400, &a, &rep, detail),
+			 ERR_CONFLICT);
+	assert_string_equal(detail, "allocation expired before it started");
+	assert_int_equal(f->ops->alloc_get(f->c, id, &a), 0);
+	assert_int_equal(a.status, ALLOC_EXPIRED);
+	assert_int_equal(a.actual_micros, 0);
+	assert_int_equal(ledger(f, "nlp", t0 + 86400).reserved, 0);
+	assert_int_equal(gpu_allocated(f, "h100"), 0);
+
+	/* the sweeper */
+	assert_int_equal(do_alloc(f, "nlp", "h100", 4, HOUR_US, t0 + 100, &o), 0);
+	strcpy(id, o.alloc.id);
+	assert_int_equal(f->ops->alloc_expire_due(f->c, t0 + 100 + 86399, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(f->ops->alloc_expire_due(f->c, t0 + 100 + 86400, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(f->ops->alloc_get(f->c, id, &a), 0);
+	assert_int_equal(a.status, ALLOC_EXPIRED);
+	assert_int_equal(a.ended_at, t0 + 100 + 86400);
+	assert_int_equal(gpu_allocated(f, "h100"), 0);
+	assert_int_equal(f->ops->alloc_expire_due(f->c, t0 + 200000, &n), 0);
+	assert_int_equal(n, 0);
+
+	/* allocate expires due ones first, so a full budget frees up */
+	assert_int_equal(do_alloc(f, "nlp", "h100", 4, HOUR_US, t0 + 1000, &o), 0);
+	strcpy(id, o.alloc.id);
+	assert_int_equal(do_alloc(f, "nlp", "h100", 4, HOUR_US, t0 + 1000 + 86400, &o), 0);
+	assert_int_equal(f->ops->alloc_get(f->c, id, &a), 0);
+	assert_int_equal(a.status, ALLOC_EXPIRED);
+}
+
+static void test_price_change_new_only(void **state)
+{
+	struct fx *f = *state;
+	struct alloc_outcome o;
+	struct allocation a;
+	bool rep;
+	char id[STORE_ID_LEN];
+	struct gpu_type g;
+
+	put_gpu(f, "h100", PRICE, 8);
+	put_team(f, "nlp", INT64_C(1000000000));
+	assert_int_equal(do_alloc(f, "nlp", "h100", 1, HOUR_US, f->now, &o), 0);
+	strcpy(id, o.alloc.id);
+	put_gpu(f, "h100", 2 * PRICE, 8);
+	assert_int_equal(f->ops->gpu_type_get(f->c, "h100", &g), 0);
+	assert_int_equal(g.price_micros, 2 * PRICE);
+	assert_int_equal(g.allocated, 1); /* put keeps allocated */
+	assert_int_equal(do_alloc(f, "nlp", "h100", 1, HOUR_US, f->now, &o), 0);
+	assert_int_equal(o.alloc.price_micros, 2 * PRICE);
+	assert_int_equal(o.estimated, 2 * PRICE);
+	assert_int_equal(transition(f, id, ALLOC_EV_START, f->now, f->now, &a, &rep), 0);
+	assert_int_equal(transition(f, id, ALLOC_EV_COMPLETE, f->now + 3600, f->now + 3600, &a, &rep), 0);
+	assert_int_equal(a.price_micros, PRICE);
+	assert_int_equal(a.actual_micros, PRICE);
+}
+
+struct cost_sum {
+	int n;
+	struct cost_row rows[16];
+};
+
+static int cost_cb(void *ctx, const struct cost_row *r)
+{
+	struct cost_sum *s = ctx;
+
+	if (s->n < 16)
+		s->rows[s->n] = *r;
+	s->n++;
+	return 0;
+}
+
+static void test_previous_period_spend(void **state)
+{
+	struct fx *f = *state;
+	struct alloc_outcome o;
+	struct allocation a;
+	struct team_ledger l;
+	bool rep;
+	char id[STORE_ID_LEN];
+	int64_t aug1 = time_from_civil(2026, 8, 1);
+	int64_t t0 = aug1 - 3600; /* July 31 23:00 */
+
+	put_gpu(f, "h100", PRICE, 8);
+	put_team(f, "nlp", INT64_C(100000000));
+	assert_int_equal(do_alloc(f, "nlp", "h100", 1, 4 * HOUR_US, t0, &o), 0);
+	strcpy(id, o.alloc.id);
+	assert_int_equal(transition(f, id, ALLOC_EV_START, t0, t0, &a, &rep), 0);
+	/* while running across the boundary the accrual belongs to July */
+	l = ledger(f, "nlp", aug1 + 60);
+	assert_int_equal(l.running, 0);
+	assert_int_equal(l.reserved, 0);
+	assert_int_equal(transition(f, id, ALLOC_EV_COMPLETE, aug1 + 3600, aug1 + 3600, &a, &rep), 0);
+	assert_int_equal(a.actual_micros, 2 * 3600 * 1000);
+	l = ledger(f, "nlp", aug1 + 7200);
+	assert_int_equal(l.period_start, aug1);
+	assert_int_equal(l.spent, 0);
+	assert_int_equal(l.reserved, 0);
+	l = ledger(f, "nlp", aug1 - 1);
+	assert_int_equal(l.period_start, time_from_civil(2026, 7, 1));
+	assert_int_equal(l.spent, 7200000);
+	assert_int_equal(l.reserved, 0);
+
+	/* costs by day split the usage exactly across the two days */
+	{
+		struct cost_sum s;
+		struct cost_query q = {.from = aug1 - 86400, .to = aug1 + 86400, .group = COST_BY_DAY,
+				       .now = aug1 + 7200};
+		memset(&s, 0, sizeof(s));
+		assert_int_equal(f->ops->costs(f->c, &q, cost_cb, &s), 0);
+		assert_int_equal(s.n, 2);
+		assert_string_equal(s.rows[0].key, "2026-07-31");
+		assert_string_equal(s.rows[1].key, "2026-08-01");
+		assert_int_equal(s.rows[0].spent, 3600000);
+		assert_int_equal(s.rows[1].spent, 3600000);
+		assert_int_equal(s.rows[0].gpu_microhours + s.rows[1].gpu_microhours, 2000000);
+
+		memset(&s, 0, sizeof(s));
+		q.group = COST_BY_TEAM;
+		assert_int_equal(f->ops->costs(f->c, &q, cost_cb, &s), 0);
+		assert_int_equal(s.n, 1);
+		assert_string_equal(s.rows[0].key, "nlp");
+		assert_int_equal(s.rows[0].spent, 7200000);
+		assert_int_equal(s.rows[0].gpu_microhours, 2000000);
+
+		memset(&s, 0, sizeof(s));
+		q.group = COST_BY_PROJECT;
+		assert_int_equal(f->ops->costs(f->c, &q, cost_cb, &s), 0);
+		assert_int_equal(s.n, 1);
+		assert_string_equal(s.rows[0].key, "nlp/proj");
+
+		/* scoped to another team: nothing */
+		{
+			const char *const only[] = {"cv"};
+			memset(&s, 0, sizeof(s));
+			q.group = COST_BY_GPU_TYPE;
+			q.teams = only;
+			q.nteams = 1;
+			assert_int_equal(f->ops->costs(f->c, &q, cost_cb, &s), 0);
+			assert_int_equal(s.n, 0);
+		}
+	}
+}
+
+/* ---- idempotency, tokens, lists ---------------------------------------- */
+
+static int renders;
+
+static char *render(void *ctx, int rc, const struct alloc_outcome *o, int *status)
+{
+	char buf[256];
+
+	(void)ctx;
+	renders++;
+	*status = rc == 0 ? 201 : 409;
+	snprintf(buf, sizeof(buf), "{\"rc\":%d,\"id\":\"%s\"}", rc, rc == 0 ? o->alloc.id : "");
+	return strdup(buf);
+}
+
+static void test_idempotency(void **state)
+{
+	struct fx *f = *state;
+	struct alloc_outcome o;
+	struct alloc_request r;
+	struct idem idem = {.key = "k1", .hash = "h1", .render = render};
+	char detail[STORE_DETAIL_LEN] = "";
+	char first[256];
+
+	put_gpu(f, "h100", PRICE, 8);
+	put_team(f, "nlp", 2 * PRICE);
+	r = req("nlp", "h100", 1, HOUR_US);
+	renders = 0;
+	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, detail), 0);
+	assert_false(idem.replayed);
+	assert_int_equal(renders, 1);
+	snprintf(first, sizeof(first), "{\"rc\":0,\"id\":\"%s\"}", o.alloc.id);
+
+	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, detail), 0);
+	assert_true(idem.replayed);
+	assert_int_equal(idem.replay_status, 201);
+	assert_string_equal(idem.replay_body, first);
+	free(idem.replay_body);
+	idem.replay_body = NULL;
+	assert_int_equal(renders, 1);
+	assert_int_equal(ledger(f, "nlp", f->now).reserved, PRICE); /* charged once */
+
+	idem.hash = "h2";
+	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, detail),
+			 ERR_IDEMPOTENCY);
+	assert_false(idem.replayed);
+
+	/* a refusal is remembered too */
+	idem.key = "k2";
+	r.gpu_count = 2;
+	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, detail), ERR_BUDGET);
+	put_team(f, "nlp", 100 * PRICE);
+	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, detail), 0);
+	assert_true(idem.replayed);
+	assert_int_equal(idem.replay_status, 409);
+	free(idem.replay_body);
+}
+
+static void test_tokens(void **state)
+{
+	struct fx *f = *state;
+	struct token t, got;
+	bool admin = true;
+
+	memset(&t, 0, sizeof(t));
+	strcpy(t.id, "tok_1");
+	strcpy(t.name, "ci");
+	t.role = ROLE_ADMIN;
+	strcpy(t.teams_json, "[]");
+	assert_int_equal(f->ops->admin_exists(f->c, &admin), 0);
+	assert_false(admin);
+	assert_int_equal(f->ops->token_create(f->c, &ADMIN, &t, "hash1", f->now), 0);
+	assert_int_equal(f->ops->token_create(f->c, &ADMIN, &t, "hash2", f->now), ERR_CONFLICT);
+	assert_int_equal(f->ops->admin_exists(f->c, &admin), 0);
+	assert_true(admin);
+	assert_int_equal(f->ops->token_by_hash(f->c, "hash1", &got), 0);
+	assert_string_equal(got.id, "tok_1");
+	assert_int_equal(got.role, ROLE_ADMIN);
+	assert_int_equal(got.created_at, f->now);
+	assert_int_equal(f->ops->token_revoke(f->c, &ADMIN, "tok_1", f->now + 1), 0);
+	assert_int_equal(f->ops->token_by_hash(f->c, "hash1", &got), ERR_NOT_FOUND);
+	assert_int_equal(f->ops->admin_exists(f->c, &admin), 0);
+	assert_false(admin);
+	assert_int_equal(f->ops->token_revoke(f->c, &ADMIN, "tok_x", f->now + 1), ERR_NOT_FOUND);
+
+	/* the audit rows never hold the hash */
+	{
+		sqlite3 *db = NULL;
+		sqlite3_stmt *st = NULL;
+		assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_prepare_v2(db,
+						    "SELECT count(*) FROM audit WHERE object_type = 'token'"
+						    " AND (before_json LIKE '%hash1%' OR after_json LIKE '%hash1%')",
+						    -1, &st, NULL),
+				 SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(st, 0), 0);
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+	}
+	{
+		enum role r;
+		assert_int_equal(role_parse("finance", &r), 0);
+		assert_int_equal(r, ROLE_FINANCE);
+		assert_string_equal(role_name(ROLE_SERVICE), "service");
+		assert_int_equal(role_parse("root", &r), ERR_INVALID);
+	}
+}
+
+struct gpu_seen {
+	int n;
+	char last[STORE_ID_LEN];
+};
+
+static int gpu_count_cb(void *ctx, const struct gpu_type *g)
+{
+	struct gpu_seen *s = ctx;
+
+	assert_true(strcmp(s->last, g->id) < 0); /* sorted by id */
+	strcpy(s->last, g->id);
+	s->n++;
+	return 0;
+}
+
+static int team_count_cb(void *ctx, const struct team *t)
+{
+	(void)t;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static void test_catalog_and_teams(void **state)
+{
+	struct fx *f = *state;
+	struct gpu_type g[2], got;
+	struct team t;
+	struct gpu_seen seen = {0, ""};
+	int audits, n = 0;
+	bool created = false;
+
+	put_gpu(f, "h100", PRICE, 8);
+	memset(g, 0, sizeof(g));
+	strcpy(g[0].id, "h100");
+	strcpy(g[1].id, "a10g-24gb");
+	for (int i = 0; i < 2; i++) {
+		strcpy(g[i].name, "seeded");
+		g[i].price_micros = 1000000;
+		strcpy(g[i].price_date, "2026-01-01");
+		strcpy(g[i].price_source, "aws");
+	}
+	audits = audit_count(f);
+	assert_int_equal(f->ops->gpu_type_seed(f->c, g, 2, f->now), 0);
+	assert_int_equal(audit_count(f), audits + 1);
+	assert_int_equal(f->ops->gpu_type_get(f->c, "h100", &got), 0);
+	assert_int_equal(got.price_micros, PRICE); /* existing ids are not touched */
+	assert_int_equal(got.capacity, 8);
+	assert_int_equal(f->ops->gpu_type_get(f->c, "a10g-24gb", &got), 0);
+	assert_string_equal(got.price_source, "aws");
+	assert_int_equal(f->ops->gpu_type_seed(f->c, g, 2, f->now), 0);
+	assert_int_equal(audit_count(f), audits + 1); /* nothing new, no row */
+	assert_int_equal(f->ops->gpu_type_list(f->c, gpu_count_cb, &seen), 0);
+	assert_int_equal(seen.n, 2);
+	assert_int_equal(f->ops->gpu_type_get(f->c, "nope", &got), ERR_NOT_FOUND);
+
+	put_team(f, "nlp", PRICE);
+	assert_int_equal(f->ops->team_get(f->c, "nlp", &t), 0);
+	assert_int_equal(t.created_at, f->now);
+	t.budget_micros = 2 * PRICE;
+	t.period = PERIOD_WEEKLY;
+	assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t, f->now + 5, &created), 0);
+	assert_false(created);
+	assert_int_equal(f->ops->team_get(f->c, "nlp", &t), 0);
+	assert_int_equal(t.created_at, f->now);
+	assert_int_equal(t.updated_at, f->now + 5);
+	assert_int_equal(t.period, PERIOD_WEEKLY);
+	assert_string_equal(t.thresholds_json, "[0.5,0.8,1.0]");
+	put_team(f, "cv", PRICE);
+	assert_int_equal(f->ops->team_list(f->c, NULL, 0, team_count_cb, &n), 0);
+	assert_int_equal(n, 2);
+	{
+		const char *const only[] = {"cv", "zzz"};
+		n = 0;
+		assert_int_equal(f->ops->team_list(f->c, only, 2, team_count_cb, &n), 0);
+		assert_int_equal(n, 1);
+		n = 0;
+		assert_int_equal(f->ops->team_list(f->c, only, 0, team_count_cb, &n), 0);
+		assert_int_equal(n, 0);
+	}
+	assert_int_equal(f->ops->team_get(f->c, "nope", &t), ERR_NOT_FOUND);
+}
+
+struct ids {
+	int n;
+	char id[16][STORE_ID_LEN];
+};
+
+static int ids_cb(void *ctx, const struct allocation *a)
+{
+	struct ids *s = ctx;
+
+	if (s->n < 16)
+		strcpy(s->id[s->n], a->id);
+	s->n++;
+	return 0;
+}
+
+static int audit_seq_cb(void *ctx, const struct audit_entry *e)
+{
+	int64_t *last = ctx;
+
+	assert_true(e->seq > *last);
+	*last = e->seq;
+	return 0;
+}
+
+static void test_lists(void **state)
+{
+	struct fx *f = *state;
+	struct alloc_outcome o;
+	struct ids all, page;
+	struct alloc_filter flt = {.status = -1, .limit = 2};
+	char next[STORE_ID_LEN * 2];
+	int got = 0;
+
+	put_gpu(f, "h100", PRICE, 100);
+	put_team(f, "nlp", INT64_C(1000000000));
+	put_team(f, "cv", INT64_C(1000000000));
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(do_alloc(f, i % 2 ? "cv" : "nlp", "h100", 1, HOUR_US, f->now + i / 2, &o), 0);
+
+	memset(&all, 0, sizeof(all));
+	flt.limit = STORE_MAX_PAGE;
+	assert_int_equal(f->ops->alloc_list(f->c, &flt, ids_cb, &all, next), 0);
+	assert_int_equal(all.n, 5);
+	assert_string_equal(next, "");
+
+	/* pages of 2 walk the same order */
+	flt.limit = 2;
+	for (int p = 0; p < 3; p++) {
+		memset(&page, 0, sizeof(page));
+		flt.cursor = p ? next : NULL;
+		char cur[STORE_ID_LEN * 2];
+		if (p)
+			strcpy(cur, next), flt.cursor = cur;
+		assert_int_equal(f->ops->alloc_list(f->c, &flt, ids_cb, &page, next), 0);
+		for (int i = 0; i < page.n; i++)
+			assert_string_equal(page.id[i], all.id[got + i]);
+		got += page.n;
+		if (p < 2)
+			assert_string_not_equal(next, "");
+	}
+	assert_int_equal(got, 5);
+	assert_string_equal(next, "");
+
+	{
+		const char *const only[] = {"cv"};
+		memset(&page, 0, sizeof(page));
+		flt.cursor = NULL;
+		flt.limit = 10;
+		flt.teams = only;
+		flt.nteams = 1;
+		assert_int_equal(f->ops->alloc_list(f->c, &flt, ids_cb, &page, next), 0);
+		assert_int_equal(page.n, 2);
+		flt.nteams = 0; /* an empty scope sees nothing */
+		memset(&page, 0, sizeof(page));
+		assert_int_equal(f->ops->alloc_list(f->c, &flt, ids_cb, &page, next), 0);
+		assert_int_equal(page.n, 0);
+		flt.teams = NULL;
+		flt.team = "nlp";
+		flt.status = ALLOC_APPROVED;
+		memset(&page, 0, sizeof(page));
+		assert_int_equal(f->ops->alloc_list(f->c, &flt, ids_cb, &page, next), 0);
+		assert_int_equal(page.n, 3);
+		flt.cursor = "garbage";
+		assert_int_equal(f->ops->alloc_list(f->c, &flt, ids_cb, &page, next), ERR_INVALID);
+	}
+
+	/* audit pages ascend */
+	{
+		int64_t last = 0;
+		int total = audit_count(f);
+		char cur[STORE_ID_LEN * 2] = "";
+		int n = 0;
+		do {
+			int before = 0;
+			assert_int_equal(f->ops->audit_list(f->c, NULL, cur[0] ? cur : NULL, 3, audit_seq_cb,
+							    &last, next), 0);
+			(void)before;
+			strcpy(cur, next);
+			n++;
+		} while (cur[0] && n < 100);
+		assert_int_equal(total, 3 + 5);
+		n = 0;
+		assert_int_equal(f->ops->audit_list(f->c, "cv", NULL, 100, count_cb, &n, next), 0);
+		assert_int_equal(n, 1 + 2);
+	}
+}
+
+/* ---- 2. fault injection ------------------------------------------------ */
+
+/* Every row of every table as text, via a separate raw connection. Caller frees. */
+static char *dump_db(const char *path)
+{
+	static const char *const tables[] = {"schema_migrations", "tokens", "gpu_types", "teams",
+					     "team_periods", "allocations", "idempotency", "audit",
+					     "sqlite_sequence"};
+	sqlite3 *db = NULL;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&out, &len);
+
+	assert_non_null(mem);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		char sql[128];
+		sqlite3_stmt *st = NULL;
+		int src;
+
+		snprintf(sql, sizeof(sql), "SELECT * FROM %s ORDER BY rowid", tables[i]);
+		assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+		fprintf(mem, "[%s]\n", tables[i]);
+		while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+			for (int c = 0; c < sqlite3_column_count(st); c++) {
+				const unsigned char *t = sqlite3_column_text(st, c);
+				fprintf(mem, "%s|", t ? (const char *)t : "NULL");
+			}
+			fputc('\n', mem);
+		}
+		assert_int_equal(src, SQLITE_DONE);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	fclose(mem);
+	return out;
+}
+
+typedef int (*fault_op)(struct fx *f, void *arg);
+
+/*
+ * Runs op with a fault after N = 0, 1, 2, ... statements.  Every failure must
+ * leave the database byte-identical; the first run that does not reach the
+ * fault must succeed and change something.  Returns the number of fault
+ * points exercised.
+ */
+static int fault_loop(struct fx *f, fault_op op, void *arg)
+{
+	for (long n = 0; n < 1000; n++) {
+		char *before = dump_db(f->path), *after;
+		int rc;
+
+		store_fault_after(f->s, n);
+		rc = op(f, arg);
+		bool reached = __atomic_load_n(&f->s->fault_after, __ATOMIC_SEQ_CST) < 0;
+		store_fault_after(f->s, -1);
+		after = dump_db(f->path);
+		if (rc != 0) {
+			assert_true(reached);
+			assert_int_equal(rc, ERR_STORE);
+			assert_string_equal(before, after);
+		} else {
+			assert_false(reached); /* a hit fault can never end in success */
+			assert_string_not_equal(before, after);
+			free(before);
+			free(after);
+			return (int)n;
+		}
+		free(before);
+		free(after);
+	}
+	fail_msg("operation never succeeded");
+	return -1;
+}
+
+struct op_arg {
+	char id[STORE_ID_LEN];
+	const char *key;
+	int64_t count;
+};
+
+static int op_alloc_idem(struct fx *f, void *arg)
+{
+	struct op_arg *a = arg;
+	struct alloc_request r = req("nlp", "h100", a->count, HOUR_US);
+	struct idem idem = {.key = a->key, .hash = "hash", .render = render};
+	struct alloc_outcome o;
+	int rc;
+
+	rc = f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, NULL);
+	assert_false(idem.replayed);
+	if (rc == 0)
+		strcpy(a->id, o.alloc.id);
+	if (rc == ERR_BUDGET || rc == ERR_CAPACITY)
+		rc = 0; /* a remembered refusal is a successful write too */
+	return rc;
+}
+
+static int op_start(struct fx *f, void *arg)
+{
+	struct allocation a;
+	bool rep;
+
+	return f->ops->alloc_transition(f->c, &ADMIN, ((struct op_arg *)arg)->id, ALLOC_EV_START,
+					f->now + 1, f->now + 1, &a, &rep, NULL);
+}
+
+static int op_complete(struct fx *f, void *arg)
+{
+	struct allocation a;
+	bool rep;
+
+	return f->ops->alloc_transition(f->c, &ADMIN, ((struct op_arg *)arg)->id, ALLOC_EV_COMPLETE,
+					f->now + 100, f->now + 100, &a, &rep, NULL);
+}
+
+static int op_cancel(struct fx *f, void *arg)
+{
+	struct allocation a;
+	bool rep;
+
+	return f->ops->alloc_transition(f->c, &ADMIN, ((struct op_arg *)arg)->id, ALLOC_EV_CANCEL,
+					f->now + 2, f->now + 2, &a, &rep, NULL);
+}
+
+static int op_start_expired(struct fx *f, void *arg)
+{
+	struct allocation a;
+	bool rep;
+	int rc = f->ops->alloc_transition(f->c, &ADMIN, ((struct op_arg *)arg)->id, ALLOC_EV_START,
+					  f->now + 61, f->now + 61, &a, &rep, NULL);
+
+	return rc == ERR_CONFLICT ? 0 : rc; /* the expiry is committed */
+}
+
+static int op_expire_due(struct fx *f, void *arg)
+{
+	int n = 0;
+	int rc = f->ops->alloc_expire_due(f->c, f->now + 1000, &n);
+
+	(void)arg;
+	if (rc == 0)
+		assert_int_equal(n, 2);
+	return rc;
+}
+
+static int op_team_put(struct fx *f, void *arg)
+{
+	struct team t;
+	bool created;
+
+	memset(&t, 0, sizeof(t));
+	snprintf(t.id, sizeof(t.id), "%s", ((struct op_arg *)arg)->key);
+	strcpy(t.display_name, "Faulty");
+	t.budget_micros = 42000000;
+	t.period = PERIOD_QUARTERLY;
+	strcpy(t.thresholds_json, "[]");
+	return f->ops->team_put(f->c, &ADMIN, &t, f->now, &created);
+}
+
+static int op_gpu_put(struct fx *f, void *arg)
+{
+	struct gpu_type g;
+	bool created;
+
+	memset(&g, 0, sizeof(g));
+	snprintf(g.id, sizeof(g.id), "%s", ((struct op_arg *)arg)->key);
+	strcpy(g.name, "Faulty GPU");
+	g.price_micros = 1234567;
+	strcpy(g.price_date, "2026-07-02");
+	strcpy(g.price_source, "admin");
+	g.capacity = 99;
+	return f->ops->gpu_type_put(f->c, &ADMIN, &g, f->now, &created);
+}
+
+static int op_seed(struct fx *f, void *arg)
+{
+	struct gpu_type g[2];
+
+	(void)arg;
+	memset(g, 0, sizeof(g));
+	strcpy(g[0].id, "h100");
+	strcpy(g[1].id, "l4-24gb");
+	for (int i = 0; i < 2; i++) {
+		strcpy(g[i].name, "seeded");
+		g[i].price_micros = 1000000;
+		strcpy(g[i].price_date, "2026-01-01");
+		strcpy(g[i].price_source, "aws");
+	}
+	return f->ops->gpu_type_seed(f->c, g, 2, f->now);
+}
+
+static int op_token_create(struct fx *f, void *arg)
+{
+	struct token t;
+
+	(void)arg;
+	memset(&t, 0, sizeof(t));
+	strcpy(t.id, "tok_f");
+	strcpy(t.name, "faulty");
+	t.role = ROLE_MEMBER;
+	strcpy(t.teams_json, "[\"nlp\"]");
+	return f->ops->token_create(f->c, &ADMIN, &t, "fhash", f->now);
+}
+
+static int op_token_revoke(struct fx *f, void *arg)
+{
+	(void)arg;
+	return f->ops->token_revoke(f->c, &ADMIN, "tok_f", f->now);
+}
+
+static void test_fault_rollback(void **state)
+{
+	struct fx *f = *state;
+	struct op_arg a1 = {.key = "k1", .count = 2}, a2 = {.key = "k2", .count = 2};
+	struct op_arg a3 = {.key = "k3", .count = 2}, a4 = {.key = "k4", .count = 2};
+	struct op_arg a5 = {.key = "k5", .count = 2}, a6 = {.key = "k6", .count = 1000};
+	struct op_arg team_new = {.key = "faulty"}, team_old = {.key = "nlp"};
+	struct op_arg gpu_new = {.key = "a100"}, gpu_old = {.key = "h100"};
+	struct team_ledger l;
+
+	put_gpu(f, "h100", PRICE, 16);
+	put_team(f, "nlp", 100 * PRICE);
+
+	assert_true(fault_loop(f, op_alloc_idem, &a1) > 5);
+	assert_true(fault_loop(f, op_alloc_idem, &a2) > 5);
+	assert_true(fault_loop(f, op_alloc_idem, &a3) > 5);
+	assert_true(fault_loop(f, op_alloc_idem, &a4) > 5);
+	assert_true(fault_loop(f, op_alloc_idem, &a5) > 5);
+	assert_true(fault_loop(f, op_alloc_idem, &a6) > 3); /* refused, remembered */
+	assert_true(fault_loop(f, op_start, &a1) > 2);
+	assert_true(fault_loop(f, op_complete, &a1) > 3);
+	assert_true(fault_loop(f, op_cancel, &a2) > 3);
+	assert_true(fault_loop(f, op_start_expired, &a3) > 3);
+	assert_true(fault_loop(f, op_expire_due, NULL) > 3); /* a4, a5 */
+	assert_true(fault_loop(f, op_team_put, &team_new) > 1);
+	assert_true(fault_loop(f, op_team_put, &team_old) > 1);
+	assert_true(fault_loop(f, op_gpu_put, &gpu_new) > 1);
+	assert_true(fault_loop(f, op_gpu_put, &gpu_old) > 1);
+	assert_true(fault_loop(f, op_seed, NULL) > 1);
+	assert_true(fault_loop(f, op_token_create, NULL) > 1);
+	assert_true(fault_loop(f, op_token_revoke, NULL) > 1);
+
+	/* after all that, the books still balance: only a1 was charged */
+	l = ledger(f, "nlp", f->now + 1000);
+	assert_int_equal(l.reserved, 0);
+	assert_int_equal(l.spent, 2 * 99 * 1000);
+	assert_int_equal(gpu_allocated(f, "h100"), 0);
+}
+
+/* ---- 3. concurrency ---------------------------------------------------- */
+
+#define RACERS 16
+
+struct race {
+	struct store *s;
+	pthread_barrier_t *bar;
+	const char *team, *gpu;
+	int64_t now;
+	int rc;
+};
+
+static void *racer(void *p)
+{
+	struct race *r = p;
+	struct store_conn *c = NULL;
+	struct alloc_request rq = req(r->team, r->gpu, 1, HOUR_US);
+	struct alloc_outcome o;
+	char detail[STORE_DETAIL_LEN];
+
+	r->rc = store_conn_acquire(r->s, &c);
+	pthread_barrier_wait(r->bar);
+	if (r->rc == 0) {
+		r->rc = store_conn_ops(c)->allocate(c, &ADMIN, &rq, 60, r->now, NULL, &o, detail);
+		store_conn_release(r->s, c);
+	}
+	return NULL;
+}
+
+static void race(struct fx *f, const char *team, const char *gpu, int expect_rc_refused)
+{
+	pthread_t th[RACERS];
+	struct race r[RACERS];
+	pthread_barrier_t bar;
+	int approved = 0, refused = 0;
+
+	assert_int_equal(pthread_barrier_init(&bar, NULL, RACERS), 0);
+	for (int i = 0; i < RACERS; i++) {
+		r[i] = (struct race){.s = f->s, .bar = &bar, .team = team, .gpu = gpu, .now = f->now};
+		assert_int_equal(pthread_create(&th[i], NULL, racer, &r[i]), 0);
+	}
+	for (int i = 0; i < RACERS; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		if (r[i].rc == 0)
+			approved++;
+		else if (r[i].rc == expect_rc_refused)
+			refused++;
+	}
+	pthread_barrier_destroy(&bar);
+	assert_int_equal(approved, 10);
+	assert_int_equal(refused, RACERS - 10);
+}
+
+static int setup_race(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	fx_paths(f);
+	fx_open(f, RACERS + 1);
+	f->now = time_from_civil(2026, 7, 15);
+	*state = f;
+	return 0;
+}
+
+static void test_race_budget(void **state)
+{
+	struct fx *f = *state;
+	struct team_ledger l;
+
+	put_gpu(f, "h100", PRICE, 1000);
+	put_team(f, "nlp", 10 * PRICE); /* exactly K = 10 one-GPU-hour requests */
+	race(f, "nlp", "h100", ERR_BUDGET);
+	l = ledger(f, "nlp", f->now);
+	assert_true(l.spent + l.reserved <= 10 * PRICE);
+	assert_int_equal(l.reserved, 10 * PRICE);
+	assert_int_equal(gpu_allocated(f, "h100"), 10);
+}
+
+static void test_race_capacity(void **state)
+{
+	struct fx *f = *state;
+
+	put_gpu(f, "h100", PRICE, 10);
+	put_team(f, "nlp", 1000 * PRICE);
+	race(f, "nlp", "h100", ERR_CAPACITY);
+	assert_int_equal(gpu_allocated(f, "h100"), 10);
+	assert_int_equal(ledger(f, "nlp", f->now).reserved, 10 * PRICE);
+}
+
+/* ---- 4. audit append-only ---------------------------------------------- */
+
+static void test_audit_append_only(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *db = NULL;
+	char *msg = NULL;
+	int before, src;
+
+	put_team(f, "nlp", PRICE);
+	before = audit_count(f);
+	assert_true(before >= 1);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	src = sqlite3_exec(db, "UPDATE audit SET action = 'forged'", NULL, NULL, &msg);
+	assert_int_not_equal(src, SQLITE_OK);
+	assert_non_null(strstr(msg, "append-only"));
+	sqlite3_free(msg);
+	msg = NULL;
+	src = sqlite3_exec(db, "DELETE FROM audit", NULL, NULL, &msg);
+	assert_int_not_equal(src, SQLITE_OK);
+	assert_non_null(strstr(msg, "append-only"));
+	sqlite3_free(msg);
+	sqlite3_close(db);
+	assert_int_equal(audit_count(f), before);
+
+	/* and the team row's audit has before/after JSON with decimal money */
+	{
+		char *d = dump_db(f->path);
+		assert_non_null(strstr(d, "team.create"));
+		assert_non_null(strstr(d, "\"budget\":\"3.60\""));
+		free(d);
+	}
+}
+
+/* ---- 5. migrations ----------------------------------------------------- */
+
+static void test_migrations(void **state)
+{
+	struct fx *f = *state;
+	char url[160], detail[STORE_DETAIL_LEN] = "";
+	struct store *s2 = NULL;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	put_team(f, "nlp", PRICE);
+	fx_shut(f);
+	fx_open(f, 2); /* reopening is idempotent and keeps data */
+	{
+		struct team t;
+		assert_int_equal(f->ops->team_get(f->c, "nlp", &t), 0);
+	}
+	fx_shut(f);
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*), max(version) FROM schema_migrations",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	assert_int_equal(sqlite3_column_int(st, 1), 1);
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES (999, 0)", NULL, NULL,
+				      NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+
+	snprintf(url, sizeof(url), "sqlite://%s", f->path);
+	assert_int_equal(store_open(url, 2, &s2, detail), ERR_STORE);
+	assert_null(s2);
+	assert_string_equal(detail, "database schema version 999 is newer than this plinth (1)");
+
+	assert_int_equal(store_open("postgres://localhost/plinth", 2, &s2, detail), ERR_STORE);
+	assert_string_equal(detail, "postgres backend not built");
+
+	/* ... and refused through a plain path too */
+	assert_int_equal(store_open(f->path, 1, &s2, detail), ERR_STORE);
+	assert_null(s2);
+}
+
+static void test_migrations_plain_path(void **state)
+{
+	struct fx *f = *state;
+	char detail[STORE_DETAIL_LEN] = "";
+	struct store *s2 = NULL;
+	struct store_conn *c = NULL;
+
+	/* a plain path opens the same database */
+	assert_int_equal(store_open(f->path, 1, &s2, detail), 0);
+	assert_int_equal(store_conn_acquire(s2, &c), 0);
+	assert_int_equal(store_conn_ops(c)->ping(c), 0);
+	store_conn_release(s2, c);
+	store_close(s2);
+}
+
+int main(int argc, char **argv)
+{
+	const char *group = argc > 1 ? argv[1] : "all";
+	bool all = strcmp(group, "all") == 0;
+	int fails = 0;
+
+	if (all || strcmp(group, "ledger") == 0) {
+		const struct CMUnitTest t[] = {
+			cmocka_unit_test_setup_teardown(test_exact_fit_and_one_micro_over, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_capacity_exact_fit, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_start_complete_moves_money, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_cancel_and_expiry_release, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_price_change_new_only, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_previous_period_spend, setup, teardown),
+		};
+		fails += cmocka_run_group_tests_name("store-ledger", t, NULL, NULL);
+	}
+	if (all || strcmp(group, "misc") == 0) {
+		const struct CMUnitTest t[] = {
+			cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_catalog_and_teams, setup, teardown),
+		};
+		fails += cmocka_run_group_tests_name("store-misc", t, NULL, NULL);
+	}
+	if (all || strcmp(group, "fault") == 0) {
+		const struct CMUnitTest t[] = {
+			cmocka_unit_test_setup_teardown(test_fault_rollback, setup, teardown),
+		};
+		fails += cmocka_run_group_tests_name("store-fault", t, NULL, NULL);
+	}
+	if (all || strcmp(group, "race") == 0) {
+		const struct CMUnitTest t[] = {
+			cmocka_unit_test_setup_teardown(test_race_budget, setup_race, teardown),
+			cmocka_unit_test_setup_teardown(test_race_capacity, setup_race, teardown),
+		};
+		fails += cmocka_run_group_tests_name("store-race", t, NULL, NULL);
+	}
+	if (all || strcmp(group, "audit") == 0) {
+		const struct CMUnitTest t[] = {
+			cmocka_unit_test_setup_teardown(test_audit_append_only, setup, teardown),
+		};
+		fails += cmocka_run_group_tests_name("store-audit", t, NULL, NULL);
+	}
+	if (all || strcmp(group, "migrate") == 0) {
+		const struct CMUnitTest t[] = {
+			cmocka_unit_test_setup_teardown(test_migrations_plain_path, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
+		};
+		fails += cmocka_run_group_tests_name("store-migrate", t, NULL, NULL);
+	}
+	return fails ? 1 : 0;
+}

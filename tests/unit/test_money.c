@@ -1,0 +1,145 @@
+/* test_money.c - money_parse and money_format: the strict wire format. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/err.h"
+#include "core/money.h"
+
+static void expect_parse(const char *s, int64_t want)
+{
+	int64_t v = -42;
+	int rc = money_parse(s, &v);
+	if (rc != 0)
+		fail_msg("money_parse(\"%s\") = %d, want ok", s, rc);
+	assert_int_equal(v, want);
+}
+
+static void expect_refused(const char *s, int want_rc)
+{
+	int64_t v = -42;
+	int rc = money_parse(s, &v);
+	if (rc != want_rc)
+		fail_msg("money_parse(\"%s\") = %d, want %d", s, rc, want_rc);
+	assert_int_equal(v, -42); /* *out untouched on failure */
+}
+
+static void test_parse_valid(void **state)
+{
+	(void)state;
+	expect_parse("0", 0);
+	expect_parse("0.000001", 1);
+	expect_parse("0.5", 500000);
+	expect_parse("12.5", 12500000);
+	expect_parse("50000", INT64_C(50000000000));
+	expect_parse("0.003414", 3414);
+	expect_parse("007.10", 7100000);
+	expect_parse("6.88", 6880000);
+	expect_parse("3.430888", 3430888);
+	expect_parse("1.123456", 1123456);
+	expect_parse("0000000000000000000000001", 1000000); /* many leading zeros */
+}
+
+static void test_parse_syntax(void **state)
+{
+	(void)state;
+	const char *bad[] = {"", ".5", "5.", "-1", "+1", "1e3", " 1", "1 ", "1.1234567",
+			     "1..0", "1.2.3", "abc", "1,5", "0x10", "1.-5", "\t1", "1\n", "-0",
+			     "1.0000000"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_refused(bad[i], ERR_INVALID);
+	int64_t v = 0;
+	assert_int_equal(money_parse(NULL, &v), ERR_INVALID);
+	/* Bad syntax wins over size: still invalid, not overflow. */
+	expect_refused("99999999999999999999999x", ERR_INVALID);
+	expect_refused("99999999999999999999999.1234567", ERR_INVALID);
+}
+
+static void test_parse_limits(void **state)
+{
+	(void)state;
+	/* MONEY_MAX_MICROS is exactly one trillion units. */
+	expect_parse("1000000000000", MONEY_MAX_MICROS);
+	expect_parse("1000000000000.000000", MONEY_MAX_MICROS);
+	expect_parse("999999999999.999999", MONEY_MAX_MICROS - 1);
+	expect_refused("1000000000000.000001", ERR_OVERFLOW);
+	expect_refused("1000000000001", ERR_OVERFLOW);
+	/* Around INT64_MAX micros = 9223372036854.775807 units. */
+	expect_refused("9223372036854.775807", ERR_OVERFLOW);
+	expect_refused("9223372036854.775808", ERR_OVERFLOW);
+	expect_refused("9223372036855", ERR_OVERFLOW);
+	expect_refused("18446744073709551616", ERR_OVERFLOW);
+	expect_refused("99999999999999999999999999999999999999", ERR_OVERFLOW);
+}
+
+static void expect_format(int64_t micros, const char *want)
+{
+	char buf[MONEY_FMT_LEN];
+	memset(buf, 'x', sizeof(buf));
+	int n = money_format(micros, buf, sizeof(buf));
+	assert_string_equal(buf, want);
+	assert_int_equal(n, (int)strlen(want));
+}
+
+static void test_format(void **state)
+{
+	(void)state;
+	expect_format(0, "0.00");
+	expect_format(1, "0.000001");
+	expect_format(3414, "0.003414");
+	expect_format(10000, "0.01");
+	expect_format(12500000, "12.50");
+	expect_format(12510000, "12.51");
+	expect_format(12512000, "12.512");
+	expect_format(INT64_C(50000000000), "50000.00");
+	expect_format(-1500000, "-1.50");
+	expect_format(-1, "-0.000001");
+	expect_format(-3414, "-0.003414");
+	expect_format(MONEY_MAX_MICROS, "1000000000000.00");
+	expect_format(INT64_MAX, "9223372036854.775807");
+	expect_format(INT64_MIN, "-9223372036854.775808");
+}
+
+static void test_format_small_buffer(void **state)
+{
+	(void)state;
+	char buf[8];
+	memcpy(buf, "unchang", 8);
+	/* "12.50" needs 6 bytes. */
+	assert_int_equal(money_format(12500000, buf, 5), ERR_INVALID);
+	assert_string_equal(buf, "unchang");
+	assert_int_equal(money_format(12500000, buf, 6), 5);
+	assert_string_equal(buf, "12.50");
+	assert_int_equal(money_format(0, NULL, 10), ERR_INVALID);
+}
+
+static void test_round_trip(void **state)
+{
+	(void)state;
+	const int64_t vals[] = {0, 1, 10, 999999, 1000000, 3430888, INT64_C(123456789012),
+				MONEY_MAX_MICROS - 1, MONEY_MAX_MICROS};
+	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		char buf[MONEY_FMT_LEN];
+		int64_t back = -1;
+		assert_true(money_format(vals[i], buf, sizeof(buf)) > 0);
+		assert_int_equal(money_parse(buf, &back), 0);
+		assert_int_equal(back, vals[i]);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_valid),
+		cmocka_unit_test(test_parse_syntax),
+		cmocka_unit_test(test_parse_limits),
+		cmocka_unit_test(test_format),
+		cmocka_unit_test(test_format_small_buffer),
+		cmocka_unit_test(test_round_trip),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The whole test suite, as `make test` runs it:
+#   1. a plain build: every suite (unit, store, integration, cli, openapi, fuzz corpus replay);
+#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build: every suite again;
+#   3. valgrind (leaks and memory errors) over the unit and store suites.
+# Prints one closing line "N passed, N failed" and exits non-zero on any failure.
+set -u
+cd "$(dirname "$0")/.."
+passed=0
+failed=0
+status=0
+
+# Adds the counts of one `meson test` log to the totals.
+count() {
+	local log=$1 ok fail to
+	ok=$(grep -E '^Ok: +[0-9]+' "$log" | grep -oE '[0-9]+' | tail -1)
+	fail=$(grep -E '^Fail: +[0-9]+' "$log" | grep -oE '[0-9]+' | tail -1)
+	to=$(grep -E '^Timeout: +[0-9]+' "$log" | grep -oE '[0-9]+' | tail -1)
+	passed=$((passed + ${ok:-0}))
+	failed=$((failed + ${fail:-0} + ${to:-0}))
+}
+
+# run NAME BUILDDIR [meson test args...]
+run() {
+	local name=$1 dir=$2
+	shift 2
+	local log
+	log=$(mktemp)
+	echo "=== $name ==="
+	if ! meson test -C "$dir" --print-errorlogs "$@" 2>&1 | tee "$log"; then
+		status=1
+	fi
+	grep -qE '^(Fail|Timeout): +[1-9]' "$log" && status=1
+	count "$log"
+	rm -f "$log"
+}
+
+setup() {
+	local dir=$1
+	shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$@" >/dev/null || { echo "meson setup $dir failed" >&2; exit 1; }
+	fi
+	meson compile -C "$dir" || { echo "build in $dir failed" >&2; exit 1; }
+}
+
+./tools/venv.sh >/dev/null || { echo "cannot create the Python test venv" >&2; exit 1; }
+
+setup build
+run "plain build" build
+
+setup build-asan -Db_sanitize=address,undefined -Db_lundef=false
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	run "ASan+UBSan build" build-asan
+
+run "valgrind (unit, store)" build --suite unit --suite store \
+	--wrap 'valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite -q' \
+	--timeout-multiplier 10
+
+echo
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] || status=1
+exit $status

@@ -8,20 +8,25 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 DATA       ?= .plinth-demo
 LISTEN     ?= 127.0.0.1:8080
-DEBS = gcc make pkg-config meson ninja-build libmicrohttpd-dev libjansson-dev libsqlite3-dev \
-       libssl-dev libcurl4-openssl-dev libcmocka-dev valgrind sqlite3 curl python3 python3-venv
+DEBS = gcc make pkg-config meson ninja-build libmicrohttpd-dev libjansson-dev libsqlite3-dev libpq-dev postgresql postgresql-contrib \
+       libssl-dev libcurl4-openssl-dev libcmocka-dev libyaml-dev libgit2-dev valgrind sqlite3 curl python3 python3-venv \
+       git nodejs npm chromium
 
-.PHONY: all build run test test-plain test-asan test-valgrind bench fuzz deps clean
+.PHONY: web-deps all build run test test-plain test-asan test-valgrind bench fuzz deps clean
 
 all: build
 
 deps:
 	@./tools/deps.sh $(DEBS)
 
-$(BUILD)/build.ninja: | deps
+# web/node_modules (Chart.js) is an input of the build: npm ci first.
+web-deps: deps
+	@./tools/npm-ci.sh
+
+$(BUILD)/build.ninja: | deps web-deps
 	meson setup $(BUILD)
 
-build: deps $(BUILD)/build.ninja
+build: deps web-deps $(BUILD)/build.ninja
 	meson compile -C $(BUILD)
 
 run: build
@@ -33,7 +38,7 @@ test: deps
 bench: build
 	./bench/run.sh $(BUILD)
 
-fuzz: deps
+fuzz: deps web-deps
 	./tests/fuzz/run-libfuzzer.sh
 
 clean:

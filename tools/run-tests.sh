@@ -45,6 +45,22 @@ setup() {
 }
 
 ./tools/venv.sh >/dev/null || { echo "cannot create the Python test venv" >&2; exit 1; }
+# Chart.js for the embedded dashboard and playwright-core for the 'e2e' suite.
+./tools/npm-ci.sh || { echo "cannot install the npm packages (tools/npm-ci.sh)" >&2; exit 1; }
+# The 'jobs' suite: MLflow in .venv-mlflow and the schema validators (npm ci).
+./tools/mlflow-start.sh --install || { echo "cannot install MLflow (tools/mlflow-start.sh)" >&2; exit 1; }
+if ! cmp -s tests/schema/package-lock.json tests/schema/node_modules/.plinth-stamp; then
+	(cd tests/schema && npm ci --no-audit --no-fund >/dev/null &&
+		cp package-lock.json node_modules/.plinth-stamp) ||
+		{ echo "npm ci in tests/schema failed" >&2; exit 1; }
+fi
+
+# PostgreSQL for the 'integration-pg' suite: a throwaway cluster and database
+# for this run (tools/pg-start.sh), removed when the run ends.
+pg_env=$(./tools/pg-start.sh) || { echo "cannot start PostgreSQL (tools/pg-start.sh)" >&2; exit 1; }
+eval "$pg_env"
+export PLINTH_TEST_PG_URL PLINTH_TEST_PG_CTL PLINTH_TEST_PGBENCH
+trap 'eval "$PLINTH_TEST_PG_STOP" >/dev/null 2>&1' EXIT
 
 setup build
 run "plain build" build

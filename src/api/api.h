@@ -38,6 +38,16 @@ void api_allocation_complete(struct req *r);
 void api_allocation_cancel(struct req *r);
 
 void api_costs(struct req *r);
+void api_costs_export(struct req *r); /* api_export.c */
+void api_metrics(struct req *r);      /* api_metrics.c */
+/* api_web.c: the dashboard */
+void api_web_index(struct req *r);
+void api_web_app_js(struct req *r);
+void api_web_style_css(struct req *r);
+void api_web_chart_js(struct req *r);
+
+void api_job_create(struct req *r); /* api_jobs.c: the self-service flow */
+void api_job_get(struct req *r);
 
 /* --- render.c: records to JSON (new references) ----------------------------- */
 json_t *render_money(int64_t micros);

@@ -18,6 +18,7 @@
 #include "core/money.h"
 #include "core/timeutil.h"
 #include "http/jsonv.h"
+#include "http/metrics.h"
 #include "util/util.h"
 
 #define ALLOC_MAX_LABELS 32
@@ -251,6 +252,10 @@ void api_allocation_create(struct req *r)
 			   idem.replay_body, strlen(idem.replay_body));
 		return;
 	}
+	metrics_alloc_count(rc == 0 ? METRICS_ALLOC_APPROVED
+			    : rc == ERR_BUDGET ? METRICS_ALLOC_BUDGET_EXCEEDED
+			    : rc == ERR_CAPACITY ? METRICS_ALLOC_CAPACITY_EXCEEDED
+						 : METRICS_ALLOC_ERROR);
 	if (rc == 0 || rc == ERR_BUDGET || rc == ERR_CAPACITY) {
 		int status = 0;
 		o.alloc.gpu_count = rc == 0 ? o.alloc.gpu_count : ar.gpu_count;
@@ -342,7 +347,13 @@ void api_allocations_list(struct req *r)
 		rc = store_conn_ops(db)->alloc_list(db, &f, add_alloc, ctx, next);
 	if (rc != 0) {
 		json_decref(items);
-		reply_err(r, rc, rc == ERR_INVALID ? "bad cursor" : "cannot list allocations");
+		if (rc == ERR_INVALID) {
+			json_t *cerr = json_array();
+			jsonv_error(cerr, "cursor", "is not a cursor returned by this API");
+			reply_invalid(r, cerr);
+		} else {
+			reply_err(r, rc, "cannot list allocations");
+		}
 		return;
 	}
 	reply_json(r, 200, json_pack("{s:o, s:s?}", "items", items, "next_cursor",
@@ -388,6 +399,9 @@ static void transition(struct req *r, enum alloc_event ev, const char *at_field)
 	if (rc == 0)
 		rc = store_conn_ops(db)->alloc_transition(db, &r->actor, a.id, ev, at, r->now, &a,
 							  &repeat, detail);
+	if (rc == 0 && !repeat && (ev == ALLOC_EV_COMPLETE || ev == ALLOC_EV_CANCEL))
+		metrics_alloc_count(ev == ALLOC_EV_COMPLETE ? METRICS_ALLOC_COMPLETED
+							    : METRICS_ALLOC_CANCELLED);
 	if (rc != 0) {
 		if (rc == ERR_CONFLICT && detail[0] == '\0')
 			snprintf(detail, sizeof(detail), "cannot %s an allocation that is %s",

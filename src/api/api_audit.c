@@ -6,6 +6,7 @@
 #include "api/api.h"
 #include "api/query.h"
 #include "core/err.h"
+#include "http/jsonv.h"
 
 static int add_entry(void *ctx, const struct audit_entry *e)
 {
@@ -41,7 +42,13 @@ void api_audit_list(struct req *r)
 		rc = store_conn_ops(db)->audit_list(db, team, cursor, limit, add_entry, items, next);
 	if (rc != 0) {
 		json_decref(items);
-		reply_err(r, rc, rc == ERR_INVALID ? "bad cursor" : "cannot read the audit log");
+		if (rc == ERR_INVALID) {
+			json_t *cerr = json_array();
+			jsonv_error(cerr, "cursor", "is not a cursor returned by this API");
+			reply_invalid(r, cerr);
+		} else {
+			reply_err(r, rc, "cannot read the audit log");
+		}
 		return;
 	}
 	reply_json(r, 200, json_pack("{s:o, s:s?}", "items", items, "next_cursor",

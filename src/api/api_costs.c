@@ -57,13 +57,23 @@ void api_costs(struct req *r)
 		else
 			q.group = (enum cost_group)i;
 	}
+	const char *team = NULL;
+	query_team(r, errors, &team);
 	if (json_array_size(errors) > 0) {
 		reply_invalid(r, errors);
 		return;
 	}
 	json_decref(errors);
+	if (team != NULL && !auth_team_allowed(r, team)) {
+		reply_err(r, ERR_FORBIDDEN, "this token may not read that team");
+		return;
+	}
 	const char *scope_buf[HTTP_MAX_TOKEN_TEAMS];
 	q.teams = auth_team_scope(r, scope_buf, &q.nteams);
+	if (team != NULL) { /* ?team= narrows to one team the caller may read */
+		q.teams = &team;
+		q.nteams = 1;
+	}
 
 	struct store_conn *db;
 	struct cost_acc acc = {.items = json_array()};

@@ -77,9 +77,12 @@ int cmd_cancel(struct cli *c, int argc, char **argv);
 int cmd_teams(struct cli *c, int argc, char **argv);
 int cmd_costs(struct cli *c, int argc, char **argv);
 int cmd_token(struct cli *c, int argc, char **argv);
+int cmd_submit(struct cli *c, int argc, char **argv);
 
 /* The daemon (src/cli/cmd_serve.c): argv[0] is "serve"; returns the process exit code. */
 int cmd_serve(int argc, char **argv);
+/* `plinth migrate` (src/cli/cmd_migrate.c): argv[0] is "migrate"; returns the exit code. */
+int cmd_migrate(int argc, char **argv);
 
 /* Fills c with defaults: PLINTH_URL or http://127.0.0.1:8080, PLINTH_TOKEN. */
 void cli_init(struct cli *c);

@@ -17,10 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/alerter.h"
 #include "cli/cli.h"
 #include "core/err.h"
 #include "http/http.h"
 #include "http/server.h"
+#include "integrations/integrations.h"
 #include "seed/seed.h"
 #include "util/util.h"
 
@@ -35,6 +37,10 @@ struct serve_opts {
 	long sweep_interval;
 	long max_runtime_hours;
 	int demo;
+	const char *alert_urls[ALERTER_MAX_URLS]; /* --alert-webhook or PLINTH_ALERT_WEBHOOKS */
+	size_t nalert_urls;
+	char *alert_env;                          /* owned copy of PLINTH_ALERT_WEBHOOKS */
+	long alert_interval;
 };
 
 static void serve_usage(FILE *f)
@@ -57,6 +63,9 @@ static void serve_usage(FILE *f)
 		"  --threads N               HTTP worker threads (PLINTH_THREADS, default 8)\n"
 		"  --ready-file PATH         write the base URL here once listening (for scripts and tests)\n"
 		"  --demo                    seed a demo organisation on first start (used by `make run`)\n"
+		"  --alert-webhook URL       POST budget threshold alerts here (repeatable; PLINTH_ALERT_WEBHOOKS,\n"
+		"                            comma-separated; Slack-compatible JSON with a `text` field)\n"
+		"  --alert-interval SECONDS  how often thresholds are checked and alerts retried (default 30)\n"
 		"  -h, --help                this help\n"
 		"\n"
 		"example: PLINTH_ADMIN_TOKEN=$(openssl rand -hex 24) plinth serve --listen 127.0.0.1:8080 --data /var/lib/plinth\n");
@@ -98,6 +107,8 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 		{"sweep-interval", required_argument, NULL, 'w'},
 		{"max-runtime-hours", required_argument, NULL, 'm'},
 		{"demo", no_argument, NULL, 'x'},
+		{"alert-webhook", required_argument, NULL, 'A'},
+		{"alert-interval", required_argument, NULL, 'I'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -124,6 +135,13 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 		case 'w': bad = parse_long(optarg, 1, 86400, &o->sweep_interval); break;
 		case 'm': bad = parse_long(optarg, 1, 100000, &o->max_runtime_hours); break;
 		case 'x': o->demo = 1; break;
+		case 'A':
+			if (o->nalert_urls >= ALERTER_MAX_URLS || strncmp(optarg, "http", 4) != 0)
+				bad = 1;
+			else
+				o->alert_urls[o->nalert_urls++] = optarg;
+			break;
+		case 'I': bad = parse_long(optarg, 1, 86400, &o->alert_interval); break;
 		case 'h': serve_usage(stdout); exit(0);
 		default: serve_usage(stderr); return -1;
 		}
@@ -137,6 +155,21 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 		fprintf(stderr, "plinth serve: unexpected argument '%s' (see plinth serve --help)\n",
 			argv[optind]);
 		return -1;
+	}
+	if (o->alert_interval == 0)
+		o->alert_interval = 30;
+	const char *hooks = env_str("PLINTH_ALERT_WEBHOOKS", NULL);
+	if (o->nalert_urls == 0 && hooks != NULL) {
+		o->alert_env = strdup(hooks);
+		char *save = NULL;
+		for (char *u = o->alert_env ? strtok_r(o->alert_env, ", ", &save) : NULL; u != NULL;
+		     u = strtok_r(NULL, ", ", &save)) {
+			if (o->nalert_urls >= ALERTER_MAX_URLS || strncmp(u, "http", 4) != 0) {
+				fprintf(stderr, "plinth serve: bad PLINTH_ALERT_WEBHOOKS entry '%s'\n", u);
+				return -1;
+			}
+			o->alert_urls[o->nalert_urls++] = u;
+		}
 	}
 	if (o->threads < 1 || o->threads > 256) {
 		fprintf(stderr, "plinth serve: --threads must be 1..256\n");
@@ -271,6 +304,8 @@ int cmd_serve(int argc, char **argv)
 	struct store *store = NULL;
 	struct store_conn *c = NULL;
 	struct server *srv = NULL;
+	struct alerter *alerter = NULL;
+	struct integrations *integ = NULL;
 	struct sweeper sw = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 	pthread_t sweeper_thread;
 	bool sweeper_started = false;
@@ -322,6 +357,17 @@ int cmd_serve(int argc, char **argv)
 		.max_runtime_hours = o.max_runtime_hours,
 		.currency = "USD",
 	};
+	/* The job flow's neighbours (MLflow, the GitOps repository in DIR). */
+	if (mkdir(o.data, 0700) != 0 && errno != EEXIST) {
+		fprintf(stderr, "plinth serve: cannot create %s: %s\n", o.data, strerror(errno));
+		goto out;
+	}
+	rc = integrations_open(o.data, &integ, detail);
+	if (rc != 0) {
+		fprintf(stderr, "plinth serve: cannot set up the job flow: %s\n", detail);
+		goto out;
+	}
+	app.integrations = integ;
 	unsigned port = 0;
 	rc = server_start(&app, o.listen, (unsigned)o.threads, &srv, &port, detail, sizeof(detail));
 	if (rc != 0) {
@@ -339,6 +385,10 @@ int cmd_serve(int argc, char **argv)
 	sw.interval = o.sweep_interval;
 	if (pthread_create(&sweeper_thread, NULL, sweeper_main, &sw) == 0)
 		sweeper_started = true;
+	rc = alerter_start(store, o.alert_urls, o.nalert_urls, o.alert_interval, app.currency,
+			   &alerter);
+	if (rc != 0)
+		log_event("error", "cannot start the alert thread", json_pack("{s:s}", "error", err_name(rc)));
 	log_event("info", "listening",
 		  json_pack("{s:s, s:s, s:s}", "url", base, "store", store->ops->name, "version",
 			    PLINTH_VERSION));
@@ -356,6 +406,8 @@ int cmd_serve(int argc, char **argv)
 	server_stop(srv, 30);
 	exit_code = 0;
 out:
+	alerter_stop(alerter);
+	free(o.alert_env);
 	if (sweeper_started) {
 		pthread_mutex_lock(&sw.mu);
 		sw.stop = true;
@@ -363,6 +415,7 @@ out:
 		pthread_mutex_unlock(&sw.mu);
 		pthread_join(sweeper_thread, NULL);
 	}
+	integrations_close(integ);
 	store_close(store);
 	if (exit_code == 0)
 		log_event("info", "stopped", NULL);

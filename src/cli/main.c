@@ -29,6 +29,7 @@ static const struct {
 	{ "teams", cmd_teams, "list teams, or show one team's budget" },
 	{ "costs", cmd_costs, "spend grouped by team, project, GPU type or day" },
 	{ "token", cmd_token, "create, list or revoke API tokens (admin)" },
+	{ "submit", cmd_submit, "submit a training job file (allocation, MLflow, GitOps)" },
 	{ "version", cmd_version, "print the version" },
 	{ "help", cmd_help, "show help for a command" },
 };
@@ -40,7 +41,8 @@ static void usage_print(FILE *f)
 	      "Plinth keeps GPU spend inside team budgets.\n"
 	      "\n"
 	      "Commands:\n"
-	      "  serve         run the daemon (see `plinth serve --help`)\n", f);
+	      "  serve         run the daemon (see `plinth serve --help`)\n"
+	      "  migrate       apply database migrations and exit (see `plinth migrate --help`)\n", f);
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		fprintf(f, "  %-12s  %s\n", commands[i].name, commands[i].summary);
 	fputs("\n" CLI_COMMON_HELP
@@ -103,6 +105,8 @@ static int dispatch(struct cli *c, int argc, char **argv)
 	optind = 0; /* every command parses its own argv from the start */
 	if (strcmp(argv[0], "serve") == 0)
 		return cmd_serve(argc, argv);
+	if (strcmp(argv[0], "migrate") == 0)
+		return cmd_migrate(argc, argv);
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
 		if (strcmp(argv[0], commands[i].name) == 0) {
 			c->cmd = commands[i].name;

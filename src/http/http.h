@@ -32,6 +32,7 @@ struct app {
 	int64_t start_timeout_s;   /* approved but not started -> expired after this */
 	int64_t max_runtime_hours; /* upper bound for max_runtime_hours */
 	const char *currency;      /* "USD" */
+	struct integrations *integrations; /* MLflow + GitOps for /v1/jobs; NULL = off */
 };
 
 struct req {
@@ -65,6 +66,7 @@ struct req {
 	const char *ctype;
 	char allow[64];         /* Allow header for 405 */
 	bool www_authenticate;  /* add WWW-Authenticate: Bearer for 401 */
+	const char *csp;        /* Content-Security-Policy (static, for the dashboard) */
 	bool queued;            /* server.c: the response was handed to MHD */
 };
 

@@ -5,18 +5,59 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/money.h"
 
+/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no
+ * surrogates, <= U+10FFFF), or 0 when the bytes there are not one. */
+static size_t utf8_seq_len(const unsigned char *s)
+{
+	if (s[0] < 0x80)
+		return 1;
+	size_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+	if (n == 0 || s[0] > 0xf4)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if (n == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0)))
+		return 0;
+	if (n == 4 && ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90)))
+		return 0;
+	return n;
+}
+
+void jsonv_utf8_sanitize(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	while (*p != '\0') {
+		size_t n = utf8_seq_len(p);
+		if (n == 0)
+			*p++ = '?';
+		else
+			p += n;
+	}
+}
+
 void jsonv_error(json_t *errors, const char *field, const char *fmt, ...)
 {
-	char msg[256];
+	char msg[256], name[192];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	json_array_append_new(errors, json_pack("{s:s, s:s}", "field", field, "message", msg));
+	snprintf(name, sizeof(name), "%s", field);
+	/* Names and messages may quote user input cut at a byte limit; JSON
+	 * needs valid UTF-8, and an error must never be dropped. */
+	jsonv_utf8_sanitize(msg);
+	jsonv_utf8_sanitize(name);
+	json_t *e = json_pack("{s:s, s:s}", "field", name, "message", msg);
+	if (e == NULL)
+		e = json_pack("{s:s, s:s}", "field", "?", "message", "invalid value");
+	if (e == NULL || json_array_append_new(errors, e) != 0)
+		abort(); /* out of memory while refusing input: never accept it instead */
 }
 
 static const char *type_name(enum jv_type t)

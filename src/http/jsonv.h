@@ -31,6 +31,9 @@ struct jv_field {
 	size_t max_len; /* strings: maximum length in bytes (0 = 256) */
 };
 
+/* Replaces every byte that is not part of valid UTF-8 with '?', in place. */
+void jsonv_utf8_sanitize(char *s);
+
 /* Appends {"field": field, "message": printf(fmt...)} to errors. */
 void jsonv_error(json_t *errors, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

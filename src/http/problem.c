@@ -7,6 +7,7 @@
 
 #include "core/err.h"
 #include "http/http.h"
+#include "http/jsonv.h"
 
 struct err_http {
 	int err;
@@ -36,15 +37,18 @@ static const struct err_http err_table[] = {
 void reply_problem(struct req *r, unsigned status, const char *name, const char *title,
 		   const char *detail, json_t *extra)
 {
-	char type[128];
+	char type[128], d[512];
 	snprintf(type, sizeof(type), "%s%s", HTTP_PROBLEM_BASE, name);
+	snprintf(d, sizeof(d), "%s", detail ? detail : title);
+	jsonv_utf8_sanitize(d); /* details may quote user input */
 	json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", title, "status",
-			      (int)status, "detail", detail ? detail : title, "instance", r->id);
+			      (int)status, "detail", d, "instance", r->id);
 	if (p != NULL && extra != NULL)
 		json_object_update(p, extra);
 	json_decref(extra);
 	reply_json(r, status, p);
-	r->ctype = "application/problem+json";
+	if (r->status == status)
+		r->ctype = "application/problem+json";
 	if (status == 401)
 		r->www_authenticate = true;
 }

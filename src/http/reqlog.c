@@ -6,6 +6,8 @@
 
 #include "core/timeutil.h"
 #include "http/http.h"
+#include "http/jsonv.h"
+#include "http/metrics.h"
 #include "util/util.h"
 
 void log_event(const char *level, const char *msg, json_t *extra)
@@ -28,8 +30,12 @@ void log_event(const char *level, const char *msg, json_t *extra)
 void reqlog_write(const struct req *r)
 {
 	int64_t us = util_mono_us() - r->t0_us;
+	char path[sizeof(r->path)];
+	snprintf(path, sizeof(path), "%s", r->path);
+	jsonv_utf8_sanitize(path); /* a decoded path may hold any bytes */
+	metrics_http_observe(r->status, us);
 	log_event(r->status >= 500 ? "error" : "info", "request",
 		  json_pack("{s:s, s:s, s:s, s:i, s:f, s:s?}", "request_id", r->id, "method",
-			    r->method, "path", r->path, "status", (int)r->status, "duration_ms",
+			    r->method, "path", path, "status", (int)r->status, "duration_ms",
 			    (double)us / 1000.0, "actor", r->authed ? r->token.id : NULL));
 }

@@ -50,6 +50,14 @@ static const struct route routes[] = {
 	{"POST", "/v1/allocations/{}/complete", api_allocation_complete, R_ACT},
 	{"POST", "/v1/allocations/{}/cancel", api_allocation_cancel, R_ACT},
 	{"GET", "/v1/costs", api_costs, R_ANY},
+	{"GET", "/v1/costs/export", api_costs_export, R_ANY},
+	{"GET", "/metrics", api_metrics, R_NONE},
+	{"GET", "/", api_web_index, R_NONE},
+	{"GET", "/app.js", api_web_app_js, R_NONE},
+	{"GET", "/style.css", api_web_style_css, R_NONE},
+	{"GET", "/chart.js", api_web_chart_js, R_NONE},
+	{"POST", "/v1/jobs", api_job_create, R_ACT},
+	{"GET", "/v1/jobs/{}", api_job_get, R_ANY},
 };
 
 /* Matches path against pattern, capturing "{}" segments into r->params. */

@@ -119,6 +119,11 @@ static enum MHD_Result queue(struct req *r)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
 	if (r->www_authenticate)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"plinth\"");
+	if (r->csp != NULL) {
+		MHD_add_response_header(resp, "Content-Security-Policy", r->csp);
+		MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+		MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	}
 	r->queued = true;
 	enum MHD_Result ok = MHD_queue_response(r->conn, r->status, resp);
 	MHD_destroy_response(resp);
@@ -160,12 +165,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (*upload_size != 0) {
 		if (r->status == 0 && !body_append(r, upload, *upload_size))
 			reply_err(r, ERR_TOO_LARGE, "request body is larger than 1 MiB");
-		*upload_size = 0; /* consumed (or discarded once refused) */
-		if (r->status != 0)
-			return queue(r);
+		/* Consumed, or discarded once refused: libmicrohttpd accepts a
+		 * response only after the whole upload, so the 413 waits. */
+		*upload_size = 0;
 		return MHD_YES;
 	}
-	router_dispatch(r);
+	if (r->status == 0)
+		router_dispatch(r);
 	return queue(r);
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "store/store_pg.h"
 
 /*
  * The pool: connections are opened lazily up to `size`; released ones sit in
@@ -165,17 +166,15 @@ int store_open(const char *url, int pool_size, struct store **out, char *detail)
 	struct store_pool *p = NULL;
 	struct store_conn *c = NULL;
 	const char *path;
+	bool pg;
 	int rc;
 
 	if (!url || !*url) {
 		set_detail(detail, "empty database URL");
 		return ERR_INVALID;
 	}
-	if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) {
-		set_detail(detail, "postgres backend not built");
-		return ERR_STORE;
-	}
-	path = url_sqlite_path(url);
+	pg = strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
+	path = pg ? url : url_sqlite_path(url);
 	if (!*path) {
 		set_detail(detail, "empty sqlite path");
 		return ERR_INVALID;
@@ -199,7 +198,7 @@ int store_open(const char *url, int pool_size, struct store **out, char *detail)
 	}
 	p->size = pool_size > 0 ? pool_size : 1;
 
-	rc = store_sqlite_new(path, &s, detail);
+	rc = pg ? store_pg_new(url, &s, detail) : store_sqlite_new(path, &s, detail);
 	if (rc != 0) {
 		pthread_cond_destroy(&p->cv);
 		pthread_mutex_destroy(&p->mu);

@@ -191,6 +191,58 @@ struct cost_query {
 	const char *const *teams; /* NULL = all teams, else only these */
 	size_t nteams;
 	int64_t now;
+	/* true = ignore the daily rollups and read every allocation: the
+	 * reference the rollups are checked against (tests, benches). */
+	bool scan;
+};
+
+/*
+ * One completed allocation's use on one UTC day (FOCUS export).  The parts
+ * of an allocation are split by seconds exactly as COST_BY_DAY splits them,
+ * so the rows of a range sum to the `spent` that COST_BY_DAY reports.
+ */
+struct usage_row {
+	const struct allocation *alloc; /* borrowed for the callback */
+	int64_t day;            /* start of the UTC day */
+	int64_t cost;           /* micros charged for that day */
+	int64_t gpu_microhours; /* GPU-hours x 1e6 used that day */
+};
+
+/*
+ * A budget alert: team `team` crossed `threshold_ppm` (parts per million of
+ * the budget) in the period starting at `period_start`; one row per webhook
+ * URL so each receiver gets it exactly once.
+ */
+struct alert {
+	char team[STORE_ID_LEN];
+	int64_t period_start;
+	int64_t threshold_ppm;
+	char url[1024];
+	int64_t budget;    /* micros, when it crossed */
+	int64_t committed; /* spent + reserved, micros, when it crossed */
+	int64_t crossed_at;
+	int64_t attempts;
+};
+
+/*
+ * A self-service job (POST /v1/jobs): the request's identity, its
+ * allocation and, once finished, the answer it gave.  With an
+ * Idempotency-Key, (token_id, idem_key) is unique so a retry finds it.
+ */
+#define STORE_JOB_BODY_LEN 16384
+#define STORE_IDEM_KEY_LEN 256
+struct job {
+	char id[STORE_ID_LEN];             /* "job_<20 chars>" */
+	char token_id[STORE_ID_LEN];
+	char idem_key[STORE_IDEM_KEY_LEN]; /* "" = none */
+	char request_hash[STORE_HASH_LEN];
+	char team[STORE_ID_LEN];
+	char name[STORE_ID_LEN];
+	char allocation_id[STORE_ID_LEN]; /* "" until allocated */
+	int status;                       /* 0 = in progress, else the final HTTP status */
+	char body[STORE_JOB_BODY_LEN];    /* the final answer when status != 0 */
+	int64_t created_at;
+	int64_t updated_at;
 };
 
 struct audit_entry {
@@ -217,6 +269,7 @@ typedef int (*store_alloc_cb)(void *ctx, const struct allocation *a);
 typedef int (*store_cost_cb)(void *ctx, const struct cost_row *r);
 typedef int (*store_audit_cb)(void *ctx, const struct audit_entry *e);
 typedef int (*store_token_cb)(void *ctx, const struct token *t);
+typedef int (*store_usage_cb)(void *ctx, const struct usage_row *u);
 
 struct store_ops {
 	const char *name; /* "sqlite", "postgres" */
@@ -295,6 +348,35 @@ struct store_ops {
 
 	/* Every token (active and revoked), oldest first; never the hash. */
 	int (*token_list)(struct store_conn *c, store_token_cb cb, void *ctx);
+
+	/* --- cost visibility (rollups, export, alerts) --- */
+	/* Completed allocations' use per UTC day for days overlapping [from, to)
+	 * within q->teams, ordered by allocation then day.  Only q->from, q->to,
+	 * q->teams and q->nteams are read. */
+	int (*cost_usage)(struct store_conn *c, const struct cost_query *q, store_usage_cb cb,
+			  void *ctx);
+	/* Recomputes the daily cost rollups from the allocations (repair; bulk loads). */
+	int (*cost_rollup_rebuild)(struct store_conn *c);
+	/* Records a crossing for each URL unless already recorded; *created = how many new. */
+	int (*alert_record)(struct store_conn *c, const struct alert *a, const char *const *urls,
+			    size_t nurls, int64_t now, int *created);
+	/* Claims up to max undelivered alerts due at now (next attempt <= now) for
+	 * lease_s seconds so one replica sends each; *n = how many were written to out. */
+	int (*alert_claim)(struct store_conn *c, int64_t now, int64_t lease_s, struct alert *out,
+			   int max, int *n);
+	/* After an attempt: delivered, or retry at next_at with the error noted. */
+	int (*alert_done)(struct store_conn *c, const struct alert *a, bool delivered,
+			  int64_t next_at, const char *error, int64_t now);
+
+	/* --- self-service jobs --- */
+	/* Inserts j.  If j->idem_key is set and (token_id, idem_key) exists, *out
+	 * gets the stored job and *created is false; a different request_hash is
+	 * ERR_IDEMPOTENCY.  Otherwise *out = *j and *created is true. */
+	int (*job_begin)(struct store_conn *c, const struct job *j, struct job *out, bool *created,
+			 char *detail);
+	/* Saves allocation_id, status, body and updated_at of the job j->id. */
+	int (*job_update)(struct store_conn *c, const struct job *j, char *detail);
+	int (*job_get)(struct store_conn *c, const char *id, struct job *out);
 };
 
 struct store_pool; /* private to store.c */

@@ -398,8 +398,46 @@ static const char SQL_V1[] =
 	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
 	" BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;";
 
+/*
+ * Version 2 (cost visibility): daily cost rollups kept on write in the same
+ * transaction as each completion (by approval day for team/project/GPU-type
+ * totals, by usage day for day totals), and budget alerts, one row per
+ * (team, period, threshold, webhook URL).  The rollups are backfilled from
+ * the allocations by migrate_after() in the same transaction.
+ */
+static const char SQL_V2[] =
+	"CREATE TABLE cost_daily_approved("
+	" day INTEGER NOT NULL, team_id TEXT NOT NULL, project TEXT NOT NULL,"
+	" gpu_type TEXT NOT NULL, spent INTEGER NOT NULL, gpu_microhours INTEGER NOT NULL,"
+	" PRIMARY KEY (day, team_id, project, gpu_type)) WITHOUT ROWID;"
+	"CREATE TABLE cost_daily_usage("
+	" day INTEGER NOT NULL, team_id TEXT NOT NULL, project TEXT NOT NULL,"
+	" gpu_type TEXT NOT NULL, spent INTEGER NOT NULL, gpu_microhours INTEGER NOT NULL,"
+	" PRIMARY KEY (day, team_id, project, gpu_type)) WITHOUT ROWID;"
+	"CREATE INDEX allocations_status_approved ON allocations(status, approved_at);"
+	"CREATE INDEX allocations_status_ended ON allocations(status, ended_at);"
+	"CREATE TABLE alerts("
+	" team_id TEXT NOT NULL, period_start INTEGER NOT NULL, threshold_ppm INTEGER NOT NULL,"
+	" url TEXT NOT NULL, budget INTEGER NOT NULL, committed INTEGER NOT NULL,"
+	" crossed_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+	" next_attempt_at INTEGER NOT NULL, delivered_at INTEGER NOT NULL DEFAULT 0,"
+	" last_error TEXT NOT NULL DEFAULT '',"
+	" PRIMARY KEY (team_id, period_start, threshold_ppm, url));"
+	"CREATE INDEX alerts_due ON alerts(delivered_at, next_attempt_at);";
+
 /* Migration i brings the schema to version i + 1.  Append only. */
-static const char *const migrations[] = {SQL_V1};
+/* Version 3 (self-service jobs, api_jobs.c): one row per POST /v1/jobs. */
+static const char SQL_V3[] =
+	"CREATE TABLE jobs("
+	" id TEXT PRIMARY KEY, token_id TEXT NOT NULL, idem_key TEXT NOT NULL DEFAULT '',"
+	" request_hash TEXT NOT NULL, team_id TEXT NOT NULL, name TEXT NOT NULL,"
+	" allocation_id TEXT NOT NULL DEFAULT '', status INTEGER NOT NULL DEFAULT 0,"
+	" body TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL,"
+	" updated_at INTEGER NOT NULL);"
+	"CREATE UNIQUE INDEX jobs_idem ON jobs(token_id, idem_key) WHERE idem_key <> '';";
+
+static const char *const migrations[] = {SQL_V1, SQL_V2, SQL_V3};
+static int migrate_after(struct sq_conn *c, int64_t version);
 #define SQ_NMIGRATIONS ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const char SQL_MIG_TABLE[] =
@@ -454,6 +492,8 @@ static int sq_migrate(struct store_conn *bc, char *detail)
 			goto step_out;
 		}
 		rc = q_script(c, migrations[version]);
+		if (rc == 0)
+			rc = migrate_after(c, version + 1);
 		if (rc != 0)
 			goto step_out;
 		n = q_exec(c, SQL_MIG_INSERT, "ii", (int64_t)(version + 1), util_now());
@@ -1759,6 +1799,8 @@ out:
 	return rc;
 }
 
+static int rollup_add(struct sq_conn *c, const struct allocation *a);
+
 static const char SQL_ALLOC_COMPLETE[] =
 	"UPDATE allocations SET status = ?, ended_at = ?, actual_micros = ? WHERE id = ?";
 
@@ -1842,6 +1884,8 @@ static int sq_alloc_transition(struct store_conn *bc, const struct actor *who, c
 		rc = ledger_move(c, a, -a->estimated_micros, actual);
 		if (rc == 0)
 			rc = gpu_move(c, a->gpu_type, -a->gpu_count);
+		if (rc == 0)
+			rc = rollup_add(c, res);
 		if (rc == 0)
 			rc = audit_rec(c, who, now, "allocation.complete", "allocation", id, a->team,
 				       alloc_json, a, res);
@@ -1969,24 +2013,22 @@ static int used_microhours(const struct allocation *a, int64_t secs, int64_t *ou
 	return cost_gpu_microhours(a->gpu_count, us, out);
 }
 
+/* Receives one UTC day's part of a split: non-zero stops the split. */
+typedef int (*split_cb)(void *ctx, int64_t day, int64_t money, int64_t gpu_mh);
+
 /*
- * Splits money and GPU-hours used over [us, ue) across UTC days by seconds;
- * the last day takes the remainder so the parts sum exactly to the totals.
- * Days outside [from, to) are dropped.
+ * THE per-day split, shared by day totals, the usage rollup and the FOCUS
+ * export: money and GPU-hours used over [us, ue) are split across UTC days
+ * by seconds; the last day takes the remainder so the parts sum exactly to
+ * the totals.  An empty span puts everything on the day of us.
  */
-static int day_split(struct cost_acc *acc, const struct cost_query *q, int64_t us, int64_t ue,
-		     int64_t money, int64_t gpu_mh, bool accrued)
+static int split_days(int64_t us, int64_t ue, int64_t money, int64_t gpu_mh, split_cb cb,
+		      void *ctx)
 {
 	int64_t span = ue - us, given_m = 0, given_g = 0;
-	char key[16];
 
-	if (span <= 0) {
-		int64_t d = time_day_start(us);
-		if (d + SQ_DAY <= q->from || d >= q->to)
-			return 0;
-		time_format_date(d, key);
-		return acc_add(acc, key, accrued ? 0 : money, accrued ? money : 0, 0, gpu_mh);
-	}
+	if (span <= 0)
+		return cb(ctx, time_day_start(us), money, gpu_mh);
 	for (int64_t d = time_day_start(us); d < ue; d += SQ_DAY) {
 		int64_t a = max64(d, us), b = min64(d + SQ_DAY, ue), pm, pg;
 		int rc;
@@ -2000,14 +2042,46 @@ static int day_split(struct cost_acc *acc, const struct cost_query *q, int64_t u
 		}
 		given_m += pm;
 		given_g += pg;
-		if (d + SQ_DAY <= q->from || d >= q->to)
-			continue;
-		time_format_date(d, key);
-		rc = acc_add(acc, key, accrued ? 0 : pm, accrued ? pm : 0, 0, pg);
+		rc = cb(ctx, d, pm, pg);
 		if (rc != 0)
 			return rc;
 	}
 	return 0;
+}
+
+struct day_ctx {
+	struct cost_acc *acc;
+	const struct cost_query *q;
+	bool accrued;
+};
+
+static int day_part(void *ctx, int64_t d, int64_t pm, int64_t pg)
+{
+	struct day_ctx *dc = ctx;
+	char key[16];
+
+	if (d + SQ_DAY <= dc->q->from || d >= dc->q->to)
+		return 0;
+	time_format_date(d, key);
+	return acc_add(dc->acc, key, dc->accrued ? 0 : pm, dc->accrued ? pm : 0, 0, pg);
+}
+
+/* Days outside [from, to) are dropped. */
+static int day_split(struct cost_acc *acc, const struct cost_query *q, int64_t us, int64_t ue,
+		     int64_t money, int64_t gpu_mh, bool accrued)
+{
+	struct day_ctx dc = {acc, q, accrued};
+
+	return split_days(us, ue, money, gpu_mh, day_part, &dc);
+}
+
+/* A completed allocation's billed end and GPU micro-hours. */
+static int completed_use(const struct allocation *a, int64_t *ue, int64_t *gpu_mh)
+{
+	int64_t max_s = (a->max_runtime_us + USEC_PER_SEC - 1) / USEC_PER_SEC;
+
+	*ue = min64(a->ended_at, a->started_at + max_s);
+	return used_microhours(a, a->ended_at - a->started_at, gpu_mh);
 }
 
 static int cost_by_day(struct cost_acc *acc, const struct cost_query *q, const struct allocation *a)
@@ -2026,8 +2100,8 @@ static int cost_by_day(struct cost_acc *acc, const struct cost_query *q, const s
 		}
 	}
 	if (a->status == ALLOC_COMPLETED) {
-		int64_t ue = min64(a->ended_at, a->started_at + max_s);
-		rc = used_microhours(a, a->ended_at - a->started_at, &gpu_mh);
+		int64_t ue = 0;
+		rc = completed_use(a, &ue, &gpu_mh);
 		if (rc != 0)
 			return rc;
 		return day_split(acc, q, a->started_at, ue, a->actual_micros, gpu_mh, false);
@@ -2080,6 +2154,10 @@ static int cost_by_key(struct cost_acc *acc, const struct cost_query *q, const s
 	return acc_add(acc, key, spent, accrued, reserved, gpu_mh);
 }
 
+static int costs_rolled(struct sq_conn *c, const struct cost_query *q, struct cost_acc *acc,
+			struct allocation *a);
+static int64_t day_ceil(int64_t t);
+
 static int sq_costs(struct store_conn *bc, const struct cost_query *q, store_cost_cb cb, void *ctx)
 {
 	struct sq_conn *c = sq_conn_of(bc);
@@ -2092,6 +2170,12 @@ static int sq_costs(struct store_conn *bc, const struct cost_query *q, store_cos
 
 	c->err[0] = '\0';
 	a = malloc(sizeof(*a));
+	if (a && !q->scan) {
+		rc = costs_rolled(c, q, &acc, a);
+		if (rc != 0)
+			goto out;
+		goto emit;
+	}
 	sql = strdup(by_day ? "SELECT " ALLOC_COLS " FROM allocations WHERE"
 			      " ((status IN ('approved', 'running') AND approved_at < ?)"
 			      " OR (status = 'completed' AND ended_at >= ? AND started_at < ?))"
@@ -2107,8 +2191,8 @@ static int sq_costs(struct store_conn *bc, const struct cost_query *q, store_cos
 	rc = q_prepare(c, sql, false, &st);
 	if (rc != 0)
 		goto out;
-	if (by_day)
-		rc = q_bind(c, st, &idx, "iii", q->to, q->from, q->to);
+	if (by_day) /* completed: every allocation used on a day overlapping [from, to) */
+		rc = q_bind(c, st, &idx, "iii", q->to, time_day_start(q->from), day_ceil(q->to));
 	else
 		rc = q_bind(c, st, &idx, "ii", q->from, q->to);
 	if (rc == 0 && q->teams)
@@ -2126,6 +2210,7 @@ static int sq_costs(struct store_conn *bc, const struct cost_query *q, store_cos
 		goto out;
 	q_close(c, st);
 	st = NULL;
+emit:
 	for (size_t i = 0; i < acc.n; i++) {
 		if (cb(ctx, &acc.rows[i]) != 0)
 			break;
@@ -2233,6 +2318,132 @@ out:
 	return rc;
 }
 
+#include "store/store_sqlite_costs.inc"
+
+/* ---- self-service jobs ------------------------------------------------- */
+
+#define JOB_COLS "id, token_id, idem_key, request_hash, team_id, name, allocation_id," \
+	" status, body, created_at, updated_at"
+static const char SQL_JOB_BY_ID[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?";
+static const char SQL_JOB_BY_KEY[] =
+	"SELECT " JOB_COLS " FROM jobs WHERE token_id = ? AND idem_key = ?";
+static const char SQL_JOB_INSERT[] =
+	"INSERT INTO jobs(" JOB_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_JOB_UPDATE[] =
+	"UPDATE jobs SET allocation_id = ?, status = ?, body = ?, updated_at = ? WHERE id = ?";
+
+static int row_job(sqlite3_stmt *st, void *out)
+{
+	struct job *j = out;
+
+	col_copy(st, 0, j->id, sizeof(j->id));
+	col_copy(st, 1, j->token_id, sizeof(j->token_id));
+	col_copy(st, 2, j->idem_key, sizeof(j->idem_key));
+	col_copy(st, 3, j->request_hash, sizeof(j->request_hash));
+	col_copy(st, 4, j->team, sizeof(j->team));
+	col_copy(st, 5, j->name, sizeof(j->name));
+	col_copy(st, 6, j->allocation_id, sizeof(j->allocation_id));
+	j->status = sqlite3_column_int(st, 7);
+	col_copy(st, 8, j->body, sizeof(j->body));
+	j->created_at = sqlite3_column_int64(st, 9);
+	j->updated_at = sqlite3_column_int64(st, 10);
+	return 0;
+}
+
+static int sq_job_begin(struct store_conn *bc, const struct job *j, struct job *out,
+			bool *created, char *detail)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	sqlite3_stmt *st = NULL;
+	bool commit = false;
+	int rc, n, fin;
+
+	c->err[0] = '\0';
+	*created = false;
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		goto out;
+	if (j->idem_key[0]) {
+		rc = q_open(c, SQL_JOB_BY_KEY, &st, "tt", j->token_id, j->idem_key);
+		if (rc != 0)
+			goto out;
+		rc = q_step(c, st);
+		if (rc == 1)
+			rc = row_job(st, out);
+		else if (rc == 0)
+			rc = ERR_NOT_FOUND;
+		q_close(c, st);
+		if (rc == 0) {
+			if (strcmp(out->request_hash, j->request_hash) != 0) {
+				conn_err(c, "Idempotency-Key '%s' was used with a different request",
+					 j->idem_key);
+				rc = ERR_IDEMPOTENCY;
+			}
+			goto out;
+		}
+		if (rc != ERR_NOT_FOUND)
+			goto out;
+		rc = 0;
+	}
+	n = q_exec(c, SQL_JOB_INSERT, "tttttttitii", j->id, j->token_id, j->idem_key,
+		   j->request_hash, j->team, j->name, j->allocation_id, (int64_t)j->status,
+		   j->body, j->created_at, j->updated_at);
+	if (n < 0) {
+		rc = n;
+		goto out;
+	}
+	/* No audit row here: the allocation's approval and cancel are audited. */
+	*out = *j;
+	*created = true;
+	commit = true;
+out:
+	fin = tx_finish(c, commit || rc == 0);
+	if (fin != 0)
+		rc = fin;
+	detail_out(c, rc, detail);
+	return rc;
+}
+
+static int sq_job_update(struct store_conn *bc, const struct job *j, char *detail)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	int rc, n, fin;
+
+	c->err[0] = '\0';
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		goto out;
+	n = q_exec(c, SQL_JOB_UPDATE, "titit", j->allocation_id, (int64_t)j->status, j->body,
+		   j->updated_at, j->id);
+	if (n < 0)
+		rc = n;
+	else if (n == 0)
+		rc = ERR_NOT_FOUND;
+out:
+	fin = tx_finish(c, rc == 0);
+	if (fin != 0)
+		rc = fin;
+	detail_out(c, rc, detail);
+	return rc;
+}
+
+static int sq_job_get(struct store_conn *bc, const char *id, struct job *out)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	struct job *j;
+	int rc;
+
+	c->err[0] = '\0';
+	j = malloc(sizeof(*j));
+	if (!j)
+		return ERR_NOMEM;
+	rc = load_one(c, SQL_JOB_BY_ID, id, row_job, j);
+	if (rc == 0)
+		*out = *j;
+	free(j);
+	return rc;
+}
+
 /* ---- the backend ------------------------------------------------------- */
 
 static const struct store_ops sq_ops = {
@@ -2262,6 +2473,14 @@ static const struct store_ops sq_ops = {
 	.alloc_expire_due = sq_alloc_expire_due,
 	.costs = sq_costs,
 	.audit_list = sq_audit_list,
+	.cost_usage = sq_cost_usage,
+	.cost_rollup_rebuild = sq_cost_rollup_rebuild,
+	.alert_record = sq_alert_record,
+	.alert_claim = sq_alert_claim,
+	.alert_done = sq_alert_done,
+	.job_begin = sq_job_begin,
+	.job_update = sq_job_update,
+	.job_get = sq_job_get,
 };
 
 int store_sqlite_new(const char *path, struct store **out, char *detail)

@@ -9,11 +9,14 @@
 #   FUZZ_MAX_LEN   longest generated input in bytes (default 16384; the target
 #                  itself accepts up to 1 MiB + 4 KiB)
 #   FUZZ_JOBS      parallel fuzzing jobs (default 1)
-#   FUZZ_NO_MERGE  set to 1 to leave tests/fuzz/corpus untouched
+#   FUZZ_NO_MERGE  set to 1 to leave the corpus untouched
+#   FUZZ_CORPUS    the corpus to start from and merge into (tests/fuzz/corpus)
+#   FUZZ_SKIP_BAD_UTF8_PATH=1  skip inputs whose path is not UTF-8 (a known
+#                  finding, see tests/fuzz/crashes/, while it is being fixed)
 #   BUILD_FUZZ     build directory (default build-fuzz)
 #
 # A crash leaves its input in $BUILD_FUZZ/artifacts/ and the script exits
-# non-zero.  It never writes outside $BUILD_FUZZ and tests/fuzz/corpus.
+# non-zero.  It never writes outside $BUILD_FUZZ and the corpus.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -22,38 +25,32 @@ OUT=${BUILD_FUZZ:-build-fuzz}
 SECONDS_TOTAL=${FUZZ_SECONDS:-60}
 MAX_LEN=${FUZZ_MAX_LEN:-16384}
 JOBS=${FUZZ_JOBS:-1}
+CORPUS=${FUZZ_CORPUS:-tests/fuzz/corpus}
 CC=${FUZZ_CC:-clang}
 
 command -v "$CC" >/dev/null || { echo "run-libfuzzer.sh: $CC is required" >&2; exit 2; }
-mkdir -p "$OUT/obj" "$OUT/artifacts"
 
-# The generated data file (catalog CSV and OpenAPI document as C arrays).
-"$CC" -O1 -o "$OUT/embed" tools/embed.c
-"$OUT/embed" "$OUT/embedded.c" catalog_csv data/aws-gpu-prices.csv openapi_json docs/openapi.json
-
-# Every module the request path needs, minus src/http/server.c (the harness
-# defines req_query/req_header itself) and the CLI.
-SRC=(src/core/*.c src/util/*.c src/store/store.c src/store/store_sqlite.c src/seed/*.c
-     src/api/*.c)
-for f in src/http/*.c; do
-	[ "$f" = src/http/server.c ] || SRC+=("$f")
-done
-
-PKGS="sqlite3 jansson libcrypto"
-CFLAGS=(-std=c17 -g -O1 -D_GNU_SOURCE -DPLINTH_VERSION='"fuzz"' -Isrc
-	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-	-fno-omit-frame-pointer -Wall -Wno-unused-parameter $(pkg-config --cflags $PKGS))
-LIBS=($(pkg-config --libs $PKGS) -lpthread -lm)
-
-echo "run-libfuzzer.sh: building $OUT/fuzz_request"
-"$CC" "${CFLAGS[@]}" -o "$OUT/fuzz_request" tests/fuzz/fuzz_request.c "${SRC[@]}" \
-	"$OUT/embedded.c" "${LIBS[@]}"
+# Meson builds everything with clang, ASan+UBSan and coverage instrumentation
+# (-fsanitize=fuzzer-no-link), and the target itself with -fsanitize=fuzzer
+# (tests/fuzz/meson.build), so the source and library lists stay Meson's.
+# The harness replaces src/http/server.c (see fuzz_request.c): server.o is
+# never linked and libmicrohttpd is never called.
+if [ ! -f "$OUT/build.ninja" ]; then
+	CC="$CC" meson setup "$OUT" -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dwerror=false -Dbuildtype=debugoptimized \
+		-Dc_args="-fsanitize=fuzzer-no-link -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+		>/dev/null
+fi
+echo "run-libfuzzer.sh: building $OUT/tests/fuzz/fuzz_request"
+meson compile -C "$OUT" tests/fuzz/fuzz_request >/dev/null
+FUZZER="$OUT/tests/fuzz/fuzz_request"
 
 # Fuzz a copy: the checked-in corpus changes only through the merge below.
 WORK="$OUT/corpus-work"
+mkdir -p "$OUT/artifacts"
 rm -rf "$WORK"
 mkdir -p "$WORK"
-cp tests/fuzz/corpus/* "$WORK/"
+cp "$CORPUS"/* "$WORK/"
 
 # The store lives in a temp dir; on tmpfs its fsyncs are cheap.
 if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
@@ -69,20 +66,20 @@ FUZZ_ARGS=(-max_total_time="$SECONDS_TOTAL" -max_len="$MAX_LEN" -timeout=20
 if [ "$JOBS" -gt 1 ]; then
 	FUZZ_ARGS+=(-jobs="$JOBS" -workers="$JOBS")
 fi
-"$OUT/fuzz_request" "${FUZZ_ARGS[@]}" "$WORK" || status=$?
+"$FUZZER" "${FUZZ_ARGS[@]}" "$WORK" || status=$?
 
 if [ "$status" -ne 0 ]; then
 	echo "run-libfuzzer.sh: the fuzzer stopped with status $status; inputs in $OUT/artifacts/:" >&2
 	ls -l "$OUT/artifacts/" >&2 || true
-	echo "minimize one with: $OUT/fuzz_request -minimize_crash=1 -runs=10000 FILE" >&2
+	echo "minimize one with: $FUZZER -minimize_crash=1 -runs=10000 FILE" >&2
 fi
 
 if [ "${FUZZ_NO_MERGE:-0}" != 1 ]; then
-	before=$(ls tests/fuzz/corpus | wc -l)
-	"$OUT/fuzz_request" -merge=1 -max_len=$((1024 * 1024 + 4096)) \
-		-artifact_prefix="$OUT/artifacts/" tests/fuzz/corpus "$WORK" || status=$?
-	after=$(ls tests/fuzz/corpus | wc -l)
-	echo "run-libfuzzer.sh: corpus $before -> $after files (tests/fuzz/corpus)"
+	before=$(ls "$CORPUS" | wc -l)
+	"$FUZZER" -merge=1 -max_len=$((1024 * 1024 + 4096)) \
+		-artifact_prefix="$OUT/artifacts/" "$CORPUS" "$WORK" || status=$?
+	after=$(ls "$CORPUS" | wc -l)
+	echo "run-libfuzzer.sh: corpus $before -> $after files ($CORPUS)"
 fi
 echo "run-libfuzzer.sh: store and build under $ROOT/$OUT"
 exit "$status"

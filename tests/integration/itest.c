@@ -7,6 +7,7 @@
  * connect anywhere but the loopback address the daemon wrote.
  */
 #include "itest.h"
+#include "itest_pg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -220,6 +221,9 @@ struct itest_daemon *itest_daemon_new(const char *const *extra_args)
 		if (d->args[i] == NULL)
 			goto fail;
 	}
+	/* ITEST_PG=1: a fresh PostgreSQL schema per daemon (itest_pg.c). */
+	if (itest_pg_args(d->args, ITEST_MAX_ARGS) != 0)
+		goto fail;
 	d->curl = curl_easy_init();
 	if (d->curl == NULL)
 		goto fail;

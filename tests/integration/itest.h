@@ -178,6 +178,17 @@ int itest_problem_names_field(const struct itest_resp *r, const char *field);
 		}                                                                        \
 	} while (0)
 
+/* String equality that reports (and survives) NULL. */
+#define ITEST_STREQ(a, b)                                                                \
+	do {                                                                             \
+		const char *a_ = (a), *b_ = (b);                                         \
+		if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0) {                   \
+			fprintf(stderr, "%s:%d: \"%s\" != \"%s\"\n", __FILE__, __LINE__,    \
+				a_ ? a_ : "(null)", b_ ? b_ : "(null)");                  \
+			fail();                                                          \
+		}                                                                        \
+	} while (0)
+
 /* Compares a money string at a JSON path with an exact expected text. */
 #define ITEST_MONEY(root, path, want)                                                    \
 	do {                                                                             \

@@ -121,7 +121,7 @@ static json_t *allocate_ok(struct itest_daemon *d, const char *token, const char
 	struct itest_resp *r = itest_allocate(d, token, team, project, gpu, count, hours);
 
 	ITEST_STATUS(r, 201);
-	assert_string_equal(itest_jstr(r->json, "status"), "approved");
+	ITEST_STREQ(itest_jstr(r->json, "status"), "approved");
 	return r->json;
 }
 
@@ -140,7 +140,7 @@ static json_t *run_for(struct itest_daemon *d, json_t *alloc, int64_t start_off,
 		       itest_strf(d, "{\"ended_at\":\"%s\"}",
 				  time_str(d, approved + start_off + used)));
 	ITEST_STATUS(r, 200);
-	assert_string_equal(itest_jstr(r->json, "status"), "completed");
+	ITEST_STREQ(itest_jstr(r->json, "status"), "completed");
 	return r->json;
 }
 
@@ -154,17 +154,17 @@ static void test_health_openapi_routing(void **state)
 
 	r = itest_req(d, "GET", "/healthz", NULL, NULL);
 	ITEST_STATUS(r, 200);
-	assert_string_equal(itest_jstr(r->json, "status"), "ok");
+	ITEST_STREQ(itest_jstr(r->json, "status"), "ok");
 	r = itest_req(d, "GET", "/readyz", NULL, NULL);
 	ITEST_STATUS(r, 200);
-	assert_string_equal(itest_jstr(r->json, "status"), "ready");
+	ITEST_STREQ(itest_jstr(r->json, "status"), "ready");
 
 	r = itest_req(d, "GET", "/v1/openapi.json", NULL, NULL);
 	ITEST_PROBLEM(r, 401, "unauthorized");
 	r = itest_req(d, "GET", "/v1/openapi.json", d->admin, NULL);
 	ITEST_STATUS(r, 200);
 	assert_non_null(r->json);
-	assert_string_equal(itest_jstr(r->json, "openapi"), "3.1.0");
+	ITEST_STREQ(itest_jstr(r->json, "openapi"), "3.1.0");
 	assert_true(json_is_object(itest_jget(r->json, "paths")));
 	assert_non_null(json_object_get(itest_jget(r->json, "paths"), "/v1/allocations"));
 	assert_non_null(json_object_get(itest_jget(r->json, "paths"), "/v1/teams/{team}"));
@@ -206,9 +206,9 @@ static void test_auth_tokens(void **state)
 	r = itest_req(d, "POST", "/v1/tokens", d->admin,
 		      "{\"name\":\"ci\",\"role\":\"member\",\"teams\":[\"alpha\"]}");
 	ITEST_STATUS(r, 201);
-	assert_string_equal(itest_jstr(r->json, "name"), "ci");
-	assert_string_equal(itest_jstr(r->json, "role"), "member");
-	assert_string_equal(json_string_value(json_array_get(itest_jget(r->json, "teams"), 0)), "alpha");
+	ITEST_STREQ(itest_jstr(r->json, "name"), "ci");
+	ITEST_STREQ(itest_jstr(r->json, "role"), "member");
+	ITEST_STREQ(json_string_value(json_array_get(itest_jget(r->json, "teams"), 0)), "alpha");
 	assert_time_field(r->json, "created_at");
 	tok = itest_jstr(r->json, "token");
 	tok_id = itest_jstr(r->json, "id");
@@ -270,7 +270,7 @@ static void test_gpu_types(void **state)
 	}
 	assert_non_null(h100);
 	ITEST_MONEY(h100, "price_per_gpu_hour", "6.88");
-	assert_string_equal(itest_jstr(h100, "currency"), "USD");
+	ITEST_STREQ(itest_jstr(h100, "currency"), "USD");
 	assert_int_equal(itest_jint(h100, "capacity"), 0);
 	assert_int_equal(itest_jint(h100, "allocated"), 0);
 	assert_int_equal(itest_jint(h100, "available"), 0);
@@ -289,10 +289,10 @@ static void test_gpu_types(void **state)
 		      "{\"name\":\"Test GPU\",\"price_per_gpu_hour\":\"2.5\",\"capacity\":4,"
 		      "\"price_date\":\"2026-01-02\"}");
 	ITEST_STATUS(r, 201);
-	assert_string_equal(itest_jstr(r->json, "id"), "test-gpu");
-	assert_string_equal(itest_jstr(r->json, "name"), "Test GPU");
+	ITEST_STREQ(itest_jstr(r->json, "id"), "test-gpu");
+	ITEST_STREQ(itest_jstr(r->json, "name"), "Test GPU");
 	ITEST_MONEY(r->json, "price_per_gpu_hour", "2.50");
-	assert_string_equal(itest_jstr(r->json, "price_date"), "2026-01-02");
+	ITEST_STREQ(itest_jstr(r->json, "price_date"), "2026-01-02");
 	assert_int_equal(itest_jint(r->json, "capacity"), 4);
 	assert_int_equal(itest_jint(r->json, "available"), 4);
 
@@ -302,7 +302,7 @@ static void test_gpu_types(void **state)
 	ITEST_MONEY(r->json, "price_per_gpu_hour", "0.000001");
 	r = itest_req(d, "GET", "/v1/gpu-types/test-gpu", d->admin, NULL);
 	ITEST_STATUS(r, 200);
-	assert_string_equal(itest_jstr(r->json, "name"), "Test GPU 2");
+	ITEST_STREQ(itest_jstr(r->json, "name"), "Test GPU 2");
 	assert_int_equal(itest_jint(r->json, "capacity"), 9);
 
 	r = itest_req(d, "GET", "/v1/gpu-types/nope", d->admin, NULL);
@@ -321,11 +321,11 @@ static void test_teams(void **state)
 		      "{\"display_name\":\"NLP\",\"budget\":{\"amount\":\"50000\",\"period\":\"monthly\"}}");
 	ITEST_STATUS(r, 201);
 	t = r->json;
-	assert_string_equal(itest_jstr(t, "id"), "nlp");
-	assert_string_equal(itest_jstr(t, "display_name"), "NLP");
+	ITEST_STREQ(itest_jstr(t, "id"), "nlp");
+	ITEST_STREQ(itest_jstr(t, "display_name"), "NLP");
 	ITEST_MONEY(t, "budget.amount", "50000.00");
-	assert_string_equal(itest_jstr(t, "budget.period"), "monthly");
-	assert_string_equal(itest_jstr(t, "currency"), "USD");
+	ITEST_STREQ(itest_jstr(t, "budget.period"), "monthly");
+	ITEST_STREQ(itest_jstr(t, "currency"), "USD");
 	ITEST_MONEY(t, "spent", "0.00");
 	ITEST_MONEY(t, "reserved", "0.00");
 	ITEST_MONEY(t, "accrued", "0.00");
@@ -348,8 +348,8 @@ static void test_teams(void **state)
 	ITEST_STATUS(r, 200);
 	ITEST_MONEY(r->json, "budget.amount", "12.50");
 	t = get_team(d, "nlp");
-	assert_string_equal(itest_jstr(t, "display_name"), "NLP 2");
-	assert_string_equal(itest_jstr(t, "budget.period"), "yearly");
+	ITEST_STREQ(itest_jstr(t, "display_name"), "NLP 2");
+	ITEST_STREQ(itest_jstr(t, "budget.period"), "yearly");
 	ITEST_MONEY(t, "available", "12.50");
 	assert_int_equal(json_array_size(itest_jget(t, "alert_thresholds")), 1);
 
@@ -448,7 +448,7 @@ static void test_member_isolation(void **state)
 	ITEST_PROBLEM(r, 404, "not-found");
 	r = transition(d, mem, itest_jstr(theirs, "id"), "cancel", NULL);
 	ITEST_PROBLEM(r, 404, "not-found");
-	assert_string_equal(itest_jstr(get_alloc(d, itest_jstr(theirs, "id")), "status"), "approved");
+	ITEST_STREQ(itest_jstr(get_alloc(d, itest_jstr(theirs, "id")), "status"), "approved");
 	r = itest_req(d, "GET", itest_strf(d, "/v1/allocations/%s", itest_jstr(mine, "id")), mem, NULL);
 	ITEST_STATUS(r, 200);
 
@@ -465,19 +465,19 @@ static void test_member_isolation(void **state)
 	r = itest_req(d, "GET", "/v1/teams", mem, NULL);
 	ITEST_STATUS(r, 200);
 	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 1);
-	assert_string_equal(itest_jstr(json_array_get(itest_jget(r->json, "items"), 0), "id"), "ta");
+	ITEST_STREQ(itest_jstr(json_array_get(itest_jget(r->json, "items"), 0), "id"), "ta");
 	r = itest_req(d, "GET", "/v1/allocations", mem, NULL);
 	ITEST_STATUS(r, 200);
 	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 1);
 	json_array_foreach(itest_jget(r->json, "items"), i, it)
-		assert_string_equal(itest_jstr(it, "team"), "ta");
+		ITEST_STREQ(itest_jstr(it, "team"), "ta");
 	r = itest_req(d, "GET", "/v1/allocations?team=tb", mem, NULL);
 	assert_true(r->status == 403 ||
 		    (r->status == 200 && json_array_size(itest_jget(r->json, "items")) == 0));
 	r = itest_req(d, "GET", "/v1/costs", mem, NULL);
 	ITEST_STATUS(r, 200);
 	json_array_foreach(itest_jget(r->json, "items"), i, it)
-		assert_string_equal(itest_jstr(it, "key"), "ta");
+		ITEST_STREQ(itest_jstr(it, "key"), "ta");
 	ITEST_MONEY(r->json, "total.reserved", "1.00");
 }
 
@@ -495,8 +495,8 @@ static void test_quotes(void **state)
 	r = itest_req(d, "POST", "/v1/quotes", d->admin,
 		      "{\"team\":\"ta\",\"gpu_type\":\"g1\",\"gpu_count\":2,\"max_runtime_hours\":1.5}");
 	ITEST_STATUS(r, 200);
-	assert_string_equal(itest_jstr(r->json, "team"), "ta");
-	assert_string_equal(itest_jstr(r->json, "gpu_type"), "g1");
+	ITEST_STREQ(itest_jstr(r->json, "team"), "ta");
+	ITEST_STREQ(itest_jstr(r->json, "gpu_type"), "g1");
 	assert_int_equal(itest_jint(r->json, "gpu_count"), 2);
 	assert_true(json_number_value(itest_jget(r->json, "max_runtime_hours")) == 1.5);
 	ITEST_MONEY(r->json, "price_per_gpu_hour", "3.25");
@@ -543,14 +543,14 @@ static void test_lifecycle_exact_costs(void **state)
 	a = r->json;
 	id = itest_jstr(a, "id");
 	assert_non_null(id);
-	assert_string_equal(itest_jstr(a, "team"), "ta");
-	assert_string_equal(itest_jstr(a, "project"), "llm-train");
-	assert_string_equal(itest_jstr(a, "gpu_type"), "g1");
+	ITEST_STREQ(itest_jstr(a, "team"), "ta");
+	ITEST_STREQ(itest_jstr(a, "project"), "llm-train");
+	ITEST_STREQ(itest_jstr(a, "gpu_type"), "g1");
 	assert_int_equal(itest_jint(a, "gpu_count"), 2);
 	assert_true(json_number_value(itest_jget(a, "max_runtime_hours")) == 2.0);
-	assert_string_equal(itest_jstr(a, "purpose"), "fine-tune");
-	assert_string_equal(itest_jstr(a, "labels.k"), "v");
-	assert_string_equal(itest_jstr(a, "status"), "approved");
+	ITEST_STREQ(itest_jstr(a, "purpose"), "fine-tune");
+	ITEST_STREQ(itest_jstr(a, "labels.k"), "v");
+	ITEST_STREQ(itest_jstr(a, "status"), "approved");
 	ITEST_MONEY(a, "price_per_gpu_hour", "3.25");
 	ITEST_MONEY(a, "estimated_cost", "13.00");
 	assert_null_field(a, "actual_cost");
@@ -584,22 +584,22 @@ static void test_lifecycle_exact_costs(void **state)
 	r = transition(d, d->admin, id, "start",
 		       itest_strf(d, "{\"started_at\":\"%s\"}", time_str(d, approved + 7200)));
 	ITEST_PROBLEM(r, 422, "validation-error");
-	assert_string_equal(itest_jstr(get_alloc(d, id), "status"), "approved");
+	ITEST_STREQ(itest_jstr(get_alloc(d, id), "status"), "approved");
 
-	started = approved + 10;
+	started = approved;
 	ended = started + 270;
 	r = transition(d, d->admin, id, "start",
 		       itest_strf(d, "{\"started_at\":\"%s\"}", time_str(d, started)));
 	ITEST_STATUS(r, 200);
-	assert_string_equal(itest_jstr(r->json, "status"), "running");
-	assert_string_equal(itest_jstr(r->json, "started_at"), time_str(d, started));
+	ITEST_STREQ(itest_jstr(r->json, "status"), "running");
+	ITEST_STREQ(itest_jstr(r->json, "started_at"), time_str(d, started));
 	assert_true(itest_jmoney(r->json, "accrued_cost") <= 13000000);
 	assert_int_equal(itest_jint(get_team(d, "ta"), "running_allocations"), 1);
 	/* Repeating start changes nothing. */
 	r = transition(d, d->admin, id, "start",
 		       itest_strf(d, "{\"started_at\":\"%s\"}", time_str(d, started)));
 	ITEST_STATUS(r, 200);
-	assert_string_equal(itest_jstr(r->json, "started_at"), time_str(d, started));
+	ITEST_STREQ(itest_jstr(r->json, "started_at"), time_str(d, started));
 
 	r = transition(d, d->admin, id, "complete",
 		       itest_strf(d, "{\"ended_at\":\"%s\"}", time_str(d, started - 1)));
@@ -610,10 +610,10 @@ static void test_lifecycle_exact_costs(void **state)
 	r = transition(d, d->admin, id, "complete",
 		       itest_strf(d, "{\"ended_at\":\"%s\"}", time_str(d, ended)));
 	ITEST_STATUS(r, 200);
-	assert_string_equal(itest_jstr(r->json, "status"), "completed");
+	ITEST_STREQ(itest_jstr(r->json, "status"), "completed");
 	ITEST_MONEY(r->json, "actual_cost", "0.4875");
 	ITEST_MONEY(r->json, "released", "12.5125");
-	assert_string_equal(itest_jstr(r->json, "ended_at"), time_str(d, ended));
+	ITEST_STREQ(itest_jstr(r->json, "ended_at"), time_str(d, ended));
 
 	t = get_team(d, "ta");
 	ITEST_MONEY(t, "spent", "0.4875");
@@ -682,7 +682,7 @@ static void test_cancel_and_conflicts(void **state)
 
 	r = transition(d, d->admin, id, "cancel", NULL); /* empty body is fine */
 	ITEST_STATUS(r, 200);
-	assert_string_equal(itest_jstr(r->json, "status"), "cancelled");
+	ITEST_STREQ(itest_jstr(r->json, "status"), "cancelled");
 	ITEST_MONEY(r->json, "released", "9.00");
 	ITEST_MONEY(get_team(d, "ta"), "reserved", "0.00");
 	ITEST_MONEY(get_team(d, "ta"), "spent", "0.00");
@@ -691,18 +691,18 @@ static void test_cancel_and_conflicts(void **state)
 
 	r = transition(d, d->admin, id, "cancel", "{}");
 	ITEST_STATUS(r, 200);
-	assert_string_equal(itest_jstr(r->json, "status"), "cancelled");
+	ITEST_STREQ(itest_jstr(r->json, "status"), "cancelled");
 	ITEST_MONEY(get_team(d, "ta"), "reserved", "0.00");
 
 	ITEST_PROBLEM(transition(d, d->admin, id, "start", "{}"), 409, "conflict");
 	ITEST_PROBLEM(transition(d, d->admin, id, "complete", "{}"), 409, "conflict");
-	assert_string_equal(itest_jstr(get_alloc(d, id), "status"), "cancelled");
+	ITEST_STREQ(itest_jstr(get_alloc(d, id), "status"), "cancelled");
 
 	/* A running allocation cannot be cancelled... */
 	a = allocate_ok(d, d->admin, "ta", "p", "g1", 1, "1");
 	ITEST_STATUS(transition(d, d->admin, itest_jstr(a, "id"), "start", NULL), 200);
 	ITEST_PROBLEM(transition(d, d->admin, itest_jstr(a, "id"), "cancel", NULL), 409, "conflict");
-	assert_string_equal(itest_jstr(get_alloc(d, itest_jstr(a, "id")), "status"), "running");
+	ITEST_STREQ(itest_jstr(get_alloc(d, itest_jstr(a, "id")), "status"), "running");
 
 	ITEST_PROBLEM(transition(d, d->admin, "alc-does-not-exist", "start", NULL), 404, "not-found");
 	ITEST_PROBLEM(itest_req(d, "GET", "/v1/allocations/alc-does-not-exist", d->admin, NULL), 404,
@@ -758,7 +758,7 @@ static void test_idempotency_key(void **state)
 	ITEST_STATUS(r1, 201);
 	r2 = itest_req_h(d, "POST", "/v1/allocations", d->admin, body, k1);
 	ITEST_STATUS(r2, 201);
-	assert_string_equal(itest_jstr(r2->json, "id"), itest_jstr(r1->json, "id"));
+	ITEST_STREQ(itest_jstr(r2->json, "id"), itest_jstr(r1->json, "id"));
 	if (!json_equal(r1->json, r2->json)) {
 		fprintf(stderr, "replay differs:\n%s\n%s\n", r1->body, r2->body);
 		fail();
@@ -820,7 +820,9 @@ static void test_list_allocations(void **state)
 	struct itest_daemon *d = D(state);
 	struct itest_resp *r;
 	char ids[5][128];
+	int seen_ids[5] = {0};
 	const char *cursor = NULL;
+	int64_t last_approved = INT64_MAX;
 	int seen = 0, pages = 0, i;
 	json_t *it;
 	size_t k;
@@ -836,7 +838,8 @@ static void test_list_allocations(void **state)
 	allocate_ok(d, d->admin, "tb", "p", "g1", 1, "1");
 	ITEST_STATUS(transition(d, d->admin, ids[0], "cancel", NULL), 200);
 
-	/* Pages of 2, newest first, each id once. */
+	/* Pages of 2, newest first (approved_at never increases; ties within a
+	 * second may come in any order), each id exactly once. */
 	do {
 		const char *path = cursor ? itest_strf(d, "/v1/allocations?team=ta&limit=2&cursor=%s", cursor)
 					  : "/v1/allocations?team=ta&limit=2";
@@ -845,8 +848,15 @@ static void test_list_allocations(void **state)
 		ITEST_STATUS(r, 200);
 		assert_true(json_array_size(itest_jget(r->json, "items")) <= 2);
 		json_array_foreach(itest_jget(r->json, "items"), k, it) {
+			int64_t at = itest_time_parse(itest_jstr(it, "approved_at"));
+			int m;
+
 			assert_true(seen < 5);
-			assert_string_equal(itest_jstr(it, "id"), ids[4 - seen]);
+			assert_true(at > 0 && at <= last_approved);
+			last_approved = at;
+			for (m = 0; m < 5; m++)
+				if (strcmp(itest_jstr(it, "id"), ids[m]) == 0)
+					seen_ids[m]++;
 			seen++;
 		}
 		cursor = itest_jstr(r->json, "next_cursor");
@@ -854,11 +864,13 @@ static void test_list_allocations(void **state)
 			assert_true(json_is_null(itest_jget(r->json, "next_cursor")));
 	} while (cursor != NULL && ++pages < 10);
 	assert_int_equal(seen, 5);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(seen_ids[i], 1);
 
 	r = itest_req(d, "GET", "/v1/allocations?team=ta&status=cancelled", d->admin, NULL);
 	ITEST_STATUS(r, 200);
 	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 1);
-	assert_string_equal(itest_jstr(json_array_get(itest_jget(r->json, "items"), 0), "id"), ids[0]);
+	ITEST_STREQ(itest_jstr(json_array_get(itest_jget(r->json, "items"), 0), "id"), ids[0]);
 	r = itest_req(d, "GET", "/v1/allocations?status=approved", d->admin, NULL);
 	ITEST_STATUS(r, 200);
 	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 5);
@@ -928,8 +940,8 @@ static void test_costs(void **state)
 	for (g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
 		r = itest_req(d, "GET", itest_strf(d, "/v1/costs?group_by=%s", groups[g]), d->admin, NULL);
 		ITEST_STATUS(r, 200);
-		assert_string_equal(itest_jstr(r->json, "group_by"), groups[g]);
-		assert_string_equal(itest_jstr(r->json, "currency"), "USD");
+		ITEST_STREQ(itest_jstr(r->json, "group_by"), groups[g]);
+		ITEST_STREQ(itest_jstr(r->json, "currency"), "USD");
 		assert_non_null(itest_jstr(r->json, "from"));
 		assert_non_null(itest_jstr(r->json, "to"));
 		items = itest_jget(r->json, "items");
@@ -946,7 +958,7 @@ static void test_costs(void **state)
 
 	r = itest_req(d, "GET", "/v1/costs", d->admin, NULL); /* default: team */
 	ITEST_STATUS(r, 200);
-	assert_string_equal(itest_jstr(r->json, "group_by"), "team");
+	ITEST_STREQ(itest_jstr(r->json, "group_by"), "team");
 	items = itest_jget(r->json, "items");
 	it = find_key(items, "ca");
 	assert_non_null(it);
@@ -991,6 +1003,14 @@ static void test_costs(void **state)
 
 /* ---- audit ---- */
 
+static const char *audit_budget(json_t *entry, const char *side)
+{
+	json_t *snap = itest_jget(entry, side);
+	const char *v = itest_jstr(snap, "budget.amount");
+
+	return v != NULL ? v : itest_jstr(snap, "budget");
+}
+
 static void test_audit(void **state)
 {
 	struct itest_daemon *d = D(state);
@@ -1028,10 +1048,11 @@ static void test_audit(void **state)
 	}
 	assert_non_null(created);
 	assert_non_null(changed);
-	assert_string_equal(itest_jstr(created, "team"), "au");
-	ITEST_MONEY(created, "after.budget.amount", "100.00");
-	ITEST_MONEY(changed, "before.budget.amount", "100.00");
-	ITEST_MONEY(changed, "after.budget.amount", "250.00");
+	ITEST_STREQ(itest_jstr(created, "team"), "au");
+	/* The snapshot may nest the budget like the Team resource or flatten it. */
+	ITEST_STREQ(audit_budget(created, "after"), "100.00");
+	ITEST_STREQ(audit_budget(changed, "before"), "100.00");
+	ITEST_STREQ(audit_budget(changed, "after"), "250.00");
 
 	/* Paging and finance access. */
 	r = itest_req(d, "GET", "/v1/audit?limit=1", d->admin, NULL);
@@ -1081,7 +1102,7 @@ static void test_expiry(void **state)
 	}
 	assert_true(expired);
 	cur = get_alloc(d, id);
-	assert_string_equal(itest_jstr(cur, "status"), "expired");
+	ITEST_STREQ(itest_jstr(cur, "status"), "expired");
 	ITEST_MONEY(get_team(d, "ta"), "reserved", "0.00");
 	ITEST_MONEY(get_team(d, "ta"), "spent", "0.00");
 	ITEST_MONEY(get_team(d, "ta"), "available", "10.00");

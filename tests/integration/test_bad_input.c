@@ -303,13 +303,16 @@ static const char *gen_body(struct itest_daemon *d, enum gen g, size_t *len)
 		/* A syntactically valid JSON object, exactly 1 MiB + 1 bytes. */
 		size_t total = 1024 * 1024 + 1;
 		const char *head = "{\"team\":\"ta\",\"project\":\"p\"," VALID_TAIL ",\"purpose\":\"";
-		size_t fill = total - strlen(head) - 2;
-		char *b = itest_keep(d, malloc(total + 1));
+		size_t hl = strlen(head);
+		size_t fill = total - hl - 2;
+		char *b = malloc(total + 1);
 
-		assert_non_null(b);
-		strcpy(b, head);
-		memset(b + strlen(head), 'x', fill);
-		strcpy(b + strlen(head) + fill, "\"}");
+		if (b == NULL) /* abort, not assert: tells the compiler b is valid below */
+			abort();
+		itest_keep(d, b);
+		memcpy(b, head, hl);
+		memset(b + hl, 'x', fill);
+		memcpy(b + hl + fill, "\"}", 3);
 		assert_int_equal(strlen(b), total);
 		body = b;
 		break;
@@ -343,8 +346,10 @@ static const char *expand_path(struct itest_daemon *d, const char *path, const c
 	return itest_strf(d, "%.*s%s%s", (int)(p - path), path, id, p + 4);
 }
 
+/* Runs one row; on a state change, *before becomes the new state so the
+ * next rows are judged on their own. */
 static int run_case(struct itest_daemon *d, const struct bad_case *c, const char *alloc_id,
-		    const struct snapshot *before)
+		    struct snapshot *before)
 {
 	const char *headers[3] = {NULL, NULL, NULL};
 	const char *body = c->body;
@@ -418,6 +423,8 @@ static int run_case(struct itest_daemon *d, const struct bad_case *c, const char
 	ok &= snapshot_same(c->name, "tokens", before->tokens, after.tokens);
 	ok &= snapshot_same(c->name, "audit", before->audit, after.audit);
 	ok &= snapshot_same(c->name, "allocation", before->alloc, after.alloc);
+	if (!ok)
+		*before = after;
 	return ok;
 }
 
@@ -493,6 +500,7 @@ static void test_huge_headers(void **state)
 	for (i = 0; i < 200; i++)
 		headers[i] = itest_strf(d, "X-Filler-%d: %s", i, value);
 	if (itest_http(d->curl, d->base_url, "GET", "/v1/teams", d->admin, NULL, 0, headers, &r) == 0) {
+		fprintf(stderr, "huge headers: HTTP %ld\n", r.status);
 		if (!(r.status == 413 || r.status == 431 || r.status == 400)) {
 			fprintf(stderr, "huge headers: got HTTP %ld\n", r.status);
 			itest_resp_clear(&r);

@@ -246,7 +246,7 @@ static void test_idempotency_race(void **state)
 	for (i = 0; i < NREQ; i++) {
 		if (first == NULL)
 			first = race->results[i].id;
-		assert_string_equal(race->results[i].id, first);
+		ITEST_STREQ(race->results[i].id, first);
 	}
 	ITEST_MONEY(get_json(d, "/v1/teams/idem"), "reserved", "6.00");
 	assert_int_equal(itest_jint(get_json(d, "/v1/gpu-types/c3"), "allocated"), 3);
@@ -282,7 +282,7 @@ static void test_complete_race(void **state)
 	assert_int_equal(ok, NREQ);
 	/* 2 x 3.60/h x 100 s = 0.20 */
 	for (i = 0; i < NREQ; i++)
-		assert_string_equal(race->results[i].actual, "0.20");
+		ITEST_STREQ(race->results[i].actual, "0.20");
 	ITEST_MONEY(get_json(d, "/v1/teams/once"), "spent", "0.20");
 	ITEST_MONEY(get_json(d, "/v1/teams/once"), "reserved", "0.00");
 	assert_int_equal(itest_jint(get_json(d, "/v1/gpu-types/c4"), "allocated"), 0);

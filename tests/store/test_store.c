@@ -1238,8 +1238,10 @@ static void test_migrations(void **state)
 					    -1, &st, NULL),
 			 SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 1);
-	assert_int_equal(sqlite3_column_int(st, 1), 1);
+	/* Each known migration applied exactly once: versions 1..N, no repeats. */
+	int known = sqlite3_column_int(st, 1);
+	assert_true(known >= 1);
+	assert_int_equal(sqlite3_column_int(st, 0), known);
 	sqlite3_finalize(st);
 	assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES (999, 0)", NULL, NULL,
 				      NULL),
@@ -1249,10 +1251,15 @@ static void test_migrations(void **state)
 	snprintf(url, sizeof(url), "sqlite://%s", f->path);
 	assert_int_equal(store_open(url, 2, &s2, detail), ERR_STORE);
 	assert_null(s2);
-	assert_string_equal(detail, "database schema version 999 is newer than this plinth (1)");
+	char want[STORE_DETAIL_LEN];
+	snprintf(want, sizeof(want), "database schema version 999 is newer than this plinth (%d)",
+		 known);
+	assert_string_equal(detail, want);
 
-	assert_int_equal(store_open("postgres://localhost/plinth", 2, &s2, detail), ERR_STORE);
-	assert_string_equal(detail, "postgres backend not built");
+	/* A PostgreSQL URL selects the postgres backend: unreachable is 503-able. */
+	assert_int_equal(store_open("postgres://127.0.0.1:1/plinth?connect_timeout=2", 2, &s2, detail),
+			 ERR_UNAVAILABLE);
+	assert_null(s2);
 
 	/* ... and refused through a plain path too */
 	assert_int_equal(store_open(f->path, 1, &s2, detail), ERR_STORE);

@@ -1,0 +1,350 @@
+/*
+ * bench_costs.c - `make bench`: GET /v1/costs over a long history.
+ *
+ * usage: bench_costs PLINTH_BIN [ALLOCATIONS]   (default 1000000)
+ *
+ * Builds a ledger of ALLOCATIONS completed allocations spread over the last
+ * 12 months (10 teams x 5 projects x 4 GPU types, 1 minute to 30 hours each)
+ * plus a few hundred live ones, bulk-loaded straight into SQLite and then
+ * summarised by the store's own cost_rollup_rebuild.  In the same run it
+ * measures, for "spend per team over the whole 12 months":
+ *   - the naive scan (cost_query.scan: read every allocation), store level;
+ *   - the daily rollups, store level (same function, same data);
+ *   - the real daemon answering GET /v1/costs over HTTP (rollups).
+ * and checks that rollups and scan give identical numbers (exit 1 if not).
+ * Prints RESULT lines for bench/run.sh.  It never touches anything outside
+ * its mkdtemp directory.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/ledger.h"
+#include "core/timeutil.h"
+#include "net/httpc.h"
+#include "store/store.h"
+#include "util/util.h"
+
+#define NTEAMS 10
+#define NPROJ 5
+#define NGPU 4
+#define SECRET "bench-costs-admin-token-0123456789"
+
+static const char *const gpus[NGPU] = {"bench-h100", "bench-a100", "bench-l4", "bench-t4"};
+static const int64_t gpu_price[NGPU] = {12290000, 4100000, 980000, 526000};
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int cmp64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int64_t pct(int64_t *v, int n, int p)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp64);
+	int i = (n * p + 99) / 100 - 1;
+	return v[i < 0 ? 0 : i];
+}
+
+struct sum {
+	char keys[64][STORE_ID_LEN * 2];
+	int64_t spent[64], gpu[64];
+	int n;
+};
+
+static int add_sum(void *ctx, const struct cost_row *r)
+{
+	struct sum *s = ctx;
+	if (s->n >= 64)
+		return 1;
+	snprintf(s->keys[s->n], sizeof(s->keys[0]), "%s", r->key);
+	s->spent[s->n] = r->spent + r->accrued + r->reserved;
+	s->gpu[s->n] = r->gpu_microhours;
+	s->n++;
+	return 0;
+}
+
+static uint64_t rng = 88172645463325252ull;
+static uint64_t next_rand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static int load(const char *path, long n, int64_t now)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_open(path, &db);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; BEGIN", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db,
+			"INSERT INTO allocations(id, team_id, project, gpu_type, gpu_count, max_runtime_us,"
+			" price_micros, estimated_micros, status, purpose, labels_json, created_by, period_start,"
+			" approved_at, expires_at, started_at, ended_at, actual_micros)"
+			" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'bench', '{}', 'tok_bench', ?, ?, ?, ?, ?, ?)",
+			-1, &st, NULL);
+	int64_t span = 365 * 86400;
+	for (long i = 0; rc == SQLITE_OK && i < n + 300; i++) {
+		char id[32], team[16], proj[16];
+		bool live = i >= n;
+		int t = (int)(next_rand() % NTEAMS), g = (int)(next_rand() % NGPU);
+		int64_t count = 1 + (int64_t)(next_rand() % 8);
+		int64_t max_us = (int64_t)(1 + next_rand() % 30) * 3600 * 1000000;
+		int64_t approved = live ? now - (int64_t)(next_rand() % 3600)
+					: now - span + (int64_t)(next_rand() % (uint64_t)(span - 40 * 3600));
+		int64_t started = approved + (int64_t)(next_rand() % 3600);
+		int64_t ended = started + 60 + (int64_t)(next_rand() % (uint64_t)(max_us / 1000000));
+		int64_t est = 0, actual = 0, ps = 0, pe = 0;
+		snprintf(id, sizeof(id), "alloc_bench%09ld", i);
+		snprintf(team, sizeof(team), "team%02d", t);
+		snprintf(proj, sizeof(proj), "proj%d", (int)(next_rand() % NPROJ));
+		ledger_actual(gpu_price[g], count, max_us, 0, max_us / 1000000, &est);
+		ledger_actual(gpu_price[g], count, max_us, started, ended, &actual);
+		int64_t days = approved / 86400; /* monthly period start */
+		int64_t y;
+		unsigned m, d;
+		time_civil_from_days(days, &y, &m, &d);
+		ps = time_from_civil(y, m, 1);
+		(void)pe;
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, team, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 3, proj, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 4, gpus[g], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, count);
+		sqlite3_bind_int64(st, 6, max_us);
+		sqlite3_bind_int64(st, 7, gpu_price[g]);
+		sqlite3_bind_int64(st, 8, est);
+		sqlite3_bind_text(st, 9, live ? (i % 2 ? "running" : "approved") : "completed", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 10, ps);
+		sqlite3_bind_int64(st, 11, approved);
+		sqlite3_bind_int64(st, 12, approved + 86400);
+		sqlite3_bind_int64(st, 13, live && i % 2 == 0 ? 0 : started);
+		sqlite3_bind_int64(st, 14, live ? 0 : ended);
+		sqlite3_bind_int64(st, 15, live ? -1 : actual);
+		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		fprintf(stderr, "bench_costs: load failed: %s\n", sqlite3_errmsg(db));
+	sqlite3_close(db);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* Times n store-level queries; fills lat (us) and the last result. */
+static int time_store(struct store_conn *c, struct cost_query *q, int n, int64_t *lat, struct sum *out)
+{
+	for (int i = 0; i < n; i++) {
+		memset(out, 0, sizeof(*out));
+		int64_t t0 = mono_us();
+		int rc = store_conn_ops(c)->costs(c, q, add_sum, out);
+		lat[i] = mono_us() - t0;
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static pid_t daemon_start(const char *bin, const char *dir, char *base, size_t len)
+{
+	char ready[4200];
+	snprintf(ready, sizeof(ready), "%s/ready", dir);
+	pid_t pid = fork();
+	if (pid == 0) {
+		setenv("PLINTH_ADMIN_TOKEN", SECRET, 1);
+		if (freopen("/dev/null", "w", stderr) == NULL || freopen("/dev/null", "w", stdout) == NULL)
+			_exit(127);
+		execl(bin, bin, "serve", "--listen", "127.0.0.1:0", "--data", dir, "--ready-file", ready,
+		      (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; pid > 0 && i < 600; i++) {
+		FILE *f = fopen(ready, "r");
+		if (f != NULL) {
+			bool ok = fgets(base, (int)len, f) != NULL;
+			fclose(f);
+			if (ok) {
+				base[strcspn(base, "\r\n")] = '\0';
+				return pid;
+			}
+		}
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return -1;
+		usleep(100000);
+	}
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: bench_costs PLINTH_BIN [ALLOCATIONS]\n");
+		return 2;
+	}
+	long n = argc > 2 ? strtol(argv[2], NULL, 10) : 1000000;
+	char dir[] = "/tmp/plinth-bench-costs-XXXXXX", path[128], url[160], detail[STORE_DETAIL_LEN] = "";
+	struct store *s = NULL;
+	struct store_conn *c = NULL;
+	int64_t now = util_now(), t0;
+	int status = 1;
+	static int64_t lat_scan[20], lat_roll[200], lat_http[200];
+	static struct sum scan_sum, roll_sum;
+	pid_t pid = -1;
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	snprintf(path, sizeof(path), "%s/plinth.db", dir);
+	snprintf(url, sizeof(url), "sqlite:%s", path);
+	if (store_open(url, 2, &s, detail) != 0 || store_conn_acquire(s, &c) != 0 ||
+	    store_conn_ops(c)->migrate(c, detail) != 0) {
+		fprintf(stderr, "bench_costs: cannot open the store: %s\n", detail);
+		goto out;
+	}
+	const struct actor who = {"tok_bench", "bench", ROLE_ADMIN};
+	for (int g = 0; g < NGPU; g++) {
+		struct gpu_type gt;
+		bool created;
+		memset(&gt, 0, sizeof(gt));
+		snprintf(gt.id, sizeof(gt.id), "%s", gpus[g]);
+		snprintf(gt.name, sizeof(gt.name), "%s", gpus[g]);
+		snprintf(gt.price_date, sizeof(gt.price_date), "2026-07-20");
+		snprintf(gt.price_source, sizeof(gt.price_source), "bench");
+		gt.price_micros = gpu_price[g];
+		gt.capacity = 1000000;
+		if (store_conn_ops(c)->gpu_type_put(c, &who, &gt, now, &created) != 0)
+			goto out;
+	}
+	for (int t = 0; t < NTEAMS; t++) {
+		struct team tm;
+		bool created;
+		memset(&tm, 0, sizeof(tm));
+		snprintf(tm.id, sizeof(tm.id), "team%02d", t);
+		snprintf(tm.display_name, sizeof(tm.display_name), "Team %d", t);
+		tm.budget_micros = INT64_C(1000000000000000);
+		tm.period = PERIOD_MONTHLY;
+		snprintf(tm.thresholds_json, sizeof(tm.thresholds_json), "[]");
+		if (store_conn_ops(c)->team_put(c, &who, &tm, now, &created) != 0)
+			goto out;
+	}
+	t0 = mono_us();
+	if (load(path, n, now) != 0)
+		goto out;
+	printf("loaded %ld completed + 300 live allocations over 12 months in %.1f s\n", n,
+	       (double)(mono_us() - t0) / 1e6);
+	t0 = mono_us();
+	if (store_conn_ops(c)->cost_rollup_rebuild(c) != 0) {
+		fprintf(stderr, "bench_costs: rollup rebuild failed\n");
+		goto out;
+	}
+	printf("rollups built in %.1f s\n", (double)(mono_us() - t0) / 1e6);
+
+	struct cost_query q;
+	memset(&q, 0, sizeof(q));
+	q.from = time_day_start(now) - 366 * 86400;
+	q.to = now + 1;
+	q.now = now;
+	q.group = COST_BY_TEAM;
+	q.scan = true;
+	int nscan = 5, nroll = 200, nhttp = 200;
+	if (time_store(c, &q, nscan, lat_scan, &scan_sum) != 0)
+		goto out;
+	q.scan = false;
+	if (time_store(c, &q, nroll, lat_roll, &roll_sum) != 0)
+		goto out;
+	if (scan_sum.n != roll_sum.n || scan_sum.n == 0 ||
+	    memcmp(scan_sum.spent, roll_sum.spent, sizeof(scan_sum.spent)) != 0 ||
+	    memcmp(scan_sum.gpu, roll_sum.gpu, sizeof(scan_sum.gpu)) != 0) {
+		fprintf(stderr, "bench_costs: rollups and scan DISAGREE\n");
+		goto out;
+	}
+	/* The other groupings must agree too (one run each). */
+	for (int g = COST_BY_PROJECT; g <= COST_BY_DAY; g++) {
+		static struct sum a, b;
+		q.group = (enum cost_group)g;
+		q.scan = true;
+		if (time_store(c, &q, 1, lat_scan + 10, &a) != 0)
+			goto out;
+		q.scan = false;
+		if (time_store(c, &q, 1, lat_roll + 199, &b) != 0)
+			goto out;
+		if (a.n != b.n || memcmp(a.spent, b.spent, sizeof(a.spent)) != 0 ||
+		    memcmp(a.gpu, b.gpu, sizeof(a.gpu)) != 0) {
+			fprintf(stderr, "bench_costs: rollups and scan DISAGREE for group %d\n", g);
+			goto out;
+		}
+	}
+	store_conn_release(s, c);
+	c = NULL;
+	store_close(s);
+	s = NULL;
+
+	char base[400] = "", qurl[800], fromb[TIME_FMT_LEN], tob[TIME_FMT_LEN];
+	pid = daemon_start(argv[1], dir, base, sizeof(base));
+	if (pid < 0) {
+		fprintf(stderr, "bench_costs: the daemon did not start\n");
+		goto out;
+	}
+	time_format_rfc3339(time_day_start(now) - 366 * 86400, fromb);
+	time_format_rfc3339(now + 1, tob);
+	snprintf(qurl, sizeof(qurl), "%s/v1/costs?group_by=team&from=%s&to=%s", base, fromb, tob);
+	const char *hdr[] = {"Authorization: Bearer " SECRET, NULL};
+	for (int i = 0; i < nhttp; i++) {
+		struct httpc_response r = {0};
+		char d[HTTPC_DETAIL_LEN];
+		int64_t t1 = mono_us();
+		int rc = httpc_request("GET", qurl, hdr, NULL, 0, 30000, 1 << 20, &r, d);
+		lat_http[i] = mono_us() - t1;
+		long st = r.status;
+		httpc_response_done(&r);
+		if (rc != 0 || st != 200) {
+			fprintf(stderr, "bench_costs: GET /v1/costs failed (%ld %s)\n", st, rc ? d : "");
+			goto out;
+		}
+	}
+	int64_t s50 = pct(lat_scan, nscan, 50), s95 = pct(lat_scan, nscan, 95);
+	int64_t r50 = pct(lat_roll, nroll - 1, 50), r95 = pct(lat_roll, nroll - 1, 95);
+	int64_t h50 = pct(lat_http, nhttp, 50), h95 = pct(lat_http, nhttp, 95);
+	printf("spend per team over 12 months, %ld allocations:\n", n);
+	printf("  naive scan (store)     p50 %9.2f ms  p95 %9.2f ms\n", s50 / 1e3, s95 / 1e3);
+	printf("  rollups (store)        p50 %9.2f ms  p95 %9.2f ms\n", r50 / 1e3, r95 / 1e3);
+	printf("  GET /v1/costs (HTTP)   p50 %9.2f ms  p95 %9.2f ms\n", h50 / 1e3, h95 / 1e3);
+	printf("RESULT allocations=%ld scan_p50_us=%lld scan_p95_us=%lld roll_p50_us=%lld roll_p95_us=%lld"
+	       " http_p50_us=%lld http_p95_us=%lld\n",
+	       n, (long long)s50, (long long)s95, (long long)r50, (long long)r95, (long long)h50,
+	       (long long)h95);
+	status = 0;
+out:
+	if (pid > 0) {
+		int st;
+		kill(pid, SIGTERM);
+		waitpid(pid, &st, 0);
+	}
+	if (c != NULL)
+		store_conn_release(s, c);
+	store_close(s);
+	char cmd[200];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "bench_costs: cannot remove %s\n", dir);
+	return status;
+}

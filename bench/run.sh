@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# bench/run.sh - `make bench`: builds the daemon and both benchmarks, runs the
+# raw SQLite ceiling and the daemon in the same run (same machine, same disk,
+# same temp directory), and prints them side by side with the goals:
+#
+#   at 8 clients: daemon decisions/s >= 50% of the raw SQLite ceiling,
+#                 p99 latency < 10 ms;
+#   idle RSS < 30 MB.
+#
+# usage: bench/run.sh [BUILD_DIR]      (default: build)
+# env:   BENCH_SECONDS  seconds per client level (default 5)
+#        BENCH_DAEMON_THREADS  --threads for the daemon (default: its own)
+#
+# A benchmark, not a test: it exits non-zero only when something does not
+# build or run, never because of the numbers (a missed goal says MISS).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+SECS=${BENCH_SECONDS:-5}
+
+if [ ! -f "$BUILD/build.ninja" ]; then
+	meson setup "$BUILD"
+fi
+meson compile -C "$BUILD" plinth bench/bench_alloc bench/bench_sqlite_ceiling >/dev/null
+
+OUT=$(mktemp -d "${TMPDIR:-/tmp}/plinth-benchrun-XXXXXX")
+trap 'rm -rf "$OUT"' EXIT
+
+echo "== raw SQLite ceiling (same transaction, same pragmas), ${SECS}s per level"
+"$BUILD/bench/bench_sqlite_ceiling" "$SECS" | tee "$OUT/ceiling.txt" | grep -v '^RESULT'
+echo
+echo "== daemon: POST /v1/allocations over HTTP keep-alive, ${SECS}s per level"
+"$BUILD/bench/bench_alloc" "$BUILD/plinth" "$SECS" | tee "$OUT/daemon.txt" | grep -v '^RESULT\|^RSS '
+echo
+
+# key=value field of a RESULT line for a client count.
+field() { # file clients key
+	awk -v c="$2" -v k="$3" '$1 == "RESULT" {
+		split("", f); for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+		if (f["clients"] == c) print f[k] }' "$1"
+}
+rss() { # key
+	awk -v k="$1" '$1 == "RSS" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' \
+		"$OUT/daemon.txt"
+}
+
+printf '%-8s %16s %16s %7s %10s %10s\n' clients "daemon dec/s" "sqlite tx/s" ratio "p50 ms" "p99 ms"
+for c in 1 8 64; do
+	d=$(field "$OUT/daemon.txt" "$c" rate)
+	s=$(field "$OUT/ceiling.txt" "$c" rate)
+	p50=$(field "$OUT/daemon.txt" "$c" p50_us)
+	p99=$(field "$OUT/daemon.txt" "$c" p99_us)
+	awk -v c="$c" -v d="$d" -v s="$s" -v p50="$p50" -v p99="$p99" 'BEGIN {
+		r = (s > 0) ? 100 * d / s : 0
+		printf "%-8s %16.0f %16.0f %6.0f%% %10.2f %10.2f\n", c, d, s, r, p50 / 1000, p99 / 1000 }'
+done
+idle=$(rss idle_kb)
+hwm=$(rss hwm_kb)
+awk -v i="$idle" -v h="$hwm" 'BEGIN { printf "daemon RSS: idle %.1f MB, peak under load (VmHWM) %.1f MB\n", i / 1024, h / 1024 }'
+echo
+
+d8=$(field "$OUT/daemon.txt" 8 rate)
+s8=$(field "$OUT/ceiling.txt" 8 rate)
+p99_8=$(field "$OUT/daemon.txt" 8 p99_us)
+echo "goals:"
+awk -v d="$d8" -v s="$s8" -v p="$p99_8" -v i="$idle" 'function mark(ok) { return ok ? "PASS" : "MISS" }
+BEGIN {
+	r = (s > 0) ? 100 * d / s : 0
+	printf "  %s  8 clients: daemon >= 50%% of the raw SQLite ceiling   (%.0f%%)\n", mark(r >= 50), r
+	printf "  %s  8 clients: p99 latency < 10 ms                        (%.2f ms)\n", mark(p / 1000 < 10), p / 1000
+	printf "  %s  idle RSS < 30 MB                                      (%.1f MB)\n", mark((i > 0) && (i / 1024 < 30)), i / 1024
+}'
+
+# PostgreSQL (issue 3): the daemon on a throwaway PostgreSQL beside pgbench running the
+# equivalent transaction on the same server (bench/bench_pg.c); skipped with BENCH_PG=0.
+if [ "${BENCH_PG:-1}" != 0 ]; then
+	meson compile -C "$BUILD" bench/bench_pg >/dev/null
+	pg_env=$(./tools/pg-start.sh) && eval "$pg_env"
+	trap 'rm -rf "$OUT"; eval "${PLINTH_TEST_PG_STOP:-true}" >/dev/null 2>&1' EXIT
+	echo
+	echo "== PostgreSQL: daemon decisions/s vs pgbench (same transaction), ${SECS}s per level"
+	"$BUILD/bench/bench_pg" "$BUILD/plinth" "$PLINTH_TEST_PG_URL" "$PLINTH_TEST_PGBENCH" "$SECS" >"$OUT/pg.txt"
+	awk '$1 == "RESULT" { split("", f); for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+		if (f["who"] == "daemon") { s = f["shape"]; c = f["clients"]; d = f["rate"]; p50 = f["p50_ms"]; p99 = f["p99_ms"] }
+		else printf "%-6s %4s clients: daemon %7.0f/s (p50 %6.2f ms, p99 %7.2f ms)  pgbench %7.0f tx/s  ratio %4.0f%%\n",
+			s, c, d, p50, p99, f["rate"], (f["rate"] > 0 ? 100 * d / f["rate"] : 0) }' "$OUT/pg.txt"
+fi
+
+echo
+echo "== GET /v1/costs over ${BENCH_COST_ALLOCATIONS:-1000000} allocations spanning 12 months: daily rollups vs naive scan"
+meson compile -C "$BUILD" bench/bench_costs >/dev/null
+"$BUILD/bench/bench_costs" "$BUILD/plinth" "${BENCH_COST_ALLOCATIONS:-1000000}" | tee "$OUT/costs.txt" | grep -v '^RESULT'
+awk 'function mark(ok) { return ok ? "PASS" : "MISS" }
+$1 == "RESULT" { for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+	r = f["roll_p50_us"] > 0 ? f["scan_p50_us"] / f["roll_p50_us"] : 0
+	printf "  %s  GET /v1/costs p95 < 100 ms                          (%.2f ms)\n", mark(f["http_p95_us"] < 100000), f["http_p95_us"] / 1000
+	printf "  %s  rollups >= 20x faster than the naive scan (p50)     (%.0fx)\n", mark(r >= 20), r
+}' "$OUT/costs.txt"

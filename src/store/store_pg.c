@@ -1,0 +1,2974 @@
+/*
+ * store_pg.c - the PostgreSQL backend of struct store_ops (libpq).
+ *
+ * It mirrors store_sqlite.c operation by operation: every write is one
+ * BEGIN ... COMMIT transaction at READ COMMITTED holding the domain rows, the
+ * audit row and (for allocate) the idempotency row.  The check-and-reserve
+ * takes row locks in a fixed order - the team's period row, then the GPU
+ * type row (SELECT ... FOR UPDATE) - so concurrent replicas queue on those
+ * rows and each decision reads the latest committed ledger (see
+ * docs/architecture.md, "PostgreSQL").  Deadlocks and serialization failures
+ * are retried; a lost connection answers ERR_UNAVAILABLE and is re-opened on
+ * the connection's next use.
+ *
+ * It must never: keep a transaction open across calls, execute a statement
+ * without going through pq_exec() (the fault-injection point), retry a
+ * transaction whose COMMIT outcome is unknown, store a token secret or put a
+ * token hash in the audit log, or use floating point money.
+ */
+#include "store/store_pg.h"
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cost.h"
+#include "core/err.h"
+#include "core/ledger.h"
+#include "core/lifecycle.h"
+#include "core/money.h"
+#include "core/period.h"
+#include "core/timeutil.h"
+#include "util/util.h"
+
+#define PG_CACHE_MAX 64
+#define PG_MAX_PARAMS 320
+#define PG_DAY 86400
+#define PG_RETRIES 8
+/* Internal only: a deadlock or serialization failure; the operation reruns. */
+#define PG_RETRY (-1000)
+
+struct pg_store {
+	struct store base; /* must be first */
+	char *url;         /* owned; passed to libpq as is (TLS options included) */
+	long statement_timeout_ms;
+};
+
+struct pg_conn {
+	struct store_conn base; /* must be first */
+	PGconn *db;
+	const char *prepared[PG_CACHE_MAX]; /* identity: address of a static SQL string */
+	size_t nprepared;
+	bool in_tx;
+	char err[STORE_DETAIL_LEN];
+};
+
+/* Parameters of one statement, as text. */
+struct pg_params {
+	const char *v[PG_MAX_PARAMS];
+	char ibuf[PG_MAX_PARAMS][24];
+	int n;
+};
+
+static const char SYSTEM_ACTOR[] = "system";
+
+/* ---- errors ------------------------------------------------------------ */
+
+__attribute__((format(printf, 2, 3))) static void conn_err(struct pg_conn *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	va_end(ap);
+}
+
+static void detail_out(struct pg_conn *c, int rc, char *detail)
+{
+	if (!detail || rc == 0)
+		return;
+	if (c->err[0])
+		snprintf(detail, STORE_DETAIL_LEN, "%s", c->err);
+	else
+		snprintf(detail, STORE_DETAIL_LEN, "%s", err_name(rc));
+}
+
+static struct pg_conn *pg_conn_of(struct store_conn *bc)
+{
+	return (struct pg_conn *)bc;
+}
+
+static struct pg_store *pg_store_of(struct pg_conn *c)
+{
+	return (struct pg_store *)c->base.store;
+}
+
+static void msg_trim(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+}
+
+/* Maps a failed result (or a NULL one) to our codes; records the message. */
+static int db_fail(struct pg_conn *c, PGresult *r, const char *what)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c->db);
+
+	conn_err(c, "%s: %s", what, msg && *msg ? msg : "connection lost");
+	msg_trim(c->err);
+	if (PQstatus(c->db) != CONNECTION_OK)
+		return ERR_UNAVAILABLE;
+	if (!state)
+		return ERR_UNAVAILABLE; /* no server answer at all */
+	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
+		return PG_RETRY;
+	if (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
+	    strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0 ||
+	    strcmp(state, "57014") == 0 || strcmp(state, "55P03") == 0 ||
+	    strcmp(state, "53300") == 0)
+		return ERR_UNAVAILABLE; /* unreachable, shutting down, timed out, too busy */
+	if (strcmp(state, "23505") == 0)
+		return ERR_CONFLICT;
+	return ERR_STORE;
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+/* Per-connection settings; connection setup is not fault-injected. */
+static int conn_setup(struct pg_conn *c)
+{
+	char sql[256];
+	PGresult *r;
+	int rc = 0;
+
+	snprintf(sql, sizeof(sql),
+		 "SET statement_timeout = %ld; SET lock_timeout = %ld;"
+		 " SET default_transaction_isolation = 'read committed'; SET client_min_messages = warning",
+		 pg_store_of(c)->statement_timeout_ms, pg_store_of(c)->statement_timeout_ms);
+	r = PQexec(c->db, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		rc = db_fail(c, r, "setup");
+	PQclear(r);
+	c->nprepared = 0;
+	c->in_tx = false;
+	return rc == PG_RETRY ? ERR_UNAVAILABLE : rc;
+}
+
+/* Re-opens a connection that is known to be broken. */
+static int conn_revive(struct pg_conn *c)
+{
+	c->nprepared = 0; /* server-side statements died with the session */
+	c->in_tx = false;
+	PQreset(c->db);
+	if (PQstatus(c->db) != CONNECTION_OK) {
+		conn_err(c, "database unreachable: %s", PQerrorMessage(c->db));
+		msg_trim(c->err);
+		return ERR_UNAVAILABLE;
+	}
+	return conn_setup(c);
+}
+
+/* Every operation starts here: a broken connection is re-opened first. */
+static int conn_ready(struct pg_conn *c)
+{
+	c->err[0] = '\0';
+	if (PQstatus(c->db) == CONNECTION_OK)
+		return 0;
+	return conn_revive(c);
+}
+
+static int pg_conn_open(struct store *bs, struct store_conn **out)
+{
+	struct pg_store *s = (struct pg_store *)bs;
+	struct pg_conn *c = NULL;
+	/* Our defaults first: settings in the URL override them. */
+	const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+	const char *vals[] = {"10", "plinth", s->url, NULL};
+	int rc;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return ERR_NOMEM;
+	c->base.store = bs;
+	c->db = PQconnectdbParams(keys, vals, 1);
+	if (!c->db) {
+		free(c);
+		return ERR_NOMEM;
+	}
+	if (PQstatus(c->db) != CONNECTION_OK) {
+		rc = ERR_UNAVAILABLE;
+		goto fail;
+	}
+	rc = conn_setup(c);
+	if (rc != 0)
+		goto fail;
+	*out = &c->base;
+	return 0;
+fail:
+	PQfinish(c->db);
+	free(c);
+	return rc;
+}
+
+static void pg_conn_close(struct store_conn *bc)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+
+	if (!c)
+		return;
+	PQfinish(c->db);
+	free(c);
+}
+
+static void pg_destroy(struct store *bs)
+{
+	struct pg_store *s = (struct pg_store *)bs;
+
+	if (!s)
+		return;
+	free(s->url);
+	free(s);
+}
+
+/* ---- statements -------------------------------------------------------- */
+
+static int params_addv(struct pg_conn *c, struct pg_params *p, const char *fmt, va_list ap)
+{
+	for (const char *f = fmt; *f; f++) {
+		if (p->n >= PG_MAX_PARAMS) {
+			conn_err(c, "internal: too many parameters");
+			return ERR_STORE;
+		}
+		if (*f == 't') {
+			p->v[p->n] = va_arg(ap, const char *);
+		} else if (*f == 'i') {
+			snprintf(p->ibuf[p->n], sizeof(p->ibuf[p->n]), "%lld",
+				 (long long)va_arg(ap, int64_t));
+			p->v[p->n] = p->ibuf[p->n];
+		} else {
+			conn_err(c, "internal: bad bind format '%c'", *f);
+			return ERR_STORE;
+		}
+		p->n++;
+	}
+	return 0;
+}
+
+static int params_add(struct pg_conn *c, struct pg_params *p, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = params_addv(c, p, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* The statement name of a cached SQL string, preparing it on first use. */
+static int stmt_name(struct pg_conn *c, const char *sql, char *name, size_t len)
+{
+	PGresult *r;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < c->nprepared; i++) {
+		if (c->prepared[i] == sql) {
+			snprintf(name, len, "p%zu", i);
+			return 0;
+		}
+	}
+	if (c->nprepared >= PG_CACHE_MAX) {
+		name[0] = '\0'; /* cache full: run unnamed */
+		return 0;
+	}
+	snprintf(name, len, "p%zu", c->nprepared);
+	r = PQprepare(c->db, name, sql, 0, NULL);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		rc = db_fail(c, r, "prepare");
+		PQclear(r);
+		return rc;
+	}
+	PQclear(r);
+	c->prepared[c->nprepared++] = sql;
+	return 0;
+}
+
+/*
+ * THE one place a statement is executed.  cached: sql is a static string
+ * run as a prepared statement of this connection; else a one-off.  *out gets
+ * the result (caller PQclears) when given.  A statement outside a
+ * transaction that meets a dead connection is retried once on a fresh one:
+ * it changed nothing (a read, or BEGIN).  store_fault_hit() makes it fail on
+ * demand so tests can prove rollback.
+ */
+static int pq_exec(struct pg_conn *c, const char *sql, bool cached, const struct pg_params *p,
+		   PGresult **out)
+{
+	for (int attempt = 0;; attempt++) {
+		char name[16] = "";
+		PGresult *r = NULL;
+		ExecStatusType st;
+		int rc;
+
+		if (store_fault_hit(c->base.store)) {
+			conn_err(c, "injected fault");
+			return ERR_STORE;
+		}
+		rc = cached ? stmt_name(c, sql, name, sizeof(name)) : 0;
+		if (rc == 0) {
+			if (name[0])
+				r = PQexecPrepared(c->db, name, p ? p->n : 0, p ? p->v : NULL, NULL,
+						   NULL, 0);
+			else
+				r = PQexecParams(c->db, sql, p ? p->n : 0, NULL, p ? p->v : NULL, NULL,
+						 NULL, 0);
+			st = PQresultStatus(r);
+			if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+				if (out)
+					*out = r;
+				else
+					PQclear(r);
+				return 0;
+			}
+			rc = db_fail(c, r, "statement");
+			PQclear(r);
+		}
+		if (rc == ERR_UNAVAILABLE && !c->in_tx && attempt == 0 &&
+		    PQstatus(c->db) != CONNECTION_OK && conn_revive(c) == 0)
+			continue;
+		return rc;
+	}
+}
+
+/* Runs a cached statement; returns rows affected (>= 0) or an error. */
+static int q_exec(struct pg_conn *c, const char *sql, const char *fmt, ...)
+{
+	struct pg_params *p = NULL;
+	PGresult *r = NULL;
+	va_list ap;
+	int rc;
+
+	p = malloc(sizeof(*p));
+	if (!p)
+		return ERR_NOMEM;
+	p->n = 0;
+	va_start(ap, fmt);
+	rc = params_addv(c, p, fmt, ap);
+	va_end(ap);
+	if (rc == 0)
+		rc = pq_exec(c, sql, true, p, &r);
+	if (rc == 0) {
+		const char *t = PQcmdTuples(r);
+		rc = t && *t ? atoi(t) : 0;
+	}
+	PQclear(r);
+	free(p);
+	return rc;
+}
+
+/* Runs a cached query; *out gets the rows (caller PQclears). */
+static int q_query(struct pg_conn *c, const char *sql, PGresult **out, const char *fmt, ...)
+{
+	struct pg_params *p = NULL;
+	va_list ap;
+	int rc;
+
+	p = malloc(sizeof(*p));
+	if (!p)
+		return ERR_NOMEM;
+	p->n = 0;
+	va_start(ap, fmt);
+	rc = params_addv(c, p, fmt, ap);
+	va_end(ap);
+	if (rc == 0)
+		rc = pq_exec(c, sql, true, p, out);
+	free(p);
+	return rc;
+}
+
+/* A multi-statement script (migrations), simple protocol; also a fault point. */
+static int q_script(struct pg_conn *c, const char *sql)
+{
+	PGresult *r;
+	int rc = 0;
+
+	if (store_fault_hit(c->base.store)) {
+		conn_err(c, "injected fault");
+		return ERR_STORE;
+	}
+	r = PQexec(c->db, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		rc = db_fail(c, r, "exec");
+	PQclear(r);
+	return rc;
+}
+
+static int64_t col_i64(const PGresult *r, int row, int col)
+{
+	const char *v = PQgetvalue(r, row, col);
+
+	return v && *v ? (int64_t)strtoll(v, NULL, 10) : 0;
+}
+
+static void col_copy(const PGresult *r, int row, int col, char *buf, size_t len)
+{
+	const char *t = PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+	size_t n = t ? strlen(t) : 0;
+
+	if (n >= len)
+		n = len - 1;
+	if (n)
+		memcpy(buf, t, n);
+	buf[n] = '\0';
+}
+
+/* ---- transactions ------------------------------------------------------ */
+
+static const char SQL_BEGIN[] = "BEGIN";
+static const char SQL_BEGIN_RO[] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+static const char SQL_COMMIT[] = "COMMIT";
+
+/* write: READ COMMITTED (locks do the work); else one read-only snapshot. */
+static int tx_begin(struct pg_conn *c, bool write)
+{
+	int n = q_exec(c, write ? SQL_BEGIN : SQL_BEGIN_RO, "");
+
+	if (n < 0)
+		return n;
+	c->in_tx = true;
+	return 0;
+}
+
+/* Commits (or rolls back); returns 0 or the commit's failure. */
+static int tx_finish(struct pg_conn *c, bool commit)
+{
+	int rc = 0;
+
+	if (!c->in_tx)
+		return 0;
+	if (commit) {
+		int n = q_exec(c, SQL_COMMIT, "");
+		if (n < 0)
+			rc = n;
+	}
+	if ((!commit || rc != 0) && PQstatus(c->db) == CONNECTION_OK &&
+	    PQtransactionStatus(c->db) != PQTRANS_IDLE) {
+		/* ROLLBACK is the recovery path: never fault-injected; if it
+		 * fails the server rolls back when the session ends. */
+		PGresult *r = PQexec(c->db, "ROLLBACK");
+		PQclear(r);
+	}
+	c->in_tx = false;
+	return rc;
+}
+
+/* ---- schema ------------------------------------------------------------ */
+
+/* Text keys use the "C" collation so ordering matches SQLite's (bytewise). */
+static const char SQL_V1[] =
+	"CREATE TABLE tokens("
+	" id TEXT COLLATE \"C\" PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,"
+	" teams_json TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,"
+	" created_at BIGINT NOT NULL, revoked_at BIGINT NOT NULL DEFAULT 0);"
+	"CREATE TABLE gpu_types("
+	" id TEXT COLLATE \"C\" PRIMARY KEY, name TEXT NOT NULL, price_micros BIGINT NOT NULL,"
+	" price_date TEXT NOT NULL, price_source TEXT NOT NULL, capacity BIGINT NOT NULL,"
+	" allocated BIGINT NOT NULL DEFAULT 0 CHECK (allocated >= 0),"
+	" updated_at BIGINT NOT NULL);"
+	"CREATE TABLE teams("
+	" id TEXT COLLATE \"C\" PRIMARY KEY, display_name TEXT NOT NULL,"
+	" budget_micros BIGINT NOT NULL, period TEXT NOT NULL, thresholds_json TEXT NOT NULL,"
+	" created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);"
+	"CREATE TABLE team_periods("
+	" team_id TEXT COLLATE \"C\" NOT NULL, period_start BIGINT NOT NULL,"
+	" period_end BIGINT NOT NULL,"
+	" spent BIGINT NOT NULL DEFAULT 0 CHECK (spent >= 0),"
+	" reserved BIGINT NOT NULL DEFAULT 0 CHECK (reserved >= 0),"
+	" PRIMARY KEY (team_id, period_start));"
+	"CREATE TABLE allocations("
+	" id TEXT COLLATE \"C\" PRIMARY KEY, team_id TEXT COLLATE \"C\" NOT NULL,"
+	" project TEXT COLLATE \"C\" NOT NULL, gpu_type TEXT COLLATE \"C\" NOT NULL,"
+	" gpu_count BIGINT NOT NULL, max_runtime_us BIGINT NOT NULL,"
+	" price_micros BIGINT NOT NULL, estimated_micros BIGINT NOT NULL, status TEXT NOT NULL,"
+	" purpose TEXT NOT NULL, labels_json TEXT NOT NULL, created_by TEXT NOT NULL,"
+	" period_start BIGINT NOT NULL, approved_at BIGINT NOT NULL, expires_at BIGINT NOT NULL,"
+	" started_at BIGINT NOT NULL DEFAULT 0, ended_at BIGINT NOT NULL DEFAULT 0,"
+	" actual_micros BIGINT NOT NULL DEFAULT -1);"
+	"CREATE INDEX allocations_team_approved ON allocations(team_id, approved_at);"
+	"CREATE INDEX allocations_status_expires ON allocations(status, expires_at);"
+	"CREATE INDEX allocations_approved ON allocations(approved_at);"
+	"CREATE TABLE idempotency("
+	" token_id TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL,"
+	" status INTEGER NOT NULL, body TEXT NOT NULL, created_at BIGINT NOT NULL,"
+	" PRIMARY KEY (token_id, key));"
+	"CREATE TABLE audit("
+	" seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at BIGINT NOT NULL,"
+	" actor_id TEXT NOT NULL, actor_name TEXT NOT NULL, action TEXT NOT NULL,"
+	" object_type TEXT NOT NULL, object_id TEXT NOT NULL,"
+	" team TEXT COLLATE \"C\" NOT NULL DEFAULT '', before_json TEXT, after_json TEXT);"
+	"CREATE INDEX audit_team ON audit(team, seq);"
+	"CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS"
+	" $f$ BEGIN RAISE EXCEPTION 'audit log is append-only'; END $f$;"
+	"CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit"
+	" FOR EACH ROW EXECUTE FUNCTION audit_append_only();";
+
+/*
+ * Version 2 (cost visibility): daily cost rollups kept on write in the same
+ * transaction as each completion, and budget alerts (one row per team,
+ * period, threshold and webhook URL).  The rollups are backfilled from the
+ * allocations by migrate_after() in the same transaction.
+ */
+static const char SQL_V2[] =
+	"CREATE TABLE cost_daily_approved("
+	" day BIGINT NOT NULL, team_id TEXT COLLATE \"C\" NOT NULL,"
+	" project TEXT COLLATE \"C\" NOT NULL, gpu_type TEXT COLLATE \"C\" NOT NULL,"
+	" spent BIGINT NOT NULL, gpu_microhours BIGINT NOT NULL,"
+	" PRIMARY KEY (day, team_id, project, gpu_type));"
+	"CREATE TABLE cost_daily_usage("
+	" day BIGINT NOT NULL, team_id TEXT COLLATE \"C\" NOT NULL,"
+	" project TEXT COLLATE \"C\" NOT NULL, gpu_type TEXT COLLATE \"C\" NOT NULL,"
+	" spent BIGINT NOT NULL, gpu_microhours BIGINT NOT NULL,"
+	" PRIMARY KEY (day, team_id, project, gpu_type));"
+	"CREATE INDEX allocations_status_approved ON allocations(status, approved_at);"
+	"CREATE INDEX allocations_status_ended ON allocations(status, ended_at);"
+	"CREATE TABLE alerts("
+	" team_id TEXT COLLATE \"C\" NOT NULL, period_start BIGINT NOT NULL,"
+	" threshold_ppm BIGINT NOT NULL, url TEXT COLLATE \"C\" NOT NULL, budget BIGINT NOT NULL,"
+	" committed BIGINT NOT NULL, crossed_at BIGINT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0,"
+	" next_attempt_at BIGINT NOT NULL, delivered_at BIGINT NOT NULL DEFAULT 0,"
+	" last_error TEXT NOT NULL DEFAULT '',"
+	" PRIMARY KEY (team_id, period_start, threshold_ppm, url));"
+	"CREATE INDEX alerts_due ON alerts(delivered_at, next_attempt_at);";
+
+/* Version 3 (self-service jobs): one row per POST /v1/jobs. */
+static const char SQL_V3[] =
+	"CREATE TABLE jobs("
+	" id TEXT COLLATE \"C\" PRIMARY KEY, token_id TEXT NOT NULL,"
+	" idem_key TEXT NOT NULL DEFAULT '',"
+	" request_hash TEXT NOT NULL, team_id TEXT NOT NULL, name TEXT NOT NULL,"
+	" allocation_id TEXT NOT NULL DEFAULT '', status INTEGER NOT NULL DEFAULT 0,"
+	" body TEXT NOT NULL DEFAULT '', created_at BIGINT NOT NULL,"
+	" updated_at BIGINT NOT NULL);"
+	"CREATE UNIQUE INDEX jobs_idem ON jobs(token_id, idem_key) WHERE idem_key <> '';";
+
+/* Migration i brings the schema to version i + 1.  Append only. */
+static const char *const migrations[] = {SQL_V1, SQL_V2, SQL_V3};
+static int migrate_after(struct pg_conn *c, int64_t version);
+#define PG_NMIGRATIONS ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
+
+static const char SQL_MIG_TABLE[] =
+	"CREATE TABLE IF NOT EXISTS schema_migrations("
+	" version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)";
+/* Replicas starting together migrate one at a time. */
+static const char SQL_MIG_LOCK[] = "SELECT pg_advisory_xact_lock(7164757410)";
+static const char SQL_MIG_VERSION[] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
+static const char SQL_MIG_INSERT[] =
+	"INSERT INTO schema_migrations(version, applied_at) VALUES ($1, $2)";
+
+static int pg_migrate_once(struct pg_conn *c)
+{
+	PGresult *r = NULL;
+	int rc = 0;
+
+	for (;;) {
+		int64_t version = 0;
+		bool done = false;
+		int n;
+
+		rc = tx_begin(c, true);
+		if (rc != 0)
+			return rc;
+		n = q_exec(c, SQL_MIG_LOCK, "");
+		if (n >= 0)
+			n = q_exec(c, SQL_MIG_TABLE, "");
+		if (n < 0) {
+			rc = n;
+			goto step_out;
+		}
+		rc = q_query(c, SQL_MIG_VERSION, &r, "");
+		if (rc != 0)
+			goto step_out;
+		if (PQntuples(r) == 1)
+			version = col_i64(r, 0, 0);
+		else
+			rc = ERR_STORE;
+		PQclear(r);
+		r = NULL;
+		if (rc != 0)
+			goto step_out;
+		if (version > PG_NMIGRATIONS) {
+			conn_err(c, "database schema version %lld is newer than this plinth (%lld)",
+				 (long long)version, (long long)PG_NMIGRATIONS);
+			rc = ERR_STORE;
+			goto step_out;
+		}
+		if (version == PG_NMIGRATIONS) {
+			done = true;
+			goto step_out;
+		}
+		rc = q_script(c, migrations[version]);
+		if (rc == 0)
+			rc = migrate_after(c, version + 1);
+		if (rc != 0)
+			goto step_out;
+		n = q_exec(c, SQL_MIG_INSERT, "ii", (int64_t)(version + 1), util_now());
+		if (n < 0)
+			rc = n;
+step_out:
+		{
+			int fin = tx_finish(c, rc == 0);
+			if (rc == 0)
+				rc = fin;
+		}
+		if (rc != 0 || done)
+			return rc;
+	}
+}
+
+/* ---- retries ----------------------------------------------------------- */
+
+/*
+ * A write that met a deadlock or serialization failure was rolled back in
+ * full, so it is simply run again (a bounded number of times).
+ */
+#define PG_RETRYING(c, call)                                           \
+	({                                                             \
+		int rc_ = conn_ready(c);                               \
+		for (int try_ = 0; rc_ == 0 && try_ < PG_RETRIES; try_++) { \
+			rc_ = (call);                                  \
+			if (rc_ != PG_RETRY)                           \
+				break;                                 \
+			c->err[0] = '\0';                              \
+		}                                                      \
+		if (rc_ == PG_RETRY) {                                 \
+			conn_err(c, "too much contention, retry later"); \
+			rc_ = ERR_UNAVAILABLE;                         \
+		}                                                      \
+		rc_;                                                   \
+	})
+
+static int pg_migrate(struct store_conn *bc, char *detail)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	int rc = PG_RETRYING(c, pg_migrate_once(c));
+
+	detail_out(c, rc, detail);
+	return rc;
+}
+
+/* ---- rows -------------------------------------------------------------- */
+
+#define TOKEN_COLS "id, name, role, teams_json, created_at, revoked_at"
+#define GPU_COLS "id, name, price_micros, price_date, price_source, capacity, allocated, updated_at"
+#define TEAM_COLS "id, display_name, budget_micros, period, thresholds_json, created_at, updated_at"
+#define ALLOC_COLS                                                                              \
+	"id, team_id, project, gpu_type, gpu_count, max_runtime_us, price_micros,"              \
+	" estimated_micros, status, purpose, labels_json, created_by, period_start, approved_at," \
+	" expires_at, started_at, ended_at, actual_micros"
+#define AUDIT_COLS \
+	"seq, at, actor_id, actor_name, action, object_type, object_id, team, before_json, after_json"
+
+static int row_token(const PGresult *r, int i, void *out)
+{
+	struct token *t = out;
+	char role[32];
+
+	memset(t, 0, sizeof(*t));
+	col_copy(r, i, 0, t->id, sizeof(t->id));
+	col_copy(r, i, 1, t->name, sizeof(t->name));
+	col_copy(r, i, 2, role, sizeof(role));
+	col_copy(r, i, 3, t->teams_json, sizeof(t->teams_json));
+	t->created_at = col_i64(r, i, 4);
+	t->revoked_at = col_i64(r, i, 5);
+	return role_parse(role, &t->role) == 0 ? 0 : ERR_STORE;
+}
+
+static int row_gpu(const PGresult *r, int i, void *out)
+{
+	struct gpu_type *g = out;
+
+	memset(g, 0, sizeof(*g));
+	col_copy(r, i, 0, g->id, sizeof(g->id));
+	col_copy(r, i, 1, g->name, sizeof(g->name));
+	g->price_micros = col_i64(r, i, 2);
+	col_copy(r, i, 3, g->price_date, sizeof(g->price_date));
+	col_copy(r, i, 4, g->price_source, sizeof(g->price_source));
+	g->capacity = col_i64(r, i, 5);
+	g->allocated = col_i64(r, i, 6);
+	g->updated_at = col_i64(r, i, 7);
+	return 0;
+}
+
+static int row_team(const PGresult *r, int i, void *out)
+{
+	struct team *t = out;
+	char period[32];
+
+	memset(t, 0, sizeof(*t));
+	col_copy(r, i, 0, t->id, sizeof(t->id));
+	col_copy(r, i, 1, t->display_name, sizeof(t->display_name));
+	t->budget_micros = col_i64(r, i, 2);
+	col_copy(r, i, 3, period, sizeof(period));
+	col_copy(r, i, 4, t->thresholds_json, sizeof(t->thresholds_json));
+	t->created_at = col_i64(r, i, 5);
+	t->updated_at = col_i64(r, i, 6);
+	return period_kind_parse(period, &t->period) == 0 ? 0 : ERR_STORE;
+}
+
+static int row_alloc(const PGresult *r, int i, void *out)
+{
+	struct allocation *a = out;
+	char status[32];
+
+	memset(a, 0, sizeof(*a));
+	col_copy(r, i, 0, a->id, sizeof(a->id));
+	col_copy(r, i, 1, a->team, sizeof(a->team));
+	col_copy(r, i, 2, a->project, sizeof(a->project));
+	col_copy(r, i, 3, a->gpu_type, sizeof(a->gpu_type));
+	a->gpu_count = col_i64(r, i, 4);
+	a->max_runtime_us = col_i64(r, i, 5);
+	a->price_micros = col_i64(r, i, 6);
+	a->estimated_micros = col_i64(r, i, 7);
+	col_copy(r, i, 8, status, sizeof(status));
+	col_copy(r, i, 9, a->purpose, sizeof(a->purpose));
+	col_copy(r, i, 10, a->labels_json, sizeof(a->labels_json));
+	col_copy(r, i, 11, a->created_by, sizeof(a->created_by));
+	a->period_start = col_i64(r, i, 12);
+	a->approved_at = col_i64(r, i, 13);
+	a->expires_at = col_i64(r, i, 14);
+	a->started_at = col_i64(r, i, 15);
+	a->ended_at = col_i64(r, i, 16);
+	a->actual_micros = col_i64(r, i, 17);
+	return alloc_status_parse(status, &a->status) == 0 ? 0 : ERR_STORE;
+}
+
+/* Loads the one row `sql` selects for key: 0, ERR_NOT_FOUND or an error. */
+static int load_one(struct pg_conn *c, const char *sql, const char *key,
+		    int (*row)(const PGresult *, int, void *), void *out)
+{
+	PGresult *r = NULL;
+	int rc;
+
+	rc = q_query(c, sql, &r, "t", key);
+	if (rc != 0)
+		return rc;
+	if (PQntuples(r) >= 1) {
+		rc = row(r, 0, out);
+		if (rc != 0)
+			conn_err(c, "corrupt row for '%s'", key);
+	} else {
+		rc = ERR_NOT_FOUND;
+	}
+	PQclear(r);
+	return rc;
+}
+
+static const char SQL_TOKEN_BY_HASH[] =
+	"SELECT " TOKEN_COLS " FROM tokens WHERE hash = $1 AND revoked_at = 0";
+static const char SQL_GPU_BY_ID[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1";
+static const char SQL_GPU_LOCK[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1 FOR UPDATE";
+static const char SQL_TEAM_BY_ID[] = "SELECT " TEAM_COLS " FROM teams WHERE id = $1";
+static const char SQL_ALLOC_BY_ID[] = "SELECT " ALLOC_COLS " FROM allocations WHERE id = $1";
+static const char SQL_ALLOC_LOCK[] =
+	"SELECT " ALLOC_COLS " FROM allocations WHERE id = $1 FOR UPDATE";
+
+/* ---- audit ------------------------------------------------------------- */
+
+static const char *fmt_money(int64_t v, char *buf)
+{
+	if (money_format(v, buf, MONEY_FMT_LEN) < 0)
+		snprintf(buf, MONEY_FMT_LEN, "%lld", (long long)v);
+	return buf;
+}
+
+/* JSON text stored in a record, embedded as JSON (or as a string if invalid). */
+static json_t *json_text(const char *text)
+{
+	json_t *j = json_loads(text, JSON_DECODE_ANY, NULL);
+
+	if (!j)
+		j = json_string(text);
+	if (!j)
+		j = json_null();
+	return j;
+}
+
+static json_t *token_json(const void *p)
+{
+	const struct token *t = p;
+
+	/* Never the hash: it is not part of struct token on purpose. */
+	return json_pack("{s:s, s:s, s:s, s:o, s:I, s:I}", "id", t->id, "name", t->name, "role",
+			 role_name(t->role), "teams", json_text(t->teams_json), "created_at",
+			 (json_int_t)t->created_at, "revoked_at", (json_int_t)t->revoked_at);
+}
+
+static json_t *gpu_json(const void *p)
+{
+	const struct gpu_type *g = p;
+	char price[MONEY_FMT_LEN];
+
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "id", g->id, "name", g->name,
+			 "price_per_gpu_hour", fmt_money(g->price_micros, price), "price_date",
+			 g->price_date, "price_source", g->price_source, "capacity",
+			 (json_int_t)g->capacity, "allocated", (json_int_t)g->allocated, "updated_at",
+			 (json_int_t)g->updated_at);
+}
+
+static json_t *team_json(const void *p)
+{
+	const struct team *t = p;
+	char budget[MONEY_FMT_LEN];
+
+	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I}", "id", t->id, "display_name",
+			 t->display_name, "budget", fmt_money(t->budget_micros, budget), "period",
+			 period_kind_name(t->period), "alert_thresholds", json_text(t->thresholds_json),
+			 "created_at", (json_int_t)t->created_at, "updated_at",
+			 (json_int_t)t->updated_at);
+}
+
+static json_t *alloc_json(const void *p)
+{
+	const struct allocation *a = p;
+	char price[MONEY_FMT_LEN], est[MONEY_FMT_LEN], actual[MONEY_FMT_LEN];
+
+	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:I,"
+			 " s:I, s:I, s:o}",
+			 "id", a->id, "team", a->team, "project", a->project, "gpu_type", a->gpu_type,
+			 "gpu_count", (json_int_t)a->gpu_count, "max_runtime_us",
+			 (json_int_t)a->max_runtime_us, "price_per_gpu_hour",
+			 fmt_money(a->price_micros, price), "estimated_cost",
+			 fmt_money(a->estimated_micros, est), "status", alloc_status_name(a->status),
+			 "purpose", a->purpose, "labels", json_text(a->labels_json), "created_by",
+			 a->created_by, "period_start", (json_int_t)a->period_start, "approved_at",
+			 (json_int_t)a->approved_at, "expires_at", (json_int_t)a->expires_at,
+			 "started_at", (json_int_t)a->started_at, "ended_at", (json_int_t)a->ended_at,
+			 "actual_cost",
+			 a->actual_micros < 0 ? json_null()
+					      : json_string(fmt_money(a->actual_micros, actual)));
+}
+
+/* Compact JSON text of j (consumed); NULL j gives NULL text. */
+static int json_take_text(json_t *j, bool want, char **out)
+{
+	char *s;
+
+	if (!want) {
+		*out = NULL;
+		return 0;
+	}
+	if (!j)
+		return ERR_NOMEM;
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (!s)
+		return ERR_NOMEM;
+	*out = s;
+	return 0;
+}
+
+static const char SQL_AUDIT_INSERT[] =
+	"INSERT INTO audit(at, actor_id, actor_name, action, object_type, object_id, team,"
+	" before_json, after_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/* Appends one audit row; before/after are records rendered by fn (NULL = none). */
+static int audit_rec(struct pg_conn *c, const struct actor *who, int64_t at, const char *action,
+		     const char *type, const char *id, const char *team, json_t *(*fn)(const void *),
+		     const void *before, const void *after)
+{
+	char *b = NULL, *a = NULL;
+	int rc, n;
+
+	rc = json_take_text(before ? fn(before) : NULL, before != NULL, &b);
+	if (rc != 0)
+		goto out;
+	rc = json_take_text(after ? fn(after) : NULL, after != NULL, &a);
+	if (rc != 0)
+		goto out;
+	n = q_exec(c, SQL_AUDIT_INSERT, "itttttttt", at, who ? who->token_id : SYSTEM_ACTOR,
+		   who ? who->name : SYSTEM_ACTOR, action, type, id, team ? team : "", b, a);
+	rc = n < 0 ? n : 0;
+out:
+	if (rc == ERR_NOMEM)
+		conn_err(c, "out of memory rendering the audit row");
+	free(b);
+	free(a);
+	return rc;
+}
+
+static const char SQL_PING[] = "SELECT 1";
+
+static int pg_ping(struct store_conn *bc)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	PGresult *r = NULL;
+	int rc;
+
+	rc = conn_ready(c);
+	if (rc == 0)
+		rc = q_query(c, SQL_PING, &r, "");
+	if (rc == 0 && PQntuples(r) != 1)
+		rc = ERR_STORE;
+	PQclear(r);
+	return rc;
+}
+
+/* ---- tokens ------------------------------------------------------------ */
+
+static const char SQL_TOKEN_INSERT[] =
+	"INSERT INTO tokens(id, name, role, teams_json, hash, created_at, revoked_at)"
+	" VALUES ($1, $2, $3, $4, $5, $6, 0)";
+static const char SQL_TOKEN_REVOKE[] = "UPDATE tokens SET revoked_at = $1 WHERE id = $2";
+static const char SQL_ADMIN_EXISTS[] =
+	"SELECT 1 FROM tokens WHERE role = 'admin' AND revoked_at = 0 LIMIT 1";
+
+static int token_create_once(struct pg_conn *c, const struct actor *who, const struct token *t,
+			     const char *hash, int64_t now)
+{
+	struct token rec = *t;
+	int rc, n, fin;
+
+	rec.created_at = now;
+	rec.revoked_at = 0;
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	n = q_exec(c, SQL_TOKEN_INSERT, "ttttti", rec.id, rec.name, role_name(rec.role),
+		   rec.teams_json, hash, now);
+	if (n < 0) {
+		rc = n;
+		goto out;
+	}
+	rc = audit_rec(c, who, now, "token.create", "token", rec.id, "", token_json, NULL, &rec);
+out:
+	fin = tx_finish(c, rc == 0);
+	return rc ? rc : fin;
+}
+
+static int pg_token_create(struct store_conn *bc, const struct actor *who, const struct token *t,
+			   const char *hash, int64_t now)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+
+	return PG_RETRYING(c, token_create_once(c, who, t, hash, now));
+}
+
+static int pg_token_by_hash(struct store_conn *bc, const char *hash, struct token *out)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	struct token t;
+	int rc;
+
+	rc = conn_ready(c);
+	if (rc == 0)
+		rc = load_one(c, SQL_TOKEN_BY_HASH, hash, row_token, &t);
+	if (rc == 0)
+		*out = t;
+	return rc;
+}
+
+static const char SQL_TOKEN_LOCK[] = "SELECT " TOKEN_COLS " FROM tokens WHERE id = $1 FOR UPDATE";
+
+static int token_revoke_once(struct pg_conn *c, const struct actor *who, const char *id,
+			     int64_t now)
+{
+	struct token before, after;
+	int rc, n, fin;
+
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	rc = load_one(c, SQL_TOKEN_LOCK, id, row_token, &before);
+	if (rc != 0)
+		goto out;
+	if (before.revoked_at != 0)
+		goto out; /* already revoked: nothing changes, no audit row */
+	after = before;
+	after.revoked_at = now;
+	n = q_exec(c, SQL_TOKEN_REVOKE, "it", now, id);
+	if (n < 0) {
+		rc = n;
+		goto out;
+	}
+	rc = audit_rec(c, who, now, "token.revoke", "token", id, "", token_json, &before, &after);
+out:
+	fin = tx_finish(c, rc == 0);
+	return rc ? rc : fin;
+}
+
+static int pg_token_revoke(struct store_conn *bc, const struct actor *who, const char *id,
+			   int64_t now)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+
+	return PG_RETRYING(c, token_revoke_once(c, who, id, now));
+}
+
+static int pg_admin_exists(struct store_conn *bc, bool *out)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	PGresult *r = NULL;
+	int rc;
+
+	rc = conn_ready(c);
+	if (rc == 0)
+		rc = q_query(c, SQL_ADMIN_EXISTS, &r, "");
+	if (rc == 0)
+		*out = PQntuples(r) > 0;
+	PQclear(r);
+	return rc;
+}
+
+/* ---- GPU types --------------------------------------------------------- */
+
+static const char SQL_GPU_INSERT[] =
+	"INSERT INTO gpu_types(id, name, price_micros, price_date, price_source, capacity,"
+	" allocated, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)";
+static const char SQL_GPU_SEED[] =
+	"INSERT INTO gpu_types(id, name, price_micros, price_date, price_source,"
+	" capacity, allocated, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)"
+	" ON CONFLICT (id) DO NOTHING";
+static const char SQL_GPU_UPDATE[] =
+	"UPDATE gpu_types SET name = $1, price_micros = $2, price_date = $3, price_source = $4,"
+	" capacity = $5, updated_at = $6 WHERE id = $7";
+static const char SQL_GPU_LIST[] = "SELECT " GPU_COLS " FROM gpu_types ORDER BY id";
+static const char SQL_GPU_MOVE[] =
+	"UPDATE gpu_types SET allocated = allocated + $1 WHERE id = $2";
+
+static int gpu_type_put_once(struct pg_conn *c, const struct actor *who, const struct gpu_type *g,
+			     int64_t now, bool *created)
+{
+	struct gpu_type old, rec = *g;
+	bool exists = false;
+	int rc, n, fin;
+
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	rc = load_one(c, SQL_GPU_LOCK, g->id, row_gpu, &old);
+	if (rc != 0 && rc != ERR_NOT_FOUND)
+		goto out;
+	exists = rc == 0;
+	rc = 0;
+	rec.allocated = exists ? old.allocated : 0; /* held GPUs are the ledger's, not the admin's */
+	rec.updated_at = now;
+	if (exists)
+		n = q_exec(c, SQL_GPU_UPDATE, "tittiit", rec.name, rec.price_micros, rec.price_date,
+			   rec.price_source, rec.capacity, now, rec.id);
+	else
+		n = q_exec(c, SQL_GPU_INSERT, "ttittii", rec.id, rec.name, rec.price_micros,
+			   rec.price_date, rec.price_source, rec.capacity, now);
+	if (n < 0) {
+		/* Two creators raced: the loser reruns and updates instead. */
+		rc = n == ERR_CONFLICT && !exists ? PG_RETRY : n;
+		goto out;
+	}
+	rc = audit_rec(c, who, now, exists ? "gpu_type.update" : "gpu_type.create", "gpu_type",
+		       rec.id, "", gpu_json, exists ? &old : NULL, &rec);
+out:
+	fin = tx_finish(c, rc == 0);
+	if (rc == 0 && fin == 0)
+		*created = !exists;
+	return rc ? rc : fin;
+}
+
+static int pg_gpu_type_put(struct store_conn *bc, const struct actor *who, const struct gpu_type *g,
+			   int64_t now, bool *created)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+
+	return PG_RETRYING(c, gpu_type_put_once(c, who, g, now, created));
+}
+
+static int pg_gpu_type_get(struct store_conn *bc, const char *id, struct gpu_type *out)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	struct gpu_type g;
+	int rc;
+
+	rc = conn_ready(c);
+	if (rc == 0)
+		rc = load_one(c, SQL_GPU_BY_ID, id, row_gpu, &g);
+	if (rc == 0)
+		*out = g;
+	return rc;
+}
+
+static int pg_gpu_type_list(struct store_conn *bc, store_gpu_type_cb cb, void *ctx)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	struct gpu_type g;
+	PGresult *r = NULL;
+	int rc;
+
+	rc = conn_ready(c);
+	if (rc == 0)
+		rc = q_query(c, SQL_GPU_LIST, &r, "");
+	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+		rc = row_gpu(r, i, &g);
+		if (rc != 0 || cb(ctx, &g) != 0)
+			break;
+	}
+	PQclear(r);
+	return rc;
+}
+
+static const char SQL_TOKEN_LIST[] = "SELECT " TOKEN_COLS " FROM tokens ORDER BY created_at, id";
+
+static int pg_token_list(struct store_conn *bc, store_token_cb cb, void *ctx)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	struct token t;
+	PGresult *r = NULL;
+	int rc;
+
+	rc = conn_ready(c);
+	if (rc == 0)
+		rc = q_query(c, SQL_TOKEN_LIST, &r, "");
+	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+		rc = row_token(r, i, &t);
+		if (rc != 0 || cb(ctx, &t) != 0)
+			break;
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int gpu_type_seed_once(struct pg_conn *c, const struct gpu_type *g, size_t n, int64_t now)
+{
+	int64_t inserted = 0;
+	char *after = NULL;
+	int rc, fin;
+
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		int ch = q_exec(c, SQL_GPU_SEED, "ttittii", g[i].id, g[i].name, g[i].price_micros,
+				g[i].price_date, g[i].price_source, g[i].capacity, now);
+		if (ch < 0) {
+			rc = ch;
+			goto out;
+		}
+		inserted += ch;
+	}
+	if (inserted > 0) {
+		int ch;
+
+		rc = json_take_text(json_pack("{s:I}", "count", (json_int_t)inserted), true, &after);
+		if (rc != 0)
+			goto out;
+		ch = q_exec(c, SQL_AUDIT_INSERT, "itttttttt", now, SYSTEM_ACTOR, SYSTEM_ACTOR,
+			    "gpu_type.seed", "gpu_type", "", "", (const char *)NULL, after);
+		if (ch < 0)
+			rc = ch;
+	}
+out:
+	free(after);
+	fin = tx_finish(c, rc == 0);
+	return rc ? rc : fin;
+}
+
+static int pg_gpu_type_seed(struct store_conn *bc, const struct gpu_type *g, size_t n, int64_t now)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+
+	return PG_RETRYING(c, gpu_type_seed_once(c, g, n, now));
+}
+
+/* ---- teams ------------------------------------------------------------- */
+
+static const char SQL_TEAM_INSERT[] =
+	"INSERT INTO teams(id, display_name, budget_micros, period, thresholds_json, created_at,"
+	" updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+static const char SQL_TEAM_UPDATE[] =
+	"UPDATE teams SET display_name = $1, budget_micros = $2, period = $3,"
+	" thresholds_json = $4, updated_at = $5 WHERE id = $6";
+static const char SQL_TEAM_LOCK[] = "SELECT " TEAM_COLS " FROM teams WHERE id = $1 FOR UPDATE";
+static const char SQL_PERIOD_GET[] =
+	"SELECT spent, reserved FROM team_periods WHERE team_id = $1 AND period_start = $2";
+static const char SQL_PERIOD_LOCK[] =
+	"SELECT spent, reserved FROM team_periods WHERE team_id = $1 AND period_start = $2"
+	" FOR UPDATE";
+static const char SQL_PERIOD_ENSURE[] =
+	"INSERT INTO team_periods(team_id, period_start, period_end, spent, reserved)"
+	" VALUES ($1, $2, $3, 0, 0) ON CONFLICT (team_id, period_start) DO NOTHING";
+static const char SQL_PERIOD_MOVE[] =
+	"UPDATE team_periods SET reserved = reserved + $1, spent = spent + $2"
+	" WHERE team_id = $3 AND period_start = $4";
+static const char SQL_RUNNING_OF_PERIOD[] =
+	"SELECT price_micros, gpu_count, max_runtime_us, started_at FROM allocations"
+	" WHERE team_id = $1 AND period_start = $2 AND status = 'running'";
+
+static int team_put_once(struct pg_conn *c, const struct actor *who, const struct team *t,
+			 int64_t now, bool *created)
+{
+	struct team old, rec = *t;
+	bool exists = false;
+	int rc, n, fin;
+
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	rc = load_one(c, SQL_TEAM_LOCK, t->id, row_team, &old);
+	if (rc != 0 && rc != ERR_NOT_FOUND)
+		goto out;
+	exists = rc == 0;
+	rc = 0;
+	rec.created_at = exists ? old.created_at : now;
+	rec.updated_at = now;
+	if (exists)
+		n = q_exec(c, SQL_TEAM_UPDATE, "tittit", rec.display_name, rec.budget_micros,
+			   period_kind_name(rec.period), rec.thresholds_json, now, rec.id);
+	else
+		n = q_exec(c, SQL_TEAM_INSERT, "ttittii", rec.id, rec.display_name, rec.budget_micros,
+			   period_kind_name(rec.period), rec.thresholds_json, now, now);
+	if (n < 0) {
+		rc = n == ERR_CONFLICT && !exists ? PG_RETRY : n;
+		goto out;
+	}
+	rc = audit_rec(c, who, now, exists ? "team.update" : "team.create", "team", rec.id, rec.id,
+		       team_json, exists ? &old : NULL, &rec);
+out:
+	fin = tx_finish(c, rc == 0);
+	if (rc == 0 && fin == 0)
+		*created = !exists;
+	return rc ? rc : fin;
+}
+
+static int pg_team_put(struct store_conn *bc, const struct actor *who, const struct team *t,
+		       int64_t now, bool *created)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+
+	return PG_RETRYING(c, team_put_once(c, who, t, now, created));
+}
+
+static int pg_team_get(struct store_conn *bc, const char *id, struct team *out)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	struct team t;
+	int rc;
+
+	rc = conn_ready(c);
+	if (rc == 0)
+		rc = load_one(c, SQL_TEAM_BY_ID, id, row_team, &t);
+	if (rc == 0)
+		*out = t;
+	return rc;
+}
+
+/* Appends formatted text to sql (malloc'd, grown). */
+__attribute__((format(printf, 2, 3))) static int sql_appendf(char **sql, const char *fmt, ...)
+{
+	size_t len = strlen(*sql);
+	va_list ap;
+	char *s;
+	int m;
+
+	va_start(ap, fmt);
+	m = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (m < 0)
+		return ERR_STORE;
+	s = realloc(*sql, len + (size_t)m + 1);
+	if (!s)
+		return ERR_NOMEM;
+	va_start(ap, fmt);
+	vsnprintf(s + len, (size_t)m + 1, fmt, ap);
+	va_end(ap);
+	*sql = s;
+	return 0;
+}
+
+/*
+ * Appends " AND col IN ($k,...)" for a scope list to sql (malloc'd, grown),
+ * numbering from *next; n == 0 appends " AND false" (an empty scope sees
+ * nothing).
+ */
+static int sql_scope(char **sql, const char *col, size_t n, int *next)
+{
+	int rc;
+
+	if (n == 0)
+		return sql_appendf(sql, " AND false");
+	rc = sql_appendf(sql, " AND %s IN (", col);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = sql_appendf(sql, "%s$%d", i ? "," : "", (*next)++);
+	return rc == 0 ? sql_appendf(sql, ")") : rc;
+}
+
+static int params_scope(struct pg_conn *c, struct pg_params *p, const char *const *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc = params_add(c, p, "t", v[i]);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int pg_team_list(struct store_conn *bc, const char *const *only, size_t nonly,
+			store_team_cb cb, void *ctx)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	struct pg_params *p = NULL;
+	PGresult *r = NULL;
+	char *sql = NULL;
+	struct team t;
+	int next = 1;
+	int rc;
+
+	rc = conn_ready(c);
+	if (rc != 0)
+		return rc;
+	p = malloc(sizeof(*p));
+	sql = strdup("SELECT " TEAM_COLS " FROM teams WHERE true");
+	if (!p || !sql) {
+		rc = ERR_NOMEM;
+		goto out;
+	}
+	p->n = 0;
+	if (only) {
+		rc = sql_scope(&sql, "id", nonly, &next);
+		if (rc == 0)
+			rc = params_scope(c, p, only, nonly);
+		if (rc != 0)
+			goto out;
+	}
+	rc = sql_appendf(&sql, " ORDER BY id");
+	if (rc == 0)
+		rc = pq_exec(c, sql, false, p, &r);
+	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+		rc = row_team(r, i, &t);
+		if (rc != 0 || cb(ctx, &t) != 0)
+			break;
+	}
+out:
+	PQclear(r);
+	free(sql);
+	free(p);
+	return rc;
+}
+
+static int period_load(struct pg_conn *c, const char *sql, const char *team, int64_t start,
+		       int64_t *spent, int64_t *reserved)
+{
+	PGresult *r = NULL;
+	int rc;
+
+	rc = q_query(c, sql, &r, "ti", team, start);
+	if (rc != 0)
+		return rc;
+	if (PQntuples(r) >= 1) {
+		*spent = col_i64(r, 0, 0);
+		*reserved = col_i64(r, 0, 1);
+	} else {
+		*spent = 0;
+		*reserved = 0;
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int team_ledger_once(struct pg_conn *c, const struct team *t, int64_t now,
+			    struct team_ledger *out)
+{
+	struct team_ledger l;
+	PGresult *r = NULL;
+	int rc, fin;
+
+	memset(&l, 0, sizeof(l));
+	period_bounds(t->period, now, &l.period_start, &l.period_end);
+	rc = tx_begin(c, false); /* one snapshot for both reads */
+	if (rc != 0)
+		return rc;
+	rc = period_load(c, SQL_PERIOD_GET, t->id, l.period_start, &l.spent, &l.reserved);
+	if (rc != 0)
+		goto out;
+	rc = q_query(c, SQL_RUNNING_OF_PERIOD, &r, "ti", t->id, l.period_start);
+	if (rc != 0)
+		goto out;
+	for (int i = 0; i < PQntuples(r); i++) {
+		int64_t acc = 0;
+
+		rc = ledger_accrued(col_i64(r, i, 0), col_i64(r, i, 1), col_i64(r, i, 2),
+				    col_i64(r, i, 3), now, &acc);
+		if (rc == 0 && __builtin_add_overflow(l.accrued, acc, &l.accrued))
+			rc = ERR_OVERFLOW;
+		if (rc != 0)
+			break;
+		l.running++;
+	}
+out:
+	PQclear(r);
+	fin = tx_finish(c, true);
+	if (rc == 0)
+		rc = fin;
+	if (rc == 0)
+		*out = l;
+	return rc;
+}
+
+static int pg_team_ledger(struct store_conn *bc, const struct team *t, int64_t now,
+			  struct team_ledger *out)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+
+	return PG_RETRYING(c, team_ledger_once(c, t, now, out));
+}
+
+/* ---- allocations ------------------------------------------------------- */
+
+static const char SQL_ALLOC_INSERT[] =
+	"INSERT INTO allocations(" ALLOC_COLS ") VALUES"
+	" ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+/* FOR UPDATE: a row another transaction is expiring is re-checked after it
+ * commits and skipped, so an allocation is never released twice. */
+static const char SQL_ALLOC_DUE[] =
+	"SELECT " ALLOC_COLS " FROM allocations WHERE status = 'approved' AND expires_at <= $1"
+	" ORDER BY expires_at, id FOR UPDATE";
+static const char SQL_ALLOC_END[] =
+	"UPDATE allocations SET status = $1, ended_at = $2, actual_micros = $3 WHERE id = $4";
+static const char SQL_ALLOC_START[] =
+	"UPDATE allocations SET status = $1, started_at = $2 WHERE id = $3";
+/* Concurrent requests with one Idempotency-Key queue here, so the second
+ * sees the first's stored answer instead of deciding again. */
+static const char SQL_IDEM_LOCK[] =
+	"SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))";
+static const char SQL_IDEM_GET[] =
+	"SELECT request_hash, status, body FROM idempotency WHERE token_id = $1 AND key = $2";
+static const char SQL_IDEM_INSERT[] =
+	"INSERT INTO idempotency(token_id, key, request_hash, status, body, created_at)"
+	" VALUES ($1, $2, $3, $4, $5, $6)";
+
+/* Moves money in the allocation's own period row; exactly one row must change. */
+static int ledger_move(struct pg_conn *c, const struct allocation *a, int64_t d_reserved,
+		       int64_t d_spent)
+{
+	int n = q_exec(c, SQL_PERIOD_MOVE, "iiti", d_reserved, d_spent, a->team, a->period_start);
+
+	if (n < 0)
+		return n;
+	if (n != 1) {
+		conn_err(c, "ledger row of team '%s' is missing", a->team);
+		return ERR_STORE;
+	}
+	return 0;
+}
+
+static int gpu_move(struct pg_conn *c, const char *gpu_type, int64_t d)
+{
+	int n = q_exec(c, SQL_GPU_MOVE, "it", d, gpu_type);
+
+	if (n < 0)
+		return n;
+	if (n != 1) {
+		conn_err(c, "gpu type '%s' is missing", gpu_type);
+		return ERR_STORE;
+	}
+	return 0;
+}
+
+/*
+ * Cancels or expires a (held, row-locked) allocation: releases its
+ * reservation and GPUs, records the end instant `at`, audits.
+ */
+static int alloc_release(struct pg_conn *c, const struct actor *who, const struct allocation *a,
+			 enum alloc_status to, int64_t at, int64_t now, struct allocation *after)
+{
+	struct allocation *b = NULL;
+	char action[64];
+	int rc, n;
+
+	b = malloc(sizeof(*b));
+	if (!b)
+		return ERR_NOMEM;
+	*b = *a;
+	b->status = to;
+	b->ended_at = at;
+	b->actual_micros = 0;
+	n = q_exec(c, SQL_ALLOC_END, "tiit", alloc_status_name(to), at, (int64_t)0, a->id);
+	if (n < 0) {
+		rc = n;
+		goto out;
+	}
+	rc = ledger_move(c, a, -a->estimated_micros, 0);
+	if (rc != 0)
+		goto out;
+	rc = gpu_move(c, a->gpu_type, -a->gpu_count);
+	if (rc != 0)
+		goto out;
+	snprintf(action, sizeof(action), "allocation.%s",
+		 to == ALLOC_EXPIRED ? "expire" : "cancel");
+	rc = audit_rec(c, who, now, action, "allocation", a->id, a->team, alloc_json, a, b);
+	if (rc == 0 && after)
+		*after = *b;
+out:
+	free(b);
+	return rc;
+}
+
+/* Expires every approved allocation due at now, inside the caller's transaction. */
+static int expire_due_tx(struct pg_conn *c, int64_t now, int *count)
+{
+	struct allocation *a = NULL; /* owned here */
+	PGresult *r = NULL;
+	int rc, n = 0;
+
+	rc = q_query(c, SQL_ALLOC_DUE, &r, "i", now);
+	if (rc != 0)
+		return rc;
+	n = PQntuples(r);
+	if (n > 0) {
+		a = malloc(sizeof(*a));
+		if (!a) {
+			rc = ERR_NOMEM;
+			goto out;
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		rc = row_alloc(r, i, a);
+		if (rc == 0)
+			rc = alloc_release(c, NULL, a, ALLOC_EXPIRED, a->expires_at, now, NULL);
+		if (rc != 0)
+			goto out;
+	}
+	if (count)
+		*count = n;
+out:
+	PQclear(r);
+	free(a);
+	return rc;
+}
+
+/* 1 = stored answer with the same hash (replay filled), 0 = none, < 0 error. */
+static int idem_lookup(struct pg_conn *c, const char *token_id, const struct idem *idem,
+		       int *status, char **body)
+{
+	PGresult *r = NULL;
+	int rc;
+
+	rc = q_query(c, SQL_IDEM_GET, &r, "tt", token_id, idem->key);
+	if (rc != 0)
+		return rc;
+	if (PQntuples(r) >= 1) {
+		const char *h = PQgetvalue(r, 0, 0);
+		const char *b = PQgetvalue(r, 0, 2);
+
+		if (!h || !idem->hash || strcmp(h, idem->hash) != 0) {
+			conn_err(c, "Idempotency-Key '%s' was used with a different request",
+				 idem->key);
+			rc = ERR_IDEMPOTENCY;
+		} else {
+			*status = (int)col_i64(r, 0, 1);
+			*body = strdup(b ? b : "");
+			rc = *body ? 1 : ERR_NOMEM;
+		}
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* Defensive re-read after an approval: the rule can only break by a bug. */
+static int ledger_verify(struct pg_conn *c, const struct team *t, int64_t period_start,
+			 const char *gpu_type)
+{
+	struct gpu_type g;
+	int64_t spent = 0, reserved = 0;
+	int rc;
+
+	rc = period_load(c, SQL_PERIOD_GET, t->id, period_start, &spent, &reserved);
+	if (rc != 0)
+		return rc;
+	if (spent > t->budget_micros - reserved) {
+		conn_err(c, "ledger invariant violated for team '%s'", t->id);
+		return ERR_STORE;
+	}
+	rc = load_one(c, SQL_GPU_BY_ID, gpu_type, row_gpu, &g);
+	if (rc != 0)
+		return rc == ERR_NOT_FOUND ? ERR_STORE : rc;
+	if (g.allocated > g.capacity) {
+		conn_err(c, "capacity invariant violated for gpu type '%s'", gpu_type);
+		return ERR_STORE;
+	}
+	return 0;
+}
+
+static int allocate_once(struct pg_conn *c, const struct actor *who, const struct alloc_request *r,
+			 int64_t start_timeout_s, int64_t now, struct idem *idem,
+			 struct alloc_outcome *o)
+{
+	struct alloc_outcome *lo = NULL; /* owned here (large record) */
+	struct team team;
+	struct gpu_type gpu;
+	struct ledger_check chk;
+	struct ledger_decision dec;
+	int64_t ps = 0, pe = 0, spent = 0, reserved = 0, est = 0;
+	char *body = NULL;   /* rendered answer, owned here */
+	char *replay = NULL; /* replayed answer, handed to idem on success */
+	int replay_status = 0, status = 0, rc, n, fin;
+	bool use_idem = idem && idem->key, replayed = false, commit = false;
+
+	if (idem) {
+		idem->replayed = false;
+		idem->replay_body = NULL;
+	}
+	lo = calloc(1, sizeof(*lo));
+	if (!lo)
+		return ERR_NOMEM;
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		goto out;
+	if (use_idem) {
+		n = q_exec(c, SQL_IDEM_LOCK, "tt", who->token_id, idem->key);
+		if (n < 0) {
+			rc = n;
+			goto out;
+		}
+		rc = idem_lookup(c, who->token_id, idem, &replay_status, &replay);
+		if (rc < 0)
+			goto out;
+		if (rc == 1) {
+			replayed = true;
+			rc = 0;
+			commit = true;
+			goto out;
+		}
+	}
+	rc = load_one(c, SQL_TEAM_BY_ID, r->team, row_team, &team);
+	if (rc != 0) {
+		if (rc == ERR_NOT_FOUND)
+			conn_err(c, "unknown team '%s'", r->team);
+		goto out;
+	}
+	/* Due allocations give their money and GPUs back before we decide. */
+	rc = expire_due_tx(c, now, NULL);
+	if (rc != 0)
+		goto out;
+	period_bounds(team.period, now, &ps, &pe);
+	n = q_exec(c, SQL_PERIOD_ENSURE, "tii", team.id, ps, pe);
+	if (n < 0) {
+		rc = n;
+		goto out;
+	}
+	/* Lock order, everywhere: the team's period row, then the GPU type row. */
+	rc = period_load(c, SQL_PERIOD_LOCK, team.id, ps, &spent, &reserved);
+	if (rc != 0)
+		goto out;
+	rc = load_one(c, SQL_GPU_LOCK, r->gpu_type, row_gpu, &gpu);
+	if (rc != 0) {
+		if (rc == ERR_NOT_FOUND)
+			conn_err(c, "unknown gpu_type '%s'", r->gpu_type);
+		goto out;
+	}
+	rc = cost_compute(gpu.price_micros, r->gpu_count, r->max_runtime_us, &est);
+	if (rc != 0) {
+		conn_err(c, "the estimated cost does not fit");
+		goto out;
+	}
+	chk = (struct ledger_check){
+		.budget = team.budget_micros,
+		.spent = spent,
+		.reserved = reserved,
+		.estimated = est,
+		.capacity = gpu.capacity,
+		.allocated = gpu.allocated,
+		.gpu_count = r->gpu_count,
+	};
+	ledger_decide(&chk, &dec);
+	lo->available = dec.available;
+	lo->gpus_available = dec.gpus_available;
+	lo->estimated = est;
+	lo->budget_ok = dec.budget_ok;
+	lo->capacity_ok = dec.capacity_ok;
+
+	if (dec.approved) {
+		struct allocation *a = &lo->alloc;
+
+		rc = util_random_id("alloc_", 20, a->id, sizeof(a->id));
+		if (rc != 0) {
+			conn_err(c, "cannot generate an allocation id");
+			goto out;
+		}
+		snprintf(a->team, sizeof(a->team), "%s", team.id);
+		snprintf(a->project, sizeof(a->project), "%s", r->project);
+		snprintf(a->gpu_type, sizeof(a->gpu_type), "%s", gpu.id);
+		a->gpu_count = r->gpu_count;
+		a->max_runtime_us = r->max_runtime_us;
+		a->price_micros = gpu.price_micros;
+		a->estimated_micros = est;
+		a->status = ALLOC_APPROVED;
+		snprintf(a->purpose, sizeof(a->purpose), "%s", r->purpose);
+		snprintf(a->labels_json, sizeof(a->labels_json), "%s",
+			 r->labels_json[0] ? r->labels_json : "{}");
+		snprintf(a->created_by, sizeof(a->created_by), "%s", who->token_id);
+		a->period_start = ps;
+		a->approved_at = now;
+		a->expires_at = now + start_timeout_s;
+		a->started_at = 0;
+		a->ended_at = 0;
+		a->actual_micros = -1;
+		n = q_exec(c, SQL_ALLOC_INSERT, "ttttiiiittttiiiiii", a->id, a->team, a->project,
+			   a->gpu_type, a->gpu_count, a->max_runtime_us, a->price_micros,
+			   a->estimated_micros, alloc_status_name(a->status), a->purpose,
+			   a->labels_json, a->created_by, a->period_start, a->approved_at,
+			   a->expires_at, a->started_at, a->ended_at, a->actual_micros);
+		if (n < 0) {
+			rc = n;
+			goto out;
+		}
+		rc = ledger_move(c, a, est, 0);
+		if (rc != 0)
+			goto out;
+		rc = gpu_move(c, gpu.id, a->gpu_count);
+		if (rc != 0)
+			goto out;
+		rc = ledger_verify(c, &team, ps, gpu.id);
+		if (rc != 0)
+			goto out;
+		rc = audit_rec(c, who, now, "allocation.approve", "allocation", a->id, a->team,
+			       alloc_json, NULL, a);
+		if (rc != 0)
+			goto out;
+	} else {
+		char av[MONEY_FMT_LEN], es[MONEY_FMT_LEN];
+
+		if (!dec.budget_ok) {
+			rc = ERR_BUDGET;
+			conn_err(c, "team '%s' has %s available, the request needs %s", team.id,
+				 fmt_money(dec.available, av), fmt_money(est, es));
+		} else {
+			rc = ERR_CAPACITY;
+			conn_err(c, "%lld GPUs of type '%s' available, the request needs %lld",
+				 (long long)dec.gpus_available, gpu.id, (long long)r->gpu_count);
+		}
+	}
+	if (use_idem) {
+		body = idem->render(idem->ctx, rc, lo, &status);
+		if (!body) {
+			rc = ERR_NOMEM;
+			conn_err(c, "out of memory rendering the idempotent answer");
+			goto out;
+		}
+		n = q_exec(c, SQL_IDEM_INSERT, "tttiti", who->token_id, idem->key, idem->hash,
+			   (int64_t)status, body, now);
+		if (n < 0) {
+			rc = n;
+			goto out;
+		}
+	}
+	commit = true; /* approved, or a refusal worth remembering */
+out:
+	fin = tx_finish(c, commit);
+	if (fin != 0) {
+		rc = fin;
+		commit = false;
+	}
+	if (commit) {
+		if (replayed) {
+			idem->replayed = true;
+			idem->replay_status = replay_status;
+			idem->replay_body = replay;
+			replay = NULL;
+		} else {
+			*o = *lo;
+		}
+	}
+	free(replay);
+	free(body);
+	free(lo);
+	return rc;
+}
+
+static int pg_allocate(struct store_conn *bc, const struct actor *who, const struct alloc_request *r,
+		       int64_t start_timeout_s, int64_t now, struct idem *idem,
+		       struct alloc_outcome *o, char *detail)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	int rc = PG_RETRYING(c, allocate_once(c, who, r, start_timeout_s, now, idem, o));
+
+	detail_out(c, rc, detail);
+	return rc;
+}
+
+static int pg_alloc_get(struct store_conn *bc, const char *id, struct allocation *out)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	struct allocation *a = NULL;
+	int rc;
+
+	rc = conn_ready(c);
+	if (rc != 0)
+		return rc;
+	a = malloc(sizeof(*a));
+	if (!a)
+		return ERR_NOMEM;
+	rc = load_one(c, SQL_ALLOC_BY_ID, id, row_alloc, a);
+	if (rc == 0)
+		*out = *a;
+	free(a);
+	return rc;
+}
+
+/* Parses "<approved_at>:<id>". */
+static int cursor_parse(const char *cur, int64_t *at, char *id)
+{
+	char *end = NULL;
+	long long v;
+	size_t len;
+
+	if (!cur[0] || !(cur[0] >= '0' && cur[0] <= '9'))
+		return ERR_INVALID;
+	v = strtoll(cur, &end, 10);
+	if (!end || *end != ':')
+		return ERR_INVALID;
+	len = strlen(end + 1);
+	if (len == 0 || len >= STORE_ID_LEN)
+		return ERR_INVALID;
+	memcpy(id, end + 1, len + 1);
+	*at = v;
+	return 0;
+}
+
+static int pg_alloc_list(struct store_conn *bc, const struct alloc_filter *f, store_alloc_cb cb,
+			 void *ctx, char *next_cursor)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	struct allocation *a = NULL, *last = NULL; /* owned here */
+	struct pg_params *p = NULL;
+	PGresult *r = NULL;
+	char *sql = NULL;
+	char cur_id[STORE_ID_LEN];
+	int64_t cur_at = 0;
+	int limit = f->limit, next = 1, rows = 0, rc;
+	bool more = false, has_cursor = f->cursor && f->cursor[0];
+
+	rc = conn_ready(c);
+	if (rc != 0)
+		return rc;
+	if (limit < 1)
+		limit = 1;
+	if (limit > STORE_MAX_PAGE)
+		limit = STORE_MAX_PAGE;
+	if (has_cursor) {
+		rc = cursor_parse(f->cursor, &cur_at, cur_id);
+		if (rc != 0) {
+			conn_err(c, "invalid cursor");
+			return rc;
+		}
+	}
+	a = malloc(sizeof(*a));
+	last = malloc(sizeof(*last));
+	p = malloc(sizeof(*p));
+	sql = strdup("SELECT " ALLOC_COLS " FROM allocations WHERE true");
+	if (!a || !last || !p || !sql) {
+		rc = ERR_NOMEM;
+		goto out;
+	}
+	p->n = 0;
+	rc = 0;
+	if (f->team) {
+		rc = sql_appendf(&sql, " AND team_id = $%d", next++);
+		if (rc == 0)
+			rc = params_add(c, p, "t", f->team);
+	}
+	if (rc == 0 && f->teams) {
+		rc = sql_scope(&sql, "team_id", f->nteams, &next);
+		if (rc == 0)
+			rc = params_scope(c, p, f->teams, f->nteams);
+	}
+	if (rc == 0 && f->status >= 0) {
+		rc = sql_appendf(&sql, " AND status = $%d", next++);
+		if (rc == 0)
+			rc = params_add(c, p, "t",
+					alloc_status_name((enum alloc_status)f->status));
+	}
+	if (rc == 0 && has_cursor) {
+		rc = sql_appendf(&sql, " AND (approved_at < $%d OR (approved_at = $%d AND id < $%d))",
+				 next, next + 1, next + 2);
+		next += 3;
+		if (rc == 0)
+			rc = params_add(c, p, "iit", cur_at, cur_at, cur_id);
+	}
+	if (rc == 0) {
+		rc = sql_appendf(&sql, " ORDER BY approved_at DESC, id DESC LIMIT $%d", next++);
+		if (rc == 0)
+			rc = params_add(c, p, "i", (int64_t)limit + 1);
+	}
+	if (rc == 0)
+		rc = pq_exec(c, sql, false, p, &r);
+	if (rc != 0)
+		goto out;
+	for (int i = 0; i < PQntuples(r); i++) {
+		if (rows == limit) {
+			more = true;
+			break;
+		}
+		rc = row_alloc(r, i, a);
+		if (rc != 0)
+			goto out;
+		rows++;
+		*last = *a;
+		if (cb(ctx, a) != 0)
+			break;
+	}
+	if (more)
+		snprintf(next_cursor, STORE_ID_LEN * 2, "%lld:%s", (long long)last->approved_at,
+			 last->id);
+	else
+		next_cursor[0] = '\0';
+out:
+	PQclear(r);
+	free(sql);
+	free(p);
+	free(a);
+	free(last);
+	return rc;
+}
+
+static int rollup_add(struct pg_conn *c, const struct allocation *a);
+
+static const char SQL_ALLOC_COMPLETE[] =
+	"UPDATE allocations SET status = $1, ended_at = $2, actual_micros = $3 WHERE id = $4";
+
+static int alloc_transition_once(struct pg_conn *c, const struct actor *who, const char *id,
+				 enum alloc_event ev, int64_t at, int64_t now,
+				 struct allocation *out, bool *repeat)
+{
+	struct allocation *a = NULL, *res = NULL; /* owned here (large records) */
+	enum alloc_status next;
+	bool rep = false, expired_instead = false;
+	int rc, n, fin;
+
+	a = malloc(sizeof(*a));
+	res = malloc(sizeof(*res));
+	if (!a || !res) {
+		free(a);
+		free(res);
+		return ERR_NOMEM;
+	}
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		goto done;
+	/* The allocation row first; its period and GPU rows follow in the
+	 * same order as the check-and-reserve takes them. */
+	rc = load_one(c, SQL_ALLOC_LOCK, id, row_alloc, a);
+	if (rc != 0) {
+		if (rc == ERR_NOT_FOUND)
+			conn_err(c, "unknown allocation '%s'", id);
+		goto out;
+	}
+	rc = lifecycle_next(a->status, ev, &next, &rep);
+	if (rc != 0) {
+		conn_err(c, "cannot %s an allocation that is %s", alloc_event_name(ev),
+			 alloc_status_name(a->status));
+		goto out;
+	}
+	*res = *a;
+	if (rep)
+		goto out; /* nothing changes; the commit below is of an empty transaction */
+	switch (ev) {
+	case ALLOC_EV_START:
+		if (now >= a->expires_at) {
+			rc = alloc_release(c, who, a, ALLOC_EXPIRED, a->expires_at, now, res);
+			if (rc == 0)
+				expired_instead = true;
+			break;
+		}
+		res->status = ALLOC_RUNNING;
+		res->started_at = at;
+		n = q_exec(c, SQL_ALLOC_START, "tit", alloc_status_name(ALLOC_RUNNING), at, id);
+		if (n < 0) {
+			rc = n;
+			break;
+		}
+		rc = audit_rec(c, who, now, "allocation.start", "allocation", id, a->team, alloc_json,
+			       a, res);
+		break;
+	case ALLOC_EV_COMPLETE: {
+		int64_t actual = 0;
+
+		if (at < a->started_at) {
+			conn_err(c, "ended_at is before started_at");
+			rc = ERR_INVALID;
+			break;
+		}
+		rc = ledger_actual(a->price_micros, a->gpu_count, a->max_runtime_us, a->started_at,
+				   at, &actual);
+		if (rc != 0) {
+			conn_err(c, "cannot compute the actual cost");
+			break;
+		}
+		res->status = ALLOC_COMPLETED;
+		res->ended_at = at;
+		res->actual_micros = actual;
+		n = q_exec(c, SQL_ALLOC_COMPLETE, "tiit", alloc_status_name(ALLOC_COMPLETED), at,
+			   actual, id);
+		if (n < 0) {
+			rc = n;
+			break;
+		}
+		rc = ledger_move(c, a, -a->estimated_micros, actual);
+		if (rc == 0)
+			rc = gpu_move(c, a->gpu_type, -a->gpu_count);
+		if (rc == 0)
+			rc = rollup_add(c, res);
+		if (rc == 0)
+			rc = audit_rec(c, who, now, "allocation.complete", "allocation", id, a->team,
+				       alloc_json, a, res);
+		break;
+	}
+	case ALLOC_EV_CANCEL:
+		rc = alloc_release(c, who, a, ALLOC_CANCELLED, at, now, res);
+		break;
+	case ALLOC_EV_EXPIRE:
+		rc = alloc_release(c, who, a, ALLOC_EXPIRED, at, now, res);
+		break;
+	default:
+		conn_err(c, "unknown event");
+		rc = ERR_INVALID;
+		break;
+	}
+out:
+	fin = tx_finish(c, rc == 0);
+	if (rc == 0)
+		rc = fin;
+	if (rc == 0) {
+		*out = *res;
+		*repeat = rep;
+		if (expired_instead) {
+			conn_err(c, "allocation expired before it started");
+			rc = ERR_CONFLICT;
+		}
+	}
+done:
+	free(a);
+	free(res);
+	return rc;
+}
+
+static int pg_alloc_transition(struct store_conn *bc, const struct actor *who, const char *id,
+			       enum alloc_event ev, int64_t at, int64_t now, struct allocation *out,
+			       bool *repeat, char *detail)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	int rc = PG_RETRYING(c, alloc_transition_once(c, who, id, ev, at, now, out, repeat));
+
+	detail_out(c, rc, detail);
+	return rc;
+}
+
+static int alloc_expire_due_once(struct pg_conn *c, int64_t now, int *n)
+{
+	int count = 0, rc, fin;
+
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	rc = expire_due_tx(c, now, &count);
+	fin = tx_finish(c, rc == 0);
+	if (rc == 0)
+		rc = fin;
+	if (rc == 0)
+		*n = count;
+	return rc;
+}
+
+static int pg_alloc_expire_due(struct store_conn *bc, int64_t now, int *n)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+
+	return PG_RETRYING(c, alloc_expire_due_once(c, now, n));
+}
+
+/* ---- costs ------------------------------------------------------------- */
+
+/* Rows kept sorted by key; binary search + insert.  Owned by the caller. */
+struct cost_acc {
+	struct cost_row *rows;
+	size_t n, cap;
+};
+
+static int acc_row(struct cost_acc *acc, const char *key, struct cost_row **out)
+{
+	size_t lo = 0, hi = acc->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int cmp = strcmp(acc->rows[mid].key, key);
+		if (cmp == 0) {
+			*out = &acc->rows[mid];
+			return 0;
+		}
+		if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (acc->n == acc->cap) {
+		size_t ncap = acc->cap ? acc->cap * 2 : 16;
+		struct cost_row *nr = realloc(acc->rows, ncap * sizeof(*nr));
+		if (!nr)
+			return ERR_NOMEM;
+		acc->rows = nr;
+		acc->cap = ncap;
+	}
+	memmove(&acc->rows[lo + 1], &acc->rows[lo], (acc->n - lo) * sizeof(*acc->rows));
+	memset(&acc->rows[lo], 0, sizeof(*acc->rows));
+	snprintf(acc->rows[lo].key, sizeof(acc->rows[lo].key), "%s", key);
+	acc->n++;
+	*out = &acc->rows[lo];
+	return 0;
+}
+
+static int acc_add(struct cost_acc *acc, const char *key, int64_t spent, int64_t accrued,
+		   int64_t reserved, int64_t gpu_mh)
+{
+	struct cost_row *r = NULL;
+	int rc = acc_row(acc, key, &r);
+
+	if (rc != 0)
+		return rc;
+	if (__builtin_add_overflow(r->spent, spent, &r->spent) ||
+	    __builtin_add_overflow(r->accrued, accrued, &r->accrued) ||
+	    __builtin_add_overflow(r->reserved, reserved, &r->reserved) ||
+	    __builtin_add_overflow(r->gpu_microhours, gpu_mh, &r->gpu_microhours))
+		return ERR_OVERFLOW;
+	return 0;
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+	return a < b ? a : b;
+}
+
+static int64_t max64(int64_t a, int64_t b)
+{
+	return a > b ? a : b;
+}
+
+/* GPU micro-hours used over `secs` seconds, capped at the max runtime. */
+static int used_microhours(const struct allocation *a, int64_t secs, int64_t *out)
+{
+	int64_t us = min64(max64(secs, 0) * USEC_PER_SEC, a->max_runtime_us);
+
+	return cost_gpu_microhours(a->gpu_count, us, out);
+}
+
+/* Receives one UTC day's part of a split: non-zero stops the split. */
+typedef int (*split_cb)(void *ctx, int64_t day, int64_t money, int64_t gpu_mh);
+
+/*
+ * THE per-day split (as store_sqlite.c): money and GPU-hours used over
+ * [us, ue) are split across UTC days by seconds; the last day takes the
+ * remainder so the parts sum exactly to the totals.  An empty span puts
+ * everything on the day of us.
+ */
+static int split_days(int64_t us, int64_t ue, int64_t money, int64_t gpu_mh, split_cb cb,
+		      void *ctx)
+{
+	int64_t span = ue - us, given_m = 0, given_g = 0;
+
+	if (span <= 0)
+		return cb(ctx, time_day_start(us), money, gpu_mh);
+	for (int64_t d = time_day_start(us); d < ue; d += PG_DAY) {
+		int64_t a = max64(d, us), b = min64(d + PG_DAY, ue), pm, pg;
+		int rc;
+
+		if (b >= ue) {
+			pm = money - given_m;
+			pg = gpu_mh - given_g;
+		} else {
+			pm = (int64_t)((__int128)money * (b - a) / span);
+			pg = (int64_t)((__int128)gpu_mh * (b - a) / span);
+		}
+		given_m += pm;
+		given_g += pg;
+		rc = cb(ctx, d, pm, pg);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+struct day_ctx {
+	struct cost_acc *acc;
+	const struct cost_query *q;
+	bool accrued;
+};
+
+static int day_part(void *ctx, int64_t d, int64_t pm, int64_t pg)
+{
+	struct day_ctx *dc = ctx;
+	char key[16];
+
+	if (d + PG_DAY <= dc->q->from || d >= dc->q->to)
+		return 0;
+	time_format_date(d, key);
+	return acc_add(dc->acc, key, dc->accrued ? 0 : pm, dc->accrued ? pm : 0, 0, pg);
+}
+
+/* Days outside [from, to) are dropped. */
+static int day_split(struct cost_acc *acc, const struct cost_query *q, int64_t us, int64_t ue,
+		     int64_t money, int64_t gpu_mh, bool accrued)
+{
+	struct day_ctx dc = {acc, q, accrued};
+
+	return split_days(us, ue, money, gpu_mh, day_part, &dc);
+}
+
+/* The end of a completed allocation's use and its GPU micro-hours. */
+static int completed_use(const struct allocation *a, int64_t *ue, int64_t *gpu_mh)
+{
+	int64_t max_s = (a->max_runtime_us + USEC_PER_SEC - 1) / USEC_PER_SEC;
+
+	*ue = min64(a->ended_at, a->started_at + max_s);
+	return used_microhours(a, a->ended_at - a->started_at, gpu_mh);
+}
+
+static int cost_by_day(struct cost_acc *acc, const struct cost_query *q, const struct allocation *a)
+{
+	int64_t max_s = (a->max_runtime_us + USEC_PER_SEC - 1) / USEC_PER_SEC;
+	int64_t money = 0, gpu_mh = 0;
+	int rc;
+
+	if (a->status == ALLOC_APPROVED || a->status == ALLOC_RUNNING) {
+		if (a->approved_at >= q->from && a->approved_at < q->to) {
+			char key[16];
+			time_format_date(a->approved_at, key);
+			rc = acc_add(acc, key, 0, 0, a->estimated_micros, 0);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	if (a->status == ALLOC_COMPLETED) {
+		int64_t ue = min64(a->ended_at, a->started_at + max_s);
+		rc = used_microhours(a, a->ended_at - a->started_at, &gpu_mh);
+		if (rc != 0)
+			return rc;
+		return day_split(acc, q, a->started_at, ue, a->actual_micros, gpu_mh, false);
+	}
+	if (a->status == ALLOC_RUNNING) {
+		int64_t ue = min64(max64(q->now, a->started_at), a->started_at + max_s);
+		rc = ledger_accrued(a->price_micros, a->gpu_count, a->max_runtime_us, a->started_at,
+				    q->now, &money);
+		if (rc == 0)
+			rc = used_microhours(a, q->now - a->started_at, &gpu_mh);
+		if (rc != 0)
+			return rc;
+		return day_split(acc, q, a->started_at, ue, money, gpu_mh, true);
+	}
+	return 0;
+}
+
+static int cost_by_key(struct cost_acc *acc, const struct cost_query *q, const struct allocation *a)
+{
+	char key[STORE_ID_LEN * 2];
+	int64_t spent = 0, accrued = 0, reserved = 0, gpu_mh = 0;
+	int rc = 0;
+
+	switch (a->status) {
+	case ALLOC_COMPLETED:
+		spent = a->actual_micros;
+		rc = used_microhours(a, a->ended_at - a->started_at, &gpu_mh);
+		break;
+	case ALLOC_RUNNING:
+		reserved = a->estimated_micros;
+		rc = ledger_accrued(a->price_micros, a->gpu_count, a->max_runtime_us, a->started_at,
+				    q->now, &accrued);
+		if (rc == 0)
+			rc = used_microhours(a, q->now - a->started_at, &gpu_mh);
+		break;
+	case ALLOC_APPROVED:
+		reserved = a->estimated_micros;
+		break;
+	default:
+		return 0; /* cancelled and expired cost nothing */
+	}
+	if (rc != 0)
+		return rc;
+	if (q->group == COST_BY_TEAM)
+		snprintf(key, sizeof(key), "%s", a->team);
+	else if (q->group == COST_BY_PROJECT)
+		snprintf(key, sizeof(key), "%s/%s", a->team, a->project);
+	else
+		snprintf(key, sizeof(key), "%s", a->gpu_type);
+	return acc_add(acc, key, spent, accrued, reserved, gpu_mh);
+}
+
+static int pg_costs(struct store_conn *bc, const struct cost_query *q, store_cost_cb cb, void *ctx)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	struct cost_acc acc = {NULL, 0, 0};
+	struct allocation *a = NULL;
+	struct pg_params *p = NULL;
+	PGresult *r = NULL;
+	char *sql = NULL;
+	bool by_day = q->group == COST_BY_DAY;
+	int next = by_day ? 4 : 3, rc;
+
+	rc = conn_ready(c);
+	if (rc != 0)
+		return rc;
+	a = malloc(sizeof(*a));
+	p = malloc(sizeof(*p));
+	sql = strdup(by_day ? "SELECT " ALLOC_COLS " FROM allocations WHERE"
+			      " ((status IN ('approved', 'running') AND approved_at < $1)"
+			      " OR (status = 'completed' AND ended_at >= $2 AND started_at < $3))"
+			    : "SELECT " ALLOC_COLS " FROM allocations WHERE"
+			      " approved_at >= $1 AND approved_at < $2");
+	if (!a || !p || !sql) {
+		rc = ERR_NOMEM;
+		goto out;
+	}
+	p->n = 0;
+	if (by_day)
+		rc = params_add(c, p, "iii", q->to, q->from, q->to);
+	else
+		rc = params_add(c, p, "ii", q->from, q->to);
+	if (rc == 0 && q->teams) {
+		rc = sql_scope(&sql, "team_id", q->nteams, &next);
+		if (rc == 0)
+			rc = params_scope(c, p, q->teams, q->nteams);
+	}
+	if (rc == 0)
+		rc = pq_exec(c, sql, false, p, &r);
+	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+		rc = row_alloc(r, i, a);
+		if (rc == 0)
+			rc = by_day ? cost_by_day(&acc, q, a) : cost_by_key(&acc, q, a);
+	}
+	if (rc != 0)
+		goto out;
+	for (size_t i = 0; i < acc.n; i++) {
+		if (cb(ctx, &acc.rows[i]) != 0)
+			break;
+	}
+out:
+	if (rc == ERR_OVERFLOW)
+		conn_err(c, "cost totals overflow");
+	PQclear(r);
+	free(sql);
+	free(p);
+	free(a);
+	free(acc.rows);
+	return rc;
+}
+
+/* ---- audit ------------------------------------------------------------- */
+
+static const char SQL_AUDIT_ALL[] =
+	"SELECT " AUDIT_COLS " FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2";
+static const char SQL_AUDIT_TEAM[] =
+	"SELECT " AUDIT_COLS " FROM audit WHERE seq > $1 AND team = $2 ORDER BY seq LIMIT $3";
+
+static int pg_audit_list(struct store_conn *bc, const char *team, const char *cursor, int limit,
+			 store_audit_cb cb, void *ctx, char *next_cursor)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	struct audit_entry e;
+	PGresult *r = NULL;
+	int64_t after = 0, last = 0;
+	int rows = 0, rc;
+	bool more = false;
+
+	memset(&e, 0, sizeof(e));
+	rc = conn_ready(c);
+	if (rc != 0)
+		return rc;
+	if (limit < 1)
+		limit = 1;
+	if (limit > STORE_MAX_PAGE)
+		limit = STORE_MAX_PAGE;
+	if (cursor && cursor[0]) {
+		char *end = NULL;
+		long long v;
+
+		if (cursor[0] < '0' || cursor[0] > '9')
+			return ERR_INVALID;
+		v = strtoll(cursor, &end, 10);
+		if (!end || *end)
+			return ERR_INVALID;
+		after = v;
+	}
+	if (team)
+		rc = q_query(c, SQL_AUDIT_TEAM, &r, "iti", after, team, (int64_t)limit + 1);
+	else
+		rc = q_query(c, SQL_AUDIT_ALL, &r, "ii", after, (int64_t)limit + 1);
+	if (rc != 0)
+		goto out;
+	for (int i = 0; i < PQntuples(r); i++) {
+		int stop;
+
+		if (rows == limit) {
+			more = true;
+			break;
+		}
+		memset(&e, 0, sizeof(e));
+		e.seq = col_i64(r, i, 0);
+		e.at = col_i64(r, i, 1);
+		col_copy(r, i, 2, e.actor_id, sizeof(e.actor_id));
+		col_copy(r, i, 3, e.actor_name, sizeof(e.actor_name));
+		col_copy(r, i, 4, e.action, sizeof(e.action));
+		col_copy(r, i, 5, e.object_type, sizeof(e.object_type));
+		col_copy(r, i, 6, e.object_id, sizeof(e.object_id));
+		col_copy(r, i, 7, e.team, sizeof(e.team));
+		if (!PQgetisnull(r, i, 8)) {
+			e.before_json = strdup(PQgetvalue(r, i, 8));
+			if (!e.before_json) {
+				rc = ERR_NOMEM;
+				goto out;
+			}
+		}
+		if (!PQgetisnull(r, i, 9)) {
+			e.after_json = strdup(PQgetvalue(r, i, 9));
+			if (!e.after_json) {
+				rc = ERR_NOMEM;
+				goto out;
+			}
+		}
+		rows++;
+		last = e.seq;
+		stop = cb(ctx, &e);
+		store_audit_entry_done(&e);
+		if (stop != 0)
+			break;
+	}
+	if (more)
+		snprintf(next_cursor, STORE_ID_LEN, "%lld", (long long)last);
+	else
+		next_cursor[0] = '\0';
+out:
+	store_audit_entry_done(&e);
+	PQclear(r);
+	return rc;
+}
+
+/* ---- cost rollups, FOCUS usage rows, budget alerts -------------------- */
+
+/*
+ * The daily rollups are kept exactly as store_sqlite.c keeps them (same
+ * transaction as each completion, rebuilt by migration 2 and by
+ * cost_rollup_rebuild), so either backend's data can be checked against a
+ * scan.  pg_costs answers from the scan of the allocations: PostgreSQL
+ * indexes make it cheap at our sizes, and it is the reference the rollups
+ * equal by construction.
+ */
+static const char SQL_ROLL_APPROVED[] =
+	"INSERT INTO cost_daily_approved(day, team_id, project, gpu_type, spent, gpu_microhours)"
+	" VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (day, team_id, project, gpu_type) DO UPDATE"
+	" SET spent = cost_daily_approved.spent + excluded.spent,"
+	" gpu_microhours = cost_daily_approved.gpu_microhours + excluded.gpu_microhours";
+static const char SQL_ROLL_USAGE[] =
+	"INSERT INTO cost_daily_usage(day, team_id, project, gpu_type, spent, gpu_microhours)"
+	" VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (day, team_id, project, gpu_type) DO UPDATE"
+	" SET spent = cost_daily_usage.spent + excluded.spent,"
+	" gpu_microhours = cost_daily_usage.gpu_microhours + excluded.gpu_microhours";
+static const char SQL_ROLL_CLEAR[] = "DELETE FROM cost_daily_approved; DELETE FROM cost_daily_usage;";
+static const char SQL_COMPLETED_ALL[] =
+	"SELECT " ALLOC_COLS " FROM allocations WHERE status = 'completed'";
+
+/* The first day start at or after t. */
+static int64_t day_ceil(int64_t t)
+{
+	int64_t d = time_day_start(t);
+
+	return d == t ? d : d + PG_DAY;
+}
+
+struct roll_ctx {
+	struct pg_conn *c;
+	const struct allocation *a;
+};
+
+static int roll_usage_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
+{
+	struct roll_ctx *rc = ctx;
+	int n = q_exec(rc->c, SQL_ROLL_USAGE, "itttii", day, rc->a->team, rc->a->project,
+		       rc->a->gpu_type, money, gpu_mh);
+
+	return n < 0 ? n : 0;
+}
+
+/* Adds a completed allocation to both rollups, inside the caller's transaction. */
+static int rollup_add(struct pg_conn *c, const struct allocation *a)
+{
+	struct roll_ctx ctx = {c, a};
+	int64_t ue = 0, gpu_mh = 0;
+	int rc, n;
+
+	if (a->status != ALLOC_COMPLETED)
+		return 0;
+	rc = completed_use(a, &ue, &gpu_mh);
+	if (rc != 0)
+		return rc;
+	n = q_exec(c, SQL_ROLL_APPROVED, "itttii", time_day_start(a->approved_at), a->team,
+		   a->project, a->gpu_type, a->actual_micros, gpu_mh);
+	if (n < 0)
+		return n;
+	return split_days(a->started_at, ue, a->actual_micros, gpu_mh, roll_usage_part, &ctx);
+}
+
+/* Recomputes both rollups from the allocations, inside the caller's transaction. */
+static int rollup_rebuild_tx(struct pg_conn *c)
+{
+	struct allocation *a = NULL; /* owned here */
+	PGresult *r = NULL;
+	int rc;
+
+	rc = q_script(c, SQL_ROLL_CLEAR);
+	if (rc != 0)
+		return rc;
+	a = malloc(sizeof(*a));
+	if (!a)
+		return ERR_NOMEM;
+	rc = q_query(c, SQL_COMPLETED_ALL, &r, "");
+	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+		rc = row_alloc(r, i, a);
+		if (rc == 0)
+			rc = rollup_add(c, a);
+	}
+	PQclear(r);
+	free(a);
+	return rc;
+}
+
+/* Runs C steps that belong to migration `version` (same transaction). */
+static int migrate_after(struct pg_conn *c, int64_t version)
+{
+	if (version == 2)
+		return rollup_rebuild_tx(c);
+	return 0;
+}
+
+static int rollup_rebuild_once(struct pg_conn *c)
+{
+	int rc, fin;
+
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	rc = rollup_rebuild_tx(c);
+	fin = tx_finish(c, rc == 0);
+	return rc != 0 ? rc : fin;
+}
+
+static int pg_cost_rollup_rebuild(struct store_conn *bc)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+
+	return PG_RETRYING(c, rollup_rebuild_once(c));
+}
+
+struct usage_ctx {
+	const struct cost_query *q;
+	struct usage_row row;
+	store_usage_cb cb;
+	void *ctx;
+	bool stopped;
+};
+
+static int usage_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
+{
+	struct usage_ctx *u = ctx;
+
+	if (day + PG_DAY <= u->q->from || day >= u->q->to)
+		return 0;
+	u->row.day = day;
+	u->row.cost = money;
+	u->row.gpu_microhours = gpu_mh;
+	if (u->cb(u->ctx, &u->row) != 0) {
+		u->stopped = true;
+		return 1;
+	}
+	return 0;
+}
+
+static int pg_cost_usage(struct store_conn *bc, const struct cost_query *q, store_usage_cb cb,
+			 void *ctx)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	struct allocation *a = NULL;
+	struct pg_params *p = NULL;
+	PGresult *r = NULL;
+	char *sql = NULL;
+	struct usage_ctx u = {.q = q, .cb = cb, .ctx = ctx};
+	int next = 3, rc;
+
+	rc = conn_ready(c);
+	if (rc != 0)
+		return rc;
+	a = malloc(sizeof(*a));
+	p = malloc(sizeof(*p));
+	sql = strdup("SELECT " ALLOC_COLS " FROM allocations WHERE status = 'completed'"
+		     " AND ended_at >= $1 AND started_at < $2");
+	if (!a || !p || !sql) {
+		rc = ERR_NOMEM;
+		goto out;
+	}
+	p->n = 0;
+	rc = params_add(c, p, "ii", time_day_start(q->from), day_ceil(q->to));
+	if (rc == 0 && q->teams) {
+		rc = sql_scope(&sql, "team_id", q->nteams, &next);
+		if (rc == 0)
+			rc = params_scope(c, p, q->teams, q->nteams);
+	}
+	if (rc == 0)
+		rc = sql_appendf(&sql, " ORDER BY approved_at, id");
+	if (rc == 0)
+		rc = pq_exec(c, sql, false, p, &r);
+	for (int i = 0; rc == 0 && !u.stopped && i < PQntuples(r); i++) {
+		int64_t ue = 0, gpu_mh = 0;
+
+		rc = row_alloc(r, i, a);
+		if (rc == 0)
+			rc = completed_use(a, &ue, &gpu_mh);
+		if (rc != 0)
+			break;
+		u.row.alloc = a;
+		rc = split_days(a->started_at, ue, a->actual_micros, gpu_mh, usage_part, &u);
+		if (u.stopped)
+			rc = 0;
+	}
+out:
+	PQclear(r);
+	free(sql);
+	free(p);
+	free(a);
+	return rc;
+}
+
+static const char SQL_ALERT_INSERT[] =
+	"INSERT INTO alerts(team_id, period_start, threshold_ppm, url, budget, committed,"
+	" crossed_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+	" ON CONFLICT DO NOTHING";
+/* SKIP LOCKED: replicas claiming at once take disjoint rows. */
+static const char SQL_ALERT_DUE[] =
+	"SELECT team_id, period_start, threshold_ppm, url, budget, committed, crossed_at, attempts"
+	" FROM alerts WHERE delivered_at = 0 AND next_attempt_at <= $1"
+	" ORDER BY crossed_at, team_id, threshold_ppm LIMIT $2 FOR UPDATE SKIP LOCKED";
+static const char SQL_ALERT_LEASE[] =
+	"UPDATE alerts SET next_attempt_at = $1 WHERE team_id = $2 AND period_start = $3"
+	" AND threshold_ppm = $4 AND url = $5 AND delivered_at = 0 AND next_attempt_at <= $6";
+static const char SQL_ALERT_DONE[] =
+	"UPDATE alerts SET delivered_at = $1, attempts = attempts + 1, next_attempt_at = $2,"
+	" last_error = $3 WHERE team_id = $4 AND period_start = $5 AND threshold_ppm = $6"
+	" AND url = $7";
+
+static int alert_record_once(struct pg_conn *c, const struct alert *a, const char *const *urls,
+			     size_t nurls, int64_t now, int *created)
+{
+	int rc, fin, total = 0;
+
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < nurls && rc == 0; i++) {
+		int n = q_exec(c, SQL_ALERT_INSERT, "tiitiiii", a->team, a->period_start,
+			       a->threshold_ppm, urls[i], a->budget, a->committed, now, now);
+		if (n < 0)
+			rc = n;
+		else
+			total += n;
+	}
+	fin = tx_finish(c, rc == 0);
+	if (rc == 0)
+		rc = fin;
+	if (rc == 0 && created)
+		*created = total;
+	return rc;
+}
+
+static int pg_alert_record(struct store_conn *bc, const struct alert *a, const char *const *urls,
+			   size_t nurls, int64_t now, int *created)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+
+	return PG_RETRYING(c, alert_record_once(c, a, urls, nurls, now, created));
+}
+
+static int alert_claim_once(struct pg_conn *c, int64_t now, int64_t lease_s, struct alert *out,
+			    int max, int *n)
+{
+	PGresult *r = NULL;
+	int rc, fin, got = 0, kept = 0;
+
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	rc = q_query(c, SQL_ALERT_DUE, &r, "ii", now, (int64_t)max);
+	for (int i = 0; rc == 0 && got < max && i < PQntuples(r); i++) {
+		struct alert *a = &out[got];
+
+		memset(a, 0, sizeof(*a));
+		col_copy(r, i, 0, a->team, sizeof(a->team));
+		a->period_start = col_i64(r, i, 1);
+		a->threshold_ppm = col_i64(r, i, 2);
+		col_copy(r, i, 3, a->url, sizeof(a->url));
+		a->budget = col_i64(r, i, 4);
+		a->committed = col_i64(r, i, 5);
+		a->crossed_at = col_i64(r, i, 6);
+		a->attempts = col_i64(r, i, 7);
+		got++;
+	}
+	PQclear(r);
+	/* Lease each row so another replica does not send it at the same time. */
+	for (int i = 0; i < got && rc == 0; i++) {
+		int ch = q_exec(c, SQL_ALERT_LEASE, "itiiti", now + lease_s, out[i].team,
+				out[i].period_start, out[i].threshold_ppm, out[i].url, now);
+		if (ch < 0)
+			rc = ch;
+		else if (ch == 1)
+			out[kept++] = out[i];
+	}
+	fin = tx_finish(c, rc == 0);
+	if (rc == 0)
+		rc = fin;
+	if (rc == 0)
+		*n = kept;
+	return rc;
+}
+
+static int pg_alert_claim(struct store_conn *bc, int64_t now, int64_t lease_s, struct alert *out,
+			  int max, int *n)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+
+	return PG_RETRYING(c, alert_claim_once(c, now, lease_s, out, max, n));
+}
+
+static int alert_done_once(struct pg_conn *c, const struct alert *a, bool delivered,
+			   int64_t next_at, const char *error, int64_t now)
+{
+	int rc, fin, n;
+
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	n = q_exec(c, SQL_ALERT_DONE, "iittiit", delivered ? now : (int64_t)0, next_at,
+		   error ? error : "", a->team, a->period_start, a->threshold_ppm, a->url);
+	if (n < 0)
+		rc = n;
+	fin = tx_finish(c, rc == 0);
+	return rc != 0 ? rc : fin;
+}
+
+static int pg_alert_done(struct store_conn *bc, const struct alert *a, bool delivered,
+			 int64_t next_at, const char *error, int64_t now)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+
+	return PG_RETRYING(c, alert_done_once(c, a, delivered, next_at, error, now));
+}
+
+/* ---- self-service jobs ------------------------------------------------- */
+
+#define JOB_COLS "id, token_id, idem_key, request_hash, team_id, name, allocation_id," \
+	" status, body, created_at, updated_at"
+static const char SQL_JOB_BY_ID[] = "SELECT " JOB_COLS " FROM jobs WHERE id = $1";
+static const char SQL_JOB_BY_KEY[] =
+	"SELECT " JOB_COLS " FROM jobs WHERE token_id = $1 AND idem_key = $2";
+static const char SQL_JOB_INSERT[] =
+	"INSERT INTO jobs(" JOB_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+static const char SQL_JOB_UPDATE[] =
+	"UPDATE jobs SET allocation_id = $1, status = $2, body = $3, updated_at = $4 WHERE id = $5";
+
+static int row_job(const PGresult *r, int i, void *out)
+{
+	struct job *j = out;
+
+	col_copy(r, i, 0, j->id, sizeof(j->id));
+	col_copy(r, i, 1, j->token_id, sizeof(j->token_id));
+	col_copy(r, i, 2, j->idem_key, sizeof(j->idem_key));
+	col_copy(r, i, 3, j->request_hash, sizeof(j->request_hash));
+	col_copy(r, i, 4, j->team, sizeof(j->team));
+	col_copy(r, i, 5, j->name, sizeof(j->name));
+	col_copy(r, i, 6, j->allocation_id, sizeof(j->allocation_id));
+	j->status = (int)col_i64(r, i, 7);
+	col_copy(r, i, 8, j->body, sizeof(j->body));
+	j->created_at = col_i64(r, i, 9);
+	j->updated_at = col_i64(r, i, 10);
+	return 0;
+}
+
+static int job_begin_once(struct pg_conn *c, const struct job *j, struct job *out, bool *created)
+{
+	PGresult *r = NULL;
+	bool commit = false;
+	int rc, n, fin;
+
+	*created = false;
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	if (j->idem_key[0]) {
+		/* Same key at once: the second waits here and finds the first's row. */
+		n = q_exec(c, SQL_IDEM_LOCK, "tt", j->token_id, j->idem_key);
+		if (n < 0) {
+			rc = n;
+			goto out;
+		}
+		rc = q_query(c, SQL_JOB_BY_KEY, &r, "tt", j->token_id, j->idem_key);
+		if (rc != 0)
+			goto out;
+		if (PQntuples(r) >= 1) {
+			row_job(r, 0, out);
+			if (strcmp(out->request_hash, j->request_hash) != 0) {
+				conn_err(c, "Idempotency-Key '%s' was used with a different request",
+					 j->idem_key);
+				rc = ERR_IDEMPOTENCY;
+			}
+			goto out;
+		}
+	}
+	n = q_exec(c, SQL_JOB_INSERT, "tttttttitii", j->id, j->token_id, j->idem_key,
+		   j->request_hash, j->team, j->name, j->allocation_id, (int64_t)j->status,
+		   j->body, j->created_at, j->updated_at);
+	if (n < 0) {
+		rc = n;
+		goto out;
+	}
+	/* No audit row here: the allocation's approval and cancel are audited. */
+	*out = *j;
+	*created = true;
+	commit = true;
+out:
+	PQclear(r);
+	fin = tx_finish(c, commit || rc == 0);
+	if (fin != 0)
+		rc = fin;
+	return rc;
+}
+
+static int pg_job_begin(struct store_conn *bc, const struct job *j, struct job *out, bool *created,
+			char *detail)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	int rc = PG_RETRYING(c, job_begin_once(c, j, out, created));
+
+	detail_out(c, rc, detail);
+	return rc;
+}
+
+static int job_update_once(struct pg_conn *c, const struct job *j)
+{
+	int rc, n, fin;
+
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	n = q_exec(c, SQL_JOB_UPDATE, "tititt", j->allocation_id, (int64_t)j->status, j->body,
+		   j->updated_at, j->id);
+	if (n < 0)
+		rc = n;
+	else if (n == 0)
+		rc = ERR_NOT_FOUND;
+	fin = tx_finish(c, rc == 0);
+	if (fin != 0)
+		rc = fin;
+	return rc;
+}
+
+static int pg_job_update(struct store_conn *bc, const struct job *j, char *detail)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	int rc = PG_RETRYING(c, job_update_once(c, j));
+
+	detail_out(c, rc, detail);
+	return rc;
+}
+
+static int pg_job_get(struct store_conn *bc, const char *id, struct job *out)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	struct job *j;
+	int rc;
+
+	rc = conn_ready(c);
+	if (rc != 0)
+		return rc;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return ERR_NOMEM;
+	rc = load_one(c, SQL_JOB_BY_ID, id, row_job, j);
+	if (rc == 0)
+		*out = *j;
+	free(j);
+	return rc;
+}
+
+/* ---- the backend ------------------------------------------------------- */
+
+static const struct store_ops pg_ops = {
+	.name = "postgres",
+	.conn_open = pg_conn_open,
+	.conn_close = pg_conn_close,
+	.destroy = pg_destroy,
+	.migrate = pg_migrate,
+	.ping = pg_ping,
+	.token_create = pg_token_create,
+	.token_by_hash = pg_token_by_hash,
+	.token_list = pg_token_list,
+	.token_revoke = pg_token_revoke,
+	.admin_exists = pg_admin_exists,
+	.gpu_type_put = pg_gpu_type_put,
+	.gpu_type_get = pg_gpu_type_get,
+	.gpu_type_list = pg_gpu_type_list,
+	.gpu_type_seed = pg_gpu_type_seed,
+	.team_put = pg_team_put,
+	.team_get = pg_team_get,
+	.team_list = pg_team_list,
+	.team_ledger = pg_team_ledger,
+	.allocate = pg_allocate,
+	.alloc_get = pg_alloc_get,
+	.alloc_list = pg_alloc_list,
+	.alloc_transition = pg_alloc_transition,
+	.alloc_expire_due = pg_alloc_expire_due,
+	.costs = pg_costs,
+	.audit_list = pg_audit_list,
+	.cost_usage = pg_cost_usage,
+	.cost_rollup_rebuild = pg_cost_rollup_rebuild,
+	.alert_record = pg_alert_record,
+	.alert_claim = pg_alert_claim,
+	.alert_done = pg_alert_done,
+	.job_begin = pg_job_begin,
+	.job_update = pg_job_update,
+	.job_get = pg_job_get,
+};
+
+int store_pg_new(const char *url, struct store **out, char *detail)
+{
+	struct pg_store *s = NULL;
+	const char *v = getenv("PLINTH_PG_STATEMENT_TIMEOUT_MS");
+	long timeout = 5000;
+
+	if (v && *v) {
+		char *end = NULL;
+		long t = strtol(v, &end, 10);
+
+		if (!end || *end || t < 1 || t > 3600000) {
+			if (detail)
+				snprintf(detail, STORE_DETAIL_LEN,
+					 "PLINTH_PG_STATEMENT_TIMEOUT_MS must be 1..3600000");
+			return ERR_INVALID;
+		}
+		timeout = t;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		goto nomem;
+	s->url = strdup(url);
+	if (!s->url)
+		goto nomem;
+	s->statement_timeout_ms = timeout;
+	s->base.ops = &pg_ops;
+	s->base.pool = NULL;
+	s->base.fault_after = -1;
+	*out = &s->base;
+	return 0;
+nomem:
+	if (s)
+		free(s->url);
+	free(s);
+	if (detail)
+		snprintf(detail, STORE_DETAIL_LEN, "out of memory");
+	return ERR_NOMEM;
+}

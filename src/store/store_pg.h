@@ -1,0 +1,19 @@
+/*
+ * store_pg.h - constructor of the PostgreSQL backend (store_pg.c), used by
+ * store_open() for postgres:// and postgresql:// URLs.  It must never be
+ * needed by anything above the store module.
+ */
+#ifndef PLINTH_STORE_PG_H
+#define PLINTH_STORE_PG_H
+
+#include "store/store.h"
+
+/*
+ * A PostgreSQL store on `url` (a libpq URI; TLS and other options pass
+ * through), with no pool and no migrations yet.  The statement timeout comes
+ * from PLINTH_PG_STATEMENT_TIMEOUT_MS (default 5000).  Returns 0 and *out
+ * (owned by store_open's caller), or an error with detail.
+ */
+int store_pg_new(const char *url, struct store **out, char *detail);
+
+#endif

@@ -270,10 +270,14 @@ void server_stop(struct server *s, int grace_s)
 	MHD_socket fd = MHD_quiesce_daemon(s->mhd);
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
-	/* Requests already being processed finish and get their response. */
-	for (int i = 0; i < grace_s * 100 && atomic_load(&s->inflight) > 0; i++) {
+	/* Requests already being processed finish and get their response; a
+	 * request still arriving on an accepted connection gets a short quiet
+	 * period (no request in flight for 200 ms) to be read and answered. */
+	int quiet = 0;
+	for (int i = 0; i < grace_s * 100 && quiet < 20; i++) {
 		struct timespec ts = {0, 10 * 1000 * 1000};
 		nanosleep(&ts, NULL);
+		quiet = atomic_load(&s->inflight) > 0 ? 0 : quiet + 1;
 	}
 	MHD_stop_daemon(s->mhd);
 	free(s);

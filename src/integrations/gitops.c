@@ -3,7 +3,7 @@
  * includes <git2.h>).
  *
  * The daemon keeps a bare local repository DIR/gitops-work as its object
- * store with one remote, "origin".  A commit is built in an in-memory index
+ * store and talks to the remote as an anonymous remote (no config).  A commit is built in an in-memory index
  * on top of the fetched remote branch (no working tree, so no file system
  * paths are ever derived from user input), the local branch is moved to it
  * and pushed.  It must never force-push, never leave the local branch ahead
@@ -78,7 +78,6 @@ int gitops_open(const char *dir, const char *remote, struct gitops **out, char *
 {
 	struct gitops *g = NULL;
 	git_repository *bare = NULL;
-	git_remote *origin = NULL;
 	char path[GITOPS_PATH_MAX];
 	int rc = 0;
 
@@ -120,19 +119,7 @@ int gitops_open(const char *dir, const char *remote, struct gitops **out, char *
 	rc = repo_open_or_init(path, &g->repo, detail);
 	if (rc != 0)
 		goto out;
-	if (git_remote_lookup(&origin, g->repo, "origin") == 0) {
-		const char *u = git_remote_url(origin);
-		if ((u == NULL || strcmp(u, g->url) != 0) &&
-		    git_remote_set_url(g->repo, "origin", g->url) < 0) {
-			rc = git_fail(ERR_STORE, "cannot set the remote URL", detail);
-			goto out;
-		}
-	} else if (git_remote_create(&origin, g->repo, "origin", g->url) < 0) {
-		rc = git_fail(ERR_STORE, "cannot add the remote", detail);
-		goto out;
-	}
 out:
-	git_remote_free(origin);
 	git_repository_free(bare);
 	if (rc != 0) {
 		gitops_close(g);
@@ -226,8 +213,17 @@ int gitops_commit_push(struct gitops *g, const char *dir_path, const struct gito
 		return ERR_INVALID;
 	}
 	pthread_mutex_lock(&g->mu);
-	if (git_remote_lookup(&origin, g->repo, "origin") < 0) {
-		rc = git_fail(ERR_STORE, "no remote", detail);
+	/* An anonymous remote: no config reads (libgit2 1.5 leaks pcre2 match
+	 * data on every config regex, e.g. in git_remote_lookup and insteadOf). */
+	git_remote_create_options ro;
+	if (git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION) < 0) {
+		rc = git_fail(ERR_STORE, "cannot initialise options", detail);
+		goto out;
+	}
+	ro.repository = g->repo;
+	ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	if (git_remote_create_with_opts(&origin, g->url, &ro) < 0) {
+		rc = git_fail(ERR_INVALID, "bad GitOps remote", detail);
 		goto out;
 	}
 	char fetch_spec[] = "+" GITOPS_LOCAL ":" GITOPS_TRACKING;
@@ -239,8 +235,19 @@ int gitops_commit_push(struct gitops *g, const char *dir_path, const struct gito
 		rc = git_fail(ERR_UNAVAILABLE, "cannot fetch from the GitOps remote", detail);
 		goto out;
 	}
-	if (git_reference_name_to_id(&base, g->repo, GITOPS_TRACKING) == 0)
-		have_base = true;
+	/* The remote's branch as the fetch saw it (empty repository: none). */
+	const git_remote_head **heads = NULL;
+	size_t nheads = 0;
+	if (git_remote_ls(&heads, &nheads, origin) < 0) {
+		rc = git_fail(ERR_UNAVAILABLE, "cannot list the GitOps remote", detail);
+		goto out;
+	}
+	for (size_t i = 0; i < nheads; i++) {
+		if (strcmp(heads[i]->name, GITOPS_LOCAL) == 0) {
+			git_oid_cpy(&base, &heads[i]->oid);
+			have_base = true;
+		}
+	}
 	if (git_index_new(&idx) < 0) {
 		rc = git_fail(ERR_NOMEM, "cannot make an index", detail);
 		goto out;

@@ -3,7 +3,10 @@
 # exact command to run.  Usage: deps.sh PACKAGE...
 missing=""
 for p in "$@"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" && continue
+	# A tool may come from another package (npm inside NodeSource's nodejs).
+	case "$p" in *-dev|lib*) ;; *) command -v "$p" >/dev/null 2>&1 && continue ;; esac
+	missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ]; then

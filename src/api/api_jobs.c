@@ -254,18 +254,17 @@ static json_t *refusal_problem(struct req *r, const char *kind, json_t *est, jso
 			 est, "available", avail, "gpus_available", gpus);
 }
 
-/* The 502 (or 409) problem naming the failed step. */
-static json_t *step_problem(struct req *r, unsigned status, const char *step, const char *detail,
-			    const char *alloc_id)
+/* The 502 (or 409) problem naming the failed step; name: the problem type. */
+static json_t *step_problem(struct req *r, unsigned status, const char *name, const char *step,
+			    const char *detail, const char *alloc_id, const char *alloc_status)
 {
 	char type[128], d[600];
-	snprintf(type, sizeof(type), "%s%s", HTTP_PROBLEM_BASE,
-		 status == 409 ? "job-exists" : "step-failed");
-	snprintf(d, sizeof(d), "%s: %s; the allocation was cancelled", step, detail);
+	snprintf(type, sizeof(type), "%s%s", HTTP_PROBLEM_BASE, name);
+	snprintf(d, sizeof(d), "%s: %s; the allocation is %s", step, detail, alloc_status);
 	return json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s}", "type", type, "title",
-			 status == 409 ? "The job already exists" : "A step of the job failed",
+			 status == 502 ? "A step of the job failed" : "The job cannot be created",
 			 "status", (int)status, "detail", d, "step", step, "instance", r->id,
-			 "allocation_id", alloc_id, "allocation_status", "cancelled");
+			 "allocation_id", alloc_id, "allocation_status", alloc_status);
 }
 
 /* Stores the final answer with the job and sends it. */
@@ -283,7 +282,9 @@ static void job_finish(struct req *r, struct job *j, unsigned status, json_t *v)
 	struct store_conn *db;
 	char detail[STORE_DETAIL_LEN] = "";
 	int rc = req_db(r, &db);
-	if (rc == 0 && strlen(text) < sizeof(j->body))
+	if (rc == 0 && strlen(text) >= sizeof(j->body))
+		rc = ERR_TOO_LARGE;
+	if (rc == 0)
 		rc = store_conn_ops(db)->job_update(db, j, detail);
 	if (rc != 0)
 		log_event("error", "cannot record the job's outcome",
@@ -422,6 +423,15 @@ void api_job_create(struct req *r)
 				reply_err(r, rc, "cannot read the job's allocation");
 				goto out;
 			}
+			/* A retry must not deploy on an allocation that ended meanwhile. */
+			if (a.status != ALLOC_APPROVED && a.status != ALLOC_RUNNING) {
+				char d[160];
+				snprintf(d, sizeof(d), "the job's allocation %s is %s", a.id,
+					 alloc_status_name(a.status));
+				job_finish(r, j, 409, step_problem(r, 409, "allocation-ended", "allocate", d, a.id,
+								  alloc_status_name(a.status)));
+				goto out;
+			}
 		} else {
 			const char *kind = json_string_value(json_object_get(v, "refused"));
 			json_t *p = refusal_problem(r, kind ? kind : "budget-exceeded",
@@ -477,7 +487,8 @@ void api_job_create(struct req *r)
 			alloc_cancel(r, a.id);
 			struct mlflow_tag t = {"plinth.status", "cancelled"};
 			(void)mlflow_model_tag(&in->mlflow, q.model_name, &t, 1, md);
-			job_finish(r, j, 502, step_problem(r, 502, "mlflow", md, a.id));
+			job_finish(r, j, 502, step_problem(r, 502, "step-failed", "mlflow", md, a.id,
+							      "cancelled"));
 			goto out;
 		}
 		mlflow_model_url(&in->mlflow, q.model_name, url, sizeof(url));
@@ -522,7 +533,8 @@ void api_job_create(struct req *r)
 			(void)mlflow_model_tag(&in->mlflow, q.model_name, &t, 1, md);
 		}
 		unsigned st = rc == ERR_CONFLICT ? 409 : 502;
-		job_finish(r, j, st, step_problem(r, st, "gitops", gd, a.id));
+		job_finish(r, j, st, step_problem(r, st, st == 409 ? "job-exists" : "step-failed",
+						     "gitops", gd, a.id, "cancelled"));
 		goto out;
 	}
 	manifest_application_name(&s, app_name, sizeof(app_name));

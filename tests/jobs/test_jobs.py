@@ -270,6 +270,21 @@ def main():
     ok(team(base)["reserved"] == before["reserved"] and git("ls-remote", remote, "refs/heads/main") == commits,
        "bad input reserved nothing and committed nothing")
 
+    # --- over budget: the allocation is refused before any neighbour is called ----------
+    st, res, raw = call(base, "POST", "/v1/jobs", job_body("too-big", gpu_count=16, max_runtime_hours=168),
+                        headers={"Idempotency-Key": "big"})
+    ok(st == 409 and res.get("type", "").endswith("/budget-exceeded") and res.get("step") == "allocate",
+       "over budget: 409 budget-exceeded at the allocate step", raw)
+    ok(call(base, "POST", "/v1/jobs", job_body("too-big", gpu_count=16, max_runtime_hours=168),
+            headers={"Idempotency-Key": "big"})[2] == raw, "the refusal replays with the same key")
+    ok(team(base)["reserved"] == before["reserved"] and git("ls-remote", remote, "refs/heads/main") == commits,
+       "a refusal reserved nothing and committed nothing")
+    try:
+        mlflow_model(mlflow, "nlp-too-big")
+        ok(False, "a refused job registers no model")
+    except urllib.error.HTTPError as e:
+        ok(e.code == 404, "a refused job registers no model", e.code)
+
     # --- the directory is taken: 409, allocation cancelled -----------------------------
     st, res, raw = call(base, "POST", "/v1/jobs", job_body("train-llm", gpu_count=1))
     ok(st == 409 and res.get("step") == "gitops" and res.get("allocation_status") == "cancelled",

@@ -168,6 +168,7 @@ static pid_t daemon_start(const char *bin, const char *dir, char *base, size_t l
 {
 	char ready[4200];
 	snprintf(ready, sizeof(ready), "%s/ready", dir);
+	fflush(stdout); /* the child must not print our buffered lines again */
 	pid_t pid = fork();
 	if (pid == 0) {
 		setenv("PLINTH_ADMIN_TOKEN", SECRET, 1);

@@ -5,7 +5,7 @@
 # packages of tests/requirements-mlflow.txt, then runs
 #   mlflow server --backend-store-uri sqlite:///DIR/mlflow.db
 #     --default-artifact-root DIR/art --host 127.0.0.1 --port PORT --workers 1
-# in the background (pid in DIR/mlflow.pid, log in DIR/mlflow.log) and waits
+# in the background (pid = process group in DIR/mlflow.pid, log in DIR/mlflow.log) and waits
 # until GET /health answers OK (at most 180 s).  With only DIR=--install it
 # just prepares the venv.  It must never install anything outside
 # .venv-mlflow, nor listen on anything but loopback.
@@ -46,7 +46,9 @@ install_venv
 [ "$dir" = "--install" ] && exit 0
 port=${2:?usage: mlflow-start.sh DIR PORT}
 mkdir -p "$dir/art"
-"$venv/bin/mlflow" server --backend-store-uri "sqlite:///$dir/mlflow.db" \
+# Its own session and process group (pid = pgid), so the caller can stop the
+# server and its workers (uvicorn, job runner) with one kill -TERM -PID.
+setsid "$venv/bin/mlflow" server --backend-store-uri "sqlite:///$dir/mlflow.db" \
 	--default-artifact-root "$dir/art" --host 127.0.0.1 --port "$port" --workers 1 \
 	>"$dir/mlflow.log" 2>&1 &
 echo $! >"$dir/mlflow.pid"

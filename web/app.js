@@ -337,8 +337,10 @@
       m.min = 0; m.max = 100; m.low = 60; m.high = 90; m.optimum = 50; m.value = pct;
       const td = el('td');
       td.append(m, el('span', pct.toFixed(1) + '%', 'pct'));
-      return [cell(x.name + ' (' + x.id + ')'), cell(money(x.price_per_gpu_hour), 'num', 'gpu-price', x.price_per_gpu_hour),
-        cell(x.price_date), cell(x.capacity, 'num', 'gpu-capacity', x.capacity), cell(x.allocated, 'num', 'gpu-allocated', x.allocated), td];
+      const name = cell(x.name, 'wrap');
+      name.append(el('br'), el('small', x.id, 'muted'));
+      return [name, cell(money(x.price_per_gpu_hour), 'num', 'gpu-price', x.price_per_gpu_hour),
+        cell(x.price_date, 'opt'), cell(x.capacity, 'num', 'gpu-capacity', x.capacity), cell(x.allocated, 'num', 'gpu-allocated', x.allocated), td];
     }), 6);
     draw('c-util', {
       type: 'bar',
@@ -346,7 +348,8 @@
         { label: 'Allocated', data: g.map((x) => x.allocated), backgroundColor: '#1f5fbf' },
         { label: 'Capacity', data: g.map((x) => x.capacity), backgroundColor: '#c9d3e3' },
       ] },
-      options: { indexAxis: 'y', plugins: { legend: { position: 'bottom' } }, scales: { x: { beginAtZero: true } } },
+      options: { indexAxis: 'y', plugins: { legend: { position: 'bottom' } },
+        scales: { x: { beginAtZero: true }, y: { ticks: { autoSkip: false } } } },
     });
   }
 

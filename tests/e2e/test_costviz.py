@@ -199,6 +199,14 @@ def test_export(t, d):
     st, _, text3 = d.req("GET", "/v1/costs/export?format=focus&team=nlp&from=2020-01-01&to=2030-01-01", raw=True)
     rows3 = list(csv.DictReader(io.StringIO(text3)))
     t.ok(st == 200 and rows3 and all(r["x_Team"] == "nlp" for r in rows3), "?team= narrows the export")
+    st, _, tok = d.req("POST", "/v1/tokens", {"name": "vision member", "role": "member", "teams": ["vision"]})
+    mem = tok.get("token") if st == 201 else None
+    st, _, text4 = d.req("GET", "/v1/costs/export?from=2020-01-01&to=2030-01-01", token=mem, raw=True)
+    rows4 = list(csv.DictReader(io.StringIO(text4)))
+    t.ok(st == 200 and rows4 and all(r["x_Team"] == "vision" for r in rows4),
+         "a member's export holds only its own teams", (st, len(rows4)))
+    st, _, _ = d.req("GET", "/v1/costs/export?team=nlp", token=mem)
+    t.ok(st == 403, "a member may not export another team", st)
 
     for q, why in [("format=xml", "unknown format"), ("from=2026-02-01&to=2026-01-01", "to before from"),
                    ("from=yesterday", "bad time"), ("team=Bad%20Team%21", "bad team")]:

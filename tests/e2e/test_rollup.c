@@ -19,6 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "core/err.h"
 #include "core/timeutil.h"
 #include "store/store.h"
@@ -259,6 +261,7 @@ int main(void)
 	}
 	ok(rc == 0 && completed > 150, "%d allocations completed, the rest approved, running or cancelled (%s)",
 	   completed, detail);
+	detail[0] = '\0';
 	ok(faults > 0 && fault_ok, "a completion failing at any of its statements leaves rollups = scan (%d faults) %s",
 	   faults, why);
 
@@ -295,6 +298,28 @@ int main(void)
 		}
 	}
 	ok(usage_bad == 0, "FOCUS usage rows sum exactly to the day totals %s", why);
+
+	/* A database from before the monthly rollups (schema 3, daily rollups
+	 * emptied): migrating to 4 must backfill every rollup table. */
+	store_conn_release(s, c);
+	c = NULL;
+	store_close(s);
+	s = NULL;
+	sqlite3 *db = NULL;
+	int src = sqlite3_open(path, &db);
+	if (src == SQLITE_OK)
+		src = sqlite3_exec(db, "DROP TABLE cost_monthly_approved; DELETE FROM cost_daily_approved;"
+				       " DELETE FROM cost_daily_usage; DELETE FROM schema_migrations WHERE version = 4",
+				   NULL, NULL, NULL);
+	sqlite3_close(db);
+	ok(src == SQLITE_OK, "the database is taken back to schema 3 without rollup rows");
+	detail[0] = '\0';
+	if (!ok(store_open(url, 2, &s, detail) == 0 && store_conn_acquire(s, &c) == 0 &&
+		    store_conn_ops(c)->migrate(c, detail) == 0,
+		"migrate 3 -> 4 %s", detail))
+		goto out;
+	ok(sweep(c, t0, end, now + 7200, 200, why, sizeof(why)) == 0,
+	   "after the migration's backfill: rollups = scan %s", why);
 out:
 	if (c != NULL)
 		store_conn_release(s, c);

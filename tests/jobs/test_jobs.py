@@ -385,8 +385,8 @@ except Exception as e:  # a crash of the harness is a failure, never a skip
 finally:
     for p in procs:
         try:
-            if isinstance(p, int):
-                os.kill(p, signal.SIGTERM)
+            if isinstance(p, int):  # mlflow: its whole process group
+                os.killpg(p, signal.SIGTERM)
             else:
                 p.terminate()
                 p.wait(timeout=10)

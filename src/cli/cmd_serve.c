@@ -324,6 +324,8 @@ int cmd_serve(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* The database holds token hashes and the ledger: owner-only files. */
+	umask(077);
 
 	if (o.database_url == NULL) {
 		if (mkdir(o.data, 0700) != 0 && errno != EEXIST) {

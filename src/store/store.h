@@ -406,6 +406,13 @@ void store_close(struct store *s);
  */
 int store_sqlite_new(const char *path, struct store **out, char *detail);
 
+/*
+ * SQLite group commit counters (tests, benches): allocate batch COMMITs that
+ * succeeded and the allocate calls they made durable.  decisions > commits
+ * means batches formed.  `s` must be a SQLite store.
+ */
+void store_sqlite_stats(struct store *s, long *commits, long *decisions);
+
 /* Pool: acquire blocks until a connection is free; release returns it. */
 int store_conn_acquire(struct store *s, struct store_conn **out);
 void store_conn_release(struct store *s, struct store_conn *c);

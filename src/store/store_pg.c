@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@
 #define PG_MAX_PARAMS 320
 #define PG_DAY 86400
 #define PG_RETRIES 8
+#define PG_BATCH_MAX 128 /* allocation requests per group commit */
 /* Internal only: a deadlock or serialization failure; the operation reruns. */
 #define PG_RETRY (-1000)
 
@@ -45,6 +47,11 @@ struct pg_store {
 	struct store base; /* must be first */
 	char *url;         /* owned; passed to libpq as is (TLS options included) */
 	long statement_timeout_ms;
+	/* Group commit of allocations (pg_allocate): the queue and its leader. */
+	pthread_mutex_t bmu;
+	pthread_cond_t bcv;
+	struct pg_alloc_req *bhead, *btail;
+	bool leading;
 };
 
 struct pg_conn {
@@ -222,6 +229,8 @@ static void pg_destroy(struct store *bs)
 
 	if (!s)
 		return;
+	pthread_cond_destroy(&s->bcv);
+	pthread_mutex_destroy(&s->bmu);
 	free(s->url);
 	free(s);
 }
@@ -397,6 +406,138 @@ static int q_script(struct pg_conn *c, const char *sql)
 	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
 		rc = db_fail(c, r, "exec");
 	PQclear(r);
+	return rc;
+}
+
+/* ---- pipelines --------------------------------------------------------- */
+
+#define PG_PIPE_MAX 4
+
+/* One statement of a pipeline: a cached SQL string, its parameters, its result. */
+struct pg_step {
+	const char *sql;
+	struct pg_params p;
+	PGresult *res; /* the result of a statement that succeeded (caller PQclears) */
+};
+
+static int step_set(struct pg_conn *c, struct pg_step *st, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	st->sql = sql;
+	st->p.n = 0;
+	st->res = NULL;
+	va_start(ap, fmt);
+	rc = params_addv(c, &st->p, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static void steps_clear(struct pg_step *st, int n)
+{
+	for (int i = 0; i < n; i++) {
+		PQclear(st[i].res);
+		st[i].res = NULL;
+	}
+}
+
+/*
+ * Runs n cached statements in order in ONE round trip (libpq pipeline
+ * mode); only inside a transaction, which any failure dooms anyway.
+ * Returns the first failure; the statements after it do not run.  A fault
+ * injected into any of them (same point as pq_exec) fails the call before
+ * anything is sent.  If the pipeline cannot be finished cleanly the session
+ * is reset, which rolls the transaction back on the server.
+ */
+static int pq_pipeline(struct pg_conn *c, struct pg_step *st, int n)
+{
+	char names[PG_PIPE_MAX][16];
+	bool broken = false;
+	int rc = 0, sent = 0;
+	PGresult *r;
+
+	if (n > PG_PIPE_MAX) {
+		conn_err(c, "internal: pipeline too long");
+		return ERR_STORE;
+	}
+	for (int i = 0; i < n; i++) {
+		if (store_fault_hit(c->base.store)) {
+			conn_err(c, "injected fault");
+			return ERR_STORE;
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		rc = stmt_name(c, st[i].sql, names[i], sizeof(names[i]));
+		if (rc != 0)
+			return rc;
+	}
+	if (PQenterPipelineMode(c->db) != 1)
+		return db_fail(c, NULL, "pipeline");
+	for (; sent < n; sent++) {
+		int ok = names[sent][0]
+				 ? PQsendQueryPrepared(c->db, names[sent], st[sent].p.n, st[sent].p.v,
+						       NULL, NULL, 0)
+				 : PQsendQueryParams(c->db, st[sent].sql, st[sent].p.n, NULL,
+						     st[sent].p.v, NULL, NULL, 0);
+		if (!ok) {
+			rc = db_fail(c, NULL, "pipeline send");
+			broken = true;
+			break;
+		}
+	}
+	if (!broken && PQpipelineSync(c->db) != 1) {
+		rc = db_fail(c, NULL, "pipeline sync");
+		broken = true;
+	}
+	for (int i = 0; i < sent && !broken; i++) {
+		ExecStatusType es;
+
+		r = PQgetResult(c->db);
+		if (!r) {
+			if (rc == 0)
+				rc = db_fail(c, NULL, "pipeline");
+			broken = true;
+			break;
+		}
+		es = PQresultStatus(r);
+		if ((es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK) && rc == 0) {
+			st[i].res = r;
+		} else {
+			if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK &&
+			    es != PGRES_PIPELINE_ABORTED && rc == 0)
+				rc = db_fail(c, r, "statement");
+			PQclear(r);
+		}
+		r = PQgetResult(c->db); /* the end of this statement's results */
+		if (r) {
+			PQclear(r);
+			broken = true;
+		}
+	}
+	if (!broken) {
+		r = PQgetResult(c->db);
+		if (PQresultStatus(r) != PGRES_PIPELINE_SYNC)
+			broken = true;
+		PQclear(r);
+	}
+	if (!broken && PQexitPipelineMode(c->db) != 1)
+		broken = true;
+	if (broken) {
+		if (rc == 0) {
+			conn_err(c, "pipeline: %s", PQerrorMessage(c->db));
+			msg_trim(c->err);
+			rc = ERR_UNAVAILABLE;
+		}
+		/* The session is unusable for this transaction: a live one is
+		 * reset (the server rolls the transaction back), a dead one is
+		 * re-opened on its next use. */
+		if (PQstatus(c->db) == CONNECTION_OK)
+			(void)conn_revive(c);
+		c->in_tx = false;
+	}
+	if (rc != 0)
+		steps_clear(st, n);
 	return rc;
 }
 
@@ -1567,69 +1708,105 @@ static int idem_lookup(struct pg_conn *c, const char *token_id, const struct ide
 	return rc;
 }
 
-/* Defensive re-read after an approval: the rule can only break by a bug. */
-static int ledger_verify(struct pg_conn *c, const struct team *t, int64_t period_start,
-			 const char *gpu_type)
-{
-	struct gpu_type g;
-	int64_t spent = 0, reserved = 0;
-	int rc;
+static const char SQL_PERIOD_MOVE_RET[] =
+	"UPDATE team_periods SET reserved = reserved + $1"
+	" WHERE team_id = $2 AND period_start = $3 RETURNING spent, reserved";
+static const char SQL_GPU_MOVE_RET[] =
+	"UPDATE gpu_types SET allocated = allocated + $1 WHERE id = $2 RETURNING allocated, capacity";
 
-	rc = period_load(c, SQL_PERIOD_GET, t->id, period_start, &spent, &reserved);
-	if (rc != 0)
-		return rc;
-	if (spent > t->budget_micros - reserved) {
+/*
+ * An approval's moves as they now stand (RETURNING of the period and GPU
+ * type updates): a defensive re-check - the rule can only break by a bug.
+ */
+static int approve_check(struct pg_conn *c, const struct team *t, const struct allocation *a,
+			 const PGresult *period, const PGresult *gpu)
+{
+	if (PQntuples(period) != 1) {
+		conn_err(c, "ledger row of team '%s' is missing", a->team);
+		return ERR_STORE;
+	}
+	if (col_i64(period, 0, 0) > t->budget_micros - col_i64(period, 0, 1)) {
 		conn_err(c, "ledger invariant violated for team '%s'", t->id);
 		return ERR_STORE;
 	}
-	rc = load_one(c, SQL_GPU_BY_ID, gpu_type, row_gpu, &g);
-	if (rc != 0)
-		return rc == ERR_NOT_FOUND ? ERR_STORE : rc;
-	if (g.allocated > g.capacity) {
-		conn_err(c, "capacity invariant violated for gpu type '%s'", gpu_type);
+	if (PQntuples(gpu) != 1) {
+		conn_err(c, "gpu type '%s' is missing", a->gpu_type);
+		return ERR_STORE;
+	}
+	if (col_i64(gpu, 0, 0) > col_i64(gpu, 0, 1)) {
+		conn_err(c, "capacity invariant violated for gpu type '%s'", a->gpu_type);
 		return ERR_STORE;
 	}
 	return 0;
 }
 
-static int allocate_once(struct pg_conn *c, const struct actor *who, const struct alloc_request *r,
-			 int64_t start_timeout_s, int64_t now, struct idem *idem,
-			 struct alloc_outcome *o)
+/*
+ * One allocation request in a group-commit batch (see pg_allocate).  The
+ * member that asked owns it; the leader fills the staged and out fields, and
+ * the member hands the outcome to its caller only after the batch commits.
+ */
+struct pg_alloc_req {
+	const struct actor *who;
+	const struct alloc_request *r;
+	int64_t start_timeout_s;
+	int64_t now;
+	struct idem *idem;
+	/* staged by the leader, valid only when the batch commits */
+	struct alloc_outcome *lo; /* owned by the member (large record) */
+	char *replay;             /* replayed answer, owned here until handed over */
+	int replay_status;
+	bool replayed;
+	bool keep; /* this request's part is released into the batch, not rolled back */
+	/* out */
+	int rc;
+	bool done; /* guarded by the store's batch mutex */
+	char err[STORE_DETAIL_LEN];
+	struct pg_alloc_req *next; /* queue link, guarded by the batch mutex */
+};
+
+/*
+ * One request's check-and-reserve inside the caller's transaction (a
+ * batch, under the request's own SAVEPOINT).  Sets q->keep when its writes
+ * belong in the commit: approved, replayed, or a refusal worth remembering;
+ * else the caller rolls its part back.  Due allocations were expired by the
+ * caller before the batch's first request.
+ */
+static int allocate_part(struct pg_conn *c, struct pg_alloc_req *q)
 {
-	struct alloc_outcome *lo = NULL; /* owned here (large record) */
+	const struct actor *who = q->who;
+	const struct alloc_request *r = q->r;
+	struct idem *idem = q->idem;
+	int64_t now = q->now, start_timeout_s = q->start_timeout_s;
+	struct alloc_outcome *lo = q->lo;
 	struct team team;
 	struct gpu_type gpu;
 	struct ledger_check chk;
 	struct ledger_decision dec;
 	int64_t ps = 0, pe = 0, spent = 0, reserved = 0, est = 0;
-	char *body = NULL;   /* rendered answer, owned here */
-	char *replay = NULL; /* replayed answer, handed to idem on success */
-	int replay_status = 0, status = 0, rc, n, fin;
-	bool use_idem = idem && idem->key, replayed = false, commit = false;
+	char *body = NULL;  /* rendered answer, owned here */
+	char *audit = NULL; /* the audit row's after_json, owned here */
+	struct pg_step *st = NULL; /* owned here (large) */
+	int status = 0, rc, n;
+	bool use_idem = idem && idem->key;
 
-	if (idem) {
-		idem->replayed = false;
-		idem->replay_body = NULL;
-	}
-	lo = calloc(1, sizeof(*lo));
-	if (!lo)
-		return ERR_NOMEM;
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		goto out;
+	memset(lo, 0, sizeof(*lo));
+	q->keep = false;
+	q->replayed = false;
+	free(q->replay);
+	q->replay = NULL;
 	if (use_idem) {
 		n = q_exec(c, SQL_IDEM_LOCK, "tt", who->token_id, idem->key);
 		if (n < 0) {
 			rc = n;
 			goto out;
 		}
-		rc = idem_lookup(c, who->token_id, idem, &replay_status, &replay);
+		rc = idem_lookup(c, who->token_id, idem, &q->replay_status, &q->replay);
 		if (rc < 0)
 			goto out;
 		if (rc == 1) {
-			replayed = true;
+			q->replayed = true;
 			rc = 0;
-			commit = true;
+			q->keep = true;
 			goto out;
 		}
 	}
@@ -1639,24 +1816,36 @@ static int allocate_once(struct pg_conn *c, const struct actor *who, const struc
 			conn_err(c, "unknown team '%s'", r->team);
 		goto out;
 	}
-	/* Due allocations give their money and GPUs back before we decide. */
-	rc = expire_due_tx(c, now, NULL);
-	if (rc != 0)
-		goto out;
 	period_bounds(team.period, now, &ps, &pe);
-	n = q_exec(c, SQL_PERIOD_ENSURE, "tii", team.id, ps, pe);
-	if (n < 0) {
-		rc = n;
+	st = calloc(PG_PIPE_MAX, sizeof(*st));
+	if (!st) {
+		rc = ERR_NOMEM;
 		goto out;
 	}
-	/* Lock order, everywhere: the team's period row, then the GPU type row. */
-	rc = period_load(c, SQL_PERIOD_LOCK, team.id, ps, &spent, &reserved);
+	/* One round trip.  Lock order, everywhere: the team's period row, then
+	 * the GPU type row. */
+	rc = step_set(c, &st[0], SQL_PERIOD_ENSURE, "tii", team.id, ps, pe);
+	if (rc == 0)
+		rc = step_set(c, &st[1], SQL_PERIOD_LOCK, "ti", team.id, ps);
+	if (rc == 0)
+		rc = step_set(c, &st[2], SQL_GPU_LOCK, "t", r->gpu_type);
+	if (rc == 0)
+		rc = pq_pipeline(c, st, 3);
 	if (rc != 0)
 		goto out;
-	rc = load_one(c, SQL_GPU_LOCK, r->gpu_type, row_gpu, &gpu);
+	if (PQntuples(st[1].res) >= 1) {
+		spent = col_i64(st[1].res, 0, 0);
+		reserved = col_i64(st[1].res, 0, 1);
+	}
+	if (PQntuples(st[2].res) < 1) {
+		rc = ERR_NOT_FOUND;
+		conn_err(c, "unknown gpu_type '%s'", r->gpu_type);
+		goto out;
+	}
+	rc = row_gpu(st[2].res, 0, &gpu);
+	steps_clear(st, 3);
 	if (rc != 0) {
-		if (rc == ERR_NOT_FOUND)
-			conn_err(c, "unknown gpu_type '%s'", r->gpu_type);
+		conn_err(c, "corrupt row for '%s'", r->gpu_type);
 		goto out;
 	}
 	rc = cost_compute(gpu.price_micros, r->gpu_count, r->max_runtime_us, &est);
@@ -1706,26 +1895,33 @@ static int allocate_once(struct pg_conn *c, const struct actor *who, const struc
 		a->started_at = 0;
 		a->ended_at = 0;
 		a->actual_micros = -1;
-		n = q_exec(c, SQL_ALLOC_INSERT, "ttttiiiittttiiiiii", a->id, a->team, a->project,
-			   a->gpu_type, a->gpu_count, a->max_runtime_us, a->price_micros,
-			   a->estimated_micros, alloc_status_name(a->status), a->purpose,
-			   a->labels_json, a->created_by, a->period_start, a->approved_at,
-			   a->expires_at, a->started_at, a->ended_at, a->actual_micros);
-		if (n < 0) {
-			rc = n;
+		rc = json_take_text(alloc_json(a), true, &audit);
+		if (rc != 0) {
+			conn_err(c, "out of memory rendering the audit row");
 			goto out;
 		}
-		rc = ledger_move(c, a, est, 0);
-		if (rc != 0)
-			goto out;
-		rc = gpu_move(c, gpu.id, a->gpu_count);
-		if (rc != 0)
-			goto out;
-		rc = ledger_verify(c, &team, ps, gpu.id);
-		if (rc != 0)
-			goto out;
-		rc = audit_rec(c, who, now, "allocation.approve", "allocation", a->id, a->team,
-			       alloc_json, NULL, a);
+		/* The writes in one round trip: allocation, moves, audit row. */
+		rc = step_set(c, &st[0], SQL_ALLOC_INSERT, "ttttiiiittttiiiiii", a->id, a->team,
+			      a->project, a->gpu_type, a->gpu_count, a->max_runtime_us,
+			      a->price_micros, a->estimated_micros, alloc_status_name(a->status),
+			      a->purpose, a->labels_json, a->created_by, a->period_start,
+			      a->approved_at, a->expires_at, a->started_at, a->ended_at,
+			      a->actual_micros);
+		if (rc == 0)
+			rc = step_set(c, &st[1], SQL_PERIOD_MOVE_RET, "iti", a->estimated_micros,
+				      a->team, a->period_start);
+		if (rc == 0)
+			rc = step_set(c, &st[2], SQL_GPU_MOVE_RET, "it", a->gpu_count, a->gpu_type);
+		if (rc == 0)
+			rc = step_set(c, &st[3], SQL_AUDIT_INSERT, "itttttttt", now,
+				      who ? who->token_id : SYSTEM_ACTOR, who ? who->name : SYSTEM_ACTOR,
+				      "allocation.approve", "allocation", a->id, a->team,
+				      (const char *)NULL, audit);
+		if (rc == 0)
+			rc = pq_pipeline(c, st, 4);
+		if (rc == 0)
+			rc = approve_check(c, &team, a, st[1].res, st[2].res);
+		steps_clear(st, 4);
 		if (rc != 0)
 			goto out;
 	} else {
@@ -1755,38 +1951,200 @@ static int allocate_once(struct pg_conn *c, const struct actor *who, const struc
 			goto out;
 		}
 	}
-	commit = true; /* approved, or a refusal worth remembering */
+	q->keep = true; /* approved, or a refusal worth remembering */
 out:
-	fin = tx_finish(c, commit);
-	if (fin != 0) {
-		rc = fin;
-		commit = false;
-	}
-	if (commit) {
-		if (replayed) {
-			idem->replayed = true;
-			idem->replay_status = replay_status;
-			idem->replay_body = replay;
-			replay = NULL;
-		} else {
-			*o = *lo;
-		}
-	}
-	free(replay);
+	if (st)
+		steps_clear(st, PG_PIPE_MAX);
+	free(st);
+	free(audit);
 	free(body);
-	free(lo);
 	return rc;
 }
 
+/* ---- group commit of allocations --------------------------------------- */
+
+static const char SQL_SP[] = "SAVEPOINT plinth_req";
+static const char SQL_SP_NEXT[] = "RELEASE SAVEPOINT plinth_req; SAVEPOINT plinth_req";
+
+/* Lock order across a batch: by team, then GPU type (fewer deadlocks between replicas). */
+static int req_cmp(const void *a, const void *b)
+{
+	const struct pg_alloc_req *x = *(struct pg_alloc_req *const *)a;
+	const struct pg_alloc_req *y = *(struct pg_alloc_req *const *)b;
+	int d = strcmp(x->r->team, y->r->team);
+
+	return d ? d : strcmp(x->r->gpu_type, y->r->gpu_type);
+}
+
+/* Undoes one request's part; the recovery path, so never fault-injected. */
+static int sp_rollback(struct pg_conn *c)
+{
+	PGresult *r = PQexec(c->db, "ROLLBACK TO SAVEPOINT plinth_req; RELEASE SAVEPOINT plinth_req");
+	int rc = 0;
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		rc = db_fail(c, r, "rollback to savepoint");
+	PQclear(r);
+	return rc;
+}
+
+/*
+ * One attempt at a batch: ONE transaction, each request under its own
+ * SAVEPOINT, decided one after the other (so each sees the ones before it,
+ * exactly as consecutive transactions would).  Returns 0 when the COMMIT
+ * succeeded (each q->rc is then that request's answer), else the batch's
+ * failure: nothing of it persists, PG_RETRY reruns the whole batch.
+ */
+static int batch_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
+{
+	int64_t now = qs[0]->now;
+	bool open_sp = false;
+	int rc, n, fin;
+
+	for (int i = 0; i < nq; i++) {
+		qs[i]->keep = false;
+		qs[i]->rc = 0;
+		qs[i]->err[0] = '\0';
+		if (qs[i]->now > now)
+			now = qs[i]->now;
+	}
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	/* Due allocations give their money and GPUs back before anyone decides. */
+	rc = expire_due_tx(c, now, NULL);
+	if (rc != 0)
+		goto out;
+	for (int i = 0; i < nq; i++) {
+		struct pg_alloc_req *q = qs[i];
+
+		/* The previous part kept: release it and open ours in one round trip. */
+		if (open_sp)
+			n = q_script(c, SQL_SP_NEXT);
+		else
+			n = q_exec(c, SQL_SP, "");
+		if (n < 0) {
+			rc = n;
+			goto out;
+		}
+		open_sp = true;
+		c->err[0] = '\0';
+		q->rc = allocate_part(c, q);
+		if (q->rc == PG_RETRY || !c->in_tx) {
+			/* Retry the batch, or its transaction is gone with the session. */
+			rc = q->rc == PG_RETRY ? PG_RETRY : (q->rc ? q->rc : ERR_UNAVAILABLE);
+			goto out;
+		}
+		snprintf(q->err, sizeof(q->err), "%s", c->err);
+		c->err[0] = '\0';
+		if (!q->keep) {
+			rc = sp_rollback(c);
+			if (rc != 0)
+				goto out;
+			open_sp = false;
+		}
+	}
+	/* COMMIT takes the last part with it; no RELEASE needed. */
+out:
+	fin = tx_finish(c, rc == 0);
+	if (rc == 0)
+		rc = fin;
+	return rc;
+}
+
+/* The leader's work: runs the batch (retrying it whole) and sets every answer. */
+static void batch_lead(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
+{
+	int rc;
+
+	qsort(qs, (size_t)nq, sizeof(*qs), req_cmp);
+	rc = PG_RETRYING(c, batch_once(c, qs, nq));
+	if (rc == 0)
+		return;
+	/* Nothing committed: every member fails with the batch's error. */
+	for (int i = 0; i < nq; i++) {
+		qs[i]->rc = rc;
+		qs[i]->keep = false;
+		snprintf(qs[i]->err, sizeof(qs[i]->err), "%s", c->err[0] ? c->err : err_name(rc));
+	}
+}
+
+/*
+ * Group commit: concurrent allocate calls of this process queue up; whoever
+ * finds no leader takes up to PG_BATCH_MAX queued requests (of any teams)
+ * and runs them in one transaction on its own connection, then wakes every
+ * member.  A member answers only after its batch's COMMIT.  The row locks
+ * are the same as for a lone request, so replicas stay correct; the gain is
+ * one commit (and one wait for the hot rows) per batch instead of per
+ * decision.
+ */
 static int pg_allocate(struct store_conn *bc, const struct actor *who, const struct alloc_request *r,
 		       int64_t start_timeout_s, int64_t now, struct idem *idem,
 		       struct alloc_outcome *o, char *detail)
 {
 	struct pg_conn *c = pg_conn_of(bc);
-	int rc = PG_RETRYING(c, allocate_once(c, who, r, start_timeout_s, now, idem, o));
+	struct pg_store *s = pg_store_of(c);
+	struct pg_alloc_req q = {.who = who, .r = r, .start_timeout_s = start_timeout_s,
+				 .now = now, .idem = idem};
+	struct pg_alloc_req **batch = NULL;
 
-	detail_out(c, rc, detail);
-	return rc;
+	if (idem) {
+		idem->replayed = false;
+		idem->replay_body = NULL;
+	}
+	q.lo = calloc(1, sizeof(*q.lo));
+	batch = malloc(sizeof(*batch) * PG_BATCH_MAX);
+	if (!q.lo || !batch) {
+		free(q.lo);
+		free(batch);
+		return ERR_NOMEM;
+	}
+	pthread_mutex_lock(&s->bmu);
+	if (s->btail)
+		s->btail->next = &q;
+	else
+		s->bhead = &q;
+	s->btail = &q;
+	while (!q.done) {
+		int nq = 0;
+
+		if (s->leading) {
+			pthread_cond_wait(&s->bcv, &s->bmu);
+			continue;
+		}
+		s->leading = true;
+		while (s->bhead && nq < PG_BATCH_MAX) {
+			batch[nq++] = s->bhead;
+			s->bhead = s->bhead->next;
+		}
+		if (!s->bhead)
+			s->btail = NULL;
+		pthread_mutex_unlock(&s->bmu);
+		batch_lead(c, batch, nq);
+		pthread_mutex_lock(&s->bmu);
+		for (int i = 0; i < nq; i++)
+			batch[i]->done = true;
+		s->leading = false;
+		pthread_cond_broadcast(&s->bcv);
+	}
+	pthread_mutex_unlock(&s->bmu);
+	free(batch);
+
+	if (q.keep) {
+		if (q.replayed) {
+			idem->replayed = true;
+			idem->replay_status = q.replay_status;
+			idem->replay_body = q.replay;
+			q.replay = NULL;
+		} else {
+			*o = *q.lo;
+		}
+	}
+	snprintf(c->err, sizeof(c->err), "%s", q.err);
+	detail_out(c, q.rc, detail);
+	free(q.replay);
+	free(q.lo);
+	return q.rc;
 }
 
 static int pg_alloc_get(struct store_conn *bc, const char *id, struct allocation *out)
@@ -2959,6 +3317,12 @@ int store_pg_new(const char *url, struct store **out, char *detail)
 	if (!s->url)
 		goto nomem;
 	s->statement_timeout_ms = timeout;
+	if (pthread_mutex_init(&s->bmu, NULL) != 0)
+		goto nomem;
+	if (pthread_cond_init(&s->bcv, NULL) != 0) {
+		pthread_mutex_destroy(&s->bmu);
+		goto nomem;
+	}
 	s->base.ops = &pg_ops;
 	s->base.pool = NULL;
 	s->base.fault_after = -1;

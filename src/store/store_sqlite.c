@@ -4,9 +4,12 @@
  * Every write is one `BEGIN IMMEDIATE` ... `COMMIT` transaction that holds
  * the domain rows, the audit row and (for allocate) the idempotency row, so
  * a crash or an error at any statement leaves nothing half done.  The ledger
- * rule is evaluated inside that transaction with ledger_decide().
+ * rule is evaluated inside that transaction with ledger_decide().  allocate
+ * is group-committed: each call is one SAVEPOINT of a batch transaction on
+ * the writer connection and answers only after that batch's COMMIT.
  *
- * It must never: keep a transaction open across calls, execute a statement
+ * It must never: keep a transaction open across calls (a batch stays open
+ * only while one of its members is still waiting), execute a statement
  * without going through q_step() (the fault-injection point), store a token
  * secret or put a token hash in the audit log, or use floating point money.
  */
@@ -35,10 +38,45 @@
 struct sq_store {
 	struct store base; /* must be first */
 	char *path;        /* owned */
-	/* Serialises this process's writers around BEGIN IMMEDIATE..COMMIT so
-	 * our own threads queue here instead of in SQLite's sleeping busy
-	 * handler; other processes still meet busy_timeout. */
+	/*
+	 * The writer token serialises this process's writers around BEGIN
+	 * IMMEDIATE..COMMIT so our own threads queue here instead of in
+	 * SQLite's sleeping busy handler; other processes still meet
+	 * busy_timeout.  wlock guards the fields below; the token is `wbusy`.
+	 *
+	 * Group commit (allocate): the token holder runs its allocation in a
+	 * SAVEPOINT of the open batch transaction on `wconn`, queues a waiter
+	 * and, if other threads want the token and the batch is below
+	 * SQ_BATCH_MAX, hands the token on and sleeps until the batch's COMMIT;
+	 * otherwise it COMMITs and wakes every member with the outcome.  Any
+	 * other writer commits an open batch first (batch_flush).
+	 */
 	pthread_mutex_t wlock;
+	pthread_cond_t wturn; /* the token became free */
+	pthread_cond_t wdone; /* a batch finished */
+	bool wbusy;           /* the writer token is held */
+	int wwant;            /* threads waiting for the token */
+	/* Owned by the token holder (read/written only while holding it): */
+	struct sq_conn *wconn; /* the dedicated writer connection, opened lazily */
+	bool batch_open;       /* BEGIN IMMEDIATE done on wconn, not yet committed */
+	bool batch_bad;        /* a member could not undo its part: roll back all */
+	/* Guarded by wlock: */
+	struct sq_waiter *batch; /* members of the open batch */
+	int batch_n;
+	long commits;   /* batch COMMITs that succeeded (store_sqlite_stats) */
+	long decisions; /* allocate calls those COMMITs made durable */
+};
+
+#define SQ_BATCH_MAX 64
+
+/* A member of a batch, on its thread's stack until the batch finished. */
+struct sq_waiter {
+	struct sq_waiter *next;
+	int rc;    /* the member's own result; ERR_STORE etc. if the COMMIT failed */
+	bool keep; /* its part is in the batch (to be committed) */
+	bool done; /* the batch finished; rc is final */
+	bool committed; /* keep, and the batch's COMMIT succeeded */
+	char err[STORE_DETAIL_LEN];
 };
 
 struct sq_cached {
@@ -52,7 +90,7 @@ struct sq_conn {
 	struct sq_cached cache[SQ_CACHE_MAX];
 	size_t ncache;
 	bool in_tx;
-	bool locked; /* holds the store's wlock */
+	bool locked; /* holds the store's writer token */
 	char err[STORE_DETAIL_LEN];
 };
 
@@ -300,24 +338,50 @@ static const char SQL_BEGIN_IMMEDIATE[] = "BEGIN IMMEDIATE";
 static const char SQL_BEGIN[] = "BEGIN";
 static const char SQL_COMMIT[] = "COMMIT";
 
-/* write: takes the process write lock and BEGIN IMMEDIATE; else a read snapshot. */
+/* Blocks until this thread holds the writer token (see struct sq_store). */
+static int writer_take(struct sq_store *s)
+{
+	if (pthread_mutex_lock(&s->wlock) != 0)
+		return ERR_STORE;
+	s->wwant++;
+	while (s->wbusy)
+		pthread_cond_wait(&s->wturn, &s->wlock);
+	s->wwant--;
+	s->wbusy = true;
+	pthread_mutex_unlock(&s->wlock);
+	return 0;
+}
+
+static void writer_give(struct sq_store *s)
+{
+	pthread_mutex_lock(&s->wlock);
+	s->wbusy = false;
+	pthread_cond_signal(&s->wturn);
+	pthread_mutex_unlock(&s->wlock);
+}
+
+static void batch_finish(struct sq_store *s);
+
+/* write: takes the writer token (committing an open allocate batch first) and
+ * BEGIN IMMEDIATE; else a read snapshot. */
 static int tx_begin(struct sq_conn *c, bool write)
 {
 	struct sq_store *s = sq_store_of(c);
 	int n;
 
 	if (write) {
-		if (pthread_mutex_lock(&s->wlock) != 0) {
+		if (writer_take(s) != 0) {
 			conn_err(c, "cannot take the write lock");
 			return ERR_STORE;
 		}
 		c->locked = true;
+		batch_finish(s);
 	}
 	n = q_exec(c, write ? SQL_BEGIN_IMMEDIATE : SQL_BEGIN, "");
 	if (n < 0) {
 		if (c->locked) {
 			c->locked = false;
-			pthread_mutex_unlock(&s->wlock);
+			writer_give(s);
 		}
 		return n;
 	}
@@ -346,7 +410,7 @@ static int tx_finish(struct sq_conn *c, bool commit)
 	c->in_tx = false;
 	if (c->locked) {
 		c->locked = false;
-		pthread_mutex_unlock(&s->wlock);
+		writer_give(s);
 	}
 	return rc;
 }
@@ -835,6 +899,10 @@ static void sq_destroy(struct store *bs)
 
 	if (!s)
 		return;
+	if (s->wconn)
+		sq_conn_close(&s->wconn->base);
+	pthread_cond_destroy(&s->wturn);
+	pthread_cond_destroy(&s->wdone);
 	pthread_mutex_destroy(&s->wlock);
 	free(s->path);
 	free(s);
@@ -1503,39 +1571,151 @@ static int ledger_verify(struct sq_conn *c, const struct team *t, int64_t period
 	return 0;
 }
 
-static int sq_allocate(struct store_conn *bc, const struct actor *who, const struct alloc_request *r,
-		       int64_t start_timeout_s, int64_t now, struct idem *idem,
-		       struct alloc_outcome *o, char *detail)
+/* ---- group commit (allocate) ------------------------------------------- */
+
+static const char SQL_SAVEPOINT[] = "SAVEPOINT a";
+static const char SQL_RELEASE[] = "RELEASE a";
+
+/*
+ * Token held: makes sure the writer connection exists and a batch
+ * transaction is open on it.  On failure the reason is in caller->err.
+ */
+static int batch_join(struct sq_store *s, struct sq_conn *caller)
 {
-	struct sq_conn *c = sq_conn_of(bc);
-	struct alloc_outcome lo;
+	int n;
+
+	if (!s->wconn) {
+		struct store_conn *bc = NULL;
+		int rc = sq_conn_open(&s->base, &bc);
+
+		if (rc != 0) {
+			conn_err(caller, "cannot open the writer connection: %s", err_name(rc));
+			return rc;
+		}
+		s->wconn = sq_conn_of(bc);
+	}
+	if (s->batch_open)
+		return 0;
+	s->wconn->err[0] = '\0';
+	n = q_exec(s->wconn, SQL_BEGIN_IMMEDIATE, "");
+	if (n < 0) {
+		snprintf(caller->err, sizeof(caller->err), "%s", s->wconn->err);
+		return n;
+	}
+	s->batch_open = true;
+	return 0;
+}
+
+/*
+ * Token held: undoes the current member's savepoint.  This is the recovery
+ * path (never fault-injected); if it cannot be done, or SQLite already rolled
+ * the whole transaction back, the batch is marked bad and nothing of it will
+ * be committed.
+ */
+static void batch_undo_part(struct sq_store *s, bool have_savepoint)
+{
+	sqlite3 *db = s->wconn->db;
+
+	if (sqlite3_get_autocommit(db)) {
+		s->batch_bad = true; /* the batch transaction is gone */
+		return;
+	}
+	if (have_savepoint &&
+	    sqlite3_exec(db, "ROLLBACK TO a; RELEASE a", NULL, NULL, NULL) != SQLITE_OK)
+		s->batch_bad = true;
+}
+
+/*
+ * Token held: ends the open batch.  COMMIT when some member kept a part and
+ * none broke the batch, else ROLLBACK; then every member gets its final
+ * result (a failed COMMIT becomes the result of every member that kept a
+ * part) and is woken.
+ */
+static void batch_finish(struct sq_store *s)
+{
+	struct sq_conn *w = s->wconn;
+	struct sq_waiter *m, *next;
+	int rc = 0, kept = 0;
+
+	if (!s->batch_open)
+		return;
+	pthread_mutex_lock(&s->wlock);
+	for (m = s->batch; m; m = m->next)
+		kept += m->keep ? 1 : 0;
+	pthread_mutex_unlock(&s->wlock);
+	w->err[0] = '\0';
+	if (s->batch_bad) {
+		conn_err(w, "a failed statement could not be undone; the batch was rolled back");
+		rc = ERR_STORE;
+	} else if (kept > 0) {
+		int n = q_exec(w, SQL_COMMIT, "");
+		if (n < 0)
+			rc = n;
+	}
+	if ((rc != 0 || kept == 0) && !sqlite3_get_autocommit(w->db))
+		(void)sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL); /* recovery path */
+	s->batch_open = false;
+	s->batch_bad = false;
+	pthread_mutex_lock(&s->wlock);
+	if (rc == 0 && kept > 0) {
+		s->commits++;
+		s->decisions += kept;
+	}
+	for (m = s->batch; m; m = next) {
+		next = m->next; /* m may be gone once done is seen */
+		if (rc != 0 && m->keep) {
+			m->rc = rc;
+			snprintf(m->err, sizeof(m->err), "%s", w->err);
+		}
+		m->committed = rc == 0 && m->keep;
+		m->done = true;
+	}
+	s->batch = NULL;
+	s->batch_n = 0;
+	pthread_cond_broadcast(&s->wdone);
+	pthread_mutex_unlock(&s->wlock);
+}
+
+void store_sqlite_stats(struct store *bs, long *commits, long *decisions)
+{
+	struct sq_store *s = (struct sq_store *)bs;
+
+	pthread_mutex_lock(&s->wlock);
+	*commits = s->commits;
+	*decisions = s->decisions;
+	pthread_mutex_unlock(&s->wlock);
+}
+
+/*
+ * One allocation decision inside the caller's savepoint on c: (replay
+ * idempotent answer | expire due allocations | read ledger and capacity |
+ * ledger_decide | insert, reserve, audit) and remember the idempotent answer.
+ * *keep says whether the part is to be committed (approved, refused, or
+ * replayed); otherwise rc is the error and the caller undoes the part.
+ */
+static int alloc_part(struct sq_conn *c, const struct actor *who, const struct alloc_request *r,
+		      int64_t start_timeout_s, int64_t now, struct idem *idem,
+		      struct alloc_outcome *lo, bool *replayed, int *replay_status, char **replay,
+		      bool *keep)
+{
 	struct team team;
 	struct gpu_type gpu;
 	struct ledger_check chk;
 	struct ledger_decision dec;
 	int64_t ps = 0, pe = 0, spent = 0, reserved = 0, est = 0;
-	char *body = NULL;   /* rendered answer, owned here */
-	char *replay = NULL; /* replayed answer, handed to idem on success */
-	int replay_status = 0, status = 0, rc, n, fin;
-	bool use_idem = idem && idem->key, replayed = false, commit = false;
+	char *body = NULL; /* rendered answer, owned here */
+	int status = 0, rc, n;
+	bool use_idem = idem && idem->key;
 
-	c->err[0] = '\0';
-	memset(&lo, 0, sizeof(lo));
-	if (idem) {
-		idem->replayed = false;
-		idem->replay_body = NULL;
-	}
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		goto out;
+	*keep = false;
 	if (use_idem) {
-		rc = idem_lookup(c, who->token_id, idem, &replay_status, &replay);
+		rc = idem_lookup(c, who->token_id, idem, replay_status, replay);
 		if (rc < 0)
 			goto out;
 		if (rc == 1) {
-			replayed = true;
+			*replayed = true;
 			rc = 0;
-			commit = true;
+			*keep = true;
 			goto out;
 		}
 	}
@@ -1579,14 +1759,14 @@ static int sq_allocate(struct store_conn *bc, const struct actor *who, const str
 		.gpu_count = r->gpu_count,
 	};
 	ledger_decide(&chk, &dec);
-	lo.available = dec.available;
-	lo.gpus_available = dec.gpus_available;
-	lo.estimated = est;
-	lo.budget_ok = dec.budget_ok;
-	lo.capacity_ok = dec.capacity_ok;
+	lo->available = dec.available;
+	lo->gpus_available = dec.gpus_available;
+	lo->estimated = est;
+	lo->budget_ok = dec.budget_ok;
+	lo->capacity_ok = dec.capacity_ok;
 
 	if (dec.approved) {
-		struct allocation *a = &lo.alloc;
+		struct allocation *a = &lo->alloc;
 
 		rc = util_random_id("alloc_", 20, a->id, sizeof(a->id));
 		if (rc != 0) {
@@ -1647,7 +1827,7 @@ static int sq_allocate(struct store_conn *bc, const struct actor *who, const str
 		}
 	}
 	if (use_idem) {
-		body = idem->render(idem->ctx, rc, &lo, &status);
+		body = idem->render(idem->ctx, rc, lo, &status);
 		if (!body) {
 			rc = ERR_NOMEM;
 			conn_err(c, "out of memory rendering the idempotent answer");
@@ -1660,14 +1840,91 @@ static int sq_allocate(struct store_conn *bc, const struct actor *who, const str
 			goto out;
 		}
 	}
-	commit = true; /* approved, or a refusal worth remembering */
+	*keep = true; /* approved, or a refusal worth remembering */
 out:
-	fin = tx_finish(c, commit);
-	if (fin != 0) {
-		rc = fin;
-		commit = false;
+	free(body);
+	return rc;
+}
+
+/*
+ * Group commit: the decision runs in `SAVEPOINT a` of the batch transaction
+ * on the writer connection; the answer is returned only after that batch's
+ * COMMIT succeeded (see struct sq_store).  The caller's connection only
+ * carries the error text.
+ */
+static int sq_allocate(struct store_conn *bc, const struct actor *who, const struct alloc_request *r,
+		       int64_t start_timeout_s, int64_t now, struct idem *idem,
+		       struct alloc_outcome *o, char *detail)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	struct sq_store *s = sq_store_of(c);
+	struct sq_waiter me;
+	struct alloc_outcome lo;
+	struct sq_conn *w;
+	char *replay = NULL; /* replayed answer, handed to idem on success */
+	int replay_status = 0, rc, n;
+	bool replayed = false, keep = false, wait_batch;
+
+	c->err[0] = '\0';
+	memset(&me, 0, sizeof(me));
+	memset(&lo, 0, sizeof(lo));
+	if (idem) {
+		idem->replayed = false;
+		idem->replay_body = NULL;
 	}
-	if (commit) {
+	if (writer_take(s) != 0) {
+		conn_err(c, "cannot take the write lock");
+		rc = ERR_STORE;
+		goto out;
+	}
+	rc = batch_join(s, c);
+	if (rc != 0) {
+		writer_give(s);
+		goto out;
+	}
+	w = s->wconn;
+	w->err[0] = '\0';
+	n = q_exec(w, SQL_SAVEPOINT, "");
+	if (n < 0) {
+		rc = n;
+		batch_undo_part(s, false);
+	} else {
+		rc = alloc_part(w, who, r, start_timeout_s, now, idem, &lo, &replayed,
+				&replay_status, &replay, &keep);
+		if (keep) {
+			n = q_exec(w, SQL_RELEASE, "");
+			if (n < 0) {
+				rc = n;
+				keep = false;
+			}
+		}
+		if (!keep)
+			batch_undo_part(s, true);
+	}
+	me.rc = rc;
+	me.keep = keep;
+	snprintf(me.err, sizeof(me.err), "%s", w->err);
+
+	pthread_mutex_lock(&s->wlock);
+	me.next = s->batch;
+	s->batch = &me;
+	s->batch_n++;
+	wait_batch = s->wwant > 0 && s->batch_n < SQ_BATCH_MAX && !s->batch_bad;
+	if (wait_batch) {
+		/* Hand the token on; whoever ends the batch wakes us. */
+		s->wbusy = false;
+		pthread_cond_signal(&s->wturn);
+		while (!me.done)
+			pthread_cond_wait(&s->wdone, &s->wlock);
+		pthread_mutex_unlock(&s->wlock);
+	} else {
+		pthread_mutex_unlock(&s->wlock);
+		batch_finish(s);
+		writer_give(s);
+	}
+	rc = me.rc;
+	snprintf(c->err, sizeof(c->err), "%s", me.err);
+	if (me.committed) {
 		if (replayed) {
 			idem->replayed = true;
 			idem->replay_status = replay_status;
@@ -1677,8 +1934,8 @@ out:
 			*o = lo;
 		}
 	}
+out:
 	free(replay);
-	free(body);
 	detail_out(c, rc, detail);
 	return rc;
 }
@@ -2494,6 +2751,23 @@ static const struct store_ops sq_ops = {
 	.job_get = sq_job_get,
 };
 
+/* The writer token's mutex and condition variables: 0, or -1 with none left. */
+static int sq_sync_init(struct sq_store *s)
+{
+	if (pthread_mutex_init(&s->wlock, NULL) != 0)
+		return -1;
+	if (pthread_cond_init(&s->wturn, NULL) != 0)
+		goto fail_mutex;
+	if (pthread_cond_init(&s->wdone, NULL) != 0)
+		goto fail_turn;
+	return 0;
+fail_turn:
+	pthread_cond_destroy(&s->wturn);
+fail_mutex:
+	pthread_mutex_destroy(&s->wlock);
+	return -1;
+}
+
 int store_sqlite_new(const char *path, struct store **out, char *detail)
 {
 	struct sq_store *s = NULL;
@@ -2504,11 +2778,11 @@ int store_sqlite_new(const char *path, struct store **out, char *detail)
 	s->path = strdup(path);
 	if (!s->path)
 		goto nomem;
-	if (pthread_mutex_init(&s->wlock, NULL) != 0) {
+	if (sq_sync_init(s) != 0) {
 		free(s->path);
 		free(s);
 		if (detail)
-			snprintf(detail, STORE_DETAIL_LEN, "pthread_mutex_init failed");
+			snprintf(detail, STORE_DETAIL_LEN, "pthread mutex/condvar init failed");
 		return ERR_STORE;
 	}
 	s->base.ops = &sq_ops;

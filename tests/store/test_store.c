@@ -1180,6 +1180,206 @@ static void test_race_capacity(void **state)
 	assert_int_equal(ledger(f, "nlp", f->now).reserved, 10 * PRICE);
 }
 
+/*
+ * Group commit: 32 threads allocate at once against a budget that fits
+ * exactly K of them.  Exactly K are approved and the rest refused, the ledger
+ * holds exactly K, every decision is durable (a fresh connection sees it),
+ * and fewer COMMITs than decisions ran: batches really formed.
+ */
+#define GC_THREADS 32
+#define GC_FIT 20
+
+static void *gc_racer(void *p)
+{
+	struct race *r = p;
+	struct store_conn *c = NULL;
+	struct alloc_request rq = req(r->team, r->gpu, 1, HOUR_US);
+	struct alloc_outcome o;
+	char detail[STORE_DETAIL_LEN];
+
+	r->rc = store_conn_acquire(r->s, &c);
+	pthread_barrier_wait(r->bar);
+	if (r->rc == 0) {
+		r->rc = store_conn_ops(c)->allocate(c, &ADMIN, &rq, 60, r->now, NULL, &o, detail);
+		if (r->rc == 0 && strncmp(o.alloc.id, "alloc_", 6) != 0)
+			r->rc = -1; /* approved without an allocation: a bug */
+		store_conn_release(r->s, c);
+	}
+	return NULL;
+}
+
+static int setup_group(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	fx_paths(f);
+	fx_open(f, GC_THREADS + 1);
+	f->now = time_from_civil(2026, 7, 15);
+	*state = f;
+	return 0;
+}
+
+static void test_group_commit(void **state)
+{
+	struct fx *f = *state;
+	pthread_t th[GC_THREADS];
+	struct race r[GC_THREADS];
+	pthread_barrier_t bar;
+	int approved = 0, refused = 0;
+	long commits = -1, decisions = -1;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	put_gpu(f, "h100", PRICE, 1000);
+	put_team(f, "nlp", GC_FIT * PRICE); /* exactly K one-GPU-hour requests */
+	store_sqlite_stats(f->s, &commits, &decisions);
+	assert_int_equal(commits, 0);
+	assert_int_equal(decisions, 0);
+	assert_int_equal(pthread_barrier_init(&bar, NULL, GC_THREADS), 0);
+	for (int i = 0; i < GC_THREADS; i++) {
+		r[i] = (struct race){.s = f->s, .bar = &bar, .team = "nlp", .gpu = "h100", .now = f->now};
+		assert_int_equal(pthread_create(&th[i], NULL, gc_racer, &r[i]), 0);
+	}
+	for (int i = 0; i < GC_THREADS; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		if (r[i].rc == 0)
+			approved++;
+		else if (r[i].rc == ERR_BUDGET)
+			refused++;
+	}
+	pthread_barrier_destroy(&bar);
+	assert_int_equal(approved, GC_FIT);
+	assert_int_equal(refused, GC_THREADS - GC_FIT);
+	assert_int_equal(ledger(f, "nlp", f->now).reserved, GC_FIT * PRICE);
+	assert_int_equal(gpu_allocated(f, "h100"), GC_FIT);
+
+	store_sqlite_stats(f->s, &commits, &decisions);
+	assert_int_equal(decisions, GC_THREADS); /* approvals and refusals are both decisions */
+	assert_true(commits >= 1);
+	assert_true(commits < decisions); /* batches formed */
+
+	/* Durable and visible to another connection: exactly K rows. */
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*), SUM(estimated_micros) FROM allocations",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int64(st, 0), GC_FIT);
+	assert_int_equal(sqlite3_column_int64(st, 1), GC_FIT * PRICE);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/*
+ * Group commit under faults: 8 threads allocate at once while one statement
+ * somewhere (a member's own, a SAVEPOINT/RELEASE, BEGIN or a batch COMMIT)
+ * fails.  Whatever batches formed, an allocation exists exactly when its
+ * caller was told it was approved, and the ledger and GPU count match the
+ * rows.
+ */
+#define GCF_THREADS 8
+
+struct gcf {
+	struct store *s;
+	pthread_barrier_t *bar;
+	int64_t now;
+	int rc;
+	char id[STORE_ID_LEN];
+};
+
+static void *gcf_racer(void *p)
+{
+	struct gcf *r = p;
+	struct store_conn *c = NULL;
+	struct alloc_request rq = req("nlp", "h100", 1, HOUR_US);
+	struct alloc_outcome o;
+	char detail[STORE_DETAIL_LEN];
+
+	r->rc = store_conn_acquire(r->s, &c);
+	pthread_barrier_wait(r->bar);
+	if (r->rc == 0) {
+		r->rc = store_conn_ops(c)->allocate(c, &ADMIN, &rq, 60, r->now, NULL, &o, detail);
+		if (r->rc == 0)
+			snprintf(r->id, sizeof(r->id), "%s", o.alloc.id);
+		store_conn_release(r->s, c);
+	}
+	return NULL;
+}
+
+/* COUNT(*) of a table through a separate read-only connection. */
+static int64_t count_rows(const char *path, const char *table)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	char sql[96];
+	int64_t n;
+
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", table);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+static void test_group_commit_faults(void **state)
+{
+	struct fx *f = *state;
+	int64_t total = 0;
+	int any_failed = 0, multi = 0;
+
+	put_gpu(f, "h100", PRICE, 100000);
+	put_team(f, "nlp", 100000 * PRICE);
+	/* Until a batch COMMIT failed under several members (and past the
+	 * first few member statements); which n hits a COMMIT depends on how
+	 * the threads batched. */
+	for (long n = 0; n < 1000 && !(multi > 0 && n > 40); n++) {
+		pthread_t th[GCF_THREADS];
+		struct gcf r[GCF_THREADS];
+		pthread_barrier_t bar;
+		int failed = 0;
+		bool reached;
+
+		assert_int_equal(pthread_barrier_init(&bar, NULL, GCF_THREADS), 0);
+		store_fault_after(f->s, n);
+		for (int i = 0; i < GCF_THREADS; i++) {
+			r[i] = (struct gcf){.s = f->s, .bar = &bar, .now = f->now};
+			assert_int_equal(pthread_create(&th[i], NULL, gcf_racer, &r[i]), 0);
+		}
+		for (int i = 0; i < GCF_THREADS; i++)
+			assert_int_equal(pthread_join(th[i], NULL), 0);
+		reached = __atomic_load_n(&f->s->fault_after, __ATOMIC_SEQ_CST) < 0;
+		store_fault_after(f->s, -1);
+		pthread_barrier_destroy(&bar);
+		for (int i = 0; i < GCF_THREADS; i++) {
+			struct allocation a;
+
+			if (r[i].rc == 0) {
+				assert_int_equal(f->ops->alloc_get(f->c, r[i].id, &a), 0);
+				total++;
+			} else {
+				assert_int_equal(r[i].rc, ERR_STORE);
+				failed++;
+			}
+		}
+		/* Only a statement that was made to fail can fail a call. */
+		if (failed > 0)
+			assert_true(reached);
+		if (failed > 1)
+			multi++; /* a failed COMMIT answered several members */
+		any_failed += failed;
+		assert_int_equal(ledger(f, "nlp", f->now).reserved, total * PRICE);
+		assert_int_equal(gpu_allocated(f, "h100"), total);
+	}
+	assert_true(total > 0);
+	assert_true(any_failed > 0);
+	assert_true(multi > 0);
+	assert_int_equal(count_rows(f->path, "allocations"), total);
+}
+
 /* ---- 4. audit append-only ---------------------------------------------- */
 
 static void test_audit_append_only(void **state)
@@ -1317,6 +1517,8 @@ int main(int argc, char **argv)
 		const struct CMUnitTest t[] = {
 			cmocka_unit_test_setup_teardown(test_race_budget, setup_race, teardown),
 			cmocka_unit_test_setup_teardown(test_race_capacity, setup_race, teardown),
+			cmocka_unit_test_setup_teardown(test_group_commit, setup_group, teardown),
+			cmocka_unit_test_setup_teardown(test_group_commit_faults, setup_group, teardown),
 		};
 		fails += cmocka_run_group_tests_name("store-race", t, NULL, NULL);
 	}

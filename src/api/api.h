@@ -54,8 +54,10 @@ json_t *render_money(int64_t micros);
 json_t *render_time(int64_t t);         /* null for 0 */
 json_t *render_hours(int64_t us);       /* a duration as a number of hours */
 json_t *render_gpu_type(const struct gpu_type *g, const char *currency);
+/* recent_used: cost incurred over the window_s seconds before now (the
+ * forecast's burn rate). */
 json_t *render_team(const struct team *t, const struct team_ledger *l, int64_t now,
-		    const char *currency);
+		    const char *currency, int64_t recent_used, int64_t window_s);
 json_t *render_allocation(const struct allocation *a, int64_t now);
 json_t *render_token(const struct token *t);
 /* A JSON text stored by the store ("[...]" / "{...}") back to JSON; null on error. */

@@ -13,14 +13,38 @@
 
 #define TEAM_MAX_THRESHOLDS 10
 
-/* Renders one team with its current ledger. */
+#define TEAM_FORECAST_WINDOW_S (7 * 86400) /* the burn rate follows the last 7 days */
+
+static int add_usage(void *ctx, const struct cost_row *c)
+{
+	*(int64_t *)ctx += c->spent + c->accrued;
+	return 0;
+}
+
+/* Renders one team with its current ledger and a forecast whose burn rate is
+ * the cost the team incurred over the last week of this period. */
 static int team_view(struct req *r, struct store_conn *db, const struct team *t, json_t **out)
 {
 	struct team_ledger l;
 	int rc = store_conn_ops(db)->team_ledger(db, t, r->now, &l);
 	if (rc != 0)
 		return rc;
-	*out = render_team(t, &l, r->now, r->app->currency);
+	const char *only[1] = {t->id};
+	struct cost_query q = {
+		.from = r->now - TEAM_FORECAST_WINDOW_S,
+		.to = r->now + 1,
+		.group = COST_BY_DAY,
+		.teams = only,
+		.nteams = 1,
+		.now = r->now,
+	};
+	if (q.from < l.period_start)
+		q.from = l.period_start;
+	int64_t recent = 0;
+	rc = store_conn_ops(db)->costs(db, &q, add_usage, &recent);
+	if (rc != 0)
+		return rc;
+	*out = render_team(t, &l, r->now, r->app->currency, recent, r->now - q.from);
 	return *out ? 0 : ERR_NOMEM;
 }
 

@@ -53,13 +53,14 @@ json_t *render_gpu_type(const struct gpu_type *g, const char *currency)
 }
 
 json_t *render_team(const struct team *t, const struct team_ledger *l, int64_t now,
-		    const char *currency)
+		    const char *currency, int64_t recent_used, int64_t window_s)
 {
 	int64_t committed = l->spent + l->reserved;
 	int64_t available = t->budget_micros > committed ? t->budget_micros - committed : 0;
 	int64_t burn = 0, forecast = 0, exhaust = 0;
-	ledger_forecast(l->period_start, l->period_end, now, t->budget_micros, l->spent, l->accrued,
-			l->reserved, &burn, &forecast, &exhaust);
+	ledger_forecast_recent(l->period_start, l->period_end, now, t->budget_micros, l->spent,
+			       l->accrued, l->reserved, recent_used, window_s, &burn, &forecast,
+			       &exhaust);
 	return json_pack("{s:s, s:s, s:{s:o, s:s}, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
 			 "s:o, s:o, s:I}",
 			 "id", t->id, "display_name", t->display_name, "budget", "amount",

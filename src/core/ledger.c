@@ -66,19 +66,13 @@ int ledger_actual(int64_t price_micros, int64_t gpu_count, int64_t max_runtime_u
  * burn_per_day is floored; the forecast uses that same rounded rate so
  * forecast = used + burn_per_day * remaining_days can be checked by hand.
  */
-void ledger_forecast(int64_t start, int64_t end, int64_t now, int64_t budget, int64_t spent,
-		     int64_t accrued, int64_t reserved, int64_t *burn_per_day, int64_t *forecast,
-		     int64_t *exhaust_at)
+/* The projection shared by both forecasts: from instant n, the period's
+ * remaining seconds are spent at `burn` per day on top of what is used. */
+static void forecast_from_burn(int64_t n, int64_t end, int64_t now, int64_t budget, i128 used,
+			       i128 committed, i128 burn, int64_t *burn_per_day, int64_t *forecast,
+			       int64_t *exhaust_at)
 {
-	int64_t n = now < start ? start : now > end ? end : now;
-	i128 elapsed = (i128)n - start;
-	if (elapsed < SEC_PER_HOUR)
-		elapsed = SEC_PER_HOUR; /* one hour at least, so a fresh period does not explode */
 	i128 remaining = (i128)end - n;
-	i128 used = (i128)spent + accrued;
-	i128 committed = used + reserved;
-
-	i128 burn = used > 0 ? used * SEC_PER_DAY / elapsed : 0;
 	i128 fc = used + burn * remaining / SEC_PER_DAY;
 	if (fc < committed)
 		fc = committed; /* reserved money is already promised */
@@ -99,4 +93,30 @@ void ledger_forecast(int64_t start, int64_t end, int64_t now, int64_t budget, in
 	*burn_per_day = clamp64(burn);
 	*forecast = clamp64(fc);
 	*exhaust_at = clamp64(ex);
+}
+
+void ledger_forecast(int64_t start, int64_t end, int64_t now, int64_t budget, int64_t spent,
+		     int64_t accrued, int64_t reserved, int64_t *burn_per_day, int64_t *forecast,
+		     int64_t *exhaust_at)
+{
+	int64_t n = now < start ? start : now > end ? end : now;
+	i128 elapsed = (i128)n - start;
+	if (elapsed < SEC_PER_HOUR)
+		elapsed = SEC_PER_HOUR; /* one hour at least, so a fresh period does not explode */
+	i128 used = (i128)spent + accrued;
+	i128 burn = used > 0 ? used * SEC_PER_DAY / elapsed : 0;
+	forecast_from_burn(n, end, now, budget, used, used + reserved, burn, burn_per_day, forecast,
+			   exhaust_at);
+}
+
+void ledger_forecast_recent(int64_t start, int64_t end, int64_t now, int64_t budget, int64_t spent,
+			    int64_t accrued, int64_t reserved, int64_t recent_used, int64_t window_s,
+			    int64_t *burn_per_day, int64_t *forecast, int64_t *exhaust_at)
+{
+	int64_t n = now < start ? start : now > end ? end : now;
+	i128 window = window_s < SEC_PER_HOUR ? SEC_PER_HOUR : window_s;
+	i128 used = (i128)spent + accrued;
+	i128 burn = recent_used > 0 ? (i128)recent_used * SEC_PER_DAY / window : 0;
+	forecast_from_burn(n, end, now, budget, used, used + reserved, burn, burn_per_day, forecast,
+			   exhaust_at);
 }

@@ -59,4 +59,15 @@ void ledger_forecast(int64_t start, int64_t end, int64_t now, int64_t budget, in
 		     int64_t accrued, int64_t reserved, int64_t *burn_per_day, int64_t *forecast,
 		     int64_t *exhaust_at);
 
+/*
+ * The same forecast with the burn rate taken from recent use: recent_used
+ * micros of cost incurred (completed and accruing) during the window_s
+ * seconds that end at now (at least one hour counted).  A team that sped up
+ * or slowed down last week is projected at its current pace, not at the
+ * period's average.
+ */
+void ledger_forecast_recent(int64_t start, int64_t end, int64_t now, int64_t budget, int64_t spent,
+			    int64_t accrued, int64_t reserved, int64_t recent_used, int64_t window_s,
+			    int64_t *burn_per_day, int64_t *forecast, int64_t *exhaust_at);
+
 #endif

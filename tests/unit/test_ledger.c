@@ -210,6 +210,39 @@ static void test_forecast(void **state)
 	assert_int_equal(ex, start + 60);
 }
 
+static void test_forecast_recent(void **state)
+{
+	(void)state;
+	int64_t burn = -1, fc = -1, ex = -1;
+	const int64_t start = 1000 * DAY, end = start + 30 * DAY, now = start + 20 * DAY;
+
+	/* 100 used over the period, but 70 of it in the last 7 days: 10/day now,
+	 * so the 10 remaining days add 100 (the period average would add 50). */
+	ledger_forecast_recent(start, end, now, U(1000), U(100), 0, 0, U(70), 7 * DAY, &burn, &fc,
+			       &ex);
+	assert_int_equal(burn, U(10));
+	assert_int_equal(fc, U(200));
+	assert_int_equal(ex, 0);
+
+	/* A team that stopped last week projects no further burn. */
+	ledger_forecast_recent(start, end, now, U(1000), U(100), 0, U(20), 0, 7 * DAY, &burn, &fc,
+			       &ex);
+	assert_int_equal(burn, 0);
+	assert_int_equal(fc, U(120));
+	assert_int_equal(ex, 0);
+
+	/* At the recent pace plus what is reserved, 250 runs out in 10 days. */
+	ledger_forecast_recent(start, end, now, U(250), U(100), U(20), U(30), U(35), 7 * DAY, &burn,
+			       &fc, &ex);
+	assert_int_equal(burn, U(5));
+	assert_int_equal(ex, now + 20 * DAY > end ? 0 : now + 20 * DAY);
+	assert_int_equal(fc, U(170));
+
+	/* A window shorter than an hour counts as one hour. */
+	ledger_forecast_recent(start, end, now, U(100000), 0, 0, 0, U(1), 60, &burn, &fc, &ex);
+	assert_int_equal(burn, U(24));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -220,6 +253,7 @@ int main(void)
 		cmocka_unit_test(test_accrued),
 		cmocka_unit_test(test_actual),
 		cmocka_unit_test(test_forecast),
+		cmocka_unit_test(test_forecast_recent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

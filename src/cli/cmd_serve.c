@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/alerter.h"
+#include "integrations/alerter.h"
 #include "cli/cli.h"
 #include "core/err.h"
 #include "http/http.h"

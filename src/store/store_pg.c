@@ -7,12 +7,15 @@
  * takes row locks in a fixed order - the team's period row, then the GPU
  * type row (SELECT ... FOR UPDATE) - so concurrent replicas queue on those
  * rows and each decision reads the latest committed ledger (see
- * docs/architecture.md, "PostgreSQL").  Deadlocks and serialization failures
+ * docs/architecture.md, "PostgreSQL").  Concurrent allocations of one process
+ * are group-committed: one leader runs them in one transaction, each under
+ * its own SAVEPOINT (pg_allocate).  Deadlocks and serialization failures
  * are retried; a lost connection answers ERR_UNAVAILABLE and is re-opened on
  * the connection's next use.
  *
- * It must never: keep a transaction open across calls, execute a statement
- * without going through pq_exec() (the fault-injection point), retry a
+ * It must never: keep a transaction open across calls, answer an allocation
+ * before its batch's COMMIT, execute a statement without going through
+ * pq_exec() or pq_pipeline() (the fault-injection points), retry a
  * transaction whose COMMIT outcome is unknown, store a token secret or put a
  * token hash in the audit log, or use floating point money.
  */

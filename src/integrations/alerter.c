@@ -6,7 +6,7 @@
  * stored as JSON reals; they are turned into parts per million once.  It
  * never changes the ledger; it only reads it and writes the alert outbox.
  */
-#include "cli/alerter.h"
+#include "integrations/alerter.h"
 
 #include <jansson.h>
 #include <math.h>

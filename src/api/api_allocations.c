@@ -24,7 +24,6 @@
 #define ALLOC_MAX_LABELS 32
 #define ALLOC_MAX_PURPOSE 1000
 #define ALLOC_FUTURE_SKEW_S 300 /* clock skew tolerated for started_at/ended_at */
-#define IDEM_KEY_MAX 255
 
 static const struct jv_field alloc_fields[] = {
 	{"team", JV_STRING, true, 63},
@@ -194,17 +193,6 @@ static char *render_for_idem(void *ctx, int rc, const struct alloc_outcome *o, i
 	return text;
 }
 
-static bool idem_key_ok(const char *k)
-{
-	size_t len = strlen(k);
-	if (len == 0 || len > IDEM_KEY_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (k[i] < 0x21 || k[i] > 0x7e)
-			return false;
-	return true;
-}
-
 void api_allocation_create(struct req *r)
 {
 	struct alloc_request ar;
@@ -212,33 +200,16 @@ void api_allocation_create(struct req *r)
 	struct gpu_type gpu;
 	struct alloc_outcome o;
 	char detail[STORE_DETAIL_LEN] = "", hash[STORE_HASH_LEN];
-	const char *key = req_header(r, "Idempotency-Key");
-	if (key != NULL && !idem_key_ok(key)) {
-		json_t *errors = json_array();
-		jsonv_error(errors, "Idempotency-Key", "must be 1 to %d printable ASCII characters",
-			    IDEM_KEY_MAX);
-		reply_invalid(r, errors);
+	const char *key = NULL;
+	if (query_idempotency_key(r, &key) != 0)
 		return;
-	}
 	if (alloc_request_parse(r, false, &ar, &team, &gpu) != 0)
 		return;
 	struct render_ctx ctx = {r, &ar};
 	struct idem idem = {.key = key, .hash = hash, .render = render_for_idem, .ctx = &ctx};
-	if (key != NULL) {
-		size_t n = strlen(r->method) + strlen(r->path) + r->body_len + 2;
-		char *buf = malloc(n + 1);
-		if (buf == NULL) {
-			reply_err(r, ERR_NOMEM, NULL);
-			return;
-		}
-		int len = snprintf(buf, n + 1, "%s %s\n", r->method, r->path);
-		memcpy(buf + len, r->body, r->body_len);
-		int hrc = util_sha256_hex(buf, (size_t)len + r->body_len, hash);
-		free(buf);
-		if (hrc != 0) {
-			reply_err(r, ERR_STORE, "cannot hash the request");
-			return;
-		}
+	if (key != NULL && query_request_hash(r, hash) != 0) {
+		reply_err(r, ERR_STORE, "cannot hash the request");
+		return;
 	}
 	memset(&o, 0, sizeof(o));
 	struct store_conn *db;

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/query.h"
 #include "core/cost.h"
 #include "core/err.h"
 #include "core/money.h"
@@ -27,7 +28,6 @@
 #include "integrations/manifest.h"
 #include "util/util.h"
 
-#define JOB_IDEM_KEY_MAX 255
 #define JOB_LEASE_S 60 /* an unfinished job younger than this is in progress */
 
 static const struct jv_field job_fields[] = {
@@ -53,17 +53,6 @@ struct job_req {
 	int64_t max_runtime_us;
 	char model_name[MANIFEST_MODEL_MAX + 1];
 };
-
-static bool idem_key_ok(const char *k)
-{
-	size_t len = strlen(k);
-	if (len == 0 || len > JOB_IDEM_KEY_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (k[i] < 0x21 || k[i] > 0x7e)
-			return false;
-	return true;
-}
 
 static void spec_from(const struct job_req *q, const struct integrations *in,
 		      const char *alloc_id, struct job_spec *s)
@@ -316,7 +305,7 @@ void api_job_create(struct req *r)
 	struct job *j = NULL, *jn = NULL;
 	json_t *body = NULL, *alloc_json = NULL, *mlflow_json = NULL;
 	char hash[STORE_HASH_LEN], detail[STORE_DETAIL_LEN] = "";
-	const char *key = req_header(r, "Idempotency-Key");
+	const char *key = NULL;
 	struct store_conn *db;
 	int rc;
 
@@ -324,32 +313,21 @@ void api_job_create(struct req *r)
 		reply_err(r, ERR_UNAVAILABLE, "the job flow is not configured");
 		return;
 	}
-	if (key != NULL && !idem_key_ok(key)) {
-		json_t *errors = json_array();
-		jsonv_error(errors, "Idempotency-Key", "must be 1 to %d printable ASCII characters",
-			    JOB_IDEM_KEY_MAX);
-		reply_invalid(r, errors);
+	if (query_idempotency_key(r, &key) != 0)
 		return;
-	}
 	if (req_json_object(r, false, &body) != 0)
 		return;
 	if (job_parse(r, body, &q) != 0)
 		goto out;
 
 	/* The job record: a retry with the same key finds it. */
-	size_t n = strlen(r->method) + strlen(r->path) + r->body_len + 2;
-	char *buf = malloc(n + 1);
 	j = calloc(1, sizeof(*j));
 	jn = calloc(1, sizeof(*jn));
-	if (buf == NULL || j == NULL || jn == NULL) {
-		free(buf);
+	if (j == NULL || jn == NULL) {
 		reply_err(r, ERR_NOMEM, NULL);
 		goto out;
 	}
-	int hl = snprintf(buf, n + 1, "%s %s\n", r->method, r->path);
-	memcpy(buf + hl, r->body, r->body_len);
-	rc = util_sha256_hex(buf, (size_t)hl + r->body_len, hash);
-	free(buf);
+	rc = query_request_hash(r, hash);
 	if (rc == 0)
 		rc = util_random_id("job_", 20, jn->id, sizeof(jn->id));
 	if (rc != 0) {

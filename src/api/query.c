@@ -6,8 +6,10 @@
 #include <string.h>
 
 #include "api/query.h"
+#include "core/err.h"
 #include "core/timeutil.h"
 #include "http/jsonv.h"
+#include "util/util.h"
 
 int query_limit(struct req *r, json_t *errors)
 {
@@ -64,4 +66,37 @@ int query_team(struct req *r, json_t *errors, const char **out)
 	}
 	*out = s;
 	return 0;
+}
+
+#define IDEM_KEY_MAX 255
+
+int query_idempotency_key(struct req *r, const char **out)
+{
+	const char *k = req_header(r, "Idempotency-Key");
+	bool ok = k == NULL || (strlen(k) >= 1 && strlen(k) <= IDEM_KEY_MAX);
+	for (size_t i = 0; ok && k != NULL && k[i] != '\0'; i++)
+		ok = k[i] >= 0x21 && k[i] <= 0x7e;
+	if (!ok) {
+		json_t *errors = json_array();
+		jsonv_error(errors, "Idempotency-Key", "must be 1 to %d printable ASCII characters",
+			    IDEM_KEY_MAX);
+		reply_invalid(r, errors);
+		return -1;
+	}
+	*out = k;
+	return 0;
+}
+
+int query_request_hash(struct req *r, char *out)
+{
+	size_t n = strlen(r->method) + strlen(r->path) + r->body_len + 2;
+	char *buf = malloc(n + 1);
+	if (buf == NULL)
+		return ERR_NOMEM;
+	int len = snprintf(buf, n + 1, "%s %s\n", r->method, r->path);
+	if (r->body_len > 0)
+		memcpy(buf + len, r->body, r->body_len);
+	int rc = util_sha256_hex(buf, (size_t)len + r->body_len, out);
+	free(buf);
+	return rc;
 }

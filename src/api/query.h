@@ -18,4 +18,14 @@ int query_time(struct req *r, const char *name, int64_t *out, json_t *errors);
 /* ?team= validated as a label; *out NULL when absent. */
 int query_team(struct req *r, json_t *errors, const char **out);
 
+/*
+ * The Idempotency-Key header: 0 and *out (NULL when absent) when it is 1 to
+ * 255 printable ASCII characters; otherwise replies 422 and returns -1.
+ */
+int query_idempotency_key(struct req *r, const char **out);
+
+/* What an Idempotency-Key is bound to: SHA-256 hex of method, path and body
+ * into out (STORE_HASH_LEN bytes).  0 or an enum err. */
+int query_request_hash(struct req *r, char *out);
+
 #endif

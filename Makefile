@@ -8,16 +8,22 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 DATA       ?= .plinth-demo
 LISTEN     ?= 127.0.0.1:8080
-DEBS = gcc make pkg-config meson ninja-build libmicrohttpd-dev libjansson-dev libsqlite3-dev libpq-dev postgresql postgresql-contrib \
-       libssl-dev libcurl4-openssl-dev libcmocka-dev libyaml-dev libgit2-dev valgrind sqlite3 curl python3 python3-venv \
-       git nodejs npm chromium
+# What building and running needs, and what the whole test suite needs on top.
+BUILD_DEBS = gcc make pkg-config meson ninja-build libmicrohttpd-dev libjansson-dev libsqlite3-dev \
+       libpq-dev libssl-dev libcurl4-openssl-dev libcmocka-dev libyaml-dev libgit2-dev git nodejs npm
+TEST_DEBS = $(BUILD_DEBS) postgresql postgresql-contrib valgrind sqlite3 curl python3 python3-venv \
+       chromium
+FUZZ_DEBS = $(BUILD_DEBS) clang libclang-rt-14-dev
 
-.PHONY: web-deps all build run test test-plain test-asan test-valgrind bench fuzz deps clean
+.PHONY: test-deps web-deps all build run test test-plain test-asan test-valgrind bench fuzz deps clean
 
 all: build
 
 deps:
-	@./tools/deps.sh $(DEBS)
+	@./tools/deps.sh $(BUILD_DEBS)
+
+test-deps:
+	@./tools/deps.sh $(TEST_DEBS)
 
 # web/node_modules (Chart.js) is an input of the build: npm ci first.
 web-deps: deps
@@ -32,13 +38,14 @@ build: deps web-deps $(BUILD)/build.ninja
 run: build
 	$(BUILD)/plinth serve --listen $(LISTEN) --data $(DATA) --demo
 
-test: deps
+test: test-deps
 	./tools/run-tests.sh
 
 bench: build
 	./bench/run.sh $(BUILD)
 
-fuzz: deps web-deps
+fuzz: web-deps
+	@./tools/deps.sh $(FUZZ_DEBS)
 	./tests/fuzz/run-libfuzzer.sh
 
 clean:

@@ -1272,11 +1272,12 @@ static void test_group_commit(void **state)
 }
 
 /*
- * Group commit under faults: 8 threads allocate at once while one statement
- * somewhere (a member's own, a SAVEPOINT/RELEASE, BEGIN or a batch COMMIT)
- * fails.  Whatever batches formed, an allocation exists exactly when its
- * caller was told it was approved, and the ledger and GPU count match the
- * rows.
+ * Group commit under faults.  A raw connection holds SQLite's write lock
+ * while GCF_THREADS allocations start, so they all queue for the writer
+ * token and form one batch.  A batch without faults counts its statements;
+ * then the same batch with its last statement (the COMMIT) failing answers
+ * ERR_STORE to every member and leaves the database byte-identical; and a
+ * fault inside one member's savepoint fails only that member.
  */
 #define GCF_THREADS 8
 
@@ -1325,59 +1326,93 @@ static int64_t count_rows(const char *path, const char *table)
 	return n;
 }
 
+/* GCF_THREADS concurrent allocations queued behind a raw write lock. */
+static void gcf_batch(struct fx *f, struct gcf *r)
+{
+	pthread_t th[GCF_THREADS];
+	pthread_barrier_t bar;
+	sqlite3 *db = NULL;
+
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(pthread_barrier_init(&bar, NULL, GCF_THREADS + 1), 0);
+	for (int i = 0; i < GCF_THREADS; i++) {
+		r[i] = (struct gcf){.s = f->s, .bar = &bar, .now = f->now};
+		assert_int_equal(pthread_create(&th[i], NULL, gcf_racer, &r[i]), 0);
+	}
+	pthread_barrier_wait(&bar);
+	usleep(500000); /* every thread is queued for the writer token by now */
+	assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+	for (int i = 0; i < GCF_THREADS; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	pthread_barrier_destroy(&bar);
+}
+
 static void test_group_commit_faults(void **state)
 {
 	struct fx *f = *state;
-	int64_t total = 0;
-	int any_failed = 0, multi = 0;
+	struct gcf r[GCF_THREADS];
+	const long big = 1000000;
+	long c0, d0, c1, d1, used;
+	char *before, *after;
+	int failed = 0;
 
-	put_gpu(f, "h100", PRICE, 100000);
-	put_team(f, "nlp", 100000 * PRICE);
-	/* Until a batch COMMIT failed under several members (and past the
-	 * first few member statements); which n hits a COMMIT depends on how
-	 * the threads batched. */
-	for (long n = 0; n < 1000 && !(multi > 0 && n > 40); n++) {
-		pthread_t th[GCF_THREADS];
-		struct gcf r[GCF_THREADS];
-		pthread_barrier_t bar;
-		int failed = 0;
-		bool reached;
+	put_gpu(f, "h100", PRICE, 1000);
+	put_team(f, "nlp", 1000 * PRICE);
 
-		assert_int_equal(pthread_barrier_init(&bar, NULL, GCF_THREADS), 0);
-		store_fault_after(f->s, n);
-		for (int i = 0; i < GCF_THREADS; i++) {
-			r[i] = (struct gcf){.s = f->s, .bar = &bar, .now = f->now};
-			assert_int_equal(pthread_create(&th[i], NULL, gcf_racer, &r[i]), 0);
+	/* 1. No fault: one batch, one COMMIT; count its statements. */
+	store_sqlite_stats(f->s, &c0, &d0);
+	store_fault_after(f->s, big);
+	gcf_batch(f, r);
+	used = big - __atomic_load_n(&f->s->fault_after, __ATOMIC_SEQ_CST);
+	store_fault_after(f->s, -1);
+	store_sqlite_stats(f->s, &c1, &d1);
+	assert_int_equal(c1, c0 + 1);
+	assert_int_equal(d1, d0 + GCF_THREADS);
+	for (int i = 0; i < GCF_THREADS; i++)
+		assert_int_equal(r[i].rc, 0);
+	assert_int_equal(count_rows(f->path, "allocations"), GCF_THREADS);
+	assert_true(used > 2 * GCF_THREADS);
+
+	/* 2. The same batch with its COMMIT failing: all fail, nothing persists. */
+	before = dump_db(f->path);
+	store_fault_after(f->s, used - 1);
+	gcf_batch(f, r);
+	assert_true(__atomic_load_n(&f->s->fault_after, __ATOMIC_SEQ_CST) < 0); /* reached */
+	store_fault_after(f->s, -1);
+	after = dump_db(f->path);
+	for (int i = 0; i < GCF_THREADS; i++)
+		assert_int_equal(r[i].rc, ERR_STORE);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	store_sqlite_stats(f->s, &c0, &d0);
+	assert_int_equal(c0, c1);
+	assert_int_equal(d0, d1);
+
+	/* 3. A fault inside one member's savepoint fails only that member. */
+	store_fault_after(f->s, used / 2);
+	gcf_batch(f, r);
+	assert_true(__atomic_load_n(&f->s->fault_after, __ATOMIC_SEQ_CST) < 0);
+	store_fault_after(f->s, -1);
+	for (int i = 0; i < GCF_THREADS; i++) {
+		struct allocation a;
+
+		if (r[i].rc == 0) {
+			assert_int_equal(f->ops->alloc_get(f->c, r[i].id, &a), 0);
+		} else {
+			assert_int_equal(r[i].rc, ERR_STORE);
+			failed++;
 		}
-		for (int i = 0; i < GCF_THREADS; i++)
-			assert_int_equal(pthread_join(th[i], NULL), 0);
-		reached = __atomic_load_n(&f->s->fault_after, __ATOMIC_SEQ_CST) < 0;
-		store_fault_after(f->s, -1);
-		pthread_barrier_destroy(&bar);
-		for (int i = 0; i < GCF_THREADS; i++) {
-			struct allocation a;
-
-			if (r[i].rc == 0) {
-				assert_int_equal(f->ops->alloc_get(f->c, r[i].id, &a), 0);
-				total++;
-			} else {
-				assert_int_equal(r[i].rc, ERR_STORE);
-				failed++;
-			}
-		}
-		/* Only a statement that was made to fail can fail a call. */
-		if (failed > 0)
-			assert_true(reached);
-		if (failed > 1)
-			multi++; /* a failed COMMIT answered several members */
-		any_failed += failed;
-		assert_int_equal(ledger(f, "nlp", f->now).reserved, total * PRICE);
-		assert_int_equal(gpu_allocated(f, "h100"), total);
 	}
-	assert_true(total > 0);
-	assert_true(any_failed > 0);
-	assert_true(multi > 0);
-	assert_int_equal(count_rows(f->path, "allocations"), total);
+	assert_int_equal(failed, 1);
+	assert_int_equal(count_rows(f->path, "allocations"), 2 * GCF_THREADS - 1);
+	assert_int_equal(ledger(f, "nlp", f->now).reserved, (2 * GCF_THREADS - 1) * PRICE);
+	assert_int_equal(gpu_allocated(f, "h100"), 2 * GCF_THREADS - 1);
+	store_sqlite_stats(f->s, &c1, &d1);
+	assert_int_equal(c1, c0 + 1);
+	assert_int_equal(d1, d0 + GCF_THREADS - 1);
 }
 
 /* ---- 4. audit append-only ---------------------------------------------- */

@@ -42,7 +42,8 @@
 #define PG_MAX_PARAMS 320
 #define PG_DAY 86400
 #define PG_RETRIES 8
-#define PG_BATCH_MAX 128 /* allocation requests per group commit */
+#define PG_BATCH_MAX 128  /* allocation requests per group commit */
+#define PG_BATCH_LEADERS 3 /* group commits running at once per daemon */
 /* Internal only: a deadlock or serialization failure; the operation reruns. */
 #define PG_RETRY (-1000)
 
@@ -54,7 +55,7 @@ struct pg_store {
 	pthread_mutex_t bmu;
 	pthread_cond_t bcv;
 	struct pg_alloc_req *bhead, *btail;
-	bool leading;
+	int leading; /* batches running */
 };
 
 struct pg_conn {
@@ -1991,6 +1992,75 @@ static int sp_rollback(struct pg_conn *c)
 	return rc;
 }
 
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * With more than one team or GPU type in a batch, its row locks are taken
+ * up front in one global order - every period row by team, then every GPU
+ * type row by id - so two batches (of this daemon or another replica) never
+ * wait on each other in a cycle; the requests' own FOR UPDATE then find the
+ * locks held.  A batch of one team and one GPU type already locks in that
+ * order.  A request whose team is unknown is skipped: it fails in its part.
+ */
+static int batch_lock(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
+{
+	struct pg_step *st = NULL;
+	const char **gpus = NULL;
+	bool mixed = false;
+	int ng = 0, rc = 0;
+
+	for (int i = 1; i < nq; i++)
+		if (strcmp(qs[i]->r->team, qs[0]->r->team) != 0 ||
+		    strcmp(qs[i]->r->gpu_type, qs[0]->r->gpu_type) != 0)
+			mixed = true;
+	if (!mixed)
+		return 0;
+	st = calloc(2, sizeof(*st));
+	gpus = malloc(sizeof(*gpus) * (size_t)nq);
+	if (!st || !gpus) {
+		rc = ERR_NOMEM;
+		goto out;
+	}
+	for (int i = 0; i < nq && rc == 0; i++) { /* qs is sorted by team */
+		struct team team;
+		int64_t ps = 0, pe = 0;
+
+		gpus[ng++] = qs[i]->r->gpu_type;
+		if (i > 0 && strcmp(qs[i]->r->team, qs[i - 1]->r->team) == 0)
+			continue;
+		rc = load_one(c, SQL_TEAM_BY_ID, qs[i]->r->team, row_team, &team);
+		if (rc == ERR_NOT_FOUND) {
+			rc = 0;
+			continue;
+		}
+		if (rc != 0)
+			break;
+		period_bounds(team.period, qs[i]->now, &ps, &pe);
+		rc = step_set(c, &st[0], SQL_PERIOD_ENSURE, "tii", team.id, ps, pe);
+		if (rc == 0)
+			rc = step_set(c, &st[1], SQL_PERIOD_LOCK, "ti", team.id, ps);
+		if (rc == 0)
+			rc = pq_pipeline(c, st, 2);
+		steps_clear(st, 2);
+	}
+	qsort(gpus, (size_t)ng, sizeof(*gpus), str_cmp);
+	for (int i = 0; i < ng && rc == 0; i++) {
+		PGresult *r = NULL;
+
+		if (i > 0 && strcmp(gpus[i], gpus[i - 1]) == 0)
+			continue;
+		rc = q_query(c, SQL_GPU_LOCK, &r, "t", gpus[i]);
+		PQclear(r);
+	}
+out:
+	free(gpus);
+	free(st);
+	return rc;
+}
+
 /*
  * One attempt at a batch: ONE transaction, each request under its own
  * SAVEPOINT, decided one after the other (so each sees the ones before it,
@@ -2016,6 +2086,8 @@ static int batch_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 		return rc;
 	/* Due allocations give their money and GPUs back before anyone decides. */
 	rc = expire_due_tx(c, now, NULL);
+	if (rc == 0)
+		rc = batch_lock(c, qs, nq);
 	if (rc != 0)
 		goto out;
 	for (int i = 0; i < nq; i++) {
@@ -2073,13 +2145,15 @@ static void batch_lead(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 }
 
 /*
- * Group commit: concurrent allocate calls of this process queue up; whoever
- * finds no leader takes up to PG_BATCH_MAX queued requests (of any teams)
- * and runs them in one transaction on its own connection, then wakes every
- * member.  A member answers only after its batch's COMMIT.  The row locks
- * are the same as for a lone request, so replicas stay correct; the gain is
- * one commit (and one wait for the hot rows) per batch instead of per
- * decision.
+ * Group commit: concurrent allocate calls of this process queue up; a call
+ * that finds fewer than PG_BATCH_LEADERS batches running becomes a leader,
+ * takes up to PG_BATCH_MAX queued requests (of any teams) and runs them in
+ * one transaction on its own connection, then wakes every member.  A member
+ * answers only after its batch's COMMIT.  The row locks are the same as for
+ * lone requests (taken in one global order, batch_lock), so replicas stay
+ * correct; the gain is one commit (and one wait for a hot row) per batch
+ * instead of per decision, while a few batches keep different teams
+ * committing in parallel.
  */
 static int pg_allocate(struct store_conn *bc, const struct actor *who, const struct alloc_request *r,
 		       int64_t start_timeout_s, int64_t now, struct idem *idem,
@@ -2111,11 +2185,11 @@ static int pg_allocate(struct store_conn *bc, const struct actor *who, const str
 	while (!q.done) {
 		int nq = 0;
 
-		if (s->leading) {
+		if (s->leading >= PG_BATCH_LEADERS || !s->bhead) {
 			pthread_cond_wait(&s->bcv, &s->bmu);
 			continue;
 		}
-		s->leading = true;
+		s->leading++;
 		while (s->bhead && nq < PG_BATCH_MAX) {
 			batch[nq++] = s->bhead;
 			s->bhead = s->bhead->next;
@@ -2127,7 +2201,7 @@ static int pg_allocate(struct store_conn *bc, const struct actor *who, const str
 		pthread_mutex_lock(&s->bmu);
 		for (int i = 0; i < nq; i++)
 			batch[i]->done = true;
-		s->leading = false;
+		s->leading--;
 		pthread_cond_broadcast(&s->bcv);
 	}
 	pthread_mutex_unlock(&s->bmu);

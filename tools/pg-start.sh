@@ -18,10 +18,12 @@ bin=/usr/lib/postgresql/$ver/bin
 [ -x "$bin/postgres" ] || { echo "pg-start: no PostgreSQL server in $bin" >&2; exit 1; }
 tag="plinth_$(date +%s)_$$"
 pw=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-# A free TCP port from 54000 up.
+# A free TCP port from 54000 up, and not the port of any configured cluster:
+# a cluster stopped for a moment (the restart test) keeps its port.
+taken=$(pg_lsclusters -h 2>/dev/null | awk '{print $3}')
 port=54000
 while (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null || ls /var/run/postgresql/.s.PGSQL.$port >/dev/null 2>&1 \
-	|| ls /tmp/.s.PGSQL.$port >/dev/null 2>&1; do
+	|| ls /tmp/.s.PGSQL.$port >/dev/null 2>&1 || echo "$taken" | grep -qx "$port"; do
 	port=$((port + 1))
 done
 if [ "$(id -u)" = 0 ]; then

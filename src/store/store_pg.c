@@ -20,6 +20,7 @@
  * token hash in the audit log, or use floating point money.
  */
 #include "store/store_pg.h"
+#include "store/store_int.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -40,7 +41,6 @@
 
 #define PG_CACHE_MAX 64
 #define PG_MAX_PARAMS 320
-#define PG_DAY 86400
 #define PG_RETRIES 8
 #define PG_BATCH_MAX 128  /* allocation requests per group commit */
 #define PG_BATCH_LEADERS 3 /* group commits running at once per daemon */
@@ -916,99 +916,6 @@ static const char SQL_ALLOC_LOCK[] =
 
 /* ---- audit ------------------------------------------------------------- */
 
-static const char *fmt_money(int64_t v, char *buf)
-{
-	if (money_format(v, buf, MONEY_FMT_LEN) < 0)
-		snprintf(buf, MONEY_FMT_LEN, "%lld", (long long)v);
-	return buf;
-}
-
-/* JSON text stored in a record, embedded as JSON (or as a string if invalid). */
-static json_t *json_text(const char *text)
-{
-	json_t *j = json_loads(text, JSON_DECODE_ANY, NULL);
-
-	if (!j)
-		j = json_string(text);
-	if (!j)
-		j = json_null();
-	return j;
-}
-
-static json_t *token_json(const void *p)
-{
-	const struct token *t = p;
-
-	/* Never the hash: it is not part of struct token on purpose. */
-	return json_pack("{s:s, s:s, s:s, s:o, s:I, s:I}", "id", t->id, "name", t->name, "role",
-			 role_name(t->role), "teams", json_text(t->teams_json), "created_at",
-			 (json_int_t)t->created_at, "revoked_at", (json_int_t)t->revoked_at);
-}
-
-static json_t *gpu_json(const void *p)
-{
-	const struct gpu_type *g = p;
-	char price[MONEY_FMT_LEN];
-
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "id", g->id, "name", g->name,
-			 "price_per_gpu_hour", fmt_money(g->price_micros, price), "price_date",
-			 g->price_date, "price_source", g->price_source, "capacity",
-			 (json_int_t)g->capacity, "allocated", (json_int_t)g->allocated, "updated_at",
-			 (json_int_t)g->updated_at);
-}
-
-static json_t *team_json(const void *p)
-{
-	const struct team *t = p;
-	char budget[MONEY_FMT_LEN];
-
-	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I}", "id", t->id, "display_name",
-			 t->display_name, "budget", fmt_money(t->budget_micros, budget), "period",
-			 period_kind_name(t->period), "alert_thresholds", json_text(t->thresholds_json),
-			 "created_at", (json_int_t)t->created_at, "updated_at",
-			 (json_int_t)t->updated_at);
-}
-
-static json_t *alloc_json(const void *p)
-{
-	const struct allocation *a = p;
-	char price[MONEY_FMT_LEN], est[MONEY_FMT_LEN], actual[MONEY_FMT_LEN];
-
-	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:I,"
-			 " s:I, s:I, s:o}",
-			 "id", a->id, "team", a->team, "project", a->project, "gpu_type", a->gpu_type,
-			 "gpu_count", (json_int_t)a->gpu_count, "max_runtime_us",
-			 (json_int_t)a->max_runtime_us, "price_per_gpu_hour",
-			 fmt_money(a->price_micros, price), "estimated_cost",
-			 fmt_money(a->estimated_micros, est), "status", alloc_status_name(a->status),
-			 "purpose", a->purpose, "labels", json_text(a->labels_json), "created_by",
-			 a->created_by, "period_start", (json_int_t)a->period_start, "approved_at",
-			 (json_int_t)a->approved_at, "expires_at", (json_int_t)a->expires_at,
-			 "started_at", (json_int_t)a->started_at, "ended_at", (json_int_t)a->ended_at,
-			 "actual_cost",
-			 a->actual_micros < 0 ? json_null()
-					      : json_string(fmt_money(a->actual_micros, actual)));
-}
-
-/* Compact JSON text of j (consumed); NULL j gives NULL text. */
-static int json_take_text(json_t *j, bool want, char **out)
-{
-	char *s;
-
-	if (!want) {
-		*out = NULL;
-		return 0;
-	}
-	if (!j)
-		return ERR_NOMEM;
-	s = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	if (!s)
-		return ERR_NOMEM;
-	*out = s;
-	return 0;
-}
-
 static const char SQL_AUDIT_INSERT[] =
 	"INSERT INTO audit(at, actor_id, actor_name, action, object_type, object_id, team,"
 	" before_json, after_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
@@ -1021,10 +928,7 @@ static int audit_rec(struct pg_conn *c, const struct actor *who, int64_t at, con
 	char *b = NULL, *a = NULL;
 	int rc, n;
 
-	rc = json_take_text(before ? fn(before) : NULL, before != NULL, &b);
-	if (rc != 0)
-		goto out;
-	rc = json_take_text(after ? fn(after) : NULL, after != NULL, &a);
+	rc = store_audit_render(fn, before, after, &b, &a);
 	if (rc != 0)
 		goto out;
 	n = q_exec(c, SQL_AUDIT_INSERT, "itttttttt", at, who ? who->token_id : SYSTEM_ACTOR,
@@ -1081,7 +985,7 @@ static int token_create_once(struct pg_conn *c, const struct actor *who, const s
 		rc = n;
 		goto out;
 	}
-	rc = audit_rec(c, who, now, "token.create", "token", rec.id, "", token_json, NULL, &rec);
+	rc = audit_rec(c, who, now, "token.create", "token", rec.id, "", store_json_token, NULL, &rec);
 out:
 	fin = tx_finish(c, rc == 0);
 	return rc ? rc : fin;
@@ -1132,7 +1036,7 @@ static int token_revoke_once(struct pg_conn *c, const struct actor *who, const c
 		rc = n;
 		goto out;
 	}
-	rc = audit_rec(c, who, now, "token.revoke", "token", id, "", token_json, &before, &after);
+	rc = audit_rec(c, who, now, "token.revoke", "token", id, "", store_json_token, &before, &after);
 out:
 	fin = tx_finish(c, rc == 0);
 	return rc ? rc : fin;
@@ -1206,7 +1110,7 @@ static int gpu_type_put_once(struct pg_conn *c, const struct actor *who, const s
 		goto out;
 	}
 	rc = audit_rec(c, who, now, exists ? "gpu_type.update" : "gpu_type.create", "gpu_type",
-		       rec.id, "", gpu_json, exists ? &old : NULL, &rec);
+		       rec.id, "", store_json_gpu, exists ? &old : NULL, &rec);
 out:
 	fin = tx_finish(c, rc == 0);
 	if (rc == 0 && fin == 0)
@@ -1297,7 +1201,7 @@ static int gpu_type_seed_once(struct pg_conn *c, const struct gpu_type *g, size_
 	if (inserted > 0) {
 		int ch;
 
-		rc = json_take_text(json_pack("{s:I}", "count", (json_int_t)inserted), true, &after);
+		rc = store_json_take_text(json_pack("{s:I}", "count", (json_int_t)inserted), true, &after);
 		if (rc != 0)
 			goto out;
 		ch = q_exec(c, SQL_AUDIT_INSERT, "itttttttt", now, SYSTEM_ACTOR, SYSTEM_ACTOR,
@@ -1370,7 +1274,7 @@ static int team_put_once(struct pg_conn *c, const struct actor *who, const struc
 		goto out;
 	}
 	rc = audit_rec(c, who, now, exists ? "team.update" : "team.create", "team", rec.id, rec.id,
-		       team_json, exists ? &old : NULL, &rec);
+		       store_json_team, exists ? &old : NULL, &rec);
 out:
 	fin = tx_finish(c, rc == 0);
 	if (rc == 0 && fin == 0)
@@ -1643,7 +1547,7 @@ static int alloc_release(struct pg_conn *c, const struct actor *who, const struc
 		goto out;
 	snprintf(action, sizeof(action), "allocation.%s",
 		 to == ALLOC_EXPIRED ? "expire" : "cancel");
-	rc = audit_rec(c, who, now, action, "allocation", a->id, a->team, alloc_json, a, b);
+	rc = audit_rec(c, who, now, action, "allocation", a->id, a->team, store_json_alloc, a, b);
 	if (rc == 0 && after)
 		*after = *b;
 out:
@@ -1784,7 +1688,6 @@ static int allocate_part(struct pg_conn *c, struct pg_alloc_req *q)
 	struct alloc_outcome *lo = q->lo;
 	struct team team;
 	struct gpu_type gpu;
-	struct ledger_check chk;
 	struct ledger_decision dec;
 	int64_t ps = 0, pe = 0, spent = 0, reserved = 0, est = 0;
 	char *body = NULL;  /* rendered answer, owned here */
@@ -1857,49 +1760,18 @@ static int allocate_part(struct pg_conn *c, struct pg_alloc_req *q)
 		conn_err(c, "the estimated cost does not fit");
 		goto out;
 	}
-	chk = (struct ledger_check){
-		.budget = team.budget_micros,
-		.spent = spent,
-		.reserved = reserved,
-		.estimated = est,
-		.capacity = gpu.capacity,
-		.allocated = gpu.allocated,
-		.gpu_count = r->gpu_count,
-	};
-	ledger_decide(&chk, &dec);
-	lo->available = dec.available;
-	lo->gpus_available = dec.gpus_available;
-	lo->estimated = est;
-	lo->budget_ok = dec.budget_ok;
-	lo->capacity_ok = dec.capacity_ok;
+	store_alloc_decide(&team, &gpu, spent, reserved, est, r->gpu_count, &dec, lo);
 
 	if (dec.approved) {
 		struct allocation *a = &lo->alloc;
 
-		rc = util_random_id("alloc_", 20, a->id, sizeof(a->id));
+		rc = store_alloc_approved(a, r, team.id, &gpu, est, who->token_id, ps, now,
+					  start_timeout_s);
 		if (rc != 0) {
 			conn_err(c, "cannot generate an allocation id");
 			goto out;
 		}
-		snprintf(a->team, sizeof(a->team), "%s", team.id);
-		snprintf(a->project, sizeof(a->project), "%s", r->project);
-		snprintf(a->gpu_type, sizeof(a->gpu_type), "%s", gpu.id);
-		a->gpu_count = r->gpu_count;
-		a->max_runtime_us = r->max_runtime_us;
-		a->price_micros = gpu.price_micros;
-		a->estimated_micros = est;
-		a->status = ALLOC_APPROVED;
-		snprintf(a->purpose, sizeof(a->purpose), "%s", r->purpose);
-		snprintf(a->labels_json, sizeof(a->labels_json), "%s",
-			 r->labels_json[0] ? r->labels_json : "{}");
-		snprintf(a->created_by, sizeof(a->created_by), "%s", who->token_id);
-		a->period_start = ps;
-		a->approved_at = now;
-		a->expires_at = now + start_timeout_s;
-		a->started_at = 0;
-		a->ended_at = 0;
-		a->actual_micros = -1;
-		rc = json_take_text(alloc_json(a), true, &audit);
+		rc = store_json_take_text(store_json_alloc(a), true, &audit);
 		if (rc != 0) {
 			conn_err(c, "out of memory rendering the audit row");
 			goto out;
@@ -1934,7 +1806,7 @@ static int allocate_part(struct pg_conn *c, struct pg_alloc_req *q)
 		if (!dec.budget_ok) {
 			rc = ERR_BUDGET;
 			conn_err(c, "team '%s' has %s available, the request needs %s", team.id,
-				 fmt_money(dec.available, av), fmt_money(est, es));
+				 store_fmt_money(dec.available, av), store_fmt_money(est, es));
 		} else {
 			rc = ERR_CAPACITY;
 			conn_err(c, "%lld GPUs of type '%s' available, the request needs %lld",
@@ -2243,26 +2115,6 @@ static int pg_alloc_get(struct store_conn *bc, const char *id, struct allocation
 	return rc;
 }
 
-/* Parses "<approved_at>:<id>". */
-static int cursor_parse(const char *cur, int64_t *at, char *id)
-{
-	char *end = NULL;
-	long long v;
-	size_t len;
-
-	if (!cur[0] || !(cur[0] >= '0' && cur[0] <= '9'))
-		return ERR_INVALID;
-	v = strtoll(cur, &end, 10);
-	if (!end || *end != ':')
-		return ERR_INVALID;
-	len = strlen(end + 1);
-	if (len == 0 || len >= STORE_ID_LEN)
-		return ERR_INVALID;
-	memcpy(id, end + 1, len + 1);
-	*at = v;
-	return 0;
-}
-
 static int pg_alloc_list(struct store_conn *bc, const struct alloc_filter *f, store_alloc_cb cb,
 			 void *ctx, char *next_cursor)
 {
@@ -2284,7 +2136,7 @@ static int pg_alloc_list(struct store_conn *bc, const struct alloc_filter *f, st
 	if (limit > STORE_MAX_PAGE)
 		limit = STORE_MAX_PAGE;
 	if (has_cursor) {
-		rc = cursor_parse(f->cursor, &cur_at, cur_id);
+		rc = store_cursor_parse(f->cursor, &cur_at, cur_id);
 		if (rc != 0) {
 			conn_err(c, "invalid cursor");
 			return rc;
@@ -2415,7 +2267,7 @@ static int alloc_transition_once(struct pg_conn *c, const struct actor *who, con
 			rc = n;
 			break;
 		}
-		rc = audit_rec(c, who, now, "allocation.start", "allocation", id, a->team, alloc_json,
+		rc = audit_rec(c, who, now, "allocation.start", "allocation", id, a->team, store_json_alloc,
 			       a, res);
 		break;
 	case ALLOC_EV_COMPLETE: {
@@ -2448,7 +2300,7 @@ static int alloc_transition_once(struct pg_conn *c, const struct actor *who, con
 			rc = rollup_add(c, res);
 		if (rc == 0)
 			rc = audit_rec(c, who, now, "allocation.complete", "allocation", id, a->team,
-				       alloc_json, a, res);
+				       store_json_alloc, a, res);
 		break;
 	}
 	case ALLOC_EV_CANCEL:
@@ -2516,223 +2368,10 @@ static int pg_alloc_expire_due(struct store_conn *bc, int64_t now, int *n)
 
 /* ---- costs ------------------------------------------------------------- */
 
-/* Rows kept sorted by key; binary search + insert.  Owned by the caller. */
-struct cost_acc {
-	struct cost_row *rows;
-	size_t n, cap;
-};
-
-static int acc_row(struct cost_acc *acc, const char *key, struct cost_row **out)
-{
-	size_t lo = 0, hi = acc->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int cmp = strcmp(acc->rows[mid].key, key);
-		if (cmp == 0) {
-			*out = &acc->rows[mid];
-			return 0;
-		}
-		if (cmp < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (acc->n == acc->cap) {
-		size_t ncap = acc->cap ? acc->cap * 2 : 16;
-		struct cost_row *nr = realloc(acc->rows, ncap * sizeof(*nr));
-		if (!nr)
-			return ERR_NOMEM;
-		acc->rows = nr;
-		acc->cap = ncap;
-	}
-	memmove(&acc->rows[lo + 1], &acc->rows[lo], (acc->n - lo) * sizeof(*acc->rows));
-	memset(&acc->rows[lo], 0, sizeof(*acc->rows));
-	snprintf(acc->rows[lo].key, sizeof(acc->rows[lo].key), "%s", key);
-	acc->n++;
-	*out = &acc->rows[lo];
-	return 0;
-}
-
-static int acc_add(struct cost_acc *acc, const char *key, int64_t spent, int64_t accrued,
-		   int64_t reserved, int64_t gpu_mh)
-{
-	struct cost_row *r = NULL;
-	int rc = acc_row(acc, key, &r);
-
-	if (rc != 0)
-		return rc;
-	if (__builtin_add_overflow(r->spent, spent, &r->spent) ||
-	    __builtin_add_overflow(r->accrued, accrued, &r->accrued) ||
-	    __builtin_add_overflow(r->reserved, reserved, &r->reserved) ||
-	    __builtin_add_overflow(r->gpu_microhours, gpu_mh, &r->gpu_microhours))
-		return ERR_OVERFLOW;
-	return 0;
-}
-
-static int64_t min64(int64_t a, int64_t b)
-{
-	return a < b ? a : b;
-}
-
-static int64_t max64(int64_t a, int64_t b)
-{
-	return a > b ? a : b;
-}
-
-/* GPU micro-hours used over `secs` seconds, capped at the max runtime. */
-static int used_microhours(const struct allocation *a, int64_t secs, int64_t *out)
-{
-	int64_t us = min64(max64(secs, 0) * USEC_PER_SEC, a->max_runtime_us);
-
-	return cost_gpu_microhours(a->gpu_count, us, out);
-}
-
-/* Receives one UTC day's part of a split: non-zero stops the split. */
-typedef int (*split_cb)(void *ctx, int64_t day, int64_t money, int64_t gpu_mh);
-
-/*
- * THE per-day split (as store_sqlite.c): money and GPU-hours used over
- * [us, ue) are split across UTC days by seconds; the last day takes the
- * remainder so the parts sum exactly to the totals.  An empty span puts
- * everything on the day of us.
- */
-static int split_days(int64_t us, int64_t ue, int64_t money, int64_t gpu_mh, split_cb cb,
-		      void *ctx)
-{
-	int64_t span = ue - us, given_m = 0, given_g = 0;
-
-	if (span <= 0)
-		return cb(ctx, time_day_start(us), money, gpu_mh);
-	for (int64_t d = time_day_start(us); d < ue; d += PG_DAY) {
-		int64_t a = max64(d, us), b = min64(d + PG_DAY, ue), pm, pg;
-		int rc;
-
-		if (b >= ue) {
-			pm = money - given_m;
-			pg = gpu_mh - given_g;
-		} else {
-			pm = (int64_t)((__int128)money * (b - a) / span);
-			pg = (int64_t)((__int128)gpu_mh * (b - a) / span);
-		}
-		given_m += pm;
-		given_g += pg;
-		rc = cb(ctx, d, pm, pg);
-		if (rc != 0)
-			return rc;
-	}
-	return 0;
-}
-
-struct day_ctx {
-	struct cost_acc *acc;
-	const struct cost_query *q;
-	bool accrued;
-};
-
-static int day_part(void *ctx, int64_t d, int64_t pm, int64_t pg)
-{
-	struct day_ctx *dc = ctx;
-	char key[16];
-
-	if (d + PG_DAY <= dc->q->from || d >= dc->q->to)
-		return 0;
-	time_format_date(d, key);
-	return acc_add(dc->acc, key, dc->accrued ? 0 : pm, dc->accrued ? pm : 0, 0, pg);
-}
-
-/* Days outside [from, to) are dropped. */
-static int day_split(struct cost_acc *acc, const struct cost_query *q, int64_t us, int64_t ue,
-		     int64_t money, int64_t gpu_mh, bool accrued)
-{
-	struct day_ctx dc = {acc, q, accrued};
-
-	return split_days(us, ue, money, gpu_mh, day_part, &dc);
-}
-
-/* The end of a completed allocation's use and its GPU micro-hours. */
-static int completed_use(const struct allocation *a, int64_t *ue, int64_t *gpu_mh)
-{
-	int64_t max_s = (a->max_runtime_us + USEC_PER_SEC - 1) / USEC_PER_SEC;
-
-	*ue = min64(a->ended_at, a->started_at + max_s);
-	return used_microhours(a, a->ended_at - a->started_at, gpu_mh);
-}
-
-static int cost_by_day(struct cost_acc *acc, const struct cost_query *q, const struct allocation *a)
-{
-	int64_t max_s = (a->max_runtime_us + USEC_PER_SEC - 1) / USEC_PER_SEC;
-	int64_t money = 0, gpu_mh = 0;
-	int rc;
-
-	if (a->status == ALLOC_APPROVED || a->status == ALLOC_RUNNING) {
-		if (a->approved_at >= q->from && a->approved_at < q->to) {
-			char key[16];
-			time_format_date(a->approved_at, key);
-			rc = acc_add(acc, key, 0, 0, a->estimated_micros, 0);
-			if (rc != 0)
-				return rc;
-		}
-	}
-	if (a->status == ALLOC_COMPLETED) {
-		int64_t ue = min64(a->ended_at, a->started_at + max_s);
-		rc = used_microhours(a, a->ended_at - a->started_at, &gpu_mh);
-		if (rc != 0)
-			return rc;
-		return day_split(acc, q, a->started_at, ue, a->actual_micros, gpu_mh, false);
-	}
-	if (a->status == ALLOC_RUNNING) {
-		int64_t ue = min64(max64(q->now, a->started_at), a->started_at + max_s);
-		rc = ledger_accrued(a->price_micros, a->gpu_count, a->max_runtime_us, a->started_at,
-				    q->now, &money);
-		if (rc == 0)
-			rc = used_microhours(a, q->now - a->started_at, &gpu_mh);
-		if (rc != 0)
-			return rc;
-		return day_split(acc, q, a->started_at, ue, money, gpu_mh, true);
-	}
-	return 0;
-}
-
-static int cost_by_key(struct cost_acc *acc, const struct cost_query *q, const struct allocation *a)
-{
-	char key[STORE_ID_LEN * 2];
-	int64_t spent = 0, accrued = 0, reserved = 0, gpu_mh = 0;
-	int rc = 0;
-
-	switch (a->status) {
-	case ALLOC_COMPLETED:
-		spent = a->actual_micros;
-		rc = used_microhours(a, a->ended_at - a->started_at, &gpu_mh);
-		break;
-	case ALLOC_RUNNING:
-		reserved = a->estimated_micros;
-		rc = ledger_accrued(a->price_micros, a->gpu_count, a->max_runtime_us, a->started_at,
-				    q->now, &accrued);
-		if (rc == 0)
-			rc = used_microhours(a, q->now - a->started_at, &gpu_mh);
-		break;
-	case ALLOC_APPROVED:
-		reserved = a->estimated_micros;
-		break;
-	default:
-		return 0; /* cancelled and expired cost nothing */
-	}
-	if (rc != 0)
-		return rc;
-	if (q->group == COST_BY_TEAM)
-		snprintf(key, sizeof(key), "%s", a->team);
-	else if (q->group == COST_BY_PROJECT)
-		snprintf(key, sizeof(key), "%s/%s", a->team, a->project);
-	else
-		snprintf(key, sizeof(key), "%s", a->gpu_type);
-	return acc_add(acc, key, spent, accrued, reserved, gpu_mh);
-}
-
 static int pg_costs(struct store_conn *bc, const struct cost_query *q, store_cost_cb cb, void *ctx)
 {
 	struct pg_conn *c = pg_conn_of(bc);
-	struct cost_acc acc = {NULL, 0, 0};
+	struct store_cost_acc acc = {NULL, 0, 0};
 	struct allocation *a = NULL;
 	struct pg_params *p = NULL;
 	PGresult *r = NULL;
@@ -2769,7 +2408,7 @@ static int pg_costs(struct store_conn *bc, const struct cost_query *q, store_cos
 	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
 		rc = row_alloc(r, i, a);
 		if (rc == 0)
-			rc = by_day ? cost_by_day(&acc, q, a) : cost_by_key(&acc, q, a);
+			rc = by_day ? store_cost_by_day(&acc, q, a) : store_cost_by_key(&acc, q, a);
 	}
 	if (rc != 0)
 		goto out;
@@ -2809,21 +2448,9 @@ static int pg_audit_list(struct store_conn *bc, const char *team, const char *cu
 	rc = conn_ready(c);
 	if (rc != 0)
 		return rc;
-	if (limit < 1)
-		limit = 1;
-	if (limit > STORE_MAX_PAGE)
-		limit = STORE_MAX_PAGE;
-	if (cursor && cursor[0]) {
-		char *end = NULL;
-		long long v;
-
-		if (cursor[0] < '0' || cursor[0] > '9')
-			return ERR_INVALID;
-		v = strtoll(cursor, &end, 10);
-		if (!end || *end)
-			return ERR_INVALID;
-		after = v;
-	}
+	rc = store_audit_page_args(cursor, &limit, &after);
+	if (rc != 0)
+		return rc;
 	if (team)
 		rc = q_query(c, SQL_AUDIT_TEAM, &r, "iti", after, team, (int64_t)limit + 1);
 	else
@@ -2901,14 +2528,6 @@ static const char SQL_ROLL_CLEAR[] = "DELETE FROM cost_daily_approved; DELETE FR
 static const char SQL_COMPLETED_ALL[] =
 	"SELECT " ALLOC_COLS " FROM allocations WHERE status = 'completed'";
 
-/* The first day start at or after t. */
-static int64_t day_ceil(int64_t t)
-{
-	int64_t d = time_day_start(t);
-
-	return d == t ? d : d + PG_DAY;
-}
-
 struct roll_ctx {
 	struct pg_conn *c;
 	const struct allocation *a;
@@ -2932,14 +2551,14 @@ static int rollup_add(struct pg_conn *c, const struct allocation *a)
 
 	if (a->status != ALLOC_COMPLETED)
 		return 0;
-	rc = completed_use(a, &ue, &gpu_mh);
+	rc = store_completed_use(a, &ue, &gpu_mh);
 	if (rc != 0)
 		return rc;
 	n = q_exec(c, SQL_ROLL_APPROVED, "itttii", time_day_start(a->approved_at), a->team,
 		   a->project, a->gpu_type, a->actual_micros, gpu_mh);
 	if (n < 0)
 		return n;
-	return split_days(a->started_at, ue, a->actual_micros, gpu_mh, roll_usage_part, &ctx);
+	return store_split_days(a->started_at, ue, a->actual_micros, gpu_mh, roll_usage_part, &ctx);
 }
 
 /* Recomputes both rollups from the allocations, inside the caller's transaction. */
@@ -2993,30 +2612,6 @@ static int pg_cost_rollup_rebuild(struct store_conn *bc)
 	return PG_RETRYING(c, rollup_rebuild_once(c));
 }
 
-struct usage_ctx {
-	const struct cost_query *q;
-	struct usage_row row;
-	store_usage_cb cb;
-	void *ctx;
-	bool stopped;
-};
-
-static int usage_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
-{
-	struct usage_ctx *u = ctx;
-
-	if (day + PG_DAY <= u->q->from || day >= u->q->to)
-		return 0;
-	u->row.day = day;
-	u->row.cost = money;
-	u->row.gpu_microhours = gpu_mh;
-	if (u->cb(u->ctx, &u->row) != 0) {
-		u->stopped = true;
-		return 1;
-	}
-	return 0;
-}
-
 static int pg_cost_usage(struct store_conn *bc, const struct cost_query *q, store_usage_cb cb,
 			 void *ctx)
 {
@@ -3025,7 +2620,7 @@ static int pg_cost_usage(struct store_conn *bc, const struct cost_query *q, stor
 	struct pg_params *p = NULL;
 	PGresult *r = NULL;
 	char *sql = NULL;
-	struct usage_ctx u = {.q = q, .cb = cb, .ctx = ctx};
+	struct store_usage_ctx u = {.q = q, .cb = cb, .ctx = ctx};
 	int next = 3, rc;
 
 	rc = conn_ready(c);
@@ -3040,7 +2635,7 @@ static int pg_cost_usage(struct store_conn *bc, const struct cost_query *q, stor
 		goto out;
 	}
 	p->n = 0;
-	rc = params_add(c, p, "ii", time_day_start(q->from), day_ceil(q->to));
+	rc = params_add(c, p, "ii", time_day_start(q->from), store_day_ceil(q->to));
 	if (rc == 0 && q->teams) {
 		rc = sql_scope(&sql, "team_id", q->nteams, &next);
 		if (rc == 0)
@@ -3055,11 +2650,11 @@ static int pg_cost_usage(struct store_conn *bc, const struct cost_query *q, stor
 
 		rc = row_alloc(r, i, a);
 		if (rc == 0)
-			rc = completed_use(a, &ue, &gpu_mh);
+			rc = store_completed_use(a, &ue, &gpu_mh);
 		if (rc != 0)
 			break;
 		u.row.alloc = a;
-		rc = split_days(a->started_at, ue, a->actual_micros, gpu_mh, usage_part, &u);
+		rc = store_split_days(a->started_at, ue, a->actual_micros, gpu_mh, store_usage_part, &u);
 		if (u.stopped)
 			rc = 0;
 	}

@@ -14,6 +14,7 @@
  * secret or put a token hash in the audit log, or use floating point money.
  */
 #include "store/store.h"
+#include "store/store_int.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -33,7 +34,6 @@
 #include "util/util.h"
 
 #define SQ_CACHE_MAX 64
-#define SQ_DAY 86400
 
 struct sq_store {
 	struct store base; /* must be first */
@@ -717,99 +717,6 @@ static const char SQL_ALLOC_BY_ID[] = "SELECT " ALLOC_COLS " FROM allocations WH
 
 /* ---- audit ------------------------------------------------------------- */
 
-static const char *fmt_money(int64_t v, char *buf)
-{
-	if (money_format(v, buf, MONEY_FMT_LEN) < 0)
-		snprintf(buf, MONEY_FMT_LEN, "%lld", (long long)v);
-	return buf;
-}
-
-/* JSON text stored in a record, embedded as JSON (or as a string if invalid). */
-static json_t *json_text(const char *text)
-{
-	json_t *j = json_loads(text, JSON_DECODE_ANY, NULL);
-
-	if (!j)
-		j = json_string(text);
-	if (!j)
-		j = json_null();
-	return j;
-}
-
-static json_t *token_json(const void *p)
-{
-	const struct token *t = p;
-
-	/* Never the hash: it is not part of struct token on purpose. */
-	return json_pack("{s:s, s:s, s:s, s:o, s:I, s:I}", "id", t->id, "name", t->name, "role",
-			 role_name(t->role), "teams", json_text(t->teams_json), "created_at",
-			 (json_int_t)t->created_at, "revoked_at", (json_int_t)t->revoked_at);
-}
-
-static json_t *gpu_json(const void *p)
-{
-	const struct gpu_type *g = p;
-	char price[MONEY_FMT_LEN];
-
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "id", g->id, "name", g->name,
-			 "price_per_gpu_hour", fmt_money(g->price_micros, price), "price_date",
-			 g->price_date, "price_source", g->price_source, "capacity",
-			 (json_int_t)g->capacity, "allocated", (json_int_t)g->allocated, "updated_at",
-			 (json_int_t)g->updated_at);
-}
-
-static json_t *team_json(const void *p)
-{
-	const struct team *t = p;
-	char budget[MONEY_FMT_LEN];
-
-	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I}", "id", t->id, "display_name",
-			 t->display_name, "budget", fmt_money(t->budget_micros, budget), "period",
-			 period_kind_name(t->period), "alert_thresholds", json_text(t->thresholds_json),
-			 "created_at", (json_int_t)t->created_at, "updated_at",
-			 (json_int_t)t->updated_at);
-}
-
-static json_t *alloc_json(const void *p)
-{
-	const struct allocation *a = p;
-	char price[MONEY_FMT_LEN], est[MONEY_FMT_LEN], actual[MONEY_FMT_LEN];
-
-	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:I,"
-			 " s:I, s:I, s:o}",
-			 "id", a->id, "team", a->team, "project", a->project, "gpu_type", a->gpu_type,
-			 "gpu_count", (json_int_t)a->gpu_count, "max_runtime_us",
-			 (json_int_t)a->max_runtime_us, "price_per_gpu_hour",
-			 fmt_money(a->price_micros, price), "estimated_cost",
-			 fmt_money(a->estimated_micros, est), "status", alloc_status_name(a->status),
-			 "purpose", a->purpose, "labels", json_text(a->labels_json), "created_by",
-			 a->created_by, "period_start", (json_int_t)a->period_start, "approved_at",
-			 (json_int_t)a->approved_at, "expires_at", (json_int_t)a->expires_at,
-			 "started_at", (json_int_t)a->started_at, "ended_at", (json_int_t)a->ended_at,
-			 "actual_cost",
-			 a->actual_micros < 0 ? json_null()
-					      : json_string(fmt_money(a->actual_micros, actual)));
-}
-
-/* Compact JSON text of j (consumed); NULL j gives NULL text. */
-static int json_take_text(json_t *j, bool want, char **out)
-{
-	char *s;
-
-	if (!want) {
-		*out = NULL;
-		return 0;
-	}
-	if (!j)
-		return ERR_NOMEM;
-	s = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	if (!s)
-		return ERR_NOMEM;
-	*out = s;
-	return 0;
-}
-
 static const char SQL_AUDIT_INSERT[] =
 	"INSERT INTO audit(at, actor_id, actor_name, action, object_type, object_id, team,"
 	" before_json, after_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
@@ -822,10 +729,7 @@ static int audit_rec(struct sq_conn *c, const struct actor *who, int64_t at, con
 	char *b = NULL, *a = NULL;
 	int rc, n;
 
-	rc = json_take_text(before ? fn(before) : NULL, before != NULL, &b);
-	if (rc != 0)
-		goto out;
-	rc = json_take_text(after ? fn(after) : NULL, after != NULL, &a);
+	rc = store_audit_render(fn, before, after, &b, &a);
 	if (rc != 0)
 		goto out;
 	n = q_exec(c, SQL_AUDIT_INSERT, "itttttttt", at, who ? who->token_id : SYSTEM_ACTOR,
@@ -952,7 +856,7 @@ static int sq_token_create(struct store_conn *bc, const struct actor *who, const
 		rc = n;
 		goto out;
 	}
-	rc = audit_rec(c, who, now, "token.create", "token", rec.id, "", token_json, NULL, &rec);
+	rc = audit_rec(c, who, now, "token.create", "token", rec.id, "", store_json_token, NULL, &rec);
 out:
 	fin = tx_finish(c, rc == 0);
 	return rc ? rc : fin;
@@ -994,7 +898,7 @@ static int sq_token_revoke(struct store_conn *bc, const struct actor *who, const
 		rc = n;
 		goto out;
 	}
-	rc = audit_rec(c, who, now, "token.revoke", "token", id, "", token_json, &before, &after);
+	rc = audit_rec(c, who, now, "token.revoke", "token", id, "", store_json_token, &before, &after);
 out:
 	fin = tx_finish(c, rc == 0);
 	return rc ? rc : fin;
@@ -1062,7 +966,7 @@ static int sq_gpu_type_put(struct store_conn *bc, const struct actor *who, const
 		goto out;
 	}
 	rc = audit_rec(c, who, now, exists ? "gpu_type.update" : "gpu_type.create", "gpu_type",
-		       rec.id, "", gpu_json, exists ? &old : NULL, &rec);
+		       rec.id, "", store_json_gpu, exists ? &old : NULL, &rec);
 out:
 	fin = tx_finish(c, rc == 0);
 	if (rc == 0 && fin == 0)
@@ -1152,7 +1056,7 @@ static int sq_gpu_type_seed(struct store_conn *bc, const struct gpu_type *g, siz
 	if (inserted > 0) {
 		int ch;
 
-		rc = json_take_text(json_pack("{s:I}", "count", (json_int_t)inserted), true, &after);
+		rc = store_json_take_text(json_pack("{s:I}", "count", (json_int_t)inserted), true, &after);
 		if (rc != 0)
 			goto out;
 		ch = q_exec(c, SQL_AUDIT_INSERT, "itttttttt", now, SYSTEM_ACTOR, SYSTEM_ACTOR,
@@ -1216,7 +1120,7 @@ static int sq_team_put(struct store_conn *bc, const struct actor *who, const str
 		goto out;
 	}
 	rc = audit_rec(c, who, now, exists ? "team.update" : "team.create", "team", rec.id, rec.id,
-		       team_json, exists ? &old : NULL, &rec);
+		       store_json_team, exists ? &old : NULL, &rec);
 out:
 	fin = tx_finish(c, rc == 0);
 	if (rc == 0 && fin == 0)
@@ -1466,7 +1370,7 @@ static int alloc_release(struct sq_conn *c, const struct actor *who, const struc
 		return rc;
 	snprintf(action, sizeof(action), "allocation.%s",
 		 to == ALLOC_EXPIRED ? "expire" : "cancel");
-	rc = audit_rec(c, who, now, action, "allocation", a->id, a->team, alloc_json, a, &b);
+	rc = audit_rec(c, who, now, action, "allocation", a->id, a->team, store_json_alloc, a, &b);
 	if (rc != 0)
 		return rc;
 	if (after)
@@ -1700,7 +1604,6 @@ static int alloc_part(struct sq_conn *c, const struct actor *who, const struct a
 {
 	struct team team;
 	struct gpu_type gpu;
-	struct ledger_check chk;
 	struct ledger_decision dec;
 	int64_t ps = 0, pe = 0, spent = 0, reserved = 0, est = 0;
 	char *body = NULL; /* rendered answer, owned here */
@@ -1749,48 +1652,17 @@ static int alloc_part(struct sq_conn *c, const struct actor *who, const struct a
 		conn_err(c, "the estimated cost does not fit");
 		goto out;
 	}
-	chk = (struct ledger_check){
-		.budget = team.budget_micros,
-		.spent = spent,
-		.reserved = reserved,
-		.estimated = est,
-		.capacity = gpu.capacity,
-		.allocated = gpu.allocated,
-		.gpu_count = r->gpu_count,
-	};
-	ledger_decide(&chk, &dec);
-	lo->available = dec.available;
-	lo->gpus_available = dec.gpus_available;
-	lo->estimated = est;
-	lo->budget_ok = dec.budget_ok;
-	lo->capacity_ok = dec.capacity_ok;
+	store_alloc_decide(&team, &gpu, spent, reserved, est, r->gpu_count, &dec, lo);
 
 	if (dec.approved) {
 		struct allocation *a = &lo->alloc;
 
-		rc = util_random_id("alloc_", 20, a->id, sizeof(a->id));
+		rc = store_alloc_approved(a, r, team.id, &gpu, est, who->token_id, ps, now,
+					  start_timeout_s);
 		if (rc != 0) {
 			conn_err(c, "cannot generate an allocation id");
 			goto out;
 		}
-		snprintf(a->team, sizeof(a->team), "%s", team.id);
-		snprintf(a->project, sizeof(a->project), "%s", r->project);
-		snprintf(a->gpu_type, sizeof(a->gpu_type), "%s", gpu.id);
-		a->gpu_count = r->gpu_count;
-		a->max_runtime_us = r->max_runtime_us;
-		a->price_micros = gpu.price_micros;
-		a->estimated_micros = est;
-		a->status = ALLOC_APPROVED;
-		snprintf(a->purpose, sizeof(a->purpose), "%s", r->purpose);
-		snprintf(a->labels_json, sizeof(a->labels_json), "%s",
-			 r->labels_json[0] ? r->labels_json : "{}");
-		snprintf(a->created_by, sizeof(a->created_by), "%s", who->token_id);
-		a->period_start = ps;
-		a->approved_at = now;
-		a->expires_at = now + start_timeout_s;
-		a->started_at = 0;
-		a->ended_at = 0;
-		a->actual_micros = -1;
 		n = q_exec(c, SQL_ALLOC_INSERT, "ttttiiiittttiiiiii", a->id, a->team, a->project,
 			   a->gpu_type, a->gpu_count, a->max_runtime_us, a->price_micros,
 			   a->estimated_micros, alloc_status_name(a->status), a->purpose,
@@ -1810,7 +1682,7 @@ static int alloc_part(struct sq_conn *c, const struct actor *who, const struct a
 		if (rc != 0)
 			goto out;
 		rc = audit_rec(c, who, now, "allocation.approve", "allocation", a->id, a->team,
-			       alloc_json, NULL, a);
+			       store_json_alloc, NULL, a);
 		if (rc != 0)
 			goto out;
 	} else {
@@ -1819,7 +1691,7 @@ static int alloc_part(struct sq_conn *c, const struct actor *who, const struct a
 		if (!dec.budget_ok) {
 			rc = ERR_BUDGET;
 			conn_err(c, "team '%s' has %s available, the request needs %s", team.id,
-				 fmt_money(dec.available, av), fmt_money(est, es));
+				 store_fmt_money(dec.available, av), store_fmt_money(est, es));
 		} else {
 			rc = ERR_CAPACITY;
 			conn_err(c, "%lld GPUs of type '%s' available, the request needs %lld",
@@ -1957,26 +1829,6 @@ static int sq_alloc_get(struct store_conn *bc, const char *id, struct allocation
 	return rc;
 }
 
-/* Parses "<approved_at>:<id>". */
-static int cursor_parse(const char *cur, int64_t *at, char *id)
-{
-	char *end = NULL;
-	long long v;
-	size_t len;
-
-	if (!cur[0] || !(cur[0] >= '0' && cur[0] <= '9'))
-		return ERR_INVALID;
-	v = strtoll(cur, &end, 10);
-	if (!end || *end != ':')
-		return ERR_INVALID;
-	len = strlen(end + 1);
-	if (len == 0 || len >= STORE_ID_LEN)
-		return ERR_INVALID;
-	memcpy(id, end + 1, len + 1);
-	*at = v;
-	return 0;
-}
-
 static int sq_alloc_list(struct store_conn *bc, const struct alloc_filter *f, store_alloc_cb cb,
 			 void *ctx, char *next_cursor)
 {
@@ -1995,7 +1847,7 @@ static int sq_alloc_list(struct store_conn *bc, const struct alloc_filter *f, st
 	if (limit > STORE_MAX_PAGE)
 		limit = STORE_MAX_PAGE;
 	if (f->cursor && f->cursor[0]) {
-		rc = cursor_parse(f->cursor, &cur_at, cur_id);
+		rc = store_cursor_parse(f->cursor, &cur_at, cur_id);
 		if (rc != 0) {
 			conn_err(c, "invalid cursor");
 			return rc;
@@ -2123,7 +1975,7 @@ static int sq_alloc_transition(struct store_conn *bc, const struct actor *who, c
 			rc = n;
 			break;
 		}
-		rc = audit_rec(c, who, now, "allocation.start", "allocation", id, a->team, alloc_json,
+		rc = audit_rec(c, who, now, "allocation.start", "allocation", id, a->team, store_json_alloc,
 			       a, res);
 		break;
 	case ALLOC_EV_COMPLETE: {
@@ -2156,7 +2008,7 @@ static int sq_alloc_transition(struct store_conn *bc, const struct actor *who, c
 			rc = rollup_add(c, res);
 		if (rc == 0)
 			rc = audit_rec(c, who, now, "allocation.complete", "allocation", id, a->team,
-				       alloc_json, a, res);
+				       store_json_alloc, a, res);
 		break;
 	}
 	case ALLOC_EV_CANCEL:
@@ -2209,227 +2061,13 @@ static int sq_alloc_expire_due(struct store_conn *bc, int64_t now, int *n)
 
 /* ---- costs ------------------------------------------------------------- */
 
-/* Rows kept sorted by key; binary search + insert.  Owned by the caller. */
-struct cost_acc {
-	struct cost_row *rows;
-	size_t n, cap;
-};
-
-static int acc_row(struct cost_acc *acc, const char *key, struct cost_row **out)
-{
-	size_t lo = 0, hi = acc->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int cmp = strcmp(acc->rows[mid].key, key);
-		if (cmp == 0) {
-			*out = &acc->rows[mid];
-			return 0;
-		}
-		if (cmp < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (acc->n == acc->cap) {
-		size_t ncap = acc->cap ? acc->cap * 2 : 16;
-		struct cost_row *nr = realloc(acc->rows, ncap * sizeof(*nr));
-		if (!nr)
-			return ERR_NOMEM;
-		acc->rows = nr;
-		acc->cap = ncap;
-	}
-	memmove(&acc->rows[lo + 1], &acc->rows[lo], (acc->n - lo) * sizeof(*acc->rows));
-	memset(&acc->rows[lo], 0, sizeof(*acc->rows));
-	snprintf(acc->rows[lo].key, sizeof(acc->rows[lo].key), "%s", key);
-	acc->n++;
-	*out = &acc->rows[lo];
-	return 0;
-}
-
-static int acc_add(struct cost_acc *acc, const char *key, int64_t spent, int64_t accrued,
-		   int64_t reserved, int64_t gpu_mh)
-{
-	struct cost_row *r = NULL;
-	int rc = acc_row(acc, key, &r);
-
-	if (rc != 0)
-		return rc;
-	if (__builtin_add_overflow(r->spent, spent, &r->spent) ||
-	    __builtin_add_overflow(r->accrued, accrued, &r->accrued) ||
-	    __builtin_add_overflow(r->reserved, reserved, &r->reserved) ||
-	    __builtin_add_overflow(r->gpu_microhours, gpu_mh, &r->gpu_microhours))
-		return ERR_OVERFLOW;
-	return 0;
-}
-
-static int64_t min64(int64_t a, int64_t b)
-{
-	return a < b ? a : b;
-}
-
-static int64_t max64(int64_t a, int64_t b)
-{
-	return a > b ? a : b;
-}
-
-/* GPU micro-hours used over `secs` seconds, capped at the max runtime. */
-static int used_microhours(const struct allocation *a, int64_t secs, int64_t *out)
-{
-	int64_t us = min64(max64(secs, 0) * USEC_PER_SEC, a->max_runtime_us);
-
-	return cost_gpu_microhours(a->gpu_count, us, out);
-}
-
-/* Receives one UTC day's part of a split: non-zero stops the split. */
-typedef int (*split_cb)(void *ctx, int64_t day, int64_t money, int64_t gpu_mh);
-
-/*
- * THE per-day split, shared by day totals, the usage rollup and the FOCUS
- * export: money and GPU-hours used over [us, ue) are split across UTC days
- * by seconds; the last day takes the remainder so the parts sum exactly to
- * the totals.  An empty span puts everything on the day of us.
- */
-static int split_days(int64_t us, int64_t ue, int64_t money, int64_t gpu_mh, split_cb cb,
-		      void *ctx)
-{
-	int64_t span = ue - us, given_m = 0, given_g = 0;
-
-	if (span <= 0)
-		return cb(ctx, time_day_start(us), money, gpu_mh);
-	for (int64_t d = time_day_start(us); d < ue; d += SQ_DAY) {
-		int64_t a = max64(d, us), b = min64(d + SQ_DAY, ue), pm, pg;
-		int rc;
-
-		if (b >= ue) {
-			pm = money - given_m;
-			pg = gpu_mh - given_g;
-		} else {
-			pm = (int64_t)((__int128)money * (b - a) / span);
-			pg = (int64_t)((__int128)gpu_mh * (b - a) / span);
-		}
-		given_m += pm;
-		given_g += pg;
-		rc = cb(ctx, d, pm, pg);
-		if (rc != 0)
-			return rc;
-	}
-	return 0;
-}
-
-struct day_ctx {
-	struct cost_acc *acc;
-	const struct cost_query *q;
-	bool accrued;
-};
-
-static int day_part(void *ctx, int64_t d, int64_t pm, int64_t pg)
-{
-	struct day_ctx *dc = ctx;
-	char key[16];
-
-	if (d + SQ_DAY <= dc->q->from || d >= dc->q->to)
-		return 0;
-	time_format_date(d, key);
-	return acc_add(dc->acc, key, dc->accrued ? 0 : pm, dc->accrued ? pm : 0, 0, pg);
-}
-
-/* Days outside [from, to) are dropped. */
-static int day_split(struct cost_acc *acc, const struct cost_query *q, int64_t us, int64_t ue,
-		     int64_t money, int64_t gpu_mh, bool accrued)
-{
-	struct day_ctx dc = {acc, q, accrued};
-
-	return split_days(us, ue, money, gpu_mh, day_part, &dc);
-}
-
-/* A completed allocation's billed end and GPU micro-hours. */
-static int completed_use(const struct allocation *a, int64_t *ue, int64_t *gpu_mh)
-{
-	int64_t max_s = (a->max_runtime_us + USEC_PER_SEC - 1) / USEC_PER_SEC;
-
-	*ue = min64(a->ended_at, a->started_at + max_s);
-	return used_microhours(a, a->ended_at - a->started_at, gpu_mh);
-}
-
-static int cost_by_day(struct cost_acc *acc, const struct cost_query *q, const struct allocation *a)
-{
-	int64_t max_s = (a->max_runtime_us + USEC_PER_SEC - 1) / USEC_PER_SEC;
-	int64_t money = 0, gpu_mh = 0;
-	int rc;
-
-	if (a->status == ALLOC_APPROVED || a->status == ALLOC_RUNNING) {
-		if (a->approved_at >= q->from && a->approved_at < q->to) {
-			char key[16];
-			time_format_date(a->approved_at, key);
-			rc = acc_add(acc, key, 0, 0, a->estimated_micros, 0);
-			if (rc != 0)
-				return rc;
-		}
-	}
-	if (a->status == ALLOC_COMPLETED) {
-		int64_t ue = 0;
-		rc = completed_use(a, &ue, &gpu_mh);
-		if (rc != 0)
-			return rc;
-		return day_split(acc, q, a->started_at, ue, a->actual_micros, gpu_mh, false);
-	}
-	if (a->status == ALLOC_RUNNING) {
-		int64_t ue = min64(max64(q->now, a->started_at), a->started_at + max_s);
-		rc = ledger_accrued(a->price_micros, a->gpu_count, a->max_runtime_us, a->started_at,
-				    q->now, &money);
-		if (rc == 0)
-			rc = used_microhours(a, q->now - a->started_at, &gpu_mh);
-		if (rc != 0)
-			return rc;
-		return day_split(acc, q, a->started_at, ue, money, gpu_mh, true);
-	}
-	return 0;
-}
-
-static int cost_by_key(struct cost_acc *acc, const struct cost_query *q, const struct allocation *a)
-{
-	char key[STORE_ID_LEN * 2];
-	int64_t spent = 0, accrued = 0, reserved = 0, gpu_mh = 0;
-	int rc = 0;
-
-	switch (a->status) {
-	case ALLOC_COMPLETED:
-		spent = a->actual_micros;
-		rc = used_microhours(a, a->ended_at - a->started_at, &gpu_mh);
-		break;
-	case ALLOC_RUNNING:
-		reserved = a->estimated_micros;
-		rc = ledger_accrued(a->price_micros, a->gpu_count, a->max_runtime_us, a->started_at,
-				    q->now, &accrued);
-		if (rc == 0)
-			rc = used_microhours(a, q->now - a->started_at, &gpu_mh);
-		break;
-	case ALLOC_APPROVED:
-		reserved = a->estimated_micros;
-		break;
-	default:
-		return 0; /* cancelled and expired cost nothing */
-	}
-	if (rc != 0)
-		return rc;
-	if (q->group == COST_BY_TEAM)
-		snprintf(key, sizeof(key), "%s", a->team);
-	else if (q->group == COST_BY_PROJECT)
-		snprintf(key, sizeof(key), "%s/%s", a->team, a->project);
-	else
-		snprintf(key, sizeof(key), "%s", a->gpu_type);
-	return acc_add(acc, key, spent, accrued, reserved, gpu_mh);
-}
-
-static int costs_rolled(struct sq_conn *c, const struct cost_query *q, struct cost_acc *acc,
+static int costs_rolled(struct sq_conn *c, const struct cost_query *q, struct store_cost_acc *acc,
 			struct allocation *a);
-static int64_t day_ceil(int64_t t);
 
 static int sq_costs(struct store_conn *bc, const struct cost_query *q, store_cost_cb cb, void *ctx)
 {
 	struct sq_conn *c = sq_conn_of(bc);
-	struct cost_acc acc = {NULL, 0, 0};
+	struct store_cost_acc acc = {NULL, 0, 0};
 	struct allocation *a = NULL;
 	sqlite3_stmt *st = NULL;
 	char *sql = NULL;
@@ -2460,7 +2098,7 @@ static int sq_costs(struct store_conn *bc, const struct cost_query *q, store_cos
 	if (rc != 0)
 		goto out;
 	if (by_day) /* completed: every allocation used on a day overlapping [from, to) */
-		rc = q_bind(c, st, &idx, "iii", q->to, time_day_start(q->from), day_ceil(q->to));
+		rc = q_bind(c, st, &idx, "iii", q->to, time_day_start(q->from), store_day_ceil(q->to));
 	else
 		rc = q_bind(c, st, &idx, "ii", q->from, q->to);
 	if (rc == 0 && q->teams)
@@ -2470,7 +2108,7 @@ static int sq_costs(struct store_conn *bc, const struct cost_query *q, store_cos
 	while ((rc = q_step(c, st)) == 1) {
 		rc = row_alloc(st, a);
 		if (rc == 0)
-			rc = by_day ? cost_by_day(&acc, q, a) : cost_by_key(&acc, q, a);
+			rc = by_day ? store_cost_by_day(&acc, q, a) : store_cost_by_key(&acc, q, a);
 		if (rc != 0)
 			goto out;
 	}
@@ -2508,21 +2146,9 @@ static int sq_audit_list(struct store_conn *bc, const char *team, const char *cu
 
 	c->err[0] = '\0';
 	memset(&e, 0, sizeof(e));
-	if (limit < 1)
-		limit = 1;
-	if (limit > STORE_MAX_PAGE)
-		limit = STORE_MAX_PAGE;
-	if (cursor && cursor[0]) {
-		char *end = NULL;
-		long long v;
-
-		if (cursor[0] < '0' || cursor[0] > '9')
-			return ERR_INVALID;
-		v = strtoll(cursor, &end, 10);
-		if (!end || *end)
-			return ERR_INVALID;
-		after = v;
-	}
+	rc = store_audit_page_args(cursor, &limit, &after);
+	if (rc != 0)
+		return rc;
 	sql = strdup(team ? "SELECT " AUDIT_COLS " FROM audit WHERE seq > ? AND team = ?"
 			    " ORDER BY seq LIMIT ?"
 			  : "SELECT " AUDIT_COLS " FROM audit WHERE seq > ? ORDER BY seq LIMIT ?");

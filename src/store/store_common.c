@@ -1,0 +1,449 @@
+/*
+ * store_common.c - the backend-independent parts of the store backends
+ * (declared in store_int.h): audit renderings of records, audit and list
+ * cursors, the cost accumulator with its group-by and per-day rules, and
+ * THE per-day split.  Both store_sqlite.c and store_pg.c call these, so the
+ * two backends give the same bytes for the same data.
+ *
+ * It must never run SQL, touch a connection or a transaction, keep state
+ * between calls, or use floating point money.
+ */
+#include "store/store_int.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cost.h"
+#include "core/err.h"
+#include "core/ledger.h"
+#include "core/lifecycle.h"
+#include "core/money.h"
+#include "core/period.h"
+#include "core/timeutil.h"
+#include "util/util.h"
+
+int64_t store_day_ceil(int64_t t)
+{
+	int64_t d = time_day_start(t);
+
+	return d == t ? d : d + STORE_DAY;
+}
+
+/* ---- audit ------------------------------------------------------------- */
+
+const char *store_fmt_money(int64_t v, char *buf)
+{
+	if (money_format(v, buf, MONEY_FMT_LEN) < 0)
+		snprintf(buf, MONEY_FMT_LEN, "%lld", (long long)v);
+	return buf;
+}
+
+/* JSON text stored in a record, embedded as JSON (or as a string if invalid). */
+json_t *store_json_text(const char *text)
+{
+	json_t *j = json_loads(text, JSON_DECODE_ANY, NULL);
+
+	if (!j)
+		j = json_string(text);
+	if (!j)
+		j = json_null();
+	return j;
+}
+
+json_t *store_json_token(const void *p)
+{
+	const struct token *t = p;
+
+	/* Never the hash: it is not part of struct token on purpose. */
+	return json_pack("{s:s, s:s, s:s, s:o, s:I, s:I}", "id", t->id, "name", t->name, "role",
+			 role_name(t->role), "teams", store_json_text(t->teams_json), "created_at",
+			 (json_int_t)t->created_at, "revoked_at", (json_int_t)t->revoked_at);
+}
+
+json_t *store_json_gpu(const void *p)
+{
+	const struct gpu_type *g = p;
+	char price[MONEY_FMT_LEN];
+
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "id", g->id, "name", g->name,
+			 "price_per_gpu_hour", store_fmt_money(g->price_micros, price), "price_date",
+			 g->price_date, "price_source", g->price_source, "capacity",
+			 (json_int_t)g->capacity, "allocated", (json_int_t)g->allocated, "updated_at",
+			 (json_int_t)g->updated_at);
+}
+
+json_t *store_json_team(const void *p)
+{
+	const struct team *t = p;
+	char budget[MONEY_FMT_LEN];
+
+	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I}", "id", t->id, "display_name",
+			 t->display_name, "budget", store_fmt_money(t->budget_micros, budget), "period",
+			 period_kind_name(t->period), "alert_thresholds", store_json_text(t->thresholds_json),
+			 "created_at", (json_int_t)t->created_at, "updated_at",
+			 (json_int_t)t->updated_at);
+}
+
+json_t *store_json_alloc(const void *p)
+{
+	const struct allocation *a = p;
+	char price[MONEY_FMT_LEN], est[MONEY_FMT_LEN], actual[MONEY_FMT_LEN];
+
+	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:I,"
+			 " s:I, s:I, s:o}",
+			 "id", a->id, "team", a->team, "project", a->project, "gpu_type", a->gpu_type,
+			 "gpu_count", (json_int_t)a->gpu_count, "max_runtime_us",
+			 (json_int_t)a->max_runtime_us, "price_per_gpu_hour",
+			 store_fmt_money(a->price_micros, price), "estimated_cost",
+			 store_fmt_money(a->estimated_micros, est), "status", alloc_status_name(a->status),
+			 "purpose", a->purpose, "labels", store_json_text(a->labels_json), "created_by",
+			 a->created_by, "period_start", (json_int_t)a->period_start, "approved_at",
+			 (json_int_t)a->approved_at, "expires_at", (json_int_t)a->expires_at,
+			 "started_at", (json_int_t)a->started_at, "ended_at", (json_int_t)a->ended_at,
+			 "actual_cost",
+			 a->actual_micros < 0 ? json_null()
+					      : json_string(store_fmt_money(a->actual_micros, actual)));
+}
+
+/* Compact JSON text of j (consumed); NULL j gives NULL text. */
+int store_json_take_text(json_t *j, bool want, char **out)
+{
+	char *s;
+
+	if (!want) {
+		*out = NULL;
+		return 0;
+	}
+	if (!j)
+		return ERR_NOMEM;
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (!s)
+		return ERR_NOMEM;
+	*out = s;
+	return 0;
+}
+
+
+int store_audit_render(json_t *(*fn)(const void *), const void *before, const void *after,
+		       char **b, char **a)
+{
+	int rc = store_json_take_text(before ? fn(before) : NULL, before != NULL, b);
+
+	if (rc == 0)
+		rc = store_json_take_text(after ? fn(after) : NULL, after != NULL, a);
+	return rc;
+}
+
+int store_audit_page_args(const char *cursor, int *limit, int64_t *after)
+{
+	*after = 0;
+	if (*limit < 1)
+		*limit = 1;
+	if (*limit > STORE_MAX_PAGE)
+		*limit = STORE_MAX_PAGE;
+	if (cursor && cursor[0]) {
+		char *end = NULL;
+		long long v;
+
+		if (cursor[0] < '0' || cursor[0] > '9')
+			return ERR_INVALID;
+		v = strtoll(cursor, &end, 10);
+		if (!end || *end)
+			return ERR_INVALID;
+		*after = v;
+	}
+	return 0;
+}
+
+int store_cursor_parse(const char *cur, int64_t *at, char *id)
+{
+	char *end = NULL;
+	long long v;
+	size_t len;
+
+	if (!cur[0] || !(cur[0] >= '0' && cur[0] <= '9'))
+		return ERR_INVALID;
+	v = strtoll(cur, &end, 10);
+	if (!end || *end != ':')
+		return ERR_INVALID;
+	len = strlen(end + 1);
+	if (len == 0 || len >= STORE_ID_LEN)
+		return ERR_INVALID;
+	memcpy(id, end + 1, len + 1);
+	*at = v;
+	return 0;
+}
+
+/* ---- allocate ---------------------------------------------------------- */
+
+void store_alloc_decide(const struct team *team, const struct gpu_type *gpu, int64_t spent,
+			int64_t reserved, int64_t est, int64_t gpu_count,
+			struct ledger_decision *dec, struct alloc_outcome *lo)
+{
+	struct ledger_check chk = {
+		.budget = team->budget_micros,
+		.spent = spent,
+		.reserved = reserved,
+		.estimated = est,
+		.capacity = gpu->capacity,
+		.allocated = gpu->allocated,
+		.gpu_count = gpu_count,
+	};
+
+	ledger_decide(&chk, dec);
+	lo->available = dec->available;
+	lo->gpus_available = dec->gpus_available;
+	lo->estimated = est;
+	lo->budget_ok = dec->budget_ok;
+	lo->capacity_ok = dec->capacity_ok;
+}
+
+int store_alloc_approved(struct allocation *a, const struct alloc_request *r, const char *team_id,
+			 const struct gpu_type *gpu, int64_t est, const char *created_by,
+			 int64_t ps, int64_t now, int64_t start_timeout_s)
+{
+	int rc = util_random_id("alloc_", 20, a->id, sizeof(a->id));
+
+	if (rc != 0)
+		return rc;
+	snprintf(a->team, sizeof(a->team), "%s", team_id);
+	snprintf(a->project, sizeof(a->project), "%s", r->project);
+	snprintf(a->gpu_type, sizeof(a->gpu_type), "%s", gpu->id);
+	a->gpu_count = r->gpu_count;
+	a->max_runtime_us = r->max_runtime_us;
+	a->price_micros = gpu->price_micros;
+	a->estimated_micros = est;
+	a->status = ALLOC_APPROVED;
+	snprintf(a->purpose, sizeof(a->purpose), "%s", r->purpose);
+	snprintf(a->labels_json, sizeof(a->labels_json), "%s",
+		 r->labels_json[0] ? r->labels_json : "{}");
+	snprintf(a->created_by, sizeof(a->created_by), "%s", created_by);
+	a->period_start = ps;
+	a->approved_at = now;
+	a->expires_at = now + start_timeout_s;
+	a->started_at = 0;
+	a->ended_at = 0;
+	a->actual_micros = -1;
+	return 0;
+}
+
+/* ---- costs ------------------------------------------------------------- */
+
+int store_cost_acc_row(struct store_cost_acc *acc, const char *key, struct cost_row **out)
+{
+	size_t lo = 0, hi = acc->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int cmp = strcmp(acc->rows[mid].key, key);
+		if (cmp == 0) {
+			*out = &acc->rows[mid];
+			return 0;
+		}
+		if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (acc->n == acc->cap) {
+		size_t ncap = acc->cap ? acc->cap * 2 : 16;
+		struct cost_row *nr = realloc(acc->rows, ncap * sizeof(*nr));
+		if (!nr)
+			return ERR_NOMEM;
+		acc->rows = nr;
+		acc->cap = ncap;
+	}
+	memmove(&acc->rows[lo + 1], &acc->rows[lo], (acc->n - lo) * sizeof(*acc->rows));
+	memset(&acc->rows[lo], 0, sizeof(*acc->rows));
+	snprintf(acc->rows[lo].key, sizeof(acc->rows[lo].key), "%s", key);
+	acc->n++;
+	*out = &acc->rows[lo];
+	return 0;
+}
+
+int store_cost_acc_add(struct store_cost_acc *acc, const char *key, int64_t spent,
+		       int64_t accrued, int64_t reserved, int64_t gpu_mh)
+{
+	struct cost_row *r = NULL;
+	int rc = store_cost_acc_row(acc, key, &r);
+
+	if (rc != 0)
+		return rc;
+	if (__builtin_add_overflow(r->spent, spent, &r->spent) ||
+	    __builtin_add_overflow(r->accrued, accrued, &r->accrued) ||
+	    __builtin_add_overflow(r->reserved, reserved, &r->reserved) ||
+	    __builtin_add_overflow(r->gpu_microhours, gpu_mh, &r->gpu_microhours))
+		return ERR_OVERFLOW;
+	return 0;
+}
+
+/* GPU micro-hours used over `secs` seconds, capped at the max runtime. */
+int store_used_microhours(const struct allocation *a, int64_t secs, int64_t *out)
+{
+	int64_t us = store_min64(store_max64(secs, 0) * USEC_PER_SEC, a->max_runtime_us);
+
+	return cost_gpu_microhours(a->gpu_count, us, out);
+}
+
+/* THE per-day split (see store_int.h); the last day takes the remainder. */
+int store_split_days(int64_t us, int64_t ue, int64_t money, int64_t gpu_mh, store_split_cb cb,
+		     void *ctx)
+{
+	int64_t span = ue - us, given_m = 0, given_g = 0;
+
+	if (span <= 0)
+		return cb(ctx, time_day_start(us), money, gpu_mh);
+	for (int64_t d = time_day_start(us); d < ue; d += STORE_DAY) {
+		int64_t a = store_max64(d, us), b = store_min64(d + STORE_DAY, ue), pm, pg;
+		int rc;
+
+		if (b >= ue) {
+			pm = money - given_m;
+			pg = gpu_mh - given_g;
+		} else {
+			pm = (int64_t)((__int128)money * (b - a) / span);
+			pg = (int64_t)((__int128)gpu_mh * (b - a) / span);
+		}
+		given_m += pm;
+		given_g += pg;
+		rc = cb(ctx, d, pm, pg);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+struct day_ctx {
+	struct store_cost_acc *acc;
+	const struct cost_query *q;
+	bool accrued;
+};
+
+static int day_part(void *ctx, int64_t d, int64_t pm, int64_t pg)
+{
+	struct day_ctx *dc = ctx;
+	char key[16];
+
+	if (d + STORE_DAY <= dc->q->from || d >= dc->q->to)
+		return 0;
+	time_format_date(d, key);
+	return store_cost_acc_add(dc->acc, key, dc->accrued ? 0 : pm, dc->accrued ? pm : 0, 0, pg);
+}
+
+/* Days outside [from, to) are dropped. */
+static int cost_day_split(struct store_cost_acc *acc, const struct cost_query *q, int64_t us,
+			  int64_t ue, int64_t money, int64_t gpu_mh, bool accrued)
+{
+	struct day_ctx dc = {acc, q, accrued};
+
+	return store_split_days(us, ue, money, gpu_mh, day_part, &dc);
+}
+
+/* A completed allocation's billed end and GPU micro-hours. */
+int store_completed_use(const struct allocation *a, int64_t *ue, int64_t *gpu_mh)
+{
+	int64_t max_s = (a->max_runtime_us + USEC_PER_SEC - 1) / USEC_PER_SEC;
+
+	*ue = store_min64(a->ended_at, a->started_at + max_s);
+	return store_used_microhours(a, a->ended_at - a->started_at, gpu_mh);
+}
+
+int store_cost_by_day(struct store_cost_acc *acc, const struct cost_query *q,
+		      const struct allocation *a)
+{
+	int64_t max_s = (a->max_runtime_us + USEC_PER_SEC - 1) / USEC_PER_SEC;
+	int64_t money = 0, gpu_mh = 0;
+	int rc;
+
+	if (a->status == ALLOC_APPROVED || a->status == ALLOC_RUNNING) {
+		if (a->approved_at >= q->from && a->approved_at < q->to) {
+			char key[16];
+			time_format_date(a->approved_at, key);
+			rc = store_cost_acc_add(acc, key, 0, 0, a->estimated_micros, 0);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	if (a->status == ALLOC_COMPLETED) {
+		int64_t ue = 0;
+		rc = store_completed_use(a, &ue, &gpu_mh);
+		if (rc != 0)
+			return rc;
+		return cost_day_split(acc, q, a->started_at, ue, a->actual_micros, gpu_mh, false);
+	}
+	if (a->status == ALLOC_RUNNING) {
+		int64_t ue = store_min64(store_max64(q->now, a->started_at), a->started_at + max_s);
+		rc = ledger_accrued(a->price_micros, a->gpu_count, a->max_runtime_us, a->started_at,
+				    q->now, &money);
+		if (rc == 0)
+			rc = store_used_microhours(a, q->now - a->started_at, &gpu_mh);
+		if (rc != 0)
+			return rc;
+		return cost_day_split(acc, q, a->started_at, ue, money, gpu_mh, true);
+	}
+	return 0;
+}
+
+int store_cost_by_key(struct store_cost_acc *acc, const struct cost_query *q,
+		      const struct allocation *a)
+{
+	char key[STORE_ID_LEN * 2];
+	int64_t spent = 0, accrued = 0, reserved = 0, gpu_mh = 0;
+	int rc = 0;
+
+	switch (a->status) {
+	case ALLOC_COMPLETED:
+		spent = a->actual_micros;
+		rc = store_used_microhours(a, a->ended_at - a->started_at, &gpu_mh);
+		break;
+	case ALLOC_RUNNING:
+		reserved = a->estimated_micros;
+		rc = ledger_accrued(a->price_micros, a->gpu_count, a->max_runtime_us, a->started_at,
+				    q->now, &accrued);
+		if (rc == 0)
+			rc = store_used_microhours(a, q->now - a->started_at, &gpu_mh);
+		break;
+	case ALLOC_APPROVED:
+		reserved = a->estimated_micros;
+		break;
+	default:
+		return 0; /* cancelled and expired cost nothing */
+	}
+	if (rc != 0)
+		return rc;
+	store_cost_group_key(q, a->team, a->project, a->gpu_type, key, sizeof(key));
+	return store_cost_acc_add(acc, key, spent, accrued, reserved, gpu_mh);
+}
+
+
+/* The group key of a cost row: rollup rows and store_cost_by_key spell it alike. */
+void store_cost_group_key(const struct cost_query *q, const char *team, const char *project,
+			  const char *gpu, char *key, size_t len)
+{
+	if (q->group == COST_BY_TEAM)
+		snprintf(key, len, "%s", team);
+	else if (q->group == COST_BY_PROJECT)
+		snprintf(key, len, "%s/%s", team, project);
+	else
+		snprintf(key, len, "%s", gpu);
+}
+
+
+int store_usage_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
+{
+	struct store_usage_ctx *u = ctx;
+
+	if (day + STORE_DAY <= u->q->from || day >= u->q->to)
+		return 0;
+	u->row.day = day;
+	u->row.cost = money;
+	u->row.gpu_microhours = gpu_mh;
+	if (u->cb(u->ctx, &u->row) != 0) {
+		u->stopped = true;
+		return 1;
+	}
+	return 0;
+}

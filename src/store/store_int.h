@@ -1,0 +1,147 @@
+/*
+ * store_int.h - private helpers shared by the store backends (store_sqlite.c,
+ * store_sqlite_costs.inc, store_pg.c), implemented in store_common.c: the
+ * JSON renderings of records for audit rows, the cost accumulator and its
+ * group-by rules, THE per-day split, and small pure helpers.
+ *
+ * Everything here is backend-independent: no SQL, no connection, no
+ * transaction.  It must never be included outside src/store/ (the public
+ * interface is store.h) and must never hold state of its own.
+ */
+#ifndef PLINTH_STORE_INT_H
+#define PLINTH_STORE_INT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* Seconds in a UTC day. */
+#define STORE_DAY 86400
+
+static inline int64_t store_min64(int64_t a, int64_t b)
+{
+	return a < b ? a : b;
+}
+
+static inline int64_t store_max64(int64_t a, int64_t b)
+{
+	return a > b ? a : b;
+}
+
+/* The first day start at or after t. */
+int64_t store_day_ceil(int64_t t);
+
+/* ---- audit ------------------------------------------------------------- */
+
+/* v as money text in buf (MONEY_FMT_LEN bytes; plain digits if unformattable). */
+const char *store_fmt_money(int64_t v, char *buf);
+
+/* JSON text stored in a record, embedded as JSON (or as a string if invalid). */
+json_t *store_json_text(const char *text);
+
+/* Audit renderings of a struct token / gpu_type / team / allocation (p). */
+json_t *store_json_token(const void *p);
+json_t *store_json_gpu(const void *p);
+json_t *store_json_team(const void *p);
+json_t *store_json_alloc(const void *p);
+
+/* Compact JSON text of j (consumed) into *out (owned by the caller); !want gives NULL. */
+int store_json_take_text(json_t *j, bool want, char **out);
+
+/*
+ * The before/after texts of an audit row, records rendered by fn (a NULL
+ * record gives NULL text) into *b and *a, owned by the caller (also on error).
+ */
+int store_audit_render(json_t *(*fn)(const void *), const void *before, const void *after,
+		       char **b, char **a);
+
+/*
+ * The audit page arguments: clamps *limit to [1, STORE_MAX_PAGE] and parses
+ * cursor (NULL or "" = from the start) into *after.  ERR_INVALID on a bad cursor.
+ */
+int store_audit_page_args(const char *cursor, int *limit, int64_t *after);
+
+/* An allocation list cursor "AT:ID" into *at and id (STORE_ID_LEN bytes). */
+int store_cursor_parse(const char *cur, int64_t *at, char *id);
+
+/* ---- allocate ---------------------------------------------------------- */
+
+struct ledger_decision;
+
+/*
+ * The ledger rule for a request of gpu_count GPUs estimated at est on team
+ * and gpu (with the period's spent and reserved): *dec, and the outcome
+ * fields of *lo (all but lo->alloc).
+ */
+void store_alloc_decide(const struct team *team, const struct gpu_type *gpu, int64_t spent,
+			int64_t reserved, int64_t est, int64_t gpu_count,
+			struct ledger_decision *dec, struct alloc_outcome *lo);
+
+/*
+ * The record of an approved allocation of r (a fresh id) in *a, for team_id
+ * at gpu's price, created by created_by at now in the period starting ps.
+ * 0, or util_random_id's error (then only a->id may be written).
+ */
+int store_alloc_approved(struct allocation *a, const struct alloc_request *r, const char *team_id,
+			 const struct gpu_type *gpu, int64_t est, const char *created_by,
+			 int64_t ps, int64_t now, int64_t start_timeout_s);
+
+/* ---- costs ------------------------------------------------------------- */
+
+/* Rows kept sorted by key; binary search + insert.  rows owned by the caller. */
+struct store_cost_acc {
+	struct cost_row *rows;
+	size_t n, cap;
+};
+
+/* The row of key in acc (inserted zeroed when missing). */
+int store_cost_acc_row(struct store_cost_acc *acc, const char *key, struct cost_row **out);
+
+/* Adds to the row of key; ERR_OVERFLOW when a total would overflow. */
+int store_cost_acc_add(struct store_cost_acc *acc, const char *key, int64_t spent,
+		       int64_t accrued, int64_t reserved, int64_t gpu_mh);
+
+/* GPU micro-hours used over `secs` seconds, capped at the max runtime. */
+int store_used_microhours(const struct allocation *a, int64_t secs, int64_t *out);
+
+/* A completed allocation's billed end and GPU micro-hours. */
+int store_completed_use(const struct allocation *a, int64_t *ue, int64_t *gpu_mh);
+
+/* Receives one UTC day's part of a split: non-zero stops the split. */
+typedef int (*store_split_cb)(void *ctx, int64_t day, int64_t money, int64_t gpu_mh);
+
+/*
+ * THE per-day split, shared by day totals, the usage rollup and the FOCUS
+ * export: money and GPU-hours used over [us, ue) are split across UTC days
+ * by seconds; the last day takes the remainder so the parts sum exactly to
+ * the totals.  An empty span puts everything on the day of us.
+ */
+int store_split_days(int64_t us, int64_t ue, int64_t money, int64_t gpu_mh, store_split_cb cb,
+		     void *ctx);
+
+/* The group key of a cost row (team, team/project or GPU type, by q->group). */
+void store_cost_group_key(const struct cost_query *q, const char *team, const char *project,
+			  const char *gpu, char *key, size_t len);
+
+/* Adds allocation a to acc by UTC day (days outside [from, to) dropped). */
+int store_cost_by_day(struct store_cost_acc *acc, const struct cost_query *q,
+		      const struct allocation *a);
+
+/* Adds allocation a to acc under its group key (cancelled/expired cost nothing). */
+int store_cost_by_key(struct store_cost_acc *acc, const struct cost_query *q,
+		      const struct allocation *a);
+
+/* The FOCUS export's per-day usage rows: a store_split_days callback. */
+struct store_usage_ctx {
+	const struct cost_query *q;
+	struct usage_row row;
+	store_usage_cb cb;
+	void *ctx;
+	bool stopped;
+};
+
+int store_usage_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh);
+
+#endif

@@ -257,7 +257,10 @@ static int bootstrap_admin(struct store_conn *c, const struct serve_opts *o, int
 	if (generated && o->demo && write_file_atomic(demo_path, secret) != 0)
 		fprintf(stderr, "plinth serve: cannot write %s: %s\n", demo_path, strerror(errno));
 	if (generated || (o->demo && o->admin_token == NULL)) {
-		printf("admin token%s: %s\n", generated ? " (shown once, store it now)" : "", secret);
+		if (o->demo)
+			printf("admin token (demo; kept in %s): %s\n", demo_path, secret);
+		else
+			printf("admin token (shown once, store it now): %s\n", secret);
 		fflush(stdout);
 	}
 	return 0;

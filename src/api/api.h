@@ -49,6 +49,16 @@ void api_web_chart_js(struct req *r);
 void api_job_create(struct req *r); /* api_jobs.c: the self-service flow */
 void api_job_get(struct req *r);
 
+/* --- api_teams.c: teams read whole before each is rendered ----------------- */
+
+/* A growable array of teams; the holder frees items. */
+struct team_list {
+	struct team *items;
+	size_t n, cap;
+};
+/* A store_team_cb that appends to a struct team_list (ctx). */
+int team_list_add(void *ctx, const struct team *t);
+
 /* --- render.c: records to JSON (new references) ----------------------------- */
 json_t *render_money(int64_t micros);
 json_t *render_time(int64_t t);         /* null for 0 */

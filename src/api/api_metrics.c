@@ -24,26 +24,6 @@ struct mbuf {
 	size_t len, cap;
 };
 
-struct mteams {
-	struct team *items;
-	size_t n, cap;
-};
-
-static int mteams_add(void *ctx, const struct team *t)
-{
-	struct mteams *l = ctx;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		struct team *ni = realloc(l->items, cap * sizeof(*ni));
-		if (ni == NULL)
-			return ERR_NOMEM;
-		l->items = ni;
-		l->cap = cap;
-	}
-	l->items[l->n++] = *t;
-	return 0;
-}
-
 /* A label value with \, " and newline escaped (ids are validated, but be exact). */
 static void label_escape(const char *in, char *out, size_t len)
 {
@@ -91,12 +71,12 @@ void api_metrics(struct req *r)
 {
 	struct store_conn *db = NULL;
 	struct mbuf b = {NULL, 0, 0};
-	struct mteams teams = {NULL, 0, 0};
+	struct team_list teams = {NULL, 0, 0};
 	struct team_ledger *ledgers = NULL;
 	int rc = req_db(r, &db);
 
 	if (rc == 0)
-		rc = store_conn_ops(db)->team_list(db, NULL, 0, mteams_add, &teams);
+		rc = store_conn_ops(db)->team_list(db, NULL, 0, team_list_add, &teams);
 	if (rc == 0 && teams.n > 0) {
 		ledgers = calloc(teams.n, sizeof(*ledgers));
 		if (ledgers == NULL)

@@ -48,12 +48,7 @@ static int team_view(struct req *r, struct store_conn *db, const struct team *t,
 	return *out ? 0 : ERR_NOMEM;
 }
 
-struct team_list {
-	struct team *items;
-	size_t n, cap;
-};
-
-static int collect_team(void *ctx, const struct team *t)
+int team_list_add(void *ctx, const struct team *t)
 {
 	struct team_list *l = ctx;
 	if (l->n == l->cap) {
@@ -78,7 +73,7 @@ void api_teams_list(struct req *r)
 	json_t *items = json_array();
 	int rc = req_db(r, &db);
 	if (rc == 0)
-		rc = store_conn_ops(db)->team_list(db, scope, nscope, collect_team, &list);
+		rc = store_conn_ops(db)->team_list(db, scope, nscope, team_list_add, &list);
 	for (size_t i = 0; rc == 0 && i < list.n; i++) {
 		json_t *v = NULL;
 		rc = team_view(r, db, &list.items[i], &v);

@@ -330,11 +330,13 @@ int cmd_serve(int argc, char **argv)
 	/* The database holds token hashes and the ledger: owner-only files. */
 	umask(077);
 
+	/* The data directory holds the SQLite ledger (unless PostgreSQL is
+	 * used) and the GitOps repositories of the job flow. */
+	if (mkdir(o.data, 0700) != 0 && errno != EEXIST) {
+		fprintf(stderr, "plinth serve: cannot create %s: %s\n", o.data, strerror(errno));
+		return 1;
+	}
 	if (o.database_url == NULL) {
-		if (mkdir(o.data, 0700) != 0 && errno != EEXIST) {
-			fprintf(stderr, "plinth serve: cannot create %s: %s\n", o.data, strerror(errno));
-			return 1;
-		}
 		snprintf(url, sizeof(url), "sqlite:%s/plinth.db", o.data);
 	} else {
 		snprintf(url, sizeof(url), "%s", o.database_url);
@@ -366,10 +368,6 @@ int cmd_serve(int argc, char **argv)
 		.currency = "USD",
 	};
 	/* The job flow's neighbours (MLflow, the GitOps repository in DIR). */
-	if (mkdir(o.data, 0700) != 0 && errno != EEXIST) {
-		fprintf(stderr, "plinth serve: cannot create %s: %s\n", o.data, strerror(errno));
-		goto out;
-	}
 	rc = integrations_open(o.data, &integ, detail);
 	if (rc != 0) {
 		fprintf(stderr, "plinth serve: cannot set up the job flow: %s\n", detail);
@@ -400,7 +398,7 @@ int cmd_serve(int argc, char **argv)
 	log_event("info", "listening",
 		  json_pack("{s:s, s:s, s:s}", "url", base, "store", store->ops->name, "version",
 			    PLINTH_VERSION));
-	printf("Plinth is listening on %s (API: %s/v1/, health: %s/healthz)\n", base, base, base);
+	printf("Plinth is listening on %s (dashboard: %s/, API: %s/v1/)\n", base, base, base);
 	fflush(stdout);
 	if (o.ready_file != NULL) {
 		char line[420];

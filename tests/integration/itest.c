@@ -794,3 +794,31 @@ struct itest_resp *itest_allocate(struct itest_daemon *d, const char *token, con
 				    "\"gpu_count\":%ld,\"max_runtime_hours\":%s}",
 				    team, project, gpu, count, hours));
 }
+
+int itest_setup_daemon(void **state)
+{
+	struct itest_daemon *d = itest_daemon_new(NULL);
+
+	if (d == NULL)
+		return -1;
+	*state = d;
+	return 0;
+}
+
+int itest_teardown_daemon(void **state)
+{
+	struct itest_daemon *d = *state;
+	int rc = 0;
+
+	if (d != NULL && d->pid != 0) {
+		int st = itest_daemon_stop(d);
+
+		if (st != 0) {
+			fprintf(stderr, "daemon exit status on SIGTERM: %d (want 0)\n", st);
+			itest_daemon_dump_log(d, 4096);
+			rc = -1;
+		}
+	}
+	itest_daemon_free(d);
+	return rc;
+}

@@ -88,6 +88,11 @@ int itest_daemon_kill(struct itest_daemon *d);
  * owns, removes the temporary directory (kept if ITEST_KEEP is set). */
 void itest_daemon_free(struct itest_daemon *d);
 
+/* cmocka setup/teardown: a fresh daemon per test in *state; teardown stops
+ * it with SIGTERM and fails the test unless it exits 0 (its log is dumped). */
+int itest_setup_daemon(void **state);
+int itest_teardown_daemon(void **state);
+
 /* Prints the last `max` bytes of the daemon's log to stderr. */
 void itest_daemon_dump_log(const struct itest_daemon *d, size_t max);
 

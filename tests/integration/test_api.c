@@ -13,16 +13,6 @@
 
 #define D(state) ((struct itest_daemon *)*(state))
 
-static int setup_daemon(void **state)
-{
-	struct itest_daemon *d = itest_daemon_new(NULL);
-
-	if (d == NULL)
-		return -1;
-	*state = d;
-	return 0;
-}
-
 static int setup_expiry_daemon(void **state)
 {
 	static const char *const args[] = {"--start-timeout", "1", "--sweep-interval", "1", NULL};
@@ -32,25 +22,6 @@ static int setup_expiry_daemon(void **state)
 		return -1;
 	*state = d;
 	return 0;
-}
-
-/* Stops with SIGTERM: a clean stop (exit 0) is part of every test. */
-static int teardown_daemon(void **state)
-{
-	struct itest_daemon *d = D(state);
-	int rc = 0;
-
-	if (d != NULL && d->pid != 0) {
-		int st = itest_daemon_stop(d);
-
-		if (st != 0) {
-			fprintf(stderr, "daemon exit status on SIGTERM: %d (want 0)\n", st);
-			itest_daemon_dump_log(d, 4096);
-			rc = -1;
-		}
-	}
-	itest_daemon_free(d);
-	return rc;
 }
 
 static void assert_time_field(json_t *o, const char *path)
@@ -1143,26 +1114,26 @@ static void test_restart_keeps_state(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_health_openapi_routing, setup_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_auth_tokens, setup_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_gpu_types, setup_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_teams, setup_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_roles, setup_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_member_isolation, setup_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_quotes, setup_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_lifecycle_exact_costs, setup_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_lifecycle_capped_at_estimate, setup_daemon,
-						teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_cancel_and_conflicts, setup_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_refusals, setup_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_idempotency_key, setup_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_price_change_new_allocations_only, setup_daemon,
-						teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_list_allocations, setup_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_costs, setup_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_audit, setup_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_expiry, setup_expiry_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_restart_keeps_state, setup_daemon, teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_health_openapi_routing, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_auth_tokens, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_gpu_types, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_teams, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_roles, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_member_isolation, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_quotes, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_lifecycle_exact_costs, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_lifecycle_capped_at_estimate, itest_setup_daemon,
+						itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_cancel_and_conflicts, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_refusals, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_idempotency_key, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_price_change_new_allocations_only, itest_setup_daemon,
+						itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_list_allocations, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_costs, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_audit, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_expiry, setup_expiry_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_restart_keeps_state, itest_setup_daemon, itest_teardown_daemon),
 	};
 
 	itest_global_init();

@@ -428,29 +428,6 @@ static int run_case(struct itest_daemon *d, const struct bad_case *c, const char
 	return ok;
 }
 
-static int setup_daemon(void **state)
-{
-	struct itest_daemon *d = itest_daemon_new(NULL);
-
-	if (d == NULL)
-		return -1;
-	*state = d;
-	return 0;
-}
-
-static int teardown_daemon(void **state)
-{
-	struct itest_daemon *d = *state;
-	int rc = 0;
-
-	if (d != NULL && d->pid != 0 && itest_daemon_stop(d) != 0) {
-		fprintf(stderr, "daemon did not exit 0 on SIGTERM\n");
-		rc = -1;
-	}
-	itest_daemon_free(d);
-	return rc;
-}
-
 static void fixture(struct itest_daemon *d, char *alloc_id, size_t len)
 {
 	struct itest_resp *r;
@@ -537,9 +514,9 @@ static void test_method_not_allowed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_bad_request_table, setup_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_huge_headers, setup_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_method_not_allowed, setup_daemon, teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_bad_request_table, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_huge_headers, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_method_not_allowed, itest_setup_daemon, itest_teardown_daemon),
 	};
 
 	itest_global_init();

@@ -130,29 +130,6 @@ static void race_count(const struct race *race, long status, const char *type, i
 	}
 }
 
-static int setup_daemon(void **state)
-{
-	struct itest_daemon *d = itest_daemon_new(NULL);
-
-	if (d == NULL)
-		return -1;
-	*state = d;
-	return 0;
-}
-
-static int teardown_daemon(void **state)
-{
-	struct itest_daemon *d = *state;
-	int rc = 0;
-
-	if (d != NULL && d->pid != 0 && itest_daemon_stop(d) != 0) {
-		fprintf(stderr, "daemon did not exit 0 on SIGTERM\n");
-		rc = -1;
-	}
-	itest_daemon_free(d);
-	return rc;
-}
-
 static json_t *get_json(struct itest_daemon *d, const char *path)
 {
 	struct itest_resp *r = itest_req(d, "GET", path, d->admin, NULL);
@@ -291,10 +268,10 @@ static void test_complete_race(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_budget_race, setup_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_capacity_race, setup_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_idempotency_race, setup_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_complete_race, setup_daemon, teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_budget_race, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_capacity_race, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_idempotency_race, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_complete_race, itest_setup_daemon, itest_teardown_daemon),
 	};
 
 	itest_global_init();

@@ -278,29 +278,6 @@ static void verify_after_restart(struct itest_daemon *d, struct load_run *run)
 	assert_int_equal(itest_jint(g, "allocated"), sum_gpus);
 }
 
-static int setup_daemon(void **state)
-{
-	struct itest_daemon *d = itest_daemon_new(NULL);
-
-	if (d == NULL)
-		return -1;
-	*state = d;
-	return 0;
-}
-
-static int teardown_daemon(void **state)
-{
-	struct itest_daemon *d = *state;
-	int rc = 0;
-
-	if (d != NULL && d->pid != 0 && itest_daemon_stop(d) != 0) {
-		fprintf(stderr, "daemon did not exit 0 on SIGTERM\n");
-		rc = -1;
-	}
-	itest_daemon_free(d);
-	return rc;
-}
-
 static void check_bad_statuses(struct load_run *run)
 {
 	int i;
@@ -429,8 +406,8 @@ static void test_sigterm_under_load(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_kill9_under_load, setup_daemon, teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_sigterm_under_load, setup_daemon, teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_kill9_under_load, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_sigterm_under_load, itest_setup_daemon, itest_teardown_daemon),
 	};
 
 	itest_global_init();

@@ -56,6 +56,8 @@ struct pg_store {
 	pthread_cond_t bcv;
 	struct pg_alloc_req *bhead, *btail;
 	int leading; /* batches running */
+	/* The one team of each running single-team batch (NULL: free or mixed). */
+	const char *lead_team[PG_BATCH_LEADERS];
 };
 
 struct pg_conn {
@@ -416,6 +418,7 @@ static int q_script(struct pg_conn *c, const char *sql)
 /* ---- pipelines --------------------------------------------------------- */
 
 #define PG_PIPE_MAX 4
+#define PG_PIPE_LONG 1024 /* statements in one pipeline (the set-based batch) */
 
 /* One statement of a pipeline: a cached SQL string, its parameters, its result. */
 struct pg_step {
@@ -456,12 +459,12 @@ static void steps_clear(struct pg_step *st, int n)
  */
 static int pq_pipeline(struct pg_conn *c, struct pg_step *st, int n)
 {
-	char names[PG_PIPE_MAX][16];
+	char(*names)[16] = NULL;
 	bool broken = false;
 	int rc = 0, sent = 0;
 	PGresult *r;
 
-	if (n > PG_PIPE_MAX) {
+	if (n > PG_PIPE_LONG) {
 		conn_err(c, "internal: pipeline too long");
 		return ERR_STORE;
 	}
@@ -471,13 +474,20 @@ static int pq_pipeline(struct pg_conn *c, struct pg_step *st, int n)
 			return ERR_STORE;
 		}
 	}
+	names = malloc(sizeof(*names) * (size_t)(n > 0 ? n : 1));
+	if (!names)
+		return ERR_NOMEM;
 	for (int i = 0; i < n; i++) {
 		rc = stmt_name(c, st[i].sql, names[i], sizeof(names[i]));
-		if (rc != 0)
+		if (rc != 0) {
+			free(names);
 			return rc;
+		}
 	}
-	if (PQenterPipelineMode(c->db) != 1)
+	if (PQenterPipelineMode(c->db) != 1) {
+		free(names);
 		return db_fail(c, NULL, "pipeline");
+	}
 	for (; sent < n; sent++) {
 		int ok = names[sent][0]
 				 ? PQsendQueryPrepared(c->db, names[sent], st[sent].p.n, st[sent].p.v,
@@ -542,6 +552,7 @@ static int pq_pipeline(struct pg_conn *c, struct pg_step *st, int n)
 	}
 	if (rc != 0)
 		steps_clear(st, n);
+	free(names);
 	return rc;
 }
 
@@ -1999,13 +2010,696 @@ out:
 	return rc;
 }
 
+/* ---- set-based batch --------------------------------------------------- */
+
+/*
+ * The set-based batch (batch_set_once): the leader locks every involved
+ * period row and GPU type row once (same global order as batch_lock), reads
+ * spent / reserved / allocated, decides every request in C in queue order
+ * on running totals (exactly what consecutive transactions would decide),
+ * then sends all writes in ONE pipeline: the allocations, the audit rows and
+ * the idempotency rows as one multi-row INSERT each (unnest of arrays), one
+ * relative UPDATE per period row and per GPU type with the batch's sums
+ * (re-checked on the RETURNING rows), and commits.
+ */
+static const char SQL_ALLOC_INSERT_SET[] =
+	"INSERT INTO allocations(" ALLOC_COLS ") SELECT * FROM unnest($1::text[], $2::text[],"
+	" $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[],"
+	" $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::bigint[],"
+	" $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[])";
+static const char SQL_AUDIT_INSERT_SET[] =
+	"INSERT INTO audit(at, actor_id, actor_name, action, object_type, object_id, team,"
+	" before_json, after_json) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],"
+	" $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])";
+static const char SQL_IDEM_INSERT_SET[] =
+	"INSERT INTO idempotency(token_id, key, request_hash, status, body, created_at)"
+	" SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[],"
+	" $6::bigint[])";
+
+#define SET_ALLOC_COLS 18
+#define SET_AUDIT_COLS 9
+#define SET_IDEM_COLS 6
+
+/* A PostgreSQL array literal being built (text form). */
+struct set_arr {
+	char *p;
+	size_t n, cap;
+	int count;
+};
+
+static int arr_put(struct set_arr *a, const char *s, size_t n)
+{
+	if (a->n + n + 2 > a->cap) {
+		size_t cap = a->cap ? a->cap : 256;
+		char *p;
+
+		while (a->n + n + 2 > cap)
+			cap *= 2;
+		p = realloc(a->p, cap);
+		if (!p)
+			return ERR_NOMEM;
+		a->p = p;
+		a->cap = cap;
+	}
+	memcpy(a->p + a->n, s, n);
+	a->n += n;
+	a->p[a->n] = '\0';
+	return 0;
+}
+
+static int arr_sep(struct set_arr *a)
+{
+	return arr_put(a, a->count++ ? "," : "{", 1);
+}
+
+/* One text element (NULL = SQL NULL), quoted and escaped. */
+static int arr_text(struct set_arr *a, const char *s)
+{
+	int rc = arr_sep(a);
+
+	if (rc != 0)
+		return rc;
+	if (!s)
+		return arr_put(a, "NULL", 4);
+	rc = arr_put(a, "\"", 1);
+	for (const char *t = s; rc == 0 && *t; t++) {
+		if (*t == '"' || *t == '\\')
+			rc = arr_put(a, "\\", 1);
+		if (rc == 0)
+			rc = arr_put(a, t, 1);
+	}
+	return rc ? rc : arr_put(a, "\"", 1);
+}
+
+static int arr_i64(struct set_arr *a, int64_t v)
+{
+	char buf[24];
+	int rc = arr_sep(a);
+
+	snprintf(buf, sizeof(buf), "%lld", (long long)v);
+	return rc ? rc : arr_put(a, buf, strlen(buf));
+}
+
+/* The closed literal ("{}" when empty). */
+static const char *arr_end(struct set_arr *a)
+{
+	if ((a->count ? arr_put(a, "}", 1) : arr_put(a, "{}", 2)) != 0)
+		return NULL;
+	return a->p;
+}
+
+static void arrs_free(struct set_arr *a, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(a[i].p);
+}
+
+struct set_team {
+	const char *id;
+	struct team team;
+	bool found;
+};
+
+struct set_period {
+	int team; /* index into the teams */
+	int64_t ps, pe;
+	int64_t spent, reserved; /* running: reserved includes this batch's approvals */
+	int64_t d_reserved;
+};
+
+struct set_gpu {
+	const char *id;
+	struct gpu_type gpu; /* gpu.allocated runs with this batch's approvals */
+	bool found;
+	int64_t d_alloc;
+};
+
+struct set_key {
+	const char *token, *key;
+	bool stored;       /* a row for this key is in the database */
+	char *hash, *body; /* its stored hash and body (owned) */
+	int status;
+	int locked; /* step index of its lock */
+};
+
+/* Per-request state of one attempt. */
+struct set_req {
+	int team, period, gpu, key; /* indexes, -1 = none */
+};
+
+static int set_key_cmp(const void *a, const void *b)
+{
+	const struct set_key *x = a, *y = b;
+	int d = strcmp(x->token, y->token);
+
+	return d ? d : strcmp(x->key, y->key);
+}
+
+static int set_period_cmp(const void *a, const void *b)
+{
+	const struct set_period *x = a, *y = b;
+
+	return x->team != y->team ? (x->team < y->team ? -1 : 1)
+				  : (x->ps < y->ps ? -1 : x->ps > y->ps);
+}
+
+static int set_team_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct set_team *)a)->id, ((const struct set_team *)b)->id);
+}
+
+static int set_gpu_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct set_gpu *)a)->id, ((const struct set_gpu *)b)->id);
+}
+
+struct set_ctx {
+	struct set_team *teams;
+	struct set_period *periods;
+	struct set_gpu *gpus;
+	struct set_key *keys;
+	struct set_req *rq;
+	int nt, np, ng, nk;
+	struct pg_step *st; /* malloc'd, PG_PIPE_LONG */
+	int nst;            /* steps set (to clear) */
+	struct set_arr arr[SET_ALLOC_COLS + SET_AUDIT_COLS + SET_IDEM_COLS];
+};
+
+static void set_ctx_free(struct set_ctx *x)
+{
+	if (x->st)
+		steps_clear(x->st, x->nst);
+	free(x->st);
+	for (int i = 0; i < x->nk; i++) {
+		free(x->keys[i].hash);
+		free(x->keys[i].body);
+	}
+	free(x->teams);
+	free(x->periods);
+	free(x->gpus);
+	free(x->keys);
+	free(x->rq);
+	arrs_free(x->arr, SET_ALLOC_COLS + SET_AUDIT_COLS + SET_IDEM_COLS);
+}
+
+static int set_team_find(const struct set_ctx *x, const char *id)
+{
+	int lo = 0, hi = x->nt - 1;
+
+	while (lo <= hi) {
+		int mid = (lo + hi) / 2, d = strcmp(id, x->teams[mid].id);
+
+		if (d == 0)
+			return mid;
+		if (d < 0)
+			hi = mid - 1;
+		else
+			lo = mid + 1;
+	}
+	return -1;
+}
+
+static int set_gpu_find(const struct set_ctx *x, const char *id)
+{
+	for (int i = 0; i < x->ng; i++)
+		if (strcmp(x->gpus[i].id, id) == 0)
+			return i;
+	return -1;
+}
+
+/* Step i of the context's pipeline (reserves it for clearing). */
+static struct pg_step *set_step(struct set_ctx *x)
+{
+	struct pg_step *s = &x->st[x->nst++];
+
+	s->res = NULL;
+	s->p.n = 0;
+	return s;
+}
+
+/* Reads teams and idempotency keys: one pipeline. */
+static int set_read(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **qs, int nq)
+{
+	int rc = 0, base;
+
+	for (int i = 0; i < nq; i++) {
+		x->teams[x->nt++].id = qs[i]->r->team;
+		if (qs[i]->idem && qs[i]->idem->key) {
+			x->keys[x->nk].token = qs[i]->who->token_id;
+			x->keys[x->nk].key = qs[i]->idem->key;
+			x->nk++;
+		}
+	}
+	qsort(x->teams, (size_t)x->nt, sizeof(*x->teams), set_team_cmp);
+	qsort(x->keys, (size_t)x->nk, sizeof(*x->keys), set_key_cmp);
+	{ /* dedupe */
+		int n = 0;
+
+		for (int i = 0; i < x->nt; i++)
+			if (n == 0 || strcmp(x->teams[n - 1].id, x->teams[i].id) != 0)
+				x->teams[n++] = x->teams[i];
+		x->nt = n;
+		n = 0;
+		for (int i = 0; i < x->nk; i++)
+			if (n == 0 || set_key_cmp(&x->keys[n - 1], &x->keys[i]) != 0)
+				x->keys[n++] = x->keys[i];
+		x->nk = n;
+	}
+	x->nst = 0;
+	for (int i = 0; i < x->nt && rc == 0; i++)
+		rc = step_set(c, set_step(x), SQL_TEAM_BY_ID, "t", x->teams[i].id);
+	/* Concurrent duplicates queue on the key's advisory lock (in one order). */
+	for (int i = 0; i < x->nk && rc == 0; i++) {
+		rc = step_set(c, set_step(x), SQL_IDEM_LOCK, "tt", x->keys[i].token, x->keys[i].key);
+		if (rc == 0)
+			rc = step_set(c, set_step(x), SQL_IDEM_GET, "tt", x->keys[i].token,
+				      x->keys[i].key);
+	}
+	if (rc == 0)
+		rc = pq_pipeline(c, x->st, x->nst);
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < x->nt && rc == 0; i++) {
+		PGresult *r = x->st[i].res;
+
+		if (PQntuples(r) >= 1) {
+			if (row_team(r, 0, &x->teams[i].team) != 0) {
+				conn_err(c, "corrupt row for '%s'", x->teams[i].id);
+				rc = ERR_STORE;
+			}
+			x->teams[i].found = true;
+		}
+	}
+	base = x->nt;
+	for (int i = 0; i < x->nk && rc == 0; i++) {
+		PGresult *r = x->st[base + 2 * i + 1].res;
+
+		if (PQntuples(r) >= 1) {
+			const char *h = PQgetvalue(r, 0, 0), *b = PQgetvalue(r, 0, 2);
+
+			x->keys[i].stored = true;
+			x->keys[i].status = (int)col_i64(r, 0, 1);
+			x->keys[i].hash = strdup(h ? h : "");
+			x->keys[i].body = strdup(b ? b : "");
+			if (!x->keys[i].hash || !x->keys[i].body)
+				rc = ERR_NOMEM;
+		}
+	}
+	steps_clear(x->st, x->nst);
+	x->nst = 0;
+	return rc;
+}
+
+/* Locks every period row (by team, then period) and GPU type row (by id): one pipeline. */
+static int set_lock(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **qs, int nq)
+{
+	int rc = 0;
+
+	for (int i = 0; i < nq; i++) {
+		struct set_req *q = &x->rq[i];
+		int64_t ps = 0, pe = 0;
+		int j;
+
+		q->team = set_team_find(x, qs[i]->r->team);
+		q->period = q->gpu = q->key = -1;
+		if (q->team < 0 || !x->teams[q->team].found)
+			continue;
+		period_bounds(x->teams[q->team].team.period, qs[i]->now, &ps, &pe);
+		for (j = 0; j < x->np; j++)
+			if (x->periods[j].team == q->team && x->periods[j].ps == ps)
+				break;
+		if (j == x->np) {
+			memset(&x->periods[j], 0, sizeof(x->periods[j]));
+			x->periods[j].team = q->team;
+			x->periods[j].ps = ps;
+			x->periods[j].pe = pe;
+			x->np++;
+		}
+		j = set_gpu_find(x, qs[i]->r->gpu_type);
+		if (j < 0) {
+			j = x->ng++;
+			memset(&x->gpus[j], 0, sizeof(x->gpus[j]));
+			x->gpus[j].id = qs[i]->r->gpu_type;
+		}
+	}
+	qsort(x->periods, (size_t)x->np, sizeof(*x->periods), set_period_cmp);
+	qsort(x->gpus, (size_t)x->ng, sizeof(*x->gpus), set_gpu_cmp);
+	x->nst = 0;
+	for (int i = 0; i < x->np && rc == 0; i++) {
+		const char *team = x->teams[x->periods[i].team].team.id;
+
+		rc = step_set(c, set_step(x), SQL_PERIOD_ENSURE, "tii", team, x->periods[i].ps,
+			      x->periods[i].pe);
+		if (rc == 0)
+			rc = step_set(c, set_step(x), SQL_PERIOD_LOCK, "ti", team, x->periods[i].ps);
+	}
+	for (int i = 0; i < x->ng && rc == 0; i++)
+		rc = step_set(c, set_step(x), SQL_GPU_LOCK, "t", x->gpus[i].id);
+	if (rc == 0)
+		rc = pq_pipeline(c, x->st, x->nst);
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < x->np; i++) {
+		PGresult *r = x->st[2 * i + 1].res;
+
+		if (PQntuples(r) >= 1) {
+			x->periods[i].spent = col_i64(r, 0, 0);
+			x->periods[i].reserved = col_i64(r, 0, 1);
+		}
+	}
+	for (int i = 0; i < x->ng && rc == 0; i++) {
+		PGresult *r = x->st[2 * x->np + i].res;
+
+		if (PQntuples(r) >= 1) {
+			if (row_gpu(r, 0, &x->gpus[i].gpu) != 0) {
+				conn_err(c, "corrupt row for '%s'", x->gpus[i].id);
+				rc = ERR_STORE;
+			}
+			x->gpus[i].found = true;
+		}
+	}
+	steps_clear(x->st, x->nst);
+	x->nst = 0;
+	return rc;
+}
+
+/* Decides request i (queue order) on the running totals and stages its writes. */
+static int set_decide(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req *q,
+		      struct set_req *sq, int64_t now_unused)
+{
+	const struct alloc_request *r = q->r;
+	struct idem *idem = q->idem;
+	struct alloc_outcome *lo = q->lo;
+	struct set_arr *al = x->arr, *au = x->arr + SET_ALLOC_COLS,
+		       *id = x->arr + SET_ALLOC_COLS + SET_AUDIT_COLS;
+	struct ledger_decision dec;
+	struct set_period *P = NULL;
+	struct set_gpu *G = NULL;
+	const struct team *team;
+	struct set_key *K = NULL;
+	int64_t est = 0;
+	char *audit = NULL;
+	int rc = 0, status = 0;
+
+	(void)now_unused;
+	memset(lo, 0, sizeof(*lo));
+	if (idem && idem->key) {
+		struct set_key probe = {.token = q->who->token_id, .key = idem->key};
+
+		K = bsearch(&probe, x->keys, (size_t)x->nk, sizeof(*x->keys), set_key_cmp);
+		if (!K) {
+			snprintf(q->err, sizeof(q->err), "internal: key not read");
+			return ERR_STORE;
+		}
+		if (K->stored) {
+			if (!idem->hash || strcmp(K->hash, idem->hash) != 0) {
+				snprintf(q->err, sizeof(q->err),
+					 "Idempotency-Key '%s' was used with a different request",
+					 idem->key);
+				return ERR_IDEMPOTENCY;
+			}
+			q->replay = strdup(K->body);
+			if (!q->replay)
+				return ERR_NOMEM;
+			q->replay_status = K->status;
+			q->replayed = true;
+			q->keep = true;
+			return 0;
+		}
+	}
+	if (sq->team < 0 || !x->teams[sq->team].found) {
+		snprintf(q->err, sizeof(q->err), "unknown team '%s'", r->team);
+		return ERR_NOT_FOUND;
+	}
+	team = &x->teams[sq->team].team;
+	{
+		int64_t ps = 0, pe = 0;
+
+		period_bounds(team->period, q->now, &ps, &pe);
+		for (int j = 0; j < x->np; j++)
+			if (x->periods[j].team == sq->team && x->periods[j].ps == ps)
+				P = &x->periods[j];
+	}
+	for (int j = 0; j < x->ng; j++)
+		if (strcmp(x->gpus[j].id, r->gpu_type) == 0)
+			G = &x->gpus[j];
+	if (!P) {
+		snprintf(q->err, sizeof(q->err), "internal: period not locked");
+		return ERR_STORE;
+	}
+	if (!G || !G->found) {
+		snprintf(q->err, sizeof(q->err), "unknown gpu_type '%s'", r->gpu_type);
+		return ERR_NOT_FOUND;
+	}
+	rc = cost_compute(G->gpu.price_micros, r->gpu_count, r->max_runtime_us, &est);
+	if (rc != 0) {
+		snprintf(q->err, sizeof(q->err), "the estimated cost does not fit");
+		return rc;
+	}
+	store_alloc_decide(team, &G->gpu, P->spent, P->reserved, est, r->gpu_count, &dec, lo);
+	if (dec.approved) {
+		struct allocation *a = &lo->alloc;
+		const struct actor *who = q->who;
+
+		rc = store_alloc_approved(a, r, team->id, &G->gpu, est, who->token_id, P->ps, q->now,
+					  q->start_timeout_s);
+		if (rc != 0) {
+			snprintf(q->err, sizeof(q->err), "cannot generate an allocation id");
+			return rc;
+		}
+		rc = store_json_take_text(store_json_alloc(a), true, &audit);
+		if (rc != 0) {
+			snprintf(q->err, sizeof(q->err), "out of memory rendering the audit row");
+			return rc;
+		}
+		rc = arr_text(&al[0], a->id);
+		if (!rc) rc = arr_text(&al[1], a->team);
+		if (!rc) rc = arr_text(&al[2], a->project);
+		if (!rc) rc = arr_text(&al[3], a->gpu_type);
+		if (!rc) rc = arr_i64(&al[4], a->gpu_count);
+		if (!rc) rc = arr_i64(&al[5], a->max_runtime_us);
+		if (!rc) rc = arr_i64(&al[6], a->price_micros);
+		if (!rc) rc = arr_i64(&al[7], a->estimated_micros);
+		if (!rc) rc = arr_text(&al[8], alloc_status_name(a->status));
+		if (!rc) rc = arr_text(&al[9], a->purpose);
+		if (!rc) rc = arr_text(&al[10], a->labels_json);
+		if (!rc) rc = arr_text(&al[11], a->created_by);
+		if (!rc) rc = arr_i64(&al[12], a->period_start);
+		if (!rc) rc = arr_i64(&al[13], a->approved_at);
+		if (!rc) rc = arr_i64(&al[14], a->expires_at);
+		if (!rc) rc = arr_i64(&al[15], a->started_at);
+		if (!rc) rc = arr_i64(&al[16], a->ended_at);
+		if (!rc) rc = arr_i64(&al[17], a->actual_micros);
+		if (!rc) rc = arr_i64(&au[0], q->now);
+		if (!rc) rc = arr_text(&au[1], who->token_id);
+		if (!rc) rc = arr_text(&au[2], who->name);
+		if (!rc) rc = arr_text(&au[3], "allocation.approve");
+		if (!rc) rc = arr_text(&au[4], "allocation");
+		if (!rc) rc = arr_text(&au[5], a->id);
+		if (!rc) rc = arr_text(&au[6], a->team);
+		if (!rc) rc = arr_text(&au[7], NULL);
+		if (!rc) rc = arr_text(&au[8], audit);
+		free(audit);
+		if (rc != 0)
+			return rc;
+		P->reserved += est;
+		P->d_reserved += est;
+		G->gpu.allocated += r->gpu_count;
+		G->d_alloc += r->gpu_count;
+	} else {
+		char av[MONEY_FMT_LEN], es[MONEY_FMT_LEN];
+
+		if (!dec.budget_ok) {
+			rc = ERR_BUDGET;
+			snprintf(q->err, sizeof(q->err), "team '%s' has %s available, the request needs %s",
+				 team->id, store_fmt_money(dec.available, av), store_fmt_money(est, es));
+		} else {
+			rc = ERR_CAPACITY;
+			snprintf(q->err, sizeof(q->err),
+				 "%lld GPUs of type '%s' available, the request needs %lld",
+				 (long long)dec.gpus_available, G->gpu.id, (long long)r->gpu_count);
+		}
+	}
+	if (K) {
+		char *body = idem->render(idem->ctx, rc, lo, &status);
+		int arc;
+
+		if (!body) {
+			snprintf(q->err, sizeof(q->err), "out of memory rendering the idempotent answer");
+			return ERR_NOMEM; /* fails the batch: the staged rows are already in */
+		}
+		arc = arr_text(&id[0], q->who->token_id);
+		if (!arc) arc = arr_text(&id[1], idem->key);
+		if (!arc) arc = arr_text(&id[2], idem->hash);
+		if (!arc) arc = arr_i64(&id[3], status);
+		if (!arc) arc = arr_text(&id[4], body);
+		if (!arc) arc = arr_i64(&id[5], q->now);
+		/* Later requests of the batch with this key find this answer. */
+		K->stored = true;
+		K->status = status;
+		free(K->hash);
+		free(K->body);
+		K->hash = strdup(idem->hash ? idem->hash : "");
+		K->body = body;
+		if (!arc && !K->hash)
+			arc = ERR_NOMEM;
+		if (arc != 0)
+			return arc;
+	}
+	q->keep = true; /* approved, or a refusal worth remembering */
+	return rc;
+}
+
+/*
+ * One attempt at a set-based batch.  Returns 0 when the COMMIT succeeded
+ * (each q->rc is then that request's answer), else the batch's failure:
+ * nothing of it persists, PG_RETRY reruns the whole batch.
+ */
+static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
+{
+	struct set_ctx x;
+	int64_t now = qs[0]->now;
+	int rc, fin, nal = 0, nid = 0;
+
+	memset(&x, 0, sizeof(x));
+	for (int i = 0; i < nq; i++) {
+		qs[i]->keep = false;
+		qs[i]->replayed = false;
+		free(qs[i]->replay);
+		qs[i]->replay = NULL;
+		qs[i]->rc = 0;
+		qs[i]->err[0] = '\0';
+		if (qs[i]->now > now)
+			now = qs[i]->now;
+	}
+	x.teams = calloc((size_t)nq, sizeof(*x.teams));
+	x.periods = calloc((size_t)nq, sizeof(*x.periods));
+	x.gpus = calloc((size_t)nq, sizeof(*x.gpus));
+	x.keys = calloc((size_t)nq, sizeof(*x.keys));
+	x.rq = calloc((size_t)nq, sizeof(*x.rq));
+	x.st = malloc(sizeof(*x.st) * PG_PIPE_LONG); /* not zeroed: large, touched sparsely */
+	if (!x.teams || !x.periods || !x.gpus || !x.keys || !x.rq || !x.st) {
+		set_ctx_free(&x);
+		return ERR_NOMEM;
+	}
+	rc = tx_begin(c, true);
+	if (rc != 0) {
+		set_ctx_free(&x);
+		return rc;
+	}
+	/* Due allocations give their money and GPUs back before anyone decides. */
+	rc = expire_due_tx(c, now, NULL);
+	if (rc == 0)
+		rc = set_read(c, &x, qs, nq);
+	if (rc == 0)
+		rc = set_lock(c, &x, qs, nq);
+	if (rc != 0)
+		goto out;
+	for (int i = 0; i < nq; i++) {
+		qs[i]->rc = set_decide(c, &x, qs[i], &x.rq[i], now);
+		if (qs[i]->rc == ERR_NOMEM || (qs[i]->rc == ERR_STORE && !qs[i]->keep)) {
+			rc = qs[i]->rc;
+			conn_err(c, "%s", qs[i]->err[0] ? qs[i]->err : err_name(rc));
+			goto out;
+		}
+	}
+	nal = x.arr[0].count;
+	nid = x.arr[SET_ALLOC_COLS + SET_AUDIT_COLS].count;
+	/* All writes in one round trip. */
+	x.nst = 0;
+	if (nal > 0) {
+		struct pg_step *s = set_step(&x);
+
+		s->sql = SQL_ALLOC_INSERT_SET;
+		for (int k = 0; k < SET_ALLOC_COLS && rc == 0; k++) {
+			const char *v = arr_end(&x.arr[k]);
+			rc = v ? params_add(c, &s->p, "t", v) : ERR_NOMEM;
+		}
+	}
+	for (int i = 0; i < x.np && rc == 0; i++)
+		if (x.periods[i].d_reserved > 0)
+			rc = step_set(c, set_step(&x), SQL_PERIOD_MOVE_RET, "iti", x.periods[i].d_reserved,
+				      x.teams[x.periods[i].team].team.id, x.periods[i].ps);
+	for (int i = 0; i < x.ng && rc == 0; i++)
+		if (x.gpus[i].d_alloc > 0)
+			rc = step_set(c, set_step(&x), SQL_GPU_MOVE_RET, "it", x.gpus[i].d_alloc,
+				      x.gpus[i].id);
+	if (nal > 0 && rc == 0) {
+		struct pg_step *s = set_step(&x);
+
+		s->sql = SQL_AUDIT_INSERT_SET;
+		for (int k = 0; k < SET_AUDIT_COLS && rc == 0; k++) {
+			const char *v = arr_end(&x.arr[SET_ALLOC_COLS + k]);
+			rc = v ? params_add(c, &s->p, "t", v) : ERR_NOMEM;
+		}
+	}
+	if (nid > 0 && rc == 0) {
+		struct pg_step *s = set_step(&x);
+
+		s->sql = SQL_IDEM_INSERT_SET;
+		for (int k = 0; k < SET_IDEM_COLS && rc == 0; k++) {
+			const char *v = arr_end(&x.arr[SET_ALLOC_COLS + SET_AUDIT_COLS + k]);
+			rc = v ? params_add(c, &s->p, "t", v) : ERR_NOMEM;
+		}
+	}
+	if (rc == 0 && x.nst > 0)
+		rc = pq_pipeline(c, x.st, x.nst);
+	if (rc != 0)
+		goto out;
+	/* The moves as they now stand: a defensive re-check of the rule. */
+	{
+		int k = nal > 0 ? 1 : 0;
+
+		for (int i = 0; i < x.np && rc == 0; i++) {
+			const struct team *t = &x.teams[x.periods[i].team].team;
+			PGresult *r;
+
+			if (x.periods[i].d_reserved <= 0)
+				continue;
+			r = x.st[k++].res;
+			if (PQntuples(r) != 1) {
+				conn_err(c, "ledger row of team '%s' is missing", t->id);
+				rc = ERR_STORE;
+			} else if (col_i64(r, 0, 0) > t->budget_micros - col_i64(r, 0, 1)) {
+				conn_err(c, "ledger invariant violated for team '%s'", t->id);
+				rc = ERR_STORE;
+			}
+		}
+		for (int i = 0; i < x.ng && rc == 0; i++) {
+			PGresult *r;
+
+			if (x.gpus[i].d_alloc <= 0)
+				continue;
+			r = x.st[k++].res;
+			if (PQntuples(r) != 1) {
+				conn_err(c, "gpu type '%s' is missing", x.gpus[i].id);
+				rc = ERR_STORE;
+			} else if (col_i64(r, 0, 0) > col_i64(r, 0, 1)) {
+				conn_err(c, "capacity invariant violated for gpu type '%s'",
+					 x.gpus[i].id);
+				rc = ERR_STORE;
+			}
+		}
+	}
+out:
+	fin = tx_finish(c, rc == 0);
+	if (rc == 0)
+		rc = fin;
+	set_ctx_free(&x);
+	return rc;
+}
+
 /* The leader's work: runs the batch (retrying it whole) and sets every answer. */
 static void batch_lead(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 {
 	int rc;
 
-	qsort(qs, (size_t)nq, sizeof(*qs), req_cmp);
-	rc = PG_RETRYING(c, batch_once(c, qs, nq));
+	if (getenv("PLINTH_PG_BATCH_SAVEPOINTS")) {
+		qsort(qs, (size_t)nq, sizeof(*qs), req_cmp);
+		rc = PG_RETRYING(c, batch_once(c, qs, nq));
+	} else {
+		rc = PG_RETRYING(c, batch_set_once(c, qs, nq));
+	}
 	if (rc == 0)
 		return;
 	/* Nothing committed: every member fails with the batch's error. */
@@ -2014,6 +2708,28 @@ static void batch_lead(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 		qs[i]->keep = false;
 		snprintf(qs[i]->err, sizeof(qs[i]->err), "%s", c->err[0] ? c->err : err_name(rc));
 	}
+}
+
+/*
+ * True when every queued request is for one team that a running batch
+ * already has to itself: a second leader would only queue on the same period
+ * row lock, so the requests wait and go together in the next batch (the set
+ * path decides them all in one pass).  Called under the batch mutex.
+ */
+static bool queue_hot(const struct pg_store *s)
+{
+	const char *team = s->bhead->r->team;
+	bool held = false;
+
+	for (int i = 0; i < PG_BATCH_LEADERS; i++)
+		if (s->lead_team[i] && strcmp(s->lead_team[i], team) == 0)
+			held = true;
+	if (!held)
+		return false;
+	for (const struct pg_alloc_req *q = s->bhead->next; q; q = q->next)
+		if (strcmp(q->r->team, team) != 0)
+			return false;
+	return true;
 }
 
 /*
@@ -2057,7 +2773,10 @@ static int pg_allocate(struct store_conn *bc, const struct actor *who, const str
 	while (!q.done) {
 		int nq = 0;
 
-		if (s->leading >= PG_BATCH_LEADERS || !s->bhead) {
+		const char *one = NULL;
+		int slot = -1;
+
+		if (s->leading >= PG_BATCH_LEADERS || !s->bhead || queue_hot(s)) {
 			pthread_cond_wait(&s->bcv, &s->bmu);
 			continue;
 		}
@@ -2068,9 +2787,21 @@ static int pg_allocate(struct store_conn *bc, const struct actor *who, const str
 		}
 		if (!s->bhead)
 			s->btail = NULL;
+		one = batch[0]->r->team;
+		for (int i = 1; i < nq && one; i++)
+			if (strcmp(batch[i]->r->team, one) != 0)
+				one = NULL;
+		for (int i = 0; i < PG_BATCH_LEADERS && one; i++)
+			if (!s->lead_team[i]) {
+				s->lead_team[i] = one;
+				slot = i;
+				break;
+			}
 		pthread_mutex_unlock(&s->bmu);
 		batch_lead(c, batch, nq);
 		pthread_mutex_lock(&s->bmu);
+		if (slot >= 0)
+			s->lead_team[slot] = NULL;
 		for (int i = 0; i < nq; i++)
 			batch[i]->done = true;
 		s->leading--;

@@ -1566,16 +1566,28 @@ out:
 	return rc;
 }
 
+static int expire_rows(struct pg_conn *c, const PGresult *r, int64_t now, int *count);
+
 /* Expires every approved allocation due at now, inside the caller's transaction. */
 static int expire_due_tx(struct pg_conn *c, int64_t now, int *count)
 {
-	struct allocation *a = NULL; /* owned here */
 	PGresult *r = NULL;
-	int rc, n = 0;
+	int rc;
 
 	rc = q_query(c, SQL_ALLOC_DUE, &r, "i", now);
 	if (rc != 0)
 		return rc;
+	rc = expire_rows(c, r, now, count);
+	PQclear(r);
+	return rc;
+}
+
+/* Expires the due allocations r (rows of SQL_ALLOC_DUE, locked) at now. */
+static int expire_rows(struct pg_conn *c, const PGresult *r, int64_t now, int *count)
+{
+	struct allocation *a = NULL; /* owned here */
+	int rc = 0, n;
+
 	n = PQntuples(r);
 	if (n > 0) {
 		a = malloc(sizeof(*a));
@@ -1594,7 +1606,6 @@ static int expire_due_tx(struct pg_conn *c, int64_t now, int *count)
 	if (count)
 		*count = n;
 out:
-	PQclear(r);
 	free(a);
 	return rc;
 }
@@ -2237,10 +2248,17 @@ static struct pg_step *set_step(struct set_ctx *x)
 	return s;
 }
 
-/* Reads teams and idempotency keys: one pipeline. */
-static int set_read(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **qs, int nq)
+/*
+ * Opens the transaction and reads the due allocations (locked), the teams
+ * and the idempotency keys (each after its advisory lock): one pipeline.
+ * Then expires the due allocations, before anyone decides.
+ */
+static int set_read(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **qs, int nq,
+		    int64_t now)
 {
 	int rc = 0, base;
+
+	x->nt = x->nk = 0;
 
 	for (int i = 0; i < nq; i++) {
 		x->teams[x->nt++].id = qs[i]->r->team;
@@ -2266,6 +2284,9 @@ static int set_read(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **
 		x->nk = n;
 	}
 	x->nst = 0;
+	rc = step_set(c, set_step(x), SQL_BEGIN, "");
+	if (rc == 0)
+		rc = step_set(c, set_step(x), SQL_ALLOC_DUE, "i", now);
 	for (int i = 0; i < x->nt && rc == 0; i++)
 		rc = step_set(c, set_step(x), SQL_TEAM_BY_ID, "t", x->teams[i].id);
 	/* Concurrent duplicates queue on the key's advisory lock (in one order). */
@@ -2275,12 +2296,14 @@ static int set_read(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **
 			rc = step_set(c, set_step(x), SQL_IDEM_GET, "tt", x->keys[i].token,
 				      x->keys[i].key);
 	}
-	if (rc == 0)
+	if (rc == 0) {
+		c->in_tx = true;
 		rc = pq_pipeline(c, x->st, x->nst);
+	}
 	if (rc != 0)
 		return rc;
 	for (int i = 0; i < x->nt && rc == 0; i++) {
-		PGresult *r = x->st[i].res;
+		PGresult *r = x->st[2 + i].res;
 
 		if (PQntuples(r) >= 1) {
 			if (row_team(r, 0, &x->teams[i].team) != 0) {
@@ -2290,7 +2313,7 @@ static int set_read(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **
 			x->teams[i].found = true;
 		}
 	}
-	base = x->nt;
+	base = 2 + x->nt;
 	for (int i = 0; i < x->nk && rc == 0; i++) {
 		PGresult *r = x->st[base + 2 * i + 1].res;
 
@@ -2305,6 +2328,9 @@ static int set_read(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **
 				rc = ERR_NOMEM;
 		}
 	}
+	/* Due allocations give their money and GPUs back before anyone decides. */
+	if (rc == 0)
+		rc = expire_rows(c, x->st[1].res, now, NULL);
 	steps_clear(x->st, x->nst);
 	x->nst = 0;
 	return rc;
@@ -2582,15 +2608,14 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 		set_ctx_free(&x);
 		return ERR_NOMEM;
 	}
-	rc = tx_begin(c, true);
-	if (rc != 0) {
-		set_ctx_free(&x);
-		return rc;
+	for (int attempt = 0;; attempt++) {
+		rc = set_read(c, &x, qs, nq, now);
+		/* A freshly broken session: BEGIN changed nothing, so once more on a new one. */
+		if (rc == ERR_UNAVAILABLE && attempt == 0 && !c->in_tx &&
+		    PQstatus(c->db) != CONNECTION_OK && conn_revive(c) == 0)
+			continue;
+		break;
 	}
-	/* Due allocations give their money and GPUs back before anyone decides. */
-	rc = expire_due_tx(c, now, NULL);
-	if (rc == 0)
-		rc = set_read(c, &x, qs, nq);
 	if (rc == 0)
 		rc = set_lock(c, &x, qs, nq);
 	if (rc != 0)

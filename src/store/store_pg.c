@@ -8,10 +8,11 @@
  * type row (SELECT ... FOR UPDATE) - so concurrent replicas queue on those
  * rows and each decision reads the latest committed ledger (see
  * docs/architecture.md, "PostgreSQL").  Concurrent allocations of one process
- * are group-committed: one leader runs them in one transaction, each under
- * its own SAVEPOINT (pg_allocate).  Deadlocks and serialization failures
- * are retried; a lost connection answers ERR_UNAVAILABLE and is re-opened on
- * the connection's next use.
+ * are group-committed: one leader runs them in one transaction, decided
+ * set-based on running totals (batch_set_once, the default) or each under its
+ * own SAVEPOINT (batch_once).  Deadlocks and serialization failures are
+ * retried; a lost connection answers ERR_UNAVAILABLE and is re-opened on the
+ * connection's next use.
  *
  * It must never: keep a transaction open across calls, answer an allocation
  * before its batch's COMMIT, execute a statement without going through

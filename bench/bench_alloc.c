@@ -5,8 +5,8 @@
  *
  * Starts `plinth serve` on a random loopback port with a temporary data
  * directory and PLINTH_ADMIN_TOKEN, gives a team a huge budget and a GPU type
- * a huge capacity, then for 1, 8 and 64 client threads (each its own curl
- * handle with a keep-alive connection) posts /v1/allocations for a fixed time
+ * a huge capacity, then for 1, 8 and 64 client threads (each its own
+ * keep-alive connection, bench/loadgen.c) posts /v1/allocations for a fixed time
  * and reports decisions/s with p50/p99 latency.  It also reads the daemon's
  * VmRSS from /proc/PID/status when idle (after setup, before load) and its
  * VmHWM after the load.
@@ -34,6 +34,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "loadgen.h"
 
 #define BENCH_ADMIN "bench-admin-secret-0123456789abcdef"
 #define BENCH_READY_TIMEOUT_MS 20000
@@ -265,21 +267,20 @@ static const char ALLOC_BODY[] =
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
-	CURL *h = curl_easy_init();
-	struct curl_slist *hdrs = headers_new();
-	if (h == NULL || hdrs == NULL) {
+	struct lg_conn *conn = malloc(sizeof(*conn));
+	if (conn == NULL || lg_open(conn, base_url) != 0) {
 		w->errors++;
 		goto out;
 	}
 	while (mono_us() < w->deadline_us) {
 		int64_t t0 = mono_us();
-		long st = http(h, "POST", "/v1/allocations", ALLOC_BODY, hdrs);
+		long st = lg_request(conn, "POST", "/v1/allocations", BENCH_ADMIN, ALLOC_BODY);
 		int64_t dt = mono_us() - t0;
 		/* 201 approved and 409 refused are both decisions. */
 		if (st != 201 && st != 409) {
 			w->errors++;
 			w->last_bad_status = st;
-			if (st == 0)
+			if (st < 0)
 				sleep_ms(1); /* no response at all: do not spin */
 			continue;
 		}
@@ -296,9 +297,9 @@ static void *worker_main(void *arg)
 		w->lat[w->nlat++] = dt;
 	}
 out:
-	curl_slist_free_all(hdrs);
-	if (h != NULL)
-		curl_easy_cleanup(h);
+	if (conn != NULL)
+		lg_close(conn);
+	free(conn);
 	return NULL;
 }
 

@@ -32,10 +32,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loadgen.h"
+
 #define NTEAMS 100
 #define NGPUS 10
 #define MAX_CLIENTS 64
 #define MAX_SAMPLES 400000
+/* One HTTP thread per client at the top level: a thread that waits for a
+ * group commit holds its connection, so the threads bound the batch size. */
+#define DAEMON_THREADS "64"
 
 static const char ADMIN[] = "bench-admin-token-0123456789abcdef";
 
@@ -114,9 +119,13 @@ static int schema_new(const char *base, const char *name, char *out, size_t len)
 	return 0;
 }
 
+/* What the clients ask: the two shapes of the issue, and the HTTP ceiling. */
+enum shape { SHAPE_TEAMS, SHAPE_HOT, SHAPE_HEALTHZ };
+static const char *const SHAPE_NAMES[] = {"teams", "hot", "healthz"};
+
 struct run {
 	const char *base;
-	bool hot;
+	enum shape shape;
 	int clients;
 	int64_t until;
 	pthread_mutex_t mu;
@@ -134,18 +143,23 @@ static void *client_main(void *p)
 {
 	struct client *c = p;
 	struct run *run = c->run;
-	CURL *h = curl_easy_init();
+	struct lg_conn *conn = malloc(sizeof(*conn));
 	int i = 0;
 
-	if (!h)
+	if (!conn || lg_open(conn, run->base) != 0) {
+		pthread_mutex_lock(&run->mu);
+		run->errors++;
+		pthread_mutex_unlock(&run->mu);
+		free(conn);
 		return NULL;
+	}
 	while (now_us() < run->until) {
 		char body[256];
 		int team = (c->index * 37 + i++) % NTEAMS;
 		int64_t t0;
 		long st;
 
-		if (run->hot)
+		if (run->shape == SHAPE_HOT)
 			snprintf(body, sizeof(body),
 				 "{\"team\":\"hot\",\"project\":\"b\",\"gpu_type\":\"bg0\","
 				 "\"gpu_count\":1,\"max_runtime_hours\":1}");
@@ -155,7 +169,10 @@ static void *client_main(void *p)
 				 "\"gpu_count\":1,\"max_runtime_hours\":1}",
 				 team, team % NGPUS);
 		t0 = now_us();
-		st = http(h, run->base, "POST", "/v1/allocations", body);
+		if (run->shape == SHAPE_HEALTHZ)
+			st = lg_request(conn, "GET", "/healthz", ADMIN, NULL) == 200 ? 201 : -1;
+		else
+			st = lg_request(conn, "POST", "/v1/allocations", ADMIN, body);
 		pthread_mutex_lock(&run->mu);
 		if (st == 201 && run->nlat < MAX_SAMPLES)
 			run->lat[run->nlat++] = now_us() - t0;
@@ -163,7 +180,8 @@ static void *client_main(void *p)
 			run->errors++;
 		pthread_mutex_unlock(&run->mu);
 	}
-	curl_easy_cleanup(h);
+	lg_close(conn);
+	free(conn);
 	return NULL;
 }
 
@@ -175,9 +193,9 @@ static int cmp64(const void *a, const void *b)
 }
 
 /* Runs one level; prints and returns decisions/s. */
-static double daemon_level(const char *base, bool hot, int clients, int secs, int64_t *lat)
+static double daemon_level(const char *base, enum shape shape, int clients, int secs, int64_t *lat)
 {
-	struct run run = {.base = base, .hot = hot, .clients = clients, .lat = lat};
+	struct run run = {.base = base, .shape = shape, .clients = clients, .lat = lat};
 	pthread_t tids[MAX_CLIENTS];
 	struct client cs[MAX_CLIENTS];
 	int64_t t0;
@@ -201,7 +219,7 @@ static double daemon_level(const char *base, bool hot, int clients, int secs, in
 		p99 = lat[(size_t)((run.nlat - 1) * 0.99)] / 1000.0;
 	}
 	printf("RESULT who=daemon shape=%s clients=%d rate=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d\n",
-	       hot ? "hot" : "teams", clients, rate, p50, p99, run.errors);
+	       SHAPE_NAMES[shape], clients, rate, p50, p99, run.errors);
 	fflush(stdout);
 	pthread_mutex_destroy(&run.mu);
 	return rate;
@@ -272,7 +290,7 @@ static pid_t daemon_start(const char *bin, const char *url, const char *ready)
 		if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
 			_exit(126);
 		execl(bin, bin, "serve", "--listen", "127.0.0.1:0", "--database-url", url,
-		      "--ready-file", ready, "--threads", "8", (char *)NULL);
+		      "--ready-file", ready, "--threads", DAEMON_THREADS, (char *)NULL);
 		_exit(127);
 	}
 	return pid;
@@ -370,13 +388,17 @@ int main(int argc, char **argv)
 
 	for (int shape = 0; shape < 2; shape++) {
 		for (int i = 0; i < 3; i++) {
-			d[shape][i] = daemon_level(baseurl, shape == 1, levels[i], secs, lat);
+			d[shape][i] = daemon_level(baseurl, shape == 1 ? SHAPE_HOT : SHAPE_TEAMS,
+						   levels[i], secs, lat);
 			p[shape][i] = pgbench_level(pgbench, burl, shape == 1 ? script_h : script_t,
 						    levels[i], secs);
 			if (d[shape][i] < 0 || p[shape][i] < 0)
 				goto out;
 		}
 	}
+	/* The reference ceiling of this machine for any decision: HTTP alone. */
+	if (daemon_level(baseurl, SHAPE_HEALTHZ, 64, secs, lat) < 0)
+		goto out;
 	rc = 0;
 out:
 	if (pid > 0) {

@@ -81,10 +81,23 @@ if [ "${BENCH_PG:-1}" != 0 ]; then
 	echo
 	echo "== PostgreSQL: daemon decisions/s vs pgbench (same transaction), ${SECS}s per level"
 	"$BUILD/bench/bench_pg" "$BUILD/plinth" "$PLINTH_TEST_PG_URL" "$PLINTH_TEST_PGBENCH" "$SECS" >"$OUT/pg.txt"
-	awk '$1 == "RESULT" { split("", f); for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
-		if (f["who"] == "daemon") { s = f["shape"]; c = f["clients"]; d = f["rate"]; p50 = f["p50_ms"]; p99 = f["p99_ms"] }
-		else printf "%-6s %4s clients: daemon %7.0f/s (p50 %6.2f ms, p99 %7.2f ms)  pgbench %7.0f tx/s  ratio %4.0f%%\n",
-			s, c, d, p50, p99, f["rate"], (f["rate"] > 0 ? 100 * d / f["rate"] : 0) }' "$OUT/pg.txt"
+	awk 'function mark(ok) { return ok ? "PASS" : "MISS" }
+	$1 == "RESULT" { split("", f); for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+		if (f["who"] == "daemon" && f["shape"] == "healthz") http = f["rate"]
+		else if (f["who"] == "daemon") { s = f["shape"]; c = f["clients"]; d = f["rate"]; p50 = f["p50_ms"]; p99 = f["p99_ms"] }
+		else {
+			r = f["rate"] > 0 ? 100 * d / f["rate"] : 0
+			printf "%-6s %4s clients: daemon %7.0f/s (p50 %6.2f ms, p99 %7.2f ms)  pgbench %7.0f tx/s  ratio %4.0f%%\n",
+				s, c, d, p50, p99, f["rate"], r
+			if (c == 64 && s == "teams") teams64 = r
+			if (c == 64 && s == "hot") hot64 = d
+		} }
+	END {
+		printf "HTTP ceiling of this machine: GET /healthz (no token, no database), 64 clients: %.0f/s\n", http
+		print "goals:"
+		printf "  %s  100 teams, 64 clients: daemon >= 50%% of pgbench       (%.0f%%)\n", mark(teams64 >= 50), teams64
+		printf "  %s  one hot team, 64 clients: >= 5000 decisions/s        (%.0f/s)\n", mark(hot64 >= 5000), hot64
+	}' "$OUT/pg.txt"
 fi
 
 echo

@@ -4,8 +4,9 @@
  * The secret is hashed (SHA-256) at once and only the hash is looked up:
  * the secret is never stored, logged or kept beyond this function.  A token
  * is high-entropy random, so a fast hash is the right tool (no password
- * stretching needed).  Revocation takes effect at the next request because
- * every request looks the token up.
+ * stretching needed).  Revocation takes effect at the next request: every
+ * request looks the token up (the PostgreSQL store answers from a cache that
+ * every replica forgets when any revocation commits, store_pg_tokens.c).
  */
 #include <stdio.h>
 #include <string.h>

@@ -179,6 +179,13 @@ int store_cursor_parse(const char *cur, int64_t *at, char *id)
 
 /* ---- allocate ---------------------------------------------------------- */
 
+int store_capacity_invalid(const struct gpu_type *gpu, char *err, size_t len)
+{
+	snprintf(err, len, "exceeds the capacity of %s (%lld GPUs)", gpu->id,
+		 (long long)gpu->capacity);
+	return ERR_INVALID;
+}
+
 void store_alloc_decide(const struct team *team, const struct gpu_type *gpu, int64_t spent,
 			int64_t reserved, int64_t est, int64_t gpu_count,
 			struct ledger_decision *dec, struct alloc_outcome *lo)

@@ -75,6 +75,10 @@ struct ledger_decision;
  * and gpu (with the period's spent and reserved): *dec, and the outcome
  * fields of *lo (all but lo->alloc).
  */
+/* gpu_count is over the type's whole capacity: no wait can satisfy it, so it is
+ * invalid input (422), not a refusal.  Writes the detail; returns ERR_INVALID. */
+int store_capacity_invalid(const struct gpu_type *gpu, char *err, size_t len);
+
 void store_alloc_decide(const struct team *team, const struct gpu_type *gpu, int64_t spent,
 			int64_t reserved, int64_t est, int64_t gpu_count,
 			struct ledger_decision *dec, struct alloc_outcome *lo);

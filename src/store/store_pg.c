@@ -22,6 +22,7 @@
  */
 #include "store/store_pg.h"
 #include "store/store_int.h"
+#include "store/store_pg_tokens.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -52,9 +53,9 @@ struct pg_store {
 	struct store base; /* must be first */
 	char *url;         /* owned; passed to libpq as is (TLS options included) */
 	long statement_timeout_ms;
+	struct pg_tokens *tokens; /* owned: token lookups, forgotten on any revocation */
 	/* Group commit of allocations (pg_allocate): the queue and its leader. */
 	pthread_mutex_t bmu;
-	pthread_cond_t bcv;
 	struct pg_alloc_req *bhead, *btail;
 	int leading; /* batches running */
 	/* The one team of each running single-team batch (NULL: free or mixed). */
@@ -236,7 +237,7 @@ static void pg_destroy(struct store *bs)
 
 	if (!s)
 		return;
-	pthread_cond_destroy(&s->bcv);
+	pg_tokens_free(s->tokens);
 	pthread_mutex_destroy(&s->bmu);
 	free(s->url);
 	free(s);
@@ -977,6 +978,7 @@ static const char SQL_TOKEN_INSERT[] =
 	"INSERT INTO tokens(id, name, role, teams_json, hash, created_at, revoked_at)"
 	" VALUES ($1, $2, $3, $4, $5, $6, 0)";
 static const char SQL_TOKEN_REVOKE[] = "UPDATE tokens SET revoked_at = $1 WHERE id = $2";
+static const char SQL_TOKEN_NOTIFY[] = "SELECT pg_notify('" PG_TOKENS_CHANNEL "', '')";
 static const char SQL_ADMIN_EXISTS[] =
 	"SELECT 1 FROM tokens WHERE role = 'admin' AND revoked_at = 0 LIMIT 1";
 
@@ -1011,17 +1013,24 @@ static int pg_token_create(struct store_conn *bc, const struct actor *who, const
 	return PG_RETRYING(c, token_create_once(c, who, t, hash, now));
 }
 
+/* Cached while a listener hears every revocation (store_pg_tokens.c). */
 static int pg_token_by_hash(struct store_conn *bc, const char *hash, struct token *out)
 {
 	struct pg_conn *c = pg_conn_of(bc);
+	struct pg_store *s = pg_store_of(c);
 	struct token t;
+	uint64_t gen = 0;
 	int rc;
 
+	if (pg_tokens_get(s->tokens, hash, out, &gen))
+		return 0;
 	rc = conn_ready(c);
 	if (rc == 0)
 		rc = load_one(c, SQL_TOKEN_BY_HASH, hash, row_token, &t);
-	if (rc == 0)
+	if (rc == 0) {
+		pg_tokens_put(s->tokens, gen, hash, &t);
 		*out = t;
+	}
 	return rc;
 }
 
@@ -1048,6 +1057,12 @@ static int token_revoke_once(struct pg_conn *c, const struct actor *who, const c
 		rc = n;
 		goto out;
 	}
+	/* Every replica's token cache forgets on the COMMIT (store_pg_tokens.c). */
+	n = q_exec(c, SQL_TOKEN_NOTIFY, "");
+	if (n < 0) {
+		rc = n;
+		goto out;
+	}
 	rc = audit_rec(c, who, now, "token.revoke", "token", id, "", store_json_token, &before, &after);
 out:
 	fin = tx_finish(c, rc == 0);
@@ -1058,8 +1073,12 @@ static int pg_token_revoke(struct store_conn *bc, const struct actor *who, const
 			   int64_t now)
 {
 	struct pg_conn *c = pg_conn_of(bc);
+	int rc = PG_RETRYING(c, token_revoke_once(c, who, id, now));
 
-	return PG_RETRYING(c, token_revoke_once(c, who, id, now));
+	/* This replica forgets at once, before its own notification arrives.  Even
+	 * on a failure: the COMMIT may have happened. */
+	pg_tokens_forget(pg_store_of(c)->tokens);
+	return rc;
 }
 
 static int pg_admin_exists(struct store_conn *bc, bool *out)
@@ -1690,7 +1709,8 @@ struct pg_alloc_req {
 	bool keep; /* this request's part is released into the batch, not rolled back */
 	/* out */
 	int rc;
-	bool done; /* guarded by the store's batch mutex */
+	bool done;         /* guarded by the store's batch mutex */
+	pthread_cond_t cv; /* signalled when done, or when this head of the queue may lead */
 	char err[STORE_DETAIL_LEN];
 	struct pg_alloc_req *next; /* queue link, guarded by the batch mutex */
 };
@@ -1776,6 +1796,10 @@ static int allocate_part(struct pg_conn *c, struct pg_alloc_req *q)
 	steps_clear(st, 3);
 	if (rc != 0) {
 		conn_err(c, "corrupt row for '%s'", r->gpu_type);
+		goto out;
+	}
+	if (r->gpu_count > gpu.capacity) {
+		rc = store_capacity_invalid(&gpu, c->err, sizeof(c->err));
 		goto out;
 	}
 	rc = cost_compute(gpu.price_micros, r->gpu_count, r->max_runtime_us, &est);
@@ -2478,6 +2502,8 @@ static int set_decide(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req 
 		snprintf(q->err, sizeof(q->err), "unknown gpu_type '%s'", r->gpu_type);
 		return ERR_NOT_FOUND;
 	}
+	if (r->gpu_count > G->gpu.capacity)
+		return store_capacity_invalid(&G->gpu, q->err, sizeof(q->err));
 	rc = cost_compute(G->gpu.price_micros, r->gpu_count, r->max_runtime_us, &est);
 	if (rc != 0) {
 		snprintf(q->err, sizeof(q->err), "the estimated cost does not fit");
@@ -2604,7 +2630,9 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 	x.gpus = calloc((size_t)nq, sizeof(*x.gpus));
 	x.keys = calloc((size_t)nq, sizeof(*x.keys));
 	x.rq = calloc((size_t)nq, sizeof(*x.rq));
-	x.st = malloc(sizeof(*x.st) * PG_PIPE_LONG); /* not zeroed: large, touched sparsely */
+	/* Not zeroed: set_step initialises what it hands out.  The longest pipeline
+	 * (set_read with a key per request) has 3 steps per request plus 2. */
+	x.st = malloc(sizeof(*x.st) * (size_t)(3 * nq + 4));
 	if (!x.teams || !x.periods || !x.gpus || !x.keys || !x.rq || !x.st) {
 		set_ctx_free(&x);
 		return ERR_NOMEM;
@@ -2758,6 +2786,12 @@ static bool queue_hot(const struct pg_store *s)
 	return true;
 }
 
+/* A batch may start now: a leader slot is free and the queue is worth one. */
+static bool can_lead(const struct pg_store *s)
+{
+	return s->leading < PG_BATCH_LEADERS && s->bhead && !queue_hot(s);
+}
+
 /*
  * Group commit: concurrent allocate calls of this process queue up; a call
  * that finds fewer than PG_BATCH_LEADERS batches running becomes a leader,
@@ -2790,6 +2824,11 @@ static int pg_allocate(struct store_conn *bc, const struct actor *who, const str
 		free(batch);
 		return ERR_NOMEM;
 	}
+	if (pthread_cond_init(&q.cv, NULL) != 0) {
+		free(q.lo);
+		free(batch);
+		return ERR_NOMEM;
+	}
 	pthread_mutex_lock(&s->bmu);
 	if (s->btail)
 		s->btail->next = &q;
@@ -2798,12 +2837,12 @@ static int pg_allocate(struct store_conn *bc, const struct actor *who, const str
 	s->btail = &q;
 	while (!q.done) {
 		int nq = 0;
-
 		const char *one = NULL;
 		int slot = -1;
 
-		if (s->leading >= PG_BATCH_LEADERS || !s->bhead || queue_hot(s)) {
-			pthread_cond_wait(&s->bcv, &s->bmu);
+		/* Only the head of the queue (or a newcomer) is woken to lead: no thundering herd. */
+		if (!can_lead(s)) {
+			pthread_cond_wait(&q.cv, &s->bmu);
 			continue;
 		}
 		s->leading++;
@@ -2823,17 +2862,24 @@ static int pg_allocate(struct store_conn *bc, const struct actor *who, const str
 				slot = i;
 				break;
 			}
+		if (can_lead(s))
+			pthread_cond_signal(&s->bhead->cv);
 		pthread_mutex_unlock(&s->bmu);
 		batch_lead(c, batch, nq);
 		pthread_mutex_lock(&s->bmu);
 		if (slot >= 0)
 			s->lead_team[slot] = NULL;
-		for (int i = 0; i < nq; i++)
+		for (int i = 0; i < nq; i++) {
 			batch[i]->done = true;
+			if (batch[i] != &q)
+				pthread_cond_signal(&batch[i]->cv);
+		}
 		s->leading--;
-		pthread_cond_broadcast(&s->bcv);
+		if (s->bhead)
+			pthread_cond_signal(&s->bhead->cv);
 	}
 	pthread_mutex_unlock(&s->bmu);
+	pthread_cond_destroy(&q.cv);
 	free(batch);
 
 	if (q.keep) {
@@ -3746,20 +3792,20 @@ int store_pg_new(const char *url, struct store **out, char *detail)
 	if (!s->url)
 		goto nomem;
 	s->statement_timeout_ms = timeout;
+	if (pg_tokens_new(url, &s->tokens) != 0)
+		goto nomem;
 	if (pthread_mutex_init(&s->bmu, NULL) != 0)
 		goto nomem;
-	if (pthread_cond_init(&s->bcv, NULL) != 0) {
-		pthread_mutex_destroy(&s->bmu);
-		goto nomem;
-	}
 	s->base.ops = &pg_ops;
 	s->base.pool = NULL;
 	s->base.fault_after = -1;
 	*out = &s->base;
 	return 0;
 nomem:
-	if (s)
+	if (s) {
+		pg_tokens_free(s->tokens);
 		free(s->url);
+	}
 	free(s);
 	if (detail)
 		snprintf(detail, STORE_DETAIL_LEN, "out of memory");

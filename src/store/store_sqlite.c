@@ -1638,6 +1638,10 @@ static int alloc_part(struct sq_conn *c, const struct actor *who, const struct a
 			conn_err(c, "unknown gpu_type '%s'", r->gpu_type);
 		goto out;
 	}
+	if (r->gpu_count > gpu.capacity) {
+		rc = store_capacity_invalid(&gpu, c->err, sizeof(c->err));
+		goto out;
+	}
 	period_bounds(team.period, now, &ps, &pe);
 	n = q_exec(c, SQL_PERIOD_ENSURE, "tii", team.id, ps, pe);
 	if (n < 0) {

@@ -9,7 +9,10 @@
  *   - PostgreSQL stopped and started again under load: only 503 while it is
  *     down (never 500, never a wrong approval), /readyz fails while down,
  *     service resumes without restarting the daemons, nothing acknowledged
- *     is lost.
+ *     is lost;
+ *   - a token revoked on one replica is refused there at once and on the
+ *     others within a second (their token caches hear the revocation's
+ *     NOTIFY), and from then on for good.
  *
  * Threads never call cmocka assertions: they record, the main thread judges.
  * Runs only in the 'integration-pg' suite (ITEST_PG=1, PLINTH_TEST_PG_URL).
@@ -411,12 +414,63 @@ static void test_replica_db_restart(void **state)
 	free(ld);
 }
 
+/* ---- token revocation reaches every replica ------------------------------ */
+
+static long team_get_as(struct itest_daemon *d, const char *token)
+{
+	return itest_req(d, "GET", "/v1/teams/rev", token, NULL)->status;
+}
+
+static void test_replica_token_revoke(void **state)
+{
+	struct cluster *cl = *state;
+	struct itest_resp *r;
+	char tok[256], id[128];
+	int64_t t0;
+	int i, round;
+
+	itest_put_team(cl->d[0], "rev", "100");
+	r = itest_req(cl->d[0], "POST", "/v1/tokens", cl->d[0]->admin,
+		      "{\"name\":\"rev\",\"role\":\"member\",\"teams\":[\"rev\"]}");
+	ITEST_STATUS(r, 201);
+	snprintf(tok, sizeof(tok), "%s", itest_jstr(r->json, "token"));
+	snprintf(id, sizeof(id), "%s", itest_jstr(r->json, "id"));
+	/* Every replica has used it (and may keep it in its token cache). */
+	for (round = 0; round < 3; round++)
+		for (i = 0; i < NREPLICAS; i++)
+			assert_int_equal(team_get_as(cl->d[i], tok), 200);
+	r = itest_req(cl->d[0], "DELETE", itest_strf(cl->d[0], "/v1/tokens/%s", id),
+		      cl->d[0]->admin, NULL);
+	ITEST_STATUS(r, 204);
+	/* The replica that revoked refuses at once... */
+	assert_int_equal(team_get_as(cl->d[0], tok), 401);
+	/* ...the others within a second (the revocation's NOTIFY)... */
+	t0 = itest_now_ms();
+	for (i = 1; i < NREPLICAS; i++) {
+		long st;
+
+		while ((st = team_get_as(cl->d[i], tok)) == 200 && itest_now_ms() - t0 < 1000)
+			itest_sleep_ms(5);
+		if (st != 401)
+			fprintf(stderr, "replica %d still answers %ld for a revoked token\n", i, st);
+		assert_int_equal(st, 401);
+	}
+	fprintf(stderr, "revocation reached every replica within %lld ms\n",
+		(long long)(itest_now_ms() - t0));
+	/* ...and for good. */
+	for (round = 0; round < 5; round++)
+		for (i = 0; i < NREPLICAS; i++)
+			assert_int_equal(team_get_as(cl->d[i], tok), 401);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_replica_budget_race, setup_cluster,
 						teardown_cluster),
 		cmocka_unit_test_setup_teardown(test_replica_kill9, setup_cluster, teardown_cluster),
+		cmocka_unit_test_setup_teardown(test_replica_token_revoke, setup_cluster,
+						teardown_cluster),
 		cmocka_unit_test_setup_teardown(test_replica_db_restart, setup_cluster,
 						teardown_cluster),
 	};

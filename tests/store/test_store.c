@@ -1056,7 +1056,11 @@ static void test_fault_rollback(void **state)
 	struct fx *f = *state;
 	struct op_arg a1 = {.key = "k1", .count = 2}, a2 = {.key = "k2", .count = 2};
 	struct op_arg a3 = {.key = "k3", .count = 2}, a4 = {.key = "k4", .count = 2};
-	struct op_arg a5 = {.key = "k5", .count = 2}, a6 = {.key = "k6", .count = 1000};
+	/* a6: 7 more GPUs than the 6 left of 16 - refused for capacity (and remembered);
+	 * a7: more than the type has at all - invalid input, nothing written. */
+	struct op_arg a5 = {.key = "k5", .count = 2}, a6 = {.key = "k6", .count = 7};
+	struct op_arg a7 = {.key = "k7", .count = 1000};
+	char *before, *after;
 	struct op_arg team_new = {.key = "faulty"}, team_old = {.key = "nlp"};
 	struct op_arg gpu_new = {.key = "a100"}, gpu_old = {.key = "h100"};
 	struct team_ledger l;
@@ -1070,6 +1074,12 @@ static void test_fault_rollback(void **state)
 	assert_true(fault_loop(f, op_alloc_idem, &a4) > 5);
 	assert_true(fault_loop(f, op_alloc_idem, &a5) > 5);
 	assert_true(fault_loop(f, op_alloc_idem, &a6) > 3); /* refused, remembered */
+	before = dump_db(f->path);
+	assert_int_equal(op_alloc_idem(f, &a7), ERR_INVALID);
+	after = dump_db(f->path);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
 	assert_true(fault_loop(f, op_start, &a1) > 2);
 	assert_true(fault_loop(f, op_complete, &a1) > 3);
 	assert_true(fault_loop(f, op_cancel, &a2) > 3);

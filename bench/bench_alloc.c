@@ -19,7 +19,6 @@
  * does not start or refuses the setup does (exit 1).  It never talks to
  * anything but 127.0.0.1 and removes its temporary directory.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -58,54 +57,6 @@ static void sleep_ms(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 	nanosleep(&ts, NULL);
-}
-
-/* Discards response bodies (only the status matters here). */
-static size_t discard(char *p, size_t size, size_t n, void *ctx)
-{
-	(void)p;
-	(void)ctx;
-	return size * n;
-}
-
-/* One request on handle h; returns the HTTP status or 0 when none arrived. */
-static long http(CURL *h, const char *method, const char *path, const char *body,
-		 struct curl_slist *hdrs)
-{
-	char url[512];
-	long status = 0;
-	snprintf(url, sizeof(url), "%s%s", base_url, path);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 30000L);
-	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-	if (body != NULL) {
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	}
-	if (curl_easy_perform(h) != CURLE_OK)
-		return 0;
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	return status;
-}
-
-static struct curl_slist *headers_new(void)
-{
-	struct curl_slist *h = NULL, *n = NULL;
-	const char *list[] = {"Authorization: Bearer " BENCH_ADMIN, "Content-Type: application/json",
-			      "Expect:"};
-	for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++) {
-		n = curl_slist_append(h, list[i]);
-		if (n == NULL) {
-			curl_slist_free_all(h);
-			return NULL;
-		}
-		h = n;
-	}
-	return h;
 }
 
 /* A /proc/PID/status field in kB, or -1. */
@@ -374,8 +325,7 @@ out:
 int main(int argc, char **argv)
 {
 	int ret = 1;
-	CURL *h = NULL;
-	struct curl_slist *hdrs = NULL;
+	static struct lg_conn setup = {.fd = -1}; /* 16 kB buffer: not on the stack */
 	if (argc < 2 || argc > 3) {
 		fprintf(stderr, "usage: bench_alloc PLINTH_BIN [SECONDS_PER_LEVEL]\n");
 		return 2;
@@ -386,29 +336,21 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		fprintf(stderr, "bench_alloc: curl_global_init failed\n");
-		return 1;
-	}
 	atexit(cleanup);
 	if (daemon_start(argv[1]) != 0)
 		goto out;
-	h = curl_easy_init();
-	hdrs = headers_new();
-	if (h == NULL || hdrs == NULL)
+	if (lg_open(&setup, base_url) != 0)
 		goto out;
-	long st = http(h, "PUT", "/v1/teams/bench",
-		       "{\"display_name\":\"Bench\",\"budget\":{\"amount\":\"1000000000.00\","
-		       "\"period\":\"yearly\"}}",
-		       hdrs);
+	long st = lg_request(&setup, "PUT", "/v1/teams/bench", BENCH_ADMIN,
+			     "{\"display_name\":\"Bench\",\"budget\":{\"amount\":\"1000000000.00\","
+			     "\"period\":\"yearly\"}}");
 	if (st != 201 && st != 200) {
 		fprintf(stderr, "bench_alloc: PUT /v1/teams/bench -> %ld\n", st);
 		dump_log();
 		goto out;
 	}
-	st = http(h, "PUT", "/v1/gpu-types/bench-gpu",
-		  "{\"name\":\"Bench GPU\",\"price_per_gpu_hour\":\"1.00\",\"capacity\":1000000}",
-		  hdrs);
+	st = lg_request(&setup, "PUT", "/v1/gpu-types/bench-gpu", BENCH_ADMIN,
+			"{\"name\":\"Bench GPU\",\"price_per_gpu_hour\":\"1.00\",\"capacity\":1000000}");
 	if (st != 201 && st != 200) {
 		fprintf(stderr, "bench_alloc: PUT /v1/gpu-types/bench-gpu -> %ld\n", st);
 		dump_log();
@@ -427,10 +369,7 @@ int main(int argc, char **argv)
 	printf("RSS idle_kb=%ld hwm_kb=%ld\n", idle_kb, hwm_kb);
 	ret = 0;
 out:
-	curl_slist_free_all(hdrs);
-	if (h != NULL)
-		curl_easy_cleanup(h);
+	lg_close(&setup);
 	cleanup();
-	curl_global_cleanup();
 	return ret;
 }

@@ -16,7 +16,6 @@
  * something does not run.  It creates its own schemas and never drops
  * anything else.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -50,37 +49,6 @@ static int64_t now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static size_t sink(char *p, size_t s, size_t n, void *u)
-{
-	(void)p;
-	(void)u;
-	return s * n;
-}
-
-/* One request; returns the HTTP status or -1. */
-static long http(CURL *h, const char *base, const char *method, const char *path,
-		 const char *body)
-{
-	char url[512], auth[128];
-	struct curl_slist *hd = NULL;
-	long status = -1;
-
-	snprintf(url, sizeof(url), "%s%s", base, path);
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ADMIN);
-	hd = curl_slist_append(hd, auth);
-	hd = curl_slist_append(hd, "Content-Type: application/json");
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
-	if (curl_easy_perform(h) == CURLE_OK)
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(hd);
-	return status;
 }
 
 static int pg_run(const char *url, const char *sql)
@@ -306,7 +274,7 @@ int main(int argc, char **argv)
 	int64_t *lat = NULL;
 	int secs, rc = 1;
 	pid_t pid = -1;
-	CURL *h = NULL;
+	static struct lg_conn setup = {.fd = -1}; /* 16 kB buffer: not on the stack */
 
 	if (argc < 4) {
 		fprintf(stderr, "usage: bench_pg PLINTH_BIN PG_URL PGBENCH [SECONDS]\n");
@@ -324,9 +292,7 @@ int main(int argc, char **argv)
 	snprintf(script_t, sizeof(script_t), "%s/teams.sql", dir);
 	snprintf(script_h, sizeof(script_h), "%s/hot.sql", dir);
 	lat = malloc(sizeof(*lat) * MAX_SAMPLES);
-	curl_global_init(CURL_GLOBAL_ALL);
-	h = curl_easy_init();
-	if (!lat || !h || schema_new(base, "bench_daemon", durl, sizeof(durl)) != 0 ||
+	if (!lat || schema_new(base, "bench_daemon", durl, sizeof(durl)) != 0 ||
 	    schema_new(base, "bench_pgbench", burl, sizeof(burl)) != 0)
 		goto out;
 
@@ -342,14 +308,14 @@ int main(int argc, char **argv)
 		}
 		usleep(50000);
 	}
-	if (!baseurl[0]) {
+	if (!baseurl[0] || lg_open(&setup, baseurl) != 0) {
 		fprintf(stderr, "bench_pg: the daemon did not start\n");
 		goto out;
 	}
 	for (int g = 0; g < NGPUS; g++) {
 		char path[64];
 		snprintf(path, sizeof(path), "/v1/gpu-types/bg%d", g);
-		if (http(h, baseurl, "PUT", path,
+		if (lg_request(&setup, "PUT", path, ADMIN,
 			 "{\"name\":\"bench\",\"price_per_gpu_hour\":\"1.00\",\"capacity\":1000000}") /
 			    100 != 2) {
 			fprintf(stderr, "bench_pg: cannot create GPU type %s\n", path);
@@ -362,7 +328,7 @@ int main(int argc, char **argv)
 			snprintf(path, sizeof(path), "/v1/teams/hot");
 		else
 			snprintf(path, sizeof(path), "/v1/teams/t%d", t);
-		if (http(h, baseurl, "PUT", path,
+		if (lg_request(&setup, "PUT", path, ADMIN,
 			 "{\"display_name\":\"bench\",\"budget\":{\"amount\":\"100000000\","
 			 "\"period\":\"monthly\"}}") / 100 != 2) {
 			fprintf(stderr, "bench_pg: cannot create team %s\n", path);
@@ -405,9 +371,7 @@ out:
 		kill(pid, SIGTERM);
 		waitpid(pid, NULL, 0);
 	}
-	if (h)
-		curl_easy_cleanup(h);
-	curl_global_cleanup();
+	lg_close(&setup);
 	free(lat);
 	unlink(ready);
 	unlink(script_t);

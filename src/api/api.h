@@ -77,9 +77,10 @@ json_t *render_json_text(const char *text);
 
 /*
  * Parses and validates an allocation (or quote, with for_quote set) request
- * body, including the team scope of the caller and the existence of the
- * team and GPU type.  Replies (400/403/415/422) and returns -1 on failure;
- * 0 with *out, *team and *gpu filled on success.
+ * body, including the team scope of the caller.  A quote also checks the
+ * team and GPU type exist and fills *team and *gpu; an allocation leaves that
+ * to the store's batch (pass NULL).  Replies (400/403/415/422) and returns -1
+ * on failure; 0 with *out filled on success.
  */
 int alloc_request_parse(struct req *r, bool for_quote, struct alloc_request *out, struct team *team,
 			struct gpu_type *gpu);

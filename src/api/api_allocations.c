@@ -209,14 +209,12 @@ static char *render_for_idem(void *ctx, int rc, const struct alloc_outcome *o, i
 void api_allocation_create(struct req *r)
 {
 	struct alloc_request ar;
-	struct team team;
-	struct gpu_type gpu;
 	struct alloc_outcome o;
 	char detail[STORE_DETAIL_LEN] = "", hash[STORE_HASH_LEN];
 	const char *key = NULL;
 	if (query_idempotency_key(r, &key) != 0)
 		return;
-	if (alloc_request_parse(r, false, &ar, &team, &gpu) != 0)
+	if (alloc_request_parse(r, false, &ar, NULL, NULL) != 0)
 		return;
 	struct render_ctx ctx = {r, &ar};
 	struct idem idem = {.key = key, .hash = hash, .render = render_for_idem, .ctx = &ctx};

@@ -53,6 +53,7 @@ struct pg_store {
 	struct store base; /* must be first */
 	char *url;         /* owned; passed to libpq as is (TLS options included) */
 	long statement_timeout_ms;
+	bool batch_savepoints; /* PLINTH_PG_BATCH_SAVEPOINTS: the per-request SAVEPOINT batch */
 	struct pg_tokens *tokens; /* owned: token lookups, forgotten on any revocation */
 	/* Group commit of allocations (pg_allocate): the queue and its leader. */
 	pthread_mutex_t bmu;
@@ -2175,12 +2176,6 @@ struct set_key {
 	bool stored;       /* a row for this key is in the database */
 	char *hash, *body; /* its stored hash and body (owned) */
 	int status;
-	int locked; /* step index of its lock */
-};
-
-/* Per-request state of one attempt. */
-struct set_req {
-	int team, period, gpu, key; /* indexes, -1 = none */
 };
 
 static int set_key_cmp(const void *a, const void *b)
@@ -2214,9 +2209,8 @@ struct set_ctx {
 	struct set_period *periods;
 	struct set_gpu *gpus;
 	struct set_key *keys;
-	struct set_req *rq;
 	int nt, np, ng, nk;
-	struct pg_step *st; /* malloc'd, PG_PIPE_LONG */
+	struct pg_step *st; /* malloc'd, 3 per request + 4 (batch_set_once) */
 	int nst;            /* steps set (to clear) */
 	struct set_arr arr[SET_ALLOC_COLS + SET_AUDIT_COLS + SET_IDEM_COLS];
 };
@@ -2234,7 +2228,6 @@ static void set_ctx_free(struct set_ctx *x)
 	free(x->periods);
 	free(x->gpus);
 	free(x->keys);
-	free(x->rq);
 	arrs_free(x->arr, SET_ALLOC_COLS + SET_AUDIT_COLS + SET_IDEM_COLS);
 }
 
@@ -2367,21 +2360,19 @@ static int set_lock(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **
 	int rc = 0;
 
 	for (int i = 0; i < nq; i++) {
-		struct set_req *q = &x->rq[i];
+		int team = set_team_find(x, qs[i]->r->team);
 		int64_t ps = 0, pe = 0;
 		int j;
 
-		q->team = set_team_find(x, qs[i]->r->team);
-		q->period = q->gpu = q->key = -1;
-		if (q->team < 0 || !x->teams[q->team].found)
+		if (team < 0 || !x->teams[team].found)
 			continue;
-		period_bounds(x->teams[q->team].team.period, qs[i]->now, &ps, &pe);
+		period_bounds(x->teams[team].team.period, qs[i]->now, &ps, &pe);
 		for (j = 0; j < x->np; j++)
-			if (x->periods[j].team == q->team && x->periods[j].ps == ps)
+			if (x->periods[j].team == team && x->periods[j].ps == ps)
 				break;
 		if (j == x->np) {
 			memset(&x->periods[j], 0, sizeof(x->periods[j]));
-			x->periods[j].team = q->team;
+			x->periods[j].team = team;
 			x->periods[j].ps = ps;
 			x->periods[j].pe = pe;
 			x->np++;
@@ -2434,9 +2425,8 @@ static int set_lock(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **
 	return rc;
 }
 
-/* Decides request i (queue order) on the running totals and stages its writes. */
-static int set_decide(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req *q,
-		      struct set_req *sq, int64_t now_unused)
+/* Decides request q (in queue order) on the running totals and stages its writes. */
+static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 {
 	const struct alloc_request *r = q->r;
 	struct idem *idem = q->idem;
@@ -2450,9 +2440,8 @@ static int set_decide(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req 
 	struct set_key *K = NULL;
 	int64_t est = 0;
 	char *audit = NULL;
-	int rc = 0, status = 0;
+	int rc = 0, status = 0, ti, gi;
 
-	(void)now_unused;
 	memset(lo, 0, sizeof(*lo));
 	if (idem && idem->key) {
 		struct set_key probe = {.token = q->who->token_id, .key = idem->key};
@@ -2478,22 +2467,22 @@ static int set_decide(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req 
 			return 0;
 		}
 	}
-	if (sq->team < 0 || !x->teams[sq->team].found) {
+	ti = set_team_find(x, r->team);
+	if (ti < 0 || !x->teams[ti].found) {
 		snprintf(q->err, sizeof(q->err), "unknown team '%s'", r->team);
 		return ERR_NOT_FOUND;
 	}
-	team = &x->teams[sq->team].team;
+	team = &x->teams[ti].team;
 	{
 		int64_t ps = 0, pe = 0;
 
 		period_bounds(team->period, q->now, &ps, &pe);
 		for (int j = 0; j < x->np; j++)
-			if (x->periods[j].team == sq->team && x->periods[j].ps == ps)
+			if (x->periods[j].team == ti && x->periods[j].ps == ps)
 				P = &x->periods[j];
 	}
-	for (int j = 0; j < x->ng; j++)
-		if (strcmp(x->gpus[j].id, r->gpu_type) == 0)
-			G = &x->gpus[j];
+	gi = set_gpu_find(x, r->gpu_type);
+	G = gi >= 0 ? &x->gpus[gi] : NULL;
 	if (!P) {
 		snprintf(q->err, sizeof(q->err), "internal: period not locked");
 		return ERR_STORE;
@@ -2629,11 +2618,10 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 	x.periods = calloc((size_t)nq, sizeof(*x.periods));
 	x.gpus = calloc((size_t)nq, sizeof(*x.gpus));
 	x.keys = calloc((size_t)nq, sizeof(*x.keys));
-	x.rq = calloc((size_t)nq, sizeof(*x.rq));
 	/* Not zeroed: set_step initialises what it hands out.  The longest pipeline
 	 * (set_read with a key per request) has 3 steps per request plus 2. */
 	x.st = malloc(sizeof(*x.st) * (size_t)(3 * nq + 4));
-	if (!x.teams || !x.periods || !x.gpus || !x.keys || !x.rq || !x.st) {
+	if (!x.teams || !x.periods || !x.gpus || !x.keys || !x.st) {
 		set_ctx_free(&x);
 		return ERR_NOMEM;
 	}
@@ -2650,7 +2638,7 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 	if (rc != 0)
 		goto out;
 	for (int i = 0; i < nq; i++) {
-		qs[i]->rc = set_decide(c, &x, qs[i], &x.rq[i], now);
+		qs[i]->rc = set_decide(&x, qs[i]);
 		if (qs[i]->rc == ERR_NOMEM || (qs[i]->rc == ERR_STORE && !qs[i]->keep)) {
 			rc = qs[i]->rc;
 			conn_err(c, "%s", qs[i]->err[0] ? qs[i]->err : err_name(rc));
@@ -2748,7 +2736,7 @@ static void batch_lead(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 {
 	int rc;
 
-	if (getenv("PLINTH_PG_BATCH_SAVEPOINTS")) {
+	if (pg_store_of(c)->batch_savepoints) {
 		qsort(qs, (size_t)nq, sizeof(*qs), req_cmp);
 		rc = PG_RETRYING(c, batch_once(c, qs, nq));
 	} else {
@@ -3792,6 +3780,7 @@ int store_pg_new(const char *url, struct store **out, char *detail)
 	if (!s->url)
 		goto nomem;
 	s->statement_timeout_ms = timeout;
+	s->batch_savepoints = getenv("PLINTH_PG_BATCH_SAVEPOINTS") != NULL;
 	if (pg_tokens_new(url, &s->tokens) != 0)
 		goto nomem;
 	if (pthread_mutex_init(&s->bmu, NULL) != 0)

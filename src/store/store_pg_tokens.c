@@ -24,6 +24,7 @@
  */
 #include "store/store_pg_tokens.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
@@ -49,7 +50,7 @@ struct pg_tokens {
 	pthread_mutex_t mu;
 	uint64_t gen; /* bumped by every forget; guarded by mu */
 	bool live;    /* the listener is listening: entries may be used */
-	bool started, stop;
+	bool started;
 	pthread_t thread;
 	int wake[2]; /* a byte here stops the listener promptly */
 	struct slot slots[SLOTS];
@@ -191,11 +192,15 @@ void pg_tokens_free(struct pg_tokens *t)
 		return;
 	if (t->started) {
 		char b = 1;
+		ssize_t w;
 
-		if (write(t->wake[1], &b, 1) == 1)
+		/* One byte into an empty pipe whose reader is open cannot fail but for EINTR. */
+		while ((w = write(t->wake[1], &b, 1)) < 0 && errno == EINTR)
+			;
+		if (w == 1)
 			pthread_join(t->thread, NULL);
 		else
-			pthread_detach(t->thread); /* cannot happen with an open pipe */
+			return; /* the listener may still run: leak t rather than free it under it */
 	}
 	close(t->wake[0]);
 	close(t->wake[1]);

@@ -5,6 +5,8 @@
  *
  * usage: bench_pg PLINTH_BIN PG_URL PGBENCH [SECONDS]
  *   PG_URL: a database the benchmark may create schemas in (tools/pg-start.sh).
+ *   BENCH_PG_ONLY=hot64 (or teams8, ...) runs that one level, daemon only:
+ *   for working on one figure, not for reporting it.
  * For 1, 8 and 64 clients and two shapes - 100 teams (spread over 10 GPU
  * types) and one hot team - it prints decisions/s with p50/p99 latency over
  * HTTP keep-alive, then pgbench's transactions/s for the same transaction
@@ -354,6 +356,17 @@ int main(int argc, char **argv)
 
 	for (int shape = 0; shape < 2; shape++) {
 		for (int i = 0; i < 3; i++) {
+			const char *only = getenv("BENCH_PG_ONLY");
+			char name[32];
+
+			snprintf(name, sizeof(name), "%s%d", shape == 1 ? "hot" : "teams", levels[i]);
+			if (only && *only) {
+				if (strcmp(only, name) == 0 &&
+				    daemon_level(baseurl, shape == 1 ? SHAPE_HOT : SHAPE_TEAMS, levels[i],
+						 secs, lat) < 0)
+					goto out;
+				continue;
+			}
 			d[shape][i] = daemon_level(baseurl, shape == 1 ? SHAPE_HOT : SHAPE_TEAMS,
 						   levels[i], secs, lat);
 			p[shape][i] = pgbench_level(pgbench, burl, shape == 1 ? script_h : script_t,
@@ -363,7 +376,7 @@ int main(int argc, char **argv)
 		}
 	}
 	/* The reference ceiling of this machine for any decision: HTTP alone. */
-	if (daemon_level(baseurl, SHAPE_HEALTHZ, 64, secs, lat) < 0)
+	if ((!getenv("BENCH_PG_ONLY") || !*getenv("BENCH_PG_ONLY")) && daemon_level(baseurl, SHAPE_HEALTHZ, 64, secs, lat) < 0)
 		goto out;
 	rc = 0;
 out:

@@ -69,6 +69,8 @@ json_t *render_gpu_type(const struct gpu_type *g, const char *currency);
 json_t *render_team(const struct team *t, const struct team_ledger *l, int64_t now,
 		    const char *currency, int64_t recent_used, int64_t window_s);
 json_t *render_allocation(const struct allocation *a, int64_t now);
+/* The same allocation as compact JSON text (caller frees; *len if len). */
+char *render_allocation_text(const struct allocation *a, int64_t now, size_t *len);
 json_t *render_token(const struct token *t);
 /* A JSON text stored by the store ("[...]" / "{...}") back to JSON; null on error. */
 json_t *render_json_text(const char *text);

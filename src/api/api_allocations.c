@@ -162,12 +162,17 @@ out:
 	return ret;
 }
 
-/* The response for an allocation outcome; also what Idempotency-Key replays. */
-static json_t *outcome_json(struct req *r, int rc, const struct alloc_outcome *o, int *status)
+/*
+ * The response text for an allocation outcome; also what Idempotency-Key
+ * replays (then without an instance).  An approval is written with jsonw
+ * (the hot path); a refusal is a problem document with the figures.
+ */
+static char *outcome_text(struct req *r, int rc, const struct alloc_outcome *o, int *status,
+			  const char *instance)
 {
 	if (rc == 0) {
 		*status = 201;
-		return render_allocation(&o->alloc, r->now);
+		return render_allocation_text(&o->alloc, r->now, NULL);
 	}
 	char need[MONEY_FMT_LEN], avail[MONEY_FMT_LEN], detail[256];
 	money_format(o->estimated, need, sizeof(need));
@@ -183,10 +188,16 @@ static json_t *outcome_json(struct req *r, int rc, const struct alloc_outcome *o
 	snprintf(type, sizeof(type), "%s%s", HTTP_PROBLEM_BASE,
 		 budget ? "budget-exceeded" : "capacity-exceeded");
 	*status = 409;
-	return json_pack("{s:s, s:s, s:i, s:s, s:o, s:o, s:I}", "type", type, "title",
-			 budget ? "Budget exceeded" : "GPU capacity exceeded", "status", 409,
-			 "detail", detail, "estimated_cost", render_money(o->estimated), "available",
-			 render_money(o->available), "gpus_available", (json_int_t)o->gpus_available);
+	json_t *v = json_pack("{s:s, s:s, s:i, s:s, s:o, s:o, s:I}", "type", type, "title",
+			      budget ? "Budget exceeded" : "GPU capacity exceeded", "status", 409,
+			      "detail", detail, "estimated_cost", render_money(o->estimated),
+			      "available", render_money(o->available), "gpus_available",
+			      (json_int_t)o->gpus_available);
+	if (v != NULL && instance != NULL)
+		json_object_set_new(v, "instance", json_string(instance));
+	char *text = v ? json_dumps(v, HTTP_JSON_FLAGS) : NULL;
+	json_decref(v);
+	return text;
 }
 
 struct render_ctx {
@@ -200,10 +211,7 @@ static char *render_for_idem(void *ctx, int rc, const struct alloc_outcome *o, i
 	struct alloc_outcome copy = *o;
 	if (rc != 0)
 		copy.alloc.gpu_count = rc_ctx->ar->gpu_count;
-	json_t *v = outcome_json(rc_ctx->r, rc, &copy, status);
-	char *text = v ? json_dumps(v, HTTP_JSON_FLAGS) : NULL;
-	json_decref(v);
-	return text;
+	return outcome_text(rc_ctx->r, rc, &copy, status, NULL);
 }
 
 void api_allocation_create(struct req *r)
@@ -241,12 +249,13 @@ void api_allocation_create(struct req *r)
 	if (rc == 0 || rc == ERR_BUDGET || rc == ERR_CAPACITY) {
 		int status = 0;
 		o.alloc.gpu_count = rc == 0 ? o.alloc.gpu_count : ar.gpu_count;
-		json_t *v = outcome_json(r, rc, &o, &status);
-		if (v != NULL && status >= 400)
-			json_object_set_new(v, "instance", json_string(r->id));
-		reply_json(r, (unsigned)status, v);
-		if (status >= 400)
-			r->ctype = "application/problem+json";
+		char *text = outcome_text(r, rc, &o, &status, r->id);
+		if (text == NULL)
+			reply_take(r, 500, "text/plain", NULL, 0);
+		else
+			reply_take(r, (unsigned)status,
+				   status >= 400 ? "application/problem+json" : "application/json", text,
+				   strlen(text));
 		return;
 	}
 	if (rc == ERR_IDEMPOTENCY) {

@@ -3,12 +3,14 @@
  * resource the same way.  Money is a decimal string, times RFC 3339 UTC.
  */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "api/api.h"
 #include "core/cost.h"
 #include "core/ledger.h"
 #include "core/money.h"
 #include "core/timeutil.h"
+#include "util/jsonw.h"
 
 json_t *render_money(int64_t micros)
 {
@@ -74,7 +76,27 @@ json_t *render_team(const struct team *t, const struct team_ledger *l, int64_t n
 			 render_time(exhaust), "running_allocations", (json_int_t)l->running);
 }
 
-json_t *render_allocation(const struct allocation *a, int64_t now)
+/* A money member as a decimal string (null if it cannot be printed). */
+static void jw_money(struct jsonw *w, const char *key, int64_t micros)
+{
+	char buf[MONEY_FMT_LEN];
+	jw_str(w, key, money_format(micros, buf, sizeof(buf)) < 0 ? NULL : buf);
+}
+
+static void jw_time(struct jsonw *w, const char *key, int64_t t)
+{
+	char buf[TIME_FMT_LEN];
+	if (t == 0) {
+		jw_null(w, key);
+		return;
+	}
+	time_format_rfc3339(t, buf);
+	jw_str(w, key, buf);
+}
+
+/* The one definition of an allocation's JSON: written with jsonw because
+ * POST /v1/allocations answers with it on the hot path. */
+static void render_allocation_w(struct jsonw *w, const struct allocation *a, int64_t now)
 {
 	int64_t accrued = 0;
 	if (a->status == ALLOC_RUNNING &&
@@ -83,21 +105,46 @@ json_t *render_allocation(const struct allocation *a, int64_t now)
 		accrued = a->estimated_micros;
 	if (a->status == ALLOC_COMPLETED)
 		accrued = a->actual_micros;
-	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:o, s:s, s:o, s:s, s:o, s:o, s:o, s:o, s:o, "
-			 "s:o, s:o, s:o, s:o, s:s}",
-			 "id", a->id, "team", a->team, "project", a->project, "gpu_type", a->gpu_type,
-			 "gpu_count", (json_int_t)a->gpu_count, "max_runtime_hours",
-			 render_hours(a->max_runtime_us), "purpose", a->purpose, "labels",
-			 render_json_text(a->labels_json), "status", alloc_status_name(a->status),
-			 "price_per_gpu_hour", render_money(a->price_micros), "estimated_cost",
-			 render_money(a->estimated_micros), "actual_cost",
-			 a->actual_micros >= 0 && a->status == ALLOC_COMPLETED
-				 ? render_money(a->actual_micros)
-				 : json_null(),
-			 "accrued_cost", render_money(accrued), "approved_at",
-			 render_time(a->approved_at), "expires_at", render_time(a->expires_at),
-			 "started_at", render_time(a->started_at), "ended_at", render_time(a->ended_at),
-			 "period_start", render_time(a->period_start), "created_by", a->created_by);
+	jw_open(w, NULL);
+	jw_str(w, "id", a->id);
+	jw_str(w, "team", a->team);
+	jw_str(w, "project", a->project);
+	jw_str(w, "gpu_type", a->gpu_type);
+	jw_int(w, "gpu_count", a->gpu_count);
+	jw_fixed(w, "max_runtime_hours", a->max_runtime_us / USEC_PER_MICROHOUR, 6);
+	jw_str(w, "purpose", a->purpose);
+	jw_raw(w, "labels", a->labels_json[0] ? a->labels_json : NULL);
+	jw_str(w, "status", alloc_status_name(a->status));
+	jw_money(w, "price_per_gpu_hour", a->price_micros);
+	jw_money(w, "estimated_cost", a->estimated_micros);
+	if (a->actual_micros >= 0 && a->status == ALLOC_COMPLETED)
+		jw_money(w, "actual_cost", a->actual_micros);
+	else
+		jw_null(w, "actual_cost");
+	jw_money(w, "accrued_cost", accrued);
+	jw_time(w, "approved_at", a->approved_at);
+	jw_time(w, "expires_at", a->expires_at);
+	jw_time(w, "started_at", a->started_at);
+	jw_time(w, "ended_at", a->ended_at);
+	jw_time(w, "period_start", a->period_start);
+	jw_str(w, "created_by", a->created_by);
+	jw_close(w);
+}
+
+char *render_allocation_text(const struct allocation *a, int64_t now, size_t *len)
+{
+	struct jsonw w;
+	jw_init(&w);
+	render_allocation_w(&w, a, now);
+	return jw_finish(&w, len);
+}
+
+json_t *render_allocation(const struct allocation *a, int64_t now)
+{
+	char *text = render_allocation_text(a, now, NULL);
+	json_t *v = text ? json_loads(text, 0, NULL) : NULL;
+	free(text);
+	return v;
 }
 
 json_t *render_token(const struct token *t)

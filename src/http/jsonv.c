@@ -9,31 +9,13 @@
 #include <string.h>
 
 #include "core/money.h"
-
-/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no
- * surrogates, <= U+10FFFF), or 0 when the bytes there are not one. */
-static size_t utf8_seq_len(const unsigned char *s)
-{
-	if (s[0] < 0x80)
-		return 1;
-	size_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
-	if (n == 0 || s[0] > 0xf4)
-		return 0;
-	for (size_t i = 1; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	if (n == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0)))
-		return 0;
-	if (n == 4 && ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90)))
-		return 0;
-	return n;
-}
+#include "util/jsonw.h"
 
 void jsonv_utf8_sanitize(char *s)
 {
 	unsigned char *p = (unsigned char *)s;
 	while (*p != '\0') {
-		size_t n = utf8_seq_len(p);
+		size_t n = jw_utf8_seq_len(p);
 		if (n == 0)
 			*p++ = '?';
 		else

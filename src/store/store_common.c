@@ -22,6 +22,7 @@
 #include "core/money.h"
 #include "core/period.h"
 #include "core/timeutil.h"
+#include "util/jsonw.h"
 #include "util/util.h"
 
 int64_t store_day_ceil(int64_t t)
@@ -86,25 +87,45 @@ json_t *store_json_team(const void *p)
 			 (json_int_t)t->updated_at);
 }
 
+/* Written with jsonw: the set-based PostgreSQL batch renders one per
+ * approval.  labels_json is always compact JSON made by the API. */
+char *store_alloc_json_text(const struct allocation *a)
+{
+	char price[MONEY_FMT_LEN], est[MONEY_FMT_LEN], actual[MONEY_FMT_LEN];
+	struct jsonw w;
+
+	jw_init(&w);
+	jw_open(&w, NULL);
+	jw_str(&w, "id", a->id);
+	jw_str(&w, "team", a->team);
+	jw_str(&w, "project", a->project);
+	jw_str(&w, "gpu_type", a->gpu_type);
+	jw_int(&w, "gpu_count", a->gpu_count);
+	jw_int(&w, "max_runtime_us", a->max_runtime_us);
+	jw_str(&w, "price_per_gpu_hour", store_fmt_money(a->price_micros, price));
+	jw_str(&w, "estimated_cost", store_fmt_money(a->estimated_micros, est));
+	jw_str(&w, "status", alloc_status_name(a->status));
+	jw_str(&w, "purpose", a->purpose);
+	jw_raw(&w, "labels", a->labels_json[0] ? a->labels_json : NULL);
+	jw_str(&w, "created_by", a->created_by);
+	jw_int(&w, "period_start", a->period_start);
+	jw_int(&w, "approved_at", a->approved_at);
+	jw_int(&w, "expires_at", a->expires_at);
+	jw_int(&w, "started_at", a->started_at);
+	jw_int(&w, "ended_at", a->ended_at);
+	jw_str(&w, "actual_cost",
+	       a->actual_micros < 0 ? NULL : store_fmt_money(a->actual_micros, actual));
+	jw_close(&w);
+	return jw_finish(&w, NULL);
+}
+
 json_t *store_json_alloc(const void *p)
 {
-	const struct allocation *a = p;
-	char price[MONEY_FMT_LEN], est[MONEY_FMT_LEN], actual[MONEY_FMT_LEN];
+	char *text = store_alloc_json_text(p);
+	json_t *j = text ? json_loads(text, 0, NULL) : NULL;
 
-	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:I,"
-			 " s:I, s:I, s:o}",
-			 "id", a->id, "team", a->team, "project", a->project, "gpu_type", a->gpu_type,
-			 "gpu_count", (json_int_t)a->gpu_count, "max_runtime_us",
-			 (json_int_t)a->max_runtime_us, "price_per_gpu_hour",
-			 store_fmt_money(a->price_micros, price), "estimated_cost",
-			 store_fmt_money(a->estimated_micros, est), "status", alloc_status_name(a->status),
-			 "purpose", a->purpose, "labels", store_json_text(a->labels_json), "created_by",
-			 a->created_by, "period_start", (json_int_t)a->period_start, "approved_at",
-			 (json_int_t)a->approved_at, "expires_at", (json_int_t)a->expires_at,
-			 "started_at", (json_int_t)a->started_at, "ended_at", (json_int_t)a->ended_at,
-			 "actual_cost",
-			 a->actual_micros < 0 ? json_null()
-					      : json_string(store_fmt_money(a->actual_micros, actual)));
+	free(text);
+	return j;
 }
 
 /* Compact JSON text of j (consumed); NULL j gives NULL text. */

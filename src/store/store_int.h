@@ -46,6 +46,8 @@ json_t *store_json_token(const void *p);
 json_t *store_json_gpu(const void *p);
 json_t *store_json_team(const void *p);
 json_t *store_json_alloc(const void *p);
+/* The same as compact JSON text (caller frees), or NULL without memory. */
+char *store_alloc_json_text(const struct allocation *a);
 
 /* Compact JSON text of j (consumed) into *out (owned by the caller); !want gives NULL. */
 int store_json_take_text(json_t *j, bool want, char **out);

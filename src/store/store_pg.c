@@ -69,6 +69,9 @@ struct pg_conn {
 	const char *prepared[PG_CACHE_MAX]; /* identity: address of a static SQL string */
 	size_t nprepared;
 	bool in_tx;
+	/* Set while this connection leads a group commit that holds a leader slot. */
+	bool leading;
+	int lead_slot; /* its lead_team slot, or -1 */
 	char err[STORE_DETAIL_LEN];
 };
 
@@ -1664,6 +1667,26 @@ static const char SQL_PERIOD_MOVE_RET[] =
 	" WHERE team_id = $2 AND period_start = $3 RETURNING spent, reserved";
 static const char SQL_GPU_MOVE_RET[] =
 	"UPDATE gpu_types SET allocated = allocated + $1 WHERE id = $2 RETURNING allocated, capacity";
+/*
+ * The set-based batch sends its COMMIT in the same pipeline as its writes,
+ * so the defensive re-check of the moves must abort the transaction inside
+ * SQL: a failed check (or a missing row) casts its message to int, which
+ * raises an error, and the pipeline skips the COMMIT.  The message names
+ * count(*) so that the planner cannot fold (and raise) it while planning
+ * with known parameters.  $4: the team's budget.
+ */
+static const char SQL_PERIOD_MOVE_CHECKED[] =
+	"WITH u AS (UPDATE team_periods SET reserved = reserved + $1"
+	" WHERE team_id = $2 AND period_start = $3 RETURNING spent, reserved)"
+	" SELECT CASE WHEN count(*) = 1 AND max(spent + reserved) <= $4 THEN 0"
+	" ELSE ('ledger invariant violated for team ' || $2 || ', rows: ' || count(*))::int END"
+	" FROM u";
+static const char SQL_GPU_MOVE_CHECKED[] =
+	"WITH u AS (UPDATE gpu_types SET allocated = allocated + $1 WHERE id = $2"
+	" RETURNING allocated, capacity)"
+	" SELECT CASE WHEN count(*) = 1 AND max(allocated - capacity) <= 0 THEN 0"
+	" ELSE ('capacity invariant violated for gpu type ' || $2 || ', rows: ' || count(*))::int"
+	" END FROM u";
 
 /*
  * An approval's moves as they now stand (RETURNING of the period and GPU
@@ -1819,7 +1842,8 @@ static int allocate_part(struct pg_conn *c, struct pg_alloc_req *q)
 			conn_err(c, "cannot generate an allocation id");
 			goto out;
 		}
-		rc = store_json_take_text(store_json_alloc(a), true, &audit);
+		audit = store_alloc_json_text(a);
+		rc = audit ? 0 : ERR_NOMEM;
 		if (rc != 0) {
 			conn_err(c, "out of memory rendering the audit row");
 			goto out;
@@ -2509,7 +2533,8 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 			snprintf(q->err, sizeof(q->err), "cannot generate an allocation id");
 			return rc;
 		}
-		rc = store_json_take_text(store_json_alloc(a), true, &audit);
+		audit = store_alloc_json_text(a);
+		rc = audit ? 0 : ERR_NOMEM;
 		if (rc != 0) {
 			snprintf(q->err, sizeof(q->err), "out of memory rendering the audit row");
 			return rc;
@@ -2592,6 +2617,52 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 	return rc;
 }
 
+static bool can_lead(const struct pg_store *s);
+
+/*
+ * Gives up the leader slot once the batch has committed: its row locks are
+ * free, so the next batch of a hot team may start while this one waits for
+ * its WAL flush (batch_durable).
+ */
+static void batch_step_aside(struct pg_conn *c)
+{
+	struct pg_store *s = pg_store_of(c);
+
+	if (!c->leading)
+		return;
+	pthread_mutex_lock(&s->bmu);
+	s->leading--;
+	if (c->lead_slot >= 0)
+		s->lead_team[c->lead_slot] = NULL;
+	c->leading = false;
+	c->lead_slot = -1;
+	if (can_lead(s))
+		pthread_cond_signal(&s->bhead->cv);
+	pthread_mutex_unlock(&s->bmu);
+}
+
+/*
+ * The set-based batch commits with synchronous_commit off, which releases
+ * its row locks without waiting for the disk; nobody is answered until this
+ * returns.  A transaction that takes an xid commits with the server's own
+ * synchronous_commit, and its flush (to disk, and to synchronous standbys)
+ * covers every earlier WAL record, the batch's commit included.  A failure
+ * here leaves the batch's durability unknown: 503, never a retry.
+ */
+static const char SQL_ASYNC_COMMIT[] = "SET LOCAL synchronous_commit = off";
+static const char SQL_WAL_FLUSH[] = "SELECT pg_current_xact_id()";
+
+static int batch_durable(struct pg_conn *c)
+{
+	char why[sizeof(c->err)];
+
+	if (q_exec(c, SQL_WAL_FLUSH, "") >= 0)
+		return 0;
+	snprintf(why, sizeof(why), "%s", c->err);
+	conn_err(c, "the batch committed but its durability is unknown: %.300s", why);
+	return ERR_UNAVAILABLE;
+}
+
 /*
  * One attempt at a set-based batch.  Returns 0 when the COMMIT succeeded
  * (each q->rc is then that request's answer), else the batch's failure:
@@ -2660,11 +2731,12 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 	}
 	for (int i = 0; i < x.np && rc == 0; i++)
 		if (x.periods[i].d_reserved > 0)
-			rc = step_set(c, set_step(&x), SQL_PERIOD_MOVE_RET, "iti", x.periods[i].d_reserved,
-				      x.teams[x.periods[i].team].team.id, x.periods[i].ps);
+			rc = step_set(c, set_step(&x), SQL_PERIOD_MOVE_CHECKED, "itii",
+				      x.periods[i].d_reserved, x.teams[x.periods[i].team].team.id,
+				      x.periods[i].ps, x.teams[x.periods[i].team].team.budget_micros);
 	for (int i = 0; i < x.ng && rc == 0; i++)
 		if (x.gpus[i].d_alloc > 0)
-			rc = step_set(c, set_step(&x), SQL_GPU_MOVE_RET, "it", x.gpus[i].d_alloc,
+			rc = step_set(c, set_step(&x), SQL_GPU_MOVE_CHECKED, "it", x.gpus[i].d_alloc,
 				      x.gpus[i].id);
 	if (nal > 0 && rc == 0) {
 		struct pg_step *s = set_step(&x);
@@ -2684,44 +2756,18 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 			rc = v ? params_add(c, &s->p, "t", v) : ERR_NOMEM;
 		}
 	}
-	if (rc == 0 && x.nst > 0)
+	/* One round trip fewer: the COMMIT rides with the writes (see SQL_*_CHECKED),
+	 * without waiting for the disk (see batch_durable). */
+	if (rc == 0)
+		rc = step_set(c, set_step(&x), SQL_ASYNC_COMMIT, "");
+	if (rc == 0)
+		rc = step_set(c, set_step(&x), SQL_COMMIT, "");
+	if (rc == 0)
 		rc = pq_pipeline(c, x.st, x.nst);
-	if (rc != 0)
-		goto out;
-	/* The moves as they now stand: a defensive re-check of the rule. */
-	{
-		int k = nal > 0 ? 1 : 0;
-
-		for (int i = 0; i < x.np && rc == 0; i++) {
-			const struct team *t = &x.teams[x.periods[i].team].team;
-			PGresult *r;
-
-			if (x.periods[i].d_reserved <= 0)
-				continue;
-			r = x.st[k++].res;
-			if (PQntuples(r) != 1) {
-				conn_err(c, "ledger row of team '%s' is missing", t->id);
-				rc = ERR_STORE;
-			} else if (col_i64(r, 0, 0) > t->budget_micros - col_i64(r, 0, 1)) {
-				conn_err(c, "ledger invariant violated for team '%s'", t->id);
-				rc = ERR_STORE;
-			}
-		}
-		for (int i = 0; i < x.ng && rc == 0; i++) {
-			PGresult *r;
-
-			if (x.gpus[i].d_alloc <= 0)
-				continue;
-			r = x.st[k++].res;
-			if (PQntuples(r) != 1) {
-				conn_err(c, "gpu type '%s' is missing", x.gpus[i].id);
-				rc = ERR_STORE;
-			} else if (col_i64(r, 0, 0) > col_i64(r, 0, 1)) {
-				conn_err(c, "capacity invariant violated for gpu type '%s'",
-					 x.gpus[i].id);
-				rc = ERR_STORE;
-			}
-		}
+	if (rc == 0) {
+		c->in_tx = false; /* committed */
+		batch_step_aside(c);
+		rc = batch_durable(c); /* never PG_RETRY: the batch must not run twice */
 	}
 out:
 	fin = tx_finish(c, rc == 0);
@@ -2852,17 +2898,22 @@ static int pg_allocate(struct store_conn *bc, const struct actor *who, const str
 			}
 		if (can_lead(s))
 			pthread_cond_signal(&s->bhead->cv);
+		c->leading = true;
+		c->lead_slot = slot;
 		pthread_mutex_unlock(&s->bmu);
 		batch_lead(c, batch, nq);
 		pthread_mutex_lock(&s->bmu);
-		if (slot >= 0)
-			s->lead_team[slot] = NULL;
+		if (c->leading) { /* not given up at its COMMIT (batch_step_aside) */
+			if (slot >= 0)
+				s->lead_team[slot] = NULL;
+			s->leading--;
+			c->leading = false;
+		}
 		for (int i = 0; i < nq; i++) {
 			batch[i]->done = true;
 			if (batch[i] != &q)
 				pthread_cond_signal(&batch[i]->cv);
 		}
-		s->leading--;
 		if (s->bhead)
 			pthread_cond_signal(&s->bhead->cv);
 	}

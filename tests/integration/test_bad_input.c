@@ -494,6 +494,24 @@ static void test_huge_headers(void **state)
 	ITEST_STATUS(itest_req(d, "GET", "/v1/teams", d->admin, NULL), 200);
 }
 
+/* One 8 KiB header (a big cookie from another app on the same host) is
+ * still served: the per-connection memory limit leaves room for it. */
+static void test_big_header_served(void **state)
+{
+	struct itest_daemon *d = *state;
+	const char *headers[2] = {NULL, NULL};
+	struct itest_resp r = {0};
+
+	headers[0] = itest_strf(d, "Cookie: c=%s", repeat_char(d, 'c', 8 * 1024));
+	assert_int_equal(itest_http(d->curl, d->base_url, "GET", "/v1/teams", d->admin, NULL, 0,
+				    headers, &r),
+			 0);
+	if (r.status != 200)
+		fprintf(stderr, "8 KiB header: got HTTP %ld\n", r.status);
+	assert_int_equal(r.status, 200);
+	itest_resp_clear(&r);
+}
+
 /* Methods the route does not have: 405 with Allow, and nothing changes. */
 static void test_method_not_allowed(void **state)
 {
@@ -515,6 +533,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_bad_request_table, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_big_header_served, itest_setup_daemon, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_huge_headers, itest_setup_daemon, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_method_not_allowed, itest_setup_daemon, itest_teardown_daemon),
 	};

@@ -9,7 +9,8 @@
  *   for working on one figure, not for reporting it.
  * For 1, 8 and 64 clients and two shapes - 100 teams (spread over 10 GPU
  * types) and one hot team - it prints decisions/s with p50/p99 latency over
- * HTTP keep-alive, then pgbench's transactions/s for the same transaction
+ * HTTP keep-alive (every client connection driven by one epoll thread,
+ * lg_run), then pgbench's transactions/s for the same transaction
  * (lock the team's period row, lock the GPU type row, insert the
  * allocation, move reserved and allocated, append an audit row), and the
  * ratio.  Lines starting with RESULT are for scripts.
@@ -20,7 +21,6 @@
  */
 #include <errno.h>
 #include <libpq-fe.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -94,65 +94,41 @@ enum shape { SHAPE_TEAMS, SHAPE_HOT, SHAPE_HEALTHZ };
 static const char *const SHAPE_NAMES[] = {"teams", "hot", "healthz"};
 
 struct run {
-	const char *base;
 	enum shape shape;
-	int clients;
-	int64_t until;
-	pthread_mutex_t mu;
 	int64_t *lat; /* microseconds, one per decision */
 	int nlat;
 	int errors;
+	char body[MAX_CLIENTS][256];
 };
 
-struct client {
-	struct run *run;
-	int index;
-};
-
-static void *client_main(void *p)
+static const char *run_body(void *ctx, int conn, int index)
 {
-	struct client *c = p;
-	struct run *run = c->run;
-	struct lg_conn *conn = malloc(sizeof(*conn));
-	int i = 0;
+	struct run *run = ctx;
+	int team = (conn * 37 + index) % NTEAMS;
 
-	if (!conn || lg_open(conn, run->base) != 0) {
-		pthread_mutex_lock(&run->mu);
-		run->errors++;
-		pthread_mutex_unlock(&run->mu);
-		free(conn);
+	if (run->shape == SHAPE_HEALTHZ)
 		return NULL;
-	}
-	while (now_us() < run->until) {
-		char body[256];
-		int team = (c->index * 37 + i++) % NTEAMS;
-		int64_t t0;
-		long st;
+	if (run->shape == SHAPE_HOT)
+		snprintf(run->body[conn], sizeof(run->body[conn]),
+			 "{\"team\":\"hot\",\"project\":\"b\",\"gpu_type\":\"bg0\","
+			 "\"gpu_count\":1,\"max_runtime_hours\":1}");
+	else
+		snprintf(run->body[conn], sizeof(run->body[conn]),
+			 "{\"team\":\"t%d\",\"project\":\"b\",\"gpu_type\":\"bg%d\","
+			 "\"gpu_count\":1,\"max_runtime_hours\":1}",
+			 team, team % NGPUS);
+	return run->body[conn];
+}
 
-		if (run->shape == SHAPE_HOT)
-			snprintf(body, sizeof(body),
-				 "{\"team\":\"hot\",\"project\":\"b\",\"gpu_type\":\"bg0\","
-				 "\"gpu_count\":1,\"max_runtime_hours\":1}");
-		else
-			snprintf(body, sizeof(body),
-				 "{\"team\":\"t%d\",\"project\":\"b\",\"gpu_type\":\"bg%d\","
-				 "\"gpu_count\":1,\"max_runtime_hours\":1}",
-				 team, team % NGPUS);
-		t0 = now_us();
-		if (run->shape == SHAPE_HEALTHZ)
-			st = lg_request(conn, "GET", "/healthz", ADMIN, NULL) == 200 ? 201 : -1;
-		else
-			st = lg_request(conn, "POST", "/v1/allocations", ADMIN, body);
-		pthread_mutex_lock(&run->mu);
-		if (st == 201 && run->nlat < MAX_SAMPLES)
-			run->lat[run->nlat++] = now_us() - t0;
-		else if (st != 201)
-			run->errors++;
-		pthread_mutex_unlock(&run->mu);
-	}
-	lg_close(conn);
-	free(conn);
-	return NULL;
+static void run_done(void *ctx, long status, int64_t latency_us)
+{
+	struct run *run = ctx;
+	long want = run->shape == SHAPE_HEALTHZ ? 200 : 201;
+
+	if (status == want && run->nlat < MAX_SAMPLES)
+		run->lat[run->nlat++] = latency_us;
+	else if (status != want)
+		run->errors++;
 }
 
 static int cmp64(const void *a, const void *b)
@@ -162,36 +138,39 @@ static int cmp64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Runs one level; prints and returns decisions/s. */
+/* Runs one level (all clients on one epoll thread); prints and returns decisions/s. */
 static double daemon_level(const char *base, enum shape shape, int clients, int secs, int64_t *lat)
 {
-	struct run run = {.base = base, .shape = shape, .clients = clients, .lat = lat};
-	pthread_t tids[MAX_CLIENTS];
-	struct client cs[MAX_CLIENTS];
+	struct run *run = calloc(1, sizeof(*run));
+	struct lg_loop l = {.base = base, .conns = clients, .token = ADMIN, .body = run_body,
+			    .done = run_done, .ctx = run};
 	int64_t t0;
 	double rate, p50 = 0, p99 = 0;
 
-	pthread_mutex_init(&run.mu, NULL);
+	if (!run)
+		return -1;
+	run->shape = shape;
+	run->lat = lat;
+	l.method = shape == SHAPE_HEALTHZ ? "GET" : "POST";
+	l.path = shape == SHAPE_HEALTHZ ? "/healthz" : "/v1/allocations";
 	t0 = now_us();
-	run.until = t0 + (int64_t)secs * 1000000;
-	for (int i = 0; i < clients; i++) {
-		cs[i].run = &run;
-		cs[i].index = i;
-		if (pthread_create(&tids[i], NULL, client_main, &cs[i]) != 0)
-			return -1;
+	l.until_us = t0 + (int64_t)secs * 1000000;
+	if (lg_run(&l) != 0) {
+		fprintf(stderr, "bench_pg: the load client failed (%s, %d clients)\n",
+			SHAPE_NAMES[shape], clients);
+		free(run);
+		return -1;
 	}
-	for (int i = 0; i < clients; i++)
-		pthread_join(tids[i], NULL);
-	rate = run.nlat / ((now_us() - t0) / 1e6);
-	if (run.nlat > 0) {
-		qsort(lat, (size_t)run.nlat, sizeof(*lat), cmp64);
-		p50 = lat[run.nlat / 2] / 1000.0;
-		p99 = lat[(size_t)((run.nlat - 1) * 0.99)] / 1000.0;
+	rate = run->nlat / ((now_us() - t0) / 1e6);
+	if (run->nlat > 0) {
+		qsort(lat, (size_t)run->nlat, sizeof(*lat), cmp64);
+		p50 = lat[run->nlat / 2] / 1000.0;
+		p99 = lat[(size_t)((run->nlat - 1) * 0.99)] / 1000.0;
 	}
 	printf("RESULT who=daemon shape=%s clients=%d rate=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d\n",
-	       SHAPE_NAMES[shape], clients, rate, p50, p99, run.errors);
+	       SHAPE_NAMES[shape], clients, rate, p50, p99, run->errors);
 	fflush(stdout);
-	pthread_mutex_destroy(&run.mu);
+	free(run);
 	return rate;
 }
 

@@ -5,11 +5,14 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static int connect_fd(const struct lg_conn *c)
@@ -81,15 +84,37 @@ static const char *header(const char *buf, const char *name)
 	return NULL;
 }
 
+/* Whether buf[0..have) holds one whole response: 1 (with *status), 0 when
+ * more must be read, -1 when it can never be one we read. */
+static int response_complete(const char *buf, size_t have, size_t cap, long *status)
+{
+	const char *end = strstr(buf, "\r\n\r\n");
+	const char *cl;
+	size_t head, need;
+
+	if (!end)
+		return have >= cap - 1 ? -1 : 0;
+	cl = header(buf, "\r\nContent-Length:");
+	head = (size_t)(end - buf) + 4;
+	if (sscanf(buf, "HTTP/1.%*d %ld", status) != 1)
+		return -1;
+	need = head + (cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0);
+	if (need > cap - 1)
+		return -1; /* bigger than any answer we measure */
+	if (have < need)
+		return 0;
+	return have == need ? 1 : -1; /* no pipelining: nothing extra */
+}
+
 /* Reads one response; its status, or -1. */
 static long read_response(struct lg_conn *c)
 {
-	size_t have = 0, head = 0, need = 0;
+	size_t have = 0;
 	long status = -1;
 
 	for (;;) {
 		ssize_t r = recv(c->fd, c->buf + have, sizeof(c->buf) - 1 - have, 0);
-		char *end;
+		int done;
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -97,34 +122,32 @@ static long read_response(struct lg_conn *c)
 			return -1;
 		have += (size_t)r;
 		c->buf[have] = '\0';
-		if (head == 0 && (end = strstr(c->buf, "\r\n\r\n")) != NULL) {
-			const char *cl = header(c->buf, "\r\nContent-Length:");
-
-			head = (size_t)(end - c->buf) + 4;
-			if (sscanf(c->buf, "HTTP/1.%*d %ld", &status) != 1)
-				return -1;
-			need = head + (cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0);
-			if (need > sizeof(c->buf) - 1)
-				return -1; /* bigger than any answer we measure */
-		}
-		if (head != 0 && have >= need)
-			return have == need ? status : -1; /* no pipelining: nothing extra */
-		if (have == sizeof(c->buf) - 1)
-			return -1;
+		done = response_complete(c->buf, have, sizeof(c->buf), &status);
+		if (done != 0)
+			return done > 0 ? status : -1;
 	}
+}
+
+/* The request text; its length, or -1 when it does not fit. */
+static int format_request(char *out, size_t len, const struct lg_conn *c, const char *method,
+			  const char *path, const char *token, const char *body)
+{
+	size_t blen = body ? strlen(body) : 0;
+	int n = snprintf(out, len,
+			 "%s %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
+			 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+			 method, path, c->host, c->port, token, blen, body ? body : "");
+
+	return n < 0 || (size_t)n >= len ? -1 : n;
 }
 
 long lg_request(struct lg_conn *c, const char *method, const char *path, const char *token,
 		const char *body)
 {
 	char req[4096];
-	size_t blen = body ? strlen(body) : 0;
-	int n = snprintf(req, sizeof(req),
-			 "%s %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
-			 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-			 method, path, c->host, c->port, token, blen, body ? body : "");
+	int n = format_request(req, sizeof(req), c, method, path, token, body);
 
-	if (n < 0 || (size_t)n >= sizeof(req))
+	if (n < 0)
 		return -1;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		long st;
@@ -136,4 +159,115 @@ long lg_request(struct lg_conn *c, const char *method, const char *path, const c
 		lg_close(c); /* the server closed a kept-alive connection: once more */
 	}
 	return -1;
+}
+
+/* ---- many connections, one thread ------------------------------------- */
+
+struct lg_slot {
+	struct lg_conn conn;
+	char req[4096];
+	size_t req_len, sent, have;
+	int64_t t0;
+	int index; /* requests sent on this connection */
+};
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Starts the next request of slot i; -1 on failure. */
+static int slot_send(const struct lg_loop *l, struct lg_slot *sl, int i)
+{
+	const char *body = l->body ? l->body(l->ctx, i, sl->index++) : NULL;
+	int n = format_request(sl->req, sizeof(sl->req), &sl->conn, l->method, l->path, l->token,
+			       body);
+
+	if (n < 0)
+		return -1;
+	sl->req_len = (size_t)n;
+	sl->sent = sl->have = 0;
+	sl->t0 = mono_us();
+	while (sl->sent < sl->req_len) {
+		ssize_t w = send(sl->conn.fd, sl->req + sl->sent, sl->req_len - sl->sent, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1; /* a request is far smaller than a socket buffer */
+		sl->sent += (size_t)w;
+	}
+	return 0;
+}
+
+int lg_run(const struct lg_loop *l)
+{
+	struct lg_slot *slots = calloc((size_t)l->conns, sizeof(*slots));
+	struct epoll_event ev, evs[64];
+	int ep = -1, rc = -1, open = 0;
+
+	if (!slots)
+		return -1;
+	for (int i = 0; i < l->conns; i++)
+		slots[i].conn.fd = -1;
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		goto out;
+	for (int i = 0; i < l->conns; i++) {
+		if (lg_open(&slots[i].conn, l->base) != 0)
+			goto out;
+		ev.events = EPOLLIN;
+		ev.data.u32 = (uint32_t)i;
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, slots[i].conn.fd, &ev) != 0 ||
+		    slot_send(l, &slots[i], i) != 0)
+			goto out;
+		open++;
+	}
+	while (open > 0) {
+		int n = epoll_wait(ep, evs, 64, 1000);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto out;
+		for (int k = 0; k < n; k++) {
+			int i = (int)evs[k].data.u32;
+			struct lg_slot *sl = &slots[i];
+			ssize_t r = recv(sl->conn.fd, sl->conn.buf + sl->have,
+					 sizeof(sl->conn.buf) - 1 - sl->have, MSG_DONTWAIT);
+			long status = -1;
+			int done;
+
+			if (r < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (r <= 0)
+				goto out; /* the daemon closed a connection mid-run */
+			sl->have += (size_t)r;
+			sl->conn.buf[sl->have] = '\0';
+			done = response_complete(sl->conn.buf, sl->have, sizeof(sl->conn.buf), &status);
+			if (done == 0)
+				continue;
+			l->done(l->ctx, done > 0 ? status : -1, mono_us() - sl->t0);
+			if (done < 0)
+				goto out;
+			if (mono_us() >= l->until_us) {
+				epoll_ctl(ep, EPOLL_CTL_DEL, sl->conn.fd, NULL);
+				lg_close(&sl->conn);
+				open--;
+			} else if (slot_send(l, sl, i) != 0) {
+				goto out;
+			}
+		}
+	}
+	rc = 0;
+out:
+	for (int i = 0; i < l->conns; i++)
+		lg_close(&slots[i].conn);
+	if (ep >= 0)
+		close(ep);
+	free(slots);
+	return rc;
 }

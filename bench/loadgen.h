@@ -9,6 +9,8 @@
 #ifndef PLINTH_BENCH_LOADGEN_H
 #define PLINTH_BENCH_LOADGEN_H
 
+#include <stdint.h>
+
 struct lg_conn {
 	int fd; /* -1 when closed */
 	char host[64];
@@ -23,5 +25,25 @@ int lg_open(struct lg_conn *c, const char *base);
 long lg_request(struct lg_conn *c, const char *method, const char *path, const char *token,
 		const char *body);
 void lg_close(struct lg_conn *c);
+
+/*
+ * Many keep-alive connections driven by ONE thread with epoll, like wrk:
+ * each connection sends its next request as soon as its answer is in, until
+ * until_us (CLOCK_MONOTONIC microseconds).  64 client threads would compete
+ * for the cores with the daemon they measure.
+ */
+struct lg_loop {
+	const char *base; /* "http://HOST:PORT" */
+	int conns;
+	int64_t until_us;
+	const char *method, *path, *token;
+	/* The body of request `index` on connection `conn` (NULL: none). */
+	const char *(*body)(void *ctx, int conn, int index);
+	/* Each answer: its status (-1: none) and latency. */
+	void (*done)(void *ctx, long status, int64_t latency_us);
+	void *ctx;
+};
+/* 0 when every connection ran to the end, -1 otherwise. */
+int lg_run(const struct lg_loop *l);
 
 #endif

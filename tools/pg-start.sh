@@ -18,10 +18,14 @@ bin=/usr/lib/postgresql/$ver/bin
 [ -x "$bin/postgres" ] || { echo "pg-start: no PostgreSQL server in $bin" >&2; exit 1; }
 tag="plinth_$(date +%s)_$$"
 pw=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-# A free TCP port from 54000 up, and not the port of any configured cluster:
-# a cluster stopped for a moment (the restart test) keeps its port.
+# A free TCP port from 24000 up, and not the port of any configured cluster:
+# a cluster stopped for a moment (the restart test) keeps its port.  Below the
+# kernel's ephemeral range (32768-60999 by default) on purpose: while the
+# server is down, a daemon reconnecting to a port in that range can be given
+# that very port as its own source port and connect to itself, and then the
+# server cannot listen there again (seen here with 54000).
 taken=$(pg_lsclusters -h 2>/dev/null | awk '{print $3}')
-port=54000
+port=24000
 while (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null || ls /var/run/postgresql/.s.PGSQL.$port >/dev/null 2>&1 \
 	|| ls /tmp/.s.PGSQL.$port >/dev/null 2>&1 || echo "$taken" | grep -qx "$port"; do
 	port=$((port + 1))

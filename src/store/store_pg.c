@@ -48,6 +48,8 @@
 #define PG_BATCH_LEADERS 3 /* group commits running at once per daemon */
 /* Internal only: a deadlock or serialization failure; the operation reruns. */
 #define PG_RETRY (-1000)
+/* Internal only: an optimistic batch met a concurrent change; it reruns locked. */
+#define PG_CONFLICT (-1001)
 
 struct pg_store {
 	struct store base; /* must be first */
@@ -926,6 +928,7 @@ static const char SQL_TOKEN_BY_HASH[] =
 	"SELECT " TOKEN_COLS " FROM tokens WHERE hash = $1 AND revoked_at = 0";
 static const char SQL_GPU_BY_ID[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1";
 static const char SQL_GPU_LOCK[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1 FOR UPDATE";
+static const char SQL_GPU_READ[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1";
 static const char SQL_TEAM_BY_ID[] = "SELECT " TEAM_COLS " FROM teams WHERE id = $1";
 static const char SQL_ALLOC_BY_ID[] = "SELECT " ALLOC_COLS " FROM allocations WHERE id = $1";
 static const char SQL_ALLOC_LOCK[] =
@@ -1271,6 +1274,17 @@ static const char SQL_PERIOD_GET[] =
 static const char SQL_PERIOD_LOCK[] =
 	"SELECT spent, reserved FROM team_periods WHERE team_id = $1 AND period_start = $2"
 	" FOR UPDATE";
+static const char SQL_PERIOD_READ[] =
+	"SELECT spent, reserved FROM team_periods WHERE team_id = $1 AND period_start = $2";
+/* SQL_PERIOD_ENSURE that does not wait: ON CONFLICT alone waits for a
+ * transaction that is updating the existing row, which would hold an
+ * optimistic batch behind the batch before it.  Inserts only when the row is
+ * not in the snapshot; ON CONFLICT still settles a race to create it. */
+static const char SQL_PERIOD_ENSURE_QUIET[] =
+	"INSERT INTO team_periods(team_id, period_start, period_end, spent, reserved)"
+	" SELECT $1::text, $2::bigint, $3::bigint, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM"
+	" team_periods WHERE team_id = $1::text AND period_start = $2::bigint)"
+	" ON CONFLICT (team_id, period_start) DO NOTHING";
 static const char SQL_PERIOD_ENSURE[] =
 	"INSERT INTO team_periods(team_id, period_start, period_end, spent, reserved)"
 	" VALUES ($1, $2, $3, 0, 0) ON CONFLICT (team_id, period_start) DO NOTHING";
@@ -2074,14 +2088,22 @@ out:
 /* ---- set-based batch --------------------------------------------------- */
 
 /*
- * The set-based batch (batch_set_once): the leader locks every involved
- * period row and GPU type row once (same global order as batch_lock), reads
- * spent / reserved / allocated, decides every request in C in queue order
- * on running totals (exactly what consecutive transactions would decide),
- * then sends all writes in ONE pipeline: the allocations, the audit rows and
- * the idempotency rows as one multi-row INSERT each (unnest of arrays), one
- * relative UPDATE per period row and per GPU type with the batch's sums
- * (re-checked on the RETURNING rows), and commits.
+ * The set-based batch (batch_set_once): the leader reads every involved
+ * period row and GPU type row once, decides every request in C in queue
+ * order on running totals (exactly what consecutive transactions would
+ * decide), then sends all writes and the COMMIT in ONE pipeline: the
+ * allocations, the audit rows and the idempotency rows as one multi-row
+ * INSERT each (unnest of arrays), then one relative UPDATE per period row
+ * and per GPU type with the batch's sums, each re-checking the rule inside
+ * SQL (SQL_*_MOVE_CHECKED).
+ *
+ * It is optimistic first: the rows are read without locks, and the UPDATEs
+ * (last, so the locks are held only until the COMMIT) re-check the rule on
+ * the latest committed rows.  A failed re-check means a concurrent change
+ * made the reads stale: the whole batch rolls back and reruns locked (FOR
+ * UPDATE, same global order as batch_lock), where a failed re-check is a bug.
+ * Either way no COMMIT can break the rule, and a batch that committed was
+ * decided on numbers that fit (see docs/architecture.md).
  */
 static const char SQL_ALLOC_INSERT_SET[] =
 	"INSERT INTO allocations(" ALLOC_COLS ") SELECT * FROM unnest($1::text[], $2::text[],"
@@ -2378,8 +2400,12 @@ static int set_read(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **
 	return rc;
 }
 
-/* Locks every period row (by team, then period) and GPU type row (by id): one pipeline. */
-static int set_lock(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **qs, int nq)
+/*
+ * Reads every period row (by team, then period) and GPU type row (by id) in
+ * one pipeline: locked (FOR UPDATE), or - for an optimistic batch - not.
+ */
+static int set_lock(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **qs, int nq,
+		    bool lock)
 {
 	int rc = 0;
 
@@ -2414,13 +2440,14 @@ static int set_lock(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **
 	for (int i = 0; i < x->np && rc == 0; i++) {
 		const char *team = x->teams[x->periods[i].team].team.id;
 
-		rc = step_set(c, set_step(x), SQL_PERIOD_ENSURE, "tii", team, x->periods[i].ps,
-			      x->periods[i].pe);
+		rc = step_set(c, set_step(x), SQL_PERIOD_ENSURE_QUIET, "tii", team,
+			      x->periods[i].ps, x->periods[i].pe);
 		if (rc == 0)
-			rc = step_set(c, set_step(x), SQL_PERIOD_LOCK, "ti", team, x->periods[i].ps);
+			rc = step_set(c, set_step(x), lock ? SQL_PERIOD_LOCK : SQL_PERIOD_READ, "ti",
+				      team, x->periods[i].ps);
 	}
 	for (int i = 0; i < x->ng && rc == 0; i++)
-		rc = step_set(c, set_step(x), SQL_GPU_LOCK, "t", x->gpus[i].id);
+		rc = step_set(c, set_step(x), lock ? SQL_GPU_LOCK : SQL_GPU_READ, "t", x->gpus[i].id);
 	if (rc == 0)
 		rc = pq_pipeline(c, x->st, x->nst);
 	if (rc != 0)
@@ -2620,9 +2647,9 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 static bool can_lead(const struct pg_store *s);
 
 /*
- * Gives up the leader slot once the batch has committed: its row locks are
- * free, so the next batch of a hot team may start while this one waits for
- * its WAL flush (batch_durable).
+ * Gives up the leader slot: the next batch of a hot team may start.  An
+ * optimistic batch does so once it has decided (before its writes), a
+ * locked one once it has committed (its row locks are free).
  */
 static void batch_step_aside(struct pg_conn *c)
 {
@@ -2642,33 +2669,12 @@ static void batch_step_aside(struct pg_conn *c)
 }
 
 /*
- * The set-based batch commits with synchronous_commit off, which releases
- * its row locks without waiting for the disk; nobody is answered until this
- * returns.  A transaction that takes an xid commits with the server's own
- * synchronous_commit, and its flush (to disk, and to synchronous standbys)
- * covers every earlier WAL record, the batch's commit included.  A failure
- * here leaves the batch's durability unknown: 503, never a retry.
+ * One attempt at a set-based batch, optimistic or locked.  Returns 0 when
+ * the COMMIT succeeded (each q->rc is then that request's answer), else the
+ * batch's failure: nothing of it persists, PG_RETRY reruns the whole batch
+ * and PG_CONFLICT (optimistic only) reruns it locked.
  */
-static const char SQL_ASYNC_COMMIT[] = "SET LOCAL synchronous_commit = off";
-static const char SQL_WAL_FLUSH[] = "SELECT pg_current_xact_id()";
-
-static int batch_durable(struct pg_conn *c)
-{
-	char why[sizeof(c->err)];
-
-	if (q_exec(c, SQL_WAL_FLUSH, "") >= 0)
-		return 0;
-	snprintf(why, sizeof(why), "%s", c->err);
-	conn_err(c, "the batch committed but its durability is unknown: %.300s", why);
-	return ERR_UNAVAILABLE;
-}
-
-/*
- * One attempt at a set-based batch.  Returns 0 when the COMMIT succeeded
- * (each q->rc is then that request's answer), else the batch's failure:
- * nothing of it persists, PG_RETRY reruns the whole batch.
- */
-static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
+static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, bool optimistic)
 {
 	struct set_ctx x;
 	int64_t now = qs[0]->now;
@@ -2705,7 +2711,7 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 		break;
 	}
 	if (rc == 0)
-		rc = set_lock(c, &x, qs, nq);
+		rc = set_lock(c, &x, qs, nq, !optimistic);
 	if (rc != 0)
 		goto out;
 	for (int i = 0; i < nq; i++) {
@@ -2729,15 +2735,6 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 			rc = v ? params_add(c, &s->p, "t", v) : ERR_NOMEM;
 		}
 	}
-	for (int i = 0; i < x.np && rc == 0; i++)
-		if (x.periods[i].d_reserved > 0)
-			rc = step_set(c, set_step(&x), SQL_PERIOD_MOVE_CHECKED, "itii",
-				      x.periods[i].d_reserved, x.teams[x.periods[i].team].team.id,
-				      x.periods[i].ps, x.teams[x.periods[i].team].team.budget_micros);
-	for (int i = 0; i < x.ng && rc == 0; i++)
-		if (x.gpus[i].d_alloc > 0)
-			rc = step_set(c, set_step(&x), SQL_GPU_MOVE_CHECKED, "it", x.gpus[i].d_alloc,
-				      x.gpus[i].id);
 	if (nal > 0 && rc == 0) {
 		struct pg_step *s = set_step(&x);
 
@@ -2756,18 +2753,33 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 			rc = v ? params_add(c, &s->p, "t", v) : ERR_NOMEM;
 		}
 	}
-	/* One round trip fewer: the COMMIT rides with the writes (see SQL_*_CHECKED),
-	 * without waiting for the disk (see batch_durable). */
-	if (rc == 0)
-		rc = step_set(c, set_step(&x), SQL_ASYNC_COMMIT, "");
+	/* The moves last: their row locks (taken here by an optimistic batch) are
+	 * then held only until the COMMIT, which rides with the writes (see
+	 * SQL_*_CHECKED). */
+	for (int i = 0; i < x.np && rc == 0; i++)
+		if (x.periods[i].d_reserved > 0)
+			rc = step_set(c, set_step(&x), SQL_PERIOD_MOVE_CHECKED, "itii",
+				      x.periods[i].d_reserved, x.teams[x.periods[i].team].team.id,
+				      x.periods[i].ps, x.teams[x.periods[i].team].team.budget_micros);
+	for (int i = 0; i < x.ng && rc == 0; i++)
+		if (x.gpus[i].d_alloc > 0)
+			rc = step_set(c, set_step(&x), SQL_GPU_MOVE_CHECKED, "it", x.gpus[i].d_alloc,
+				      x.gpus[i].id);
+
 	if (rc == 0)
 		rc = step_set(c, set_step(&x), SQL_COMMIT, "");
-	if (rc == 0)
+	if (rc == 0 && optimistic)
+		batch_step_aside(c); /* the next batch may read and decide meanwhile */
+	if (rc == 0) {
 		rc = pq_pipeline(c, x.st, x.nst);
+		/* An optimistic batch read unlocked rows: a failed re-check is a
+		 * concurrent change, and the batch reruns under the locks. */
+		if (rc == ERR_STORE && optimistic && strstr(c->err, "invariant violated"))
+			rc = PG_CONFLICT;
+	}
 	if (rc == 0) {
 		c->in_tx = false; /* committed */
 		batch_step_aside(c);
-		rc = batch_durable(c); /* never PG_RETRY: the batch must not run twice */
 	}
 out:
 	fin = tx_finish(c, rc == 0);
@@ -2786,7 +2798,9 @@ static void batch_lead(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 		qsort(qs, (size_t)nq, sizeof(*qs), req_cmp);
 		rc = PG_RETRYING(c, batch_once(c, qs, nq));
 	} else {
-		rc = PG_RETRYING(c, batch_set_once(c, qs, nq));
+		rc = PG_RETRYING(c, batch_set_once(c, qs, nq, true));
+		if (rc == PG_CONFLICT)
+			rc = PG_RETRYING(c, batch_set_once(c, qs, nq, false));
 	}
 	if (rc == 0)
 		return;

@@ -4,14 +4,15 @@
  *   - 96 clients spread over 3 replicas racing for a budget that fits
  *     exactly K requests: exactly K approved, every replica reports the
  *     same reserved amount;
+ *   - a batch that read the ledger before another transaction committed a
+ *     reservation reruns under the row locks and refuses (no overspend);
  *   - kill -9 of one replica under load: every acknowledged allocation is
  *     in the database, the other replicas keep serving;
  *   - PostgreSQL crashed (immediate stop: no shutdown checkpoint, WAL
  *     buffers not written) and started again under load: only 503 while it
  *     is down (never 500, never a wrong approval), /readyz fails while down,
  *     service resumes without restarting the daemons, nothing acknowledged
- *     is lost (the set-based batch commits asynchronously and answers only
- *     after its WAL flush: without that wait this loses answered rows);
+ *     is lost;
  *   - a token revoked on one replica is refused there at once and on the
  *     others within a second (their token caches hear the revocation's
  *     NOTIFY), and from then on for good.
@@ -22,6 +23,7 @@
 #include "itest.h"
 #include "itest_pg.h"
 
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -80,6 +82,99 @@ static json_t *get_json(struct itest_daemon *d, const char *path)
 static const char ALLOC_BODY[] =
 	"{\"team\":\"%s\",\"project\":\"p\",\"gpu_type\":\"r1\",\"gpu_count\":1,"
 	"\"max_runtime_hours\":1}";
+
+/* ---- a stale read: the optimistic batch must rerun locked -------------------- */
+
+struct stale_post {
+	struct itest_daemon *d;
+	long status;
+	int done;
+	pthread_mutex_t mu;
+};
+
+static void *stale_post_main(void *p)
+{
+	struct stale_post *sp = p;
+	CURL *h = curl_easy_init();
+	struct itest_resp r = {0};
+	char body[256];
+
+	snprintf(body, sizeof(body), ALLOC_BODY, "stale");
+	if (h != NULL)
+		itest_http(h, sp->d->base_url, "POST", "/v1/allocations", sp->d->admin, body,
+			   strlen(body), NULL, &r);
+	pthread_mutex_lock(&sp->mu);
+	sp->status = r.status;
+	sp->done = 1;
+	pthread_mutex_unlock(&sp->mu);
+	itest_resp_clear(&r);
+	if (h != NULL)
+		curl_easy_cleanup(h);
+	return NULL;
+}
+
+static int stale_exec(PGconn *db, const char *sql)
+{
+	PGresult *r = PQexec(db, sql);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+
+	if (!ok)
+		fprintf(stderr, "%s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
+/*
+ * The batch reads the ledger (1.00 of the team's 10.00 reserved) and
+ * approves a 1.00 request; before its writes reach the period row, another
+ * transaction (standing in for another replica) commits a reservation of
+ * 8.50.  The test holds the audit table in SHARE mode meanwhile, so the
+ * batch's audit INSERT - before its period UPDATE - waits at the right
+ * moment.  Then only 0.50 is left: the batch's check must fail, and the rerun
+ * under the row locks must refuse.  An approval here would be an overspend.
+ */
+static void test_replica_stale_read(void **state)
+{
+	struct cluster *cl = *state;
+	struct stale_post sp = {.d = cl->d[1]};
+	PGconn *hold = PQconnectdb(cl->url), *other = PQconnectdb(cl->url);
+	pthread_t tid;
+	json_t *t;
+	int done;
+
+	assert_int_equal(PQstatus(hold), CONNECTION_OK);
+	assert_int_equal(PQstatus(other), CONNECTION_OK);
+	pthread_mutex_init(&sp.mu, NULL);
+	itest_put_gpu(cl->d[0], "r1", "1.00", 1000);
+	itest_put_team(cl->d[0], "stale", "10");
+	ITEST_STATUS(itest_req(cl->d[0], "POST", "/v1/allocations", cl->d[0]->admin,
+			       itest_strf(cl->d[0], ALLOC_BODY, "stale")),
+		     201); /* the period row exists, 1.00 reserved */
+	assert_int_equal(stale_exec(hold, "BEGIN; LOCK TABLE audit IN SHARE MODE"), 0);
+	assert_int_equal(pthread_create(&tid, NULL, stale_post_main, &sp), 0);
+	itest_sleep_ms(1000); /* read, decided, and now waiting to write its audit row */
+	pthread_mutex_lock(&sp.mu);
+	done = sp.done;
+	pthread_mutex_unlock(&sp.mu);
+	if (done)
+		fprintf(stderr, "the request did not wait for the audit lock (HTTP %ld)\n", sp.status);
+	assert_int_equal(done, 0);
+	assert_int_equal(stale_exec(other, "UPDATE team_periods SET reserved = reserved + 8500000"
+					   " WHERE team_id = 'stale'"),
+			 0);
+	assert_int_equal(stale_exec(hold, "ROLLBACK"), 0);
+	pthread_join(tid, NULL);
+	PQfinish(hold);
+	PQfinish(other);
+	pthread_mutex_destroy(&sp.mu);
+	if (sp.status != 409)
+		fprintf(stderr, "stale read: HTTP %ld, expected 409\n", sp.status);
+	assert_int_equal(sp.status, 409);
+	t = get_json(cl->d[2], "/v1/teams/stale");
+	assert_int_equal(itest_jmoney(t, "reserved"), 9500000);
+	assert_true(itest_jmoney(t, "spent") + itest_jmoney(t, "reserved") <=
+		    itest_jmoney(t, "budget.amount"));
+}
 
 /* ---- the budget race over three replicas ---------------------------------- */
 
@@ -469,6 +564,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_replica_budget_race, setup_cluster,
+						teardown_cluster),
+		cmocka_unit_test_setup_teardown(test_replica_stale_read, setup_cluster,
 						teardown_cluster),
 		cmocka_unit_test_setup_teardown(test_replica_kill9, setup_cluster, teardown_cluster),
 		cmocka_unit_test_setup_teardown(test_replica_token_revoke, setup_cluster,

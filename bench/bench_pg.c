@@ -250,6 +250,7 @@ int main(int argc, char **argv)
 	static const int levels[] = {1, 8, 64};
 	const char *bin, *base, *pgbench;
 	char durl[1024], burl[1024], ready[256], baseurl[128] = "", script_t[256], script_h[256];
+	static char plain[1024];
 	char dir[] = "/tmp/plinth-benchpg-XXXXXX";
 	double d[2][3], p[2][3];
 	int64_t *lat = NULL;
@@ -262,7 +263,18 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	bin = argv[1];
-	base = argv[2];
+	/* No TLS on this loopback benchmark, for the daemon and pgbench alike:
+	 * a root run of tools/pg-start.sh gets Debian's cluster with ssl = on
+	 * and a non-root run an initdb cluster without it, and the figure should
+	 * not depend on who ran it.  TLS costs both sides the same per byte; the
+	 * test suites keep libpq's default (prefer). */
+	if (strstr(argv[2], "sslmode=")) {
+		snprintf(plain, sizeof(plain), "%s", argv[2]);
+	} else {
+		snprintf(plain, sizeof(plain), "%s%ssslmode=disable", argv[2],
+			 strchr(argv[2], '?') ? "&" : "?");
+	}
+	base = plain;
 	pgbench = argv[3];
 	secs = argc > 4 ? atoi(argv[4]) : 5;
 	if (secs < 1)

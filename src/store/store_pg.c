@@ -2814,9 +2814,11 @@ static void batch_lead(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 
 /*
  * True when every queued request is for one team that a running batch
- * already has to itself: a second leader would only queue on the same period
- * row lock, so the requests wait and go together in the next batch (the set
- * path decides them all in one pass).  Called under the batch mutex.
+ * still has to itself (it is reading or deciding: an optimistic batch gives
+ * the slot up before its writes, a locked one at its COMMIT): a second
+ * leader would only read what is about to change, or queue on the same
+ * period row lock, so the requests wait and go together in the next batch.
+ * Called under the batch mutex.
  */
 static bool queue_hot(const struct pg_store *s)
 {

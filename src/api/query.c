@@ -89,14 +89,14 @@ int query_idempotency_key(struct req *r, const char **out)
 
 int query_request_hash(struct req *r, char *out)
 {
-	size_t n = strlen(r->method) + strlen(r->path) + r->body_len + 2;
+	size_t n = strlen(r->method) + strlen(r->path) + r->body.len + 2;
 	char *buf = malloc(n + 1);
 	if (buf == NULL)
 		return ERR_NOMEM;
 	int len = snprintf(buf, n + 1, "%s %s\n", r->method, r->path);
-	if (r->body_len > 0)
-		memcpy(buf + len, r->body, r->body_len);
-	int rc = util_sha256_hex(buf, (size_t)len + r->body_len, out);
+	if (r->body.len > 0)
+		memcpy(buf + len, r->body.p, r->body.len);
+	int rc = util_sha256_hex(buf, (size_t)len + r->body.len, out);
 	free(buf);
 	return rc;
 }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "store/store.h"
+#include "util/buf.h"
 
 #define HTTP_MAX_BODY (1024 * 1024) /* bodies over 1 MiB are refused with 413 */
 #define HTTP_MAX_HEADERS 100
@@ -44,9 +45,7 @@ struct req {
 	int64_t now;            /* wall clock at request start, seconds */
 	int64_t t0_us;          /* monotonic start, for latency */
 
-	char *body;             /* NUL-terminated, owned by the req */
-	size_t body_len;
-	size_t body_cap;
+	struct buf body;        /* NUL-terminated once anything arrived, owned by the req */
 
 	char params[HTTP_MAX_PARAMS][STORE_ID_LEN * 2]; /* path parameters from the router */
 	int nparams;

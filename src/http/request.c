@@ -16,8 +16,8 @@ void req_release(struct req *r)
 	if (r->db != NULL)
 		store_conn_release(r->app->store, r->db);
 	r->db = NULL;
-	free(r->body);
-	r->body = NULL;
+	free(r->body.p);
+	r->body = (struct buf){0};
 	free(r->resp);
 	r->resp = NULL;
 }
@@ -67,7 +67,7 @@ void reply_json(struct req *r, unsigned status, json_t *body)
 
 int req_json_object(struct req *r, bool allow_empty, json_t **out)
 {
-	if (r->body_len == 0) {
+	if (r->body.len == 0) {
 		if (allow_empty) {
 			*out = json_object();
 			return *out ? 0 : -1;
@@ -84,7 +84,7 @@ int req_json_object(struct req *r, bool allow_empty, json_t **out)
 		return -1;
 	}
 	json_error_t jerr;
-	json_t *v = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *v = json_loadb(r->body.p, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
 	if (v == NULL) {
 		char d[300];
 		snprintf(d, sizeof(d), "line %d column %d: %s", jerr.line, jerr.column, jerr.text);

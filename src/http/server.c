@@ -69,22 +69,7 @@ const char *req_header(struct req *r, const char *name)
 /* Appends upload data; false when the body would exceed the limit. */
 static bool body_append(struct req *r, const char *data, size_t len)
 {
-	if (len > HTTP_MAX_BODY - r->body_len)
-		return false;
-	if (r->body_len + len + 1 > r->body_cap) {
-		size_t cap = r->body_cap ? r->body_cap : 4096;
-		while (cap < r->body_len + len + 1)
-			cap *= 2;
-		char *nb = realloc(r->body, cap);
-		if (nb == NULL)
-			return false;
-		r->body = nb;
-		r->body_cap = cap;
-	}
-	memcpy(r->body + r->body_len, data, len);
-	r->body_len += len;
-	r->body[r->body_len] = '\0';
-	return true;
+	return len <= HTTP_MAX_BODY - r->body.len && buf_add(&r->body, data, len);
 }
 
 static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)

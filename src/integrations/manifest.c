@@ -17,6 +17,7 @@
 #include <yaml.h>
 
 #include "core/err.h"
+#include "util/buf.h"
 
 #define MANIFEST_OUT_MAX (256 * 1024)
 #define MANIFEST_DETAIL_LEN 256
@@ -113,8 +114,7 @@ void manifest_application_name(const struct job_spec *j, char *out, size_t n)
 
 struct em {
 	yaml_emitter_t e;
-	char *buf;
-	size_t len, cap;
+	struct buf out;
 	bool too_large;
 	int rc; /* first failure */
 	char *detail;
@@ -123,24 +123,11 @@ struct em {
 static int em_write(void *data, unsigned char *bytes, size_t size)
 {
 	struct em *m = data;
-	if (m->len + size + 1 > MANIFEST_OUT_MAX) {
+	if (m->out.len + size + 1 > MANIFEST_OUT_MAX) {
 		m->too_large = true;
 		return 0;
 	}
-	if (m->len + size + 1 > m->cap) {
-		size_t cap = m->cap ? m->cap : 4096;
-		while (cap < m->len + size + 1)
-			cap *= 2;
-		char *nb = realloc(m->buf, cap);
-		if (nb == NULL)
-			return 0;
-		m->buf = nb;
-		m->cap = cap;
-	}
-	memcpy(m->buf + m->len, bytes, size);
-	m->len += size;
-	m->buf[m->len] = '\0';
-	return 1;
+	return buf_add(&m->out, bytes, size) ? 1 : 0;
 }
 
 static void em_fail(struct em *m)
@@ -309,11 +296,11 @@ static int em_end(struct em *m, char **out, size_t *len)
 		em_fail(m);
 	yaml_emitter_delete(&m->e);
 	if (m->rc != 0) {
-		free(m->buf);
+		free(m->out.p);
 		return m->rc;
 	}
-	*out = m->buf;
-	*len = m->len;
+	*out = m->out.p;
+	*len = m->out.len;
 	return 0;
 }
 

@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 
 #include "core/err.h"
+#include "util/buf.h"
 
 /* curl_global_init is not thread-safe and must run once per process. */
 static pthread_once_t httpc_once = PTHREAD_ONCE_INIT;
@@ -30,36 +31,21 @@ static void httpc_global_init(void)
 
 /* The growing response body; capped so a hostile server cannot exhaust memory. */
 struct httpc_buf {
-	char *data; /* owned until handed to the response */
-	size_t len;
-	size_t cap;
+	struct buf b; /* owned until handed to the response */
 	size_t max;
 	int too_large;
 };
 
 static size_t httpc_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
-	struct httpc_buf *b = userdata;
+	struct httpc_buf *hb = userdata;
 	size_t n = size * nmemb;
 
-	if (n > b->max || b->len > b->max - n) {
-		b->too_large = 1;
+	if (n > hb->max || hb->b.len > hb->max - n) {
+		hb->too_large = 1;
 		return 0; /* makes curl abort with CURLE_WRITE_ERROR */
 	}
-	if (b->len + n + 1 > b->cap) {
-		size_t ncap = b->cap ? b->cap : 4096;
-		while (ncap < b->len + n + 1)
-			ncap *= 2;
-		char *nd = realloc(b->data, ncap);
-		if (nd == NULL)
-			return 0;
-		b->data = nd;
-		b->cap = ncap;
-	}
-	memcpy(b->data + b->len, ptr, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return n;
+	return buf_add(&hb->b, ptr, n) ? n : 0;
 }
 
 static void httpc_detail_set(char *detail, const char *fmt, ...)
@@ -208,9 +194,9 @@ int httpc_request(const char *method, const char *url, const char *const *header
 			httpc_detail_set(detail, "bad response from %s", shorturl);
 			goto out;
 		}
-		if (buf.data == NULL) {
-			buf.data = calloc(1, 1);
-			if (buf.data == NULL) {
+		if (buf.b.p == NULL) {
+			buf.b.p = calloc(1, 1);
+			if (buf.b.p == NULL) {
 				rc = ERR_NOMEM;
 				httpc_detail_set(detail, "out of memory");
 				goto out;
@@ -218,15 +204,15 @@ int httpc_request(const char *method, const char *url, const char *const *header
 		}
 		memset(out, 0, sizeof *out);
 		out->status = status;
-		out->body = buf.data; /* ownership moves to the caller */
-		out->len = buf.len;
-		buf.data = NULL;
+		out->body = buf.b.p; /* ownership moves to the caller */
+		out->len = buf.b.len;
+		buf.b.p = NULL;
 		if (ct != NULL)
 			snprintf(out->content_type, sizeof out->content_type, "%s", ct);
 	}
 	rc = 0;
 out:
-	free(buf.data);
+	free(buf.b.p);
 	curl_slist_free_all(hl);
 	if (h != NULL)
 		curl_easy_cleanup(h);

@@ -39,6 +39,7 @@
 #include "core/money.h"
 #include "core/period.h"
 #include "core/timeutil.h"
+#include "util/buf.h"
 #include "util/util.h"
 
 #define PG_CACHE_MAX 64
@@ -1689,17 +1690,18 @@ static const char SQL_GPU_MOVE_RET[] =
  * count(*) so that the planner cannot fold (and raise) it while planning
  * with known parameters.  $4: the team's budget.
  */
+#define PG_CHECK_FAILED "invariant violated" /* in both messages; batch_set_once looks for it */
 static const char SQL_PERIOD_MOVE_CHECKED[] =
 	"WITH u AS (UPDATE team_periods SET reserved = reserved + $1"
 	" WHERE team_id = $2 AND period_start = $3 RETURNING spent, reserved)"
 	" SELECT CASE WHEN count(*) = 1 AND max(spent + reserved) <= $4 THEN 0"
-	" ELSE ('ledger invariant violated for team ' || $2 || ', rows: ' || count(*))::int END"
+	" ELSE ('ledger " PG_CHECK_FAILED " for team ' || $2 || ', rows: ' || count(*))::int END"
 	" FROM u";
 static const char SQL_GPU_MOVE_CHECKED[] =
 	"WITH u AS (UPDATE gpu_types SET allocated = allocated + $1 WHERE id = $2"
 	" RETURNING allocated, capacity)"
 	" SELECT CASE WHEN count(*) = 1 AND max(allocated - capacity) <= 0 THEN 0"
-	" ELSE ('capacity invariant violated for gpu type ' || $2 || ', rows: ' || count(*))::int"
+	" ELSE ('capacity " PG_CHECK_FAILED " for gpu type ' || $2 || ', rows: ' || count(*))::int"
 	" END FROM u";
 
 /*
@@ -2125,29 +2127,13 @@ static const char SQL_IDEM_INSERT_SET[] =
 
 /* A PostgreSQL array literal being built (text form). */
 struct set_arr {
-	char *p;
-	size_t n, cap;
+	struct buf b;
 	int count;
 };
 
 static int arr_put(struct set_arr *a, const char *s, size_t n)
 {
-	if (a->n + n + 2 > a->cap) {
-		size_t cap = a->cap ? a->cap : 256;
-		char *p;
-
-		while (a->n + n + 2 > cap)
-			cap *= 2;
-		p = realloc(a->p, cap);
-		if (!p)
-			return ERR_NOMEM;
-		a->p = p;
-		a->cap = cap;
-	}
-	memcpy(a->p + a->n, s, n);
-	a->n += n;
-	a->p[a->n] = '\0';
-	return 0;
+	return buf_add(&a->b, s, n) ? 0 : ERR_NOMEM;
 }
 
 static int arr_sep(struct set_arr *a)
@@ -2188,13 +2174,13 @@ static const char *arr_end(struct set_arr *a)
 {
 	if ((a->count ? arr_put(a, "}", 1) : arr_put(a, "{}", 2)) != 0)
 		return NULL;
-	return a->p;
+	return a->b.p;
 }
 
 static void arrs_free(struct set_arr *a, int n)
 {
 	for (int i = 0; i < n; i++)
-		free(a[i].p);
+		free(a[i].b.p);
 }
 
 struct set_team {
@@ -2404,8 +2390,8 @@ static int set_read(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **
  * Reads every period row (by team, then period) and GPU type row (by id) in
  * one pipeline: locked (FOR UPDATE), or - for an optimistic batch - not.
  */
-static int set_lock(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **qs, int nq,
-		    bool lock)
+static int set_read_ledger(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **qs,
+			   int nq, bool lock)
 {
 	int rc = 0;
 
@@ -2535,7 +2521,7 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 	gi = set_gpu_find(x, r->gpu_type);
 	G = gi >= 0 ? &x->gpus[gi] : NULL;
 	if (!P) {
-		snprintf(q->err, sizeof(q->err), "internal: period not locked");
+		snprintf(q->err, sizeof(q->err), "internal: period not read");
 		return ERR_STORE;
 	}
 	if (!G || !G->found) {
@@ -2711,7 +2697,7 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 		break;
 	}
 	if (rc == 0)
-		rc = set_lock(c, &x, qs, nq, !optimistic);
+		rc = set_read_ledger(c, &x, qs, nq, !optimistic);
 	if (rc != 0)
 		goto out;
 	for (int i = 0; i < nq; i++) {
@@ -2774,7 +2760,7 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 		rc = pq_pipeline(c, x.st, x.nst);
 		/* An optimistic batch read unlocked rows: a failed re-check is a
 		 * concurrent change, and the batch reruns under the locks. */
-		if (rc == ERR_STORE && optimistic && strstr(c->err, "invariant violated"))
+		if (rc == ERR_STORE && optimistic && strstr(c->err, PG_CHECK_FAILED))
 			rc = PG_CONFLICT;
 	}
 	if (rc == 0) {
@@ -2847,11 +2833,11 @@ static bool can_lead(const struct pg_store *s)
  * that finds fewer than PG_BATCH_LEADERS batches running becomes a leader,
  * takes up to PG_BATCH_MAX queued requests (of any teams) and runs them in
  * one transaction on its own connection, then wakes every member.  A member
- * answers only after its batch's COMMIT.  The row locks are the same as for
- * lone requests (taken in one global order, batch_lock), so replicas stay
- * correct; the gain is one commit (and one wait for a hot row) per batch
- * instead of per decision, while a few batches keep different teams
- * committing in parallel.
+ * answers only after its batch's COMMIT.  Row locks are taken in one global
+ * order (period rows by team, then GPU types by id: batch_lock, or the set
+ * batch's moves and its locked rerun), so replicas stay correct; the gain is
+ * one commit (and one wait for a hot row) per batch instead of per decision,
+ * while a few batches keep different teams committing in parallel.
  */
 static int pg_allocate(struct store_conn *bc, const struct actor *who, const struct alloc_request *r,
 		       int64_t start_timeout_s, int64_t now, struct idem *idem,

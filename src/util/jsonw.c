@@ -28,33 +28,10 @@ void jw_init(struct jsonw *w)
 	memset(w, 0, sizeof(*w));
 }
 
-/* Makes room for n more bytes plus a NUL. */
-static bool reserve(struct jsonw *w, size_t n)
-{
-	if (w->failed)
-		return false;
-	if (w->len + n + 1 <= w->cap)
-		return true;
-	size_t cap = w->cap ? w->cap : 512;
-	while (cap < w->len + n + 1)
-		cap *= 2;
-	char *nb = realloc(w->buf, cap);
-	if (!nb) {
-		w->failed = true;
-		return false;
-	}
-	w->buf = nb;
-	w->cap = cap;
-	return true;
-}
-
 static void put(struct jsonw *w, const char *s, size_t n)
 {
-	if (!reserve(w, n))
-		return;
-	memcpy(w->buf + w->len, s, n);
-	w->len += n;
-	w->buf[w->len] = '\0';
+	if (!w->failed && !buf_add(&w->out, s, n))
+		w->failed = true;
 }
 
 static void put_string(struct jsonw *w, const char *s)
@@ -107,7 +84,7 @@ static void put_string(struct jsonw *w, const char *s)
 static void member(struct jsonw *w, const char *key)
 {
 	if (w->depth == 0) {
-		if (key || w->len > 0)
+		if (key || w->out.len > 0)
 			w->failed = true; /* one top-level value, no key */
 		return;
 	}
@@ -206,15 +183,14 @@ void jw_fixed(struct jsonw *w, const char *key, int64_t v, int decimals)
 
 char *jw_finish(struct jsonw *w, size_t *len)
 {
-	char *out = w->buf;
+	char *out = w->out.p;
 
 	if (w->failed || w->depth != 0 || !out) {
 		free(out);
 		out = NULL;
 	} else if (len) {
-		*len = w->len;
+		*len = w->out.len;
 	}
-	w->buf = NULL;
-	w->len = w->cap = 0;
+	w->out = (struct buf){0};
 	return out;
 }

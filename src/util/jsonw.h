@@ -19,11 +19,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/buf.h"
+
 #define JW_MAX_DEPTH 16
 
 struct jsonw {
-	char *buf; /* owned until jw_finish */
-	size_t len, cap;
+	struct buf out; /* owned until jw_finish */
 	int depth;
 	uint32_t nonempty; /* bit d: the object at depth d has a member already */
 	bool failed;

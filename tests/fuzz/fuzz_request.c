@@ -289,15 +289,8 @@ static int parse_input(const char *data, size_t size, struct req *r, struct fuzz
 
 	/* The body: the rest, NUL-terminated, owned by the req (req_release frees). */
 	size_t blen = (size_t)(end - p);
-	if (blen > 0) {
-		r->body = malloc(blen + 1);
-		if (r->body == NULL)
-			return -1;
-		memcpy(r->body, p, blen);
-		r->body[blen] = '\0';
-		r->body_len = blen;
-		r->body_cap = blen + 1;
-	}
+	if (blen > 0 && !buf_add(&r->body, p, blen))
+		return -1;
 	return 0;
 }
 
@@ -595,7 +588,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (in.nheader_lines > HTTP_MAX_HEADERS)
 		reply_problem(&r, 431, "too-many-headers", "Request header fields too large",
 			      "too many request headers", NULL);
-	else if (r.body_len > HTTP_MAX_BODY)
+	else if (r.body.len > HTTP_MAX_BODY)
 		reply_err(&r, ERR_TOO_LARGE, "request body is larger than 1 MiB");
 	else
 		router_dispatch(&r);

@@ -1,13 +1,15 @@
-/* test_util.c - random ids and secrets, SHA-256, the clocks. */
+/* test_util.c - random ids and secrets, SHA-256, the clocks, the growable buffer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "core/err.h"
+#include "util/buf.h"
 #include "util/util.h"
 
 static void test_random_id(void **state)
@@ -68,6 +70,28 @@ static void test_clocks(void **state)
 	assert_true(a > 0 && b >= a);
 }
 
+/* buf: appends keep a NUL after the bytes, growth keeps earlier content. */
+static void test_buf(void **state)
+{
+	(void)state;
+	struct buf b = {0};
+	char big[1000];
+
+	assert_true(buf_add(&b, "", 0));
+	assert_non_null(b.p);
+	assert_string_equal(b.p, "");
+	assert_true(buf_add(&b, "ab", 2));
+	memset(big, 'x', sizeof(big));
+	for (int i = 0; i < 5; i++)
+		assert_true(buf_add(&b, big, sizeof(big)));
+	assert_int_equal(b.len, 2 + 5 * sizeof(big));
+	assert_true(b.cap > b.len);
+	assert_memory_equal(b.p, "abx", 3);
+	assert_int_equal(b.p[b.len], '\0');
+	assert_int_equal(b.p[b.len - 1], 'x');
+	free(b.p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -75,6 +99,7 @@ int main(void)
 		cmocka_unit_test(test_random_secret),
 		cmocka_unit_test(test_sha256),
 		cmocka_unit_test(test_clocks),
+		cmocka_unit_test(test_buf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,7 +10,8 @@
  * For 1, 8 and 64 clients and two shapes - 100 teams (spread over 10 GPU
  * types) and one hot team - it prints decisions/s with p50/p99 latency over
  * HTTP keep-alive (every client connection driven by one epoll thread,
- * lg_run), then pgbench's transactions/s for the same transaction
+ * lg_run; counted after a WARMUP_S warm-up, as pgbench counts after its
+ * connections are made), then pgbench's transactions/s for the same transaction
  * (lock the team's period row, lock the GPU type row, insert the
  * allocation, move reserved and allocated, append an audit row), and the
  * ratio.  Lines starting with RESULT are for scripts.
@@ -35,6 +36,7 @@
 
 #include "loadgen.h"
 
+#define WARMUP_S 1 /* each level's first second (connections, caches) is not counted */
 #define NTEAMS 100
 #define NGPUS 10
 #define MAX_CLIENTS 64
@@ -96,7 +98,9 @@ static const char *const SHAPE_NAMES[] = {"teams", "hot", "healthz"};
 struct run {
 	enum shape shape;
 	int64_t *lat; /* microseconds, one per decision */
-	int nlat;
+	int nlat;  /* latencies kept (at most MAX_SAMPLES) */
+	long ok;   /* answers counted */
+	int64_t count_from_us; /* answers before this are the warm-up */
 	int errors;
 	char body[MAX_CLIENTS][256];
 };
@@ -125,10 +129,15 @@ static void run_done(void *ctx, long status, int64_t latency_us)
 	struct run *run = ctx;
 	long want = run->shape == SHAPE_HEALTHZ ? 200 : 201;
 
-	if (status == want && run->nlat < MAX_SAMPLES)
-		run->lat[run->nlat++] = latency_us;
-	else if (status != want)
+	if (status != want) {
 		run->errors++;
+		return;
+	}
+	if (now_us() < run->count_from_us)
+		return;
+	run->ok++;
+	if (run->nlat < MAX_SAMPLES)
+		run->lat[run->nlat++] = latency_us;
 }
 
 static int cmp64(const void *a, const void *b)
@@ -144,7 +153,6 @@ static double daemon_level(const char *base, enum shape shape, int clients, int 
 	struct run *run = calloc(1, sizeof(*run));
 	struct lg_loop l = {.base = base, .conns = clients, .token = ADMIN, .body = run_body,
 			    .done = run_done, .ctx = run};
-	int64_t t0;
 	double rate, p50 = 0, p99 = 0;
 
 	if (!run)
@@ -153,15 +161,15 @@ static double daemon_level(const char *base, enum shape shape, int clients, int 
 	run->lat = lat;
 	l.method = shape == SHAPE_HEALTHZ ? "GET" : "POST";
 	l.path = shape == SHAPE_HEALTHZ ? "/healthz" : "/v1/allocations";
-	t0 = now_us();
-	l.until_us = t0 + (int64_t)secs * 1000000;
+	run->count_from_us = now_us() + WARMUP_S * 1000000;
+	l.until_us = run->count_from_us + (int64_t)secs * 1000000;
 	if (lg_run(&l) != 0) {
 		fprintf(stderr, "bench_pg: the load client failed (%s, %d clients)\n",
 			SHAPE_NAMES[shape], clients);
 		free(run);
 		return -1;
 	}
-	rate = run->nlat / ((now_us() - t0) / 1e6);
+	rate = run->ok / ((now_us() - run->count_from_us) / 1e6);
 	if (run->nlat > 0) {
 		qsort(lat, (size_t)run->nlat, sizeof(*lat), cmp64);
 		p50 = lat[run->nlat / 2] / 1000.0;

@@ -60,7 +60,8 @@ static void serve_usage(FILE *f)
 		"  --start-timeout SECONDS   approved allocations not started by then expire (default 86400)\n"
 		"  --sweep-interval SECONDS  how often expiry is checked (default 30)\n"
 		"  --max-runtime-hours N     upper limit of max_runtime_hours (default 168)\n"
-		"  --threads N               HTTP worker threads (PLINTH_THREADS, default 8)\n"
+		"  --threads N               requests served at once, each with a database connection\n"
+		"                            (PLINTH_THREADS, default 8)\n"
 		"  --ready-file PATH         write the base URL here once listening (for scripts and tests)\n"
 		"  --demo                    seed a demo organisation on first start (used by `make run`)\n"
 		"  (env only) MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD: the\n"
@@ -375,7 +376,7 @@ int cmd_serve(int argc, char **argv)
 	}
 	app.integrations = integ;
 	unsigned port = 0;
-	rc = server_start(&app, o.listen, (unsigned)o.threads, &srv, &port, detail, sizeof(detail));
+	rc = server_start(&app, o.listen, &srv, &port, detail, sizeof(detail));
 	if (rc != 0) {
 		fprintf(stderr, "plinth serve: %s\n", detail);
 		goto out;

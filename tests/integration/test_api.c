@@ -13,15 +13,29 @@
 
 #define D(state) ((struct itest_daemon *)*(state))
 
-static int setup_expiry_daemon(void **state)
+static int setup_daemon_with(void **state, const char *const *args)
 {
-	static const char *const args[] = {"--start-timeout", "1", "--sweep-interval", "1", NULL};
 	struct itest_daemon *d = itest_daemon_new(args);
 
 	if (d == NULL)
 		return -1;
 	*state = d;
 	return 0;
+}
+
+static int setup_expiry_daemon(void **state)
+{
+	static const char *const args[] = {"--start-timeout", "1", "--sweep-interval", "1", NULL};
+
+	return setup_daemon_with(state, args);
+}
+
+/* Allocations expire after 1 s, but only a decision expires them: no sweep. */
+static int setup_unswept_daemon(void **state)
+{
+	static const char *const args[] = {"--start-timeout", "1", "--sweep-interval", "3600", NULL};
+
+	return setup_daemon_with(state, args);
 }
 
 static void assert_time_field(json_t *o, const char *path)
@@ -1083,6 +1097,29 @@ static void test_expiry(void **state)
 	allocate_ok(d, d->admin, "ta", "p", "g1", 4, "2");
 }
 
+/*
+ * A due allocation gives its money and GPUs back inside the decision that
+ * finds it due, before that decision reads the ledger: nothing else has
+ * expired it here (no sweep, no GET of it), and the new request fits only
+ * once it is released.
+ */
+static void test_due_released_for_the_next_decision(void **state)
+{
+	struct itest_daemon *d = D(state);
+	json_t *first;
+	char id[128];
+
+	itest_put_gpu(d, "g1", "1.00", 4);
+	itest_put_team(d, "ta", "10");
+	first = allocate_ok(d, d->admin, "ta", "p", "g1", 4, "2");
+	snprintf(id, sizeof(id), "%s", itest_jstr(first, "id"));
+	itest_sleep_ms(1500);
+	allocate_ok(d, d->admin, "ta", "p", "g1", 4, "2");
+	ITEST_STREQ(itest_jstr(get_alloc(d, id), "status"), "expired");
+	ITEST_MONEY(get_team(d, "ta"), "reserved", "8.00");
+	assert_int_equal(itest_jint(get_gpu(d, "g1"), "allocated"), 4);
+}
+
 /* ---- restart ---- */
 
 static void test_restart_keeps_state(void **state)
@@ -1133,6 +1170,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_costs, itest_setup_daemon, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_audit, itest_setup_daemon, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_expiry, setup_expiry_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_due_released_for_the_next_decision,
+						setup_unswept_daemon, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_restart_keeps_state, itest_setup_daemon, itest_teardown_daemon),
 	};
 

@@ -79,7 +79,7 @@ if [ "${BENCH_PG:-1}" != 0 ]; then
 	pg_env=$(./tools/pg-start.sh) && eval "$pg_env"
 	trap 'rm -rf "$OUT"; eval "${PLINTH_TEST_PG_STOP:-true}" >/dev/null 2>&1' EXIT
 	echo
-	echo "== PostgreSQL: daemon decisions/s vs pgbench (same transaction, loopback without TLS), ${SECS}s per level"
+	echo "== PostgreSQL: daemon decisions/s vs pgbench (same transaction, loopback without TLS), ${SECS}s per level (the daemon after a 1 s warm-up per level)"
 	"$BUILD/bench/bench_pg" "$BUILD/plinth" "$PLINTH_TEST_PG_URL" "$PLINTH_TEST_PGBENCH" "$SECS" >"$OUT/pg.txt"
 	awk 'function mark(ok) { return ok ? "PASS" : "MISS" }
 	$1 == "RESULT" { split("", f); for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }

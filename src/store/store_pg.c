@@ -1282,15 +1282,15 @@ static const char SQL_PERIOD_LOCK[] =
 	" FOR UPDATE";
 static const char SQL_PERIOD_READ[] =
 	"SELECT spent, reserved FROM team_periods WHERE team_id = $1 AND period_start = $2";
-/* SQL_PERIOD_ENSURE that does not wait: ON CONFLICT alone waits for a
- * transaction that is updating the existing row, which would hold an
- * optimistic batch behind the batch before it.  Inserts only when the row is
- * not in the snapshot; ON CONFLICT still settles a race to create it. */
 /* The team's latest period row at a time (its current one, unless a new
  * period has begun and has no row yet). */
 static const char SQL_PERIOD_AT[] =
 	"SELECT period_start, period_end, spent, reserved FROM team_periods"
 	" WHERE team_id = $1 AND period_start <= $2 ORDER BY period_start DESC LIMIT 1";
+/* SQL_PERIOD_ENSURE that does not wait: ON CONFLICT alone waits for a
+ * transaction that is updating the existing row, which would hold an
+ * optimistic batch behind the batch before it.  Inserts only when the row is
+ * not in the snapshot; ON CONFLICT still settles a race to create it. */
 static const char SQL_PERIOD_ENSURE_QUIET[] =
 	"INSERT INTO team_periods(team_id, period_start, period_end, spent, reserved)"
 	" SELECT $1::text, $2::bigint, $3::bigint, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM"
@@ -2920,7 +2920,8 @@ static bool can_lead(const struct pg_store *s)
 
 /*
  * Group commit: concurrent allocate calls of this process queue up; a call
- * that finds fewer than PG_BATCH_LEADERS batches running becomes a leader,
+ * that finds fewer than PG_BATCH_LEADERS batches reading and deciding (and
+ * no batch of the queue's one team running, queue_hot) becomes a leader,
  * takes up to PG_BATCH_MAX queued requests (of any teams) and runs them in
  * one transaction on its own connection, then wakes every member.  A member
  * answers only after its batch's COMMIT.  Row locks are taken in one global

@@ -254,8 +254,7 @@ int lg_run(const struct lg_loop *l)
 			if (done < 0)
 				goto out;
 			if (mono_us() >= l->until_us) {
-				epoll_ctl(ep, EPOLL_CTL_DEL, sl->conn.fd, NULL);
-				lg_close(&sl->conn);
+				lg_close(&sl->conn); /* closing takes it out of the epoll set */
 				open--;
 			} else if (slot_send(l, sl, i) != 0) {
 				goto out;

@@ -934,7 +934,6 @@ static const char SQL_TOKEN_BY_HASH[] =
 	"SELECT " TOKEN_COLS " FROM tokens WHERE hash = $1 AND revoked_at = 0";
 static const char SQL_GPU_BY_ID[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1";
 static const char SQL_GPU_LOCK[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1 FOR UPDATE";
-static const char SQL_GPU_READ[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1";
 static const char SQL_TEAM_BY_ID[] = "SELECT " TEAM_COLS " FROM teams WHERE id = $1";
 static const char SQL_ALLOC_BY_ID[] = "SELECT " ALLOC_COLS " FROM allocations WHERE id = $1";
 static const char SQL_ALLOC_LOCK[] =
@@ -1280,8 +1279,6 @@ static const char SQL_PERIOD_GET[] =
 static const char SQL_PERIOD_LOCK[] =
 	"SELECT spent, reserved FROM team_periods WHERE team_id = $1 AND period_start = $2"
 	" FOR UPDATE";
-static const char SQL_PERIOD_READ[] =
-	"SELECT spent, reserved FROM team_periods WHERE team_id = $1 AND period_start = $2";
 /* The team's latest period row at a time (its current one, unless a new
  * period has begun and has no row yet). */
 static const char SQL_PERIOD_AT[] =
@@ -2381,7 +2378,7 @@ static int set_read(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **
 	for (int i = 0; i < x->nt && optimistic && rc == 0; i++)
 		rc = step_set(c, set_step(x), SQL_PERIOD_AT, "ti", x->teams[i].id, now);
 	for (int i = 0; i < x->ng && rc == 0; i++)
-		rc = step_set(c, set_step(x), SQL_GPU_READ, "t", x->gpus[i].id);
+		rc = step_set(c, set_step(x), SQL_GPU_BY_ID, "t", x->gpus[i].id);
 	if (rc == 0) {
 		c->in_tx = true;
 		rc = pq_pipeline(c, x->st, x->nst);
@@ -2519,11 +2516,11 @@ static int set_read_ledger(struct pg_conn *c, struct set_ctx *x, struct pg_alloc
 		rc = step_set(c, set_step(x), SQL_PERIOD_ENSURE_QUIET, "tii", team,
 			      x->periods[i].ps, x->periods[i].pe);
 		if (rc == 0)
-			rc = step_set(c, set_step(x), lock ? SQL_PERIOD_LOCK : SQL_PERIOD_READ, "ti",
+			rc = step_set(c, set_step(x), lock ? SQL_PERIOD_LOCK : SQL_PERIOD_GET, "ti",
 				      team, x->periods[i].ps);
 	}
 	for (int i = 0; i < x->ng && rc == 0; i++)
-		rc = step_set(c, set_step(x), lock ? SQL_GPU_LOCK : SQL_GPU_READ, "t", x->gpus[i].id);
+		rc = step_set(c, set_step(x), lock ? SQL_GPU_LOCK : SQL_GPU_BY_ID, "t", x->gpus[i].id);
 	if (rc == 0)
 		rc = pq_pipeline(c, x->st, x->nst);
 	if (rc != 0)
@@ -2842,7 +2839,7 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 	if (rc == 0)
 		rc = step_set(c, set_step(&x), SQL_COMMIT, "");
 	if (rc == 0 && optimistic)
-		batch_step_aside(c); /* the next batch may read and decide meanwhile */
+		batch_step_aside(c); /* a batch of another team may start meanwhile */
 	if (rc == 0) {
 		rc = pq_pipeline(c, x.st, x.nst);
 		/* An optimistic batch read unlocked rows: a failed re-check is a

@@ -123,12 +123,18 @@ static const struct jv_field budget_fields[] = {
 	{NULL, 0, false, 0},
 };
 
-/* Validates alert_thresholds: numbers in (0, 10], at most 10, ascending. */
+/*
+ * Validates alert_thresholds: at most 10, each a whole number of parts per
+ * million of the budget (at most 6 decimals) from 0.000001 to 10, strictly
+ * ascending.  The alerter compares in ppm, so a threshold that is not
+ * exactly a ppm count (1e-320 would round to 0 ppm, an alert at once) is
+ * refused rather than rounded.
+ */
 static void check_thresholds(json_t *th, json_t *errors)
 {
 	size_t i;
 	json_t *v;
-	double prev = 0;
+	double prev_ppm = 0;
 	if (json_array_size(th) > TEAM_MAX_THRESHOLDS) {
 		jsonv_error(errors, "alert_thresholds", "at most %d thresholds", TEAM_MAX_THRESHOLDS);
 		return;
@@ -141,11 +147,20 @@ static void check_thresholds(json_t *th, json_t *errors)
 			continue;
 		}
 		double x = json_number_value(v);
-		if (!(x > 0 && x <= 10))
+		if (!(x > 0 && x <= 10)) {
 			jsonv_error(errors, field, "must be a fraction of the budget in (0, 10]");
-		else if (x <= prev)
+			continue;
+		}
+		/* x <= 10, so x * 1e6 <= 1e7 and its rounding error is far below
+		 * 1e-6 ppm: a value with at most 6 decimals passes, a 7th does not. */
+		double ppm = x * 1e6, whole = (double)(int64_t)(ppm + 0.5);
+		if (whole < 1 || ppm - whole > 1e-6 || whole - ppm > 1e-6)
+			jsonv_error(errors, field,
+				    "must have at most 6 decimals and be at least 0.000001");
+		else if (whole <= prev_ppm)
 			jsonv_error(errors, field, "thresholds must be in ascending order");
-		prev = x;
+		else
+			prev_ppm = whole;
 	}
 }
 

@@ -2,6 +2,7 @@
  * api_tokens.c - API tokens.  The secret is generated here, returned once in
  * the 201 response, and only its SHA-256 reaches the store.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +35,21 @@ void api_token_create(struct req *r)
 	if (role != NULL && role_parse(role, &t.role) != 0)
 		jsonv_error(errors, "role", "must be one of admin, finance, member, service");
 	json_t *teams = json_object_get(body, "teams");
-	if (json_array_size(teams) > TOKEN_MAX_TEAMS)
+	bool teams_ok = json_array_size(teams) <= TOKEN_MAX_TEAMS;
+	if (!teams_ok)
 		jsonv_error(errors, "teams", "at most %d teams", TOKEN_MAX_TEAMS);
+	/* The list is stored as JSON text in STORE_TEAMS_LEN bytes: 16 ids of
+	 * 63 bytes do not fit, and that is the caller's input, not a 500. */
+	teams_text = json_is_array(teams) ? json_dumps(teams, HTTP_JSON_FLAGS) : strdup("[]");
+	if (teams_text == NULL) {
+		reply_err(r, ERR_NOMEM, "cannot encode the team list");
+		goto out;
+	}
+	if (teams_ok && strlen(teams_text) >= sizeof(t.teams_json)) {
+		teams_ok = false;
+		jsonv_error(errors, "teams", "the team list is %zu bytes as JSON; at most %zu",
+			    strlen(teams_text), sizeof(t.teams_json) - 1);
+	}
 	int rc = req_db(r, &db);
 	if (rc != 0) {
 		reply_err(r, rc, "database unavailable");
@@ -43,7 +57,8 @@ void api_token_create(struct req *r)
 	}
 	size_t i;
 	json_t *v;
-	json_array_foreach(teams, i, v) {
+	/* A refused list is not looked up team by team (one query each). */
+	json_array_foreach(teams_ok ? teams : NULL, i, v) {
 		char field[32];
 		struct team team;
 		snprintf(field, sizeof(field), "teams[%zu]", i);
@@ -57,11 +72,6 @@ void api_token_create(struct req *r)
 	if (json_array_size(errors) > 0) {
 		reply_invalid(r, errors);
 		errors = NULL;
-		goto out;
-	}
-	teams_text = teams ? json_dumps(teams, HTTP_JSON_FLAGS) : strdup("[]");
-	if (teams_text == NULL || strlen(teams_text) >= sizeof(t.teams_json)) {
-		reply_err(r, ERR_NOMEM, "cannot store teams");
 		goto out;
 	}
 	char secret[UTIL_SECRET_LEN], hash[STORE_HASH_LEN];

@@ -39,6 +39,11 @@ int money_parse(const char *s, int64_t *out)
 	}
 	if (ndigits == 0)
 		return ERR_INVALID;
+	/* Canonical only: "01.00" or "00" could be read as another amount by a
+	 * reader that takes a leading zero for octal, and two spellings of one
+	 * amount make audits and idempotency hashes disagree. */
+	if (ndigits > 1 && *s == '0')
+		return ERR_INVALID;
 
 	if (*p == '.') {
 		p++;

@@ -22,8 +22,9 @@
 /*
  * Parses a non-negative decimal amount: digits, optionally '.' and 1..6
  * digits.  No sign, no exponent, no spaces, no leading '+', at least one
- * integer digit ("0.5" ok, ".5" refused, "5." refused).  Leading zeros are
- * accepted ("007.10").  Returns 0 and sets *out, ERR_INVALID for bad syntax or
+ * integer digit ("0.5" ok, ".5" refused, "5." refused).  No leading zeros
+ * ("0" and "0.5" ok, "01.00" and "00" refused); trailing fractional zeros are
+ * fine ("12.50", what money_format prints).  Returns 0 and sets *out, ERR_INVALID for bad syntax or
  * more than 6 decimals, ERR_OVERFLOW above MONEY_MAX_MICROS.  *out is left
  * untouched on failure.
  */

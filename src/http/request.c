@@ -65,6 +65,40 @@ void reply_json(struct req *r, unsigned status, json_t *body)
 	reply_take(r, status, "application/json", text, strlen(text));
 }
 
+/* True unless the media-type parameters name a charset other than utf-8:
+ * the body is always parsed as UTF-8, so "charset=latin1" must not be
+ * silently read as something else. */
+static bool ctype_charset_utf8(const char *params)
+{
+	for (const char *p = strchr(params, ';'); p != NULL; p = strchr(p + 1, ';')) {
+		const char *n = p + 1;
+		while (*n == ' ' || *n == '\t')
+			n++;
+		if (strncasecmp(n, "charset", 7) != 0)
+			continue;
+		n += 7;
+		while (*n == ' ' || *n == '\t')
+			n++;
+		if (*n != '=')
+			return false;
+		n++;
+		while (*n == ' ' || *n == '\t')
+			n++;
+		bool quoted = *n == '"';
+		n += quoted;
+		if (strncasecmp(n, "utf-8", 5) != 0)
+			return false;
+		n += 5;
+		if (quoted && *n++ != '"')
+			return false;
+		while (*n == ' ' || *n == '\t')
+			n++;
+		if (*n != '\0' && *n != ';')
+			return false;
+	}
+	return true;
+}
+
 int req_json_object(struct req *r, bool allow_empty, json_t **out)
 {
 	if (r->body.len == 0) {
@@ -78,9 +112,10 @@ int req_json_object(struct req *r, bool allow_empty, json_t **out)
 	}
 	const char *ct = req_header(r, "Content-Type");
 	if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
-	    (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
+	    (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ') || !ctype_charset_utf8(ct + 16)) {
 		reply_problem(r, 415, "unsupported-media-type", "Unsupported media type",
-			      "send the body as Content-Type: application/json", NULL);
+			      "send the body as Content-Type: application/json (charset utf-8 only)",
+			      NULL);
 		return -1;
 	}
 	json_error_t jerr;

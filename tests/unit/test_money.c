@@ -37,11 +37,26 @@ static void test_parse_valid(void **state)
 	expect_parse("12.5", 12500000);
 	expect_parse("50000", INT64_C(50000000000));
 	expect_parse("0.003414", 3414);
-	expect_parse("007.10", 7100000);
+	expect_parse("7.10", 7100000);
+	expect_parse("10.00", 10000000);
+	expect_parse("0.50", 500000);
 	expect_parse("6.88", 6880000);
 	expect_parse("3.430888", 3430888);
 	expect_parse("1.123456", 1123456);
-	expect_parse("0000000000000000000000001", 1000000); /* many leading zeros */
+}
+
+/* Money strings are canonical decimals: a leading zero only as the whole
+ * integer part ("0.5"), never "01.00" (issue 11, finding 12). */
+static void test_parse_leading_zeros(void **state)
+{
+	(void)state;
+	const char *bad[] = {"01.00", "00", "007.10", "00.5", "0000000000000000000000001", "01",
+			     "000000000000000000000000000000000000000000000001.5"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_refused(bad[i], ERR_INVALID);
+	expect_parse("0", 0);
+	expect_parse("0.0", 0);
+	expect_parse("100", INT64_C(100000000));
 }
 
 static void test_parse_syntax(void **state)
@@ -136,6 +151,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_valid),
 		cmocka_unit_test(test_parse_syntax),
+		cmocka_unit_test(test_parse_leading_zeros),
 		cmocka_unit_test(test_parse_limits),
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_format_small_buffer),

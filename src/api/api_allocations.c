@@ -23,7 +23,6 @@
 
 #define ALLOC_MAX_LABELS 32
 #define ALLOC_MAX_PURPOSE 1000
-#define ALLOC_FUTURE_SKEW_S 300 /* clock skew tolerated for started_at/ended_at */
 
 static const struct jv_field alloc_fields[] = {
 	{"team", JV_STRING, true, 63},
@@ -353,6 +352,39 @@ void api_allocations_list(struct req *r)
 				     next[0] ? next : NULL));
 }
 
+/*
+ * Who may report usage.  The member's team pays, so a member's start and
+ * complete happen at the server's clock; only the component that watches the
+ * real workload (a service token) or an admin may say when a job started or
+ * ended, and then only within the allocation's life: a start not before the
+ * approval and before the expiry, a start or end never in the future (up to
+ * ALLOC_CLOCK_SKEW_S for the reporter's clock), an end not before the start.
+ */
+#define ALLOC_CLOCK_SKEW_S 5
+
+static bool may_report_times(const struct req *r)
+{
+	return r->actor.role == ROLE_SERVICE || r->actor.role == ROLE_ADMIN;
+}
+
+/* Checks a reported started_at/ended_at against the allocation. */
+static void check_reported_time(struct req *r, enum alloc_event ev, const char *at_field, int64_t at,
+				const struct allocation *a, json_t *errors)
+{
+	char when[TIME_FMT_LEN];
+	if (at > r->now + ALLOC_CLOCK_SKEW_S) {
+		time_format_rfc3339(r->now, when);
+		jsonv_error(errors, at_field, "must not be in the future (the server's time is %s)",
+			    when);
+	} else if (ev == ALLOC_EV_START && at < a->approved_at) {
+		time_format_rfc3339(a->approved_at, when);
+		jsonv_error(errors, at_field, "must not be before the approval (%s)", when);
+	} else if (ev == ALLOC_EV_START && a->status == ALLOC_APPROVED && at >= a->expires_at) {
+		time_format_rfc3339(a->expires_at, when);
+		jsonv_error(errors, at_field, "must be before the allocation expires (%s)", when);
+	}
+}
+
 /* Common path of start, complete and cancel. */
 static void transition(struct req *r, enum alloc_event ev, const char *at_field)
 {
@@ -366,8 +398,6 @@ static void transition(struct req *r, enum alloc_event ev, const char *at_field)
 	const char *at_s = at_field ? json_string_value(json_object_get(body, at_field)) : NULL;
 	if (at_s != NULL && time_parse_rfc3339(at_s, &at) != 0)
 		jsonv_error(errors, at_field, "must be an RFC 3339 time");
-	else if (at_s != NULL && at > r->now + ALLOC_FUTURE_SKEW_S)
-		jsonv_error(errors, at_field, "must not be in the future");
 	if (json_array_size(errors) > 0) {
 		reply_invalid(r, errors);
 		errors = NULL;
@@ -375,9 +405,17 @@ static void transition(struct req *r, enum alloc_event ev, const char *at_field)
 	}
 	if (load_visible(r, &a) != 0)
 		goto out;
-	if (ev == ALLOC_EV_START && at < a.approved_at)
-		jsonv_error(errors, at_field, "must not be before the approval (%s)",
-			    json_string_value(json_object_get(body, at_field)));
+	if (at_s != NULL && !may_report_times(r)) {
+		reply_err(r, ERR_FORBIDDEN,
+			  ev == ALLOC_EV_START
+				  ? "only a service or admin token may give started_at; leave it out "
+				    "to start at the server's clock"
+				  : "only a service or admin token may give ended_at; leave it out "
+				    "to complete at the server's clock");
+		goto out;
+	}
+	if (at_s != NULL)
+		check_reported_time(r, ev, at_field, at, &a, errors);
 	/* A repeat of a completed transition returns the stored result, so its
 	 * default `now` is not checked against a started_at in the near future. */
 	if (ev == ALLOC_EV_COMPLETE && a.status == ALLOC_RUNNING && at < a.started_at)

@@ -48,12 +48,18 @@ struct csv {
 	const char *currency;
 };
 
-/* Appends one field, quoted when needed; free text that a spreadsheet would
- * run as a formula gets a leading apostrophe. */
-static void csv_field(struct csv *c, const char *v, bool last, bool free_text)
+/*
+ * Appends one field, CSV-quoted (RFC 4180) when it holds a separator, a quote
+ * or a line break.  Every text field that a spreadsheet would run as a
+ * formula (first character =, +, -, @, tab or CR) gets a leading apostrophe
+ * and quotes (OWASP CSV injection): team display names and purposes are
+ * anyone's text.  Only the amounts and counts this file formats itself
+ * (`number`) are written as they are, so a negative amount stays a number.
+ */
+static void csv_field(struct csv *c, const char *v, bool last, bool number)
 {
-	bool quote = strpbrk(v, ",\"\r\n") != NULL;
-	bool guard = free_text && strchr("=+-@\t\r", v[0]) != NULL && v[0] != '\0';
+	bool guard = !number && v[0] != '\0' && strchr("=+-@\t\r", v[0]) != NULL;
+	bool quote = guard || strpbrk(v, ",\"\r\n") != NULL;
 	if (c->rc == 0 && quote)
 		c->rc = metrics_appendf(&c->buf, &c->len, &c->cap, "\"");
 	if (c->rc == 0 && guard)
@@ -117,7 +123,8 @@ static int add_usage(void *ctx, const struct usage_row *u)
 		a->project, a->labels_json[0] ? a->labels_json : "{}", a->id, a->team, a->project,
 		a->gpu_type, count, appr, start, end};
 	for (size_t i = 0; i < NCOLUMNS && c->rc == 0; i++)
-		csv_field(c, v[i], i + 1 == NCOLUMNS, i == 24 /* ResourceName = purpose */);
+		csv_field(c, v[i], i + 1 == NCOLUMNS, v[i] == cost || v[i] == qty || v[i] == price ||
+						       v[i] == count);
 	return c->rc;
 }
 

@@ -22,6 +22,126 @@
 #define CLI_TIMEOUT_MS 30000L
 #define CLI_MAX_BODY (16u * 1024u * 1024u)
 
+/* --- terminal output -------------------------------------------------------- */
+
+/* The length of the valid UTF-8 sequence at s (n bytes left), or 0. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+	unsigned char b = s[0];
+	size_t len;
+	unsigned char lo = 0x80, hi = 0xbf; /* bounds of the second byte */
+
+	if (b < 0x80)
+		return 1;
+	if (b >= 0xc2 && b <= 0xdf)
+		len = 2;
+	else if (b >= 0xe0 && b <= 0xef) {
+		len = 3;
+		lo = b == 0xe0 ? 0xa0 : 0x80; /* no overlong forms */
+		hi = b == 0xed ? 0x9f : 0xbf; /* no surrogates */
+	} else if (b >= 0xf0 && b <= 0xf4) {
+		len = 4;
+		lo = b == 0xf0 ? 0x90 : 0x80;
+		hi = b == 0xf4 ? 0x8f : 0xbf; /* <= U+10FFFF */
+	} else
+		return 0;
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+/* Neutralises s into a growing buffer (see cli.h); NULL when out of memory. */
+static char *cli_neutralise(const char *s, size_t len, int keep_newline, size_t *out_len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	/* Each input byte becomes at most 6 output bytes ("\u00XX", "\ufffd"). */
+	char *out = len < SIZE_MAX / 6 - 1 ? malloc(len * 6 + 1) : NULL;
+	size_t o = 0, i = 0;
+
+	if (out == NULL)
+		return NULL;
+	while (i < len) {
+		size_t k = utf8_seq_len(p + i, len - i);
+		unsigned cp = 0;
+		int bad = k == 0;
+
+		if (k == 1)
+			cp = p[i];
+		else if (k == 2)
+			cp = ((unsigned)(p[i] & 0x1f) << 6) | (p[i + 1] & 0x3f);
+		if (bad) {
+			memcpy(out + o, "\\ufffd", 6);
+			o += 6;
+			i++;
+			continue;
+		}
+		if ((k == 1 && ((cp < 0x20 && !(cp == '\n' && keep_newline)) || cp == 0x7f)) ||
+		    (k == 2 && cp >= 0x80 && cp <= 0x9f)) {
+			static const char hex[] = "0123456789abcdef";
+			memcpy(out + o, "\\u00", 4);
+			out[o + 4] = hex[cp >> 4];
+			out[o + 5] = hex[cp & 15];
+			o += 6;
+		} else {
+			memcpy(out + o, p + i, k);
+			o += k;
+		}
+		i += k;
+	}
+	out[o] = '\0';
+	*out_len = o;
+	return out;
+}
+
+void cli_write(FILE *f, const char *s, size_t len, int keep_newline)
+{
+	size_t n = 0;
+	char *safe = cli_neutralise(s, len, keep_newline, &n);
+
+	if (safe == NULL) {
+		fputs("plinth: out of memory\n", stderr);
+		return;
+	}
+	fwrite(safe, 1, n, f);
+	free(safe);
+}
+
+/* Formats and writes through cli_write; one place for both kinds of line. */
+static int cli_vprintf(FILE *f, int keep_newline, const char *fmt, va_list ap)
+{
+	char *text = NULL;
+	int n = vasprintf(&text, fmt, ap);
+
+	if (n < 0) {
+		fputs("plinth: out of memory\n", stderr);
+		return -1;
+	}
+	cli_write(f, text, (size_t)n, keep_newline);
+	free(text);
+	return 0;
+}
+
+int cli_printf(FILE *f, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = cli_vprintf(f, 1, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+char *cli_text_safe(const char *s)
+{
+	size_t n = 0;
+
+	return cli_neutralise(s, strlen(s), 0, &n);
+}
+
 void cli_init(struct cli *c)
 {
 	const char *url = getenv("PLINTH_URL");
@@ -36,12 +156,17 @@ void cli_init(struct cli *c)
 int cli_usage(const struct cli *c, const char *fmt, ...)
 {
 	va_list ap;
+	char *msg = NULL;
 
-	fprintf(stderr, "plinth%s%s: ", c->cmd ? " " : "", c->cmd ? c->cmd : "");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
 	va_end(ap);
-	fprintf(stderr, "\nTry 'plinth%s%s --help'.\n", c->cmd ? " " : "", c->cmd ? c->cmd : "");
+	/* The message quotes the caller's arguments: neutralised like the rest. */
+	cli_printf(stderr, "plinth%s%s: %s\nTry 'plinth%s%s --help'.\n", c->cmd ? " " : "",
+		c->cmd ? c->cmd : "", msg ? msg : "out of memory", c->cmd ? " " : "",
+		c->cmd ? c->cmd : "");
+	free(msg);
 	return CLI_EXIT_USAGE;
 }
 
@@ -63,7 +188,7 @@ int cli_option_common(struct cli *c, int opt, int argc, char **argv)
 		c->json = 1;
 		return CLI_CONTINUE;
 	case 'h':
-		fputs(c->help ? c->help : "", stdout);
+		cli_printf(stdout, "%s", c->help ? c->help : "");
 		return CLI_EXIT_OK;
 	case ':':
 		return cli_usage(c, "option '%s' needs a value", word);
@@ -117,7 +242,7 @@ int cli_body_request(struct cli *c, json_t *body, const char *team, const char *
 	    json_object_set_new(body, "gpu_type", json_string(gpu_type)) != 0 ||
 	    json_object_set_new(body, "gpu_count", json_integer(n)) != 0 ||
 	    json_object_set_new(body, "max_runtime_hours", json_real(h)) != 0) {
-		fprintf(stderr, "plinth: cannot build the request (bad UTF-8 or out of memory)\n");
+		cli_printf(stderr, "plinth: cannot build the request (bad UTF-8 or out of memory)\n");
 		return CLI_EXIT_USAGE;
 	}
 	return CLI_EXIT_OK;
@@ -188,6 +313,17 @@ static int cli_header_safe(const char *s)
 	return 1;
 }
 
+/* Prints one line to stderr: the daemon's text may hold no line break of its own. */
+static void __attribute__((format(printf, 1, 2))) cli_err_line(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (cli_vprintf(stderr, 0, fmt, ap) == 0)
+		cli_write(stderr, "\n", 1, 1);
+	va_end(ap);
+}
+
 /* Prints the problem+json (or whatever came back) of a failed call to stderr. */
 static void cli_problem_print(const struct cli *c, const struct httpc_response *r)
 {
@@ -203,15 +339,15 @@ static void cli_problem_print(const struct cli *c, const struct httpc_response *
 	}
 	if (title != NULL) {
 		if (detail != NULL && detail[0] != '\0')
-			fprintf(stderr, "plinth: %s: %s\n", title, detail);
+			cli_err_line("plinth: %s: %s", title, detail);
 		else
-			fprintf(stderr, "plinth: %s\n", title);
+			cli_err_line("plinth: %s", title);
 	} else {
 		/* Not a problem document: show the status and the first line of the body. */
 		int n = 0;
 		while ((size_t)n < r->len && n < 200 && r->body[n] != '\n' && r->body[n] != '\r')
 			n++;
-		fprintf(stderr, "plinth: HTTP %ld%s%.*s\n", r->status, n > 0 ? ": " : "", n, r->body);
+		cli_err_line("plinth: HTTP %ld%s%.*s", r->status, n > 0 ? ": " : "", n, r->body);
 	}
 	if (json_is_object(p)) {
 		json_t *errs = json_object_get(p, "errors");
@@ -222,18 +358,18 @@ static void cli_problem_print(const struct cli *c, const struct httpc_response *
 		json_array_foreach(errs, i, e) {
 			const char *field = json_string_value(json_object_get(e, "field"));
 			const char *msg = json_string_value(json_object_get(e, "message"));
-			fprintf(stderr, "  %s: %s\n", field ? field : "?", msg ? msg : "invalid");
+			cli_err_line("  %s: %s", field ? field : "?", msg ? msg : "invalid");
 		}
 		/* A refusal says what was asked and what is left: worth showing. */
 		for (i = 0; i < sizeof extras / sizeof extras[0]; i++) {
 			char buf[64];
 			json_t *v = json_object_get(p, extras[i]);
 			if (v != NULL && !json_is_null(v))
-				fprintf(stderr, "  %s: %s\n", extras[i], cli_json_text(v, buf, sizeof buf));
+				cli_err_line("  %s: %s", extras[i], cli_json_text(v, buf, sizeof buf));
 		}
 	}
 	if (r->status == 401 && c->token == NULL)
-		fprintf(stderr, "plinth: hint: pass --token or set PLINTH_TOKEN\n");
+		cli_printf(stderr, "plinth: hint: pass --token or set PLINTH_TOKEN\n");
 	json_decref(p);
 }
 
@@ -260,7 +396,7 @@ int cli_call(struct cli *c, const char *method, const struct cli_path *path, jso
 		ulen--;
 	if (asprintf(&url, "%.*s%s", (int)ulen, c->url, path->buf) < 0) {
 		url = NULL;
-		fprintf(stderr, "plinth: out of memory\n");
+		cli_printf(stderr, "plinth: out of memory\n");
 		goto out;
 	}
 	headers[nh++] = "Accept: application/json, application/problem+json";
@@ -268,7 +404,7 @@ int cli_call(struct cli *c, const char *method, const struct cli_path *path, jso
 	if (c->token != NULL) {
 		if (asprintf(&auth, "Authorization: Bearer %s", c->token) < 0) {
 			auth = NULL;
-			fprintf(stderr, "plinth: out of memory\n");
+			cli_printf(stderr, "plinth: out of memory\n");
 			goto out;
 		}
 		headers[nh++] = auth;
@@ -277,7 +413,7 @@ int cli_call(struct cli *c, const char *method, const struct cli_path *path, jso
 		/* 15 significant digits print 0.1 as 0.1, not 0.10000000000000001. */
 		payload = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
 		if (payload == NULL) {
-			fprintf(stderr, "plinth: cannot encode the request\n");
+			cli_printf(stderr, "plinth: cannot encode the request\n");
 			goto out;
 		}
 		headers[nh++] = "Content-Type: application/json";
@@ -289,7 +425,7 @@ int cli_call(struct cli *c, const char *method, const struct cli_path *path, jso
 	err = httpc_request(method, url, headers, payload, payload ? strlen(payload) : 0,
 		CLI_TIMEOUT_MS, CLI_MAX_BODY, &r, detail);
 	if (err != 0) {
-		fprintf(stderr, "plinth: %s\n", detail[0] ? detail : err_name(err));
+		cli_printf(stderr, "plinth: %s\n", detail[0] ? detail : err_name(err));
 		rc = err == ERR_UNAVAILABLE ? CLI_EXIT_UNREACHABLE :
 			err == ERR_INVALID ? CLI_EXIT_USAGE : CLI_EXIT_API;
 		goto out;
@@ -302,15 +438,15 @@ int cli_call(struct cli *c, const char *method, const struct cli_path *path, jso
 	if (r.len > 0) {
 		parsed = json_loadb(r.body, r.len, 0, &jerr);
 		if (parsed == NULL) {
-			fprintf(stderr, "plinth: the daemon sent invalid JSON: %s\n", jerr.text);
+			cli_printf(stderr, "plinth: the daemon sent invalid JSON: %s\n", jerr.text);
 			rc = CLI_EXIT_API;
 			goto out;
 		}
 	}
 	if (c->json && r.len > 0) {
-		fwrite(r.body, 1, r.len, stdout);
+		cli_write(stdout, r.body, r.len, 1);
 		if (r.body[r.len - 1] != '\n')
-			fputc('\n', stdout);
+			cli_printf(stdout, "\n");
 	}
 	*out = parsed; /* ownership moves to the caller */
 	parsed = NULL;
@@ -366,7 +502,8 @@ void cli_table_cell(struct cli_table *t, const char *s)
 		t->cells = n;
 		t->cap = ncap;
 	}
-	copy = strdup(s != NULL ? s : "-");
+	/* Stored neutralised, so the widths are those of what is printed. */
+	copy = cli_text_safe(s != NULL ? s : "-");
 	if (copy == NULL) {
 		t->failed = 1;
 		return;
@@ -447,7 +584,7 @@ int cli_table_print(const struct cli_table *t, FILE *f)
 	size_t i, col;
 
 	if (t == NULL || t->failed) {
-		fprintf(stderr, "plinth: out of memory\n");
+		cli_printf(stderr, "plinth: out of memory\n");
 		return -1;
 	}
 	for (col = 0; t->headers != NULL && col < t->ncols; col++)
@@ -462,28 +599,28 @@ int cli_table_print(const struct cli_table *t, FILE *f)
 			int w = (int)width[col];
 			const char *sep = col + 1 < t->ncols ? "  " : "";
 			if (t->aligns[col] == 'r')
-				fprintf(f, "%*s%s", w, t->headers[col], sep);
+				cli_printf(f, "%*s%s", w, t->headers[col], sep);
 			else if (col + 1 < t->ncols)
-				fprintf(f, "%-*s%s", w, t->headers[col], sep);
+				cli_printf(f, "%-*s%s", w, t->headers[col], sep);
 			else
-				fprintf(f, "%s", t->headers[col]);
+				cli_printf(f, "%s", t->headers[col]);
 		}
-		fputc('\n', f);
+		cli_printf(f, "\n");
 	}
 	for (i = 0; i < t->ncells; i++) {
 		col = i % t->ncols;
 		int w = (int)width[col];
 		const char *sep = col + 1 < t->ncols ? "  " : "\n";
 		if (t->aligns[col] == 'r')
-			fprintf(f, "%*s%s", w, t->cells[i], sep);
+			cli_printf(f, "%*s%s", w, t->cells[i], sep);
 		else if (col + 1 < t->ncols)
-			fprintf(f, "%-*s%s", w, t->cells[i], sep);
+			cli_printf(f, "%-*s%s", w, t->cells[i], sep);
 		else
-			fprintf(f, "%s%s", t->cells[i], sep);
+			cli_printf(f, "%s%s", t->cells[i], sep);
 	}
 	/* A partial last row still ends its line. */
 	if (t->ncells % t->ncols != 0)
-		fputc('\n', f);
+		cli_printf(f, "\n");
 	return 0;
 }
 
@@ -513,7 +650,7 @@ int cli_print_allocation(const json_t *a)
 	size_t i;
 
 	if (t == NULL) {
-		fprintf(stderr, "plinth: out of memory\n");
+		cli_printf(stderr, "plinth: out of memory\n");
 		return CLI_EXIT_API;
 	}
 	for (i = 0; i < sizeof plain / sizeof plain[0]; i++) {

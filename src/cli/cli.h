@@ -84,6 +84,23 @@ int cmd_serve(int argc, char **argv);
 /* `plinth migrate` (src/cli/cmd_migrate.c): argv[0] is "migrate"; returns the exit code. */
 int cmd_migrate(int argc, char **argv);
 
+/*
+ * Terminal output.  Everything the CLI prints goes through cli_printf (or
+ * cli_write), which neutralises what a daemon, a purpose, a label or a
+ * problem detail could use to drive the terminal: C0 controls (ESC, CR,
+ * BEL...), DEL and the C1 controls U+0080..U+009F are written as the text
+ * \u00XX, and bytes that are not valid UTF-8 as \ufffd; valid UTF-8 stays
+ * intact.  Inside a JSON string that text is the same character, so --json
+ * output stays valid JSON.
+ */
+/* Writes len bytes of s to f, neutralised; '\n' is kept when keep_newline. */
+void cli_write(FILE *f, const char *s, size_t len, int keep_newline);
+/* printf to f through cli_write (newlines kept). Returns 0 or -1. */
+int cli_printf(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A neutralised copy of s with no line breaks either (one table cell, one
+ * line of a problem); the caller frees it.  NULL when out of memory. */
+char *cli_text_safe(const char *s);
+
 /* Fills c with defaults: PLINTH_URL or http://127.0.0.1:8080, PLINTH_TOKEN. */
 void cli_init(struct cli *c);
 

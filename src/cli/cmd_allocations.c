@@ -56,9 +56,9 @@ static int allocations_table(const json_t *page)
 	}
 	rc = cli_table_print(t, stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_API;
 	if (json_array_size(items) == 0)
-		printf("(no allocations)\n");
+		cli_printf(stdout, "(no allocations)\n");
 	if (next != NULL)
-		printf("More: --cursor %s\n", next);
+		cli_printf(stdout, "More: --cursor %s\n", next);
 	cli_table_free(t);
 	return rc;
 }

@@ -47,7 +47,7 @@ static int costs_print(const json_t *res)
 		return CLI_EXIT_API;
 	if (cur == NULL)
 		cur = "USD";
-	printf("Costs from %s to %s by %s\n",
+	cli_printf(stdout, "Costs from %s to %s by %s\n",
 		cli_json_text(json_object_get(res, "from"), from, sizeof from),
 		cli_json_text(json_object_get(res, "to"), to, sizeof to),
 		cli_json_text(json_object_get(res, "group_by"), by, sizeof by));

@@ -62,20 +62,20 @@ int cmd_migrate(int argc, char **argv)
 			data = optarg;
 			break;
 		case 'h':
-			fputs(migrate_help, stdout);
+			cli_printf(stdout, "%s", migrate_help);
 			return CLI_EXIT_OK;
 		default:
-			fputs(migrate_help, stderr);
+			cli_printf(stderr, "%s", migrate_help);
 			return CLI_EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "plinth migrate: unexpected argument '%s'\n", argv[optind]);
+		cli_printf(stderr, "plinth migrate: unexpected argument '%s'\n", argv[optind]);
 		return CLI_EXIT_USAGE;
 	}
 	if (url == NULL) {
 		if (mkdir(data, 0700) != 0 && errno != EEXIST) {
-			fprintf(stderr, "plinth migrate: cannot create %s: %s\n", data,
+			cli_printf(stderr, "plinth migrate: cannot create %s: %s\n", data,
 				strerror(errno));
 			return CLI_EXIT_API;
 		}
@@ -86,11 +86,11 @@ int cmd_migrate(int argc, char **argv)
 	/* store_open applies the migrations before it returns. */
 	rc = store_open(path, 1, &s, detail);
 	if (rc != 0) {
-		fprintf(stderr, "plinth migrate: %s%s%s\n", err_name(rc), detail[0] ? ": " : "",
+		cli_printf(stderr, "plinth migrate: %s%s%s\n", err_name(rc), detail[0] ? ": " : "",
 			detail);
 		return CLI_EXIT_API;
 	}
-	printf("plinth migrate: the %s database schema is up to date\n", s->ops->name);
+	cli_printf(stdout, "plinth migrate: the %s database schema is up to date\n", s->ops->name);
 	store_close(s);
 	return CLI_EXIT_OK;
 }

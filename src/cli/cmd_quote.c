@@ -110,9 +110,9 @@ int cmd_quote(struct cli *c, int argc, char **argv)
 	if (rc == CLI_EXIT_OK && !json_is_true(json_object_get(res, "approved"))) {
 		size_t i;
 		json_t *r;
-		fprintf(stderr, "plinth: quote not approved\n");
+		cli_printf(stderr, "plinth: quote not approved\n");
 		json_array_foreach(json_object_get(res, "reasons"), i, r)
-			fprintf(stderr, "  reason: %s\n", json_string_value(r) ? json_string_value(r) : "?");
+			cli_printf(stderr, "  reason: %s\n", json_string_value(r) ? json_string_value(r) : "?");
 		rc = CLI_EXIT_API;
 	}
 out:

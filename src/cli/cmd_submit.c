@@ -126,31 +126,31 @@ static void print_result(const json_t *res)
 	const json_t *g = json_object_get(res, "gitops");
 	const json_t *ar = json_object_get(res, "argocd");
 	char b1[256], b2[256], b3[256];
-	printf("job          %s\n", cli_json_text(json_object_get(res, "id"), b1, sizeof b1));
-	printf("allocation   %s (%s, estimated cost %s)\n",
+	cli_printf(stdout, "job          %s\n", cli_json_text(json_object_get(res, "id"), b1, sizeof b1));
+	cli_printf(stdout, "allocation   %s (%s, estimated cost %s)\n",
 	       cli_json_text(json_object_get(a, "id"), b1, sizeof b1),
 	       cli_json_text(json_object_get(a, "status"), b2, sizeof b2),
 	       cli_json_text(json_object_get(a, "estimated_cost"), b3, sizeof b3));
 	if (json_is_true(json_object_get(ml, "skipped")))
-		printf("mlflow       skipped (%s)\n",
+		cli_printf(stdout, "mlflow       skipped (%s)\n",
 		       cli_json_text(json_object_get(ml, "reason"), b1, sizeof b1));
 	else
-		printf("mlflow       model %s: %s\n",
+		cli_printf(stdout, "mlflow       model %s: %s\n",
 		       cli_json_text(json_object_get(ml, "registered_model"), b1, sizeof b1),
 		       cli_json_text(json_object_get(ml, "url"), b2, sizeof b2));
-	printf("gitops       %s/ in %s\n", cli_json_text(json_object_get(g, "path"), b1, sizeof b1),
+	cli_printf(stdout, "gitops       %s/ in %s\n", cli_json_text(json_object_get(g, "path"), b1, sizeof b1),
 	       cli_json_text(json_object_get(g, "repository"), b2, sizeof b2));
-	printf("commit       %s\n", cli_json_text(json_object_get(g, "commit"), b1, sizeof b1));
-	printf("argocd       application %s (namespace %s)\n",
+	cli_printf(stdout, "commit       %s\n", cli_json_text(json_object_get(g, "commit"), b1, sizeof b1));
+	cli_printf(stdout, "argocd       application %s (namespace %s)\n",
 	       cli_json_text(json_object_get(ar, "application"), b1, sizeof b1),
 	       cli_json_text(json_object_get(ar, "namespace"), b2, sizeof b2));
-	printf("\nWhere to look:\n");
-	printf("  argocd app get argocd/%s\n",
+	cli_printf(stdout, "\nWhere to look:\n");
+	cli_printf(stdout, "  argocd app get argocd/%s\n",
 	       cli_json_text(json_object_get(ar, "application"), b1, sizeof b1));
-	printf("  kubectl -n %s get jobs -l plinth.io/allocation-id=%s\n",
+	cli_printf(stdout, "  kubectl -n %s get jobs -l plinth.io/allocation-id=%s\n",
 	       cli_json_text(json_object_get(ar, "job_namespace"), b1, sizeof b1),
 	       cli_json_text(json_object_get(a, "id"), b2, sizeof b2));
-	printf("  plinth allocations show %s\n",
+	cli_printf(stdout, "  plinth allocations show %s\n",
 	       cli_json_text(json_object_get(a, "id"), b1, sizeof b1));
 }
 

@@ -51,7 +51,7 @@ static int token_create(struct cli *c, const char *name, const char *role, json_
 	rc = cli_call(c, "POST", &p, body, NULL, &res);
 	if (rc != CLI_EXIT_OK)
 		goto out;
-	fprintf(stderr, "plinth: warning: this is the only time the token secret is shown; "
+	cli_printf(stderr, "plinth: warning: this is the only time the token secret is shown; "
 		"store it now\n");
 	if (c->json)
 		goto out;
@@ -122,7 +122,7 @@ static int token_revoke(struct cli *c, const char *id)
 	cli_path_segment(&p, id);
 	rc = cli_call(c, "DELETE", &p, NULL, NULL, &res);
 	if (rc == CLI_EXIT_OK && !c->json)
-		printf("revoked %s\n", id);
+		cli_printf(stdout, "revoked %s\n", id);
 	json_decref(res);
 	return rc;
 }

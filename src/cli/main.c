@@ -36,22 +36,22 @@ static const struct {
 
 static void usage_print(FILE *f)
 {
-	fputs("Usage: plinth [global options] <command> [options]\n"
+	cli_printf(f, "%s", "Usage: plinth [global options] <command> [options]\n"
 	      "\n"
 	      "Plinth keeps GPU spend inside team budgets.\n"
 	      "\n"
 	      "Commands:\n"
 	      "  serve         run the daemon (see `plinth serve --help`)\n"
-	      "  migrate       apply database migrations and exit (see `plinth migrate --help`)\n", f);
+	      "  migrate       apply database migrations and exit (see `plinth migrate --help`)\n");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-		fprintf(f, "  %-12s  %s\n", commands[i].name, commands[i].summary);
-	fputs("\n" CLI_COMMON_HELP
+		cli_printf(f, "  %-12s  %s\n", commands[i].name, commands[i].summary);
+	cli_printf(f, "%s", "\n" CLI_COMMON_HELP
 	      "\n"
 	      "Exit codes: 0 ok, 1 refused or failed by the API, 2 usage error, 3 daemon unreachable.\n"
 	      "\n"
 	      "Example:\n"
 	      "  PLINTH_TOKEN=plt_... plinth quote --team ml --gpu-type h100-80gb --gpus 8 --hours 24\n"
-	      "Run `plinth <command> --help` for a command's options.\n", f);
+	      "Run `plinth <command> --help` for a command's options.\n");
 }
 
 static const char version_help[] =
@@ -78,9 +78,9 @@ static int cmd_version(struct cli *c, int argc, char **argv)
 	if (optind < argc)
 		return cli_usage(c, "unexpected argument '%s'", argv[optind]);
 	if (c->json)
-		printf("{\"version\":\"%s\"}\n", PLINTH_VERSION);
+		cli_printf(stdout, "{\"version\":\"%s\"}\n", PLINTH_VERSION);
 	else
-		printf("plinth %s\n", PLINTH_VERSION);
+		cli_printf(stdout, "plinth %s\n", PLINTH_VERSION);
 	return CLI_EXIT_OK;
 }
 
@@ -113,7 +113,7 @@ static int dispatch(struct cli *c, int argc, char **argv)
 			return commands[i].run(c, argc, argv);
 		}
 	}
-	fprintf(stderr, "plinth: unknown command '%s'\nTry 'plinth --help'.\n", argv[0]);
+	cli_printf(stderr, "plinth: unknown command '%s'\nTry 'plinth --help'.\n", argv[0]);
 	return CLI_EXIT_USAGE;
 }
 

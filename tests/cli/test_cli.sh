@@ -245,23 +245,34 @@ if [ "$(kv id)" = "$A1" ]; then ok "show prints the allocation"; else not_ok "sh
 run allocations show no-such-id
 expect_rc 1 "show unknown id exits 1"
 
-# Lifecycle: start now, complete 180 s later: 2 x 6.88 x 0.05 h = 0.688.
+# Lifecycle: the member starts at the server's clock; only a service token
+# (the job watcher) or an admin may report a time, and never one more than
+# 5 s ahead.  9 s of use: 2 x 6.88 x 9 s = 0.0344.
 run complete "$A1"
 expect_rc 1 "complete before start is a conflict"
+run start "$A1" --at "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+expect_rc 1 "a member may not report started_at"
+expect_err "service or admin" "the refusal says who may report a time"
 run start "$A1"
 expect_rc 0 "start"
 if [ "$(kv status)" = running ]; then ok "started allocation is running"; else not_ok "status '$(kv status)'"; fi
 STARTED=$(kv started_at)
-END=$(date -u -d "$STARTED 180 seconds" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null)
+END=$(date -u -d "$STARTED 9 seconds" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null)
 case $END in ????-??-??T*Z) ok "end time $END";; *) not_ok "cannot compute end from '$STARTED'";; esac
 run complete "$A1" --at "$END"
-expect_rc 0 "complete --at"
+expect_rc 1 "a member may not report ended_at"
+# Until END is at most 4 s ahead of the clock (bounded: 15 s).
+END_S=$(date -u -d "$END" +%s 2>/dev/null || echo 0)
+i=0
+while [ "$(date -u +%s)" -lt $((END_S - 4)) ] && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
+run --token "$SERVICE" complete "$A1" --at "$END"
+expect_rc 0 "complete --at (service token)"
 if [ "$(kv status)" = completed ]; then ok "completed"; else not_ok "status '$(kv status)'"; fi
-if [ "$(kv actual_cost)" = "0.688 USD" ]; then ok "actual_cost 0.688 USD (per second)"; else not_ok "actual_cost '$(kv actual_cost)'"; fi
-if [ "$(kv released)" = "136.912 USD" ]; then ok "released 136.912 USD"; else not_ok "released '$(kv released)'"; fi
-run --json complete "$A1" --at "$END"
+if [ "$(kv actual_cost)" = "0.0344 USD" ]; then ok "actual_cost 0.0344 USD (per second)"; else not_ok "actual_cost '$(kv actual_cost)'"; fi
+if [ "$(kv released)" = "137.5656 USD" ]; then ok "released 137.5656 USD"; else not_ok "released '$(kv released)'"; fi
+run --json --token "$SERVICE" complete "$A1" --at "$END"
 expect_rc 0 "complete again is idempotent"
-expect_flat '"actual_cost":"0.688"' "repeat charges the same"
+expect_flat '"actual_cost":"0.0344"' "repeat charges the same"
 run start "$A1"
 expect_rc 1 "start after complete is a conflict"
 expect_err "plinth: " "conflict is reported"
@@ -279,20 +290,20 @@ expect_rc 0 "cancel again is idempotent"
 run start "$A2"
 expect_rc 1 "start after cancel is a conflict"
 
-# Teams: spent 0.688, nothing reserved, 999.312 available.
+# Teams: spent 0.0344, nothing reserved, 999.9656 available.
 run teams
 expect_rc 0 "teams"
 expect_out "AVAILABLE" "teams prints a header"
-expect_out "999.312 USD" "teams shows ml's available budget"
+expect_out "999.9656 USD" "teams shows ml's available budget"
 case $OUT in *vision*) not_ok "member sees another team";; *) ok "member sees only its team";; esac
 run teams ml
 expect_rc 0 "teams ml"
-if [ "$(kv spent)" = "0.688 USD" ]; then ok "ml spent 0.688 USD"; else not_ok "spent '$(kv spent)'"; fi
+if [ "$(kv spent)" = "0.0344 USD" ]; then ok "ml spent 0.0344 USD"; else not_ok "spent '$(kv spent)'"; fi
 if [ "$(kv reserved)" = "0.00 USD" ]; then ok "ml reserved 0.00 USD"; else not_ok "reserved '$(kv reserved)'"; fi
 if [ "$(kv budget)" = "1000.00 USD" ]; then ok "ml budget 1000.00 USD"; else not_ok "budget '$(kv budget)'"; fi
 run --json teams ml
 expect_rc 0 "teams ml --json"
-expect_flat '"available":"999.312"' "teams --json available"
+expect_flat '"available":"999.9656"' "teams --json available"
 run teams vision
 expect_rc 1 "member may not see another team"
 run --token "$ADMIN" teams
@@ -303,7 +314,7 @@ expect_out "vision" "admin sees every team"
 run costs
 expect_rc 0 "costs"
 expect_out "TOTAL" "costs prints a total"
-expect_out "0.688 USD" "costs shows ml's spend"
+expect_out "0.0344 USD" "costs shows ml's spend"
 run costs --group-by project
 expect_rc 0 "costs --group-by project"
 expect_out "llm" "costs grouped by project shows llm"
@@ -311,10 +322,41 @@ run --json costs --group-by gpu_type
 expect_rc 0 "costs --json"
 expect_flat '"group_by":"gpu_type"' "costs --json group_by"
 expect_flat '"key":"h100-80gb"' "costs by gpu type has h100-80gb"
-expect_flat '"spent":"0.688"' "costs --json spent"
+expect_flat '"spent":"0.0344"' "costs --json spent"
 run --json --token "$ADMIN" costs --from 2000-01-01 --to 2000-02-01
 expect_rc 0 "costs for a past range"
 expect_flat '"items":[]' "nothing was spent in 2000"
+
+# Terminal injection (issue 11, finding 10): a purpose, a label and a problem
+# field holding ESC sequences (screen clear, window title), CR and the C1 CSI
+# (U+009B) are stored through the API; nothing the CLI prints may carry them.
+ESC=$(printf '\033'); CR=$(printf '\r'); CSI=$(printf '\302\233')
+admin_post() { # PATH JSON
+	"$CURL" -s -o "$T/curl.out" -w '%{http_code}' -X POST -H "Authorization: Bearer $ADMIN" \
+		-H 'Content-Type: application/json' --data "$2" "$URL$1"
+}
+code=$(admin_post /v1/allocations '{"team":"ml","project":"evil","gpu_type":"h100-80gb","gpu_count":1,"max_runtime_hours":1,"purpose":"\u001b[2J\u001b]0;pwned\u0007ok\rFAKE \u009b31m","labels":{"k\u001b[1m":"v\u001b[2Jx\r"}}')
+A3=$(sed -n 's/.*"id":"\([^"]*\)".*/\1/p' "$T/curl.out")
+if [ "$code" = 201 ] && [ -n "$A3" ]; then ok "allocation with escape sequences stored"; else RC=$code; not_ok "admin POST allocation: HTTP $code $(cat "$T/curl.out")"; fi
+no_controls() { # DESC: stdout and stderr of the last run hold no ESC, CR or C1 CSI
+	case "$OUT$ERR" in
+	*"$ESC"*|*"$CR"*|*"$CSI"*) not_ok "$1: control characters reach the terminal";;
+	*) ok "$1: no ESC, CR or C1 bytes";;
+	esac
+}
+run allocations show "$A3"
+expect_rc 0 "show the allocation with escape sequences"
+no_controls "allocations show"
+expect_out '\u001b[2J' "the purpose is shown neutralised"
+run --json allocations show "$A3"
+no_controls "allocations show --json"
+run allocations --team ml
+no_controls "allocations list"
+run allocate --team ml --project p --gpu-type h100-80gb --gpus 1 --hours 1 \
+	--label "${ESC}[2J${CR}k=$(printf '%064d' 0)"
+expect_rc 1 "a problem that names an escape-laden field"
+no_controls "problem details"
+expect_err '\u001b[2J' "the problem field is shown neutralised"
 
 # Service tokens act for any team; revoking a token refuses it at once.
 run --token "$SERVICE" quote --team vision --gpu-type h100-80gb --gpus 1 --hours 1

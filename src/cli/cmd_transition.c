@@ -13,7 +13,8 @@ static const char start_help[] =
 	"Mark an approved allocation as running; accrual starts then.\n"
 	"\n"
 	"Options:\n"
-	"  --at TIME        when it started (RFC 3339 UTC, default now)\n"
+	"  --at TIME        when it started (RFC 3339 UTC, default the daemon's clock);\n"
+	"                   service and admin tokens only, not in the future\n"
 	"\n" CLI_COMMON_HELP
 	"\n"
 	"Example:\n"
@@ -26,7 +27,8 @@ static const char complete_help[] =
 	"maximum runtime) is billed and the rest of the reservation is released.\n"
 	"\n"
 	"Options:\n"
-	"  --at TIME        when it ended (RFC 3339 UTC, default now)\n"
+	"  --at TIME        when it ended (RFC 3339 UTC, default the daemon's clock);\n"
+	"                   service and admin tokens only, not in the future\n"
 	"\n" CLI_COMMON_HELP
 	"\n"
 	"Example:\n"

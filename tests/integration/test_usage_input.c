@@ -193,14 +193,11 @@ static void test_service_reports_within_life(void **state)
 	ITEST_STATUS(r, 200);
 }
 
-/* Finding 12: money is canonical, thresholds are whole ppm. */
-static void test_canonical_money_and_thresholds(void **state)
+/* Finding 12: money is canonical. */
+static void test_canonical_money(void **state)
 {
 	struct itest_daemon *d = D(state);
-	struct itest_resp *r;
 	static const char *const bad_amounts[] = {"01.00", "00", "007", "00.5"};
-	static const char *const bad_thresholds[] = {"[1e-320]", "[0.0000001]", "[0.5, 0.5000001]",
-						     "[1.0000005]", "[0]"};
 
 	for (size_t i = 0; i < sizeof(bad_amounts) / sizeof(bad_amounts[0]); i++) {
 		expect_invalid(d, "PUT", "/v1/teams/tz",
@@ -211,6 +208,19 @@ static void test_canonical_money_and_thresholds(void **state)
 	expect_invalid(d, "PUT", "/v1/gpu-types/gz",
 		       "{\"name\":\"Z\",\"price_per_gpu_hour\":\"01.5\",\"capacity\":1}",
 		       "price_per_gpu_hour");
+	/* Nothing was created by the refusals. */
+	ITEST_PROBLEM(itest_req(d, "GET", "/v1/teams/tz", d->admin, NULL), 404, "not-found");
+	ITEST_PROBLEM(itest_req(d, "GET", "/v1/gpu-types/gz", d->admin, NULL), 404, "not-found");
+}
+
+/* Finding 12: a threshold is a whole number of ppm (1e-320 became 0 ppm). */
+static void test_whole_ppm_thresholds(void **state)
+{
+	struct itest_daemon *d = D(state);
+	struct itest_resp *r;
+	static const char *const bad_thresholds[] = {"[1e-320]", "[0.0000001]", "[0.5, 0.5000001]",
+						     "[1.0000005]", "[0]"};
+
 	for (size_t i = 0; i < sizeof(bad_thresholds) / sizeof(bad_thresholds[0]); i++) {
 		expect_invalid(d, "PUT", "/v1/teams/tz",
 			       itest_strf(d, "{\"display_name\":\"Z\",\"budget\":{\"amount\":\"10\","
@@ -218,9 +228,7 @@ static void test_canonical_money_and_thresholds(void **state)
 					  bad_thresholds[i]),
 			       "alert_thresholds[");
 	}
-	/* Nothing was created by the refusals. */
 	ITEST_PROBLEM(itest_req(d, "GET", "/v1/teams/tz", d->admin, NULL), 404, "not-found");
-	ITEST_PROBLEM(itest_req(d, "GET", "/v1/gpu-types/gz", d->admin, NULL), 404, "not-found");
 
 	r = itest_req(d, "PUT", "/v1/teams/tz", d->admin,
 		      "{\"display_name\":\"Z\",\"budget\":{\"amount\":\"0.50\",\"period\":\"monthly\"},"
@@ -345,7 +353,9 @@ int main(void)
 						itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_service_reports_within_life, itest_setup_daemon,
 						itest_teardown_daemon),
-		cmocka_unit_test_setup_teardown(test_canonical_money_and_thresholds, itest_setup_daemon,
+		cmocka_unit_test_setup_teardown(test_canonical_money, itest_setup_daemon,
+						itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_whole_ppm_thresholds, itest_setup_daemon,
 						itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_charset, itest_setup_daemon, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_token_team_list_too_long, itest_setup_daemon,

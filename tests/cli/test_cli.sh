@@ -335,7 +335,7 @@ admin_post() { # PATH JSON
 	"$CURL" -s -o "$T/curl.out" -w '%{http_code}' -X POST -H "Authorization: Bearer $ADMIN" \
 		-H 'Content-Type: application/json' --data "$2" "$URL$1"
 }
-code=$(admin_post /v1/allocations '{"team":"ml","project":"evil","gpu_type":"h100-80gb","gpu_count":1,"max_runtime_hours":1,"purpose":"\u001b[2J\u001b]0;pwned\u0007ok\rFAKE \u009b31m","labels":{"k\u001b[1m":"v\u001b[2Jx\r"}}')
+code=$(admin_post /v1/allocations '{"team":"ml","project":"evil","gpu_type":"h100-80gb","gpu_count":1,"max_runtime_hours":1,"purpose":"\u001b[2J\u001b]0;pwned\u0007ok\rFAKE \u009b31m caf\u00e9 \u2713 \ud83d\ude00","labels":{"k\u001b[1m":"v\u001b[2Jx\r"}}')
 A3=$(sed -n 's/.*"id":"\([^"]*\)".*/\1/p' "$T/curl.out")
 if [ "$code" = 201 ] && [ -n "$A3" ]; then ok "allocation with escape sequences stored"; else RC=$code; not_ok "admin POST allocation: HTTP $code $(cat "$T/curl.out")"; fi
 no_controls() { # DESC: stdout and stderr of the last run hold no ESC, CR or C1 CSI
@@ -348,6 +348,7 @@ run allocations show "$A3"
 expect_rc 0 "show the allocation with escape sequences"
 no_controls "allocations show"
 expect_out '\u001b[2J' "the purpose is shown neutralised"
+expect_out "$(printf 'caf\303\251 \342\234\223 \360\237\230\200')" "UTF-8 text is kept intact"
 run --json allocations show "$A3"
 no_controls "allocations show --json"
 run allocations --team ml

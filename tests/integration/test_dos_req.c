@@ -24,6 +24,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+#include "itest_pg.h"
+
 #define BOUND_MS 10000           /* a deadline for waits and misbehaving sockets */
 #define PROMPT_MS 7000           /* a prompt answer: well below MLflow's 10 s and MHD's 30 s */
 #define NSLOW 4                  /* slow readers: more than the pool of --threads 1 (3) */
@@ -417,6 +422,154 @@ static void test_job_waiting_on_mlflow_does_not_hold_the_pool(void **state)
 	assert_int_equal(itest_jmoney(t->json, "reserved"), 0);
 }
 
+/* ---- finding 3: the pool's deadline ---- */
+
+/* The test's own lock on the daemon's database: SQLite's write lock, or an
+ * exclusive lock on PostgreSQL's teams table. */
+struct db_lock {
+	sqlite3 *lite;
+	PGconn *pg;
+};
+
+static int db_lock_take(const struct itest_daemon *d, struct db_lock *l)
+{
+	memset(l, 0, sizeof(*l));
+	if (!itest_pg_enabled()) {
+		char path[ITEST_PATH_LEN + 16];
+		snprintf(path, sizeof(path), "%s/plinth.db", d->data);
+		if (sqlite3_open_v2(path, &l->lite, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+			return -1;
+		return sqlite3_exec(l->lite, "BEGIN EXCLUSIVE", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+	}
+	const char *url = NULL;
+	for (int i = 0; i + 1 < ITEST_MAX_ARGS && d->args[i] != NULL; i++)
+		if (strcmp(d->args[i], "--database-url") == 0)
+			url = d->args[i + 1];
+	if (url == NULL)
+		return -1;
+	l->pg = PQconnectdb(url);
+	if (PQstatus(l->pg) != CONNECTION_OK)
+		return -1;
+	PGresult *r = PQexec(l->pg, "BEGIN; LOCK TABLE teams IN ACCESS EXCLUSIVE MODE");
+	int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
+	PQclear(r);
+	return rc;
+}
+
+static void db_lock_drop(struct db_lock *l)
+{
+	if (l->lite != NULL) {
+		(void)sqlite3_exec(l->lite, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_close(l->lite);
+	}
+	if (l->pg != NULL) {
+		PQclear(PQexec(l->pg, "ROLLBACK"));
+		PQfinish(l->pg);
+	}
+	memset(l, 0, sizeof(*l));
+}
+
+struct writer {
+	const char *base_url;
+	const char *token;
+	char path[64];
+	long status;
+};
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	CURL *h = curl_easy_init();
+	struct itest_resp r = {0};
+	const char *body = "{\"display_name\":\"G\",\"budget\":{\"amount\":\"1\","
+			   "\"period\":\"monthly\"}}";
+	if (h != NULL) {
+		itest_http(h, w->base_url, "PUT", w->path, w->token, body, strlen(body), NULL, &r);
+		w->status = r.status;
+		itest_resp_clear(&r);
+		curl_easy_cleanup(h);
+	}
+	return NULL;
+}
+
+static int setup_short_wait(void **state)
+{
+	const char *args[] = {"--threads", "1", NULL};
+	/* --db-wait 1000 (as the variable: the daemon before the fix ignores it
+	 * and starts); PostgreSQL: the blocked writes wait up to 15 s. */
+	if (setenv("PLINTH_DB_WAIT_MS", "1000", 1) != 0 ||
+	    setenv("PLINTH_PG_STATEMENT_TIMEOUT_MS", "15000", 1) != 0)
+		return -1;
+	struct itest_daemon *d = itest_daemon_new(args);
+	if (unsetenv("PLINTH_DB_WAIT_MS") != 0 || unsetenv("PLINTH_PG_STATEMENT_TIMEOUT_MS") != 0 ||
+	    d == NULL) {
+		itest_daemon_free(d);
+		return -1;
+	}
+	*state = d;
+	return 0;
+}
+
+/*
+ * Writes blocked on a lock the test holds occupy the whole pool (--threads 1:
+ * 3 connections).  A request that then needs a connection must answer 503
+ * unavailable with Retry-After after --db-wait (1 s), not wait for one.
+ * Before: no deadline, it waited until a write gave its connection back.
+ */
+static void test_pool_deadline_answers_503(void **state)
+{
+	struct itest_daemon *d = *state;
+	const char *alpha, *beta;
+	two_tenants(d, &alpha, &beta);
+	(void)alpha;
+	(void)beta;
+	struct db_lock lock;
+	assert_int_equal(db_lock_take(d, &lock), 0);
+	struct writer ws[3];
+	pthread_t tids[3];
+	for (int i = 0; i < 3; i++) {
+		ws[i] = (struct writer){d->base_url, d->admin, "", 0};
+		snprintf(ws[i].path, sizeof(ws[i].path), "/v1/teams/gamma%d", i);
+		if (pthread_create(&tids[i], NULL, writer_main, &ws[i]) != 0) {
+			db_lock_drop(&lock);
+			fail();
+		}
+	}
+	/* Probe until the writers hold the pool (bounded in tries and time). */
+	long status = 0;
+	int64_t ms = 0;
+	char retry[32] = "";
+	int tries = 0;
+	int64_t deadline = itest_now_ms() + BOUND_MS;
+	CURL *h = curl_easy_init();
+	while (h != NULL && status != 503 && tries < 20 && itest_now_ms() < deadline) {
+		struct itest_resp r = {0};
+		int64_t t0 = itest_now_ms();
+		tries++;
+		itest_http(h, d->base_url, "GET", "/v1/gpu-types", d->admin, NULL, 0, NULL, &r);
+		ms = itest_now_ms() - t0;
+		status = r.status;
+		if (status == 503 && (!itest_is_problem(&r, 503, "unavailable") ||
+				      itest_resp_header(&r, "Retry-After", retry, sizeof(retry)) != 0))
+			status = -503; /* a 503 without the problem or Retry-After */
+		itest_resp_clear(&r);
+		if (status != 503)
+			itest_sleep_ms(100);
+	}
+	if (h != NULL)
+		curl_easy_cleanup(h);
+	db_lock_drop(&lock);
+	for (int i = 0; i < 3; i++)
+		pthread_join(tids[i], NULL);
+	printf("# dos: pool held by 3 blocked writes (--threads 1, --db-wait 1000): probe %d "
+	       "answered %ld in %lld ms, Retry-After: %s; the writes answered %ld %ld %ld\n",
+	       tries, status, (long long)ms, retry, ws[0].status, ws[1].status, ws[2].status);
+	assert_int_equal(status, 503);
+	assert_string_equal(retry, "1");
+	assert_true(ms >= 900);
+	ITEST_STATUS(itest_req(d, "GET", "/readyz", NULL, NULL), 200);
+}
+
 /* ---- finding 4: refused before the body is read ---- */
 
 /*
@@ -636,6 +789,8 @@ int main(void)
 						setup_threads1, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_job_waiting_on_mlflow_does_not_hold_the_pool,
 						setup_silent_mlflow, teardown_silent_mlflow),
+		cmocka_unit_test_setup_teardown(test_pool_deadline_answers_503, setup_short_wait,
+						itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_refused_before_the_body_is_read,
 						itest_setup_daemon, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_bounded_errors_and_json_limits,

@@ -446,6 +446,11 @@ void api_job_create(struct req *r)
 		goto out;
 	}
 	alloc_json = render_allocation(&a, r->now);
+	/* MLflow and git may take seconds (or hang until their timeouts): no
+	 * pool connection is held across them; job_finish and alloc_cancel
+	 * acquire one again. */
+	req_db_release(r);
+	db = NULL;
 	char cost[MONEY_FMT_LEN], count[24], url[MLFLOW_URI_MAX + 200];
 	money_format(a.estimated_micros, cost, sizeof(cost));
 	snprintf(count, sizeof(count), "%lld", (long long)a.gpu_count);

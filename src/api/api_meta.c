@@ -10,11 +10,12 @@ void api_healthz(struct req *r)
 	reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
 }
 
-/* Ready = the database answers. */
+/* Ready = the database answers.  With its own short deadline for a pool
+ * connection: a probe must answer promptly even when the pool is busy. */
 void api_readyz(struct req *r)
 {
 	struct store_conn *db;
-	int rc = req_db(r, &db);
+	int rc = req_db_within(r, HTTP_READY_WAIT_MS, &db);
 	if (rc == 0)
 		rc = store_conn_ops(db)->ping(db);
 	if (rc != 0) {

@@ -41,6 +41,7 @@ struct serve_opts {
 	size_t nalert_urls;
 	char *alert_env;                          /* owned copy of PLINTH_ALERT_WEBHOOKS */
 	long alert_interval;
+	long db_wait_ms;
 };
 
 static void serve_usage(FILE *f)
@@ -62,6 +63,8 @@ static void serve_usage(FILE *f)
 		"  --max-runtime-hours N     upper limit of max_runtime_hours (default 168)\n"
 		"  --threads N               requests served at once, each with a database connection\n"
 		"                            (PLINTH_THREADS, default 8)\n"
+		"  --db-wait MS              how long a request waits for a free database connection before\n"
+		"                            answering 503 with Retry-After (PLINTH_DB_WAIT_MS, default 3000)\n"
 		"  --ready-file PATH         write the base URL here once listening (for scripts and tests)\n"
 		"  --demo                    seed a demo organisation on first start (used by `make run`)\n"
 		"  (env only) MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD: the\n"
@@ -113,6 +116,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 		{"demo", no_argument, NULL, 'x'},
 		{"alert-webhook", required_argument, NULL, 'A'},
 		{"alert-interval", required_argument, NULL, 'I'},
+		{"db-wait", required_argument, NULL, 'W'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -121,6 +125,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	o->database_url = env_str("PLINTH_DATABASE_URL", NULL);
 	o->admin_token = env_str("PLINTH_ADMIN_TOKEN", NULL);
 	o->threads = env_long("PLINTH_THREADS", 8);
+	o->db_wait_ms = env_long("PLINTH_DB_WAIT_MS", 3000);
 	o->start_timeout = 86400;
 	o->sweep_interval = 30;
 	o->max_runtime_hours = 168;
@@ -146,6 +151,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 				o->alert_urls[o->nalert_urls++] = optarg;
 			break;
 		case 'I': bad = parse_long(optarg, 1, 86400, &o->alert_interval); break;
+		case 'W': bad = parse_long(optarg, 1, 600000, &o->db_wait_ms); break;
 		case 'h': serve_usage(stdout); exit(0);
 		default: serve_usage(stderr); return -1;
 		}
@@ -174,6 +180,10 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			}
 			o->alert_urls[o->nalert_urls++] = u;
 		}
+	}
+	if (o->db_wait_ms < 1 || o->db_wait_ms > 600000) {
+		fprintf(stderr, "plinth serve: --db-wait must be 1..600000 ms\n");
+		return -1;
 	}
 	if (o->threads < 1 || o->threads > 256) {
 		fprintf(stderr, "plinth serve: --threads must be 1..256\n");
@@ -367,6 +377,7 @@ int cmd_serve(int argc, char **argv)
 		.start_timeout_s = o.start_timeout,
 		.max_runtime_hours = o.max_runtime_hours,
 		.currency = "USD",
+		.db_wait_ms = o.db_wait_ms,
 	};
 	/* The job flow's neighbours (MLflow, the GitOps repository in DIR). */
 	rc = integrations_open(o.data, &integ, detail);

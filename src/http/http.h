@@ -22,6 +22,9 @@
 #define HTTP_MAX_HEADERS 100
 #define HTTP_MAX_PARAMS 3
 #define HTTP_MAX_TOKEN_TEAMS 32
+#define HTTP_MAX_ERRORS 50      /* a 422 lists at most this many errors */
+#define HTTP_DB_WAIT_MS 3000    /* default deadline for a database connection */
+#define HTTP_READY_WAIT_MS 1000 /* /readyz's own, shorter deadline */
 #define HTTP_PROBLEM_BASE "https://plinth.io/problems/"
 /* Compact JSON; reals (thresholds, hours, latencies) with 15 significant
  * digits so 0.8 prints as 0.8, not 0.80000000000000004. */
@@ -34,7 +37,10 @@ struct app {
 	int64_t max_runtime_hours; /* upper bound for max_runtime_hours */
 	const char *currency;      /* "USD" */
 	struct integrations *integrations; /* MLflow + GitOps for /v1/jobs; NULL = off */
+	long db_wait_ms;           /* deadline for a pool connection; 0 = HTTP_DB_WAIT_MS */
 };
+
+struct route; /* private to router.c */
 
 struct req {
 	struct app *app;
@@ -56,7 +62,9 @@ struct req {
 	char teams[HTTP_MAX_TOKEN_TEAMS][STORE_ID_LEN]; /* member's teams */
 	size_t nteams;
 
-	struct store_conn *db;  /* acquired lazily by req_db(), released at the end */
+	const struct route *route; /* set by router_admit() */
+	struct store_conn *db;  /* acquired lazily by req_db(), held only while the
+				 * handler runs: released before the answer is sent */
 
 	/* The response. */
 	unsigned status;
@@ -67,6 +75,8 @@ struct req {
 	bool www_authenticate;  /* add WWW-Authenticate: Bearer for 401 */
 	const char *csp;        /* Content-Security-Policy (static, for the dashboard) */
 	bool queued;            /* server.c: the response was handed to MHD */
+	bool close_conn;        /* server.c: send Connection: close (unread body) */
+	unsigned retry_after_s; /* Retry-After on a 503, 0 = none */
 };
 
 /* --- responses (server.c / problem.c) ------------------------------------ */
@@ -98,8 +108,19 @@ const char *req_query(struct req *r, const char *key);
 const char *req_header(struct req *r, const char *name);
 /* Frees what the req owns (body, response, database connection), not r. */
 void req_release(struct req *r);
-/* The database connection for this request (acquired on first use). */
+/*
+ * The database connection for this request, acquired on first use and held
+ * until req_db_release() or the end of the request.  Waits at most
+ * app->db_wait_ms for a free connection: then ERR_UNAVAILABLE (the caller's
+ * reply_err() makes it a 503) and a Retry-After on the answer.
+ */
 int req_db(struct req *r, struct store_conn **out);
+/* req_db with its own deadline in milliseconds. */
+int req_db_within(struct req *r, long wait_ms, struct store_conn **out);
+/* Returns the request's connection to the pool (no-op without one).  Call it
+ * before anything slow that does not use the database (MLflow, git, sending
+ * the answer); a later req_db() acquires again. */
+void req_db_release(struct req *r);
 
 /*
  * Parses the body as a JSON object.  Replies (400/415/422) and returns -1 on
@@ -124,6 +145,16 @@ void reqlog_write(const struct req *r);
 void log_event(const char *level, const char *msg, json_t *extra);
 
 /* --- routing (router.c) ---------------------------------------------------- */
+/*
+ * Runs once the request line and headers are complete, before any body byte
+ * is read: finds the route and checks the token and the role.  Returns true
+ * when the request may go on (r->route set, the database connection given
+ * back); false when it has replied (404/405/401/403/503).
+ */
+bool router_admit(struct req *r);
+/* Runs the handler of an admitted request (body complete). */
+void router_run(struct req *r);
+/* router_admit then router_run (the fuzz harness, which has the body at once). */
 void router_dispatch(struct req *r);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/err.h"
 #include "core/money.h"
 #include "util/jsonw.h"
 
@@ -21,6 +22,56 @@ void jsonv_utf8_sanitize(char *s)
 		else
 			p += n;
 	}
+}
+
+/* The refusal of jsonv_prescan; its message names the limit. */
+static int too_large(char *detail, size_t detail_len, const char *what, long limit)
+{
+	int w = snprintf(detail, detail_len, "the body has %s %ld (a limit)", what, limit);
+	if (w < 0 || (size_t)w >= detail_len)
+		snprintf(detail, detail_len, "the body is over a limit");
+	return ERR_INVALID;
+}
+
+int jsonv_prescan(const char *p, size_t n, char *detail, size_t detail_len)
+{
+	size_t depth = 0, tokens = 0, run = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		bool starts = false; /* a key or a value starts at this byte */
+		if (c == '"') {
+			size_t begin = ++i;
+			while (i < n && p[i] != '"')
+				i += p[i] == '\\' ? 2 : 1;
+			if (i >= n)
+				return 0; /* unterminated: the parser says where */
+			if (i - begin > JSONV_MAX_STRING)
+				return too_large(detail, detail_len, "a string longer than",
+						 JSONV_MAX_STRING);
+			starts = true;
+			run = 0;
+		} else if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ',' || c == ':' ||
+			   c == '}' || c == ']') {
+			if ((c == '}' || c == ']') && depth > 0)
+				depth--;
+			run = 0;
+		} else if (c == '{' || c == '[') {
+			if (++depth > JSONV_MAX_DEPTH)
+				return too_large(detail, detail_len, "nesting deeper than",
+						 JSONV_MAX_DEPTH);
+			starts = true;
+			run = 0;
+		} else { /* a number or a literal (or garbage the parser will refuse) */
+			starts = run++ == 0;
+			if (run > JSONV_MAX_NUMBER)
+				return too_large(detail, detail_len, "a number or literal longer than",
+						 JSONV_MAX_NUMBER);
+		}
+		if (starts && ++tokens > JSONV_MAX_TOKENS)
+			return too_large(detail, detail_len, "more keys and values than",
+					 JSONV_MAX_TOKENS);
+	}
+	return 0;
 }
 
 void jsonv_error(json_t *errors, const char *field, const char *fmt, ...)

@@ -31,6 +31,26 @@ struct jv_field {
 	size_t max_len; /* strings: maximum length in bytes (0 = 256) */
 };
 
+/*
+ * Limits on a JSON body, checked by jsonv_prescan() before the parser
+ * allocates anything: what a 1 MiB body could otherwise cost (112k keys
+ * parsed and listed back as errors) is bounded by these instead.  Every
+ * legitimate body is far below them (at most ~150 keys and values, nesting 3,
+ * strings of 4 KiB).
+ */
+#define JSONV_MAX_DEPTH 8           /* nested objects and arrays */
+#define JSONV_MAX_TOKENS 1024       /* keys and values, in all */
+#define JSONV_MAX_STRING 32768      /* bytes of one string as sent, escapes included */
+#define JSONV_MAX_NUMBER 64         /* bytes of one number or literal */
+
+/*
+ * A linear scan of the raw bytes (no allocation, no parse): counts nesting,
+ * keys and values and measures strings and numbers.  Returns 0 when the body
+ * is within the limits (or is not JSON: the parser reports that), else
+ * ERR_INVALID with a message naming the limit.
+ */
+int jsonv_prescan(const char *p, size_t n, char *detail, size_t detail_len);
+
 /* Replaces every byte that is not part of valid UTF-8 with '?', in place. */
 void jsonv_utf8_sanitize(char *s);
 

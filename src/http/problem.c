@@ -67,15 +67,29 @@ void reply_err(struct req *r, int err, const char *detail)
 
 void reply_invalid(struct req *r, json_t *errors)
 {
+	/* A bounded answer whatever the input: the first HTTP_MAX_ERRORS errors
+	 * and how many more there were. */
+	size_t total = json_array_size(errors);
+	json_t *more = NULL;
+	if (total > HTTP_MAX_ERRORS) {
+		for (size_t i = total; i > HTTP_MAX_ERRORS; i--)
+			json_array_remove(errors, i - 1);
+		more = json_integer((json_int_t)(total - HTTP_MAX_ERRORS));
+	}
 	const char *detail = "the request has invalid fields";
 	json_t *first = json_array_get(errors, 0);
 	char buf[300];
 	if (json_array_size(errors) == 1 && first != NULL) {
-		snprintf(buf, sizeof(buf), "%s: %s",
-			 json_string_value(json_object_get(first, "field")),
+		const char *field = json_string_value(json_object_get(first, "field"));
+		snprintf(buf, sizeof(buf), "%s%s%s", field ? field : "",
+			 field && field[0] ? ": " : "",
 			 json_string_value(json_object_get(first, "message")));
 		detail = buf;
 	}
-	reply_problem(r, 422, "validation-error", "Invalid request", detail,
-		      json_pack("{s:o}", "errors", errors));
+	json_t *extra = json_pack("{s:o}", "errors", errors);
+	if (more != NULL && extra != NULL)
+		(void)json_object_set_new(extra, "errors_truncated", more); /* bounded either way */
+	else
+		json_decref(more);
+	reply_problem(r, 422, "validation-error", "Invalid request", detail, extra);
 }

@@ -11,26 +11,41 @@
 #include "http/http.h"
 #include "http/jsonv.h"
 
-void req_release(struct req *r)
+void req_db_release(struct req *r)
 {
 	if (r->db != NULL)
 		store_conn_release(r->app->store, r->db);
 	r->db = NULL;
+}
+
+void req_release(struct req *r)
+{
+	req_db_release(r);
 	free(r->body.p);
 	r->body = (struct buf){0};
 	free(r->resp);
 	r->resp = NULL;
 }
 
-int req_db(struct req *r, struct store_conn **out)
+int req_db_within(struct req *r, long wait_ms, struct store_conn **out)
 {
 	if (r->db == NULL) {
-		int rc = store_conn_acquire(r->app->store, &r->db);
-		if (rc != 0)
+		int rc = store_conn_acquire_within(r->app->store, wait_ms, &r->db);
+		if (rc == ERR_UNAVAILABLE)
+			r->retry_after_s = 1; /* the pool is busy now, not broken */
+		if (rc != 0) {
+			r->db = NULL;
 			return rc;
+		}
 	}
 	*out = r->db;
 	return 0;
+}
+
+int req_db(struct req *r, struct store_conn **out)
+{
+	long wait = r->app->db_wait_ms > 0 ? r->app->db_wait_ms : HTTP_DB_WAIT_MS;
+	return req_db_within(r, wait, out);
 }
 
 void reply_take(struct req *r, unsigned status, const char *ctype, char *data, size_t len)
@@ -116,6 +131,18 @@ int req_json_object(struct req *r, bool allow_empty, json_t **out)
 		reply_problem(r, 415, "unsupported-media-type", "Unsupported media type",
 			      "send the body as Content-Type: application/json (charset utf-8 only)",
 			      NULL);
+		return -1;
+	}
+	char limit[160];
+	if (jsonv_prescan(r->body.p, r->body.len, limit, sizeof(limit)) != 0) {
+		/* A 422 on the body as a whole (field ""), like a non-object body. */
+		json_t *errors = json_array();
+		if (errors == NULL) {
+			reply_err(r, ERR_NOMEM, NULL);
+			return -1;
+		}
+		jsonv_error(errors, "", "%s", limit);
+		reply_invalid(r, errors);
 		return -1;
 	}
 	json_error_t jerr;

@@ -4,7 +4,9 @@
  * A pattern is a path with "{}" segments that capture one path segment each
  * into r->params.  Each route names the roles allowed to call it; handlers
  * then apply team scoping.  Health checks need no token; everything under
- * /v1 does.
+ * /v1 does.  Routing, the token and the role are checked as soon as the
+ * headers are complete (router_admit), so an unauthenticated or misrouted
+ * request is refused before its body is read.
  */
 #include <stdio.h>
 #include <string.h>
@@ -89,7 +91,7 @@ static bool match(const char *pattern, const char *path, struct req *r)
 	return true;
 }
 
-void router_dispatch(struct req *r)
+bool router_admit(struct req *r)
 {
 	const struct route *found = NULL;
 	char allow[64] = "";
@@ -111,18 +113,38 @@ void router_dispatch(struct req *r)
 		} else {
 			reply_err(r, ERR_NOT_FOUND, "no such endpoint");
 		}
-		return;
+		return false;
 	}
 	if (found->roles != R_NONE) {
-		if (auth_authenticate(r) != 0)
-			return;
+		int rc = auth_authenticate(r);
+		/* The body has not been read yet and may take long to arrive:
+		 * the connection used for the token goes back to the pool. */
+		req_db_release(r);
+		if (rc != 0)
+			return false;
 		if ((found->roles & (1u << r->token.role)) == 0) {
 			char d[700];
 			snprintf(d, sizeof(d), "the %s role may not %s %s", role_name(r->token.role),
 				 r->method, r->path);
 			reply_err(r, ERR_FORBIDDEN, d);
-			return;
+			return false;
 		}
 	}
-	found->handler(r);
+	r->route = found;
+	return true;
+}
+
+void router_run(struct req *r)
+{
+	if (r->route == NULL) {
+		reply_err(r, ERR_STORE, "the request was not admitted");
+		return;
+	}
+	r->route->handler(r);
+}
+
+void router_dispatch(struct req *r)
+{
+	if (router_admit(r))
+		router_run(r);
 }

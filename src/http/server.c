@@ -1,11 +1,15 @@
 /*
  * server.c - libmicrohttpd glue.  The only file that includes <microhttpd.h>.
  *
- * It turns MHD's callback protocol into one struct req per request: the body
- * is collected up to HTTP_MAX_BODY (refused with 413 beyond, before any
- * handler runs), the router runs once the body is complete, and the response
- * is queued from r->resp.  It counts requests in flight so that a graceful
- * stop can wait for them.  It never interprets a request itself.
+ * It turns MHD's callback protocol into one struct req per request: the
+ * route, the token and the role are checked when the headers are complete
+ * (router_admit: a refusal is answered at once, its body never read), the
+ * body is collected up to HTTP_MAX_BODY (refused with 413 beyond, before any
+ * handler runs), the handler runs once the body is complete, the database
+ * connection goes back to the pool, and the response is queued from r->resp
+ * (a slow reader holds a thread and its answer, never a connection).  It
+ * counts requests in flight so that a graceful stop can wait for them.  It
+ * never interprets a request itself.
  */
 #include "http/server.h"
 
@@ -104,6 +108,13 @@ static enum MHD_Result queue(struct req *r)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
 	if (r->www_authenticate)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"plinth\"");
+	if (r->retry_after_s > 0 && r->status == 503) {
+		char ra[16];
+		snprintf(ra, sizeof(ra), "%u", r->retry_after_s);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+	}
+	if (r->close_conn)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (r->csp != NULL) {
 		MHD_add_response_header(resp, "Content-Security-Policy", r->csp);
 		MHD_add_response_header(resp, "X-Frame-Options", "DENY");
@@ -113,6 +124,27 @@ static enum MHD_Result queue(struct req *r)
 	enum MHD_Result ok = MHD_queue_response(r->conn, r->status, resp);
 	MHD_destroy_response(resp);
 	return ok;
+}
+
+/* Does the request announce a body (which is still unread at the first call)? */
+static bool body_announced(struct req *r)
+{
+	const char *cl = req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	return req_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL ||
+	       (cl != NULL && strspn(cl, "0") != strlen(cl));
+}
+
+/*
+ * The first call (headers complete, no body byte read): a request refused
+ * here is answered at once.  libmicrohttpd 0.9.75 accepts a response only at
+ * this call or once the upload is complete; queued now, it stops reading the
+ * body of a POST/PUT, and Connection: close makes sure that no unread body is
+ * taken for a next request whatever the method.
+ */
+static enum MHD_Result queue_early(struct req *r)
+{
+	r->close_conn = body_announced(r);
+	return queue(r);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -139,8 +171,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		const char *cl = req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl != NULL && strtoull(cl, NULL, 10) > HTTP_MAX_BODY) {
 			reply_err(r, ERR_TOO_LARGE, "request body is larger than 1 MiB");
-			return queue(r);
+			return queue_early(r);
 		}
+		if (!router_admit(r))
+			return queue_early(r);
 		return MHD_YES;
 	}
 	if (r->queued) {
@@ -156,7 +190,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	if (r->status == 0)
-		router_dispatch(r);
+		router_run(r);
+	/* The answer is built: it is sent without a database connection. */
+	req_db_release(r);
 	return queue(r);
 }
 

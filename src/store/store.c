@@ -8,17 +8,20 @@
  */
 #include "store/store.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/err.h"
 #include "store/store_pg.h"
 
 /*
  * The pool: connections are opened lazily up to `size`; released ones sit in
- * a free list.  acquire blocks on the condition variable while every
+ * a free list.  acquire waits on the condition variable (on the monotonic
+ * clock, so a wall-clock step cannot stretch a deadline) while every
  * connection is out.  The pool owns the free connections; a caller owns an
  * acquired one until it releases it.
  */
@@ -101,16 +104,45 @@ const struct store_ops *store_conn_ops(struct store_conn *c)
 	return c->store->ops;
 }
 
-int store_conn_acquire(struct store *s, struct store_conn **out)
+/* deadline = now + ms on the monotonic clock (the pool's condvar clock). */
+static int deadline_in(long ms, struct timespec *deadline)
+{
+	if (clock_gettime(CLOCK_MONOTONIC, deadline) != 0)
+		return -1;
+	deadline->tv_sec += ms / 1000;
+	deadline->tv_nsec += (ms % 1000) * 1000000L;
+	if (deadline->tv_nsec >= 1000000000L) {
+		deadline->tv_sec++;
+		deadline->tv_nsec -= 1000000000L;
+	}
+	return 0;
+}
+
+int store_conn_acquire_within(struct store *s, long timeout_ms, struct store_conn **out)
 {
 	struct store_pool *p = s->pool;
 	struct store_conn *c = NULL;
+	struct timespec deadline;
 	int rc;
 
+	if (timeout_ms >= 0 && deadline_in(timeout_ms, &deadline) != 0)
+		return ERR_STORE;
 	if (pthread_mutex_lock(&p->mu) != 0)
 		return ERR_STORE;
-	while (!p->free && p->open >= p->size)
-		pthread_cond_wait(&p->cv, &p->mu);
+	while (!p->free && p->open >= p->size) {
+		if (timeout_ms < 0) {
+			pthread_cond_wait(&p->cv, &p->mu);
+			continue;
+		}
+		/* On a timeout the loop condition is checked once more: a
+		 * release that signalled this waiter just as it timed out
+		 * must not be lost, so a free connection is still taken. */
+		if (pthread_cond_timedwait(&p->cv, &p->mu, &deadline) == ETIMEDOUT &&
+		    !p->free && p->open >= p->size) {
+			pthread_mutex_unlock(&p->mu);
+			return ERR_UNAVAILABLE;
+		}
+	}
 	if (p->free) {
 		c = p->free;
 		p->free = c->next_free;
@@ -135,6 +167,11 @@ int store_conn_acquire(struct store *s, struct store_conn **out)
 	c->next_free = NULL;
 	*out = c;
 	return 0;
+}
+
+int store_conn_acquire(struct store *s, struct store_conn **out)
+{
+	return store_conn_acquire_within(s, -1, out);
 }
 
 void store_conn_release(struct store *s, struct store_conn *c)
@@ -190,7 +227,14 @@ int store_open(const char *url, int pool_size, struct store **out, char *detail)
 		set_detail(detail, "pthread_mutex_init failed");
 		return ERR_STORE;
 	}
-	if (pthread_cond_init(&p->cv, NULL) != 0) {
+	pthread_condattr_t ca;
+	bool cv_ok = pthread_condattr_init(&ca) == 0;
+	if (cv_ok) {
+		cv_ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+			pthread_cond_init(&p->cv, &ca) == 0;
+		pthread_condattr_destroy(&ca);
+	}
+	if (!cv_ok) {
 		pthread_mutex_destroy(&p->mu);
 		free(p);
 		set_detail(detail, "pthread_cond_init failed");

@@ -415,6 +415,9 @@ void store_sqlite_stats(struct store *s, long *commits, long *decisions);
 
 /* Pool: acquire blocks until a connection is free; release returns it. */
 int store_conn_acquire(struct store *s, struct store_conn **out);
+/* acquire with a deadline: waits at most timeout_ms (< 0: no limit) for a
+ * connection, then returns ERR_UNAVAILABLE.  The caller owns *out. */
+int store_conn_acquire_within(struct store *s, long timeout_ms, struct store_conn **out);
 void store_conn_release(struct store *s, struct store_conn *c);
 
 /* The operations of the store a connection belongs to. */

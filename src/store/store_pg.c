@@ -3817,7 +3817,7 @@ static int job_update_once(struct pg_conn *c, const struct job *j)
 	rc = tx_begin(c, true);
 	if (rc != 0)
 		return rc;
-	n = q_exec(c, SQL_JOB_UPDATE, "tititt", j->allocation_id, (int64_t)j->status, j->body,
+	n = q_exec(c, SQL_JOB_UPDATE, "titit", j->allocation_id, (int64_t)j->status, j->body,
 		   j->updated_at, j->id);
 	if (n < 0)
 		rc = n;

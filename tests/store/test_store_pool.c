@@ -1,0 +1,133 @@
+/*
+ * test_store_pool.c - the connection pool's deadline (issue 11, finding 3):
+ * store_conn_acquire_within() gives up with ERR_UNAVAILABLE when no
+ * connection frees in time, and hands over one released while it waits.
+ * A real SQLite file in a mkdtemp directory; nothing else is touched.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/err.h"
+#include "store/store.h"
+
+struct fx {
+	char dir[64];
+	char path[128];
+	struct store *s;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char url[160], detail[STORE_DETAIL_LEN] = "";
+	if (f == NULL)
+		return -1;
+	strcpy(f->dir, "/tmp/plinth-pool-XXXXXX");
+	if (mkdtemp(f->dir) == NULL) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->path, sizeof(f->path), "%s/plinth.db", f->dir);
+	snprintf(url, sizeof(url), "sqlite:%s", f->path);
+	if (store_open(url, 1, &f->s, detail) != 0) { /* a pool of one connection */
+		fprintf(stderr, "store_open: %s\n", detail);
+		rmdir(f->dir);
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	const char *sfx[] = {"", "-wal", "-shm", "-journal"};
+	char p[160];
+	store_close(f->s);
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(p, sizeof(p), "%s%s", f->path, sfx[i]);
+		unlink(p);
+	}
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* With the only connection out, a bounded acquire gives up after (not
+ * before) its deadline; once released, it is handed out again at once. */
+static void test_acquire_deadline(void **state)
+{
+	struct fx *f = *state;
+	struct store_conn *a = NULL, *b = NULL;
+	assert_int_equal(store_conn_acquire_within(f->s, 0, &a), 0);
+	int64_t t0 = mono_ms();
+	assert_int_equal(store_conn_acquire_within(f->s, 200, &b), ERR_UNAVAILABLE);
+	int64_t waited = mono_ms() - t0;
+	printf("# pool: bounded acquire (200 ms) gave up after %lld ms\n", (long long)waited);
+	assert_true(waited >= 190);
+	assert_null(b);
+	assert_int_equal(store_conn_acquire_within(f->s, 0, &b), ERR_UNAVAILABLE);
+	store_conn_release(f->s, a);
+	assert_int_equal(store_conn_acquire_within(f->s, 0, &b), 0);
+	assert_ptr_equal(a, b);
+	store_conn_release(f->s, b);
+}
+
+struct holder {
+	struct store *s;
+	struct store_conn *c;
+	int hold_ms;
+};
+
+static void *release_later(void *arg)
+{
+	struct holder *h = arg;
+	struct timespec ts = {h->hold_ms / 1000, (long)(h->hold_ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+	store_conn_release(h->s, h->c);
+	return NULL;
+}
+
+/* A connection released while a bounded acquire waits is handed to it. */
+static void test_acquire_gets_a_released_connection(void **state)
+{
+	struct fx *f = *state;
+	struct holder h = {f->s, NULL, 100};
+	struct store_conn *c = NULL;
+	pthread_t tid;
+	assert_int_equal(store_conn_acquire_within(f->s, 0, &h.c), 0);
+	assert_int_equal(pthread_create(&tid, NULL, release_later, &h), 0);
+	int rc = store_conn_acquire_within(f->s, 30000, &c);
+	pthread_join(tid, NULL);
+	assert_int_equal(rc, 0);
+	assert_ptr_equal(c, h.c);
+	store_conn_release(f->s, c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest t[] = {
+		cmocka_unit_test_setup_teardown(test_acquire_deadline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_acquire_gets_a_released_connection, setup,
+						teardown),
+	};
+	return cmocka_run_group_tests_name("store-pool", t, NULL, NULL);
+}

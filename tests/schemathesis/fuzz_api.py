@@ -104,11 +104,11 @@ def seed(tap, base, admin):
 
     try:
         must("PUT", "/v1/gpu-types/fuzz-gpu",
-             {"name": "Fuzz GPU", "price_per_gpu_hour": "1.25", "capacity": 64})
+             {"name": "Fuzz GPU", "price_per_gpu_hour": "1.25", "capacity": 100000})
         for team in ("alpha", "beta"):
             must("PUT", f"/v1/teams/{team}",
                  {"display_name": team.title(),
-                  "budget": {"amount": "100000", "period": "monthly"}})
+                  "budget": {"amount": "1000000000", "period": "monthly"}})
         fin = must("POST", "/v1/tokens", {"name": "fuzz-finance", "role": "finance"})
         mem = must("POST", "/v1/tokens",
                    {"name": "fuzz-member", "role": "member", "teams": ["alpha"]})

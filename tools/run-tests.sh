@@ -49,6 +49,8 @@ setup() {
 ./tools/npm-ci.sh || { echo "cannot install the npm packages (tools/npm-ci.sh)" >&2; exit 1; }
 # The 'jobs' suite: MLflow in .venv-mlflow and the schema validators (npm ci).
 ./tools/mlflow-start.sh --install || { echo "cannot install MLflow (tools/mlflow-start.sh)" >&2; exit 1; }
+# The 'schemathesis' suite: the API fuzzer in .venv-schemathesis.
+./tools/venv-schemathesis.sh >/dev/null || { echo "cannot create the schemathesis venv" >&2; exit 1; }
 if ! cmp -s tests/schema/package-lock.json tests/schema/node_modules/.plinth-stamp; then
 	(cd tests/schema && npm ci --no-audit --no-fund >/dev/null &&
 		cp package-lock.json node_modules/.plinth-stamp) ||

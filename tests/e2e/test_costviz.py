@@ -34,6 +34,9 @@ from decimal import Decimal
 
 from prometheus_client.parser import text_string_to_metric_families
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from plinthtest import Tap  # noqa: E402
+
 FOCUS_MANDATORY = [
     "BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency",
     "BillingPeriodStart", "BillingPeriodEnd", "ChargeCategory", "ChargeClass",
@@ -43,26 +46,6 @@ FOCUS_MANDATORY = [
 ]
 FOCUS_EXTRA = ["ResourceId", "Tags", "ConsumedQuantity", "ConsumedUnit", "SkuId"]
 ADMIN = "costviz-admin-token-0123456789abcdef"
-
-
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def ok(self, cond, desc, diag=None):
-        self.n += 1
-        print(("ok" if cond else "not ok") + f" {self.n} - {desc}")
-        if not cond:
-            self.failed += 1
-            for line in str(diag or "").splitlines():
-                print(f"#   {line}")
-        sys.stdout.flush()
-        return cond
-
-    def done(self):
-        print(f"1..{self.n}")
-        return 1 if self.failed or self.n == 0 else 0
 
 
 class Hooks:

@@ -20,11 +20,7 @@ import http.client
 import json
 import os
 import secrets
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -35,37 +31,12 @@ from openapi_spec_validator import validate as validate_spec
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from plinthtest import Daemon, Tap  # noqa: E402
+
 DOC_URI = "urn:plinth:openapi"
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 NOT_EXERCISABLE = {"500", "502", "503"}  # internal errors, a job neighbour failed (tests/jobs), database down
-
-
-class Tap:
-    """A minimal TAP producer that keeps going after failures."""
-
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def ok(self, cond, desc, diag=None):
-        self.n += 1
-        if cond:
-            print(f"ok {self.n} - {desc}")
-        else:
-            self.failed += 1
-            print(f"not ok {self.n} - {desc}")
-            for line in str(diag or "").splitlines():
-                print(f"#   {line}")
-        sys.stdout.flush()
-        return cond
-
-    def note(self, text):
-        for line in text.splitlines():
-            print(f"# {line}")
-
-    def done(self):
-        print(f"1..{self.n}")
-        return 1 if self.failed or self.n == 0 else 0
 
 
 class Doc:
@@ -114,59 +85,6 @@ class Doc:
 
 def esc(s):
     return s.replace("~", "~0").replace("/", "~1")
-
-
-class Daemon:
-    def __init__(self, binary, admin):
-        self.tmp = tempfile.TemporaryDirectory(prefix="plinth-openapi-")
-        d = self.tmp.name
-        self.log_path = os.path.join(d, "stderr.log")
-        self.log = open(self.log_path, "wb")
-        env = dict(os.environ, PLINTH_ADMIN_TOKEN=admin)
-        env.pop("PLINTH_DATABASE_URL", None)
-        ready = os.path.join(d, "ready")
-        self.proc = subprocess.Popen(
-            [binary, "serve", "--listen", "127.0.0.1:0", "--data", os.path.join(d, "data"),
-             "--ready-file", ready],
-            stdout=self.log, stderr=self.log, env=env)
-        deadline = time.monotonic() + 30
-        self.base = None
-        while time.monotonic() < deadline:
-            if os.path.exists(ready):
-                with open(ready) as f:
-                    text = f.read()
-                if text.endswith("\n"):
-                    self.base = text.strip()
-                    break
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        if self.base is None:
-            self.stop()
-            raise RuntimeError("the daemon did not become ready:\n" + self.log_tail())
-
-    def log_tail(self, n=30):
-        try:
-            with open(self.log_path, "rb") as f:
-                return b"\n".join(f.read().splitlines()[-n:]).decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def stop(self):
-        """SIGTERM and wait; returns the exit status."""
-        rc = self.proc.poll()
-        if rc is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                rc = self.proc.wait()
-        self.log.close()
-        return rc
-
-    def cleanup(self):
-        self.tmp.cleanup()
 
 
 class Client:

@@ -140,7 +140,7 @@ int jsonv_check(json_t *obj, const struct jv_field *spec, const char *prefix, js
 	for (const struct jv_field *f = spec; f->name != NULL; f++) {
 		snprintf(field, sizeof(field), "%s%s", prefix, f->name);
 		v = json_object_get(obj, f->name);
-		if (v == NULL || (json_is_null(v) && !f->required)) {
+		if (v == NULL) { /* null is a value of the wrong type, not an absent field */
 			if (f->required) {
 				jsonv_error(errors, field, "is required");
 				n++;

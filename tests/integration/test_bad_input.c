@@ -175,6 +175,13 @@ static const struct bad_case cases[] = {
 	 "{\"name\":\"x\",\"role\":\"member\",\"teams\":[]}", 0, NULL, 422, 0, VE, "teams", NULL},
 	{"member unknown team", "POST", "/v1/tokens",
 	 "{\"name\":\"x\",\"role\":\"member\",\"teams\":[\"nope\"]}", 0, NULL, 422, 0, VE, "teams", NULL},
+	/* An optional field sent as null is a value of the wrong type, not an
+	 * absent field (it once reached the store and answered 500). */
+	{"token teams null", "POST", "/v1/tokens",
+	 "{\"name\":\"x\",\"role\":\"admin\",\"teams\":null}", 0, NULL, 422, 0, VE, "teams", NULL},
+	{"team thresholds null", "PUT", "/v1/teams/tn",
+	 "{\"display_name\":\"T\",\"budget\":{\"amount\":\"1\",\"period\":\"weekly\"},"
+	 "\"alert_thresholds\":null}", 0, NULL, 422, 0, VE, "alert_thresholds", NULL},
 
 	/* quotes */
 	{"quote gpu_count 0", "POST", "/v1/quotes", "{\"team\":\"ta\",\"gpu_type\":\"g1\","

@@ -267,6 +267,13 @@ static int bootstrap_admin(struct store_conn *c, const struct serve_opts *o, int
 	return 0;
 }
 
+/* Where the store reports a row it skipped (store_bad_row). */
+static void log_bad_row(const char *table, const char *id, const char *why)
+{
+	log_event("error", "skipped a database row that cannot be read",
+		  json_pack("{s:s, s:s, s:s}", "table", table, "id", id, "why", why));
+}
+
 struct sweeper {
 	struct store *store;
 	long interval;
@@ -342,6 +349,7 @@ int cmd_serve(int argc, char **argv)
 	} else {
 		snprintf(url, sizeof(url), "%s", o.database_url);
 	}
+	store_set_bad_row_log(log_bad_row);
 	int rc = store_open(url, (int)o.threads + 2, &store, detail);
 	if (rc == 0)
 		rc = store_conn_acquire(store, &c);

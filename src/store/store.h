@@ -35,7 +35,7 @@
 #define STORE_ID_LEN 64       /* ids: team, gpu type, allocation, token, project */
 #define STORE_NAME_LEN 128    /* display names */
 #define STORE_PURPOSE_LEN 1024
-#define STORE_LABELS_LEN 4096 /* labels as compact JSON object text */
+#define STORE_LABELS_LEN 4352 /* labels as compact JSON object text (api_allocations.c: the largest valid set fits) */
 #define STORE_THRESHOLDS_LEN 256
 #define STORE_TEAMS_LEN 1024  /* token team list, JSON array text */
 #define STORE_DETAIL_LEN 256
@@ -386,6 +386,7 @@ struct store {
 	const struct store_ops *ops;
 	struct store_pool *pool;
 	long fault_after; /* accessed atomically; < 0 = no fault injection */
+	long full_at;     /* accessed atomically; util_now() of the last disk-full write, 0 = none */
 };
 
 /* Backends call this before executing each statement; true = fail it. */
@@ -412,6 +413,31 @@ int store_sqlite_new(const char *path, struct store **out, char *detail);
  * means batches formed.  `s` must be a SQLite store.
  */
 void store_sqlite_stats(struct store *s, long *commits, long *decisions);
+
+/*
+ * Rows the store cannot read (a text that does not fit its field, labels
+ * that are not a JSON object, an unknown status ...), written by something
+ * other than this program.  Readers that walk many rows (the expiry sweep,
+ * the allocate path's expiry, lists, cost scans) skip such a row after
+ * reporting it here, so one bad row never stops other requests; reading it
+ * alone (GET) fails with ERR_STORE.  Thread-safe; the count is process-wide
+ * (GET /metrics: plinth_store_bad_rows_total).
+ */
+void store_bad_row(const char *table, const char *id, const char *why);
+long store_bad_rows_total(void);
+/* Where store_bad_row reports (the daemon's log); NULL = stderr. */
+void store_set_bad_row_log(void (*fn)(const char *table, const char *id, const char *why));
+
+/*
+ * The store's write health: a write that failed because the disk (or the
+ * database's space) is full is reported here by the backend, which answers
+ * ERR_UNAVAILABLE (503) for it.  store_write_full() is true while such a
+ * failure happened within the last STORE_FULL_WINDOW_S seconds and no write
+ * succeeded since (GET /readyz reports not-ready then).
+ */
+#define STORE_FULL_WINDOW_S 10
+void store_note_write(struct store *s, bool full);
+bool store_write_full(struct store *s);
 
 /* Pool: acquire blocks until a connection is free; release returns it. */
 int store_conn_acquire(struct store *s, struct store_conn **out);

@@ -128,6 +128,37 @@ json_t *store_json_alloc(const void *p)
 	return j;
 }
 
+const char *store_alloc_unreadable(const struct allocation *a)
+{
+	json_t *j;
+	bool ok;
+
+	if (a->labels_json[0] == '\0') /* row_alloc: a text did not fit */
+		return "labels_json or purpose does not fit its field";
+	j = json_loads(a->labels_json, 0, NULL);
+	ok = json_is_object(j);
+	json_decref(j);
+	if (!ok)
+		return "labels_json is not a JSON object";
+	j = json_stringn(a->purpose, strlen(a->purpose)); /* NULL for invalid UTF-8 */
+	ok = j != NULL;
+	json_decref(j);
+	return ok ? NULL : "purpose is not UTF-8";
+}
+
+void store_alloc_blank_unreadable(struct allocation *a)
+{
+	json_t *j = json_loads(a->labels_json, 0, NULL);
+
+	if (!json_is_object(j))
+		snprintf(a->labels_json, sizeof(a->labels_json), "{}");
+	json_decref(j);
+	j = json_stringn(a->purpose, strlen(a->purpose));
+	if (!j)
+		a->purpose[0] = '\0';
+	json_decref(j);
+}
+
 /* Compact JSON text of j (consumed); NULL j gives NULL text. */
 int store_json_take_text(json_t *j, bool want, char **out)
 {

@@ -49,6 +49,19 @@ json_t *store_json_alloc(const void *p);
 /* The same as compact JSON text (caller frees), or NULL without memory. */
 char *store_alloc_json_text(const struct allocation *a);
 
+/*
+ * Why allocation a (as read from a row) cannot be rendered as JSON: labels
+ * that are not a JSON object, a purpose that is not UTF-8; NULL when it can.
+ * Rows written by this program always can; others are store_bad_row()s.
+ */
+const char *store_alloc_unreadable(const struct allocation *a);
+/* Why row_alloc refused a row (store_bad_row's text). */
+#define STORE_BAD_ROW_TEXT "a text does not fit its field or the status is unknown"
+
+/* Blanks what store_alloc_unreadable rejects ("{}" labels, "" purpose) so a
+ * bad row's money can still be released or reported. */
+void store_alloc_blank_unreadable(struct allocation *a);
+
 /* Compact JSON text of j (consumed) into *out (owned by the caller); !want gives NULL. */
 int store_json_take_text(json_t *j, bool want, char **out);
 

@@ -573,16 +573,21 @@ static int64_t col_i64(const PGresult *r, int row, int col)
 	return v && *v ? (int64_t)strtoll(v, NULL, 10) : 0;
 }
 
-static void col_copy(const PGresult *r, int row, int col, char *buf, size_t len)
+/* Copies a text column into buf (len bytes): 0, or -1 when it does not fit. */
+static int col_copy(const PGresult *r, int row, int col, char *buf, size_t len)
 {
 	const char *t = PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
 	size_t n = t ? strlen(t) : 0;
+	int rc = 0;
 
-	if (n >= len)
+	if (n >= len) { /* never a cut value: the row is reported as bad */
 		n = len - 1;
+		rc = -1;
+	}
 	if (n)
 		memcpy(buf, t, n);
 	buf[n] = '\0';
+	return rc;
 }
 
 /* ---- transactions ------------------------------------------------------ */
@@ -837,76 +842,84 @@ static int pg_migrate(struct store_conn *bc, char *detail)
 
 static int row_token(const PGresult *r, int i, void *out)
 {
+	int bad = 0;
 	struct token *t = out;
 	char role[32];
 
 	memset(t, 0, sizeof(*t));
-	col_copy(r, i, 0, t->id, sizeof(t->id));
-	col_copy(r, i, 1, t->name, sizeof(t->name));
-	col_copy(r, i, 2, role, sizeof(role));
-	col_copy(r, i, 3, t->teams_json, sizeof(t->teams_json));
+	bad |= col_copy(r, i, 0, t->id, sizeof(t->id));
+	bad |= col_copy(r, i, 1, t->name, sizeof(t->name));
+	bad |= col_copy(r, i, 2, role, sizeof(role));
+	bad |= col_copy(r, i, 3, t->teams_json, sizeof(t->teams_json));
 	t->created_at = col_i64(r, i, 4);
 	t->revoked_at = col_i64(r, i, 5);
-	return role_parse(role, &t->role) == 0 ? 0 : ERR_STORE;
+	return !bad && role_parse(role, &t->role) == 0 ? 0 : ERR_STORE;
 }
 
 static int row_gpu(const PGresult *r, int i, void *out)
 {
+	int bad = 0;
 	struct gpu_type *g = out;
 
 	memset(g, 0, sizeof(*g));
-	col_copy(r, i, 0, g->id, sizeof(g->id));
-	col_copy(r, i, 1, g->name, sizeof(g->name));
+	bad |= col_copy(r, i, 0, g->id, sizeof(g->id));
+	bad |= col_copy(r, i, 1, g->name, sizeof(g->name));
 	g->price_micros = col_i64(r, i, 2);
-	col_copy(r, i, 3, g->price_date, sizeof(g->price_date));
-	col_copy(r, i, 4, g->price_source, sizeof(g->price_source));
+	bad |= col_copy(r, i, 3, g->price_date, sizeof(g->price_date));
+	bad |= col_copy(r, i, 4, g->price_source, sizeof(g->price_source));
 	g->capacity = col_i64(r, i, 5);
 	g->allocated = col_i64(r, i, 6);
 	g->updated_at = col_i64(r, i, 7);
-	return 0;
+	return bad ? ERR_STORE : 0;
 }
 
 static int row_team(const PGresult *r, int i, void *out)
 {
+	int bad = 0;
 	struct team *t = out;
 	char period[32];
 
 	memset(t, 0, sizeof(*t));
-	col_copy(r, i, 0, t->id, sizeof(t->id));
-	col_copy(r, i, 1, t->display_name, sizeof(t->display_name));
+	bad |= col_copy(r, i, 0, t->id, sizeof(t->id));
+	bad |= col_copy(r, i, 1, t->display_name, sizeof(t->display_name));
 	t->budget_micros = col_i64(r, i, 2);
-	col_copy(r, i, 3, period, sizeof(period));
-	col_copy(r, i, 4, t->thresholds_json, sizeof(t->thresholds_json));
+	bad |= col_copy(r, i, 3, period, sizeof(period));
+	bad |= col_copy(r, i, 4, t->thresholds_json, sizeof(t->thresholds_json));
 	t->created_at = col_i64(r, i, 5);
 	t->updated_at = col_i64(r, i, 6);
-	return period_kind_parse(period, &t->period) == 0 ? 0 : ERR_STORE;
+	return !bad && period_kind_parse(period, &t->period) == 0 ? 0 : ERR_STORE;
 }
 
 static int row_alloc(const PGresult *r, int i, void *out)
 {
+	int bad = 0, cut = 0;
 	struct allocation *a = out;
 	char status[32];
 
 	memset(a, 0, sizeof(*a));
-	col_copy(r, i, 0, a->id, sizeof(a->id));
-	col_copy(r, i, 1, a->team, sizeof(a->team));
-	col_copy(r, i, 2, a->project, sizeof(a->project));
-	col_copy(r, i, 3, a->gpu_type, sizeof(a->gpu_type));
+	bad |= col_copy(r, i, 0, a->id, sizeof(a->id));
+	bad |= col_copy(r, i, 1, a->team, sizeof(a->team));
+	bad |= col_copy(r, i, 2, a->project, sizeof(a->project));
+	bad |= col_copy(r, i, 3, a->gpu_type, sizeof(a->gpu_type));
 	a->gpu_count = col_i64(r, i, 4);
 	a->max_runtime_us = col_i64(r, i, 5);
 	a->price_micros = col_i64(r, i, 6);
 	a->estimated_micros = col_i64(r, i, 7);
-	col_copy(r, i, 8, status, sizeof(status));
-	col_copy(r, i, 9, a->purpose, sizeof(a->purpose));
-	col_copy(r, i, 10, a->labels_json, sizeof(a->labels_json));
-	col_copy(r, i, 11, a->created_by, sizeof(a->created_by));
+	bad |= col_copy(r, i, 8, status, sizeof(status));
+	cut |= col_copy(r, i, 9, a->purpose, sizeof(a->purpose));
+	cut |= col_copy(r, i, 10, a->labels_json, sizeof(a->labels_json));
+	bad |= col_copy(r, i, 11, a->created_by, sizeof(a->created_by));
 	a->period_start = col_i64(r, i, 12);
 	a->approved_at = col_i64(r, i, 13);
 	a->expires_at = col_i64(r, i, 14);
 	a->started_at = col_i64(r, i, 15);
 	a->ended_at = col_i64(r, i, 16);
 	a->actual_micros = col_i64(r, i, 17);
-	return alloc_status_parse(status, &a->status) == 0 ? 0 : ERR_STORE;
+	/* A cut text leaves the money readable (costs, expiry); the row cannot
+	 * be rendered (store_alloc_unreadable), which "" labels say. */
+	if (cut)
+		a->labels_json[0] = '\0';
+	return !bad && alloc_status_parse(status, &a->status) == 0 ? 0 : ERR_STORE;
 }
 
 /* Loads the one row `sql` selects for key: 0, ERR_NOT_FOUND or an error. */
@@ -1643,12 +1656,25 @@ static int expire_rows(struct pg_conn *c, const PGresult *r, int64_t now, int *c
 		}
 	}
 	for (int i = 0; i < n; i++) {
+		const char *why;
+
 		rc = row_alloc(r, i, a);
+		if (rc == ERR_STORE) { /* unreadable: reported and left alone */
+			store_bad_row("allocations", PQgetvalue(r, i, 0),
+				      STORE_BAD_ROW_TEXT);
+			continue;
+		}
+		why = rc == 0 ? store_alloc_unreadable(a) : NULL;
+		if (why) { /* its money is still released; the audit row has blanks */
+			store_bad_row("allocations", a->id, why);
+			store_alloc_blank_unreadable(a);
+		}
 		if (rc == 0)
 			rc = alloc_release(c, NULL, a, ALLOC_EXPIRED, a->expires_at, now, NULL);
 		if (rc != 0)
 			goto out;
 	}
+	rc = 0;
 	if (count)
 		*count = n;
 out:
@@ -3041,6 +3067,10 @@ static int pg_alloc_get(struct store_conn *bc, const char *id, struct allocation
 	if (!a)
 		return ERR_NOMEM;
 	rc = load_one(c, SQL_ALLOC_BY_ID, id, row_alloc, a);
+	if (rc == 0 && store_alloc_unreadable(a)) { /* never rendered with a cut text */
+		conn_err(c, "allocation %s cannot be read: %s", id, store_alloc_unreadable(a));
+		rc = ERR_STORE;
+	}
 	if (rc == 0)
 		*out = *a;
 	free(a);
@@ -3122,6 +3152,15 @@ static int pg_alloc_list(struct store_conn *bc, const struct alloc_filter *f, st
 			break;
 		}
 		rc = row_alloc(r, i, a);
+		const char *why = rc == ERR_STORE ? STORE_BAD_ROW_TEXT
+				  : rc == 0 ? store_alloc_unreadable(a) : NULL;
+		if (why) { /* reported and skipped: the page goes on past it */
+			store_bad_row("allocations", PQgetvalue(r, i, 0), why);
+			rc = 0;
+			rows++;
+			*last = *a;
+			continue;
+		}
 		if (rc != 0)
 			goto out;
 		rows++;
@@ -3581,6 +3620,10 @@ static int pg_cost_usage(struct store_conn *bc, const struct cost_query *q, stor
 		int64_t ue = 0, gpu_mh = 0;
 
 		rc = row_alloc(r, i, a);
+		if (rc == 0 && store_alloc_unreadable(a)) { /* the money is exported, the texts blank */
+			store_bad_row("allocations", a->id, store_alloc_unreadable(a));
+			store_alloc_blank_unreadable(a);
+		}
 		if (rc == 0)
 			rc = store_completed_use(a, &ue, &gpu_mh);
 		if (rc != 0)
@@ -3735,20 +3778,21 @@ static const char SQL_JOB_UPDATE[] =
 
 static int row_job(const PGresult *r, int i, void *out)
 {
+	int bad = 0;
 	struct job *j = out;
 
-	col_copy(r, i, 0, j->id, sizeof(j->id));
-	col_copy(r, i, 1, j->token_id, sizeof(j->token_id));
-	col_copy(r, i, 2, j->idem_key, sizeof(j->idem_key));
-	col_copy(r, i, 3, j->request_hash, sizeof(j->request_hash));
-	col_copy(r, i, 4, j->team, sizeof(j->team));
-	col_copy(r, i, 5, j->name, sizeof(j->name));
-	col_copy(r, i, 6, j->allocation_id, sizeof(j->allocation_id));
+	bad |= col_copy(r, i, 0, j->id, sizeof(j->id));
+	bad |= col_copy(r, i, 1, j->token_id, sizeof(j->token_id));
+	bad |= col_copy(r, i, 2, j->idem_key, sizeof(j->idem_key));
+	bad |= col_copy(r, i, 3, j->request_hash, sizeof(j->request_hash));
+	bad |= col_copy(r, i, 4, j->team, sizeof(j->team));
+	bad |= col_copy(r, i, 5, j->name, sizeof(j->name));
+	bad |= col_copy(r, i, 6, j->allocation_id, sizeof(j->allocation_id));
 	j->status = (int)col_i64(r, i, 7);
-	col_copy(r, i, 8, j->body, sizeof(j->body));
+	bad |= col_copy(r, i, 8, j->body, sizeof(j->body));
 	j->created_at = col_i64(r, i, 9);
 	j->updated_at = col_i64(r, i, 10);
-	return 0;
+	return bad ? ERR_STORE : 0;
 }
 
 static int job_begin_once(struct pg_conn *c, const struct job *j, struct job *out, bool *created)

@@ -252,6 +252,16 @@ static int bootstrap_admin(struct store_conn *c, const struct serve_opts *o, int
 		snprintf(t.teams_json, sizeof(t.teams_json), "[]");
 		t.created_at = now;
 		rc = ops->token_create(c, &system, &t, hash, now);
+		/* token_by_hash finds active tokens only, so a conflict on the hash
+		 * means this secret was revoked: it stays revoked, and the daemon
+		 * starts anyway (a crash loop would lock every admin out). */
+		if (rc == ERR_CONFLICT) {
+			log_event("warn", "the bootstrap admin token was revoked; it stays revoked",
+				  json_pack("{s:s}", "source", o->admin_token != NULL
+							? "PLINTH_ADMIN_TOKEN/--admin-token"
+							: "demo-admin-token"));
+			return 0;
+		}
 	}
 	if (rc != 0)
 		return rc;

@@ -309,6 +309,41 @@ static void test_poisoned_rows_sweep(void **state)
 	poisoned_rows(*state, true);
 }
 
+/* ---- finding 7: a revoked bootstrap token ------------------------------ */
+
+static void test_bootstrap_token_revoked(void **state)
+{
+	struct itest_daemon *d = *state;
+	const char *other = itest_make_token(d, "admin", "[]", NULL);
+	struct itest_resp *r = itest_req(d, "GET", "/v1/tokens", other, NULL);
+	const char *boot = NULL;
+
+	ITEST_STATUS(r, 200);
+	json_t *items = json_is_array(r->json) ? r->json : itest_jget(r->json, "items");
+	for (size_t i = 0; i < json_array_size(items); i++)
+		if (strcmp(itest_jstr(json_array_get(items, i), "name") ?: "", "bootstrap admin") == 0)
+			boot = itest_jstr(json_array_get(items, i), "id");
+	assert_non_null(boot);
+	r = itest_req(d, "DELETE", itest_strf(d, "/v1/tokens/%s", boot), other, NULL);
+	assert_true(r->status == 200 || r->status == 204);
+	ITEST_STATUS(itest_req(d, "GET", "/v1/teams", d->admin, NULL), 401);
+
+	assert_int_equal(itest_daemon_stop(d), 0);
+	if (itest_daemon_restart(d) != 0) { /* was: "cannot start: conflict" */
+		itest_daemon_dump_log(d, 4000);
+		fail();
+	}
+	ITEST_STATUS(itest_req(d, "GET", "/v1/teams", d->admin, NULL), 401);
+	ITEST_STATUS(itest_req(d, "GET", "/v1/teams", other, NULL), 200);
+	FILE *f = fopen(d->log, "r");
+	char buf[65536];
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "bootstrap admin token was revoked"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -319,6 +354,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_poisoned_rows_allocate, setup_no_sweep,
 						itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_poisoned_rows_sweep, setup_swept,
+						itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_bootstrap_token_revoked, itest_setup_daemon,
 						itest_teardown_daemon),
 	};
 

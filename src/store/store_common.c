@@ -289,6 +289,47 @@ int store_alloc_approved(struct allocation *a, const struct alloc_request *r, co
 	return 0;
 }
 
+/* ---- budget period changes --------------------------------------------- */
+
+/* Inserts (ps, delta) in order (room for one more), or adds to ps's entry. */
+static void period_delta_put(struct store_period_plan *p, int64_t ps, int64_t delta)
+{
+	size_t i = 0;
+
+	while (i < p->n && p->d[i].ps < ps)
+		i++;
+	if (i < p->n && p->d[i].ps == ps) {
+		p->d[i].delta += delta;
+		return;
+	}
+	memmove(&p->d[i + 1], &p->d[i], (p->n - i) * sizeof(*p->d));
+	p->d[i].ps = ps;
+	p->d[i].delta = delta;
+	p->n++;
+}
+
+int store_period_plan_leave(struct store_period_plan *p, int64_t ps, int64_t sum)
+{
+	if (p->n + 2 > p->cap) { /* room for this one and the arrival */
+		size_t ncap = p->cap ? p->cap * 2 : 8;
+		struct store_period_delta *nd = realloc(p->d, ncap * sizeof(*nd));
+		if (!nd)
+			return ERR_NOMEM;
+		p->d = nd;
+		p->cap = ncap;
+	}
+	if (__builtin_add_overflow(p->total, sum, &p->total))
+		return ERR_OVERFLOW;
+	period_delta_put(p, ps, -sum);
+	return 0;
+}
+
+void store_period_plan_arrive(struct store_period_plan *p, int64_t ps)
+{
+	if (p->n > 0)
+		period_delta_put(p, ps, p->total);
+}
+
 /* ---- costs ------------------------------------------------------------- */
 
 int store_cost_acc_row(struct store_cost_acc *acc, const char *key, struct cost_row **out)

@@ -107,6 +107,31 @@ int store_alloc_approved(struct allocation *a, const struct alloc_request *r, co
 			 const struct gpu_type *gpu, int64_t est, const char *created_by,
 			 int64_t ps, int64_t now, int64_t start_timeout_s);
 
+/* ---- budget period changes --------------------------------------------- */
+
+/*
+ * A team's period kind changed: its live (approved, running) allocations of
+ * other periods move into the new current period, so the new period's check
+ * counts them (issue 11, finding 5).  One step per period row, in the global
+ * lock order (period_start ascending).
+ */
+struct store_period_delta {
+	int64_t ps;
+	int64_t delta; /* added to reserved */
+};
+
+/* The period rows a change touches, ascending; d owned (free) by the caller. */
+struct store_period_plan {
+	struct store_period_delta *d;
+	size_t n, cap;
+	int64_t total; /* live reservations moving */
+};
+
+/* Another period's live reservations `sum` leave its row ps. 0, ERR_NOMEM, ERR_OVERFLOW. */
+int store_period_plan_leave(struct store_period_plan *p, int64_t ps, int64_t sum);
+/* They all arrive in the new current period's row ps (no-op when none left). */
+void store_period_plan_arrive(struct store_period_plan *p, int64_t ps);
+
 /* ---- costs ------------------------------------------------------------- */
 
 /* Rows kept sorted by key; binary search + insert.  rows owned by the caller. */

@@ -1287,6 +1287,11 @@ static const char SQL_TEAM_UPDATE[] =
 	"UPDATE teams SET display_name = $1, budget_micros = $2, period = $3,"
 	" thresholds_json = $4, updated_at = $5 WHERE id = $6";
 static const char SQL_TEAM_LOCK[] = "SELECT " TEAM_COLS " FROM teams WHERE id = $1 FOR UPDATE";
+/* A decision holds its team row (KEY SHARE) to its COMMIT: a team.put (FOR
+ * UPDATE) waits for decisions in flight and they for it, so no decision ever
+ * uses a budget or period that a committed change replaced. */
+static const char SQL_TEAM_SHARE[] =
+	"SELECT " TEAM_COLS " FROM teams WHERE id = $1 FOR KEY SHARE";
 static const char SQL_PERIOD_GET[] =
 	"SELECT spent, reserved FROM team_periods WHERE team_id = $1 AND period_start = $2";
 static const char SQL_PERIOD_LOCK[] =
@@ -1312,9 +1317,57 @@ static const char SQL_PERIOD_ENSURE[] =
 static const char SQL_PERIOD_MOVE[] =
 	"UPDATE team_periods SET reserved = reserved + $1, spent = spent + $2"
 	" WHERE team_id = $3 AND period_start = $4";
+/* Live allocations are locked before the team row, in SQL_ALLOC_DUE's order,
+ * so a team.put and a decision (due rows, then the team) never deadlock. */
+static const char SQL_LIVE_LOCK[] =
+	"SELECT id FROM allocations WHERE team_id = $1 AND status IN ('approved', 'running')"
+	" ORDER BY expires_at, id FOR UPDATE";
+static const char SQL_LIVE_BY_PERIOD[] =
+	"SELECT period_start, SUM(estimated_micros)::bigint FROM allocations WHERE team_id = $1"
+	" AND status IN ('approved', 'running') AND period_start <> $2"
+	" GROUP BY period_start ORDER BY period_start";
+static const char SQL_LIVE_REKEY[] =
+	"UPDATE allocations SET period_start = $1 WHERE team_id = $2"
+	" AND status IN ('approved', 'running') AND period_start <> $3";
 static const char SQL_RUNNING_OF_PERIOD[] =
 	"SELECT price_micros, gpu_count, max_runtime_us, started_at FROM allocations"
 	" WHERE team_id = $1 AND period_start = $2 AND status = 'running'";
+
+/*
+ * The team's period kind changed (inside the team.put transaction, its live
+ * allocations and team row locked): its live allocations of other periods
+ * move to the current period of kind `k`, their reservations with them (see
+ * store_period_delta); period rows are changed in ascending order.
+ */
+static int period_rekey(struct pg_conn *c, const char *team, enum period_kind k, int64_t now)
+{
+	struct store_period_plan plan = {NULL, 0, 0, 0}; /* plan.d owned here */
+	PGresult *r = NULL;
+	int64_t ps = 0, pe = 0;
+	int rc;
+
+	period_bounds(k, now, &ps, &pe);
+	rc = q_query(c, SQL_LIVE_BY_PERIOD, &r, "ti", team, ps);
+	for (int i = 0; rc == 0 && i < PQntuples(r); i++)
+		rc = store_period_plan_leave(&plan, col_i64(r, i, 0), col_i64(r, i, 1));
+	if (rc != 0 || plan.n == 0)
+		goto out;
+	store_period_plan_arrive(&plan, ps);
+	rc = q_exec(c, SQL_PERIOD_ENSURE, "tii", team, ps, pe);
+	for (size_t i = 0; rc >= 0 && i < plan.n; i++) {
+		rc = q_exec(c, SQL_PERIOD_MOVE, "iiti", plan.d[i].delta, (int64_t)0, team,
+			    plan.d[i].ps);
+		if (rc == 0) /* each of these rows exists */
+			rc = ERR_STORE;
+	}
+	if (rc >= 0)
+		rc = q_exec(c, SQL_LIVE_REKEY, "iti", ps, team, ps);
+	rc = rc < 0 ? rc : 0;
+out:
+	PQclear(r);
+	free(plan.d);
+	return rc;
+}
 
 static int team_put_once(struct pg_conn *c, const struct actor *who, const struct team *t,
 			 int64_t now, bool *created)
@@ -1326,7 +1379,8 @@ static int team_put_once(struct pg_conn *c, const struct actor *who, const struc
 	rc = tx_begin(c, true);
 	if (rc != 0)
 		return rc;
-	rc = load_one(c, SQL_TEAM_LOCK, t->id, row_team, &old);
+	n = q_exec(c, SQL_LIVE_LOCK, "t", t->id);
+	rc = n < 0 ? n : load_one(c, SQL_TEAM_LOCK, t->id, row_team, &old);
 	if (rc != 0 && rc != ERR_NOT_FOUND)
 		goto out;
 	exists = rc == 0;
@@ -1342,6 +1396,11 @@ static int team_put_once(struct pg_conn *c, const struct actor *who, const struc
 	if (n < 0) {
 		rc = n == ERR_CONFLICT && !exists ? PG_RETRY : n;
 		goto out;
+	}
+	if (exists && old.period != rec.period) {
+		rc = period_rekey(c, rec.id, rec.period, now);
+		if (rc != 0)
+			goto out;
 	}
 	rc = audit_rec(c, who, now, exists ? "team.update" : "team.create", "team", rec.id, rec.id,
 		       store_json_team, exists ? &old : NULL, &rec);
@@ -1833,7 +1892,7 @@ static int allocate_part(struct pg_conn *c, struct pg_alloc_req *q)
 			goto out;
 		}
 	}
-	rc = load_one(c, SQL_TEAM_BY_ID, r->team, row_team, &team);
+	rc = load_one(c, SQL_TEAM_SHARE, r->team, row_team, &team);
 	if (rc != 0) {
 		if (rc == ERR_NOT_FOUND)
 			conn_err(c, "unknown team '%s'", r->team);
@@ -2393,7 +2452,7 @@ static int set_read(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **
 	if (rc == 0)
 		rc = step_set(c, set_step(x), SQL_ALLOC_DUE, "i", now);
 	for (int i = 0; i < x->nt && rc == 0; i++)
-		rc = step_set(c, set_step(x), SQL_TEAM_BY_ID, "t", x->teams[i].id);
+		rc = step_set(c, set_step(x), SQL_TEAM_SHARE, "t", x->teams[i].id);
 	/* Concurrent duplicates queue on the key's advisory lock (in one order). */
 	for (int i = 0; i < x->nk && rc == 0; i++) {
 		rc = step_set(c, set_step(x), SQL_IDEM_LOCK, "tt", x->keys[i].token, x->keys[i].key);

@@ -1100,9 +1100,52 @@ static const char SQL_PERIOD_ENSURE[] =
 static const char SQL_PERIOD_MOVE[] =
 	"UPDATE team_periods SET reserved = reserved + ?, spent = spent + ?"
 	" WHERE team_id = ? AND period_start = ?";
+static const char SQL_LIVE_BY_PERIOD[] =
+	"SELECT period_start, SUM(estimated_micros) FROM allocations WHERE team_id = ?"
+	" AND status IN ('approved', 'running') AND period_start <> ?"
+	" GROUP BY period_start ORDER BY period_start";
+static const char SQL_LIVE_REKEY[] =
+	"UPDATE allocations SET period_start = ? WHERE team_id = ?"
+	" AND status IN ('approved', 'running') AND period_start <> ?";
 static const char SQL_RUNNING_OF_PERIOD[] =
 	"SELECT price_micros, gpu_count, max_runtime_us, started_at FROM allocations"
 	" WHERE team_id = ? AND period_start = ? AND status = 'running'";
+
+/*
+ * The team's period kind changed (inside the team.put transaction): its live
+ * allocations of other periods move to the current period of kind `k`,
+ * their reservations with them (see store_period_delta).
+ */
+static int period_rekey(struct sq_conn *c, const char *team, enum period_kind k, int64_t now)
+{
+	struct store_period_plan plan = {NULL, 0, 0, 0}; /* plan.d owned here */
+	sqlite3_stmt *st = NULL;
+	int64_t ps = 0, pe = 0;
+	int rc;
+
+	period_bounds(k, now, &ps, &pe);
+	rc = q_open(c, SQL_LIVE_BY_PERIOD, &st, "ti", team, ps);
+	while (rc == 0 && (rc = q_step(c, st)) == 1)
+		rc = store_period_plan_leave(&plan, sqlite3_column_int64(st, 0),
+					     sqlite3_column_int64(st, 1));
+	q_close(c, st);
+	if (rc != 0 || plan.n == 0)
+		goto out;
+	store_period_plan_arrive(&plan, ps);
+	rc = q_exec(c, SQL_PERIOD_ENSURE, "tii", team, ps, pe);
+	for (size_t i = 0; rc >= 0 && i < plan.n; i++) {
+		rc = q_exec(c, SQL_PERIOD_MOVE, "iiti", plan.d[i].delta, (int64_t)0, team,
+			    plan.d[i].ps);
+		if (rc == 0) /* each of these rows exists */
+			rc = ERR_STORE;
+	}
+	if (rc >= 0)
+		rc = q_exec(c, SQL_LIVE_REKEY, "iti", ps, team, ps);
+	rc = rc < 0 ? rc : 0;
+out:
+	free(plan.d);
+	return rc;
+}
 
 static int sq_team_put(struct store_conn *bc, const struct actor *who, const struct team *t,
 		       int64_t now, bool *created)
@@ -1132,6 +1175,11 @@ static int sq_team_put(struct store_conn *bc, const struct actor *who, const str
 	if (n < 0) {
 		rc = n;
 		goto out;
+	}
+	if (exists && old.period != rec.period) {
+		rc = period_rekey(c, rec.id, rec.period, now);
+		if (rc != 0)
+			goto out;
 	}
 	rc = audit_rec(c, who, now, exists ? "team.update" : "team.create", "team", rec.id, rec.id,
 		       store_json_team, exists ? &old : NULL, &rec);

@@ -344,6 +344,71 @@ static void test_bootstrap_token_revoked(void **state)
 	assert_non_null(strstr(buf, "bootstrap admin token was revoked"));
 }
 
+/* ---- finding 5: changing the budget period ---------------------------- */
+
+static void put_team_period(struct itest_daemon *d, const char *id, const char *amount,
+			    const char *period)
+{
+	struct itest_resp *r = itest_req(
+		d, "PUT", itest_strf(d, "/v1/teams/%s", id), d->admin,
+		itest_strf(d, "{\"display_name\":\"Team %s\",\"budget\":{\"amount\":\"%s\","
+			      "\"period\":\"%s\"}}", id, amount, period));
+	assert_true(r->status == 200 || r->status == 201);
+}
+
+static struct itest_resp *allocate_hours(struct itest_daemon *d, const char *team,
+					 const char *hours)
+{
+	return itest_req(d, "POST", "/v1/allocations", d->admin,
+			 itest_strf(d, "{\"team\":\"%s\",\"project\":\"p\",\"gpu_type\":\"g1\","
+				       "\"gpu_count\":1,\"max_runtime_hours\":%s}", team, hours));
+}
+
+/*
+ * The whole budget reserved under a monthly period, then the period switched
+ * to weekly, quarterly, yearly (and back), each time asking for the whole
+ * budget again: the live reservation moves into each new period, so every
+ * request is refused (it was approved: 400 held against 100).
+ */
+static void test_period_change_keeps_reservations(void **state)
+{
+	struct itest_daemon *d = *state;
+	static const char *const kinds[] = {"weekly", "quarterly", "yearly", "monthly"};
+
+	itest_put_gpu(d, "g1", "2.00", 64);
+	put_team_period(d, "tp", "100", "monthly");
+	struct itest_resp *r = allocate_hours(d, "tp", "50"); /* 1 x 2.00 x 50 h = 100 */
+	ITEST_STATUS(r, 201);
+	const char *held = itest_jstr(r->json, "id");
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		put_team_period(d, "tp", "100", kinds[i]);
+		r = itest_req(d, "GET", "/v1/teams/tp", d->admin, NULL);
+		ITEST_STATUS(r, 200);
+		ITEST_STREQ(itest_jstr(r->json, "budget.period"), kinds[i]);
+		ITEST_PROBLEM(allocate_hours(d, "tp", "50"), 409, "budget-exceeded");
+		ITEST_PROBLEM(allocate_hours(d, "tp", "0.5"), 409, "budget-exceeded");
+		r = itest_req(d, "GET", "/v1/teams/tp", d->admin, NULL);
+		ITEST_MONEY(r->json, "reserved", "100.00");
+		ITEST_MONEY(r->json, "available", "0.00");
+	}
+	/* The moved reservation still moves: its spend lands in the current period. */
+	put_team_period(d, "tp", "100", "weekly");
+	ITEST_STATUS(itest_req(d, "POST", itest_strf(d, "/v1/allocations/%s/start", held), d->admin,
+			       "{}"), 200);
+	ITEST_STATUS(itest_req(d, "POST", itest_strf(d, "/v1/allocations/%s/complete", held),
+			       d->admin, "{}"), 200);
+	r = itest_req(d, "GET", "/v1/teams/tp", d->admin, NULL);
+	ITEST_MONEY(r->json, "reserved", "0.00");
+	int64_t spent = itest_jmoney(r->json, "spent");
+	assert_true(spent >= 0 && spent <= 100000000);
+	/* Whatever was charged, a whole budget is never exceeded. */
+	r = allocate_hours(d, "tp", "50");
+	if (spent > 0)
+		ITEST_PROBLEM(r, 409, "budget-exceeded");
+	else
+		ITEST_STATUS(r, 201);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -357,6 +422,8 @@ int main(void)
 						itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_bootstrap_token_revoked, itest_setup_daemon,
 						itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_period_change_keeps_reservations,
+						itest_setup_daemon, itest_teardown_daemon),
 	};
 
 	itest_global_init();

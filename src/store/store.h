@@ -414,31 +414,6 @@ int store_sqlite_new(const char *path, struct store **out, char *detail);
  */
 void store_sqlite_stats(struct store *s, long *commits, long *decisions);
 
-/*
- * Rows the store cannot read (a text that does not fit its field, labels
- * that are not a JSON object, an unknown status ...), written by something
- * other than this program.  Readers that walk many rows (the expiry sweep,
- * the allocate path's expiry, lists, cost scans) skip such a row after
- * reporting it here, so one bad row never stops other requests; reading it
- * alone (GET) fails with ERR_STORE.  Thread-safe; the count is process-wide
- * (GET /metrics: plinth_store_bad_rows_total).
- */
-void store_bad_row(const char *table, const char *id, const char *why);
-long store_bad_rows_total(void);
-/* Where store_bad_row reports (the daemon's log); NULL = stderr. */
-void store_set_bad_row_log(void (*fn)(const char *table, const char *id, const char *why));
-
-/*
- * The store's write health: a write that failed because the disk (or the
- * database's space) is full is reported here by the backend, which answers
- * ERR_UNAVAILABLE (503) for it.  store_write_full() is true while such a
- * failure happened within the last STORE_FULL_WINDOW_S seconds and no write
- * succeeded since (GET /readyz reports not-ready then).
- */
-#define STORE_FULL_WINDOW_S 10
-void store_note_write(struct store *s, bool full);
-bool store_write_full(struct store *s);
-
 /* Pool: acquire blocks until a connection is free; release returns it. */
 int store_conn_acquire(struct store *s, struct store_conn **out);
 void store_conn_release(struct store *s, struct store_conn *c);
@@ -458,5 +433,30 @@ struct store_conn {
  * that every partial write rolls back.
  */
 void store_fault_after(struct store *s, long n);
+
+/*
+ * Rows the store cannot read (a text that does not fit its field, labels
+ * that are not a JSON object, an unknown status ...), written by something
+ * other than this program.  Readers that walk many rows (the expiry sweep,
+ * the allocate path's expiry, lists, the FOCUS export) get past such a row
+ * after reporting it here, so one bad row never stops other requests; reading it
+ * alone (GET) fails with ERR_STORE.  Thread-safe; the count is process-wide
+ * (GET /metrics: plinth_store_bad_rows_total).
+ */
+void store_bad_row(const char *table, const char *id, const char *why);
+long store_bad_rows_total(void);
+/* Where store_bad_row reports (the daemon's log); NULL = stderr. */
+void store_set_bad_row_log(void (*fn)(const char *table, const char *id, const char *why));
+
+/*
+ * The store's write health: a write that failed because the disk (or the
+ * database's space) is full is reported here by the backend, which answers
+ * ERR_UNAVAILABLE (503) for it.  store_write_full() is true while such a
+ * failure happened within the last STORE_FULL_WINDOW_S seconds and no write
+ * succeeded since (GET /readyz reports not-ready then).
+ */
+#define STORE_FULL_WINDOW_S 10
+void store_note_write(struct store *s, bool full);
+bool store_write_full(struct store *s);
 
 #endif

@@ -148,6 +148,11 @@ static int db_fail(struct pg_conn *c, PGresult *r, const char *what)
 		return ERR_UNAVAILABLE; /* unreachable, shutting down, timed out, too busy */
 	if (strcmp(state, "23505") == 0)
 		return ERR_CONFLICT;
+	if (strcmp(state, "53100") == 0 || strcmp(state, "53200") == 0) {
+		/* disk full / out of memory on the server: retry later, not a bug */
+		store_note_write(c->base.store, true);
+		return ERR_UNAVAILABLE;
+	}
 	return ERR_STORE;
 }
 

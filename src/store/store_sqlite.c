@@ -117,6 +117,9 @@ static int db_fail(struct sq_conn *c, int src, const char *what)
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
 		return ERR_UNAVAILABLE;
+	case SQLITE_FULL: /* the disk (or max_page_count): retry later, not a bug */
+		store_note_write(c->base.store, true);
+		return ERR_UNAVAILABLE;
 	default:
 		break;
 	}
@@ -401,6 +404,8 @@ static int tx_finish(struct sq_conn *c, bool commit)
 		int n = q_exec(c, SQL_COMMIT, "");
 		if (n < 0)
 			rc = n;
+		else if (c->locked)
+			store_note_write(c->base.store, false); /* writes work (again) */
 	}
 	if ((!commit || rc != 0) && !sqlite3_get_autocommit(c->db)) {
 		/* ROLLBACK is the recovery path: it is never fault-injected, and
@@ -1637,6 +1642,7 @@ static void batch_finish(struct sq_store *s)
 	if (rc == 0 && kept > 0) {
 		s->commits++;
 		s->decisions += kept;
+		store_note_write(&s->base, false); /* writes work (again) */
 	}
 	for (m = s->batch; m; m = next) {
 		next = m->next; /* m may be gone once done is seen */

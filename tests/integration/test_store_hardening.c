@@ -11,10 +11,15 @@
 #include "itest.h"
 #include "itest_pg.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- direct database access ---------------------------------------- */
 
@@ -409,6 +414,123 @@ static void test_period_change_keeps_reservations(void **state)
 		ITEST_STATUS(r, 201);
 }
 
+/* ---- finding 8: a full disk ----------------------------------------- */
+
+/*
+ * SQLite on a real full filesystem: a small tmpfs mounted for the test (as
+ * root; skipped where mounting is not allowed, and on PostgreSQL, whose disk
+ * is the server's).  The daemon's data directory is on it; a filler file
+ * takes the rest.  SQLite reports SQLITE_FULL ("database or disk is full").
+ */
+#define FULL_FS_SIZE "8m"
+static char full_mnt[ITEST_PATH_LEN];
+
+static int setup_full_disk(void **state)
+{
+	*state = NULL;
+	if (itest_pg_enabled())
+		return 0;
+	snprintf(full_mnt, sizeof(full_mnt), "/tmp/plinth-fullfs-XXXXXX");
+	if (mkdtemp(full_mnt) == NULL)
+		return -1;
+	if (mount("tmpfs", full_mnt, "tmpfs", 0, "size=" FULL_FS_SIZE ",mode=0755") != 0) {
+		fprintf(stderr, "cannot mount a tmpfs (%s): the full-disk test is skipped\n",
+			strerror(errno));
+		rmdir(full_mnt);
+		full_mnt[0] = '\0';
+		return 0;
+	}
+	const char *old = getenv("TMPDIR");
+	char *saved = old ? strdup(old) : NULL;
+	setenv("TMPDIR", full_mnt, 1);
+	*state = itest_daemon_new(NULL);
+	if (saved) {
+		setenv("TMPDIR", saved, 1);
+		free(saved);
+	} else {
+		unsetenv("TMPDIR");
+	}
+	return *state ? 0 : -1;
+}
+
+static int teardown_full_disk(void **state)
+{
+	int rc = *state ? itest_teardown_daemon(state) : 0;
+
+	if (full_mnt[0]) {
+		if (umount(full_mnt) != 0)
+			rc = -1;
+		rmdir(full_mnt);
+		full_mnt[0] = '\0';
+	}
+	return rc;
+}
+
+/* Fills the filesystem of dir with a file; returns its path (owned by d). */
+static const char *fill_disk(struct itest_daemon *d)
+{
+	const char *path = itest_strf(d, "%s/filler", d->root);
+	static char chunk[64 * 1024];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	for (int i = 0; i < 100000; i++) { /* bounded: the tmpfs is 8 MiB */
+		ssize_t n = write(fd, chunk, sizeof(chunk));
+		if (n < (ssize_t)sizeof(chunk))
+			break;
+	}
+	close(fd);
+	return path;
+}
+
+static void test_full_disk_is_unavailable(void **state)
+{
+	struct itest_daemon *d = *state;
+	const char *acked[512];
+	int nacked = 0, got503 = 0;
+
+	if (d == NULL)
+		skip();
+	itest_put_gpu(d, "g1", "2.00", 10000);
+	itest_put_team(d, "ta", "1000000");
+	for (int i = 0; i < 3; i++) {
+		struct itest_resp *r = allocate_labels(d, "ta", NULL);
+		ITEST_STATUS(r, 201);
+		acked[nacked++] = itest_jstr(r->json, "id");
+	}
+	const char *filler = fill_disk(d);
+	/* SQLite may still have room in pages it holds: write until it fails. */
+	for (int i = 0; i < 400 && !got503; i++) {
+		struct itest_resp *r = allocate_labels(d, "ta", "{\"fill\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}");
+		if (r->status == 201 && nacked < 512)
+			acked[nacked++] = itest_jstr(r->json, "id");
+		else if (r->status == 503)
+			got503 = 1;
+		else if (r->status != 201)
+			ITEST_PROBLEM(r, 503, "unavailable"); /* was: 500 "database or disk is full" */
+	}
+	assert_true(got503);
+	printf("full disk (tmpfs " FULL_FS_SIZE "): %d allocations acknowledged before the first 503\n",
+	       nacked);
+	struct itest_resp *r = allocate_labels(d, "ta", NULL);
+	ITEST_PROBLEM(r, 503, "unavailable");
+	ITEST_PROBLEM(itest_req(d, "GET", "/readyz", NULL, NULL), 503, "unavailable");
+	ITEST_STATUS(itest_req(d, "GET", "/healthz", NULL, NULL), 200);
+
+	/* Space again: writes work and the daemon is ready at once. */
+	assert_int_equal(unlink(filler), 0);
+	r = allocate_labels(d, "ta", NULL);
+	ITEST_STATUS(r, 201);
+	acked[nacked++] = itest_jstr(r->json, "id");
+	ITEST_STATUS(itest_req(d, "GET", "/readyz", NULL, NULL), 200);
+
+	/* Nothing acknowledged is lost, across a restart too. */
+	assert_int_equal(itest_daemon_stop(d), 0);
+	assert_int_equal(itest_daemon_restart(d), 0);
+	for (int i = 0; i < nacked; i++)
+		ITEST_STATUS(itest_req(d, "GET", itest_strf(d, "/v1/allocations/%s", acked[i]),
+				       d->admin, NULL), 200);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -424,6 +546,8 @@ int main(void)
 						itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_period_change_keeps_reservations,
 						itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_full_disk_is_unavailable, setup_full_disk,
+						teardown_full_disk),
 	};
 
 	itest_global_init();

@@ -177,12 +177,17 @@ enum cost_group {
 	COST_BY_DAY,
 };
 
+/* Sums over many allocations and teams exceed int64 micros (11 teams holding
+ * the largest budget, 1e18 micros each, already do): cost rows are 128-bit,
+ * exact for any number of rows. */
+typedef __int128 store_sum_t;
+
 struct cost_row {
 	char key[STORE_ID_LEN * 2]; /* team id, "team/project", gpu type id or "YYYY-MM-DD" */
-	int64_t spent;       /* micros */
-	int64_t accrued;     /* micros, running allocations at `now` */
-	int64_t reserved;    /* micros */
-	int64_t gpu_microhours; /* GPU-hours x 1e6: used (completed) + so far (running) */
+	store_sum_t spent;       /* micros */
+	store_sum_t accrued;     /* micros, running allocations at `now` */
+	store_sum_t reserved;    /* micros */
+	store_sum_t gpu_microhours; /* GPU-hours x 1e6: used (completed) + so far (running) */
 };
 
 struct cost_query {

@@ -372,10 +372,11 @@ int store_cost_acc_add(struct store_cost_acc *acc, const char *key, int64_t spen
 
 	if (rc != 0)
 		return rc;
-	if (__builtin_add_overflow(r->spent, spent, &r->spent) ||
-	    __builtin_add_overflow(r->accrued, accrued, &r->accrued) ||
-	    __builtin_add_overflow(r->reserved, reserved, &r->reserved) ||
-	    __builtin_add_overflow(r->gpu_microhours, gpu_mh, &r->gpu_microhours))
+	/* 128-bit sums of int64 parts: 2^63 rows would be needed to overflow. */
+	if (__builtin_add_overflow(r->spent, (store_sum_t)spent, &r->spent) ||
+	    __builtin_add_overflow(r->accrued, (store_sum_t)accrued, &r->accrued) ||
+	    __builtin_add_overflow(r->reserved, (store_sum_t)reserved, &r->reserved) ||
+	    __builtin_add_overflow(r->gpu_microhours, (store_sum_t)gpu_mh, &r->gpu_microhours))
 		return ERR_OVERFLOW;
 	return 0;
 }

@@ -143,7 +143,7 @@ struct store_cost_acc {
 /* The row of key in acc (inserted zeroed when missing). */
 int store_cost_acc_row(struct store_cost_acc *acc, const char *key, struct cost_row **out);
 
-/* Adds to the row of key; ERR_OVERFLOW when a total would overflow. */
+/* Adds to the row of key (128-bit totals); ERR_OVERFLOW when one would overflow. */
 int store_cost_acc_add(struct store_cost_acc *acc, const char *key, int64_t spent,
 		       int64_t accrued, int64_t reserved, int64_t gpu_mh);
 

@@ -531,6 +531,46 @@ static void test_full_disk_is_unavailable(void **state)
 				       d->admin, NULL), 200);
 }
 
+/* ---- finding 9: cost totals ------------------------------------------ */
+
+/*
+ * 11 teams each holding the largest budget (1e12, i.e. 1e18 micros): every
+ * sum over them exceeds int64 micros.  Each grouping answers 200 with the
+ * exact totals (was: total.reserved -7446744073001.551095, and 422 for
+ * group_by=gpu_type and group_by=day).
+ */
+static void test_cost_totals_exact(void **state)
+{
+	struct itest_daemon *d = *state;
+	static const char *const groups[] = {"team", "project", "gpu_type", "day"};
+
+	itest_put_gpu(d, "g1", "1000000", 1000000);
+	for (int i = 0; i < 11; i++) {
+		const char *team = itest_strf(d, "t%02d", i);
+		itest_put_team(d, team, "1000000000000");
+		struct itest_resp *r = itest_req(
+			d, "POST", "/v1/allocations", d->admin,
+			itest_strf(d, "{\"team\":\"%s\",\"project\":\"p\",\"gpu_type\":\"g1\","
+				      "\"gpu_count\":10000,\"max_runtime_hours\":100}", team));
+		ITEST_STATUS(r, 201);
+		ITEST_MONEY(r->json, "estimated_cost", "1000000000000.00");
+	}
+	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+		struct itest_resp *r = itest_req(d, "GET", itest_strf(d, "/v1/costs?group_by=%s",
+								     groups[g]), d->admin, NULL);
+		ITEST_STATUS(r, 200);
+		ITEST_MONEY(r->json, "total.reserved", "11000000000000.00");
+		ITEST_MONEY(r->json, "total.spent", "0.00");
+		json_t *items = itest_jget(r->json, "items");
+		if (strcmp(groups[g], "gpu_type") == 0 || strcmp(groups[g], "day") == 0) {
+			assert_int_equal(json_array_size(items), 1);
+			ITEST_MONEY(json_array_get(items, 0), "reserved", "11000000000000.00");
+		} else {
+			assert_int_equal(json_array_size(items), 11);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -548,6 +588,8 @@ int main(void)
 						itest_setup_daemon, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_full_disk_is_unavailable, setup_full_disk,
 						teardown_full_disk),
+		cmocka_unit_test_setup_teardown(test_cost_totals_exact, itest_setup_daemon,
+						itest_teardown_daemon),
 	};
 
 	itest_global_init();

@@ -299,16 +299,15 @@ static int stmt_name(struct pg_conn *c, const char *sql, char *name, size_t len)
 	int rc;
 
 	for (i = 0; i < c->nprepared; i++) {
-		if (c->prepared[i] == sql) {
-			snprintf(name, len, "p%zu", i);
-			return 0;
-		}
+		if (c->prepared[i] == sql) /* < PG_CACHE_MAX: always fits */
+			return util_fmt(name, len, "p%zu", i) == 0 ? 0 : ERR_STORE;
 	}
 	if (c->nprepared >= PG_CACHE_MAX) {
 		name[0] = '\0'; /* cache full: run unnamed */
 		return 0;
 	}
-	snprintf(name, len, "p%zu", c->nprepared);
+	if (util_fmt(name, len, "p%zu", c->nprepared) != 0)
+		return ERR_STORE;
 	r = PQprepare(c->db, name, sql, 0, NULL);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		rc = db_fail(c, r, "prepare");

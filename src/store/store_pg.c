@@ -1708,7 +1708,7 @@ static int expire_due_tx(struct pg_conn *c, int64_t now, int *count)
 static int expire_rows(struct pg_conn *c, const PGresult *r, int64_t now, int *count)
 {
 	struct allocation *a = NULL; /* owned here */
-	int rc = 0, n;
+	int rc = 0, n, released = 0;
 
 	n = PQntuples(r);
 	if (n > 0) {
@@ -1736,10 +1736,11 @@ static int expire_rows(struct pg_conn *c, const PGresult *r, int64_t now, int *c
 			rc = alloc_release(c, NULL, a, ALLOC_EXPIRED, a->expires_at, now, NULL);
 		if (rc != 0)
 			goto out;
+		released++;
 	}
 	rc = 0;
 	if (count)
-		*count = n;
+		*count = released; /* unreadable rows changed nothing */
 out:
 	free(a);
 	return rc;

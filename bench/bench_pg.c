@@ -86,9 +86,9 @@ static int schema_new(const char *base, const char *name, char *out, size_t len)
 		 name);
 	if (pg_run(base, sql) != 0)
 		return -1;
-	snprintf(out, len, "%s%soptions=-csearch_path%%3D%s", base, strchr(base, '?') ? "&" : "?",
-		 name);
-	return 0;
+	int n = snprintf(out, len, "%s%soptions=-csearch_path%%3D%s", base,
+			 strchr(base, '?') ? "&" : "?", name);
+	return n >= 0 && (size_t)n < len ? 0 : -1; /* a cut URL would name another schema */
 }
 
 /* What the clients ask: the two shapes of the issue, and the HTTP ceiling. */

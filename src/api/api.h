@@ -61,6 +61,8 @@ int team_list_add(void *ctx, const struct team *t);
 
 /* --- render.c: records to JSON (new references) ----------------------------- */
 json_t *render_money(int64_t micros);
+/* A 128-bit sum of micros (cost totals) as an exact decimal string. */
+json_t *render_money_sum(store_sum_t micros);
 json_t *render_time(int64_t t);         /* null for 0 */
 json_t *render_hours(int64_t us);       /* a duration as a number of hours */
 json_t *render_gpu_type(const struct gpu_type *g, const char *currency);

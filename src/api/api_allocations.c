@@ -44,6 +44,53 @@ static const struct jv_field quote_fields[] = {
 	{NULL, 0, false, 0},
 };
 
+/*
+ * Labels end up on Kubernetes objects, so they follow Kubernetes label
+ * syntax: a name is 1..63 of [A-Za-z0-9-_.] starting and ending with an
+ * alphanumeric; a key is a name with an optional DNS-subdomain prefix
+ * ("example.com/name"), 63 bytes at most in all; a value is "" or a name.
+ * No character needs escaping in JSON, so the stored text of the largest
+ * set that validation accepts has a known size, and it fits the record.
+ */
+#define ALLOC_LABEL_MAX 63
+_Static_assert(ALLOC_MAX_LABELS * (2 * ALLOC_LABEL_MAX + 5) + 2 < STORE_LABELS_LEN,
+	       "the largest valid label set must fit labels_json");
+
+static bool label_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* A Kubernetes label name (or value when n > 0) of n bytes. */
+static bool label_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > ALLOC_LABEL_MAX || !label_alnum(s[0]) || !label_alnum(s[n - 1]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!label_alnum(s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
+			return false;
+	return true;
+}
+
+/* A key: [prefix/]name, the prefix a lower-case DNS subdomain. */
+static bool label_key_ok(const char *k)
+{
+	size_t n = strlen(k);
+	const char *slash = memchr(k, '/', n);
+	if (n == 0 || n > ALLOC_LABEL_MAX)
+		return false;
+	if (slash == NULL)
+		return label_name_ok(k, n);
+	size_t p = (size_t)(slash - k);
+	if (p == 0 || k[0] == '.' || k[0] == '-' || k[p - 1] == '.' || k[p - 1] == '-')
+		return false;
+	for (size_t i = 0; i < p; i++)
+		if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= '0' && k[i] <= '9') || k[i] == '-' ||
+		      k[i] == '.'))
+			return false;
+	return label_name_ok(slash + 1, n - p - 1);
+}
+
 static void check_labels(json_t *labels, json_t *errors)
 {
 	if (json_object_size(labels) > ALLOC_MAX_LABELS) {
@@ -54,12 +101,21 @@ static void check_labels(json_t *labels, json_t *errors)
 	json_t *v;
 	json_object_foreach(labels, k, v) {
 		char field[96];
-		snprintf(field, sizeof(field), "labels.%.63s", k);
-		if (strlen(k) == 0 || strlen(k) > 63)
-			jsonv_error(errors, field, "label keys must be 1 to 63 bytes");
-		else if (!json_is_string(v) || json_string_length(v) > 63 ||
-			 strlen(json_string_value(v)) != json_string_length(v))
-			jsonv_error(errors, field, "label values must be strings of at most 63 bytes");
+		/* The field name quotes the key only when it is a valid one. */
+		bool kok = label_key_ok(k);
+		snprintf(field, sizeof(field), "labels%s%s", kok ? "." : "", kok ? k : "");
+		if (!kok)
+			jsonv_error(errors, field,
+				    "label keys must be Kubernetes label keys: [prefix/]name, at most "
+				    "63 bytes, name of A-Z a-z 0-9 - _ . starting and ending with a "
+				    "letter or digit");
+		else if (!json_is_string(v) ||
+			 (json_string_length(v) > 0 &&
+			  (strlen(json_string_value(v)) != json_string_length(v) ||
+			   !label_name_ok(json_string_value(v), json_string_length(v)))))
+			jsonv_error(errors, field,
+				    "label values must be Kubernetes label values: empty or at most 63 "
+				    "of A-Z a-z 0-9 - _ . starting and ending with a letter or digit");
 	}
 }
 
@@ -151,8 +207,19 @@ int alloc_request_parse(struct req *r, bool for_quote, struct alloc_request *out
 	out->gpu_count = json_integer_value(count);
 	const char *purpose = json_string_value(json_object_get(body, "purpose"));
 	snprintf(out->purpose, sizeof(out->purpose), "%s", purpose ? purpose : "");
+	/* Validation bounds the text (see ALLOC_LABEL_MAX); should it still not
+	 * fit, the request is refused: a cut JSON text would poison the ledger. */
 	char *lt = labels ? json_dumps(labels, HTTP_JSON_FLAGS | JSON_SORT_KEYS) : NULL;
-	snprintf(out->labels_json, sizeof(out->labels_json), "%s", lt ? lt : "{}");
+	if ((labels != NULL && lt == NULL) ||
+	    util_fmt(out->labels_json, sizeof(out->labels_json), "%s", lt ? lt : "{}") != 0) {
+		free(lt);
+		errors = json_array();
+		jsonv_error(errors, "labels", "the labels do not fit in %d bytes of JSON",
+			    STORE_LABELS_LEN - 1);
+		reply_invalid(r, errors);
+		errors = NULL;
+		goto out;
+	}
 	free(lt);
 	ret = 0;
 out:
@@ -291,14 +358,25 @@ static int load_visible(struct req *r, struct allocation *a)
 void api_allocation_get(struct req *r)
 {
 	struct allocation a;
-	if (load_visible(r, &a) == 0)
-		reply_json(r, 200, render_allocation(&a, r->now));
+	if (load_visible(r, &a) != 0)
+		return;
+	json_t *v = render_allocation(&a, r->now);
+	if (v == NULL)
+		reply_err(r, ERR_NOMEM, "cannot render the allocation");
+	else
+		reply_json(r, 200, v);
 }
 
+/* ctx: {req, items, bool *failed}.  A row that cannot be rendered fails the
+ * whole answer (500), never a short page without a cursor. */
 static int add_alloc(void *ctx, const struct allocation *a)
 {
 	struct req *r = ((void **)ctx)[0];
-	return json_array_append_new(((void **)ctx)[1], render_allocation(a, r->now));
+	if (json_array_append_new(((void **)ctx)[1], render_allocation(a, r->now)) != 0) {
+		*(bool *)((void **)ctx)[2] = true;
+		return 1;
+	}
+	return 0;
 }
 
 void api_allocations_list(struct req *r)
@@ -333,10 +411,13 @@ void api_allocations_list(struct req *r)
 	struct store_conn *db;
 	char next[STORE_ID_LEN * 2] = "";
 	json_t *items = json_array();
-	void *ctx[2] = {r, items};
+	bool failed = false;
+	void *ctx[3] = {r, items, &failed};
 	int rc = req_db(r, &db);
 	if (rc == 0)
 		rc = store_conn_ops(db)->alloc_list(db, &f, add_alloc, ctx, next);
+	if (rc == 0 && failed)
+		rc = ERR_NOMEM;
 	if (rc != 0) {
 		json_decref(items);
 		if (rc == ERR_INVALID) {

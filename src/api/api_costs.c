@@ -15,22 +15,28 @@
 struct cost_acc {
 	json_t *items;
 	struct cost_row total;
+	bool overflow;
 };
 
 static json_t *render_row(const char *key, const struct cost_row *c)
 {
-	return json_pack("{s:s?, s:o, s:o, s:o, s:o}", "key", key, "spent", render_money(c->spent),
-			 "accrued", render_money(c->accrued), "reserved", render_money(c->reserved),
-			 "gpu_hours", render_money(c->gpu_microhours));
+	return json_pack("{s:s?, s:o, s:o, s:o, s:o}", "key", key, "spent", render_money_sum(c->spent),
+			 "accrued", render_money_sum(c->accrued), "reserved",
+			 render_money_sum(c->reserved), "gpu_hours", render_money_sum(c->gpu_microhours));
 }
 
+/* Totals in 128 bits like the rows: exact, or (never in practice) refused. */
 static int add_row(void *ctx, const struct cost_row *c)
 {
 	struct cost_acc *acc = ctx;
-	acc->total.spent += c->spent;
-	acc->total.accrued += c->accrued;
-	acc->total.reserved += c->reserved;
-	acc->total.gpu_microhours += c->gpu_microhours;
+	if (__builtin_add_overflow(acc->total.spent, c->spent, &acc->total.spent) ||
+	    __builtin_add_overflow(acc->total.accrued, c->accrued, &acc->total.accrued) ||
+	    __builtin_add_overflow(acc->total.reserved, c->reserved, &acc->total.reserved) ||
+	    __builtin_add_overflow(acc->total.gpu_microhours, c->gpu_microhours,
+				   &acc->total.gpu_microhours)) {
+		acc->overflow = true;
+		return 1;
+	}
 	return json_array_append_new(acc->items, render_row(c->key, c));
 }
 
@@ -80,6 +86,13 @@ void api_costs(struct req *r)
 	int rc = req_db(r, &db);
 	if (rc == 0)
 		rc = store_conn_ops(db)->costs(db, &q, add_row, &acc);
+	if (rc == 0 && acc.overflow)
+		rc = ERR_OVERFLOW;
+	if (rc == ERR_OVERFLOW) { /* the query is valid; its sums do not fit */
+		json_decref(acc.items);
+		reply_err(r, ERR_STORE, "the cost totals do not fit in 128 bits");
+		return;
+	}
 	if (rc != 0) {
 		json_decref(acc.items);
 		reply_err(r, rc, "cannot compute costs");

@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "core/timeutil.h"
 #include "http/jsonv.h"
+#include "util/util.h"
 
 #define GPU_CAPACITY_MAX 1000000
 
@@ -87,12 +88,17 @@ void api_gpu_type_put(struct req *r)
 		errors = NULL;
 		goto out;
 	}
-	snprintf(g.id, sizeof(g.id), "%s", r->params[0]);
-	snprintf(g.name, sizeof(g.name), "%s", json_string_value(json_object_get(body, "name")));
 	g.price_micros = jsonv_money(body, "price_per_gpu_hour");
 	g.capacity = json_integer_value(cap);
-	snprintf(g.price_date, sizeof(g.price_date), "%s", date ? date : today);
-	snprintf(g.price_source, sizeof(g.price_source), "set by %s", r->actor.name);
+	/* Validated above, so these fit; a value that would not is refused, never cut. */
+	if (util_fmt(g.id, sizeof(g.id), "%s", r->params[0]) != 0 ||
+	    util_fmt(g.name, sizeof(g.name), "%s",
+		     json_string_value(json_object_get(body, "name"))) != 0 ||
+	    util_fmt(g.price_date, sizeof(g.price_date), "%s", date ? date : today) != 0 ||
+	    util_fmt(g.price_source, sizeof(g.price_source), "set by %s", r->actor.name) != 0) {
+		reply_err(r, ERR_INVALID, "a value does not fit its field");
+		goto out;
+	}
 
 	struct store_conn *db;
 	bool created = false;

@@ -22,6 +22,12 @@ void api_readyz(struct req *r)
 		reply_err(r, ERR_UNAVAILABLE, "the database does not answer");
 		return;
 	}
+	/* Ready also means writable: not while writes fail for a full disk
+	 * (store_write_full: a recent failure and no successful write since). */
+	if (store_write_full(r->app->store)) {
+		reply_err(r, ERR_UNAVAILABLE, "writes fail: the database or its disk is full");
+		return;
+	}
 	reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
 }
 

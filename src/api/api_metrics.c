@@ -120,6 +120,12 @@ void api_metrics(struct req *r)
 			rc = store_conn_ops(db)->gpu_type_list(db, gpu_sample, &gp);
 	}
 	if (rc == 0)
+		rc = metrics_appendf(&b.buf, &b.len, &b.cap,
+				     "# HELP plinth_store_bad_rows_total Database rows that could not be "
+				     "read and were skipped (see the log).\n"
+				     "# TYPE plinth_store_bad_rows_total counter\n"
+				     "plinth_store_bad_rows_total %ld\n", store_bad_rows_total());
+	if (rc == 0)
 		rc = metrics_render(&b.buf, &b.len, &b.cap);
 	free(ledgers);
 	free(teams.items);

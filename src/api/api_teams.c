@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "core/money.h"
 #include "http/jsonv.h"
+#include "util/util.h"
 
 #define TEAM_MAX_THRESHOLDS 10
 
@@ -196,11 +197,15 @@ void api_team_put(struct req *r)
 		reply_err(r, ERR_NOMEM, "cannot store thresholds");
 		goto out;
 	}
-	snprintf(t.id, sizeof(t.id), "%s", r->params[0]);
-	snprintf(t.display_name, sizeof(t.display_name), "%s",
-		 json_string_value(json_object_get(body, "display_name")));
+	/* Validated above, so these fit; a value that would not is refused, never cut. */
+	if (util_fmt(t.id, sizeof(t.id), "%s", r->params[0]) != 0 ||
+	    util_fmt(t.display_name, sizeof(t.display_name), "%s",
+		     json_string_value(json_object_get(body, "display_name"))) != 0 ||
+	    util_fmt(t.thresholds_json, sizeof(t.thresholds_json), "%s", th_text) != 0) {
+		reply_err(r, ERR_INVALID, "a value does not fit its field");
+		goto out;
+	}
 	t.budget_micros = jsonv_money(budget, "amount");
-	snprintf(t.thresholds_json, sizeof(t.thresholds_json), "%s", th_text);
 
 	struct store_conn *db;
 	bool created = false;

@@ -20,6 +20,34 @@ json_t *render_money(int64_t micros)
 	return json_string(buf);
 }
 
+json_t *render_money_sum(store_sum_t micros)
+{
+	if (micros >= INT64_MIN && micros <= INT64_MAX)
+		return render_money((int64_t)micros);
+	/* Beyond int64: the same text (units, '.', 2 to 6 decimals), digit by digit. */
+	char buf[64];
+	size_t n = sizeof(buf);
+	unsigned __int128 mag = micros < 0 ? -(unsigned __int128)micros : (unsigned __int128)micros;
+	unsigned __int128 units = mag / MONEY_MICROS_PER_UNIT;
+	int64_t frac = (int64_t)(mag % MONEY_MICROS_PER_UNIT);
+	int nf = 6;
+	while (nf > 2 && frac % 10 == 0) {
+		frac /= 10;
+		nf--;
+	}
+	buf[--n] = '\0';
+	for (int i = 0; i < nf; i++, frac /= 10)
+		buf[--n] = (char)('0' + frac % 10);
+	buf[--n] = '.';
+	do {
+		buf[--n] = (char)('0' + (int)(units % 10));
+		units /= 10;
+	} while (units != 0);
+	if (micros < 0)
+		buf[--n] = '-';
+	return json_string(buf + n);
+}
+
 json_t *render_time(int64_t t)
 {
 	if (t == 0)

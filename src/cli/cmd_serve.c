@@ -262,6 +262,16 @@ static int bootstrap_admin(struct store_conn *c, const struct serve_opts *o, int
 		snprintf(t.teams_json, sizeof(t.teams_json), "[]");
 		t.created_at = now;
 		rc = ops->token_create(c, &system, &t, hash, now);
+		/* token_by_hash finds active tokens only, so a conflict on the hash
+		 * means this secret was revoked: it stays revoked, and the daemon
+		 * starts anyway (a crash loop would lock every admin out). */
+		if (rc == ERR_CONFLICT) {
+			log_event("warn", "the bootstrap admin token was revoked; it stays revoked",
+				  json_pack("{s:s}", "source", o->admin_token != NULL
+							? "PLINTH_ADMIN_TOKEN/--admin-token"
+							: "demo-admin-token"));
+			return 0;
+		}
 	}
 	if (rc != 0)
 		return rc;
@@ -275,6 +285,13 @@ static int bootstrap_admin(struct store_conn *c, const struct serve_opts *o, int
 		fflush(stdout);
 	}
 	return 0;
+}
+
+/* Where the store reports a row it skipped (store_bad_row). */
+static void log_bad_row(const char *table, const char *id, const char *why)
+{
+	log_event("error", "skipped a database row that cannot be read",
+		  json_pack("{s:s, s:s, s:s}", "table", table, "id", id, "why", why));
 }
 
 struct sweeper {
@@ -352,6 +369,7 @@ int cmd_serve(int argc, char **argv)
 	} else {
 		snprintf(url, sizeof(url), "%s", o.database_url);
 	}
+	store_set_bad_row_log(log_bad_row);
 	int rc = store_open(url, (int)o.threads + 2, &store, detail);
 	if (rc == 0)
 		rc = store_conn_acquire(store, &c);

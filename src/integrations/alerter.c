@@ -127,11 +127,12 @@ static char *alert_body(const struct alerter *al, const struct alert *a)
 	snprintf(th, sizeof(th), "%lld.%06lld", (long long)(a->threshold_ppm / 1000000),
 		 (long long)(a->threshold_ppm % 1000000));
 	char text[1024];
-	snprintf(text, sizeof(text),
-		 ":warning: Plinth: team *%s* has committed %lld%% of its budget "
-		 "(%s of %s %s spent or reserved; threshold %lld%%) in the period from %s.",
-		 a->team, (long long)pct, committed, budget, al->currency,
-		 (long long)(a->threshold_ppm / 10000), ps);
+	if (util_fmt(text, sizeof(text),
+		     ":warning: Plinth: team *%s* has committed %lld%% of its budget "
+		     "(%s of %s %s spent or reserved; threshold %lld%%) in the period from %s.",
+		     a->team, (long long)pct, committed, budget, al->currency,
+		     (long long)(a->threshold_ppm / 10000), ps) != 0)
+		return NULL;
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "text", text, "team", a->team,
 			      "threshold", th, "period_start", ps, "budget", budget, "committed",
 			      committed, "currency", al->currency);

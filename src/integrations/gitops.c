@@ -327,7 +327,7 @@ int gitops_commit_push(struct gitops *g, const char *dir_path, const struct gito
 		goto out;
 	}
 	if (ps.rejected) {
-		snprintf(detail, GITOPS_DETAIL_LEN, "push rejected: %s", ps.msg);
+		snprintf(detail, GITOPS_DETAIL_LEN, "push rejected: %.200s", ps.msg); /* a diagnostic */
 		rc = ERR_UNAVAILABLE;
 		goto out;
 	}

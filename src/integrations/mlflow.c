@@ -84,7 +84,7 @@ static int call(const struct mlflow *m, const char *path, json_t *body, char *co
 			   MLFLOW_MAX_RESPONSE, &resp, hd);
 	free(text);
 	if (rc != 0) {
-		snprintf(detail, MLFLOW_DETAIL_LEN, "MLflow at %s: %s", m->uri, hd);
+		snprintf(detail, MLFLOW_DETAIL_LEN, "MLflow at %.80s: %.150s", m->uri, hd); /* a diagnostic */
 		return rc;
 	}
 	if (resp.status >= 200 && resp.status < 300) {

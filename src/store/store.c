@@ -17,6 +17,7 @@
 
 #include "core/err.h"
 #include "store/store_pg.h"
+#include "util/util.h"
 
 /*
  * The pool: connections are opened lazily up to `size`; released ones sit in
@@ -67,6 +68,49 @@ int role_parse(const char *s, enum role *out)
 		}
 	}
 	return ERR_INVALID;
+}
+
+static long bad_rows; /* accessed atomically */
+static void (*bad_row_log)(const char *, const char *, const char *);
+
+void store_set_bad_row_log(void (*fn)(const char *table, const char *id, const char *why))
+{
+	__atomic_store_n(&bad_row_log, fn, __ATOMIC_RELEASE);
+}
+
+void store_bad_row(const char *table, const char *id, const char *why)
+{
+	void (*fn)(const char *, const char *, const char *) =
+		__atomic_load_n(&bad_row_log, __ATOMIC_ACQUIRE);
+
+	__atomic_add_fetch(&bad_rows, 1, __ATOMIC_RELAXED);
+	if (fn)
+		fn(table, id ? id : "", why ? why : "");
+	else
+		fprintf(stderr, "plinth: skipped a bad %s row '%s': %s\n", table, id ? id : "",
+			why ? why : "");
+}
+
+long store_bad_rows_total(void)
+{
+	return __atomic_load_n(&bad_rows, __ATOMIC_RELAXED);
+}
+
+void store_note_write(struct store *s, bool full)
+{
+	long was = __atomic_load_n(&s->full_at, __ATOMIC_RELAXED);
+
+	if (full)
+		__atomic_store_n(&s->full_at, (long)util_now(), __ATOMIC_RELAXED);
+	else if (was != 0)
+		__atomic_store_n(&s->full_at, 0L, __ATOMIC_RELAXED);
+}
+
+bool store_write_full(struct store *s)
+{
+	long at = __atomic_load_n(&s->full_at, __ATOMIC_RELAXED);
+
+	return at != 0 && util_now() - at < STORE_FULL_WINDOW_S;
 }
 
 void store_audit_entry_done(struct audit_entry *e)

@@ -35,7 +35,7 @@
 #define STORE_ID_LEN 64       /* ids: team, gpu type, allocation, token, project */
 #define STORE_NAME_LEN 128    /* display names */
 #define STORE_PURPOSE_LEN 1024
-#define STORE_LABELS_LEN 4096 /* labels as compact JSON object text */
+#define STORE_LABELS_LEN 4352 /* labels as compact JSON object text (api_allocations.c: the largest valid set fits) */
 #define STORE_THRESHOLDS_LEN 256
 #define STORE_TEAMS_LEN 1024  /* token team list, JSON array text */
 #define STORE_DETAIL_LEN 256
@@ -177,12 +177,17 @@ enum cost_group {
 	COST_BY_DAY,
 };
 
+/* Sums over many allocations and teams exceed int64 micros (11 teams holding
+ * the largest budget, 1e18 micros each, already do): cost rows are 128-bit,
+ * exact for any number of rows. */
+typedef __int128 store_sum_t;
+
 struct cost_row {
 	char key[STORE_ID_LEN * 2]; /* team id, "team/project", gpu type id or "YYYY-MM-DD" */
-	int64_t spent;       /* micros */
-	int64_t accrued;     /* micros, running allocations at `now` */
-	int64_t reserved;    /* micros */
-	int64_t gpu_microhours; /* GPU-hours x 1e6: used (completed) + so far (running) */
+	store_sum_t spent;       /* micros */
+	store_sum_t accrued;     /* micros, running allocations at `now` */
+	store_sum_t reserved;    /* micros */
+	store_sum_t gpu_microhours; /* GPU-hours x 1e6: used (completed) + so far (running) */
 };
 
 struct cost_query {
@@ -386,6 +391,7 @@ struct store {
 	const struct store_ops *ops;
 	struct store_pool *pool;
 	long fault_after; /* accessed atomically; < 0 = no fault injection */
+	long full_at;     /* accessed atomically; util_now() of the last disk-full write, 0 = none */
 };
 
 /* Backends call this before executing each statement; true = fail it. */
@@ -435,5 +441,30 @@ struct store_conn {
  * that every partial write rolls back.
  */
 void store_fault_after(struct store *s, long n);
+
+/*
+ * Rows the store cannot read (a text that does not fit its field, labels
+ * that are not a JSON object, an unknown status ...), written by something
+ * other than this program.  Readers that walk many rows (the expiry sweep,
+ * the allocate path's expiry, lists, the FOCUS export) get past such a row
+ * after reporting it here, so one bad row never stops other requests; reading it
+ * alone (GET) fails with ERR_STORE.  Thread-safe; the count is process-wide
+ * (GET /metrics: plinth_store_bad_rows_total).
+ */
+void store_bad_row(const char *table, const char *id, const char *why);
+long store_bad_rows_total(void);
+/* Where store_bad_row reports (the daemon's log); NULL = stderr. */
+void store_set_bad_row_log(void (*fn)(const char *table, const char *id, const char *why));
+
+/*
+ * The store's write health: a write that failed because the disk (or the
+ * database's space) is full is reported here by the backend, which answers
+ * ERR_UNAVAILABLE (503) for it.  store_write_full() is true while such a
+ * failure happened within the last STORE_FULL_WINDOW_S seconds and no write
+ * succeeded since (GET /readyz reports not-ready then).
+ */
+#define STORE_FULL_WINDOW_S 10
+void store_note_write(struct store *s, bool full);
+bool store_write_full(struct store *s);
 
 #endif

@@ -128,6 +128,37 @@ json_t *store_json_alloc(const void *p)
 	return j;
 }
 
+const char *store_alloc_unreadable(const struct allocation *a)
+{
+	json_t *j;
+	bool ok;
+
+	if (a->labels_json[0] == '\0') /* row_alloc: a text did not fit */
+		return "labels_json or purpose does not fit its field";
+	j = json_loads(a->labels_json, 0, NULL);
+	ok = json_is_object(j);
+	json_decref(j);
+	if (!ok)
+		return "labels_json is not a JSON object";
+	j = json_stringn(a->purpose, strlen(a->purpose)); /* NULL for invalid UTF-8 */
+	ok = j != NULL;
+	json_decref(j);
+	return ok ? NULL : "purpose is not UTF-8";
+}
+
+void store_alloc_blank_unreadable(struct allocation *a)
+{
+	json_t *j = json_loads(a->labels_json, 0, NULL);
+
+	if (!json_is_object(j))
+		snprintf(a->labels_json, sizeof(a->labels_json), "{}");
+	json_decref(j);
+	j = json_stringn(a->purpose, strlen(a->purpose));
+	if (!j)
+		a->purpose[0] = '\0';
+	json_decref(j);
+}
+
 /* Compact JSON text of j (consumed); NULL j gives NULL text. */
 int store_json_take_text(json_t *j, bool want, char **out)
 {
@@ -258,6 +289,47 @@ int store_alloc_approved(struct allocation *a, const struct alloc_request *r, co
 	return 0;
 }
 
+/* ---- budget period changes --------------------------------------------- */
+
+/* Inserts (ps, delta) in order (room for one more), or adds to ps's entry. */
+static void period_delta_put(struct store_period_plan *p, int64_t ps, int64_t delta)
+{
+	size_t i = 0;
+
+	while (i < p->n && p->d[i].ps < ps)
+		i++;
+	if (i < p->n && p->d[i].ps == ps) {
+		p->d[i].delta += delta;
+		return;
+	}
+	memmove(&p->d[i + 1], &p->d[i], (p->n - i) * sizeof(*p->d));
+	p->d[i].ps = ps;
+	p->d[i].delta = delta;
+	p->n++;
+}
+
+int store_period_plan_leave(struct store_period_plan *p, int64_t ps, int64_t sum)
+{
+	if (p->n + 2 > p->cap) { /* room for this one and the arrival */
+		size_t ncap = p->cap ? p->cap * 2 : 8;
+		struct store_period_delta *nd = realloc(p->d, ncap * sizeof(*nd));
+		if (!nd)
+			return ERR_NOMEM;
+		p->d = nd;
+		p->cap = ncap;
+	}
+	if (__builtin_add_overflow(p->total, sum, &p->total))
+		return ERR_OVERFLOW;
+	period_delta_put(p, ps, -sum);
+	return 0;
+}
+
+void store_period_plan_arrive(struct store_period_plan *p, int64_t ps)
+{
+	if (p->n > 0)
+		period_delta_put(p, ps, p->total);
+}
+
 /* ---- costs ------------------------------------------------------------- */
 
 int store_cost_acc_row(struct store_cost_acc *acc, const char *key, struct cost_row **out)
@@ -300,10 +372,11 @@ int store_cost_acc_add(struct store_cost_acc *acc, const char *key, int64_t spen
 
 	if (rc != 0)
 		return rc;
-	if (__builtin_add_overflow(r->spent, spent, &r->spent) ||
-	    __builtin_add_overflow(r->accrued, accrued, &r->accrued) ||
-	    __builtin_add_overflow(r->reserved, reserved, &r->reserved) ||
-	    __builtin_add_overflow(r->gpu_microhours, gpu_mh, &r->gpu_microhours))
+	/* 128-bit sums of int64 parts: 2^63 rows would be needed to overflow. */
+	if (__builtin_add_overflow(r->spent, (store_sum_t)spent, &r->spent) ||
+	    __builtin_add_overflow(r->accrued, (store_sum_t)accrued, &r->accrued) ||
+	    __builtin_add_overflow(r->reserved, (store_sum_t)reserved, &r->reserved) ||
+	    __builtin_add_overflow(r->gpu_microhours, (store_sum_t)gpu_mh, &r->gpu_microhours))
 		return ERR_OVERFLOW;
 	return 0;
 }

@@ -49,6 +49,19 @@ json_t *store_json_alloc(const void *p);
 /* The same as compact JSON text (caller frees), or NULL without memory. */
 char *store_alloc_json_text(const struct allocation *a);
 
+/*
+ * Why allocation a (as read from a row) cannot be rendered as JSON: labels
+ * that are not a JSON object, a purpose that is not UTF-8; NULL when it can.
+ * Rows written by this program always can; others are store_bad_row()s.
+ */
+const char *store_alloc_unreadable(const struct allocation *a);
+/* Why row_alloc refused a row (store_bad_row's text). */
+#define STORE_BAD_ROW_TEXT "a text does not fit its field or the status is unknown"
+
+/* Blanks what store_alloc_unreadable rejects ("{}" labels, "" purpose) so a
+ * bad row's money can still be released or reported. */
+void store_alloc_blank_unreadable(struct allocation *a);
+
 /* Compact JSON text of j (consumed) into *out (owned by the caller); !want gives NULL. */
 int store_json_take_text(json_t *j, bool want, char **out);
 
@@ -94,6 +107,31 @@ int store_alloc_approved(struct allocation *a, const struct alloc_request *r, co
 			 const struct gpu_type *gpu, int64_t est, const char *created_by,
 			 int64_t ps, int64_t now, int64_t start_timeout_s);
 
+/* ---- budget period changes --------------------------------------------- */
+
+/*
+ * A team's period kind changed: its live (approved, running) allocations of
+ * other periods move into the new current period, so the new period's check
+ * counts them (issue 11, finding 5).  One step per period row, in the global
+ * lock order (period_start ascending).
+ */
+struct store_period_delta {
+	int64_t ps;
+	int64_t delta; /* added to reserved */
+};
+
+/* The period rows a change touches, ascending; d owned (free) by the caller. */
+struct store_period_plan {
+	struct store_period_delta *d;
+	size_t n, cap;
+	int64_t total; /* live reservations moving */
+};
+
+/* Another period's live reservations `sum` leave its row ps. 0, ERR_NOMEM, ERR_OVERFLOW. */
+int store_period_plan_leave(struct store_period_plan *p, int64_t ps, int64_t sum);
+/* They all arrive in the new current period's row ps (no-op when none left). */
+void store_period_plan_arrive(struct store_period_plan *p, int64_t ps);
+
 /* ---- costs ------------------------------------------------------------- */
 
 /* Rows kept sorted by key; binary search + insert.  rows owned by the caller. */
@@ -105,7 +143,7 @@ struct store_cost_acc {
 /* The row of key in acc (inserted zeroed when missing). */
 int store_cost_acc_row(struct store_cost_acc *acc, const char *key, struct cost_row **out);
 
-/* Adds to the row of key; ERR_OVERFLOW when a total would overflow. */
+/* Adds to the row of key (128-bit totals); ERR_OVERFLOW when one would overflow. */
 int store_cost_acc_add(struct store_cost_acc *acc, const char *key, int64_t spent,
 		       int64_t accrued, int64_t reserved, int64_t gpu_mh);
 

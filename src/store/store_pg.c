@@ -148,6 +148,11 @@ static int db_fail(struct pg_conn *c, PGresult *r, const char *what)
 		return ERR_UNAVAILABLE; /* unreachable, shutting down, timed out, too busy */
 	if (strcmp(state, "23505") == 0)
 		return ERR_CONFLICT;
+	if (strcmp(state, "53100") == 0 || strcmp(state, "53200") == 0) {
+		/* disk full / out of memory on the server: retry later, not a bug */
+		store_note_write(c->base.store, true);
+		return ERR_UNAVAILABLE;
+	}
 	return ERR_STORE;
 }
 
@@ -294,16 +299,15 @@ static int stmt_name(struct pg_conn *c, const char *sql, char *name, size_t len)
 	int rc;
 
 	for (i = 0; i < c->nprepared; i++) {
-		if (c->prepared[i] == sql) {
-			snprintf(name, len, "p%zu", i);
-			return 0;
-		}
+		if (c->prepared[i] == sql) /* < PG_CACHE_MAX: always fits */
+			return util_fmt(name, len, "p%zu", i) == 0 ? 0 : ERR_STORE;
 	}
 	if (c->nprepared >= PG_CACHE_MAX) {
 		name[0] = '\0'; /* cache full: run unnamed */
 		return 0;
 	}
-	snprintf(name, len, "p%zu", c->nprepared);
+	if (util_fmt(name, len, "p%zu", c->nprepared) != 0)
+		return ERR_STORE;
 	r = PQprepare(c->db, name, sql, 0, NULL);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		rc = db_fail(c, r, "prepare");
@@ -573,16 +577,21 @@ static int64_t col_i64(const PGresult *r, int row, int col)
 	return v && *v ? (int64_t)strtoll(v, NULL, 10) : 0;
 }
 
-static void col_copy(const PGresult *r, int row, int col, char *buf, size_t len)
+/* Copies a text column into buf (len bytes): 0, or -1 when it does not fit. */
+static int col_copy(const PGresult *r, int row, int col, char *buf, size_t len)
 {
 	const char *t = PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
 	size_t n = t ? strlen(t) : 0;
+	int rc = 0;
 
-	if (n >= len)
+	if (n >= len) { /* never a cut value: the row is reported as bad */
 		n = len - 1;
+		rc = -1;
+	}
 	if (n)
 		memcpy(buf, t, n);
 	buf[n] = '\0';
+	return rc;
 }
 
 /* ---- transactions ------------------------------------------------------ */
@@ -837,76 +846,84 @@ static int pg_migrate(struct store_conn *bc, char *detail)
 
 static int row_token(const PGresult *r, int i, void *out)
 {
+	int bad = 0;
 	struct token *t = out;
 	char role[32];
 
 	memset(t, 0, sizeof(*t));
-	col_copy(r, i, 0, t->id, sizeof(t->id));
-	col_copy(r, i, 1, t->name, sizeof(t->name));
-	col_copy(r, i, 2, role, sizeof(role));
-	col_copy(r, i, 3, t->teams_json, sizeof(t->teams_json));
+	bad |= col_copy(r, i, 0, t->id, sizeof(t->id));
+	bad |= col_copy(r, i, 1, t->name, sizeof(t->name));
+	bad |= col_copy(r, i, 2, role, sizeof(role));
+	bad |= col_copy(r, i, 3, t->teams_json, sizeof(t->teams_json));
 	t->created_at = col_i64(r, i, 4);
 	t->revoked_at = col_i64(r, i, 5);
-	return role_parse(role, &t->role) == 0 ? 0 : ERR_STORE;
+	return !bad && role_parse(role, &t->role) == 0 ? 0 : ERR_STORE;
 }
 
 static int row_gpu(const PGresult *r, int i, void *out)
 {
+	int bad = 0;
 	struct gpu_type *g = out;
 
 	memset(g, 0, sizeof(*g));
-	col_copy(r, i, 0, g->id, sizeof(g->id));
-	col_copy(r, i, 1, g->name, sizeof(g->name));
+	bad |= col_copy(r, i, 0, g->id, sizeof(g->id));
+	bad |= col_copy(r, i, 1, g->name, sizeof(g->name));
 	g->price_micros = col_i64(r, i, 2);
-	col_copy(r, i, 3, g->price_date, sizeof(g->price_date));
-	col_copy(r, i, 4, g->price_source, sizeof(g->price_source));
+	bad |= col_copy(r, i, 3, g->price_date, sizeof(g->price_date));
+	bad |= col_copy(r, i, 4, g->price_source, sizeof(g->price_source));
 	g->capacity = col_i64(r, i, 5);
 	g->allocated = col_i64(r, i, 6);
 	g->updated_at = col_i64(r, i, 7);
-	return 0;
+	return bad ? ERR_STORE : 0;
 }
 
 static int row_team(const PGresult *r, int i, void *out)
 {
+	int bad = 0;
 	struct team *t = out;
 	char period[32];
 
 	memset(t, 0, sizeof(*t));
-	col_copy(r, i, 0, t->id, sizeof(t->id));
-	col_copy(r, i, 1, t->display_name, sizeof(t->display_name));
+	bad |= col_copy(r, i, 0, t->id, sizeof(t->id));
+	bad |= col_copy(r, i, 1, t->display_name, sizeof(t->display_name));
 	t->budget_micros = col_i64(r, i, 2);
-	col_copy(r, i, 3, period, sizeof(period));
-	col_copy(r, i, 4, t->thresholds_json, sizeof(t->thresholds_json));
+	bad |= col_copy(r, i, 3, period, sizeof(period));
+	bad |= col_copy(r, i, 4, t->thresholds_json, sizeof(t->thresholds_json));
 	t->created_at = col_i64(r, i, 5);
 	t->updated_at = col_i64(r, i, 6);
-	return period_kind_parse(period, &t->period) == 0 ? 0 : ERR_STORE;
+	return !bad && period_kind_parse(period, &t->period) == 0 ? 0 : ERR_STORE;
 }
 
 static int row_alloc(const PGresult *r, int i, void *out)
 {
+	int bad = 0, cut = 0;
 	struct allocation *a = out;
 	char status[32];
 
 	memset(a, 0, sizeof(*a));
-	col_copy(r, i, 0, a->id, sizeof(a->id));
-	col_copy(r, i, 1, a->team, sizeof(a->team));
-	col_copy(r, i, 2, a->project, sizeof(a->project));
-	col_copy(r, i, 3, a->gpu_type, sizeof(a->gpu_type));
+	bad |= col_copy(r, i, 0, a->id, sizeof(a->id));
+	bad |= col_copy(r, i, 1, a->team, sizeof(a->team));
+	bad |= col_copy(r, i, 2, a->project, sizeof(a->project));
+	bad |= col_copy(r, i, 3, a->gpu_type, sizeof(a->gpu_type));
 	a->gpu_count = col_i64(r, i, 4);
 	a->max_runtime_us = col_i64(r, i, 5);
 	a->price_micros = col_i64(r, i, 6);
 	a->estimated_micros = col_i64(r, i, 7);
-	col_copy(r, i, 8, status, sizeof(status));
-	col_copy(r, i, 9, a->purpose, sizeof(a->purpose));
-	col_copy(r, i, 10, a->labels_json, sizeof(a->labels_json));
-	col_copy(r, i, 11, a->created_by, sizeof(a->created_by));
+	bad |= col_copy(r, i, 8, status, sizeof(status));
+	cut |= col_copy(r, i, 9, a->purpose, sizeof(a->purpose));
+	cut |= col_copy(r, i, 10, a->labels_json, sizeof(a->labels_json));
+	bad |= col_copy(r, i, 11, a->created_by, sizeof(a->created_by));
 	a->period_start = col_i64(r, i, 12);
 	a->approved_at = col_i64(r, i, 13);
 	a->expires_at = col_i64(r, i, 14);
 	a->started_at = col_i64(r, i, 15);
 	a->ended_at = col_i64(r, i, 16);
 	a->actual_micros = col_i64(r, i, 17);
-	return alloc_status_parse(status, &a->status) == 0 ? 0 : ERR_STORE;
+	/* A cut text leaves the money readable (costs, expiry); the row cannot
+	 * be rendered (store_alloc_unreadable), which "" labels say. */
+	if (cut)
+		a->labels_json[0] = '\0';
+	return !bad && alloc_status_parse(status, &a->status) == 0 ? 0 : ERR_STORE;
 }
 
 /* Loads the one row `sql` selects for key: 0, ERR_NOT_FOUND or an error. */
@@ -1274,6 +1291,11 @@ static const char SQL_TEAM_UPDATE[] =
 	"UPDATE teams SET display_name = $1, budget_micros = $2, period = $3,"
 	" thresholds_json = $4, updated_at = $5 WHERE id = $6";
 static const char SQL_TEAM_LOCK[] = "SELECT " TEAM_COLS " FROM teams WHERE id = $1 FOR UPDATE";
+/* A decision holds its team row (KEY SHARE) to its COMMIT: a team.put (FOR
+ * UPDATE) waits for decisions in flight and they for it, so no decision ever
+ * uses a budget or period that a committed change replaced. */
+static const char SQL_TEAM_SHARE[] =
+	"SELECT " TEAM_COLS " FROM teams WHERE id = $1 FOR KEY SHARE";
 static const char SQL_PERIOD_GET[] =
 	"SELECT spent, reserved FROM team_periods WHERE team_id = $1 AND period_start = $2";
 static const char SQL_PERIOD_LOCK[] =
@@ -1299,9 +1321,57 @@ static const char SQL_PERIOD_ENSURE[] =
 static const char SQL_PERIOD_MOVE[] =
 	"UPDATE team_periods SET reserved = reserved + $1, spent = spent + $2"
 	" WHERE team_id = $3 AND period_start = $4";
+/* Live allocations are locked before the team row, in SQL_ALLOC_DUE's order,
+ * so a team.put and a decision (due rows, then the team) never deadlock. */
+static const char SQL_LIVE_LOCK[] =
+	"SELECT id FROM allocations WHERE team_id = $1 AND status IN ('approved', 'running')"
+	" ORDER BY expires_at, id FOR UPDATE";
+static const char SQL_LIVE_BY_PERIOD[] =
+	"SELECT period_start, SUM(estimated_micros)::bigint FROM allocations WHERE team_id = $1"
+	" AND status IN ('approved', 'running') AND period_start <> $2"
+	" GROUP BY period_start ORDER BY period_start";
+static const char SQL_LIVE_REKEY[] =
+	"UPDATE allocations SET period_start = $1 WHERE team_id = $2"
+	" AND status IN ('approved', 'running') AND period_start <> $3";
 static const char SQL_RUNNING_OF_PERIOD[] =
 	"SELECT price_micros, gpu_count, max_runtime_us, started_at FROM allocations"
 	" WHERE team_id = $1 AND period_start = $2 AND status = 'running'";
+
+/*
+ * The team's period kind changed (inside the team.put transaction, its live
+ * allocations and team row locked): its live allocations of other periods
+ * move to the current period of kind `k`, their reservations with them (see
+ * store_period_delta); period rows are changed in ascending order.
+ */
+static int period_rekey(struct pg_conn *c, const char *team, enum period_kind k, int64_t now)
+{
+	struct store_period_plan plan = {NULL, 0, 0, 0}; /* plan.d owned here */
+	PGresult *r = NULL;
+	int64_t ps = 0, pe = 0;
+	int rc;
+
+	period_bounds(k, now, &ps, &pe);
+	rc = q_query(c, SQL_LIVE_BY_PERIOD, &r, "ti", team, ps);
+	for (int i = 0; rc == 0 && i < PQntuples(r); i++)
+		rc = store_period_plan_leave(&plan, col_i64(r, i, 0), col_i64(r, i, 1));
+	if (rc != 0 || plan.n == 0)
+		goto out;
+	store_period_plan_arrive(&plan, ps);
+	rc = q_exec(c, SQL_PERIOD_ENSURE, "tii", team, ps, pe);
+	for (size_t i = 0; rc >= 0 && i < plan.n; i++) {
+		rc = q_exec(c, SQL_PERIOD_MOVE, "iiti", plan.d[i].delta, (int64_t)0, team,
+			    plan.d[i].ps);
+		if (rc == 0) /* each of these rows exists */
+			rc = ERR_STORE;
+	}
+	if (rc >= 0)
+		rc = q_exec(c, SQL_LIVE_REKEY, "iti", ps, team, ps);
+	rc = rc < 0 ? rc : 0;
+out:
+	PQclear(r);
+	free(plan.d);
+	return rc;
+}
 
 static int team_put_once(struct pg_conn *c, const struct actor *who, const struct team *t,
 			 int64_t now, bool *created)
@@ -1313,7 +1383,8 @@ static int team_put_once(struct pg_conn *c, const struct actor *who, const struc
 	rc = tx_begin(c, true);
 	if (rc != 0)
 		return rc;
-	rc = load_one(c, SQL_TEAM_LOCK, t->id, row_team, &old);
+	n = q_exec(c, SQL_LIVE_LOCK, "t", t->id);
+	rc = n < 0 ? n : load_one(c, SQL_TEAM_LOCK, t->id, row_team, &old);
 	if (rc != 0 && rc != ERR_NOT_FOUND)
 		goto out;
 	exists = rc == 0;
@@ -1329,6 +1400,11 @@ static int team_put_once(struct pg_conn *c, const struct actor *who, const struc
 	if (n < 0) {
 		rc = n == ERR_CONFLICT && !exists ? PG_RETRY : n;
 		goto out;
+	}
+	if (exists && old.period != rec.period) {
+		rc = period_rekey(c, rec.id, rec.period, now);
+		if (rc != 0)
+			goto out;
 	}
 	rc = audit_rec(c, who, now, exists ? "team.update" : "team.create", "team", rec.id, rec.id,
 		       store_json_team, exists ? &old : NULL, &rec);
@@ -1632,7 +1708,7 @@ static int expire_due_tx(struct pg_conn *c, int64_t now, int *count)
 static int expire_rows(struct pg_conn *c, const PGresult *r, int64_t now, int *count)
 {
 	struct allocation *a = NULL; /* owned here */
-	int rc = 0, n;
+	int rc = 0, n, released = 0;
 
 	n = PQntuples(r);
 	if (n > 0) {
@@ -1643,14 +1719,28 @@ static int expire_rows(struct pg_conn *c, const PGresult *r, int64_t now, int *c
 		}
 	}
 	for (int i = 0; i < n; i++) {
+		const char *why;
+
 		rc = row_alloc(r, i, a);
+		if (rc == ERR_STORE) { /* unreadable: reported and left alone */
+			store_bad_row("allocations", PQgetvalue(r, i, 0),
+				      STORE_BAD_ROW_TEXT);
+			continue;
+		}
+		why = rc == 0 ? store_alloc_unreadable(a) : NULL;
+		if (why) { /* its money is still released; the audit row has blanks */
+			store_bad_row("allocations", a->id, why);
+			store_alloc_blank_unreadable(a);
+		}
 		if (rc == 0)
 			rc = alloc_release(c, NULL, a, ALLOC_EXPIRED, a->expires_at, now, NULL);
 		if (rc != 0)
 			goto out;
+		released++;
 	}
+	rc = 0;
 	if (count)
-		*count = n;
+		*count = released; /* unreadable rows changed nothing */
 out:
 	free(a);
 	return rc;
@@ -1807,7 +1897,7 @@ static int allocate_part(struct pg_conn *c, struct pg_alloc_req *q)
 			goto out;
 		}
 	}
-	rc = load_one(c, SQL_TEAM_BY_ID, r->team, row_team, &team);
+	rc = load_one(c, SQL_TEAM_SHARE, r->team, row_team, &team);
 	if (rc != 0) {
 		if (rc == ERR_NOT_FOUND)
 			conn_err(c, "unknown team '%s'", r->team);
@@ -2367,7 +2457,7 @@ static int set_read(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **
 	if (rc == 0)
 		rc = step_set(c, set_step(x), SQL_ALLOC_DUE, "i", now);
 	for (int i = 0; i < x->nt && rc == 0; i++)
-		rc = step_set(c, set_step(x), SQL_TEAM_BY_ID, "t", x->teams[i].id);
+		rc = step_set(c, set_step(x), SQL_TEAM_SHARE, "t", x->teams[i].id);
 	/* Concurrent duplicates queue on the key's advisory lock (in one order). */
 	for (int i = 0; i < x->nk && rc == 0; i++) {
 		rc = step_set(c, set_step(x), SQL_IDEM_LOCK, "tt", x->keys[i].token, x->keys[i].key);
@@ -3041,6 +3131,10 @@ static int pg_alloc_get(struct store_conn *bc, const char *id, struct allocation
 	if (!a)
 		return ERR_NOMEM;
 	rc = load_one(c, SQL_ALLOC_BY_ID, id, row_alloc, a);
+	if (rc == 0 && store_alloc_unreadable(a)) { /* never rendered with a cut text */
+		conn_err(c, "allocation %s cannot be read: %s", id, store_alloc_unreadable(a));
+		rc = ERR_STORE;
+	}
 	if (rc == 0)
 		*out = *a;
 	free(a);
@@ -3122,6 +3216,15 @@ static int pg_alloc_list(struct store_conn *bc, const struct alloc_filter *f, st
 			break;
 		}
 		rc = row_alloc(r, i, a);
+		const char *why = rc == ERR_STORE ? STORE_BAD_ROW_TEXT
+				  : rc == 0 ? store_alloc_unreadable(a) : NULL;
+		if (why) { /* reported and skipped: the page goes on past it */
+			store_bad_row("allocations", PQgetvalue(r, i, 0), why);
+			rc = 0;
+			rows++;
+			*last = *a;
+			continue;
+		}
 		if (rc != 0)
 			goto out;
 		rows++;
@@ -3581,6 +3684,10 @@ static int pg_cost_usage(struct store_conn *bc, const struct cost_query *q, stor
 		int64_t ue = 0, gpu_mh = 0;
 
 		rc = row_alloc(r, i, a);
+		if (rc == 0 && store_alloc_unreadable(a)) { /* the money is exported, the texts blank */
+			store_bad_row("allocations", a->id, store_alloc_unreadable(a));
+			store_alloc_blank_unreadable(a);
+		}
 		if (rc == 0)
 			rc = store_completed_use(a, &ue, &gpu_mh);
 		if (rc != 0)
@@ -3735,20 +3842,21 @@ static const char SQL_JOB_UPDATE[] =
 
 static int row_job(const PGresult *r, int i, void *out)
 {
+	int bad = 0;
 	struct job *j = out;
 
-	col_copy(r, i, 0, j->id, sizeof(j->id));
-	col_copy(r, i, 1, j->token_id, sizeof(j->token_id));
-	col_copy(r, i, 2, j->idem_key, sizeof(j->idem_key));
-	col_copy(r, i, 3, j->request_hash, sizeof(j->request_hash));
-	col_copy(r, i, 4, j->team, sizeof(j->team));
-	col_copy(r, i, 5, j->name, sizeof(j->name));
-	col_copy(r, i, 6, j->allocation_id, sizeof(j->allocation_id));
+	bad |= col_copy(r, i, 0, j->id, sizeof(j->id));
+	bad |= col_copy(r, i, 1, j->token_id, sizeof(j->token_id));
+	bad |= col_copy(r, i, 2, j->idem_key, sizeof(j->idem_key));
+	bad |= col_copy(r, i, 3, j->request_hash, sizeof(j->request_hash));
+	bad |= col_copy(r, i, 4, j->team, sizeof(j->team));
+	bad |= col_copy(r, i, 5, j->name, sizeof(j->name));
+	bad |= col_copy(r, i, 6, j->allocation_id, sizeof(j->allocation_id));
 	j->status = (int)col_i64(r, i, 7);
-	col_copy(r, i, 8, j->body, sizeof(j->body));
+	bad |= col_copy(r, i, 8, j->body, sizeof(j->body));
 	j->created_at = col_i64(r, i, 9);
 	j->updated_at = col_i64(r, i, 10);
-	return 0;
+	return bad ? ERR_STORE : 0;
 }
 
 static int job_begin_once(struct pg_conn *c, const struct job *j, struct job *out, bool *created)

@@ -117,6 +117,9 @@ static int db_fail(struct sq_conn *c, int src, const char *what)
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
 		return ERR_UNAVAILABLE;
+	case SQLITE_FULL: /* the disk (or max_page_count): retry later, not a bug */
+		store_note_write(c->base.store, true);
+		return ERR_UNAVAILABLE;
 	default:
 		break;
 	}
@@ -401,6 +404,8 @@ static int tx_finish(struct sq_conn *c, bool commit)
 		int n = q_exec(c, SQL_COMMIT, "");
 		if (n < 0)
 			rc = n;
+		else if (c->locked)
+			store_note_write(c->base.store, false); /* writes work (again) */
 	}
 	if ((!commit || rc != 0) && !sqlite3_get_autocommit(c->db)) {
 		/* ROLLBACK is the recovery path: it is never fault-injected, and
@@ -600,90 +605,104 @@ out:
 #define AUDIT_COLS \
 	"seq, at, actor_id, actor_name, action, object_type, object_id, team, before_json, after_json"
 
-static void col_copy(sqlite3_stmt *st, int i, char *buf, size_t len)
+/* Copies a text column into buf (len bytes): 0, or -1 when it does not fit. */
+static int col_copy(sqlite3_stmt *st, int i, char *buf, size_t len)
 {
 	const unsigned char *t = sqlite3_column_text(st, i);
 	size_t n = t ? strlen((const char *)t) : 0;
 
-	if (n >= len)
+	int rc = 0;
+
+	if (n >= len) { /* never a cut value: the row is reported as bad */
 		n = len - 1;
+		rc = -1;
+	}
 	if (n)
 		memcpy(buf, t, n);
 	buf[n] = '\0';
+	return rc;
 }
 
 static int row_token(sqlite3_stmt *st, void *out)
 {
+	int bad = 0;
 	struct token *t = out;
 	char role[32];
 
 	memset(t, 0, sizeof(*t));
-	col_copy(st, 0, t->id, sizeof(t->id));
-	col_copy(st, 1, t->name, sizeof(t->name));
-	col_copy(st, 2, role, sizeof(role));
-	col_copy(st, 3, t->teams_json, sizeof(t->teams_json));
+	bad |= col_copy(st, 0, t->id, sizeof(t->id));
+	bad |= col_copy(st, 1, t->name, sizeof(t->name));
+	bad |= col_copy(st, 2, role, sizeof(role));
+	bad |= col_copy(st, 3, t->teams_json, sizeof(t->teams_json));
 	t->created_at = sqlite3_column_int64(st, 4);
 	t->revoked_at = sqlite3_column_int64(st, 5);
-	return role_parse(role, &t->role) == 0 ? 0 : ERR_STORE;
+	return !bad && role_parse(role, &t->role) == 0 ? 0 : ERR_STORE;
 }
 
 static int row_gpu(sqlite3_stmt *st, void *out)
 {
+	int bad = 0;
 	struct gpu_type *g = out;
 
 	memset(g, 0, sizeof(*g));
-	col_copy(st, 0, g->id, sizeof(g->id));
-	col_copy(st, 1, g->name, sizeof(g->name));
+	bad |= col_copy(st, 0, g->id, sizeof(g->id));
+	bad |= col_copy(st, 1, g->name, sizeof(g->name));
 	g->price_micros = sqlite3_column_int64(st, 2);
-	col_copy(st, 3, g->price_date, sizeof(g->price_date));
-	col_copy(st, 4, g->price_source, sizeof(g->price_source));
+	bad |= col_copy(st, 3, g->price_date, sizeof(g->price_date));
+	bad |= col_copy(st, 4, g->price_source, sizeof(g->price_source));
 	g->capacity = sqlite3_column_int64(st, 5);
 	g->allocated = sqlite3_column_int64(st, 6);
 	g->updated_at = sqlite3_column_int64(st, 7);
-	return 0;
+	return bad ? ERR_STORE : 0;
 }
 
 static int row_team(sqlite3_stmt *st, void *out)
 {
+	int bad = 0;
 	struct team *t = out;
 	char period[32];
 
 	memset(t, 0, sizeof(*t));
-	col_copy(st, 0, t->id, sizeof(t->id));
-	col_copy(st, 1, t->display_name, sizeof(t->display_name));
+	bad |= col_copy(st, 0, t->id, sizeof(t->id));
+	bad |= col_copy(st, 1, t->display_name, sizeof(t->display_name));
 	t->budget_micros = sqlite3_column_int64(st, 2);
-	col_copy(st, 3, period, sizeof(period));
-	col_copy(st, 4, t->thresholds_json, sizeof(t->thresholds_json));
+	bad |= col_copy(st, 3, period, sizeof(period));
+	bad |= col_copy(st, 4, t->thresholds_json, sizeof(t->thresholds_json));
 	t->created_at = sqlite3_column_int64(st, 5);
 	t->updated_at = sqlite3_column_int64(st, 6);
-	return period_kind_parse(period, &t->period) == 0 ? 0 : ERR_STORE;
+	return !bad && period_kind_parse(period, &t->period) == 0 ? 0 : ERR_STORE;
 }
 
 static int row_alloc(sqlite3_stmt *st, void *out)
 {
+	int bad = 0, cut = 0;
 	struct allocation *a = out;
 	char status[32];
 
 	memset(a, 0, sizeof(*a));
-	col_copy(st, 0, a->id, sizeof(a->id));
-	col_copy(st, 1, a->team, sizeof(a->team));
-	col_copy(st, 2, a->project, sizeof(a->project));
-	col_copy(st, 3, a->gpu_type, sizeof(a->gpu_type));
+	bad |= col_copy(st, 0, a->id, sizeof(a->id));
+	bad |= col_copy(st, 1, a->team, sizeof(a->team));
+	bad |= col_copy(st, 2, a->project, sizeof(a->project));
+	bad |= col_copy(st, 3, a->gpu_type, sizeof(a->gpu_type));
 	a->gpu_count = sqlite3_column_int64(st, 4);
 	a->max_runtime_us = sqlite3_column_int64(st, 5);
 	a->price_micros = sqlite3_column_int64(st, 6);
 	a->estimated_micros = sqlite3_column_int64(st, 7);
-	col_copy(st, 8, status, sizeof(status));
-	col_copy(st, 9, a->purpose, sizeof(a->purpose));
-	col_copy(st, 10, a->labels_json, sizeof(a->labels_json));
-	col_copy(st, 11, a->created_by, sizeof(a->created_by));
+	bad |= col_copy(st, 8, status, sizeof(status));
+	cut |= col_copy(st, 9, a->purpose, sizeof(a->purpose));
+	cut |= col_copy(st, 10, a->labels_json, sizeof(a->labels_json));
+	bad |= col_copy(st, 11, a->created_by, sizeof(a->created_by));
 	a->period_start = sqlite3_column_int64(st, 12);
 	a->approved_at = sqlite3_column_int64(st, 13);
 	a->expires_at = sqlite3_column_int64(st, 14);
 	a->started_at = sqlite3_column_int64(st, 15);
 	a->ended_at = sqlite3_column_int64(st, 16);
 	a->actual_micros = sqlite3_column_int64(st, 17);
-	return alloc_status_parse(status, &a->status) == 0 ? 0 : ERR_STORE;
+	/* A cut text leaves the money readable (costs, expiry); the row cannot
+	 * be rendered (store_alloc_unreadable), which "" labels say. */
+	if (cut)
+		a->labels_json[0] = '\0';
+	return !bad && alloc_status_parse(status, &a->status) == 0 ? 0 : ERR_STORE;
 }
 
 /* Loads the one row `sql` selects for key: 0, ERR_NOT_FOUND or an error. */
@@ -1086,9 +1105,52 @@ static const char SQL_PERIOD_ENSURE[] =
 static const char SQL_PERIOD_MOVE[] =
 	"UPDATE team_periods SET reserved = reserved + ?, spent = spent + ?"
 	" WHERE team_id = ? AND period_start = ?";
+static const char SQL_LIVE_BY_PERIOD[] =
+	"SELECT period_start, SUM(estimated_micros) FROM allocations WHERE team_id = ?"
+	" AND status IN ('approved', 'running') AND period_start <> ?"
+	" GROUP BY period_start ORDER BY period_start";
+static const char SQL_LIVE_REKEY[] =
+	"UPDATE allocations SET period_start = ? WHERE team_id = ?"
+	" AND status IN ('approved', 'running') AND period_start <> ?";
 static const char SQL_RUNNING_OF_PERIOD[] =
 	"SELECT price_micros, gpu_count, max_runtime_us, started_at FROM allocations"
 	" WHERE team_id = ? AND period_start = ? AND status = 'running'";
+
+/*
+ * The team's period kind changed (inside the team.put transaction): its live
+ * allocations of other periods move to the current period of kind `k`,
+ * their reservations with them (see store_period_delta).
+ */
+static int period_rekey(struct sq_conn *c, const char *team, enum period_kind k, int64_t now)
+{
+	struct store_period_plan plan = {NULL, 0, 0, 0}; /* plan.d owned here */
+	sqlite3_stmt *st = NULL;
+	int64_t ps = 0, pe = 0;
+	int rc;
+
+	period_bounds(k, now, &ps, &pe);
+	rc = q_open(c, SQL_LIVE_BY_PERIOD, &st, "ti", team, ps);
+	while (rc == 0 && (rc = q_step(c, st)) == 1)
+		rc = store_period_plan_leave(&plan, sqlite3_column_int64(st, 0),
+					     sqlite3_column_int64(st, 1));
+	q_close(c, st);
+	if (rc != 0 || plan.n == 0)
+		goto out;
+	store_period_plan_arrive(&plan, ps);
+	rc = q_exec(c, SQL_PERIOD_ENSURE, "tii", team, ps, pe);
+	for (size_t i = 0; rc >= 0 && i < plan.n; i++) {
+		rc = q_exec(c, SQL_PERIOD_MOVE, "iiti", plan.d[i].delta, (int64_t)0, team,
+			    plan.d[i].ps);
+		if (rc == 0) /* each of these rows exists */
+			rc = ERR_STORE;
+	}
+	if (rc >= 0)
+		rc = q_exec(c, SQL_LIVE_REKEY, "iti", ps, team, ps);
+	rc = rc < 0 ? rc : 0;
+out:
+	free(plan.d);
+	return rc;
+}
 
 static int sq_team_put(struct store_conn *bc, const struct actor *who, const struct team *t,
 		       int64_t now, bool *created)
@@ -1118,6 +1180,11 @@ static int sq_team_put(struct store_conn *bc, const struct actor *who, const str
 	if (n < 0) {
 		rc = n;
 		goto out;
+	}
+	if (exists && old.period != rec.period) {
+		rc = period_rekey(c, rec.id, rec.period, now);
+		if (rc != 0)
+			goto out;
 	}
 	rc = audit_rec(c, who, now, exists ? "team.update" : "team.create", "team", rec.id, rec.id,
 		       store_json_team, exists ? &old : NULL, &rec);
@@ -1402,6 +1469,12 @@ static int expire_due_tx(struct sq_conn *c, int64_t now, int *count)
 			cap = ncap;
 		}
 		rc = row_alloc(st, &list[n]);
+		if (rc == ERR_STORE) { /* unreadable: reported and left alone */
+			store_bad_row("allocations", (const char *)sqlite3_column_text(st, 0),
+				      STORE_BAD_ROW_TEXT);
+			rc = 0;
+			continue;
+		}
 		if (rc != 0)
 			break;
 		n++;
@@ -1410,6 +1483,11 @@ static int expire_due_tx(struct sq_conn *c, int64_t now, int *count)
 	if (rc != 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
+		const char *why = store_alloc_unreadable(&list[i]);
+		if (why) { /* its money is still released; the audit row has blanks */
+			store_bad_row("allocations", list[i].id, why);
+			store_alloc_blank_unreadable(&list[i]);
+		}
 		rc = alloc_release(c, NULL, &list[i], ALLOC_EXPIRED, list[i].expires_at, now, NULL);
 		if (rc != 0)
 			goto out;
@@ -1564,6 +1642,7 @@ static void batch_finish(struct sq_store *s)
 	if (rc == 0 && kept > 0) {
 		s->commits++;
 		s->decisions += kept;
+		store_note_write(&s->base, false); /* writes work (again) */
 	}
 	for (m = s->batch; m; m = next) {
 		next = m->next; /* m may be gone once done is seen */
@@ -1827,6 +1906,10 @@ static int sq_alloc_get(struct store_conn *bc, const char *id, struct allocation
 	if (!a)
 		return ERR_NOMEM;
 	rc = load_one(c, SQL_ALLOC_BY_ID, id, row_alloc, a);
+	if (rc == 0 && store_alloc_unreadable(a)) { /* never rendered with a cut text */
+		conn_err(c, "allocation %s cannot be read: %s", id, store_alloc_unreadable(a));
+		rc = ERR_STORE;
+	}
 	if (rc == 0)
 		*out = *a;
 	free(a);
@@ -1899,6 +1982,15 @@ static int sq_alloc_list(struct store_conn *bc, const struct alloc_filter *f, st
 			break;
 		}
 		rc = row_alloc(st, a);
+		const char *why = rc == ERR_STORE ? STORE_BAD_ROW_TEXT
+				  : rc == 0 ? store_alloc_unreadable(a) : NULL;
+		if (why) { /* reported and skipped: the page goes on past it */
+			store_bad_row("allocations", (const char *)sqlite3_column_text(st, 0), why);
+			rc = 0;
+			rows++;
+			*last = *a;
+			continue;
+		}
 		if (rc != 0)
 			goto out;
 		rows++;
@@ -2232,20 +2324,21 @@ static const char SQL_JOB_UPDATE[] =
 
 static int row_job(sqlite3_stmt *st, void *out)
 {
+	int bad = 0;
 	struct job *j = out;
 
-	col_copy(st, 0, j->id, sizeof(j->id));
-	col_copy(st, 1, j->token_id, sizeof(j->token_id));
-	col_copy(st, 2, j->idem_key, sizeof(j->idem_key));
-	col_copy(st, 3, j->request_hash, sizeof(j->request_hash));
-	col_copy(st, 4, j->team, sizeof(j->team));
-	col_copy(st, 5, j->name, sizeof(j->name));
-	col_copy(st, 6, j->allocation_id, sizeof(j->allocation_id));
+	bad |= col_copy(st, 0, j->id, sizeof(j->id));
+	bad |= col_copy(st, 1, j->token_id, sizeof(j->token_id));
+	bad |= col_copy(st, 2, j->idem_key, sizeof(j->idem_key));
+	bad |= col_copy(st, 3, j->request_hash, sizeof(j->request_hash));
+	bad |= col_copy(st, 4, j->team, sizeof(j->team));
+	bad |= col_copy(st, 5, j->name, sizeof(j->name));
+	bad |= col_copy(st, 6, j->allocation_id, sizeof(j->allocation_id));
 	j->status = sqlite3_column_int(st, 7);
-	col_copy(st, 8, j->body, sizeof(j->body));
+	bad |= col_copy(st, 8, j->body, sizeof(j->body));
 	j->created_at = sqlite3_column_int64(st, 9);
 	j->updated_at = sqlite3_column_int64(st, 10);
-	return 0;
+	return bad ? ERR_STORE : 0;
 }
 
 static int sq_job_begin(struct store_conn *bc, const struct job *j, struct job *out,

@@ -8,6 +8,8 @@
 #include "util/util.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -104,6 +106,21 @@ int util_sha256_hex(const void *data, size_t len, char *out)
 }
 
 /* clock_gettime cannot fail for these clocks on Linux; 0 is returned if it does. */
+int util_fmt(char *out, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (out == NULL || len == 0)
+		return ERR_INVALID;
+	va_start(ap, fmt);
+	n = vsnprintf(out, len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= len)
+		return ERR_INVALID;
+	return 0;
+}
+
 int64_t util_now(void)
 {
 	struct timespec ts;

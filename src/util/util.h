@@ -19,6 +19,14 @@ int util_random_secret(char *out, size_t len);
 /* SHA-256 of data as 64 lower-case hex chars + NUL into out (>= 65 bytes). */
 int util_sha256_hex(const void *data, size_t len, char *out);
 
+/*
+ * snprintf that refuses to truncate: formats into out (len bytes) and
+ * returns 0, or ERR_INVALID when the text does not fit (out then holds a
+ * cut copy that must not be used) or the format fails.  The caller fails
+ * its operation; a fixed-size field never silently holds a cut value.
+ */
+int util_fmt(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Wall clock, seconds since the epoch (UTC). */
 int64_t util_now(void);
 /* Monotonic clock in microseconds, for latency measurement. */

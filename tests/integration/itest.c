@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "util/buf.h"
+#include "util/util.h"
 
 #define ITEST_BODY_CAP (16u * 1024u * 1024u)
 #define ITEST_HDR_CAP (256u * 1024u)
@@ -208,10 +209,11 @@ struct itest_daemon *itest_daemon_new(const char *const *extra_args)
 		free(d);
 		return NULL;
 	}
-	snprintf(d->data, sizeof(d->data), "%s/data", d->root);
-	snprintf(d->ready, sizeof(d->ready), "%s/ready", d->root);
-	snprintf(d->log, sizeof(d->log), "%s/daemon.log", d->root);
-	if (mkdir(d->data, 0700) != 0)
+	/* d->root is shorter than these buffers by far; a cut path is refused. */
+	if (util_fmt(d->data, sizeof(d->data), "%s/data", d->root) != 0 ||
+	    util_fmt(d->ready, sizeof(d->ready), "%s/ready", d->root) != 0 ||
+	    util_fmt(d->log, sizeof(d->log), "%s/daemon.log", d->root) != 0 ||
+	    mkdir(d->data, 0700) != 0)
 		goto fail;
 	if (random_hex(hex, 24) != 0)
 		goto fail;

@@ -542,6 +542,60 @@ static void test_previous_period_spend(void **state)
 	}
 }
 
+/*
+ * Issue 11, finding 9: 11 teams each spending the largest budget (1e18
+ * micros) in July.  Every cost total is above int64; from the rollups (the
+ * default) and from the scan, each grouping gives the exact sum (was: SQLite's
+ * SUM failing with "integer overflow", ERR_OVERFLOW in the accumulator).
+ */
+static void test_cost_sums_beyond_int64(void **state)
+{
+	struct fx *f = *state;
+	const int64_t big = INT64_C(1000000000000000000); /* 1e12 units */
+	const int64_t t0 = time_from_civil(2026, 7, 2);
+	const store_sum_t want = (store_sum_t)big * 11;
+
+	put_gpu(f, "g1", INT64_C(1000000000000), 1000000); /* 1e6 units per GPU-hour */
+	for (int i = 0; i < 11; i++) {
+		char team[16];
+		struct alloc_outcome o;
+		struct allocation a;
+		bool rep;
+
+		snprintf(team, sizeof(team), "t%02d", i);
+		put_team(f, team, big);
+		assert_int_equal(do_alloc(f, team, "g1", 10000, 100 * HOUR_US, t0, &o), 0);
+		assert_int_equal(o.alloc.estimated_micros, big);
+		assert_int_equal(transition(f, o.alloc.id, ALLOC_EV_START, t0, t0, &a, &rep), 0);
+		assert_int_equal(transition(f, o.alloc.id, ALLOC_EV_COMPLETE, t0 + 100 * 3600,
+					    t0 + 100 * 3600, &a, &rep), 0);
+		assert_int_equal(a.actual_micros, big);
+	}
+	for (int scan = 0; scan < 2; scan++) {
+		for (int g = COST_BY_TEAM; g <= COST_BY_DAY; g++) {
+			struct cost_sum s;
+			struct cost_query q = {.from = time_from_civil(2026, 7, 1),
+					       .to = time_from_civil(2026, 8, 1),
+					       .group = (enum cost_group)g,
+					       .now = f->now,
+					       .scan = scan};
+			store_sum_t total = 0, gpu_mh = 0;
+
+			memset(&s, 0, sizeof(s));
+			assert_int_equal(f->ops->costs(f->c, &q, cost_cb, &s), 0);
+			assert_true(s.n >= 1 && s.n <= 16);
+			for (int i = 0; i < s.n; i++) {
+				total += s.rows[i].spent;
+				gpu_mh += s.rows[i].gpu_microhours;
+			}
+			assert_true(total == want);
+			assert_true(gpu_mh == (store_sum_t)11 * 10000 * 100 * 1000000);
+			if (g == COST_BY_GPU_TYPE)
+				assert_true(s.rows[0].spent == want);
+		}
+	}
+}
+
 /* ---- idempotency, tokens, lists ---------------------------------------- */
 
 static int renders;
@@ -1540,6 +1594,7 @@ int main(int argc, char **argv)
 			cmocka_unit_test_setup_teardown(test_cancel_and_expiry_release, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_price_change_new_only, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_previous_period_spend, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_cost_sums_beyond_int64, setup, teardown),
 		};
 		fails += cmocka_run_group_tests_name("store-ledger", t, NULL, NULL);
 	}

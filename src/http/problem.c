@@ -59,6 +59,10 @@ void reply_err(struct req *r, int err, const char *detail)
 		if (err_table[i].err == err) {
 			reply_problem(r, err_table[i].status, err_table[i].name, err_table[i].title,
 				      detail, NULL);
+			/* Every 503 (pool busy, database down, disk full) is
+			 * temporary: tell clients when to try again. */
+			if (err_table[i].status == 503 && r->retry_after_s == 0)
+				r->retry_after_s = 1;
 			return;
 		}
 	}

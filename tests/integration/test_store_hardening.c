@@ -503,9 +503,12 @@ static void test_full_disk_is_unavailable(void **state)
 		struct itest_resp *r = allocate_labels(d, "ta", "{\"fill\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}");
 		if (r->status == 201 && nacked < 512)
 			acked[nacked++] = itest_jstr(r->json, "id");
-		else if (r->status == 503)
+		else if (r->status == 503) {
+			char ra[16];
+			assert_int_equal(itest_resp_header(r, "Retry-After", ra, sizeof(ra)), 0);
+			assert_string_equal(ra, "1");
 			got503 = 1;
-		else if (r->status != 201)
+		} else if (r->status != 201)
 			ITEST_PROBLEM(r, 503, "unavailable"); /* was: 500 "database or disk is full" */
 	}
 	assert_true(got503);

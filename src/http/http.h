@@ -67,6 +67,7 @@ struct req {
 	bool www_authenticate;  /* add WWW-Authenticate: Bearer for 401 */
 	const char *csp;        /* Content-Security-Policy (static, for the dashboard) */
 	bool queued;            /* server.c: the response was handed to MHD */
+	bool close;             /* server.c: close the connection after the response */
 };
 
 /* --- responses (server.c / problem.c) ------------------------------------ */

@@ -14,6 +14,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,7 @@ struct server {
 	pthread_mutex_t mu;      /* guards conns and every struct conn's fields */
 	pthread_cond_t cv;       /* wakes the reaper to stop */
 	struct conn *conns;      /* every open connection */
+	atomic_long refused;     /* connections closed at a connection cap, not yet logged */
 	bool stop;               /* the reaper must end */
 	bool reaper_started;
 	pthread_t reaper;
@@ -284,6 +286,21 @@ static bool conn_refuse_ambiguous(struct req *r, const char *version)
 }
 
 /*
+ * MHD_OPTION_EXTERNAL_LOGGER: libmicrohttpd closes a connection over the
+ * total or per-address cap without any answer; its message is the only
+ * trace, so it is counted here and logged by the reaper (one line a second
+ * at most, whatever the flood).  Its other messages are not logged: what a
+ * client gets wrong is in the request log already.
+ */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct server *s = cls;
+	(void)ap;
+	if (strstr(fmt, "connection limit") != NULL)
+		atomic_fetch_add(&s->refused, 1);
+}
+
+/*
  * The request deadline: every 200 ms, shuts down each connection whose
  * current request is not complete by ready_us + deadline.  One that has sent
  * its request line gets a 408 problem first (best effort, never blocking);
@@ -298,8 +315,14 @@ static void *reaper_main(void *arg)
 		"Connection: close\r\nContent-Length: 133\r\n\r\n"
 		"{\"type\":\"https://plinth.io/problems/request-timeout\",\"title\":\"Request timeout\","
 		"\"status\":408,\"detail\":\"the request took too long\"}";
+	unsigned tick = 0;
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
+		if (++tick % 5 == 0 && atomic_load(&s->refused) > 0) {
+			long n = atomic_exchange(&s->refused, 0);
+			log_event("warning", "connections closed at the connection limit",
+				  json_pack("{s:I}", "count", (json_int_t)n));
+		}
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 200 * 1000 * 1000;
@@ -524,6 +547,7 @@ int server_start(struct app *app, const char *listen, const struct server_limits
 		return ERR_NOMEM;
 	s->app = app;
 	atomic_init(&s->inflight, 0);
+	atomic_init(&s->refused, 0);
 	s->deadline_us = (int64_t)timeout_s * 1000000;
 	if (pthread_mutex_init(&s->mu, NULL) != 0) {
 		free(s);
@@ -543,7 +567,7 @@ int server_start(struct app *app, const char *listen, const struct server_limits
 	 * requests served at once are bounded by the store's pool instead
 	 * (PLINTH_THREADS), and MHD_OPTION_CONNECTION_LIMIT bounds the threads. */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-			 MHD_USE_POLL | MHD_USE_ITC;
+			 MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	if (ipv6)
 		flags |= MHD_USE_IPv6;
 	/* The per-connection memory pool: with 64 KiB, a profile at 64 clients
@@ -557,6 +581,7 @@ int server_start(struct app *app, const char *listen, const struct server_limits
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				  MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
 				  MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
 				  MHD_OPTION_CONNECTION_LIMIT, max_conns,
 				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,

@@ -71,15 +71,22 @@ static struct conn *conn_of(struct MHD_Connection *c)
 	return ci != NULL ? ci->socket_context : NULL;
 }
 
-/* The current request is complete (or answered): the deadline stops. */
-static void conn_request_done(struct MHD_Connection *c)
+/*
+ * The current request is complete (or answered): the deadline stops.  False
+ * when the reaper was first: the client has its 408 and the connection is
+ * shut, so the request must not run (it would act on a request the client
+ * was told failed).
+ */
+static bool conn_request_done(struct MHD_Connection *c)
 {
 	struct conn *k = conn_of(c);
 	if (k == NULL || k->s == NULL)
-		return;
+		return true;
 	pthread_mutex_lock(&k->s->mu);
 	k->receiving = false;
+	bool in_time = !k->reaped;
 	pthread_mutex_unlock(&k->s->mu);
+	return in_time;
 }
 
 static struct req *req_new(struct server *s, struct MHD_Connection *c, const char *url,
@@ -162,7 +169,7 @@ static enum MHD_Result queue(struct req *r)
 	}
 	if (r->close)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-	conn_request_done(r->conn); /* answered (maybe early): the deadline stops */
+	(void)conn_request_done(r->conn); /* answered (maybe early): the deadline stops */
 	r->queued = true;
 	enum MHD_Result ok = MHD_queue_response(r->conn, r->status, resp);
 	MHD_destroy_response(resp);
@@ -236,7 +243,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 }
 
 struct header_count {
-	unsigned all, content_length, transfer_encoding;
+	unsigned content_length, transfer_encoding;
 };
 
 static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *k,
@@ -245,7 +252,6 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
 	struct header_count *n = cls;
 	(void)kind;
 	(void)v;
-	n->all++;
 	if (strcasecmp(k, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
 		n->content_length++;
 	else if (strcasecmp(k, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
@@ -310,18 +316,27 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 static void *reaper_main(void *arg)
 {
 	struct server *s = arg;
-	static const char resp408[] =
-		"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/problem+json\r\n"
-		"Connection: close\r\nContent-Length: 133\r\n\r\n"
+	static const char body408[] =
 		"{\"type\":\"https://plinth.io/problems/request-timeout\",\"title\":\"Request timeout\","
 		"\"status\":408,\"detail\":\"the request took too long\"}";
+	char resp408[400];
+	int n408 = snprintf(resp408, sizeof(resp408),
+			    "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/problem+json\r\n"
+			    "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
+			    sizeof(body408) - 1, body408);
+	if (n408 < 0 || (size_t)n408 >= sizeof(resp408))
+		n408 = 0; /* cannot happen (constant text): then cut without an answer */
 	unsigned tick = 0;
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
 		if (++tick % 5 == 0 && atomic_load(&s->refused) > 0) {
 			long n = atomic_exchange(&s->refused, 0);
+			pthread_mutex_unlock(&s->mu); /* stderr may block: not with the list held */
 			log_event("warning", "connections closed at the connection limit",
 				  json_pack("{s:I}", "count", (json_int_t)n));
+			pthread_mutex_lock(&s->mu);
+			if (s->stop)
+				break;
 		}
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -336,9 +351,8 @@ static void *reaper_main(void *arg)
 			if (!k->receiving || k->reaped || now - k->ready_us < s->deadline_us)
 				continue;
 			k->reaped = true;
-			if (k->line_us != 0)
-				(void)!send(k->fd, resp408, sizeof(resp408) - 1,
-					    MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (k->line_us != 0 && n408 > 0)
+				(void)!send(k->fd, resp408, (size_t)n408, MSG_DONTWAIT | MSG_NOSIGNAL);
 			(void)shutdown(k->fd, SHUT_RDWR); /* ENOTCONN if the peer left: fine */
 		}
 	}
@@ -432,7 +446,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	conn_request_done(c); /* the whole request is in: its deadline stops */
+	if (!conn_request_done(c)) /* the whole request is in: its deadline stops */
+		return MHD_NO; /* too late: cut by the deadline, never run */
 	if (r->status == 0)
 		router_dispatch(r);
 	return queue(r);

@@ -300,6 +300,11 @@ static void test_request_deadline(void **state)
 	assert_true(closed);
 	assert_true(ms >= 1000);
 	assert_true(strncmp(buf, "HTTP/1.1 408", 12) == 0);
+	assert_true(strstr(buf, "application/problem+json") != NULL);
+	const char *cl = strstr(buf, "Content-Length: ");
+	const char *body = strstr(buf, "\r\n\r\n");
+	assert_true(cl != NULL && body != NULL);
+	assert_int_equal(strtoul(cl + 16, NULL, 10), strlen(body + 4)); /* the whole body, no more */
 
 	/* A body that never ends. */
 	ms = trickle(port, "POST /v1/teams/t HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

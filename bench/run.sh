@@ -10,6 +10,7 @@
 # usage: bench/run.sh [BUILD_DIR]      (default: build)
 # env:   BENCH_SECONDS  seconds per client level (default 5)
 #        BENCH_DAEMON_THREADS  --threads for the daemon (default: its own)
+#        BENCH_PG=0, BENCH_SLOW=0  skip the PostgreSQL / slow-client benchmarks
 #
 # A benchmark, not a test: it exits non-zero only when something does not
 # build or run, never because of the numbers (a missed goal says MISS).
@@ -98,6 +99,49 @@ if [ "${BENCH_PG:-1}" != 0 ]; then
 		printf "  %s  100 teams, 64 clients: daemon >= 50%% of pgbench       (%.0f%%)\n", mark(teams64 >= 50), teams64
 		printf "  %s  one hot team, 64 clients: >= 5000 decisions/s        (%.0f/s)\n", mark(hot64 >= 5000), hot64
 	}' "$OUT/pg.txt"
+fi
+
+# Slow clients (issue 11): legitimate POST /v1/allocations with no attack, beside 1,100
+# slowloris connections, then beside those and 10 slow readers (bench/bench_slow.c), on a
+# daemon with its default connection settings; skipped with BENCH_SLOW=0.
+if [ "${BENCH_SLOW:-1}" != 0 ]; then
+	meson compile -C "$BUILD" bench/bench_slow >/dev/null
+	SLOW_SECS=$(awk -v s="$SECS" 'BEGIN { print (s > 20) ? 20 : s }') # under the 30 s request deadline
+	mkdir -p "$OUT/slow"
+	PLINTH_ADMIN_TOKEN=bench-admin-secret-0123456789abcdef PLINTH_DATABASE_URL= \
+		"$BUILD/plinth" serve --listen 127.0.0.1:0 --data "$OUT/slow/data" \
+		--ready-file "$OUT/slow/ready" >"$OUT/slow/daemon.log" 2>&1 &
+	slow_pid=$!
+	for _ in $(seq 200); do [ -s "$OUT/slow/ready" ] && break; sleep 0.1; done
+	echo
+	echo "== slow clients: legitimate POST /v1/allocations (8 keep-alive clients), ${SLOW_SECS}s each: no attack, beside 1,100 slowloris connections, beside those and 10 slow readers"
+	slow_rc=0
+	if [ -s "$OUT/slow/ready" ]; then
+		"$BUILD/bench/bench_slow" "$(cat "$OUT/slow/ready")" bench-admin-secret-0123456789abcdef \
+			"$SLOW_SECS" | tee "$OUT/slow.txt" | grep -v '^RESULT\|^ATTACK' || slow_rc=$?
+	else
+		slow_rc=1
+	fi
+	kill "$slow_pid" 2>/dev/null || true
+	wait "$slow_pid" 2>/dev/null || true
+	if [ "$slow_rc" != 0 ]; then
+		echo "bench_slow did not run; the daemon's log:"
+		tail -5 "$OUT/slow/daemon.log"
+		exit 1
+	fi
+	touch "$OUT/slow.txt"
+	awk '$1 == "RESULT" { split("", f); for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+		rate[f["phase"]] = f["rate"]; p99[f["phase"]] = f["p99_us"] }
+	END {
+		if (!("baseline" in rate)) exit
+		printf "%-10s %12s %10s\n", "", "dec/s", "p99 ms"
+		printf "%-10s %12.0f %10.2f\n", "no attack", rate["baseline"], p99["baseline"] / 1000
+		printf "%-10s %12.0f %10.2f\n", "slowloris", rate["slowloris"], p99["slowloris"] / 1000
+		printf "%-10s %12.0f %10.2f   (1,100 slowloris + 10 slow readers)\n", "attack", rate["attack"], p99["attack"] / 1000
+		r = (rate["baseline"] > 0) ? 100 * rate["attack"] / rate["baseline"] : 0
+		p = (p99["baseline"] > 0) ? p99["attack"] / p99["baseline"] : 0
+		printf "ratio      %11.0f%% %9.1fx   (attack / no attack)\n", r, p
+	}' "$OUT/slow.txt"
 fi
 
 echo

@@ -42,6 +42,9 @@ struct serve_opts {
 	char *alert_env;                          /* owned copy of PLINTH_ALERT_WEBHOOKS */
 	long alert_interval;
 	long db_wait_ms;
+	long max_connections;     /* --max-connections or PLINTH_MAX_CONNECTIONS */
+	long per_ip;              /* --max-connections-per-ip or PLINTH_MAX_CONNECTIONS_PER_IP */
+	long request_timeout;     /* --request-timeout or PLINTH_REQUEST_TIMEOUT */
 };
 
 static void serve_usage(FILE *f)
@@ -65,6 +68,14 @@ static void serve_usage(FILE *f)
 		"                            (PLINTH_THREADS, default 8)\n"
 		"  --db-wait MS              how long a request waits for a free database connection before\n"
 		"                            answering 503 with Retry-After (PLINTH_DB_WAIT_MS, default 3000)\n"
+		"  --max-connections N       open connections in all (PLINTH_MAX_CONNECTIONS, default 4096;\n"
+		"                            lowered to fit the open-file limit, raised to its hard limit)\n"
+		"  --max-connections-per-ip N  open connections per client address\n"
+		"                            (PLINTH_MAX_CONNECTIONS_PER_IP, default 1024; behind a load\n"
+		"                            balancer every connection comes from its few addresses)\n"
+		"  --request-timeout SECONDS a request's headers and body must arrive within this, counted\n"
+		"                            from when the connection was ready for it; an idle keep-alive\n"
+		"                            connection closes after it too (PLINTH_REQUEST_TIMEOUT, default 30)\n"
 		"  --ready-file PATH         write the base URL here once listening (for scripts and tests)\n"
 		"  --demo                    seed a demo organisation on first start (used by `make run`)\n"
 		"  (env only) MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD: the\n"
@@ -117,6 +128,9 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 		{"alert-webhook", required_argument, NULL, 'A'},
 		{"alert-interval", required_argument, NULL, 'I'},
 		{"db-wait", required_argument, NULL, 'W'},
+		{"max-connections", required_argument, NULL, 'C'},
+		{"max-connections-per-ip", required_argument, NULL, 'P'},
+		{"request-timeout", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -126,6 +140,9 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	o->admin_token = env_str("PLINTH_ADMIN_TOKEN", NULL);
 	o->threads = env_long("PLINTH_THREADS", 8);
 	o->db_wait_ms = env_long("PLINTH_DB_WAIT_MS", 3000);
+	o->max_connections = env_long("PLINTH_MAX_CONNECTIONS", SERVER_DEFAULT_MAX_CONNECTIONS);
+	o->per_ip = env_long("PLINTH_MAX_CONNECTIONS_PER_IP", SERVER_DEFAULT_PER_IP);
+	o->request_timeout = env_long("PLINTH_REQUEST_TIMEOUT", SERVER_DEFAULT_REQUEST_TIMEOUT_S);
 	o->start_timeout = 86400;
 	o->sweep_interval = 30;
 	o->max_runtime_hours = 168;
@@ -152,6 +169,9 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			break;
 		case 'I': bad = parse_long(optarg, 1, 86400, &o->alert_interval); break;
 		case 'W': bad = parse_long(optarg, 1, 600000, &o->db_wait_ms); break;
+		case 'C': bad = parse_long(optarg, 1, 1000000, &o->max_connections); break;
+		case 'P': bad = parse_long(optarg, 1, 1000000, &o->per_ip); break;
+		case 'T': bad = parse_long(optarg, 1, 3600, &o->request_timeout); break;
 		case 'h': serve_usage(stdout); exit(0);
 		default: serve_usage(stderr); return -1;
 		}
@@ -187,6 +207,16 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	}
 	if (o->threads < 1 || o->threads > 256) {
 		fprintf(stderr, "plinth serve: --threads must be 1..256\n");
+		return -1;
+	}
+	if (o->max_connections < 1 || o->max_connections > 1000000 || o->per_ip < 1 ||
+	    o->per_ip > 1000000) {
+		fprintf(stderr, "plinth serve: --max-connections and --max-connections-per-ip "
+				"must be 1..1000000\n");
+		return -1;
+	}
+	if (o->request_timeout < 1 || o->request_timeout > 3600) {
+		fprintf(stderr, "plinth serve: --request-timeout must be 1..3600\n");
 		return -1;
 	}
 	return 0;
@@ -405,7 +435,12 @@ int cmd_serve(int argc, char **argv)
 	}
 	app.integrations = integ;
 	unsigned port = 0;
-	rc = server_start(&app, o.listen, &srv, &port, detail, sizeof(detail));
+	struct server_limits lim = {
+		.max_connections = (unsigned)o.max_connections,
+		.per_ip = (unsigned)o.per_ip,
+		.request_timeout_s = (unsigned)o.request_timeout,
+	};
+	rc = server_start(&app, o.listen, &lim, &srv, &port, detail, sizeof(detail));
 	if (rc != 0) {
 		fprintf(stderr, "plinth serve: %s\n", detail);
 		goto out;

@@ -75,7 +75,8 @@ struct req {
 	bool www_authenticate;  /* add WWW-Authenticate: Bearer for 401 */
 	const char *csp;        /* Content-Security-Policy (static, for the dashboard) */
 	bool queued;            /* server.c: the response was handed to MHD */
-	bool close_conn;        /* server.c: send Connection: close (unread body) */
+	bool close_conn;        /* server.c: send Connection: close and close after the response
+				 * (an unread body, ambiguous framing) */
 	unsigned retry_after_s; /* Retry-After on a 503, 0 = none */
 };
 

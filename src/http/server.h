@@ -1,6 +1,7 @@
 /*
- * server.h - the HTTP server: libmicrohttpd with an internal thread pool and
- * epoll, graceful stop (finish requests in flight), request size limits.
+ * server.h - the HTTP server: libmicrohttpd with one thread per connection,
+ * graceful stop (finish requests in flight), request size limits, a deadline
+ * for receiving each request and connection caps (total and per address).
  */
 #ifndef PLINTH_SERVER_H
 #define PLINTH_SERVER_H
@@ -11,13 +12,26 @@
 
 struct server;
 
+/* Connection limits; 0 in a field takes its default. */
+struct server_limits {
+	unsigned max_connections;  /* open connections in all (default 4096; lowered to fit
+				    * RLIMIT_NOFILE, which is raised to its hard limit) */
+	unsigned per_ip;           /* open connections per client address (default 1024) */
+	unsigned request_timeout_s;/* headers + body of one request, from the moment the
+				    * connection was ready for it (default 30) */
+};
+#define SERVER_DEFAULT_MAX_CONNECTIONS 4096u
+#define SERVER_DEFAULT_PER_IP 1024u
+#define SERVER_DEFAULT_REQUEST_TIMEOUT_S 30u
+
 /*
  * Starts listening on listen ("127.0.0.1:8080", "[::1]:0", ":8080"), one
- * thread per connection.  Returns 0 and *out (caller owns; server_stop
- * frees), or an error with a one-line detail.  *port is the bound port.
+ * thread per connection, within lim (NULL: defaults).  Returns 0 and *out
+ * (caller owns; server_stop frees), or an error with a one-line detail.
+ * *port is the bound port.
  */
-int server_start(struct app *app, const char *listen, struct server **out, unsigned *port,
-		 char *detail, size_t detail_len);
+int server_start(struct app *app, const char *listen, const struct server_limits *lim,
+		 struct server **out, unsigned *port, char *detail, size_t detail_len);
 
 /* Stops accepting, waits up to grace_s for requests in flight, then stops. */
 void server_stop(struct server *s, int grace_s);

@@ -306,9 +306,13 @@ static void test_request_deadline(void **state)
 	assert_true(cl != NULL && body != NULL);
 	assert_int_equal(strtoul(cl + 16, NULL, 10), strlen(body + 4)); /* the whole body, no more */
 
-	/* A body that never ends. */
-	ms = trickle(port, "POST /v1/teams/t HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-			   "Content-Length: 1000\r\n\r\n{", buf, sizeof(buf), &closed);
+	/* A body that never ends (an authorised request: anything else is
+	 * refused at the headers, before any body byte is read). */
+	char head[512];
+	snprintf(head, sizeof(head),
+		 "PUT /v1/teams/t HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+		 "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{", d->admin);
+	ms = trickle(port, head, buf, sizeof(buf), &closed);
 	printf("deadline 2 s: trickled body cut after %.1f s: %.*s\n", (double)ms / 1000,
 	       (int)strcspn(buf, "\r\n"), buf);
 	assert_true(closed);

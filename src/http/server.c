@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdatomic.h>
@@ -316,3 +317,97 @@ void server_stop(struct server *s, int grace_s)
 	free(s);
 }
 
+
+/* --- the TLS listener (the Kubernetes admission webhook) ------------------- */
+
+/*
+ * Is the peer's certificate present and signed by the trusted client CA?
+ * libmicrohttpd with MHD_OPTION_HTTPS_MEM_TRUST only *requests* a client
+ * certificate (GNUTLS_CERT_REQUEST); checking it is ours.
+ */
+static bool client_cert_ok(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (ci == NULL || ci->tls_session == NULL)
+		return false;
+	unsigned status = 0;
+	int rc = gnutls_certificate_verify_peers2((gnutls_session_t)ci->tls_session, &status);
+	return rc == GNUTLS_E_SUCCESS && status == 0;
+}
+
+/* on_request behind a client-certificate check: a request without a valid
+ * certificate is answered 403 at once (its body never read). */
+static enum MHD_Result on_request_client_cert(void *cls, struct MHD_Connection *c, const char *url,
+					      const char *method, const char *version,
+					      const char *upload, size_t *upload_size,
+					      void **con_cls)
+{
+	struct server *s = cls;
+	if (*con_cls == NULL && !client_cert_ok(c)) {
+		struct req *r = req_new(s, c, url, method);
+		if (r == NULL)
+			return MHD_NO;
+		*con_cls = r;
+		atomic_fetch_add(&s->inflight, 1);
+		reply_err(r, ERR_FORBIDDEN,
+			  "a client certificate signed by the webhook's client CA is required");
+		return queue_early(r);
+	}
+	return on_request(cls, c, url, method, version, upload, upload_size, con_cls);
+}
+
+int server_start_tls(struct app *app, const char *listen, const struct server_tls *tls,
+		     struct server **out, unsigned *port, char *detail, size_t detail_len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = 0;
+	bool ipv6 = false;
+	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		snprintf(detail, detail_len, "this libmicrohttpd was built without TLS");
+		return ERR_INVALID;
+	}
+	int rc = parse_listen(listen, &ss, &sslen, &ipv6, detail, detail_len);
+	if (rc != 0)
+		return rc;
+	struct server *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return ERR_NOMEM;
+	s->app = app;
+	atomic_init(&s->inflight, 0);
+	/* The same threading and limits as server_start (see there); only TLS
+	 * and the optional client-certificate check differ. */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+			 MHD_USE_POLL | MHD_USE_ITC | MHD_USE_TLS;
+	if (ipv6)
+		flags |= MHD_USE_IPv6;
+	MHD_AccessHandlerCallback handler =
+		tls->client_ca_pem != NULL ? on_request_client_cert : on_request;
+	struct MHD_OptionItem trust[] = {
+		{tls->client_ca_pem != NULL ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0,
+		 (void *)tls->client_ca_pem},
+		{MHD_OPTION_END, 0, NULL},
+	};
+	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, s,
+				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+				  MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)512,
+				  MHD_OPTION_HTTPS_MEM_CERT, tls->cert_pem,
+				  MHD_OPTION_HTTPS_MEM_KEY, tls->key_pem,
+				  MHD_OPTION_ARRAY, trust,
+				  MHD_OPTION_END);
+	if (s->mhd == NULL) {
+		snprintf(detail, detail_len, "cannot listen with TLS on %s: %s", listen,
+			 errno ? strerror(errno)
+			       : "libmicrohttpd refused to start (is the certificate or key invalid?)");
+		free(s);
+		return ERR_UNAVAILABLE;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	*port = info ? info->port : 0;
+	*out = s;
+	return 0;
+}

@@ -6,8 +6,8 @@
  * allocation the object's label names with ONE indexed read (the store's
  * get-by-id) and only when the object asks for GPUs and carries a label: it
  * is on the path of every pod creation in the cluster.  A review that cannot
- * be parsed is a 400 problem (the API server then applies the webhook's
- * failurePolicy); a decision, allowed or not, is a 200 AdmissionReview.  It
+ * be parsed is a 400 problem (JSON that is not an object a 422, as on every
+ * endpoint; the API server then applies the webhook's failurePolicy); a decision, allowed or not, is a 200 AdmissionReview.  It
  * never changes anything.
  */
 #include <errno.h>
@@ -20,6 +20,7 @@
 #include "core/admission.h"
 #include "core/err.h"
 #include "core/gpuproduct.h"
+#include "http/jsonv.h"
 
 #define REVIEW_API_VERSION "admission.k8s.io/v1"
 #define REVIEW_KIND "AdmissionReview"
@@ -270,6 +271,17 @@ void api_admission_review(struct req *r)
 		reply_err(r, ERR_MALFORMED, d);
 		goto out;
 	}
+	if (!json_is_object(review)) {
+		/* As on every endpoint: JSON that is not an object is a 422. */
+		json_t *errors = json_array();
+		if (errors == NULL) {
+			reply_err(r, ERR_NOMEM, NULL);
+			goto out;
+		}
+		jsonv_error(errors, "", "the body must be a JSON object");
+		reply_invalid(r, errors);
+		goto out;
+	}
 	json_t *req = json_object_get(review, "request");
 	json_t *uid = json_object_get(req, "uid");
 	json_t *kind = json_object_get(req, "kind");
@@ -278,7 +290,7 @@ void api_admission_review(struct req *r)
 	const char *group = json_string_value(json_object_get(kind, "group"));
 	const char *kname = json_string_value(json_object_get(kind, "kind"));
 	const char *ns = json_string_value(json_object_get(req, "namespace"));
-	if (!json_is_object(review) || api_version == NULL ||
+	if (api_version == NULL ||
 	    strcmp(api_version, REVIEW_API_VERSION) != 0 ||
 	    !json_is_string(json_object_get(review, "kind")) ||
 	    strcmp(json_string_value(json_object_get(review, "kind")), REVIEW_KIND) != 0)

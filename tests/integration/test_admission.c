@@ -326,7 +326,7 @@ static void test_bad_reviews(void **state)
 	check_answer(post_review(d->admin, good), "u-x", true, NULL);
 	/* Malformed reviews: 400 problems. */
 	ITEST_PROBLEM(post_review(fx.service, "{not json"), 400, "malformed-json");
-	ITEST_PROBLEM(post_review(fx.service, "[]"), 400, "malformed-json");
+	ITEST_PROBLEM(post_review(fx.service, "[]"), 422, "validation-error");
 	ITEST_PROBLEM(post_review(fx.service, "{\"apiVersion\":\"admission.k8s.io/v1beta1\","
 					      "\"kind\":\"AdmissionReview\",\"request\":{}}"),
 		      400, "malformed-json");

@@ -5,10 +5,11 @@
  * Parses the review into the facts core/admission.c decides on, reads the
  * allocation the object's label names with ONE indexed read (the store's
  * get-by-id) and only when the object asks for GPUs and carries a label: it
- * is on the path of every pod creation in the cluster.  A review that cannot
- * be parsed is a 400 problem (JSON that is not an object a 422, as on every
- * endpoint; the API server then applies the webhook's failurePolicy); a decision, allowed or not, is a 200 AdmissionReview.  It
- * never changes anything.
+ * is on the path of every pod creation in the cluster.  The review is read
+ * with util/jtok (no tree is built).  A review that cannot be parsed is a 400
+ * problem (JSON that is not an object a 422, as on every endpoint; the API
+ * server then applies the webhook's failurePolicy); a decision, allowed or
+ * not, is a 200 AdmissionReview.  It never changes anything.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,9 +232,10 @@ static bool ctype_is_json(const char *ct)
 static void review_decide(struct req *r, const char *uid, struct parsed *p, struct parsed *old)
 {
 	char reason[ADMISSION_REASON_LEN] = "";
-	if (p->deleting || (old != NULL && admission_same_ask(&p->o, &old->o))) {
-		/* Asks for nothing new: finalizers come off, a finished Job's
-		 * metadata may change, whatever its allocation's state. */
+	if (old != NULL && (p->deleting || admission_same_ask(&p->o, &old->o))) {
+		/* An UPDATE that asks for nothing new: finalizers come off, a
+		 * finished Job's metadata may change, whatever its allocation's
+		 * state.  (A CREATE never carries a deletionTimestamp that counts.) */
 		reply_review(r, uid, true, NULL);
 		return;
 	}

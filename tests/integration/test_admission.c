@@ -141,6 +141,7 @@ struct ask {
 	long gpus;             /* per container limit; 0 = no GPU resources */
 	long init_gpus;        /* one init container's limit, 0 = none */
 	long parallelism;      /* Job only, 0 = absent */
+	bool deleting;         /* metadata.deletionTimestamp set */
 };
 
 /* The pod spec (new reference). */
@@ -173,8 +174,19 @@ static json_t *labels(const struct ask *a)
 	return l;
 }
 
+static json_t *object_plain(const struct ask *a);
+
 /* The object of the review (new reference). */
 static json_t *object(const struct ask *a)
+{
+	json_t *o = object_plain(a);
+	if (a->deleting)
+		json_object_set_new(json_object_get(o, "metadata"), "deletionTimestamp",
+				    json_string("2026-12-06T07:00:00Z"));
+	return o;
+}
+
+static json_t *object_plain(const struct ask *a)
 {
 	if (strcmp(a->kind, "Pod") == 0)
 		return json_pack("{s:s, s:s, s:{s:s, s:s, s:o}, s:o}", "apiVersion", "v1", "kind", "Pod",
@@ -253,14 +265,14 @@ static void expect(const char *uid, const struct ask *a, const struct ask *old, 
 static void test_decisions_http(void **state)
 {
 	(void)state;
-	struct ask a = {"Pod", "CREATE", "nlp", NULL, NULL, 0, 0, 0};
+	struct ask a = {"Pod", "CREATE", "nlp", NULL, NULL, 0, 0, 0, false};
 	/* No GPUs: allowed, no label or selection needed. */
 	expect("u-nogpu", &a, NULL, true, NULL);
 	a.label = "alloc_does_not_matter";
 	expect("u-nogpu-label", &a, NULL, true, NULL);
 
 	/* GPUs without a label. */
-	a = (struct ask){"Pod", "CREATE", "nlp", NULL, H100, 4, 0, 0};
+	a = (struct ask){"Pod", "CREATE", "nlp", NULL, H100, 4, 0, 0, false};
 	expect("u-nolabel", &a, NULL, false, "no plinth.io/allocation-id label");
 	expect("u-nolabel2", &a, NULL, false, "plinth quote");
 	/* Another team's allocation. */
@@ -291,7 +303,7 @@ static void test_decisions_http(void **state)
 	expect("u-ok", &a, NULL, true, NULL);
 
 	/* A Job: per pod x parallelism. */
-	struct ask j = {"Job", "CREATE", "nlp", fx.ok, H100, 4, 0, 2};
+	struct ask j = {"Job", "CREATE", "nlp", fx.ok, H100, 4, 0, 2, false};
 	expect("u-job2", &j, NULL, false, "4 per pod x parallelism 2");
 	j.parallelism = 0; /* absent: 1 */
 	expect("u-job1", &j, NULL, true, NULL);
@@ -304,13 +316,22 @@ static void test_decisions_http(void **state)
 	j.op = "UPDATE";
 	expect("u-job-up", &j, &old, false, "parallelism 4");
 	/* UPDATE asking nothing new of a cancelled allocation: allowed (metadata). */
-	struct ask c = {"Job", "UPDATE", "nlp", fx.cancelled, H100, 4, 0, 0};
+	struct ask c = {"Job", "UPDATE", "nlp", fx.cancelled, H100, 4, 0, 0, false};
 	expect("u-job-same", &c, &c, true, NULL);
 	c.op = "CREATE";
 	expect("u-job-cancelled", &c, NULL, false, "is cancelled");
 
+	/* A Job being deleted may lose its finalizers even if the update
+	 * changed what it asks; a Pod CREATE gets nothing from the field. */
+	struct ask del = {"Job", "UPDATE", "nlp", fx.cancelled, H100, 8, 0, 0, true};
+	struct ask del_old = del;
+	del_old.gpus = 4;
+	expect("u-job-deleting", &del, &del_old, true, NULL);
+	struct ask pdel = {"Pod", "CREATE", "nlp", NULL, H100, 4, 0, 0, true};
+	expect("u-pod-deleting", &pdel, NULL, false, "no plinth.io/allocation-id label");
+
 	/* A Pod UPDATE or a DELETE is not judged. */
-	a = (struct ask){"Pod", "UPDATE", "nlp", NULL, H100, 4, 0, 0};
+	a = (struct ask){"Pod", "UPDATE", "nlp", NULL, H100, 4, 0, 0, false};
 	expect("u-pod-update", &a, &a, true, NULL);
 }
 
@@ -318,7 +339,7 @@ static void test_bad_reviews(void **state)
 {
 	(void)state;
 	struct itest_daemon *d = fx.d;
-	struct ask a = {"Pod", "CREATE", "nlp", fx.ok, H100, 4, 0, 0};
+	struct ask a = {"Pod", "CREATE", "nlp", fx.ok, H100, 4, 0, 0, false};
 	const char *good = review("u-x", &a, NULL);
 	/* Who may call it: service and admin tokens only. */
 	ITEST_PROBLEM(post_review(NULL, good), 401, "unauthorized");
@@ -406,7 +427,7 @@ static void test_tls_listener(void **state)
 {
 	(void)state;
 	struct itest_resp r;
-	struct ask a = {"Pod", "CREATE", "nlp", fx.ok, H100, 4, 0, 0};
+	struct ask a = {"Pod", "CREATE", "nlp", fx.ok, H100, 4, 0, 0, false};
 	/* With the API server's client certificate: the same decisions. */
 	assert_int_equal(tls_post("cli.pem", "cli.key", review("t-ok", &a, NULL), &r), 0);
 	check_answer(&r, "t-ok", true, NULL);

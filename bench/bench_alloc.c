@@ -18,8 +18,6 @@
  * /v1/admission/review with a GPU Pod labelled with an approved allocation
  * (allowed after its one allocation read), each level printed as
  *   RESULT shape=healthz|admission clients=N ... rate=R p50_us=P p99_us=Q
- * and, to split the cost, shape=tiny: a 200-byte review of a Pod without GPUs
- * (authentication and an HTTP POST, no allocation read, little to parse).
  *
  * Output: human lines plus machine lines for bench/run.sh:
  *   RESULT clients=N decisions=D errors=E seconds=S rate=R p50_us=P p99_us=Q
@@ -231,13 +229,6 @@ static const char *load_method = "POST", *load_path = "/v1/allocations", *load_b
 static long load_ok[2] = {201, 409}; /* approved and refused are both decisions */
 static const char *load_shape = NULL; /* RESULT shape=, NULL: none */
 static char review_body[3072];
-/* The smallest review: a Pod without GPUs (no allocation read), i.e. the cost
- * of an authenticated POST with a body, without the parse of a real Pod. */
-static const char TINY_REVIEW[] =
-	"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
-	"\"uid\":\"u\",\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"
-	"\"operation\":\"CREATE\",\"namespace\":\"bench\",\"object\":{\"spec\":{"
-	"\"containers\":[{\"name\":\"c\"}]}}}}";
 
 /* A GPU Pod's AdmissionReview as the API server sends it (about 1.5 kB),
  * labelled with allocation id.  0 or -1. */
@@ -413,10 +404,6 @@ static int admission_run(struct lg_conn *setup, double seconds)
 		load_path = "/v1/admission/review";
 		load_body = review_body;
 		load_shape = "admission";
-		if (run_level(admission_levels[i], seconds) != 0)
-			return -1;
-		load_body = TINY_REVIEW;
-		load_shape = "tiny";
 		if (run_level(admission_levels[i], seconds) != 0)
 			return -1;
 	}

@@ -91,7 +91,6 @@ if [ "${BENCH_ADMISSION:-1}" != 0 ]; then
 			r[c] = rate[h] > 0 ? 100 * rate[a] / rate[h] : 0
 			printf "%-8s %14.0f %14.0f %6.0f%% %10.2f %10.2f\n", c, rate[a], rate[h], r[c], p50[a] / 1000, p99[a] / 1000
 		}
-		printf "a Pod without GPUs (200-byte review, no allocation read): %.0f/s at 1 client, %.0f/s at 64\n", rate["tiny,1"], rate["tiny,64"]
 		print "goals:"
 		printf "  %s  64 clients: reviews/s >= 50%% of the /healthz ceiling  (%.0f%%)\n", mark(r[64] >= 50), r[64]
 		printf "  %s  64 clients: p99 < 5 ms                               (%.2f ms)\n", mark(p99["admission,64"] / 1000 < 5), p99["admission,64"] / 1000

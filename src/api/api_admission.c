@@ -11,6 +11,7 @@
  * server then applies the webhook's failurePolicy); a decision, allowed or
  * not, is a 200 AdmissionReview.  It never changes anything.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,49 +22,31 @@
 #include "core/err.h"
 #include "core/gpuproduct.h"
 #include "http/jsonv.h"
-#include "util/jtok.h"
 
 #define REVIEW_API_VERSION "admission.k8s.io/v1"
 #define REVIEW_KIND "AdmissionReview"
 #define REVIEW_UID_MAX 128
 
-/* The facts of one object (Pod or Job), with copies of its strings. */
+/* The facts of one object (Pod or Job), pointing into its JSON. */
 struct parsed {
 	struct admission_object o;
 	struct admission_container init[ADMISSION_MAX_CONTAINERS];
 	struct admission_container containers[ADMISSION_MAX_CONTAINERS];
-	char alloc_id[STORE_ID_LEN], job_alloc_id[STORE_ID_LEN];
-	char type_sel[STORE_ID_LEN], product_sel[STORE_ID_LEN];
 	bool deleting; /* metadata.deletionTimestamp is set */
 };
 
-/* The review being read: the body's text and its tokens. */
-struct doc {
-	const char *s;
-	struct jtok *t;
-};
-
-static long get(const struct doc *d, long obj, const char *key)
+/* A label / selector value: a string, or NULL when absent; *bad when present
+ * but not a string or longer than a label value may be. */
+static const char *str_member(json_t *obj, const char *key, bool *bad)
 {
-	return jtok_get(d->s, d->t, obj, key);
-}
-
-/*
- * A label or selector value into buf (STORE_ID_LEN): 0 with *out = buf, or
- * *out = NULL when absent; -1 when present but not a string of at most 63
- * bytes (a Kubernetes label value's limit).
- */
-static int str_member(const struct doc *d, long obj, const char *key, char *buf,
-		      const char **out)
-{
-	long v = get(d, obj, key);
-	*out = NULL;
-	if (v < 0 || jtok_is(d->t, v, JTOK_NULL))
-		return 0;
-	if (jtok_str(d->s, d->t, v, buf, STORE_ID_LEN) < 0)
-		return -1;
-	*out = buf;
-	return 0;
+	json_t *v = json_object_get(obj, key);
+	if (v == NULL || json_is_null(v))
+		return NULL;
+	if (!json_is_string(v) || json_string_length(v) >= STORE_ID_LEN) {
+		*bad = true;
+		return NULL;
+	}
+	return json_string_value(v);
 }
 
 /*
@@ -72,20 +55,17 @@ static int str_member(const struct doc *d, long obj, const char *key, char *buf,
  * The API server has validated the object, so an extended resource is whole.
  * Saturates.  0 or -1.
  */
-static int quantity_parse(const struct doc *d, long i, int64_t *out)
+static int quantity_parse(json_t *v, int64_t *out)
 {
-	char s[32];
-	if (jtok_is(d->t, i, JTOK_NUMBER)) {
-		if (jtok_int(d->s, d->t, i, out) != 0)
-			return -1;
-		if (*out < 0)
-			*out = 0;
+	if (json_is_integer(v)) {
+		*out = json_integer_value(v) < 0 ? 0 : json_integer_value(v);
 		return 0;
 	}
-	if (jtok_str(d->s, d->t, i, s, sizeof(s)) < 0)
+	if (!json_is_string(v))
 		return -1;
+	const char *s = json_string_value(v);
 	size_t nd = strspn(s, "0123456789");
-	if (nd == 0 || nd > 18)
+	if (nd == 0 || nd > 19)
 		return -1;
 	static const struct {
 		const char *suffix;
@@ -95,12 +75,14 @@ static int quantity_parse(const struct doc *d, long i, int64_t *out)
 		     {"T", 1000, 4},   {"P", 1000, 5}, {"E", 1000, 6}, {"Ki", 1024, 1},
 		     {"Mi", 1024, 2},  {"Gi", 1024, 3}, {"Ti", 1024, 4}, {"Pi", 1024, 5},
 		     {"Ei", 1024, 6}};
-	for (size_t i2 = 0; i2 < sizeof(units) / sizeof(units[0]); i2++) {
-		if (strcmp(s + nd, units[i2].suffix) != 0)
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(s + nd, units[i].suffix) != 0)
 			continue;
-		int64_t q = strtoll(s, NULL, 10); /* at most 18 digits: no overflow */
-		for (int p = 0; p < units[i2].power; p++)
-			q = q > INT64_MAX / units[i2].base ? INT64_MAX : q * units[i2].base;
+		errno = 0;
+		long long n = strtoll(s, NULL, 10);
+		int64_t q = errno == ERANGE ? INT64_MAX : (int64_t)n;
+		for (int p = 0; p < units[i].power; p++)
+			q = q > INT64_MAX / units[i].base ? INT64_MAX : q * units[i].base;
 		*out = q;
 		return 0;
 	}
@@ -108,91 +90,90 @@ static int quantity_parse(const struct doc *d, long i, int64_t *out)
 }
 
 /* One container list into out[]; 0 or -1 with *why. */
-static int containers_parse(const struct doc *d, long list, bool init,
-			    struct admission_container *out, size_t *n, const char **why)
+static int containers_parse(json_t *list, bool init, struct admission_container *out, size_t *n,
+			    const char **why)
 {
 	*n = 0;
-	if (list < 0 || jtok_is(d->t, list, JTOK_NULL))
+	if (list == NULL || json_is_null(list))
 		return 0;
-	if (!jtok_is(d->t, list, JTOK_ARRAY)) {
-		*why = "a container list is not an array";
+	if (!json_is_array(list) || json_array_size(list) > ADMISSION_MAX_CONTAINERS) {
+		*why = "a container list is not an array of at most 256 containers";
 		return -1;
 	}
-	for (long c = jtok_first(d->t, list); c >= 0; c = jtok_after(d->t, list, c)) {
-		if (*n >= ADMISSION_MAX_CONTAINERS) {
-			*why = "a container list has more than 256 containers";
-			return -1;
-		}
+	size_t i;
+	json_t *c;
+	json_array_foreach(list, i, c) {
 		int64_t gpus = 0;
-		long res = get(d, c, "resources");
+		json_t *res = json_is_object(c) ? json_object_get(c, "resources") : NULL;
 		const char *kinds[] = {"limits", "requests"};
 		for (size_t k = 0; k < 2; k++) {
-			long q = get(d, get(d, res, kinds[k]), GPU_RESOURCE);
+			json_t *m = json_is_object(res) ? json_object_get(res, kinds[k]) : NULL;
+			json_t *q = json_is_object(m) ? json_object_get(m, GPU_RESOURCE) : NULL;
 			int64_t v = 0;
-			if (q >= 0 && quantity_parse(d, q, &v) != 0) {
+			if (q != NULL && quantity_parse(q, &v) != 0) {
 				*why = "an nvidia.com/gpu quantity is not a whole number";
 				return -1;
 			}
 			if (v > gpus)
 				gpus = v;
 		}
-		out[*n].gpus = gpus;
-		out[*n].sidecar = init && jtok_str_eq(d->s, d->t, get(d, c, "restartPolicy"), "Always");
-		(*n)++;
+		json_t *rp = json_is_object(c) ? json_object_get(c, "restartPolicy") : NULL;
+		out[i].gpus = gpus;
+		out[i].sidecar = init && json_is_string(rp) && strcmp(json_string_value(rp), "Always") == 0;
 	}
+	*n = json_array_size(list);
 	return 0;
 }
 
 /* A Pod (or a Job, whose pods are its template) into p.  0 or -1 with *why. */
-static int object_parse(const struct doc *d, long obj, bool is_job, const char *ns,
-			struct parsed *p, const char **why)
+static int object_parse(json_t *obj, bool is_job, const char *ns, struct parsed *p,
+			const char **why)
 {
-	int bad = 0;
+	bool bad = false;
 	memset(&p->o, 0, sizeof(p->o));
 	p->o.is_job = is_job;
 	p->o.namespace_ = ns;
 	p->o.parallelism = 1;
-	if (!jtok_is(d->t, obj, JTOK_OBJECT)) {
+	if (!json_is_object(obj)) {
 		*why = "request.object is not an object";
 		return -1;
 	}
-	long meta = get(d, obj, "metadata");
-	long spec = get(d, obj, "spec");
-	long ts = get(d, meta, "deletionTimestamp");
-	p->deleting = ts >= 0 && !jtok_is(d->t, ts, JTOK_NULL);
-	long pod_meta = meta, pod_spec = spec;
+	json_t *meta = json_object_get(obj, "metadata");
+	json_t *spec = json_object_get(obj, "spec");
+	json_t *ts = json_is_object(meta) ? json_object_get(meta, "deletionTimestamp") : NULL;
+	p->deleting = ts != NULL && !json_is_null(ts);
+	json_t *pod_meta = meta, *pod_spec = spec;
 	if (is_job) {
-		bad |= str_member(d, get(d, meta, "labels"), GPU_ALLOCATION_LABEL, p->job_alloc_id,
-				  &p->o.job_allocation_id);
-		long par = get(d, spec, "parallelism");
-		if (par >= 0 && !jtok_is(d->t, par, JTOK_NULL)) {
-			int64_t v = 0;
-			if (jtok_int(d->s, d->t, par, &v) != 0 || v < 0) {
+		json_t *labels = json_is_object(meta) ? json_object_get(meta, "labels") : NULL;
+		p->o.job_allocation_id = str_member(labels, GPU_ALLOCATION_LABEL, &bad);
+		json_t *par = json_is_object(spec) ? json_object_get(spec, "parallelism") : NULL;
+		if (par != NULL && !json_is_null(par)) {
+			if (!json_is_integer(par) || json_integer_value(par) < 0) {
 				*why = "spec.parallelism is not a non-negative integer";
 				return -1;
 			}
-			p->o.parallelism = v;
+			p->o.parallelism = json_integer_value(par);
 		}
-		long tmpl = get(d, spec, "template");
-		pod_meta = get(d, tmpl, "metadata");
-		pod_spec = get(d, tmpl, "spec");
+		json_t *tmpl = json_is_object(spec) ? json_object_get(spec, "template") : NULL;
+		pod_meta = json_is_object(tmpl) ? json_object_get(tmpl, "metadata") : NULL;
+		pod_spec = json_is_object(tmpl) ? json_object_get(tmpl, "spec") : NULL;
 	}
-	if (!jtok_is(d->t, pod_spec, JTOK_OBJECT)) {
+	if (!json_is_object(pod_spec)) {
 		*why = is_job ? "the Job has no spec.template.spec" : "the Pod has no spec";
 		return -1;
 	}
-	bad |= str_member(d, get(d, pod_meta, "labels"), GPU_ALLOCATION_LABEL, p->alloc_id,
-			  &p->o.allocation_id);
-	long sel = get(d, pod_spec, "nodeSelector");
-	bad |= str_member(d, sel, GPU_TYPE_LABEL, p->type_sel, &p->o.gpu_type_sel);
-	bad |= str_member(d, sel, GPU_PRODUCT_LABEL, p->product_sel, &p->o.gpu_product_sel);
+	json_t *labels = json_is_object(pod_meta) ? json_object_get(pod_meta, "labels") : NULL;
+	p->o.allocation_id = str_member(labels, GPU_ALLOCATION_LABEL, &bad);
+	json_t *sel = json_object_get(pod_spec, "nodeSelector");
+	p->o.gpu_type_sel = str_member(sel, GPU_TYPE_LABEL, &bad);
+	p->o.gpu_product_sel = str_member(sel, GPU_PRODUCT_LABEL, &bad);
 	if (bad) {
 		*why = "a label or nodeSelector value is not a string of at most 63 bytes";
 		return -1;
 	}
-	if (containers_parse(d, get(d, pod_spec, "initContainers"), true, p->init, &p->o.ninit,
+	if (containers_parse(json_object_get(pod_spec, "initContainers"), true, p->init, &p->o.ninit,
 			     why) != 0 ||
-	    containers_parse(d, get(d, pod_spec, "containers"), false, p->containers,
+	    containers_parse(json_object_get(pod_spec, "containers"), false, p->containers,
 			     &p->o.ncontainers, why) != 0)
 		return -1;
 	p->o.init = p->init;
@@ -270,10 +251,9 @@ static void review_decide(struct req *r, const char *uid, struct parsed *p, stru
 
 void api_admission_review(struct req *r)
 {
-	struct jtok *toks = NULL;
+	json_t *review = NULL;
 	struct parsed *cur = NULL, *old = NULL;
 	const char *why = NULL;
-	char uid[REVIEW_UID_MAX + 1], ns[STORE_ID_LEN] = "", d_why[200];
 	if (r->body.len == 0) {
 		reply_err(r, ERR_MALFORMED, "an AdmissionReview body is required");
 		goto out;
@@ -283,22 +263,17 @@ void api_admission_review(struct req *r)
 			      "send the AdmissionReview as Content-Type: application/json", NULL);
 		goto out;
 	}
-	/* Not jansson: a Pod is a few hundred values of which a dozen matter,
-	 * and a tree of them costs more than the rest of the request (make
-	 * bench).  Not req_json_object() either: a Pod or Job is nested deeper
-	 * than the API's bodies may be; the body is still capped at 1 MiB. */
-	size_t max = jtok_max_tokens(r->body.len);
-	toks = malloc(max * sizeof(*toks));
-	if (toks == NULL) {
-		reply_err(r, ERR_NOMEM, NULL);
+	/* Not req_json_object(): a Pod or Job is nested deeper than the API's
+	 * bodies may be; the body is still capped at 1 MiB by the server. */
+	json_error_t jerr;
+	review = json_loadb(r->body.p, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+	if (review == NULL) {
+		char d[300];
+		snprintf(d, sizeof(d), "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+		reply_err(r, ERR_MALFORMED, d);
 		goto out;
 	}
-	struct doc d = {r->body.p, toks};
-	if (jtok_parse(r->body.p, r->body.len, toks, max, d_why, sizeof(d_why)) < 0) {
-		reply_err(r, ERR_MALFORMED, d_why);
-		goto out;
-	}
-	if (!jtok_is(toks, 0, JTOK_OBJECT)) {
+	if (!json_is_object(review)) {
 		/* As on every endpoint: JSON that is not an object is a 422. */
 		json_t *errors = json_array();
 		if (errors == NULL) {
@@ -309,35 +284,37 @@ void api_admission_review(struct req *r)
 		reply_invalid(r, errors);
 		goto out;
 	}
-	long req = get(&d, 0, "request");
-	long kind = get(&d, req, "kind");
-	long op = get(&d, req, "operation");
-	long ns_tok = get(&d, req, "namespace");
-	long kname = get(&d, kind, "kind"), group = get(&d, kind, "group");
-	if (!jtok_str_eq(d.s, toks, get(&d, 0, "apiVersion"), REVIEW_API_VERSION) ||
-	    !jtok_str_eq(d.s, toks, get(&d, 0, "kind"), REVIEW_KIND))
+	json_t *req = json_object_get(review, "request");
+	json_t *uid = json_object_get(req, "uid");
+	json_t *kind = json_object_get(req, "kind");
+	const char *api_version = json_string_value(json_object_get(review, "apiVersion"));
+	const char *op = json_string_value(json_object_get(req, "operation"));
+	const char *group = json_string_value(json_object_get(kind, "group"));
+	const char *kname = json_string_value(json_object_get(kind, "kind"));
+	const char *ns = json_string_value(json_object_get(req, "namespace"));
+	if (api_version == NULL ||
+	    strcmp(api_version, REVIEW_API_VERSION) != 0 ||
+	    !json_is_string(json_object_get(review, "kind")) ||
+	    strcmp(json_string_value(json_object_get(review, "kind")), REVIEW_KIND) != 0)
 		why = "not an admission.k8s.io/v1 AdmissionReview";
-	else if (!jtok_is(toks, req, JTOK_OBJECT))
+	else if (!json_is_object(req))
 		why = "the review has no request";
-	else if (jtok_str(d.s, toks, get(&d, req, "uid"), uid, sizeof(uid)) <= 0)
+	else if (!json_is_string(uid) || json_string_length(uid) == 0 ||
+		 json_string_length(uid) > REVIEW_UID_MAX)
 		why = "request.uid is missing or longer than 128 bytes";
-	else if (!jtok_is(toks, op, JTOK_STRING) || !jtok_is(toks, kname, JTOK_STRING))
+	else if (op == NULL || kname == NULL)
 		why = "request.operation or request.kind is missing";
-	else if (ns_tok >= 0 && !jtok_is(toks, ns_tok, JTOK_NULL) &&
-		 jtok_str(d.s, toks, ns_tok, ns, sizeof(ns)) < 0)
-		why = "request.namespace is not a string of at most 63 bytes";
 	if (why != NULL) {
 		reply_err(r, ERR_MALFORMED, why);
 		goto out;
 	}
-	bool core_group = group < 0 || jtok_str_eq(d.s, toks, group, "");
-	bool is_pod = jtok_str_eq(d.s, toks, kname, "Pod") && core_group;
-	bool is_job = jtok_str_eq(d.s, toks, kname, "Job") && jtok_str_eq(d.s, toks, group, "batch");
-	bool is_create = jtok_str_eq(d.s, toks, op, "CREATE");
-	bool is_update = jtok_str_eq(d.s, toks, op, "UPDATE");
-	if (!(is_pod && is_create) && !(is_job && (is_create || is_update))) {
+	bool is_pod = strcmp(kname, "Pod") == 0 && (group == NULL || group[0] == '\0');
+	bool is_job = strcmp(kname, "Job") == 0 && group != NULL && strcmp(group, "batch") == 0;
+	bool is_update = strcmp(op, "UPDATE") == 0;
+	if (!(is_pod && strcmp(op, "CREATE") == 0) &&
+	    !(is_job && (strcmp(op, "CREATE") == 0 || is_update))) {
 		/* Not ours to judge (the webhook configuration should not send it). */
-		reply_review(r, uid, true, NULL);
+		reply_review(r, json_string_value(uid), true, NULL);
 		goto out;
 	}
 	cur = malloc(sizeof(*cur));
@@ -346,15 +323,14 @@ void api_admission_review(struct req *r)
 		reply_err(r, ERR_NOMEM, NULL);
 		goto out;
 	}
-	const char *nsp = ns_tok >= 0 && jtok_is(toks, ns_tok, JTOK_STRING) ? ns : NULL;
-	if (object_parse(&d, get(&d, req, "object"), is_job, nsp, cur, &why) != 0 ||
-	    (is_update && object_parse(&d, get(&d, req, "oldObject"), is_job, nsp, old, &why) != 0)) {
+	if (object_parse(json_object_get(req, "object"), is_job, ns, cur, &why) != 0 ||
+	    (is_update && object_parse(json_object_get(req, "oldObject"), is_job, ns, old, &why) != 0)) {
 		reply_err(r, ERR_MALFORMED, why);
 		goto out;
 	}
-	review_decide(r, uid, cur, old);
+	review_decide(r, json_string_value(uid), cur, old);
 out:
 	free(cur);
 	free(old);
-	free(toks);
+	json_decref(review);
 }

@@ -5,8 +5,8 @@
  * Parses the review into the facts core/admission.c decides on, reads the
  * allocation the object's label names with ONE indexed read (the store's
  * get-by-id) and only when the object asks for GPUs and carries a label: it
- * is on the path of every pod creation in the cluster.  The review is read
- * with util/jtok (no tree is built).  A review that cannot be parsed is a 400
+ * is on the path of every pod creation in the cluster.  The review is parsed
+ * with jansson, like every other body.  A review that cannot be parsed is a 400
  * problem (JSON that is not an object a 422, as on every endpoint; the API
  * server then applies the webhook's failurePolicy); a decision, allowed or
  * not, is a 200 AdmissionReview.  It never changes anything.

@@ -11,6 +11,14 @@
  * VmRSS from /proc/PID/status when idle (after setup, before load) and its
  * VmHWM after the load.
  *
+ * usage: bench_alloc --admission PLINTH_BIN [SECONDS_PER_LEVEL]
+ *
+ * The Kubernetes admission webhook instead: at 1 and 64 clients, GET /healthz
+ * (no token, no database: this machine's HTTP ceiling) then POST
+ * /v1/admission/review with a GPU Pod labelled with an approved allocation
+ * (allowed after its one allocation read), each level printed as
+ *   RESULT shape=healthz|admission clients=N ... rate=R p50_us=P p99_us=Q
+ *
  * Output: human lines plus machine lines for bench/run.sh:
  *   RESULT clients=N decisions=D errors=E seconds=S rate=R p50_us=P p99_us=Q
  *   RSS idle_kb=K hwm_kb=H
@@ -41,6 +49,7 @@
 #define BENCH_STOP_TIMEOUT_MS 20000
 
 static const int levels[] = {1, 8, 64};
+static const int admission_levels[] = {1, 64};
 
 static char root[256];     /* mkdtemp directory, removed at exit */
 static char base_url[128]; /* "http://127.0.0.1:PORT" */
@@ -215,6 +224,45 @@ static const char ALLOC_BODY[] =
 	"{\"team\":\"bench\",\"project\":\"bench\",\"gpu_type\":\"bench-gpu\",\"gpu_count\":1,"
 	"\"max_runtime_hours\":1,\"purpose\":\"benchmark\"}";
 
+/* What the clients send, and the two statuses that count as an answer. */
+static const char *load_method = "POST", *load_path = "/v1/allocations", *load_body = ALLOC_BODY;
+static long load_ok[2] = {201, 409}; /* approved and refused are both decisions */
+static const char *load_shape = NULL; /* RESULT shape=, NULL: none */
+static char review_body[3072];
+
+/* A GPU Pod's AdmissionReview as the API server sends it (about 1.5 kB),
+ * labelled with allocation id.  0 or -1. */
+static int review_make(const char *id)
+{
+	int n = snprintf(
+		review_body, sizeof(review_body),
+		"{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{"
+		"\"uid\":\"705ab4f5-6393-11e8-b7cc-42010a800002\",\"kind\":{\"group\":\"\","
+		"\"version\":\"v1\",\"kind\":\"Pod\"},\"resource\":{\"group\":\"\",\"version\":\"v1\","
+		"\"resource\":\"pods\"},\"requestKind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":"
+		"\"Pod\"},\"name\":\"train-x7k2p\",\"namespace\":\"bench\",\"operation\":\"CREATE\","
+		"\"userInfo\":{\"username\":\"system:serviceaccount:kube-system:job-controller\","
+		"\"uid\":\"c1b0\",\"groups\":[\"system:serviceaccounts\",\"system:authenticated\"]},"
+		"\"object\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":"
+		"\"train-x7k2p\",\"namespace\":\"bench\",\"labels\":{\"app.kubernetes.io/instance\":"
+		"\"%s\",\"plinth.io/allocation-id\":\"%s\",\"batch.kubernetes.io/job-name\":\"train\"},"
+		"\"ownerReferences\":[{\"apiVersion\":\"batch/v1\",\"kind\":\"Job\",\"name\":\"train\","
+		"\"uid\":\"3f0e\",\"controller\":true}]},\"spec\":{\"restartPolicy\":\"Never\","
+		"\"nodeSelector\":{\"plinth.io/gpu-type\":\"bench-gpu\"},\"tolerations\":[{\"key\":"
+		"\"nvidia.com/gpu\",\"operator\":\"Exists\",\"effect\":\"NoSchedule\"}],"
+		"\"containers\":[{\"name\":\"trainer\",\"image\":"
+		"\"pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime\",\"command\":[\"python\",\"train.py\"],"
+		"\"env\":[{\"name\":\"PLINTH_ALLOCATION_ID\",\"value\":\"%s\"}],\"resources\":{"
+		"\"limits\":{\"nvidia.com/gpu\":\"1\"},\"requests\":{\"nvidia.com/gpu\":\"1\","
+		"\"cpu\":\"4\",\"memory\":\"16Gi\"}},\"terminationMessagePolicy\":\"File\","
+		"\"imagePullPolicy\":\"IfNotPresent\"}],\"dnsPolicy\":\"ClusterFirst\","
+		"\"schedulerName\":\"default-scheduler\",\"priority\":0},\"status\":{}},"
+		"\"oldObject\":null,\"dryRun\":false,\"options\":{\"kind\":\"CreateOptions\","
+		"\"apiVersion\":\"meta.k8s.io/v1\"}}}",
+		id, id, id);
+	return n > 0 && (size_t)n < sizeof(review_body) ? 0 : -1;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -225,10 +273,9 @@ static void *worker_main(void *arg)
 	}
 	while (mono_us() < w->deadline_us) {
 		int64_t t0 = mono_us();
-		long st = lg_request(conn, "POST", "/v1/allocations", BENCH_ADMIN, ALLOC_BODY);
+		long st = lg_request(conn, load_method, load_path, BENCH_ADMIN, load_body);
 		int64_t dt = mono_us() - t0;
-		/* 201 approved and 409 refused are both decisions. */
-		if (st != 201 && st != 409) {
+		if (st != load_ok[0] && st != load_ok[1]) {
 			w->errors++;
 			w->last_bad_status = st;
 			if (st < 0)
@@ -303,13 +350,19 @@ static int run_level(int clients, double seconds)
 	int64_t p50 = total ? all[(total - 1) * 50 / 100] : 0;
 	int64_t p99 = total ? all[(total - 1) * 99 / 100] : 0;
 	double rate = elapsed > 0 ? (double)total / elapsed : 0;
-	printf("daemon  %2d clients: %8.0f decisions/s  p50 %6.2f ms  p99 %6.2f ms  (%zu decisions, "
-	       "%ld errors%s)\n",
-	       clients, rate, (double)p50 / 1000, (double)p99 / 1000, total, errors,
-	       errors ? ", see daemon log" : "");
+	const char *unit = load_shape ? "answers" : "decisions";
+	printf("%-9s %2d clients: %8.0f %s/s  p50 %6.2f ms  p99 %6.2f ms  (%zu %s, %ld errors%s)\n",
+	       load_shape ? load_shape : "daemon", clients, rate, unit, (double)p50 / 1000,
+	       (double)p99 / 1000, total, unit, errors, errors ? ", see daemon log" : "");
 	if (errors)
 		printf("        last unexpected status: %ld\n", bad);
-	printf("RESULT clients=%d decisions=%zu errors=%ld seconds=%.3f rate=%.1f p50_us=%lld "
+	if (load_shape != NULL)
+		printf("RESULT shape=%s clients=%d answers=%zu errors=%ld seconds=%.3f rate=%.1f "
+		       "p50_us=%lld p99_us=%lld\n",
+		       load_shape, clients, total, errors, elapsed, rate, (long long)p50,
+		       (long long)p99);
+	else
+		printf("RESULT clients=%d decisions=%zu errors=%ld seconds=%.3f rate=%.1f p50_us=%lld "
 	       "p99_us=%lld\n",
 	       clients, total, errors, elapsed, rate, (long long)p50, (long long)p99);
 	fflush(stdout);
@@ -322,12 +375,52 @@ out:
 	return ret;
 }
 
+/* The webhook's levels: the /healthz ceiling, then admission reviews.  0 or -1. */
+static int admission_run(struct lg_conn *setup, double seconds)
+{
+	long st = lg_request(setup, "POST", "/v1/allocations", BENCH_ADMIN, ALLOC_BODY);
+	const char *idp = strstr(setup->buf, "\"id\":\"");
+	char id[80] = "";
+	if (st != 201 || idp == NULL || sscanf(idp + 6, "%79[^\"]", id) != 1 || review_make(id) != 0) {
+		fprintf(stderr, "bench_alloc: cannot make the allocation for the reviews (%ld)\n", st);
+		return -1;
+	}
+	st = lg_request(setup, "POST", "/v1/admission/review", BENCH_ADMIN, review_body);
+	if (st != 200 || strstr(setup->buf, "\"allowed\":true") == NULL) {
+		fprintf(stderr, "bench_alloc: the review is not allowed: %s\n", setup->buf);
+		return -1;
+	}
+	printf("daemon pid %d at %s, %.1f s per level; one review is %zu bytes\n", (int)daemon_pid,
+	       base_url, seconds, strlen(review_body));
+	for (size_t i = 0; i < sizeof(admission_levels) / sizeof(admission_levels[0]); i++) {
+		load_method = "GET";
+		load_path = "/healthz";
+		load_body = NULL;
+		load_ok[0] = load_ok[1] = 200;
+		load_shape = "healthz";
+		if (run_level(admission_levels[i], seconds) != 0)
+			return -1;
+		load_method = "POST";
+		load_path = "/v1/admission/review";
+		load_body = review_body;
+		load_shape = "admission";
+		if (run_level(admission_levels[i], seconds) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int ret = 1;
 	static struct lg_conn setup = {.fd = -1}; /* 16 kB buffer: not on the stack */
+	bool admission = argc > 1 && strcmp(argv[1], "--admission") == 0;
+	if (admission) {
+		argv++;
+		argc--;
+	}
 	if (argc < 2 || argc > 3) {
-		fprintf(stderr, "usage: bench_alloc PLINTH_BIN [SECONDS_PER_LEVEL]\n");
+		fprintf(stderr, "usage: bench_alloc [--admission] PLINTH_BIN [SECONDS_PER_LEVEL]\n");
 		return 2;
 	}
 	double seconds = argc == 3 ? strtod(argv[2], NULL) : 5.0;
@@ -354,6 +447,10 @@ int main(int argc, char **argv)
 	if (st != 201 && st != 200) {
 		fprintf(stderr, "bench_alloc: PUT /v1/gpu-types/bench-gpu -> %ld\n", st);
 		dump_log();
+		goto out;
+	}
+	if (admission) {
+		ret = admission_run(&setup, seconds);
 		goto out;
 	}
 	/* Idle: settled after setup, before any load. */

@@ -5,10 +5,12 @@
 #
 #   at 8 clients: daemon decisions/s >= 50% of the raw SQLite ceiling,
 #                 p99 latency < 10 ms;
-#   idle RSS < 30 MB.
+#   idle RSS < 30 MB;
+#   admission webhook at 64 clients: >= 50% of the /healthz ceiling, p99 < 5 ms.
 #
 # usage: bench/run.sh [BUILD_DIR]      (default: build)
 # env:   BENCH_SECONDS  seconds per client level (default 5)
+#        BENCH_ADMISSION=0  skip the admission webhook; BENCH_PG=0 skip PostgreSQL
 #        BENCH_DAEMON_THREADS  --threads for the daemon (default: its own)
 #        BENCH_PG=0, BENCH_SLOW=0  skip the PostgreSQL / slow-client benchmarks
 #
@@ -72,6 +74,29 @@ BEGIN {
 	printf "  %s  8 clients: p99 latency < 10 ms                        (%.2f ms)\n", mark(p / 1000 < 10), p / 1000
 	printf "  %s  idle RSS < 30 MB                                      (%.1f MB)\n", mark((i > 0) && (i / 1024 < 30)), i / 1024
 }'
+
+# The Kubernetes admission webhook (issue 13): reviews/s beside the /healthz
+# ceiling of the same daemon in the same run; skipped with BENCH_ADMISSION=0.
+if [ "${BENCH_ADMISSION:-1}" != 0 ]; then
+	echo
+	echo "== admission webhook: POST /v1/admission/review (a GPU Pod, one allocation read) vs GET /healthz, ${SECS}s per level"
+	"$BUILD/bench/bench_alloc" --admission "$BUILD/plinth" "$SECS" >"$OUT/admission.txt"
+	awk 'function mark(ok) { return ok ? "PASS" : "MISS" }
+	$1 == "RESULT" { split("", f); for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+		k = f["shape"] "," f["clients"]; rate[k] = f["rate"]; p50[k] = f["p50_us"]; p99[k] = f["p99_us"] }
+	END {
+		printf "%-8s %14s %14s %7s %10s %10s\n", "clients", "reviews/s", "healthz/s", "ratio", "p50 ms", "p99 ms"
+		split("1 64", levels, " ")
+		for (i = 1; i <= 2; i++) {
+			c = levels[i]; a = "admission," c; h = "healthz," c
+			r[c] = rate[h] > 0 ? 100 * rate[a] / rate[h] : 0
+			printf "%-8s %14.0f %14.0f %6.0f%% %10.2f %10.2f\n", c, rate[a], rate[h], r[c], p50[a] / 1000, p99[a] / 1000
+		}
+		print "goals:"
+		printf "  %s  64 clients: reviews/s >= 50%% of the /healthz ceiling  (%.0f%%)\n", mark(r[64] >= 50), r[64]
+		printf "  %s  64 clients: p99 < 5 ms                               (%.2f ms)\n", mark(p99["admission,64"] / 1000 < 5), p99["admission,64"] / 1000
+	}' "$OUT/admission.txt"
+fi
 
 # PostgreSQL (issue 3): the daemon on a throwaway PostgreSQL beside pgbench running the
 # equivalent transaction on the same server (bench/bench_pg.c); skipped with BENCH_PG=0.

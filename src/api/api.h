@@ -48,6 +48,7 @@ void api_web_chart_js(struct req *r);
 
 void api_job_create(struct req *r); /* api_jobs.c: the self-service flow */
 void api_job_get(struct req *r);
+void api_admission_review(struct req *r); /* api_admission.c: the Kubernetes webhook */
 
 /* --- api_teams.c: teams read whole before each is rendered ----------------- */
 

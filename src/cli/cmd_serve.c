@@ -45,6 +45,8 @@ struct serve_opts {
 	long max_connections;     /* --max-connections or PLINTH_MAX_CONNECTIONS */
 	long per_ip;              /* --max-connections-per-ip or PLINTH_MAX_CONNECTIONS_PER_IP */
 	long request_timeout;     /* --request-timeout or PLINTH_REQUEST_TIMEOUT */
+	const char *webhook_listen; /* the admission webhook's TLS listener; NULL = none */
+	const char *tls_cert, *tls_key, *webhook_client_ca;
 };
 
 static void serve_usage(FILE *f)
@@ -84,6 +86,12 @@ static void serve_usage(FILE *f)
 		"  --alert-webhook URL       POST budget threshold alerts here (repeatable; PLINTH_ALERT_WEBHOOKS,\n"
 		"                            comma-separated; Slack-compatible JSON with a `text` field)\n"
 		"  --alert-interval SECONDS  how often thresholds are checked and alerts retried (default 30)\n"
+		"  --webhook-listen HOST:PORT  also serve the API over TLS here, for the Kubernetes admission\n"
+		"                            webhook POST /v1/admission/review (PLINTH_WEBHOOK_LISTEN)\n"
+		"  --tls-cert FILE           its certificate chain, PEM (PLINTH_TLS_CERT)\n"
+		"  --tls-key FILE            its private key, PEM (PLINTH_TLS_KEY)\n"
+		"  --webhook-client-ca FILE  require a client certificate signed by this CA, PEM\n"
+		"                            (PLINTH_WEBHOOK_CLIENT_CA; the API server's client certificate)\n"
 		"  -h, --help                this help\n"
 		"\n"
 		"example: PLINTH_ADMIN_TOKEN=$(openssl rand -hex 24) plinth serve --listen 127.0.0.1:8080 --data /var/lib/plinth\n");
@@ -131,6 +139,10 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 		{"max-connections", required_argument, NULL, 'C'},
 		{"max-connections-per-ip", required_argument, NULL, 'P'},
 		{"request-timeout", required_argument, NULL, 'T'},
+		{"webhook-listen", required_argument, NULL, 'K'},
+		{"tls-cert", required_argument, NULL, 'E'},
+		{"tls-key", required_argument, NULL, 'Y'},
+		{"webhook-client-ca", required_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -143,6 +155,10 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	o->max_connections = env_long("PLINTH_MAX_CONNECTIONS", SERVER_DEFAULT_MAX_CONNECTIONS);
 	o->per_ip = env_long("PLINTH_MAX_CONNECTIONS_PER_IP", SERVER_DEFAULT_PER_IP);
 	o->request_timeout = env_long("PLINTH_REQUEST_TIMEOUT", SERVER_DEFAULT_REQUEST_TIMEOUT_S);
+	o->webhook_listen = env_str("PLINTH_WEBHOOK_LISTEN", NULL);
+	o->tls_cert = env_str("PLINTH_TLS_CERT", NULL);
+	o->tls_key = env_str("PLINTH_TLS_KEY", NULL);
+	o->webhook_client_ca = env_str("PLINTH_WEBHOOK_CLIENT_CA", NULL);
 	o->start_timeout = 86400;
 	o->sweep_interval = 30;
 	o->max_runtime_hours = 168;
@@ -172,6 +188,10 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 		case 'C': bad = parse_long(optarg, 1, 1000000, &o->max_connections); break;
 		case 'P': bad = parse_long(optarg, 1, 1000000, &o->per_ip); break;
 		case 'T': bad = parse_long(optarg, 1, 3600, &o->request_timeout); break;
+		case 'K': o->webhook_listen = optarg; break;
+		case 'E': o->tls_cert = optarg; break;
+		case 'Y': o->tls_key = optarg; break;
+		case 'V': o->webhook_client_ca = optarg; break;
 		case 'h': serve_usage(stdout); exit(0);
 		default: serve_usage(stderr); return -1;
 		}
@@ -203,6 +223,16 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	}
 	if (o->db_wait_ms < 1 || o->db_wait_ms > 600000) {
 		fprintf(stderr, "plinth serve: --db-wait must be 1..600000 ms\n");
+		return -1;
+	}
+	if (o->webhook_listen != NULL && (o->tls_cert == NULL || o->tls_key == NULL)) {
+		fprintf(stderr, "plinth serve: --webhook-listen needs --tls-cert and --tls-key\n");
+		return -1;
+	}
+	if (o->webhook_listen == NULL &&
+	    (o->tls_cert != NULL || o->tls_key != NULL || o->webhook_client_ca != NULL)) {
+		fprintf(stderr, "plinth serve: --tls-cert, --tls-key and --webhook-client-ca need "
+				"--webhook-listen\n");
 		return -1;
 	}
 	if (o->threads < 1 || o->threads > 256) {
@@ -238,6 +268,31 @@ static int write_file_atomic(const char *path, const char *text)
 		return -1;
 	}
 	return 0;
+}
+
+/* Reads a PEM file (at most 1 MiB) into a malloc'd NUL-terminated string
+ * the caller frees; NULL after saying why. */
+static char *read_pem(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		fprintf(stderr, "plinth serve: cannot read %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	size_t cap = 1024 * 1024;
+	char *p = malloc(cap + 1);
+	size_t n = p ? fread(p, 1, cap + 1, f) : 0;
+	bool err = ferror(f) != 0;
+	fclose(f);
+	if (p == NULL || err || n == 0 || n > cap) {
+		fprintf(stderr, "plinth serve: %s is %s\n", path,
+			p == NULL ? "too large for memory" : err ? "unreadable" :
+			n == 0 ? "empty" : "larger than 1 MiB");
+		free(p);
+		return NULL;
+	}
+	p[n] = '\0';
+	return p;
 }
 
 /* The admin bootstrap: an env/flag token is ensured; with none and no admin
@@ -367,7 +422,9 @@ int cmd_serve(int argc, char **argv)
 	struct serve_opts o = {0};
 	struct store *store = NULL;
 	struct store_conn *c = NULL;
-	struct server *srv = NULL;
+	struct server *srv = NULL, *webhook = NULL;
+	char *pem_cert = NULL, *pem_key = NULL, *pem_ca = NULL;
+	char webhook_url[400] = "";
 	struct alerter *alerter = NULL;
 	struct integrations *integ = NULL;
 	struct sweeper sw = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
@@ -445,6 +502,31 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "plinth serve: %s\n", detail);
 		goto out;
 	}
+	if (o.webhook_listen != NULL) {
+		/* The Kubernetes admission webhook: the same API over TLS. */
+		pem_cert = read_pem(o.tls_cert);
+		pem_key = pem_cert ? read_pem(o.tls_key) : NULL;
+		pem_ca = pem_key && o.webhook_client_ca ? read_pem(o.webhook_client_ca) : NULL;
+		if (pem_cert == NULL || pem_key == NULL || (o.webhook_client_ca && pem_ca == NULL))
+			goto out_stop;
+		struct server_tls tls = {pem_cert, pem_key, pem_ca};
+		unsigned wport = 0;
+		rc = server_start_tls(&app, o.webhook_listen, &lim, &tls, &webhook, &wport, detail,
+				      sizeof(detail));
+		if (rc != 0) {
+			fprintf(stderr, "plinth serve: %s\n", detail);
+			goto out_stop;
+		}
+		char whost[256];
+		snprintf(whost, sizeof(whost), "%s", o.webhook_listen);
+		char *wc = strrchr(whost, ':');
+		if (wc != NULL)
+			*wc = '\0';
+		snprintf(webhook_url, sizeof(webhook_url), "https://%s:%u",
+			 whost[0] ? whost : "127.0.0.1", wport);
+		log_event("info", "admission webhook listening",
+			  json_pack("{s:s, s:b}", "url", webhook_url, "client_ca", pem_ca != NULL));
+	}
 	char host[256];
 	snprintf(host, sizeof(host), "%s", o.listen);
 	char *colon = strrchr(host, ':');
@@ -464,19 +546,33 @@ int cmd_serve(int argc, char **argv)
 		  json_pack("{s:s, s:s, s:s}", "url", base, "store", store->ops->name, "version",
 			    PLINTH_VERSION));
 	printf("Plinth is listening on %s (dashboard: %s/, API: %s/v1/)\n", base, base, base);
+	if (webhook_url[0] != '\0')
+		printf("Admission webhook (TLS): %s/v1/admission/review\n", webhook_url);
 	fflush(stdout);
 	if (o.ready_file != NULL) {
-		char line[420];
-		snprintf(line, sizeof(line), "%s\n", base);
+		char line[840];
+		/* The base URL first (scripts read one line); then the webhook's. */
+		snprintf(line, sizeof(line), "%s\n%s%s", base, webhook_url,
+			 webhook_url[0] ? "\n" : "");
 		if (write_file_atomic(o.ready_file, line) != 0)
 			fprintf(stderr, "plinth serve: cannot write %s\n", o.ready_file);
 	}
 	int sig = 0;
 	sigwait(&sigs, &sig);
 	log_event("info", "stopping", json_pack("{s:i}", "signal", sig));
+	server_stop(webhook, 30);
+	webhook = NULL;
 	server_stop(srv, 30);
 	exit_code = 0;
+out_stop:
+	/* A failed webhook start: the plain listener is up and stops here. */
+	server_stop(webhook, 30);
+	if (exit_code != 0)
+		server_stop(srv, 30);
 out:
+	free(pem_cert);
+	free(pem_key);
+	free(pem_ca);
 	alerter_stop(alerter);
 	free(o.alert_env);
 	if (sweeper_started) {

@@ -60,6 +60,7 @@ static const struct route routes[] = {
 	{"GET", "/chart.js", api_web_chart_js, R_NONE},
 	{"POST", "/v1/jobs", api_job_create, R_ACT},
 	{"GET", "/v1/jobs/{}", api_job_get, R_ANY},
+	{"POST", "/v1/admission/review", api_admission_review, R_ADMIN | R_SERVICE},
 };
 
 /* Matches path against pattern, capturing "{}" segments into r->params. */

@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -569,12 +570,55 @@ static unsigned server_fd_room(void)
 	return room > 1000000 ? 1000000u : (unsigned)room;
 }
 
-int server_start(struct app *app, const char *listen, const struct server_limits *lim,
-		 struct server **out, unsigned *port, char *detail, size_t detail_len)
+/*
+ * Is the peer's certificate present and signed by the trusted client CA?
+ * libmicrohttpd with MHD_OPTION_HTTPS_MEM_TRUST only *requests* a client
+ * certificate (GNUTLS_CERT_REQUEST); checking it is ours.
+ */
+static bool client_cert_ok(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (ci == NULL || ci->tls_session == NULL)
+		return false;
+	unsigned status = 0;
+	int rc = gnutls_certificate_verify_peers2((gnutls_session_t)ci->tls_session, &status);
+	return rc == GNUTLS_E_SUCCESS && status == 0;
+}
+
+/* on_request behind a client-certificate check: a request without a valid
+ * certificate is answered 403 at once (its body never read). */
+static enum MHD_Result on_request_client_cert(void *cls, struct MHD_Connection *c, const char *url,
+					      const char *method, const char *version,
+					      const char *upload, size_t *upload_size,
+					      void **con_cls)
+{
+	struct server *s = cls;
+	if (*con_cls == NULL && !client_cert_ok(c)) {
+		struct req *r = req_new(s, c, url, method);
+		if (r == NULL)
+			return MHD_NO;
+		*con_cls = r;
+		atomic_fetch_add(&s->inflight, 1);
+		reply_err(r, ERR_FORBIDDEN,
+			  "a client certificate signed by the webhook's client CA is required");
+		return queue_early(r);
+	}
+	return on_request(cls, c, url, method, version, upload, upload_size, con_cls);
+}
+
+/* server_start and server_start_tls: tls NULL for plain HTTP. */
+static int start(struct app *app, const char *listen, const struct server_limits *lim,
+		 const struct server_tls *tls, struct server **out, unsigned *port, char *detail,
+		 size_t detail_len)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen = 0;
 	bool ipv6 = false;
+	if (tls != NULL && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		snprintf(detail, detail_len, "this libmicrohttpd was built without TLS");
+		return ERR_INVALID;
+	}
 	int rc = parse_listen(listen, &ss, &sslen, &ipv6, detail, detail_len);
 	if (rc != 0)
 		return rc;
@@ -619,13 +663,31 @@ int server_start(struct app *app, const char *listen, const struct server_limits
 			 MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	if (ipv6)
 		flags |= MHD_USE_IPv6;
+	MHD_AccessHandlerCallback handler = on_request;
+	/* TLS (the admission webhook): the certificate, its key and, when set,
+	 * the CA a client certificate must be signed by (libmicrohttpd only
+	 * requests one: on_request_client_cert verifies it on every request). */
+	struct MHD_OptionItem tls_opts[] = {
+		{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL},
+		{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL},
+	};
+	if (tls != NULL) {
+		flags |= MHD_USE_TLS;
+		tls_opts[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)tls->cert_pem};
+		tls_opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)tls->key_pem};
+		if (tls->client_ca_pem != NULL) {
+			tls_opts[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
+							      (void *)tls->client_ca_pem};
+			handler = on_request_client_cert;
+		}
+	}
 	/* The per-connection memory pool: with 64 KiB, a profile at 64 clients
 	 * showed ~5% of the daemon's CPU in libmicrohttpd memsets that scale with
 	 * it.  32 KiB (libmicrohttpd's default) still holds an 8 KiB header, and
 	 * 16 KiB did not (test_bad_input); bodies are copied out to r->body.
 	 * MHD_OPTION_CONNECTION_TIMEOUT (idle time) still bounds a client that
 	 * stops reading its answer; the reaper bounds receiving a request. */
-	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, s,
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				  MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
@@ -637,10 +699,13 @@ int server_start(struct app *app, const char *listen, const struct server_limits
 				  MHD_OPTION_THREAD_STACK_SIZE, (size_t)SERVER_THREAD_STACK,
 				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
 				  MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)512,
+				  MHD_OPTION_ARRAY, tls_opts,
 				  MHD_OPTION_END);
 	if (s->mhd == NULL) {
-		snprintf(detail, detail_len, "cannot listen on %s: %s", listen,
-			 errno ? strerror(errno) : "libmicrohttpd refused to start");
+		snprintf(detail, detail_len, "cannot listen%s on %s: %s", tls ? " with TLS" : "", listen,
+			 errno ? strerror(errno)
+			 : tls ? "libmicrohttpd refused to start (is the certificate or key invalid?)"
+			       : "libmicrohttpd refused to start");
 		pthread_cond_destroy(&s->cv);
 		pthread_mutex_destroy(&s->mu);
 		free(s);
@@ -659,6 +724,19 @@ int server_start(struct app *app, const char *listen, const struct server_limits
 	*port = info ? info->port : 0;
 	*out = s;
 	return 0;
+}
+
+int server_start(struct app *app, const char *listen, const struct server_limits *lim,
+		 struct server **out, unsigned *port, char *detail, size_t detail_len)
+{
+	return start(app, listen, lim, NULL, out, port, detail, detail_len);
+}
+
+int server_start_tls(struct app *app, const char *listen, const struct server_limits *lim,
+		     const struct server_tls *tls, struct server **out, unsigned *port,
+		     char *detail, size_t detail_len)
+{
+	return start(app, listen, lim, tls, out, port, detail, detail_len);
 }
 
 void server_stop(struct server *s, int grace_s)
@@ -688,4 +766,3 @@ void server_stop(struct server *s, int grace_s)
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
-

@@ -33,6 +33,23 @@ struct server_limits {
 int server_start(struct app *app, const char *listen, const struct server_limits *lim,
 		 struct server **out, unsigned *port, char *detail, size_t detail_len);
 
+/* The TLS listener's material, PEM text; it must outlive the server. */
+struct server_tls {
+	const char *cert_pem;      /* the server certificate (chain) */
+	const char *key_pem;       /* its private key */
+	const char *client_ca_pem; /* NULL, or: require a client certificate signed by it */
+};
+
+/*
+ * server_start over TLS (libmicrohttpd with GnuTLS), for the Kubernetes
+ * admission webhook: the same router, limits and request deadline.  With client_ca_pem, a
+ * request without a client certificate signed by that CA is refused with 403
+ * before its body is read.  Stop it with server_stop.
+ */
+int server_start_tls(struct app *app, const char *listen, const struct server_limits *lim,
+		     const struct server_tls *tls, struct server **out, unsigned *port,
+		     char *detail, size_t detail_len);
+
 /* Stops accepting, waits up to grace_s for requests in flight, then stops. */
 void server_stop(struct server *s, int grace_s);
 

@@ -17,28 +17,11 @@
 #include <yaml.h>
 
 #include "core/err.h"
+#include "core/gpuproduct.h"
 #include "util/buf.h"
 
 #define MANIFEST_OUT_MAX (256 * 1024)
 #define MANIFEST_DETAIL_LEN 256
-
-struct gpu_product {
-	const char *id;
-	const char *product; /* GPU Feature Discovery's nvidia.com/gpu.product */
-};
-
-static const struct gpu_product gpu_products[] = {
-	{"h100-80gb", "NVIDIA-H100-80GB-HBM3"},
-	{"h200-141gb", "NVIDIA-H200"},
-	{"a100-40gb", "NVIDIA-A100-SXM4-40GB"},
-	{"a100-80gb", "NVIDIA-A100-SXM4-80GB"},
-	{"v100-16gb", "Tesla-V100-SXM2-16GB"},
-	{"v100-32gb", "Tesla-V100-SXM2-32GB"},
-	{"a10g-24gb", "NVIDIA-A10G"},
-	{"l4-24gb", "NVIDIA-L4"},
-	{"l40s-48gb", "NVIDIA-L40S"},
-	{"t4-16gb", "Tesla-T4"},
-};
 
 static const struct {
 	const char *name;
@@ -422,14 +405,12 @@ int manifest_job_render(const struct job_spec *j, char **out, size_t *len, char 
 	em_kv(&m, "restartPolicy", "Never");
 	em_plain(&m, "nodeSelector");
 	em_map(&m);
-	const char *product = NULL;
-	for (size_t i = 0; i < sizeof(gpu_products) / sizeof(gpu_products[0]); i++)
-		if (strcmp(gpu_products[i].id, j->gpu_type) == 0)
-			product = gpu_products[i].product;
+	/* The same table the admission webhook reads (core/gpuproduct). */
+	const char *product = gpu_product_of_type(j->gpu_type);
 	if (product)
-		em_kv(&m, "nvidia.com/gpu.product", product);
+		em_kv(&m, GPU_PRODUCT_LABEL, product);
 	else
-		em_kv(&m, "plinth.io/gpu-type", j->gpu_type);
+		em_kv(&m, GPU_TYPE_LABEL, j->gpu_type);
 	em_map_end(&m);
 	em_plain(&m, "tolerations");
 	em_seq(&m);

@@ -636,6 +636,30 @@ def scenario(tap, c, doc, doc_json, doc_bytes, base, admin):
     A("/v1/jobs/{id}", "get", params={"id": (job or {}).get("id", "x")}, expect=200)
     A("/v1/jobs/{id}", "get", params={"id": "job_nosuchjob"}, expect=404)
 
+    # --- the Kubernetes admission webhook (docs/kubernetes.md) ------------------------
+    def review(uid, labels, gpus):
+        ctr = {"name": "c", "image": "x"}
+        if gpus:
+            ctr["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
+        return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "request": {"uid": uid, "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                            "operation": "CREATE", "namespace": "alpha",
+                            "object": {"metadata": {"name": "p", "labels": labels},
+                                       "spec": {"containers": [ctr]}}}}
+    _, _, rv = A("/v1/admission/review", "post", body=review("u1", {}, 0), token=svc,
+                 expect=200, desc="no GPUs: allowed")
+    check(tap, rv is not None and rv["response"] == {"uid": "u1", "allowed": True},
+          "admission: a pod without GPUs is allowed, uid echoed", rv)
+    _, _, rv = A("/v1/admission/review", "post", body=review("u2", {}, 2), expect=200,
+                 desc="GPUs, no label: denied")
+    check(tap, rv is not None and rv["response"]["allowed"] is False and
+          rv["response"]["status"]["code"] == 403, "admission: a GPU pod without a label is "
+          "denied with a 403 status", rv)
+    A("/v1/admission/review", "post", body={"apiVersion": "v1", "kind": "Pod"}, expect=400,
+      desc="not an AdmissionReview")
+    A("/v1/admission/review", "post", body=review("u3", {}, 0), token=mem, expect=403,
+      desc="member")
+
     # --- outside the operations: 405 and unknown paths still speak problem+json --------
     s, h, b = c.raw("DELETE", base + "/v1/gpu-types", None, {"Authorization": "Bearer " + admin})
     errs = doc.errors("/components/schemas/Problem", json.loads(b or b"null"))

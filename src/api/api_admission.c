@@ -1,0 +1,336 @@
+/*
+ * api_admission.c - POST /v1/admission/review: the Kubernetes validating
+ * admission webhook (admission.k8s.io/v1 AdmissionReview).
+ *
+ * Parses the review into the facts core/admission.c decides on, reads the
+ * allocation the object's label names with ONE indexed read (the store's
+ * get-by-id) and only when the object asks for GPUs and carries a label: it
+ * is on the path of every pod creation in the cluster.  The review is parsed
+ * with jansson, like every other body.  A review that cannot be parsed is a 400
+ * problem (JSON that is not an object a 422, as on every endpoint; the API
+ * server then applies the webhook's failurePolicy); a decision, allowed or
+ * not, is a 200 AdmissionReview.  It never changes anything.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "core/admission.h"
+#include "core/err.h"
+#include "core/gpuproduct.h"
+#include "http/jsonv.h"
+
+#define REVIEW_API_VERSION "admission.k8s.io/v1"
+#define REVIEW_KIND "AdmissionReview"
+#define REVIEW_UID_MAX 128
+
+/* The facts of one object (Pod or Job), pointing into its JSON. */
+struct parsed {
+	struct admission_object o;
+	struct admission_container init[ADMISSION_MAX_CONTAINERS];
+	struct admission_container containers[ADMISSION_MAX_CONTAINERS];
+	bool deleting; /* metadata.deletionTimestamp is set */
+};
+
+/* A label / selector value: a string, or NULL when absent; *bad when present
+ * but not a string or longer than a label value may be. */
+static const char *str_member(json_t *obj, const char *key, bool *bad)
+{
+	json_t *v = json_object_get(obj, key);
+	if (v == NULL || json_is_null(v))
+		return NULL;
+	if (!json_is_string(v) || json_string_length(v) >= STORE_ID_LEN) {
+		*bad = true;
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+/*
+ * A Kubernetes quantity of a whole resource: an integer, or a string of
+ * digits with an optional decimal (k M G T P E) or binary (Ki ... Ei) suffix.
+ * The API server has validated the object, so an extended resource is whole.
+ * Saturates.  0 or -1.
+ */
+static int quantity_parse(json_t *v, int64_t *out)
+{
+	if (json_is_integer(v)) {
+		*out = json_integer_value(v) < 0 ? 0 : json_integer_value(v);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return -1;
+	const char *s = json_string_value(v);
+	size_t nd = strspn(s, "0123456789");
+	if (nd == 0 || nd > 19)
+		return -1;
+	static const struct {
+		const char *suffix;
+		int64_t base;
+		int power;
+	} units[] = {{"", 1, 0},       {"k", 1000, 1}, {"M", 1000, 2}, {"G", 1000, 3},
+		     {"T", 1000, 4},   {"P", 1000, 5}, {"E", 1000, 6}, {"Ki", 1024, 1},
+		     {"Mi", 1024, 2},  {"Gi", 1024, 3}, {"Ti", 1024, 4}, {"Pi", 1024, 5},
+		     {"Ei", 1024, 6}};
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(s + nd, units[i].suffix) != 0)
+			continue;
+		errno = 0;
+		long long n = strtoll(s, NULL, 10);
+		int64_t q = errno == ERANGE ? INT64_MAX : (int64_t)n;
+		for (int p = 0; p < units[i].power; p++)
+			q = q > INT64_MAX / units[i].base ? INT64_MAX : q * units[i].base;
+		*out = q;
+		return 0;
+	}
+	return -1;
+}
+
+/* One container list into out[]; 0 or -1 with *why. */
+static int containers_parse(json_t *list, bool init, struct admission_container *out, size_t *n,
+			    const char **why)
+{
+	*n = 0;
+	if (list == NULL || json_is_null(list))
+		return 0;
+	if (!json_is_array(list) || json_array_size(list) > ADMISSION_MAX_CONTAINERS) {
+		*why = "a container list is not an array of at most 256 containers";
+		return -1;
+	}
+	size_t i;
+	json_t *c;
+	json_array_foreach(list, i, c) {
+		int64_t gpus = 0;
+		json_t *res = json_is_object(c) ? json_object_get(c, "resources") : NULL;
+		const char *kinds[] = {"limits", "requests"};
+		for (size_t k = 0; k < 2; k++) {
+			json_t *m = json_is_object(res) ? json_object_get(res, kinds[k]) : NULL;
+			json_t *q = json_is_object(m) ? json_object_get(m, GPU_RESOURCE) : NULL;
+			int64_t v = 0;
+			if (q != NULL && quantity_parse(q, &v) != 0) {
+				*why = "an nvidia.com/gpu quantity is not a whole number";
+				return -1;
+			}
+			if (v > gpus)
+				gpus = v;
+		}
+		json_t *rp = json_is_object(c) ? json_object_get(c, "restartPolicy") : NULL;
+		out[i].gpus = gpus;
+		out[i].sidecar = init && json_is_string(rp) && strcmp(json_string_value(rp), "Always") == 0;
+	}
+	*n = json_array_size(list);
+	return 0;
+}
+
+/* A Pod (or a Job, whose pods are its template) into p.  0 or -1 with *why. */
+static int object_parse(json_t *obj, bool is_job, const char *ns, struct parsed *p,
+			const char **why)
+{
+	bool bad = false;
+	memset(&p->o, 0, sizeof(p->o));
+	p->o.is_job = is_job;
+	p->o.namespace_ = ns;
+	p->o.parallelism = 1;
+	if (!json_is_object(obj)) {
+		*why = "request.object is not an object";
+		return -1;
+	}
+	json_t *meta = json_object_get(obj, "metadata");
+	json_t *spec = json_object_get(obj, "spec");
+	json_t *ts = json_is_object(meta) ? json_object_get(meta, "deletionTimestamp") : NULL;
+	p->deleting = ts != NULL && !json_is_null(ts);
+	json_t *pod_meta = meta, *pod_spec = spec;
+	if (is_job) {
+		json_t *labels = json_is_object(meta) ? json_object_get(meta, "labels") : NULL;
+		p->o.job_allocation_id = str_member(labels, GPU_ALLOCATION_LABEL, &bad);
+		json_t *par = json_is_object(spec) ? json_object_get(spec, "parallelism") : NULL;
+		if (par != NULL && !json_is_null(par)) {
+			if (!json_is_integer(par) || json_integer_value(par) < 0) {
+				*why = "spec.parallelism is not a non-negative integer";
+				return -1;
+			}
+			p->o.parallelism = json_integer_value(par);
+		}
+		json_t *tmpl = json_is_object(spec) ? json_object_get(spec, "template") : NULL;
+		pod_meta = json_is_object(tmpl) ? json_object_get(tmpl, "metadata") : NULL;
+		pod_spec = json_is_object(tmpl) ? json_object_get(tmpl, "spec") : NULL;
+	}
+	if (!json_is_object(pod_spec)) {
+		*why = is_job ? "the Job has no spec.template.spec" : "the Pod has no spec";
+		return -1;
+	}
+	json_t *labels = json_is_object(pod_meta) ? json_object_get(pod_meta, "labels") : NULL;
+	p->o.allocation_id = str_member(labels, GPU_ALLOCATION_LABEL, &bad);
+	json_t *sel = json_object_get(pod_spec, "nodeSelector");
+	p->o.gpu_type_sel = str_member(sel, GPU_TYPE_LABEL, &bad);
+	p->o.gpu_product_sel = str_member(sel, GPU_PRODUCT_LABEL, &bad);
+	if (bad) {
+		*why = "a label or nodeSelector value is not a string of at most 63 bytes";
+		return -1;
+	}
+	if (containers_parse(json_object_get(pod_spec, "initContainers"), true, p->init, &p->o.ninit,
+			     why) != 0 ||
+	    containers_parse(json_object_get(pod_spec, "containers"), false, p->containers,
+			     &p->o.ncontainers, why) != 0)
+		return -1;
+	p->o.init = p->init;
+	p->o.containers = p->containers;
+	return 0;
+}
+
+/* The answer: the same apiVersion/kind, the request's uid, allowed, and on
+ * denial a metav1.Status with code 403, reason Forbidden and the message. */
+static void reply_review(struct req *r, const char *uid, bool allowed, const char *message)
+{
+	json_t *resp = json_pack("{s:s, s:b}", "uid", uid, "allowed", allowed);
+	if (resp != NULL && !allowed &&
+	    json_object_set_new(resp, "status",
+				json_pack("{s:i, s:s, s:s}", "code", 403, "reason", "Forbidden",
+					  "message", message)) != 0) {
+		json_decref(resp);
+		resp = NULL;
+	}
+	json_t *body = resp ? json_pack("{s:s, s:s, s:o}", "apiVersion", REVIEW_API_VERSION, "kind",
+					REVIEW_KIND, "response", resp)
+			    : NULL;
+	if (body == NULL) {
+		reply_err(r, ERR_NOMEM, NULL);
+		return;
+	}
+	reply_json(r, 200, body);
+}
+
+static bool ctype_is_json(const char *ct)
+{
+	return ct != NULL && strncasecmp(ct, "application/json", 16) == 0 &&
+	       (ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ');
+}
+
+/* Decides one parsed review: reads the allocation if needed, then replies. */
+static void review_decide(struct req *r, const char *uid, struct parsed *p, struct parsed *old)
+{
+	char reason[ADMISSION_REASON_LEN] = "";
+	if (old != NULL && (p->deleting || admission_same_ask(&p->o, &old->o))) {
+		/* An UPDATE that asks for nothing new: finalizers come off, a
+		 * finished Job's metadata may change, whatever its allocation's
+		 * state.  (A CREATE never carries a deletionTimestamp that counts.) */
+		reply_review(r, uid, true, NULL);
+		return;
+	}
+	struct allocation a;
+	struct admission_alloc facts;
+	const struct admission_alloc *found = NULL;
+	if (admission_needs_alloc(&p->o) && strlen(p->o.allocation_id) < sizeof(a.id)) {
+		struct store_conn *db;
+		int rc = req_db(r, &db);
+		if (rc == 0)
+			rc = store_conn_ops(db)->alloc_get(db, p->o.allocation_id, &a);
+		req_db_release(r);
+		if (rc != 0 && rc != ERR_NOT_FOUND) {
+			reply_err(r, rc, "cannot read the allocation");
+			return;
+		}
+		if (rc == 0) {
+			facts = (struct admission_alloc){
+				.id = a.id,
+				.team = a.team,
+				.gpu_type = a.gpu_type,
+				.gpu_count = a.gpu_count,
+				.status = a.status,
+				.expires_at = a.expires_at,
+			};
+			found = &facts;
+		}
+	}
+	bool allowed = admission_decide(&p->o, found, r->now, reason, sizeof(reason));
+	reply_review(r, uid, allowed, reason);
+}
+
+void api_admission_review(struct req *r)
+{
+	json_t *review = NULL;
+	struct parsed *cur = NULL, *old = NULL;
+	const char *why = NULL;
+	if (r->body.len == 0) {
+		reply_err(r, ERR_MALFORMED, "an AdmissionReview body is required");
+		goto out;
+	}
+	if (!ctype_is_json(req_header(r, "Content-Type"))) {
+		reply_problem(r, 415, "unsupported-media-type", "Unsupported media type",
+			      "send the AdmissionReview as Content-Type: application/json", NULL);
+		goto out;
+	}
+	/* Not req_json_object(): a Pod or Job is nested deeper than the API's
+	 * bodies may be; the body is still capped at 1 MiB by the server. */
+	json_error_t jerr;
+	review = json_loadb(r->body.p, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+	if (review == NULL) {
+		char d[300];
+		snprintf(d, sizeof(d), "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+		reply_err(r, ERR_MALFORMED, d);
+		goto out;
+	}
+	if (!json_is_object(review)) {
+		/* As on every endpoint: JSON that is not an object is a 422. */
+		json_t *errors = json_array();
+		if (errors == NULL) {
+			reply_err(r, ERR_NOMEM, NULL);
+			goto out;
+		}
+		jsonv_error(errors, "", "the body must be a JSON object");
+		reply_invalid(r, errors);
+		goto out;
+	}
+	json_t *req = json_object_get(review, "request");
+	json_t *uid = json_object_get(req, "uid");
+	json_t *kind = json_object_get(req, "kind");
+	const char *api_version = json_string_value(json_object_get(review, "apiVersion"));
+	const char *op = json_string_value(json_object_get(req, "operation"));
+	const char *group = json_string_value(json_object_get(kind, "group"));
+	const char *kname = json_string_value(json_object_get(kind, "kind"));
+	const char *ns = json_string_value(json_object_get(req, "namespace"));
+	if (api_version == NULL ||
+	    strcmp(api_version, REVIEW_API_VERSION) != 0 ||
+	    !json_is_string(json_object_get(review, "kind")) ||
+	    strcmp(json_string_value(json_object_get(review, "kind")), REVIEW_KIND) != 0)
+		why = "not an admission.k8s.io/v1 AdmissionReview";
+	else if (!json_is_object(req))
+		why = "the review has no request";
+	else if (!json_is_string(uid) || json_string_length(uid) == 0 ||
+		 json_string_length(uid) > REVIEW_UID_MAX)
+		why = "request.uid is missing or longer than 128 bytes";
+	else if (op == NULL || kname == NULL)
+		why = "request.operation or request.kind is missing";
+	if (why != NULL) {
+		reply_err(r, ERR_MALFORMED, why);
+		goto out;
+	}
+	bool is_pod = strcmp(kname, "Pod") == 0 && (group == NULL || group[0] == '\0');
+	bool is_job = strcmp(kname, "Job") == 0 && group != NULL && strcmp(group, "batch") == 0;
+	bool is_update = strcmp(op, "UPDATE") == 0;
+	if (!(is_pod && strcmp(op, "CREATE") == 0) &&
+	    !(is_job && (strcmp(op, "CREATE") == 0 || is_update))) {
+		/* Not ours to judge (the webhook configuration should not send it). */
+		reply_review(r, json_string_value(uid), true, NULL);
+		goto out;
+	}
+	cur = malloc(sizeof(*cur));
+	old = is_update ? malloc(sizeof(*old)) : NULL;
+	if (cur == NULL || (is_update && old == NULL)) {
+		reply_err(r, ERR_NOMEM, NULL);
+		goto out;
+	}
+	if (object_parse(json_object_get(req, "object"), is_job, ns, cur, &why) != 0 ||
+	    (is_update && object_parse(json_object_get(req, "oldObject"), is_job, ns, old, &why) != 0)) {
+		reply_err(r, ERR_MALFORMED, why);
+		goto out;
+	}
+	review_decide(r, json_string_value(uid), cur, old);
+out:
+	free(cur);
+	free(old);
+	json_decref(review);
+}

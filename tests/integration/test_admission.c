@@ -1,0 +1,468 @@
+/*
+ * test_admission.c - the Kubernetes admission webhook (issue 13, part 2)
+ * against the real daemon (SQLite, and PostgreSQL with ITEST_PG=1): real
+ * admission.k8s.io/v1 AdmissionReview documents posted over plain HTTP and
+ * over the TLS listener (a throwaway CA, server and client certificate made
+ * with openssl in the test's own temporary directory; libcurl trusts the CA
+ * and presents the client certificate).
+ */
+#include "itest.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define H100 "NVIDIA-H100-80GB-HBM3"
+#define A100 "NVIDIA-A100-SXM4-80GB"
+
+struct fixture {
+	struct itest_daemon *d;
+	char pki[ITEST_PATH_LEN]; /* CA, server and client certificates */
+	char tls_url[128];        /* "https://127.0.0.1:PORT" */
+	const char *service;      /* a service token */
+	const char *member;       /* a member token of team nlp */
+	const char *ok;           /* approved, nlp, h100 x 4 */
+	const char *other;        /* approved, vision, h100 x 4 */
+	const char *cancelled;    /* cancelled, nlp, h100 x 4 */
+};
+
+static struct fixture fx;
+
+static int run(const char *cmd)
+{
+	int rc = system(cmd);
+	if (rc != 0)
+		fprintf(stderr, "test_admission: `%s` failed (%d)\n", cmd, rc);
+	return rc;
+}
+
+/* A CA, a server certificate for 127.0.0.1 and a client certificate. */
+static int make_pki(const char *dir)
+{
+	char cmd[4096];
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && "
+		 "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 "
+		 "-subj /CN=plinth-test-ca && "
+		 "openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 && "
+		 "printf 'subjectAltName=IP:127.0.0.1\\n' > srv.ext && "
+		 "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem "
+		 "-days 1 -extfile srv.ext && "
+		 "openssl req -newkey rsa:2048 -nodes -keyout cli.key -out cli.csr -subj /CN=kube-apiserver && "
+		 "openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cli.pem -days 1 && "
+		 "openssl req -x509 -newkey rsa:2048 -nodes -keyout rogue.key -out rogue.pem -days 1 "
+		 "-subj /CN=rogue",
+		 dir);
+	return run(cmd);
+}
+
+/* Reads the webhook URL (the ready file's second line). */
+static int read_tls_url(void)
+{
+	FILE *f = fopen(fx.d->ready, "r");
+	char line[256] = "", second[256] = "";
+	if (f == NULL)
+		return -1;
+	if (fgets(line, sizeof(line), f) == NULL || fgets(second, sizeof(second), f) == NULL)
+		second[0] = '\0';
+	fclose(f);
+	second[strcspn(second, "\r\n")] = '\0';
+	if (strncmp(second, "https://127.0.0.1:", 18) != 0)
+		return -1;
+	snprintf(fx.tls_url, sizeof(fx.tls_url), "%s", second);
+	return 0;
+}
+
+static const char *alloc_id(struct itest_resp *r)
+{
+	ITEST_STATUS(r, 201);
+	return itest_jstr(r->json, "id");
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&fx, 0, sizeof(fx));
+	const char *tmp = getenv("TMPDIR");
+	snprintf(fx.pki, sizeof(fx.pki), "%s/plinth-pki-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (mkdtemp(fx.pki) == NULL || make_pki(fx.pki) != 0)
+		return -1;
+	char cert[600], key[600], ca[600];
+	snprintf(cert, sizeof(cert), "%s/srv.pem", fx.pki);
+	snprintf(key, sizeof(key), "%s/srv.key", fx.pki);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", fx.pki);
+	const char *args[] = {"--webhook-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key",
+			      key, "--webhook-client-ca", ca, NULL};
+	fx.d = itest_daemon_new(args);
+	if (fx.d == NULL || read_tls_url() != 0)
+		return -1;
+	struct itest_daemon *d = fx.d;
+	itest_put_gpu(d, "h100-80gb", "4.00", 64);
+	itest_put_team(d, "nlp", "100000");
+	itest_put_team(d, "vision", "100000");
+	fx.service = itest_make_token(d, "service", "[]", NULL);
+	fx.member = itest_make_token(d, "member", "[\"nlp\"]", NULL);
+	fx.ok = alloc_id(itest_allocate(d, d->admin, "nlp", "llm", "h100-80gb", 4, "1"));
+	fx.other = alloc_id(itest_allocate(d, d->admin, "vision", "cv", "h100-80gb", 4, "1"));
+	fx.cancelled = alloc_id(itest_allocate(d, d->admin, "nlp", "llm", "h100-80gb", 4, "1"));
+	ITEST_STATUS(itest_req(d, "POST", itest_strf(d, "/v1/allocations/%s/cancel", fx.cancelled),
+			       d->admin, "{}"),
+		     200);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	int rc = 0;
+	if (fx.d != NULL) {
+		rc = itest_daemon_stop(fx.d) == 0 ? 0 : -1;
+		if (rc != 0)
+			itest_daemon_dump_log(fx.d, 8192);
+		itest_daemon_free(fx.d);
+	}
+	if (fx.pki[0] != '\0') {
+		char cmd[700];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx.pki);
+		if (run(cmd) != 0)
+			rc = -1;
+	}
+	return rc;
+}
+
+/* What a review asks: a Pod or a Job in a namespace. */
+struct ask {
+	const char *kind;      /* "Pod" or "Job" */
+	const char *op;        /* "CREATE" / "UPDATE" */
+	const char *ns;
+	const char *label;     /* plinth.io/allocation-id, NULL = none */
+	const char *product;   /* nodeSelector nvidia.com/gpu.product, NULL = none */
+	long gpus;             /* per container limit; 0 = no GPU resources */
+	long init_gpus;        /* one init container's limit, 0 = none */
+	long parallelism;      /* Job only, 0 = absent */
+	bool deleting;         /* metadata.deletionTimestamp set */
+};
+
+/* The pod spec (new reference). */
+static json_t *pod_spec(const struct ask *a)
+{
+	json_t *c = json_pack("{s:s, s:s}", "name", "trainer", "image", "pytorch/pytorch:2.5.1");
+	if (a->gpus > 0)
+		json_object_set_new(c, "resources",
+				    json_pack("{s:{s:s, s:s}, s:{s:s}}", "limits", "nvidia.com/gpu",
+					      itest_strf(fx.d, "%ld", a->gpus), "memory", "8Gi",
+					      "requests", "cpu", "2"));
+	json_t *spec = json_pack("{s:s, s:[o]}", "restartPolicy", "Never", "containers", c);
+	if (a->init_gpus > 0)
+		json_object_set_new(spec, "initContainers",
+				    json_pack("[{s:s, s:s, s:{s:{s:i}}}]", "name", "prep", "image",
+					      "busybox", "resources", "limits", "nvidia.com/gpu",
+					      (json_int_t)a->init_gpus));
+	if (a->product != NULL)
+		json_object_set_new(spec, "nodeSelector",
+				    json_pack("{s:s, s:s}", "nvidia.com/gpu.product", a->product,
+					      "kubernetes.io/os", "linux"));
+	return spec;
+}
+
+static json_t *labels(const struct ask *a)
+{
+	json_t *l = json_pack("{s:s}", "app", "train");
+	if (a->label != NULL)
+		json_object_set_new(l, "plinth.io/allocation-id", json_string(a->label));
+	return l;
+}
+
+static json_t *object_plain(const struct ask *a);
+
+/* The object of the review (new reference). */
+static json_t *object(const struct ask *a)
+{
+	json_t *o = object_plain(a);
+	if (a->deleting)
+		json_object_set_new(json_object_get(o, "metadata"), "deletionTimestamp",
+				    json_string("2026-12-06T07:00:00Z"));
+	return o;
+}
+
+static json_t *object_plain(const struct ask *a)
+{
+	if (strcmp(a->kind, "Pod") == 0)
+		return json_pack("{s:s, s:s, s:{s:s, s:s, s:o}, s:o}", "apiVersion", "v1", "kind", "Pod",
+				 "metadata", "name", "train-0", "namespace", a->ns, "labels",
+				 labels(a), "spec", pod_spec(a));
+	json_t *spec = json_pack("{s:i, s:{s:{s:o}, s:o}}", "backoffLimit", 2, "template",
+				 "metadata", "labels", labels(a), "spec", pod_spec(a));
+	if (a->parallelism > 0)
+		json_object_set_new(spec, "parallelism", json_integer(a->parallelism));
+	return json_pack("{s:s, s:s, s:{s:s, s:s, s:o}, s:o}", "apiVersion", "batch/v1", "kind", "Job",
+			 "metadata", "name", "train", "namespace", a->ns, "labels", labels(a), "spec",
+			 spec);
+}
+
+/* An AdmissionReview as the API server sends it (owned by fx.d). */
+static const char *review(const char *uid, const struct ask *a, const struct ask *old)
+{
+	bool pod = strcmp(a->kind, "Pod") == 0;
+	json_t *req = json_pack(
+		"{s:s, s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}, s:s, s:s, s:s, "
+		"s:{s:s, s:s}, s:o, s:b}",
+		"uid", uid, "kind", "group", pod ? "" : "batch", "version", "v1", "kind", a->kind,
+		"resource", "group", pod ? "" : "batch", "version", "v1", "resource",
+		pod ? "pods" : "jobs", "requestKind", "group", pod ? "" : "batch", "version", "v1",
+		"kind", a->kind, "name", pod ? "train-0" : "train", "namespace", a->ns, "operation",
+		a->op, "userInfo", "username", "alice", "uid", "u1", "object", object(a), "dryRun", 0);
+	assert_non_null(req);
+	json_object_set_new(req, "oldObject", old ? object(old) : json_null());
+	json_t *rv = json_pack("{s:s, s:s, s:o}", "apiVersion", "admission.k8s.io/v1", "kind",
+			       "AdmissionReview", "request", req);
+	char *text = json_dumps(rv, JSON_COMPACT);
+	json_decref(rv);
+	assert_non_null(text);
+	return itest_keep(fx.d, text);
+}
+
+/* Checks a 200 AdmissionReview answer: same apiVersion/kind, our uid, the
+ * verdict, and on denial a 403 Forbidden status whose message has `why`. */
+static void check_answer(const struct itest_resp *r, const char *uid, bool allowed, const char *why)
+{
+	ITEST_STATUS(r, 200);
+	assert_non_null(r->json);
+	ITEST_STREQ(itest_jstr(r->json, "apiVersion"), "admission.k8s.io/v1");
+	ITEST_STREQ(itest_jstr(r->json, "kind"), "AdmissionReview");
+	ITEST_STREQ(itest_jstr(r->json, "response.uid"), uid);
+	json_t *al = itest_jget(r->json, "response.allowed");
+	assert_true(json_is_boolean(al));
+	if (json_is_true(al) != allowed) {
+		fprintf(stderr, "expected allowed=%d: %s\n", allowed, r->body);
+		fail();
+	}
+	if (allowed) {
+		assert_null(itest_jget(r->json, "response.status"));
+		return;
+	}
+	assert_int_equal(itest_jint(r->json, "response.status.code"), 403);
+	ITEST_STREQ(itest_jstr(r->json, "response.status.reason"), "Forbidden");
+	const char *msg = itest_jstr(r->json, "response.status.message");
+	if (msg == NULL || strstr(msg, why) == NULL) {
+		fprintf(stderr, "the message lacks \"%s\": %s\n", why, r->body);
+		fail();
+	}
+}
+
+static struct itest_resp *post_review(const char *token, const char *body)
+{
+	return itest_req(fx.d, "POST", "/v1/admission/review", token, body);
+}
+
+static void expect(const char *uid, const struct ask *a, const struct ask *old, bool allowed,
+		   const char *why)
+{
+	check_answer(post_review(fx.service, review(uid, a, old)), uid, allowed, why);
+}
+
+static void test_decisions_http(void **state)
+{
+	(void)state;
+	struct ask a = {"Pod", "CREATE", "nlp", NULL, NULL, 0, 0, 0, false};
+	/* No GPUs: allowed, no label or selection needed. */
+	expect("u-nogpu", &a, NULL, true, NULL);
+	a.label = "alloc_does_not_matter";
+	expect("u-nogpu-label", &a, NULL, true, NULL);
+
+	/* GPUs without a label. */
+	a = (struct ask){"Pod", "CREATE", "nlp", NULL, H100, 4, 0, 0, false};
+	expect("u-nolabel", &a, NULL, false, "no plinth.io/allocation-id label");
+	expect("u-nolabel2", &a, NULL, false, "plinth quote");
+	/* Another team's allocation. */
+	a.label = fx.other;
+	expect("u-other", &a, NULL, false, "belongs to team vision");
+	/* A cancelled allocation. */
+	a.label = fx.cancelled;
+	expect("u-cancel", &a, NULL, false, "is cancelled");
+	/* An allocation that does not exist. */
+	a.label = "alloc_00000000000000000000000000";
+	expect("u-unknown", &a, NULL, false, "does not exist");
+	/* The wrong GPU type, and no GPU type at all. */
+	a.label = fx.ok;
+	a.product = A100;
+	expect("u-type", &a, NULL, false, "selects GPU type a100-80gb");
+	a.product = NULL;
+	expect("u-nosel", &a, NULL, false, "nvidia.com/gpu.product: " H100);
+	/* More GPUs than the allocation holds (also through an init container). */
+	a.product = H100;
+	a.gpus = 8;
+	expect("u-more", &a, NULL, false, "holds 4");
+	a.gpus = 1;
+	a.init_gpus = 5;
+	expect("u-init", &a, NULL, false, "asks for 5");
+	/* The approved allocation: allowed. */
+	a.gpus = 4;
+	a.init_gpus = 0;
+	expect("u-ok", &a, NULL, true, NULL);
+
+	/* A Job: per pod x parallelism. */
+	struct ask j = {"Job", "CREATE", "nlp", fx.ok, H100, 4, 0, 2, false};
+	expect("u-job2", &j, NULL, false, "4 per pod x parallelism 2");
+	j.parallelism = 0; /* absent: 1 */
+	expect("u-job1", &j, NULL, true, NULL);
+	j.gpus = 2;
+	j.parallelism = 2;
+	expect("u-job2x2", &j, NULL, true, NULL);
+	/* UPDATE raising parallelism past the allocation: denied. */
+	struct ask old = j;
+	j.parallelism = 4;
+	j.op = "UPDATE";
+	expect("u-job-up", &j, &old, false, "parallelism 4");
+	/* UPDATE asking nothing new of a cancelled allocation: allowed (metadata). */
+	struct ask c = {"Job", "UPDATE", "nlp", fx.cancelled, H100, 4, 0, 0, false};
+	expect("u-job-same", &c, &c, true, NULL);
+	c.op = "CREATE";
+	expect("u-job-cancelled", &c, NULL, false, "is cancelled");
+
+	/* A Job being deleted may lose its finalizers even if the update
+	 * changed what it asks; a Pod CREATE gets nothing from the field. */
+	struct ask del = {"Job", "UPDATE", "nlp", fx.cancelled, H100, 8, 0, 0, true};
+	struct ask del_old = del;
+	del_old.gpus = 4;
+	expect("u-job-deleting", &del, &del_old, true, NULL);
+	struct ask pdel = {"Pod", "CREATE", "nlp", NULL, H100, 4, 0, 0, true};
+	expect("u-pod-deleting", &pdel, NULL, false, "no plinth.io/allocation-id label");
+
+	/* A Pod UPDATE or a DELETE is not judged. */
+	a = (struct ask){"Pod", "UPDATE", "nlp", NULL, H100, 4, 0, 0, false};
+	expect("u-pod-update", &a, &a, true, NULL);
+}
+
+static void test_bad_reviews(void **state)
+{
+	(void)state;
+	struct itest_daemon *d = fx.d;
+	struct ask a = {"Pod", "CREATE", "nlp", fx.ok, H100, 4, 0, 0, false};
+	const char *good = review("u-x", &a, NULL);
+	/* Who may call it: service and admin tokens only. */
+	ITEST_PROBLEM(post_review(NULL, good), 401, "unauthorized");
+	ITEST_PROBLEM(post_review(fx.member, good), 403, "forbidden");
+	check_answer(post_review(d->admin, good), "u-x", true, NULL);
+	/* Malformed reviews: 400 problems. */
+	ITEST_PROBLEM(post_review(fx.service, "{not json"), 400, "malformed-json");
+	ITEST_PROBLEM(post_review(fx.service, "[]"), 422, "validation-error");
+	ITEST_PROBLEM(post_review(fx.service, "{\"apiVersion\":\"admission.k8s.io/v1beta1\","
+					      "\"kind\":\"AdmissionReview\",\"request\":{}}"),
+		      400, "malformed-json");
+	ITEST_PROBLEM(post_review(fx.service, "{\"apiVersion\":\"admission.k8s.io/v1\","
+					      "\"kind\":\"AdmissionReview\"}"),
+		      400, "malformed-json");
+	ITEST_PROBLEM(post_review(fx.service,
+				  "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+				  "\"request\":{\"uid\":\"u\",\"kind\":{\"group\":\"\",\"version\":\"v1\","
+				  "\"kind\":\"Pod\"},\"operation\":\"CREATE\",\"namespace\":\"nlp\","
+				  "\"object\":{\"spec\":{\"containers\":[{\"resources\":{\"limits\":"
+				  "{\"nvidia.com/gpu\":\"half\"}}}]}}}}"),
+		      400, "malformed-json");
+	const char *ct[] = {"Content-Type: text/plain", NULL};
+	ITEST_PROBLEM(itest_req_h(d, "POST", "/v1/admission/review", fx.service, good, ct), 415,
+		      "unsupported-media-type");
+	ITEST_PROBLEM(itest_req(d, "GET", "/v1/admission/review", fx.service, NULL), 405,
+		      "method-not-allowed");
+}
+
+/* One POST over TLS; cert/key NULL: no client certificate.  0 or -1. */
+static int tls_post(const char *cert, const char *key, const char *body, struct itest_resp *out)
+{
+	CURL *h = curl_easy_init();
+	char ca[600], c[600], k[600], auth[200];
+	struct curl_slist *hdr = NULL;
+	FILE *mem = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	int rc = -1;
+	memset(out, 0, sizeof(*out));
+	if (h == NULL)
+		return -1;
+	snprintf(ca, sizeof(ca), "%s/ca.pem", fx.pki);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", fx.service);
+	hdr = curl_slist_append(hdr, auth);
+	hdr = curl_slist_append(hdr, "Content-Type: application/json");
+	mem = open_memstream(&buf, &len);
+	if (hdr == NULL || mem == NULL)
+		goto out;
+	curl_easy_setopt(h, CURLOPT_URL, itest_strf(fx.d, "%s/v1/admission/review", fx.tls_url));
+	curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+	if (cert != NULL) {
+		snprintf(c, sizeof(c), "%s/%s", fx.pki, cert);
+		snprintf(k, sizeof(k), "%s/%s", fx.pki, key);
+		curl_easy_setopt(h, CURLOPT_SSLCERT, c);
+		curl_easy_setopt(h, CURLOPT_SSLKEY, k);
+	}
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, mem);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 20L);
+	out->curl_rc = curl_easy_perform(h);
+	fclose(mem);
+	mem = NULL;
+	if (out->curl_rc == CURLE_OK) {
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
+		out->body = buf;
+		out->body_len = len;
+		buf = NULL;
+		out->json = json_loadb(out->body, out->body_len, 0, NULL);
+		char *type = NULL;
+		curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &type);
+		snprintf(out->content_type, sizeof(out->content_type), "%s", type ? type : "");
+		rc = 0;
+	}
+out:
+	if (mem != NULL)
+		fclose(mem);
+	free(buf);
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(h);
+	return rc;
+}
+
+static void test_tls_listener(void **state)
+{
+	(void)state;
+	struct itest_resp r;
+	struct ask a = {"Pod", "CREATE", "nlp", fx.ok, H100, 4, 0, 0, false};
+	/* With the API server's client certificate: the same decisions. */
+	assert_int_equal(tls_post("cli.pem", "cli.key", review("t-ok", &a, NULL), &r), 0);
+	check_answer(&r, "t-ok", true, NULL);
+	itest_resp_clear(&r);
+	a.label = fx.cancelled;
+	assert_int_equal(tls_post("cli.pem", "cli.key", review("t-cancel", &a, NULL), &r), 0);
+	check_answer(&r, "t-cancel", false, "is cancelled");
+	itest_resp_clear(&r);
+	/* Without a client certificate, or with one the CA did not sign: 403. */
+	assert_int_equal(tls_post(NULL, NULL, review("t-nocert", &a, NULL), &r), 0);
+	ITEST_PROBLEM(&r, 403, "forbidden");
+	itest_resp_clear(&r);
+	if (tls_post("rogue.pem", "rogue.key", review("t-rogue", &a, NULL), &r) == 0)
+		ITEST_PROBLEM(&r, 403, "forbidden");
+	itest_resp_clear(&r);
+	/* Plain HTTP to the TLS port gets no answer. */
+	struct itest_resp p;
+	char plain[sizeof(fx.tls_url)];
+	int np = snprintf(plain, sizeof(plain), "http://%s", fx.tls_url + strlen("https://"));
+	assert_true(np > 0 && (size_t)np < sizeof(plain));
+	CURL *h = curl_easy_init();
+	assert_non_null(h);
+	int rc = itest_http(h, plain, "GET", "/healthz", NULL, NULL, 0, NULL, &p);
+	assert_true(rc != 0 || p.status != 200);
+	itest_resp_clear(&p);
+	curl_easy_cleanup(h);
+}
+
+int main(void)
+{
+	itest_global_init();
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_decisions_http),
+		cmocka_unit_test(test_bad_reviews),
+		cmocka_unit_test(test_tls_listener),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

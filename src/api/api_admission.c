@@ -203,6 +203,19 @@ static void reply_review(struct req *r, const char *uid, bool allowed, const cha
 	reply_json(r, 200, body);
 }
 
+/* Is member key of o absent or a string? */
+static bool string_or_absent(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+	return v == NULL || json_is_string(v);
+}
+
+/* Absent, null or an object (what the API server sends for object/oldObject). */
+static bool object_or_null(const json_t *v)
+{
+	return v == NULL || json_is_null(v) || json_is_object(v);
+}
+
 static bool ctype_is_json(const char *ct)
 {
 	return ct != NULL && strncasecmp(ct, "application/json", 16) == 0 &&
@@ -302,8 +315,17 @@ void api_admission_review(struct req *r)
 	else if (!json_is_string(uid) || json_string_length(uid) == 0 ||
 		 json_string_length(uid) > REVIEW_UID_MAX)
 		why = "request.uid is missing or longer than 128 bytes";
-	else if (op == NULL || kname == NULL)
+	else if (op == NULL || !json_is_object(kind) || kname == NULL || !string_or_absent(kind, "group") ||
+		 !string_or_absent(kind, "version"))
 		why = "request.operation or request.kind is missing";
+	else if (strcmp(op, "CREATE") != 0 && strcmp(op, "UPDATE") != 0 && strcmp(op, "DELETE") != 0 &&
+		 strcmp(op, "CONNECT") != 0)
+		why = "request.operation must be CREATE, UPDATE, DELETE or CONNECT";
+	else if (!string_or_absent(req, "namespace"))
+		why = "request.namespace must be a string";
+	else if (!object_or_null(json_object_get(req, "object")) ||
+		 !object_or_null(json_object_get(req, "oldObject")))
+		why = "request.object and request.oldObject must be objects";
 	if (why != NULL) {
 		reply_err(r, ERR_MALFORMED, why);
 		goto out;

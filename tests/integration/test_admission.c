@@ -361,6 +361,24 @@ static void test_bad_reviews(void **state)
 				  "\"object\":{\"spec\":{\"containers\":[{\"resources\":{\"limits\":"
 				  "{\"nvidia.com/gpu\":\"half\"}}}]}}}}"),
 		      400, "malformed-json");
+	/* Members of the wrong type, or an unknown operation (found by the
+	 * schemathesis suite: an array oldObject was allowed). */
+	static const char *const wrong[] = {
+		"\"operation\":\"CREATE\",\"namespace\":\"nlp\",\"object\":{},\"oldObject\":[null]",
+		"\"operation\":\"\",\"namespace\":\"nlp\",\"object\":{}",
+		"\"operation\":\"CREATE\",\"namespace\":7,\"object\":{}",
+		"\"operation\":\"CREATE\",\"namespace\":\"nlp\",\"object\":\"pod\"",
+	};
+	for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+		char body[512];
+		int n = snprintf(body, sizeof(body),
+				 "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+				 "\"request\":{\"uid\":\"u\",\"kind\":{\"group\":\"\",\"version\":\"v1\","
+				 "\"kind\":\"Pod\"},%s}}",
+				 wrong[i]);
+		assert_true(n > 0 && (size_t)n < sizeof(body));
+		ITEST_PROBLEM(post_review(fx.service, body), 400, "malformed-json");
+	}
 	const char *ct[] = {"Content-Type: text/plain", NULL};
 	ITEST_PROBLEM(itest_req_h(d, "POST", "/v1/admission/review", fx.service, good, ct), 415,
 		      "unsupported-media-type");

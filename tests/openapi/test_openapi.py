@@ -616,6 +616,16 @@ def scenario(tap, c, doc, doc_json, doc_bytes, base, admin):
         if path == "/v1/teams/{team}":
             s, h, b = oversize_chunked(c.base, m.upper(), url_path, admin)
             record(tap, c, doc, path, m, s, h, b, 413, "chunked body over 1 MiB")
+    # An encoded NUL anywhere in the target would silently cut the path or a
+    # query value once unescaped: every operation refuses it with a 400
+    # problem before routing (issue 11, finding 11).
+    for path, m in doc.operations():
+        params = dict(samples)
+        if path.startswith("/v1/gpu-types"):
+            params["id"] = "test-gpu"
+        url = c.url(path, params) + "?x=a%00b"
+        s, h, b = c.raw(m.upper(), url, None, {"Authorization": "Bearer " + admin})
+        record(tap, c, doc, path, m, s, h, b, 400, "%00 in the query")
     # Bodies that need one: an empty one is malformed.
     for path, m, params in [("/v1/tokens", "post", {}), ("/v1/quotes", "post", {}),
                             ("/v1/teams/{team}", "put", {"team": "alpha"})]:

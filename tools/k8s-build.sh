@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Builds the Kubernetes control plane the 'k8s' test suite runs against
+# (kube-apiserver, kube-controller-manager, etcd) from the Go module proxy, once
+# per machine, and caches the binaries OUTSIDE the repository, keyed by module
+# version:
+#   ${PLINTH_TOOLS_CACHE:-/var/cache/plinth-tools}/k8s-vX.Y.Z/bin/{kube-apiserver,kube-controller-manager}
+#   ${PLINTH_TOOLS_CACHE:-/var/cache/plinth-tools}/etcd-vX.Y.Z/bin/etcd
+# The versions come from tools/k8s/go.mod and tools/k8s/etcd/go.mod.
+#
+# Prints, on stdout, shell assignments to eval:
+#   PLINTH_K8S_BIN=/.../k8s-v1.37.2/bin
+#   PLINTH_ETCD_BIN=/.../etcd-v3.7.3/bin
+# With the cache present it builds nothing. Progress and build times go to
+# stderr. Concurrent callers serialise on a lock directory in the cache.
+#
+# First, uncached run: about 15 minutes of 2 cores for the two Kubernetes
+# binaries and a few minutes for etcd (plus the module download, ~1 GB in the
+# Go module cache). Set PLINTH_K8S_KUBECTL=1 to also build kubectl (optional;
+# the tests use Python). GOFLAGS=-p=1 leaves a core for others.
+set -eu
+cd "$(dirname "$0")/.."
+root=$PWD
+
+die() {
+	echo "k8s-build: $*" >&2
+	exit 1
+}
+
+command -v go >/dev/null || die "go is not on PATH (the Kubernetes binaries are built with Go)"
+
+# The version a go.mod requires of a module: modversion FILE MODULE.
+modversion() {
+	awk -v m="$2" '$1 == "require" && $2 == m { print $3; exit }
+		$1 == m && $2 ~ /^v/ { print $2; exit }' "$1"
+}
+k8s_version=$(modversion tools/k8s/go.mod k8s.io/kubernetes)
+etcd_version=$(modversion tools/k8s/etcd/go.mod go.etcd.io/etcd/server/v3)
+[ -n "$k8s_version" ] || die "no k8s.io/kubernetes version in tools/k8s/go.mod"
+[ -n "$etcd_version" ] || die "no go.etcd.io/etcd/server/v3 version in tools/k8s/etcd/go.mod"
+
+cache=${PLINTH_TOOLS_CACHE:-/var/cache/plinth-tools}
+if ! mkdir -p "$cache" 2>/dev/null || [ ! -w "$cache" ]; then
+	[ -z "${PLINTH_TOOLS_CACHE:-}" ] || die "cannot write the cache $cache"
+	cache=${XDG_CACHE_HOME:-$HOME/.cache}/plinth-tools
+	mkdir -p "$cache" || die "cannot create the cache $cache"
+fi
+k8s_dir=$cache/k8s-$k8s_version
+etcd_dir=$cache/etcd-$etcd_version
+
+want_kubectl=${PLINTH_K8S_KUBECTL:-0}
+complete() {
+	[ -x "$k8s_dir/bin/kube-apiserver" ] && [ -x "$k8s_dir/bin/kube-controller-manager" ] &&
+		[ -x "$etcd_dir/bin/etcd" ] &&
+		{ [ "$want_kubectl" != 1 ] || [ -x "$k8s_dir/bin/kubectl" ]; }
+}
+
+report() {
+	echo "PLINTH_K8S_BIN=$k8s_dir/bin"
+	echo "PLINTH_ETCD_BIN=$etcd_dir/bin"
+}
+
+if complete; then
+	report
+	exit 0
+fi
+
+# One builder at a time: mkdir is atomic. A lock whose owner is gone is
+# taken over; others wait (bounded: a build that takes more than 3 hours is
+# broken anyway).
+lock=$cache/.k8s-build.lock
+waited=0
+until mkdir "$lock" 2>/dev/null; do
+	owner=$(cat "$lock/pid" 2>/dev/null || true)
+	if [ -n "$owner" ] && ! kill -0 "$owner" 2>/dev/null; then
+		echo "k8s-build: removing the stale lock of process $owner" >&2
+		rm -rf "$lock"
+		continue
+	fi
+	[ "$waited" -lt 10800 ] || die "still locked by process ${owner:-?} after 3 hours: $lock"
+	[ $((waited % 60)) -ne 0 ] || echo "k8s-build: waiting for the build of process ${owner:-?} ($lock)" >&2
+	sleep 5
+	waited=$((waited + 5))
+done
+echo $$ >"$lock/pid"
+tmp=
+trap 'rm -rf "$lock" ${tmp:+"$tmp"}' EXIT
+
+if complete; then # built by the process we waited for
+	report
+	exit 0
+fi
+
+export GOFLAGS="${GOFLAGS:-} -trimpath -buildvcs=false"
+export CGO_ENABLED=${CGO_ENABLED:-0}
+export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+
+# build DESTDIR MODULEDIR OUT PACKAGE...: builds into a temporary directory
+# next to DESTDIR and moves each binary in place, so a killed build leaves no
+# half-written binary in the cache. OUT names the binary of a single package
+# ("" keeps go's names).
+build() {
+	local dest=$1 moddir=$2 out=$3
+	shift 3
+	local start=$SECONDS
+	tmp=$(mktemp -d "$cache/.build.XXXXXX")
+	echo "k8s-build: building $* (in $moddir) ..." >&2
+	(cd "$moddir" && nice -n 10 go build -ldflags='-s -w' -o "$tmp/$out" "$@") ||
+		die "go build of $* failed"
+	mkdir -p "$dest/bin"
+	local f
+	for f in "$tmp"/*; do
+		mv -f "$f" "$dest/bin/"
+	done
+	rm -rf "$tmp"
+	tmp=
+	local took=$((SECONDS - start))
+	echo "k8s-build: built $(cd "$dest/bin" && ls | tr '\n' ' ')in $((took / 60))m$((took % 60))s ($dest/bin)" >&2
+}
+
+total_start=$SECONDS
+if [ ! -x "$etcd_dir/bin/etcd" ]; then
+	build "$etcd_dir" "$root/tools/k8s/etcd" etcd go.etcd.io/etcd/server/v3
+fi
+pkgs=()
+[ -x "$k8s_dir/bin/kube-apiserver" ] || pkgs+=(k8s.io/kubernetes/cmd/kube-apiserver)
+[ -x "$k8s_dir/bin/kube-controller-manager" ] || pkgs+=(k8s.io/kubernetes/cmd/kube-controller-manager)
+if [ "$want_kubectl" = 1 ] && [ ! -x "$k8s_dir/bin/kubectl" ]; then
+	pkgs+=(k8s.io/kubernetes/cmd/kubectl)
+fi
+[ ${#pkgs[@]} -eq 0 ] || build "$k8s_dir" "$root/tools/k8s" "" "${pkgs[@]}"
+took=$((SECONDS - total_start))
+echo "k8s-build: done in $((took / 60))m$((took % 60))s; sizes:" >&2
+ls -l "$k8s_dir/bin" "$etcd_dir/bin" | grep -v '^total' >&2
+complete || die "binaries missing after the build"
+report

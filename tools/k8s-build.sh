@@ -94,17 +94,17 @@ export GOFLAGS="${GOFLAGS:-} -trimpath -buildvcs=false"
 export CGO_ENABLED=${CGO_ENABLED:-0}
 export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 
-# build DESTDIR MODULEDIR OUT PACKAGE...: builds into a temporary directory
-# next to DESTDIR and moves each binary in place, so a killed build leaves no
-# half-written binary in the cache. OUT names the binary of a single package
-# ("" keeps go's names).
+# build DESTDIR MODULEDIR OUT LDFLAGS PACKAGE...: builds into a temporary
+# directory next to DESTDIR and moves each binary in place, so a killed build
+# leaves no half-written binary in the cache. OUT names the binary of a single
+# package ("" keeps go's names); LDFLAGS are added to -s -w.
 build() {
-	local dest=$1 moddir=$2 out=$3
-	shift 3
+	local dest=$1 moddir=$2 out=$3 ldflags=$4
+	shift 4
 	local start=$SECONDS
 	tmp=$(mktemp -d "$cache/.build.XXXXXX")
 	echo "k8s-build: building $* (in $moddir) ..." >&2
-	(cd "$moddir" && nice -n 10 go build -ldflags='-s -w' -o "$tmp/$out" "$@") ||
+	(cd "$moddir" && nice -n 10 go build -ldflags="-s -w $ldflags" -o "$tmp/$out" "$@") ||
 		die "go build of $* failed"
 	mkdir -p "$dest/bin"
 	local f
@@ -119,7 +119,7 @@ build() {
 
 total_start=$SECONDS
 if [ ! -x "$etcd_dir/bin/etcd" ]; then
-	build "$etcd_dir" "$root/tools/k8s/etcd" etcd go.etcd.io/etcd/server/v3
+	build "$etcd_dir" "$root/tools/k8s/etcd" etcd "" go.etcd.io/etcd/server/v3
 fi
 pkgs=()
 [ -x "$k8s_dir/bin/kube-apiserver" ] || pkgs+=(k8s.io/kubernetes/cmd/kube-apiserver)
@@ -127,7 +127,17 @@ pkgs=()
 if [ "$want_kubectl" = 1 ] && [ ! -x "$k8s_dir/bin/kubectl" ]; then
 	pkgs+=(k8s.io/kubernetes/cmd/kubectl)
 fi
-[ ${#pkgs[@]} -eq 0 ] || build "$k8s_dir" "$root/tools/k8s" "" "${pkgs[@]}"
+# The version the binaries report (/version, --version), as Kubernetes'
+# release builds stamp it; otherwise it reads v0.0.0-master.
+major=${k8s_version#v}
+minor=${major#*.}
+major=${major%%.*}
+minor=${minor%%.*}
+stamp=
+for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+	stamp="$stamp -X $p.gitVersion=$k8s_version -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+done
+[ ${#pkgs[@]} -eq 0 ] || build "$k8s_dir" "$root/tools/k8s" "" "$stamp" "${pkgs[@]}"
 took=$((SECONDS - total_start))
 echo "k8s-build: done in $((took / 60))m$((took % 60))s; sizes:" >&2
 ls -l "$k8s_dir/bin" "$etcd_dir/bin" | grep -v '^total' >&2

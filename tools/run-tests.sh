@@ -49,6 +49,12 @@ setup() {
 ./tools/npm-ci.sh || { echo "cannot install the npm packages (tools/npm-ci.sh)" >&2; exit 1; }
 # The 'jobs' suite: MLflow in .venv-mlflow and the schema validators (npm ci).
 ./tools/mlflow-start.sh --install || { echo "cannot install MLflow (tools/mlflow-start.sh)" >&2; exit 1; }
+# The 'k8s' suite: etcd, kube-apiserver and kube-controller-manager built from
+# the Go module proxy and cached outside the repository, keyed by version
+# (tools/k8s-build.sh; docs/kubernetes-testing.md). The first, uncached run on
+# a machine costs about 15-20 minutes of 2 cores and ~1 GB of Go modules; with
+# the cache present this line costs nothing.
+./tools/k8s-build.sh >/dev/null || { echo "cannot build the Kubernetes binaries (tools/k8s-build.sh)" >&2; exit 1; }
 if ! cmp -s tests/schema/package-lock.json tests/schema/node_modules/.plinth-stamp; then
 	(cd tests/schema && npm ci --no-audit --no-fund >/dev/null &&
 		cp package-lock.json node_modules/.plinth-stamp) ||

@@ -51,7 +51,7 @@ def ok(cond, desc, info=""):
         _failed += 1
         print(f"not ok {_count} - {desc}")
         for line in str(info).splitlines()[:40]:
-            print(f"# {line}")
+            print(f"# {line[:600]}")
     sys.stdout.flush()
     return cond
 

@@ -19,9 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "controller/kube.h"
+#include "controller/lease.h"
 #include "controller/usage.h"
 #include "core/err.h"
 #include "core/timeutil.h"
@@ -32,6 +34,7 @@
 #define CTL_UID_LEN 64
 #define CTL_RETRY_S 10 /* how often allocations with something to report are retried */
 #define CTL_API_TIMEOUT_MS 15000L
+#define CTL_LEASE_EVERY_S 2 /* how often the lease is renewed or tried */
 
 static const char controller_help[] =
 	"Usage: plinth controller [--kubeconfig FILE] [--namespace NS]\n"
@@ -50,15 +53,32 @@ static const char controller_help[] =
 	"  --namespace NS     watch one namespace only (default: all namespaces)\n"
 	"  --watch-timeout S  seconds the API server keeps one watch open before the\n"
 	"                     controller renews it (default 300)\n"
+	"  --lease-namespace NS  elect one leader among replicas with a\n"
+	"                     coordination.k8s.io/v1 Lease in NS (needs get, create and\n"
+	"                     update on leases there); only the leader reports to\n"
+	"                     Plinth, the others keep watching. Default: no election\n"
+	"                     (run one replica)\n"
+	"  --lease-name NAME  the Lease's name (default plinth-controller)\n"
+	"  --lease-duration S seconds without a renewal before another replica takes\n"
+	"                     over (default 15; renewed every 2 s)\n"
 	"\n" CLI_COMMON_HELP
 	"\n"
 	"Environment: PLINTH_URL, PLINTH_TOKEN (a `service` token) as --url/--token.\n"
-	"Leader election between replicas is not implemented yet: run one replica.\n"
+	"The lease holder's identity is HOSTNAME_PID. Two leaders for a moment (a paused\n"
+	"process) cannot charge twice: both would report the same times, and repeating a\n"
+	"transition changes nothing.\n"
 	"\n"
 	"Example:\n"
 	"  PLINTH_URL=http://plinth:8080 PLINTH_TOKEN=plt_... plinth controller --kubeconfig ~/.kube/config\n";
 
-enum { OPT_KUBECONFIG = 1000, OPT_NAMESPACE, OPT_WATCH_TIMEOUT };
+enum {
+	OPT_KUBECONFIG = 1000,
+	OPT_NAMESPACE,
+	OPT_WATCH_TIMEOUT,
+	OPT_LEASE_NAMESPACE,
+	OPT_LEASE_NAME,
+	OPT_LEASE_DURATION,
+};
 
 /* What Plinth says about an allocation, as far as the controller knows. */
 enum ctl_state { CTL_UNKNOWN, CTL_APPROVED, CTL_RUNNING, CTL_DONE };
@@ -88,6 +108,8 @@ struct ctl {
 	struct ctl_alloc *a;
 	size_t n, cap;
 	bool jobs_synced, pods_synced;
+	bool leader; /* only the leader reports (always, without --lease-namespace) */
+	char lease_detail[KUBE_DETAIL_LEN]; /* the last lease failure logged (main thread) */
 	const char *url, *token;
 	unsigned long starts, completes; /* reports Plinth accepted (for the log) */
 };
@@ -390,7 +412,7 @@ static void alloc_reconcile(struct ctl *c, struct ctl_alloc *a)
 	struct usage u;
 	bool owned = false;
 
-	if (a->st == CTL_DONE || !c->jobs_synced || !c->pods_synced)
+	if (a->st == CTL_DONE || !c->jobs_synced || !c->pods_synced || !c->leader)
 		return;
 	pods = malloc((a->npods ? a->npods : 1) * sizeof *pods);
 	if (pods == NULL)
@@ -553,17 +575,61 @@ static void *ctl_informer_thread(void *arg)
 	return NULL;
 }
 
+/* A lower-case DNS name: a-z, 0-9, '-' and (names only) '.', 1..max bytes. */
+static bool dns_name_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > max)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+			    (*p == '.' && max > 63)))
+			return false;
+	return true;
+}
+
+/* One lease round (no lock held while it talks to the API server); returns
+ * true when this replica just became the leader (everything is reconciled). */
+static bool ctl_lease_round(struct ctl *c, struct kube_lease *l)
+{
+	struct timespec ts;
+	char detail[KUBE_DETAIL_LEN];
+	bool was = l->leader, now;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+		return false;
+	now = kube_lease_round(l, (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, detail);
+	/* A failure is logged once until it changes (a follower retries every round). */
+	if (detail[0] != '\0' && strcmp(detail, c->lease_detail) != 0)
+		ctl_log("%s", detail);
+	snprintf(c->lease_detail, sizeof c->lease_detail, "%s", detail);
+	if (now != was)
+		ctl_log(now ? "leader: holding lease %s as %s" : "no longer the leader (lease %s, %s)",
+			l->path, l->identity);
+	if (pthread_mutex_lock(&c->mu) != 0)
+		return false;
+	c->leader = now;
+	pthread_mutex_unlock(&c->mu);
+	return now && !was;
+}
+
 int cmd_controller(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "kubeconfig", required_argument, NULL, OPT_KUBECONFIG },
 		{ "namespace", required_argument, NULL, OPT_NAMESPACE },
 		{ "watch-timeout", required_argument, NULL, OPT_WATCH_TIMEOUT },
+		{ "lease-namespace", required_argument, NULL, OPT_LEASE_NAMESPACE },
+		{ "lease-name", required_argument, NULL, OPT_LEASE_NAME },
+		{ "lease-duration", required_argument, NULL, OPT_LEASE_DURATION },
 		CLI_COMMON_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *kubeconfig = NULL, *ns = NULL;
-	long long watch_timeout = 300;
+	const char *kubeconfig = NULL, *ns = NULL, *lease_ns = NULL, *lease_name = "plinth-controller";
+	long long watch_timeout = 300, lease_duration = 15;
+	struct kube_lease lease;
+	char identity[300], host[256];
 	struct kube_config kc = { 0 };
 	struct ctl st = { .mu = PTHREAD_MUTEX_INITIALIZER };
 	struct ctl_kind kjobs = { &st, false }, kpods = { &st, true };
@@ -580,6 +646,14 @@ int cmd_controller(struct cli *c, int argc, char **argv)
 			kubeconfig = optarg;
 		} else if (o == OPT_NAMESPACE) {
 			ns = optarg;
+		} else if (o == OPT_LEASE_NAMESPACE) {
+			lease_ns = optarg;
+		} else if (o == OPT_LEASE_NAME) {
+			lease_name = optarg;
+		} else if (o == OPT_LEASE_DURATION) {
+			if (cli_parse_int(optarg, &lease_duration) != 0 || lease_duration < 5 ||
+			    lease_duration > 300)
+				return cli_usage(c, "--lease-duration must be 5..300 seconds");
 		} else if (o == OPT_WATCH_TIMEOUT) {
 			if (cli_parse_int(optarg, &watch_timeout) != 0 || watch_timeout < 1 ||
 			    watch_timeout > 3600)
@@ -594,13 +668,12 @@ int cmd_controller(struct cli *c, int argc, char **argv)
 		return cli_usage(c, "unexpected argument '%s'", argv[optind]);
 	if (c->token == NULL)
 		return cli_usage(c, "a service token is required (--token or PLINTH_TOKEN)");
-	if (ns != NULL) {
-		for (const char *p = ns; *p; p++)
-			if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
-				return cli_usage(c, "--namespace must be a DNS label");
-		if (ns[0] == '\0' || strlen(ns) > 63)
-			return cli_usage(c, "--namespace must be a DNS label");
-	}
+	if (ns != NULL && !dns_name_ok(ns, 63))
+		return cli_usage(c, "--namespace must be a DNS label");
+	if (lease_ns != NULL && !dns_name_ok(lease_ns, 63))
+		return cli_usage(c, "--lease-namespace must be a DNS label");
+	if (!dns_name_ok(lease_name, 253))
+		return cli_usage(c, "--lease-name must be a DNS name (a-z, 0-9, '-')");
 	rc = kubeconfig ? kube_config_load_file(kubeconfig, &kc, detail)
 			: kube_config_in_cluster(NULL, &kc, detail);
 	if (rc != 0) {
@@ -613,6 +686,16 @@ int cmd_controller(struct cli *c, int argc, char **argv)
 		ns ? "/namespaces/" : "", ns ? ns : "");
 	st.url = c->url;
 	st.token = c->token;
+	st.leader = lease_ns == NULL;
+	if (gethostname(host, sizeof host) != 0)
+		snprintf(host, sizeof host, "unknown");
+	host[sizeof host - 1] = '\0';
+	snprintf(identity, sizeof identity, "%s_%ld", host, (long)getpid());
+	if (lease_ns != NULL &&
+	    kube_lease_init(&lease, &kc, lease_ns, lease_name, identity, (long)lease_duration) != 0) {
+		kube_config_done(&kc);
+		return cli_usage(c, "--lease-namespace/--lease-name are too long");
+	}
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = ctl_on_signal;
@@ -637,21 +720,28 @@ int cmd_controller(struct cli *c, int argc, char **argv)
 		ctl_log("cannot start the watch threads");
 		ctl_stop = 1;
 	}
-	/* Retries: anything Plinth refused for a passing reason (unreachable,
-	 * 5xx, a time a little ahead of its clock) is tried again. */
-	for (unsigned tick = 1; !ctl_stop; tick++) {
+	/* The lease (when electing), and retries: anything Plinth refused for a
+	 * passing reason (unreachable, 5xx, a time a little ahead of its clock)
+	 * is tried again. */
+	for (unsigned tick = 0; !ctl_stop; tick++) {
 		struct timespec ts = { 1, 0 };
+		bool all = tick > 0 && tick % CTL_RETRY_S == 0;
+
+		if (lease_ns != NULL && tick % CTL_LEASE_EVERY_S == 0)
+			all = ctl_lease_round(&st, &lease) || all;
+		if (all && pthread_mutex_lock(&st.mu) == 0) {
+			for (size_t i = 0; i < st.n; i++)
+				alloc_reconcile(&st, &st.a[i]);
+			pthread_mutex_unlock(&st.mu);
+		}
 		nanosleep(&ts, NULL);
-		if (tick % CTL_RETRY_S != 0 || pthread_mutex_lock(&st.mu) != 0)
-			continue;
-		for (size_t i = 0; i < st.n; i++)
-			alloc_reconcile(&st, &st.a[i]);
-		pthread_mutex_unlock(&st.mu);
 	}
 	if (tj_ok)
 		pthread_join(tj, NULL);
 	if (tp_ok)
 		pthread_join(tp, NULL);
+	if (lease_ns != NULL)
+		kube_lease_release(&lease);
 	ctl_log("stopped (%lu starts, %lu completions reported)", st.starts, st.completes);
 	for (size_t i = 0; i < st.n; i++)
 		free(st.a[i].pods);

@@ -57,6 +57,22 @@ int64_t usage_pod_ended(const struct usage_pod *p)
 	return earliest(p->deletion, p->deleted_seen);
 }
 
+/* The latest container finish of the pods that ran, or 0 unless every pod
+ * that ran has one (then the kubelet said when each released its GPUs). */
+static int64_t pods_finished(const struct usage_pod *pods, size_t npods)
+{
+	int64_t last = 0;
+
+	for (size_t i = 0; i < npods; i++) {
+		if (usage_pod_started(&pods[i]) == 0)
+			continue;
+		if (!phase_terminal(pods[i].phase) || pods[i].container_finished == 0)
+			return 0;
+		last = latest(last, pods[i].container_finished);
+	}
+	return last;
+}
+
 void usage_derive(const struct usage_job *job, const struct usage_pod *pods, size_t npods,
 	struct usage *out)
 {
@@ -67,12 +83,17 @@ void usage_derive(const struct usage_job *job, const struct usage_pod *pods, siz
 		started = earliest(started, usage_pod_started(&pods[i]));
 
 	if (job != NULL) {
-		/* The Job decides: its terminal condition, or its deletion. */
+		/* The Job decides that it is over: its terminal condition, or its deletion. */
 		ended = earliest(job->complete_at, job->failed_at);
 		ended = earliest(ended, job->deletion);
 		if (job->deleted)
 			ended = earliest(ended, job->deletion != 0 ? job->deletion : job->deleted_seen);
 		finished = ended != 0 || job->deleted;
+		/* The Job controller notices a pod's end a little later (or much later
+		 * when it is down): when every pod that ran says when it finished,
+		 * the GPUs were free from the last of those instants. */
+		if (ended != 0)
+			ended = earliest(ended, pods_finished(pods, npods));
 	} else {
 		/* Bare pods: over when every pod is over; the last one to stop ends it. */
 		finished = npods > 0;

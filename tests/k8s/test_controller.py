@@ -5,13 +5,17 @@ kube-apiserver and Job controller (tests/k8s/cluster.sh), a real Plinth daemon
 pods/status. Scenarios (issue 13, part 1):
 
 1. an allocation and a Job labelled with its id: pod Running at T0, Succeeded
-   N s later; the Job controller marks the Job Complete; the allocation goes
-   approved -> running -> completed, started at T0, ended at the Job's Complete
-   transition time, charged that many seconds at the APPROVAL price (the GPU
-   type's price is raised after approval), to the micro-unit;
+   N s later (finishedAt T1); the Job controller marks the Job Complete; the
+   allocation goes approved -> running -> completed, started at T0, ended at T1
+   (not at the Complete condition, written a moment later), charged T1 - T0
+   seconds at the APPROVAL price (the GPU type's price is raised after
+   approval), to the micro-unit;
 2. kill -9 of the controller between the pod's start and the Job's end, then a
    restart: one start and one completion in the audit log, the same charge;
-   a third life after completion changes nothing.
+   a third life after completion changes nothing;
+3. two replicas electing a leader with a coordination.k8s.io/v1 Lease: one
+   leader, one start and one completion; kill -9 the leader while a pod runs:
+   the other replica takes the lease over and completes the allocation, once.
 
 The controller watches with a least-privilege user (get/list/watch on jobs
 and pods) through a kubeconfig with certificate-authority-data and a token.
@@ -78,10 +82,11 @@ def money_eq(a, b):
 class Controller:
     """`plinth controller` as a child process with its log in a file."""
 
-    def __init__(self, tmp, kubeconfig, base, token):
-        self.args = [PLINTH, "controller", "--kubeconfig", kubeconfig, "--watch-timeout", "30"]
+    def __init__(self, tmp, kubeconfig, base, token, name="controller", extra=()):
+        self.args = [PLINTH, "controller", "--kubeconfig", kubeconfig, "--watch-timeout", "30",
+                     *extra]
         self.env = dict(os.environ, PLINTH_URL=base, PLINTH_TOKEN=token)
-        self.log_path = os.path.join(tmp, "controller.log")
+        self.log_path = os.path.join(tmp, name + ".log")
         self.proc = None
         self.lives = 0
 
@@ -187,7 +192,9 @@ def main():
     role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
             "metadata": {"name": "plinth-controller"},
             "rules": [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch"]},
-                      {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]}
+                      {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+                      {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                       "verbs": ["get", "create", "update"]}]}
     binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
                "metadata": {"name": "plinth-controller"},
                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
@@ -196,7 +203,8 @@ def main():
                              "name": "plinth-controller"}]}
     st, body = kube.call("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", role)
     st2, body2 = kube.call("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding)
-    ok(st == 201 and st2 == 201, "RBAC: plinth-controller may get/list/watch jobs and pods",
+    ok(st == 201 and st2 == 201, "RBAC: plinth-controller may get/list/watch jobs and pods, "
+       "get/create/update leases",
        (body, body2))
     kc = os.path.join(tmp, "kubeconfig")
     kubeconfig_for(cluster, cluster.env["KUBE_CONTROLLER_TOKEN"], kc)
@@ -244,23 +252,24 @@ def main():
             conds = {c["type"]: c for c in (j.get("status", {}).get("conditions") or [])}
             return (conds.get("Complete", {}).get("status") == "True", conds.get("Complete"))
         r = wait(complete, 120)
-        ok(r[0], f"the real Job controller marks {job} Complete", r[1])
-        return r[1]["lastTransitionTime"] if r[0] else None
+        ok(r[0] and r[1]["lastTransitionTime"] >= t1, f"the real Job controller marks {job} Complete",
+           r[1])
+        return t1 if r[0] else None
 
     def audit_count(aid):
         st, body = api(base, ADMIN, "GET", "/v1/audit?team=ml&limit=500")
         acts = [e["action"] for e in body.get("items", []) if e.get("object_id") == aid]
         return acts.count("allocation.start"), acts.count("allocation.complete")
 
-    def check_completed(a, t0, end, what):
+    def check_completed(a, t0, end, what, min_secs=RUN_S):
         r = alloc_status(a["id"], "completed")
         done = r[1]
         secs = parse_time(end) - parse_time(t0) if end else -1
         want = charge(1, a["price_per_gpu_hour"], secs)
         ok(r[0] and done.get("started_at") == t0 and done.get("ended_at") == end,
-           f"{what}: completed, started at the pod's startTime, ended at the Job's Complete time",
+           f"{what}: completed, started at the pod's startTime, ended at its finishedAt",
            (done, t0, end, ctl.log()[-3000:]))
-        ok(secs >= RUN_S and money_eq(done.get("actual_cost"), want),
+        ok(secs >= min_secs and money_eq(done.get("actual_cost"), want),
            f"{what}: charged {secs} s x 1 GPU at the approval price {a['price_per_gpu_hour']}"
            f" = {want}, to the micro-unit", (done.get("actual_cost"), want, secs))
         ok(audit_count(a["id"]) == (1, 1), f"{what}: one start and one completion in the audit log",
@@ -308,6 +317,54 @@ def main():
     ok(a1now.get("actual_cost") is not None and done2.get("actual_cost") is not None,
        "both allocations keep their charge", (a1now, done2))
     ok(ctl.stop() == 0, "the controller stops on SIGTERM")
+
+    # 3. two replicas, one leader; the leader dies, the other takes over.
+    st, body = kube.call("POST", "/api/v1/namespaces", {"metadata": {"name": "plinth-system"}})
+    ok(st == 201, "namespace plinth-system (the lease)", body)
+    lease_args = ("--lease-namespace", "plinth-system", "--lease-duration", "5")
+    reps = [Controller(tmp, kc, base, service, f"replica-{i}", lease_args) for i in (1, 2)]
+    for r in reps:
+        _cleanups.append(r.stop)
+        r.start()
+
+    def holder():
+        st, l = kube.call("GET", "/apis/coordination.k8s.io/v1/namespaces/plinth-system/leases/plinth-controller")
+        h = l.get("spec", {}).get("holderIdentity", "") if st == 200 else ""
+        pids = {str(r.proc.pid): r for r in reps}
+        who = pids.get(h.rsplit("_", 1)[-1]) if h else None
+        return (who is not None, who)
+    r = wait(holder, 60)
+    if not ok(r[0], "one replica holds the lease (holderIdentity HOSTNAME_PID)", r):
+        bail("no leader")
+    leader = r[1]
+    follower = reps[1] if leader is reps[0] else reps[0]
+    a3 = allocate("train-3")
+    pod3, t0 = run_pod("train-3", a3["id"])
+    r = alloc_status(a3["id"], "running")
+    ok(r[0] and r[1].get("started_at") == t0, "scenario 3: the leader started it at the pod's startTime",
+       (r[1], leader.log()[-2000:]))
+    time.sleep(1)
+    end3 = finish_pod("train-3", pod3, t0)
+    check_completed(a3, t0, end3, "scenario 3 (two replicas)", 1)
+    ok("leader: holding" in leader.log() and "leader: holding" not in follower.log()
+       and "allocation " not in follower.log(),
+       "only the leader reported; the follower only watched", (leader.log()[-1500:], follower.log()[-1500:]))
+
+    a4 = allocate("train-4")
+    pod4, t0 = run_pod("train-4", a4["id"])
+    r = alloc_status(a4["id"], "running")
+    ok(r[0] and r[1].get("started_at") == t0, "scenario 3: the leader started train-4", r[1])
+    ok(leader.kill9() == -signal.SIGKILL, "kill -9 the leader while the pod runs")
+    time.sleep(1)
+    end4 = finish_pod("train-4", pod4, t0)
+    r = wait(lambda: (lambda h: (h[1] is follower, h[1]))(holder()), 60)
+    ok(r[0], "the other replica takes the lease over (after 5 s unrenewed)", r)
+    check_completed(a4, t0, end4, "scenario 3 (after the takeover)", 1)
+    ok("leader: holding" in follower.log(), "the new leader says so in its log", follower.log()[-1500:])
+    ok(follower.stop() == 0, "the new leader stops on SIGTERM")
+    st, l = kube.call("GET", "/apis/coordination.k8s.io/v1/namespaces/plinth-system/leases/plinth-controller")
+    ok(st == 200 and not l.get("spec", {}).get("holderIdentity"),
+       "stopping releases the lease (holderIdentity emptied)", l.get("spec"))
 
 
 print("TAP version 13")

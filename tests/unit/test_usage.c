@@ -150,15 +150,58 @@ static void job_running(void **state)
 static void job_complete_ends_at_its_condition(void **state)
 {
 	struct usage_job j = {.complete_at = T0 + 125};
-	/* The pod's own finish is not the end: the Job's condition is. */
-	struct usage_pod p = {.phase = USAGE_PHASE_SUCCEEDED, .start_time = T0,
-		.container_finished = T0 + 120};
+	/* A pod that says nothing about its finish: the Job's condition ends it. */
+	struct usage_pod p = {.phase = USAGE_PHASE_SUCCEEDED, .start_time = T0};
 	struct usage u = derive(&j, &p, 1);
 
 	(void)state;
 	assert_int_equal(u.started_at, T0);
 	assert_int_equal(u.ended_at, T0 + 125);
 	assert_true(u.finished);
+}
+
+static void job_complete_ends_when_its_last_pod_finished(void **state)
+{
+	/* The Job controller marked it Complete 5 s (or an outage) after the pod
+	 * stopped: the GPUs were free at the pod's finish. */
+	struct usage_job j = {.complete_at = T0 + 125};
+	struct usage_pod p = {.phase = USAGE_PHASE_SUCCEEDED, .start_time = T0,
+		.container_finished = T0 + 120};
+	struct usage u = derive(&j, &p, 1);
+
+	(void)state;
+	assert_int_equal(u.ended_at, T0 + 120);
+	/* Not before the condition exists: a finished pod of a Job that may retry
+	 * does not end it. */
+	j.complete_at = 0;
+	u = derive(&j, &p, 1);
+	assert_int_equal(u.ended_at, 0);
+	assert_false(u.finished);
+	/* A pod finishing after the condition (killed at the deadline) does not
+	 * move the end later. */
+	j.failed_at = T0 + 100;
+	u = derive(&j, &p, 1);
+	assert_int_equal(u.ended_at, T0 + 100);
+}
+
+static void job_end_needs_every_pod_that_ran_to_have_finished(void **state)
+{
+	struct usage_job j = {.complete_at = T0 + 200};
+	struct usage_pod pods[] = {
+		{.phase = USAGE_PHASE_SUCCEEDED, .start_time = T0, .container_finished = T0 + 150},
+		{.phase = USAGE_PHASE_RUNNING, .start_time = T0 + 10},
+		{.phase = USAGE_PHASE_PENDING, .deleted = true, .deleted_seen = T0 + 201},
+	};
+	struct usage u = derive(&j, pods, 3);
+
+	(void)state;
+	/* One pod still running (its status not yet written): the condition. */
+	assert_int_equal(u.ended_at, T0 + 200);
+	pods[1].phase = USAGE_PHASE_SUCCEEDED;
+	pods[1].container_finished = T0 + 180;
+	u = derive(&j, pods, 3);
+	/* Every pod that ran finished; the one that never ran does not count. */
+	assert_int_equal(u.ended_at, T0 + 180);
 }
 
 static void job_failed_ends_at_its_condition(void **state)
@@ -172,9 +215,9 @@ static void job_failed_ends_at_its_condition(void **state)
 	struct usage u = derive(&j, pods, 3);
 
 	(void)state;
-	/* Retries: from the first pod's start to the Job's Failed condition. */
+	/* Retries: from the first pod's start to the last pod's finish. */
 	assert_int_equal(u.started_at, T0);
-	assert_int_equal(u.ended_at, T0 + 300);
+	assert_int_equal(u.ended_at, T0 + 299);
 	assert_true(u.finished);
 }
 
@@ -400,6 +443,8 @@ int main(void)
 		cmocka_unit_test(job_with_pending_pod_has_not_started),
 		cmocka_unit_test(job_running),
 		cmocka_unit_test(job_complete_ends_at_its_condition),
+		cmocka_unit_test(job_complete_ends_when_its_last_pod_finished),
+		cmocka_unit_test(job_end_needs_every_pod_that_ran_to_have_finished),
 		cmocka_unit_test(job_failed_ends_at_its_condition),
 		cmocka_unit_test(job_deadline_exceeded_is_failed),
 		cmocka_unit_test(job_first_of_complete_and_failed),

@@ -315,8 +315,9 @@ static int plinth_call(struct ctl *c, const char *method, const char *id, const 
 	return 0;
 }
 
-/* Updates a's state from an allocation object of the API. */
-static void alloc_learn(struct ctl_alloc *a, const json_t *res)
+/* Updates a's state from an allocation object of the API; says so when it
+ * is over and someone else finished it (log_final). */
+static void alloc_learn(struct ctl_alloc *a, const json_t *res, bool log_final)
 {
 	const char *st = json_string_value(json_object_get(res, "status"));
 
@@ -330,7 +331,8 @@ static void alloc_learn(struct ctl_alloc *a, const json_t *res)
 		a->st = CTL_RUNNING;
 	else {
 		a->st = CTL_DONE;
-		ctl_log("allocation %s is %s: nothing more to report", a->id, st);
+		if (log_final)
+			ctl_log("allocation %s is %s: nothing more to report", a->id, st);
 	}
 }
 
@@ -350,7 +352,7 @@ static int alloc_fetch(struct ctl *c, struct ctl_alloc *a)
 	if (rc != 0)
 		return rc;
 	if (status == 200) {
-		alloc_learn(a, res);
+		alloc_learn(a, res, true);
 	} else if (status == 404) {
 		ctl_log("allocation %s: unknown to Plinth (404): ignored", a->id);
 		a->st = CTL_DONE;
@@ -375,7 +377,7 @@ static int alloc_report(struct ctl *c, struct ctl_alloc *a, const char *verb, co
 		return rc;
 	time_format_rfc3339(at, when);
 	if (status == 200) {
-		alloc_learn(a, res);
+		alloc_learn(a, res, false);
 		if (strcmp(verb, "start") == 0) {
 			c->starts++;
 			ctl_log("allocation %s: started at %s", a->id, when);

@@ -23,6 +23,7 @@ and pods) through a kubeconfig with certificate-authority-data and a token.
 import base64
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -164,6 +165,7 @@ def container(state):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="plinth-ctl-test.")
+    _cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
     cluster = Cluster()
     cluster.start()
     kube = cluster.admin
@@ -310,7 +312,7 @@ def main():
     ok(ctl.proc.poll() is None, "a third life lists again and keeps running", ctl.log()[-2000:])
     st, team_after = api(base, ADMIN, "GET", "/v1/teams/ml")
     ok(audit_count(a1["id"]) == (1, 1) and audit_count(a2["id"]) == (1, 1)
-       and json.dumps(team_before, sort_keys=True) == json.dumps(team_after, sort_keys=True),
+       and all(team_before.get(k) == team_after.get(k) for k in ("spent", "reserved", "accrued")),
        "re-deriving everything after a restart charges nothing twice",
        (audit_count(a1["id"]), audit_count(a2["id"]), team_before, team_after))
     st, a1now = api(base, ADMIN, "GET", f"/v1/allocations/{a1['id']}")

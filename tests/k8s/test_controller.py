@@ -13,12 +13,16 @@ pods/status. Scenarios (issue 13, part 1):
 2. kill -9 of the controller between the pod's start and the Job's end, then a
    restart: one start and one completion in the audit log, the same charge;
    a third life after completion changes nothing;
+   a Job created suspended (as Kueue does) is billed from its pod's start, not
+   from its creation; bare pods (no Job) end when the last one stops;
 3. two replicas electing a leader with a coordination.k8s.io/v1 Lease: one
    leader, one start and one completion; kill -9 the leader while a pod runs:
    the other replica takes the lease over and completes the allocation, once.
 
 The controller watches with a least-privilege user (get/list/watch on jobs
-and pods) through a kubeconfig with certificate-authority-data and a token.
+and pods, leases) through a kubeconfig with certificate-authority-data and a
+token; the replicas of scenario 3 authenticate with a client certificate
+(client-certificate-data/client-key-data) signed by the cluster's CA.
 """
 import base64
 import json
@@ -121,9 +125,26 @@ class Controller:
             return ""
 
 
-def kubeconfig_for(cluster, token, path):
+def client_cert(cluster, tmp, user):
+    """A client certificate for `user` signed by the cluster CA (the API
+    server's --client-ca-file): returns (cert PEM, key PEM) as base64."""
+    key, csr, crt, ext = (os.path.join(tmp, f"{user}.{x}") for x in ("key", "csr", "crt", "ext"))
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+                    "-subj", f"/CN={user}"], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", os.path.join(cluster.pki, "ca.crt"),
+                    "-CAkey", os.path.join(cluster.pki, "ca.key"), "-CAcreateserial", "-out", crt,
+                    "-days", "2", "-extfile", ext], check=True, capture_output=True)
+    with open(crt, "rb") as c, open(key, "rb") as k:
+        return base64.b64encode(c.read()).decode(), base64.b64encode(k.read()).decode()
+
+
+def kubeconfig_for(cluster, token, path, cert=None):
     with open(cluster.env["KUBE_CA"], "rb") as f:
         ca = base64.b64encode(f.read()).decode()
+    user = f"    token: {token}\n" if cert is None else \
+        f"    client-certificate-data: {cert[0]}\n    client-key-data: {cert[1]}\n"
     # libyaml reads JSON too, but write real YAML, as kubectl does.
     with open(path, "w") as f:
         f.write(f"""apiVersion: v1
@@ -136,8 +157,7 @@ clusters:
 users:
 - name: plinth-controller
   user:
-    token: {token}
-contexts:
+{user}contexts:
 - name: plinth
   context:
     cluster: test
@@ -227,9 +247,10 @@ def main():
         return wait(lambda: (lambda r: (r[1].get("status") == want, r[1]))(
             api(base, ADMIN, "GET", f"/v1/allocations/{aid}")), 90)
 
-    def run_pod(job, alloc):
-        st, body = kube.call("POST", f"/apis/batch/v1/namespaces/{NS}/jobs", job_manifest(job, alloc))
-        ok(st == 201, f"Job {job} labelled {alloc}", body)
+    def run_pod(job, alloc, create=True):
+        if create:
+            st, body = kube.call("POST", f"/apis/batch/v1/namespaces/{NS}/jobs", job_manifest(job, alloc))
+            ok(st == 201, f"Job {job} labelled {alloc}", body)
         r = wait(lambda: (lambda s, b: (s == 200 and len(b.get("items", [])) == 1, b))(
             *kube.call("GET", f"/api/v1/namespaces/{NS}/pods?labelSelector=job-name%3D{job}")), 120)
         if not ok(r[0], f"the Job controller created {job}'s pod", r[1]):
@@ -304,6 +325,59 @@ def main():
     ctl.start()
     done2 = check_completed(a2, t0, end2, "scenario 2 (restarted controller)")
 
+    # A Job created suspended: billed from its pod's start, not its creation.
+    a5 = allocate("train-susp")
+    job = job_manifest("train-susp", a5["id"])
+    job["spec"]["suspend"] = True
+    st, body = kube.call("POST", f"/apis/batch/v1/namespaces/{NS}/jobs", job)
+    ok(st == 201, "Job train-susp created suspended", body)
+    time.sleep(3)
+    st, pods = kube.call("GET", f"/api/v1/namespaces/{NS}/pods?labelSelector=job-name%3Dtrain-susp")
+    st2, b = api(base, ADMIN, "GET", f"/v1/allocations/{a5['id']}")
+    ok(st == 200 and not pods.get("items") and b.get("status") == "approved",
+       "suspended: no pod, the allocation stays approved", (pods.get("items"), b))
+    st, body = kube.call("PATCH", f"/apis/batch/v1/namespaces/{NS}/jobs/train-susp",
+                         {"spec": {"suspend": False}}, "application/merge-patch+json")
+    ok(st == 200, "resume the Job (spec.suspend=false)", body)
+    created = parse_time(body.get("metadata", {}).get("creationTimestamp", "1970-01-01T00:00:00Z"))
+    pod5, t0 = run_pod("train-susp", a5["id"], create=False)
+    r = alloc_status(a5["id"], "running")
+    ok(r[0] and r[1].get("started_at") == t0 and parse_time(t0) >= created + 3,
+       "the resumed Job is billed from its pod's start, at least 3 s after its creation",
+       (r[1], t0, created))
+    time.sleep(1)
+    end5 = finish_pod("train-susp", pod5, t0)
+    check_completed(a5, t0, end5, "suspended then resumed", 1)
+
+    # Bare pods: no Job; over when the last pod stops.
+    a6 = allocate("bare")
+    bare = [f"bare-{i}" for i in (1, 2)]
+    for name in bare:
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": name, "labels": {ALLOC_LABEL: a6["id"]}},
+               "spec": {"restartPolicy": "Never", "nodeName": "gpu-node-1",
+                        "containers": [{"name": "trainer", "image": "registry.example/trainer:1.0",
+                                        "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}
+        st, body = kube.call("POST", f"/api/v1/namespaces/{NS}/pods", pod)
+        ok(st == 201, f"bare pod {name} labelled {a6['id']}", body)
+    t0 = now()
+    for name in bare:
+        kube.patch_status(NS, name, {"phase": "Running", "startTime": t0,
+                                     "containerStatuses": container({"running": {"startedAt": t0}})})
+    r = alloc_status(a6["id"], "running")
+    ok(r[0] and r[1].get("started_at") == t0, "bare pods: started at their startTime", r[1])
+    time.sleep(1)
+    t1 = now()
+    kube.patch_status(NS, bare[0], {"phase": "Succeeded", "containerStatuses": container(
+        {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": t0, "finishedAt": t1}})})
+    time.sleep(2)
+    st, b = api(base, ADMIN, "GET", f"/v1/allocations/{a6['id']}")
+    ok(b.get("status") == "running", "bare pods: still running while one pod runs", b)
+    t2 = now()
+    kube.patch_status(NS, bare[1], {"phase": "Failed", "containerStatuses": container(
+        {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": t0, "finishedAt": t2}})})
+    check_completed(a6, t0, t2, "bare pods (ended by the last one)", 2)
+
     # A third life after everything is reported changes nothing.
     st, team_before = api(base, ADMIN, "GET", "/v1/teams/ml")
     ok(ctl.stop() == 0, "the controller stops on SIGTERM with status 0", ctl.log()[-2000:])
@@ -311,10 +385,10 @@ def main():
     time.sleep(5)  # lets it list both kinds and reconcile
     ok(ctl.proc.poll() is None, "a third life lists again and keeps running", ctl.log()[-2000:])
     st, team_after = api(base, ADMIN, "GET", "/v1/teams/ml")
-    ok(audit_count(a1["id"]) == (1, 1) and audit_count(a2["id"]) == (1, 1)
+    ok(all(audit_count(a["id"]) == (1, 1) for a in (a1, a2, a5, a6))
        and all(team_before.get(k) == team_after.get(k) for k in ("spent", "reserved", "accrued")),
        "re-deriving everything after a restart charges nothing twice",
-       (audit_count(a1["id"]), audit_count(a2["id"]), team_before, team_after))
+       ([audit_count(a["id"]) for a in (a1, a2, a5, a6)], team_before, team_after))
     st, a1now = api(base, ADMIN, "GET", f"/v1/allocations/{a1['id']}")
     ok(a1now.get("actual_cost") is not None and done2.get("actual_cost") is not None,
        "both allocations keep their charge", (a1now, done2))
@@ -324,7 +398,9 @@ def main():
     st, body = kube.call("POST", "/api/v1/namespaces", {"metadata": {"name": "plinth-system"}})
     ok(st == 201, "namespace plinth-system (the lease)", body)
     lease_args = ("--lease-namespace", "plinth-system", "--lease-duration", "5")
-    reps = [Controller(tmp, kc, base, service, f"replica-{i}", lease_args) for i in (1, 2)]
+    kc_cert = os.path.join(tmp, "kubeconfig-cert")
+    kubeconfig_for(cluster, None, kc_cert, client_cert(cluster, tmp, "plinth-controller"))
+    reps = [Controller(tmp, kc_cert, base, service, f"replica-{i}", lease_args) for i in (1, 2)]
     for r in reps:
         _cleanups.append(r.stop)
         r.start()

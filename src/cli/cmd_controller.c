@@ -457,6 +457,30 @@ static void alloc_reconcile(struct ctl *c, struct ctl_alloc *a)
 	}
 }
 
+/* Forgets allocations that are done and whose objects are all gone, so a
+ * long-running controller's memory follows the live workload.  Should one
+ * of them come back, it costs one GET to learn it is done.  c->mu held. */
+static void ctl_prune(struct ctl *c)
+{
+	size_t keep = 0;
+
+	for (size_t i = 0; i < c->n; i++) {
+		struct ctl_alloc *a = &c->a[i];
+		bool gone = a->st == CTL_DONE && (!a->has_job || a->job.deleted);
+
+		for (size_t j = 0; gone && j < a->npods; j++)
+			gone = a->pods[j].u.deleted;
+		if (gone) {
+			free(a->pods);
+			continue;
+		}
+		if (keep != i)
+			c->a[keep] = *a;
+		keep++;
+	}
+	c->n = keep;
+}
+
 /* --- informer callbacks --------------------------------------------------- */
 
 struct ctl_kind {
@@ -612,6 +636,11 @@ static bool ctl_lease_round(struct ctl *c, struct kube_lease *l)
 	if (pthread_mutex_lock(&c->mu) != 0)
 		return false;
 	c->leader = now;
+	/* What we knew of Plinth's side may be stale after another leader's
+	 * turn: look again before reporting. */
+	for (size_t i = 0; now && !was && i < c->n; i++)
+		if (c->a[i].st != CTL_DONE)
+			c->a[i].st = CTL_UNKNOWN;
 	pthread_mutex_unlock(&c->mu);
 	return now && !was;
 }
@@ -734,6 +763,7 @@ int cmd_controller(struct cli *c, int argc, char **argv)
 		if (all && pthread_mutex_lock(&st.mu) == 0) {
 			for (size_t i = 0; i < st.n; i++)
 				alloc_reconcile(&st, &st.a[i]);
+			ctl_prune(&st);
 			pthread_mutex_unlock(&st.mu);
 		}
 		nanosleep(&ts, NULL);

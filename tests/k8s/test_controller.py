@@ -14,7 +14,8 @@ pods/status. Scenarios (issue 13, part 1):
    restart: one start and one completion in the audit log, the same charge;
    a third life after completion changes nothing;
    a Job created suspended (as Kueue does) is billed from its pod's start, not
-   from its creation; bare pods (no Job) end when the last one stops;
+   from its creation; bare pods (no Job) end when the last one stops; a Job
+   deleted while its pod runs ends at its deletion;
 3. two replicas electing a leader with a coordination.k8s.io/v1 Lease: one
    leader, one start and one completion; kill -9 the leader while a pod runs:
    the other replica takes the lease over and completes the allocation, once.
@@ -378,6 +379,26 @@ def main():
         {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": t0, "finishedAt": t2}})})
     check_completed(a6, t0, t2, "bare pods (ended by the last one)", 2)
 
+    # A Job deleted while its pod runs: ended at the deletion.
+    a7 = allocate("train-del")
+    pod7, t0 = run_pod("train-del", a7["id"])
+    r = alloc_status(a7["id"], "running")
+    ok(r[0] and r[1].get("started_at") == t0, "train-del: started at the pod's startTime", r[1])
+    time.sleep(2)
+    t_del = parse_time(now())
+    st, body = kube.call("DELETE", f"/apis/batch/v1/namespaces/{NS}/jobs/train-del",
+                         {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"})
+    ok(st == 200, "delete the Job while its pod runs", body)
+    r = alloc_status(a7["id"], "completed")
+    done = r[1]
+    end = parse_time(done["ended_at"]) if done.get("ended_at") else 0
+    secs = end - parse_time(t0)
+    ok(r[0] and t_del <= end <= t_del + 3, "a deleted Job ends its allocation at the deletion",
+       (done, t_del, ctl.log()[-1500:]))
+    ok(money_eq(done.get("actual_cost"), charge(1, a7["price_per_gpu_hour"], secs))
+       and audit_count(a7["id"]) == (1, 1), f"train-del: charged its {secs} s, once",
+       (done.get("actual_cost"), secs, audit_count(a7["id"])))
+
     # A third life after everything is reported changes nothing.
     st, team_before = api(base, ADMIN, "GET", "/v1/teams/ml")
     ok(ctl.stop() == 0, "the controller stops on SIGTERM with status 0", ctl.log()[-2000:])
@@ -385,10 +406,10 @@ def main():
     time.sleep(5)  # lets it list both kinds and reconcile
     ok(ctl.proc.poll() is None, "a third life lists again and keeps running", ctl.log()[-2000:])
     st, team_after = api(base, ADMIN, "GET", "/v1/teams/ml")
-    ok(all(audit_count(a["id"]) == (1, 1) for a in (a1, a2, a5, a6))
+    ok(all(audit_count(a["id"]) == (1, 1) for a in (a1, a2, a5, a6, a7))
        and all(team_before.get(k) == team_after.get(k) for k in ("spent", "reserved", "accrued")),
        "re-deriving everything after a restart charges nothing twice",
-       ([audit_count(a["id"]) for a in (a1, a2, a5, a6)], team_before, team_after))
+       ([audit_count(a["id"]) for a in (a1, a2, a5, a6, a7)], team_before, team_after))
     st, a1now = api(base, ADMIN, "GET", f"/v1/allocations/{a1['id']}")
     ok(a1now.get("actual_cost") is not None and done2.get("actual_cost") is not None,
        "both allocations keep their charge", (a1now, done2))

@@ -78,6 +78,8 @@ int cmd_teams(struct cli *c, int argc, char **argv);
 int cmd_costs(struct cli *c, int argc, char **argv);
 int cmd_token(struct cli *c, int argc, char **argv);
 int cmd_submit(struct cli *c, int argc, char **argv);
+/* `plinth controller` (src/cli/cmd_controller.c): runs until SIGINT/SIGTERM. */
+int cmd_controller(struct cli *c, int argc, char **argv);
 
 /* The daemon (src/cli/cmd_serve.c): argv[0] is "serve"; returns the process exit code. */
 int cmd_serve(int argc, char **argv);

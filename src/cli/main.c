@@ -30,6 +30,7 @@ static const struct {
 	{ "costs", cmd_costs, "spend grouped by team, project, GPU type or day" },
 	{ "token", cmd_token, "create, list or revoke API tokens (admin)" },
 	{ "submit", cmd_submit, "submit a training job file (allocation, MLflow, GitOps)" },
+	{ "controller", cmd_controller, "report real GPU time from Kubernetes Jobs and Pods" },
 	{ "version", cmd_version, "print the version" },
 	{ "help", cmd_help, "show help for a command" },
 };

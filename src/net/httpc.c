@@ -62,9 +62,98 @@ static void httpc_detail_set(char *detail, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Applies the TLS settings of tls (may be NULL) to h; blobs are copied by curl. */
+static CURLcode httpc_tls_apply(CURL *h, const struct httpc_tls *tls)
+{
+	CURLcode cc = CURLE_OK;
+
+	if (tls == NULL)
+		return CURLE_OK;
+	if (tls->ca_pem != NULL) {
+		struct curl_blob b = { (void *)tls->ca_pem, tls->ca_pem_len, CURL_BLOB_COPY };
+		cc = curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
+	} else if (tls->ca_file != NULL) {
+		cc = curl_easy_setopt(h, CURLOPT_CAINFO, tls->ca_file);
+	}
+	if (cc == CURLE_OK && tls->cert_pem != NULL) {
+		struct curl_blob b = { (void *)tls->cert_pem, tls->cert_pem_len, CURL_BLOB_COPY };
+		cc = curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &b);
+	} else if (cc == CURLE_OK && tls->cert_file != NULL) {
+		cc = curl_easy_setopt(h, CURLOPT_SSLCERT, tls->cert_file);
+	}
+	if (cc == CURLE_OK && tls->key_pem != NULL) {
+		struct curl_blob b = { (void *)tls->key_pem, tls->key_pem_len, CURL_BLOB_COPY };
+		cc = curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &b);
+	} else if (cc == CURLE_OK && tls->key_file != NULL) {
+		cc = curl_easy_setopt(h, CURLOPT_SSLKEY, tls->key_file);
+	}
+	return cc;
+}
+
+/* Runs curl_global_init once; 0 when libcurl is usable. */
+static int httpc_global_check(char *detail)
+{
+	pthread_once(&httpc_once, httpc_global_init);
+	if (httpc_global_rc != CURLE_OK) {
+		httpc_detail_set(detail, "libcurl init failed: %s",
+			curl_easy_strerror(httpc_global_rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* The request headers: "Expect:" (no waiting for 100-continue on larger
+ * bodies) then the caller's.  Returns 0, or -1 when out of memory (*hl is
+ * then still the caller's to free). */
+static int httpc_headers(const char *const *headers, struct curl_slist **hl)
+{
+	struct curl_slist *n = curl_slist_append(*hl, "Expect:");
+
+	if (n == NULL)
+		return -1;
+	*hl = n;
+	for (size_t i = 0; headers != NULL && headers[i] != NULL; i++) {
+		n = curl_slist_append(*hl, headers[i]);
+		if (n == NULL)
+			return -1;
+		*hl = n;
+	}
+	return 0;
+}
+
+/* What every request shares: the URL, http(s) only, no signals, no redirects,
+ * curl's error text in errbuf, the headers and the TLS settings. */
+static CURLcode httpc_base_setopt(CURL *h, const char *url, struct curl_slist *hl, char *errbuf,
+	const struct httpc_tls *tls)
+{
+	CURLcode cc = curl_easy_setopt(h, CURLOPT_URL, url);
+
+	if (cc == CURLE_OK)
+		cc = curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (cc == CURLE_OK)
+		cc = curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	if (cc == CURLE_OK)
+		cc = curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	if (cc == CURLE_OK)
+		cc = curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	if (cc == CURLE_OK)
+		cc = curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+	if (cc == CURLE_OK)
+		cc = httpc_tls_apply(h, tls);
+	return cc;
+}
+
 int httpc_request(const char *method, const char *url, const char *const *headers,
 	const char *body, size_t body_len, long timeout_ms, size_t max_body,
 	struct httpc_response *out, char *detail)
+{
+	return httpc_request_tls(method, url, headers, body, body_len, timeout_ms, max_body,
+		NULL, out, detail);
+}
+
+int httpc_request_tls(const char *method, const char *url, const char *const *headers,
+	const char *body, size_t body_len, long timeout_ms, size_t max_body,
+	const struct httpc_tls *tls, struct httpc_response *out, char *detail)
 {
 	CURL *h = NULL;
 	struct curl_slist *hl = NULL;
@@ -80,12 +169,8 @@ int httpc_request(const char *method, const char *url, const char *const *header
 	}
 	snprintf(shorturl, sizeof shorturl, "%s", url);
 
-	pthread_once(&httpc_once, httpc_global_init);
-	if (httpc_global_rc != CURLE_OK) {
-		httpc_detail_set(detail, "libcurl init failed: %s",
-			curl_easy_strerror(httpc_global_rc));
+	if (httpc_global_check(detail) != 0)
 		return ERR_UNAVAILABLE;
-	}
 
 	h = curl_easy_init();
 	if (h == NULL) {
@@ -94,29 +179,13 @@ int httpc_request(const char *method, const char *url, const char *const *header
 		goto out;
 	}
 
-	/* "Expect:" stops curl from waiting for 100-continue on larger bodies. */
-	hl = curl_slist_append(NULL, "Expect:");
-	if (hl == NULL) {
+	if (httpc_headers(headers, &hl) != 0) {
 		rc = ERR_NOMEM;
 		httpc_detail_set(detail, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; headers != NULL && headers[i] != NULL; i++) {
-		struct curl_slist *n = curl_slist_append(hl, headers[i]);
-		if (n == NULL) {
-			rc = ERR_NOMEM;
-			httpc_detail_set(detail, "out of memory");
-			goto out;
-		}
-		hl = n;
-	}
 
-	if (curl_easy_setopt(h, CURLOPT_URL, url) != CURLE_OK ||
-	    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
-	    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-	    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
-	    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
-	    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl) != CURLE_OK ||
+	if (httpc_base_setopt(h, url, hl, errbuf, tls) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, httpc_write_cb) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_WRITEDATA, &buf) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 0L) != CURLE_OK ||
@@ -216,6 +285,103 @@ out:
 	curl_slist_free_all(hl);
 	if (h != NULL)
 		curl_easy_cleanup(h);
+	return rc;
+}
+
+/* The state of one streamed transfer, shared by its curl callbacks. */
+struct httpc_stream_state {
+	CURL *h;
+	int (*on_data)(void *ctx, long status, const char *data, size_t len);
+	int (*should_stop)(void *ctx);
+	void *ctx;
+	int stopped; /* a callback asked to stop: not an error */
+};
+
+static size_t httpc_stream_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct httpc_stream_state *st = userdata;
+	long status = 0;
+
+	if (curl_easy_getinfo(st->h, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+		status = 0;
+	if (st->on_data(st->ctx, status, ptr, size * nmemb) != 0) {
+		st->stopped = 1;
+		return 0;
+	}
+	return size * nmemb;
+}
+
+static int httpc_stream_progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
+	curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct httpc_stream_state *st = userdata;
+
+	if (st->should_stop != NULL && st->should_stop(st->ctx) != 0) {
+		st->stopped = 1;
+		return 1;
+	}
+	return 0;
+}
+
+int httpc_stream(const char *url, const char *const *headers, const struct httpc_tls *tls,
+	long connect_timeout_ms, long stall_s,
+	int (*on_data)(void *ctx, long status, const char *data, size_t len),
+	int (*should_stop)(void *ctx), void *ctx, long *status, char *detail)
+{
+	struct httpc_stream_state st = { .on_data = on_data, .should_stop = should_stop, .ctx = ctx };
+	struct curl_slist *hl = NULL;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	char shorturl[160];
+	int rc = ERR_UNAVAILABLE;
+	CURLcode cc;
+
+	if (url == NULL || on_data == NULL) {
+		httpc_detail_set(detail, "invalid request arguments");
+		return ERR_INVALID;
+	}
+	snprintf(shorturl, sizeof shorturl, "%s", url);
+	if (httpc_global_check(detail) != 0)
+		return ERR_UNAVAILABLE;
+	st.h = curl_easy_init();
+	if (st.h == NULL) {
+		httpc_detail_set(detail, "out of memory");
+		return ERR_NOMEM;
+	}
+	if (httpc_headers(headers, &hl) != 0) {
+		rc = ERR_NOMEM;
+		httpc_detail_set(detail, "out of memory");
+		goto out;
+	}
+	if (httpc_base_setopt(st.h, url, hl, errbuf, tls) != CURLE_OK ||
+	    curl_easy_setopt(st.h, CURLOPT_HTTPGET, 1L) != CURLE_OK ||
+	    curl_easy_setopt(st.h, CURLOPT_WRITEFUNCTION, httpc_stream_write_cb) != CURLE_OK ||
+	    curl_easy_setopt(st.h, CURLOPT_WRITEDATA, &st) != CURLE_OK ||
+	    curl_easy_setopt(st.h, CURLOPT_NOPROGRESS, 0L) != CURLE_OK ||
+	    curl_easy_setopt(st.h, CURLOPT_XFERINFOFUNCTION, httpc_stream_progress_cb) != CURLE_OK ||
+	    curl_easy_setopt(st.h, CURLOPT_XFERINFODATA, &st) != CURLE_OK ||
+	    curl_easy_setopt(st.h, CURLOPT_CONNECTTIMEOUT_MS,
+		    connect_timeout_ms > 0 ? connect_timeout_ms : 0L) != CURLE_OK ||
+	    curl_easy_setopt(st.h, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
+	    (stall_s > 0 && (curl_easy_setopt(st.h, CURLOPT_LOW_SPEED_LIMIT, 1L) != CURLE_OK ||
+			     curl_easy_setopt(st.h, CURLOPT_LOW_SPEED_TIME, stall_s) != CURLE_OK))) {
+		rc = ERR_INVALID;
+		httpc_detail_set(detail, "cannot configure request to %s", shorturl);
+		goto out;
+	}
+	cc = curl_easy_perform(st.h);
+	if (status != NULL && curl_easy_getinfo(st.h, CURLINFO_RESPONSE_CODE, status) != CURLE_OK)
+		*status = 0;
+	if (cc == CURLE_OK || st.stopped) {
+		rc = 0;
+		goto out;
+	}
+	rc = cc == CURLE_URL_MALFORMAT || cc == CURLE_UNSUPPORTED_PROTOCOL ? ERR_INVALID
+									     : ERR_UNAVAILABLE;
+	httpc_detail_set(detail, "watch %s failed: %s", shorturl,
+		errbuf[0] ? errbuf : curl_easy_strerror(cc));
+out:
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(st.h);
 	return rc;
 }
 

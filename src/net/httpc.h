@@ -1,5 +1,6 @@
 /*
- * httpc.h - a small blocking HTTP client (the CLI, later the MLflow client).
+ * httpc.h - a small blocking HTTP client (the CLI, the MLflow client, the
+ * Kubernetes controller's API and watch client).
  *
  * The only module that knows libcurl exists: curl's error model stops here and
  * callers see enum err plus a one-line detail.  It must never follow redirects
@@ -33,6 +34,45 @@ struct httpc_response {
 int httpc_request(const char *method, const char *url, const char *const *headers,
 	const char *body, size_t body_len, long timeout_ms, size_t max_body,
 	struct httpc_response *out, char *detail);
+
+/*
+ * TLS settings for a server with its own CA and, optionally, a client
+ * certificate (the Kubernetes API).  Each item is a file or an in-memory PEM
+ * (the *_pem members win); NULL members keep libcurl's defaults (system CAs,
+ * no client certificate).  Strings are borrowed.
+ */
+struct httpc_tls {
+	const char *ca_file;
+	const char *ca_pem;
+	size_t ca_pem_len;
+	const char *cert_file;
+	const char *cert_pem;
+	size_t cert_pem_len;
+	const char *key_file;
+	const char *key_pem;
+	size_t key_pem_len;
+};
+
+/* httpc_request with TLS settings (tls may be NULL: same as httpc_request). */
+int httpc_request_tls(const char *method, const char *url, const char *const *headers,
+	const char *body, size_t body_len, long timeout_ms, size_t max_body,
+	const struct httpc_tls *tls, struct httpc_response *out, char *detail);
+
+/*
+ * A streamed GET (a Kubernetes watch): every chunk of the body is handed to
+ * on_data(ctx, status, data, len) as it arrives, whatever the status; a
+ * non-zero return stops the transfer.  should_stop(ctx) (may be NULL) is
+ * polled about once a second, also while nothing arrives; non-zero stops it.
+ * connect_timeout_ms bounds the connection; the transfer itself runs until the
+ * server ends it (or stall_s seconds pass without a byte, 0 = no limit).
+ * Returns 0 when the server ended the body or a callback stopped it, and sets
+ * *status (may be NULL); ERR_UNAVAILABLE (cannot connect, broken exchange),
+ * ERR_INVALID or ERR_NOMEM otherwise, with a detail.
+ */
+int httpc_stream(const char *url, const char *const *headers, const struct httpc_tls *tls,
+	long connect_timeout_ms, long stall_s,
+	int (*on_data)(void *ctx, long status, const char *data, size_t len),
+	int (*should_stop)(void *ctx), void *ctx, long *status, char *detail);
 
 /* Frees what httpc_request put in r and zeroes it; safe on a zeroed struct. */
 void httpc_response_done(struct httpc_response *r);

@@ -28,6 +28,7 @@
 #include "core/err.h"
 #include "core/timeutil.h"
 #include "net/httpc.h"
+#include "util/util.h"
 
 #define CTL_LABEL "plinth.io/allocation-id"
 #define CTL_ID_LEN 64
@@ -530,6 +531,11 @@ static void ctl_object(struct ctl *c, bool pods, enum kube_event ev, const json_
 
 	if (id == NULL || uid == NULL)
 		return;
+	if (strlen(id) >= CTL_ID_LEN || strlen(uid) >= CTL_UID_LEN) {
+		/* Label values are at most 63 bytes and uids 36: not ours. */
+		ctl_log("ignored an object whose allocation id or uid is too long");
+		return;
+	}
 	a = alloc_get(c, id);
 	if (a == NULL) {
 		ctl_log("out of memory tracking allocation %s", id);
@@ -711,10 +717,14 @@ int cmd_controller(struct cli *c, int argc, char **argv)
 		cli_printf(stderr, "plinth controller: %s\n", detail);
 		return CLI_EXIT_USAGE;
 	}
-	snprintf(jobs_path, sizeof jobs_path, "%s%s%s/jobs", "/apis/batch/v1",
-		ns ? "/namespaces/" : "", ns ? ns : "");
-	snprintf(pods_path, sizeof pods_path, "%s%s%s/pods", "/api/v1",
-		ns ? "/namespaces/" : "", ns ? ns : "");
+	if (util_fmt(jobs_path, sizeof jobs_path, "%s%s%s/jobs", "/apis/batch/v1",
+		     ns ? "/namespaces/" : "", ns ? ns : "") != 0 ||
+	    util_fmt(pods_path, sizeof pods_path, "%s%s%s/pods", "/api/v1",
+		     ns ? "/namespaces/" : "", ns ? ns : "") != 0) {
+		cli_printf(stderr, "plinth controller: --namespace is too long\n");
+		kube_config_done(&kc);
+		return CLI_EXIT_USAGE;
+	}
 	st.url = c->url;
 	st.token = c->token;
 	st.leader = lease_ns == NULL;

@@ -6,6 +6,7 @@
  * insecure-skip-tls-verify cluster, and never keep more than KUBE_MAX_BODY
  * bytes of a list or KUBE_MAX_LINE of one watch event.
  */
+#include "util/util.h"
 #include "controller/kube.h"
 
 #include <errno.h>
@@ -534,7 +535,11 @@ static int informer_list(const struct kube_informer *inf, const char *sel, char 
 			inf->on_event(inf->ctx, KUBE_EV_ADDED, json_array_get(items, i));
 		v = json_string_value(json_object_get(json_object_get(res, "metadata"),
 			"resourceVersion"));
-		snprintf(rv, rvlen, "%s", v ? v : "");
+		if (util_fmt(rv, rvlen, "%s", v ? v : "") != 0) {
+			inf_log(inf, "list %s: resourceVersion longer than %zu bytes", inf->path, rvlen);
+			rc = ERR_TOO_LARGE;
+			goto out;
+		}
 		c = json_string_value(json_object_get(json_object_get(res, "metadata"), "continue"));
 		free(cont);
 		cont = NULL;
@@ -587,8 +592,8 @@ static void watch_line(struct watch_state *w, const char *s, size_t n)
 		else
 			w->bad = 1;
 	} else {
-		if (rv != NULL)
-			snprintf(w->rv, w->rvlen, "%s", rv);
+		if (rv != NULL && util_fmt(w->rv, w->rvlen, "%s", rv) != 0)
+			w->bad = 1; /* a version we cannot hold: list again */
 		if (strcmp(type, "ADDED") == 0)
 			inf->on_event(inf->ctx, KUBE_EV_ADDED, obj);
 		else if (strcmp(type, "MODIFIED") == 0)

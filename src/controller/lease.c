@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "core/err.h"
+#include "util/util.h"
 
 /* A MicroTime, "2026-12-06T07:00:00.123456Z", from the wall clock. */
 static void micro_now(char *buf, size_t n)
@@ -24,8 +25,10 @@ static void micro_now(char *buf, size_t n)
 		snprintf(buf, n, "1970-01-01T00:00:00.000000Z");
 		return;
 	}
-	snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000);
+	if (util_fmt(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
+		     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		     (int)(ts.tv_nsec / 1000)) != 0)
+		snprintf(buf, n, "1970-01-01T00:00:00.000000Z");
 }
 
 int kube_lease_init(struct kube_lease *l, const struct kube_config *cfg, const char *ns,
@@ -90,10 +93,16 @@ static long lease_write(struct kube_lease *l, const json_t *lease, bool takeover
 	if (status == 200 || status == 201) {
 		const char *rv = json_string_value(json_object_get(json_object_get(res, "metadata"),
 			"resourceVersion"));
-		snprintf(l->seen_rv, sizeof l->seen_rv, "%s", rv ? rv : "");
+		if (util_fmt(l->seen_rv, sizeof l->seen_rv, "%s", rv ? rv : "") != 0) {
+			/* An opaque version we cannot hold: read it again next round. */
+			l->seen_rv[0] = '\0';
+			snprintf(detail, KUBE_DETAIL_LEN, "lease %.200s: resourceVersion too long",
+				 l->path);
+			status = -1;
+		}
 	} else {
 		const char *msg = json_string_value(json_object_get(res, "message"));
-		snprintf(detail, KUBE_DETAIL_LEN, "lease %s: HTTP %ld %s", l->path, status,
+		snprintf(detail, KUBE_DETAIL_LEN, "lease %.200s: HTTP %ld %.200s", l->path, status,
 			msg ? msg : "");
 	}
 out:
@@ -120,7 +129,7 @@ bool kube_lease_round(struct kube_lease *l, int64_t now_us, char *detail)
 	}
 	if (status != 200 || !json_is_object(lease)) {
 		const char *msg = json_string_value(json_object_get(lease, "message"));
-		snprintf(detail, KUBE_DETAIL_LEN, "lease %s: HTTP %ld %s", l->path, status,
+		snprintf(detail, KUBE_DETAIL_LEN, "lease %.200s: HTTP %ld %.200s", l->path, status,
 			msg ? msg : "");
 		goto keep;
 	}
@@ -130,7 +139,11 @@ bool kube_lease_round(struct kube_lease *l, int64_t now_us, char *detail)
 		rv = "";
 	if (strcmp(rv, l->seen_rv) != 0) {
 		/* It changed since we last looked: its holder is alive. */
-		snprintf(l->seen_rv, sizeof l->seen_rv, "%s", rv);
+		if (util_fmt(l->seen_rv, sizeof l->seen_rv, "%s", rv) != 0) {
+			snprintf(detail, KUBE_DETAIL_LEN, "lease %.200s: resourceVersion too long",
+				 l->path);
+			goto keep;
+		}
 		l->seen_at_us = now_us;
 	}
 	if (holder != NULL && strcmp(holder, l->identity) == 0) {

@@ -72,6 +72,14 @@ json_t *render_gpu_type(const struct gpu_type *g, const char *currency);
 json_t *render_team(const struct team *t, const struct team_ledger *l, int64_t now,
 		    const char *currency, int64_t recent_used, int64_t window_s);
 json_t *render_allocation(const struct allocation *a, int64_t now);
+/*
+ * The label POST /v1/jobs puts on its allocation (the job id); only that
+ * flow may set it.  Such an allocation is managed by plinth controller:
+ * its usage (start, complete) comes from the cluster, not from members.
+ */
+#define ALLOC_JOB_LABEL "plinth.io/job"
+/* "controller" for an allocation of a job, NULL for a manual one. */
+const char *render_alloc_managed_by(const struct allocation *a);
 /* The same allocation as compact JSON text (caller frees; *len if len). */
 char *render_allocation_text(const struct allocation *a, int64_t now, size_t *len);
 json_t *render_token(const struct token *t);

@@ -19,6 +19,8 @@
 #include "core/timeutil.h"
 #include "http/jsonv.h"
 #include "http/metrics.h"
+#include "integrations/integrations.h"
+#include "integrations/jobclean.h"
 #include "util/util.h"
 
 #define ALLOC_MAX_LABELS 32
@@ -109,6 +111,10 @@ static void check_labels(json_t *labels, json_t *errors)
 				    "label keys must be Kubernetes label keys: [prefix/]name, at most "
 				    "63 bytes, name of A-Z a-z 0-9 - _ . starting and ending with a "
 				    "letter or digit");
+		else if (strcmp(k, ALLOC_JOB_LABEL) == 0)
+			jsonv_error(errors, field,
+				    "is set by POST /v1/jobs only (it marks an allocation whose usage "
+				    "plinth controller reports)");
 		else if (!json_is_string(v) ||
 			 (json_string_length(v) > 0 &&
 			  (strlen(json_string_value(v)) != json_string_length(v) ||
@@ -486,6 +492,15 @@ static void transition(struct req *r, enum alloc_event ev, const char *at_field)
 	}
 	if (load_visible(r, &a) != 0)
 		goto out;
+	/* A job's usage comes from the cluster: its members may cancel it but
+	 * not say when it started or ended (issue 13). */
+	if (ev != ALLOC_EV_CANCEL && r->actor.role == ROLE_MEMBER &&
+	    render_alloc_managed_by(&a) != NULL) {
+		reply_err(r, ERR_CONFLICT,
+			  "usage of this allocation is reported by plinth controller from the "
+			  "cluster; a member token may only cancel it");
+		goto out;
+	}
 	if (at_s != NULL && !may_report_times(r)) {
 		reply_err(r, ERR_FORBIDDEN,
 			  ev == ALLOC_EV_START
@@ -522,6 +537,13 @@ static void transition(struct req *r, enum alloc_event ev, const char *at_field)
 				 alloc_event_name(ev), alloc_status_name(a.status));
 		reply_err(r, rc, detail[0] ? detail : "cannot change the allocation");
 		goto out;
+	}
+	/* The ledger moved: a job's manifests leave the GitOps repository now,
+	 * without a pool connection; a failure is left to the sweeper. */
+	if ((ev == ALLOC_EV_COMPLETE || ev == ALLOC_EV_CANCEL) && r->app->integrations != NULL &&
+	    render_alloc_managed_by(&a) != NULL) {
+		req_db_release(r);
+		(void)jobclean_run(r->app->store, r->app->integrations->gitops, a.id, NULL);
 	}
 	json_t *v = render_allocation(&a, r->now);
 	if (a.status == ALLOC_COMPLETED)

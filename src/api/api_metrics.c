@@ -18,6 +18,7 @@
 #include "core/err.h"
 #include "core/money.h"
 #include "http/metrics.h"
+#include "integrations/jobclean.h"
 
 struct mbuf {
 	char *buf;
@@ -125,6 +126,14 @@ void api_metrics(struct req *r)
 				     "read and were skipped (see the log).\n"
 				     "# TYPE plinth_store_bad_rows_total counter\n"
 				     "plinth_store_bad_rows_total %ld\n", store_bad_rows_total());
+	if (rc == 0)
+		rc = metrics_appendf(&b.buf, &b.len, &b.cap,
+				     "# HELP plinth_gitops_cleanup_failures_total Removals of an ended "
+				     "job's manifests from the GitOps repository that failed (retried "
+				     "by the sweeper; see the log).\n"
+				     "# TYPE plinth_gitops_cleanup_failures_total counter\n"
+				     "plinth_gitops_cleanup_failures_total %ld\n",
+				     jobclean_failures_total());
 	if (rc == 0)
 		rc = metrics_render(&b.buf, &b.len, &b.cap);
 	free(ledgers);

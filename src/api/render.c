@@ -124,6 +124,14 @@ static void jw_time(struct jsonw *w, const char *key, int64_t t)
 
 /* The one definition of an allocation's JSON: written with jsonw because
  * POST /v1/allocations answers with it on the hot path. */
+const char *render_alloc_managed_by(const struct allocation *a)
+{
+	json_t *labels = json_loads(a->labels_json, 0, NULL);
+	bool job = json_is_string(json_object_get(labels, ALLOC_JOB_LABEL));
+	json_decref(labels);
+	return job ? "controller" : NULL;
+}
+
 static void render_allocation_w(struct jsonw *w, const struct allocation *a, int64_t now)
 {
 	int64_t accrued = 0;
@@ -156,6 +164,7 @@ static void render_allocation_w(struct jsonw *w, const struct allocation *a, int
 	jw_time(w, "ended_at", a->ended_at);
 	jw_time(w, "period_start", a->period_start);
 	jw_str(w, "created_by", a->created_by);
+	jw_str(w, "managed_by", render_alloc_managed_by(a));
 	jw_close(w);
 }
 

@@ -23,6 +23,7 @@
 #include "http/http.h"
 #include "http/server.h"
 #include "integrations/integrations.h"
+#include "integrations/jobclean.h"
 #include "seed/seed.h"
 #include "util/util.h"
 
@@ -381,13 +382,18 @@ static void log_bad_row(const char *table, const char *id, const char *why)
 
 struct sweeper {
 	struct store *store;
+	struct gitops *gitops; /* NULL = no job flow: nothing to clean */
 	long interval;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop;
 };
 
-/* Expires approved allocations that were never started, every interval. */
+/*
+ * Every interval: expires approved allocations that were never started,
+ * then takes the manifests of ended jobs out of the GitOps repository
+ * (those of this sweep's expiries and any earlier removal that failed).
+ */
 static void *sweeper_main(void *arg)
 {
 	struct sweeper *sw = arg;
@@ -411,6 +417,8 @@ static void *sweeper_main(void *arg)
 			log_event("error", "expiry sweep failed", json_pack("{s:s}", "error", err_name(rc)));
 		else if (n > 0)
 			log_event("info", "allocations expired", json_pack("{s:i}", "count", n));
+		if (sw->gitops != NULL)
+			(void)jobclean_run(sw->store, sw->gitops, NULL, NULL); /* logs its failures */
 		pthread_mutex_lock(&sw->mu);
 	}
 	pthread_mutex_unlock(&sw->mu);
@@ -535,6 +543,7 @@ int cmd_serve(int argc, char **argv)
 	char base[400];
 	snprintf(base, sizeof(base), "http://%s:%u", host[0] ? host : "127.0.0.1", port);
 	sw.store = store;
+	sw.gitops = integ ? integ->gitops : NULL;
 	sw.interval = o.sweep_interval;
 	if (pthread_create(&sweeper_thread, NULL, sweeper_main, &sw) == 0)
 		sweeper_started = true;

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "core/err.h"
+#include "util/util.h"
 
 #define GITOPS_LOCAL "refs/heads/" GITOPS_BRANCH
 #define GITOPS_TRACKING "refs/remotes/origin/" GITOPS_BRANCH
@@ -194,103 +195,81 @@ static int dir_state(git_index *idx, const char *dir_path, const git_oid *blobs,
 	return found == nfiles && same == nfiles ? 1 : ERR_CONFLICT;
 }
 
-int gitops_commit_push(struct gitops *g, const char *dir_path, const struct gitops_file *files,
-		       size_t nfiles, const char *message, char *commit_out, char *detail)
-{
-	git_remote *origin = NULL;
-	git_commit *parent = NULL;
-	git_tree *tree = NULL, *new_tree = NULL;
-	git_index *idx = NULL;
-	git_signature *sig = NULL;
-	git_reference *ref = NULL;
-	git_oid base, tree_oid, commit_oid, blobs[8];
-	bool have_base = false, moved = false;
-	char path[GITOPS_PATH_MAX];
-	int rc = 0;
+/* One operation's libgit2 objects; released by op_done. */
+struct gitops_op {
+	git_remote *origin;
+	git_commit *parent;
+	git_tree *tree;
+	git_index *idx;
+	git_oid base;
+	bool have_base;
+};
 
-	if (nfiles == 0 || nfiles > sizeof(blobs) / sizeof(blobs[0])) {
-		snprintf(detail, GITOPS_DETAIL_LEN, "bad number of files");
-		return ERR_INVALID;
-	}
-	pthread_mutex_lock(&g->mu);
+static void op_done(struct gitops_op *op)
+{
+	git_tree_free(op->tree);
+	git_commit_free(op->parent);
+	git_index_free(op->idx);
+	git_remote_free(op->origin);
+}
+
+/*
+ * Fetches the remote branch and reads its tree into an in-memory index
+ * (empty when the remote has no branch yet).  Called with g->mu held.
+ */
+static int op_fetch(struct gitops *g, struct gitops_op *op, char *detail)
+{
 	/* An anonymous remote: no config reads (libgit2 1.5 leaks pcre2 match
 	 * data on every config regex, e.g. in git_remote_lookup and insteadOf). */
 	git_remote_create_options ro;
-	if (git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION) < 0) {
-		rc = git_fail(ERR_STORE, "cannot initialise options", detail);
-		goto out;
-	}
+	if (git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION) < 0)
+		return git_fail(ERR_STORE, "cannot initialise options", detail);
 	ro.repository = g->repo;
 	ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
-	if (git_remote_create_with_opts(&origin, g->url, &ro) < 0) {
-		rc = git_fail(ERR_INVALID, "bad GitOps remote", detail);
-		goto out;
-	}
+	if (git_remote_create_with_opts(&op->origin, g->url, &ro) < 0)
+		return git_fail(ERR_INVALID, "bad GitOps remote", detail);
 	char fetch_spec[] = "+" GITOPS_LOCAL ":" GITOPS_TRACKING;
 	char *fetch_specs[] = {fetch_spec};
 	git_strarray fetch_refs = {fetch_specs, 1};
 	git_fetch_options fo;
 	if (git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION) < 0 ||
-	    git_remote_fetch(origin, &fetch_refs, &fo, "plinth: fetch") < 0) {
-		rc = git_fail(ERR_UNAVAILABLE, "cannot fetch from the GitOps remote", detail);
-		goto out;
-	}
+	    git_remote_fetch(op->origin, &fetch_refs, &fo, "plinth: fetch") < 0)
+		return git_fail(ERR_UNAVAILABLE, "cannot fetch from the GitOps remote", detail);
 	/* The remote's branch as the fetch saw it (empty repository: none). */
 	const git_remote_head **heads = NULL;
 	size_t nheads = 0;
-	if (git_remote_ls(&heads, &nheads, origin) < 0) {
-		rc = git_fail(ERR_UNAVAILABLE, "cannot list the GitOps remote", detail);
-		goto out;
-	}
+	if (git_remote_ls(&heads, &nheads, op->origin) < 0)
+		return git_fail(ERR_UNAVAILABLE, "cannot list the GitOps remote", detail);
 	for (size_t i = 0; i < nheads; i++) {
 		if (strcmp(heads[i]->name, GITOPS_LOCAL) == 0) {
-			git_oid_cpy(&base, &heads[i]->oid);
-			have_base = true;
+			git_oid_cpy(&op->base, &heads[i]->oid);
+			op->have_base = true;
 		}
 	}
-	if (git_index_new(&idx) < 0) {
-		rc = git_fail(ERR_NOMEM, "cannot make an index", detail);
-		goto out;
-	}
-	if (have_base) {
-		if (git_commit_lookup(&parent, g->repo, &base) < 0 ||
-		    git_commit_tree(&tree, parent) < 0 || git_index_read_tree(idx, tree) < 0) {
-			rc = git_fail(ERR_STORE, "cannot read the remote branch", detail);
-			goto out;
-		}
-	}
-	for (size_t i = 0; i < nfiles; i++) {
-		if (git_blob_create_from_buffer(&blobs[i], g->repo, files[i].data, files[i].len) < 0) {
-			rc = git_fail(ERR_STORE, "cannot write a blob", detail);
-			goto out;
-		}
-	}
-	rc = dir_state(idx, dir_path, blobs, files, nfiles);
-	if (rc == 1) {
-		/* A retry: the remote already has exactly this. */
-		git_oid_tostr(commit_out, GITOPS_OID_LEN, &base);
-		rc = 0;
-		goto out;
-	}
-	if (rc != 0) {
-		snprintf(detail, GITOPS_DETAIL_LEN, "%s already exists in the GitOps repository",
-			 dir_path);
-		goto out;
-	}
-	for (size_t i = 0; i < nfiles; i++) {
-		git_index_entry e;
-		memset(&e, 0, sizeof(e));
-		snprintf(path, sizeof(path), "%s/%s", dir_path, files[i].name);
-		e.path = path;
-		e.mode = GIT_FILEMODE_BLOB;
-		e.id = blobs[i];
-		e.file_size = (uint32_t)files[i].len;
-		if (git_index_add(idx, &e) < 0) {
-			rc = git_fail(ERR_STORE, "cannot stage a manifest", detail);
-			goto out;
-		}
-	}
-	if (git_index_write_tree_to(&tree_oid, idx, g->repo) < 0 ||
+	if (git_index_new(&op->idx) < 0)
+		return git_fail(ERR_NOMEM, "cannot make an index", detail);
+	if (op->have_base &&
+	    (git_commit_lookup(&op->parent, g->repo, &op->base) < 0 ||
+	     git_commit_tree(&op->tree, op->parent) < 0 || git_index_read_tree(op->idx, op->tree) < 0))
+		return git_fail(ERR_STORE, "cannot read the remote branch", detail);
+	return 0;
+}
+
+/*
+ * Commits the index on top of the fetched branch and pushes; on any failure
+ * the local branch goes back to the remote's state.  Called with g->mu held.
+ */
+static int op_commit_push(struct gitops *g, struct gitops_op *op, const char *message,
+			  char *commit_out, char *detail)
+{
+	git_tree *new_tree = NULL;
+	git_signature *sig = NULL;
+	git_reference *ref = NULL;
+	git_oid tree_oid, commit_oid;
+	bool moved = false;
+	int rc = 0;
+
+	if (git_index_write_tree_to(&tree_oid, op->idx, g->repo) < 0 ||
 	    git_tree_lookup(&new_tree, g->repo, &tree_oid) < 0) {
 		rc = git_fail(ERR_STORE, "cannot write the tree", detail);
 		goto out;
@@ -299,9 +278,9 @@ int gitops_commit_push(struct gitops *g, const char *dir_path, const struct gito
 		rc = git_fail(ERR_STORE, "cannot make a signature", detail);
 		goto out;
 	}
-	const git_commit *parents[1] = {parent};
+	const git_commit *parents[1] = {op->parent};
 	if (git_commit_create(&commit_oid, g->repo, NULL, sig, sig, NULL, message, new_tree,
-			      have_base ? 1 : 0, parents) < 0) {
+			      op->have_base ? 1 : 0, parents) < 0) {
 		rc = git_fail(ERR_STORE, "cannot commit", detail);
 		goto out;
 	}
@@ -322,7 +301,7 @@ int gitops_commit_push(struct gitops *g, const char *dir_path, const struct gito
 	}
 	po.callbacks.push_update_reference = on_push_update;
 	po.callbacks.payload = &ps;
-	if (git_remote_push(origin, &push_refs, &po) < 0) {
+	if (git_remote_push(op->origin, &push_refs, &po) < 0) {
 		rc = git_fail(ERR_UNAVAILABLE, "push failed", detail);
 		goto out;
 	}
@@ -342,14 +321,120 @@ int gitops_commit_push(struct gitops *g, const char *dir_path, const struct gito
 	moved = false;
 out:
 	if (rc != 0 && moved)
-		branch_reset(g->repo, have_base ? &base : NULL);
+		branch_reset(g->repo, op->have_base ? &op->base : NULL);
 	git_reference_free(ref);
 	git_signature_free(sig);
 	git_tree_free(new_tree);
-	git_tree_free(tree);
-	git_commit_free(parent);
-	git_index_free(idx);
-	git_remote_free(origin);
+	return rc;
+}
+
+int gitops_commit_push(struct gitops *g, const char *dir_path, const struct gitops_file *files,
+		       size_t nfiles, const char *message, char *commit_out, char *detail)
+{
+	struct gitops_op op;
+	git_oid blobs[8];
+	char path[GITOPS_PATH_MAX];
+	int rc = 0;
+
+	if (nfiles == 0 || nfiles > sizeof(blobs) / sizeof(blobs[0])) {
+		snprintf(detail, GITOPS_DETAIL_LEN, "bad number of files");
+		return ERR_INVALID;
+	}
+	memset(&op, 0, sizeof(op));
+	pthread_mutex_lock(&g->mu);
+	rc = op_fetch(g, &op, detail);
+	if (rc != 0)
+		goto out;
+	for (size_t i = 0; i < nfiles; i++) {
+		if (git_blob_create_from_buffer(&blobs[i], g->repo, files[i].data, files[i].len) < 0) {
+			rc = git_fail(ERR_STORE, "cannot write a blob", detail);
+			goto out;
+		}
+	}
+	rc = dir_state(op.idx, dir_path, blobs, files, nfiles);
+	if (rc == 1) {
+		/* A retry: the remote already has exactly this. */
+		git_oid_tostr(commit_out, GITOPS_OID_LEN, &op.base);
+		rc = 0;
+		goto out;
+	}
+	if (rc != 0) {
+		snprintf(detail, GITOPS_DETAIL_LEN, "%s already exists in the GitOps repository",
+			 dir_path);
+		goto out;
+	}
+	for (size_t i = 0; i < nfiles; i++) {
+		git_index_entry e;
+		memset(&e, 0, sizeof(e));
+		if (util_fmt(path, sizeof(path), "%s/%s", dir_path, files[i].name) != 0) {
+			snprintf(detail, GITOPS_DETAIL_LEN, "a manifest path is too long");
+			rc = ERR_INVALID;
+			goto out;
+		}
+		e.path = path;
+		e.mode = GIT_FILEMODE_BLOB;
+		e.id = blobs[i];
+		e.file_size = (uint32_t)files[i].len;
+		if (git_index_add(op.idx, &e) < 0) {
+			rc = git_fail(ERR_STORE, "cannot stage a manifest", detail);
+			goto out;
+		}
+	}
+	rc = op_commit_push(g, &op, message, commit_out, detail);
+out:
+	op_done(&op);
+	pthread_mutex_unlock(&g->mu);
+	return rc;
+}
+
+/* True when the blob of an index entry contains mark. */
+static bool blob_has(git_repository *repo, const git_index_entry *e, const char *mark)
+{
+	git_blob *b = NULL;
+	bool has = false;
+	if (git_blob_lookup(&b, repo, &e->id) < 0)
+		return false;
+	const char *data = git_blob_rawcontent(b);
+	size_t n = (size_t)git_blob_rawsize(b), m = strlen(mark);
+	for (size_t i = 0; data != NULL && m > 0 && i + m <= n && !has; i++)
+		has = memcmp(data + i, mark, m) == 0;
+	git_blob_free(b);
+	return has;
+}
+
+int gitops_remove_push(struct gitops *g, const char *dir_path, const char *owner_mark,
+		       const char *message, char *commit_out, char *detail)
+{
+	struct gitops_op op;
+	size_t plen = strlen(dir_path);
+	bool owned = false;
+	int rc;
+
+	commit_out[0] = '\0';
+	memset(&op, 0, sizeof(op));
+	pthread_mutex_lock(&g->mu);
+	rc = op_fetch(g, &op, detail);
+	if (rc != 0)
+		goto out;
+	size_t n = git_index_entrycount(op.idx), found = 0;
+	for (size_t i = 0; i < n; i++) {
+		const git_index_entry *e = git_index_get_byindex(op.idx, i);
+		if (e == NULL || strncmp(e->path, dir_path, plen) != 0 || e->path[plen] != '/')
+			continue;
+		found++;
+		if (!owned && blob_has(g->repo, e, owner_mark))
+			owned = true;
+	}
+	/* Gone already, or the directory now belongs to another job: nothing to do. */
+	if (found == 0 || !owned)
+		goto out;
+	if (git_index_remove_directory(op.idx, dir_path, 0) < 0) {
+		rc = git_fail(ERR_STORE, "cannot unstage the manifests", detail);
+		goto out;
+	}
+	rc = op_commit_push(g, &op, message, commit_out, detail);
+out:
+	op_done(&op);
 	pthread_mutex_unlock(&g->mu);
 	return rc;
 }

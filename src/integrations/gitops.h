@@ -46,4 +46,15 @@ const char *gitops_remote_url(const struct gitops *g);
 int gitops_commit_push(struct gitops *g, const char *dir_path, const struct gitops_file *files,
 		       size_t nfiles, const char *message, char *commit_out, char *detail);
 
+/*
+ * Fetches the branch and, if dir_path holds a file containing owner_mark
+ * (the allocation id a job's manifests carry), removes the whole directory
+ * in one commit with message and pushes.  A directory that is gone, or that
+ * now holds another job's manifests, is left alone: 0 with commit_out "".
+ * Failures as gitops_commit_push (the local branch is never left ahead).
+ * Returns 0 and the new commit id in commit_out (GITOPS_OID_LEN bytes).
+ */
+int gitops_remove_push(struct gitops *g, const char *dir_path, const char *owner_mark,
+		       const char *message, char *commit_out, char *detail);
+
 #endif

@@ -250,6 +250,19 @@ struct job {
 	int64_t updated_at;
 };
 
+/*
+ * A job whose manifests should leave the GitOps repository: it answered 201
+ * (its manifests were committed), its allocation ended (cancelled, expired,
+ * completed) and the removal has not been recorded yet.
+ */
+struct job_cleanup {
+	char id[STORE_ID_LEN];
+	char team[STORE_ID_LEN];
+	char name[STORE_ID_LEN];
+	char allocation_id[STORE_ID_LEN];
+	enum alloc_status status; /* the allocation's */
+};
+
 struct audit_entry {
 	int64_t seq;
 	int64_t at;
@@ -382,6 +395,13 @@ struct store_ops {
 	/* Saves allocation_id, status, body and updated_at of the job j->id. */
 	int (*job_update)(struct store_conn *c, const struct job *j, char *detail);
 	int (*job_get)(struct store_conn *c, const char *id, struct job *out);
+	/* Up to max jobs whose manifests are due for removal (struct job_cleanup),
+	 * oldest first; alloc_id non-NULL: only the job of that allocation.
+	 * *n = how many were written to out. */
+	int (*job_cleanup_due)(struct store_conn *c, const char *alloc_id, struct job_cleanup *out,
+			       int max, int *n);
+	/* Records that the job's manifests are gone from the repository (at > 0). */
+	int (*job_cleanup_done)(struct store_conn *c, const char *job_id, int64_t at);
 };
 
 struct store_pool; /* private to store.c */

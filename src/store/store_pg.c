@@ -727,8 +727,18 @@ static const char SQL_V3[] =
 	" updated_at BIGINT NOT NULL);"
 	"CREATE UNIQUE INDEX jobs_idem ON jobs(token_id, idem_key) WHERE idem_key <> '';";
 
+/*
+ * Version 4 (issue 13): when a job's manifests left the GitOps repository
+ * (0 = not yet).  A job that answered 201 with an ended allocation and 0
+ * here is due for removal: the sweeper retries it until it is done.
+ */
+static const char SQL_V4[] =
+	"ALTER TABLE jobs ADD COLUMN manifests_removed_at BIGINT NOT NULL DEFAULT 0;"
+	"CREATE INDEX jobs_manifests_live ON jobs(allocation_id)"
+	" WHERE status = 201 AND manifests_removed_at = 0;";
+
 /* Migration i brings the schema to version i + 1.  Append only. */
-static const char *const migrations[] = {SQL_V1, SQL_V2, SQL_V3};
+static const char *const migrations[] = {SQL_V1, SQL_V2, SQL_V3, SQL_V4};
 static int migrate_after(struct pg_conn *c, int64_t version);
 #define PG_NMIGRATIONS ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -3965,6 +3975,61 @@ static int pg_job_get(struct store_conn *bc, const char *id, struct job *out)
 	return rc;
 }
 
+static const char SQL_JOB_CLEANUP_DUE[] =
+	"SELECT j.id, j.team_id, j.name, j.allocation_id, a.status FROM jobs j"
+	" JOIN allocations a ON a.id = j.allocation_id"
+	" WHERE j.status = 201 AND j.manifests_removed_at = 0"
+	" AND a.status IN ('cancelled', 'expired', 'completed')"
+	" AND ($1 = '' OR j.allocation_id = $1) ORDER BY j.created_at, j.id LIMIT $2";
+static const char SQL_JOB_CLEANUP_DONE[] =
+	"UPDATE jobs SET manifests_removed_at = $1 WHERE id = $2 AND manifests_removed_at = 0";
+
+static int job_cleanup_due_once(struct pg_conn *c, const char *only, struct job_cleanup *out,
+				int max, int *n)
+{
+	PGresult *r = NULL;
+	int rc = q_query(c, SQL_JOB_CLEANUP_DUE, &r, "ti", only, (int64_t)max);
+
+	*n = 0;
+	for (int i = 0; rc == 0 && i < PQntuples(r) && *n < max; i++) {
+		struct job_cleanup *jc = &out[*n];
+		char status[16];
+		int bad = col_copy(r, i, 0, jc->id, sizeof(jc->id));
+		bad |= col_copy(r, i, 1, jc->team, sizeof(jc->team));
+		bad |= col_copy(r, i, 2, jc->name, sizeof(jc->name));
+		bad |= col_copy(r, i, 3, jc->allocation_id, sizeof(jc->allocation_id));
+		bad |= col_copy(r, i, 4, status, sizeof(status));
+		if (bad || alloc_status_parse(status, &jc->status) != 0) {
+			store_bad_row("jobs", jc->id, "a field does not fit");
+			continue;
+		}
+		(*n)++;
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int pg_job_cleanup_due(struct store_conn *bc, const char *alloc_id,
+			      struct job_cleanup *out, int max, int *n)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+
+	return PG_RETRYING(c, job_cleanup_due_once(c, alloc_id ? alloc_id : "", out, max, n));
+}
+
+static int job_cleanup_done_once(struct pg_conn *c, const char *job_id, int64_t at)
+{
+	int n = q_exec(c, SQL_JOB_CLEANUP_DONE, "it", at, job_id);
+	return n < 0 ? n : 0;
+}
+
+static int pg_job_cleanup_done(struct store_conn *bc, const char *job_id, int64_t at)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+
+	return PG_RETRYING(c, job_cleanup_done_once(c, job_id, at));
+}
+
 /* ---- the backend ------------------------------------------------------- */
 
 static const struct store_ops pg_ops = {
@@ -4002,6 +4067,8 @@ static const struct store_ops pg_ops = {
 	.job_begin = pg_job_begin,
 	.job_update = pg_job_update,
 	.job_get = pg_job_get,
+	.job_cleanup_due = pg_job_cleanup_due,
+	.job_cleanup_done = pg_job_cleanup_done,
 };
 
 int store_pg_new(const char *url, struct store **out, char *detail)

@@ -516,7 +516,17 @@ static const char SQL_V4[] =
 	" gpu_type TEXT NOT NULL, spent INTEGER NOT NULL, gpu_microhours INTEGER NOT NULL,"
 	" PRIMARY KEY (month, team_id, project, gpu_type)) WITHOUT ROWID;";
 
-static const char *const migrations[] = {SQL_V1, SQL_V2, SQL_V3, SQL_V4};
+/*
+ * Version 5 (issue 13): when a job's manifests left the GitOps repository
+ * (0 = not yet).  A job that answered 201 with an ended allocation and 0
+ * here is due for removal: the sweeper retries it until it is done.
+ */
+static const char SQL_V5[] =
+	"ALTER TABLE jobs ADD COLUMN manifests_removed_at INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX jobs_manifests_live ON jobs(allocation_id)"
+	" WHERE status = 201 AND manifests_removed_at = 0;";
+
+static const char *const migrations[] = {SQL_V1, SQL_V2, SQL_V3, SQL_V4, SQL_V5};
 static int migrate_after(struct sq_conn *c, int64_t version);
 #define SQ_NMIGRATIONS ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -2435,6 +2445,62 @@ static int sq_job_get(struct store_conn *bc, const char *id, struct job *out)
 	return rc;
 }
 
+static const char SQL_JOB_CLEANUP_DUE[] =
+	"SELECT j.id, j.team_id, j.name, j.allocation_id, a.status FROM jobs j"
+	" JOIN allocations a ON a.id = j.allocation_id"
+	" WHERE j.status = 201 AND j.manifests_removed_at = 0"
+	" AND a.status IN ('cancelled', 'expired', 'completed')"
+	" AND (? = '' OR j.allocation_id = ?) ORDER BY j.created_at, j.id LIMIT ?";
+static const char SQL_JOB_CLEANUP_DONE[] =
+	"UPDATE jobs SET manifests_removed_at = ? WHERE id = ? AND manifests_removed_at = 0";
+
+static int sq_job_cleanup_due(struct store_conn *bc, const char *alloc_id,
+			      struct job_cleanup *out, int max, int *n)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	sqlite3_stmt *st = NULL;
+	const char *only = alloc_id ? alloc_id : "";
+	int rc;
+
+	c->err[0] = '\0';
+	*n = 0;
+	rc = q_open(c, SQL_JOB_CLEANUP_DUE, &st, "tti", only, only, (int64_t)max);
+	if (rc != 0)
+		return rc;
+	while (*n < max && (rc = q_step(c, st)) == 1) {
+		struct job_cleanup *jc = &out[*n];
+		char status[16];
+		int bad = col_copy(st, 0, jc->id, sizeof(jc->id));
+		bad |= col_copy(st, 1, jc->team, sizeof(jc->team));
+		bad |= col_copy(st, 2, jc->name, sizeof(jc->name));
+		bad |= col_copy(st, 3, jc->allocation_id, sizeof(jc->allocation_id));
+		bad |= col_copy(st, 4, status, sizeof(status));
+		if (bad || alloc_status_parse(status, &jc->status) != 0) {
+			store_bad_row("jobs", jc->id, "a field does not fit");
+			continue;
+		}
+		(*n)++;
+	}
+	q_close(c, st);
+	return rc < 0 ? rc : 0;
+}
+
+static int sq_job_cleanup_done(struct store_conn *bc, const char *job_id, int64_t at)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	int rc, n, fin;
+
+	c->err[0] = '\0';
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	n = q_exec(c, SQL_JOB_CLEANUP_DONE, "it", at, job_id);
+	if (n < 0)
+		rc = n;
+	fin = tx_finish(c, rc == 0);
+	return rc != 0 ? rc : fin;
+}
+
 /* ---- the backend ------------------------------------------------------- */
 
 static const struct store_ops sq_ops = {
@@ -2472,6 +2538,8 @@ static const struct store_ops sq_ops = {
 	.job_begin = sq_job_begin,
 	.job_update = sq_job_update,
 	.job_get = sq_job_get,
+	.job_cleanup_due = sq_job_cleanup_due,
+	.job_cleanup_done = sq_job_cleanup_done,
 };
 
 /* The writer token's mutex and condition variables: 0, or -1 with none left. */

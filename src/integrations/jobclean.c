@@ -17,6 +17,9 @@
 #include "util/util.h"
 
 #define JOBCLEAN_BATCH 16
+/* A busy pool delays the removal to the next sweep rather than blocking a
+ * request thread (or the sweeper) without limit. */
+#define JOBCLEAN_CONN_WAIT_MS 5000
 
 static atomic_long jobclean_failures;
 
@@ -29,7 +32,7 @@ long jobclean_failures_total(void)
 static int due_read(struct store *s, const char *alloc_id, struct job_cleanup *out, int *n)
 {
 	struct store_conn *c = NULL;
-	int rc = store_conn_acquire(s, &c);
+	int rc = store_conn_acquire_within(s, JOBCLEAN_CONN_WAIT_MS, &c);
 	if (rc != 0)
 		return rc;
 	rc = store_conn_ops(c)->job_cleanup_due(c, alloc_id, out, JOBCLEAN_BATCH, n);
@@ -40,7 +43,7 @@ static int due_read(struct store *s, const char *alloc_id, struct job_cleanup *o
 static int done_write(struct store *s, const char *job_id)
 {
 	struct store_conn *c = NULL;
-	int rc = store_conn_acquire(s, &c);
+	int rc = store_conn_acquire_within(s, JOBCLEAN_CONN_WAIT_MS, &c);
 	if (rc != 0)
 		return rc;
 	rc = store_conn_ops(c)->job_cleanup_done(c, job_id, util_now());

@@ -1,5 +1,6 @@
 /*
- * gitops.h - commits a job's manifests to the GitOps repository and pushes.
+ * gitops.h - commits a job's manifests to the GitOps repository and pushes;
+ * removes them again when the job's allocation ended (jobclean.c).
  *
  * The only module that knows libgit2: its error model stops here.  A
  * repository handle serialises its operations with a mutex (one local

@@ -309,14 +309,18 @@ int main(void)
 	int src = sqlite3_open(path, &db);
 	if (src == SQLITE_OK)
 		src = sqlite3_exec(db, "DROP TABLE cost_monthly_approved; DELETE FROM cost_daily_approved;"
-				       " DELETE FROM cost_daily_usage; DELETE FROM schema_migrations WHERE version = 4",
+				       " DELETE FROM cost_daily_usage;"
+				       /* and what later versions added (5: job manifest cleanup) */
+				       " DROP INDEX jobs_manifests_live;"
+				       " ALTER TABLE jobs DROP COLUMN manifests_removed_at;"
+				       " DELETE FROM schema_migrations WHERE version >= 4",
 				   NULL, NULL, NULL);
 	sqlite3_close(db);
 	ok(src == SQLITE_OK, "the database is taken back to schema 3 without rollup rows");
 	detail[0] = '\0';
 	if (!ok(store_open(url, 2, &s, detail) == 0 && store_conn_acquire(s, &c) == 0 &&
 		    store_conn_ops(c)->migrate(c, detail) == 0,
-		"migrate 3 -> 4 %s", detail))
+		"migrate 3 -> 5 %s", detail))
 		goto out;
 	ok(sweep(c, t0, end, now + 7200, 200, why, sizeof(why)) == 0,
 	   "after the migration's backfill: rollups = scan %s", why);

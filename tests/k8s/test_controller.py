@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import urllib.error
 import urllib.request
 from decimal import Decimal, ROUND_HALF_UP
@@ -42,7 +41,7 @@ from decimal import Decimal, ROUND_HALF_UP
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "pylib"))
-from kubetest import Cluster, ok, bail, finish, wait, now, _cleanups  # noqa: E402
+from kubetest import Cluster, ok, bail, run, wait, now, _cleanups  # noqa: E402
 from plinthtest import Daemon  # noqa: E402
 
 PLINTH = sys.argv[1]
@@ -184,6 +183,28 @@ def container(state):
              "state": state}]
 
 
+def grant_controller(kube):
+    """RBAC: user plinth-controller may get/list/watch jobs and pods, and
+    get/create/update leases (a ClusterRole and its binding)."""
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "plinth-controller"},
+            "rules": [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch"]},
+                      {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+                      {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                       "verbs": ["get", "create", "update"]}]}
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": "plinth-controller"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                           "name": "plinth-controller"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                             "name": "plinth-controller"}]}
+    st, body = kube.call("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", role)
+    st2, body2 = kube.call("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding)
+    ok(st == 201 and st2 == 201, "RBAC: plinth-controller may get/list/watch jobs and pods, "
+       "get/create/update leases",
+       (body, body2))
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="plinth-ctl-test.")
     _cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
@@ -212,23 +233,7 @@ def main():
     # Kubernetes: the namespace, and a user that may only read Jobs and Pods.
     st, body = kube.call("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
     ok(st == 201, "namespace ml", body)
-    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": {"name": "plinth-controller"},
-            "rules": [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch"]},
-                      {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-                      {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-                       "verbs": ["get", "create", "update"]}]}
-    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-               "metadata": {"name": "plinth-controller"},
-               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                           "name": "plinth-controller"},
-               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                             "name": "plinth-controller"}]}
-    st, body = kube.call("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", role)
-    st2, body2 = kube.call("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding)
-    ok(st == 201 and st2 == 201, "RBAC: plinth-controller may get/list/watch jobs and pods, "
-       "get/create/update leases",
-       (body, body2))
+    grant_controller(kube)
     kc = os.path.join(tmp, "kubeconfig")
     kubeconfig_for(cluster, cluster.env["KUBE_CONTROLLER_TOKEN"], kc)
 
@@ -466,10 +471,5 @@ def main():
        "stopping releases the lease (holderIdentity emptied)", l.get("spec"))
 
 
-print("TAP version 13")
-sys.stdout.flush()
-try:
-    main()
-except Exception:  # an unexpected error is a failed test, with its traceback
-    ok(False, "the test ran to its end", traceback.format_exc())
-finish()
+if __name__ == "__main__":  # test_webhook_e2e.py imports the helpers above
+    run(main)

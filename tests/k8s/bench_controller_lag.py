@@ -24,8 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "pylib"))
 from kubetest import Cluster, ok, bail, run, now, _cleanups  # noqa: E402
-from plinthtest import Daemon  # noqa: E402
-from test_controller import Controller, api, container, kubeconfig_for, grant_controller  # noqa: E402
+from test_controller import Controller, api, container, kubeconfig_for, grant_controller, plinth_setup  # noqa: E402
 
 PLINTH = sys.argv[1]
 JOBS = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
@@ -45,20 +44,8 @@ def main():
     cluster = Cluster()
     cluster.start()
     kube = cluster.admin
-    try:
-        daemon = Daemon(PLINTH, ADMIN)
-    except RuntimeError as e:
-        bail(f"no Plinth daemon: {e}")
-    _cleanups.append(daemon.cleanup)
-    _cleanups.append(daemon.stop)
+    daemon, service = plinth_setup(ADMIN, "10000000", 100000)
     base = daemon.base
-    st, _ = api(base, ADMIN, "PUT", "/v1/teams/ml",
-                {"display_name": "ML", "budget": {"amount": "10000000", "period": "monthly"}})
-    st2, _ = api(base, ADMIN, "PUT", "/v1/gpu-types/h100-80gb",
-                 {"name": "H100 80GB", "price_per_gpu_hour": "6.88", "capacity": 100000})
-    st3, tok = api(base, ADMIN, "POST", "/v1/tokens", {"name": "k8s-controller", "role": "service"})
-    if not ok(st in (200, 201) and st2 in (200, 201) and st3 == 201, "Plinth setup", tok):
-        bail("no Plinth setup")
     st, b = kube.call("POST", "/api/v1/namespaces", {"metadata": {"name": "ml"}})
     ok(st == 201, "namespace ml", b)
     grant_controller(kube)
@@ -88,7 +75,7 @@ def main():
 
     kc = os.path.join(tmp, "kubeconfig")
     kubeconfig_for(cluster, cluster.env["KUBE_CONTROLLER_TOKEN"], kc)
-    ctl = Controller(tmp, kc, base, tok["token"])
+    ctl = Controller(tmp, kc, base, service)
     _cleanups.append(ctl.stop)
     t0 = time.monotonic()
     ctl.start()

@@ -205,6 +205,28 @@ def grant_controller(kube):
        (body, body2))
 
 
+def plinth_setup(admin, budget="1000", capacity=16):
+    """A Plinth daemon (SQLite, a cleanup registered) with team ml (`budget`
+    a month), GPU type h100-80gb at 6.88 (`capacity`) and a service token for
+    the controller: returns (daemon, token)."""
+    try:
+        daemon = Daemon(PLINTH, admin)
+    except RuntimeError as e:
+        bail(f"no Plinth daemon: {e}")
+    _cleanups.append(daemon.cleanup)
+    _cleanups.append(daemon.stop)
+    base = daemon.base
+    st, _ = api(base, admin, "PUT", "/v1/teams/ml",
+                {"display_name": "ML", "budget": {"amount": budget, "period": "monthly"}})
+    st2, _ = api(base, admin, "PUT", "/v1/gpu-types/h100-80gb",
+                 {"name": "H100 80GB", "price_per_gpu_hour": "6.88", "capacity": capacity})
+    st3, tok = api(base, admin, "POST", "/v1/tokens", {"name": "k8s-controller", "role": "service"})
+    if not ok(st in (200, 201) and st2 in (200, 201) and st3 == 201 and "token" in tok,
+              "Plinth: team ml, GPU type h100-80gb at 6.88, a service token", (st, st2, st3, tok)):
+        bail("no Plinth setup")
+    return daemon, tok["token"]
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="plinth-ctl-test.")
     _cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
@@ -213,22 +235,8 @@ def main():
     kube = cluster.admin
 
     # Plinth: a team, a GPU type, a service token for the controller.
-    try:
-        daemon = Daemon(PLINTH, ADMIN)
-    except RuntimeError as e:
-        bail(f"no Plinth daemon: {e}")
-    _cleanups.append(daemon.cleanup)
-    _cleanups.append(daemon.stop)
+    daemon, service = plinth_setup(ADMIN)
     base = daemon.base
-    st, _ = api(base, ADMIN, "PUT", "/v1/teams/ml",
-                {"display_name": "ML", "budget": {"amount": "1000", "period": "monthly"}})
-    st2, _ = api(base, ADMIN, "PUT", "/v1/gpu-types/h100-80gb",
-                 {"name": "H100 80GB", "price_per_gpu_hour": "6.88", "capacity": 16})
-    st3, tok = api(base, ADMIN, "POST", "/v1/tokens", {"name": "k8s-controller", "role": "service"})
-    if not ok(st in (200, 201) and st2 in (200, 201) and st3 == 201 and "token" in tok,
-              "Plinth: team ml, GPU type h100-80gb at 6.88, a service token", (st, st2, st3, tok)):
-        bail("no Plinth setup")
-    service = tok["token"]
 
     # Kubernetes: the namespace, and a user that may only read Jobs and Pods.
     st, body = kube.call("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})

@@ -13,6 +13,8 @@
 #        BENCH_ADMISSION=0  skip the admission webhook; BENCH_PG=0 skip PostgreSQL
 #        BENCH_DAEMON_THREADS  --threads for the daemon (default: its own)
 #        BENCH_PG=0, BENCH_SLOW=0  skip the PostgreSQL / slow-client benchmarks
+#        BENCH_K8S=0  skip the controller's lag on a real control plane
+#                     (tests/k8s; the first run on a machine builds the binaries)
 #
 # A benchmark, not a test: it exits non-zero only when something does not
 # build or run, never because of the numbers (a missed goal says MISS).
@@ -167,6 +169,16 @@ if [ "${BENCH_SLOW:-1}" != 0 ]; then
 		p = (p99["baseline"] > 0) ? p99["attack"] / p99["baseline"] : 0
 		printf "ratio      %11.0f%% %9.1fx   (attack / no attack)\n", r, p
 	}' "$OUT/slow.txt"
+fi
+
+# The controller's lag (issue 13): pod status change -> ledger transition with
+# 1,000 Jobs watched, on a real API server; skipped with BENCH_K8S=0.
+if [ "${BENCH_K8S:-1}" != 0 ]; then
+	echo
+	echo "== plinth controller: lag from a pod status change to the ledger transition, ${BENCH_K8S_JOBS:-1000} Jobs watched"
+	python3 tests/k8s/bench_controller_lag.py "$BUILD/plinth" "${BENCH_K8S_JOBS:-1000}" 100 >"$OUT/k8s.txt" ||
+		{ grep -v '^ok' "$OUT/k8s.txt" | tail -20; exit 1; }
+	grep '^# lag\|^# goal' "$OUT/k8s.txt" | sed 's/^# /  /'
 fi
 
 echo

@@ -5,6 +5,13 @@
 #
 #   tests/k8s/cluster.sh start DIR   start everything; state, logs and PKI in DIR
 #   tests/k8s/cluster.sh stop DIR    stop everything started in DIR, remove DIR
+#   tests/k8s/cluster.sh stop-apiserver DIR   stop only the API server
+#   tests/k8s/cluster.sh start-apiserver DIR  start it again (same port, flags)
+#
+# PLINTH_K8S_ADMISSION_CONFIG=FILE (optional, at start): the API server's
+# --admission-control-config-file, e.g. an AdmissionConfiguration giving the
+# ValidatingAdmissionWebhook plugin a kubeconfig with a webhook's token
+# (docs/kubernetes.md, "Installing it").
 #
 # `start` writes DIR/env (shell assignments to source):
 #   KUBE_URL       https://127.0.0.1:PORT (the API server)
@@ -153,6 +160,72 @@ EOF
 	chmod 600 "$1"
 }
 
+# apiserver_spawn ETCD_URL PORT ADMISSION_CONFIG: start kube-apiserver.
+# ValidatingAdmissionWebhook is on by default; named here because the suite
+# depends on it. The endpoint reconciler (the "kubernetes" Service's
+# endpoints) refuses a loopback address: none. ADMISSION_CONFIG, when not
+# empty, is an AdmissionConfiguration file (--admission-control-config-file),
+# e.g. the credentials the API server sends to a webhook.
+apiserver_spawn() {
+	local etcd_url=$1 api_port=$2 admission=$3
+	spawn kube-apiserver "$PLINTH_K8S_BIN/kube-apiserver" \
+		--etcd-servers "$etcd_url" \
+		--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+		--tls-cert-file "$dir/pki/apiserver.crt" --tls-private-key-file "$dir/pki/apiserver.key" \
+		--client-ca-file "$dir/pki/ca.crt" \
+		--token-auth-file "$dir/pki/tokens.csv" \
+		--authorization-mode Node,RBAC \
+		--enable-admission-plugins NamespaceLifecycle,ServiceAccount,ValidatingAdmissionWebhook,MutatingAdmissionWebhook \
+		${admission:+--admission-control-config-file "$admission"} \
+		--service-account-issuer https://kubernetes.default.svc.cluster.local \
+		--service-account-key-file "$dir/pki/sa.pub" \
+		--service-account-signing-key-file "$dir/pki/sa.key" \
+		--service-cluster-ip-range 10.96.0.0/24 --endpoint-reconciler-type none \
+		--allow-privileged=false --profiling=false \
+		--v 1
+}
+
+# binaries: set PLINTH_K8S_BIN and PLINTH_ETCD_BIN (tools/k8s-build.sh).
+binaries() {
+	if [ -z "${PLINTH_K8S_BIN:-}" ] || [ -z "${PLINTH_ETCD_BIN:-}" ]; then
+		local out
+		out=$("$root/tools/k8s-build.sh") || die "tools/k8s-build.sh failed"
+		eval "$out"
+	fi
+}
+
+# stop_apiserver DIR: stop only the API server (TERM, KILL after 20 s); its
+# line leaves DIR/pids. etcd and the controller manager keep running.
+stop_apiserver() {
+	dir=$1
+	[ -f "$dir/$MARK" ] || die "$dir was not made by cluster.sh start"
+	local pid i
+	pid=$(awk '$1 == "kube-apiserver" {print $2}' "$dir/pids")
+	[ -n "$pid" ] || die "no kube-apiserver in $dir/pids"
+	kill -TERM -- "-$pid" 2>/dev/null || true
+	for i in $(seq 1 40); do
+		running "$pid" || break
+		sleep 0.5
+	done
+	kill -KILL -- "-$pid" 2>/dev/null || true
+	awk '$1 != "kube-apiserver"' "$dir/pids" >"$dir/pids.new" && mv "$dir/pids.new" "$dir/pids"
+}
+
+# start_apiserver DIR: start the API server stopped by stop-apiserver again,
+# on the same port with the same flags; waits until it is ready.
+start_apiserver() {
+	dir=$1
+	[ -f "$dir/$MARK" ] || die "$dir was not made by cluster.sh start"
+	! grep -q '^kube-apiserver ' "$dir/pids" || die "kube-apiserver is running in $dir"
+	local etcd_url api_port url admin admission_config
+	# shellcheck disable=SC1091
+	. "$dir/apiserver.state"
+	binaries
+	[ ! -f "$dir/kube-apiserver.log" ] || mv "$dir/kube-apiserver.log" "$dir/kube-apiserver.log.$(date +%s)"
+	apiserver_spawn "$etcd_url" "$api_port" "$admission_config"
+	wait_https kube-apiserver "$url/readyz" "$admin" 360 || die "kube-apiserver did not become ready"
+}
+
 start() {
 	dir=$1
 	if [ -e "$dir" ] && [ -n "$(ls -A "$dir" 2>/dev/null)" ]; then
@@ -166,11 +239,7 @@ start() {
 	started=0
 	trap '[ "$started" -eq 1 ] || stop_dir "$dir"' EXIT
 
-	if [ -z "${PLINTH_K8S_BIN:-}" ] || [ -z "${PLINTH_ETCD_BIN:-}" ]; then
-		local out
-		out=$("$root/tools/k8s-build.sh") || die "tools/k8s-build.sh failed"
-		eval "$out"
-	fi
+	binaries
 	local b
 	for b in "$PLINTH_ETCD_BIN/etcd" "$PLINTH_K8S_BIN/kube-apiserver" "$PLINTH_K8S_BIN/kube-controller-manager"; do
 		[ -x "$b" ] || die "missing binary $b"
@@ -213,23 +282,15 @@ EOF
 	done
 	[ "$etcd_ok" -eq 1 ] || { tail -n 30 "$dir/etcd.log" >&2; die "etcd did not start"; }
 
-	# The API server. ValidatingAdmissionWebhook is on by default; named
-	# here because the suite depends on it. The endpoint reconciler (the
-	# "kubernetes" Service's endpoints) refuses a loopback address: none.
-	spawn kube-apiserver "$PLINTH_K8S_BIN/kube-apiserver" \
-		--etcd-servers "$etcd_url" \
-		--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-		--tls-cert-file "$dir/pki/apiserver.crt" --tls-private-key-file "$dir/pki/apiserver.key" \
-		--client-ca-file "$dir/pki/ca.crt" \
-		--token-auth-file "$dir/pki/tokens.csv" \
-		--authorization-mode Node,RBAC \
-		--enable-admission-plugins NamespaceLifecycle,ServiceAccount,ValidatingAdmissionWebhook,MutatingAdmissionWebhook \
-		--service-account-issuer https://kubernetes.default.svc.cluster.local \
-		--service-account-key-file "$dir/pki/sa.pub" \
-		--service-account-signing-key-file "$dir/pki/sa.key" \
-		--service-cluster-ip-range 10.96.0.0/24 --endpoint-reconciler-type none \
-		--allow-privileged=false --profiling=false \
-		--v 1
+	# What start-apiserver needs to start the API server again.
+	cat >"$dir/apiserver.state" <<EOF
+etcd_url=$etcd_url
+api_port=$api_port
+url=$url
+admin=$admin
+admission_config=${PLINTH_K8S_ADMISSION_CONFIG:-}
+EOF
+	apiserver_spawn "$etcd_url" "$api_port" "${PLINTH_K8S_ADMISSION_CONFIG:-}"
 	wait_https kube-apiserver "$url/readyz" "$admin" 360 || die "kube-apiserver did not become ready"
 
 	kubeconfig "$dir/kubeconfig" "$admin"
@@ -276,7 +337,15 @@ stop)
 	[ $# -eq 2 ] || die "usage: $0 stop DIR"
 	stop_dir "$2"
 	;;
+stop-apiserver)
+	[ $# -eq 2 ] || die "usage: $0 stop-apiserver DIR"
+	stop_apiserver "$2"
+	;;
+start-apiserver)
+	[ $# -eq 2 ] || die "usage: $0 start-apiserver DIR"
+	start_apiserver "$2"
+	;;
 *)
-	die "usage: $0 start|stop DIR"
+	die "usage: $0 start|stop|stop-apiserver|start-apiserver DIR"
 	;;
 esac

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import urllib.error
 import urllib.request
 
@@ -78,6 +79,18 @@ def finish():
     cleanups()
     print(f"1..{_count}")
     sys.exit(1 if _failed else 0)
+
+
+def run(main):
+    """The TAP run of a test: its header, main() (an unexpected exception is
+    a failed test with its traceback), then finish()."""
+    print("TAP version 13")
+    sys.stdout.flush()
+    try:
+        main()
+    except Exception:  # an unexpected error is a failed test, with its traceback
+        ok(False, "the test ran to its end", traceback.format_exc())
+    finish()
 
 
 def free_port():
@@ -158,7 +171,9 @@ class Cluster:
         self.env = {}
         _cleanups.append(self.stop)
 
-    def start(self):
+    def start(self, extra_env=None):
+        """extra_env: more environment for cluster.sh start (e.g.
+        PLINTH_K8S_ADMISSION_CONFIG)."""
         t0 = time.monotonic()
         b = subprocess.run([BUILD_SH], capture_output=True, text=True)
         bins = dict(l.split("=", 1) for l in b.stdout.split() if "=" in l)
@@ -166,7 +181,8 @@ class Cluster:
                   f"tools/k8s-build.sh provides the binaries ({time.monotonic() - t0:.0f} s)",
                   b.stderr[-3000:]):
             bail("no Kubernetes binaries")
-        env = dict(os.environ, **bins)
+        env = dict(os.environ, **bins, **(extra_env or {}))
+        self.bins = bins
         t0 = time.monotonic()
         c = subprocess.run([CLUSTER_SH, "start", self.dir], capture_output=True, text=True,
                            timeout=900, env=env)
@@ -188,6 +204,11 @@ class Cluster:
         """The process ids of the daemons (each leads its process group)."""
         with open(os.path.join(self.dir, "pids")) as f:
             return [int(l.split()[1]) for l in f if l.strip()]
+
+    def apiserver(self, action):
+        """cluster.sh stop-apiserver|start-apiserver: returns the CompletedProcess."""
+        return subprocess.run([CLUSTER_SH, action + "-apiserver", self.dir], capture_output=True,
+                              text=True, timeout=300, env=dict(os.environ, **self.bins))
 
     def stop(self):
         """Stops the daemons, removes the directory; returns cluster.sh's result."""

@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import urllib.error
 import urllib.request
 from decimal import Decimal, ROUND_HALF_UP
@@ -42,7 +41,7 @@ from decimal import Decimal, ROUND_HALF_UP
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "pylib"))
-from kubetest import Cluster, ok, bail, finish, wait, now, _cleanups  # noqa: E402
+from kubetest import Cluster, ok, bail, run, wait, now, _cleanups  # noqa: E402
 from plinthtest import Daemon  # noqa: E402
 
 PLINTH = sys.argv[1]
@@ -184,34 +183,9 @@ def container(state):
              "state": state}]
 
 
-def main():
-    tmp = tempfile.mkdtemp(prefix="plinth-ctl-test.")
-    _cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
-    cluster = Cluster()
-    cluster.start()
-    kube = cluster.admin
-
-    # Plinth: a team, a GPU type, a service token for the controller.
-    try:
-        daemon = Daemon(PLINTH, ADMIN)
-    except RuntimeError as e:
-        bail(f"no Plinth daemon: {e}")
-    _cleanups.append(daemon.cleanup)
-    _cleanups.append(daemon.stop)
-    base = daemon.base
-    st, _ = api(base, ADMIN, "PUT", "/v1/teams/ml",
-                {"display_name": "ML", "budget": {"amount": "1000", "period": "monthly"}})
-    st2, _ = api(base, ADMIN, "PUT", "/v1/gpu-types/h100-80gb",
-                 {"name": "H100 80GB", "price_per_gpu_hour": "6.88", "capacity": 16})
-    st3, tok = api(base, ADMIN, "POST", "/v1/tokens", {"name": "k8s-controller", "role": "service"})
-    if not ok(st in (200, 201) and st2 in (200, 201) and st3 == 201 and "token" in tok,
-              "Plinth: team ml, GPU type h100-80gb at 6.88, a service token", (st, st2, st3, tok)):
-        bail("no Plinth setup")
-    service = tok["token"]
-
-    # Kubernetes: the namespace, and a user that may only read Jobs and Pods.
-    st, body = kube.call("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
-    ok(st == 201, "namespace ml", body)
+def grant_controller(kube):
+    """RBAC: user plinth-controller may get/list/watch jobs and pods, and
+    get/create/update leases (a ClusterRole and its binding)."""
     role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
             "metadata": {"name": "plinth-controller"},
             "rules": [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch"]},
@@ -229,6 +203,45 @@ def main():
     ok(st == 201 and st2 == 201, "RBAC: plinth-controller may get/list/watch jobs and pods, "
        "get/create/update leases",
        (body, body2))
+
+
+def plinth_setup(admin, budget="1000", capacity=16):
+    """A Plinth daemon (SQLite, a cleanup registered) with team ml (`budget`
+    a month), GPU type h100-80gb at 6.88 (`capacity`) and a service token for
+    the controller: returns (daemon, token)."""
+    try:
+        daemon = Daemon(PLINTH, admin)
+    except RuntimeError as e:
+        bail(f"no Plinth daemon: {e}")
+    _cleanups.append(daemon.cleanup)
+    _cleanups.append(daemon.stop)
+    base = daemon.base
+    st, _ = api(base, admin, "PUT", "/v1/teams/ml",
+                {"display_name": "ML", "budget": {"amount": budget, "period": "monthly"}})
+    st2, _ = api(base, admin, "PUT", "/v1/gpu-types/h100-80gb",
+                 {"name": "H100 80GB", "price_per_gpu_hour": "6.88", "capacity": capacity})
+    st3, tok = api(base, admin, "POST", "/v1/tokens", {"name": "k8s-controller", "role": "service"})
+    if not ok(st in (200, 201) and st2 in (200, 201) and st3 == 201 and "token" in tok,
+              "Plinth: team ml, GPU type h100-80gb at 6.88, a service token", (st, st2, st3, tok)):
+        bail("no Plinth setup")
+    return daemon, tok["token"]
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="plinth-ctl-test.")
+    _cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    cluster = Cluster()
+    cluster.start()
+    kube = cluster.admin
+
+    # Plinth: a team, a GPU type, a service token for the controller.
+    daemon, service = plinth_setup(ADMIN)
+    base = daemon.base
+
+    # Kubernetes: the namespace, and a user that may only read Jobs and Pods.
+    st, body = kube.call("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
+    ok(st == 201, "namespace ml", body)
+    grant_controller(kube)
     kc = os.path.join(tmp, "kubeconfig")
     kubeconfig_for(cluster, cluster.env["KUBE_CONTROLLER_TOKEN"], kc)
 
@@ -466,10 +479,5 @@ def main():
        "stopping releases the lease (holderIdentity emptied)", l.get("spec"))
 
 
-print("TAP version 13")
-sys.stdout.flush()
-try:
-    main()
-except Exception:  # an unexpected error is a failed test, with its traceback
-    ok(False, "the test ran to its end", traceback.format_exc())
-finish()
+if __name__ == "__main__":  # test_webhook_e2e.py imports the helpers above
+    run(main)

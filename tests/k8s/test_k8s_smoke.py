@@ -30,10 +30,9 @@ import ssl
 import sys
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kubetest import Cluster, bail, finish, free_port, k8s_version, now, ok, wait  # noqa: E402
+from kubetest import Cluster, bail, free_port, k8s_version, now, ok, run, wait  # noqa: E402
 
 NS = "plinth-smoke"
 ALLOC_LABEL = "plinth.io/allocation-id"
@@ -284,10 +283,4 @@ def main():
        (st and st.stderr, [p for p in pids if alive(p)]))
 
 
-print("TAP version 13")
-sys.stdout.flush()
-try:
-    main()
-except Exception:  # an unexpected error is a failed test, with its traceback
-    ok(False, "the test ran to its end", traceback.format_exc())
-finish()
+run(main)

@@ -9,8 +9,15 @@
  * does), and never report an end before the allocation is known to run.
  * A restart lists everything again and derives the same times: the API's
  * transitions are idempotent, so nothing is charged twice and no end is lost.
+ *
+ * A Job still alive (not finished, not being deleted) whose allocation Plinth
+ * says is cancelled, expired or completed is "orphaned": it uses GPUs nobody
+ * pays for.  The leader learns it by looking live Jobs' allocations up every
+ * --check-interval seconds; --metrics-listen shows orphans on /metrics and,
+ * with --enforce, the leader deletes them.
  */
 #include <getopt.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -19,7 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <microhttpd.h>
 
 #include "cli/cli.h"
 #include "controller/kube.h"
@@ -36,9 +46,13 @@
 #define CTL_RETRY_S 10 /* how often allocations with something to report are retried */
 #define CTL_API_TIMEOUT_MS 15000L
 #define CTL_LEASE_EVERY_S 2 /* how often the lease is renewed or tried */
+#define CTL_CHECK_MAX 64    /* allocations looked up in Plinth per check round */
+#define CTL_ENFORCE_MAX 16  /* orphaned Jobs deleted per check round */
+#define CTL_NAME_LEN 254    /* a Job's name (DNS subdomain) or namespace, NUL included */
 
 static const char controller_help[] =
 	"Usage: plinth controller [--kubeconfig FILE] [--namespace NS]\n"
+	"                         [--metrics-listen HOST:PORT] [--enforce]\n"
 	"\n"
 	"Watch the batch/v1 Jobs and v1 Pods labelled plinth.io/allocation-id and report\n"
 	"each allocation's real GPU time to Plinth: `start` when its first pod runs on a\n"
@@ -62,6 +76,18 @@ static const char controller_help[] =
 	"  --lease-name NAME  the Lease's name (default plinth-controller)\n"
 	"  --lease-duration S seconds without a renewal before another replica takes\n"
 	"                     over (default 15; renewed every 2 s)\n"
+	"  --check-interval S how often the leader looks up, in Plinth, the allocation\n"
+	"                     of each live Job (at most 64 per round) to find orphaned\n"
+	"                     Jobs: alive while their allocation is cancelled, expired\n"
+	"                     or completed (default 30, 1..3600)\n"
+	"  --metrics-listen HOST:PORT  serve Prometheus text on http://HOST:PORT/metrics:\n"
+	"                     plinth_controller_orphaned_jobs{namespace,job},\n"
+	"                     plinth_controller_leader, plinth_controller_reports_total{verb},\n"
+	"                     plinth_controller_report_failures_total,\n"
+	"                     plinth_controller_enforced_deletions_total (default: none)\n"
+	"  --enforce          the leader deletes orphaned Jobs (propagationPolicy\n"
+	"                     Background; needs delete on jobs); without it they are\n"
+	"                     only reported\n"
 	"\n" CLI_COMMON_HELP
 	"\n"
 	"Environment: PLINTH_URL, PLINTH_TOKEN (a `service` token) as --url/--token.\n"
@@ -79,6 +105,9 @@ enum {
 	OPT_LEASE_NAMESPACE,
 	OPT_LEASE_NAME,
 	OPT_LEASE_DURATION,
+	OPT_CHECK_INTERVAL,
+	OPT_METRICS_LISTEN,
+	OPT_ENFORCE,
 };
 
 /* What Plinth says about an allocation, as far as the controller knows. */
@@ -95,11 +124,15 @@ struct ctl_alloc {
 	char id[CTL_ID_LEN];
 	bool has_job;
 	char job_uid[CTL_UID_LEN];
+	char job_ns[CTL_NAME_LEN], job_name[CTL_NAME_LEN]; /* "" when not DNS names */
 	struct usage_job job;
 	bool job_listed;
 	struct ctl_pod *pods;
 	size_t npods, cap;
 	enum ctl_state st;
+	char final[16];   /* Plinth's status once CTL_DONE ("" when unknown to Plinth) */
+	bool enforced;    /* its orphaned Job was deleted (or found gone) */
+	bool enforce_logged; /* a refused deletion is logged once */
 	int64_t approved_at, started_at; /* from the API */
 	int64_t last_logged;             /* a refused report is logged once per value */
 };
@@ -113,6 +146,11 @@ struct ctl {
 	char lease_detail[KUBE_DETAIL_LEN]; /* the last lease failure logged (main thread) */
 	const char *url, *token;
 	unsigned long starts, completes; /* reports Plinth accepted (for the log) */
+	unsigned long report_failures;   /* reports not taken: transport, 5xx, 409/404 */
+	unsigned long deletions;         /* orphaned Jobs deleted under --enforce */
+	const struct kube_config *kc;
+	bool enforce;
+	size_t check_cursor; /* where the next check round starts (bounded rounds) */
 };
 
 static volatile sig_atomic_t ctl_stop;
@@ -124,6 +162,7 @@ static void ctl_on_signal(int sig)
 }
 
 static void ctl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static bool dns_name_ok(const char *s, size_t max);
 
 /* One line on stderr: "2026-12-06T07:00:00Z controller: ...". */
 static void ctl_log(const char *fmt, ...)
@@ -332,6 +371,7 @@ static void alloc_learn(struct ctl_alloc *a, const json_t *res, bool log_final)
 		a->st = CTL_RUNNING;
 	else {
 		a->st = CTL_DONE;
+		snprintf(a->final, sizeof a->final, "%.15s", st);
 		if (log_final)
 			ctl_log("allocation %s is %s: nothing more to report", a->id, st);
 	}
@@ -374,8 +414,10 @@ static int alloc_report(struct ctl *c, struct ctl_alloc *a, const char *verb, co
 	char when[TIME_FMT_LEN];
 	int rc = plinth_call(c, "POST", a->id, verb, field, at, &status, &res);
 
-	if (rc != 0)
+	if (rc != 0) {
+		c->report_failures++;
 		return rc;
+	}
 	time_format_rfc3339(at, when);
 	if (status == 200) {
 		alloc_learn(a, res, false);
@@ -394,12 +436,14 @@ static int alloc_report(struct ctl *c, struct ctl_alloc *a, const char *verb, co
 		 * this controller): ask what it is now. */
 		ctl_log("allocation %s: %s answered %ld %s", a->id, verb, status, problem_detail(res));
 		a->st = CTL_UNKNOWN;
+		c->report_failures++;
 		rc = ERR_CONFLICT;
 	} else {
 		if (a->last_logged != at)
 			ctl_log("allocation %s: %s at %s answered %ld %s (will retry)", a->id, verb,
 				when, status, problem_detail(res));
 		a->last_logged = at;
+		c->report_failures++;
 		rc = ERR_UNAVAILABLE;
 	}
 	json_decref(res);
@@ -482,6 +526,233 @@ static void ctl_prune(struct ctl *c)
 	c->n = keep;
 }
 
+/* --- orphaned Jobs, --enforce and /metrics ---------------------------------- */
+
+/* True when a's Job is alive although Plinth says the allocation is over:
+ * cancelled or expired, or completed while the Job is not finished.  An id
+ * unknown to Plinth (404) is not enough: a controller pointed at the wrong
+ * Plinth must not delete anything.  c->mu held. */
+static bool alloc_orphaned(const struct ctl_alloc *a)
+{
+	if (a->st != CTL_DONE || !a->has_job || a->job.deleted || a->job.deletion != 0 ||
+	    a->job.complete_at != 0 || a->job.failed_at != 0 || a->job_name[0] == '\0')
+		return false;
+	return strcmp(a->final, "cancelled") == 0 || strcmp(a->final, "expired") == 0 ||
+	       strcmp(a->final, "completed") == 0;
+}
+
+/* Looks up, in Plinth, the allocations of live Jobs it still believes are
+ * approved or running (at most CTL_CHECK_MAX per round, resuming where the
+ * last round stopped), so an allocation that ended while its Job lives is
+ * learnt.  Leader only; c->mu held. */
+static void ctl_check_round(struct ctl *c)
+{
+	size_t done = 0;
+
+	if (!c->leader || c->n == 0)
+		return;
+	if (c->check_cursor >= c->n)
+		c->check_cursor = 0;
+	for (size_t k = 0; k < c->n && done < CTL_CHECK_MAX; k++) {
+		struct ctl_alloc *a = &c->a[(c->check_cursor + k) % c->n];
+
+		if (a->st == CTL_DONE || !a->has_job || a->job.deleted)
+			continue;
+		done++;
+		(void)alloc_fetch(c, a); /* a failure is logged; the next round tries again */
+	}
+	c->check_cursor = (c->check_cursor + CTL_CHECK_MAX) % c->n;
+}
+
+/* Deletes one orphaned Job (Background propagation: its pods go too);
+ * a 404 means it is gone already.  c->mu held. */
+static void alloc_enforce(struct ctl *c, struct ctl_alloc *a)
+{
+	char path[700], detail[KUBE_DETAIL_LEN] = "";
+	json_t *res = NULL;
+	long status = 0;
+
+	if (util_fmt(path, sizeof path, "/apis/batch/v1/namespaces/%s/jobs/%s"
+		     "?propagationPolicy=Background", a->job_ns, a->job_name) != 0)
+		return; /* cannot happen: both are bounded DNS names */
+	if (kube_request(c->kc, "DELETE", path, NULL, &status, &res, detail) != 0) {
+		ctl_log("deleting orphaned Job %s/%s: %s (will retry)", a->job_ns, a->job_name, detail);
+		return;
+	}
+	if (status == 200 || status == 202) {
+		c->deletions++;
+		a->enforced = true;
+		ctl_log("deleted orphaned Job %s/%s: allocation %s is %s", a->job_ns, a->job_name,
+			a->id, a->final);
+	} else if (status == 404) {
+		a->enforced = true;
+	} else if (!a->enforce_logged) {
+		const char *msg = json_string_value(json_object_get(res, "message"));
+		ctl_log("deleting orphaned Job %s/%s answered %ld %s (will retry)", a->job_ns,
+			a->job_name, status, msg ? msg : "");
+		a->enforce_logged = true;
+	}
+	json_decref(res);
+}
+
+/* --enforce: the leader deletes up to CTL_ENFORCE_MAX orphaned Jobs.  c->mu held. */
+static void ctl_enforce_round(struct ctl *c)
+{
+	size_t done = 0;
+
+	if (!c->enforce || !c->leader)
+		return;
+	for (size_t i = 0; i < c->n && done < CTL_ENFORCE_MAX; i++) {
+		if (c->a[i].enforced || !alloc_orphaned(&c->a[i]))
+			continue;
+		done++;
+		alloc_enforce(c, &c->a[i]);
+	}
+}
+
+/* The Prometheus text exposition of c; a malloc'd string or NULL. */
+static char *ctl_metrics_text(struct ctl *c, size_t *len)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&buf, &n);
+	bool ok;
+
+	if (f == NULL)
+		return NULL;
+	if (pthread_mutex_lock(&c->mu) != 0) {
+		fclose(f);
+		free(buf);
+		return NULL;
+	}
+	fputs("# HELP plinth_controller_orphaned_jobs Jobs alive while their allocation is "
+	      "cancelled, expired or completed.\n"
+	      "# TYPE plinth_controller_orphaned_jobs gauge\n", f);
+	/* Namespaces and Job names are DNS names (checked when read): no escaping needed. */
+	for (size_t i = 0; i < c->n; i++)
+		if (alloc_orphaned(&c->a[i]))
+			fprintf(f, "plinth_controller_orphaned_jobs{namespace=\"%s\",job=\"%s\"} 1\n",
+				c->a[i].job_ns, c->a[i].job_name);
+	fprintf(f, "# HELP plinth_controller_leader 1 when this replica reports to Plinth.\n"
+		   "# TYPE plinth_controller_leader gauge\n"
+		   "plinth_controller_leader %d\n"
+		   "# HELP plinth_controller_reports_total Reports Plinth accepted.\n"
+		   "# TYPE plinth_controller_reports_total counter\n"
+		   "plinth_controller_reports_total{verb=\"start\"} %lu\n"
+		   "plinth_controller_reports_total{verb=\"complete\"} %lu\n"
+		   "# HELP plinth_controller_report_failures_total Reports Plinth did not take.\n"
+		   "# TYPE plinth_controller_report_failures_total counter\n"
+		   "plinth_controller_report_failures_total %lu\n"
+		   "# HELP plinth_controller_enforced_deletions_total Orphaned Jobs deleted "
+		   "(--enforce).\n"
+		   "# TYPE plinth_controller_enforced_deletions_total counter\n"
+		   "plinth_controller_enforced_deletions_total %lu\n",
+		c->leader ? 1 : 0, c->starts, c->completes, c->report_failures, c->deletions);
+	pthread_mutex_unlock(&c->mu);
+	ok = !ferror(f);
+	if (fclose(f) != 0 || !ok) {
+		free(buf);
+		return NULL;
+	}
+	*len = n;
+	return buf;
+}
+
+/* libmicrohttpd handler: GET /metrics, 404 for any other path, 405 otherwise. */
+static enum MHD_Result ctl_metrics_handler(void *cls, struct MHD_Connection *conn,
+	const char *url, const char *method, const char *version, const char *upload_data,
+	size_t *upload_data_size, void **con_cls)
+{
+	static const char nf[] = "not found\n", na[] = "method not allowed\n";
+	struct MHD_Response *r;
+	unsigned int code = MHD_HTTP_OK;
+	enum MHD_Result ret;
+	char *text = NULL;
+	size_t len = 0;
+
+	(void)version;
+	(void)upload_data;
+	(void)con_cls;
+	if (*upload_data_size != 0) {
+		*upload_data_size = 0; /* a body is ignored */
+		return MHD_YES;
+	}
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		code = MHD_HTTP_METHOD_NOT_ALLOWED;
+		r = MHD_create_response_from_buffer(sizeof na - 1, (void *)na, MHD_RESPMEM_PERSISTENT);
+	} else if (strcmp(url, "/metrics") != 0) {
+		code = MHD_HTTP_NOT_FOUND;
+		r = MHD_create_response_from_buffer(sizeof nf - 1, (void *)nf, MHD_RESPMEM_PERSISTENT);
+	} else {
+		text = ctl_metrics_text(cls, &len);
+		if (text == NULL)
+			return MHD_NO;
+		r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+		if (r == NULL)
+			free(text);
+	}
+	if (r == NULL)
+		return MHD_NO;
+	if (code == MHD_HTTP_OK &&
+	    MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8") !=
+		    MHD_YES) {
+		MHD_destroy_response(r);
+		return MHD_NO;
+	}
+	ret = MHD_queue_response(conn, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Starts the /metrics responder on HOST:PORT (numeric or resolvable host,
+ * "[v6]" allowed).  Returns the daemon or NULL with a reason in why. */
+static struct MHD_Daemon *ctl_metrics_start(struct ctl *c, const char *listen, char *why,
+	size_t whylen)
+{
+	char host[256];
+	const char *colon = strrchr(listen, ':');
+	long long port = 0;
+	size_t hl;
+	struct addrinfo hints = { 0 }, *ai = NULL;
+	struct MHD_Daemon *d;
+	int rc;
+
+	if (colon == NULL || cli_parse_int(colon + 1, &port) != 0 || port < 1 || port > 65535) {
+		snprintf(why, whylen, "--metrics-listen must be HOST:PORT (port 1..65535)");
+		return NULL;
+	}
+	hl = (size_t)(colon - listen);
+	if (hl >= 2 && listen[0] == '[' && listen[hl - 1] == ']') {
+		listen++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= sizeof host) {
+		snprintf(why, whylen, "--metrics-listen must be HOST:PORT (host missing or too long)");
+		return NULL;
+	}
+	memcpy(host, listen, hl);
+	host[hl] = '\0';
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	rc = getaddrinfo(host, colon + 1, &hints, &ai);
+	if (rc != 0 || ai == NULL) {
+		snprintf(why, whylen, "--metrics-listen %s: %s", host, gai_strerror(rc));
+		return NULL;
+	}
+	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+			(ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+		0, NULL, NULL, ctl_metrics_handler, c,
+		MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)16,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
+		MHD_OPTION_END);
+	freeaddrinfo(ai);
+	if (d == NULL)
+		snprintf(why, whylen, "--metrics-listen %s: cannot listen there", listen);
+	return d;
+}
+
 /* --- informer callbacks --------------------------------------------------- */
 
 struct ctl_kind {
@@ -555,7 +826,21 @@ static void ctl_object(struct ctl *c, bool pods, enum kube_event ev, const json_
 		}
 	} else {
 		/* One Job per allocation: a newer one replaces the record. */
+		const json_t *meta = json_object_get(obj, "metadata");
+		const char *jns = json_string_value(json_object_get(meta, "namespace"));
+		const char *jname = json_string_value(json_object_get(meta, "name"));
+
+		if (strcmp(a->job_uid, uid) != 0)
+			a->enforced = a->enforce_logged = false; /* a new Job of the same id */
 		snprintf(a->job_uid, sizeof a->job_uid, "%s", uid);
+		/* Kept only when they are DNS names: they go into a URL and /metrics. */
+		if (jns != NULL && jname != NULL && dns_name_ok(jns, 63) &&
+		    dns_name_ok(jname, CTL_NAME_LEN - 1)) {
+			snprintf(a->job_ns, sizeof a->job_ns, "%s", jns);
+			snprintf(a->job_name, sizeof a->job_name, "%s", jname);
+		} else {
+			a->job_ns[0] = a->job_name[0] = '\0';
+		}
 		a->has_job = true;
 		job_read(obj, &a->job);
 		a->job_listed = true;
@@ -660,11 +945,18 @@ int cmd_controller(struct cli *c, int argc, char **argv)
 		{ "lease-namespace", required_argument, NULL, OPT_LEASE_NAMESPACE },
 		{ "lease-name", required_argument, NULL, OPT_LEASE_NAME },
 		{ "lease-duration", required_argument, NULL, OPT_LEASE_DURATION },
+		{ "check-interval", required_argument, NULL, OPT_CHECK_INTERVAL },
+		{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+		{ "enforce", no_argument, NULL, OPT_ENFORCE },
 		CLI_COMMON_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *kubeconfig = NULL, *ns = NULL, *lease_ns = NULL, *lease_name = "plinth-controller";
-	long long watch_timeout = 300, lease_duration = 15;
+	const char *metrics_listen = NULL;
+	long long watch_timeout = 300, lease_duration = 15, check_interval = 30;
+	bool enforce = false;
+	struct MHD_Daemon *metrics = NULL;
+	char why[512];
 	struct kube_lease lease;
 	char identity[300], host[256];
 	struct kube_config kc = { 0 };
@@ -691,6 +983,14 @@ int cmd_controller(struct cli *c, int argc, char **argv)
 			if (cli_parse_int(optarg, &lease_duration) != 0 || lease_duration < 5 ||
 			    lease_duration > 300)
 				return cli_usage(c, "--lease-duration must be 5..300 seconds");
+		} else if (o == OPT_CHECK_INTERVAL) {
+			if (cli_parse_int(optarg, &check_interval) != 0 || check_interval < 1 ||
+			    check_interval > 3600)
+				return cli_usage(c, "--check-interval must be 1..3600 seconds");
+		} else if (o == OPT_METRICS_LISTEN) {
+			metrics_listen = optarg;
+		} else if (o == OPT_ENFORCE) {
+			enforce = true;
 		} else if (o == OPT_WATCH_TIMEOUT) {
 			if (cli_parse_int(optarg, &watch_timeout) != 0 || watch_timeout < 1 ||
 			    watch_timeout > 3600)
@@ -728,6 +1028,8 @@ int cmd_controller(struct cli *c, int argc, char **argv)
 	st.url = c->url;
 	st.token = c->token;
 	st.leader = lease_ns == NULL;
+	st.kc = &kc;
+	st.enforce = enforce;
 	if (gethostname(host, sizeof host) != 0)
 		snprintf(host, sizeof host, "unknown");
 	host[sizeof host - 1] = '\0';
@@ -738,10 +1040,22 @@ int cmd_controller(struct cli *c, int argc, char **argv)
 		return cli_usage(c, "--lease-namespace/--lease-name are too long");
 	}
 
+	if (metrics_listen != NULL) {
+		metrics = ctl_metrics_start(&st, metrics_listen, why, sizeof why);
+		if (metrics == NULL) {
+			cli_printf(stderr, "plinth controller: %s\n", why);
+			kube_config_done(&kc);
+			return CLI_EXIT_USAGE;
+		}
+		ctl_log("serving /metrics on %s%s", metrics_listen,
+			enforce ? " (enforcing: orphaned Jobs are deleted)" : "");
+	}
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = ctl_on_signal;
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0) {
+		if (metrics != NULL)
+			MHD_stop_daemon(metrics);
 		kube_config_done(&kc);
 		return CLI_EXIT_API;
 	}
@@ -767,6 +1081,7 @@ int cmd_controller(struct cli *c, int argc, char **argv)
 	for (unsigned tick = 0; !ctl_stop; tick++) {
 		struct timespec ts = { 1, 0 };
 		bool all = tick > 0 && tick % CTL_RETRY_S == 0;
+		bool check = tick > 0 && tick % (unsigned)check_interval == 0;
 
 		if (lease_ns != NULL && tick % CTL_LEASE_EVERY_S == 0)
 			all = ctl_lease_round(&st, &lease) || all;
@@ -776,12 +1091,19 @@ int cmd_controller(struct cli *c, int argc, char **argv)
 			ctl_prune(&st);
 			pthread_mutex_unlock(&st.mu);
 		}
+		if (check && st.jobs_synced && st.pods_synced && pthread_mutex_lock(&st.mu) == 0) {
+			ctl_check_round(&st);
+			ctl_enforce_round(&st);
+			pthread_mutex_unlock(&st.mu);
+		}
 		nanosleep(&ts, NULL);
 	}
 	if (tj_ok)
 		pthread_join(tj, NULL);
 	if (tp_ok)
 		pthread_join(tp, NULL);
+	if (metrics != NULL)
+		MHD_stop_daemon(metrics);
 	if (lease_ns != NULL)
 		kube_lease_release(&lease);
 	ctl_log("stopped (%lu starts, %lu completions reported)", st.starts, st.completes);

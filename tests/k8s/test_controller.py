@@ -227,8 +227,11 @@ def plinth_setup(admin, budget="1000", capacity=16):
     return daemon, tok["token"]
 
 
-def main():
-    tmp = tempfile.mkdtemp(prefix="plinth-ctl-test.")
+def setup_world(prefix):
+    """A temporary directory, the cluster, Plinth (plinth_setup), namespace ml
+    and the controller's RBAC and kubeconfig (all cleaned up at the end):
+    returns (tmp, cluster, kube, base, service token, kubeconfig path)."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
     _cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
     cluster = Cluster()
     cluster.start()
@@ -236,7 +239,6 @@ def main():
 
     # Plinth: a team, a GPU type, a service token for the controller.
     daemon, service = plinth_setup(ADMIN)
-    base = daemon.base
 
     # Kubernetes: the namespace, and a user that may only read Jobs and Pods.
     st, body = kube.call("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
@@ -244,18 +246,25 @@ def main():
     grant_controller(kube)
     kc = os.path.join(tmp, "kubeconfig")
     kubeconfig_for(cluster, cluster.env["KUBE_CONTROLLER_TOKEN"], kc)
+    return tmp, cluster, kube, daemon.base, service, kc
+
+
+def allocate(base, project):
+    """An approved allocation of 1 h100-80gb for team ml (bails otherwise)."""
+    st, a = api(base, ADMIN, "POST", "/v1/allocations",
+                {"team": "ml", "project": project, "gpu_type": "h100-80gb", "gpu_count": 1,
+                 "max_runtime_hours": 1, "purpose": "k8s controller test", "labels": {}})
+    if not ok(st == 201 and a.get("status") == "approved", f"allocation for {project} approved", a):
+        bail("no allocation")
+    return a
+
+
+def main():
+    tmp, cluster, kube, base, service, kc = setup_world("plinth-ctl-test.")
 
     ctl = Controller(tmp, kc, base, service)
     _cleanups.append(ctl.stop)
     ctl.start()
-
-    def allocate(project):
-        st, a = api(base, ADMIN, "POST", "/v1/allocations",
-                    {"team": "ml", "project": project, "gpu_type": "h100-80gb", "gpu_count": 1,
-                     "max_runtime_hours": 1, "purpose": "k8s controller test", "labels": {}})
-        if not ok(st == 201 and a.get("status") == "approved", f"allocation for {project} approved", a):
-            bail("no allocation")
-        return a
 
     def alloc_status(aid, want):
         return wait(lambda: (lambda r: (r[1].get("status") == want, r[1]))(
@@ -314,7 +323,7 @@ def main():
         return done
 
     # 1. approved -> running -> completed, at the approval price.
-    a1 = allocate("train-1")
+    a1 = allocate(base, "train-1")
     st, _ = api(base, ADMIN, "PUT", "/v1/gpu-types/h100-80gb",
                 {"name": "H100 80GB", "price_per_gpu_hour": "9.99", "capacity": 16})
     ok(st in (200, 201), "the GPU type's price changes after the approval (9.99)")
@@ -327,7 +336,7 @@ def main():
     check_completed(a1, t0, end1, "scenario 1")
 
     # 2. kill -9 between the pod's start and the Job's end, then restart.
-    a2 = allocate("train-2")
+    a2 = allocate(base, "train-2")
     pod2, t0 = run_pod("train-2", a2["id"])
     r = alloc_status(a2["id"], "running")
     ok(r[0] and r[1].get("started_at") == t0, "scenario 2: started at the pod's startTime", r[1])
@@ -340,7 +349,7 @@ def main():
     done2 = check_completed(a2, t0, end2, "scenario 2 (restarted controller)")
 
     # A Job created suspended: billed from its pod's start, not its creation.
-    a5 = allocate("train-susp")
+    a5 = allocate(base, "train-susp")
     job = job_manifest("train-susp", a5["id"])
     job["spec"]["suspend"] = True
     st, body = kube.call("POST", f"/apis/batch/v1/namespaces/{NS}/jobs", job)
@@ -364,7 +373,7 @@ def main():
     check_completed(a5, t0, end5, "suspended then resumed", 1)
 
     # Bare pods: no Job; over when the last pod stops.
-    a6 = allocate("bare")
+    a6 = allocate(base, "bare")
     bare = [f"bare-{i}" for i in (1, 2)]
     for name in bare:
         pod = {"apiVersion": "v1", "kind": "Pod",
@@ -393,7 +402,7 @@ def main():
     check_completed(a6, t0, t2, "bare pods (ended by the last one)", 2)
 
     # A Job deleted while its pod runs: ended at the deletion.
-    a7 = allocate("train-del")
+    a7 = allocate(base, "train-del")
     pod7, t0 = run_pod("train-del", a7["id"])
     r = alloc_status(a7["id"], "running")
     ok(r[0] and r[1].get("started_at") == t0, "train-del: started at the pod's startTime", r[1])
@@ -450,7 +459,7 @@ def main():
         bail("no leader")
     leader = r[1]
     follower = reps[1] if leader is reps[0] else reps[0]
-    a3 = allocate("train-3")
+    a3 = allocate(base, "train-3")
     pod3, t0 = run_pod("train-3", a3["id"])
     r = alloc_status(a3["id"], "running")
     ok(r[0] and r[1].get("started_at") == t0, "scenario 3: the leader started it at the pod's startTime",
@@ -462,7 +471,7 @@ def main():
        and "allocation " not in follower.log(),
        "only the leader reported; the follower only watched", (leader.log()[-1500:], follower.log()[-1500:]))
 
-    a4 = allocate("train-4")
+    a4 = allocate(base, "train-4")
     pod4, t0 = run_pod("train-4", a4["id"])
     r = alloc_status(a4["id"], "running")
     ok(r[0] and r[1].get("started_at") == t0, "scenario 3: the leader started train-4", r[1])

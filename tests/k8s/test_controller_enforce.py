@@ -17,19 +17,17 @@ it deletes it") against a REAL kube-apiserver and Job controller
 3. A bad --metrics-listen is a usage error.
 """
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "pylib"))
-from kubetest import Cluster, ok, bail, run, wait, free_port, _cleanups  # noqa: E402
-from test_controller import (PLINTH, NS, ADMIN, api, Controller, kubeconfig_for,  # noqa: E402
-                             job_manifest, grant_controller, plinth_setup)
+from kubetest import ok, run, wait, free_port, _cleanups  # noqa: E402
+from test_controller import (PLINTH, NS, ADMIN, api, Controller, allocate,  # noqa: E402
+                             job_manifest, setup_world)
 
 
 def metrics(port):
@@ -46,17 +44,7 @@ def orphan_line(job):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="plinth-ctl-enforce.")
-    _cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
-    cluster = Cluster()
-    cluster.start()
-    kube = cluster.admin
-    daemon, service = plinth_setup(ADMIN)
-    base = daemon.base
-
-    st, body = kube.call("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
-    ok(st == 201, "namespace ml", body)
-    grant_controller(kube)
+    tmp, cluster, kube, base, service, kc = setup_world("plinth-ctl-enforce.")
     # --enforce needs delete on jobs: a second role for the same user.
     role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
             "metadata": {"name": "plinth-controller-enforce"},
@@ -70,22 +58,12 @@ def main():
     st, b1 = kube.call("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", role)
     st2, b2 = kube.call("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding)
     ok(st == 201 and st2 == 201, "RBAC: plinth-controller may delete jobs", (b1, b2))
-    kc = os.path.join(tmp, "kubeconfig")
-    kubeconfig_for(cluster, cluster.env["KUBE_CONTROLLER_TOKEN"], kc)
-
-    def allocate(project):
-        st, a = api(base, ADMIN, "POST", "/v1/allocations",
-                    {"team": "ml", "project": project, "gpu_type": "h100-80gb", "gpu_count": 1,
-                     "max_runtime_hours": 1, "purpose": "orphaned Job test", "labels": {}})
-        if not ok(st == 201 and a.get("status") == "approved", f"allocation for {project} approved", a):
-            bail("no allocation")
-        return a
 
     def job_status(name):
         return kube.call("GET", f"/apis/batch/v1/namespaces/{NS}/jobs/{name}")[0]
 
-    a_orphan = allocate("orphan-1")
-    a_live = allocate("live-1")
+    a_orphan = allocate(base, "orphan-1")
+    a_live = allocate(base, "live-1")
     for name, a in (("orphan-1", a_orphan), ("live-1", a_live)):
         st, body = kube.call("POST", f"/apis/batch/v1/namespaces/{NS}/jobs",
                              job_manifest(name, a["id"]))

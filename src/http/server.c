@@ -451,6 +451,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		atomic_fetch_add(&s->inflight, 1);
 		if (conn_refuse_ambiguous(r, version))
 			return queue(r);
+		if (strlen(url) >= sizeof(r->path)) {
+			/* Never route a cut path: no route is this long. */
+			reply_err(r, ERR_NOT_FOUND, "no such endpoint: the path is longer than any route");
+			return queue_early(r);
+		}
 		unsigned nheaders = 0;
 		MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &nheaders);
 		if (nheaders > HTTP_MAX_HEADERS) {

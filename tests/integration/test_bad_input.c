@@ -43,7 +43,13 @@ struct bad_case {
 #define GPU_BODY(price, cap) "{\"name\":\"G\",\"price_per_gpu_hour\":" price ",\"capacity\":" cap "}"
 #define VE "validation-error"
 
+/* 10 + 640 bytes: longer than the request's path field (512), so it must
+ * never be routed cut to 511 bytes. */
+#define A64 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define LONG_PATH "/v1/teams/" A64 A64 A64 A64 A64 A64 A64 A64 A64 A64
+
 static const struct bad_case cases[] = {
+	{"path over 511 bytes", "GET", LONG_PATH, NULL, 0, NULL, 404, 0, "not-found", NULL, NULL},
 	/* syntax */
 	{"malformed json", "POST", ALLOC, "{\"team\":", 0, NULL, 400, 0, "malformed-json", NULL, NULL},
 	{"trailing garbage", "POST", ALLOC, "{\"team\":\"ta\"} x", 0, NULL, 400, 0, "malformed-json", NULL, NULL},

@@ -25,6 +25,7 @@
 #include "integrations/integrations.h"
 #include "integrations/jobclean.h"
 #include "seed/seed.h"
+#include "util/log.h"
 #include "util/util.h"
 
 struct serve_opts {

@@ -140,10 +140,9 @@ bool auth_team_allowed(const struct req *r, const char *team);
 /* For list endpoints: NULL = all teams, else r->teams as a pointer array. */
 const char *const *auth_team_scope(struct req *r, const char **buf, size_t *n);
 
-/* --- logging (reqlog.c) ---------------------------------------------------- */
+/* --- the request log (reqlog.c); daemon events: util/log.h ---------------- */
+/* The request's access line on stderr, and its latency in /metrics. */
 void reqlog_write(const struct req *r);
-/* A daemon event as one JSON line on stderr: {"ts","level","msg",...extra}. */
-void log_event(const char *level, const char *msg, json_t *extra);
 
 /* --- routing (router.c) ---------------------------------------------------- */
 /*

@@ -32,6 +32,7 @@
 
 #include "core/err.h"
 #include "http/jsonv.h"
+#include "util/log.h"
 #include "util/util.h"
 
 /*

@@ -9,8 +9,8 @@
 #include "core/timeutil.h"
 #include "http/http.h"
 #include "http/jsonv.h"
-#include "http/metrics.h"
 #include "util/jsonw.h"
+#include "util/metrics.h"
 #include "util/util.h"
 
 /* The hot path: written with jsonw, no jansson tree per request. */

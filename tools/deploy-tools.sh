@@ -5,9 +5,14 @@
 #   ${PLINTH_TOOLS_CACHE:-/var/cache/plinth-tools}/helm-v4.3.2/bin/helm
 #   ${PLINTH_TOOLS_CACHE:-/var/cache/plinth-tools}/kubeconform-v0.8.0/bin/kubeconform
 #   ${PLINTH_TOOLS_CACHE:-/var/cache/plinth-tools}/crane-v0.22.1/bin/crane
+# and the CRDs of the chart's optional kinds, from the operators' Go modules
+# (`go mod download`; their CRD YAML is in the module, with its LICENSE):
+#   .../deploy-crds-<versions>/servicemonitors.yaml (prometheus-operator)
+#   .../deploy-crds-<versions>/certificates.yaml    (cert-manager)
 #
 # Prints, on stdout, shell assignments to eval:
 #   PLINTH_HELM=/.../helm  PLINTH_KUBECONFORM=/.../kubeconform  PLINTH_CRANE=/.../crane
+#   PLINTH_DEPLOY_CRDS=/.../deploy-crds-...
 # With the cache present it builds nothing. Progress and build times go to
 # stderr. Concurrent callers serialise on a lock directory in the cache.
 #
@@ -24,6 +29,8 @@ HELM_VERSION=v4.3.2
 KUBECONFORM_VERSION=v0.8.0
 CRANE_VERSION=v0.22.1
 GO_MIN=1.26
+PROMOP_VERSION=v0.85.0
+CERTMANAGER_VERSION=v1.21.2
 
 die() {
 	echo "deploy-tools: $*" >&2
@@ -42,11 +49,19 @@ tools="helm $cache/helm-$HELM_VERSION helm.sh/helm/v4 $HELM_VERSION helm.sh/helm
 kubeconform $cache/kubeconform-$KUBECONFORM_VERSION github.com/yannh/kubeconform $KUBECONFORM_VERSION github.com/yannh/kubeconform/cmd/kubeconform
 crane $cache/crane-$CRANE_VERSION github.com/google/go-containerregistry $CRANE_VERSION github.com/google/go-containerregistry/cmd/crane"
 
+# CRD FILE MODULE VERSION PATH: one line each.
+crd_dir=$cache/deploy-crds-promop-$PROMOP_VERSION-certmanager-$CERTMANAGER_VERSION
+crds="servicemonitors github.com/prometheus-operator/prometheus-operator $PROMOP_VERSION example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml
+certificates github.com/cert-manager/cert-manager $CERTMANAGER_VERSION deploy/crds/cert-manager.io_certificates.yaml"
+
 complete() {
 	local name dir mod ver pkg
 	while read -r name dir mod ver pkg; do
 		[ -x "$dir/bin/$name" ] || return 1
 	done <<<"$tools"
+	while read -r name mod ver pkg; do
+		[ -s "$crd_dir/$name.yaml" ] || return 1
+	done <<<"$crds"
 }
 
 report() {
@@ -54,6 +69,7 @@ report() {
 	while read -r name dir mod ver pkg; do
 		echo "PLINTH_$(echo "$name" | tr a-z A-Z)=$dir/bin/$name"
 	done <<<"$tools"
+	echo "PLINTH_DEPLOY_CRDS=$crd_dir"
 }
 
 if complete; then
@@ -109,6 +125,18 @@ while read -r name dir mod ver pkg; do
 	tmp=
 	echo "deploy-tools: built $name $ver in $((SECONDS - start)) s ($dir/bin)" >&2
 done <<<"$tools"
+mkdir -p "$crd_dir"
+while read -r name mod ver pkg; do
+	[ ! -s "$crd_dir/$name.yaml" ] || continue
+	moddir=$(cd "$cache" && "$gobin" mod download -json "$mod@$ver" |
+		python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])') ||
+		die "go mod download $mod@$ver failed"
+	[ -s "$moddir/$pkg" ] || die "no $pkg in $mod@$ver"
+	cp "$moddir/LICENSE" "$crd_dir/$name.LICENSE"
+	cp "$moddir/$pkg" "$crd_dir/$name.yaml.tmp"
+	mv -f "$crd_dir/$name.yaml.tmp" "$crd_dir/$name.yaml"
+	echo "deploy-tools: $name CRD from $mod@$ver" >&2
+done <<<"$crds"
 echo "deploy-tools: done in $((SECONDS - total)) s" >&2
 complete || die "tools missing after the build"
 report

@@ -11,11 +11,12 @@ the real tools and installed into a real API server.
    Plinth's review route a service token (docs/kubernetes.md).
 3. Schemas generated OFFLINE from that API server's /openapi/v2 (strict: no
    unknown fields; int-or-string and quantities as Kubernetes accepts them);
-   `helm template` of every values file validated with kubeconform against
-   them. The CRD kinds ServiceMonitor and cert-manager's Certificate are
-   skipped by kubeconform (no CRD YAML here: neither operator's module is
-   fetched) and checked field by field below instead. A manifest with an
-   unknown field is refused, so the schemas do check.
+   plus the CRDs of ServiceMonitor and cert-manager's Certificate (from the
+   operators' Go modules, tools/deploy-tools.sh); `helm template` of every
+   values file validated with kubeconform against them. A manifest with an
+   unknown field is refused, so the schemas do check. Then every rendered
+   object is also created in the API server as a dry run with strict field
+   validation (the CRDs applied first): the server's own verdict.
 4. What each render must hold: security contexts, probes, the PostgreSQL URL
    from a Secret, the controller's least-privilege RBAC (delete only with
    enforce, a Role with watchNamespace), the generated CA (openssl verifies
@@ -27,6 +28,8 @@ the real tools and installed into a real API server.
    GPU pod in a team namespace with Plinth's reason, while a pod without GPUs
    and a namespace without the team label pass. After `helm uninstall` the
    same GPU pod is admitted: the refusal came from the chart's webhook.
+6. A second release with the chart-generated CA: its Secret's CA is the
+   installed caBundle, and `helm upgrade` keeps both (lookup).
 """
 import base64
 import json
@@ -58,7 +61,6 @@ CHART = os.path.join(ROOT, "deploy", "helm", "plinth")
 CI = os.path.join(CHART, "ci")
 ADMIN = "plt_admin_helm_chart_test_0123456789"
 DENIED = 'admission webhook "gpu-allocations.plinth.io" denied the request: '
-CRD_KINDS = ("ServiceMonitor", "Certificate")
 
 
 class Helm:
@@ -87,21 +89,44 @@ def by_kind(objs):
     return out
 
 
+def conv(node):
+    """A schema made strict (an object with properties admits no other
+    fields, unless it preserves unknown ones) with int-or-string as
+    Kubernetes accepts it (x-kubernetes-int-or-string in CRDs)."""
+    if isinstance(node, dict):
+        # `is True`: JSONSchemaProps has properties of these names (objects).
+        if node.get("format") == "int-or-string" or node.get("x-kubernetes-int-or-string") is True:
+            return {"oneOf": [{"type": "string"}, {"type": "integer"}]}
+        n = {k: conv(v) for k, v in node.items()}
+        if ("properties" in n and "additionalProperties" not in n
+                and n.get("x-kubernetes-preserve-unknown-fields") is not True):
+            n["additionalProperties"] = False
+        return n
+    if isinstance(node, list):
+        return [conv(v) for v in node]
+    return node
+
+
+def schema_name(group, version, kind):
+    """The file kubeconform looks up: {{ .ResourceKind }}{{ .KindSuffix }}.json."""
+    suffix = "-" + version.lower() if not group else f"-{group.split('.')[0].lower()}-{version.lower()}"
+    return f"{kind.lower()}{suffix}.json"
+
+
+def crd_to_schemas(crd, dest):
+    """One kubeconform schema per served version of a CRD (its openAPIV3Schema)."""
+    n = 0
+    for v in crd["spec"]["versions"]:
+        with open(os.path.join(dest, schema_name(crd["spec"]["group"], v["name"], crd["spec"]["names"]["kind"])),
+                  "w") as f:
+            json.dump(conv(v["schema"]["openAPIV3Schema"]), f)
+        n += 1
+    return n
+
+
 def openapi_to_schemas(spec, dest):
     """kubeconform's schema directory from an OpenAPI v2 document: one file
-    per kind (KIND-GROUP-VERSION.json, as its {{ .KindSuffix }} names them)
-    referring into _definitions.json. Strict: objects admit no other fields."""
-    def conv(node):
-        if isinstance(node, dict):
-            if node.get("format") == "int-or-string":
-                return {"oneOf": [{"type": "string"}, {"type": "integer"}]}
-            n = {k: conv(v) for k, v in node.items()}
-            if "properties" in n and "additionalProperties" not in n:
-                n["additionalProperties"] = False
-            return n
-        if isinstance(node, list):
-            return [conv(v) for v in node]
-        return node
+    per kind referring into _definitions.json."""
     defs = {}
     for name, d in spec["definitions"].items():
         defs[name] = conv(d)
@@ -112,9 +137,7 @@ def openapi_to_schemas(spec, dest):
     n = 0
     for name, d in spec["definitions"].items():
         for gvk in d.get("x-kubernetes-group-version-kind", []):
-            group, version, kind = gvk["group"], gvk["version"], gvk["kind"]
-            suffix = "-" + version.lower() if not group else f"-{group.split('.')[0].lower()}-{version.lower()}"
-            with open(os.path.join(dest, f"{kind.lower()}{suffix}.json"), "w") as f:
+            with open(os.path.join(dest, schema_name(gvk["group"], gvk["version"], gvk["kind"])), "w") as f:
                 json.dump({"$ref": f"_definitions.json#/definitions/{name}"}, f)
             n += 1
     return n
@@ -241,8 +264,9 @@ def main():
     t0 = time.monotonic()
     r = subprocess.run([os.path.join(ROOT, "tools", "deploy-tools.sh")], capture_output=True, text=True)
     tools = dict(l.split("=", 1) for l in r.stdout.split() if "=" in l)
-    if not ok(r.returncode == 0 and "PLINTH_HELM" in tools and "PLINTH_KUBECONFORM" in tools,
-              f"tools/deploy-tools.sh provides helm and kubeconform ({time.monotonic() - t0:.0f} s)",
+    if not ok(r.returncode == 0 and "PLINTH_HELM" in tools and "PLINTH_KUBECONFORM" in tools
+              and "PLINTH_DEPLOY_CRDS" in tools,
+              f"tools/deploy-tools.sh provides helm, kubeconform and the CRDs ({time.monotonic() - t0:.0f} s)",
               r.stderr[-3000:]):
         bail("no tools")
     helm = Helm(tools["PLINTH_HELM"], tmp)
@@ -250,6 +274,7 @@ def main():
     ok(v.returncode == 0 and v.stdout.startswith("v4."), f"helm {v.stdout.strip()}", v.stderr)
 
     values = sorted(f for f in os.listdir(CI) if f.endswith("-values.yaml"))
+    renders = {}
     for vf in values:
         r = helm("lint", "--strict", CHART, "-f", os.path.join(CI, vf))
         ok(r.returncode == 0, f"helm lint --strict -f ci/{vf}", r.stdout + r.stderr)
@@ -299,11 +324,17 @@ def main():
     os.mkdir(schemas)
     n = openapi_to_schemas(spec, schemas) if st == 200 else 0
     ok(n > 100, f"{n} kind schemas generated from the API server's /openapi/v2 (Kubernetes {kver})", st)
+    crds = []
+    for name in ("servicemonitors", "certificates"):
+        with open(os.path.join(tools["PLINTH_DEPLOY_CRDS"], name + ".yaml")) as f:
+            crds += docs(f.read())
+    n = sum(crd_to_schemas(c, schemas) for c in crds)
+    ok(n >= 2, f"{n} schemas from the CRDs {[c['metadata']['name'] for c in crds]}")
     loc = os.path.join(schemas, "{{ .ResourceKind }}{{ .KindSuffix }}.json")
 
     def kubeconform(path):
         r = subprocess.run([tools["PLINTH_KUBECONFORM"], "-strict", "-summary", "-output", "json",
-                            "-schema-location", loc, "-skip", ",".join(CRD_KINDS), path],
+                            "-schema-location", loc, path],
                            capture_output=True, text=True, timeout=120)
         try:
             return r.returncode, json.loads(r.stdout)
@@ -330,12 +361,48 @@ def main():
         objs = docs(r.stdout)
         rc, res = kubeconform(path)
         summ = res.get("summary", {})
-        crds = sum(1 for o in objs if o["kind"] in CRD_KINDS)
-        ok(rc == 0 and summ.get("valid") == len(objs) - crds and summ.get("invalid") == 0
-           and summ.get("errors") == 0,
-           f"kubeconform -strict ci/{vf}: {summ.get('valid')} objects valid against the API server's schemas"
-           + (f", {crds} CRD object(s) skipped" if crds else ""), res)
+        ok(rc == 0 and summ.get("valid") == len(objs) and summ.get("invalid") == 0
+           and summ.get("errors") == 0 and summ.get("skipped") == 0,
+           f"kubeconform -strict ci/{vf}: all {summ.get('valid')} objects valid against the API server's "
+           "and the CRDs' schemas", res)
         render_checks(name, objs, tmp)
+        renders[name] = objs
+
+    # The server's verdict: every rendered object created as a dry run with
+    # strict field validation (unknown or duplicate fields are errors).
+    for c in crds:
+        st, b = kube.call("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", c)
+        ok(st == 201, f"CRD {c['metadata']['name']} applied", b.get("message"))
+    for c in crds:
+        path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{c['metadata']['name']}"
+        r = wait(lambda: (lambda s, b: (any(x["type"] == "Established" and x["status"] == "True"
+                                            for x in (b.get("status") or {}).get("conditions") or []), b))(
+            *kube.call("GET", path)), 60)
+        ok(r[0], f"CRD {c['metadata']['name']} established")
+    for ns, labels in (("plinth", {}), ("ml", {"plinth.io/team": "ml"}), ("scratch", {})):
+        st, b = kube.call("POST", "/api/v1/namespaces", {"metadata": {"name": ns, "labels": labels}})
+        ok(st == 201, f"namespace {ns} {labels}", b)
+    plural = {}
+    for gv in {o["apiVersion"] for objs in renders.values() for o in objs}:
+        st, b = kube.call("GET", ("/api/" if "/" not in gv else "/apis/") + gv)
+        for res in b.get("resources", []):
+            if "/" not in res["name"]:
+                plural[(gv, res["kind"])] = (res["name"], res["namespaced"])
+    for name, objs in renders.items():
+        refused = []
+        for o in objs:
+            res, namespaced = plural.get((o["apiVersion"], o["kind"]), (None, None))
+            if res is None:
+                refused.append((o["kind"], "no such resource"))
+                continue
+            base = ("/api/" if "/" not in o["apiVersion"] else "/apis/") + o["apiVersion"]
+            if namespaced:
+                base += "/namespaces/" + o["metadata"].get("namespace", "plinth")
+            st, b = kube.call("POST", f"{base}/{res}?dryRun=All&fieldValidation=Strict", o)
+            if st != 201:
+                refused.append((o["kind"], o["metadata"]["name"], st, b.get("message")))
+        ok(not refused, f"API server dry run (strict fields) accepts all {len(objs)} objects of ci/{name}",
+           refused)
 
     # helm install into the real API server; the webhook URL is the daemon.
     values_file = os.path.join(tmp, "install-values.yaml")
@@ -385,10 +452,6 @@ def main():
        "RBAC as designed: controller may watch jobs / list pods anywhere and update its own Lease; not delete "
        "jobs, create pods, read Secrets, touch Deployments, another Lease, or Leases elsewhere", got)
 
-    for ns, labels in (("ml", {"plinth.io/team": "ml"}), ("scratch", {})):
-        st, b = kube.call("POST", "/api/v1/namespaces", {"metadata": {"name": ns, "labels": labels}})
-        ok(st == 201, f"namespace {ns} {labels}", b)
-
     def pod(name, gpus):
         p = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
              "spec": {"restartPolicy": "Never", "nodeSelector": {"plinth.io/gpu-type": "h100-80gb"},
@@ -416,6 +479,35 @@ def main():
     ok(r[0], "after helm uninstall the same GPU pod is admitted: the refusal was the chart's webhook", r[1])
     st, b = kube.call("GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles/plinth-plinth-controller")
     ok(st == 404, "helm uninstall removed the cluster-scoped RBAC", st)
+    # The chart-generated CA, installed for real, and kept by `helm upgrade`
+    # (lookup of the existing Secret). Its webhook matches no namespace here.
+    gen_values = os.path.join(tmp, "gen-values.yaml")
+    with open(gen_values, "w") as f:
+        yaml.safe_dump({"controller": {"enabled": False},
+                        "webhook": {"namespaceSelector": {"matchLabels": {"plinth.io/helm-test": "none"}}}}, f)
+    secret_path = "/api/v1/namespaces/plinth-gen/secrets/gen-plinth-webhook-tls"
+    vwc_path = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/plinth-gen-gen-plinth-gpu-allocations"
+
+    def tls_state():
+        st1, sec = kube.call("GET", secret_path)
+        st2, vwc = kube.call("GET", vwc_path)
+        if st1 != 200 or st2 != 200:
+            return None
+        return sec["data"], vwc["webhooks"][0]["clientConfig"]
+    r = helm("install", "gen", CHART, "-n", "plinth-gen", "--create-namespace", "-f", gen_values)
+    ok(r.returncode == 0, "helm install gen (chart-generated webhook CA)", r.stderr[-2000:])
+    _cleanups.append(lambda: helm("uninstall", "gen", "-n", "plinth-gen"))
+    first = tls_state()
+    ok(first is not None and first[0]["ca.crt"] == first[1].get("caBundle")
+       and first[1].get("service", {}).get("name") == "gen-plinth-webhook",
+       "installed: generated TLS Secret, its CA is the webhook's caBundle, clientConfig to the Service",
+       first and first[1])
+    r = helm("upgrade", "gen", CHART, "-n", "plinth-gen", "-f", gen_values)
+    ok(r.returncode == 0, "helm upgrade gen", r.stderr[-2000:])
+    ok(first is not None and tls_state() == first,
+       "helm upgrade keeps the generated CA, certificate and caBundle (no new CA on every upgrade)")
+    r = helm("uninstall", "gen", "-n", "plinth-gen")
+    ok(r.returncode == 0 and kube.call("GET", vwc_path)[0] == 404, "helm uninstall gen", r.stderr)
     ok(daemon.stop() == 0, "the daemon stops on SIGTERM with status 0", daemon.log_tail(20))
 
 

@@ -19,6 +19,7 @@ import gzip
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -61,6 +62,29 @@ def unpack(layer_bytes, dest):
         t.extractall(dest, **({"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}))
     os.unlink(path)
     return owners
+
+
+def dockerfile_config(path):
+    """The instructions of a Dockerfile: FROM as a list, LABEL as the set of
+    its keys, RUN concatenated, the others by their last value."""
+    with open(path) as f:
+        text = f.read().replace("\\\n", " ")
+    out = {"FROM": [], "LABEL": set(), "RUN": ""}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        ins, _, rest = line.partition(" ")
+        ins = ins.upper()
+        if ins == "FROM":
+            out["FROM"].append(rest.strip())
+        elif ins == "LABEL":
+            out["LABEL"] |= {kv.split("=", 1)[0] for kv in shlex.split(rest)}
+        elif ins == "RUN":
+            out["RUN"] += rest + "\n"
+        else:
+            out[ins] = rest.strip()
+    return out
 
 
 def jail(rootfs, argv, **kw):
@@ -119,6 +143,21 @@ def main():
     env = dict(e.split("=", 1) for e in c.get("Env", []))
     ok(env.get("PLINTH_DATA") == "/var/lib/plinth" and c.get("WorkingDir") == "/var/lib/plinth",
        "PLINTH_DATA and WORKDIR /var/lib/plinth", (env, c.get("WorkingDir")))
+
+    # The Dockerfile (not buildable here: no engine) describes the same config.
+    df = dockerfile_config(os.path.join(ROOT, "deploy", "docker", "Dockerfile"))
+    same = {"User": (df.get("USER"), c.get("User")),
+            "Entrypoint": (json.loads(df.get("ENTRYPOINT", "null")), c.get("Entrypoint")),
+            "Cmd": (json.loads(df.get("CMD", "null")), c.get("Cmd")),
+            "WorkingDir": (df.get("WORKDIR"), c.get("WorkingDir")),
+            "ExposedPorts": (set(df.get("EXPOSE", "").split()), set(c.get("ExposedPorts", {}))),
+            "Env": (set(df.get("ENV", "").split()), set(c.get("Env", [])) - {"PATH=" + env.get("PATH", "")}),
+            "Labels": (set(df.get("LABEL", {})), set(labels) - {"org.opencontainers.image.revision"})}
+    ok(all(a == b for a, b in same.values()) and "HEALTHCHECK" not in df,
+       "deploy/docker/Dockerfile's USER, ENTRYPOINT, CMD, WORKDIR, EXPOSE, ENV and LABELs match the image",
+       {k: v for k, v in same.items() if v[0] != v[1]})
+    ok("deploy/docker/rootfs.sh /rootfs" in df.get("RUN", "") and df.get("FROM") == ["debian:bookworm AS build", "scratch"],
+       "the Dockerfile builds on bookworm and assembles its root with the same deploy/docker/rootfs.sh", df.get("FROM"))
 
     rootfs = os.path.join(tmp, "unpacked")
     os.mkdir(rootfs)

@@ -54,4 +54,4 @@ fuzz: web-deps
 	./tests/fuzz/run-libfuzzer.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz build-valgrind
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz build-valgrind build-image

@@ -21,6 +21,7 @@
 #include "http/metrics.h"
 #include "integrations/integrations.h"
 #include "integrations/jobclean.h"
+#include "api/admission_cache.h"
 #include "util/util.h"
 
 #define ALLOC_MAX_LABELS 32
@@ -538,6 +539,8 @@ static void transition(struct req *r, enum alloc_event ev, const char *at_field)
 		reply_err(r, rc, detail[0] ? detail : "cannot change the allocation");
 		goto out;
 	}
+	/* The webhook must not answer from what it read before this. */
+	admission_cache_forget(a.id);
 	/* The ledger moved: a job's manifests leave the GitOps repository now,
 	 * without a pool connection; a failure is left to the sweeper. */
 	if ((ev == ALLOC_EV_COMPLETE || ev == ALLOC_EV_CANCEL) && r->app->integrations != NULL &&

@@ -113,8 +113,25 @@ def store_args(backend):
         bail("no PostgreSQL schema")
     _cleanups.append(lambda: subprocess.run(["psql", base, "-qAtX", "-c", f"DROP SCHEMA {tag} CASCADE"],
                                             capture_output=True))
+    _pg_schema["base"], _pg_schema["tag"] = base, tag
     sep = "&" if "?" in base else "?"
     return ["--database-url", f"{base}{sep}options=-csearch_path%3D{tag}"]
+
+
+_pg_schema = {}  # the schema store_args made last (pg)
+
+
+def store_check(backend, team):
+    """For "pg": a TAP check that team `team` is a row of the schema
+    store_args made, i.e. the daemon really writes to PostgreSQL there."""
+    if backend != "pg":
+        return
+    p = subprocess.run(["psql", _pg_schema["base"], "-qAtX", "-c",
+                        f"SELECT count(*) FROM {_pg_schema['tag']}.teams WHERE id = '{team}'"],
+                       capture_output=True, text=True)
+    ok(p.returncode == 0 and p.stdout.strip() == "1",
+       f"the daemon's store is PostgreSQL: team {team} is a row of {_pg_schema['tag']}.teams",
+       (p.stdout, p.stderr))
 
 
 def backend_arg(argv, i=2):

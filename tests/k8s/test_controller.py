@@ -45,7 +45,8 @@ from decimal import Decimal, ROUND_HALF_UP
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "pylib"))
-from kubetest import Cluster, ok, bail, run, wait, now, _cleanups, store_args, backend_arg  # noqa: E402
+from kubetest import (Cluster, ok, bail, run, wait, now, _cleanups, store_args,  # noqa: E402
+                      backend_arg, store_check)
 from plinthtest import Daemon  # noqa: E402
 
 PLINTH = sys.argv[1]
@@ -230,6 +231,7 @@ def plinth_setup(admin, budget="1000", capacity=16, daemon_args=()):
     if not ok(st in (200, 201) and st2 in (200, 201) and st3 == 201 and "token" in tok,
               "Plinth: team ml, GPU type h100-80gb at 6.88, a service token", (st, st2, st3, tok)):
         bail("no Plinth setup")
+    store_check(BACKEND, "ml")
     return daemon, tok["token"]
 
 

@@ -42,7 +42,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "pylib"))
-from kubetest import Cluster, ok, bail, run, wait, now, _cleanups, store_args  # noqa: E402
+from kubetest import Cluster, ok, bail, run, wait, now, _cleanups, store_args, store_check  # noqa: E402
 from plinthtest import Daemon  # noqa: E402
 from test_controller import (Controller, api, charge, money_eq, parse_time, container,  # noqa: E402
                              kubeconfig_for, grant_controller, BACKEND)
@@ -204,6 +204,7 @@ def main():
         st, b = api(base, ADMIN, "PUT", f"/v1/teams/{t}",
                     {"display_name": t, "budget": {"amount": body, "period": "monthly"}})
         ok(st in (200, 201), f"Plinth: team {t}", b)
+    store_check(BACKEND, "ml")
     for g, name, price in (("h100-80gb", "H100 80GB", "6.88"), ("a100-80gb", "A100 80GB", "3.40")):
         st, b = api(base, ADMIN, "PUT", f"/v1/gpu-types/{g}",
                     {"name": name, "price_per_gpu_hour": price, "capacity": 16})

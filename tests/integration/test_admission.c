@@ -7,6 +7,9 @@
  * and presents the client certificate).
  */
 #include "itest.h"
+#include "itest_pg.h"
+
+#include "api/admission_cache.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -335,6 +338,74 @@ static void test_decisions_http(void **state)
 	expect("u-pod-update", &a, &a, true, NULL);
 }
 
+/* The allocation cache (api/admission_cache.h) never outlives a transition
+ * made through this daemon: a pod admitted a moment ago (its allocation now
+ * cached) is refused right after the cancel returns, and after a completion. */
+static void test_cache_follows_transitions(void **state)
+{
+	(void)state;
+	struct itest_daemon *d = fx.d;
+	const char *id = alloc_id(itest_allocate(d, d->admin, "nlp", "llm", "h100-80gb", 4, "1"));
+	struct ask a = {"Pod", "CREATE", "nlp", id, H100, 4, 0, 0, false};
+	expect("c-1", &a, NULL, true, NULL);
+	expect("c-2", &a, NULL, true, NULL); /* answered from the cache */
+	ITEST_STATUS(itest_req(d, "POST", itest_strf(d, "/v1/allocations/%s/cancel", id), d->admin,
+			       "{}"),
+		     200);
+	expect("c-3", &a, NULL, false, "is cancelled");
+
+	const char *run = alloc_id(itest_allocate(d, d->admin, "nlp", "llm", "h100-80gb", 4, "1"));
+	a.label = run;
+	ITEST_STATUS(itest_req(d, "POST", itest_strf(d, "/v1/allocations/%s/start", run), d->admin,
+			       "{}"),
+		     200);
+	expect("c-4", &a, NULL, true, NULL);
+	ITEST_STATUS(itest_req(d, "POST", itest_strf(d, "/v1/allocations/%s/complete", run),
+			       d->admin, "{}"),
+		     200);
+	expect("c-5", &a, NULL, false, "is completed");
+}
+
+/* Across replicas (two daemons on one store): an allocation cancelled
+ * through B is refused by A once ADMISSION_CACHE_TTL_US has passed since the
+ * cancel returned, although A had it cached as approved (the documented
+ * staleness bound).  On PostgreSQL (ITEST_PG=1) a fresh schema, else one
+ * SQLite file. */
+static void test_cache_bound_across_replicas(void **state)
+{
+	(void)state;
+	char url[1024];
+	if (itest_pg_enabled())
+		assert_int_equal(itest_pg_fresh_url(url, sizeof(url)), 0);
+	else
+		assert_true(snprintf(url, sizeof(url), "sqlite:%s/replicas.db", fx.pki) <
+			    (int)sizeof(url));
+	const char *args[] = {"--database-url", url, NULL};
+	struct itest_daemon *a = itest_daemon_new(args);
+	assert_non_null(a);
+	struct itest_daemon *b = itest_daemon_new(args);
+	assert_non_null(b);
+	itest_put_gpu(a, "h100-80gb", "4.00", 64);
+	itest_put_team(a, "nlp", "100000");
+	const char *svc = itest_make_token(a, "service", "[]", NULL);
+	const char *id = alloc_id(itest_allocate(a, a->admin, "nlp", "llm", "h100-80gb", 4, "1"));
+	struct ask ask = {"Pod", "CREATE", "nlp", id, H100, 4, 0, 0, false};
+	check_answer(itest_req(a, "POST", "/v1/admission/review", svc, review("r-1", &ask, NULL)),
+		     "r-1", true, NULL); /* now in A's cache */
+	ITEST_STATUS(itest_req(b, "POST", itest_strf(b, "/v1/allocations/%s/cancel", id), b->admin,
+			       "{}"),
+		     200);
+	/* Not asserted: A may still answer from its entry for up to the bound. */
+	(void)itest_req(a, "POST", "/v1/admission/review", svc, review("r-2", &ask, NULL));
+	usleep(ADMISSION_CACHE_TTL_US + 100000);
+	check_answer(itest_req(a, "POST", "/v1/admission/review", svc, review("r-3", &ask, NULL)),
+		     "r-3", false, "is cancelled");
+	assert_int_equal(itest_daemon_stop(a), 0);
+	assert_int_equal(itest_daemon_stop(b), 0);
+	itest_daemon_free(a);
+	itest_daemon_free(b);
+}
+
 static void test_bad_reviews(void **state)
 {
 	(void)state;
@@ -479,6 +550,8 @@ int main(void)
 	itest_global_init();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decisions_http),
+		cmocka_unit_test(test_cache_follows_transitions),
+		cmocka_unit_test(test_cache_bound_across_replicas),
 		cmocka_unit_test(test_bad_reviews),
 		cmocka_unit_test(test_tls_listener),
 	};

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """tests/k8s/test_webhook_e2e.py - issue 13's scenarios 2, 1 and 4 through a
-REAL kube-apiserver (tests/k8s/cluster.sh), a real Plinth daemon (SQLite, its
-TLS webhook listener) and the real binary (argv[1]).
+REAL kube-apiserver (tests/k8s/cluster.sh), a real Plinth daemon (its TLS
+webhook listener; on SQLite, or on PostgreSQL with argv[2] "pg": a fresh
+schema in PLINTH_TEST_PG_URL) and the real binary (argv[1]).
 
 Scenario 2 (admission): the API server calls `plinth serve`'s TLS listener on
 loopback (a throwaway CA and a 127.0.0.1 certificate made with openssl here)
@@ -41,10 +42,10 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "pylib"))
-from kubetest import Cluster, ok, bail, run, wait, now, _cleanups  # noqa: E402
+from kubetest import Cluster, ok, bail, run, wait, now, _cleanups, store_args, store_check  # noqa: E402
 from plinthtest import Daemon  # noqa: E402
 from test_controller import (Controller, api, charge, money_eq, parse_time, container,  # noqa: E402
-                             kubeconfig_for, grant_controller)
+                             kubeconfig_for, grant_controller, BACKEND)
 
 PLINTH = sys.argv[1]
 ROOT_DIR = os.path.dirname(os.path.dirname(HERE))
@@ -183,7 +184,8 @@ def main():
     ca, crt, key = make_ca_and_cert(tmp)
     env_mlflow = os.environ.pop("MLFLOW_TRACKING_URI", None)
     try:
-        daemon = Daemon(PLINTH, ADMIN, tmp=tmp, args=("--webhook-listen", "127.0.0.1:0",
+        daemon = Daemon(PLINTH, ADMIN, tmp=tmp, args=(*store_args(BACKEND),
+                                                      "--webhook-listen", "127.0.0.1:0",
                                                       "--tls-cert", crt, "--tls-key", key))
     except RuntimeError as e:
         bail(f"no Plinth daemon: {e}")
@@ -202,6 +204,7 @@ def main():
         st, b = api(base, ADMIN, "PUT", f"/v1/teams/{t}",
                     {"display_name": t, "budget": {"amount": body, "period": "monthly"}})
         ok(st in (200, 201), f"Plinth: team {t}", b)
+    store_check(BACKEND, "ml")
     for g, name, price in (("h100-80gb", "H100 80GB", "6.88"), ("a100-80gb", "A100 80GB", "3.40")):
         st, b = api(base, ADMIN, "PUT", f"/v1/gpu-types/{g}",
                     {"name": name, "price_per_gpu_hour": price, "capacity": 16})

@@ -408,15 +408,29 @@
       else if (i === todayIdx) forecast.push(last);
       else forecast.push(last + (fc - last) * (i - todayIdx) / Math.max(1, labels.length - 1 - todayIdx));
     }
+    /* Spend far below the budget is a flat line on the budget's scale: then
+     * the chart zooms to the spend and says where the budget is; a button
+     * shows the whole budget. */
+    const budgetN = num(t.budget.amount);
+    const top = Math.max(fc, last, 0);
+    const small = top * 4 < budgetN;
+    const zoom = small && !state.wholeBudget;
+    const btn = $('#cum-scale');
+    btn.hidden = !small;
+    btn.textContent = zoom ? 'Show the whole budget' : 'Zoom to the spend';
+    $('#cum-note').textContent = !small ? '' : zoom
+      ? 'Zoomed to the spend: the budget (' + money(t.budget.amount, cur) + ') is above this scale; the forecast is ' + (100 * fc / budgetN).toFixed(1) + '% of it.'
+      : 'The whole budget: spend so far is ' + (100 * last / budgetN).toFixed(1) + '% of it.';
+    $('#c-cumulative').dataset.zoom = zoom ? '1' : '';
     draw('c-cumulative', {
       type: 'line',
       data: { labels, datasets: [
         { label: 'Spent (cumulative)', data: cumulative, borderColor: '#1f5fbf', backgroundColor: '#1f5fbf', pointRadius: 0 },
         { label: 'Forecast', data: forecast, borderColor: '#e8a317', borderDash: [6, 4], pointRadius: 0 },
-        { label: 'Budget', data: labels.map(() => num(t.budget.amount)), borderColor: '#b3261e', pointRadius: 0 },
-      ] },
-      options: { scales: { x: { ticks: { maxTicksLimit: 8 } }, y: { beginAtZero: true, ticks: { callback: moneyTick } } },
-        plugins: { legend: { position: 'bottom' } } },
+      ].concat(zoom ? [] : [{ label: 'Budget', data: labels.map(() => budgetN), borderColor: '#b3261e', pointRadius: 0 }]) },
+      options: { scales: { x: { ticks: { maxTicksLimit: 8 } },
+        y: { beginAtZero: true, max: zoom ? undefined : Math.max(budgetN, top) * 1.05, grace: '5%', ticks: { callback: moneyTick } } },
+      plugins: { legend: { position: 'bottom' } } },
     });
 
     draw('c-gpu', {
@@ -773,7 +787,7 @@
 
   async function renderAdmin(sub) {
     const name = ['teams', 'gpus', 'tokens', 'audit'].includes(sub) ? sub : 'teams';
-    if (state.adminSub !== name) say(''); /* a message belongs to the section it came from */
+    if (state.adminSub !== name) { say(''); hideSecret(); } /* a message belongs to the section it came from */
     state.adminSub = name;
     for (const s of $$('#view-admin .sub')) s.hidden = s.id !== 'admin-' + name;
     for (const a of $$('.subnav a')) {
@@ -904,7 +918,7 @@
     }
     fill($('#t-tokens tbody'), tokens.items.map((k) => {
       const stateTd = cell(k.revoked_at ? 'Revoked ' + when(k.revoked_at) : 'Active', k.revoked_at ? 'revoked' : 'active', 'tok-state');
-      const act = k.revoked_at ? el('td')
+      const act = k.revoked_at ? cell('revoked', 'muted')
         : buttonCell('Revoke', 'small danger', 'Revoke token ' + k.name, 'token', k.id, () => confirmRevoke(act, k));
       const name = cell(k.name, 'wrap');
       name.append(el('br'), el('small', k.id, 'muted'));
@@ -925,17 +939,23 @@
     yes.addEventListener('click', async () => {
       try {
         await api('/v1/tokens/' + enc(k.id), { method: 'DELETE' });
+        hideSecret();
         await adminTokens();
         say('Revoked token ' + k.name + ' (' + k.id + '); it is refused from now on.');
       } catch (err) { if (err instanceof ApiError && err.status === 401) fail(err); else say('Not revoked: ' + err.message, true); }
     });
     yes.focus();
   }
+  /* A new token's secret is shown once, and not left on screen afterwards. */
+  function hideSecret() {
+    $('#kf-secret-value').value = '';
+    $('#kf-secret').hidden = true;
+  }
   async function createToken(ev) {
     ev.preventDefault();
     const f = $('#token-form');
     formErrors(f, null);
-    $('#kf-secret').hidden = true;
+    hideSecret();
     const body = { name: $('#kf-name').value.trim(), role: $('#kf-role').value,
       teams: $$('#kf-teams input:checked').map((c) => c.value) };
     try {
@@ -1071,6 +1091,7 @@
 
   function signOut(msg) {
     sessionStorage.removeItem(TOKEN_KEY);
+    hideSecret();
     Object.assign(state, { role: null, teams: null, gpus: null, audit: null, auditTeam: null });
     if (liveTimer) { clearInterval(liveTimer); liveTimer = null; }
     showStatus('');
@@ -1100,6 +1121,7 @@
     $('#login-form').addEventListener('submit', signIn);
     $('#logout').addEventListener('click', () => signOut(''));
     $('#team-select').addEventListener('change', () => route());
+    $('#cum-scale').addEventListener('click', () => { state.wholeBudget = !state.wholeBudget; route(); });
     $('#export-this').addEventListener('click', () => exportFocus(0));
     $('#export-last').addEventListener('click', () => exportFocus(1));
     $('#bva-team').addEventListener('change', () => { $('#bva-team').dataset.touched = '1'; renderBudgetVsActual().then(markOverflow, fail); });

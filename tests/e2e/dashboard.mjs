@@ -210,6 +210,23 @@ async function teamView(page, base, label) {
     const box = await page.locator('#' + id).boundingBox();
     ok(box && box.width > 100 && box.height > 100, `${label}: chart ${id} is drawn`, box);
   }
+  // Spend far below the budget: the cumulative chart zooms to the spend and
+  // names the budget; the button puts the whole budget back on the scale.
+  const yMax = () => page.evaluate(() => window.Chart.getChart('c-cumulative').scales.y.max);
+  const budgetN = Number(t.budget.amount);
+  if (Number(t.forecast_period_end) * 4 < budgetN) {
+    const zoomed = await yMax();
+    const note = await textOf(page, '#cum-note');
+    await page.locator('#cum-scale').click();
+    await page.waitForFunction(() => document.body.dataset.ready === 'team' && !document.querySelector('#c-cumulative').dataset.zoom, null, { timeout: 15000 });
+    const whole = await yMax();
+    ok(zoomed < budgetN && note.includes(cents(t.budget.amount)) && whole >= budgetN,
+      `${label}: the cumulative chart zooms to a small spend, names the budget, and shows it on request`, { zoomed, whole, note });
+    await page.locator('#cum-scale').click();
+    await page.waitForFunction(() => document.body.dataset.ready === 'team' && document.querySelector('#c-cumulative').dataset.zoom === '1', null, { timeout: 15000 });
+  } else {
+    ok(await yMax() >= budgetN, `${label}: the cumulative chart's scale holds the budget`);
+  }
   await noOverflow(page, label, 'the team view');
   await shot(page, 'team', label);
 
@@ -413,8 +430,9 @@ async function adminViews(page, base, label, tag, expected) {
   const st = await textOf(page, `tr:has(td[data-token="${tok.id}"]) [data-k="tok-state"]`);
   const refused = await call(base, '/v1/teams', { token: secret });
   ok(revoked.revoked_at !== null && st.startsWith('Revoked') && refused.status === 401 &&
-    await page.locator(`button[data-token="${tok.id}"]`).count() === 0,
-  `${label}: the admin revokes it: the API refuses it, the row says Revoked`, { revoked, st, refused: refused.status });
+    await page.locator(`button[data-token="${tok.id}"]`).count() === 0 && await page.locator('#kf-secret').isHidden() &&
+    await page.locator('#kf-secret-value').inputValue() === '',
+  `${label}: the admin revokes it: the API refuses it, the row says Revoked, its secret is off the screen`, { revoked, st, refused: refused.status });
   await noOverflow(page, label, 'admin tokens');
   await shot(page, 'admin-tokens', label);
 

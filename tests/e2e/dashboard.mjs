@@ -492,6 +492,11 @@ async function roleViews(browser, base, size, label, tag) {
       await go(page, '#allocations', 'allocations');
       const teamsShown = await page.locator('#t-hist tbody tr td:nth-child(2)').allTextContents();
       ok(teamsShown.length > 0 && teamsShown.every((x) => x === 'nlp'), `${label}: a member's history holds only its team`, teamsShown.slice(0, 5));
+    } else {
+      await navTo(page, 'finance');
+      const rows = await page.locator('#t-bva tbody tr').count();
+      ok(rows === 6, `${label}: finance opens the Finance view with budget versus actual (read from the audit log)`, rows);
+      await shot(page, 'finance-role', label);
     }
     // The role probe's 403s are expected; nothing else may fail.
     const real = problems.filter((p) => !/(403|Forbidden).*\/v1\/(tokens|audit\?limit=1)|\/v1\/(tokens|audit\?limit=1).*403|status of 403/.test(p));

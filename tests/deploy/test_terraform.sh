@@ -19,7 +19,9 @@
 #      unused variable must fail it;
 #   4. checkov over the whole of deploy/terraform: zero failed checks, every
 #      skip written as `#checkov:skip=ID:reason` with a reason; a copy of the
-#      artifact bucket without its public access block must fail it.
+#      artifact bucket without its public access block must fail it;
+#   5. the GPU node groups of envs/*/terraform.tfvars label their nodes with
+#      the nvidia.com/gpu.product src/core/gpuproduct.c gives their type.
 # The AWS provider is not built here (docs/deploy.md, "Tests"), so the AWS
 # modules are checked by 1, 3 and 4 but not by `tofu validate`.
 # Prints TAP.
@@ -167,6 +169,28 @@ EOF
 "$PLINTH_CHECKOV" -d "$tmp/badckv" --framework terraform --compact --quiet --skip-download >"$out" 2>&1
 [ $? -ne 0 ] && grep -q 'CKV2_AWS_6' "$out"
 ok $? "checkov fails a bucket without its public access block (CKV2_AWS_6)" "$out"
+
+# --- 5. GPU node labels match Plinth's GPU table --------------------------------
+# Each GPU node group is keyed by a Plinth gpu_type and labels its nodes with
+# nvidia.com/gpu.product; the admission webhook and the Jobs select on that
+# label, so it must be the product src/core/gpuproduct.c maps the type to.
+python3 - "$root" >"$out" 2>&1 <<'EOF'
+import glob, os, re, sys
+root = sys.argv[1]
+table = dict(re.findall(r'\{"([a-z0-9-]+)", "([^"]+)"\}', open(os.path.join(root, "src/core/gpuproduct.c")).read()))
+assert table, "no GPU table in src/core/gpuproduct.c"
+groups = 0
+bad = []
+for f in sorted(glob.glob(os.path.join(root, "deploy/terraform/envs/*/terraform.tfvars"))):
+    for key, body in re.findall(r'"([a-z0-9-]+)"\s*=\s*\{([^{}]*gpu_product[^{}]*)\}', open(f).read()):
+        groups += 1
+        product = re.search(r'gpu_product\s*=\s*"([^"]+)"', body).group(1)
+        if table.get(key) != product:
+            bad.append(f"{os.path.relpath(f, root)}: {key} labels {product}, Plinth maps it to {table.get(key)}")
+print("\n".join(bad) or f"{groups} GPU node groups match")
+sys.exit(1 if bad or groups == 0 else 0)
+EOF
+ok $? "every GPU node group's nvidia.com/gpu.product is the one Plinth's GPU table gives its type ($(tail -n 1 "$out"))" "$out"
 
 echo "1..$n"
 [ "$failed" -eq 0 ]

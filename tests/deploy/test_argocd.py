@@ -50,7 +50,7 @@ except ImportError:  # re-run under .venv (tools/venv.sh prints its python)
         sys.exit(1)
     os.environ["PLINTH_IAC_REEXEC"] = "1"
     py = r.stdout.strip().splitlines()[-1]
-    os.execv(py, [py, os.path.abspath(__file__), *sys.argv[1:]])
+    os.execv(py, [py, os.path.abspath(sys.argv[0]), *sys.argv[1:]])
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "pylib"))
 from plinthtest import Tap  # noqa: E402

@@ -16,7 +16,7 @@ Then the app of apps itself:
     destinations allow exactly what the children use;
   - every chart is pinned to an exact version (no ranges, no HEAD);
   - the sync waves follow the dependency order
-    project < argocd < kueue < mlflow < plinth < backstage;
+    project < argocd < cluster-autoscaler < kueue < mlflow < plinth < backstage;
   - the OCI chart (Kueue) has a repository entry with enableOCI.
 And it proves the validator can fail: a copy with an unknown field, one
 without spec.project and one with a wrong type must each be refused.
@@ -36,7 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 ARGOCD_MODULE = "github.com/argoproj/argo-cd/v3"
 # the Argo CD the pinned argo-cd chart (10.1.1) installs: its appVersion
 ARGOCD_VERSION = "v3.4.4"
-WAVE_ORDER = ["project", "argocd", "kueue", "mlflow", "plinth", "backstage"]
+WAVE_ORDER = ["project", "argocd", "cluster-autoscaler", "kueue", "mlflow", "plinth", "backstage"]
 
 try:
     import jsonschema

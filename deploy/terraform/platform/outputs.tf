@@ -52,3 +52,8 @@ output "alarm_topic_arn" {
   description = "SNS topic of the alarms."
   value       = module.observability.alarm_topic_arn
 }
+
+output "cluster_autoscaler_irsa_role_arn" {
+  description = "Role for the cluster autoscaler's service account."
+  value       = module.eks.cluster_autoscaler_irsa_role_arn
+}

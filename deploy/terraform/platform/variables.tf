@@ -65,7 +65,6 @@ variable "gpu_node_groups" {
   type = map(object({
     instance_type = string
     gpu_product   = string
-    gpus_per_node = number
     capacity_type = string
     disk_gib      = number
     min           = number

@@ -17,7 +17,6 @@ gpu_node_groups = {
   "l4-24gb" = {
     instance_type = "g6.xlarge"
     gpu_product   = "NVIDIA-L4"
-    gpus_per_node = 1
     capacity_type = "SPOT"
     disk_gib      = 100
     min           = 0

@@ -172,13 +172,11 @@ resource "aws_eks_node_group" "gpu" {
     "plinth.io/gpu-type"               = each.key
     "node.kubernetes.io/instance-type" = each.value.instance_type
   }
-  tags = merge(var.tags, {
-    # the cluster autoscaler scales a group up from zero only if it knows
-    # the nodes' labels, taints and GPUs from these tags
-    "k8s.io/cluster-autoscaler/node-template/label/plinth.io/gpu-type" = each.key
-    "k8s.io/cluster-autoscaler/node-template/taint/nvidia.com/gpu"     = "present:NoSchedule"
-    "k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu" = tostring(each.value.gpus_per_node)
-  })
+  # EKS tags the group's Auto Scaling group for the cluster autoscaler's
+  # auto-discovery (k8s.io/cluster-autoscaler/<cluster> = owned), and the
+  # autoscaler reads these labels and the taint from the EKS API
+  # (eks:DescribeNodegroup), so a group at 0 nodes can be scaled up.
+  tags = var.tags
 
   depends_on = [aws_iam_role_policy_attachment.node]
   lifecycle {
@@ -193,6 +191,7 @@ locals {
   irsa_service_accounts = {
     cloudwatch_agent = "system:serviceaccount:amazon-cloudwatch:cloudwatch-agent"
     mlflow           = "system:serviceaccount:mlflow:mlflow"
+    autoscaler       = "system:serviceaccount:kube-system:cluster-autoscaler"
   }
 }
 
@@ -265,4 +264,54 @@ resource "aws_iam_role_policy" "mlflow" {
   name   = "mlflow-artifacts"
   role   = aws_iam_role.mlflow.id
   policy = data.aws_iam_policy_document.mlflow.json
+}
+
+# The cluster autoscaler (deploy/argocd/platform/cluster-autoscaler.yaml):
+# may read every group but resize or shrink only this cluster's.
+resource "aws_iam_role" "autoscaler" {
+  name               = "${var.name}-cluster-autoscaler"
+  assume_role_policy = data.aws_iam_policy_document.irsa_assume["autoscaler"].json
+  tags               = var.tags
+}
+
+data "aws_caller_identity" "this" {}
+data "aws_region" "this" {}
+
+data "aws_iam_policy_document" "autoscaler" {
+  statement {
+    sid = "Discover"
+    actions = [
+      "autoscaling:DescribeAutoScalingGroups",
+      "autoscaling:DescribeAutoScalingInstances",
+      "autoscaling:DescribeLaunchConfigurations",
+      "autoscaling:DescribeScalingActivities",
+      "autoscaling:DescribeTags",
+      "ec2:DescribeImages",
+      "ec2:DescribeInstanceTypes",
+      "ec2:DescribeLaunchTemplateVersions",
+      "ec2:GetInstanceTypesFromInstanceRequirements",
+    ]
+    resources = ["*"] # these actions have no resource-level permissions
+  }
+  statement {
+    sid       = "ReadNodeGroups"
+    actions   = ["eks:DescribeNodegroup"]
+    resources = ["arn:${local.partition}:eks:${data.aws_region.this.region}:${data.aws_caller_identity.this.account_id}:nodegroup/${var.name}/*/*"]
+  }
+  statement {
+    sid       = "ResizeThisClustersGroups"
+    actions   = ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/k8s.io/cluster-autoscaler/${var.name}"
+      values   = ["owned"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "autoscaler" {
+  name   = "cluster-autoscaler"
+  role   = aws_iam_role.autoscaler.id
+  policy = data.aws_iam_policy_document.autoscaler.json
 }

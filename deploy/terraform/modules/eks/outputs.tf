@@ -27,3 +27,8 @@ output "mlflow_irsa_role_arn" {
   description = "Role for MLflow's service account (deploy/argocd/platform/mlflow.yaml)."
   value       = aws_iam_role.mlflow.arn
 }
+
+output "cluster_autoscaler_irsa_role_arn" {
+  description = "Role for the cluster autoscaler's service account (deploy/argocd/platform/cluster-autoscaler.yaml)."
+  value       = aws_iam_role.autoscaler.arn
+}

@@ -52,7 +52,6 @@ variable "gpu_node_groups" {
   type = map(object({
     instance_type = string
     gpu_product   = string # the nvidia.com/gpu.product label GPU Feature Discovery would set
-    gpus_per_node = number
     capacity_type = string # ON_DEMAND or SPOT
     disk_gib      = number
     min           = number

@@ -16,7 +16,8 @@ Then the app of apps itself:
     destinations allow exactly what the children use;
   - every chart is pinned to an exact version (no ranges, no HEAD);
   - the sync waves follow the dependency order
-    project < argocd < cluster-autoscaler < kueue < mlflow < plinth < backstage;
+    project < argocd < {cluster-autoscaler, nvidia-device-plugin} < kueue <
+    mlflow < plinth < backstage;
   - the OCI chart (Kueue) has a repository entry with enableOCI.
 And it proves the validator can fail: a copy with an unknown field, one
 without spec.project and one with a wrong type must each be refused.
@@ -36,7 +37,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 ARGOCD_MODULE = "github.com/argoproj/argo-cd/v3"
 # the Argo CD the pinned argo-cd chart (10.1.1) installs: its appVersion
 ARGOCD_VERSION = "v3.4.4"
-WAVE_ORDER = ["project", "argocd", "cluster-autoscaler", "kueue", "mlflow", "plinth", "backstage"]
+# Dependency order: each group syncs in one wave, strictly after the group before.
+WAVE_GROUPS = [["project"], ["argocd"], ["cluster-autoscaler", "nvidia-device-plugin"], ["kueue"],
+               ["mlflow"], ["plinth"], ["backstage"]]
+WAVE_ORDER = [x for g in WAVE_GROUPS for x in g]
 
 try:
     import jsonschema
@@ -213,9 +217,11 @@ def main():
 
     def wave(doc):
         return int(doc["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-wave", "0"))
-    waves = [wave(project)] + [wave(apps[x]) for x in WAVE_ORDER[1:] if x in apps]
-    ok(waves == sorted(waves) and len(set(waves)) == len(waves),
-       "sync waves in dependency order: " + ", ".join(f"{x}={w}" for x, w in zip(WAVE_ORDER, waves)))
+    waves = {"project": wave(project), **{x: wave(a) for x, a in apps.items()}}
+    group_waves = [{waves.get(x) for x in g} for g in WAVE_GROUPS]
+    ok(all(len(w) == 1 for w in group_waves)
+       and all(min(a) < min(b) for a, b in zip(group_waves, group_waves[1:])),
+       "sync waves in dependency order: " + ", ".join(f"{x}={waves.get(x)}" for x in WAVE_ORDER))
 
     oci = [s for _, ds in docs.items() for s in ds
            if s.get("kind") == "Secret"

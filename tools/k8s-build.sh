@@ -104,6 +104,15 @@ PY
 	go_recent go || die "the Go toolchain in $goroot does not run"
 }
 
+# `tools/k8s-build.sh --go`: only make sure a recent Go exists (fetching the
+# toolchain if needed) and print the directory of its `go`; other tool
+# builders (tools/iac-tools.sh) use it instead of repeating the above.
+if [ "${1:-}" = --go ]; then
+	ensure_go
+	dirname "$(command -v go)"
+	exit 0
+fi
+
 want_kubectl=${PLINTH_K8S_KUBECTL:-0}
 complete() {
 	[ -x "$k8s_dir/bin/kube-apiserver" ] && [ -x "$k8s_dir/bin/kube-controller-manager" ] &&

@@ -434,12 +434,16 @@ static enum kq_answer allocate(struct kueue *k, const json_t *wl, const struct k
 		snprintf(id, idlen, "%s", json_string_value(json_object_get(res, "id")));
 		ans = KQ_READY;
 	} else if (r.status == 409 && type != NULL && strstr(type, "capacity-exceeded") != NULL) {
-		snprintf(msg, msglen, "plinth: %.*s", KQ_MSG_MAX, d ? d : "GPU capacity exceeded");
+		snprintf(msg, msglen, "plinth: capacity-exceeded: %.*s", KQ_MSG_MAX,
+			d ? d : "GPU capacity exceeded");
 		ans = KQ_RETRY;
 	} else if (r.status >= 400 && r.status < 500 && r.status != 401 && r.status != 429) {
 		/* Budget exceeded, an unknown team or GPU type, a runtime over the
-		 * deployment's limit: asking again changes nothing. */
-		snprintf(msg, msglen, "plinth: %.*s", KQ_MSG_MAX, d ? d : "refused");
+		 * deployment's limit: asking again changes nothing.  The problem
+		 * type's last segment names the kind (budget-exceeded, ...). */
+		const char *kind = type && strrchr(type, '/') ? strrchr(type, '/') + 1 : "";
+		snprintf(msg, msglen, "plinth: %.60s%s%.*s", kind, kind[0] ? ": " : "", KQ_MSG_MAX,
+			d ? d : "refused");
 		ans = KQ_REJECTED;
 	} else {
 		kq_log("POST %s answered %ld %.300s (will retry)", url, r.status, d ? d : "");
@@ -451,6 +455,60 @@ static enum kq_answer allocate(struct kueue *k, const json_t *wl, const struct k
 
 /* --- Workloads ---------------------------------------------------------------- */
 
+/*
+ * Kueue resets a Rejected or Retry check to Pending when it evicts the
+ * Workload ("Reset to Pending after eviction. Previously: Rejected"), so
+ * Plinth's reason would vanish with the check's message: it is also kept in
+ * the Workload's annotation plinth.io/refusal (removed once Ready).  PUTs wl
+ * with it when it changes; returns the object to build on (owned: the
+ * server's answer, or a copy of wl), or NULL on a failure.
+ */
+static json_t *annotate(struct kueue *k, const json_t *wl, const char *refusal)
+{
+	const char *ns = str_at(wl, "metadata", "namespace");
+	const char *name = str_at(wl, "metadata", "name");
+	const json_t *ann = json_object_get(json_object_get(wl, "metadata"), "annotations");
+	const char *cur = json_string_value(json_object_get(ann, KUEUE_REFUSAL_ANNOTATION));
+	char path[700], detail[KUBE_DETAIL_LEN] = "";
+	json_t *copy, *meta, *anns, *res = NULL;
+	long status = 0;
+
+	if ((refusal == NULL && cur == NULL) || (refusal && cur && strcmp(refusal, cur) == 0))
+		return json_deep_copy(wl);
+	copy = json_deep_copy(wl);
+	meta = json_object_get(copy, "metadata");
+	anns = json_object_get(meta, "annotations");
+	if (copy == NULL || meta == NULL)
+		goto fail;
+	if (anns == NULL) {
+		anns = json_object();
+		if (anns == NULL || json_object_set_new(meta, "annotations", anns) != 0)
+			goto fail;
+	}
+	if (refusal != NULL ? json_object_set_new(anns, KUEUE_REFUSAL_ANNOTATION,
+				      json_string(refusal)) != 0
+			    : json_object_del(anns, KUEUE_REFUSAL_ANNOTATION) != 0)
+		goto fail;
+	if (util_fmt(path, sizeof path, KUEUE_API "/namespaces/%s/workloads/%s", ns, name) != 0)
+		goto fail;
+	if (kube_request(k->o.kc, "PUT", path, copy, &status, &res, detail) != 0) {
+		kq_log("PUT %s: %s", path, detail);
+		goto fail;
+	}
+	json_decref(copy);
+	if (status == 200 && json_is_object(res))
+		return res;
+	if (status != 409) {
+		const char *m = json_string_value(json_object_get(res, "message"));
+		kq_log("PUT %s answered %ld %.300s", path, status, m ? m : "");
+	}
+	json_decref(res);
+	return NULL;
+fail:
+	json_decref(copy);
+	return NULL;
+}
+
 /* Writes our check's new state into a copy of wl and PUTs it.  id: the
  * allocation to label the pods with (Ready), else NULL.  Returns 0 when the
  * API server took it; a conflict or failure puts the Workload on the retry list. */
@@ -461,11 +519,14 @@ static int set_check(struct kueue *k, const json_t *wl, size_t ci, const char *s
 	const char *name = str_at(wl, "metadata", "name");
 	const json_t *podsets = json_object_get(json_object_get(wl, "spec"), "podSets");
 	char path[700], when[TIME_FMT_LEN];
-	json_t *copy = json_deep_copy(wl), *chk, *updates = NULL;
+	json_t *copy, *chk, *updates = NULL;
 	long st;
 
-	if (copy == NULL)
-		return ERR_NOMEM;
+	copy = annotate(k, wl, strcmp(state, "Ready") == 0 ? NULL : msg);
+	if (copy == NULL) {
+		retry_add(k, ns, name);
+		return ERR_CONFLICT;
+	}
 	chk = json_array_get(json_object_get(json_object_get(copy, "status"), "admissionChecks"), ci);
 	time_format_rfc3339((int64_t)time(NULL), when);
 	if (id != NULL) {
@@ -547,8 +608,10 @@ static void on_workload(struct kueue *k, enum kube_event ev, const json_t *wl)
 		return;
 	a = alloc_find(k, uid);
 	if (ev == KUBE_EV_DELETED) {
-		if (a != NULL)
+		if (a != NULL) {
 			end_alloc(k, a, (int64_t)time(NULL), "deleted");
+			*a = k->allocs[--k->nallocs]; /* forgotten with its Workload */
+		}
 		return;
 	}
 	finished = condition_true(wl, "Finished", &fin_at);

@@ -28,6 +28,8 @@
 
 #define KUEUE_CONTROLLER_NAME "plinth.io/budget"
 #define KUEUE_API "/apis/kueue.x-k8s.io/v1beta2"
+/* Plinth's last refusal of a Workload (Kueue resets the check's message). */
+#define KUEUE_REFUSAL_ANNOTATION "plinth.io/refusal"
 
 /* What a Workload's pod sets ask of Plinth (pure; see kueue_price). */
 struct kueue_price {

@@ -16,8 +16,10 @@ fits and a second does not.
    it only then (Admitted after the check's transition, the allocation
    approved before), unsuspends the Job and its pod carries the
    plinth.io/allocation-id label; the allocation prices 1 x h100-80gb x 1 h.
-3. Job train-2 (over budget): its check is Rejected with Plinth's detail, the
-   Job stays suspended, no pod; the Workload's status is printed.
+3. Job train-2 (over budget): its check is Rejected, so Kueue deactivates
+   the Workload (and resets the check to Pending, "Previously: Rejected");
+   Plinth's detail stays in its annotation plinth.io/refusal; the Job stays
+   suspended, no pod; the Workload is printed.
 4. train-1's pod runs (startTime T0) and succeeds (finishedAt T1): Kueue marks
    the Workload Finished and the allocation is completed, started at T0 and
    ended at T1 (the cluster's times), charged T1 - T0 seconds.
@@ -133,16 +135,26 @@ def main():
     st, body = kube.call("POST", f"/apis/batch/v1/namespaces/{NS}/jobs", kueue_job("train-2", "ml"))
     ok(st == 201, "Job train-2 in LocalQueue ml (another 6.88 over a budget of 10)", body)
 
+    # Kueue deactivates a Workload whose check is Rejected and resets the check
+    # to Pending ("Previously: Rejected"); Plinth's reason stays in the
+    # annotation plinth.io/refusal.
     def rejected():
         w = workload_of(kube, NS, "train-2")
-        return check_state(w).get("state") == "Rejected", w
+        return (cond(w, "Evicted").get("reason") == "DeactivatedDueToAdmissionCheck"
+                and "Rejected" in check_state(w).get("message", "")), w
     r = wait(rejected, 120)
     w2 = r[1] or {}
-    msg2 = check_state(w2).get("message", "")
-    ok(r[0] and msg2.startswith("plinth: ") and "budget" in msg2,
-       "train-2's check is Rejected with Plinth's budget detail", (w2.get("status"), ctl.log()[-2000:]))
-    print("# train-2's Workload status as Kueue shows it:")
-    for line in json.dumps(w2.get("status"), indent=2, sort_keys=True).splitlines():
+    ok(r[0] and w2["spec"].get("active") is False and cond(w2, "Admitted").get("status") != "True",
+       "Kueue deactivates train-2: its plinth-budget check was Rejected", (w2, ctl.log()[-2000:]))
+    refusal = (w2["metadata"].get("annotations") or {}).get("plinth.io/refusal", "")
+    ok(refusal == "plinth: budget-exceeded: estimated cost 6.88 USD exceeds the 3.12 available",
+       f"Plinth's reason is on the Workload (plinth.io/refusal): {refusal!r}", w2["metadata"])
+    ok(f"workload {NS}/{w2['metadata']['name']}: Rejected (plinth: " in ctl.log(),
+       "the controller logged the rejection with Plinth's detail", ctl.log()[-2000:])
+    print("# train-2's Workload as Kueue shows it (annotations, spec.active, status):")
+    shown = {"annotations": w2["metadata"].get("annotations"), "active": w2["spec"].get("active"),
+             "status": w2.get("status")}
+    for line in json.dumps(shown, indent=2, sort_keys=True).splitlines():
         print("#   " + line)
     wait(lambda: (False, None), 3)
     st, pods2 = kube.call("GET", f"/api/v1/namespaces/{NS}/pods?labelSelector=job-name%3Dtrain-2")

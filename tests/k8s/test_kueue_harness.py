@@ -70,7 +70,7 @@ def install_crds(yaml, kube, kdir):
         st, body = kube.call("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
         crds = [c for c in body.get("items", []) if c["spec"]["group"] == "kueue.x-k8s.io"]
         est = [c for c in crds if any(x["type"] == "Established" and x["status"] == "True"
-                                      for x in c.get("status", {}).get("conditions", []))]
+                                      for x in (c.get("status") or {}).get("conditions") or [])]
         return len(est) == n, len(est)
     r = wait(established, 60)
     ok(r[0], f"Kueue's {n} CRDs (from its module) are Established", r[1])
@@ -85,6 +85,10 @@ class Kueue:
         install_crds(yaml, kube, kdir)
         st, body = kube.call("POST", "/api/v1/namespaces", {"metadata": {"name": "kueue-system"}})
         ok(st == 201, "namespace kueue-system", body)
+        # Kueue's install manifests ship this Secret empty; the cert rotator fills it.
+        st, body = kube.call("POST", "/api/v1/namespaces/kueue-system/secrets", {
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kueue-webhook-server-cert"}})
+        ok(st == 201, "Secret kueue-system/kueue-webhook-server-cert (empty, as Kueue installs it)", body)
         certs = os.path.join(tmp, "kueue-certs")
         os.makedirs(certs, exist_ok=True)
         # The stand-in for the Secret volume a pod would have (see the module doc).
@@ -124,7 +128,7 @@ class Kueue:
                     return r.status == 200, r.status
             except OSError as e:
                 return self.proc.poll() is not None, str(e)
-        r = wait(ready, 180)
+        r = wait(ready, 240)
         if not ok(r[0] and self.proc.poll() is None,
                   "Kueue's manager runs on the cluster and is ready (/readyz)", self.tail()):
             bail("Kueue did not start")

@@ -345,8 +345,19 @@ static void on_check(struct kueue *k, enum kube_event ev, json_t *obj)
 		"reason", "Active", "message", "Plinth prices and allocates the workloads of this check",
 		"lastTransitionTime", when, "observedGeneration",
 		json_object_get(json_object_get(obj, "metadata"), "generation"));
-	if (conds == NULL || c == NULL || json_array_append_new(conds, c) != 0 ||
-	    json_object_set_new(copy, "status", json_pack("{s:o}", "conditions", conds)) != 0) {
+	if (conds == NULL || c == NULL) {
+		json_decref(conds);
+		json_decref(c);
+		json_decref(copy);
+		return;
+	}
+	/* Each call takes its argument's reference, also when it fails. */
+	if (json_array_append_new(conds, c) != 0) {
+		json_decref(conds);
+		json_decref(copy);
+		return;
+	}
+	if (json_object_set_new(copy, "status", json_pack("{s:o}", "conditions", conds)) != 0) {
 		json_decref(copy);
 		return;
 	}
@@ -545,7 +556,12 @@ static int set_check(struct kueue *k, const json_t *wl, size_t ci, const char *s
 			return ERR_NOMEM;
 		}
 	}
-	if (chk == NULL || json_object_set_new(chk, "state", json_string(state)) != 0 ||
+	if (chk == NULL) {
+		json_decref(updates);
+		json_decref(copy);
+		return ERR_INVALID;
+	}
+	if (json_object_set_new(chk, "state", json_string(state)) != 0 ||
 	    json_object_set_new(chk, "message", json_string(msg)) != 0 ||
 	    json_object_set_new(chk, "lastTransitionTime", json_string(when)) != 0 ||
 	    (updates != NULL && json_object_set_new(chk, "podSetUpdates", updates) != 0)) {

@@ -799,7 +799,7 @@ void kueue_tick(struct kueue *k)
 
 	if (pthread_mutex_lock(&k->mu) != 0)
 		return;
-	if (!k->checks_synced || !k->flavors_synced || !leader(k)) {
+	if (!k->checks_synced || !k->flavors_synced || !leader(k) || k->nretry == 0) {
 		pthread_mutex_unlock(&k->mu);
 		return;
 	}

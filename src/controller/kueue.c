@@ -30,7 +30,8 @@
 #define KQ_ID_LEN 64
 #define KQ_RETRY_MAX 64 /* Workloads fetched again per tick */
 #define KQ_API_TIMEOUT_MS 15000L
-#define KQ_MSG_MAX 1024 /* of Plinth's detail copied into a check's message */
+#define KQ_MSG_MAX 1024
+#define KQ_RETRY_BASE_S 5L /* requeueAfterSeconds of a first Retry (capacity) */ /* of Plinth's detail copied into a check's message */
 
 struct kq_flavor {
 	char name[KQ_NAME_LEN];
@@ -41,8 +42,7 @@ struct kq_flavor {
 struct kq_alloc {
 	char uid[KQ_ID_LEN];
 	char id[KQ_ID_LEN];
-	int evictions; /* the allocation's key is uid, then uid#1, uid#2 ... */
-	bool ended;    /* on_end was called for id */
+	bool ended; /* on_end was called for id */
 };
 
 struct kq_ref {
@@ -524,7 +524,7 @@ fail:
  * allocation to label the pods with (Ready), else NULL.  Returns 0 when the
  * API server took it; a conflict or failure puts the Workload on the retry list. */
 static int set_check(struct kueue *k, const json_t *wl, size_t ci, const char *state,
-	const char *msg, const char *id)
+	const char *msg, const char *id, long requeue_s)
 {
 	const char *ns = str_at(wl, "metadata", "namespace");
 	const char *name = str_at(wl, "metadata", "name");
@@ -564,6 +564,8 @@ static int set_check(struct kueue *k, const json_t *wl, size_t ci, const char *s
 	if (json_object_set_new(chk, "state", json_string(state)) != 0 ||
 	    json_object_set_new(chk, "message", json_string(msg)) != 0 ||
 	    json_object_set_new(chk, "lastTransitionTime", json_string(when)) != 0 ||
+	    (requeue_s > 0 &&
+		    json_object_set_new(chk, "requeueAfterSeconds", json_integer(requeue_s)) != 0) ||
 	    (updates != NULL && json_object_set_new(chk, "podSetUpdates", updates) != 0)) {
 		json_decref(copy);
 		return ERR_NOMEM;
@@ -592,6 +594,21 @@ static const char *check_alloc_id(const json_t *chk)
 			return id;
 	}
 	return NULL;
+}
+
+/* How often Kueue evicted wl (status.schedulingStats.evictions): every
+ * Retry, Rejected or preemption is one.  Part of the Idempotency-Key, so an
+ * admission after an eviction asks Plinth afresh (Plinth replays refusals
+ * too) while repeats within one admission, a restart included, do not. */
+static long long evictions(const json_t *wl)
+{
+	const json_t *ev = json_object_get(json_object_get(json_object_get(wl, "status"),
+		"schedulingStats"), "evictions");
+	long long n = 0;
+
+	for (size_t i = 0; i < json_array_size(ev); i++)
+		n += json_integer_value(json_object_get(json_array_get(ev, i), "count"));
+	return n;
 }
 
 static void end_alloc(struct kueue *k, struct kq_alloc *a, int64_t at, const char *why)
@@ -655,7 +672,6 @@ static void on_workload(struct kueue *k, enum kube_event ev, const json_t *wl)
 			/* Kueue evicted it (or gave its quota back): the pods stop; a
 			 * later admission is a new allocation with a new key. */
 			end_alloc(k, a, evict_at ? evict_at : (int64_t)time(NULL), "evicted");
-			a->evictions++;
 			a->id[0] = '\0';
 		}
 	}
@@ -670,20 +686,20 @@ static void on_workload(struct kueue *k, enum kube_event ev, const json_t *wl)
 	 * earlier status write was lost). */
 	if (a != NULL && !a->ended && a->id[0] != '\0') {
 		snprintf(msg, sizeof msg, "plinth allocation %s", a->id);
-		(void)set_check(k, wl, ci, "Ready", msg, a->id);
+		(void)set_check(k, wl, ci, "Ready", msg, a->id, 0);
 		return;
 	}
 	if (kueue_price(wl, flavor_lookup, k, k->o.default_seconds, &p) != 0) {
 		snprintf(msg, sizeof msg, "plinth: %s", p.why);
-		(void)set_check(k, wl, ci, "Rejected", msg, NULL);
+		(void)set_check(k, wl, ci, "Rejected", msg, NULL, 0);
 		return;
 	}
 	if (p.gpus == 0) {
-		(void)set_check(k, wl, ci, "Ready", "plinth: no GPUs asked, nothing to allocate", NULL);
+		(void)set_check(k, wl, ci, "Ready", "plinth: no GPUs asked, nothing to allocate", NULL, 0);
 		return;
 	}
-	if (a != NULL && a->evictions > 0)
-		snprintf(key, sizeof key, "%s#%d", uid, a->evictions);
+	if (evictions(wl) > 0)
+		snprintf(key, sizeof key, "%s#%lld", uid, evictions(wl));
 	else
 		snprintf(key, sizeof key, "%s", uid);
 	ans = allocate(k, wl, &p, key, id, sizeof id, msg, sizeof msg);
@@ -702,9 +718,14 @@ static void on_workload(struct kueue *k, enum kube_event ev, const json_t *wl)
 		a->ended = false;
 		snprintf(msg, sizeof msg, "plinth allocation %s: %lld x %s for %lld s", id, p.gpus,
 			p.gpu_type, p.max_seconds);
-		(void)set_check(k, wl, ci, "Ready", msg, id);
+		(void)set_check(k, wl, ci, "Ready", msg, id, 0);
+	} else if (ans == KQ_RETRY) {
+		/* Backoff: 5 s doubling with Kueue's count of Retry transitions, at most 5 min. */
+		long long tries = json_integer_value(json_object_get(chk, "retryCount"));
+		long wait_s = KQ_RETRY_BASE_S << (tries < 6 ? tries : 6);
+		(void)set_check(k, wl, ci, "Retry", msg, NULL, wait_s < 300 ? wait_s : 300);
 	} else {
-		(void)set_check(k, wl, ci, ans == KQ_RETRY ? "Retry" : "Rejected", msg, NULL);
+		(void)set_check(k, wl, ci, "Rejected", msg, NULL, 0);
 	}
 }
 

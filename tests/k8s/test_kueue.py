@@ -23,6 +23,10 @@ fits and a second does not.
 4. train-1's pod runs (startTime T0) and succeeds (finishedAt T1): Kueue marks
    the Workload Finished and the allocation is completed, started at T0 and
    ended at T1 (the cluster's times), charged T1 - T0 seconds.
+5. No GPU free in Plinth (capacity 1, held): train-3's check goes Retry
+   (requeueAfterSeconds 5), the annotation holds Plinth's capacity detail;
+   once the GPU is free Kueue retries, the check is Ready (a new
+   Idempotency-Key: Plinth replays refusals too) and the Workload admitted.
 """
 import json
 import os
@@ -203,6 +207,34 @@ def main():
     acts = [e["action"] for e in body.get("items", []) if e.get("object_id") == alloc_id]
     ok(acts.count("allocation.start") == 1 and acts.count("allocation.complete") == 1,
        "one start and one completion in the audit log (no double handling)", acts)
+    # 5. No free GPU: Retry with a backoff, Plinth's reason kept; admitted
+    # once a GPU is free (a new Idempotency-Key after Kueue's eviction).
+    st, _ = api(base, ADMIN, "PUT", "/v1/gpu-types/h100-80gb",
+                {"name": "H100 80GB", "price_per_gpu_hour": "6.88", "capacity": 1})
+    st2, hold = api(base, ADMIN, "POST", "/v1/allocations",
+                    {"team": "ml", "project": "hold", "gpu_type": "h100-80gb", "gpu_count": 1,
+                     "max_runtime_hours": 0.01, "purpose": "holds the only GPU", "labels": {}})
+    ok(st in (200, 201) and st2 == 201, "capacity 1, held by another allocation", hold)
+    st, body = kube.call("POST", f"/apis/batch/v1/namespaces/{NS}/jobs", kueue_job("train-3", "ml"))
+    ok(st == 201, "Job train-3 in LocalQueue ml (within budget, no GPU free)", body)
+    r = wait(lambda: (lambda w: ((w or {}).get("metadata", {}).get("annotations", {}).get(
+        "plinth.io/refusal") == "plinth: capacity-exceeded: 1 GPUs requested, 0 free", w))(
+        workload_of(kube, NS, "train-3")), 120)
+    ok(r[0] and cond(r[1], "Admitted").get("status") != "True",
+       "train-3's check went Retry with Plinth's capacity detail; not admitted",
+       ((r[1] or {}).get("status"), ctl.log()[-1500:]))
+    ok("workload ml/" in ctl.log() and ": Retry (plinth: capacity-exceeded" in ctl.log(),
+       "the controller logged the Retry", ctl.log()[-1500:])
+    st, body = api(base, ADMIN, "POST", f"/v1/allocations/{hold['id']}/cancel")
+    ok(st == 200, "the holding allocation is cancelled: one GPU free", body)
+    r = wait(lambda: (lambda w: (cond(w, "Admitted").get("status") == "True", w))(
+        workload_of(kube, NS, "train-3")), 180)
+    w3 = r[1] or {}
+    ok(r[0] and check_state(w3).get("state") == "Ready"
+       and "plinth.io/refusal" not in (w3["metadata"].get("annotations") or {}),
+       "Kueue retries after the backoff: train-3 Ready and admitted, the refusal annotation gone",
+       (w3.get("status"), w3.get("metadata"), ctl.log()[-2000:]))
+
     ok(ctl.stop() == 0, "the controller stops on SIGTERM", ctl.log()[-1500:])
     ok(kq.stop() in (0, -15), "Kueue's manager stops", kq.tail(800))
     print(f"# workload for reference: {wl_name}")

@@ -57,6 +57,10 @@ setup() {
 # a machine costs about 8 minutes of 2 cores (15 on a slow one), ~1 GB of Go
 # modules and ~3.7 GB of Go build cache; with the cache present it costs nothing.
 ./tools/k8s-build.sh >/dev/null || { echo "cannot build the Kubernetes binaries (tools/k8s-build.sh)" >&2; exit 1; }
+# The 'backstage' suite: Node 22 from the npm registry (cached outside the
+# repository) and the pinned Backstage packages (npm ci in backstage/). First,
+# uncached run: about 5 minutes on 2 cores (docs/backstage.md).
+./tools/backstage-setup.sh || { echo "cannot install the Backstage packages (tools/backstage-setup.sh)" >&2; exit 1; }
 if ! cmp -s tests/schema/package-lock.json tests/schema/node_modules/.plinth-stamp; then
 	(cd tests/schema && npm ci --no-audit --no-fund >/dev/null &&
 		cp package-lock.json node_modules/.plinth-stamp) ||

@@ -67,6 +67,10 @@ setup() {
 # Kueue's manager for the k8s-kueue test (docs/kueue.md): the first, uncached run
 # took 13 min 45 s here (4 min CPU, 2 cores shared, load 16); cached: nothing.
 PLINTH_K8S_KUEUE=1 ./tools/k8s-build.sh >/dev/null || { echo "cannot build Kueue (tools/k8s-build.sh)" >&2; exit 1; }
+# The 'backstage' suite: Node 22 from the npm registry (cached outside the
+# repository) and the pinned Backstage packages (npm ci in backstage/). First,
+# uncached run: about 5 minutes on 2 cores (docs/backstage.md).
+./tools/backstage-setup.sh || { echo "cannot install the Backstage packages (tools/backstage-setup.sh)" >&2; exit 1; }
 if ! cmp -s tests/schema/package-lock.json tests/schema/node_modules/.plinth-stamp; then
 	(cd tests/schema && npm ci --no-audit --no-fund >/dev/null &&
 		cp package-lock.json node_modules/.plinth-stamp) ||

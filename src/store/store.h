@@ -406,9 +406,12 @@ struct store_ops {
 
 struct store_pool; /* private to store.c */
 
+struct db_driver; /* store/db.h: what a backend provides */
+
 /* Backends embed this as their first member. */
 struct store {
 	const struct store_ops *ops;
+	const struct db_driver *drv;
 	struct store_pool *pool;
 	long fault_after; /* accessed atomically; < 0 = no fault injection */
 	long full_at;     /* accessed atomically; util_now() of the last disk-full write, 0 = none */
@@ -453,6 +456,14 @@ const struct store_ops *store_conn_ops(struct store_conn *c);
 struct store_conn {
 	struct store *store;
 	struct store_conn *next_free; /* pool free list, owned by store.c */
+	char err[STORE_DETAIL_LEN];   /* the last failure's one-line detail */
+	bool in_tx;                   /* a transaction is open (db.h) */
+	bool keep;                    /* db_run: commit although the operation failed */
+};
+
+/* Drivers embed this as the first member of their rows cursor (db.h). */
+struct db_rows {
+	struct store_conn *conn;
 };
 
 /*

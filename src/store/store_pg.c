@@ -21,6 +21,8 @@
  * token hash in the audit log, or use floating point money.
  */
 #include "store/store_pg.h"
+#include "store/db.h"
+#include "store/ops.h"
 #include "store/store_int.h"
 #include "store/store_pg_tokens.h"
 
@@ -49,7 +51,7 @@
 #define PG_BATCH_LEADERS 3 /* group commits reading and deciding at once per daemon */
 #define PG_TEAM_SLOTS 64   /* single-team batches tracked at once (queue_hot) */
 /* Internal only: a deadlock or serialization failure; the operation reruns. */
-#define PG_RETRY (-1000)
+#define PG_RETRY DB_RETRY
 /* Internal only: an optimistic batch met a concurrent change; it reruns locked. */
 #define PG_CONFLICT (-1001)
 
@@ -73,10 +75,8 @@ struct pg_conn {
 	PGconn *db;
 	const char *prepared[PG_CACHE_MAX]; /* identity: address of a static SQL string */
 	size_t nprepared;
-	bool in_tx;
 	/* Set while this connection leads a group commit that holds a leader slot. */
 	bool leading;
-	char err[STORE_DETAIL_LEN];
 };
 
 /* Parameters of one statement, as text. */
@@ -95,7 +95,7 @@ __attribute__((format(printf, 2, 3))) static void conn_err(struct pg_conn *c, co
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	vsnprintf(c->base.err, sizeof(c->base.err), fmt, ap);
 	va_end(ap);
 }
 
@@ -103,8 +103,8 @@ static void detail_out(struct pg_conn *c, int rc, char *detail)
 {
 	if (!detail || rc == 0)
 		return;
-	if (c->err[0])
-		snprintf(detail, STORE_DETAIL_LEN, "%s", c->err);
+	if (c->base.err[0])
+		snprintf(detail, STORE_DETAIL_LEN, "%s", c->base.err);
 	else
 		snprintf(detail, STORE_DETAIL_LEN, "%s", err_name(rc));
 }
@@ -134,7 +134,7 @@ static int db_fail(struct pg_conn *c, PGresult *r, const char *what)
 	const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c->db);
 
 	conn_err(c, "%s: %s", what, msg && *msg ? msg : "connection lost");
-	msg_trim(c->err);
+	msg_trim(c->base.err);
 	if (PQstatus(c->db) != CONNECTION_OK)
 		return ERR_UNAVAILABLE;
 	if (!state)
@@ -174,7 +174,7 @@ static int conn_setup(struct pg_conn *c)
 		rc = db_fail(c, r, "setup");
 	PQclear(r);
 	c->nprepared = 0;
-	c->in_tx = false;
+	c->base.in_tx = false;
 	return rc == PG_RETRY ? ERR_UNAVAILABLE : rc;
 }
 
@@ -182,11 +182,11 @@ static int conn_setup(struct pg_conn *c)
 static int conn_revive(struct pg_conn *c)
 {
 	c->nprepared = 0; /* server-side statements died with the session */
-	c->in_tx = false;
+	c->base.in_tx = false;
 	PQreset(c->db);
 	if (PQstatus(c->db) != CONNECTION_OK) {
 		conn_err(c, "database unreachable: %s", PQerrorMessage(c->db));
-		msg_trim(c->err);
+		msg_trim(c->base.err);
 		return ERR_UNAVAILABLE;
 	}
 	return conn_setup(c);
@@ -195,7 +195,7 @@ static int conn_revive(struct pg_conn *c)
 /* Every operation starts here: a broken connection is re-opened first. */
 static int conn_ready(struct pg_conn *c)
 {
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	if (PQstatus(c->db) == CONNECTION_OK)
 		return 0;
 	return conn_revive(c);
@@ -291,6 +291,39 @@ static int params_add(struct pg_conn *c, struct pg_params *p, const char *fmt, .
 	return rc;
 }
 
+/*
+ * The PostgreSQL text of a statement written for db.h: `?` becomes $1, $2 ...
+ * and DB_LOCK becomes FOR UPDATE (statements of this file pass unchanged).
+ * Owned by the caller; NULL without memory.
+ */
+static char *pg_sql(const char *sql)
+{
+	static const char lock[] = DB_LOCK;
+	size_t len = strlen(sql), marks = 0, n = 0;
+	char *out;
+	int param = 0;
+
+	for (const char *q = sql; *q; q++)
+		marks += *q == '?';
+	out = malloc(len + marks * 4 + 16);
+	if (!out)
+		return NULL;
+	for (const char *q = sql; *q;) {
+		if (*q == '?') {
+			n += (size_t)sprintf(out + n, "$%d", ++param);
+			q++;
+		} else if (strncmp(q, lock, sizeof(lock) - 1) == 0) {
+			memcpy(out + n, " FOR UPDATE", 11);
+			n += 11;
+			q += sizeof(lock) - 1;
+		} else {
+			out[n++] = *q++;
+		}
+	}
+	out[n] = '\0';
+	return out;
+}
+
 /* The statement name of a cached SQL string, preparing it on first use. */
 static int stmt_name(struct pg_conn *c, const char *sql, char *name, size_t len)
 {
@@ -308,7 +341,14 @@ static int stmt_name(struct pg_conn *c, const char *sql, char *name, size_t len)
 	}
 	if (util_fmt(name, len, "p%zu", c->nprepared) != 0)
 		return ERR_STORE;
-	r = PQprepare(c->db, name, sql, 0, NULL);
+	{
+		char *text = pg_sql(sql);
+
+		if (!text)
+			return ERR_NOMEM;
+		r = PQprepare(c->db, name, text, 0, NULL);
+		free(text);
+	}
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		rc = db_fail(c, r, "prepare");
 		PQclear(r);
@@ -327,8 +367,8 @@ static int stmt_name(struct pg_conn *c, const char *sql, char *name, size_t len)
  * it changed nothing (a read, or BEGIN).  store_fault_hit() makes it fail on
  * demand so tests can prove rollback.
  */
-static int pq_exec(struct pg_conn *c, const char *sql, bool cached, const struct pg_params *p,
-		   PGresult **out)
+static int pq_exec_v(struct pg_conn *c, const char *sql, bool cached, int np,
+		     const char *const *pv, PGresult **out)
 {
 	for (int attempt = 0;; attempt++) {
 		char name[16] = "";
@@ -336,18 +376,18 @@ static int pq_exec(struct pg_conn *c, const char *sql, bool cached, const struct
 		ExecStatusType st;
 		int rc;
 
-		if (store_fault_hit(c->base.store)) {
-			conn_err(c, "injected fault");
-			return ERR_STORE;
-		}
 		rc = cached ? stmt_name(c, sql, name, sizeof(name)) : 0;
 		if (rc == 0) {
-			if (name[0])
-				r = PQexecPrepared(c->db, name, p ? p->n : 0, p ? p->v : NULL, NULL,
-						   NULL, 0);
-			else
-				r = PQexecParams(c->db, sql, p ? p->n : 0, NULL, p ? p->v : NULL, NULL,
-						 NULL, 0);
+			if (name[0]) {
+				r = PQexecPrepared(c->db, name, np, pv, NULL, NULL, 0);
+			} else {
+				char *text = pg_sql(sql);
+
+				if (!text)
+					return ERR_NOMEM;
+				r = PQexecParams(c->db, text, np, NULL, pv, NULL, NULL, 0);
+				free(text);
+			}
 			st = PQresultStatus(r);
 			if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 				if (out)
@@ -359,11 +399,21 @@ static int pq_exec(struct pg_conn *c, const char *sql, bool cached, const struct
 			rc = db_fail(c, r, "statement");
 			PQclear(r);
 		}
-		if (rc == ERR_UNAVAILABLE && !c->in_tx && attempt == 0 &&
+		if (rc == ERR_UNAVAILABLE && !c->base.in_tx && attempt == 0 &&
 		    PQstatus(c->db) != CONNECTION_OK && conn_revive(c) == 0)
 			continue;
 		return rc;
 	}
+}
+
+static int pq_exec(struct pg_conn *c, const char *sql, bool cached, const struct pg_params *p,
+		   PGresult **out)
+{
+	if (store_fault_hit(c->base.store)) {
+		conn_err(c, "injected fault");
+		return ERR_STORE;
+	}
+	return pq_exec_v(c, sql, cached, p ? p->n : 0, p ? p->v : NULL, out);
 }
 
 /* Runs a cached statement; returns rows affected (>= 0) or an error. */
@@ -554,7 +604,7 @@ static int pq_pipeline(struct pg_conn *c, struct pg_step *st, int n)
 	if (broken) {
 		if (rc == 0) {
 			conn_err(c, "pipeline: %s", PQerrorMessage(c->db));
-			msg_trim(c->err);
+			msg_trim(c->base.err);
 			rc = ERR_UNAVAILABLE;
 		}
 		/* The session is unusable for this transaction: a live one is
@@ -562,7 +612,7 @@ static int pq_pipeline(struct pg_conn *c, struct pg_step *st, int n)
 		 * re-opened on its next use. */
 		if (PQstatus(c->db) == CONNECTION_OK)
 			(void)conn_revive(c);
-		c->in_tx = false;
+		c->base.in_tx = false;
 	}
 	if (rc != 0)
 		steps_clear(st, n);
@@ -611,7 +661,7 @@ static int tx_begin(struct pg_conn *c, bool write)
 
 	if (n < 0)
 		return n;
-	c->in_tx = true;
+	c->base.in_tx = true;
 	return 0;
 }
 
@@ -620,7 +670,7 @@ static int tx_finish(struct pg_conn *c, bool commit)
 {
 	int rc = 0;
 
-	if (!c->in_tx)
+	if (!c->base.in_tx)
 		return 0;
 	if (commit) {
 		int n = q_exec(c, SQL_COMMIT, "");
@@ -634,7 +684,7 @@ static int tx_finish(struct pg_conn *c, bool commit)
 		PGresult *r = PQexec(c->db, "ROLLBACK");
 		PQclear(r);
 	}
-	c->in_tx = false;
+	c->base.in_tx = false;
 	return rc;
 }
 
@@ -824,7 +874,7 @@ step_out:
 			rc_ = (call);                                  \
 			if (rc_ != PG_RETRY)                           \
 				break;                                 \
-			c->err[0] = '\0';                              \
+			c->base.err[0] = '\0';                              \
 		}                                                      \
 		if (rc_ == PG_RETRY) {                                 \
 			conn_err(c, "too much contention, retry later"); \
@@ -853,22 +903,6 @@ static int pg_migrate(struct store_conn *bc, char *detail)
 	" expires_at, started_at, ended_at, actual_micros"
 #define AUDIT_COLS \
 	"seq, at, actor_id, actor_name, action, object_type, object_id, team, before_json, after_json"
-
-static int row_token(const PGresult *r, int i, void *out)
-{
-	int bad = 0;
-	struct token *t = out;
-	char role[32];
-
-	memset(t, 0, sizeof(*t));
-	bad |= col_copy(r, i, 0, t->id, sizeof(t->id));
-	bad |= col_copy(r, i, 1, t->name, sizeof(t->name));
-	bad |= col_copy(r, i, 2, role, sizeof(role));
-	bad |= col_copy(r, i, 3, t->teams_json, sizeof(t->teams_json));
-	t->created_at = col_i64(r, i, 4);
-	t->revoked_at = col_i64(r, i, 5);
-	return !bad && role_parse(role, &t->role) == 0 ? 0 : ERR_STORE;
-}
 
 static int row_gpu(const PGresult *r, int i, void *out)
 {
@@ -957,8 +991,6 @@ static int load_one(struct pg_conn *c, const char *sql, const char *key,
 	return rc;
 }
 
-static const char SQL_TOKEN_BY_HASH[] =
-	"SELECT " TOKEN_COLS " FROM tokens WHERE hash = $1 AND revoked_at = 0";
 static const char SQL_GPU_BY_ID[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1";
 static const char SQL_GPU_LOCK[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1 FOR UPDATE";
 static const char SQL_TEAM_BY_ID[] = "SELECT " TEAM_COLS " FROM teams WHERE id = $1";
@@ -1013,44 +1045,7 @@ static int pg_ping(struct store_conn *bc)
 
 /* ---- tokens ------------------------------------------------------------ */
 
-static const char SQL_TOKEN_INSERT[] =
-	"INSERT INTO tokens(id, name, role, teams_json, hash, created_at, revoked_at)"
-	" VALUES ($1, $2, $3, $4, $5, $6, 0)";
-static const char SQL_TOKEN_REVOKE[] = "UPDATE tokens SET revoked_at = $1 WHERE id = $2";
 static const char SQL_TOKEN_NOTIFY[] = "SELECT pg_notify('" PG_TOKENS_CHANNEL "', '')";
-static const char SQL_ADMIN_EXISTS[] =
-	"SELECT 1 FROM tokens WHERE role = 'admin' AND revoked_at = 0 LIMIT 1";
-
-static int token_create_once(struct pg_conn *c, const struct actor *who, const struct token *t,
-			     const char *hash, int64_t now)
-{
-	struct token rec = *t;
-	int rc, n, fin;
-
-	rec.created_at = now;
-	rec.revoked_at = 0;
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	n = q_exec(c, SQL_TOKEN_INSERT, "ttttti", rec.id, rec.name, role_name(rec.role),
-		   rec.teams_json, hash, now);
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	rc = audit_rec(c, who, now, "token.create", "token", rec.id, "", store_json_token, NULL, &rec);
-out:
-	fin = tx_finish(c, rc == 0);
-	return rc ? rc : fin;
-}
-
-static int pg_token_create(struct store_conn *bc, const struct actor *who, const struct token *t,
-			   const char *hash, int64_t now)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, token_create_once(c, who, t, hash, now));
-}
 
 /* Cached while a listener hears every revocation (store_pg_tokens.c). */
 static int pg_token_by_hash(struct store_conn *bc, const char *hash, struct token *out)
@@ -1063,75 +1058,11 @@ static int pg_token_by_hash(struct store_conn *bc, const char *hash, struct toke
 
 	if (pg_tokens_get(s->tokens, hash, out, &gen))
 		return 0;
-	rc = conn_ready(c);
-	if (rc == 0)
-		rc = load_one(c, SQL_TOKEN_BY_HASH, hash, row_token, &t);
+	rc = ops_token_read(bc, hash, &t);
 	if (rc == 0) {
 		pg_tokens_put(s->tokens, gen, hash, &t);
 		*out = t;
 	}
-	return rc;
-}
-
-static const char SQL_TOKEN_LOCK[] = "SELECT " TOKEN_COLS " FROM tokens WHERE id = $1 FOR UPDATE";
-
-static int token_revoke_once(struct pg_conn *c, const struct actor *who, const char *id,
-			     int64_t now)
-{
-	struct token before, after;
-	int rc, n, fin;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	rc = load_one(c, SQL_TOKEN_LOCK, id, row_token, &before);
-	if (rc != 0)
-		goto out;
-	if (before.revoked_at != 0)
-		goto out; /* already revoked: nothing changes, no audit row */
-	after = before;
-	after.revoked_at = now;
-	n = q_exec(c, SQL_TOKEN_REVOKE, "it", now, id);
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	/* Every replica's token cache forgets on the COMMIT (store_pg_tokens.c). */
-	n = q_exec(c, SQL_TOKEN_NOTIFY, "");
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	rc = audit_rec(c, who, now, "token.revoke", "token", id, "", store_json_token, &before, &after);
-out:
-	fin = tx_finish(c, rc == 0);
-	return rc ? rc : fin;
-}
-
-static int pg_token_revoke(struct store_conn *bc, const struct actor *who, const char *id,
-			   int64_t now)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	int rc = PG_RETRYING(c, token_revoke_once(c, who, id, now));
-
-	/* This replica forgets at once, before its own notification arrives.  Even
-	 * on a failure: the COMMIT may have happened. */
-	pg_tokens_forget(pg_store_of(c)->tokens);
-	return rc;
-}
-
-static int pg_admin_exists(struct store_conn *bc, bool *out)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	PGresult *r = NULL;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc == 0)
-		rc = q_query(c, SQL_ADMIN_EXISTS, &r, "");
-	if (rc == 0)
-		*out = PQntuples(r) > 0;
-	PQclear(r);
 	return rc;
 }
 
@@ -1223,27 +1154,6 @@ static int pg_gpu_type_list(struct store_conn *bc, store_gpu_type_cb cb, void *c
 	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
 		rc = row_gpu(r, i, &g);
 		if (rc != 0 || cb(ctx, &g) != 0)
-			break;
-	}
-	PQclear(r);
-	return rc;
-}
-
-static const char SQL_TOKEN_LIST[] = "SELECT " TOKEN_COLS " FROM tokens ORDER BY created_at, id";
-
-static int pg_token_list(struct store_conn *bc, store_token_cb cb, void *ctx)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct token t;
-	PGresult *r = NULL;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc == 0)
-		rc = q_query(c, SQL_TOKEN_LIST, &r, "");
-	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
-		rc = row_token(r, i, &t);
-		if (rc != 0 || cb(ctx, &t) != 0)
 			break;
 	}
 	PQclear(r);
@@ -1946,7 +1856,7 @@ static int allocate_part(struct pg_conn *c, struct pg_alloc_req *q)
 		goto out;
 	}
 	if (r->gpu_count > gpu.capacity) {
-		rc = store_capacity_invalid(&gpu, c->err, sizeof(c->err));
+		rc = store_capacity_invalid(&gpu, c->base.err, sizeof(c->base.err));
 		goto out;
 	}
 	rc = cost_compute(gpu.price_micros, r->gpu_count, r->max_runtime_us, &est);
@@ -2170,15 +2080,15 @@ static int batch_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 			goto out;
 		}
 		open_sp = true;
-		c->err[0] = '\0';
+		c->base.err[0] = '\0';
 		q->rc = allocate_part(c, q);
-		if (q->rc == PG_RETRY || !c->in_tx) {
+		if (q->rc == PG_RETRY || !c->base.in_tx) {
 			/* Retry the batch, or its transaction is gone with the session. */
 			rc = q->rc == PG_RETRY ? PG_RETRY : (q->rc ? q->rc : ERR_UNAVAILABLE);
 			goto out;
 		}
-		snprintf(q->err, sizeof(q->err), "%s", c->err);
-		c->err[0] = '\0';
+		snprintf(q->err, sizeof(q->err), "%s", c->base.err);
+		c->base.err[0] = '\0';
 		if (!q->keep) {
 			rc = sp_rollback(c);
 			if (rc != 0)
@@ -2480,7 +2390,7 @@ static int set_read(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **
 	for (int i = 0; i < x->ng && rc == 0; i++)
 		rc = step_set(c, set_step(x), SQL_GPU_BY_ID, "t", x->gpus[i].id);
 	if (rc == 0) {
-		c->in_tx = true;
+		c->base.in_tx = true;
 		rc = pq_pipeline(c, x->st, x->nst);
 	}
 	if (rc != 0)
@@ -2875,7 +2785,7 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 	for (int attempt = 0;; attempt++) {
 		rc = set_read(c, &x, qs, nq, now, optimistic);
 		/* A freshly broken session: BEGIN changed nothing, so once more on a new one. */
-		if (rc == ERR_UNAVAILABLE && attempt == 0 && !c->in_tx &&
+		if (rc == ERR_UNAVAILABLE && attempt == 0 && !c->base.in_tx &&
 		    PQstatus(c->db) != CONNECTION_OK && conn_revive(c) == 0)
 			continue;
 		break;
@@ -2944,11 +2854,11 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 		rc = pq_pipeline(c, x.st, x.nst);
 		/* An optimistic batch read unlocked rows: a failed re-check is a
 		 * concurrent change, and the batch reruns under the locks. */
-		if (rc == ERR_STORE && optimistic && strstr(c->err, PG_CHECK_FAILED))
+		if (rc == ERR_STORE && optimistic && strstr(c->base.err, PG_CHECK_FAILED))
 			rc = PG_CONFLICT;
 	}
 	if (rc == 0) {
-		c->in_tx = false; /* committed */
+		c->base.in_tx = false; /* committed */
 		batch_step_aside(c);
 	}
 out:
@@ -2978,7 +2888,7 @@ static void batch_lead(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 	for (int i = 0; i < nq; i++) {
 		qs[i]->rc = rc;
 		qs[i]->keep = false;
-		snprintf(qs[i]->err, sizeof(qs[i]->err), "%s", c->err[0] ? c->err : err_name(rc));
+		snprintf(qs[i]->err, sizeof(qs[i]->err), "%s", c->base.err[0] ? c->base.err : err_name(rc));
 	}
 }
 
@@ -3121,7 +3031,7 @@ static int pg_allocate(struct store_conn *bc, const struct actor *who, const str
 			*o = *q.lo;
 		}
 	}
-	snprintf(c->err, sizeof(c->err), "%s", q.err);
+	snprintf(c->base.err, sizeof(c->base.err), "%s", q.err);
 	detail_out(c, q.rc, detail);
 	free(q.replay);
 	free(q.lo);
@@ -4030,6 +3940,172 @@ static int pg_job_cleanup_done(struct store_conn *bc, const char *job_id, int64_
 	return PG_RETRYING(c, job_cleanup_done_once(c, job_id, at));
 }
 
+/* ---- the driver (db.h) ------------------------------------------------- */
+
+struct pg_rows {
+	struct db_rows base; /* must be first */
+	PGresult *res;
+	int row; /* the current row; -1 before the first */
+};
+
+static int drv_run(struct store_conn *bc, const char *sql, bool cached, const struct db_param *p,
+		   int n, struct db_rows **rows)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	const char *v[DB_MAX_PARAMS];
+	char ibuf[DB_MAX_PARAMS][24];
+	struct pg_rows *r = NULL;
+	PGresult *res = NULL;
+	int rc;
+
+	if (n > DB_MAX_PARAMS) {
+		conn_err(c, "internal: too many parameters");
+		return ERR_STORE;
+	}
+	for (int i = 0; i < n; i++) {
+		if (p[i].type == 't') {
+			v[i] = p[i].text;
+		} else {
+			snprintf(ibuf[i], sizeof(ibuf[i]), "%lld", (long long)p[i].i64);
+			v[i] = ibuf[i];
+		}
+	}
+	if (rows) {
+		r = malloc(sizeof(*r));
+		if (!r)
+			return ERR_NOMEM;
+	}
+	rc = pq_exec_v(c, sql, cached, n, v, &res);
+	if (rc != 0) {
+		free(r);
+		return rc;
+	}
+	if (!rows) {
+		const char *t = PQcmdTuples(res);
+
+		rc = t && *t ? atoi(t) : 0;
+		PQclear(res);
+		return rc;
+	}
+	r->base.conn = bc;
+	r->res = res;
+	r->row = -1;
+	*rows = &r->base;
+	return 0;
+}
+
+static int drv_next(struct db_rows *br)
+{
+	struct pg_rows *r = (struct pg_rows *)br;
+
+	if (r->row + 1 >= PQntuples(r->res))
+		return 0;
+	r->row++;
+	return 1;
+}
+
+static bool drv_is_null(const struct db_rows *br, int col)
+{
+	const struct pg_rows *r = (const struct pg_rows *)br;
+
+	return PQgetisnull(r->res, r->row, col);
+}
+
+static int64_t drv_i64(const struct db_rows *br, int col)
+{
+	const struct pg_rows *r = (const struct pg_rows *)br;
+
+	return col_i64(r->res, r->row, col);
+}
+
+static const char *drv_text(const struct db_rows *br, int col)
+{
+	const struct pg_rows *r = (const struct pg_rows *)br;
+
+	return PQgetvalue(r->res, r->row, col); /* "" for NULL */
+}
+
+static void drv_rows_close(struct db_rows *br)
+{
+	struct pg_rows *r = (struct pg_rows *)br;
+
+	PQclear(r->res);
+	free(r);
+}
+
+/* BEGIN/COMMIT without the fault check: db_run injects their faults itself. */
+static int drv_begin(struct store_conn *bc, bool write)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	int rc = pq_exec_v(c, write ? SQL_BEGIN : SQL_BEGIN_RO, true, 0, NULL, NULL);
+
+	if (rc == 0)
+		c->base.in_tx = true;
+	return rc;
+}
+
+static int drv_finish(struct store_conn *bc, bool commit)
+{
+	struct pg_conn *c = pg_conn_of(bc);
+	int rc = 0;
+
+	if (!c->base.in_tx)
+		return 0;
+	if (commit)
+		rc = pq_exec_v(c, SQL_COMMIT, true, 0, NULL, NULL);
+	if ((!commit || rc != 0) && PQstatus(c->db) == CONNECTION_OK &&
+	    PQtransactionStatus(c->db) != PQTRANS_IDLE) {
+		PGresult *r = PQexec(c->db, "ROLLBACK"); /* recovery path */
+		PQclear(r);
+	}
+	c->base.in_tx = false;
+	return rc;
+}
+
+static int drv_script(struct store_conn *bc, const char *sql)
+{
+	return q_script(pg_conn_of(bc), sql);
+}
+
+static int drv_ready(struct store_conn *bc)
+{
+	return conn_ready(pg_conn_of(bc));
+}
+
+/* A revocation tells every replica's token cache on its COMMIT. */
+static int drv_token_revoking(struct store_conn *bc)
+{
+	int n = db_exec(bc, SQL_TOKEN_NOTIFY, "");
+
+	return n < 0 ? n : 0;
+}
+
+static void drv_token_revoked(struct store *bs)
+{
+	pg_tokens_forget(((struct pg_store *)bs)->tokens);
+}
+
+static const struct db_driver pg_driver = {
+	.name = "postgres",
+	.conn_open = pg_conn_open,
+	.conn_close = pg_conn_close,
+	.destroy = pg_destroy,
+	.conn_ready = drv_ready,
+	.begin = drv_begin,
+	.finish = drv_finish,
+	.run = drv_run,
+	.next = drv_next,
+	.is_null = drv_is_null,
+	.i64 = drv_i64,
+	.text = drv_text,
+	.rows_close = drv_rows_close,
+	.script = drv_script,
+	.allocate = pg_allocate,
+	.token_by_hash = pg_token_by_hash,
+	.token_revoking = drv_token_revoking,
+	.token_revoked = drv_token_revoked,
+};
+
 /* ---- the backend ------------------------------------------------------- */
 
 static const struct store_ops pg_ops = {
@@ -4039,11 +4115,11 @@ static const struct store_ops pg_ops = {
 	.destroy = pg_destroy,
 	.migrate = pg_migrate,
 	.ping = pg_ping,
-	.token_create = pg_token_create,
-	.token_by_hash = pg_token_by_hash,
-	.token_list = pg_token_list,
-	.token_revoke = pg_token_revoke,
-	.admin_exists = pg_admin_exists,
+	.token_create = ops_token_create,
+	.token_by_hash = ops_token_by_hash,
+	.token_list = ops_token_list,
+	.token_revoke = ops_token_revoke,
+	.admin_exists = ops_admin_exists,
 	.gpu_type_put = pg_gpu_type_put,
 	.gpu_type_get = pg_gpu_type_get,
 	.gpu_type_list = pg_gpu_type_list,
@@ -4102,6 +4178,7 @@ int store_pg_new(const char *url, struct store **out, char *detail)
 	if (pthread_mutex_init(&s->bmu, NULL) != 0)
 		goto nomem;
 	s->base.ops = &pg_ops;
+	s->base.drv = &pg_driver;
 	s->base.pool = NULL;
 	s->base.fault_after = -1;
 	*out = &s->base;

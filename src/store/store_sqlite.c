@@ -14,6 +14,8 @@
  * secret or put a token hash in the audit log, or use floating point money.
  */
 #include "store/store.h"
+#include "store/db.h"
+#include "store/ops.h"
 #include "store/store_int.h"
 
 #include <jansson.h>
@@ -89,9 +91,7 @@ struct sq_conn {
 	sqlite3 *db;
 	struct sq_cached cache[SQ_CACHE_MAX];
 	size_t ncache;
-	bool in_tx;
 	bool locked; /* holds the store's writer token */
-	char err[STORE_DETAIL_LEN];
 };
 
 static const char SYSTEM_ACTOR[] = "system";
@@ -103,7 +103,7 @@ __attribute__((format(printf, 2, 3))) static void conn_err(struct sq_conn *c, co
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	vsnprintf(c->base.err, sizeof(c->base.err), fmt, ap);
 	va_end(ap);
 }
 
@@ -132,8 +132,8 @@ static void detail_out(struct sq_conn *c, int rc, char *detail)
 {
 	if (!detail || rc == 0)
 		return;
-	if (c->err[0])
-		snprintf(detail, STORE_DETAIL_LEN, "%s", c->err);
+	if (c->base.err[0])
+		snprintf(detail, STORE_DETAIL_LEN, "%s", c->base.err);
 	else
 		snprintf(detail, STORE_DETAIL_LEN, "%s", err_name(rc));
 }
@@ -388,7 +388,7 @@ static int tx_begin(struct sq_conn *c, bool write)
 		}
 		return n;
 	}
-	c->in_tx = true;
+	c->base.in_tx = true;
 	return 0;
 }
 
@@ -398,7 +398,7 @@ static int tx_finish(struct sq_conn *c, bool commit)
 	struct sq_store *s = sq_store_of(c);
 	int rc = 0;
 
-	if (!c->in_tx)
+	if (!c->base.in_tx)
 		return 0;
 	if (commit) {
 		int n = q_exec(c, SQL_COMMIT, "");
@@ -412,7 +412,7 @@ static int tx_finish(struct sq_conn *c, bool commit)
 		 * if even it fails SQLite rolls back when the connection closes. */
 		(void)sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 	}
-	c->in_tx = false;
+	c->base.in_tx = false;
 	if (c->locked) {
 		c->locked = false;
 		writer_give(s);
@@ -543,7 +543,7 @@ static int sq_migrate(struct store_conn *bc, char *detail)
 	sqlite3_stmt *st = NULL;
 	int rc = 0;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	for (;;) {
 		int64_t version = 0;
 		bool done = false;
@@ -631,22 +631,6 @@ static int col_copy(sqlite3_stmt *st, int i, char *buf, size_t len)
 		memcpy(buf, t, n);
 	buf[n] = '\0';
 	return rc;
-}
-
-static int row_token(sqlite3_stmt *st, void *out)
-{
-	int bad = 0;
-	struct token *t = out;
-	char role[32];
-
-	memset(t, 0, sizeof(*t));
-	bad |= col_copy(st, 0, t->id, sizeof(t->id));
-	bad |= col_copy(st, 1, t->name, sizeof(t->name));
-	bad |= col_copy(st, 2, role, sizeof(role));
-	bad |= col_copy(st, 3, t->teams_json, sizeof(t->teams_json));
-	t->created_at = sqlite3_column_int64(st, 4);
-	t->revoked_at = sqlite3_column_int64(st, 5);
-	return !bad && role_parse(role, &t->role) == 0 ? 0 : ERR_STORE;
 }
 
 static int row_gpu(sqlite3_stmt *st, void *out)
@@ -737,9 +721,6 @@ static int load_one(struct sq_conn *c, const char *sql, const char *key,
 	return rc;
 }
 
-static const char SQL_TOKEN_BY_ID[] = "SELECT " TOKEN_COLS " FROM tokens WHERE id = ?";
-static const char SQL_TOKEN_BY_HASH[] =
-	"SELECT " TOKEN_COLS " FROM tokens WHERE hash = ? AND revoked_at = 0";
 static const char SQL_GPU_BY_ID[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = ?";
 static const char SQL_TEAM_BY_ID[] = "SELECT " TEAM_COLS " FROM teams WHERE id = ?";
 static const char SQL_ALLOC_BY_ID[] = "SELECT " ALLOC_COLS " FROM allocations WHERE id = ?";
@@ -859,98 +840,6 @@ static int sq_ping(struct store_conn *bc)
 
 /* ---- tokens ------------------------------------------------------------ */
 
-static const char SQL_TOKEN_INSERT[] =
-	"INSERT INTO tokens(id, name, role, teams_json, hash, created_at, revoked_at)"
-	" VALUES (?, ?, ?, ?, ?, ?, 0)";
-static const char SQL_TOKEN_REVOKE[] = "UPDATE tokens SET revoked_at = ? WHERE id = ?";
-static const char SQL_ADMIN_EXISTS[] =
-	"SELECT 1 FROM tokens WHERE role = 'admin' AND revoked_at = 0 LIMIT 1";
-
-static int sq_token_create(struct store_conn *bc, const struct actor *who, const struct token *t,
-			   const char *hash, int64_t now)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct token rec = *t;
-	int rc, n, fin;
-
-	c->err[0] = '\0';
-	rec.created_at = now;
-	rec.revoked_at = 0;
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	n = q_exec(c, SQL_TOKEN_INSERT, "ttttti", rec.id, rec.name, role_name(rec.role),
-		   rec.teams_json, hash, now);
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	rc = audit_rec(c, who, now, "token.create", "token", rec.id, "", store_json_token, NULL, &rec);
-out:
-	fin = tx_finish(c, rc == 0);
-	return rc ? rc : fin;
-}
-
-static int sq_token_by_hash(struct store_conn *bc, const char *hash, struct token *out)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct token t;
-	int rc;
-
-	c->err[0] = '\0';
-	rc = load_one(c, SQL_TOKEN_BY_HASH, hash, row_token, &t);
-	if (rc == 0)
-		*out = t;
-	return rc;
-}
-
-static int sq_token_revoke(struct store_conn *bc, const struct actor *who, const char *id,
-			   int64_t now)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct token before, after;
-	int rc, n, fin;
-
-	c->err[0] = '\0';
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	rc = load_one(c, SQL_TOKEN_BY_ID, id, row_token, &before);
-	if (rc != 0)
-		goto out;
-	if (before.revoked_at != 0)
-		goto out; /* already revoked: nothing changes, no audit row */
-	after = before;
-	after.revoked_at = now;
-	n = q_exec(c, SQL_TOKEN_REVOKE, "it", now, id);
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	rc = audit_rec(c, who, now, "token.revoke", "token", id, "", store_json_token, &before, &after);
-out:
-	fin = tx_finish(c, rc == 0);
-	return rc ? rc : fin;
-}
-
-static int sq_admin_exists(struct store_conn *bc, bool *out)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	c->err[0] = '\0';
-	rc = q_open(c, SQL_ADMIN_EXISTS, &st, "");
-	if (rc != 0)
-		return rc;
-	rc = q_step(c, st);
-	q_close(c, st);
-	if (rc < 0)
-		return rc;
-	*out = rc == 1;
-	return 0;
-}
-
 /* ---- GPU types --------------------------------------------------------- */
 
 static const char SQL_GPU_INSERT[] =
@@ -973,7 +862,7 @@ static int sq_gpu_type_put(struct store_conn *bc, const struct actor *who, const
 	bool exists;
 	int rc, n, fin;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	rc = tx_begin(c, true);
 	if (rc != 0)
 		return rc;
@@ -1009,7 +898,7 @@ static int sq_gpu_type_get(struct store_conn *bc, const char *id, struct gpu_typ
 	struct gpu_type g;
 	int rc;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	rc = load_one(c, SQL_GPU_BY_ID, id, row_gpu, &g);
 	if (rc == 0)
 		*out = g;
@@ -1023,37 +912,13 @@ static int sq_gpu_type_list(struct store_conn *bc, store_gpu_type_cb cb, void *c
 	struct gpu_type g;
 	int rc;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	rc = q_open(c, SQL_GPU_LIST, &st, "");
 	if (rc != 0)
 		return rc;
 	while ((rc = q_step(c, st)) == 1) {
 		row_gpu(st, &g);
 		if (cb(ctx, &g) != 0) {
-			rc = 0;
-			break;
-		}
-	}
-	q_close(c, st);
-	return rc;
-}
-
-static const char SQL_TOKEN_LIST[] = "SELECT " TOKEN_COLS " FROM tokens ORDER BY created_at, id";
-
-static int sq_token_list(struct store_conn *bc, store_token_cb cb, void *ctx)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	sqlite3_stmt *st = NULL;
-	struct token t;
-	int rc;
-
-	c->err[0] = '\0';
-	rc = q_open(c, SQL_TOKEN_LIST, &st, "");
-	if (rc != 0)
-		return rc;
-	while ((rc = q_step(c, st)) == 1) {
-		row_token(st, &t);
-		if (cb(ctx, &t) != 0) {
 			rc = 0;
 			break;
 		}
@@ -1069,7 +934,7 @@ static int sq_gpu_type_seed(struct store_conn *bc, const struct gpu_type *g, siz
 	char *after = NULL;
 	int rc, fin;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	rc = tx_begin(c, true);
 	if (rc != 0)
 		return rc;
@@ -1170,7 +1035,7 @@ static int sq_team_put(struct store_conn *bc, const struct actor *who, const str
 	bool exists;
 	int rc, n, fin;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	rc = tx_begin(c, true);
 	if (rc != 0)
 		return rc;
@@ -1211,7 +1076,7 @@ static int sq_team_get(struct store_conn *bc, const char *id, struct team *out)
 	struct team t;
 	int rc;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	rc = load_one(c, SQL_TEAM_BY_ID, id, row_team, &t);
 	if (rc == 0)
 		*out = t;
@@ -1277,7 +1142,7 @@ static int sq_team_list(struct store_conn *bc, const char *const *only, size_t n
 	int idx = 1;
 	int rc;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	sql = strdup("SELECT " TEAM_COLS " FROM teams WHERE 1");
 	if (!sql)
 		return ERR_NOMEM;
@@ -1342,7 +1207,7 @@ static int sq_team_ledger(struct store_conn *bc, const struct team *t, int64_t n
 	sqlite3_stmt *st = NULL;
 	int rc, fin;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	memset(&l, 0, sizeof(l));
 	period_bounds(t->period, now, &l.period_start, &l.period_end);
 	rc = tx_begin(c, false); /* one snapshot for both reads */
@@ -1570,7 +1435,7 @@ static const char SQL_RELEASE[] = "RELEASE a";
 
 /*
  * Token held: makes sure the writer connection exists and a batch
- * transaction is open on it.  On failure the reason is in caller->err.
+ * transaction is open on it.  On failure the reason is in caller->base.err.
  */
 static int batch_join(struct sq_store *s, struct sq_conn *caller)
 {
@@ -1588,10 +1453,10 @@ static int batch_join(struct sq_store *s, struct sq_conn *caller)
 	}
 	if (s->batch_open)
 		return 0;
-	s->wconn->err[0] = '\0';
+	s->wconn->base.err[0] = '\0';
 	n = q_exec(s->wconn, SQL_BEGIN_IMMEDIATE, "");
 	if (n < 0) {
-		snprintf(caller->err, sizeof(caller->err), "%s", s->wconn->err);
+		snprintf(caller->base.err, sizeof(caller->base.err), "%s", s->wconn->base.err);
 		return n;
 	}
 	s->batch_open = true;
@@ -1635,7 +1500,7 @@ static void batch_finish(struct sq_store *s)
 	for (m = s->batch; m; m = m->next)
 		kept += m->keep ? 1 : 0;
 	pthread_mutex_unlock(&s->wlock);
-	w->err[0] = '\0';
+	w->base.err[0] = '\0';
 	if (s->batch_bad) {
 		conn_err(w, "a failed statement could not be undone; the batch was rolled back");
 		rc = ERR_STORE;
@@ -1658,7 +1523,7 @@ static void batch_finish(struct sq_store *s)
 		next = m->next; /* m may be gone once done is seen */
 		if (rc != 0 && m->keep) {
 			m->rc = rc;
-			snprintf(m->err, sizeof(m->err), "%s", w->err);
+			snprintf(m->err, sizeof(m->err), "%s", w->base.err);
 		}
 		m->committed = rc == 0 && m->keep;
 		m->done = true;
@@ -1728,7 +1593,7 @@ static int alloc_part(struct sq_conn *c, const struct actor *who, const struct a
 		goto out;
 	}
 	if (r->gpu_count > gpu.capacity) {
-		rc = store_capacity_invalid(&gpu, c->err, sizeof(c->err));
+		rc = store_capacity_invalid(&gpu, c->base.err, sizeof(c->base.err));
 		goto out;
 	}
 	period_bounds(team.period, now, &ps, &pe);
@@ -1830,7 +1695,7 @@ static int sq_allocate(struct store_conn *bc, const struct actor *who, const str
 	int replay_status = 0, rc, n;
 	bool replayed = false, keep = false, wait_batch;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	memset(&me, 0, sizeof(me));
 	memset(&lo, 0, sizeof(lo));
 	if (idem) {
@@ -1848,7 +1713,7 @@ static int sq_allocate(struct store_conn *bc, const struct actor *who, const str
 		goto out;
 	}
 	w = s->wconn;
-	w->err[0] = '\0';
+	w->base.err[0] = '\0';
 	n = q_exec(w, SQL_SAVEPOINT, "");
 	if (n < 0) {
 		rc = n;
@@ -1868,7 +1733,7 @@ static int sq_allocate(struct store_conn *bc, const struct actor *who, const str
 	}
 	me.rc = rc;
 	me.keep = keep;
-	snprintf(me.err, sizeof(me.err), "%s", w->err);
+	snprintf(me.err, sizeof(me.err), "%s", w->base.err);
 
 	pthread_mutex_lock(&s->wlock);
 	me.next = s->batch;
@@ -1888,7 +1753,7 @@ static int sq_allocate(struct store_conn *bc, const struct actor *who, const str
 		writer_give(s);
 	}
 	rc = me.rc;
-	snprintf(c->err, sizeof(c->err), "%s", me.err);
+	snprintf(c->base.err, sizeof(c->base.err), "%s", me.err);
 	if (me.committed) {
 		if (replayed) {
 			idem->replayed = true;
@@ -1911,7 +1776,7 @@ static int sq_alloc_get(struct store_conn *bc, const char *id, struct allocation
 	struct allocation *a = NULL;
 	int rc;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	a = malloc(sizeof(*a));
 	if (!a)
 		return ERR_NOMEM;
@@ -1938,7 +1803,7 @@ static int sq_alloc_list(struct store_conn *bc, const struct alloc_filter *f, st
 	int limit = f->limit, idx = 1, rows = 0, rc;
 	bool more = false;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	if (limit < 1)
 		limit = 1;
 	if (limit > STORE_MAX_PAGE)
@@ -2040,7 +1905,7 @@ static int sq_alloc_transition(struct store_conn *bc, const struct actor *who, c
 	bool rep = false, expired_instead = false;
 	int rc, n, fin;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	a = malloc(sizeof(*a));
 	res = malloc(sizeof(*res));
 	if (!a || !res) {
@@ -2152,7 +2017,7 @@ static int sq_alloc_expire_due(struct store_conn *bc, int64_t now, int *n)
 	struct sq_conn *c = sq_conn_of(bc);
 	int count = 0, rc, fin;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	rc = tx_begin(c, true);
 	if (rc != 0)
 		return rc;
@@ -2180,7 +2045,7 @@ static int sq_costs(struct store_conn *bc, const struct cost_query *q, store_cos
 	bool by_day = q->group == COST_BY_DAY;
 	int idx = 1, rc;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	a = malloc(sizeof(*a));
 	if (a && !q->scan) {
 		rc = costs_rolled(c, q, &acc, a);
@@ -2250,7 +2115,7 @@ static int sq_audit_list(struct store_conn *bc, const char *team, const char *cu
 	int idx = 1, rows = 0, rc;
 	bool more = false;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	memset(&e, 0, sizeof(e));
 	rc = store_audit_page_args(cursor, &limit, &after);
 	if (rc != 0)
@@ -2359,7 +2224,7 @@ static int sq_job_begin(struct store_conn *bc, const struct job *j, struct job *
 	bool commit = false;
 	int rc, n, fin;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	*created = false;
 	rc = tx_begin(c, true);
 	if (rc != 0)
@@ -2410,7 +2275,7 @@ static int sq_job_update(struct store_conn *bc, const struct job *j, char *detai
 	struct sq_conn *c = sq_conn_of(bc);
 	int rc, n, fin;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	rc = tx_begin(c, true);
 	if (rc != 0)
 		goto out;
@@ -2434,7 +2299,7 @@ static int sq_job_get(struct store_conn *bc, const char *id, struct job *out)
 	struct job *j;
 	int rc;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	j = malloc(sizeof(*j));
 	if (!j)
 		return ERR_NOMEM;
@@ -2462,7 +2327,7 @@ static int sq_job_cleanup_due(struct store_conn *bc, const char *alloc_id,
 	const char *only = alloc_id ? alloc_id : "";
 	int rc;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	*n = 0;
 	rc = q_open(c, SQL_JOB_CLEANUP_DUE, &st, "tti", only, only, (int64_t)max);
 	if (rc != 0)
@@ -2490,7 +2355,7 @@ static int sq_job_cleanup_done(struct store_conn *bc, const char *job_id, int64_
 	struct sq_conn *c = sq_conn_of(bc);
 	int rc, n, fin;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	rc = tx_begin(c, true);
 	if (rc != 0)
 		return rc;
@@ -2501,6 +2366,184 @@ static int sq_job_cleanup_done(struct store_conn *bc, const char *job_id, int64_
 	return rc != 0 ? rc : fin;
 }
 
+/* ---- the driver (db.h) ------------------------------------------------- */
+
+struct sq_rows {
+	struct db_rows base; /* must be first */
+	sqlite3_stmt *st;
+};
+
+static int drv_bind(struct sq_conn *c, sqlite3_stmt *st, const struct db_param *p, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int src;
+
+		if (p[i].type == 't')
+			src = p[i].text ? sqlite3_bind_text(st, i + 1, p[i].text, -1, SQLITE_TRANSIENT)
+					: sqlite3_bind_null(st, i + 1);
+		else
+			src = sqlite3_bind_int64(st, i + 1, p[i].i64);
+		if (src != SQLITE_OK)
+			return db_fail(c, src, "bind");
+	}
+	if (n != sqlite3_bind_parameter_count(st)) {
+		conn_err(c, "internal: %d parameters bound, %d expected", n,
+			 sqlite3_bind_parameter_count(st));
+		return ERR_STORE;
+	}
+	return 0;
+}
+
+static int drv_run(struct store_conn *bc, const char *sql, bool cached, const struct db_param *p,
+		   int n, struct db_rows **rows)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	sqlite3_stmt *st = NULL;
+	struct sq_rows *r;
+	int rc, src;
+
+	rc = q_prepare(c, sql, cached, &st);
+	if (rc != 0)
+		return rc;
+	rc = drv_bind(c, st, p, n);
+	if (rc != 0) {
+		q_close(c, st);
+		return rc;
+	}
+	if (rows) {
+		r = malloc(sizeof(*r));
+		if (!r) {
+			q_close(c, st);
+			return ERR_NOMEM;
+		}
+		r->base.conn = bc;
+		r->st = st;
+		*rows = &r->base;
+		return 0;
+	}
+	while ((src = sqlite3_step(st)) == SQLITE_ROW)
+		; /* rows of a statement run for its effect (PRAGMA echoes) */
+	rc = src == SQLITE_DONE ? sqlite3_changes(c->db) : db_fail(c, src, "step");
+	q_close(c, st);
+	return rc;
+}
+
+static int drv_next(struct db_rows *br)
+{
+	struct sq_rows *r = (struct sq_rows *)br;
+	int src = sqlite3_step(r->st);
+
+	if (src == SQLITE_ROW)
+		return 1;
+	if (src == SQLITE_DONE)
+		return 0;
+	return db_fail(sq_conn_of(br->conn), src, "step");
+}
+
+static bool drv_is_null(const struct db_rows *br, int col)
+{
+	return sqlite3_column_type(((const struct sq_rows *)br)->st, col) == SQLITE_NULL;
+}
+
+static int64_t drv_i64(const struct db_rows *br, int col)
+{
+	return sqlite3_column_int64(((const struct sq_rows *)br)->st, col);
+}
+
+static const char *drv_text(const struct db_rows *br, int col)
+{
+	const unsigned char *t = sqlite3_column_text(((const struct sq_rows *)br)->st, col);
+
+	return t ? (const char *)t : "";
+}
+
+static void drv_rows_close(struct db_rows *br)
+{
+	struct sq_rows *r = (struct sq_rows *)br;
+
+	q_close(sq_conn_of(br->conn), r->st);
+	free(r);
+}
+
+/* BEGIN/COMMIT through sqlite3_exec: db_run injects their faults itself. */
+static int drv_exec_raw(struct sq_conn *c, const char *sql)
+{
+	int src = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+
+	return src == SQLITE_OK ? 0 : db_fail(c, src, sql);
+}
+
+static int drv_begin(struct store_conn *bc, bool write)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	struct sq_store *s = sq_store_of(c);
+	int rc;
+
+	if (write) {
+		if (writer_take(s) != 0) {
+			conn_err(c, "cannot take the write lock");
+			return ERR_STORE;
+		}
+		c->locked = true;
+		batch_finish(s);
+	}
+	rc = drv_exec_raw(c, write ? SQL_BEGIN_IMMEDIATE : SQL_BEGIN);
+	if (rc != 0) {
+		if (c->locked) {
+			c->locked = false;
+			writer_give(s);
+		}
+		return rc;
+	}
+	c->base.in_tx = true;
+	return 0;
+}
+
+static int drv_finish(struct store_conn *bc, bool commit)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	struct sq_store *s = sq_store_of(c);
+	int rc = 0;
+
+	if (!c->base.in_tx)
+		return 0;
+	if (commit) {
+		rc = drv_exec_raw(c, SQL_COMMIT);
+		if (rc == 0 && c->locked)
+			store_note_write(c->base.store, false); /* writes work (again) */
+	}
+	if ((!commit || rc != 0) && !sqlite3_get_autocommit(c->db))
+		(void)sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL); /* recovery path */
+	c->base.in_tx = false;
+	if (c->locked) {
+		c->locked = false;
+		writer_give(s);
+	}
+	return rc;
+}
+
+static int drv_script(struct store_conn *bc, const char *sql)
+{
+	return q_script(sq_conn_of(bc), sql);
+}
+
+static const struct db_driver sq_driver = {
+	.name = "sqlite",
+	.conn_open = sq_conn_open,
+	.conn_close = sq_conn_close,
+	.destroy = sq_destroy,
+	.begin = drv_begin,
+	.finish = drv_finish,
+	.run = drv_run,
+	.next = drv_next,
+	.is_null = drv_is_null,
+	.i64 = drv_i64,
+	.text = drv_text,
+	.rows_close = drv_rows_close,
+	.script = drv_script,
+	.allocate = sq_allocate,
+};
+
 /* ---- the backend ------------------------------------------------------- */
 
 static const struct store_ops sq_ops = {
@@ -2510,11 +2553,11 @@ static const struct store_ops sq_ops = {
 	.destroy = sq_destroy,
 	.migrate = sq_migrate,
 	.ping = sq_ping,
-	.token_create = sq_token_create,
-	.token_by_hash = sq_token_by_hash,
-	.token_list = sq_token_list,
-	.token_revoke = sq_token_revoke,
-	.admin_exists = sq_admin_exists,
+	.token_create = ops_token_create,
+	.token_by_hash = ops_token_by_hash,
+	.token_list = ops_token_list,
+	.token_revoke = ops_token_revoke,
+	.admin_exists = ops_admin_exists,
 	.gpu_type_put = sq_gpu_type_put,
 	.gpu_type_get = sq_gpu_type_get,
 	.gpu_type_list = sq_gpu_type_list,
@@ -2577,6 +2620,7 @@ int store_sqlite_new(const char *path, struct store **out, char *detail)
 		return ERR_STORE;
 	}
 	s->base.ops = &sq_ops;
+	s->base.drv = &sq_driver;
 	s->base.pool = NULL;
 	s->base.fault_after = -1;
 	*out = &s->base;

@@ -1,0 +1,26 @@
+/*
+ * ops.h - the store's operations, written once over the driver interface
+ * (db.h) in files named by concern: ops_tokens.c, ops_catalog.c,
+ * ops_teams.c, ops_allocations.c, ops_costs.c, ops_alerts.c, ops_jobs.c,
+ * ops_audit.c.  Each has the contract of its struct store_ops member
+ * (store.h).  Private to src/store/.
+ */
+#ifndef PLINTH_STORE_OPS_H
+#define PLINTH_STORE_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* ops_tokens.c */
+int ops_token_create(struct store_conn *c, const struct actor *who, const struct token *t,
+		     const char *hash, int64_t now);
+int ops_token_by_hash(struct store_conn *c, const char *hash, struct token *out);
+/* The database's answer, for a driver that caches lookups. */
+int ops_token_read(struct store_conn *c, const char *hash, struct token *out);
+int ops_token_revoke(struct store_conn *c, const struct actor *who, const char *id, int64_t now);
+int ops_admin_exists(struct store_conn *c, bool *out);
+int ops_token_list(struct store_conn *c, store_token_cb cb, void *ctx);
+
+#endif

@@ -23,4 +23,20 @@ int ops_token_revoke(struct store_conn *c, const struct actor *who, const char *
 int ops_admin_exists(struct store_conn *c, bool *out);
 int ops_token_list(struct store_conn *c, store_token_cb cb, void *ctx);
 
+/* ops_catalog.c (GPU types) */
+
+/* ops_teams.c (teams, period ledgers, ping) */
+
+/* ops_audit.c */
+
+/* ops_alerts.c */
+
+/* ops_jobs.c */
+
+/* ops_allocations.c (get, list, transition, expiry; helpers the allocate engines share) */
+
+/* ops_costs.c (costs, usage, rollups) */
+
+/* ops_allocate.c (the one decision the allocate engines call) */
+
 #endif

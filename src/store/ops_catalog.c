@@ -1,0 +1,5 @@
+/*
+ * ops_catalog.c - (being written: issue 12)
+ */
+#include "store/db.h"
+#include "store/ops.h"

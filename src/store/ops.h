@@ -39,4 +39,26 @@ int ops_token_list(struct store_conn *c, store_token_cb cb, void *ctx);
 
 /* ops_allocate.c (the one decision the allocate engines call) */
 
+/* What one allocation decision needs, read by each engine its own way. */
+struct alloc_facts {
+	const struct team *team;    /* NULL: unknown team */
+	const struct gpu_type *gpu; /* NULL: unknown GPU type */
+	int64_t ps;                 /* the team's current period (start) */
+	int64_t spent, reserved;    /* that period's ledger */
+};
+
+/*
+ * Decides request r of `who` at now: 0 = approved (lo->alloc is the new
+ * record, lo the numbers), ERR_BUDGET / ERR_CAPACITY = refused (lo says what
+ * was available), ERR_NOT_FOUND (unknown team or GPU type), ERR_INVALID (more
+ * GPUs than the type has), ERR_OVERFLOW; err gets the one-line detail.
+ */
+int ops_alloc_decide(const struct actor *who, const struct alloc_request *r,
+		     const struct alloc_facts *f, int64_t now, int64_t start_timeout_s,
+		     struct alloc_outcome *lo, char *err, size_t len);
+
+/* 0 when a stored idempotent answer's hash is this request's, else
+ * ERR_IDEMPOTENCY with the detail in err. */
+int ops_idem_mismatch(const struct idem *idem, const char *stored_hash, char *err, size_t len);
+
 #endif

@@ -59,7 +59,6 @@ struct pg_store {
 	struct store base; /* must be first */
 	char *url;         /* owned; passed to libpq as is (TLS options included) */
 	long statement_timeout_ms;
-	bool batch_savepoints; /* PLINTH_PG_BATCH_SAVEPOINTS: the per-request SAVEPOINT batch */
 	struct pg_tokens *tokens; /* owned: token lookups, forgotten on any revocation */
 	/* Group commit of allocations (pg_allocate): the queue and its leader. */
 	pthread_mutex_t bmu;
@@ -1519,9 +1518,6 @@ static int pg_team_ledger(struct store_conn *bc, const struct team *t, int64_t n
 
 /* ---- allocations ------------------------------------------------------- */
 
-static const char SQL_ALLOC_INSERT[] =
-	"INSERT INTO allocations(" ALLOC_COLS ") VALUES"
-	" ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
 /* FOR UPDATE: a row another transaction is expiring is re-checked after it
  * commits and skipped, so an allocation is never released twice. */
 static const char SQL_ALLOC_DUE[] =
@@ -1537,9 +1533,6 @@ static const char SQL_IDEM_LOCK[] =
 	"SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))";
 static const char SQL_IDEM_GET[] =
 	"SELECT request_hash, status, body FROM idempotency WHERE token_id = $1 AND key = $2";
-static const char SQL_IDEM_INSERT[] =
-	"INSERT INTO idempotency(token_id, key, request_hash, status, body, created_at)"
-	" VALUES ($1, $2, $3, $4, $5, $6)";
 
 /* Moves money in the allocation's own period row; exactly one row must change. */
 static int ledger_move(struct pg_conn *c, const struct allocation *a, int64_t d_reserved,
@@ -1666,39 +1659,6 @@ out:
 	return rc;
 }
 
-/* 1 = stored answer with the same hash (replay filled), 0 = none, < 0 error. */
-static int idem_lookup(struct pg_conn *c, const char *token_id, const struct idem *idem,
-		       int *status, char **body)
-{
-	PGresult *r = NULL;
-	int rc;
-
-	rc = q_query(c, SQL_IDEM_GET, &r, "tt", token_id, idem->key);
-	if (rc != 0)
-		return rc;
-	if (PQntuples(r) >= 1) {
-		const char *h = PQgetvalue(r, 0, 0);
-		const char *b = PQgetvalue(r, 0, 2);
-
-		if (!h || !idem->hash || strcmp(h, idem->hash) != 0) {
-			conn_err(c, "Idempotency-Key '%s' was used with a different request",
-				 idem->key);
-			rc = ERR_IDEMPOTENCY;
-		} else {
-			*status = (int)col_i64(r, 0, 1);
-			*body = strdup(b ? b : "");
-			rc = *body ? 1 : ERR_NOMEM;
-		}
-	}
-	PQclear(r);
-	return rc;
-}
-
-static const char SQL_PERIOD_MOVE_RET[] =
-	"UPDATE team_periods SET reserved = reserved + $1"
-	" WHERE team_id = $2 AND period_start = $3 RETURNING spent, reserved";
-static const char SQL_GPU_MOVE_RET[] =
-	"UPDATE gpu_types SET allocated = allocated + $1 WHERE id = $2 RETURNING allocated, capacity";
 /*
  * The set-based batch sends its COMMIT in the same pipeline as its writes,
  * so the defensive re-check of the moves must abort the transaction inside
@@ -1720,32 +1680,6 @@ static const char SQL_GPU_MOVE_CHECKED[] =
 	" SELECT CASE WHEN count(*) = 1 AND max(allocated - capacity) <= 0 THEN 0"
 	" ELSE ('capacity " PG_CHECK_FAILED " for gpu type ' || $2 || ', rows: ' || count(*))::int"
 	" END FROM u";
-
-/*
- * An approval's moves as they now stand (RETURNING of the period and GPU
- * type updates): a defensive re-check - the rule can only break by a bug.
- */
-static int approve_check(struct pg_conn *c, const struct team *t, const struct allocation *a,
-			 const PGresult *period, const PGresult *gpu)
-{
-	if (PQntuples(period) != 1) {
-		conn_err(c, "ledger row of team '%s' is missing", a->team);
-		return ERR_STORE;
-	}
-	if (col_i64(period, 0, 0) > t->budget_micros - col_i64(period, 0, 1)) {
-		conn_err(c, "ledger invariant violated for team '%s'", t->id);
-		return ERR_STORE;
-	}
-	if (PQntuples(gpu) != 1) {
-		conn_err(c, "gpu type '%s' is missing", a->gpu_type);
-		return ERR_STORE;
-	}
-	if (col_i64(gpu, 0, 0) > col_i64(gpu, 0, 1)) {
-		conn_err(c, "capacity invariant violated for gpu type '%s'", a->gpu_type);
-		return ERR_STORE;
-	}
-	return 0;
-}
 
 /*
  * One allocation request in a group-commit batch (see pg_allocate).  The
@@ -1772,337 +1706,7 @@ struct pg_alloc_req {
 	struct pg_alloc_req *next; /* queue link, guarded by the batch mutex */
 };
 
-/*
- * One request's check-and-reserve inside the caller's transaction (a
- * batch, under the request's own SAVEPOINT).  Sets q->keep when its writes
- * belong in the commit: approved, replayed, or a refusal worth remembering;
- * else the caller rolls its part back.  Due allocations were expired by the
- * caller before the batch's first request.
- */
-static int allocate_part(struct pg_conn *c, struct pg_alloc_req *q)
-{
-	const struct actor *who = q->who;
-	const struct alloc_request *r = q->r;
-	struct idem *idem = q->idem;
-	int64_t now = q->now, start_timeout_s = q->start_timeout_s;
-	struct alloc_outcome *lo = q->lo;
-	struct team team;
-	struct gpu_type gpu;
-	struct ledger_decision dec;
-	int64_t ps = 0, pe = 0, spent = 0, reserved = 0, est = 0;
-	char *body = NULL;  /* rendered answer, owned here */
-	char *audit = NULL; /* the audit row's after_json, owned here */
-	struct pg_step *st = NULL; /* owned here (large) */
-	int status = 0, rc, n;
-	bool use_idem = idem && idem->key;
-
-	memset(lo, 0, sizeof(*lo));
-	q->keep = false;
-	q->replayed = false;
-	free(q->replay);
-	q->replay = NULL;
-	if (use_idem) {
-		n = q_exec(c, SQL_IDEM_LOCK, "tt", who->token_id, idem->key);
-		if (n < 0) {
-			rc = n;
-			goto out;
-		}
-		rc = idem_lookup(c, who->token_id, idem, &q->replay_status, &q->replay);
-		if (rc < 0)
-			goto out;
-		if (rc == 1) {
-			q->replayed = true;
-			rc = 0;
-			q->keep = true;
-			goto out;
-		}
-	}
-	rc = load_one(c, SQL_TEAM_SHARE, r->team, row_team, &team);
-	if (rc != 0) {
-		if (rc == ERR_NOT_FOUND)
-			conn_err(c, "unknown team '%s'", r->team);
-		goto out;
-	}
-	period_bounds(team.period, now, &ps, &pe);
-	st = calloc(PG_PIPE_MAX, sizeof(*st));
-	if (!st) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	/* One round trip.  Lock order, everywhere: the team's period row, then
-	 * the GPU type row. */
-	rc = step_set(c, &st[0], SQL_PERIOD_ENSURE, "tii", team.id, ps, pe);
-	if (rc == 0)
-		rc = step_set(c, &st[1], SQL_PERIOD_LOCK, "ti", team.id, ps);
-	if (rc == 0)
-		rc = step_set(c, &st[2], SQL_GPU_LOCK, "t", r->gpu_type);
-	if (rc == 0)
-		rc = pq_pipeline(c, st, 3);
-	if (rc != 0)
-		goto out;
-	if (PQntuples(st[1].res) >= 1) {
-		spent = col_i64(st[1].res, 0, 0);
-		reserved = col_i64(st[1].res, 0, 1);
-	}
-	if (PQntuples(st[2].res) < 1) {
-		rc = ERR_NOT_FOUND;
-		conn_err(c, "unknown gpu_type '%s'", r->gpu_type);
-		goto out;
-	}
-	rc = row_gpu(st[2].res, 0, &gpu);
-	steps_clear(st, 3);
-	if (rc != 0) {
-		conn_err(c, "corrupt row for '%s'", r->gpu_type);
-		goto out;
-	}
-	if (r->gpu_count > gpu.capacity) {
-		rc = store_capacity_invalid(&gpu, c->base.err, sizeof(c->base.err));
-		goto out;
-	}
-	rc = cost_compute(gpu.price_micros, r->gpu_count, r->max_runtime_us, &est);
-	if (rc != 0) {
-		conn_err(c, "the estimated cost does not fit");
-		goto out;
-	}
-	store_alloc_decide(&team, &gpu, spent, reserved, est, r->gpu_count, &dec, lo);
-
-	if (dec.approved) {
-		struct allocation *a = &lo->alloc;
-
-		rc = store_alloc_approved(a, r, team.id, &gpu, est, who->token_id, ps, now,
-					  start_timeout_s);
-		if (rc != 0) {
-			conn_err(c, "cannot generate an allocation id");
-			goto out;
-		}
-		audit = store_alloc_json_text(a);
-		rc = audit ? 0 : ERR_NOMEM;
-		if (rc != 0) {
-			conn_err(c, "out of memory rendering the audit row");
-			goto out;
-		}
-		/* The writes in one round trip: allocation, moves, audit row. */
-		rc = step_set(c, &st[0], SQL_ALLOC_INSERT, "ttttiiiittttiiiiii", a->id, a->team,
-			      a->project, a->gpu_type, a->gpu_count, a->max_runtime_us,
-			      a->price_micros, a->estimated_micros, alloc_status_name(a->status),
-			      a->purpose, a->labels_json, a->created_by, a->period_start,
-			      a->approved_at, a->expires_at, a->started_at, a->ended_at,
-			      a->actual_micros);
-		if (rc == 0)
-			rc = step_set(c, &st[1], SQL_PERIOD_MOVE_RET, "iti", a->estimated_micros,
-				      a->team, a->period_start);
-		if (rc == 0)
-			rc = step_set(c, &st[2], SQL_GPU_MOVE_RET, "it", a->gpu_count, a->gpu_type);
-		if (rc == 0)
-			rc = step_set(c, &st[3], SQL_AUDIT_INSERT, "itttttttt", now,
-				      who ? who->token_id : SYSTEM_ACTOR, who ? who->name : SYSTEM_ACTOR,
-				      "allocation.approve", "allocation", a->id, a->team,
-				      (const char *)NULL, audit);
-		if (rc == 0)
-			rc = pq_pipeline(c, st, 4);
-		if (rc == 0)
-			rc = approve_check(c, &team, a, st[1].res, st[2].res);
-		steps_clear(st, 4);
-		if (rc != 0)
-			goto out;
-	} else {
-		char av[MONEY_FMT_LEN], es[MONEY_FMT_LEN];
-
-		if (!dec.budget_ok) {
-			rc = ERR_BUDGET;
-			conn_err(c, "team '%s' has %s available, the request needs %s", team.id,
-				 store_fmt_money(dec.available, av), store_fmt_money(est, es));
-		} else {
-			rc = ERR_CAPACITY;
-			conn_err(c, "%lld GPUs of type '%s' available, the request needs %lld",
-				 (long long)dec.gpus_available, gpu.id, (long long)r->gpu_count);
-		}
-	}
-	if (use_idem) {
-		body = idem->render(idem->ctx, rc, lo, &status);
-		if (!body) {
-			rc = ERR_NOMEM;
-			conn_err(c, "out of memory rendering the idempotent answer");
-			goto out;
-		}
-		n = q_exec(c, SQL_IDEM_INSERT, "tttiti", who->token_id, idem->key, idem->hash,
-			   (int64_t)status, body, now);
-		if (n < 0) {
-			rc = n;
-			goto out;
-		}
-	}
-	q->keep = true; /* approved, or a refusal worth remembering */
-out:
-	if (st)
-		steps_clear(st, PG_PIPE_MAX);
-	free(st);
-	free(audit);
-	free(body);
-	return rc;
-}
-
 /* ---- group commit of allocations --------------------------------------- */
-
-static const char SQL_SP[] = "SAVEPOINT plinth_req";
-static const char SQL_SP_NEXT[] = "RELEASE SAVEPOINT plinth_req; SAVEPOINT plinth_req";
-
-/* Lock order across a batch: by team, then GPU type (fewer deadlocks between replicas). */
-static int req_cmp(const void *a, const void *b)
-{
-	const struct pg_alloc_req *x = *(struct pg_alloc_req *const *)a;
-	const struct pg_alloc_req *y = *(struct pg_alloc_req *const *)b;
-	int d = strcmp(x->r->team, y->r->team);
-
-	return d ? d : strcmp(x->r->gpu_type, y->r->gpu_type);
-}
-
-/* Undoes one request's part; the recovery path, so never fault-injected. */
-static int sp_rollback(struct pg_conn *c)
-{
-	PGresult *r = PQexec(c->db, "ROLLBACK TO SAVEPOINT plinth_req; RELEASE SAVEPOINT plinth_req");
-	int rc = 0;
-
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		rc = db_fail(c, r, "rollback to savepoint");
-	PQclear(r);
-	return rc;
-}
-
-static int str_cmp(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/*
- * With more than one team or GPU type in a batch, its row locks are taken
- * up front in one global order - every period row by team, then every GPU
- * type row by id - so two batches (of this daemon or another replica) never
- * wait on each other in a cycle; the requests' own FOR UPDATE then find the
- * locks held.  A batch of one team and one GPU type already locks in that
- * order.  A request whose team is unknown is skipped: it fails in its part.
- */
-static int batch_lock(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
-{
-	struct pg_step *st = NULL;
-	const char **gpus = NULL;
-	bool mixed = false;
-	int ng = 0, rc = 0;
-
-	for (int i = 1; i < nq; i++)
-		if (strcmp(qs[i]->r->team, qs[0]->r->team) != 0 ||
-		    strcmp(qs[i]->r->gpu_type, qs[0]->r->gpu_type) != 0)
-			mixed = true;
-	if (!mixed)
-		return 0;
-	st = calloc(2, sizeof(*st));
-	gpus = malloc(sizeof(*gpus) * (size_t)nq);
-	if (!st || !gpus) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	for (int i = 0; i < nq && rc == 0; i++) { /* qs is sorted by team */
-		struct team team;
-		int64_t ps = 0, pe = 0;
-
-		gpus[ng++] = qs[i]->r->gpu_type;
-		if (i > 0 && strcmp(qs[i]->r->team, qs[i - 1]->r->team) == 0)
-			continue;
-		rc = load_one(c, SQL_TEAM_BY_ID, qs[i]->r->team, row_team, &team);
-		if (rc == ERR_NOT_FOUND) {
-			rc = 0;
-			continue;
-		}
-		if (rc != 0)
-			break;
-		period_bounds(team.period, qs[i]->now, &ps, &pe);
-		rc = step_set(c, &st[0], SQL_PERIOD_ENSURE, "tii", team.id, ps, pe);
-		if (rc == 0)
-			rc = step_set(c, &st[1], SQL_PERIOD_LOCK, "ti", team.id, ps);
-		if (rc == 0)
-			rc = pq_pipeline(c, st, 2);
-		steps_clear(st, 2);
-	}
-	qsort(gpus, (size_t)ng, sizeof(*gpus), str_cmp);
-	for (int i = 0; i < ng && rc == 0; i++) {
-		PGresult *r = NULL;
-
-		if (i > 0 && strcmp(gpus[i], gpus[i - 1]) == 0)
-			continue;
-		rc = q_query(c, SQL_GPU_LOCK, &r, "t", gpus[i]);
-		PQclear(r);
-	}
-out:
-	free(gpus);
-	free(st);
-	return rc;
-}
-
-/*
- * One attempt at a batch: ONE transaction, each request under its own
- * SAVEPOINT, decided one after the other (so each sees the ones before it,
- * exactly as consecutive transactions would).  Returns 0 when the COMMIT
- * succeeded (each q->rc is then that request's answer), else the batch's
- * failure: nothing of it persists, PG_RETRY reruns the whole batch.
- */
-static int batch_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
-{
-	int64_t now = qs[0]->now;
-	bool open_sp = false;
-	int rc, n, fin;
-
-	for (int i = 0; i < nq; i++) {
-		qs[i]->keep = false;
-		qs[i]->rc = 0;
-		qs[i]->err[0] = '\0';
-		if (qs[i]->now > now)
-			now = qs[i]->now;
-	}
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	/* Due allocations give their money and GPUs back before anyone decides. */
-	rc = expire_due_tx(c, now, NULL);
-	if (rc == 0)
-		rc = batch_lock(c, qs, nq);
-	if (rc != 0)
-		goto out;
-	for (int i = 0; i < nq; i++) {
-		struct pg_alloc_req *q = qs[i];
-
-		/* The previous part kept: release it and open ours in one round trip. */
-		if (open_sp)
-			n = q_script(c, SQL_SP_NEXT);
-		else
-			n = q_exec(c, SQL_SP, "");
-		if (n < 0) {
-			rc = n;
-			goto out;
-		}
-		open_sp = true;
-		c->base.err[0] = '\0';
-		q->rc = allocate_part(c, q);
-		if (q->rc == PG_RETRY || !c->base.in_tx) {
-			/* Retry the batch, or its transaction is gone with the session. */
-			rc = q->rc == PG_RETRY ? PG_RETRY : (q->rc ? q->rc : ERR_UNAVAILABLE);
-			goto out;
-		}
-		snprintf(q->err, sizeof(q->err), "%s", c->base.err);
-		c->base.err[0] = '\0';
-		if (!q->keep) {
-			rc = sp_rollback(c);
-			if (rc != 0)
-				goto out;
-			open_sp = false;
-		}
-	}
-	/* COMMIT takes the last part with it; no RELEASE needed. */
-out:
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0)
-		rc = fin;
-	return rc;
-}
 
 /* ---- set-based batch --------------------------------------------------- */
 
@@ -2567,12 +2171,11 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 	struct alloc_outcome *lo = q->lo;
 	struct set_arr *al = x->arr, *au = x->arr + SET_ALLOC_COLS,
 		       *id = x->arr + SET_ALLOC_COLS + SET_AUDIT_COLS;
-	struct ledger_decision dec;
+	struct alloc_facts f;
 	struct set_period *P = NULL;
 	struct set_gpu *G = NULL;
 	const struct team *team;
 	struct set_key *K = NULL;
-	int64_t est = 0;
 	char *audit = NULL;
 	int rc = 0, status = 0, ti, gi;
 
@@ -2586,12 +2189,9 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 			return ERR_STORE;
 		}
 		if (K->stored) {
-			if (!idem->hash || strcmp(K->hash, idem->hash) != 0) {
-				snprintf(q->err, sizeof(q->err),
-					 "Idempotency-Key '%s' was used with a different request",
-					 idem->key);
-				return ERR_IDEMPOTENCY;
-			}
+			rc = ops_idem_mismatch(idem, K->hash, q->err, sizeof(q->err));
+			if (rc != 0)
+				return rc;
 			q->replay = strdup(K->body);
 			if (!q->replay)
 				return ERR_NOMEM;
@@ -2602,52 +2202,35 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 		}
 	}
 	ti = set_team_find(x, r->team);
-	if (ti < 0 || !x->teams[ti].found) {
-		snprintf(q->err, sizeof(q->err), "unknown team '%s'", r->team);
-		return ERR_NOT_FOUND;
-	}
-	team = &x->teams[ti].team;
-	{
+	team = ti >= 0 && x->teams[ti].found ? &x->teams[ti].team : NULL;
+	if (team) {
 		int64_t ps = 0, pe = 0;
 
 		period_bounds(team->period, q->now, &ps, &pe);
 		for (int j = 0; j < x->np; j++)
 			if (x->periods[j].team == ti && x->periods[j].ps == ps)
 				P = &x->periods[j];
+		if (!P) {
+			snprintf(q->err, sizeof(q->err), "internal: period not read");
+			return ERR_STORE;
+		}
 	}
 	gi = set_gpu_find(x, r->gpu_type);
-	G = gi >= 0 ? &x->gpus[gi] : NULL;
-	if (!P) {
-		snprintf(q->err, sizeof(q->err), "internal: period not read");
-		return ERR_STORE;
-	}
-	if (!G || !G->found) {
-		snprintf(q->err, sizeof(q->err), "unknown gpu_type '%s'", r->gpu_type);
-		return ERR_NOT_FOUND;
-	}
-	if (r->gpu_count > G->gpu.capacity)
-		return store_capacity_invalid(&G->gpu, q->err, sizeof(q->err));
-	rc = cost_compute(G->gpu.price_micros, r->gpu_count, r->max_runtime_us, &est);
-	if (rc != 0) {
-		snprintf(q->err, sizeof(q->err), "the estimated cost does not fit");
-		return rc;
-	}
-	store_alloc_decide(team, &G->gpu, P->spent, P->reserved, est, r->gpu_count, &dec, lo);
-	if (dec.approved) {
+	G = gi >= 0 && x->gpus[gi].found ? &x->gpus[gi] : NULL;
+	f = (struct alloc_facts){.team = team, .gpu = G ? &G->gpu : NULL, .ps = P ? P->ps : 0,
+				 .spent = P ? P->spent : 0, .reserved = P ? P->reserved : 0};
+	rc = ops_alloc_decide(q->who, r, &f, q->now, q->start_timeout_s, lo, q->err, sizeof(q->err));
+	if (rc != 0 && rc != ERR_BUDGET && rc != ERR_CAPACITY)
+		return rc; /* not a decision: nothing to remember */
+	if (rc == 0) {
 		struct allocation *a = &lo->alloc;
 		const struct actor *who = q->who;
+		int64_t est = a->estimated_micros;
 
-		rc = store_alloc_approved(a, r, team->id, &G->gpu, est, who->token_id, P->ps, q->now,
-					  q->start_timeout_s);
-		if (rc != 0) {
-			snprintf(q->err, sizeof(q->err), "cannot generate an allocation id");
-			return rc;
-		}
 		audit = store_alloc_json_text(a);
-		rc = audit ? 0 : ERR_NOMEM;
-		if (rc != 0) {
+		if (!audit) {
 			snprintf(q->err, sizeof(q->err), "out of memory rendering the audit row");
-			return rc;
+			return ERR_NOMEM;
 		}
 		rc = arr_text(&al[0], a->id);
 		if (!rc) rc = arr_text(&al[1], a->team);
@@ -2683,19 +2266,6 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 		P->d_reserved += est;
 		G->gpu.allocated += r->gpu_count;
 		G->d_alloc += r->gpu_count;
-	} else {
-		char av[MONEY_FMT_LEN], es[MONEY_FMT_LEN];
-
-		if (!dec.budget_ok) {
-			rc = ERR_BUDGET;
-			snprintf(q->err, sizeof(q->err), "team '%s' has %s available, the request needs %s",
-				 team->id, store_fmt_money(dec.available, av), store_fmt_money(est, es));
-		} else {
-			rc = ERR_CAPACITY;
-			snprintf(q->err, sizeof(q->err),
-				 "%lld GPUs of type '%s' available, the request needs %lld",
-				 (long long)dec.gpus_available, G->gpu.id, (long long)r->gpu_count);
-		}
 	}
 	if (K) {
 		char *body = idem->render(idem->ctx, rc, lo, &status);
@@ -2874,14 +2444,9 @@ static void batch_lead(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 {
 	int rc;
 
-	if (pg_store_of(c)->batch_savepoints) {
-		qsort(qs, (size_t)nq, sizeof(*qs), req_cmp);
-		rc = PG_RETRYING(c, batch_once(c, qs, nq));
-	} else {
-		rc = PG_RETRYING(c, batch_set_once(c, qs, nq, true));
-		if (rc == PG_CONFLICT)
-			rc = PG_RETRYING(c, batch_set_once(c, qs, nq, false));
-	}
+	rc = PG_RETRYING(c, batch_set_once(c, qs, nq, true));
+	if (rc == PG_CONFLICT)
+		rc = PG_RETRYING(c, batch_set_once(c, qs, nq, false));
 	if (rc == 0)
 		return;
 	/* Nothing committed: every member fails with the batch's error. */
@@ -4172,7 +3737,6 @@ int store_pg_new(const char *url, struct store **out, char *detail)
 	if (!s->url)
 		goto nomem;
 	s->statement_timeout_ms = timeout;
-	s->batch_savepoints = getenv("PLINTH_PG_BATCH_SAVEPOINTS") != NULL;
 	if (pg_tokens_new(url, &s->tokens) != 0)
 		goto nomem;
 	if (pthread_mutex_init(&s->bmu, NULL) != 0)

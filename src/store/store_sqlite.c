@@ -1389,11 +1389,8 @@ static int idem_lookup(struct sq_conn *c, const char *token_id, const struct ide
 		const char *h = (const char *)sqlite3_column_text(st, 0);
 		const char *b = (const char *)sqlite3_column_text(st, 2);
 
-		if (!h || !idem->hash || strcmp(h, idem->hash) != 0) {
-			conn_err(c, "Idempotency-Key '%s' was used with a different request",
-				 idem->key);
-			rc = ERR_IDEMPOTENCY;
-		} else {
+		rc = ops_idem_mismatch(idem, h, c->base.err, sizeof(c->base.err));
+		if (rc == 0) {
 			*status = sqlite3_column_int(st, 1);
 			*body = strdup(b ? b : "");
 			rc = *body ? 1 : ERR_NOMEM;
@@ -1558,8 +1555,8 @@ static int alloc_part(struct sq_conn *c, const struct actor *who, const struct a
 {
 	struct team team;
 	struct gpu_type gpu;
-	struct ledger_decision dec;
-	int64_t ps = 0, pe = 0, spent = 0, reserved = 0, est = 0;
+	struct alloc_facts f = {NULL, NULL, 0, 0, 0};
+	int64_t pe = 0;
 	char *body = NULL; /* rendered answer, owned here */
 	int status = 0, rc, n;
 	bool use_idem = idem && idem->key;
@@ -1577,50 +1574,36 @@ static int alloc_part(struct sq_conn *c, const struct actor *who, const struct a
 		}
 	}
 	rc = load_one(c, SQL_TEAM_BY_ID, r->team, row_team, &team);
-	if (rc != 0) {
-		if (rc == ERR_NOT_FOUND)
-			conn_err(c, "unknown team '%s'", r->team);
+	if (rc != 0 && rc != ERR_NOT_FOUND)
 		goto out;
+	f.team = rc == 0 ? &team : NULL;
+	if (f.team) {
+		/* Due allocations give their money and GPUs back before we decide. */
+		rc = expire_due_tx(c, now, NULL);
+		if (rc != 0)
+			goto out;
+		rc = load_one(c, SQL_GPU_BY_ID, r->gpu_type, row_gpu, &gpu);
+		if (rc != 0 && rc != ERR_NOT_FOUND)
+			goto out;
+		f.gpu = rc == 0 ? &gpu : NULL;
 	}
-	/* Due allocations give their money and GPUs back before we decide. */
-	rc = expire_due_tx(c, now, NULL);
-	if (rc != 0)
-		goto out;
-	rc = load_one(c, SQL_GPU_BY_ID, r->gpu_type, row_gpu, &gpu);
-	if (rc != 0) {
-		if (rc == ERR_NOT_FOUND)
-			conn_err(c, "unknown gpu_type '%s'", r->gpu_type);
-		goto out;
-	}
-	if (r->gpu_count > gpu.capacity) {
-		rc = store_capacity_invalid(&gpu, c->base.err, sizeof(c->base.err));
-		goto out;
-	}
-	period_bounds(team.period, now, &ps, &pe);
-	n = q_exec(c, SQL_PERIOD_ENSURE, "tii", team.id, ps, pe);
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	rc = period_load(c, team.id, ps, &spent, &reserved);
-	if (rc != 0)
-		goto out;
-	rc = cost_compute(gpu.price_micros, r->gpu_count, r->max_runtime_us, &est);
-	if (rc != 0) {
-		conn_err(c, "the estimated cost does not fit");
-		goto out;
-	}
-	store_alloc_decide(&team, &gpu, spent, reserved, est, r->gpu_count, &dec, lo);
-
-	if (dec.approved) {
-		struct allocation *a = &lo->alloc;
-
-		rc = store_alloc_approved(a, r, team.id, &gpu, est, who->token_id, ps, now,
-					  start_timeout_s);
-		if (rc != 0) {
-			conn_err(c, "cannot generate an allocation id");
+	if (f.gpu) {
+		period_bounds(team.period, now, &f.ps, &pe);
+		n = q_exec(c, SQL_PERIOD_ENSURE, "tii", team.id, f.ps, pe);
+		if (n < 0) {
+			rc = n;
 			goto out;
 		}
+		rc = period_load(c, team.id, f.ps, &f.spent, &f.reserved);
+		if (rc != 0)
+			goto out;
+	}
+	rc = ops_alloc_decide(who, r, &f, now, start_timeout_s, lo, c->base.err, sizeof(c->base.err));
+	if (rc != 0 && rc != ERR_BUDGET && rc != ERR_CAPACITY)
+		goto out; /* not a decision: nothing to remember */
+	if (rc == 0) {
+		struct allocation *a = &lo->alloc;
+
 		n = q_exec(c, SQL_ALLOC_INSERT, "ttttiiiittttiiiiii", a->id, a->team, a->project,
 			   a->gpu_type, a->gpu_count, a->max_runtime_us, a->price_micros,
 			   a->estimated_micros, alloc_status_name(a->status), a->purpose,
@@ -1630,31 +1613,19 @@ static int alloc_part(struct sq_conn *c, const struct actor *who, const struct a
 			rc = n;
 			goto out;
 		}
-		rc = ledger_move(c, a, est, 0);
+		rc = ledger_move(c, a, a->estimated_micros, 0);
 		if (rc != 0)
 			goto out;
 		rc = gpu_move(c, gpu.id, a->gpu_count);
 		if (rc != 0)
 			goto out;
-		rc = ledger_verify(c, &team, ps, gpu.id);
+		rc = ledger_verify(c, &team, f.ps, gpu.id);
 		if (rc != 0)
 			goto out;
 		rc = audit_rec(c, who, now, "allocation.approve", "allocation", a->id, a->team,
 			       store_json_alloc, NULL, a);
 		if (rc != 0)
 			goto out;
-	} else {
-		char av[MONEY_FMT_LEN], es[MONEY_FMT_LEN];
-
-		if (!dec.budget_ok) {
-			rc = ERR_BUDGET;
-			conn_err(c, "team '%s' has %s available, the request needs %s", team.id,
-				 store_fmt_money(dec.available, av), store_fmt_money(est, es));
-		} else {
-			rc = ERR_CAPACITY;
-			conn_err(c, "%lld GPUs of type '%s' available, the request needs %lld",
-				 (long long)dec.gpus_available, gpu.id, (long long)r->gpu_count);
-		}
 	}
 	if (use_idem) {
 		body = idem->render(idem->ctx, rc, lo, &status);

@@ -72,11 +72,13 @@ struct db_driver {
 	void (*rows_close)(struct db_rows *r);
 	/* A multi-statement script (migrations). */
 	int (*script)(struct store_conn *c, const char *sql);
-	/* The schema: migrations[i] brings it to version i + 1. */
+	/* The schema (schema.h): migrations[i] brings it to version i + 1. */
 	const char *const *migrations;
 	int nmigrations;
 	/* Serialises migrations of several processes (NULL: the write lock does). */
 	const char *migrate_lock_sql;
+	/* After migration `version` ran, in its transaction (NULL: nothing). */
+	int (*migrated)(struct store_conn *c, int version);
 	/* The group-commit engine of allocate (store.h's contract). */
 	int (*allocate)(struct store_conn *c, const struct actor *who, const struct alloc_request *r,
 			int64_t start_timeout_s, int64_t now, struct idem *idem,

@@ -23,6 +23,9 @@ int ops_token_revoke(struct store_conn *c, const struct actor *who, const char *
 int ops_admin_exists(struct store_conn *c, bool *out);
 int ops_token_list(struct store_conn *c, store_token_cb cb, void *ctx);
 
+/* ops_schema.c: applies the driver's missing migrations; refuses a newer schema. */
+int ops_migrate(struct store_conn *c, char *detail);
+
 /* ops_catalog.c (GPU types) */
 
 /* ops_teams.c (teams, period ledgers, ping) */

@@ -23,6 +23,7 @@
 #include "store/store_pg.h"
 #include "store/db.h"
 #include "store/ops.h"
+#include "store/schema.h"
 #include "store/store_int.h"
 #include "store/store_pg_tokens.h"
 
@@ -689,176 +690,20 @@ static int tx_finish(struct pg_conn *c, bool commit)
 
 /* ---- schema ------------------------------------------------------------ */
 
-/* Text keys use the "C" collation so ordering matches SQLite's (bytewise). */
-static const char SQL_V1[] =
-	"CREATE TABLE tokens("
-	" id TEXT COLLATE \"C\" PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,"
-	" teams_json TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,"
-	" created_at BIGINT NOT NULL, revoked_at BIGINT NOT NULL DEFAULT 0);"
-	"CREATE TABLE gpu_types("
-	" id TEXT COLLATE \"C\" PRIMARY KEY, name TEXT NOT NULL, price_micros BIGINT NOT NULL,"
-	" price_date TEXT NOT NULL, price_source TEXT NOT NULL, capacity BIGINT NOT NULL,"
-	" allocated BIGINT NOT NULL DEFAULT 0 CHECK (allocated >= 0),"
-	" updated_at BIGINT NOT NULL);"
-	"CREATE TABLE teams("
-	" id TEXT COLLATE \"C\" PRIMARY KEY, display_name TEXT NOT NULL,"
-	" budget_micros BIGINT NOT NULL, period TEXT NOT NULL, thresholds_json TEXT NOT NULL,"
-	" created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);"
-	"CREATE TABLE team_periods("
-	" team_id TEXT COLLATE \"C\" NOT NULL, period_start BIGINT NOT NULL,"
-	" period_end BIGINT NOT NULL,"
-	" spent BIGINT NOT NULL DEFAULT 0 CHECK (spent >= 0),"
-	" reserved BIGINT NOT NULL DEFAULT 0 CHECK (reserved >= 0),"
-	" PRIMARY KEY (team_id, period_start));"
-	"CREATE TABLE allocations("
-	" id TEXT COLLATE \"C\" PRIMARY KEY, team_id TEXT COLLATE \"C\" NOT NULL,"
-	" project TEXT COLLATE \"C\" NOT NULL, gpu_type TEXT COLLATE \"C\" NOT NULL,"
-	" gpu_count BIGINT NOT NULL, max_runtime_us BIGINT NOT NULL,"
-	" price_micros BIGINT NOT NULL, estimated_micros BIGINT NOT NULL, status TEXT NOT NULL,"
-	" purpose TEXT NOT NULL, labels_json TEXT NOT NULL, created_by TEXT NOT NULL,"
-	" period_start BIGINT NOT NULL, approved_at BIGINT NOT NULL, expires_at BIGINT NOT NULL,"
-	" started_at BIGINT NOT NULL DEFAULT 0, ended_at BIGINT NOT NULL DEFAULT 0,"
-	" actual_micros BIGINT NOT NULL DEFAULT -1);"
-	"CREATE INDEX allocations_team_approved ON allocations(team_id, approved_at);"
-	"CREATE INDEX allocations_status_expires ON allocations(status, expires_at);"
-	"CREATE INDEX allocations_approved ON allocations(approved_at);"
-	"CREATE TABLE idempotency("
-	" token_id TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL,"
-	" status INTEGER NOT NULL, body TEXT NOT NULL, created_at BIGINT NOT NULL,"
-	" PRIMARY KEY (token_id, key));"
-	"CREATE TABLE audit("
-	" seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at BIGINT NOT NULL,"
-	" actor_id TEXT NOT NULL, actor_name TEXT NOT NULL, action TEXT NOT NULL,"
-	" object_type TEXT NOT NULL, object_id TEXT NOT NULL,"
-	" team TEXT COLLATE \"C\" NOT NULL DEFAULT '', before_json TEXT, after_json TEXT);"
-	"CREATE INDEX audit_team ON audit(team, seq);"
-	"CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS"
-	" $f$ BEGIN RAISE EXCEPTION 'audit log is append-only'; END $f$;"
-	"CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit"
-	" FOR EACH ROW EXECUTE FUNCTION audit_append_only();";
-
-/*
- * Version 2 (cost visibility): daily cost rollups kept on write in the same
- * transaction as each completion, and budget alerts (one row per team,
- * period, threshold and webhook URL).  The rollups are backfilled from the
- * allocations by migrate_after() in the same transaction.
- */
-static const char SQL_V2[] =
-	"CREATE TABLE cost_daily_approved("
-	" day BIGINT NOT NULL, team_id TEXT COLLATE \"C\" NOT NULL,"
-	" project TEXT COLLATE \"C\" NOT NULL, gpu_type TEXT COLLATE \"C\" NOT NULL,"
-	" spent BIGINT NOT NULL, gpu_microhours BIGINT NOT NULL,"
-	" PRIMARY KEY (day, team_id, project, gpu_type));"
-	"CREATE TABLE cost_daily_usage("
-	" day BIGINT NOT NULL, team_id TEXT COLLATE \"C\" NOT NULL,"
-	" project TEXT COLLATE \"C\" NOT NULL, gpu_type TEXT COLLATE \"C\" NOT NULL,"
-	" spent BIGINT NOT NULL, gpu_microhours BIGINT NOT NULL,"
-	" PRIMARY KEY (day, team_id, project, gpu_type));"
-	"CREATE INDEX allocations_status_approved ON allocations(status, approved_at);"
-	"CREATE INDEX allocations_status_ended ON allocations(status, ended_at);"
-	"CREATE TABLE alerts("
-	" team_id TEXT COLLATE \"C\" NOT NULL, period_start BIGINT NOT NULL,"
-	" threshold_ppm BIGINT NOT NULL, url TEXT COLLATE \"C\" NOT NULL, budget BIGINT NOT NULL,"
-	" committed BIGINT NOT NULL, crossed_at BIGINT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0,"
-	" next_attempt_at BIGINT NOT NULL, delivered_at BIGINT NOT NULL DEFAULT 0,"
-	" last_error TEXT NOT NULL DEFAULT '',"
-	" PRIMARY KEY (team_id, period_start, threshold_ppm, url));"
-	"CREATE INDEX alerts_due ON alerts(delivered_at, next_attempt_at);";
-
-/* Version 3 (self-service jobs): one row per POST /v1/jobs. */
-static const char SQL_V3[] =
-	"CREATE TABLE jobs("
-	" id TEXT COLLATE \"C\" PRIMARY KEY, token_id TEXT NOT NULL,"
-	" idem_key TEXT NOT NULL DEFAULT '',"
-	" request_hash TEXT NOT NULL, team_id TEXT NOT NULL, name TEXT NOT NULL,"
-	" allocation_id TEXT NOT NULL DEFAULT '', status INTEGER NOT NULL DEFAULT 0,"
-	" body TEXT NOT NULL DEFAULT '', created_at BIGINT NOT NULL,"
-	" updated_at BIGINT NOT NULL);"
-	"CREATE UNIQUE INDEX jobs_idem ON jobs(token_id, idem_key) WHERE idem_key <> '';";
-
-/*
- * Version 4 (issue 13): when a job's manifests left the GitOps repository
- * (0 = not yet).  A job that answered 201 with an ended allocation and 0
- * here is due for removal: the sweeper retries it until it is done.
- */
-static const char SQL_V4[] =
-	"ALTER TABLE jobs ADD COLUMN manifests_removed_at BIGINT NOT NULL DEFAULT 0;"
-	"CREATE INDEX jobs_manifests_live ON jobs(allocation_id)"
-	" WHERE status = 201 AND manifests_removed_at = 0;";
-
-/* Migration i brings the schema to version i + 1.  Append only. */
-static const char *const migrations[] = {SQL_V1, SQL_V2, SQL_V3, SQL_V4};
+/* src/store/schema/postgres/vN.sql (schema.h); migration i brings version i + 1. */
+static const char *const pg_migrations[] = {
+	(const char *)schema_postgres_v1, (const char *)schema_postgres_v2,
+	(const char *)schema_postgres_v3, (const char *)schema_postgres_v4,
+};
 static int migrate_after(struct pg_conn *c, int64_t version);
-#define PG_NMIGRATIONS ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
 
-static const char SQL_MIG_TABLE[] =
-	"CREATE TABLE IF NOT EXISTS schema_migrations("
-	" version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)";
+static int drv_migrated(struct store_conn *bc, int version)
+{
+	return migrate_after(pg_conn_of(bc), version);
+}
+
 /* Replicas starting together migrate one at a time. */
 static const char SQL_MIG_LOCK[] = "SELECT pg_advisory_xact_lock(7164757410)";
-static const char SQL_MIG_VERSION[] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
-static const char SQL_MIG_INSERT[] =
-	"INSERT INTO schema_migrations(version, applied_at) VALUES ($1, $2)";
-
-static int pg_migrate_once(struct pg_conn *c)
-{
-	PGresult *r = NULL;
-	int rc = 0;
-
-	for (;;) {
-		int64_t version = 0;
-		bool done = false;
-		int n;
-
-		rc = tx_begin(c, true);
-		if (rc != 0)
-			return rc;
-		n = q_exec(c, SQL_MIG_LOCK, "");
-		if (n >= 0)
-			n = q_exec(c, SQL_MIG_TABLE, "");
-		if (n < 0) {
-			rc = n;
-			goto step_out;
-		}
-		rc = q_query(c, SQL_MIG_VERSION, &r, "");
-		if (rc != 0)
-			goto step_out;
-		if (PQntuples(r) == 1)
-			version = col_i64(r, 0, 0);
-		else
-			rc = ERR_STORE;
-		PQclear(r);
-		r = NULL;
-		if (rc != 0)
-			goto step_out;
-		if (version > PG_NMIGRATIONS) {
-			conn_err(c, "database schema version %lld is newer than this plinth (%lld)",
-				 (long long)version, (long long)PG_NMIGRATIONS);
-			rc = ERR_STORE;
-			goto step_out;
-		}
-		if (version == PG_NMIGRATIONS) {
-			done = true;
-			goto step_out;
-		}
-		rc = q_script(c, migrations[version]);
-		if (rc == 0)
-			rc = migrate_after(c, version + 1);
-		if (rc != 0)
-			goto step_out;
-		n = q_exec(c, SQL_MIG_INSERT, "ii", (int64_t)(version + 1), util_now());
-		if (n < 0)
-			rc = n;
-step_out:
-		{
-			int fin = tx_finish(c, rc == 0);
-			if (rc == 0)
-				rc = fin;
-		}
-		if (rc != 0 || done)
-			return rc;
-	}
-}
 
 /* ---- retries ----------------------------------------------------------- */
 
@@ -881,15 +726,6 @@ step_out:
 		}                                                      \
 		rc_;                                                   \
 	})
-
-static int pg_migrate(struct store_conn *bc, char *detail)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	int rc = PG_RETRYING(c, pg_migrate_once(c));
-
-	detail_out(c, rc, detail);
-	return rc;
-}
 
 /* ---- rows -------------------------------------------------------------- */
 
@@ -3665,6 +3501,10 @@ static const struct db_driver pg_driver = {
 	.text = drv_text,
 	.rows_close = drv_rows_close,
 	.script = drv_script,
+	.migrations = pg_migrations,
+	.nmigrations = (int)(sizeof(pg_migrations) / sizeof(pg_migrations[0])),
+	.migrate_lock_sql = SQL_MIG_LOCK,
+	.migrated = drv_migrated,
 	.allocate = pg_allocate,
 	.token_by_hash = pg_token_by_hash,
 	.token_revoking = drv_token_revoking,
@@ -3678,7 +3518,7 @@ static const struct store_ops pg_ops = {
 	.conn_open = pg_conn_open,
 	.conn_close = pg_conn_close,
 	.destroy = pg_destroy,
-	.migrate = pg_migrate,
+	.migrate = ops_migrate,
 	.ping = pg_ping,
 	.token_create = ops_token_create,
 	.token_by_hash = ops_token_by_hash,

@@ -16,6 +16,7 @@
 #include "store/store.h"
 #include "store/db.h"
 #include "store/ops.h"
+#include "store/schema.h"
 #include "store/store_int.h"
 
 #include <jansson.h>
@@ -422,185 +423,17 @@ static int tx_finish(struct sq_conn *c, bool commit)
 
 /* ---- schema ------------------------------------------------------------ */
 
-static const char SQL_V1[] =
-	"CREATE TABLE tokens("
-	" id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,"
-	" teams_json TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,"
-	" created_at INTEGER NOT NULL, revoked_at INTEGER NOT NULL DEFAULT 0);"
-	"CREATE TABLE gpu_types("
-	" id TEXT PRIMARY KEY, name TEXT NOT NULL, price_micros INTEGER NOT NULL,"
-	" price_date TEXT NOT NULL, price_source TEXT NOT NULL, capacity INTEGER NOT NULL,"
-	" allocated INTEGER NOT NULL DEFAULT 0 CHECK (allocated >= 0),"
-	" updated_at INTEGER NOT NULL);"
-	"CREATE TABLE teams("
-	" id TEXT PRIMARY KEY, display_name TEXT NOT NULL, budget_micros INTEGER NOT NULL,"
-	" period TEXT NOT NULL, thresholds_json TEXT NOT NULL,"
-	" created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
-	"CREATE TABLE team_periods("
-	" team_id TEXT NOT NULL, period_start INTEGER NOT NULL, period_end INTEGER NOT NULL,"
-	" spent INTEGER NOT NULL DEFAULT 0 CHECK (spent >= 0),"
-	" reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),"
-	" PRIMARY KEY (team_id, period_start));"
-	"CREATE TABLE allocations("
-	" id TEXT PRIMARY KEY, team_id TEXT NOT NULL, project TEXT NOT NULL,"
-	" gpu_type TEXT NOT NULL, gpu_count INTEGER NOT NULL, max_runtime_us INTEGER NOT NULL,"
-	" price_micros INTEGER NOT NULL, estimated_micros INTEGER NOT NULL, status TEXT NOT NULL,"
-	" purpose TEXT NOT NULL, labels_json TEXT NOT NULL, created_by TEXT NOT NULL,"
-	" period_start INTEGER NOT NULL, approved_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
-	" started_at INTEGER NOT NULL DEFAULT 0, ended_at INTEGER NOT NULL DEFAULT 0,"
-	" actual_micros INTEGER NOT NULL DEFAULT -1);"
-	"CREATE INDEX allocations_team_approved ON allocations(team_id, approved_at);"
-	"CREATE INDEX allocations_status_expires ON allocations(status, expires_at);"
-	"CREATE INDEX allocations_approved ON allocations(approved_at);"
-	"CREATE TABLE idempotency("
-	" token_id TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL,"
-	" status INTEGER NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL,"
-	" PRIMARY KEY (token_id, key));"
-	"CREATE TABLE audit("
-	" seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor_id TEXT NOT NULL,"
-	" actor_name TEXT NOT NULL, action TEXT NOT NULL, object_type TEXT NOT NULL,"
-	" object_id TEXT NOT NULL, team TEXT NOT NULL DEFAULT '',"
-	" before_json TEXT, after_json TEXT);"
-	"CREATE INDEX audit_team ON audit(team, seq);"
-	"CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
-	" BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
-	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
-	" BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;";
-
-/*
- * Version 2 (cost visibility): daily cost rollups kept on write in the same
- * transaction as each completion (by approval day for team/project/GPU-type
- * totals, by usage day for day totals), and budget alerts, one row per
- * (team, period, threshold, webhook URL).  The rollups are backfilled from
- * the allocations by migrate_after() in the same transaction.
- */
-static const char SQL_V2[] =
-	"CREATE TABLE cost_daily_approved("
-	" day INTEGER NOT NULL, team_id TEXT NOT NULL, project TEXT NOT NULL,"
-	" gpu_type TEXT NOT NULL, spent INTEGER NOT NULL, gpu_microhours INTEGER NOT NULL,"
-	" PRIMARY KEY (day, team_id, project, gpu_type)) WITHOUT ROWID;"
-	"CREATE TABLE cost_daily_usage("
-	" day INTEGER NOT NULL, team_id TEXT NOT NULL, project TEXT NOT NULL,"
-	" gpu_type TEXT NOT NULL, spent INTEGER NOT NULL, gpu_microhours INTEGER NOT NULL,"
-	" PRIMARY KEY (day, team_id, project, gpu_type)) WITHOUT ROWID;"
-	"CREATE INDEX allocations_status_approved ON allocations(status, approved_at);"
-	"CREATE INDEX allocations_status_ended ON allocations(status, ended_at);"
-	"CREATE TABLE alerts("
-	" team_id TEXT NOT NULL, period_start INTEGER NOT NULL, threshold_ppm INTEGER NOT NULL,"
-	" url TEXT NOT NULL, budget INTEGER NOT NULL, committed INTEGER NOT NULL,"
-	" crossed_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
-	" next_attempt_at INTEGER NOT NULL, delivered_at INTEGER NOT NULL DEFAULT 0,"
-	" last_error TEXT NOT NULL DEFAULT '',"
-	" PRIMARY KEY (team_id, period_start, threshold_ppm, url));"
-	"CREATE INDEX alerts_due ON alerts(delivered_at, next_attempt_at);";
-
-/* Migration i brings the schema to version i + 1.  Append only. */
-/* Version 3 (self-service jobs, api_jobs.c): one row per POST /v1/jobs. */
-static const char SQL_V3[] =
-	"CREATE TABLE jobs("
-	" id TEXT PRIMARY KEY, token_id TEXT NOT NULL, idem_key TEXT NOT NULL DEFAULT '',"
-	" request_hash TEXT NOT NULL, team_id TEXT NOT NULL, name TEXT NOT NULL,"
-	" allocation_id TEXT NOT NULL DEFAULT '', status INTEGER NOT NULL DEFAULT 0,"
-	" body TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL,"
-	" updated_at INTEGER NOT NULL);"
-	"CREATE UNIQUE INDEX jobs_idem ON jobs(token_id, idem_key) WHERE idem_key <> '';";
-
-/*
- * Version 4 (cost visibility): monthly totals by approval month beside the
- * daily ones, so a year of spend per team reads ~12 x groups rows instead
- * of ~365 x groups.  Backfilled by migrate_after() like version 2.
- */
-static const char SQL_V4[] =
-	"CREATE TABLE cost_monthly_approved("
-	" month INTEGER NOT NULL, team_id TEXT NOT NULL, project TEXT NOT NULL,"
-	" gpu_type TEXT NOT NULL, spent INTEGER NOT NULL, gpu_microhours INTEGER NOT NULL,"
-	" PRIMARY KEY (month, team_id, project, gpu_type)) WITHOUT ROWID;";
-
-/*
- * Version 5 (issue 13): when a job's manifests left the GitOps repository
- * (0 = not yet).  A job that answered 201 with an ended allocation and 0
- * here is due for removal: the sweeper retries it until it is done.
- */
-static const char SQL_V5[] =
-	"ALTER TABLE jobs ADD COLUMN manifests_removed_at INTEGER NOT NULL DEFAULT 0;"
-	"CREATE INDEX jobs_manifests_live ON jobs(allocation_id)"
-	" WHERE status = 201 AND manifests_removed_at = 0;";
-
-static const char *const migrations[] = {SQL_V1, SQL_V2, SQL_V3, SQL_V4, SQL_V5};
+/* src/store/schema/sqlite/vN.sql (schema.h); migration i brings version i + 1. */
+static const char *const sq_migrations[] = {
+	(const char *)schema_sqlite_v1, (const char *)schema_sqlite_v2,
+	(const char *)schema_sqlite_v3, (const char *)schema_sqlite_v4,
+	(const char *)schema_sqlite_v5,
+};
 static int migrate_after(struct sq_conn *c, int64_t version);
-#define SQ_NMIGRATIONS ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
 
-static const char SQL_MIG_TABLE[] =
-	"CREATE TABLE IF NOT EXISTS schema_migrations("
-	" version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)";
-static const char SQL_MIG_VERSION[] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
-static const char SQL_MIG_INSERT[] = "INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)";
-
-/* Applies each missing migration in its own transaction; refuses a newer db. */
-static int sq_migrate(struct store_conn *bc, char *detail)
+static int drv_migrated(struct store_conn *bc, int version)
 {
-	struct sq_conn *c = sq_conn_of(bc);
-	sqlite3_stmt *st = NULL;
-	int rc = 0;
-
-	c->base.err[0] = '\0';
-	for (;;) {
-		int64_t version = 0;
-		bool done = false;
-		int n;
-
-		rc = tx_begin(c, true);
-		if (rc != 0)
-			goto out;
-		n = q_exec(c, SQL_MIG_TABLE, "");
-		if (n < 0) {
-			rc = n;
-			goto step_out;
-		}
-		rc = q_open(c, SQL_MIG_VERSION, &st, "");
-		if (rc != 0)
-			goto step_out;
-		rc = q_step(c, st);
-		if (rc == 1) {
-			version = sqlite3_column_int64(st, 0);
-			rc = 0;
-		} else if (rc == 0) {
-			rc = ERR_STORE;
-		}
-		q_close(c, st);
-		st = NULL;
-		if (rc != 0)
-			goto step_out;
-		if (version > SQ_NMIGRATIONS) {
-			conn_err(c, "database schema version %lld is newer than this plinth (%lld)",
-				 (long long)version, (long long)SQ_NMIGRATIONS);
-			rc = ERR_STORE;
-			goto step_out;
-		}
-		if (version == SQ_NMIGRATIONS) {
-			done = true;
-			goto step_out;
-		}
-		rc = q_script(c, migrations[version]);
-		if (rc == 0)
-			rc = migrate_after(c, version + 1);
-		if (rc != 0)
-			goto step_out;
-		n = q_exec(c, SQL_MIG_INSERT, "ii", (int64_t)(version + 1), util_now());
-		if (n < 0)
-			rc = n;
-step_out:
-		{
-			int fin = tx_finish(c, rc == 0);
-			if (rc == 0)
-				rc = fin;
-		}
-		if (rc != 0 || done)
-			break;
-	}
-out:
-	detail_out(c, rc, detail);
-	return rc;
+	return migrate_after(sq_conn_of(bc), version);
 }
 
 /* ---- rows -------------------------------------------------------------- */
@@ -2512,6 +2345,9 @@ static const struct db_driver sq_driver = {
 	.text = drv_text,
 	.rows_close = drv_rows_close,
 	.script = drv_script,
+	.migrations = sq_migrations,
+	.nmigrations = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])),
+	.migrated = drv_migrated,
 	.allocate = sq_allocate,
 };
 
@@ -2522,7 +2358,7 @@ static const struct store_ops sq_ops = {
 	.conn_open = sq_conn_open,
 	.conn_close = sq_conn_close,
 	.destroy = sq_destroy,
-	.migrate = sq_migrate,
+	.migrate = ops_migrate,
 	.ping = sq_ping,
 	.token_create = ops_token_create,
 	.token_by_hash = ops_token_by_hash,

@@ -241,8 +241,11 @@ static const char *url_sqlite_path(const char *url)
 	return url;
 }
 
-int store_open(const char *url, int pool_size, struct store **out, char *detail)
+int store_open_config(const struct store_config *cfg, struct store **out, char *detail)
 {
+	const char *url = cfg->url;
+	int pool_size = cfg->pool_size;
+	long timeout = cfg->pg_statement_timeout_ms ? cfg->pg_statement_timeout_ms : 5000;
 	struct store *s = NULL;
 	struct store_pool *p = NULL;
 	struct store_conn *c = NULL;
@@ -252,6 +255,10 @@ int store_open(const char *url, int pool_size, struct store **out, char *detail)
 
 	if (!url || !*url) {
 		set_detail(detail, "empty database URL");
+		return ERR_INVALID;
+	}
+	if (timeout < 1 || timeout > STORE_PG_TIMEOUT_MAX_MS) {
+		set_detail(detail, "the PostgreSQL statement timeout must be 1..3600000 ms");
 		return ERR_INVALID;
 	}
 	pg = strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
@@ -286,7 +293,7 @@ int store_open(const char *url, int pool_size, struct store **out, char *detail)
 	}
 	p->size = pool_size > 0 ? pool_size : 1;
 
-	rc = pg ? store_pg_new(url, &s, detail) : store_sqlite_new(path, &s, detail);
+	rc = pg ? store_pg_new(url, timeout, &s, detail) : store_sqlite_new(path, &s, detail);
 	if (rc != 0) {
 		pthread_cond_destroy(&p->cv);
 		pthread_mutex_destroy(&p->mu);
@@ -311,6 +318,13 @@ int store_open(const char *url, int pool_size, struct store **out, char *detail)
 fail:
 	store_close(s);
 	return rc;
+}
+
+int store_open(const char *url, int pool_size, struct store **out, char *detail)
+{
+	struct store_config cfg = {.url = url, .pool_size = pool_size};
+
+	return store_open_config(&cfg, out, detail);
 }
 
 void store_close(struct store *s)

@@ -420,11 +420,22 @@ struct store {
 /* Backends call this before executing each statement; true = fail it. */
 bool store_fault_hit(struct store *s);
 
+/* Every setting of a store: the one way they reach the backends. */
+struct store_config {
+	const char *url; /* "sqlite:PATH" (or a plain path), "postgres://..." / "postgresql://..." */
+	int pool_size;   /* open connections at most (>= 1) */
+	/* PostgreSQL statement and lock timeout in ms, 1..STORE_PG_TIMEOUT_MAX_MS (0 = 5000). */
+	long pg_statement_timeout_ms;
+};
+#define STORE_PG_TIMEOUT_MAX_MS 3600000L
+
 /*
- * Opens a store from a URL: "sqlite:/path/to/file.db" (or a plain path).
- * `pool_size` bounds open connections.  Returns 0 and *out (owned by the
- * caller, freed with store_close), or an error with detail.
+ * Opens the store cfg describes and applies pending migrations.  Returns 0
+ * and *out (owned by the caller, freed with store_close), or an error with
+ * detail (ERR_INVALID for a bad setting).
  */
+int store_open_config(const struct store_config *cfg, struct store **out, char *detail);
+/* The same with every other setting at its default. */
 int store_open(const char *url, int pool_size, struct store **out, char *detail);
 void store_close(struct store *s);
 

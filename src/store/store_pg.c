@@ -3552,31 +3552,17 @@ static const struct store_ops pg_ops = {
 	.job_cleanup_done = pg_job_cleanup_done,
 };
 
-int store_pg_new(const char *url, struct store **out, char *detail)
+int store_pg_new(const char *url, long timeout_ms, struct store **out, char *detail)
 {
 	struct pg_store *s = NULL;
-	const char *v = getenv("PLINTH_PG_STATEMENT_TIMEOUT_MS");
-	long timeout = 5000;
 
-	if (v && *v) {
-		char *end = NULL;
-		long t = strtol(v, &end, 10);
-
-		if (!end || *end || t < 1 || t > 3600000) {
-			if (detail)
-				snprintf(detail, STORE_DETAIL_LEN,
-					 "PLINTH_PG_STATEMENT_TIMEOUT_MS must be 1..3600000");
-			return ERR_INVALID;
-		}
-		timeout = t;
-	}
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		goto nomem;
 	s->url = strdup(url);
 	if (!s->url)
 		goto nomem;
-	s->statement_timeout_ms = timeout;
+	s->statement_timeout_ms = timeout_ms;
 	if (pg_tokens_new(url, &s->tokens) != 0)
 		goto nomem;
 	if (pthread_mutex_init(&s->bmu, NULL) != 0)

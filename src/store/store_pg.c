@@ -45,7 +45,6 @@
 #include "util/buf.h"
 #include "util/util.h"
 
-#define PG_CACHE_MAX 64
 #define PG_MAX_PARAMS 320
 #define PG_RETRIES 8
 #define PG_BATCH_MAX 128  /* allocation requests per group commit */
@@ -73,8 +72,9 @@ struct pg_store {
 struct pg_conn {
 	struct store_conn base; /* must be first */
 	PGconn *db;
-	const char *prepared[PG_CACHE_MAX]; /* identity: address of a static SQL string */
-	size_t nprepared;
+	/* Prepared statements p0, p1 ...: identity is the address of a static SQL string. */
+	const char **prepared; /* owned; grows to every static statement used */
+	size_t nprepared, prepared_cap;
 	/* Set while this connection leads a group commit that holds a leader slot. */
 	bool leading;
 };
@@ -241,6 +241,7 @@ static void pg_conn_close(struct store_conn *bc)
 	if (!c)
 		return;
 	PQfinish(c->db);
+	free(c->prepared);
 	free(c);
 }
 
@@ -332,12 +333,17 @@ static int stmt_name(struct pg_conn *c, const char *sql, char *name, size_t len)
 	int rc;
 
 	for (i = 0; i < c->nprepared; i++) {
-		if (c->prepared[i] == sql) /* < PG_CACHE_MAX: always fits */
+		if (c->prepared[i] == sql)
 			return util_fmt(name, len, "p%zu", i) == 0 ? 0 : ERR_STORE;
 	}
-	if (c->nprepared >= PG_CACHE_MAX) {
-		name[0] = '\0'; /* cache full: run unnamed */
-		return 0;
+	if (c->nprepared == c->prepared_cap) {
+		size_t cap = c->prepared_cap ? c->prepared_cap * 2 : 64;
+		const char **grown = realloc(c->prepared, cap * sizeof(*grown));
+
+		if (!grown)
+			return ERR_NOMEM;
+		c->prepared = grown;
+		c->prepared_cap = cap;
 	}
 	if (util_fmt(name, len, "p%zu", c->nprepared) != 0)
 		return ERR_STORE;

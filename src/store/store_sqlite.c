@@ -36,7 +36,6 @@
 #include "core/timeutil.h"
 #include "util/util.h"
 
-#define SQ_CACHE_MAX 64
 
 struct sq_store {
 	struct store base; /* must be first */
@@ -90,8 +89,8 @@ struct sq_cached {
 struct sq_conn {
 	struct store_conn base; /* must be first */
 	sqlite3 *db;
-	struct sq_cached cache[SQ_CACHE_MAX];
-	size_t ncache;
+	struct sq_cached *cache; /* owned; grows to every static statement used */
+	size_t ncache, cache_cap;
 	bool locked; /* holds the store's writer token */
 };
 
@@ -174,7 +173,18 @@ static int q_prepare(struct sq_conn *c, const char *sql, bool cache, sqlite3_stm
 		sqlite3_finalize(st);
 		return db_fail(c, src, "prepare");
 	}
-	if (cache && c->ncache < SQ_CACHE_MAX) {
+	if (cache && c->ncache == c->cache_cap) {
+		size_t cap = c->cache_cap ? c->cache_cap * 2 : 64;
+		struct sq_cached *grown = realloc(c->cache, cap * sizeof(*grown));
+
+		if (!grown) {
+			sqlite3_finalize(st);
+			return ERR_NOMEM;
+		}
+		c->cache = grown;
+		c->cache_cap = cap;
+	}
+	if (cache) {
 		c->cache[c->ncache].sql = sql;
 		c->cache[c->ncache].st = st;
 		c->ncache++;
@@ -635,6 +645,7 @@ static void sq_conn_close(struct store_conn *bc)
 		return;
 	for (size_t i = 0; i < c->ncache; i++)
 		(void)sqlite3_finalize(c->cache[i].st);
+	free(c->cache);
 	if (sqlite3_close(c->db) != SQLITE_OK)
 		(void)sqlite3_close_v2(c->db); /* closes when the last statement goes */
 	free(c);

@@ -1,7 +1,7 @@
 /*
  * api.h - the resource handlers (one file per resource) and the JSON
  * renderers they share.  Handlers run after authentication and the role check
- * of the route table; they validate the whole request before changing
+ * of the route table (routes.c); they validate the whole request before changing
  * anything, call the store, and reply.
  */
 #ifndef PLINTH_API_H
@@ -10,6 +10,10 @@
 #include <jansson.h>
 
 #include "http/http.h"
+
+/* routes.c: every endpoint, its handler and its roles; the daemon puts it in
+ * app->routes. */
+extern const struct http_routes api_routes;
 
 void api_healthz(struct req *r);
 void api_readyz(struct req *r);

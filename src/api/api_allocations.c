@@ -18,9 +18,9 @@
 #include "core/money.h"
 #include "core/timeutil.h"
 #include "http/jsonv.h"
-#include "http/metrics.h"
 #include "integrations/integrations.h"
 #include "integrations/jobclean.h"
+#include "util/metrics.h"
 #include "util/util.h"
 
 #define ALLOC_MAX_LABELS 32

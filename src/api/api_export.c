@@ -23,7 +23,7 @@
 #include "core/period.h"
 #include "core/timeutil.h"
 #include "http/jsonv.h"
-#include "http/metrics.h"
+#include "util/metrics.h"
 
 #define EXPORT_MAX_BYTES ((size_t)512 * 1024 * 1024)
 

@@ -26,6 +26,7 @@
 #include "http/jsonv.h"
 #include "integrations/integrations.h"
 #include "integrations/manifest.h"
+#include "util/log.h"
 #include "util/util.h"
 
 #define JOB_LEASE_S 60 /* an unfinished job younger than this is in progress */

@@ -6,7 +6,7 @@
  * type), never an allocation, a token or a label.  Deployments that treat
  * team budgets as secret keep /metrics off the public listener (see
  * docs/metrics.md).  Gauges are read from the store at scrape time; the
- * counters and the latency histogram come from http/metrics.c.  It never
+ * counters and the latency histogram come from util/metrics.c.  It never
  * changes anything.
  */
 #include <stdbool.h>
@@ -17,8 +17,8 @@
 #include "api/api.h"
 #include "core/err.h"
 #include "core/money.h"
-#include "http/metrics.h"
 #include "integrations/jobclean.h"
+#include "util/metrics.h"
 
 struct mbuf {
 	char *buf;

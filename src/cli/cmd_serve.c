@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "integrations/alerter.h"
+#include "api/api.h"
 #include "cli/cli.h"
 #include "core/err.h"
 #include "http/http.h"
@@ -25,6 +26,7 @@
 #include "integrations/integrations.h"
 #include "integrations/jobclean.h"
 #include "seed/seed.h"
+#include "util/log.h"
 #include "util/util.h"
 
 struct serve_opts {
@@ -497,6 +499,7 @@ int cmd_serve(int argc, char **argv)
 	}
 
 	struct app app = {
+		.routes = &api_routes,
 		.store = store,
 		.start_timeout_s = o.start_timeout,
 		.max_runtime_hours = o.max_runtime_hours,

@@ -1,6 +1,9 @@
 /*
  * http.h - the request context shared by the server glue, the router, auth,
- * validation and the API handlers.
+ * validation and the API handlers: what the HTTP layer gives a handler (the
+ * request, its headers and query, the response helpers) and the shape of the
+ * route table the API layer gives the server.  Nothing here names the API:
+ * http/ includes nothing from src/api/.
  *
  * One struct req lives for one HTTP request: allocated by server.c when the
  * request starts, freed (with everything it owns) when the response has been
@@ -30,8 +33,30 @@
  * digits so 0.8 prints as 0.8, not 0.80000000000000004. */
 #define HTTP_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 
+struct req;
+
+/* --- the route table (filled by the API layer: api/routes.c) -------------- */
+
+/* A route's roles: HTTP_ROLE(ROLE_ADMIN) | ...; HTTP_ROLES_PUBLIC needs no token. */
+#define HTTP_ROLE(role) (1u << (role))
+#define HTTP_ROLES_PUBLIC 0u
+
+struct http_route {
+	const char *method;           /* "GET" also answers HEAD */
+	const char *pattern;          /* a path; "{}" captures one segment into r->params */
+	void (*handler)(struct req *r);
+	unsigned roles;               /* who may call it (HTTP_ROLE bits) */
+};
+
+/* A route table: the first route whose pattern and method match wins. */
+struct http_routes {
+	const struct http_route *items;
+	size_t n;
+};
+
 /* Daemon-wide settings and shared state; owned by cmd_serve. */
 struct app {
+	const struct http_routes *routes; /* what the server dispatches to (api_routes) */
 	struct store *store;
 	int64_t start_timeout_s;   /* approved but not started -> expired after this */
 	int64_t max_runtime_hours; /* upper bound for max_runtime_hours */
@@ -39,8 +64,6 @@ struct app {
 	struct integrations *integrations; /* MLflow + GitOps for /v1/jobs; NULL = off */
 	long db_wait_ms;           /* deadline for a pool connection; 0 = HTTP_DB_WAIT_MS */
 };
-
-struct route; /* private to router.c */
 
 struct req {
 	struct app *app;
@@ -62,7 +85,7 @@ struct req {
 	char teams[HTTP_MAX_TOKEN_TEAMS][STORE_ID_LEN]; /* member's teams */
 	size_t nteams;
 
-	const struct route *route; /* set by router_admit() */
+	const struct http_route *route; /* set by router_admit() */
 	struct store_conn *db;  /* acquired lazily by req_db(), held only while the
 				 * handler runs: released before the answer is sent */
 
@@ -140,17 +163,16 @@ bool auth_team_allowed(const struct req *r, const char *team);
 /* For list endpoints: NULL = all teams, else r->teams as a pointer array. */
 const char *const *auth_team_scope(struct req *r, const char **buf, size_t *n);
 
-/* --- logging (reqlog.c) ---------------------------------------------------- */
+/* --- the request log (reqlog.c); daemon events: util/log.h ---------------- */
+/* The request's access line on stderr, and its latency in /metrics. */
 void reqlog_write(const struct req *r);
-/* A daemon event as one JSON line on stderr: {"ts","level","msg",...extra}. */
-void log_event(const char *level, const char *msg, json_t *extra);
 
-/* --- routing (router.c) ---------------------------------------------------- */
+/* --- routing (router.c), over r->app->routes ------------------------------ */
 /*
  * Runs once the request line and headers are complete, before any body byte
- * is read: finds the route and checks the token and the role.  Returns true
- * when the request may go on (r->route set, the database connection given
- * back); false when it has replied (404/405/401/403/503).
+ * is read: finds the route in r->app->routes and checks the token and the
+ * role.  Returns true when the request may go on (r->route set, the database
+ * connection given back); false when it has replied (404/405/401/403/503).
  */
 bool router_admit(struct req *r);
 /* Runs the handler of an admitted request (body complete). */

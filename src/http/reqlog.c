@@ -1,6 +1,7 @@
 /*
- * reqlog.c - one JSON line per request (and per daemon event) on stderr.
- * Never logs a token, a body or a query string: they may hold secrets.
+ * reqlog.c - one JSON line per request on stderr (daemon events are
+ * util/log.c's).  Never logs a token, a body or a query string: they may
+ * hold secrets.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,26 +9,9 @@
 #include "core/timeutil.h"
 #include "http/http.h"
 #include "http/jsonv.h"
-#include "http/metrics.h"
 #include "util/jsonw.h"
+#include "util/metrics.h"
 #include "util/util.h"
-
-void log_event(const char *level, const char *msg, json_t *extra)
-{
-	char ts[TIME_FMT_LEN];
-	time_format_rfc3339(util_now(), ts);
-	json_t *o = json_pack("{s:s, s:s, s:s}", "ts", ts, "level", level, "msg", msg);
-	if (o != NULL && extra != NULL)
-		json_object_update(o, extra);
-	json_decref(extra);
-	char *line = o ? json_dumps(o, HTTP_JSON_FLAGS) : NULL;
-	json_decref(o);
-	if (line != NULL) {
-		/* One write per line keeps lines whole across threads. */
-		fprintf(stderr, "%s\n", line);
-		free(line);
-	}
-}
 
 /* The hot path: written with jsonw, no jansson tree per request. */
 void reqlog_write(const struct req *r)

@@ -32,6 +32,7 @@
 
 #include "core/err.h"
 #include "http/jsonv.h"
+#include "util/log.h"
 #include "util/util.h"
 
 /*
@@ -620,6 +621,10 @@ static int start(struct app *app, const char *listen, const struct server_limits
 	struct sockaddr_storage ss;
 	socklen_t sslen = 0;
 	bool ipv6 = false;
+	if (app == NULL || app->routes == NULL) {
+		snprintf(detail, detail_len, "no route table (app->routes)");
+		return ERR_INVALID;
+	}
 	if (tls != NULL && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
 		snprintf(detail, detail_len, "this libmicrohttpd was built without TLS");
 		return ERR_INVALID;

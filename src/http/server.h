@@ -26,7 +26,8 @@ struct server_limits {
 
 /*
  * Starts listening on listen ("127.0.0.1:8080", "[::1]:0", ":8080"), one
- * thread per connection, within lim (NULL: defaults).  Returns 0 and *out
+ * thread per connection, within lim (NULL: defaults), dispatching to
+ * app->routes (ERR_INVALID without one).  Returns 0 and *out
  * (caller owns; server_stop frees), or an error with a one-line detail.
  * *port is the bound port.
  */

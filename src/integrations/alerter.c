@@ -20,9 +20,9 @@
 #include "core/err.h"
 #include "core/money.h"
 #include "core/timeutil.h"
-#include "http/http.h"
-#include "http/metrics.h"
 #include "net/httpc.h"
+#include "util/log.h"
+#include "util/metrics.h"
 #include "util/util.h"
 
 #define ALERTER_BATCH 16

@@ -13,7 +13,7 @@
 
 #include "core/err.h"
 #include "core/lifecycle.h"
-#include "http/http.h"
+#include "util/log.h"
 #include "util/util.h"
 
 #define JOBCLEAN_BATCH 16

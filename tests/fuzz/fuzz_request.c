@@ -48,6 +48,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "core/err.h"
 #include "http/http.h"
 #include "seed/seed.h"
@@ -393,6 +394,7 @@ static void fuzz_setup(void)
 		die("gpu_type capacity", rc, FUZZ_GPU);
 	store_conn_release(fx.store, c);
 	fx.app = (struct app){
+		.routes = &api_routes,
 		.store = fx.store,
 		.start_timeout_s = 86400,
 		.max_runtime_hours = 168,

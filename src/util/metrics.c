@@ -4,7 +4,7 @@
  * does I/O.  Rendering reads each atomic once, so a scrape taken during
  * traffic is a consistent-enough snapshot (each series is monotonic).
  */
-#include "http/metrics.h"
+#include "util/metrics.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>

@@ -3,10 +3,11 @@
  * histogram, request counts by status class, allocation outcomes and alert
  * deliveries.  Lock-free (C11 atomics) so the request path never waits on
  * it.  It never touches the store: gauges (budgets, GPUs) are read at scrape
- * time by api_metrics.c.
+ * time by api_metrics.c.  In util, below every layer that counts: the HTTP
+ * server (reqlog.c), the API and the alerter.
  */
-#ifndef PLINTH_HTTP_METRICS_H
-#define PLINTH_HTTP_METRICS_H
+#ifndef PLINTH_UTIL_METRICS_H
+#define PLINTH_UTIL_METRICS_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -13,6 +13,7 @@
 #        BENCH_ADMISSION=0  skip the admission webhook; BENCH_PG=0 skip PostgreSQL
 #        BENCH_DAEMON_THREADS  --threads for the daemon (default: its own)
 #        BENCH_PG=0, BENCH_SLOW=0  skip the PostgreSQL / slow-client benchmarks
+#        BENCH_COMPARE=0  skip the comparison with the commit in bench/compare-ref
 #        BENCH_K8S=0  skip the controller's lag on a real control plane
 #                     (tests/k8s; the first run on a machine builds the binaries)
 #
@@ -191,3 +192,12 @@ $1 == "RESULT" { for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2
 	printf "  %s  GET /v1/costs p95 < 100 ms                          (%.2f ms)\n", mark(f["http_p95_us"] < 100000), f["http_p95_us"] / 1000
 	printf "  %s  rollups >= 20x faster than the naive scan (p50)     (%.0fx)\n", mark(r >= 20), r
 }' "$OUT/costs.txt"
+
+# Issue 12 (the store written once over two drivers): the allocation path of
+# this tree beside the commit before the redesign, built from that commit and
+# run in turns in this same run (bench/compare.sh); skipped with BENCH_COMPARE=0.
+if [ "${BENCH_COMPARE:-1}" != 0 ]; then
+	echo
+	echo "== this daemon beside the one of $(cut -c1-10 bench/compare-ref) (before the store redesign), in turns"
+	./bench/compare.sh "$BUILD"
+fi

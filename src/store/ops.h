@@ -60,6 +60,19 @@ int ops_alloc_decide(const struct actor *who, const struct alloc_request *r,
 		     const struct alloc_facts *f, int64_t now, int64_t start_timeout_s,
 		     struct alloc_outcome *lo, char *err, size_t len);
 
+/* The idempotency record of a decision rc (0, ERR_BUDGET, ERR_CAPACITY):
+ * its body (owned by the caller; NULL without memory), stored with status rc. */
+char *ops_idem_record(int rc, const struct alloc_outcome *lo);
+
+/*
+ * A stored record (status, body: consumed) as the caller's answer: sets
+ * idem->replayed and returns the original decision's code with *o, or, for
+ * a record of an older plinth (status > 0), hands its HTTP answer over in
+ * idem->legacy_*.  ERR_STORE (detail in err) for a record it cannot read.
+ */
+int ops_idem_replay(int status, char *body, struct idem *idem, struct alloc_outcome *o, char *err,
+		    size_t len);
+
 /* 0 when a stored idempotent answer's hash is this request's, else
  * ERR_IDEMPOTENCY with the detail in err. */
 int ops_idem_mismatch(const struct idem *idem, const char *stored_hash, char *err, size_t len);

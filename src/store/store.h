@@ -140,25 +140,28 @@ struct alloc_outcome {
 	int64_t estimated;       /* micros this request would have cost */
 	bool budget_ok;
 	bool capacity_ok;
+	/* ERR_NOT_FOUND / ERR_INVALID: the request field it is about
+	 * ("team", "gpu_type", "gpu_count"); "" otherwise. */
+	char field[16];
 };
 
 /*
  * Idempotency: the API layer computes key and request hash; the store keeps
- * (token_id, key) -> (hash, status, body) in the same transaction as the
- * allocation, so a retry after a crash or a concurrent duplicate sees either
- * nothing or the finished answer.
+ * (token_id, key) -> (hash, the decision as data) in the same transaction as
+ * the allocation, so a retry after a crash or a concurrent duplicate sees
+ * either nothing or the finished decision.  A replay returns the original
+ * decision's code and outcome, which the caller renders as it renders a
+ * fresh one: the store never renders an answer.
  */
 struct idem {
 	const char *key;  /* NULL = no Idempotency-Key header */
 	const char *hash; /* sha-256 hex of method, path and body */
-	/* Renders the response to remember.  Called inside the transaction with
-	 * the outcome; returns a malloc'd body (store frees it) and sets *status. */
-	char *(*render)(void *ctx, int rc, const struct alloc_outcome *o, int *status);
-	void *ctx;
-	/* Out: set when a stored answer is replayed; caller frees replay_body. */
+	/* Out: the answer is a replay of the stored decision. */
 	bool replayed;
-	int replay_status;
-	char *replay_body;
+	/* Out: a record of an older plinth held its HTTP answer: the caller sends
+	 * it as is (and frees legacy_body); NULL otherwise. */
+	int legacy_status;
+	char *legacy_body;
 };
 
 struct alloc_filter {
@@ -329,11 +332,11 @@ struct store_ops {
 	 * The heart: in one transaction, (replay idempotent answer | expire due
 	 * allocations of this team and GPU type | read ledger and capacity |
 	 * ledger_decide | insert allocation, add to reserved and allocated,
-	 * append audit) and remember the idempotent answer.  Returns 0 when
-	 * approved, ERR_BUDGET / ERR_CAPACITY when refused (o filled), ERR_NOT_FOUND
-	 * for an unknown team or GPU type (detail names which), ERR_IDEMPOTENCY.
-	 * When idem->replayed is set on return, the rc and o are meaningless and
-	 * the caller sends idem->replay_status / replay_body.
+	 * append audit) and remember the decision.  Returns 0 when approved,
+	 * ERR_BUDGET / ERR_CAPACITY when refused (o filled), ERR_NOT_FOUND for an
+	 * unknown team or GPU type (detail names which), ERR_IDEMPOTENCY.  A
+	 * replay (idem->replayed) returns the stored decision the same way,
+	 * unless idem->legacy_body is set (see struct idem).
 	 */
 	int (*allocate)(struct store_conn *c, const struct actor *who, const struct alloc_request *r,
 			int64_t start_timeout_s, int64_t now, struct idem *idem,

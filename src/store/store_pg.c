@@ -2110,11 +2110,12 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 		G->d_alloc += r->gpu_count;
 	}
 	if (K) {
-		char *body = idem->render(idem->ctx, rc, lo, &status);
+		char *body = ops_idem_record(rc, lo);
 		int arc;
 
+		status = rc;
 		if (!body) {
-			snprintf(q->err, sizeof(q->err), "out of memory rendering the idempotent answer");
+			snprintf(q->err, sizeof(q->err), "out of memory recording the idempotent decision");
 			return ERR_NOMEM; /* fails the batch: the staged rows are already in */
 		}
 		arc = arr_text(&id[0], q->who->token_id);
@@ -2356,7 +2357,7 @@ static int pg_allocate(struct store_conn *bc, const struct actor *who, const str
 
 	if (idem) {
 		idem->replayed = false;
-		idem->replay_body = NULL;
+		idem->legacy_body = NULL;
 	}
 	q.lo = calloc(1, sizeof(*q.lo));
 	batch = malloc(sizeof(*batch) * PG_BATCH_MAX);
@@ -2428,17 +2429,17 @@ static int pg_allocate(struct store_conn *bc, const struct actor *who, const str
 	pthread_cond_destroy(&q.cv);
 	free(batch);
 
+	snprintf(c->base.err, sizeof(c->base.err), "%s", q.err);
+	memcpy(o->field, q.lo->field, sizeof(o->field)); /* also for a request that was not decided */
 	if (q.keep) {
 		if (q.replayed) {
-			idem->replayed = true;
-			idem->replay_status = q.replay_status;
-			idem->replay_body = q.replay;
+			q.rc = ops_idem_replay(q.replay_status, q.replay, idem, o, c->base.err,
+					       sizeof(c->base.err));
 			q.replay = NULL;
 		} else {
 			*o = *q.lo;
 		}
 	}
-	snprintf(c->base.err, sizeof(c->base.err), "%s", q.err);
 	detail_out(c, q.rc, detail);
 	free(q.replay);
 	free(q.lo);

@@ -1401,8 +1401,8 @@ static int alloc_part(struct sq_conn *c, const struct actor *who, const struct a
 	struct gpu_type gpu;
 	struct alloc_facts f = {NULL, NULL, 0, 0, 0};
 	int64_t pe = 0;
-	char *body = NULL; /* rendered answer, owned here */
-	int status = 0, rc, n;
+	char *body = NULL; /* the idempotency record, owned here */
+	int rc, n;
 	bool use_idem = idem && idem->key;
 
 	*keep = false;
@@ -1472,14 +1472,14 @@ static int alloc_part(struct sq_conn *c, const struct actor *who, const struct a
 			goto out;
 	}
 	if (use_idem) {
-		body = idem->render(idem->ctx, rc, lo, &status);
+		body = ops_idem_record(rc, lo);
 		if (!body) {
 			rc = ERR_NOMEM;
-			conn_err(c, "out of memory rendering the idempotent answer");
+			conn_err(c, "out of memory recording the idempotent decision");
 			goto out;
 		}
 		n = q_exec(c, SQL_IDEM_INSERT, "tttiti", who->token_id, idem->key, idem->hash,
-			   (int64_t)status, body, now);
+			   (int64_t)rc, body, now);
 		if (n < 0) {
 			rc = n;
 			goto out;
@@ -1515,7 +1515,7 @@ static int sq_allocate(struct store_conn *bc, const struct actor *who, const str
 	memset(&lo, 0, sizeof(lo));
 	if (idem) {
 		idem->replayed = false;
-		idem->replay_body = NULL;
+		idem->legacy_body = NULL;
 	}
 	if (writer_take(s) != 0) {
 		conn_err(c, "cannot take the write lock");
@@ -1569,11 +1569,11 @@ static int sq_allocate(struct store_conn *bc, const struct actor *who, const str
 	}
 	rc = me.rc;
 	snprintf(c->base.err, sizeof(c->base.err), "%s", me.err);
+	memcpy(o->field, lo.field, sizeof(o->field)); /* also for a request that was not decided */
 	if (me.committed) {
 		if (replayed) {
-			idem->replayed = true;
-			idem->replay_status = replay_status;
-			idem->replay_body = replay;
+			rc = ops_idem_replay(replay_status, replay, idem, o, c->base.err,
+					     sizeof(c->base.err));
 			replay = NULL;
 		} else {
 			*o = lo;

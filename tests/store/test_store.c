@@ -181,6 +181,15 @@ static int64_t raw_i64(struct fx *f, const char *sql)
 	return v;
 }
 
+/* COUNT(*) of a table through a separate connection. */
+static int64_t count_rows(struct fx *f, const char *table)
+{
+	char sql[96];
+
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", table);
+	return raw_i64(f, sql);
+}
+
 /* Runs a statement that must FAIL; returns its error message (caller frees). */
 static char *raw_refused(struct fx *f, const char *sql)
 {
@@ -730,60 +739,82 @@ static void test_cost_sums_beyond_int64(void **state)
 
 /* ---- idempotency, tokens, lists ---------------------------------------- */
 
-static int renders;
-
-static char *render(void *ctx, int rc, const struct alloc_outcome *o, int *status)
-{
-	char buf[256];
-
-	(void)ctx;
-	renders++;
-	*status = rc == 0 ? 201 : 409;
-	snprintf(buf, sizeof(buf), "{\"rc\":%d,\"id\":\"%s\"}", rc, rc == 0 ? o->alloc.id : "");
-	return strdup(buf);
-}
-
+/*
+ * Idempotency: the decision is remembered as data.  A replay returns the
+ * original code and outcome (never a second decision), a refusal is
+ * remembered too, another body under the same key is ERR_IDEMPOTENCY, and a
+ * record of an older plinth (its HTTP answer, status > 0) comes back verbatim.
+ */
 static void test_idempotency(void **state)
 {
 	struct fx *f = *state;
-	struct alloc_outcome o;
+	struct alloc_outcome o, first;
 	struct alloc_request r;
-	struct idem idem = {.key = "k1", .hash = "h1", .render = render};
-	char detail[STORE_DETAIL_LEN] = "";
-	char first[256];
+	struct idem idem = {.key = "k1", .hash = "h1"};
+	char detail[STORE_DETAIL_LEN] = "", *done, *err = NULL;
 
 	put_gpu(f, "h100", PRICE, 8);
 	put_team(f, "nlp", 2 * PRICE);
 	r = req("nlp", "h100", 1, HOUR_US);
-	renders = 0;
-	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, detail), 0);
+	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &first, detail), 0);
 	assert_false(idem.replayed);
-	assert_int_equal(renders, 1);
-	snprintf(first, sizeof(first), "{\"rc\":0,\"id\":\"%s\"}", o.alloc.id);
 
-	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, detail), 0);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now + 5, &idem, &o, detail), 0);
 	assert_true(idem.replayed);
-	assert_int_equal(idem.replay_status, 201);
-	assert_string_equal(idem.replay_body, first);
-	free(idem.replay_body);
-	idem.replay_body = NULL;
-	assert_int_equal(renders, 1);
+	assert_null(idem.legacy_body);
+	assert_string_equal(o.alloc.id, first.alloc.id);
+	assert_int_equal(o.alloc.approved_at, f->now); /* the original decision, not a new one */
+	assert_int_equal(o.alloc.estimated_micros, PRICE);
+	assert_int_equal(o.alloc.status, ALLOC_APPROVED);
+	assert_string_equal(o.alloc.labels_json, first.alloc.labels_json);
+	assert_int_equal(o.available, first.available);
+	assert_int_equal(o.gpus_available, first.gpus_available);
 	assert_int_equal(ledger(f, "nlp", f->now).reserved, PRICE); /* charged once */
+	assert_int_equal(count_rows(f, "allocations"), 1);
 
 	idem.hash = "h2";
 	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, detail),
 			 ERR_IDEMPOTENCY);
 	assert_false(idem.replayed);
 
-	/* a refusal is remembered too */
+	/* a refusal is remembered too: the same answer after the budget grew */
 	idem.key = "k2";
 	r.gpu_count = 2;
-	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, detail), ERR_BUDGET);
+	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &first, detail),
+			 ERR_BUDGET);
 	put_team(f, "nlp", 100 * PRICE);
+	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, detail),
+			 ERR_BUDGET);
+	assert_true(idem.replayed);
+	assert_int_equal(o.available, PRICE);
+	assert_int_equal(o.estimated, 2 * PRICE);
+	assert_false(o.budget_ok);
+
+	/* a record written by an older plinth: its HTTP answer, verbatim */
+	done = raw_rows(f, "INSERT INTO idempotency(token_id, key, request_hash, status, body,"
+			   " created_at) VALUES ('tok_admin', 'old', 'h2', 201, '{\"id\":\"alloc_old\"}', 0)",
+			false, &err);
+	assert_null(err);
+	free(done);
+	idem.key = "old";
 	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, detail), 0);
 	assert_true(idem.replayed);
-	assert_int_equal(idem.replay_status, 409);
-	free(idem.replay_body);
+	assert_int_equal(idem.legacy_status, 201);
+	assert_string_equal(idem.legacy_body, "{\"id\":\"alloc_old\"}");
+	free(idem.legacy_body);
+	idem.legacy_body = NULL;
+
+	/* a record the store cannot read is an error, never a second decision */
+	done = raw_rows(f, "INSERT INTO idempotency(token_id, key, request_hash, status, body,"
+			   " created_at) VALUES ('tok_admin', 'bad', 'h2', 0, '{\"available\":1}', 0)",
+			false, &err);
+	assert_null(err);
+	free(done);
+	idem.key = "bad";
+	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, detail),
+			 ERR_STORE);
+	assert_int_equal(count_rows(f, "allocations"), 1);
 }
 
 static void test_tokens(void **state)
@@ -1111,7 +1142,7 @@ static int op_alloc_idem(struct fx *f, void *arg)
 {
 	struct op_arg *a = arg;
 	struct alloc_request r = req("nlp", "h100", a->count, HOUR_US);
-	struct idem idem = {.key = a->key, .hash = "hash", .render = render};
+	struct idem idem = {.key = a->key, .hash = "hash"};
 	struct alloc_outcome o;
 	int rc;
 
@@ -1501,14 +1532,6 @@ static void *gcf_racer(void *p)
 	return NULL;
 }
 
-/* COUNT(*) of a table through a separate connection. */
-static int64_t count_rows(struct fx *f, const char *table)
-{
-	char sql[96];
-
-	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", table);
-	return raw_i64(f, sql);
-}
 
 /* GCF_THREADS concurrent allocations queued behind a raw write lock. */
 static void gcf_batch(struct fx *f, struct gcf *r)
@@ -1620,8 +1643,8 @@ static void test_audit_append_only(void **state)
 
 	/* and the team row's audit has before/after JSON with decimal money */
 	{
-		char *d = dump_db(f);
-		assert_non_null(strstr(d, "team.create"));
+		char *d = raw_rows(f, "SELECT after_json FROM audit WHERE action = 'team.create'", false,
+				   NULL);
 		assert_non_null(strstr(d, "\"budget\":\"3.60\""));
 		free(d);
 	}

@@ -85,29 +85,37 @@ static int run(struct store_conn *c, const char *sql, bool cached, const struct 
 	return db_drv(c)->run(c, sql, cached, p, n, rows);
 }
 
-int db_exec(struct store_conn *c, const char *sql, const char *fmt, ...)
+/* A cached statement with parameters from fmt/ap: rows changed, or *rows. */
+static int run_v(struct store_conn *c, const char *sql, struct db_rows **rows, const char *fmt,
+		 va_list ap)
 {
 	struct db_param p[DB_MAX_PARAMS];
+	int n = 0, rc = params_v(c, p, DB_MAX_PARAMS, &n, fmt, ap);
+
+	return rc != 0 ? rc : run(c, sql, true, p, n, rows);
+}
+
+int db_exec(struct store_conn *c, const char *sql, const char *fmt, ...)
+{
 	va_list ap;
-	int n = 0, rc;
+	int rc;
 
 	va_start(ap, fmt);
-	rc = params_v(c, p, DB_MAX_PARAMS, &n, fmt, ap);
+	rc = run_v(c, sql, NULL, fmt, ap);
 	va_end(ap);
-	return rc != 0 ? rc : run(c, sql, true, p, n, NULL);
+	return rc;
 }
 
 int db_query(struct store_conn *c, const char *sql, struct db_rows **rows, const char *fmt, ...)
 {
-	struct db_param p[DB_MAX_PARAMS];
 	va_list ap;
-	int n = 0, rc;
+	int rc;
 
 	*rows = NULL;
 	va_start(ap, fmt);
-	rc = params_v(c, p, DB_MAX_PARAMS, &n, fmt, ap);
+	rc = run_v(c, sql, rows, fmt, ap);
 	va_end(ap);
-	return rc != 0 ? rc : run(c, sql, true, p, n, rows);
+	return rc;
 }
 
 int db_query_built(struct store_conn *c, const char *sql, const struct db_param *p, int n,
@@ -119,16 +127,13 @@ int db_query_built(struct store_conn *c, const char *sql, const struct db_param 
 
 int db_query_i64(struct store_conn *c, const char *sql, int64_t *out, const char *fmt, ...)
 {
-	struct db_param p[DB_MAX_PARAMS];
 	struct db_rows *r = NULL;
 	va_list ap;
-	int n = 0, rc;
+	int rc;
 
 	va_start(ap, fmt);
-	rc = params_v(c, p, DB_MAX_PARAMS, &n, fmt, ap);
+	rc = run_v(c, sql, &r, fmt, ap);
 	va_end(ap);
-	if (rc == 0)
-		rc = run(c, sql, true, p, n, &r);
 	if (rc == 0) {
 		rc = db_next(r);
 		if (rc == 1) {

@@ -742,7 +742,7 @@ static const char SQL_V1[] =
  * Version 2 (cost visibility): daily cost rollups kept on write in the same
  * transaction as each completion, and budget alerts (one row per team,
  * period, threshold and webhook URL).  The rollups are backfilled from the
- * allocations by migrate_after() in the same transaction.
+ * allocations by migrate_after() (at version 5, once the monthly table exists).
  */
 static const char SQL_V2[] =
 	"CREATE TABLE cost_daily_approved("
@@ -787,8 +787,20 @@ static const char SQL_V4[] =
 	"CREATE INDEX jobs_manifests_live ON jobs(allocation_id)"
 	" WHERE status = 201 AND manifests_removed_at = 0;";
 
+/*
+ * Version 5 (issue 12): monthly totals by approval month beside the daily
+ * ones (SQLite's version 4), so a year of spend per team reads ~12 x groups
+ * rows instead of ~365 x groups.  Filled by migrate_after() with the others.
+ */
+static const char SQL_V5[] =
+	"CREATE TABLE cost_monthly_approved("
+	" month BIGINT NOT NULL, team_id TEXT COLLATE \"C\" NOT NULL,"
+	" project TEXT COLLATE \"C\" NOT NULL, gpu_type TEXT COLLATE \"C\" NOT NULL,"
+	" spent BIGINT NOT NULL, gpu_microhours BIGINT NOT NULL,"
+	" PRIMARY KEY (month, team_id, project, gpu_type));";
+
 /* Migration i brings the schema to version i + 1.  Append only. */
-static const char *const migrations[] = {SQL_V1, SQL_V2, SQL_V3, SQL_V4};
+static const char *const migrations[] = {SQL_V1, SQL_V2, SQL_V3, SQL_V4, SQL_V5};
 static int migrate_after(struct pg_conn *c, int64_t version);
 #define PG_NMIGRATIONS ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -994,9 +1006,6 @@ static int load_one(struct pg_conn *c, const char *sql, const char *key,
 static const char SQL_GPU_BY_ID[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1";
 static const char SQL_GPU_LOCK[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1 FOR UPDATE";
 static const char SQL_TEAM_BY_ID[] = "SELECT " TEAM_COLS " FROM teams WHERE id = $1";
-static const char SQL_ALLOC_BY_ID[] = "SELECT " ALLOC_COLS " FROM allocations WHERE id = $1";
-static const char SQL_ALLOC_LOCK[] =
-	"SELECT " ALLOC_COLS " FROM allocations WHERE id = $1 FOR UPDATE";
 
 /* ---- audit ------------------------------------------------------------- */
 
@@ -1529,8 +1538,6 @@ static const char SQL_ALLOC_DUE[] =
 	" ORDER BY expires_at, id FOR UPDATE";
 static const char SQL_ALLOC_END[] =
 	"UPDATE allocations SET status = $1, ended_at = $2, actual_micros = $3 WHERE id = $4";
-static const char SQL_ALLOC_START[] =
-	"UPDATE allocations SET status = $1, started_at = $2 WHERE id = $3";
 /* Concurrent requests with one Idempotency-Key queue here, so the second
  * sees the first's stored answer instead of deciding again. */
 static const char SQL_IDEM_LOCK[] =
@@ -3038,350 +3045,6 @@ static int pg_allocate(struct store_conn *bc, const struct actor *who, const str
 	return q.rc;
 }
 
-static int pg_alloc_get(struct store_conn *bc, const char *id, struct allocation *out)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct allocation *a = NULL;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc != 0)
-		return rc;
-	a = malloc(sizeof(*a));
-	if (!a)
-		return ERR_NOMEM;
-	rc = load_one(c, SQL_ALLOC_BY_ID, id, row_alloc, a);
-	if (rc == 0 && store_alloc_unreadable(a)) { /* never rendered with a cut text */
-		conn_err(c, "allocation %s cannot be read: %s", id, store_alloc_unreadable(a));
-		rc = ERR_STORE;
-	}
-	if (rc == 0)
-		*out = *a;
-	free(a);
-	return rc;
-}
-
-static int pg_alloc_list(struct store_conn *bc, const struct alloc_filter *f, store_alloc_cb cb,
-			 void *ctx, char *next_cursor)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct allocation *a = NULL, *last = NULL; /* owned here */
-	struct pg_params *p = NULL;
-	PGresult *r = NULL;
-	char *sql = NULL;
-	char cur_id[STORE_ID_LEN];
-	int64_t cur_at = 0;
-	int limit = f->limit, next = 1, rows = 0, rc;
-	bool more = false, has_cursor = f->cursor && f->cursor[0];
-
-	rc = conn_ready(c);
-	if (rc != 0)
-		return rc;
-	if (limit < 1)
-		limit = 1;
-	if (limit > STORE_MAX_PAGE)
-		limit = STORE_MAX_PAGE;
-	if (has_cursor) {
-		rc = store_cursor_parse(f->cursor, &cur_at, cur_id);
-		if (rc != 0) {
-			conn_err(c, "invalid cursor");
-			return rc;
-		}
-	}
-	a = malloc(sizeof(*a));
-	last = malloc(sizeof(*last));
-	p = malloc(sizeof(*p));
-	sql = strdup("SELECT " ALLOC_COLS " FROM allocations WHERE true");
-	if (!a || !last || !p || !sql) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	p->n = 0;
-	rc = 0;
-	if (f->team) {
-		rc = sql_appendf(&sql, " AND team_id = $%d", next++);
-		if (rc == 0)
-			rc = params_add(c, p, "t", f->team);
-	}
-	if (rc == 0 && f->teams) {
-		rc = sql_scope(&sql, "team_id", f->nteams, &next);
-		if (rc == 0)
-			rc = params_scope(c, p, f->teams, f->nteams);
-	}
-	if (rc == 0 && f->status >= 0) {
-		rc = sql_appendf(&sql, " AND status = $%d", next++);
-		if (rc == 0)
-			rc = params_add(c, p, "t",
-					alloc_status_name((enum alloc_status)f->status));
-	}
-	if (rc == 0 && has_cursor) {
-		rc = sql_appendf(&sql, " AND (approved_at < $%d OR (approved_at = $%d AND id < $%d))",
-				 next, next + 1, next + 2);
-		next += 3;
-		if (rc == 0)
-			rc = params_add(c, p, "iit", cur_at, cur_at, cur_id);
-	}
-	if (rc == 0) {
-		rc = sql_appendf(&sql, " ORDER BY approved_at DESC, id DESC LIMIT $%d", next++);
-		if (rc == 0)
-			rc = params_add(c, p, "i", (int64_t)limit + 1);
-	}
-	if (rc == 0)
-		rc = pq_exec(c, sql, false, p, &r);
-	if (rc != 0)
-		goto out;
-	for (int i = 0; i < PQntuples(r); i++) {
-		if (rows == limit) {
-			more = true;
-			break;
-		}
-		rc = row_alloc(r, i, a);
-		const char *why = rc == ERR_STORE ? STORE_BAD_ROW_TEXT
-				  : rc == 0 ? store_alloc_unreadable(a) : NULL;
-		if (why) { /* reported and skipped: the page goes on past it */
-			store_bad_row("allocations", PQgetvalue(r, i, 0), why);
-			rc = 0;
-			rows++;
-			*last = *a;
-			continue;
-		}
-		if (rc != 0)
-			goto out;
-		rows++;
-		*last = *a;
-		if (cb(ctx, a) != 0)
-			break;
-	}
-	if (more)
-		snprintf(next_cursor, STORE_ID_LEN * 2, "%lld:%s", (long long)last->approved_at,
-			 last->id);
-	else
-		next_cursor[0] = '\0';
-out:
-	PQclear(r);
-	free(sql);
-	free(p);
-	free(a);
-	free(last);
-	return rc;
-}
-
-static int rollup_add(struct pg_conn *c, const struct allocation *a);
-
-static const char SQL_ALLOC_COMPLETE[] =
-	"UPDATE allocations SET status = $1, ended_at = $2, actual_micros = $3 WHERE id = $4";
-
-static int alloc_transition_once(struct pg_conn *c, const struct actor *who, const char *id,
-				 enum alloc_event ev, int64_t at, int64_t now,
-				 struct allocation *out, bool *repeat)
-{
-	struct allocation *a = NULL, *res = NULL; /* owned here (large records) */
-	enum alloc_status next;
-	bool rep = false, expired_instead = false;
-	int rc, n, fin;
-
-	a = malloc(sizeof(*a));
-	res = malloc(sizeof(*res));
-	if (!a || !res) {
-		free(a);
-		free(res);
-		return ERR_NOMEM;
-	}
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		goto done;
-	/* The allocation row first; its period and GPU rows follow in the
-	 * same order as the check-and-reserve takes them. */
-	rc = load_one(c, SQL_ALLOC_LOCK, id, row_alloc, a);
-	if (rc != 0) {
-		if (rc == ERR_NOT_FOUND)
-			conn_err(c, "unknown allocation '%s'", id);
-		goto out;
-	}
-	rc = lifecycle_next(a->status, ev, &next, &rep);
-	if (rc != 0) {
-		conn_err(c, "cannot %s an allocation that is %s", alloc_event_name(ev),
-			 alloc_status_name(a->status));
-		goto out;
-	}
-	*res = *a;
-	if (rep)
-		goto out; /* nothing changes; the commit below is of an empty transaction */
-	switch (ev) {
-	case ALLOC_EV_START:
-		if (now >= a->expires_at) {
-			rc = alloc_release(c, who, a, ALLOC_EXPIRED, a->expires_at, now, res);
-			if (rc == 0)
-				expired_instead = true;
-			break;
-		}
-		res->status = ALLOC_RUNNING;
-		res->started_at = at;
-		n = q_exec(c, SQL_ALLOC_START, "tit", alloc_status_name(ALLOC_RUNNING), at, id);
-		if (n < 0) {
-			rc = n;
-			break;
-		}
-		rc = audit_rec(c, who, now, "allocation.start", "allocation", id, a->team, store_json_alloc,
-			       a, res);
-		break;
-	case ALLOC_EV_COMPLETE: {
-		int64_t actual = 0;
-
-		if (at < a->started_at) {
-			conn_err(c, "ended_at is before started_at");
-			rc = ERR_INVALID;
-			break;
-		}
-		rc = ledger_actual(a->price_micros, a->gpu_count, a->max_runtime_us, a->started_at,
-				   at, &actual);
-		if (rc != 0) {
-			conn_err(c, "cannot compute the actual cost");
-			break;
-		}
-		res->status = ALLOC_COMPLETED;
-		res->ended_at = at;
-		res->actual_micros = actual;
-		n = q_exec(c, SQL_ALLOC_COMPLETE, "tiit", alloc_status_name(ALLOC_COMPLETED), at,
-			   actual, id);
-		if (n < 0) {
-			rc = n;
-			break;
-		}
-		rc = ledger_move(c, a, -a->estimated_micros, actual);
-		if (rc == 0)
-			rc = gpu_move(c, a->gpu_type, -a->gpu_count);
-		if (rc == 0)
-			rc = rollup_add(c, res);
-		if (rc == 0)
-			rc = audit_rec(c, who, now, "allocation.complete", "allocation", id, a->team,
-				       store_json_alloc, a, res);
-		break;
-	}
-	case ALLOC_EV_CANCEL:
-		rc = alloc_release(c, who, a, ALLOC_CANCELLED, at, now, res);
-		break;
-	case ALLOC_EV_EXPIRE:
-		rc = alloc_release(c, who, a, ALLOC_EXPIRED, at, now, res);
-		break;
-	default:
-		conn_err(c, "unknown event");
-		rc = ERR_INVALID;
-		break;
-	}
-out:
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0)
-		rc = fin;
-	if (rc == 0) {
-		*out = *res;
-		*repeat = rep;
-		if (expired_instead) {
-			conn_err(c, "allocation expired before it started");
-			rc = ERR_CONFLICT;
-		}
-	}
-done:
-	free(a);
-	free(res);
-	return rc;
-}
-
-static int pg_alloc_transition(struct store_conn *bc, const struct actor *who, const char *id,
-			       enum alloc_event ev, int64_t at, int64_t now, struct allocation *out,
-			       bool *repeat, char *detail)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	int rc = PG_RETRYING(c, alloc_transition_once(c, who, id, ev, at, now, out, repeat));
-
-	detail_out(c, rc, detail);
-	return rc;
-}
-
-static int alloc_expire_due_once(struct pg_conn *c, int64_t now, int *n)
-{
-	int count = 0, rc, fin;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	rc = expire_due_tx(c, now, &count);
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0)
-		rc = fin;
-	if (rc == 0)
-		*n = count;
-	return rc;
-}
-
-static int pg_alloc_expire_due(struct store_conn *bc, int64_t now, int *n)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, alloc_expire_due_once(c, now, n));
-}
-
-/* ---- costs ------------------------------------------------------------- */
-
-static int pg_costs(struct store_conn *bc, const struct cost_query *q, store_cost_cb cb, void *ctx)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct store_cost_acc acc = {NULL, 0, 0};
-	struct allocation *a = NULL;
-	struct pg_params *p = NULL;
-	PGresult *r = NULL;
-	char *sql = NULL;
-	bool by_day = q->group == COST_BY_DAY;
-	int next = by_day ? 4 : 3, rc;
-
-	rc = conn_ready(c);
-	if (rc != 0)
-		return rc;
-	a = malloc(sizeof(*a));
-	p = malloc(sizeof(*p));
-	sql = strdup(by_day ? "SELECT " ALLOC_COLS " FROM allocations WHERE"
-			      " ((status IN ('approved', 'running') AND approved_at < $1)"
-			      " OR (status = 'completed' AND ended_at >= $2 AND started_at < $3))"
-			    : "SELECT " ALLOC_COLS " FROM allocations WHERE"
-			      " approved_at >= $1 AND approved_at < $2");
-	if (!a || !p || !sql) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	p->n = 0;
-	if (by_day)
-		rc = params_add(c, p, "iii", q->to, q->from, q->to);
-	else
-		rc = params_add(c, p, "ii", q->from, q->to);
-	if (rc == 0 && q->teams) {
-		rc = sql_scope(&sql, "team_id", q->nteams, &next);
-		if (rc == 0)
-			rc = params_scope(c, p, q->teams, q->nteams);
-	}
-	if (rc == 0)
-		rc = pq_exec(c, sql, false, p, &r);
-	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
-		rc = row_alloc(r, i, a);
-		if (rc == 0)
-			rc = by_day ? store_cost_by_day(&acc, q, a) : store_cost_by_key(&acc, q, a);
-	}
-	if (rc != 0)
-		goto out;
-	for (size_t i = 0; i < acc.n; i++) {
-		if (cb(ctx, &acc.rows[i]) != 0)
-			break;
-	}
-out:
-	if (rc == ERR_OVERFLOW)
-		conn_err(c, "cost totals overflow");
-	PQclear(r);
-	free(sql);
-	free(p);
-	free(a);
-	free(acc.rows);
-	return rc;
-}
-
 /* ---- audit ------------------------------------------------------------- */
 
 static const char SQL_AUDIT_ALL[] =
@@ -3461,168 +3124,12 @@ out:
 
 /* ---- cost rollups, FOCUS usage rows, budget alerts -------------------- */
 
-/*
- * The daily rollups are kept exactly as store_sqlite.c keeps them (same
- * transaction as each completion, rebuilt by migration 2 and by
- * cost_rollup_rebuild), so either backend's data can be checked against a
- * scan.  pg_costs answers from the scan of the allocations: PostgreSQL
- * indexes make it cheap at our sizes, and it is the reference the rollups
- * equal by construction.
- */
-static const char SQL_ROLL_APPROVED[] =
-	"INSERT INTO cost_daily_approved(day, team_id, project, gpu_type, spent, gpu_microhours)"
-	" VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (day, team_id, project, gpu_type) DO UPDATE"
-	" SET spent = cost_daily_approved.spent + excluded.spent,"
-	" gpu_microhours = cost_daily_approved.gpu_microhours + excluded.gpu_microhours";
-static const char SQL_ROLL_USAGE[] =
-	"INSERT INTO cost_daily_usage(day, team_id, project, gpu_type, spent, gpu_microhours)"
-	" VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (day, team_id, project, gpu_type) DO UPDATE"
-	" SET spent = cost_daily_usage.spent + excluded.spent,"
-	" gpu_microhours = cost_daily_usage.gpu_microhours + excluded.gpu_microhours";
-static const char SQL_ROLL_CLEAR[] = "DELETE FROM cost_daily_approved; DELETE FROM cost_daily_usage;";
-static const char SQL_COMPLETED_ALL[] =
-	"SELECT " ALLOC_COLS " FROM allocations WHERE status = 'completed'";
-
-struct roll_ctx {
-	struct pg_conn *c;
-	const struct allocation *a;
-};
-
-static int roll_usage_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
-{
-	struct roll_ctx *rc = ctx;
-	int n = q_exec(rc->c, SQL_ROLL_USAGE, "itttii", day, rc->a->team, rc->a->project,
-		       rc->a->gpu_type, money, gpu_mh);
-
-	return n < 0 ? n : 0;
-}
-
-/* Adds a completed allocation to both rollups, inside the caller's transaction. */
-static int rollup_add(struct pg_conn *c, const struct allocation *a)
-{
-	struct roll_ctx ctx = {c, a};
-	int64_t ue = 0, gpu_mh = 0;
-	int rc, n;
-
-	if (a->status != ALLOC_COMPLETED)
-		return 0;
-	rc = store_completed_use(a, &ue, &gpu_mh);
-	if (rc != 0)
-		return rc;
-	n = q_exec(c, SQL_ROLL_APPROVED, "itttii", time_day_start(a->approved_at), a->team,
-		   a->project, a->gpu_type, a->actual_micros, gpu_mh);
-	if (n < 0)
-		return n;
-	return store_split_days(a->started_at, ue, a->actual_micros, gpu_mh, roll_usage_part, &ctx);
-}
-
-/* Recomputes both rollups from the allocations, inside the caller's transaction. */
-static int rollup_rebuild_tx(struct pg_conn *c)
-{
-	struct allocation *a = NULL; /* owned here */
-	PGresult *r = NULL;
-	int rc;
-
-	rc = q_script(c, SQL_ROLL_CLEAR);
-	if (rc != 0)
-		return rc;
-	a = malloc(sizeof(*a));
-	if (!a)
-		return ERR_NOMEM;
-	rc = q_query(c, SQL_COMPLETED_ALL, &r, "");
-	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
-		rc = row_alloc(r, i, a);
-		if (rc == 0)
-			rc = rollup_add(c, a);
-	}
-	PQclear(r);
-	free(a);
-	return rc;
-}
-
-/* Runs C steps that belong to migration `version` (same transaction). */
+/* Runs C steps that belong to migration `version` (same transaction):
+ * version 5 adds the last rollup table, and fills every rollup table (version
+ * 2's backfill is left to it because the fill needs version 5's table). */
 static int migrate_after(struct pg_conn *c, int64_t version)
 {
-	if (version == 2)
-		return rollup_rebuild_tx(c);
-	return 0;
-}
-
-static int rollup_rebuild_once(struct pg_conn *c)
-{
-	int rc, fin;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	rc = rollup_rebuild_tx(c);
-	fin = tx_finish(c, rc == 0);
-	return rc != 0 ? rc : fin;
-}
-
-static int pg_cost_rollup_rebuild(struct store_conn *bc)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, rollup_rebuild_once(c));
-}
-
-static int pg_cost_usage(struct store_conn *bc, const struct cost_query *q, store_usage_cb cb,
-			 void *ctx)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct allocation *a = NULL;
-	struct pg_params *p = NULL;
-	PGresult *r = NULL;
-	char *sql = NULL;
-	struct store_usage_ctx u = {.q = q, .cb = cb, .ctx = ctx};
-	int next = 3, rc;
-
-	rc = conn_ready(c);
-	if (rc != 0)
-		return rc;
-	a = malloc(sizeof(*a));
-	p = malloc(sizeof(*p));
-	sql = strdup("SELECT " ALLOC_COLS " FROM allocations WHERE status = 'completed'"
-		     " AND ended_at >= $1 AND started_at < $2");
-	if (!a || !p || !sql) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	p->n = 0;
-	rc = params_add(c, p, "ii", time_day_start(q->from), store_day_ceil(q->to));
-	if (rc == 0 && q->teams) {
-		rc = sql_scope(&sql, "team_id", q->nteams, &next);
-		if (rc == 0)
-			rc = params_scope(c, p, q->teams, q->nteams);
-	}
-	if (rc == 0)
-		rc = sql_appendf(&sql, " ORDER BY approved_at, id");
-	if (rc == 0)
-		rc = pq_exec(c, sql, false, p, &r);
-	for (int i = 0; rc == 0 && !u.stopped && i < PQntuples(r); i++) {
-		int64_t ue = 0, gpu_mh = 0;
-
-		rc = row_alloc(r, i, a);
-		if (rc == 0 && store_alloc_unreadable(a)) { /* the money is exported, the texts blank */
-			store_bad_row("allocations", a->id, store_alloc_unreadable(a));
-			store_alloc_blank_unreadable(a);
-		}
-		if (rc == 0)
-			rc = store_completed_use(a, &ue, &gpu_mh);
-		if (rc != 0)
-			break;
-		u.row.alloc = a;
-		rc = store_split_days(a->started_at, ue, a->actual_micros, gpu_mh, store_usage_part, &u);
-		if (u.stopped)
-			rc = 0;
-	}
-out:
-	PQclear(r);
-	free(sql);
-	free(p);
-	free(a);
-	return rc;
+	return version == 5 ? ops_rollup_fill(&c->base) : 0;
 }
 
 static const char SQL_ALERT_INSERT[] =
@@ -4129,14 +3636,14 @@ static const struct store_ops pg_ops = {
 	.team_list = pg_team_list,
 	.team_ledger = pg_team_ledger,
 	.allocate = pg_allocate,
-	.alloc_get = pg_alloc_get,
-	.alloc_list = pg_alloc_list,
-	.alloc_transition = pg_alloc_transition,
-	.alloc_expire_due = pg_alloc_expire_due,
-	.costs = pg_costs,
+	.alloc_get = ops_alloc_get,
+	.alloc_list = ops_alloc_list,
+	.alloc_transition = ops_alloc_transition,
+	.alloc_expire_due = ops_alloc_expire_due,
+	.costs = ops_costs,
 	.audit_list = pg_audit_list,
-	.cost_usage = pg_cost_usage,
-	.cost_rollup_rebuild = pg_cost_rollup_rebuild,
+	.cost_usage = ops_cost_usage,
+	.cost_rollup_rebuild = ops_cost_rollup_rebuild,
 	.alert_record = pg_alert_record,
 	.alert_claim = pg_alert_claim,
 	.alert_done = pg_alert_done,

@@ -77,8 +77,9 @@ struct db_driver {
 	int nmigrations;
 	/* Serialises migrations of several processes (NULL: the write lock does). */
 	const char *migrate_lock_sql;
-	/* After migration `version` ran, in its transaction (NULL: nothing). */
-	int (*migrated)(struct store_conn *c, int version);
+	/* The migration after which the cost rollups are filled from the
+	 * allocations (the one that created the last rollup table). */
+	int rollup_fill_version;
 	/* The group-commit engine of allocate (store.h's contract). */
 	int (*allocate)(struct store_conn *c, const struct actor *who, const struct alloc_request *r,
 			int64_t start_timeout_s, int64_t now, struct idem *idem,

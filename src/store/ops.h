@@ -37,8 +37,46 @@ int ops_migrate(struct store_conn *c, char *detail);
 /* ops_jobs.c */
 
 /* ops_allocations.c (get, list, transition, expiry; helpers the allocate engines share) */
+int ops_alloc_get(struct store_conn *c, const char *id, struct allocation *out);
+int ops_alloc_list(struct store_conn *c, const struct alloc_filter *f, store_alloc_cb cb,
+		   void *ctx, char *next_cursor);
+int ops_alloc_transition(struct store_conn *c, const struct actor *who, const char *id,
+			 enum alloc_event ev, int64_t at, int64_t now, struct allocation *out,
+			 bool *repeat, char *detail);
+int ops_alloc_expire_due(struct store_conn *c, int64_t now, int *n);
+/* Inside the caller's write transaction (the allocate engines' too): */
+/* Moves money in allocation a's own period row; exactly one row must change. */
+int ops_ledger_move(struct store_conn *c, const struct allocation *a, int64_t d_reserved,
+		    int64_t d_spent);
+/* Moves d GPUs into (d < 0: out of) the type's allocated count. */
+int ops_gpu_move(struct store_conn *c, const char *gpu_type, int64_t d);
+/* Cancels or expires held (row-locked) allocation a: releases its reservation
+ * and GPUs, records the end instant `at`, audits; *after (if given) gets the
+ * new record. */
+int ops_alloc_release(struct store_conn *c, const struct actor *who, const struct allocation *a,
+		      enum alloc_status to, int64_t at, int64_t now, struct allocation *after);
+/* Expires every approved allocation due at now; *count (if given) released. */
+int ops_expire_due_tx(struct store_conn *c, int64_t now, int *count);
+/* The same for the due rows an engine already read and locked (cursor r,
+ * columns ALLOC_COLS; not closed here). */
+int ops_expire_rows(struct store_conn *c, struct db_rows *r, int64_t now, int *count);
+/* SQL built at run time: appends `more` to *sql (malloc'd, grown). */
+int ops_sql_append(char **sql, const char *more);
+/* Appends " AND col IN (?, ...)" for scope v[0..n) to *sql and the values to
+ * p (*np used of DB_MAX_PARAMS); n == 0 sees nothing. */
+struct db_param;
+int ops_sql_scope(struct store_conn *c, char **sql, const char *col, const char *const *v, size_t n,
+		  struct db_param *p, int *np);
 
 /* ops_costs.c (costs, usage, rollups) */
+int ops_costs(struct store_conn *c, const struct cost_query *q, store_cost_cb cb, void *ctx);
+int ops_cost_usage(struct store_conn *c, const struct cost_query *q, store_usage_cb cb, void *ctx);
+int ops_cost_rollup_rebuild(struct store_conn *c);
+/* Adds completed allocation a to the rollups, in its completion's transaction. */
+int ops_rollup_add(struct store_conn *c, const struct allocation *a);
+/* Recomputes every rollup from the allocations inside the caller's write
+ * transaction: the backfill of the migration that adds the last rollup table. */
+int ops_rollup_fill(struct store_conn *c);
 
 /* ops_allocate.c (the one decision the allocate engines call) */
 
@@ -72,6 +110,19 @@ char *ops_idem_record(int rc, const struct alloc_outcome *lo);
  */
 int ops_idem_replay(int status, char *body, struct idem *idem, struct alloc_outcome *o, char *err,
 		    size_t len);
+
+/*
+ * One request decided and written inside the caller's write transaction
+ * (the SQLite engine's savepoint): (replay | expire due allocations | read
+ * team, GPU type and period | ops_alloc_decide | the approval's rows) and the
+ * idempotency record.  *keep: the part is to be committed (approved, refused
+ * or replayed; a replay leaves *replay_status and *replay, owned by the
+ * caller, for ops_idem_replay); otherwise the return is the error and the
+ * caller undoes the part.
+ */
+int ops_alloc_one(struct store_conn *c, const struct actor *who, const struct alloc_request *r,
+		  int64_t start_timeout_s, int64_t now, struct idem *idem, struct alloc_outcome *lo,
+		  int *replay_status, char **replay, bool *keep);
 
 /* 0 when a stored idempotent answer's hash is this request's, else
  * ERR_IDEMPOTENCY with the detail in err. */

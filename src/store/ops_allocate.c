@@ -19,6 +19,7 @@
 #include "core/lifecycle.h"
 #include "core/ledger.h"
 #include "core/money.h"
+#include "core/period.h"
 #include "util/util.h"
 
 /* The record of an approved allocation of r (a fresh id); 0 or util_random_id's error. */
@@ -247,4 +248,172 @@ int ops_idem_replay(int status, char *body, struct idem *idem, struct alloc_outc
 	}
 	free(body);
 	return status;
+}
+
+/* ---- one request inside the caller's transaction ------------------------ */
+
+static const char SQL_TEAM_BY_ID[] = "SELECT " TEAM_COLS " FROM teams WHERE id = ?";
+static const char SQL_GPU_BY_ID[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = ?";
+static const char SQL_PERIOD_ENSURE[] =
+	"INSERT INTO team_periods(team_id, period_start, period_end, spent, reserved)"
+	" VALUES (?, ?, ?, 0, 0) ON CONFLICT DO NOTHING";
+static const char SQL_PERIOD_GET[] =
+	"SELECT spent, reserved FROM team_periods WHERE team_id = ? AND period_start = ?";
+static const char SQL_ALLOC_INSERT[] =
+	"INSERT INTO allocations(" ALLOC_COLS ") VALUES"
+	" (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_IDEM_GET[] =
+	"SELECT request_hash, status, body FROM idempotency WHERE token_id = ? AND key = ?";
+static const char SQL_IDEM_INSERT[] =
+	"INSERT INTO idempotency(token_id, key, request_hash, status, body, created_at)"
+	" VALUES (?, ?, ?, ?, ?, ?)";
+
+/* The period row's money: 0 (zeros when there is no row yet) or an error. */
+static int period_read(struct store_conn *c, const char *team, int64_t ps, int64_t *spent,
+		       int64_t *reserved)
+{
+	struct db_rows *r = NULL;
+	int rc = db_query(c, SQL_PERIOD_GET, &r, "ti", team, ps);
+
+	*spent = 0;
+	*reserved = 0;
+	if (rc == 0 && (rc = db_next(r)) == 1) {
+		*spent = db_i64(r, 0);
+		*reserved = db_i64(r, 1);
+	}
+	db_rows_close(r);
+	return rc < 0 ? rc : 0;
+}
+
+/* The stored record of (token, key): 1 with *status and *body (owned), 0 none, < 0 error. */
+static int idem_read(struct store_conn *c, const char *token_id, const struct idem *idem,
+		     int *status, char **body)
+{
+	struct db_rows *r = NULL;
+	int rc = db_query(c, SQL_IDEM_GET, &r, "tt", token_id, idem->key);
+
+	if (rc == 0 && (rc = db_next(r)) == 1) {
+		rc = ops_idem_mismatch(idem, db_text(r, 0), c->err, sizeof(c->err));
+		if (rc == 0) {
+			*status = (int)db_i64(r, 1);
+			*body = db_dup(r, 2);
+			rc = *body ? 1 : ERR_NOMEM;
+		}
+	}
+	db_rows_close(r);
+	return rc;
+}
+
+/* Defensive re-read after an approval: the rule can only break by a bug. */
+static int invariants_verify(struct store_conn *c, const struct team *t, int64_t ps,
+			     const char *gpu_type)
+{
+	struct gpu_type g;
+	int64_t spent = 0, reserved = 0;
+	int rc = period_read(c, t->id, ps, &spent, &reserved);
+
+	if (rc != 0)
+		return rc;
+	if (spent > t->budget_micros - reserved) {
+		db_err(c, "ledger invariant violated for team '%s'", t->id);
+		return ERR_STORE;
+	}
+	rc = db_load(c, SQL_GPU_BY_ID, gpu_type, db_row_gpu_v, &g);
+	if (rc != 0)
+		return rc == ERR_NOT_FOUND ? ERR_STORE : rc;
+	if (g.allocated > g.capacity) {
+		db_err(c, "capacity invariant violated for gpu type '%s'", gpu_type);
+		return ERR_STORE;
+	}
+	return 0;
+}
+
+/* The approval's rows: the allocation, the ledger and GPU moves, the audit row. */
+static int approval_write(struct store_conn *c, const struct actor *who, const struct team *team,
+			  const struct allocation *a, int64_t now)
+{
+	int rc, n;
+
+	n = db_exec(c, SQL_ALLOC_INSERT, "ttttiiiittttiiiiii", a->id, a->team, a->project,
+		    a->gpu_type, a->gpu_count, a->max_runtime_us, a->price_micros,
+		    a->estimated_micros, alloc_status_name(a->status), a->purpose, a->labels_json,
+		    a->created_by, a->period_start, a->approved_at, a->expires_at, a->started_at,
+		    a->ended_at, a->actual_micros);
+	if (n < 0)
+		return n;
+	rc = ops_ledger_move(c, a, a->estimated_micros, 0);
+	if (rc == 0)
+		rc = ops_gpu_move(c, a->gpu_type, a->gpu_count);
+	if (rc == 0)
+		rc = invariants_verify(c, team, a->period_start, a->gpu_type);
+	if (rc == 0)
+		rc = db_audit(c, who, now, "allocation.approve", "allocation", a->id, a->team,
+			      store_json_alloc, NULL, a);
+	return rc;
+}
+
+int ops_alloc_one(struct store_conn *c, const struct actor *who, const struct alloc_request *r,
+		  int64_t start_timeout_s, int64_t now, struct idem *idem, struct alloc_outcome *lo,
+		  int *replay_status, char **replay, bool *keep)
+{
+	struct team team;
+	struct gpu_type gpu;
+	struct alloc_facts f = {NULL, NULL, 0, 0, 0};
+	int64_t pe = 0;
+	char *body = NULL; /* the idempotency record, owned here */
+	bool use_idem = idem && idem->key;
+	int rc, n;
+
+	*keep = false;
+	*replay = NULL;
+	if (use_idem) {
+		rc = idem_read(c, who->token_id, idem, replay_status, replay);
+		if (rc != 0) {
+			*keep = rc == 1;
+			return rc == 1 ? 0 : rc;
+		}
+	}
+	rc = db_load(c, SQL_TEAM_BY_ID, r->team, db_row_team_v, &team);
+	if (rc != 0 && rc != ERR_NOT_FOUND)
+		return rc;
+	f.team = rc == 0 ? &team : NULL;
+	if (f.team) {
+		/* Due allocations give their money and GPUs back before we decide. */
+		rc = ops_expire_due_tx(c, now, NULL);
+		if (rc == 0)
+			rc = db_load(c, SQL_GPU_BY_ID, r->gpu_type, db_row_gpu_v, &gpu);
+		if (rc != 0 && rc != ERR_NOT_FOUND)
+			return rc;
+		f.gpu = rc == 0 ? &gpu : NULL;
+	}
+	if (f.gpu) {
+		period_bounds(team.period, now, &f.ps, &pe);
+		n = db_exec(c, SQL_PERIOD_ENSURE, "tii", team.id, f.ps, pe);
+		rc = n < 0 ? n : period_read(c, team.id, f.ps, &f.spent, &f.reserved);
+		if (rc != 0)
+			return rc;
+	}
+	rc = ops_alloc_decide(who, r, &f, now, start_timeout_s, lo, c->err, sizeof(c->err));
+	if (rc != 0 && rc != ERR_BUDGET && rc != ERR_CAPACITY)
+		return rc; /* not a decision: nothing to remember */
+	if (rc == 0) {
+		int wrc = approval_write(c, who, &team, &lo->alloc, now);
+
+		if (wrc != 0)
+			return wrc;
+	}
+	if (use_idem) {
+		body = ops_idem_record(rc, lo);
+		if (!body) {
+			db_err(c, "out of memory recording the idempotent decision");
+			return ERR_NOMEM;
+		}
+		n = db_exec(c, SQL_IDEM_INSERT, "tttiti", who->token_id, idem->key, idem->hash,
+			    (int64_t)rc, body, now);
+		free(body);
+		if (n < 0)
+			return n;
+	}
+	*keep = true; /* approved, or a refusal worth remembering */
+	return rc;
 }

@@ -46,8 +46,8 @@ static int migrate_step(struct store_conn *c, void *ctx)
 		return 0;
 	}
 	rc = db_fault_hit(c) ? ERR_STORE : d->script(c, d->migrations[version]);
-	if (rc == 0 && d->migrated)
-		rc = d->migrated(c, (int)version + 1);
+	if (rc == 0 && version + 1 == d->rollup_fill_version)
+		rc = ops_rollup_fill(c);
 	if (rc != 0)
 		return rc;
 	n = db_exec(c, SQL_MIG_INSERT, "ii", version + 1, util_now());

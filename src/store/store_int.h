@@ -1,6 +1,6 @@
 /*
  * store_int.h - private helpers shared by the store backends (store_sqlite.c,
- * store_sqlite_costs.inc, store_pg.c), implemented in store_common.c: the
+ * store_pg.c, ops_*.c), implemented in store_common.c: the
  * JSON renderings of records for audit rows, the cost accumulator and its
  * group-by rules, THE per-day split, and small pure helpers.
  *

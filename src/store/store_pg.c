@@ -79,6 +79,12 @@ struct pg_conn {
 	bool leading;
 };
 
+struct pg_rows {
+	struct db_rows base; /* must be first */
+	PGresult *res;
+	int row; /* the current row; -1 before the first */
+};
+
 /* Parameters of one statement, as text. */
 struct pg_params {
 	const char *v[PG_MAX_PARAMS];
@@ -700,13 +706,8 @@ static int tx_finish(struct pg_conn *c, bool commit)
 static const char *const pg_migrations[] = {
 	(const char *)schema_postgres_v1, (const char *)schema_postgres_v2,
 	(const char *)schema_postgres_v3, (const char *)schema_postgres_v4,
+	(const char *)schema_postgres_v5,
 };
-static int migrate_after(struct pg_conn *c, int64_t version);
-
-static int drv_migrated(struct store_conn *bc, int version)
-{
-	return migrate_after(pg_conn_of(bc), version);
-}
 
 /* Replicas starting together migrate one at a time. */
 static const char SQL_MIG_LOCK[] = "SELECT pg_advisory_xact_lock(7164757410)";
@@ -779,38 +780,6 @@ static int row_team(const PGresult *r, int i, void *out)
 	return !bad && period_kind_parse(period, &t->period) == 0 ? 0 : ERR_STORE;
 }
 
-static int row_alloc(const PGresult *r, int i, void *out)
-{
-	int bad = 0, cut = 0;
-	struct allocation *a = out;
-	char status[32];
-
-	memset(a, 0, sizeof(*a));
-	bad |= col_copy(r, i, 0, a->id, sizeof(a->id));
-	bad |= col_copy(r, i, 1, a->team, sizeof(a->team));
-	bad |= col_copy(r, i, 2, a->project, sizeof(a->project));
-	bad |= col_copy(r, i, 3, a->gpu_type, sizeof(a->gpu_type));
-	a->gpu_count = col_i64(r, i, 4);
-	a->max_runtime_us = col_i64(r, i, 5);
-	a->price_micros = col_i64(r, i, 6);
-	a->estimated_micros = col_i64(r, i, 7);
-	bad |= col_copy(r, i, 8, status, sizeof(status));
-	cut |= col_copy(r, i, 9, a->purpose, sizeof(a->purpose));
-	cut |= col_copy(r, i, 10, a->labels_json, sizeof(a->labels_json));
-	bad |= col_copy(r, i, 11, a->created_by, sizeof(a->created_by));
-	a->period_start = col_i64(r, i, 12);
-	a->approved_at = col_i64(r, i, 13);
-	a->expires_at = col_i64(r, i, 14);
-	a->started_at = col_i64(r, i, 15);
-	a->ended_at = col_i64(r, i, 16);
-	a->actual_micros = col_i64(r, i, 17);
-	/* A cut text leaves the money readable (costs, expiry); the row cannot
-	 * be rendered (store_alloc_unreadable), which "" labels say. */
-	if (cut)
-		a->labels_json[0] = '\0';
-	return !bad && alloc_status_parse(status, &a->status) == 0 ? 0 : ERR_STORE;
-}
-
 /* Loads the one row `sql` selects for key: 0, ERR_NOT_FOUND or an error. */
 static int load_one(struct pg_conn *c, const char *sql, const char *key,
 		    int (*row)(const PGresult *, int, void *), void *out)
@@ -835,9 +804,6 @@ static int load_one(struct pg_conn *c, const char *sql, const char *key,
 static const char SQL_GPU_BY_ID[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1";
 static const char SQL_GPU_LOCK[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1 FOR UPDATE";
 static const char SQL_TEAM_BY_ID[] = "SELECT " TEAM_COLS " FROM teams WHERE id = $1";
-static const char SQL_ALLOC_BY_ID[] = "SELECT " ALLOC_COLS " FROM allocations WHERE id = $1";
-static const char SQL_ALLOC_LOCK[] =
-	"SELECT " ALLOC_COLS " FROM allocations WHERE id = $1 FOR UPDATE";
 
 /* ---- audit ------------------------------------------------------------- */
 
@@ -920,8 +886,6 @@ static const char SQL_GPU_UPDATE[] =
 	"UPDATE gpu_types SET name = $1, price_micros = $2, price_date = $3, price_source = $4,"
 	" capacity = $5, updated_at = $6 WHERE id = $7";
 static const char SQL_GPU_LIST[] = "SELECT " GPU_COLS " FROM gpu_types ORDER BY id";
-static const char SQL_GPU_MOVE[] =
-	"UPDATE gpu_types SET allocated = allocated + $1 WHERE id = $2";
 
 static int gpu_type_put_once(struct pg_conn *c, const struct actor *who, const struct gpu_type *g,
 			     int64_t now, bool *created)
@@ -1360,145 +1324,23 @@ static int pg_team_ledger(struct store_conn *bc, const struct team *t, int64_t n
 
 /* ---- allocations ------------------------------------------------------- */
 
-/* FOR UPDATE: a row another transaction is expiring is re-checked after it
- * commits and skipped, so an allocation is never released twice. */
+/* Concurrent requests with one Idempotency-Key queue here, so the second
+ * sees the first's stored answer instead of deciding again. */
 static const char SQL_ALLOC_DUE[] =
 	"SELECT " ALLOC_COLS " FROM allocations WHERE status = 'approved' AND expires_at <= $1"
 	" ORDER BY expires_at, id FOR UPDATE";
-static const char SQL_ALLOC_END[] =
-	"UPDATE allocations SET status = $1, ended_at = $2, actual_micros = $3 WHERE id = $4";
-static const char SQL_ALLOC_START[] =
-	"UPDATE allocations SET status = $1, started_at = $2 WHERE id = $3";
-/* Concurrent requests with one Idempotency-Key queue here, so the second
- * sees the first's stored answer instead of deciding again. */
 static const char SQL_IDEM_LOCK[] =
 	"SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))";
 static const char SQL_IDEM_GET[] =
 	"SELECT request_hash, status, body FROM idempotency WHERE token_id = $1 AND key = $2";
 
-/* Moves money in the allocation's own period row; exactly one row must change. */
-static int ledger_move(struct pg_conn *c, const struct allocation *a, int64_t d_reserved,
-		       int64_t d_spent)
-{
-	int n = q_exec(c, SQL_PERIOD_MOVE, "iiti", d_reserved, d_spent, a->team, a->period_start);
-
-	if (n < 0)
-		return n;
-	if (n != 1) {
-		conn_err(c, "ledger row of team '%s' is missing", a->team);
-		return ERR_STORE;
-	}
-	return 0;
-}
-
-static int gpu_move(struct pg_conn *c, const char *gpu_type, int64_t d)
-{
-	int n = q_exec(c, SQL_GPU_MOVE, "it", d, gpu_type);
-
-	if (n < 0)
-		return n;
-	if (n != 1) {
-		conn_err(c, "gpu type '%s' is missing", gpu_type);
-		return ERR_STORE;
-	}
-	return 0;
-}
-
-/*
- * Cancels or expires a (held, row-locked) allocation: releases its
- * reservation and GPUs, records the end instant `at`, audits.
- */
-static int alloc_release(struct pg_conn *c, const struct actor *who, const struct allocation *a,
-			 enum alloc_status to, int64_t at, int64_t now, struct allocation *after)
-{
-	struct allocation *b = NULL;
-	char action[64];
-	int rc, n;
-
-	b = malloc(sizeof(*b));
-	if (!b)
-		return ERR_NOMEM;
-	*b = *a;
-	b->status = to;
-	b->ended_at = at;
-	b->actual_micros = 0;
-	n = q_exec(c, SQL_ALLOC_END, "tiit", alloc_status_name(to), at, (int64_t)0, a->id);
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	rc = ledger_move(c, a, -a->estimated_micros, 0);
-	if (rc != 0)
-		goto out;
-	rc = gpu_move(c, a->gpu_type, -a->gpu_count);
-	if (rc != 0)
-		goto out;
-	snprintf(action, sizeof(action), "allocation.%s",
-		 to == ALLOC_EXPIRED ? "expire" : "cancel");
-	rc = audit_rec(c, who, now, action, "allocation", a->id, a->team, store_json_alloc, a, b);
-	if (rc == 0 && after)
-		*after = *b;
-out:
-	free(b);
-	return rc;
-}
-
-static int expire_rows(struct pg_conn *c, const PGresult *r, int64_t now, int *count);
-
-/* Expires every approved allocation due at now, inside the caller's transaction. */
-static int expire_due_tx(struct pg_conn *c, int64_t now, int *count)
-{
-	PGresult *r = NULL;
-	int rc;
-
-	rc = q_query(c, SQL_ALLOC_DUE, &r, "i", now);
-	if (rc != 0)
-		return rc;
-	rc = expire_rows(c, r, now, count);
-	PQclear(r);
-	return rc;
-}
 
 /* Expires the due allocations r (rows of SQL_ALLOC_DUE, locked) at now. */
-static int expire_rows(struct pg_conn *c, const PGresult *r, int64_t now, int *count)
+static int expire_rows(struct pg_conn *c, PGresult *r, int64_t now, int *count)
 {
-	struct allocation *a = NULL; /* owned here */
-	int rc = 0, n, released = 0;
+	struct pg_rows rows = {.base = {.conn = &c->base}, .res = r, .row = -1};
 
-	n = PQntuples(r);
-	if (n > 0) {
-		a = malloc(sizeof(*a));
-		if (!a) {
-			rc = ERR_NOMEM;
-			goto out;
-		}
-	}
-	for (int i = 0; i < n; i++) {
-		const char *why;
-
-		rc = row_alloc(r, i, a);
-		if (rc == ERR_STORE) { /* unreadable: reported and left alone */
-			store_bad_row("allocations", PQgetvalue(r, i, 0),
-				      STORE_BAD_ROW_TEXT);
-			continue;
-		}
-		why = rc == 0 ? store_alloc_unreadable(a) : NULL;
-		if (why) { /* its money is still released; the audit row has blanks */
-			store_bad_row("allocations", a->id, why);
-			store_alloc_blank_unreadable(a);
-		}
-		if (rc == 0)
-			rc = alloc_release(c, NULL, a, ALLOC_EXPIRED, a->expires_at, now, NULL);
-		if (rc != 0)
-			goto out;
-		released++;
-	}
-	rc = 0;
-	if (count)
-		*count = released; /* unreadable rows changed nothing */
-out:
-	free(a);
-	return rc;
+	return ops_expire_rows(&c->base, &rows.base, now, count);
 }
 
 /*
@@ -2446,350 +2288,6 @@ static int pg_allocate(struct store_conn *bc, const struct actor *who, const str
 	return q.rc;
 }
 
-static int pg_alloc_get(struct store_conn *bc, const char *id, struct allocation *out)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct allocation *a = NULL;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc != 0)
-		return rc;
-	a = malloc(sizeof(*a));
-	if (!a)
-		return ERR_NOMEM;
-	rc = load_one(c, SQL_ALLOC_BY_ID, id, row_alloc, a);
-	if (rc == 0 && store_alloc_unreadable(a)) { /* never rendered with a cut text */
-		conn_err(c, "allocation %s cannot be read: %s", id, store_alloc_unreadable(a));
-		rc = ERR_STORE;
-	}
-	if (rc == 0)
-		*out = *a;
-	free(a);
-	return rc;
-}
-
-static int pg_alloc_list(struct store_conn *bc, const struct alloc_filter *f, store_alloc_cb cb,
-			 void *ctx, char *next_cursor)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct allocation *a = NULL, *last = NULL; /* owned here */
-	struct pg_params *p = NULL;
-	PGresult *r = NULL;
-	char *sql = NULL;
-	char cur_id[STORE_ID_LEN];
-	int64_t cur_at = 0;
-	int limit = f->limit, next = 1, rows = 0, rc;
-	bool more = false, has_cursor = f->cursor && f->cursor[0];
-
-	rc = conn_ready(c);
-	if (rc != 0)
-		return rc;
-	if (limit < 1)
-		limit = 1;
-	if (limit > STORE_MAX_PAGE)
-		limit = STORE_MAX_PAGE;
-	if (has_cursor) {
-		rc = store_cursor_parse(f->cursor, &cur_at, cur_id);
-		if (rc != 0) {
-			conn_err(c, "invalid cursor");
-			return rc;
-		}
-	}
-	a = malloc(sizeof(*a));
-	last = malloc(sizeof(*last));
-	p = malloc(sizeof(*p));
-	sql = strdup("SELECT " ALLOC_COLS " FROM allocations WHERE true");
-	if (!a || !last || !p || !sql) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	p->n = 0;
-	rc = 0;
-	if (f->team) {
-		rc = sql_appendf(&sql, " AND team_id = $%d", next++);
-		if (rc == 0)
-			rc = params_add(c, p, "t", f->team);
-	}
-	if (rc == 0 && f->teams) {
-		rc = sql_scope(&sql, "team_id", f->nteams, &next);
-		if (rc == 0)
-			rc = params_scope(c, p, f->teams, f->nteams);
-	}
-	if (rc == 0 && f->status >= 0) {
-		rc = sql_appendf(&sql, " AND status = $%d", next++);
-		if (rc == 0)
-			rc = params_add(c, p, "t",
-					alloc_status_name((enum alloc_status)f->status));
-	}
-	if (rc == 0 && has_cursor) {
-		rc = sql_appendf(&sql, " AND (approved_at < $%d OR (approved_at = $%d AND id < $%d))",
-				 next, next + 1, next + 2);
-		next += 3;
-		if (rc == 0)
-			rc = params_add(c, p, "iit", cur_at, cur_at, cur_id);
-	}
-	if (rc == 0) {
-		rc = sql_appendf(&sql, " ORDER BY approved_at DESC, id DESC LIMIT $%d", next++);
-		if (rc == 0)
-			rc = params_add(c, p, "i", (int64_t)limit + 1);
-	}
-	if (rc == 0)
-		rc = pq_exec(c, sql, false, p, &r);
-	if (rc != 0)
-		goto out;
-	for (int i = 0; i < PQntuples(r); i++) {
-		if (rows == limit) {
-			more = true;
-			break;
-		}
-		rc = row_alloc(r, i, a);
-		const char *why = rc == ERR_STORE ? STORE_BAD_ROW_TEXT
-				  : rc == 0 ? store_alloc_unreadable(a) : NULL;
-		if (why) { /* reported and skipped: the page goes on past it */
-			store_bad_row("allocations", PQgetvalue(r, i, 0), why);
-			rc = 0;
-			rows++;
-			*last = *a;
-			continue;
-		}
-		if (rc != 0)
-			goto out;
-		rows++;
-		*last = *a;
-		if (cb(ctx, a) != 0)
-			break;
-	}
-	if (more)
-		snprintf(next_cursor, STORE_ID_LEN * 2, "%lld:%s", (long long)last->approved_at,
-			 last->id);
-	else
-		next_cursor[0] = '\0';
-out:
-	PQclear(r);
-	free(sql);
-	free(p);
-	free(a);
-	free(last);
-	return rc;
-}
-
-static int rollup_add(struct pg_conn *c, const struct allocation *a);
-
-static const char SQL_ALLOC_COMPLETE[] =
-	"UPDATE allocations SET status = $1, ended_at = $2, actual_micros = $3 WHERE id = $4";
-
-static int alloc_transition_once(struct pg_conn *c, const struct actor *who, const char *id,
-				 enum alloc_event ev, int64_t at, int64_t now,
-				 struct allocation *out, bool *repeat)
-{
-	struct allocation *a = NULL, *res = NULL; /* owned here (large records) */
-	enum alloc_status next;
-	bool rep = false, expired_instead = false;
-	int rc, n, fin;
-
-	a = malloc(sizeof(*a));
-	res = malloc(sizeof(*res));
-	if (!a || !res) {
-		free(a);
-		free(res);
-		return ERR_NOMEM;
-	}
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		goto done;
-	/* The allocation row first; its period and GPU rows follow in the
-	 * same order as the check-and-reserve takes them. */
-	rc = load_one(c, SQL_ALLOC_LOCK, id, row_alloc, a);
-	if (rc != 0) {
-		if (rc == ERR_NOT_FOUND)
-			conn_err(c, "unknown allocation '%s'", id);
-		goto out;
-	}
-	rc = lifecycle_next(a->status, ev, &next, &rep);
-	if (rc != 0) {
-		conn_err(c, "cannot %s an allocation that is %s", alloc_event_name(ev),
-			 alloc_status_name(a->status));
-		goto out;
-	}
-	*res = *a;
-	if (rep)
-		goto out; /* nothing changes; the commit below is of an empty transaction */
-	switch (ev) {
-	case ALLOC_EV_START:
-		if (now >= a->expires_at) {
-			rc = alloc_release(c, who, a, ALLOC_EXPIRED, a->expires_at, now, res);
-			if (rc == 0)
-				expired_instead = true;
-			break;
-		}
-		res->status = ALLOC_RUNNING;
-		res->started_at = at;
-		n = q_exec(c, SQL_ALLOC_START, "tit", alloc_status_name(ALLOC_RUNNING), at, id);
-		if (n < 0) {
-			rc = n;
-			break;
-		}
-		rc = audit_rec(c, who, now, "allocation.start", "allocation", id, a->team, store_json_alloc,
-			       a, res);
-		break;
-	case ALLOC_EV_COMPLETE: {
-		int64_t actual = 0;
-
-		if (at < a->started_at) {
-			conn_err(c, "ended_at is before started_at");
-			rc = ERR_INVALID;
-			break;
-		}
-		rc = ledger_actual(a->price_micros, a->gpu_count, a->max_runtime_us, a->started_at,
-				   at, &actual);
-		if (rc != 0) {
-			conn_err(c, "cannot compute the actual cost");
-			break;
-		}
-		res->status = ALLOC_COMPLETED;
-		res->ended_at = at;
-		res->actual_micros = actual;
-		n = q_exec(c, SQL_ALLOC_COMPLETE, "tiit", alloc_status_name(ALLOC_COMPLETED), at,
-			   actual, id);
-		if (n < 0) {
-			rc = n;
-			break;
-		}
-		rc = ledger_move(c, a, -a->estimated_micros, actual);
-		if (rc == 0)
-			rc = gpu_move(c, a->gpu_type, -a->gpu_count);
-		if (rc == 0)
-			rc = rollup_add(c, res);
-		if (rc == 0)
-			rc = audit_rec(c, who, now, "allocation.complete", "allocation", id, a->team,
-				       store_json_alloc, a, res);
-		break;
-	}
-	case ALLOC_EV_CANCEL:
-		rc = alloc_release(c, who, a, ALLOC_CANCELLED, at, now, res);
-		break;
-	case ALLOC_EV_EXPIRE:
-		rc = alloc_release(c, who, a, ALLOC_EXPIRED, at, now, res);
-		break;
-	default:
-		conn_err(c, "unknown event");
-		rc = ERR_INVALID;
-		break;
-	}
-out:
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0)
-		rc = fin;
-	if (rc == 0) {
-		*out = *res;
-		*repeat = rep;
-		if (expired_instead) {
-			conn_err(c, "allocation expired before it started");
-			rc = ERR_CONFLICT;
-		}
-	}
-done:
-	free(a);
-	free(res);
-	return rc;
-}
-
-static int pg_alloc_transition(struct store_conn *bc, const struct actor *who, const char *id,
-			       enum alloc_event ev, int64_t at, int64_t now, struct allocation *out,
-			       bool *repeat, char *detail)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	int rc = PG_RETRYING(c, alloc_transition_once(c, who, id, ev, at, now, out, repeat));
-
-	detail_out(c, rc, detail);
-	return rc;
-}
-
-static int alloc_expire_due_once(struct pg_conn *c, int64_t now, int *n)
-{
-	int count = 0, rc, fin;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	rc = expire_due_tx(c, now, &count);
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0)
-		rc = fin;
-	if (rc == 0)
-		*n = count;
-	return rc;
-}
-
-static int pg_alloc_expire_due(struct store_conn *bc, int64_t now, int *n)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, alloc_expire_due_once(c, now, n));
-}
-
-/* ---- costs ------------------------------------------------------------- */
-
-static int pg_costs(struct store_conn *bc, const struct cost_query *q, store_cost_cb cb, void *ctx)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct store_cost_acc acc = {NULL, 0, 0};
-	struct allocation *a = NULL;
-	struct pg_params *p = NULL;
-	PGresult *r = NULL;
-	char *sql = NULL;
-	bool by_day = q->group == COST_BY_DAY;
-	int next = by_day ? 4 : 3, rc;
-
-	rc = conn_ready(c);
-	if (rc != 0)
-		return rc;
-	a = malloc(sizeof(*a));
-	p = malloc(sizeof(*p));
-	sql = strdup(by_day ? "SELECT " ALLOC_COLS " FROM allocations WHERE"
-			      " ((status IN ('approved', 'running') AND approved_at < $1)"
-			      " OR (status = 'completed' AND ended_at >= $2 AND started_at < $3))"
-			    : "SELECT " ALLOC_COLS " FROM allocations WHERE"
-			      " approved_at >= $1 AND approved_at < $2");
-	if (!a || !p || !sql) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	p->n = 0;
-	if (by_day)
-		rc = params_add(c, p, "iii", q->to, q->from, q->to);
-	else
-		rc = params_add(c, p, "ii", q->from, q->to);
-	if (rc == 0 && q->teams) {
-		rc = sql_scope(&sql, "team_id", q->nteams, &next);
-		if (rc == 0)
-			rc = params_scope(c, p, q->teams, q->nteams);
-	}
-	if (rc == 0)
-		rc = pq_exec(c, sql, false, p, &r);
-	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
-		rc = row_alloc(r, i, a);
-		if (rc == 0)
-			rc = by_day ? store_cost_by_day(&acc, q, a) : store_cost_by_key(&acc, q, a);
-	}
-	if (rc != 0)
-		goto out;
-	for (size_t i = 0; i < acc.n; i++) {
-		if (cb(ctx, &acc.rows[i]) != 0)
-			break;
-	}
-out:
-	if (rc == ERR_OVERFLOW)
-		conn_err(c, "cost totals overflow");
-	PQclear(r);
-	free(sql);
-	free(p);
-	free(a);
-	free(acc.rows);
-	return rc;
-}
-
 /* ---- audit ------------------------------------------------------------- */
 
 static const char SQL_AUDIT_ALL[] =
@@ -2869,170 +2367,9 @@ out:
 
 /* ---- cost rollups, FOCUS usage rows, budget alerts -------------------- */
 
-/*
- * The daily rollups are kept exactly as store_sqlite.c keeps them (same
- * transaction as each completion, rebuilt by migration 2 and by
- * cost_rollup_rebuild), so either backend's data can be checked against a
- * scan.  pg_costs answers from the scan of the allocations: PostgreSQL
- * indexes make it cheap at our sizes, and it is the reference the rollups
- * equal by construction.
- */
-static const char SQL_ROLL_APPROVED[] =
-	"INSERT INTO cost_daily_approved(day, team_id, project, gpu_type, spent, gpu_microhours)"
-	" VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (day, team_id, project, gpu_type) DO UPDATE"
-	" SET spent = cost_daily_approved.spent + excluded.spent,"
-	" gpu_microhours = cost_daily_approved.gpu_microhours + excluded.gpu_microhours";
-static const char SQL_ROLL_USAGE[] =
-	"INSERT INTO cost_daily_usage(day, team_id, project, gpu_type, spent, gpu_microhours)"
-	" VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (day, team_id, project, gpu_type) DO UPDATE"
-	" SET spent = cost_daily_usage.spent + excluded.spent,"
-	" gpu_microhours = cost_daily_usage.gpu_microhours + excluded.gpu_microhours";
-static const char SQL_ROLL_CLEAR[] = "DELETE FROM cost_daily_approved; DELETE FROM cost_daily_usage;";
-static const char SQL_COMPLETED_ALL[] =
-	"SELECT " ALLOC_COLS " FROM allocations WHERE status = 'completed'";
-
-struct roll_ctx {
-	struct pg_conn *c;
-	const struct allocation *a;
-};
-
-static int roll_usage_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
-{
-	struct roll_ctx *rc = ctx;
-	int n = q_exec(rc->c, SQL_ROLL_USAGE, "itttii", day, rc->a->team, rc->a->project,
-		       rc->a->gpu_type, money, gpu_mh);
-
-	return n < 0 ? n : 0;
-}
-
-/* Adds a completed allocation to both rollups, inside the caller's transaction. */
-static int rollup_add(struct pg_conn *c, const struct allocation *a)
-{
-	struct roll_ctx ctx = {c, a};
-	int64_t ue = 0, gpu_mh = 0;
-	int rc, n;
-
-	if (a->status != ALLOC_COMPLETED)
-		return 0;
-	rc = store_completed_use(a, &ue, &gpu_mh);
-	if (rc != 0)
-		return rc;
-	n = q_exec(c, SQL_ROLL_APPROVED, "itttii", time_day_start(a->approved_at), a->team,
-		   a->project, a->gpu_type, a->actual_micros, gpu_mh);
-	if (n < 0)
-		return n;
-	return store_split_days(a->started_at, ue, a->actual_micros, gpu_mh, roll_usage_part, &ctx);
-}
-
-/* Recomputes both rollups from the allocations, inside the caller's transaction. */
-static int rollup_rebuild_tx(struct pg_conn *c)
-{
-	struct allocation *a = NULL; /* owned here */
-	PGresult *r = NULL;
-	int rc;
-
-	rc = q_script(c, SQL_ROLL_CLEAR);
-	if (rc != 0)
-		return rc;
-	a = malloc(sizeof(*a));
-	if (!a)
-		return ERR_NOMEM;
-	rc = q_query(c, SQL_COMPLETED_ALL, &r, "");
-	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
-		rc = row_alloc(r, i, a);
-		if (rc == 0)
-			rc = rollup_add(c, a);
-	}
-	PQclear(r);
-	free(a);
-	return rc;
-}
-
-/* Runs C steps that belong to migration `version` (same transaction). */
-static int migrate_after(struct pg_conn *c, int64_t version)
-{
-	if (version == 2)
-		return rollup_rebuild_tx(c);
-	return 0;
-}
-
-static int rollup_rebuild_once(struct pg_conn *c)
-{
-	int rc, fin;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	rc = rollup_rebuild_tx(c);
-	fin = tx_finish(c, rc == 0);
-	return rc != 0 ? rc : fin;
-}
-
-static int pg_cost_rollup_rebuild(struct store_conn *bc)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, rollup_rebuild_once(c));
-}
-
-static int pg_cost_usage(struct store_conn *bc, const struct cost_query *q, store_usage_cb cb,
-			 void *ctx)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct allocation *a = NULL;
-	struct pg_params *p = NULL;
-	PGresult *r = NULL;
-	char *sql = NULL;
-	struct store_usage_ctx u = {.q = q, .cb = cb, .ctx = ctx};
-	int next = 3, rc;
-
-	rc = conn_ready(c);
-	if (rc != 0)
-		return rc;
-	a = malloc(sizeof(*a));
-	p = malloc(sizeof(*p));
-	sql = strdup("SELECT " ALLOC_COLS " FROM allocations WHERE status = 'completed'"
-		     " AND ended_at >= $1 AND started_at < $2");
-	if (!a || !p || !sql) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	p->n = 0;
-	rc = params_add(c, p, "ii", time_day_start(q->from), store_day_ceil(q->to));
-	if (rc == 0 && q->teams) {
-		rc = sql_scope(&sql, "team_id", q->nteams, &next);
-		if (rc == 0)
-			rc = params_scope(c, p, q->teams, q->nteams);
-	}
-	if (rc == 0)
-		rc = sql_appendf(&sql, " ORDER BY approved_at, id");
-	if (rc == 0)
-		rc = pq_exec(c, sql, false, p, &r);
-	for (int i = 0; rc == 0 && !u.stopped && i < PQntuples(r); i++) {
-		int64_t ue = 0, gpu_mh = 0;
-
-		rc = row_alloc(r, i, a);
-		if (rc == 0 && store_alloc_unreadable(a)) { /* the money is exported, the texts blank */
-			store_bad_row("allocations", a->id, store_alloc_unreadable(a));
-			store_alloc_blank_unreadable(a);
-		}
-		if (rc == 0)
-			rc = store_completed_use(a, &ue, &gpu_mh);
-		if (rc != 0)
-			break;
-		u.row.alloc = a;
-		rc = store_split_days(a->started_at, ue, a->actual_micros, gpu_mh, store_usage_part, &u);
-		if (u.stopped)
-			rc = 0;
-	}
-out:
-	PQclear(r);
-	free(sql);
-	free(p);
-	free(a);
-	return rc;
-}
-
+/* Runs C steps that belong to migration `version` (same transaction):
+ * version 5 adds the last rollup table, and fills every rollup table (version
+ * 2's backfill is left to it because the fill needs version 5's table). */
 static const char SQL_ALERT_INSERT[] =
 	"INSERT INTO alerts(team_id, period_start, threshold_ppm, url, budget, committed,"
 	" crossed_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
@@ -3350,12 +2687,6 @@ static int pg_job_cleanup_done(struct store_conn *bc, const char *job_id, int64_
 
 /* ---- the driver (db.h) ------------------------------------------------- */
 
-struct pg_rows {
-	struct db_rows base; /* must be first */
-	PGresult *res;
-	int row; /* the current row; -1 before the first */
-};
-
 static int drv_run(struct store_conn *bc, const char *sql, bool cached, const struct db_param *p,
 		   int n, struct db_rows **rows)
 {
@@ -3511,7 +2842,7 @@ static const struct db_driver pg_driver = {
 	.migrations = pg_migrations,
 	.nmigrations = (int)(sizeof(pg_migrations) / sizeof(pg_migrations[0])),
 	.migrate_lock_sql = SQL_MIG_LOCK,
-	.migrated = drv_migrated,
+	.rollup_fill_version = 5, /* the migration that made the monthly rollup */
 	.allocate = pg_allocate,
 	.token_by_hash = pg_token_by_hash,
 	.token_revoking = drv_token_revoking,
@@ -3541,14 +2872,14 @@ static const struct store_ops pg_ops = {
 	.team_list = pg_team_list,
 	.team_ledger = pg_team_ledger,
 	.allocate = pg_allocate,
-	.alloc_get = pg_alloc_get,
-	.alloc_list = pg_alloc_list,
-	.alloc_transition = pg_alloc_transition,
-	.alloc_expire_due = pg_alloc_expire_due,
-	.costs = pg_costs,
+	.alloc_get = ops_alloc_get,
+	.alloc_list = ops_alloc_list,
+	.alloc_transition = ops_alloc_transition,
+	.alloc_expire_due = ops_alloc_expire_due,
+	.costs = ops_costs,
 	.audit_list = pg_audit_list,
-	.cost_usage = pg_cost_usage,
-	.cost_rollup_rebuild = pg_cost_rollup_rebuild,
+	.cost_usage = ops_cost_usage,
+	.cost_rollup_rebuild = ops_cost_rollup_rebuild,
 	.alert_record = pg_alert_record,
 	.alert_claim = pg_alert_claim,
 	.alert_done = pg_alert_done,

@@ -439,12 +439,6 @@ static const char *const sq_migrations[] = {
 	(const char *)schema_sqlite_v3, (const char *)schema_sqlite_v4,
 	(const char *)schema_sqlite_v5,
 };
-static int migrate_after(struct sq_conn *c, int64_t version);
-
-static int drv_migrated(struct store_conn *bc, int version)
-{
-	return migrate_after(sq_conn_of(bc), version);
-}
 
 /* ---- rows -------------------------------------------------------------- */
 
@@ -510,38 +504,6 @@ static int row_team(sqlite3_stmt *st, void *out)
 	return !bad && period_kind_parse(period, &t->period) == 0 ? 0 : ERR_STORE;
 }
 
-static int row_alloc(sqlite3_stmt *st, void *out)
-{
-	int bad = 0, cut = 0;
-	struct allocation *a = out;
-	char status[32];
-
-	memset(a, 0, sizeof(*a));
-	bad |= col_copy(st, 0, a->id, sizeof(a->id));
-	bad |= col_copy(st, 1, a->team, sizeof(a->team));
-	bad |= col_copy(st, 2, a->project, sizeof(a->project));
-	bad |= col_copy(st, 3, a->gpu_type, sizeof(a->gpu_type));
-	a->gpu_count = sqlite3_column_int64(st, 4);
-	a->max_runtime_us = sqlite3_column_int64(st, 5);
-	a->price_micros = sqlite3_column_int64(st, 6);
-	a->estimated_micros = sqlite3_column_int64(st, 7);
-	bad |= col_copy(st, 8, status, sizeof(status));
-	cut |= col_copy(st, 9, a->purpose, sizeof(a->purpose));
-	cut |= col_copy(st, 10, a->labels_json, sizeof(a->labels_json));
-	bad |= col_copy(st, 11, a->created_by, sizeof(a->created_by));
-	a->period_start = sqlite3_column_int64(st, 12);
-	a->approved_at = sqlite3_column_int64(st, 13);
-	a->expires_at = sqlite3_column_int64(st, 14);
-	a->started_at = sqlite3_column_int64(st, 15);
-	a->ended_at = sqlite3_column_int64(st, 16);
-	a->actual_micros = sqlite3_column_int64(st, 17);
-	/* A cut text leaves the money readable (costs, expiry); the row cannot
-	 * be rendered (store_alloc_unreadable), which "" labels say. */
-	if (cut)
-		a->labels_json[0] = '\0';
-	return !bad && alloc_status_parse(status, &a->status) == 0 ? 0 : ERR_STORE;
-}
-
 /* Loads the one row `sql` selects for key: 0, ERR_NOT_FOUND or an error. */
 static int load_one(struct sq_conn *c, const char *sql, const char *key,
 		    int (*row)(sqlite3_stmt *, void *), void *out)
@@ -566,7 +528,6 @@ static int load_one(struct sq_conn *c, const char *sql, const char *key,
 
 static const char SQL_GPU_BY_ID[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = ?";
 static const char SQL_TEAM_BY_ID[] = "SELECT " TEAM_COLS " FROM teams WHERE id = ?";
-static const char SQL_ALLOC_BY_ID[] = "SELECT " ALLOC_COLS " FROM allocations WHERE id = ?";
 
 /* ---- audit ------------------------------------------------------------- */
 
@@ -696,14 +657,13 @@ static const char SQL_GPU_UPDATE[] =
 	"UPDATE gpu_types SET name = ?, price_micros = ?, price_date = ?, price_source = ?,"
 	" capacity = ?, updated_at = ? WHERE id = ?";
 static const char SQL_GPU_LIST[] = "SELECT " GPU_COLS " FROM gpu_types ORDER BY id";
-static const char SQL_GPU_MOVE[] = "UPDATE gpu_types SET allocated = allocated + ? WHERE id = ?";
 
 static int sq_gpu_type_put(struct store_conn *bc, const struct actor *who, const struct gpu_type *g,
 			   int64_t now, bool *created)
 {
 	struct sq_conn *c = sq_conn_of(bc);
 	struct gpu_type old, rec = *g;
-	bool exists;
+	bool exists = false;
 	int rc, n, fin;
 
 	c->base.err[0] = '\0';
@@ -876,7 +836,7 @@ static int sq_team_put(struct store_conn *bc, const struct actor *who, const str
 {
 	struct sq_conn *c = sq_conn_of(bc);
 	struct team old, rec = *t;
-	bool exists;
+	bool exists = false;
 	int rc, n, fin;
 
 	c->base.err[0] = '\0';
@@ -1087,188 +1047,6 @@ out:
 
 /* ---- allocations ------------------------------------------------------- */
 
-static const char SQL_ALLOC_INSERT[] =
-	"INSERT INTO allocations(" ALLOC_COLS ") VALUES"
-	" (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-static const char SQL_ALLOC_DUE[] =
-	"SELECT " ALLOC_COLS " FROM allocations WHERE status = 'approved' AND expires_at <= ?"
-	" ORDER BY expires_at, id";
-static const char SQL_ALLOC_END[] =
-	"UPDATE allocations SET status = ?, ended_at = ?, actual_micros = ? WHERE id = ?";
-static const char SQL_ALLOC_START[] =
-	"UPDATE allocations SET status = ?, started_at = ? WHERE id = ?";
-static const char SQL_IDEM_GET[] =
-	"SELECT request_hash, status, body FROM idempotency WHERE token_id = ? AND key = ?";
-static const char SQL_IDEM_INSERT[] =
-	"INSERT INTO idempotency(token_id, key, request_hash, status, body, created_at)"
-	" VALUES (?, ?, ?, ?, ?, ?)";
-
-/* Moves money in the allocation's own period row; exactly one row must change. */
-static int ledger_move(struct sq_conn *c, const struct allocation *a, int64_t d_reserved,
-		       int64_t d_spent)
-{
-	int n = q_exec(c, SQL_PERIOD_MOVE, "iiti", d_reserved, d_spent, a->team, a->period_start);
-
-	if (n < 0)
-		return n;
-	if (n != 1) {
-		conn_err(c, "ledger row of team '%s' is missing", a->team);
-		return ERR_STORE;
-	}
-	return 0;
-}
-
-static int gpu_move(struct sq_conn *c, const char *gpu_type, int64_t d)
-{
-	int n = q_exec(c, SQL_GPU_MOVE, "it", d, gpu_type);
-
-	if (n < 0)
-		return n;
-	if (n != 1) {
-		conn_err(c, "gpu type '%s' is missing", gpu_type);
-		return ERR_STORE;
-	}
-	return 0;
-}
-
-/*
- * Cancels or expires a (held) allocation: releases its reservation and GPUs,
- * records the end instant `at`, audits.  *after gets the new record.
- */
-static int alloc_release(struct sq_conn *c, const struct actor *who, const struct allocation *a,
-			 enum alloc_status to, int64_t at, int64_t now, struct allocation *after)
-{
-	struct allocation b = *a;
-	char action[64];
-	int rc, n;
-
-	b.status = to;
-	b.ended_at = at;
-	b.actual_micros = 0;
-	n = q_exec(c, SQL_ALLOC_END, "tiit", alloc_status_name(to), at, (int64_t)0, a->id);
-	if (n < 0)
-		return n;
-	rc = ledger_move(c, a, -a->estimated_micros, 0);
-	if (rc != 0)
-		return rc;
-	rc = gpu_move(c, a->gpu_type, -a->gpu_count);
-	if (rc != 0)
-		return rc;
-	snprintf(action, sizeof(action), "allocation.%s",
-		 to == ALLOC_EXPIRED ? "expire" : "cancel");
-	rc = audit_rec(c, who, now, action, "allocation", a->id, a->team, store_json_alloc, a, &b);
-	if (rc != 0)
-		return rc;
-	if (after)
-		*after = b;
-	return 0;
-}
-
-/* Expires every approved allocation due at now, inside the caller's transaction. */
-static int expire_due_tx(struct sq_conn *c, int64_t now, int *count)
-{
-	struct allocation *list = NULL; /* owned here */
-	size_t n = 0, cap = 0;
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	/* Collect first: updating rows under a live SELECT is asking for trouble. */
-	rc = q_open(c, SQL_ALLOC_DUE, &st, "i", now);
-	if (rc != 0)
-		return rc;
-	while ((rc = q_step(c, st)) == 1) {
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 8;
-			struct allocation *nl = realloc(list, ncap * sizeof(*list));
-			if (!nl) {
-				rc = ERR_NOMEM;
-				break;
-			}
-			list = nl;
-			cap = ncap;
-		}
-		rc = row_alloc(st, &list[n]);
-		if (rc == ERR_STORE) { /* unreadable: reported and left alone */
-			store_bad_row("allocations", (const char *)sqlite3_column_text(st, 0),
-				      STORE_BAD_ROW_TEXT);
-			rc = 0;
-			continue;
-		}
-		if (rc != 0)
-			break;
-		n++;
-	}
-	q_close(c, st);
-	if (rc != 0)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		const char *why = store_alloc_unreadable(&list[i]);
-		if (why) { /* its money is still released; the audit row has blanks */
-			store_bad_row("allocations", list[i].id, why);
-			store_alloc_blank_unreadable(&list[i]);
-		}
-		rc = alloc_release(c, NULL, &list[i], ALLOC_EXPIRED, list[i].expires_at, now, NULL);
-		if (rc != 0)
-			goto out;
-	}
-	if (count)
-		*count = (int)n;
-out:
-	free(list);
-	return rc;
-}
-
-/* 1 = stored answer with the same hash (replay filled), 0 = none, < 0 error. */
-static int idem_lookup(struct sq_conn *c, const char *token_id, const struct idem *idem,
-		       int *status, char **body)
-{
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	rc = q_open(c, SQL_IDEM_GET, &st, "tt", token_id, idem->key);
-	if (rc != 0)
-		return rc;
-	rc = q_step(c, st);
-	if (rc == 1) {
-		const char *h = (const char *)sqlite3_column_text(st, 0);
-		const char *b = (const char *)sqlite3_column_text(st, 2);
-
-		rc = ops_idem_mismatch(idem, h, c->base.err, sizeof(c->base.err));
-		if (rc == 0) {
-			*status = sqlite3_column_int(st, 1);
-			*body = strdup(b ? b : "");
-			rc = *body ? 1 : ERR_NOMEM;
-		}
-	}
-	q_close(c, st);
-	return rc;
-}
-
-/* Defensive re-read after an approval: the rule can only break by a bug. */
-static int ledger_verify(struct sq_conn *c, const struct team *t, int64_t period_start,
-			 const char *gpu_type)
-{
-	struct gpu_type g;
-	int64_t spent = 0, reserved = 0;
-	int rc;
-
-	rc = period_load(c, t->id, period_start, &spent, &reserved);
-	if (rc != 0)
-		return rc;
-	if (spent > t->budget_micros - reserved) {
-		conn_err(c, "ledger invariant violated for team '%s'", t->id);
-		return ERR_STORE;
-	}
-	rc = load_one(c, SQL_GPU_BY_ID, gpu_type, row_gpu, &g);
-	if (rc != 0)
-		return rc == ERR_NOT_FOUND ? ERR_STORE : rc;
-	if (g.allocated > g.capacity) {
-		conn_err(c, "capacity invariant violated for gpu type '%s'", gpu_type);
-		return ERR_STORE;
-	}
-	return 0;
-}
-
 /* ---- group commit (allocate) ------------------------------------------- */
 
 static const char SQL_SAVEPOINT[] = "SAVEPOINT a";
@@ -1386,112 +1164,6 @@ void store_sqlite_stats(struct store *bs, long *commits, long *decisions)
 }
 
 /*
- * One allocation decision inside the caller's savepoint on c: (replay
- * idempotent answer | expire due allocations | read ledger and capacity |
- * ledger_decide | insert, reserve, audit) and remember the idempotent answer.
- * *keep says whether the part is to be committed (approved, refused, or
- * replayed); otherwise rc is the error and the caller undoes the part.
- */
-static int alloc_part(struct sq_conn *c, const struct actor *who, const struct alloc_request *r,
-		      int64_t start_timeout_s, int64_t now, struct idem *idem,
-		      struct alloc_outcome *lo, bool *replayed, int *replay_status, char **replay,
-		      bool *keep)
-{
-	struct team team;
-	struct gpu_type gpu;
-	struct alloc_facts f = {NULL, NULL, 0, 0, 0};
-	int64_t pe = 0;
-	char *body = NULL; /* the idempotency record, owned here */
-	int rc, n;
-	bool use_idem = idem && idem->key;
-
-	*keep = false;
-	if (use_idem) {
-		rc = idem_lookup(c, who->token_id, idem, replay_status, replay);
-		if (rc < 0)
-			goto out;
-		if (rc == 1) {
-			*replayed = true;
-			rc = 0;
-			*keep = true;
-			goto out;
-		}
-	}
-	rc = load_one(c, SQL_TEAM_BY_ID, r->team, row_team, &team);
-	if (rc != 0 && rc != ERR_NOT_FOUND)
-		goto out;
-	f.team = rc == 0 ? &team : NULL;
-	if (f.team) {
-		/* Due allocations give their money and GPUs back before we decide. */
-		rc = expire_due_tx(c, now, NULL);
-		if (rc != 0)
-			goto out;
-		rc = load_one(c, SQL_GPU_BY_ID, r->gpu_type, row_gpu, &gpu);
-		if (rc != 0 && rc != ERR_NOT_FOUND)
-			goto out;
-		f.gpu = rc == 0 ? &gpu : NULL;
-	}
-	if (f.gpu) {
-		period_bounds(team.period, now, &f.ps, &pe);
-		n = q_exec(c, SQL_PERIOD_ENSURE, "tii", team.id, f.ps, pe);
-		if (n < 0) {
-			rc = n;
-			goto out;
-		}
-		rc = period_load(c, team.id, f.ps, &f.spent, &f.reserved);
-		if (rc != 0)
-			goto out;
-	}
-	rc = ops_alloc_decide(who, r, &f, now, start_timeout_s, lo, c->base.err, sizeof(c->base.err));
-	if (rc != 0 && rc != ERR_BUDGET && rc != ERR_CAPACITY)
-		goto out; /* not a decision: nothing to remember */
-	if (rc == 0) {
-		struct allocation *a = &lo->alloc;
-
-		n = q_exec(c, SQL_ALLOC_INSERT, "ttttiiiittttiiiiii", a->id, a->team, a->project,
-			   a->gpu_type, a->gpu_count, a->max_runtime_us, a->price_micros,
-			   a->estimated_micros, alloc_status_name(a->status), a->purpose,
-			   a->labels_json, a->created_by, a->period_start, a->approved_at,
-			   a->expires_at, a->started_at, a->ended_at, a->actual_micros);
-		if (n < 0) {
-			rc = n;
-			goto out;
-		}
-		rc = ledger_move(c, a, a->estimated_micros, 0);
-		if (rc != 0)
-			goto out;
-		rc = gpu_move(c, gpu.id, a->gpu_count);
-		if (rc != 0)
-			goto out;
-		rc = ledger_verify(c, &team, f.ps, gpu.id);
-		if (rc != 0)
-			goto out;
-		rc = audit_rec(c, who, now, "allocation.approve", "allocation", a->id, a->team,
-			       store_json_alloc, NULL, a);
-		if (rc != 0)
-			goto out;
-	}
-	if (use_idem) {
-		body = ops_idem_record(rc, lo);
-		if (!body) {
-			rc = ERR_NOMEM;
-			conn_err(c, "out of memory recording the idempotent decision");
-			goto out;
-		}
-		n = q_exec(c, SQL_IDEM_INSERT, "tttiti", who->token_id, idem->key, idem->hash,
-			   (int64_t)rc, body, now);
-		if (n < 0) {
-			rc = n;
-			goto out;
-		}
-	}
-	*keep = true; /* approved, or a refusal worth remembering */
-out:
-	free(body);
-	return rc;
-}
-
-/*
  * Group commit: the decision runs in `SAVEPOINT a` of the batch transaction
  * on the writer connection; the answer is returned only after that batch's
  * COMMIT succeeded (see struct sq_store).  The caller's connection only
@@ -1534,8 +1206,9 @@ static int sq_allocate(struct store_conn *bc, const struct actor *who, const str
 		rc = n;
 		batch_undo_part(s, false);
 	} else {
-		rc = alloc_part(w, who, r, start_timeout_s, now, idem, &lo, &replayed,
-				&replay_status, &replay, &keep);
+		rc = ops_alloc_one(&w->base, who, r, start_timeout_s, now, idem, &lo,
+				   &replay_status, &replay, &keep);
+		replayed = replay != NULL;
 		if (keep) {
 			n = q_exec(w, SQL_RELEASE, "");
 			if (n < 0) {
@@ -1582,338 +1255,6 @@ static int sq_allocate(struct store_conn *bc, const struct actor *who, const str
 out:
 	free(replay);
 	detail_out(c, rc, detail);
-	return rc;
-}
-
-static int sq_alloc_get(struct store_conn *bc, const char *id, struct allocation *out)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct allocation *a = NULL;
-	int rc;
-
-	c->base.err[0] = '\0';
-	a = malloc(sizeof(*a));
-	if (!a)
-		return ERR_NOMEM;
-	rc = load_one(c, SQL_ALLOC_BY_ID, id, row_alloc, a);
-	if (rc == 0 && store_alloc_unreadable(a)) { /* never rendered with a cut text */
-		conn_err(c, "allocation %s cannot be read: %s", id, store_alloc_unreadable(a));
-		rc = ERR_STORE;
-	}
-	if (rc == 0)
-		*out = *a;
-	free(a);
-	return rc;
-}
-
-static int sq_alloc_list(struct store_conn *bc, const struct alloc_filter *f, store_alloc_cb cb,
-			 void *ctx, char *next_cursor)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct allocation *a = NULL, *last = NULL; /* owned here */
-	sqlite3_stmt *st = NULL;
-	char *sql = NULL;
-	char cur_id[STORE_ID_LEN];
-	int64_t cur_at = 0;
-	int limit = f->limit, idx = 1, rows = 0, rc;
-	bool more = false;
-
-	c->base.err[0] = '\0';
-	if (limit < 1)
-		limit = 1;
-	if (limit > STORE_MAX_PAGE)
-		limit = STORE_MAX_PAGE;
-	if (f->cursor && f->cursor[0]) {
-		rc = store_cursor_parse(f->cursor, &cur_at, cur_id);
-		if (rc != 0) {
-			conn_err(c, "invalid cursor");
-			return rc;
-		}
-	}
-	a = malloc(sizeof(*a));
-	last = malloc(sizeof(*last));
-	sql = strdup("SELECT " ALLOC_COLS " FROM allocations WHERE 1");
-	if (!a || !last || !sql) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	rc = 0;
-	if (f->team)
-		rc = sql_append(&sql, " AND team_id = ?");
-	if (rc == 0 && f->teams)
-		rc = sql_scope(&sql, "team_id", f->nteams);
-	if (rc == 0 && f->status >= 0)
-		rc = sql_append(&sql, " AND status = ?");
-	if (rc == 0 && f->cursor && f->cursor[0])
-		rc = sql_append(&sql, " AND (approved_at < ? OR (approved_at = ? AND id < ?))");
-	if (rc == 0)
-		rc = sql_append(&sql, " ORDER BY approved_at DESC, id DESC LIMIT ?");
-	if (rc != 0)
-		goto out;
-	rc = q_prepare(c, sql, false, &st);
-	if (rc != 0)
-		goto out;
-	if (f->team)
-		rc = q_bind(c, st, &idx, "t", f->team);
-	if (rc == 0 && f->teams)
-		rc = bind_scope(c, st, &idx, f->teams, f->nteams);
-	if (rc == 0 && f->status >= 0)
-		rc = q_bind(c, st, &idx, "t", alloc_status_name((enum alloc_status)f->status));
-	if (rc == 0 && f->cursor && f->cursor[0])
-		rc = q_bind(c, st, &idx, "iit", cur_at, cur_at, cur_id);
-	if (rc == 0)
-		rc = q_bind(c, st, &idx, "i", (int64_t)limit + 1);
-	if (rc != 0)
-		goto out;
-	while ((rc = q_step(c, st)) == 1) {
-		if (rows == limit) {
-			more = true;
-			rc = 0;
-			break;
-		}
-		rc = row_alloc(st, a);
-		const char *why = rc == ERR_STORE ? STORE_BAD_ROW_TEXT
-				  : rc == 0 ? store_alloc_unreadable(a) : NULL;
-		if (why) { /* reported and skipped: the page goes on past it */
-			store_bad_row("allocations", (const char *)sqlite3_column_text(st, 0), why);
-			rc = 0;
-			rows++;
-			*last = *a;
-			continue;
-		}
-		if (rc != 0)
-			goto out;
-		rows++;
-		*last = *a;
-		if (cb(ctx, a) != 0) {
-			rc = 0;
-			break;
-		}
-	}
-	if (rc != 0)
-		goto out;
-	if (more)
-		snprintf(next_cursor, STORE_ID_LEN * 2, "%lld:%s", (long long)last->approved_at,
-			 last->id);
-	else
-		next_cursor[0] = '\0';
-out:
-	q_close(c, st);
-	free(sql);
-	free(a);
-	free(last);
-	return rc;
-}
-
-static int rollup_add(struct sq_conn *c, const struct allocation *a);
-
-static const char SQL_ALLOC_COMPLETE[] =
-	"UPDATE allocations SET status = ?, ended_at = ?, actual_micros = ? WHERE id = ?";
-
-static int sq_alloc_transition(struct store_conn *bc, const struct actor *who, const char *id,
-			       enum alloc_event ev, int64_t at, int64_t now, struct allocation *out,
-			       bool *repeat, char *detail)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct allocation *a = NULL, *res = NULL; /* owned here (large records) */
-	enum alloc_status next;
-	bool rep = false, expired_instead = false;
-	int rc, n, fin;
-
-	c->base.err[0] = '\0';
-	a = malloc(sizeof(*a));
-	res = malloc(sizeof(*res));
-	if (!a || !res) {
-		free(a);
-		free(res);
-		return ERR_NOMEM;
-	}
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		goto done;
-	rc = load_one(c, SQL_ALLOC_BY_ID, id, row_alloc, a);
-	if (rc != 0) {
-		if (rc == ERR_NOT_FOUND)
-			conn_err(c, "unknown allocation '%s'", id);
-		goto out;
-	}
-	rc = lifecycle_next(a->status, ev, &next, &rep);
-	if (rc != 0) {
-		conn_err(c, "cannot %s an allocation that is %s", alloc_event_name(ev),
-			 alloc_status_name(a->status));
-		goto out;
-	}
-	*res = *a;
-	if (rep)
-		goto out; /* nothing changes; the commit below is of an empty transaction */
-	switch (ev) {
-	case ALLOC_EV_START:
-		if (now >= a->expires_at) {
-			rc = alloc_release(c, who, a, ALLOC_EXPIRED, a->expires_at, now, res);
-			if (rc == 0)
-				expired_instead = true;
-			break;
-		}
-		res->status = ALLOC_RUNNING;
-		res->started_at = at;
-		n = q_exec(c, SQL_ALLOC_START, "tit", alloc_status_name(ALLOC_RUNNING), at, id);
-		if (n < 0) {
-			rc = n;
-			break;
-		}
-		rc = audit_rec(c, who, now, "allocation.start", "allocation", id, a->team, store_json_alloc,
-			       a, res);
-		break;
-	case ALLOC_EV_COMPLETE: {
-		int64_t actual = 0;
-
-		if (at < a->started_at) {
-			conn_err(c, "ended_at is before started_at");
-			rc = ERR_INVALID;
-			break;
-		}
-		rc = ledger_actual(a->price_micros, a->gpu_count, a->max_runtime_us, a->started_at,
-				   at, &actual);
-		if (rc != 0) {
-			conn_err(c, "cannot compute the actual cost");
-			break;
-		}
-		res->status = ALLOC_COMPLETED;
-		res->ended_at = at;
-		res->actual_micros = actual;
-		n = q_exec(c, SQL_ALLOC_COMPLETE, "tiit", alloc_status_name(ALLOC_COMPLETED), at,
-			   actual, id);
-		if (n < 0) {
-			rc = n;
-			break;
-		}
-		rc = ledger_move(c, a, -a->estimated_micros, actual);
-		if (rc == 0)
-			rc = gpu_move(c, a->gpu_type, -a->gpu_count);
-		if (rc == 0)
-			rc = rollup_add(c, res);
-		if (rc == 0)
-			rc = audit_rec(c, who, now, "allocation.complete", "allocation", id, a->team,
-				       store_json_alloc, a, res);
-		break;
-	}
-	case ALLOC_EV_CANCEL:
-		rc = alloc_release(c, who, a, ALLOC_CANCELLED, at, now, res);
-		break;
-	case ALLOC_EV_EXPIRE:
-		rc = alloc_release(c, who, a, ALLOC_EXPIRED, at, now, res);
-		break;
-	default:
-		conn_err(c, "unknown event");
-		rc = ERR_INVALID;
-		break;
-	}
-out:
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0)
-		rc = fin;
-	if (rc == 0) {
-		*out = *res;
-		*repeat = rep;
-		if (expired_instead) {
-			conn_err(c, "allocation expired before it started");
-			rc = ERR_CONFLICT;
-		}
-	}
-done:
-	free(a);
-	free(res);
-	detail_out(c, rc, detail);
-	return rc;
-}
-
-static int sq_alloc_expire_due(struct store_conn *bc, int64_t now, int *n)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	int count = 0, rc, fin;
-
-	c->base.err[0] = '\0';
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	rc = expire_due_tx(c, now, &count);
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0)
-		rc = fin;
-	if (rc == 0)
-		*n = count;
-	return rc;
-}
-
-/* ---- costs ------------------------------------------------------------- */
-
-static int costs_rolled(struct sq_conn *c, const struct cost_query *q, struct store_cost_acc *acc,
-			struct allocation *a);
-
-static int sq_costs(struct store_conn *bc, const struct cost_query *q, store_cost_cb cb, void *ctx)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct store_cost_acc acc = {NULL, 0, 0};
-	struct allocation *a = NULL;
-	sqlite3_stmt *st = NULL;
-	char *sql = NULL;
-	bool by_day = q->group == COST_BY_DAY;
-	int idx = 1, rc;
-
-	c->base.err[0] = '\0';
-	a = malloc(sizeof(*a));
-	if (a && !q->scan) {
-		rc = costs_rolled(c, q, &acc, a);
-		if (rc != 0)
-			goto out;
-		goto emit;
-	}
-	sql = strdup(by_day ? "SELECT " ALLOC_COLS " FROM allocations WHERE"
-			      " ((status IN ('approved', 'running') AND approved_at < ?)"
-			      " OR (status = 'completed' AND ended_at >= ? AND started_at < ?))"
-			    : "SELECT " ALLOC_COLS " FROM allocations WHERE"
-			      " approved_at >= ? AND approved_at < ?");
-	if (!a || !sql) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	rc = q->teams ? sql_scope(&sql, "team_id", q->nteams) : 0;
-	if (rc != 0)
-		goto out;
-	rc = q_prepare(c, sql, false, &st);
-	if (rc != 0)
-		goto out;
-	if (by_day) /* completed: every allocation used on a day overlapping [from, to) */
-		rc = q_bind(c, st, &idx, "iii", q->to, time_day_start(q->from), store_day_ceil(q->to));
-	else
-		rc = q_bind(c, st, &idx, "ii", q->from, q->to);
-	if (rc == 0 && q->teams)
-		rc = bind_scope(c, st, &idx, q->teams, q->nteams);
-	if (rc != 0)
-		goto out;
-	while ((rc = q_step(c, st)) == 1) {
-		rc = row_alloc(st, a);
-		if (rc == 0)
-			rc = by_day ? store_cost_by_day(&acc, q, a) : store_cost_by_key(&acc, q, a);
-		if (rc != 0)
-			goto out;
-	}
-	if (rc != 0)
-		goto out;
-	q_close(c, st);
-	st = NULL;
-emit:
-	for (size_t i = 0; i < acc.n; i++) {
-		if (cb(ctx, &acc.rows[i]) != 0)
-			break;
-	}
-out:
-	if (rc == ERR_OVERFLOW)
-		conn_err(c, "cost totals overflow");
-	q_close(c, st);
-	free(sql);
-	free(a);
-	free(acc.rows);
 	return rc;
 }
 
@@ -1998,7 +1339,113 @@ out:
 	return rc;
 }
 
-#include "store/store_sqlite_costs.inc"
+/* Runs C steps that belong to migration `version` (same transaction):
+ * version 4 adds the last rollup table, and fills every rollup table (version
+ * 2's backfill is left to it because the fill needs version 4's table). */
+/* ---- budget alerts ---------------------------------------------------- */
+
+static const char SQL_ALERT_INSERT[] =
+	"INSERT OR IGNORE INTO alerts(team_id, period_start, threshold_ppm, url, budget, committed,"
+	" crossed_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_ALERT_DUE[] =
+	"SELECT team_id, period_start, threshold_ppm, url, budget, committed, crossed_at, attempts"
+	" FROM alerts WHERE delivered_at = 0 AND next_attempt_at <= ?"
+	" ORDER BY crossed_at, team_id, threshold_ppm LIMIT ?";
+static const char SQL_ALERT_LEASE[] =
+	"UPDATE alerts SET next_attempt_at = ? WHERE team_id = ? AND period_start = ?"
+	" AND threshold_ppm = ? AND url = ? AND delivered_at = 0 AND next_attempt_at <= ?";
+static const char SQL_ALERT_DONE[] =
+	"UPDATE alerts SET delivered_at = ?, attempts = attempts + 1, next_attempt_at = ?,"
+	" last_error = ? WHERE team_id = ? AND period_start = ? AND threshold_ppm = ? AND url = ?";
+
+static int sq_alert_record(struct store_conn *bc, const struct alert *a, const char *const *urls,
+			   size_t nurls, int64_t now, int *created)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	int rc, fin, total = 0;
+
+	c->base.err[0] = '\0';
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < nurls && rc == 0; i++) {
+		int n = q_exec(c, SQL_ALERT_INSERT, "tiitiiii", a->team, a->period_start,
+			       a->threshold_ppm, urls[i], a->budget, a->committed, now, now);
+		if (n < 0)
+			rc = n;
+		else
+			total += n;
+	}
+	fin = tx_finish(c, rc == 0);
+	if (rc == 0)
+		rc = fin;
+	if (rc == 0 && created)
+		*created = total;
+	return rc;
+}
+
+static int sq_alert_claim(struct store_conn *bc, int64_t now, int64_t lease_s, struct alert *out,
+			  int max, int *n)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	sqlite3_stmt *st = NULL;
+	int rc, fin, got = 0, kept = 0;
+
+	c->base.err[0] = '\0';
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	rc = q_open(c, SQL_ALERT_DUE, &st, "ii", now, (int64_t)max);
+	while (rc == 0 && got < max && (rc = q_step(c, st)) == 1) {
+		struct alert *a = &out[got];
+
+		memset(a, 0, sizeof(*a));
+		col_copy(st, 0, a->team, sizeof(a->team));
+		a->period_start = sqlite3_column_int64(st, 1);
+		a->threshold_ppm = sqlite3_column_int64(st, 2);
+		col_copy(st, 3, a->url, sizeof(a->url));
+		a->budget = sqlite3_column_int64(st, 4);
+		a->committed = sqlite3_column_int64(st, 5);
+		a->crossed_at = sqlite3_column_int64(st, 6);
+		a->attempts = sqlite3_column_int64(st, 7);
+		got++;
+		rc = 0;
+	}
+	q_close(c, st);
+	/* Lease each row so another replica does not send it at the same time. */
+	for (int i = 0; i < got && rc == 0; i++) {
+		int ch = q_exec(c, SQL_ALERT_LEASE, "itiiti", now + lease_s, out[i].team,
+				out[i].period_start, out[i].threshold_ppm, out[i].url, now);
+		if (ch < 0)
+			rc = ch;
+		else if (ch == 1)
+			out[kept++] = out[i];
+	}
+	fin = tx_finish(c, rc == 0);
+	if (rc == 0)
+		rc = fin;
+	if (rc == 0)
+		*n = kept;
+	return rc;
+}
+
+static int sq_alert_done(struct store_conn *bc, const struct alert *a, bool delivered,
+			 int64_t next_at, const char *error, int64_t now)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	int rc, fin, n;
+
+	c->base.err[0] = '\0';
+	rc = tx_begin(c, true);
+	if (rc != 0)
+		return rc;
+	n = q_exec(c, SQL_ALERT_DONE, "iittiit", delivered ? now : (int64_t)0, next_at,
+		   error ? error : "", a->team, a->period_start, a->threshold_ppm, a->url);
+	if (n < 0)
+		rc = n;
+	fin = tx_finish(c, rc == 0);
+	return rc != 0 ? rc : fin;
+}
 
 /* ---- self-service jobs ------------------------------------------------- */
 
@@ -2358,7 +1805,7 @@ static const struct db_driver sq_driver = {
 	.script = drv_script,
 	.migrations = sq_migrations,
 	.nmigrations = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])),
-	.migrated = drv_migrated,
+	.rollup_fill_version = 4, /* the migration that made the monthly rollup */
 	.allocate = sq_allocate,
 };
 
@@ -2385,14 +1832,14 @@ static const struct store_ops sq_ops = {
 	.team_list = sq_team_list,
 	.team_ledger = sq_team_ledger,
 	.allocate = sq_allocate,
-	.alloc_get = sq_alloc_get,
-	.alloc_list = sq_alloc_list,
-	.alloc_transition = sq_alloc_transition,
-	.alloc_expire_due = sq_alloc_expire_due,
-	.costs = sq_costs,
+	.alloc_get = ops_alloc_get,
+	.alloc_list = ops_alloc_list,
+	.alloc_transition = ops_alloc_transition,
+	.alloc_expire_due = ops_alloc_expire_due,
+	.costs = ops_costs,
 	.audit_list = sq_audit_list,
-	.cost_usage = sq_cost_usage,
-	.cost_rollup_rebuild = sq_cost_rollup_rebuild,
+	.cost_usage = ops_cost_usage,
+	.cost_rollup_rebuild = ops_cost_rollup_rebuild,
 	.alert_record = sq_alert_record,
 	.alert_claim = sq_alert_claim,
 	.alert_done = sq_alert_done,

@@ -24,6 +24,11 @@ int ops_admin_exists(struct store_conn *c, bool *out);
 int ops_token_list(struct store_conn *c, store_token_cb cb, void *ctx);
 
 /* ops_catalog.c (GPU types) */
+int ops_gpu_type_put(struct store_conn *c, const struct actor *who, const struct gpu_type *g,
+		     int64_t now, bool *created);
+int ops_gpu_type_get(struct store_conn *c, const char *id, struct gpu_type *out);
+int ops_gpu_type_list(struct store_conn *c, store_gpu_type_cb cb, void *ctx);
+int ops_gpu_type_seed(struct store_conn *c, const struct gpu_type *g, size_t n, int64_t now);
 
 /* ops_teams.c (teams, period ledgers, ping) */
 

@@ -1068,139 +1068,8 @@ static int pg_token_by_hash(struct store_conn *bc, const char *hash, struct toke
 
 /* ---- GPU types --------------------------------------------------------- */
 
-static const char SQL_GPU_INSERT[] =
-	"INSERT INTO gpu_types(id, name, price_micros, price_date, price_source, capacity,"
-	" allocated, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)";
-static const char SQL_GPU_SEED[] =
-	"INSERT INTO gpu_types(id, name, price_micros, price_date, price_source,"
-	" capacity, allocated, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)"
-	" ON CONFLICT (id) DO NOTHING";
-static const char SQL_GPU_UPDATE[] =
-	"UPDATE gpu_types SET name = $1, price_micros = $2, price_date = $3, price_source = $4,"
-	" capacity = $5, updated_at = $6 WHERE id = $7";
-static const char SQL_GPU_LIST[] = "SELECT " GPU_COLS " FROM gpu_types ORDER BY id";
 static const char SQL_GPU_MOVE[] =
 	"UPDATE gpu_types SET allocated = allocated + $1 WHERE id = $2";
-
-static int gpu_type_put_once(struct pg_conn *c, const struct actor *who, const struct gpu_type *g,
-			     int64_t now, bool *created)
-{
-	struct gpu_type old, rec = *g;
-	bool exists = false;
-	int rc, n, fin;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	rc = load_one(c, SQL_GPU_LOCK, g->id, row_gpu, &old);
-	if (rc != 0 && rc != ERR_NOT_FOUND)
-		goto out;
-	exists = rc == 0;
-	rc = 0;
-	rec.allocated = exists ? old.allocated : 0; /* held GPUs are the ledger's, not the admin's */
-	rec.updated_at = now;
-	if (exists)
-		n = q_exec(c, SQL_GPU_UPDATE, "tittiit", rec.name, rec.price_micros, rec.price_date,
-			   rec.price_source, rec.capacity, now, rec.id);
-	else
-		n = q_exec(c, SQL_GPU_INSERT, "ttittii", rec.id, rec.name, rec.price_micros,
-			   rec.price_date, rec.price_source, rec.capacity, now);
-	if (n < 0) {
-		/* Two creators raced: the loser reruns and updates instead. */
-		rc = n == ERR_CONFLICT && !exists ? PG_RETRY : n;
-		goto out;
-	}
-	rc = audit_rec(c, who, now, exists ? "gpu_type.update" : "gpu_type.create", "gpu_type",
-		       rec.id, "", store_json_gpu, exists ? &old : NULL, &rec);
-out:
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0 && fin == 0)
-		*created = !exists;
-	return rc ? rc : fin;
-}
-
-static int pg_gpu_type_put(struct store_conn *bc, const struct actor *who, const struct gpu_type *g,
-			   int64_t now, bool *created)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, gpu_type_put_once(c, who, g, now, created));
-}
-
-static int pg_gpu_type_get(struct store_conn *bc, const char *id, struct gpu_type *out)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct gpu_type g;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc == 0)
-		rc = load_one(c, SQL_GPU_BY_ID, id, row_gpu, &g);
-	if (rc == 0)
-		*out = g;
-	return rc;
-}
-
-static int pg_gpu_type_list(struct store_conn *bc, store_gpu_type_cb cb, void *ctx)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct gpu_type g;
-	PGresult *r = NULL;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc == 0)
-		rc = q_query(c, SQL_GPU_LIST, &r, "");
-	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
-		rc = row_gpu(r, i, &g);
-		if (rc != 0 || cb(ctx, &g) != 0)
-			break;
-	}
-	PQclear(r);
-	return rc;
-}
-
-static int gpu_type_seed_once(struct pg_conn *c, const struct gpu_type *g, size_t n, int64_t now)
-{
-	int64_t inserted = 0;
-	char *after = NULL;
-	int rc, fin;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	for (size_t i = 0; i < n; i++) {
-		int ch = q_exec(c, SQL_GPU_SEED, "ttittii", g[i].id, g[i].name, g[i].price_micros,
-				g[i].price_date, g[i].price_source, g[i].capacity, now);
-		if (ch < 0) {
-			rc = ch;
-			goto out;
-		}
-		inserted += ch;
-	}
-	if (inserted > 0) {
-		int ch;
-
-		rc = store_json_take_text(json_pack("{s:I}", "count", (json_int_t)inserted), true, &after);
-		if (rc != 0)
-			goto out;
-		ch = q_exec(c, SQL_AUDIT_INSERT, "itttttttt", now, SYSTEM_ACTOR, SYSTEM_ACTOR,
-			    "gpu_type.seed", "gpu_type", "", "", (const char *)NULL, after);
-		if (ch < 0)
-			rc = ch;
-	}
-out:
-	free(after);
-	fin = tx_finish(c, rc == 0);
-	return rc ? rc : fin;
-}
-
-static int pg_gpu_type_seed(struct store_conn *bc, const struct gpu_type *g, size_t n, int64_t now)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, gpu_type_seed_once(c, g, n, now));
-}
 
 /* ---- teams ------------------------------------------------------------- */
 
@@ -4120,10 +3989,10 @@ static const struct store_ops pg_ops = {
 	.token_list = ops_token_list,
 	.token_revoke = ops_token_revoke,
 	.admin_exists = ops_admin_exists,
-	.gpu_type_put = pg_gpu_type_put,
-	.gpu_type_get = pg_gpu_type_get,
-	.gpu_type_list = pg_gpu_type_list,
-	.gpu_type_seed = pg_gpu_type_seed,
+	.gpu_type_put = ops_gpu_type_put,
+	.gpu_type_get = ops_gpu_type_get,
+	.gpu_type_list = ops_gpu_type_list,
+	.gpu_type_seed = ops_gpu_type_seed,
 	.team_put = pg_team_put,
 	.team_get = pg_team_get,
 	.team_list = pg_team_list,

@@ -842,127 +842,7 @@ static int sq_ping(struct store_conn *bc)
 
 /* ---- GPU types --------------------------------------------------------- */
 
-static const char SQL_GPU_INSERT[] =
-	"INSERT INTO gpu_types(id, name, price_micros, price_date, price_source, capacity,"
-	" allocated, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?)";
-static const char SQL_GPU_SEED[] =
-	"INSERT OR IGNORE INTO gpu_types(id, name, price_micros, price_date, price_source,"
-	" capacity, allocated, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?)";
-static const char SQL_GPU_UPDATE[] =
-	"UPDATE gpu_types SET name = ?, price_micros = ?, price_date = ?, price_source = ?,"
-	" capacity = ?, updated_at = ? WHERE id = ?";
-static const char SQL_GPU_LIST[] = "SELECT " GPU_COLS " FROM gpu_types ORDER BY id";
 static const char SQL_GPU_MOVE[] = "UPDATE gpu_types SET allocated = allocated + ? WHERE id = ?";
-
-static int sq_gpu_type_put(struct store_conn *bc, const struct actor *who, const struct gpu_type *g,
-			   int64_t now, bool *created)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct gpu_type old, rec = *g;
-	bool exists;
-	int rc, n, fin;
-
-	c->base.err[0] = '\0';
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	rc = load_one(c, SQL_GPU_BY_ID, g->id, row_gpu, &old);
-	if (rc != 0 && rc != ERR_NOT_FOUND)
-		goto out;
-	exists = rc == 0;
-	rc = 0;
-	rec.allocated = exists ? old.allocated : 0; /* held GPUs are the ledger's, not the admin's */
-	rec.updated_at = now;
-	if (exists)
-		n = q_exec(c, SQL_GPU_UPDATE, "tittiit", rec.name, rec.price_micros, rec.price_date,
-			   rec.price_source, rec.capacity, now, rec.id);
-	else
-		n = q_exec(c, SQL_GPU_INSERT, "ttittii", rec.id, rec.name, rec.price_micros,
-			   rec.price_date, rec.price_source, rec.capacity, now);
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	rc = audit_rec(c, who, now, exists ? "gpu_type.update" : "gpu_type.create", "gpu_type",
-		       rec.id, "", store_json_gpu, exists ? &old : NULL, &rec);
-out:
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0 && fin == 0)
-		*created = !exists;
-	return rc ? rc : fin;
-}
-
-static int sq_gpu_type_get(struct store_conn *bc, const char *id, struct gpu_type *out)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct gpu_type g;
-	int rc;
-
-	c->base.err[0] = '\0';
-	rc = load_one(c, SQL_GPU_BY_ID, id, row_gpu, &g);
-	if (rc == 0)
-		*out = g;
-	return rc;
-}
-
-static int sq_gpu_type_list(struct store_conn *bc, store_gpu_type_cb cb, void *ctx)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	sqlite3_stmt *st = NULL;
-	struct gpu_type g;
-	int rc;
-
-	c->base.err[0] = '\0';
-	rc = q_open(c, SQL_GPU_LIST, &st, "");
-	if (rc != 0)
-		return rc;
-	while ((rc = q_step(c, st)) == 1) {
-		row_gpu(st, &g);
-		if (cb(ctx, &g) != 0) {
-			rc = 0;
-			break;
-		}
-	}
-	q_close(c, st);
-	return rc;
-}
-
-static int sq_gpu_type_seed(struct store_conn *bc, const struct gpu_type *g, size_t n, int64_t now)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	int64_t inserted = 0;
-	char *after = NULL;
-	int rc, fin;
-
-	c->base.err[0] = '\0';
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	for (size_t i = 0; i < n; i++) {
-		int ch = q_exec(c, SQL_GPU_SEED, "ttittii", g[i].id, g[i].name, g[i].price_micros,
-				g[i].price_date, g[i].price_source, g[i].capacity, now);
-		if (ch < 0) {
-			rc = ch;
-			goto out;
-		}
-		inserted += ch;
-	}
-	if (inserted > 0) {
-		int ch;
-
-		rc = store_json_take_text(json_pack("{s:I}", "count", (json_int_t)inserted), true, &after);
-		if (rc != 0)
-			goto out;
-		ch = q_exec(c, SQL_AUDIT_INSERT, "itttttttt", now, SYSTEM_ACTOR, SYSTEM_ACTOR,
-			    "gpu_type.seed", "gpu_type", "", "", (const char *)NULL, after);
-		if (ch < 0)
-			rc = ch;
-	}
-out:
-	free(after);
-	fin = tx_finish(c, rc == 0);
-	return rc ? rc : fin;
-}
 
 /* ---- teams ------------------------------------------------------------- */
 
@@ -1032,7 +912,7 @@ static int sq_team_put(struct store_conn *bc, const struct actor *who, const str
 {
 	struct sq_conn *c = sq_conn_of(bc);
 	struct team old, rec = *t;
-	bool exists;
+	bool exists = false;
 	int rc, n, fin;
 
 	c->base.err[0] = '\0';
@@ -2558,10 +2438,10 @@ static const struct store_ops sq_ops = {
 	.token_list = ops_token_list,
 	.token_revoke = ops_token_revoke,
 	.admin_exists = ops_admin_exists,
-	.gpu_type_put = sq_gpu_type_put,
-	.gpu_type_get = sq_gpu_type_get,
-	.gpu_type_list = sq_gpu_type_list,
-	.gpu_type_seed = sq_gpu_type_seed,
+	.gpu_type_put = ops_gpu_type_put,
+	.gpu_type_get = ops_gpu_type_get,
+	.gpu_type_list = ops_gpu_type_list,
+	.gpu_type_seed = ops_gpu_type_seed,
 	.team_put = sq_team_put,
 	.team_get = sq_team_get,
 	.team_list = sq_team_list,

@@ -31,6 +31,14 @@ int ops_gpu_type_list(struct store_conn *c, store_gpu_type_cb cb, void *ctx);
 int ops_gpu_type_seed(struct store_conn *c, const struct gpu_type *g, size_t n, int64_t now);
 
 /* ops_teams.c (teams, period ledgers, ping) */
+int ops_ping(struct store_conn *c);
+int ops_team_put(struct store_conn *c, const struct actor *who, const struct team *t, int64_t now,
+		 bool *created);
+int ops_team_get(struct store_conn *c, const char *id, struct team *out);
+int ops_team_list(struct store_conn *c, const char *const *only, size_t nonly, store_team_cb cb,
+		  void *ctx);
+int ops_team_ledger(struct store_conn *c, const struct team *t, int64_t now,
+		    struct team_ledger *out);
 
 /* ops_audit.c */
 

@@ -1026,23 +1026,6 @@ out:
 	return rc;
 }
 
-static const char SQL_PING[] = "SELECT 1";
-
-static int pg_ping(struct store_conn *bc)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	PGresult *r = NULL;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc == 0)
-		rc = q_query(c, SQL_PING, &r, "");
-	if (rc == 0 && PQntuples(r) != 1)
-		rc = ERR_STORE;
-	PQclear(r);
-	return rc;
-}
-
 /* ---- tokens ------------------------------------------------------------ */
 
 static const char SQL_TOKEN_NOTIFY[] = "SELECT pg_notify('" PG_TOKENS_CHANNEL "', '')";
@@ -1073,13 +1056,6 @@ static const char SQL_GPU_MOVE[] =
 
 /* ---- teams ------------------------------------------------------------- */
 
-static const char SQL_TEAM_INSERT[] =
-	"INSERT INTO teams(id, display_name, budget_micros, period, thresholds_json, created_at,"
-	" updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-static const char SQL_TEAM_UPDATE[] =
-	"UPDATE teams SET display_name = $1, budget_micros = $2, period = $3,"
-	" thresholds_json = $4, updated_at = $5 WHERE id = $6";
-static const char SQL_TEAM_LOCK[] = "SELECT " TEAM_COLS " FROM teams WHERE id = $1 FOR UPDATE";
 /* A decision holds its team row (KEY SHARE) to its COMMIT: a team.put (FOR
  * UPDATE) waits for decisions in flight and they for it, so no decision ever
  * uses a budget or period that a committed change replaced. */
@@ -1110,121 +1086,6 @@ static const char SQL_PERIOD_ENSURE[] =
 static const char SQL_PERIOD_MOVE[] =
 	"UPDATE team_periods SET reserved = reserved + $1, spent = spent + $2"
 	" WHERE team_id = $3 AND period_start = $4";
-/* Live allocations are locked before the team row, in SQL_ALLOC_DUE's order,
- * so a team.put and a decision (due rows, then the team) never deadlock. */
-static const char SQL_LIVE_LOCK[] =
-	"SELECT id FROM allocations WHERE team_id = $1 AND status IN ('approved', 'running')"
-	" ORDER BY expires_at, id FOR UPDATE";
-static const char SQL_LIVE_BY_PERIOD[] =
-	"SELECT period_start, SUM(estimated_micros)::bigint FROM allocations WHERE team_id = $1"
-	" AND status IN ('approved', 'running') AND period_start <> $2"
-	" GROUP BY period_start ORDER BY period_start";
-static const char SQL_LIVE_REKEY[] =
-	"UPDATE allocations SET period_start = $1 WHERE team_id = $2"
-	" AND status IN ('approved', 'running') AND period_start <> $3";
-static const char SQL_RUNNING_OF_PERIOD[] =
-	"SELECT price_micros, gpu_count, max_runtime_us, started_at FROM allocations"
-	" WHERE team_id = $1 AND period_start = $2 AND status = 'running'";
-
-/*
- * The team's period kind changed (inside the team.put transaction, its live
- * allocations and team row locked): its live allocations of other periods
- * move to the current period of kind `k`, their reservations with them (see
- * store_period_delta); period rows are changed in ascending order.
- */
-static int period_rekey(struct pg_conn *c, const char *team, enum period_kind k, int64_t now)
-{
-	struct store_period_plan plan = {NULL, 0, 0, 0}; /* plan.d owned here */
-	PGresult *r = NULL;
-	int64_t ps = 0, pe = 0;
-	int rc;
-
-	period_bounds(k, now, &ps, &pe);
-	rc = q_query(c, SQL_LIVE_BY_PERIOD, &r, "ti", team, ps);
-	for (int i = 0; rc == 0 && i < PQntuples(r); i++)
-		rc = store_period_plan_leave(&plan, col_i64(r, i, 0), col_i64(r, i, 1));
-	if (rc != 0 || plan.n == 0)
-		goto out;
-	store_period_plan_arrive(&plan, ps);
-	rc = q_exec(c, SQL_PERIOD_ENSURE, "tii", team, ps, pe);
-	for (size_t i = 0; rc >= 0 && i < plan.n; i++) {
-		rc = q_exec(c, SQL_PERIOD_MOVE, "iiti", plan.d[i].delta, (int64_t)0, team,
-			    plan.d[i].ps);
-		if (rc == 0) /* each of these rows exists */
-			rc = ERR_STORE;
-	}
-	if (rc >= 0)
-		rc = q_exec(c, SQL_LIVE_REKEY, "iti", ps, team, ps);
-	rc = rc < 0 ? rc : 0;
-out:
-	PQclear(r);
-	free(plan.d);
-	return rc;
-}
-
-static int team_put_once(struct pg_conn *c, const struct actor *who, const struct team *t,
-			 int64_t now, bool *created)
-{
-	struct team old, rec = *t;
-	bool exists = false;
-	int rc, n, fin;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	n = q_exec(c, SQL_LIVE_LOCK, "t", t->id);
-	rc = n < 0 ? n : load_one(c, SQL_TEAM_LOCK, t->id, row_team, &old);
-	if (rc != 0 && rc != ERR_NOT_FOUND)
-		goto out;
-	exists = rc == 0;
-	rc = 0;
-	rec.created_at = exists ? old.created_at : now;
-	rec.updated_at = now;
-	if (exists)
-		n = q_exec(c, SQL_TEAM_UPDATE, "tittit", rec.display_name, rec.budget_micros,
-			   period_kind_name(rec.period), rec.thresholds_json, now, rec.id);
-	else
-		n = q_exec(c, SQL_TEAM_INSERT, "ttittii", rec.id, rec.display_name, rec.budget_micros,
-			   period_kind_name(rec.period), rec.thresholds_json, now, now);
-	if (n < 0) {
-		rc = n == ERR_CONFLICT && !exists ? PG_RETRY : n;
-		goto out;
-	}
-	if (exists && old.period != rec.period) {
-		rc = period_rekey(c, rec.id, rec.period, now);
-		if (rc != 0)
-			goto out;
-	}
-	rc = audit_rec(c, who, now, exists ? "team.update" : "team.create", "team", rec.id, rec.id,
-		       store_json_team, exists ? &old : NULL, &rec);
-out:
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0 && fin == 0)
-		*created = !exists;
-	return rc ? rc : fin;
-}
-
-static int pg_team_put(struct store_conn *bc, const struct actor *who, const struct team *t,
-		       int64_t now, bool *created)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, team_put_once(c, who, t, now, created));
-}
-
-static int pg_team_get(struct store_conn *bc, const char *id, struct team *out)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct team t;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc == 0)
-		rc = load_one(c, SQL_TEAM_BY_ID, id, row_team, &t);
-	if (rc == 0)
-		*out = t;
-	return rc;
-}
 
 /* Appends formatted text to sql (malloc'd, grown). */
 __attribute__((format(printf, 2, 3))) static int sql_appendf(char **sql, const char *fmt, ...)
@@ -1274,116 +1135,6 @@ static int params_scope(struct pg_conn *c, struct pg_params *p, const char *cons
 			return rc;
 	}
 	return 0;
-}
-
-static int pg_team_list(struct store_conn *bc, const char *const *only, size_t nonly,
-			store_team_cb cb, void *ctx)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct pg_params *p = NULL;
-	PGresult *r = NULL;
-	char *sql = NULL;
-	struct team t;
-	int next = 1;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc != 0)
-		return rc;
-	p = malloc(sizeof(*p));
-	sql = strdup("SELECT " TEAM_COLS " FROM teams WHERE true");
-	if (!p || !sql) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	p->n = 0;
-	if (only) {
-		rc = sql_scope(&sql, "id", nonly, &next);
-		if (rc == 0)
-			rc = params_scope(c, p, only, nonly);
-		if (rc != 0)
-			goto out;
-	}
-	rc = sql_appendf(&sql, " ORDER BY id");
-	if (rc == 0)
-		rc = pq_exec(c, sql, false, p, &r);
-	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
-		rc = row_team(r, i, &t);
-		if (rc != 0 || cb(ctx, &t) != 0)
-			break;
-	}
-out:
-	PQclear(r);
-	free(sql);
-	free(p);
-	return rc;
-}
-
-static int period_load(struct pg_conn *c, const char *sql, const char *team, int64_t start,
-		       int64_t *spent, int64_t *reserved)
-{
-	PGresult *r = NULL;
-	int rc;
-
-	rc = q_query(c, sql, &r, "ti", team, start);
-	if (rc != 0)
-		return rc;
-	if (PQntuples(r) >= 1) {
-		*spent = col_i64(r, 0, 0);
-		*reserved = col_i64(r, 0, 1);
-	} else {
-		*spent = 0;
-		*reserved = 0;
-	}
-	PQclear(r);
-	return 0;
-}
-
-static int team_ledger_once(struct pg_conn *c, const struct team *t, int64_t now,
-			    struct team_ledger *out)
-{
-	struct team_ledger l;
-	PGresult *r = NULL;
-	int rc, fin;
-
-	memset(&l, 0, sizeof(l));
-	period_bounds(t->period, now, &l.period_start, &l.period_end);
-	rc = tx_begin(c, false); /* one snapshot for both reads */
-	if (rc != 0)
-		return rc;
-	rc = period_load(c, SQL_PERIOD_GET, t->id, l.period_start, &l.spent, &l.reserved);
-	if (rc != 0)
-		goto out;
-	rc = q_query(c, SQL_RUNNING_OF_PERIOD, &r, "ti", t->id, l.period_start);
-	if (rc != 0)
-		goto out;
-	for (int i = 0; i < PQntuples(r); i++) {
-		int64_t acc = 0;
-
-		rc = ledger_accrued(col_i64(r, i, 0), col_i64(r, i, 1), col_i64(r, i, 2),
-				    col_i64(r, i, 3), now, &acc);
-		if (rc == 0 && __builtin_add_overflow(l.accrued, acc, &l.accrued))
-			rc = ERR_OVERFLOW;
-		if (rc != 0)
-			break;
-		l.running++;
-	}
-out:
-	PQclear(r);
-	fin = tx_finish(c, true);
-	if (rc == 0)
-		rc = fin;
-	if (rc == 0)
-		*out = l;
-	return rc;
-}
-
-static int pg_team_ledger(struct store_conn *bc, const struct team *t, int64_t now,
-			  struct team_ledger *out)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, team_ledger_once(c, t, now, out));
 }
 
 /* ---- allocations ------------------------------------------------------- */
@@ -3983,7 +3734,7 @@ static const struct store_ops pg_ops = {
 	.conn_close = pg_conn_close,
 	.destroy = pg_destroy,
 	.migrate = pg_migrate,
-	.ping = pg_ping,
+	.ping = ops_ping,
 	.token_create = ops_token_create,
 	.token_by_hash = ops_token_by_hash,
 	.token_list = ops_token_list,
@@ -3993,10 +3744,10 @@ static const struct store_ops pg_ops = {
 	.gpu_type_get = ops_gpu_type_get,
 	.gpu_type_list = ops_gpu_type_list,
 	.gpu_type_seed = ops_gpu_type_seed,
-	.team_put = pg_team_put,
-	.team_get = pg_team_get,
-	.team_list = pg_team_list,
-	.team_ledger = pg_team_ledger,
+	.team_put = ops_team_put,
+	.team_get = ops_team_get,
+	.team_list = ops_team_list,
+	.team_ledger = ops_team_ledger,
 	.allocate = pg_allocate,
 	.alloc_get = pg_alloc_get,
 	.alloc_list = pg_alloc_list,

@@ -822,22 +822,6 @@ static void sq_destroy(struct store *bs)
 	free(s);
 }
 
-static const char SQL_PING[] = "SELECT 1";
-
-static int sq_ping(struct store_conn *bc)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	rc = q_open(c, SQL_PING, &st, "");
-	if (rc != 0)
-		return rc;
-	rc = q_step(c, st);
-	q_close(c, st);
-	return rc == 1 ? 0 : (rc < 0 ? rc : ERR_STORE);
-}
-
 /* ---- tokens ------------------------------------------------------------ */
 
 /* ---- GPU types --------------------------------------------------------- */
@@ -846,12 +830,6 @@ static const char SQL_GPU_MOVE[] = "UPDATE gpu_types SET allocated = allocated +
 
 /* ---- teams ------------------------------------------------------------- */
 
-static const char SQL_TEAM_INSERT[] =
-	"INSERT INTO teams(id, display_name, budget_micros, period, thresholds_json, created_at,"
-	" updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
-static const char SQL_TEAM_UPDATE[] =
-	"UPDATE teams SET display_name = ?, budget_micros = ?, period = ?, thresholds_json = ?,"
-	" updated_at = ? WHERE id = ?";
 static const char SQL_PERIOD_GET[] =
 	"SELECT spent, reserved FROM team_periods WHERE team_id = ? AND period_start = ?";
 static const char SQL_PERIOD_ENSURE[] =
@@ -860,108 +838,6 @@ static const char SQL_PERIOD_ENSURE[] =
 static const char SQL_PERIOD_MOVE[] =
 	"UPDATE team_periods SET reserved = reserved + ?, spent = spent + ?"
 	" WHERE team_id = ? AND period_start = ?";
-static const char SQL_LIVE_BY_PERIOD[] =
-	"SELECT period_start, SUM(estimated_micros) FROM allocations WHERE team_id = ?"
-	" AND status IN ('approved', 'running') AND period_start <> ?"
-	" GROUP BY period_start ORDER BY period_start";
-static const char SQL_LIVE_REKEY[] =
-	"UPDATE allocations SET period_start = ? WHERE team_id = ?"
-	" AND status IN ('approved', 'running') AND period_start <> ?";
-static const char SQL_RUNNING_OF_PERIOD[] =
-	"SELECT price_micros, gpu_count, max_runtime_us, started_at FROM allocations"
-	" WHERE team_id = ? AND period_start = ? AND status = 'running'";
-
-/*
- * The team's period kind changed (inside the team.put transaction): its live
- * allocations of other periods move to the current period of kind `k`,
- * their reservations with them (see store_period_delta).
- */
-static int period_rekey(struct sq_conn *c, const char *team, enum period_kind k, int64_t now)
-{
-	struct store_period_plan plan = {NULL, 0, 0, 0}; /* plan.d owned here */
-	sqlite3_stmt *st = NULL;
-	int64_t ps = 0, pe = 0;
-	int rc;
-
-	period_bounds(k, now, &ps, &pe);
-	rc = q_open(c, SQL_LIVE_BY_PERIOD, &st, "ti", team, ps);
-	while (rc == 0 && (rc = q_step(c, st)) == 1)
-		rc = store_period_plan_leave(&plan, sqlite3_column_int64(st, 0),
-					     sqlite3_column_int64(st, 1));
-	q_close(c, st);
-	if (rc != 0 || plan.n == 0)
-		goto out;
-	store_period_plan_arrive(&plan, ps);
-	rc = q_exec(c, SQL_PERIOD_ENSURE, "tii", team, ps, pe);
-	for (size_t i = 0; rc >= 0 && i < plan.n; i++) {
-		rc = q_exec(c, SQL_PERIOD_MOVE, "iiti", plan.d[i].delta, (int64_t)0, team,
-			    plan.d[i].ps);
-		if (rc == 0) /* each of these rows exists */
-			rc = ERR_STORE;
-	}
-	if (rc >= 0)
-		rc = q_exec(c, SQL_LIVE_REKEY, "iti", ps, team, ps);
-	rc = rc < 0 ? rc : 0;
-out:
-	free(plan.d);
-	return rc;
-}
-
-static int sq_team_put(struct store_conn *bc, const struct actor *who, const struct team *t,
-		       int64_t now, bool *created)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct team old, rec = *t;
-	bool exists = false;
-	int rc, n, fin;
-
-	c->base.err[0] = '\0';
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	rc = load_one(c, SQL_TEAM_BY_ID, t->id, row_team, &old);
-	if (rc != 0 && rc != ERR_NOT_FOUND)
-		goto out;
-	exists = rc == 0;
-	rc = 0;
-	rec.created_at = exists ? old.created_at : now;
-	rec.updated_at = now;
-	if (exists)
-		n = q_exec(c, SQL_TEAM_UPDATE, "tittit", rec.display_name, rec.budget_micros,
-			   period_kind_name(rec.period), rec.thresholds_json, now, rec.id);
-	else
-		n = q_exec(c, SQL_TEAM_INSERT, "ttittii", rec.id, rec.display_name, rec.budget_micros,
-			   period_kind_name(rec.period), rec.thresholds_json, now, now);
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	if (exists && old.period != rec.period) {
-		rc = period_rekey(c, rec.id, rec.period, now);
-		if (rc != 0)
-			goto out;
-	}
-	rc = audit_rec(c, who, now, exists ? "team.update" : "team.create", "team", rec.id, rec.id,
-		       store_json_team, exists ? &old : NULL, &rec);
-out:
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0 && fin == 0)
-		*created = !exists;
-	return rc ? rc : fin;
-}
-
-static int sq_team_get(struct store_conn *bc, const char *id, struct team *out)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct team t;
-	int rc;
-
-	c->base.err[0] = '\0';
-	rc = load_one(c, SQL_TEAM_BY_ID, id, row_team, &t);
-	if (rc == 0)
-		*out = t;
-	return rc;
-}
 
 /*
  * Appends " AND col IN (?,...)" for a scope list to sql (malloc'd, grown);
@@ -1012,51 +888,6 @@ static int bind_scope(struct sq_conn *c, sqlite3_stmt *st, int *idx, const char 
 	return 0;
 }
 
-static int sq_team_list(struct store_conn *bc, const char *const *only, size_t nonly,
-			store_team_cb cb, void *ctx)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	sqlite3_stmt *st = NULL;
-	char *sql = NULL;
-	struct team t;
-	int idx = 1;
-	int rc;
-
-	c->base.err[0] = '\0';
-	sql = strdup("SELECT " TEAM_COLS " FROM teams WHERE 1");
-	if (!sql)
-		return ERR_NOMEM;
-	if (only) {
-		rc = sql_scope(&sql, "id", nonly);
-		if (rc != 0)
-			goto out;
-	}
-	rc = sql_append(&sql, " ORDER BY id");
-	if (rc != 0)
-		goto out;
-	rc = q_prepare(c, sql, false, &st);
-	if (rc != 0)
-		goto out;
-	if (only) {
-		rc = bind_scope(c, st, &idx, only, nonly);
-		if (rc != 0)
-			goto out;
-	}
-	while ((rc = q_step(c, st)) == 1) {
-		rc = row_team(st, &t);
-		if (rc != 0)
-			goto out;
-		if (cb(ctx, &t) != 0) {
-			rc = 0;
-			break;
-		}
-	}
-out:
-	q_close(c, st);
-	free(sql);
-	return rc;
-}
-
 static int period_load(struct sq_conn *c, const char *team, int64_t start, int64_t *spent,
 		       int64_t *reserved)
 {
@@ -1076,48 +907,6 @@ static int period_load(struct sq_conn *c, const char *team, int64_t start, int64
 		*reserved = 0;
 	}
 	q_close(c, st);
-	return rc;
-}
-
-static int sq_team_ledger(struct store_conn *bc, const struct team *t, int64_t now,
-			  struct team_ledger *out)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct team_ledger l;
-	sqlite3_stmt *st = NULL;
-	int rc, fin;
-
-	c->base.err[0] = '\0';
-	memset(&l, 0, sizeof(l));
-	period_bounds(t->period, now, &l.period_start, &l.period_end);
-	rc = tx_begin(c, false); /* one snapshot for both reads */
-	if (rc != 0)
-		return rc;
-	rc = period_load(c, t->id, l.period_start, &l.spent, &l.reserved);
-	if (rc != 0)
-		goto out;
-	rc = q_open(c, SQL_RUNNING_OF_PERIOD, &st, "ti", t->id, l.period_start);
-	if (rc != 0)
-		goto out;
-	while ((rc = q_step(c, st)) == 1) {
-		int64_t acc = 0;
-
-		rc = ledger_accrued(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-				    sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), now,
-				    &acc);
-		if (rc == 0 && __builtin_add_overflow(l.accrued, acc, &l.accrued))
-			rc = ERR_OVERFLOW;
-		if (rc != 0)
-			break;
-		l.running++;
-	}
-out:
-	q_close(c, st);
-	fin = tx_finish(c, true);
-	if (rc == 0)
-		rc = fin;
-	if (rc == 0)
-		*out = l;
 	return rc;
 }
 
@@ -2432,7 +2221,7 @@ static const struct store_ops sq_ops = {
 	.conn_close = sq_conn_close,
 	.destroy = sq_destroy,
 	.migrate = sq_migrate,
-	.ping = sq_ping,
+	.ping = ops_ping,
 	.token_create = ops_token_create,
 	.token_by_hash = ops_token_by_hash,
 	.token_list = ops_token_list,
@@ -2442,10 +2231,10 @@ static const struct store_ops sq_ops = {
 	.gpu_type_get = ops_gpu_type_get,
 	.gpu_type_list = ops_gpu_type_list,
 	.gpu_type_seed = ops_gpu_type_seed,
-	.team_put = sq_team_put,
-	.team_get = sq_team_get,
-	.team_list = sq_team_list,
-	.team_ledger = sq_team_ledger,
+	.team_put = ops_team_put,
+	.team_get = ops_team_get,
+	.team_list = ops_team_list,
+	.team_ledger = ops_team_ledger,
 	.allocate = sq_allocate,
 	.alloc_get = sq_alloc_get,
 	.alloc_list = sq_alloc_list,

@@ -172,4 +172,10 @@ int db_audit(struct store_conn *c, const struct actor *who, int64_t at, const ch
 	     const char *type, const char *id, const char *team, json_t *(*fn)(const void *),
 	     const void *before, const void *after);
 
+
+/* A locking read that passes over rows other transactions hold (FOR UPDATE
+ * SKIP LOCKED on PostgreSQL): concurrent claimers take disjoint rows.  Like
+ * DB_LOCK, nothing on SQLite, whose write transaction holds the database. */
+#define DB_LOCK_SKIP " /*lock skip*/"
+
 #endif

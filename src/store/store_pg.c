@@ -293,25 +293,30 @@ static int params_add(struct pg_conn *c, struct pg_params *p, const char *fmt, .
 
 /*
  * The PostgreSQL text of a statement written for db.h: `?` becomes $1, $2 ...
- * and DB_LOCK becomes FOR UPDATE (statements of this file pass unchanged).
+ * DB_LOCK becomes FOR UPDATE, DB_LOCK_SKIP FOR UPDATE SKIP LOCKED (statements
+ * of this file pass unchanged).
  * Owned by the caller; NULL without memory.
  */
 static char *pg_sql(const char *sql)
 {
-	static const char lock[] = DB_LOCK;
+	static const char lock[] = DB_LOCK, skip[] = DB_LOCK_SKIP;
 	size_t len = strlen(sql), marks = 0, n = 0;
 	char *out;
 	int param = 0;
 
 	for (const char *q = sql; *q; q++)
 		marks += *q == '?';
-	out = malloc(len + marks * 4 + 16);
+	out = malloc(2 * len + marks * 4 + 16); /* a marker's clause is under twice its length */
 	if (!out)
 		return NULL;
 	for (const char *q = sql; *q;) {
 		if (*q == '?') {
 			n += (size_t)sprintf(out + n, "$%d", ++param);
 			q++;
+		} else if (strncmp(q, skip, sizeof(skip) - 1) == 0) {
+			memcpy(out + n, " FOR UPDATE SKIP LOCKED", 23);
+			n += 23;
+			q += sizeof(skip) - 1;
 		} else if (strncmp(q, lock, sizeof(lock) - 1) == 0) {
 			memcpy(out + n, " FOR UPDATE", 11);
 			n += 11;

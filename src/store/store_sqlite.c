@@ -612,8 +612,6 @@ out:
 	"id, team_id, project, gpu_type, gpu_count, max_runtime_us, price_micros,"              \
 	" estimated_micros, status, purpose, labels_json, created_by, period_start, approved_at," \
 	" expires_at, started_at, ended_at, actual_micros"
-#define AUDIT_COLS \
-	"seq, at, actor_id, actor_name, action, object_type, object_id, team, before_json, after_json"
 
 /* Copies a text column into buf (len bytes): 0, or -1 when it does not fit. */
 static int col_copy(sqlite3_stmt *st, int i, char *buf, size_t len)
@@ -1771,269 +1769,7 @@ out:
 	return rc;
 }
 
-/* ---- audit ------------------------------------------------------------- */
-
-static int sq_audit_list(struct store_conn *bc, const char *team, const char *cursor, int limit,
-			 store_audit_cb cb, void *ctx, char *next_cursor)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct audit_entry e;
-	sqlite3_stmt *st = NULL;
-	char *sql = NULL;
-	int64_t after = 0, last = 0;
-	int idx = 1, rows = 0, rc;
-	bool more = false;
-
-	c->base.err[0] = '\0';
-	memset(&e, 0, sizeof(e));
-	rc = store_audit_page_args(cursor, &limit, &after);
-	if (rc != 0)
-		return rc;
-	sql = strdup(team ? "SELECT " AUDIT_COLS " FROM audit WHERE seq > ? AND team = ?"
-			    " ORDER BY seq LIMIT ?"
-			  : "SELECT " AUDIT_COLS " FROM audit WHERE seq > ? ORDER BY seq LIMIT ?");
-	if (!sql)
-		return ERR_NOMEM;
-	rc = q_prepare(c, sql, false, &st);
-	if (rc != 0)
-		goto out;
-	rc = q_bind(c, st, &idx, "i", after);
-	if (rc == 0 && team)
-		rc = q_bind(c, st, &idx, "t", team);
-	if (rc == 0)
-		rc = q_bind(c, st, &idx, "i", (int64_t)limit + 1);
-	if (rc != 0)
-		goto out;
-	while ((rc = q_step(c, st)) == 1) {
-		const char *b, *a;
-		int stop;
-
-		if (rows == limit) {
-			more = true;
-			rc = 0;
-			break;
-		}
-		memset(&e, 0, sizeof(e));
-		e.seq = sqlite3_column_int64(st, 0);
-		e.at = sqlite3_column_int64(st, 1);
-		col_copy(st, 2, e.actor_id, sizeof(e.actor_id));
-		col_copy(st, 3, e.actor_name, sizeof(e.actor_name));
-		col_copy(st, 4, e.action, sizeof(e.action));
-		col_copy(st, 5, e.object_type, sizeof(e.object_type));
-		col_copy(st, 6, e.object_id, sizeof(e.object_id));
-		col_copy(st, 7, e.team, sizeof(e.team));
-		b = (const char *)sqlite3_column_text(st, 8);
-		a = (const char *)sqlite3_column_text(st, 9);
-		e.before_json = b ? strdup(b) : NULL;
-		e.after_json = a ? strdup(a) : NULL;
-		if ((b && !e.before_json) || (a && !e.after_json)) {
-			rc = ERR_NOMEM;
-			goto out;
-		}
-		rows++;
-		last = e.seq;
-		stop = cb(ctx, &e);
-		store_audit_entry_done(&e);
-		if (stop != 0) {
-			rc = 0;
-			break;
-		}
-	}
-	if (rc != 0)
-		goto out;
-	if (more)
-		snprintf(next_cursor, STORE_ID_LEN, "%lld", (long long)last);
-	else
-		next_cursor[0] = '\0';
-out:
-	store_audit_entry_done(&e);
-	q_close(c, st);
-	free(sql);
-	return rc;
-}
-
 #include "store/store_sqlite_costs.inc"
-
-/* ---- self-service jobs ------------------------------------------------- */
-
-#define JOB_COLS "id, token_id, idem_key, request_hash, team_id, name, allocation_id," \
-	" status, body, created_at, updated_at"
-static const char SQL_JOB_BY_ID[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?";
-static const char SQL_JOB_BY_KEY[] =
-	"SELECT " JOB_COLS " FROM jobs WHERE token_id = ? AND idem_key = ?";
-static const char SQL_JOB_INSERT[] =
-	"INSERT INTO jobs(" JOB_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-static const char SQL_JOB_UPDATE[] =
-	"UPDATE jobs SET allocation_id = ?, status = ?, body = ?, updated_at = ? WHERE id = ?";
-
-static int row_job(sqlite3_stmt *st, void *out)
-{
-	int bad = 0;
-	struct job *j = out;
-
-	bad |= col_copy(st, 0, j->id, sizeof(j->id));
-	bad |= col_copy(st, 1, j->token_id, sizeof(j->token_id));
-	bad |= col_copy(st, 2, j->idem_key, sizeof(j->idem_key));
-	bad |= col_copy(st, 3, j->request_hash, sizeof(j->request_hash));
-	bad |= col_copy(st, 4, j->team, sizeof(j->team));
-	bad |= col_copy(st, 5, j->name, sizeof(j->name));
-	bad |= col_copy(st, 6, j->allocation_id, sizeof(j->allocation_id));
-	j->status = sqlite3_column_int(st, 7);
-	bad |= col_copy(st, 8, j->body, sizeof(j->body));
-	j->created_at = sqlite3_column_int64(st, 9);
-	j->updated_at = sqlite3_column_int64(st, 10);
-	return bad ? ERR_STORE : 0;
-}
-
-static int sq_job_begin(struct store_conn *bc, const struct job *j, struct job *out,
-			bool *created, char *detail)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	sqlite3_stmt *st = NULL;
-	bool commit = false;
-	int rc, n, fin;
-
-	c->base.err[0] = '\0';
-	*created = false;
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		goto out;
-	if (j->idem_key[0]) {
-		rc = q_open(c, SQL_JOB_BY_KEY, &st, "tt", j->token_id, j->idem_key);
-		if (rc != 0)
-			goto out;
-		rc = q_step(c, st);
-		if (rc == 1)
-			rc = row_job(st, out);
-		else if (rc == 0)
-			rc = ERR_NOT_FOUND;
-		q_close(c, st);
-		if (rc == 0) {
-			if (strcmp(out->request_hash, j->request_hash) != 0) {
-				conn_err(c, "Idempotency-Key '%s' was used with a different request",
-					 j->idem_key);
-				rc = ERR_IDEMPOTENCY;
-			}
-			goto out;
-		}
-		if (rc != ERR_NOT_FOUND)
-			goto out;
-		rc = 0;
-	}
-	n = q_exec(c, SQL_JOB_INSERT, "tttttttitii", j->id, j->token_id, j->idem_key,
-		   j->request_hash, j->team, j->name, j->allocation_id, (int64_t)j->status,
-		   j->body, j->created_at, j->updated_at);
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	/* No audit row here: the allocation's approval and cancel are audited. */
-	*out = *j;
-	*created = true;
-	commit = true;
-out:
-	fin = tx_finish(c, commit || rc == 0);
-	if (fin != 0)
-		rc = fin;
-	detail_out(c, rc, detail);
-	return rc;
-}
-
-static int sq_job_update(struct store_conn *bc, const struct job *j, char *detail)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	int rc, n, fin;
-
-	c->base.err[0] = '\0';
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		goto out;
-	n = q_exec(c, SQL_JOB_UPDATE, "titit", j->allocation_id, (int64_t)j->status, j->body,
-		   j->updated_at, j->id);
-	if (n < 0)
-		rc = n;
-	else if (n == 0)
-		rc = ERR_NOT_FOUND;
-out:
-	fin = tx_finish(c, rc == 0);
-	if (fin != 0)
-		rc = fin;
-	detail_out(c, rc, detail);
-	return rc;
-}
-
-static int sq_job_get(struct store_conn *bc, const char *id, struct job *out)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct job *j;
-	int rc;
-
-	c->base.err[0] = '\0';
-	j = malloc(sizeof(*j));
-	if (!j)
-		return ERR_NOMEM;
-	rc = load_one(c, SQL_JOB_BY_ID, id, row_job, j);
-	if (rc == 0)
-		*out = *j;
-	free(j);
-	return rc;
-}
-
-static const char SQL_JOB_CLEANUP_DUE[] =
-	"SELECT j.id, j.team_id, j.name, j.allocation_id, a.status FROM jobs j"
-	" JOIN allocations a ON a.id = j.allocation_id"
-	" WHERE j.status = 201 AND j.manifests_removed_at = 0"
-	" AND a.status IN ('cancelled', 'expired', 'completed')"
-	" AND (? = '' OR j.allocation_id = ?) ORDER BY j.created_at, j.id LIMIT ?";
-static const char SQL_JOB_CLEANUP_DONE[] =
-	"UPDATE jobs SET manifests_removed_at = ? WHERE id = ? AND manifests_removed_at = 0";
-
-static int sq_job_cleanup_due(struct store_conn *bc, const char *alloc_id,
-			      struct job_cleanup *out, int max, int *n)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	sqlite3_stmt *st = NULL;
-	const char *only = alloc_id ? alloc_id : "";
-	int rc;
-
-	c->base.err[0] = '\0';
-	*n = 0;
-	rc = q_open(c, SQL_JOB_CLEANUP_DUE, &st, "tti", only, only, (int64_t)max);
-	if (rc != 0)
-		return rc;
-	while (*n < max && (rc = q_step(c, st)) == 1) {
-		struct job_cleanup *jc = &out[*n];
-		char status[16];
-		int bad = col_copy(st, 0, jc->id, sizeof(jc->id));
-		bad |= col_copy(st, 1, jc->team, sizeof(jc->team));
-		bad |= col_copy(st, 2, jc->name, sizeof(jc->name));
-		bad |= col_copy(st, 3, jc->allocation_id, sizeof(jc->allocation_id));
-		bad |= col_copy(st, 4, status, sizeof(status));
-		if (bad || alloc_status_parse(status, &jc->status) != 0) {
-			store_bad_row("jobs", jc->id, "a field does not fit");
-			continue;
-		}
-		(*n)++;
-	}
-	q_close(c, st);
-	return rc < 0 ? rc : 0;
-}
-
-static int sq_job_cleanup_done(struct store_conn *bc, const char *job_id, int64_t at)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	int rc, n, fin;
-
-	c->base.err[0] = '\0';
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	n = q_exec(c, SQL_JOB_CLEANUP_DONE, "it", at, job_id);
-	if (n < 0)
-		rc = n;
-	fin = tx_finish(c, rc == 0);
-	return rc != 0 ? rc : fin;
-}
 
 /* ---- the driver (db.h) ------------------------------------------------- */
 
@@ -2241,17 +1977,17 @@ static const struct store_ops sq_ops = {
 	.alloc_transition = sq_alloc_transition,
 	.alloc_expire_due = sq_alloc_expire_due,
 	.costs = sq_costs,
-	.audit_list = sq_audit_list,
+	.audit_list = ops_audit_list,
 	.cost_usage = sq_cost_usage,
 	.cost_rollup_rebuild = sq_cost_rollup_rebuild,
-	.alert_record = sq_alert_record,
-	.alert_claim = sq_alert_claim,
-	.alert_done = sq_alert_done,
-	.job_begin = sq_job_begin,
-	.job_update = sq_job_update,
-	.job_get = sq_job_get,
-	.job_cleanup_due = sq_job_cleanup_due,
-	.job_cleanup_done = sq_job_cleanup_done,
+	.alert_record = ops_alert_record,
+	.alert_claim = ops_alert_claim,
+	.alert_done = ops_alert_done,
+	.job_begin = ops_job_begin,
+	.job_update = ops_job_update,
+	.job_get = ops_job_get,
+	.job_cleanup_due = ops_job_cleanup_due,
+	.job_cleanup_done = ops_job_cleanup_done,
 };
 
 /* The writer token's mutex and condition variables: 0, or -1 with none left. */

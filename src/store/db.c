@@ -203,7 +203,8 @@ int db_run(struct store_conn *c, bool write, int (*fn)(struct store_conn *c, voi
 
 	c->err[0] = '\0';
 	rc = d->conn_ready ? d->conn_ready(c) : 0;
-	for (int attempt = 0; rc == 0 && attempt < DB_RETRIES; attempt++) {
+	/* A DB_RETRY (deadlock, serialization failure, a lost create race) reruns. */
+	for (int attempt = 0; (rc == 0 || rc == DB_RETRY) && attempt < DB_RETRIES; attempt++) {
 		int fin;
 
 		bool commit;

@@ -382,3 +382,22 @@ out:
 	free(a);
 	return rc;
 }
+
+/* ---- lists ------------------------------------------------------------- */
+
+int db_each(struct db_rows *r, const char *table, int (*row)(const struct db_rows *, int, void *),
+	    void *rec, int (*each)(void *ctx, const void *rec), void *ctx)
+{
+	int rc;
+
+	while ((rc = db_next(r)) == 1) {
+		if (row(r, 0, rec) != 0) { /* unreadable: reported and skipped */
+			store_bad_row(table, db_text(r, 0), STORE_BAD_ROW_TEXT);
+			continue;
+		}
+		if (each(ctx, rec) != 0)
+			break;
+	}
+	db_rows_close(r);
+	return rc < 0 ? rc : 0;
+}

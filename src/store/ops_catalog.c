@@ -79,26 +79,29 @@ int ops_gpu_type_get(struct store_conn *c, const char *id, struct gpu_type *out)
 	return rc;
 }
 
+/* A list's callback as db_each calls it. */
+struct gpu_each {
+	store_gpu_type_cb cb;
+	void *ctx;
+};
+
+static int gpu_each(void *p, const void *rec)
+{
+	const struct gpu_each *e = p;
+
+	return e->cb(e->ctx, rec);
+}
+
 int ops_gpu_type_list(struct store_conn *c, store_gpu_type_cb cb, void *ctx)
 {
+	struct gpu_each e = {cb, ctx};
 	struct db_rows *r = NULL;
 	struct gpu_type g;
 	int rc = db_op(c);
 
 	if (rc == 0)
 		rc = db_query(c, SQL_GPU_LIST, &r, "");
-	while (rc == 0 && (rc = db_next(r)) == 1) {
-		rc = db_row_gpu(r, 0, &g);
-		if (rc != 0) { /* unreadable: reported and skipped */
-			store_bad_row("gpu_types", db_text(r, 0), STORE_BAD_ROW_TEXT);
-			rc = 0;
-			continue;
-		}
-		if (cb(ctx, &g) != 0)
-			break;
-	}
-	db_rows_close(r);
-	return rc < 0 ? rc : 0;
+	return rc != 0 ? rc : db_each(r, "gpu_types", db_row_gpu_v, &g, gpu_each, &e);
 }
 
 /* The seed's audit row: how many types it inserted. */

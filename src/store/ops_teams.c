@@ -192,9 +192,23 @@ static int team_scope_query(struct store_conn *c, const char *const *ids, size_t
 	return db_query_built(c, sql, p, np, r);
 }
 
+/* A list's callback as db_each calls it. */
+struct team_each {
+	store_team_cb cb;
+	void *ctx;
+};
+
+static int team_each(void *p, const void *rec)
+{
+	const struct team_each *e = p;
+
+	return e->cb(e->ctx, rec);
+}
+
 int ops_team_list(struct store_conn *c, const char *const *only, size_t nonly, store_team_cb cb,
 		  void *ctx)
 {
+	struct team_each e = {cb, ctx};
 	struct db_rows *r = NULL;
 	struct team t;
 	int rc = db_op(c);
@@ -202,18 +216,7 @@ int ops_team_list(struct store_conn *c, const char *const *only, size_t nonly, s
 	if (rc != 0 || (only && nonly == 0))
 		return rc; /* an empty scope sees nothing */
 	rc = only ? team_scope_query(c, only, nonly, &r) : db_query(c, SQL_TEAM_LIST, &r, "");
-	while (rc == 0 && (rc = db_next(r)) == 1) {
-		rc = db_row_team(r, 0, &t);
-		if (rc != 0) { /* unreadable: reported and skipped */
-			store_bad_row("teams", db_text(r, 0), STORE_BAD_ROW_TEXT);
-			rc = 0;
-			continue;
-		}
-		if (cb(ctx, &t) != 0)
-			break;
-	}
-	db_rows_close(r);
-	return rc < 0 ? rc : 0;
+	return rc != 0 ? rc : db_each(r, "teams", db_row_team_v, &t, team_each, &e);
 }
 
 struct ledger_read {

@@ -10,8 +10,10 @@
  * barrier: creators of one new GPU type and of one new team (PostgreSQL: the
  * losers of the unique index rerun as updates), one Idempotency-Key sent by
  * many job requests at once, and alert claimers that must never claim one
- * alert twice.  Also: scope lists, audit pages, seeding, job outcomes and
- * the GitOps clean-up queue.  Nothing outside its directory or schema.
+ * alert twice.  Also: scope lists, audit pages, seeding, job outcomes, the
+ * GitOps clean-up queue, and rows planted past the store that do not fit
+ * (lists and audit pages go on past them).  Nothing outside its directory
+ * or schema.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -24,6 +26,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
+#include <sqlite3.h>
 
 #include "core/err.h"
 #include "core/timeutil.h"
@@ -90,6 +94,27 @@ static int teardown(void **state)
 	}
 	free(f);
 	return 0;
+}
+
+/* Runs sql on the database itself, past the store (planting rows it did not write). */
+static void raw_exec(struct fx *f, const char *sql)
+{
+	if (use_pg) {
+		PGconn *db = PQconnectdb(f->url);
+		PGresult *r = PQexec(db, sql);
+
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			fail_msg("%s: %s", sql, PQerrorMessage(db));
+		PQclear(r);
+		PQfinish(db);
+	} else {
+		sqlite3 *db = NULL;
+
+		assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+		if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+			fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+		sqlite3_close(db);
+	}
 }
 
 static struct gpu_type gpu_rec(const char *id, int64_t capacity)
@@ -582,6 +607,80 @@ static void test_alerts(void **state)
 	assert_int_equal(n, 3); /* at most max */
 }
 
+/* ---- 6. rows the store cannot read ------------------------------------------ */
+
+static void test_bad_rows(void **state)
+{
+	struct fx *f = *state;
+	char sql[512], longtext[201];
+	char cursor[STORE_ID_LEN * 2] = "", next[STORE_ID_LEN * 2];
+	struct audit_seen s;
+	long bad0 = store_bad_rows_total();
+	struct gpu_type g;
+	struct team t;
+	struct ids x;
+	bool created;
+	int pages = 0, total;
+
+	for (const char *id = "abc"; *id; id++) {
+		char one[2] = {*id, '\0'};
+
+		t = team_rec(one);
+		assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t, f->now, &created), 0);
+		g = gpu_rec(one, 1);
+		assert_int_equal(f->ops->gpu_type_put(f->c, &ADMIN, &g, f->now, &created), 0);
+	}
+	total = audit_matching(f, "", "", &s);
+	/* Names longer than the records hold, and an audit row with a long action. */
+	memset(longtext, 'n', sizeof(longtext) - 1);
+	longtext[sizeof(longtext) - 1] = '\0';
+	snprintf(sql, sizeof(sql), "UPDATE teams SET display_name = '%s' WHERE id = 'b'", longtext);
+	raw_exec(f, sql);
+	snprintf(sql, sizeof(sql), "UPDATE gpu_types SET name = '%s' WHERE id = 'a'", longtext);
+	raw_exec(f, sql);
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO audit(at, actor_id, actor_name, action, object_type, object_id, team)"
+		 " VALUES (1, 'x', 'x', '%.100s', 'team', 'b', '')",
+		 longtext);
+	raw_exec(f, sql);
+
+	/* The lists go on past them; reading one alone fails; each is counted. */
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(f->ops->team_list(f->c, NULL, 0, team_id_cb, &x), 0);
+	assert_int_equal(x.n, 2);
+	assert_string_equal(x.v[0], "a");
+	assert_string_equal(x.v[1], "c");
+	assert_int_equal(f->ops->team_get(f->c, "b", &t), ERR_STORE);
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(f->ops->gpu_type_list(f->c, gpu_id_cb, &x), 0);
+	assert_int_equal(x.n, 2);
+	assert_string_equal(x.v[0], "b");
+	assert_int_equal(f->ops->gpu_type_get(f->c, "a", &g), ERR_STORE);
+	assert_true(store_bad_rows_total() >= bad0 + 2);
+
+	/* Two rows after the bad one: pages of one row walk past it to the end,
+	 * never a silent stop before them. */
+	for (const char *id = "de"; *id; id++) {
+		char one[2] = {*id, '\0'};
+
+		t = team_rec(one);
+		assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t, f->now, &created), 0);
+	}
+	total += 2;
+	memset(&s, 0, sizeof(s));
+	s.ordered = true;
+	do {
+		assert_int_equal(f->ops->audit_list(f->c, NULL, cursor[0] ? cursor : NULL, 1, audit_cb,
+						    &s, next),
+				 0);
+		snprintf(cursor, sizeof(cursor), "%s", next);
+		pages++;
+	} while (cursor[0] && pages < 20);
+	assert_int_equal(s.n, total); /* every good row, not the bad one */
+	assert_true(s.ordered);
+	assert_true(store_bad_rows_total() >= bad0 + 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -590,6 +689,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_audit_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alerts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_rows, setup, teardown),
 	};
 
 	use_pg = itest_pg_enabled();

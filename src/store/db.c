@@ -208,7 +208,8 @@ int db_run(struct store_conn *c, bool write, int (*fn)(struct store_conn *c, voi
 
 	c->err[0] = '\0';
 	rc = d->conn_ready ? d->conn_ready(c) : 0;
-	for (int attempt = 0; rc == 0 && attempt < DB_RETRIES; attempt++) {
+	/* A DB_RETRY (deadlock, serialization failure, a lost create race) reruns. */
+	for (int attempt = 0; (rc == 0 || rc == DB_RETRY) && attempt < DB_RETRIES; attempt++) {
 		int fin;
 
 		bool commit;
@@ -385,4 +386,23 @@ out:
 	free(b);
 	free(a);
 	return rc;
+}
+
+/* ---- lists ------------------------------------------------------------- */
+
+int db_each(struct db_rows *r, const char *table, int (*row)(const struct db_rows *, int, void *),
+	    void *rec, int (*each)(void *ctx, const void *rec), void *ctx)
+{
+	int rc;
+
+	while ((rc = db_next(r)) == 1) {
+		if (row(r, 0, rec) != 0) { /* unreadable: reported and skipped */
+			store_bad_row(table, db_text(r, 0), STORE_BAD_ROW_TEXT);
+			continue;
+		}
+		if (each(ctx, rec) != 0)
+			break;
+	}
+	db_rows_close(r);
+	return rc < 0 ? rc : 0;
 }

@@ -175,4 +175,20 @@ int db_audit(struct store_conn *c, const struct actor *who, int64_t at, const ch
 	     const char *type, const char *id, const char *team, json_t *(*fn)(const void *),
 	     const void *before, const void *after);
 
+
+/* A locking read that passes over rows other transactions hold (FOR UPDATE
+ * SKIP LOCKED on PostgreSQL): concurrent claimers take disjoint rows.  Like
+ * DB_LOCK, nothing on SQLite, whose write transaction holds the database. */
+#define DB_LOCK_SKIP " /*lock skip*/"
+
+
+/*
+ * Walks the rows of a list (r from db_query, closed here): row() reads each
+ * into rec from column 0; a row it cannot read is reported as a bad row of
+ * `table` (store_bad_row, by its first column) and skipped; each(ctx, rec)
+ * gets the others until it returns non-zero.  0 or the first error.
+ */
+int db_each(struct db_rows *r, const char *table, int (*row)(const struct db_rows *, int, void *),
+	    void *rec, int (*each)(void *ctx, const void *rec), void *ctx);
+
 #endif

@@ -92,8 +92,6 @@ struct pg_params {
 	int n;
 };
 
-static const char SYSTEM_ACTOR[] = "system";
-
 /* ---- errors ------------------------------------------------------------ */
 
 __attribute__((format(printf, 2, 3))) static void conn_err(struct pg_conn *c, const char *fmt, ...)
@@ -300,25 +298,30 @@ static int params_add(struct pg_conn *c, struct pg_params *p, const char *fmt, .
 
 /*
  * The PostgreSQL text of a statement written for db.h: `?` becomes $1, $2 ...
- * and DB_LOCK becomes FOR UPDATE (statements of this file pass unchanged).
+ * DB_LOCK becomes FOR UPDATE, DB_LOCK_SKIP FOR UPDATE SKIP LOCKED (statements
+ * of this file pass unchanged).
  * Owned by the caller; NULL without memory.
  */
 static char *pg_sql(const char *sql)
 {
-	static const char lock[] = DB_LOCK;
+	static const char lock[] = DB_LOCK, skip[] = DB_LOCK_SKIP;
 	size_t len = strlen(sql), marks = 0, n = 0;
 	char *out;
 	int param = 0;
 
 	for (const char *q = sql; *q; q++)
 		marks += *q == '?';
-	out = malloc(len + marks * 4 + 16);
+	out = malloc(2 * len + marks * 4 + 16); /* a marker's clause is under twice its length */
 	if (!out)
 		return NULL;
 	for (const char *q = sql; *q;) {
 		if (*q == '?') {
 			n += (size_t)sprintf(out + n, "$%d", ++param);
 			q++;
+		} else if (strncmp(q, skip, sizeof(skip) - 1) == 0) {
+			memcpy(out + n, " FOR UPDATE SKIP LOCKED", 23);
+			n += 23;
+			q += sizeof(skip) - 1;
 		} else if (strncmp(q, lock, sizeof(lock) - 1) == 0) {
 			memcpy(out + n, " FOR UPDATE", 11);
 			n += 11;
@@ -450,26 +453,6 @@ static int q_exec(struct pg_conn *c, const char *sql, const char *fmt, ...)
 		rc = t && *t ? atoi(t) : 0;
 	}
 	PQclear(r);
-	free(p);
-	return rc;
-}
-
-/* Runs a cached query; *out gets the rows (caller PQclears). */
-static int q_query(struct pg_conn *c, const char *sql, PGresult **out, const char *fmt, ...)
-{
-	struct pg_params *p = NULL;
-	va_list ap;
-	int rc;
-
-	p = malloc(sizeof(*p));
-	if (!p)
-		return ERR_NOMEM;
-	p->n = 0;
-	va_start(ap, fmt);
-	rc = params_addv(c, p, fmt, ap);
-	va_end(ap);
-	if (rc == 0)
-		rc = pq_exec(c, sql, true, p, out);
 	free(p);
 	return rc;
 }
@@ -666,17 +649,6 @@ static const char SQL_COMMIT[] = "COMMIT";
  * on every connection that way. */
 static const char SQL_GENERIC_PLANS[] = "SET LOCAL plan_cache_mode = force_generic_plan";
 
-/* write: READ COMMITTED (locks do the work); else one read-only snapshot. */
-static int tx_begin(struct pg_conn *c, bool write)
-{
-	int n = q_exec(c, write ? SQL_BEGIN : SQL_BEGIN_RO, "");
-
-	if (n < 0)
-		return n;
-	c->base.in_tx = true;
-	return 0;
-}
-
 /* Commits (or rolls back); returns 0 or the commit's failure. */
 static int tx_finish(struct pg_conn *c, bool commit)
 {
@@ -743,8 +715,6 @@ static const char SQL_MIG_LOCK[] = "SELECT pg_advisory_xact_lock(7164757410)";
 	"id, team_id, project, gpu_type, gpu_count, max_runtime_us, price_micros,"              \
 	" estimated_micros, status, purpose, labels_json, created_by, period_start, approved_at," \
 	" expires_at, started_at, ended_at, actual_micros"
-#define AUDIT_COLS \
-	"seq, at, actor_id, actor_name, action, object_type, object_id, team, before_json, after_json"
 
 static int row_gpu(const PGresult *r, int i, void *out)
 {
@@ -780,75 +750,10 @@ static int row_team(const PGresult *r, int i, void *out)
 	return !bad && period_kind_parse(period, &t->period) == 0 ? 0 : ERR_STORE;
 }
 
-/* Loads the one row `sql` selects for key: 0, ERR_NOT_FOUND or an error. */
-static int load_one(struct pg_conn *c, const char *sql, const char *key,
-		    int (*row)(const PGresult *, int, void *), void *out)
-{
-	PGresult *r = NULL;
-	int rc;
-
-	rc = q_query(c, sql, &r, "t", key);
-	if (rc != 0)
-		return rc;
-	if (PQntuples(r) >= 1) {
-		rc = row(r, 0, out);
-		if (rc != 0)
-			conn_err(c, "corrupt row for '%s'", key);
-	} else {
-		rc = ERR_NOT_FOUND;
-	}
-	PQclear(r);
-	return rc;
-}
-
 static const char SQL_GPU_BY_ID[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1";
 static const char SQL_GPU_LOCK[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1 FOR UPDATE";
-static const char SQL_TEAM_BY_ID[] = "SELECT " TEAM_COLS " FROM teams WHERE id = $1";
 
 /* ---- audit ------------------------------------------------------------- */
-
-static const char SQL_AUDIT_INSERT[] =
-	"INSERT INTO audit(at, actor_id, actor_name, action, object_type, object_id, team,"
-	" before_json, after_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-
-/* Appends one audit row; before/after are records rendered by fn (NULL = none). */
-static int audit_rec(struct pg_conn *c, const struct actor *who, int64_t at, const char *action,
-		     const char *type, const char *id, const char *team, json_t *(*fn)(const void *),
-		     const void *before, const void *after)
-{
-	char *b = NULL, *a = NULL;
-	int rc, n;
-
-	rc = store_audit_render(fn, before, after, &b, &a);
-	if (rc != 0)
-		goto out;
-	n = q_exec(c, SQL_AUDIT_INSERT, "itttttttt", at, who ? who->token_id : SYSTEM_ACTOR,
-		   who ? who->name : SYSTEM_ACTOR, action, type, id, team ? team : "", b, a);
-	rc = n < 0 ? n : 0;
-out:
-	if (rc == ERR_NOMEM)
-		conn_err(c, "out of memory rendering the audit row");
-	free(b);
-	free(a);
-	return rc;
-}
-
-static const char SQL_PING[] = "SELECT 1";
-
-static int pg_ping(struct store_conn *bc)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	PGresult *r = NULL;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc == 0)
-		rc = q_query(c, SQL_PING, &r, "");
-	if (rc == 0 && PQntuples(r) != 1)
-		rc = ERR_STORE;
-	PQclear(r);
-	return rc;
-}
 
 /* ---- tokens ------------------------------------------------------------ */
 
@@ -875,147 +780,9 @@ static int pg_token_by_hash(struct store_conn *bc, const char *hash, struct toke
 
 /* ---- GPU types --------------------------------------------------------- */
 
-static const char SQL_GPU_INSERT[] =
-	"INSERT INTO gpu_types(id, name, price_micros, price_date, price_source, capacity,"
-	" allocated, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)";
-static const char SQL_GPU_SEED[] =
-	"INSERT INTO gpu_types(id, name, price_micros, price_date, price_source,"
-	" capacity, allocated, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)"
-	" ON CONFLICT (id) DO NOTHING";
-static const char SQL_GPU_UPDATE[] =
-	"UPDATE gpu_types SET name = $1, price_micros = $2, price_date = $3, price_source = $4,"
-	" capacity = $5, updated_at = $6 WHERE id = $7";
-static const char SQL_GPU_LIST[] = "SELECT " GPU_COLS " FROM gpu_types ORDER BY id";
-
-static int gpu_type_put_once(struct pg_conn *c, const struct actor *who, const struct gpu_type *g,
-			     int64_t now, bool *created)
-{
-	struct gpu_type old, rec = *g;
-	bool exists = false;
-	int rc, n, fin;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	rc = load_one(c, SQL_GPU_LOCK, g->id, row_gpu, &old);
-	if (rc != 0 && rc != ERR_NOT_FOUND)
-		goto out;
-	exists = rc == 0;
-	rc = 0;
-	rec.allocated = exists ? old.allocated : 0; /* held GPUs are the ledger's, not the admin's */
-	rec.updated_at = now;
-	if (exists)
-		n = q_exec(c, SQL_GPU_UPDATE, "tittiit", rec.name, rec.price_micros, rec.price_date,
-			   rec.price_source, rec.capacity, now, rec.id);
-	else
-		n = q_exec(c, SQL_GPU_INSERT, "ttittii", rec.id, rec.name, rec.price_micros,
-			   rec.price_date, rec.price_source, rec.capacity, now);
-	if (n < 0) {
-		/* Two creators raced: the loser reruns and updates instead. */
-		rc = n == ERR_CONFLICT && !exists ? PG_RETRY : n;
-		goto out;
-	}
-	rc = audit_rec(c, who, now, exists ? "gpu_type.update" : "gpu_type.create", "gpu_type",
-		       rec.id, "", store_json_gpu, exists ? &old : NULL, &rec);
-out:
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0 && fin == 0)
-		*created = !exists;
-	return rc ? rc : fin;
-}
-
-static int pg_gpu_type_put(struct store_conn *bc, const struct actor *who, const struct gpu_type *g,
-			   int64_t now, bool *created)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, gpu_type_put_once(c, who, g, now, created));
-}
-
-static int pg_gpu_type_get(struct store_conn *bc, const char *id, struct gpu_type *out)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct gpu_type g;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc == 0)
-		rc = load_one(c, SQL_GPU_BY_ID, id, row_gpu, &g);
-	if (rc == 0)
-		*out = g;
-	return rc;
-}
-
-static int pg_gpu_type_list(struct store_conn *bc, store_gpu_type_cb cb, void *ctx)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct gpu_type g;
-	PGresult *r = NULL;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc == 0)
-		rc = q_query(c, SQL_GPU_LIST, &r, "");
-	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
-		rc = row_gpu(r, i, &g);
-		if (rc != 0 || cb(ctx, &g) != 0)
-			break;
-	}
-	PQclear(r);
-	return rc;
-}
-
-static int gpu_type_seed_once(struct pg_conn *c, const struct gpu_type *g, size_t n, int64_t now)
-{
-	int64_t inserted = 0;
-	char *after = NULL;
-	int rc, fin;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	for (size_t i = 0; i < n; i++) {
-		int ch = q_exec(c, SQL_GPU_SEED, "ttittii", g[i].id, g[i].name, g[i].price_micros,
-				g[i].price_date, g[i].price_source, g[i].capacity, now);
-		if (ch < 0) {
-			rc = ch;
-			goto out;
-		}
-		inserted += ch;
-	}
-	if (inserted > 0) {
-		int ch;
-
-		rc = store_json_take_text(json_pack("{s:I}", "count", (json_int_t)inserted), true, &after);
-		if (rc != 0)
-			goto out;
-		ch = q_exec(c, SQL_AUDIT_INSERT, "itttttttt", now, SYSTEM_ACTOR, SYSTEM_ACTOR,
-			    "gpu_type.seed", "gpu_type", "", "", (const char *)NULL, after);
-		if (ch < 0)
-			rc = ch;
-	}
-out:
-	free(after);
-	fin = tx_finish(c, rc == 0);
-	return rc ? rc : fin;
-}
-
-static int pg_gpu_type_seed(struct store_conn *bc, const struct gpu_type *g, size_t n, int64_t now)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, gpu_type_seed_once(c, g, n, now));
-}
 
 /* ---- teams ------------------------------------------------------------- */
 
-static const char SQL_TEAM_INSERT[] =
-	"INSERT INTO teams(id, display_name, budget_micros, period, thresholds_json, created_at,"
-	" updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-static const char SQL_TEAM_UPDATE[] =
-	"UPDATE teams SET display_name = $1, budget_micros = $2, period = $3,"
-	" thresholds_json = $4, updated_at = $5 WHERE id = $6";
-static const char SQL_TEAM_LOCK[] = "SELECT " TEAM_COLS " FROM teams WHERE id = $1 FOR UPDATE";
 /* A decision holds its team row (KEY SHARE) to its COMMIT: a team.put (FOR
  * UPDATE) waits for decisions in flight and they for it, so no decision ever
  * uses a budget or period that a committed change replaced. */
@@ -1040,287 +807,7 @@ static const char SQL_PERIOD_ENSURE_QUIET[] =
 	" SELECT $1::text, $2::bigint, $3::bigint, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM"
 	" team_periods WHERE team_id = $1::text AND period_start = $2::bigint)"
 	" ON CONFLICT (team_id, period_start) DO NOTHING";
-static const char SQL_PERIOD_ENSURE[] =
-	"INSERT INTO team_periods(team_id, period_start, period_end, spent, reserved)"
-	" VALUES ($1, $2, $3, 0, 0) ON CONFLICT (team_id, period_start) DO NOTHING";
-static const char SQL_PERIOD_MOVE[] =
-	"UPDATE team_periods SET reserved = reserved + $1, spent = spent + $2"
-	" WHERE team_id = $3 AND period_start = $4";
-/* Live allocations are locked before the team row, in SQL_ALLOC_DUE's order,
- * so a team.put and a decision (due rows, then the team) never deadlock. */
-static const char SQL_LIVE_LOCK[] =
-	"SELECT id FROM allocations WHERE team_id = $1 AND status IN ('approved', 'running')"
-	" ORDER BY expires_at, id FOR UPDATE";
-static const char SQL_LIVE_BY_PERIOD[] =
-	"SELECT period_start, SUM(estimated_micros)::bigint FROM allocations WHERE team_id = $1"
-	" AND status IN ('approved', 'running') AND period_start <> $2"
-	" GROUP BY period_start ORDER BY period_start";
-static const char SQL_LIVE_REKEY[] =
-	"UPDATE allocations SET period_start = $1 WHERE team_id = $2"
-	" AND status IN ('approved', 'running') AND period_start <> $3";
-static const char SQL_RUNNING_OF_PERIOD[] =
-	"SELECT price_micros, gpu_count, max_runtime_us, started_at FROM allocations"
-	" WHERE team_id = $1 AND period_start = $2 AND status = 'running'";
 
-/*
- * The team's period kind changed (inside the team.put transaction, its live
- * allocations and team row locked): its live allocations of other periods
- * move to the current period of kind `k`, their reservations with them (see
- * store_period_delta); period rows are changed in ascending order.
- */
-static int period_rekey(struct pg_conn *c, const char *team, enum period_kind k, int64_t now)
-{
-	struct store_period_plan plan = {NULL, 0, 0, 0}; /* plan.d owned here */
-	PGresult *r = NULL;
-	int64_t ps = 0, pe = 0;
-	int rc;
-
-	period_bounds(k, now, &ps, &pe);
-	rc = q_query(c, SQL_LIVE_BY_PERIOD, &r, "ti", team, ps);
-	for (int i = 0; rc == 0 && i < PQntuples(r); i++)
-		rc = store_period_plan_leave(&plan, col_i64(r, i, 0), col_i64(r, i, 1));
-	if (rc != 0 || plan.n == 0)
-		goto out;
-	store_period_plan_arrive(&plan, ps);
-	rc = q_exec(c, SQL_PERIOD_ENSURE, "tii", team, ps, pe);
-	for (size_t i = 0; rc >= 0 && i < plan.n; i++) {
-		rc = q_exec(c, SQL_PERIOD_MOVE, "iiti", plan.d[i].delta, (int64_t)0, team,
-			    plan.d[i].ps);
-		if (rc == 0) /* each of these rows exists */
-			rc = ERR_STORE;
-	}
-	if (rc >= 0)
-		rc = q_exec(c, SQL_LIVE_REKEY, "iti", ps, team, ps);
-	rc = rc < 0 ? rc : 0;
-out:
-	PQclear(r);
-	free(plan.d);
-	return rc;
-}
-
-static int team_put_once(struct pg_conn *c, const struct actor *who, const struct team *t,
-			 int64_t now, bool *created)
-{
-	struct team old, rec = *t;
-	bool exists = false;
-	int rc, n, fin;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	n = q_exec(c, SQL_LIVE_LOCK, "t", t->id);
-	rc = n < 0 ? n : load_one(c, SQL_TEAM_LOCK, t->id, row_team, &old);
-	if (rc != 0 && rc != ERR_NOT_FOUND)
-		goto out;
-	exists = rc == 0;
-	rc = 0;
-	rec.created_at = exists ? old.created_at : now;
-	rec.updated_at = now;
-	if (exists)
-		n = q_exec(c, SQL_TEAM_UPDATE, "tittit", rec.display_name, rec.budget_micros,
-			   period_kind_name(rec.period), rec.thresholds_json, now, rec.id);
-	else
-		n = q_exec(c, SQL_TEAM_INSERT, "ttittii", rec.id, rec.display_name, rec.budget_micros,
-			   period_kind_name(rec.period), rec.thresholds_json, now, now);
-	if (n < 0) {
-		rc = n == ERR_CONFLICT && !exists ? PG_RETRY : n;
-		goto out;
-	}
-	if (exists && old.period != rec.period) {
-		rc = period_rekey(c, rec.id, rec.period, now);
-		if (rc != 0)
-			goto out;
-	}
-	rc = audit_rec(c, who, now, exists ? "team.update" : "team.create", "team", rec.id, rec.id,
-		       store_json_team, exists ? &old : NULL, &rec);
-out:
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0 && fin == 0)
-		*created = !exists;
-	return rc ? rc : fin;
-}
-
-static int pg_team_put(struct store_conn *bc, const struct actor *who, const struct team *t,
-		       int64_t now, bool *created)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, team_put_once(c, who, t, now, created));
-}
-
-static int pg_team_get(struct store_conn *bc, const char *id, struct team *out)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct team t;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc == 0)
-		rc = load_one(c, SQL_TEAM_BY_ID, id, row_team, &t);
-	if (rc == 0)
-		*out = t;
-	return rc;
-}
-
-/* Appends formatted text to sql (malloc'd, grown). */
-__attribute__((format(printf, 2, 3))) static int sql_appendf(char **sql, const char *fmt, ...)
-{
-	size_t len = strlen(*sql);
-	va_list ap;
-	char *s;
-	int m;
-
-	va_start(ap, fmt);
-	m = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (m < 0)
-		return ERR_STORE;
-	s = realloc(*sql, len + (size_t)m + 1);
-	if (!s)
-		return ERR_NOMEM;
-	va_start(ap, fmt);
-	vsnprintf(s + len, (size_t)m + 1, fmt, ap);
-	va_end(ap);
-	*sql = s;
-	return 0;
-}
-
-/*
- * Appends " AND col IN ($k,...)" for a scope list to sql (malloc'd, grown),
- * numbering from *next; n == 0 appends " AND false" (an empty scope sees
- * nothing).
- */
-static int sql_scope(char **sql, const char *col, size_t n, int *next)
-{
-	int rc;
-
-	if (n == 0)
-		return sql_appendf(sql, " AND false");
-	rc = sql_appendf(sql, " AND %s IN (", col);
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = sql_appendf(sql, "%s$%d", i ? "," : "", (*next)++);
-	return rc == 0 ? sql_appendf(sql, ")") : rc;
-}
-
-static int params_scope(struct pg_conn *c, struct pg_params *p, const char *const *v, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		int rc = params_add(c, p, "t", v[i]);
-		if (rc != 0)
-			return rc;
-	}
-	return 0;
-}
-
-static int pg_team_list(struct store_conn *bc, const char *const *only, size_t nonly,
-			store_team_cb cb, void *ctx)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct pg_params *p = NULL;
-	PGresult *r = NULL;
-	char *sql = NULL;
-	struct team t;
-	int next = 1;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc != 0)
-		return rc;
-	p = malloc(sizeof(*p));
-	sql = strdup("SELECT " TEAM_COLS " FROM teams WHERE true");
-	if (!p || !sql) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	p->n = 0;
-	if (only) {
-		rc = sql_scope(&sql, "id", nonly, &next);
-		if (rc == 0)
-			rc = params_scope(c, p, only, nonly);
-		if (rc != 0)
-			goto out;
-	}
-	rc = sql_appendf(&sql, " ORDER BY id");
-	if (rc == 0)
-		rc = pq_exec(c, sql, false, p, &r);
-	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
-		rc = row_team(r, i, &t);
-		if (rc != 0 || cb(ctx, &t) != 0)
-			break;
-	}
-out:
-	PQclear(r);
-	free(sql);
-	free(p);
-	return rc;
-}
-
-static int period_load(struct pg_conn *c, const char *sql, const char *team, int64_t start,
-		       int64_t *spent, int64_t *reserved)
-{
-	PGresult *r = NULL;
-	int rc;
-
-	rc = q_query(c, sql, &r, "ti", team, start);
-	if (rc != 0)
-		return rc;
-	if (PQntuples(r) >= 1) {
-		*spent = col_i64(r, 0, 0);
-		*reserved = col_i64(r, 0, 1);
-	} else {
-		*spent = 0;
-		*reserved = 0;
-	}
-	PQclear(r);
-	return 0;
-}
-
-static int team_ledger_once(struct pg_conn *c, const struct team *t, int64_t now,
-			    struct team_ledger *out)
-{
-	struct team_ledger l;
-	PGresult *r = NULL;
-	int rc, fin;
-
-	memset(&l, 0, sizeof(l));
-	period_bounds(t->period, now, &l.period_start, &l.period_end);
-	rc = tx_begin(c, false); /* one snapshot for both reads */
-	if (rc != 0)
-		return rc;
-	rc = period_load(c, SQL_PERIOD_GET, t->id, l.period_start, &l.spent, &l.reserved);
-	if (rc != 0)
-		goto out;
-	rc = q_query(c, SQL_RUNNING_OF_PERIOD, &r, "ti", t->id, l.period_start);
-	if (rc != 0)
-		goto out;
-	for (int i = 0; i < PQntuples(r); i++) {
-		int64_t acc = 0;
-
-		rc = ledger_accrued(col_i64(r, i, 0), col_i64(r, i, 1), col_i64(r, i, 2),
-				    col_i64(r, i, 3), now, &acc);
-		if (rc == 0 && __builtin_add_overflow(l.accrued, acc, &l.accrued))
-			rc = ERR_OVERFLOW;
-		if (rc != 0)
-			break;
-		l.running++;
-	}
-out:
-	PQclear(r);
-	fin = tx_finish(c, true);
-	if (rc == 0)
-		rc = fin;
-	if (rc == 0)
-		*out = l;
-	return rc;
-}
-
-static int pg_team_ledger(struct store_conn *bc, const struct team *t, int64_t now,
-			  struct team_ledger *out)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, team_ledger_once(c, t, now, out));
-}
 
 /* ---- allocations ------------------------------------------------------- */
 
@@ -2288,403 +1775,6 @@ static int pg_allocate(struct store_conn *bc, const struct actor *who, const str
 	return q.rc;
 }
 
-/* ---- audit ------------------------------------------------------------- */
-
-static const char SQL_AUDIT_ALL[] =
-	"SELECT " AUDIT_COLS " FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2";
-static const char SQL_AUDIT_TEAM[] =
-	"SELECT " AUDIT_COLS " FROM audit WHERE seq > $1 AND team = $2 ORDER BY seq LIMIT $3";
-
-static int pg_audit_list(struct store_conn *bc, const char *team, const char *cursor, int limit,
-			 store_audit_cb cb, void *ctx, char *next_cursor)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct audit_entry e;
-	PGresult *r = NULL;
-	int64_t after = 0, last = 0;
-	int rows = 0, rc;
-	bool more = false;
-
-	memset(&e, 0, sizeof(e));
-	rc = conn_ready(c);
-	if (rc != 0)
-		return rc;
-	rc = store_audit_page_args(cursor, &limit, &after);
-	if (rc != 0)
-		return rc;
-	if (team)
-		rc = q_query(c, SQL_AUDIT_TEAM, &r, "iti", after, team, (int64_t)limit + 1);
-	else
-		rc = q_query(c, SQL_AUDIT_ALL, &r, "ii", after, (int64_t)limit + 1);
-	if (rc != 0)
-		goto out;
-	for (int i = 0; i < PQntuples(r); i++) {
-		int stop;
-
-		if (rows == limit) {
-			more = true;
-			break;
-		}
-		memset(&e, 0, sizeof(e));
-		e.seq = col_i64(r, i, 0);
-		e.at = col_i64(r, i, 1);
-		col_copy(r, i, 2, e.actor_id, sizeof(e.actor_id));
-		col_copy(r, i, 3, e.actor_name, sizeof(e.actor_name));
-		col_copy(r, i, 4, e.action, sizeof(e.action));
-		col_copy(r, i, 5, e.object_type, sizeof(e.object_type));
-		col_copy(r, i, 6, e.object_id, sizeof(e.object_id));
-		col_copy(r, i, 7, e.team, sizeof(e.team));
-		if (!PQgetisnull(r, i, 8)) {
-			e.before_json = strdup(PQgetvalue(r, i, 8));
-			if (!e.before_json) {
-				rc = ERR_NOMEM;
-				goto out;
-			}
-		}
-		if (!PQgetisnull(r, i, 9)) {
-			e.after_json = strdup(PQgetvalue(r, i, 9));
-			if (!e.after_json) {
-				rc = ERR_NOMEM;
-				goto out;
-			}
-		}
-		rows++;
-		last = e.seq;
-		stop = cb(ctx, &e);
-		store_audit_entry_done(&e);
-		if (stop != 0)
-			break;
-	}
-	if (more)
-		snprintf(next_cursor, STORE_ID_LEN, "%lld", (long long)last);
-	else
-		next_cursor[0] = '\0';
-out:
-	store_audit_entry_done(&e);
-	PQclear(r);
-	return rc;
-}
-
-/* ---- cost rollups, FOCUS usage rows, budget alerts -------------------- */
-
-/* Runs C steps that belong to migration `version` (same transaction):
- * version 5 adds the last rollup table, and fills every rollup table (version
- * 2's backfill is left to it because the fill needs version 5's table). */
-static const char SQL_ALERT_INSERT[] =
-	"INSERT INTO alerts(team_id, period_start, threshold_ppm, url, budget, committed,"
-	" crossed_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-	" ON CONFLICT DO NOTHING";
-/* SKIP LOCKED: replicas claiming at once take disjoint rows. */
-static const char SQL_ALERT_DUE[] =
-	"SELECT team_id, period_start, threshold_ppm, url, budget, committed, crossed_at, attempts"
-	" FROM alerts WHERE delivered_at = 0 AND next_attempt_at <= $1"
-	" ORDER BY crossed_at, team_id, threshold_ppm LIMIT $2 FOR UPDATE SKIP LOCKED";
-static const char SQL_ALERT_LEASE[] =
-	"UPDATE alerts SET next_attempt_at = $1 WHERE team_id = $2 AND period_start = $3"
-	" AND threshold_ppm = $4 AND url = $5 AND delivered_at = 0 AND next_attempt_at <= $6";
-static const char SQL_ALERT_DONE[] =
-	"UPDATE alerts SET delivered_at = $1, attempts = attempts + 1, next_attempt_at = $2,"
-	" last_error = $3 WHERE team_id = $4 AND period_start = $5 AND threshold_ppm = $6"
-	" AND url = $7";
-
-static int alert_record_once(struct pg_conn *c, const struct alert *a, const char *const *urls,
-			     size_t nurls, int64_t now, int *created)
-{
-	int rc, fin, total = 0;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	for (size_t i = 0; i < nurls && rc == 0; i++) {
-		int n = q_exec(c, SQL_ALERT_INSERT, "tiitiiii", a->team, a->period_start,
-			       a->threshold_ppm, urls[i], a->budget, a->committed, now, now);
-		if (n < 0)
-			rc = n;
-		else
-			total += n;
-	}
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0)
-		rc = fin;
-	if (rc == 0 && created)
-		*created = total;
-	return rc;
-}
-
-static int pg_alert_record(struct store_conn *bc, const struct alert *a, const char *const *urls,
-			   size_t nurls, int64_t now, int *created)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, alert_record_once(c, a, urls, nurls, now, created));
-}
-
-static int alert_claim_once(struct pg_conn *c, int64_t now, int64_t lease_s, struct alert *out,
-			    int max, int *n)
-{
-	PGresult *r = NULL;
-	int rc, fin, got = 0, kept = 0;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	rc = q_query(c, SQL_ALERT_DUE, &r, "ii", now, (int64_t)max);
-	for (int i = 0; rc == 0 && got < max && i < PQntuples(r); i++) {
-		struct alert *a = &out[got];
-
-		memset(a, 0, sizeof(*a));
-		col_copy(r, i, 0, a->team, sizeof(a->team));
-		a->period_start = col_i64(r, i, 1);
-		a->threshold_ppm = col_i64(r, i, 2);
-		col_copy(r, i, 3, a->url, sizeof(a->url));
-		a->budget = col_i64(r, i, 4);
-		a->committed = col_i64(r, i, 5);
-		a->crossed_at = col_i64(r, i, 6);
-		a->attempts = col_i64(r, i, 7);
-		got++;
-	}
-	PQclear(r);
-	/* Lease each row so another replica does not send it at the same time. */
-	for (int i = 0; i < got && rc == 0; i++) {
-		int ch = q_exec(c, SQL_ALERT_LEASE, "itiiti", now + lease_s, out[i].team,
-				out[i].period_start, out[i].threshold_ppm, out[i].url, now);
-		if (ch < 0)
-			rc = ch;
-		else if (ch == 1)
-			out[kept++] = out[i];
-	}
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0)
-		rc = fin;
-	if (rc == 0)
-		*n = kept;
-	return rc;
-}
-
-static int pg_alert_claim(struct store_conn *bc, int64_t now, int64_t lease_s, struct alert *out,
-			  int max, int *n)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, alert_claim_once(c, now, lease_s, out, max, n));
-}
-
-static int alert_done_once(struct pg_conn *c, const struct alert *a, bool delivered,
-			   int64_t next_at, const char *error, int64_t now)
-{
-	int rc, fin, n;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	n = q_exec(c, SQL_ALERT_DONE, "iittiit", delivered ? now : (int64_t)0, next_at,
-		   error ? error : "", a->team, a->period_start, a->threshold_ppm, a->url);
-	if (n < 0)
-		rc = n;
-	fin = tx_finish(c, rc == 0);
-	return rc != 0 ? rc : fin;
-}
-
-static int pg_alert_done(struct store_conn *bc, const struct alert *a, bool delivered,
-			 int64_t next_at, const char *error, int64_t now)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, alert_done_once(c, a, delivered, next_at, error, now));
-}
-
-/* ---- self-service jobs ------------------------------------------------- */
-
-#define JOB_COLS "id, token_id, idem_key, request_hash, team_id, name, allocation_id," \
-	" status, body, created_at, updated_at"
-static const char SQL_JOB_BY_ID[] = "SELECT " JOB_COLS " FROM jobs WHERE id = $1";
-static const char SQL_JOB_BY_KEY[] =
-	"SELECT " JOB_COLS " FROM jobs WHERE token_id = $1 AND idem_key = $2";
-static const char SQL_JOB_INSERT[] =
-	"INSERT INTO jobs(" JOB_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-static const char SQL_JOB_UPDATE[] =
-	"UPDATE jobs SET allocation_id = $1, status = $2, body = $3, updated_at = $4 WHERE id = $5";
-
-static int row_job(const PGresult *r, int i, void *out)
-{
-	int bad = 0;
-	struct job *j = out;
-
-	bad |= col_copy(r, i, 0, j->id, sizeof(j->id));
-	bad |= col_copy(r, i, 1, j->token_id, sizeof(j->token_id));
-	bad |= col_copy(r, i, 2, j->idem_key, sizeof(j->idem_key));
-	bad |= col_copy(r, i, 3, j->request_hash, sizeof(j->request_hash));
-	bad |= col_copy(r, i, 4, j->team, sizeof(j->team));
-	bad |= col_copy(r, i, 5, j->name, sizeof(j->name));
-	bad |= col_copy(r, i, 6, j->allocation_id, sizeof(j->allocation_id));
-	j->status = (int)col_i64(r, i, 7);
-	bad |= col_copy(r, i, 8, j->body, sizeof(j->body));
-	j->created_at = col_i64(r, i, 9);
-	j->updated_at = col_i64(r, i, 10);
-	return bad ? ERR_STORE : 0;
-}
-
-static int job_begin_once(struct pg_conn *c, const struct job *j, struct job *out, bool *created)
-{
-	PGresult *r = NULL;
-	bool commit = false;
-	int rc, n, fin;
-
-	*created = false;
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	if (j->idem_key[0]) {
-		/* Same key at once: the second waits here and finds the first's row. */
-		n = q_exec(c, SQL_IDEM_LOCK, "tt", j->token_id, j->idem_key);
-		if (n < 0) {
-			rc = n;
-			goto out;
-		}
-		rc = q_query(c, SQL_JOB_BY_KEY, &r, "tt", j->token_id, j->idem_key);
-		if (rc != 0)
-			goto out;
-		if (PQntuples(r) >= 1) {
-			row_job(r, 0, out);
-			if (strcmp(out->request_hash, j->request_hash) != 0) {
-				conn_err(c, "Idempotency-Key '%s' was used with a different request",
-					 j->idem_key);
-				rc = ERR_IDEMPOTENCY;
-			}
-			goto out;
-		}
-	}
-	n = q_exec(c, SQL_JOB_INSERT, "tttttttitii", j->id, j->token_id, j->idem_key,
-		   j->request_hash, j->team, j->name, j->allocation_id, (int64_t)j->status,
-		   j->body, j->created_at, j->updated_at);
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	/* No audit row here: the allocation's approval and cancel are audited. */
-	*out = *j;
-	*created = true;
-	commit = true;
-out:
-	PQclear(r);
-	fin = tx_finish(c, commit || rc == 0);
-	if (fin != 0)
-		rc = fin;
-	return rc;
-}
-
-static int pg_job_begin(struct store_conn *bc, const struct job *j, struct job *out, bool *created,
-			char *detail)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	int rc = PG_RETRYING(c, job_begin_once(c, j, out, created));
-
-	detail_out(c, rc, detail);
-	return rc;
-}
-
-static int job_update_once(struct pg_conn *c, const struct job *j)
-{
-	int rc, n, fin;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	n = q_exec(c, SQL_JOB_UPDATE, "titit", j->allocation_id, (int64_t)j->status, j->body,
-		   j->updated_at, j->id);
-	if (n < 0)
-		rc = n;
-	else if (n == 0)
-		rc = ERR_NOT_FOUND;
-	fin = tx_finish(c, rc == 0);
-	if (fin != 0)
-		rc = fin;
-	return rc;
-}
-
-static int pg_job_update(struct store_conn *bc, const struct job *j, char *detail)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	int rc = PG_RETRYING(c, job_update_once(c, j));
-
-	detail_out(c, rc, detail);
-	return rc;
-}
-
-static int pg_job_get(struct store_conn *bc, const char *id, struct job *out)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct job *j;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc != 0)
-		return rc;
-	j = calloc(1, sizeof(*j));
-	if (!j)
-		return ERR_NOMEM;
-	rc = load_one(c, SQL_JOB_BY_ID, id, row_job, j);
-	if (rc == 0)
-		*out = *j;
-	free(j);
-	return rc;
-}
-
-static const char SQL_JOB_CLEANUP_DUE[] =
-	"SELECT j.id, j.team_id, j.name, j.allocation_id, a.status FROM jobs j"
-	" JOIN allocations a ON a.id = j.allocation_id"
-	" WHERE j.status = 201 AND j.manifests_removed_at = 0"
-	" AND a.status IN ('cancelled', 'expired', 'completed')"
-	" AND ($1 = '' OR j.allocation_id = $1) ORDER BY j.created_at, j.id LIMIT $2";
-static const char SQL_JOB_CLEANUP_DONE[] =
-	"UPDATE jobs SET manifests_removed_at = $1 WHERE id = $2 AND manifests_removed_at = 0";
-
-static int job_cleanup_due_once(struct pg_conn *c, const char *only, struct job_cleanup *out,
-				int max, int *n)
-{
-	PGresult *r = NULL;
-	int rc = q_query(c, SQL_JOB_CLEANUP_DUE, &r, "ti", only, (int64_t)max);
-
-	*n = 0;
-	for (int i = 0; rc == 0 && i < PQntuples(r) && *n < max; i++) {
-		struct job_cleanup *jc = &out[*n];
-		char status[16];
-		int bad = col_copy(r, i, 0, jc->id, sizeof(jc->id));
-		bad |= col_copy(r, i, 1, jc->team, sizeof(jc->team));
-		bad |= col_copy(r, i, 2, jc->name, sizeof(jc->name));
-		bad |= col_copy(r, i, 3, jc->allocation_id, sizeof(jc->allocation_id));
-		bad |= col_copy(r, i, 4, status, sizeof(status));
-		if (bad || alloc_status_parse(status, &jc->status) != 0) {
-			store_bad_row("jobs", jc->id, "a field does not fit");
-			continue;
-		}
-		(*n)++;
-	}
-	PQclear(r);
-	return rc;
-}
-
-static int pg_job_cleanup_due(struct store_conn *bc, const char *alloc_id,
-			      struct job_cleanup *out, int max, int *n)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, job_cleanup_due_once(c, alloc_id ? alloc_id : "", out, max, n));
-}
-
-static int job_cleanup_done_once(struct pg_conn *c, const char *job_id, int64_t at)
-{
-	int n = q_exec(c, SQL_JOB_CLEANUP_DONE, "it", at, job_id);
-	return n < 0 ? n : 0;
-}
-
-static int pg_job_cleanup_done(struct store_conn *bc, const char *job_id, int64_t at)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, job_cleanup_done_once(c, job_id, at));
-}
-
 /* ---- the driver (db.h) ------------------------------------------------- */
 
 static int drv_run(struct store_conn *bc, const char *sql, bool cached, const struct db_param *p,
@@ -2857,37 +1947,37 @@ static const struct store_ops pg_ops = {
 	.conn_close = pg_conn_close,
 	.destroy = pg_destroy,
 	.migrate = ops_migrate,
-	.ping = pg_ping,
+	.ping = ops_ping,
 	.token_create = ops_token_create,
 	.token_by_hash = ops_token_by_hash,
 	.token_list = ops_token_list,
 	.token_revoke = ops_token_revoke,
 	.admin_exists = ops_admin_exists,
-	.gpu_type_put = pg_gpu_type_put,
-	.gpu_type_get = pg_gpu_type_get,
-	.gpu_type_list = pg_gpu_type_list,
-	.gpu_type_seed = pg_gpu_type_seed,
-	.team_put = pg_team_put,
-	.team_get = pg_team_get,
-	.team_list = pg_team_list,
-	.team_ledger = pg_team_ledger,
+	.gpu_type_put = ops_gpu_type_put,
+	.gpu_type_get = ops_gpu_type_get,
+	.gpu_type_list = ops_gpu_type_list,
+	.gpu_type_seed = ops_gpu_type_seed,
+	.team_put = ops_team_put,
+	.team_get = ops_team_get,
+	.team_list = ops_team_list,
+	.team_ledger = ops_team_ledger,
 	.allocate = pg_allocate,
 	.alloc_get = ops_alloc_get,
 	.alloc_list = ops_alloc_list,
 	.alloc_transition = ops_alloc_transition,
 	.alloc_expire_due = ops_alloc_expire_due,
 	.costs = ops_costs,
-	.audit_list = pg_audit_list,
+	.audit_list = ops_audit_list,
 	.cost_usage = ops_cost_usage,
 	.cost_rollup_rebuild = ops_cost_rollup_rebuild,
-	.alert_record = pg_alert_record,
-	.alert_claim = pg_alert_claim,
-	.alert_done = pg_alert_done,
-	.job_begin = pg_job_begin,
-	.job_update = pg_job_update,
-	.job_get = pg_job_get,
-	.job_cleanup_due = pg_job_cleanup_due,
-	.job_cleanup_done = pg_job_cleanup_done,
+	.alert_record = ops_alert_record,
+	.alert_claim = ops_alert_claim,
+	.alert_done = ops_alert_done,
+	.job_begin = ops_job_begin,
+	.job_update = ops_job_update,
+	.job_get = ops_job_get,
+	.job_cleanup_due = ops_job_cleanup_due,
+	.job_cleanup_done = ops_job_cleanup_done,
 };
 
 int store_pg_new(const char *url, long timeout_ms, struct store **out, char *detail)

@@ -107,6 +107,9 @@ int ops_rollup_add(struct store_conn *c, const struct allocation *a);
 int ops_rollup_fill(struct store_conn *c);
 
 /* ops_allocate.c (the one decision the allocate engines call) */
+int ops_allocate(struct store_conn *c, const struct actor *who, const struct alloc_request *r,
+		 int64_t start_timeout_s, int64_t now, struct idem *idem, struct alloc_outcome *o,
+		 char *detail);
 
 /* What one allocation decision needs, read by each engine its own way. */
 struct alloc_facts {

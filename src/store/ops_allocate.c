@@ -417,3 +417,11 @@ int ops_alloc_one(struct store_conn *c, const struct actor *who, const struct al
 	*keep = true; /* approved, or a refusal worth remembering */
 	return rc;
 }
+
+/* The store's allocate: the driver's group-commit engine. */
+int ops_allocate(struct store_conn *c, const struct actor *who, const struct alloc_request *r,
+		 int64_t start_timeout_s, int64_t now, struct idem *idem, struct alloc_outcome *o,
+		 char *detail)
+{
+	return db_drv(c)->allocate(c, who, r, start_timeout_s, now, idem, o, detail);
+}

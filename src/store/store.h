@@ -292,11 +292,12 @@ typedef int (*store_audit_cb)(void *ctx, const struct audit_entry *e);
 typedef int (*store_token_cb)(void *ctx, const struct token *t);
 typedef int (*store_usage_cb)(void *ctx, const struct usage_row *u);
 
+/*
+ * The operations, the same table for every backend but for its name: each
+ * is written once over the driver interface (src/store/db.h, ops_*.c).
+ */
 struct store_ops {
 	const char *name; /* "sqlite", "postgres" */
-	int (*conn_open)(struct store *s, struct store_conn **out);
-	void (*conn_close)(struct store_conn *c);
-	void (*destroy)(struct store *s);
 
 	/* Applies pending migrations; refuses (ERR_STORE + detail) a newer schema. */
 	int (*migrate)(struct store_conn *c, char *detail);

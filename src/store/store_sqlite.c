@@ -347,13 +347,6 @@ static const char *const sq_migrations[] = {
 
 /* ---- rows -------------------------------------------------------------- */
 
-#define TOKEN_COLS "id, name, role, teams_json, created_at, revoked_at"
-#define GPU_COLS "id, name, price_micros, price_date, price_source, capacity, allocated, updated_at"
-#define TEAM_COLS "id, display_name, budget_micros, period, thresholds_json, created_at, updated_at"
-#define ALLOC_COLS                                                                              \
-	"id, team_id, project, gpu_type, gpu_count, max_runtime_us, price_micros,"              \
-	" estimated_micros, status, purpose, labels_json, created_by, period_start, approved_at," \
-	" expires_at, started_at, ended_at, actual_micros"
 
 /* ---- audit ------------------------------------------------------------- */
 
@@ -829,44 +822,6 @@ static const struct db_driver sq_driver = {
 
 /* ---- the backend ------------------------------------------------------- */
 
-static const struct store_ops sq_ops = {
-	.name = "sqlite",
-	.conn_open = sq_conn_open,
-	.conn_close = sq_conn_close,
-	.destroy = sq_destroy,
-	.migrate = ops_migrate,
-	.ping = ops_ping,
-	.token_create = ops_token_create,
-	.token_by_hash = ops_token_by_hash,
-	.token_list = ops_token_list,
-	.token_revoke = ops_token_revoke,
-	.admin_exists = ops_admin_exists,
-	.gpu_type_put = ops_gpu_type_put,
-	.gpu_type_get = ops_gpu_type_get,
-	.gpu_type_list = ops_gpu_type_list,
-	.gpu_type_seed = ops_gpu_type_seed,
-	.team_put = ops_team_put,
-	.team_get = ops_team_get,
-	.team_list = ops_team_list,
-	.team_ledger = ops_team_ledger,
-	.allocate = sq_allocate,
-	.alloc_get = ops_alloc_get,
-	.alloc_list = ops_alloc_list,
-	.alloc_transition = ops_alloc_transition,
-	.alloc_expire_due = ops_alloc_expire_due,
-	.costs = ops_costs,
-	.audit_list = ops_audit_list,
-	.cost_usage = ops_cost_usage,
-	.cost_rollup_rebuild = ops_cost_rollup_rebuild,
-	.alert_record = ops_alert_record,
-	.alert_claim = ops_alert_claim,
-	.alert_done = ops_alert_done,
-	.job_begin = ops_job_begin,
-	.job_update = ops_job_update,
-	.job_get = ops_job_get,
-	.job_cleanup_due = ops_job_cleanup_due,
-	.job_cleanup_done = ops_job_cleanup_done,
-};
 
 /* The writer token's mutex and condition variables: 0, or -1 with none left. */
 static int sq_sync_init(struct sq_store *s)
@@ -902,7 +857,6 @@ int store_sqlite_new(const char *path, struct store **out, char *detail)
 			snprintf(detail, STORE_DETAIL_LEN, "pthread mutex/condvar init failed");
 		return ERR_STORE;
 	}
-	s->base.ops = &sq_ops;
 	s->base.drv = &sq_driver;
 	s->base.pool = NULL;
 	s->base.fault_after = -1;

@@ -3,6 +3,7 @@
 #   make run     build and run Plinth on embedded defaults with a demo organisation
 #   make test    the whole test suite (plain build, then ASan+UBSan build, then valgrind)
 #   make bench   benchmarks (ratios against a reference measured in the same run)
+#   make image   the container image without a Docker engine (OCI layout + tarball; docs/helm.md)
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -15,7 +16,7 @@ TEST_DEBS = $(BUILD_DEBS) postgresql postgresql-contrib valgrind sqlite3 curl py
        chromium
 FUZZ_DEBS = $(BUILD_DEBS) clang libclang-rt-14-dev
 
-.PHONY: test-deps web-deps all build run test test-plain test-asan test-valgrind bench fuzz deps clean
+.PHONY: test-deps web-deps all build run test test-plain test-asan test-valgrind bench fuzz deps clean image
 
 all: build
 
@@ -44,9 +45,13 @@ test: test-deps
 bench: build
 	./bench/run.sh $(BUILD)
 
+# deploy/docker/Dockerfile's image, built with crane (tools/image.sh): build-image/image/.
+image: deps web-deps
+	./tools/image.sh
+
 fuzz: web-deps
 	@./tools/deps.sh $(FUZZ_DEBS)
 	./tests/fuzz/run-libfuzzer.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz build-valgrind
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz build-valgrind build-image

@@ -91,7 +91,7 @@ BEGIN {
 # ceiling of the same daemon in the same run; skipped with BENCH_ADMISSION=0.
 if [ "${BENCH_ADMISSION:-1}" != 0 ]; then
 	echo
-	echo "== admission webhook: POST /v1/admission/review (a GPU Pod, one allocation read) vs GET /healthz, ${SECS}s per level"
+	echo "== admission webhook: POST /v1/admission/review (a GPU Pod; its allocation read once, then cached for 1 s) vs GET /healthz, ${SECS}s per level"
 	"$BUILD/bench/bench_alloc" --admission "$BUILD/plinth" "$SECS" >"$OUT/admission.txt"
 	awk 'function mark(ok) { return ok ? "PASS" : "MISS" }
 	$1 == "RESULT" { split("", f); for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }

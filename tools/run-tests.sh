@@ -57,6 +57,9 @@ setup() {
 # a machine costs about 8 minutes of 2 cores (15 on a slow one), ~1 GB of Go
 # modules and ~3.7 GB of Go build cache; with the cache present it costs nothing.
 ./tools/k8s-build.sh >/dev/null || { echo "cannot build the Kubernetes binaries (tools/k8s-build.sh)" >&2; exit 1; }
+# The 'deploy' suite: helm, kubeconform and crane from the Go module proxy, cached
+# the same way (tools/deploy-tools.sh; first run about 8 minutes, docs/helm.md).
+./tools/deploy-tools.sh >/dev/null || { echo "cannot build helm, kubeconform, crane (tools/deploy-tools.sh)" >&2; exit 1; }
 if ! cmp -s tests/schema/package-lock.json tests/schema/node_modules/.plinth-stamp; then
 	(cd tests/schema && npm ci --no-audit --no-fund >/dev/null &&
 		cp package-lock.json node_modules/.plinth-stamp) ||

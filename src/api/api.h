@@ -14,6 +14,8 @@
 /* routes.c: every endpoint, its handler and its roles; the daemon puts it in
  * app->routes. */
 extern const struct http_routes api_routes;
+/* The admission webhook's TLS listener: the review alone, without a token. */
+extern const struct http_routes api_webhook_routes;
 
 void api_healthz(struct req *r);
 void api_readyz(struct req *r);

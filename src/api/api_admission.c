@@ -4,12 +4,15 @@
  *
  * Parses the review into the facts core/admission.c decides on, reads the
  * allocation the object's label names with ONE indexed read (the store's
- * get-by-id) and only when the object asks for GPUs and carries a label: it
- * is on the path of every pod creation in the cluster.  The review is parsed
- * with jansson, like every other body.  A review that cannot be parsed is a 400
- * problem (JSON that is not an object a 422, as on every endpoint; the API
- * server then applies the webhook's failurePolicy); a decision, allowed or
- * not, is a 200 AdmissionReview.  It never changes anything.
+ * get-by-id) and only when the object asks for GPUs and carries a label.  It
+ * is on the path of every pod creation in the cluster, so the allocation's
+ * facts are kept in memory for up to a second (api/admission_cache.h: the
+ * staleness bound) and the review is parsed with jansson into a per-request
+ * arena (util/jarena.h: no malloc/free per node, no json_decref walk).  A
+ * review that cannot be parsed is a 400 problem (JSON that is not an object a
+ * 422, as on every endpoint; the API server then applies the webhook's
+ * failurePolicy); a decision, allowed or not, is a 200 AdmissionReview.  It
+ * never changes anything.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,9 +22,13 @@
 
 #include "api/api.h"
 #include "core/admission.h"
+#include "api/admission_cache.h"
 #include "core/err.h"
 #include "core/gpuproduct.h"
 #include "http/jsonv.h"
+#include "util/jarena.h"
+#include "util/jsonw.h"
+#include "util/util.h"
 
 #define REVIEW_API_VERSION "admission.k8s.io/v1"
 #define REVIEW_KIND "AdmissionReview"
@@ -182,25 +189,34 @@ static int object_parse(json_t *obj, bool is_job, const char *ns, struct parsed 
 }
 
 /* The answer: the same apiVersion/kind, the request's uid, allowed, and on
- * denial a metav1.Status with code 403, reason Forbidden and the message. */
+ * denial a metav1.Status with code 403, reason Forbidden and the message.
+ * Written with jsonw, not a jansson tree: it is on every review's path. */
 static void reply_review(struct req *r, const char *uid, bool allowed, const char *message)
 {
-	json_t *resp = json_pack("{s:s, s:b}", "uid", uid, "allowed", allowed);
-	if (resp != NULL && !allowed &&
-	    json_object_set_new(resp, "status",
-				json_pack("{s:i, s:s, s:s}", "code", 403, "reason", "Forbidden",
-					  "message", message)) != 0) {
-		json_decref(resp);
-		resp = NULL;
+	struct jsonw w;
+	jw_init(&w);
+	jw_open(&w, NULL);
+	jw_str(&w, "apiVersion", REVIEW_API_VERSION);
+	jw_str(&w, "kind", REVIEW_KIND);
+	jw_open(&w, "response");
+	jw_str(&w, "uid", uid);
+	jw_raw(&w, "allowed", allowed ? "true" : "false");
+	if (!allowed) {
+		jw_open(&w, "status");
+		jw_int(&w, "code", 403);
+		jw_str(&w, "reason", "Forbidden");
+		jw_str(&w, "message", message);
+		jw_close(&w);
 	}
-	json_t *body = resp ? json_pack("{s:s, s:s, s:o}", "apiVersion", REVIEW_API_VERSION, "kind",
-					REVIEW_KIND, "response", resp)
-			    : NULL;
-	if (body == NULL) {
+	jw_close(&w);
+	jw_close(&w);
+	size_t len = 0;
+	char *text = jw_finish(&w, &len);
+	if (text == NULL) {
 		reply_err(r, ERR_NOMEM, NULL);
 		return;
 	}
-	reply_json(r, 200, body);
+	reply_take(r, 200, "application/json", text, len);
 }
 
 /* Is member key of o absent or a string? */
@@ -235,27 +251,37 @@ static void review_decide(struct req *r, const char *uid, struct parsed *p, stru
 	}
 	struct allocation a;
 	struct admission_alloc facts;
+	struct admission_cached cached;
 	const struct admission_alloc *found = NULL;
 	if (admission_needs_alloc(&p->o) && strlen(p->o.allocation_id) < sizeof(a.id)) {
-		struct store_conn *db;
-		int rc = req_db(r, &db);
-		if (rc == 0)
-			rc = store_conn_ops(db)->alloc_get(db, p->o.allocation_id, &a);
-		req_db_release(r);
-		if (rc != 0 && rc != ERR_NOT_FOUND) {
-			reply_err(r, rc, "cannot read the allocation");
-			return;
-		}
-		if (rc == 0) {
-			facts = (struct admission_alloc){
-				.id = a.id,
-				.team = a.team,
-				.gpu_type = a.gpu_type,
-				.gpu_count = a.gpu_count,
-				.status = a.status,
-				.expires_at = a.expires_at,
-			};
-			found = &facts;
+		/* From memory when read less than ADMISSION_CACHE_TTL_US ago (the
+		 * documented staleness bound), else one indexed read. */
+		int64_t t = util_mono_us();
+		if (admission_cache_get(p->o.allocation_id, t, &cached)) {
+			found = &cached.facts;
+		} else {
+			uint64_t gen = admission_cache_generation();
+			struct store_conn *db;
+			int rc = req_db(r, &db);
+			if (rc == 0)
+				rc = store_conn_ops(db)->alloc_get(db, p->o.allocation_id, &a);
+			req_db_release(r);
+			if (rc != 0 && rc != ERR_NOT_FOUND) {
+				reply_err(r, rc, "cannot read the allocation");
+				return;
+			}
+			if (rc == 0) {
+				facts = (struct admission_alloc){
+					.id = a.id,
+					.team = a.team,
+					.gpu_type = a.gpu_type,
+					.gpu_count = a.gpu_count,
+					.status = a.status,
+					.expires_at = a.expires_at,
+				};
+				found = &facts;
+				admission_cache_put(&facts, t, gen);
+			}
 		}
 	}
 	bool allowed = admission_decide(&p->o, found, r->now, reason, sizeof(reason));
@@ -264,9 +290,12 @@ static void review_decide(struct req *r, const char *uid, struct parsed *p, stru
 
 void api_admission_review(struct req *r)
 {
-	json_t *review = NULL;
+	json_t *review = NULL; /* in `arena`: read only, never json_decref'd */
+	struct jarena arena;
 	struct parsed *cur = NULL, *old = NULL;
 	const char *why = NULL;
+	/* A review's tree is about 10 times its text. */
+	jarena_init(&arena, r->body.len * 10);
 	if (r->body.len == 0) {
 		reply_err(r, ERR_MALFORMED, "an AdmissionReview body is required");
 		goto out;
@@ -279,7 +308,7 @@ void api_admission_review(struct req *r)
 	/* Not req_json_object(): a Pod or Job is nested deeper than the API's
 	 * bodies may be; the body is still capped at 1 MiB by the server. */
 	json_error_t jerr;
-	review = json_loadb(r->body.p, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+	review = jarena_loadb(&arena, r->body.p, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
 	if (review == NULL) {
 		char d[300];
 		snprintf(d, sizeof(d), "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
@@ -354,5 +383,5 @@ void api_admission_review(struct req *r)
 out:
 	free(cur);
 	free(old);
-	json_decref(review);
+	jarena_release(&arena); /* the review's tree */
 }

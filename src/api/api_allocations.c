@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/admission_cache.h"
 #include "api/api.h"
 #include "api/query.h"
 #include "core/cost.h"
@@ -524,6 +525,8 @@ static void transition(struct req *r, enum alloc_event ev, const char *at_field)
 		reply_err(r, rc, detail[0] ? detail : "cannot change the allocation");
 		goto out;
 	}
+	/* The webhook must not answer from what it read before this. */
+	admission_cache_forget(a.id);
 	/* The ledger moved: a job's manifests leave the GitOps repository now,
 	 * without a pool connection; a failure is left to the sweeper. */
 	if ((ev == ALLOC_EV_COMPLETE || ev == ALLOC_EV_CANCEL) && r->app->integrations != NULL &&

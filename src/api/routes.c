@@ -4,6 +4,12 @@
  * app->routes and matches it in http/router.c, so the HTTP layer never names
  * a handler.  Handlers then apply team scoping.  Health checks, the metrics
  * and the dashboard need no token; everything else under /v1 does.
+ *
+ * The admission webhook's TLS listener (--webhook-listen) has its own table
+ * with one route, the review, without a token: a managed control plane
+ * (EKS, GKE, AKS) sends its webhooks no credentials, and the review only
+ * answers allow/deny for the object it is sent (docs/kubernetes.md,
+ * "Security").  Every other path there is 404, whatever the token.
  */
 #include "api/api.h"
 
@@ -49,3 +55,11 @@ static const struct http_route routes[] = {
 };
 
 const struct http_routes api_routes = {routes, sizeof(routes) / sizeof(routes[0])};
+
+static const struct http_route webhook_routes[] = {
+	{"POST", "/v1/admission/review", api_admission_review, R_NONE},
+};
+
+const struct http_routes api_webhook_routes = {
+	webhook_routes, sizeof(webhook_routes) / sizeof(webhook_routes[0]),
+};

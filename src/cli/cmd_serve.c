@@ -89,8 +89,8 @@ static void serve_usage(FILE *f)
 		"  --alert-webhook URL       POST budget threshold alerts here (repeatable; PLINTH_ALERT_WEBHOOKS,\n"
 		"                            comma-separated; Slack-compatible JSON with a `text` field)\n"
 		"  --alert-interval SECONDS  how often thresholds are checked and alerts retried (default 30)\n"
-		"  --webhook-listen HOST:PORT  also serve the API over TLS here, for the Kubernetes admission\n"
-		"                            webhook POST /v1/admission/review (PLINTH_WEBHOOK_LISTEN)\n"
+		"  --webhook-listen HOST:PORT  serve the Kubernetes admission webhook over TLS here: only\n"
+		"                            POST /v1/admission/review, without a token (PLINTH_WEBHOOK_LISTEN)\n"
 		"  --tls-cert FILE           its certificate chain, PEM (PLINTH_TLS_CERT)\n"
 		"  --tls-key FILE            its private key, PEM (PLINTH_TLS_KEY)\n"
 		"  --webhook-client-ca FILE  require a client certificate signed by this CA, PEM\n"
@@ -524,8 +524,13 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "plinth serve: %s\n", detail);
 		goto out;
 	}
+	/* The webhook listener's app: the same daemon, but only the review route
+	 * (api_webhook_routes: no token, everything else 404).  It must outlive
+	 * the listener, so it lives here, not in the block below. */
+	struct app webhook_app = app;
+	webhook_app.routes = &api_webhook_routes;
 	if (o.webhook_listen != NULL) {
-		/* The Kubernetes admission webhook: the same API over TLS. */
+		/* The Kubernetes admission webhook: the review route over TLS. */
 		pem_cert = read_pem(o.tls_cert);
 		pem_key = pem_cert ? read_pem(o.tls_key) : NULL;
 		pem_ca = pem_key && o.webhook_client_ca ? read_pem(o.webhook_client_ca) : NULL;
@@ -533,7 +538,7 @@ int cmd_serve(int argc, char **argv)
 			goto out_stop;
 		struct server_tls tls = {pem_cert, pem_key, pem_ca};
 		unsigned wport = 0;
-		rc = server_start_tls(&app, o.webhook_listen, &lim, &tls, &webhook, &wport, detail,
+		rc = server_start_tls(&webhook_app, o.webhook_listen, &lim, &tls, &webhook, &wport, detail,
 				      sizeof(detail));
 		if (rc != 0) {
 			fprintf(stderr, "plinth serve: %s\n", detail);

@@ -81,6 +81,8 @@ struct req {
 
 	bool authed;
 	struct token token;     /* the caller's token record (no secret) */
+	char client_cert[256];  /* the verified client certificate's subject (RFC 4514) on a TLS
+				 * listener with a client CA; "" otherwise.  A longer one ends "..." */
 	struct actor actor;
 	char teams[HTTP_MAX_TOKEN_TEAMS][STORE_ID_LEN]; /* member's teams */
 	size_t nteams;

@@ -34,6 +34,8 @@ void reqlog_write(const struct req *r)
 	jw_int(&w, "status", (int64_t)r->status);
 	jw_fixed(&w, "duration_ms", us > 0 ? us : 0, 3);
 	jw_str(&w, "actor", r->authed ? r->token.id : NULL);
+	if (r->client_cert[0] != '\0')
+		jw_str(&w, "client_cert", r->client_cert);
 	jw_close(&w);
 	line = jw_finish(&w, NULL);
 	if (line != NULL) {

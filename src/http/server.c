@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -64,6 +65,7 @@ struct server {
 	pthread_cond_t cv;       /* wakes the reaper to stop */
 	struct conn *conns;      /* every open connection */
 	atomic_long refused;     /* connections closed at a connection cap, not yet logged */
+	bool client_ca;          /* TLS: every request needs a verified client certificate */
 	bool stop;               /* the reaper must end */
 	bool reaper_started;
 	pthread_t reaper;
@@ -437,6 +439,49 @@ static void conn_request_end(struct server *s, struct MHD_Connection *c, struct 
 	pthread_mutex_unlock(&s->mu);
 }
 
+/*
+ * Is the peer's certificate present and signed by the trusted client CA (and,
+ * when it names its purposes, meant for TLS clients)?  libmicrohttpd with
+ * MHD_OPTION_HTTPS_MEM_TRUST only *requests* a client certificate
+ * (GNUTLS_CERT_REQUEST); checking it is ours, on every request.  GnuTLS also
+ * checks its validity period.  When it passes, the certificate's subject is
+ * the caller's identity: r->client_cert, written to the request log.
+ */
+static bool client_cert_identify(struct req *r)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (ci == NULL || ci->tls_session == NULL)
+		return false;
+	gnutls_session_t tls = (gnutls_session_t)ci->tls_session;
+	gnutls_typed_vdata_st purpose = {
+		.type = GNUTLS_DT_KEY_PURPOSE_OID,
+		.data = (void *)GNUTLS_KP_TLS_WWW_CLIENT,
+	};
+	unsigned status = 0, n = 0;
+	if (gnutls_certificate_verify_peers(tls, &purpose, 1, &status) != GNUTLS_E_SUCCESS ||
+	    status != 0)
+		return false;
+	const gnutls_datum_t *chain = gnutls_certificate_get_peers(tls, &n);
+	gnutls_x509_crt_t crt = NULL;
+	gnutls_datum_t dn = {NULL, 0};
+	bool ok = chain != NULL && n > 0 && gnutls_x509_crt_init(&crt) == GNUTLS_E_SUCCESS &&
+		  gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) == GNUTLS_E_SUCCESS &&
+		  gnutls_x509_crt_get_dn3(crt, &dn, 0) == GNUTLS_E_SUCCESS;
+	if (ok && dn.size < sizeof(r->client_cert)) {
+		memcpy(r->client_cert, dn.data, dn.size);
+		r->client_cert[dn.size] = '\0';
+	} else if (ok) { /* a log field: the head of a long subject, marked as cut */
+		size_t keep = sizeof(r->client_cert) - 4;
+		memcpy(r->client_cert, dn.data, keep);
+		memcpy(r->client_cert + keep, "...", 4);
+	}
+	gnutls_free(dn.data);
+	if (crt != NULL)
+		gnutls_x509_crt_deinit(crt);
+	return ok;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
@@ -450,6 +495,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			return MHD_NO;
 		*con_cls = r;
 		atomic_fetch_add(&s->inflight, 1);
+		if (s->client_ca && !client_cert_identify(r)) {
+			reply_err(r, ERR_FORBIDDEN,
+				  "a client certificate signed by the webhook's client CA is required");
+			return queue_early(r);
+		}
 		if (conn_refuse_ambiguous(r, version))
 			return queue(r);
 		if (strlen(url) >= sizeof(r->path)) {
@@ -576,43 +626,6 @@ static unsigned server_fd_room(void)
 	return room > 1000000 ? 1000000u : (unsigned)room;
 }
 
-/*
- * Is the peer's certificate present and signed by the trusted client CA?
- * libmicrohttpd with MHD_OPTION_HTTPS_MEM_TRUST only *requests* a client
- * certificate (GNUTLS_CERT_REQUEST); checking it is ours.
- */
-static bool client_cert_ok(struct MHD_Connection *c)
-{
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-	if (ci == NULL || ci->tls_session == NULL)
-		return false;
-	unsigned status = 0;
-	int rc = gnutls_certificate_verify_peers2((gnutls_session_t)ci->tls_session, &status);
-	return rc == GNUTLS_E_SUCCESS && status == 0;
-}
-
-/* on_request behind a client-certificate check: a request without a valid
- * certificate is answered 403 at once (its body never read). */
-static enum MHD_Result on_request_client_cert(void *cls, struct MHD_Connection *c, const char *url,
-					      const char *method, const char *version,
-					      const char *upload, size_t *upload_size,
-					      void **con_cls)
-{
-	struct server *s = cls;
-	if (*con_cls == NULL && !client_cert_ok(c)) {
-		struct req *r = req_new(s, c, url, method);
-		if (r == NULL)
-			return MHD_NO;
-		*con_cls = r;
-		atomic_fetch_add(&s->inflight, 1);
-		reply_err(r, ERR_FORBIDDEN,
-			  "a client certificate signed by the webhook's client CA is required");
-		return queue_early(r);
-	}
-	return on_request(cls, c, url, method, version, upload, upload_size, con_cls);
-}
-
 /* server_start and server_start_tls: tls NULL for plain HTTP. */
 static int start(struct app *app, const char *listen, const struct server_limits *lim,
 		 const struct server_tls *tls, struct server **out, unsigned *port, char *detail,
@@ -673,10 +686,9 @@ static int start(struct app *app, const char *listen, const struct server_limits
 			 MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	if (ipv6)
 		flags |= MHD_USE_IPv6;
-	MHD_AccessHandlerCallback handler = on_request;
 	/* TLS (the admission webhook): the certificate, its key and, when set,
 	 * the CA a client certificate must be signed by (libmicrohttpd only
-	 * requests one: on_request_client_cert verifies it on every request). */
+	 * requests one: client_cert_identify verifies it on every request). */
 	struct MHD_OptionItem tls_opts[] = {
 		{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL},
 		{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL},
@@ -688,7 +700,7 @@ static int start(struct app *app, const char *listen, const struct server_limits
 		if (tls->client_ca_pem != NULL) {
 			tls_opts[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
 							      (void *)tls->client_ca_pem};
-			handler = on_request_client_cert;
+			s->client_ca = true;
 		}
 	}
 	/* The per-connection memory pool: with 64 KiB, a profile at 64 clients
@@ -697,7 +709,7 @@ static int start(struct app *app, const char *listen, const struct server_limits
 	 * 16 KiB did not (test_bad_input); bodies are copied out to r->body.
 	 * MHD_OPTION_CONNECTION_TIMEOUT (idle time) still bounds a client that
 	 * stops reading its answer; the reaper bounds receiving a request. */
-	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, s,
+	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				  MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,

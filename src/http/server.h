@@ -43,9 +43,13 @@ struct server_tls {
 
 /*
  * server_start over TLS (libmicrohttpd with GnuTLS), for the Kubernetes
- * admission webhook: the same router, limits and request deadline.  With client_ca_pem, a
- * request without a client certificate signed by that CA is refused with 403
- * before its body is read.  Stop it with server_stop.
+ * admission webhook: the same router, limits and request deadline, over the
+ * routes of the app it is given (the daemon gives it a table with the review
+ * route alone).  With client_ca_pem, a request without a client certificate
+ * signed by that CA (and, if the certificate names purposes, meant for TLS
+ * clients) is refused with 403 before its body is read; a verified
+ * certificate's subject is the caller's identity (r->client_cert, in the
+ * request log).  Stop it with server_stop.
  */
 int server_start_tls(struct app *app, const char *listen, const struct server_limits *lim,
 		     const struct server_tls *tls, struct server **out, unsigned *port,

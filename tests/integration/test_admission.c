@@ -5,8 +5,16 @@
  * over the TLS listener (a throwaway CA, server and client certificate made
  * with openssl in the test's own temporary directory; libcurl trusts the CA
  * and presents the client certificate).
+ *
+ * The TLS listener serves the review route alone and without a token (a
+ * managed control plane sends none); with --webhook-client-ca the client
+ * certificate is the caller's identity.  Plain HTTP keeps requiring a
+ * service or admin token for the review.
  */
 #include "itest.h"
+#include "itest_pg.h"
+
+#include "api/admission_cache.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -51,16 +59,20 @@ static int make_pki(const char *dir)
 		 "-days 1 -extfile srv.ext && "
 		 "openssl req -newkey rsa:2048 -nodes -keyout cli.key -out cli.csr -subj /CN=kube-apiserver && "
 		 "openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cli.pem -days 1 && "
+		 /* the same key, certified for TLS servers only: not a client */
+		 "printf 'extendedKeyUsage=serverAuth\\n' > srvonly.ext && "
+		 "openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cli-srv.pem "
+		 "-days 1 -extfile srvonly.ext && "
 		 "openssl req -x509 -newkey rsa:2048 -nodes -keyout rogue.key -out rogue.pem -days 1 "
 		 "-subj /CN=rogue",
 		 dir);
 	return run(cmd);
 }
 
-/* Reads the webhook URL (the ready file's second line). */
-static int read_tls_url(void)
+/* Reads d's webhook URL (the ready file's second line) into url[128]. */
+static int read_tls_url(const struct itest_daemon *d, char *url)
 {
-	FILE *f = fopen(fx.d->ready, "r");
+	FILE *f = fopen(d->ready, "r");
 	char line[256] = "", second[256] = "";
 	if (f == NULL)
 		return -1;
@@ -70,7 +82,7 @@ static int read_tls_url(void)
 	second[strcspn(second, "\r\n")] = '\0';
 	if (strncmp(second, "https://127.0.0.1:", 18) != 0)
 		return -1;
-	snprintf(fx.tls_url, sizeof(fx.tls_url), "%s", second);
+	snprintf(url, 128, "%s", second);
 	return 0;
 }
 
@@ -95,7 +107,7 @@ static int setup(void **state)
 	const char *args[] = {"--webhook-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key",
 			      key, "--webhook-client-ca", ca, NULL};
 	fx.d = itest_daemon_new(args);
-	if (fx.d == NULL || read_tls_url() != 0)
+	if (fx.d == NULL || read_tls_url(fx.d, fx.tls_url) != 0)
 		return -1;
 	struct itest_daemon *d = fx.d;
 	itest_put_gpu(d, "h100-80gb", "4.00", 64);
@@ -335,6 +347,74 @@ static void test_decisions_http(void **state)
 	expect("u-pod-update", &a, &a, true, NULL);
 }
 
+/* The allocation cache (api/admission_cache.h) never outlives a transition
+ * made through this daemon: a pod admitted a moment ago (its allocation now
+ * cached) is refused right after the cancel returns, and after a completion. */
+static void test_cache_follows_transitions(void **state)
+{
+	(void)state;
+	struct itest_daemon *d = fx.d;
+	const char *id = alloc_id(itest_allocate(d, d->admin, "nlp", "llm", "h100-80gb", 4, "1"));
+	struct ask a = {"Pod", "CREATE", "nlp", id, H100, 4, 0, 0, false};
+	expect("c-1", &a, NULL, true, NULL);
+	expect("c-2", &a, NULL, true, NULL); /* answered from the cache */
+	ITEST_STATUS(itest_req(d, "POST", itest_strf(d, "/v1/allocations/%s/cancel", id), d->admin,
+			       "{}"),
+		     200);
+	expect("c-3", &a, NULL, false, "is cancelled");
+
+	const char *run = alloc_id(itest_allocate(d, d->admin, "nlp", "llm", "h100-80gb", 4, "1"));
+	a.label = run;
+	ITEST_STATUS(itest_req(d, "POST", itest_strf(d, "/v1/allocations/%s/start", run), d->admin,
+			       "{}"),
+		     200);
+	expect("c-4", &a, NULL, true, NULL);
+	ITEST_STATUS(itest_req(d, "POST", itest_strf(d, "/v1/allocations/%s/complete", run),
+			       d->admin, "{}"),
+		     200);
+	expect("c-5", &a, NULL, false, "is completed");
+}
+
+/* Across replicas (two daemons on one store): an allocation cancelled
+ * through B is refused by A once ADMISSION_CACHE_TTL_US has passed since the
+ * cancel returned, although A had it cached as approved (the documented
+ * staleness bound).  On PostgreSQL (ITEST_PG=1) a fresh schema, else one
+ * SQLite file. */
+static void test_cache_bound_across_replicas(void **state)
+{
+	(void)state;
+	char url[1024];
+	if (itest_pg_enabled())
+		assert_int_equal(itest_pg_fresh_url(url, sizeof(url)), 0);
+	else
+		assert_true(snprintf(url, sizeof(url), "sqlite:%s/replicas.db", fx.pki) <
+			    (int)sizeof(url));
+	const char *args[] = {"--database-url", url, NULL};
+	struct itest_daemon *a = itest_daemon_new(args);
+	assert_non_null(a);
+	struct itest_daemon *b = itest_daemon_new(args);
+	assert_non_null(b);
+	itest_put_gpu(a, "h100-80gb", "4.00", 64);
+	itest_put_team(a, "nlp", "100000");
+	const char *svc = itest_make_token(a, "service", "[]", NULL);
+	const char *id = alloc_id(itest_allocate(a, a->admin, "nlp", "llm", "h100-80gb", 4, "1"));
+	struct ask ask = {"Pod", "CREATE", "nlp", id, H100, 4, 0, 0, false};
+	check_answer(itest_req(a, "POST", "/v1/admission/review", svc, review("r-1", &ask, NULL)),
+		     "r-1", true, NULL); /* now in A's cache */
+	ITEST_STATUS(itest_req(b, "POST", itest_strf(b, "/v1/allocations/%s/cancel", id), b->admin,
+			       "{}"),
+		     200);
+	/* Not asserted: A may still answer from its entry for up to the bound. */
+	(void)itest_req(a, "POST", "/v1/admission/review", svc, review("r-2", &ask, NULL));
+	usleep(ADMISSION_CACHE_TTL_US + 100000);
+	check_answer(itest_req(a, "POST", "/v1/admission/review", svc, review("r-3", &ask, NULL)),
+		     "r-3", false, "is cancelled");
+	assert_int_equal(itest_daemon_stop(a), 0);
+	assert_int_equal(itest_daemon_stop(b), 0);
+	itest_daemon_free(a);
+	itest_daemon_free(b);
+}
+
 static void test_bad_reviews(void **state)
 {
 	(void)state;
@@ -386,8 +466,11 @@ static void test_bad_reviews(void **state)
 		      "method-not-allowed");
 }
 
-/* One POST over TLS; cert/key NULL: no client certificate.  0 or -1. */
-static int tls_post(const char *cert, const char *key, const char *body, struct itest_resp *out)
+/* One request over TLS to url (a webhook listener); token NULL: no
+ * Authorization; cert/key NULL: no client certificate; body NULL: none.
+ * 0 when an answer came, -1 otherwise (no TLS session, for instance). */
+static int tls_req(const char *url, const char *method, const char *path, const char *token,
+		   const char *cert, const char *key, const char *body, struct itest_resp *out)
 {
 	CURL *h = curl_easy_init();
 	char ca[600], c[600], k[600], auth[200];
@@ -400,13 +483,17 @@ static int tls_post(const char *cert, const char *key, const char *body, struct 
 	if (h == NULL)
 		return -1;
 	snprintf(ca, sizeof(ca), "%s/ca.pem", fx.pki);
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", fx.service);
-	hdr = curl_slist_append(hdr, auth);
-	hdr = curl_slist_append(hdr, "Content-Type: application/json");
+	if (token != NULL) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+		hdr = curl_slist_append(hdr, auth);
+	}
+	if (body != NULL)
+		hdr = curl_slist_append(hdr, "Content-Type: application/json");
 	mem = open_memstream(&buf, &len);
-	if (hdr == NULL || mem == NULL)
+	if (((token != NULL || body != NULL) && hdr == NULL) || mem == NULL)
 		goto out;
-	curl_easy_setopt(h, CURLOPT_URL, itest_strf(fx.d, "%s/v1/admission/review", fx.tls_url));
+	curl_easy_setopt(h, CURLOPT_URL, itest_strf(fx.d, "%s%s", url, path));
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(h, CURLOPT_CAINFO, ca);
 	if (cert != NULL) {
 		snprintf(c, sizeof(c), "%s/%s", fx.pki, cert);
@@ -415,7 +502,8 @@ static int tls_post(const char *cert, const char *key, const char *body, struct 
 		curl_easy_setopt(h, CURLOPT_SSLKEY, k);
 	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	if (body != NULL)
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, mem);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, 20L);
 	out->curl_rc = curl_easy_perform(h);
@@ -441,12 +529,79 @@ out:
 	return rc;
 }
 
+/* A review over fx's TLS listener, without a bearer token. */
+static int tls_post(const char *cert, const char *key, const char *body, struct itest_resp *out)
+{
+	return tls_req(fx.tls_url, "POST", "/v1/admission/review", NULL, cert, key, body, out);
+}
+
+/* Every route but the review is absent from a webhook listener: 404 whatever
+ * the token (an admin's here), or 405 for the review path's other methods. */
+static void check_only_review(const char *url, const char *cert, const char *key,
+			      const char *admin)
+{
+	static const struct {
+		const char *method, *path, *body;
+	} other[] = {
+		{"GET", "/healthz", NULL},
+		{"GET", "/readyz", NULL},
+		{"GET", "/metrics", NULL},
+		{"GET", "/", NULL},
+		{"GET", "/v1/teams", NULL},
+		{"GET", "/v1/allocations", NULL},
+		{"GET", "/v1/openapi.json", NULL},
+		{"POST", "/v1/tokens", "{\"name\":\"x\",\"role\":\"admin\"}"},
+		{"PUT", "/v1/teams/evil", "{\"display_name\":\"e\",\"budget\":{\"amount\":\"1\","
+					  "\"period\":\"monthly\"}}"},
+		{"POST", "/v1/allocations", "{}"},
+	};
+	struct itest_resp r;
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		for (int with_token = 0; with_token < 2; with_token++) {
+			assert_int_equal(tls_req(url, other[i].method, other[i].path,
+						 with_token ? admin : NULL, cert, key, other[i].body,
+						 &r),
+					 0);
+			if (!itest_is_problem(&r, 404, "not-found")) {
+				fprintf(stderr, "%s %s on the webhook listener (token: %d): %ld %s\n",
+					other[i].method, other[i].path, with_token, r.status,
+					r.body ? r.body : "");
+				fail();
+			}
+			itest_resp_clear(&r);
+		}
+	}
+	assert_int_equal(tls_req(url, "GET", "/v1/admission/review", admin, cert, key, NULL, &r), 0);
+	ITEST_PROBLEM(&r, 405, "method-not-allowed");
+	itest_resp_clear(&r);
+}
+
+/* Does d's log (request lines) hold needle?  Waits a little: a request is
+ * logged just after its answer is sent.  Bounded: 50 x 100 ms. */
+static bool log_has(const struct itest_daemon *d, const char *needle)
+{
+	for (int i = 0; i < 50; i++) {
+		FILE *f = fopen(d->log, "r");
+		char line[4096];
+		bool found = false;
+		while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL)
+			found = strstr(line, needle) != NULL;
+		if (f != NULL)
+			fclose(f);
+		if (found)
+			return true;
+		itest_sleep_ms(100);
+	}
+	return false;
+}
+
 static void test_tls_listener(void **state)
 {
 	(void)state;
 	struct itest_resp r;
 	struct ask a = {"Pod", "CREATE", "nlp", fx.ok, H100, 4, 0, 0, false};
-	/* With the API server's client certificate: the same decisions. */
+	/* With the API server's client certificate and no bearer token: the same
+	 * decisions as over plain HTTP with a service token. */
 	assert_int_equal(tls_post("cli.pem", "cli.key", review("t-ok", &a, NULL), &r), 0);
 	check_answer(&r, "t-ok", true, NULL);
 	itest_resp_clear(&r);
@@ -454,13 +609,40 @@ static void test_tls_listener(void **state)
 	assert_int_equal(tls_post("cli.pem", "cli.key", review("t-cancel", &a, NULL), &r), 0);
 	check_answer(&r, "t-cancel", false, "is cancelled");
 	itest_resp_clear(&r);
-	/* Without a client certificate, or with one the CA did not sign: 403. */
+	/* A token, even an unknown one (a kubeconfig left from an older setup),
+	 * changes nothing there: the certificate is the identity. */
+	assert_int_equal(tls_req(fx.tls_url, "POST", "/v1/admission/review", "plt_unknown",
+				 "cli.pem", "cli.key", review("t-oldtoken", &a, NULL), &r),
+			 0);
+	check_answer(&r, "t-oldtoken", false, "is cancelled");
+	itest_resp_clear(&r);
+	/* The verified certificate's subject is the caller, in the request log. */
+	assert_true(log_has(fx.d, "\"path\":\"/v1/admission/review\",\"status\":200"));
+	assert_true(log_has(fx.d, "\"client_cert\":\"CN=kube-apiserver\""));
+
+	/* Without a client certificate, with one the CA did not sign, or with
+	 * one the CA signed for TLS servers only: 403, even with a service
+	 * token. */
 	assert_int_equal(tls_post(NULL, NULL, review("t-nocert", &a, NULL), &r), 0);
+	ITEST_PROBLEM(&r, 403, "forbidden");
+	itest_resp_clear(&r);
+	assert_int_equal(tls_req(fx.tls_url, "POST", "/v1/admission/review", fx.service, NULL, NULL,
+				 review("t-nocert-token", &a, NULL), &r),
+			 0);
 	ITEST_PROBLEM(&r, 403, "forbidden");
 	itest_resp_clear(&r);
 	if (tls_post("rogue.pem", "rogue.key", review("t-rogue", &a, NULL), &r) == 0)
 		ITEST_PROBLEM(&r, 403, "forbidden");
 	itest_resp_clear(&r);
+	assert_int_equal(tls_post("cli-srv.pem", "cli.key", review("t-srvonly", &a, NULL), &r), 0);
+	ITEST_PROBLEM(&r, 403, "forbidden");
+	itest_resp_clear(&r);
+
+	/* Nothing but the review there, even for the API server or an admin. */
+	check_only_review(fx.tls_url, "cli.pem", "cli.key", fx.d->admin);
+	/* Refused calls wrote nothing: the evil team does not exist. */
+	ITEST_PROBLEM(itest_req(fx.d, "GET", "/v1/teams/evil", fx.d->admin, NULL), 404, "not-found");
+
 	/* Plain HTTP to the TLS port gets no answer. */
 	struct itest_resp p;
 	char plain[sizeof(fx.tls_url)];
@@ -474,13 +656,78 @@ static void test_tls_listener(void **state)
 	curl_easy_cleanup(h);
 }
 
+/*
+ * A TLS listener without --webhook-client-ca, as on EKS/GKE/AKS where the API
+ * server presents no certificate and sends no token: the review is answered
+ * for anyone who reaches the port, and nothing else is served there.
+ */
+static void test_tls_no_client_ca(void **state)
+{
+	(void)state;
+	char cert[600], key[600], url[128];
+	snprintf(cert, sizeof(cert), "%s/srv.pem", fx.pki);
+	snprintf(key, sizeof(key), "%s/srv.key", fx.pki);
+	const char *args[] = {"--webhook-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key",
+			      key, NULL};
+	struct itest_daemon *d = itest_daemon_new(args);
+	assert_non_null(d);
+	assert_int_equal(read_tls_url(d, url), 0);
+	itest_put_gpu(d, "h100-80gb", "4.00", 64);
+	itest_put_team(d, "nlp", "100000");
+	struct itest_resp *ar = itest_allocate(d, d->admin, "nlp", "llm", "h100-80gb", 2, "1");
+	ITEST_STATUS(ar, 201);
+	const char *id = itest_jstr(ar->json, "id");
+	assert_non_null(id);
+
+	struct itest_resp r;
+	struct ask a = {"Pod", "CREATE", "nlp", id, H100, 2, 0, 0, false};
+	assert_int_equal(tls_req(url, "POST", "/v1/admission/review", NULL, NULL, NULL,
+				 review("n-ok", &a, NULL), &r),
+			 0);
+	check_answer(&r, "n-ok", true, NULL);
+	itest_resp_clear(&r);
+	a.gpus = 4;
+	assert_int_equal(tls_req(url, "POST", "/v1/admission/review", NULL, NULL, NULL,
+				 review("n-big", &a, NULL), &r),
+			 0);
+	check_answer(&r, "n-big", false, "holds 2");
+	itest_resp_clear(&r);
+	a = (struct ask){"Pod", "CREATE", "nlp", NULL, H100, 1, 0, 0, false};
+	assert_int_equal(tls_req(url, "POST", "/v1/admission/review", NULL, NULL, NULL,
+				 review("n-nolabel", &a, NULL), &r),
+			 0);
+	check_answer(&r, "n-nolabel", false, "no plinth.io/allocation-id label");
+	itest_resp_clear(&r);
+	/* A bad review is still a 400 problem there. */
+	assert_int_equal(tls_req(url, "POST", "/v1/admission/review", NULL, NULL, NULL, "{not json",
+				 &r),
+			 0);
+	ITEST_PROBLEM(&r, 400, "malformed-json");
+	itest_resp_clear(&r);
+	check_only_review(url, NULL, NULL, d->admin);
+	/* The plain listener of the same daemon still wants a token. */
+	ITEST_PROBLEM(itest_req(d, "POST", "/v1/admission/review", NULL, review("n-plain", &a, NULL)),
+		      401, "unauthorized");
+	ITEST_PROBLEM(itest_req(d, "GET", "/v1/teams/evil", d->admin, NULL), 404, "not-found");
+	/* An anonymous caller has no identity in the log. */
+	assert_false(log_has(d, "\"client_cert\""));
+	int st = itest_daemon_stop(d);
+	if (st != 0)
+		itest_daemon_dump_log(d, 8192);
+	itest_daemon_free(d);
+	assert_int_equal(st, 0);
+}
+
 int main(void)
 {
 	itest_global_init();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decisions_http),
+		cmocka_unit_test(test_cache_follows_transitions),
+		cmocka_unit_test(test_cache_bound_across_replicas),
 		cmocka_unit_test(test_bad_reviews),
 		cmocka_unit_test(test_tls_listener),
+		cmocka_unit_test(test_tls_no_client_ca),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -10,6 +10,7 @@ controller and webhook scenarios next).
 import datetime
 import json
 import os
+import secrets
 import shutil
 import socket
 import ssl
@@ -91,6 +92,54 @@ def run(main):
     except Exception:  # an unexpected error is a failed test, with its traceback
         ok(False, "the test ran to its end", traceback.format_exc())
     finish()
+
+
+def store_args(backend):
+    """The `plinth serve` arguments of a test's store: none for "sqlite" (its
+    --data directory), `--database-url` of a fresh schema in
+    PLINTH_TEST_PG_URL for "pg" (tools/pg-start.sh, exported by
+    tools/run-tests.sh; dropped by a cleanup). Without that variable the pg
+    variant fails, it never falls back to SQLite."""
+    if backend == "sqlite":
+        return []
+    base = os.environ.get("PLINTH_TEST_PG_URL", "")
+    if not ok(backend == "pg" and base, f"store {backend!r}: PLINTH_TEST_PG_URL is set",
+              'run through tools/run-tests.sh or eval "$(tools/pg-start.sh)"; export PLINTH_TEST_PG_URL'):
+        bail("no PostgreSQL")
+    tag = "k8s_" + secrets.token_hex(6)
+    p = subprocess.run(["psql", base, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", f"CREATE SCHEMA {tag}"],
+                       capture_output=True, text=True)
+    if not ok(p.returncode == 0, f"PostgreSQL: a fresh schema {tag} for the daemon", p.stderr):
+        bail("no PostgreSQL schema")
+    _cleanups.append(lambda: subprocess.run(["psql", base, "-qAtX", "-c", f"DROP SCHEMA {tag} CASCADE"],
+                                            capture_output=True))
+    _pg_schema["base"], _pg_schema["tag"] = base, tag
+    sep = "&" if "?" in base else "?"
+    return ["--database-url", f"{base}{sep}options=-csearch_path%3D{tag}"]
+
+
+_pg_schema = {}  # the schema store_args made last (pg)
+
+
+def store_check(backend, team):
+    """For "pg": a TAP check that team `team` is a row of the schema
+    store_args made, i.e. the daemon really writes to PostgreSQL there."""
+    if backend != "pg":
+        return
+    p = subprocess.run(["psql", _pg_schema["base"], "-qAtX", "-c",
+                        f"SELECT count(*) FROM {_pg_schema['tag']}.teams WHERE id = '{team}'"],
+                       capture_output=True, text=True)
+    ok(p.returncode == 0 and p.stdout.strip() == "1",
+       f"the daemon's store is PostgreSQL: team {team} is a row of {_pg_schema['tag']}.teams",
+       (p.stdout, p.stderr))
+
+
+def backend_arg(argv, i=2):
+    """The store a test runs on: argv[i] ("sqlite", the default, or "pg")."""
+    b = argv[i] if len(argv) > i else "sqlite"
+    if b not in ("sqlite", "pg"):
+        bail(f"unknown store {b!r}: sqlite or pg")
+    return b
 
 
 def free_port():

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """tests/k8s/test_controller.py - `plinth controller` against a REAL
 kube-apiserver and Job controller (tests/k8s/cluster.sh), a real Plinth daemon
-(SQLite) and the real binary (argv[1]). The test acts as the kubelet through
-pods/status. Scenarios (issue 13, part 1):
+(SQLite or PostgreSQL, argv[2]) and the real binary (argv[1]). The test acts
+as the kubelet through pods/status. Scenarios (issue 13, part 1):
 
 1. an allocation and a Job labelled with its id: pod Running at T0, Succeeded
    N s later (finishedAt T1); the Job controller marks the Job Complete; the
@@ -19,6 +19,10 @@ pods/status. Scenarios (issue 13, part 1):
 3. two replicas electing a leader with a coordination.k8s.io/v1 Lease: one
    leader, one start and one completion; kill -9 the leader while a pod runs:
    the other replica takes the lease over and completes the allocation, once.
+
+argv[2] is the store the daemon runs on: "sqlite" (default) or "pg" (a fresh
+schema in PLINTH_TEST_PG_URL; tests/meson.build runs both, as k8s-controller
+and k8s-controller-pg).
 
 The controller watches with a least-privilege user (get/list/watch on jobs
 and pods, leases) through a kubeconfig with certificate-authority-data and a
@@ -41,10 +45,12 @@ from decimal import Decimal, ROUND_HALF_UP
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "pylib"))
-from kubetest import Cluster, ok, bail, run, wait, now, _cleanups  # noqa: E402
+from kubetest import (Cluster, ok, bail, run, wait, now, _cleanups, store_args,  # noqa: E402
+                      backend_arg, store_check)
 from plinthtest import Daemon  # noqa: E402
 
 PLINTH = sys.argv[1]
+BACKEND = backend_arg(sys.argv)  # sqlite | pg, for every test that imports this module
 NS = "ml"
 ALLOC_LABEL = "plinth.io/allocation-id"
 ADMIN = "plt_admin_k8s_controller_test_0123456789"
@@ -205,12 +211,13 @@ def grant_controller(kube):
        (body, body2))
 
 
-def plinth_setup(admin, budget="1000", capacity=16):
-    """A Plinth daemon (SQLite, a cleanup registered) with team ml (`budget`
-    a month), GPU type h100-80gb at 6.88 (`capacity`) and a service token for
-    the controller: returns (daemon, token)."""
+def plinth_setup(admin, budget="1000", capacity=16, daemon_args=()):
+    """A Plinth daemon (on BACKEND's store, a cleanup registered; daemon_args
+    added to `plinth serve`) with team ml (`budget` a month), GPU type
+    h100-80gb at 6.88 (`capacity`) and a service token for the controller:
+    returns (daemon, token)."""
     try:
-        daemon = Daemon(PLINTH, admin)
+        daemon = Daemon(PLINTH, admin, args=[*store_args(BACKEND), *daemon_args])
     except RuntimeError as e:
         bail(f"no Plinth daemon: {e}")
     _cleanups.append(daemon.cleanup)
@@ -224,6 +231,7 @@ def plinth_setup(admin, budget="1000", capacity=16):
     if not ok(st in (200, 201) and st2 in (200, 201) and st3 == 201 and "token" in tok,
               "Plinth: team ml, GPU type h100-80gb at 6.88, a service token", (st, st2, st3, tok)):
         bail("no Plinth setup")
+    store_check(BACKEND, "ml")
     return daemon, tok["token"]
 
 
@@ -231,6 +239,14 @@ def setup_world(prefix):
     """A temporary directory, the cluster, Plinth (plinth_setup), namespace ml
     and the controller's RBAC and kubeconfig (all cleaned up at the end):
     returns (tmp, cluster, kube, base, service token, kubeconfig path)."""
+    tmp, cluster, kube, daemon, service, kc = setup_world_daemon(prefix)
+    return tmp, cluster, kube, daemon.base, service, kc
+
+
+def setup_world_daemon(prefix, daemon_args=()):
+    """setup_world() with daemon_args for `plinth serve`; returns the Daemon
+    itself (its data directory holds the GitOps repository) instead of its
+    base URL."""
     tmp = tempfile.mkdtemp(prefix=prefix)
     _cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
     cluster = Cluster()
@@ -238,7 +254,7 @@ def setup_world(prefix):
     kube = cluster.admin
 
     # Plinth: a team, a GPU type, a service token for the controller.
-    daemon, service = plinth_setup(ADMIN)
+    daemon, service = plinth_setup(ADMIN, daemon_args=daemon_args)
 
     # Kubernetes: the namespace, and a user that may only read Jobs and Pods.
     st, body = kube.call("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
@@ -246,7 +262,7 @@ def setup_world(prefix):
     grant_controller(kube)
     kc = os.path.join(tmp, "kubeconfig")
     kubeconfig_for(cluster, cluster.env["KUBE_CONTROLLER_TOKEN"], kc)
-    return tmp, cluster, kube, daemon.base, service, kc
+    return tmp, cluster, kube, daemon, service, kc
 
 
 def allocate(base, project):

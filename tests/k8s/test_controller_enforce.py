@@ -43,9 +43,19 @@ def orphan_line(job):
     return f'plinth_controller_orphaned_jobs{{namespace="{NS}",job="{job}"}} 1'
 
 
-def main():
-    tmp, cluster, kube, base, service, kc = setup_world("plinth-ctl-enforce.")
-    # --enforce needs delete on jobs: a second role for the same user.
+def metrics_controller(tmp, kc, base, service, name, enforce=False):
+    """A started controller checking every second, with /metrics on a free
+    port (and --enforce if asked), stopped at the end: (controller, port)."""
+    port = free_port()
+    args = ("--check-interval", "1", "--metrics-listen", f"127.0.0.1:{port}")
+    ctl = Controller(tmp, kc, base, service, name, args + (("--enforce",) if enforce else ()))
+    _cleanups.append(ctl.stop)
+    ctl.start()
+    return ctl, port
+
+
+def grant_delete(kube):
+    """--enforce needs delete on jobs: a second role for the same user."""
     role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
             "metadata": {"name": "plinth-controller-enforce"},
             "rules": [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["delete"]}]}
@@ -59,6 +69,11 @@ def main():
     st2, b2 = kube.call("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding)
     ok(st == 201 and st2 == 201, "RBAC: plinth-controller may delete jobs", (b1, b2))
 
+
+def main():
+    tmp, cluster, kube, base, service, kc = setup_world("plinth-ctl-enforce.")
+    grant_delete(kube)
+
     def job_status(name):
         return kube.call("GET", f"/apis/batch/v1/namespaces/{NS}/jobs/{name}")[0]
 
@@ -70,11 +85,7 @@ def main():
         ok(st == 201, f"Job {name} labelled {a['id']}", body)
 
     # 1. report only.
-    port = free_port()
-    ctl = Controller(tmp, kc, base, service, "report",
-                     ("--check-interval", "1", "--metrics-listen", f"127.0.0.1:{port}"))
-    _cleanups.append(ctl.stop)
-    ctl.start()
+    ctl, port = metrics_controller(tmp, kc, base, service, "report")
     r = wait(lambda: (lambda t: ("plinth_controller_leader 1" in t, t))(metrics(port)), 60)
     ok(r[0], "/metrics answers: plinth_controller_leader 1", (r[1], ctl.log()[-1500:]))
     ok(orphan_line("orphan-1") not in r[1], "no orphan while the allocation is approved", r[1])
@@ -96,11 +107,7 @@ def main():
     ok(ctl.stop() == 0, "the reporting controller stops on SIGTERM")
 
     # 2. enforce.
-    port2 = free_port()
-    enf = Controller(tmp, kc, base, service, "enforce",
-                     ("--check-interval", "1", "--metrics-listen", f"127.0.0.1:{port2}", "--enforce"))
-    _cleanups.append(enf.stop)
-    enf.start()
+    enf, port2 = metrics_controller(tmp, kc, base, service, "enforce", enforce=True)
     r = wait(lambda: (lambda s: (s == 404, s))(job_status("orphan-1")), 60)
     ok(r[0], "with --enforce the controller deletes the orphaned Job (API server: 404)",
        (r[1], enf.log()[-1500:]))

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """tests/k8s/test_webhook_e2e.py - issue 13's scenarios 2, 1 and 4 through a
-REAL kube-apiserver (tests/k8s/cluster.sh), a real Plinth daemon (SQLite, its
-TLS webhook listener) and the real binary (argv[1]).
+REAL kube-apiserver (tests/k8s/cluster.sh), a real Plinth daemon (its TLS
+webhook listener; on SQLite, or on PostgreSQL with argv[2] "pg": a fresh
+schema in PLINTH_TEST_PG_URL) and the real binary (argv[1]).
 
 Scenario 2 (admission): the API server calls `plinth serve`'s TLS listener on
 loopback (a throwaway CA and a 127.0.0.1 certificate made with openssl here)
-through a ValidatingWebhookConfiguration, sending Plinth's service token from
-the kubeconfig of its AdmissionConfiguration (cluster.sh with
-PLINTH_K8S_ADMISSION_CONFIG). GPU pods without the label, of another team's
+through a ValidatingWebhookConfiguration, as a managed control plane (EKS,
+GKE, AKS) does: with no admission configuration, so it sends no token and no
+client certificate (the daemon's request log shows every review answered with
+no actor). GPU pods without the label, of another team's
 allocation, of a cancelled allocation, of the wrong GPU type, or asking for
 more GPUs than the allocation holds are refused BY THE API SERVER (403) with
 Plinth's reason; a pod without GPUs and a correctly labelled GPU pod are
@@ -41,10 +43,10 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "pylib"))
-from kubetest import Cluster, ok, bail, run, wait, now, _cleanups  # noqa: E402
+from kubetest import Cluster, ok, bail, run, wait, now, _cleanups, store_args, store_check  # noqa: E402
 from plinthtest import Daemon  # noqa: E402
 from test_controller import (Controller, api, charge, money_eq, parse_time, container,  # noqa: E402
-                             kubeconfig_for, grant_controller)
+                             kubeconfig_for, grant_controller, BACKEND)
 
 PLINTH = sys.argv[1]
 ROOT_DIR = os.path.dirname(os.path.dirname(HERE))
@@ -178,12 +180,13 @@ def main():
     if not ok(yaml is not None, "PyYAML is importable (tests/requirements.txt: run with .venv)"):
         bail("no PyYAML")
 
-    # Plinth first: its webhook URL and service token go into the API
-    # server's admission configuration, read once at its start.
+    # Plinth first; the API server gets no admission configuration: it calls
+    # the webhook with no credentials, as a managed control plane does.
     ca, crt, key = make_ca_and_cert(tmp)
     env_mlflow = os.environ.pop("MLFLOW_TRACKING_URI", None)
     try:
-        daemon = Daemon(PLINTH, ADMIN, tmp=tmp, args=("--webhook-listen", "127.0.0.1:0",
+        daemon = Daemon(PLINTH, ADMIN, tmp=tmp, args=(*store_args(BACKEND),
+                                                      "--webhook-listen", "127.0.0.1:0",
                                                       "--tls-cert", crt, "--tls-key", key))
     except RuntimeError as e:
         bail(f"no Plinth daemon: {e}")
@@ -197,45 +200,21 @@ def main():
               lines):
         bail("no webhook listener")
     hook = lines[1].rstrip("/")
-    hook_host = hook[len("https://"):].split("/")[0]
     for t, body in (("ml", "1000"), ("vision", "1000")):
         st, b = api(base, ADMIN, "PUT", f"/v1/teams/{t}",
                     {"display_name": t, "budget": {"amount": body, "period": "monthly"}})
         ok(st in (200, 201), f"Plinth: team {t}", b)
+    store_check(BACKEND, "ml")
     for g, name, price in (("h100-80gb", "H100 80GB", "6.88"), ("a100-80gb", "A100 80GB", "3.40")):
         st, b = api(base, ADMIN, "PUT", f"/v1/gpu-types/{g}",
                     {"name": name, "price_per_gpu_hour": price, "capacity": 16})
         ok(st in (200, 201), f"Plinth: GPU type {g} at {price}", b)
-    st, tok = api(base, ADMIN, "POST", "/v1/tokens", {"name": "kube-apiserver", "role": "service"})
     st2, tok2 = api(base, ADMIN, "POST", "/v1/tokens", {"name": "k8s-controller", "role": "service"})
-    if not ok(st == 201 and st2 == 201, "Plinth: service tokens for the API server and the controller",
-              (tok, tok2)):
-        bail("no tokens")
+    if not ok(st2 == 201, "Plinth: a service token for the controller (none for the API server)", tok2):
+        bail("no token")
 
-    # The API server's credentials for the webhook: a kubeconfig whose user
-    # is named after the webhook's host:port (docs/kubernetes.md).
-    wh_kc = os.path.join(tmp, "plinth-webhook.kubeconfig")
-    with open(wh_kc, "w") as f:
-        f.write(f"""apiVersion: v1
-kind: Config
-users:
-- name: "{hook_host}"
-  user:
-    token: "{tok['token']}"
-""")
-    adm = os.path.join(tmp, "admission-config.yaml")
-    with open(adm, "w") as f:
-        f.write(f"""apiVersion: apiserver.config.k8s.io/v1
-kind: AdmissionConfiguration
-plugins:
-- name: ValidatingAdmissionWebhook
-  configuration:
-    apiVersion: apiserver.config.k8s.io/v1
-    kind: WebhookAdmissionConfiguration
-    kubeConfigFile: {wh_kc}
-""")
     cluster = Cluster()
-    cluster.start({"PLINTH_K8S_ADMISSION_CONFIG": adm})
+    cluster.start()  # no PLINTH_K8S_ADMISSION_CONFIG: no webhook credentials
     kube = cluster.admin
 
     for ns in ("ml", "vision"):
@@ -342,6 +321,26 @@ plugins:
                       "application/merge-patch+json")
     ok(st == 403 and reason in b.get("message", ""),
        "API server 403: raising its parallelism to 2 (UPDATE) is refused", (st, b))
+    # Who asked: the daemon's request log has one line per review; the API
+    # server's carry no token (actor null) and no client certificate.  (A
+    # line is written just after its answer: read again for a moment.)
+    def logged_reviews():
+        found = []
+        with open(daemon.log_path, "rb") as f:
+            for line in f:
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(e, dict) and e.get("msg") == "request" \
+                        and e.get("path") == "/v1/admission/review":
+                    found.append(e)
+        return len(found) >= 10, found
+    reviews = wait(logged_reviews, 10)[1]
+    ok(len(reviews) >= 10 and all(e.get("status") == 200 and e.get("actor") is None
+                                  and "client_cert" not in e for e in reviews),
+       f"the webhook listener answered the API server's {len(reviews)} reviews 200 with no token "
+       "and no client certificate", reviews[-3:])
     for name in ("cpu-only", "good"):
         kube.call("DELETE", f"/api/v1/namespaces/ml/pods/{name}")
     kube.call("DELETE", "/apis/batch/v1/namespaces/ml/jobs/narrow")

@@ -45,7 +45,7 @@
 #include "util/buf.h"
 #include "util/util.h"
 
-#define PG_MAX_PARAMS 320
+#define PG_MAX_PARAMS 24 /* the most any statement of the batch engine takes: 18 arrays */
 #define PG_RETRIES 8
 #define PG_BATCH_MAX 128  /* allocation requests per group commit */
 #define PG_BATCH_LEADERS 3 /* group commits reading and deciding at once per daemon */

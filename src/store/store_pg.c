@@ -1,24 +1,19 @@
 /*
- * store_pg.c - the PostgreSQL backend of struct store_ops (libpq).
- *
- * It mirrors store_sqlite.c operation by operation: every write is one
- * BEGIN ... COMMIT transaction at READ COMMITTED holding the domain rows, the
- * audit row and (for allocate) the idempotency row.  The check-and-reserve
- * takes row locks in a fixed order - the team's period row, then the GPU
- * type row (SELECT ... FOR UPDATE) - so concurrent replicas queue on those
- * rows and each decision reads the latest committed ledger (see
- * docs/architecture.md, "PostgreSQL").  Concurrent allocations of one process
- * are group-committed: one leader runs them in one transaction, decided
- * set-based on running totals (batch_set_once, the default) or each under its
- * own SAVEPOINT (batch_once).  Deadlocks and serialization failures are
- * retried; a lost connection answers ERR_UNAVAILABLE and is re-opened on the
- * connection's next use.
+ * store_pg.c - the PostgreSQL driver (libpq) of the store's driver interface
+ * (db.h): connections (re-opened when broken), statements prepared once per
+ * connection (`?` numbered $1..., DB_LOCK as FOR UPDATE), pipelines, rows,
+ * transactions at READ COMMITTED, the mapping of SQLSTATEs to the program's
+ * errors (deadlock and serialization failure: DB_RETRY), the token cache's
+ * hooks, and the group-commit engine of allocate: one leader runs the
+ * concurrent allocations of this process in one transaction, read in one
+ * pipeline, decided in C by ops_alloc_decide on running totals, written with
+ * the COMMIT in another (docs/architecture.md, "PostgreSQL").  Every other
+ * operation is written once in ops_*.c.
  *
  * It must never: keep a transaction open across calls, answer an allocation
- * before its batch's COMMIT, execute a statement without going through
- * pq_exec() or pq_pipeline() (the fault-injection points), retry a
- * transaction whose COMMIT outcome is unknown, store a token secret or put a
- * token hash in the audit log, or use floating point money.
+ * before its batch's COMMIT, execute a statement without passing
+ * db_fault_hit() (db.c, or pq_pipeline here), retry a transaction whose
+ * COMMIT outcome is unknown, store a token secret, or use floating point money.
  */
 #include "store/store_pg.h"
 #include "store/db.h"
@@ -379,9 +374,11 @@ static int stmt_name(struct pg_conn *c, const char *sql, char *name, size_t len)
  * run as a prepared statement of this connection; else a one-off.  *out gets
  * the result (caller PQclears) when given.  A statement outside a
  * transaction that meets a dead connection is retried once on a fresh one:
- * it changed nothing (a read, or BEGIN).  store_fault_hit() makes it fail on
+ * it changed nothing (a read, or BEGIN).  db_fault_hit() (the store's one fault point) makes it fail on
  * demand so tests can prove rollback.
  */
+static int drv_finish(struct store_conn *bc, bool commit);
+
 static int pq_exec_v(struct pg_conn *c, const char *sql, bool cached, int np,
 		     const char *const *pv, PGresult **out)
 {
@@ -421,50 +418,13 @@ static int pq_exec_v(struct pg_conn *c, const char *sql, bool cached, int np,
 	}
 }
 
-static int pq_exec(struct pg_conn *c, const char *sql, bool cached, const struct pg_params *p,
-		   PGresult **out)
-{
-	if (store_fault_hit(c->base.store)) {
-		conn_err(c, "injected fault");
-		return ERR_STORE;
-	}
-	return pq_exec_v(c, sql, cached, p ? p->n : 0, p ? p->v : NULL, out);
-}
-
-/* Runs a cached statement; returns rows affected (>= 0) or an error. */
-static int q_exec(struct pg_conn *c, const char *sql, const char *fmt, ...)
-{
-	struct pg_params *p = NULL;
-	PGresult *r = NULL;
-	va_list ap;
-	int rc;
-
-	p = malloc(sizeof(*p));
-	if (!p)
-		return ERR_NOMEM;
-	p->n = 0;
-	va_start(ap, fmt);
-	rc = params_addv(c, p, fmt, ap);
-	va_end(ap);
-	if (rc == 0)
-		rc = pq_exec(c, sql, true, p, &r);
-	if (rc == 0) {
-		const char *t = PQcmdTuples(r);
-		rc = t && *t ? atoi(t) : 0;
-	}
-	PQclear(r);
-	free(p);
-	return rc;
-}
-
 /* A multi-statement script (migrations), simple protocol; also a fault point. */
 static int q_script(struct pg_conn *c, const char *sql)
 {
 	PGresult *r;
 	int rc = 0;
 
-	if (store_fault_hit(c->base.store)) {
-		conn_err(c, "injected fault");
+	if (db_fault_hit(&c->base)) {
 		return ERR_STORE;
 	}
 	r = PQexec(c->db, sql);
@@ -528,8 +488,7 @@ static int pq_pipeline(struct pg_conn *c, struct pg_step *st, int n)
 		return ERR_STORE;
 	}
 	for (int i = 0; i < n; i++) {
-		if (store_fault_hit(c->base.store)) {
-			conn_err(c, "injected fault");
+		if (db_fault_hit(&c->base)) {
 			return ERR_STORE;
 		}
 	}
@@ -648,29 +607,6 @@ static const char SQL_COMMIT[] = "COMMIT";
  * custom plan buys nothing, and PostgreSQL plans the first five runs of each
  * on every connection that way. */
 static const char SQL_GENERIC_PLANS[] = "SET LOCAL plan_cache_mode = force_generic_plan";
-
-/* Commits (or rolls back); returns 0 or the commit's failure. */
-static int tx_finish(struct pg_conn *c, bool commit)
-{
-	int rc = 0;
-
-	if (!c->base.in_tx)
-		return 0;
-	if (commit) {
-		int n = q_exec(c, SQL_COMMIT, "");
-		if (n < 0)
-			rc = n;
-	}
-	if ((!commit || rc != 0) && PQstatus(c->db) == CONNECTION_OK &&
-	    PQtransactionStatus(c->db) != PQTRANS_IDLE) {
-		/* ROLLBACK is the recovery path: never fault-injected; if it
-		 * fails the server rolls back when the session ends. */
-		PGresult *r = PQexec(c->db, "ROLLBACK");
-		PQclear(r);
-	}
-	c->base.in_tx = false;
-	return rc;
-}
 
 /* ---- schema ------------------------------------------------------------ */
 
@@ -1597,7 +1533,7 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 		batch_step_aside(c);
 	}
 out:
-	fin = tx_finish(c, rc == 0);
+	fin = drv_finish(&c->base, rc == 0);
 	if (rc == 0)
 		rc = fin;
 	set_ctx_free(&x);

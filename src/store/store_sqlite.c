@@ -1,17 +1,16 @@
 /*
- * store_sqlite.c - the SQLite backend of struct store_ops.
- *
- * Every write is one `BEGIN IMMEDIATE` ... `COMMIT` transaction that holds
- * the domain rows, the audit row and (for allocate) the idempotency row, so
- * a crash or an error at any statement leaves nothing half done.  The ledger
- * rule is evaluated inside that transaction with ledger_decide().  allocate
- * is group-committed: each call is one SAVEPOINT of a batch transaction on
- * the writer connection and answers only after that batch's COMMIT.
+ * store_sqlite.c - the SQLite driver of the store's driver interface (db.h):
+ * connections (WAL, synchronous=FULL), statements prepared once per
+ * connection, rows, transactions (a write is `BEGIN IMMEDIATE` under this
+ * process's writer token, so our own threads queue here rather than in
+ * SQLite's busy handler), error mapping, and the group-commit engine of
+ * allocate: each call decides its request with ops_alloc_one in a SAVEPOINT
+ * of a batch transaction on the writer connection and answers only after the
+ * batch's COMMIT.  Every other operation is written once in ops_*.c.
  *
  * It must never: keep a transaction open across calls (a batch stays open
  * only while one of its members is still waiting), execute a statement
- * without going through q_step() (the fault-injection point), store a token
- * secret or put a token hash in the audit log, or use floating point money.
+ * without passing db_fault_hit(), or answer before the batch's COMMIT.
  */
 #include "store/store.h"
 #include "store/db.h"
@@ -235,14 +234,13 @@ static int q_bindv(struct sq_conn *c, sqlite3_stmt *st, int *idx, const char *fm
 
 /*
  * THE one place a statement is executed: 1 = a row, 0 = done, < 0 error.
- * store_fault_hit() makes it fail on demand so tests can prove rollback.
+ * db_fault_hit() (the store's one fault point) makes it fail on demand so tests can prove rollback.
  */
 static int q_step(struct sq_conn *c, sqlite3_stmt *st)
 {
 	int src;
 
-	if (store_fault_hit(c->base.store)) {
-		conn_err(c, "injected fault");
+	if (db_fault_hit(&c->base)) {
 		return ERR_STORE;
 	}
 	src = sqlite3_step(st);
@@ -291,8 +289,7 @@ static int q_script(struct sq_conn *c, const char *sql)
 	char *msg = NULL;
 	int src;
 
-	if (store_fault_hit(c->base.store)) {
-		conn_err(c, "injected fault");
+	if (db_fault_hit(&c->base)) {
 		return ERR_STORE;
 	}
 	src = sqlite3_exec(c->db, sql, NULL, NULL, &msg);

@@ -16,6 +16,8 @@
 #        BENCH_COMPARE=0  skip the comparison with the commit in bench/compare-ref
 #        BENCH_K8S=0  skip the controller's lag on a real control plane
 #                     (tests/k8s; the first run on a machine builds the binaries)
+#        BENCH_KUEUE=0  skip Kueue admissions with/without Plinth's check
+#                     (BENCH_KUEUE_WORKLOADS, default 1000)
 #
 # A benchmark, not a test: it exits non-zero only when something does not
 # build or run, never because of the numbers (a missed goal says MISS).
@@ -195,6 +197,16 @@ if [ "${BENCH_K8S:-1}" != 0 ]; then
 	python3 tests/k8s/bench_controller_lag.py "$BUILD/plinth" "${BENCH_K8S_JOBS:-1000}" 100 >"$OUT/k8s.txt" ||
 		{ grep -v '^ok' "$OUT/k8s.txt" | tail -20; exit 1; }
 	grep '^# lag\|^# goal' "$OUT/k8s.txt" | sed 's/^# /  /'
+fi
+
+# Kueue admissions through Plinth's budget check vs the same queue without it
+# (issue 17), real Kueue on the same control plane; BENCH_KUEUE=0 skips it.
+if [ "${BENCH_K8S:-1}" != 0 ] && [ "${BENCH_KUEUE:-1}" != 0 ]; then
+	echo
+	echo "== Kueue: Workloads admitted per second, ${BENCH_KUEUE_WORKLOADS:-1000} queued, with and without Plinth's AdmissionCheck"
+	python3 tests/k8s/bench_kueue.py "$BUILD/plinth" "${BENCH_KUEUE_WORKLOADS:-1000}" >"$OUT/kueue.txt" ||
+		{ grep -v '^ok' "$OUT/kueue.txt" | tail -20; exit 1; }
+	grep '^# kueue' "$OUT/kueue.txt" | sed 's/^# /  /'
 fi
 
 echo

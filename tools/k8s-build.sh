@@ -18,6 +18,12 @@
 # on a slower machine. It also fills the Go module cache (~1 GB) and the Go
 # build cache (~3.7 GB). Set PLINTH_K8S_KUBECTL=1 to also build kubectl
 # (optional; the tests use Python). GOFLAGS=-p=1 leaves a core for others.
+#
+# PLINTH_K8S_KUEUE=1 also builds Kueue's manager (sigs.k8s.io/kueue/cmd/kueue
+# at $kueue_version below, `go install` from the module proxy, checked against
+# the Go checksum database) into .../kueue-vX.Y.Z/bin/kueue, copies its CRDs
+# from the module (config/components/crd/bases) to .../kueue-vX.Y.Z/crd and
+# prints PLINTH_KUEUE_DIR=... (docs/kueue.md).
 set -eu
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -45,6 +51,10 @@ if ! mkdir -p "$cache" 2>/dev/null || [ ! -w "$cache" ]; then
 fi
 k8s_dir=$cache/k8s-$k8s_version
 etcd_dir=$cache/etcd-$etcd_version
+# Kueue: the first release serving kueue.x-k8s.io/v1beta2 with its storage there.
+kueue_version=v0.17.0
+kueue_dir=$cache/kueue-$kueue_version
+want_kueue=${PLINTH_K8S_KUEUE:-0}
 
 # Go: the one on PATH if it is recent enough for tools/k8s/go.mod's `go`
 # line, else the toolchain PLINTH_GO_TOOLCHAIN (a golang.org/toolchain
@@ -104,16 +114,27 @@ PY
 	go_recent go || die "the Go toolchain in $goroot does not run"
 }
 
+# `tools/k8s-build.sh --go`: only make sure a recent Go exists (fetching the
+# toolchain if needed) and print the directory of its `go`; other tool
+# builders (tools/iac-tools.sh) use it instead of repeating the above.
+if [ "${1:-}" = --go ]; then
+	ensure_go
+	dirname "$(command -v go)"
+	exit 0
+fi
+
 want_kubectl=${PLINTH_K8S_KUBECTL:-0}
 complete() {
 	[ -x "$k8s_dir/bin/kube-apiserver" ] && [ -x "$k8s_dir/bin/kube-controller-manager" ] &&
 		[ -x "$etcd_dir/bin/etcd" ] &&
-		{ [ "$want_kubectl" != 1 ] || [ -x "$k8s_dir/bin/kubectl" ]; }
+		{ [ "$want_kubectl" != 1 ] || [ -x "$k8s_dir/bin/kubectl" ]; } &&
+		{ [ "$want_kueue" != 1 ] || [ -x "$kueue_dir/bin/kueue" ]; }
 }
 
 report() {
 	echo "PLINTH_K8S_BIN=$k8s_dir/bin"
 	echo "PLINTH_ETCD_BIN=$etcd_dir/bin"
+	[ "$want_kueue" != 1 ] || echo "PLINTH_KUEUE_DIR=$kueue_dir"
 }
 
 if complete; then
@@ -198,6 +219,25 @@ for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 	stamp="$stamp -X $p.gitVersion=$k8s_version -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
 done
 [ ${#pkgs[@]} -eq 0 ] || build "$k8s_dir" "$root/tools/k8s" "" "$stamp" "${pkgs[@]}"
+if [ "$want_kueue" = 1 ] && [ ! -x "$kueue_dir/bin/kueue" ]; then
+	# `go install pkg@version` builds with Kueue's own go.mod and go.sum; the
+	# CRDs travel with the binary so the module cache may be cleaned.
+	kstart=$SECONDS
+	tmp=$(mktemp -d "$cache/.build.XXXXXX")
+	echo "k8s-build: building sigs.k8s.io/kueue/cmd/kueue@$kueue_version ..." >&2
+	(cd "$tmp" && GOBIN=$tmp/bin nice -n 10 go install \
+		-ldflags="-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=$kueue_version" \
+		"sigs.k8s.io/kueue/cmd/kueue@$kueue_version") || die "go install of kueue failed"
+	kmod=$(go env GOMODCACHE)/sigs.k8s.io/kueue@$kueue_version
+	mkdir -p "$tmp/crd" && cp "$kmod"/config/components/crd/bases/*.yaml "$tmp/crd/" ||
+		die "no CRDs in $kmod"
+	mkdir -p "$kueue_dir"
+	rm -rf "$kueue_dir/crd" && mv "$tmp/crd" "$kueue_dir/crd"
+	rm -rf "$kueue_dir/bin" && mv "$tmp/bin" "$kueue_dir/bin"
+	rm -rf "$tmp"
+	tmp=
+	echo "k8s-build: built kueue in $(((SECONDS - kstart) / 60))m$(((SECONDS - kstart) % 60))s" >&2
+fi
 took=$((SECONDS - total_start))
 echo "k8s-build: done in $((took / 60))m$((took % 60))s; sizes:" >&2
 ls -l "$k8s_dir/bin" "$etcd_dir/bin" | grep -v '^total' >&2

@@ -33,6 +33,7 @@
 
 #include "cli/cli.h"
 #include "controller/kube.h"
+#include "controller/kueue.h"
 #include "controller/lease.h"
 #include "controller/usage.h"
 #include "core/err.h"
@@ -88,6 +89,12 @@ static const char controller_help[] =
 	"  --enforce          the leader deletes orphaned Jobs (propagationPolicy\n"
 	"                     Background; needs delete on jobs); without it they are\n"
 	"                     only reported\n"
+	"  --kueue            also be Kueue's AdmissionCheck controller for\n"
+	"                     controllerName plinth.io/budget (kueue.x-k8s.io/v1beta2):\n"
+	"                     allocate for each Workload that holds quota, Ready/Retry/\n"
+	"                     Rejected; see docs/kueue.md\n"
+	"  --kueue-default-runtime S  the maximum runtime priced for a Workload without\n"
+	"                     maximumExecutionTimeSeconds (default 86400, 60..604800)\n"
 	"\n" CLI_COMMON_HELP
 	"\n"
 	"Environment: PLINTH_URL, PLINTH_TOKEN (a `service` token) as --url/--token.\n"
@@ -108,6 +115,8 @@ enum {
 	OPT_CHECK_INTERVAL,
 	OPT_METRICS_LISTEN,
 	OPT_ENFORCE,
+	OPT_KUEUE,
+	OPT_KUEUE_RUNTIME,
 };
 
 /* What Plinth says about an allocation, as far as the controller knows. */
@@ -135,6 +144,11 @@ struct ctl_alloc {
 	bool enforce_logged; /* a refused deletion is logged once */
 	int64_t approved_at, started_at; /* from the API */
 	int64_t last_logged;             /* a refused report is logged once per value */
+	/* Kueue (--kueue): the allocation's Workload is over (Finished, evicted or
+	 * deleted) at wl_end.  Its Job carries no label (Kueue labels only the
+	 * pods), so the Workload stands in for the Job in usage_derive. */
+	bool wl_ended;
+	int64_t wl_end;
 };
 
 struct ctl {
@@ -450,6 +464,30 @@ static int alloc_report(struct ctl *c, struct ctl_alloc *a, const char *verb, co
 	return rc;
 }
 
+/* Cancels an allocation that never ran (its Kueue Workload was evicted,
+ * deleted or finished first): its reservation goes back at once instead of
+ * at expiry.  c->mu held. */
+static void alloc_release(struct ctl *c, struct ctl_alloc *a)
+{
+	json_t *res = NULL;
+	long status = 0;
+
+	if (a->st == CTL_UNKNOWN && alloc_fetch(c, a) != 0)
+		return;
+	if (a->st != CTL_APPROVED)
+		return;
+	if (plinth_call(c, "POST", a->id, "cancel", NULL, 0, &status, &res) != 0)
+		return;
+	if (status == 200) {
+		alloc_learn(a, res, false);
+		ctl_log("allocation %s: released (its workload ended before it ran)", a->id);
+	} else {
+		ctl_log("allocation %s: cancel answered %ld %s", a->id, status, problem_detail(res));
+		a->st = CTL_UNKNOWN;
+	}
+	json_decref(res);
+}
+
 /* Brings Plinth in line with what the cluster says about a.  Called with c->mu held. */
 static void alloc_reconcile(struct ctl *c, struct ctl_alloc *a)
 {
@@ -468,12 +506,21 @@ static void alloc_reconcile(struct ctl *c, struct ctl_alloc *a)
 		pods[i] = a->pods[i].u;
 		owned = owned || a->pods[i].owned_by_job;
 	}
-	if (a->has_job)
+	struct usage_job wl_job = { 0 };
+
+	if (a->has_job) {
 		job = &a->job;
-	else if (owned)
+	} else if (a->wl_ended) {
+		wl_job.complete_at = a->wl_end;
+		job = &wl_job;
+	} else if (owned)
 		job = &unseen_job; /* its Job is not labelled: only a deletion we never see ends it */
 	usage_derive(job, pods, a->npods, &u);
 	free(pods);
+	if (u.started_at == 0 && a->wl_ended && !a->has_job) {
+		alloc_release(c, a); /* a Kueue Workload over before any pod ran */
+		return;
+	}
 	if (u.started_at == 0 && u.ended_at == 0)
 		return;
 	/* Two rounds at most: a 409 makes us look the allocation up once more. */
@@ -936,6 +983,29 @@ static bool ctl_lease_round(struct ctl *c, struct kube_lease *l)
 	return now && !was;
 }
 
+/* kueue.c: the Workload holding allocation id is over at `at`. */
+static void ctl_kueue_end(void *ctx, const char *id, int64_t at)
+{
+	struct ctl *c = ctx;
+	struct ctl_alloc *a;
+
+	if (pthread_mutex_lock(&c->mu) != 0)
+		return;
+	a = alloc_get(c, id);
+	if (a != NULL && !a->wl_ended) {
+		a->wl_ended = true;
+		a->wl_end = at;
+		alloc_reconcile(c, a);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static bool ctl_kueue_leader(void *ctx)
+{
+	const struct ctl *c = ctx;
+	return c->leader;
+}
+
 int cmd_controller(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -948,13 +1018,17 @@ int cmd_controller(struct cli *c, int argc, char **argv)
 		{ "check-interval", required_argument, NULL, OPT_CHECK_INTERVAL },
 		{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
 		{ "enforce", no_argument, NULL, OPT_ENFORCE },
+		{ "kueue", no_argument, NULL, OPT_KUEUE },
+		{ "kueue-default-runtime", required_argument, NULL, OPT_KUEUE_RUNTIME },
 		CLI_COMMON_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *kubeconfig = NULL, *ns = NULL, *lease_ns = NULL, *lease_name = "plinth-controller";
 	const char *metrics_listen = NULL;
 	long long watch_timeout = 300, lease_duration = 15, check_interval = 30;
-	bool enforce = false;
+	long long kueue_runtime = 86400;
+	bool enforce = false, kueue = false;
+	struct kueue *kq = NULL;
 	struct MHD_Daemon *metrics = NULL;
 	char why[512];
 	struct kube_lease lease;
@@ -991,6 +1065,12 @@ int cmd_controller(struct cli *c, int argc, char **argv)
 			metrics_listen = optarg;
 		} else if (o == OPT_ENFORCE) {
 			enforce = true;
+		} else if (o == OPT_KUEUE) {
+			kueue = true;
+		} else if (o == OPT_KUEUE_RUNTIME) {
+			if (cli_parse_int(optarg, &kueue_runtime) != 0 || kueue_runtime < 60 ||
+			    kueue_runtime > 604800)
+				return cli_usage(c, "--kueue-default-runtime must be 60..604800 seconds");
 		} else if (o == OPT_WATCH_TIMEOUT) {
 			if (cli_parse_int(optarg, &watch_timeout) != 0 || watch_timeout < 1 ||
 			    watch_timeout > 3600)
@@ -1075,6 +1155,17 @@ int cmd_controller(struct cli *c, int argc, char **argv)
 		ctl_log("cannot start the watch threads");
 		ctl_stop = 1;
 	}
+	if (kueue && !ctl_stop) {
+		struct kueue_opts ko = { .kc = &kc, .url = c->url, .token = c->token, .ns = ns,
+			.watch_timeout_s = (long)watch_timeout, .default_seconds = kueue_runtime,
+			.stop = &ctl_stop, .on_end = ctl_kueue_end, .ctx = &st,
+			.is_leader = ctl_kueue_leader };
+		kq = kueue_start(&ko);
+		if (kq == NULL) {
+			ctl_log("cannot start the Kueue admission check controller");
+			ctl_stop = 1;
+		}
+	}
 	/* The lease (when electing), and retries: anything Plinth refused for a
 	 * passing reason (unreachable, 5xx, a time a little ahead of its clock)
 	 * is tried again. */
@@ -1096,8 +1187,11 @@ int cmd_controller(struct cli *c, int argc, char **argv)
 			ctl_enforce_round(&st);
 			pthread_mutex_unlock(&st.mu);
 		}
+		if (kq != NULL)
+			kueue_tick(kq);
 		nanosleep(&ts, NULL);
 	}
+	kueue_stop(kq);
 	if (tj_ok)
 		pthread_join(tj, NULL);
 	if (tp_ok)

@@ -1,21 +1,23 @@
 /*
  * bench_costs.c - `make bench`: GET /v1/costs over a long history.
  *
- * usage: bench_costs PLINTH_BIN [ALLOCATIONS]   (default 1000000)
+ * usage: bench_costs PLINTH_BIN [ALLOCATIONS [PG_URL]]   (default 1000000)
  *
  * Builds a ledger of ALLOCATIONS completed allocations spread over the last
  * 12 months (10 teams x 5 projects x 4 GPU types, 1 minute to 30 hours each)
- * plus a few hundred live ones, bulk-loaded straight into SQLite and then
- * summarised by the store's own cost_rollup_rebuild.  In the same run it
+ * plus a few hundred live ones, bulk-loaded straight into SQLite (or, given
+ * PG_URL, into a fresh schema of that PostgreSQL database, dropped at the
+ * end) and then summarised by the store's own cost_rollup_rebuild.  In the same run it
  * measures, for "spend per team over the whole 12 months":
  *   - the naive scan (cost_query.scan: read every allocation), store level;
  *   - the daily rollups, store level (same function, same data);
  *   - the real daemon answering GET /v1/costs over HTTP (rollups).
  * and checks that rollups and scan give identical numbers (exit 1 if not).
  * Prints RESULT lines for bench/run.sh.  It never touches anything outside
- * its mkdtemp directory.
+ * its mkdtemp directory and its own PostgreSQL schema.
  */
 #include <errno.h>
+#include <libpq-fe.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -86,7 +88,48 @@ static uint64_t next_rand(void)
 	return rng;
 }
 
-static int load(const char *path, long n, int64_t now)
+/* One generated allocation (completed, or one of the 300 live ones). */
+struct gen {
+	char id[32], team[16], proj[16];
+	const char *gpu, *status;
+	int64_t count, max_us, price, est, ps, approved, expires, started, ended, actual;
+};
+
+static void generate(long i, long n, int64_t now, struct gen *r)
+{
+	int64_t span = 365 * 86400;
+	bool live = i >= n;
+	int t = (int)(next_rand() % NTEAMS), g = (int)(next_rand() % NGPU);
+	int64_t count = 1 + (int64_t)(next_rand() % 8);
+	int64_t max_us = (int64_t)(1 + next_rand() % 30) * 3600 * 1000000;
+	int64_t approved = live ? now - (int64_t)(next_rand() % 3600)
+				: now - span + (int64_t)(next_rand() % (uint64_t)(span - 40 * 3600));
+	int64_t started = approved + (int64_t)(next_rand() % 3600);
+	int64_t ended = started + 60 + (int64_t)(next_rand() % (uint64_t)(max_us / 1000000));
+	int64_t est = 0, actual = 0, y;
+	unsigned m, d;
+
+	snprintf(r->id, sizeof(r->id), "alloc_bench%09ld", i);
+	snprintf(r->team, sizeof(r->team), "team%02d", t);
+	snprintf(r->proj, sizeof(r->proj), "proj%d", (int)(next_rand() % NPROJ));
+	ledger_actual(gpu_price[g], count, max_us, 0, max_us / 1000000, &est);
+	ledger_actual(gpu_price[g], count, max_us, started, ended, &actual);
+	time_civil_from_days(approved / 86400, &y, &m, &d);
+	r->gpu = gpus[g];
+	r->status = live ? (i % 2 ? "running" : "approved") : "completed";
+	r->count = count;
+	r->max_us = max_us;
+	r->price = gpu_price[g];
+	r->est = est;
+	r->ps = time_from_civil(y, m, 1); /* monthly period start */
+	r->approved = approved;
+	r->expires = approved + 86400;
+	r->started = live && i % 2 == 0 ? 0 : started;
+	r->ended = live ? 0 : ended;
+	r->actual = live ? -1 : actual;
+}
+
+static int load_sqlite(const char *path, long n, int64_t now)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
@@ -100,45 +143,25 @@ static int load(const char *path, long n, int64_t now)
 			" approved_at, expires_at, started_at, ended_at, actual_micros)"
 			" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'bench', '{}', 'tok_bench', ?, ?, ?, ?, ?, ?)",
 			-1, &st, NULL);
-	int64_t span = 365 * 86400;
 	for (long i = 0; rc == SQLITE_OK && i < n + 300; i++) {
-		char id[32], team[16], proj[16];
-		bool live = i >= n;
-		int t = (int)(next_rand() % NTEAMS), g = (int)(next_rand() % NGPU);
-		int64_t count = 1 + (int64_t)(next_rand() % 8);
-		int64_t max_us = (int64_t)(1 + next_rand() % 30) * 3600 * 1000000;
-		int64_t approved = live ? now - (int64_t)(next_rand() % 3600)
-					: now - span + (int64_t)(next_rand() % (uint64_t)(span - 40 * 3600));
-		int64_t started = approved + (int64_t)(next_rand() % 3600);
-		int64_t ended = started + 60 + (int64_t)(next_rand() % (uint64_t)(max_us / 1000000));
-		int64_t est = 0, actual = 0, ps = 0, pe = 0;
-		snprintf(id, sizeof(id), "alloc_bench%09ld", i);
-		snprintf(team, sizeof(team), "team%02d", t);
-		snprintf(proj, sizeof(proj), "proj%d", (int)(next_rand() % NPROJ));
-		ledger_actual(gpu_price[g], count, max_us, 0, max_us / 1000000, &est);
-		ledger_actual(gpu_price[g], count, max_us, started, ended, &actual);
-		int64_t days = approved / 86400; /* monthly period start */
-		int64_t y;
-		unsigned m, d;
-		time_civil_from_days(days, &y, &m, &d);
-		ps = time_from_civil(y, m, 1);
-		(void)pe;
+		struct gen r;
+		generate(i, n, now, &r);
 		sqlite3_reset(st);
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(st, 2, team, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(st, 3, proj, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(st, 4, gpus[g], -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 5, count);
-		sqlite3_bind_int64(st, 6, max_us);
-		sqlite3_bind_int64(st, 7, gpu_price[g]);
-		sqlite3_bind_int64(st, 8, est);
-		sqlite3_bind_text(st, 9, live ? (i % 2 ? "running" : "approved") : "completed", -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 10, ps);
-		sqlite3_bind_int64(st, 11, approved);
-		sqlite3_bind_int64(st, 12, approved + 86400);
-		sqlite3_bind_int64(st, 13, live && i % 2 == 0 ? 0 : started);
-		sqlite3_bind_int64(st, 14, live ? 0 : ended);
-		sqlite3_bind_int64(st, 15, live ? -1 : actual);
+		sqlite3_bind_text(st, 1, r.id, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, r.team, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 3, r.proj, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 4, r.gpu, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, r.count);
+		sqlite3_bind_int64(st, 6, r.max_us);
+		sqlite3_bind_int64(st, 7, r.price);
+		sqlite3_bind_int64(st, 8, r.est);
+		sqlite3_bind_text(st, 9, r.status, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 10, r.ps);
+		sqlite3_bind_int64(st, 11, r.approved);
+		sqlite3_bind_int64(st, 12, r.expires);
+		sqlite3_bind_int64(st, 13, r.started);
+		sqlite3_bind_int64(st, 14, r.ended);
+		sqlite3_bind_int64(st, 15, r.actual);
 		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
 	}
 	sqlite3_finalize(st);
@@ -148,6 +171,84 @@ static int load(const char *path, long n, int64_t now)
 		fprintf(stderr, "bench_costs: load failed: %s\n", sqlite3_errmsg(db));
 	sqlite3_close(db);
 	return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* PostgreSQL: the same rows through one COPY, then ANALYZE (as after any bulk load). */
+static int load_pg(const char *url, long n, int64_t now)
+{
+	PGconn *db = PQconnectdb(url);
+	PGresult *r = NULL;
+	char line[512];
+	int ok = PQstatus(db) == CONNECTION_OK;
+
+	if (ok) {
+		r = PQexec(db, "COPY allocations(id, team_id, project, gpu_type, gpu_count, max_runtime_us,"
+			       " price_micros, estimated_micros, status, purpose, labels_json, created_by,"
+			       " period_start, approved_at, expires_at, started_at, ended_at, actual_micros)"
+			       " FROM STDIN");
+		ok = PQresultStatus(r) == PGRES_COPY_IN;
+		PQclear(r);
+	}
+	for (long i = 0; ok && i < n + 300; i++) {
+		struct gen g;
+		generate(i, n, now, &g);
+		int len = snprintf(line, sizeof(line),
+				   "%s\t%s\t%s\t%s\t%lld\t%lld\t%lld\t%lld\t%s\tbench\t{}\ttok_bench\t"
+				   "%lld\t%lld\t%lld\t%lld\t%lld\t%lld\n",
+				   g.id, g.team, g.proj, g.gpu, (long long)g.count, (long long)g.max_us,
+				   (long long)g.price, (long long)g.est, g.status, (long long)g.ps,
+				   (long long)g.approved, (long long)g.expires, (long long)g.started,
+				   (long long)g.ended, (long long)g.actual);
+		ok = len > 0 && (size_t)len < sizeof(line) && PQputCopyData(db, line, len) == 1;
+	}
+	if (PQstatus(db) == CONNECTION_OK && PQputCopyEnd(db, ok ? NULL : "load failed") == 1) {
+		r = PQgetResult(db);
+		ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+		while ((r = PQgetResult(db)) != NULL)
+			PQclear(r);
+	}
+	if (ok) {
+		r = PQexec(db, "ANALYZE allocations");
+		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+	}
+	if (!ok)
+		fprintf(stderr, "bench_costs: load failed: %s", PQerrorMessage(db));
+	PQfinish(db);
+	return ok ? 0 : -1;
+}
+
+static void quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg; /* the NOTICEs of DROP SCHEMA ... CASCADE */
+}
+
+/* Creates (or, drop: drops) this run's schema `tag` in the database of base. */
+static int pg_schema(const char *base, bool drop, const char *tag)
+{
+	char sql[160];
+	PGconn *db = PQconnectdb(base);
+	PGresult *r = NULL;
+	int ok = PQstatus(db) == CONNECTION_OK;
+
+	if (drop)
+		snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", tag);
+	else
+		snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", tag);
+	PQsetNoticeProcessor(db, quiet, NULL);
+	if (ok) {
+		r = PQexec(db, sql);
+		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		if (!ok)
+			fprintf(stderr, "bench_costs: %s: %s", sql, PQresultErrorMessage(r));
+		PQclear(r);
+	} else {
+		fprintf(stderr, "bench_costs: cannot connect to PostgreSQL: %s", PQerrorMessage(db));
+	}
+	PQfinish(db);
+	return ok ? 0 : -1;
 }
 
 /* Times n store-level queries; fills lat (us) and the last result. */
@@ -164,7 +265,8 @@ static int time_store(struct store_conn *c, struct cost_query *q, int n, int64_t
 	return 0;
 }
 
-static pid_t daemon_start(const char *bin, const char *dir, char *base, size_t len)
+static pid_t daemon_start(const char *bin, const char *dir, const char *db_url, char *base,
+			  size_t len)
 {
 	char ready[4200];
 	snprintf(ready, sizeof(ready), "%s/ready", dir);
@@ -174,8 +276,12 @@ static pid_t daemon_start(const char *bin, const char *dir, char *base, size_t l
 		setenv("PLINTH_ADMIN_TOKEN", SECRET, 1);
 		if (freopen("/dev/null", "w", stderr) == NULL || freopen("/dev/null", "w", stdout) == NULL)
 			_exit(127);
-		execl(bin, bin, "serve", "--listen", "127.0.0.1:0", "--data", dir, "--ready-file", ready,
-		      (char *)NULL);
+		if (db_url)
+			execl(bin, bin, "serve", "--listen", "127.0.0.1:0", "--data", dir, "--ready-file",
+			      ready, "--database-url", db_url, (char *)NULL);
+		else
+			execl(bin, bin, "serve", "--listen", "127.0.0.1:0", "--data", dir, "--ready-file",
+			      ready, (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; pid > 0 && i < 600; i++) {
@@ -199,11 +305,13 @@ static pid_t daemon_start(const char *bin, const char *dir, char *base, size_t l
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: bench_costs PLINTH_BIN [ALLOCATIONS]\n");
+		fprintf(stderr, "usage: bench_costs PLINTH_BIN [ALLOCATIONS [PG_URL]]\n");
 		return 2;
 	}
 	long n = argc > 2 ? strtol(argv[2], NULL, 10) : 1000000;
-	char dir[] = "/tmp/plinth-bench-costs-XXXXXX", path[128], url[160], detail[STORE_DETAIL_LEN] = "";
+	const char *pg_base = argc > 3 && argv[3][0] ? argv[3] : NULL;
+	char dir[] = "/tmp/plinth-bench-costs-XXXXXX", path[128], url[1200], detail[STORE_DETAIL_LEN] = "";
+	char tag[48] = "";
 	struct store *s = NULL;
 	struct store_conn *c = NULL;
 	int64_t now = util_now(), t0;
@@ -216,6 +324,17 @@ int main(int argc, char **argv)
 		return 1;
 	snprintf(path, sizeof(path), "%s/plinth.db", dir);
 	snprintf(url, sizeof(url), "sqlite:%s", path);
+	if (pg_base) {
+		snprintf(tag, sizeof(tag), "bench_costs_%ld", (long)getpid());
+		if (pg_schema(pg_base, false, tag) != 0) {
+			tag[0] = '\0';
+			goto out;
+		}
+		int u = snprintf(url, sizeof(url), "%s%soptions=-csearch_path%%3D%s", pg_base,
+				 strchr(pg_base, '?') ? "&" : "?", tag);
+		if (u < 0 || (size_t)u >= sizeof(url))
+			goto out;
+	}
 	if (store_open(url, 2, &s, detail) != 0 || store_conn_acquire(s, &c) != 0 ||
 	    store_conn_ops(c)->migrate(c, detail) != 0) {
 		fprintf(stderr, "bench_costs: cannot open the store: %s\n", detail);
@@ -248,10 +367,10 @@ int main(int argc, char **argv)
 			goto out;
 	}
 	t0 = mono_us();
-	if (load(path, n, now) != 0)
+	if ((pg_base ? load_pg(url, n, now) : load_sqlite(path, n, now)) != 0)
 		goto out;
-	printf("loaded %ld completed + 300 live allocations over 12 months in %.1f s\n", n,
-	       (double)(mono_us() - t0) / 1e6);
+	printf("loaded %ld completed + 300 live allocations over 12 months into %s in %.1f s\n", n,
+	       pg_base ? "PostgreSQL" : "SQLite", (double)(mono_us() - t0) / 1e6);
 	t0 = mono_us();
 	if (store_conn_ops(c)->cost_rollup_rebuild(c) != 0) {
 		fprintf(stderr, "bench_costs: rollup rebuild failed\n");
@@ -300,7 +419,7 @@ int main(int argc, char **argv)
 	s = NULL;
 
 	char base[400] = "", qurl[800], fromb[TIME_FMT_LEN], tob[TIME_FMT_LEN];
-	pid = daemon_start(argv[1], dir, base, sizeof(base));
+	pid = daemon_start(argv[1], dir, pg_base ? url : NULL, base, sizeof(base));
 	if (pid < 0) {
 		fprintf(stderr, "bench_costs: the daemon did not start\n");
 		goto out;
@@ -325,13 +444,13 @@ int main(int argc, char **argv)
 	int64_t s50 = pct(lat_scan, nscan, 50), s95 = pct(lat_scan, nscan, 95);
 	int64_t r50 = pct(lat_roll, nroll - 1, 50), r95 = pct(lat_roll, nroll - 1, 95);
 	int64_t h50 = pct(lat_http, nhttp, 50), h95 = pct(lat_http, nhttp, 95);
-	printf("spend per team over 12 months, %ld allocations:\n", n);
+	printf("spend per team over 12 months, %ld allocations (%s):\n", n, pg_base ? "PostgreSQL" : "SQLite");
 	printf("  naive scan (store)     p50 %9.2f ms  p95 %9.2f ms\n", s50 / 1e3, s95 / 1e3);
 	printf("  rollups (store)        p50 %9.2f ms  p95 %9.2f ms\n", r50 / 1e3, r95 / 1e3);
 	printf("  GET /v1/costs (HTTP)   p50 %9.2f ms  p95 %9.2f ms\n", h50 / 1e3, h95 / 1e3);
-	printf("RESULT allocations=%ld scan_p50_us=%lld scan_p95_us=%lld roll_p50_us=%lld roll_p95_us=%lld"
+	printf("RESULT store=%s allocations=%ld scan_p50_us=%lld scan_p95_us=%lld roll_p50_us=%lld roll_p95_us=%lld"
 	       " http_p50_us=%lld http_p95_us=%lld\n",
-	       n, (long long)s50, (long long)s95, (long long)r50, (long long)r95, (long long)h50,
+	       pg_base ? "postgres" : "sqlite", n, (long long)s50, (long long)s95, (long long)r50, (long long)r95, (long long)h50,
 	       (long long)h95);
 	status = 0;
 out:
@@ -343,6 +462,8 @@ out:
 	if (c != NULL)
 		store_conn_release(s, c);
 	store_close(s);
+	if (tag[0] && pg_schema(pg_base, true, tag) != 0)
+		status = 1;
 	char cmd[200];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)

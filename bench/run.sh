@@ -12,7 +12,8 @@
 # env:   BENCH_SECONDS  seconds per client level (default 5)
 #        BENCH_ADMISSION=0  skip the admission webhook; BENCH_PG=0 skip PostgreSQL
 #        BENCH_DAEMON_THREADS  --threads for the daemon (default: its own)
-#        BENCH_PG=0, BENCH_SLOW=0  skip the PostgreSQL / slow-client benchmarks
+#        BENCH_PG=0, BENCH_SLOW=0  skip the PostgreSQL (decisions and costs) / slow-client benchmarks
+#        BENCH_COMPARE=0  skip the comparison with the commit in bench/compare-ref
 #        BENCH_K8S=0  skip the controller's lag on a real control plane
 #                     (tests/k8s; the first run on a machine builds the binaries)
 #        BENCH_KUEUE=0  skip Kueue admissions with/without Plinth's check
@@ -46,6 +47,15 @@ field() { # file clients key
 	awk -v c="$2" -v k="$3" '$1 == "RESULT" {
 		split("", f); for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
 		if (f["clients"] == c) print f[k] }' "$1"
+}
+# The goals of a bench_costs RESULT line (SQLite or PostgreSQL).
+costs_goals() { # file
+	awk 'function mark(ok) { return ok ? "PASS" : "MISS" }
+	$1 == "RESULT" { for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+		r = f["roll_p50_us"] > 0 ? f["scan_p50_us"] / f["roll_p50_us"] : 0
+		printf "  %s  GET /v1/costs p95 < 100 ms                          (%.2f ms)\n", mark(f["http_p95_us"] < 100000), f["http_p95_us"] / 1000
+		printf "  %s  rollups >= 20x faster than the naive scan (p50)     (%.0fx)\n", mark(r >= 20), r
+	}' "$1"
 }
 rss() { # key
 	awk -v k="$1" '$1 == "RSS" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' \
@@ -105,7 +115,7 @@ fi
 # PostgreSQL (issue 3): the daemon on a throwaway PostgreSQL beside pgbench running the
 # equivalent transaction on the same server (bench/bench_pg.c); skipped with BENCH_PG=0.
 if [ "${BENCH_PG:-1}" != 0 ]; then
-	meson compile -C "$BUILD" bench/bench_pg >/dev/null
+	meson compile -C "$BUILD" bench/bench_pg bench/bench_costs >/dev/null
 	pg_env=$(./tools/pg-start.sh) && eval "$pg_env"
 	trap 'rm -rf "$OUT"; eval "${PLINTH_TEST_PG_STOP:-true}" >/dev/null 2>&1' EXIT
 	echo
@@ -128,6 +138,12 @@ if [ "${BENCH_PG:-1}" != 0 ]; then
 		printf "  %s  100 teams, 64 clients: daemon >= 50%% of pgbench       (%.0f%%)\n", mark(teams64 >= 50), teams64
 		printf "  %s  one hot team, 64 clients: >= 5000 decisions/s        (%.0f/s)\n", mark(hot64 >= 5000), hot64
 	}' "$OUT/pg.txt"
+	# The same cost query on PostgreSQL (issue 12): rollups vs naive scan, in a fresh schema.
+	echo
+	echo "== PostgreSQL: GET /v1/costs over ${BENCH_COST_ALLOCATIONS:-1000000} allocations spanning 12 months: rollups vs naive scan"
+	"$BUILD/bench/bench_costs" "$BUILD/plinth" "${BENCH_COST_ALLOCATIONS:-1000000}" "$PLINTH_TEST_PG_URL" |
+		tee "$OUT/costs-pg.txt" | grep -v '^RESULT'
+	costs_goals "$OUT/costs-pg.txt"
 fi
 
 # Slow clients (issue 11): legitimate POST /v1/allocations with no attack, beside 1,100
@@ -197,9 +213,13 @@ echo
 echo "== GET /v1/costs over ${BENCH_COST_ALLOCATIONS:-1000000} allocations spanning 12 months: daily rollups vs naive scan"
 meson compile -C "$BUILD" bench/bench_costs >/dev/null
 "$BUILD/bench/bench_costs" "$BUILD/plinth" "${BENCH_COST_ALLOCATIONS:-1000000}" | tee "$OUT/costs.txt" | grep -v '^RESULT'
-awk 'function mark(ok) { return ok ? "PASS" : "MISS" }
-$1 == "RESULT" { for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
-	r = f["roll_p50_us"] > 0 ? f["scan_p50_us"] / f["roll_p50_us"] : 0
-	printf "  %s  GET /v1/costs p95 < 100 ms                          (%.2f ms)\n", mark(f["http_p95_us"] < 100000), f["http_p95_us"] / 1000
-	printf "  %s  rollups >= 20x faster than the naive scan (p50)     (%.0fx)\n", mark(r >= 20), r
-}' "$OUT/costs.txt"
+costs_goals "$OUT/costs.txt"
+
+# Issue 12 (the store written once over two drivers): the allocation path of
+# this tree beside the commit before the redesign, built from that commit and
+# run in turns in this same run (bench/compare.sh); skipped with BENCH_COMPARE=0.
+if [ "${BENCH_COMPARE:-1}" != 0 ]; then
+	echo
+	echo "== this daemon beside the one of $(cut -c1-10 bench/compare-ref) (before the store redesign), in turns"
+	./bench/compare.sh "$BUILD"
+fi

@@ -236,8 +236,8 @@ out:
 }
 
 /*
- * The response text for an allocation outcome; also what Idempotency-Key
- * replays (then without an instance).  An approval is written with jsonw
+ * The response text for an allocation outcome, fresh or replayed from its
+ * Idempotency-Key (then without an instance).  An approval is written with jsonw
  * (the hot path); a refusal is a problem document with the figures.
  */
 static char *outcome_text(struct req *r, int rc, const struct alloc_outcome *o, int *status,
@@ -273,20 +273,6 @@ static char *outcome_text(struct req *r, int rc, const struct alloc_outcome *o, 
 	return text;
 }
 
-struct render_ctx {
-	struct req *r;
-	const struct alloc_request *ar;
-};
-
-static char *render_for_idem(void *ctx, int rc, const struct alloc_outcome *o, int *status)
-{
-	struct render_ctx *rc_ctx = ctx;
-	struct alloc_outcome copy = *o;
-	if (rc != 0)
-		copy.alloc.gpu_count = rc_ctx->ar->gpu_count;
-	return outcome_text(rc_ctx->r, rc, &copy, status, NULL);
-}
-
 void api_allocation_create(struct req *r)
 {
 	struct alloc_request ar;
@@ -297,8 +283,7 @@ void api_allocation_create(struct req *r)
 		return;
 	if (alloc_request_parse(r, false, &ar, NULL, NULL) != 0)
 		return;
-	struct render_ctx ctx = {r, &ar};
-	struct idem idem = {.key = key, .hash = hash, .render = render_for_idem, .ctx = &ctx};
+	struct idem idem = {.key = key, .hash = hash};
 	if (key != NULL && query_request_hash(r, hash) != 0) {
 		reply_err(r, ERR_STORE, "cannot hash the request");
 		return;
@@ -309,20 +294,22 @@ void api_allocation_create(struct req *r)
 	if (rc == 0)
 		rc = store_conn_ops(db)->allocate(db, &r->actor, &ar, r->app->start_timeout_s, r->now,
 						  &idem, &o, detail);
-	if (idem.replayed) {
-		reply_take(r, (unsigned)idem.replay_status,
-			   idem.replay_status >= 400 ? "application/problem+json" : "application/json",
-			   idem.replay_body, strlen(idem.replay_body));
+	if (idem.legacy_body) { /* recorded by an older plinth: its answer as it was */
+		reply_take(r, (unsigned)idem.legacy_status,
+			   idem.legacy_status >= 400 ? "application/problem+json" : "application/json",
+			   idem.legacy_body, strlen(idem.legacy_body));
 		return;
 	}
-	metrics_alloc_count(rc == 0 ? METRICS_ALLOC_APPROVED
-			    : rc == ERR_BUDGET ? METRICS_ALLOC_BUDGET_EXCEEDED
-			    : rc == ERR_CAPACITY ? METRICS_ALLOC_CAPACITY_EXCEEDED
-						 : METRICS_ALLOC_ERROR);
+	if (!idem.replayed)
+		metrics_alloc_count(rc == 0 ? METRICS_ALLOC_APPROVED
+				    : rc == ERR_BUDGET ? METRICS_ALLOC_BUDGET_EXCEEDED
+				    : rc == ERR_CAPACITY ? METRICS_ALLOC_CAPACITY_EXCEEDED
+							 : METRICS_ALLOC_ERROR);
 	if (rc == 0 || rc == ERR_BUDGET || rc == ERR_CAPACITY) {
 		int status = 0;
 		o.alloc.gpu_count = rc == 0 ? o.alloc.gpu_count : ar.gpu_count;
-		char *text = outcome_text(r, rc, &o, &status, r->id);
+		/* A replay is the same answer (without this request's instance). */
+		char *text = outcome_text(r, rc, &o, &status, idem.replayed ? NULL : r->id);
 		if (text == NULL)
 			reply_take(r, 500, "text/plain", NULL, 0);
 		else
@@ -337,8 +324,7 @@ void api_allocation_create(struct req *r)
 	}
 	if (rc == ERR_NOT_FOUND || rc == ERR_INVALID) {
 		json_t *errors = json_array();
-		const char *field = rc == ERR_INVALID ? "gpu_count"
-				    : strncmp(detail, "unknown team", 12) == 0 ? "team" : "gpu_type";
+		const char *field = o.field[0] ? o.field : rc == ERR_INVALID ? "gpu_count" : "team";
 		jsonv_error(errors, field, "%s", detail);
 		reply_invalid(r, errors);
 		return;

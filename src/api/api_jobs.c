@@ -210,27 +210,6 @@ out:
 	return ret;
 }
 
-/* The allocation's answer for the allocate op's idempotency record. */
-static char *render_alloc_idem(void *ctx, int rc, const struct alloc_outcome *o, int *status)
-{
-	struct req *r = ctx;
-	json_t *v;
-	if (rc == 0) {
-		*status = 201;
-		v = render_allocation(&o->alloc, r->now);
-	} else {
-		*status = 409;
-		v = json_pack("{s:s, s:o, s:o, s:I}", "refused",
-			      rc == ERR_BUDGET ? "budget-exceeded" : "capacity-exceeded",
-			      "estimated_cost", render_money(o->estimated), "available",
-			      render_money(o->available), "gpus_available",
-			      (json_int_t)o->gpus_available);
-	}
-	char *text = v ? json_dumps(v, HTTP_JSON_FLAGS) : NULL;
-	json_decref(v);
-	return text;
-}
-
 /* A refusal as the job's final answer (409, as POST /v1/allocations). */
 static json_t *refusal_problem(struct req *r, const char *kind, json_t *est, json_t *avail,
 			       json_int_t gpus, const char *detail)
@@ -385,47 +364,39 @@ void api_job_create(struct req *r)
 	snprintf(ar.purpose, sizeof(ar.purpose), "job %s/%s", q.team, q.name);
 	snprintf(ar.labels_json, sizeof(ar.labels_json), "{\"plinth.io/job\":\"%s\"}", j->id);
 	snprintf(idem_key, sizeof(idem_key), "job:%s", j->id);
-	struct idem idem = {.key = idem_key, .hash = hash, .render = render_alloc_idem, .ctx = r};
+	struct idem idem = {.key = idem_key, .hash = hash};
 	detail[0] = '\0';
 	rc = store_conn_ops(db)->allocate(db, &r->actor, &ar, r->app->start_timeout_s, r->now,
 					  &idem, &o, detail);
 	struct allocation a;
-	if (idem.replayed) {
-		json_t *v = json_loads(idem.replay_body, 0, NULL);
-		int st = idem.replay_status;
-		free(idem.replay_body);
-		if (st == 201) {
-			rc = store_conn_ops(db)->alloc_get(db, json_string_value(json_object_get(v, "id")),
-							   &a);
-			json_decref(v);
-			if (rc != 0) {
-				reply_err(r, rc, "cannot read the job's allocation");
-				goto out;
-			}
-			/* A retry must not deploy on an allocation that ended meanwhile. */
-			if (a.status != ALLOC_APPROVED && a.status != ALLOC_RUNNING) {
-				char d[160];
-				snprintf(d, sizeof(d), "the job's allocation %s is %s", a.id,
-					 alloc_status_name(a.status));
-				job_finish(r, j, 409, step_problem(r, 409, "allocation-ended", "allocate", d, a.id,
-								  alloc_status_name(a.status)));
-				goto out;
-			}
-		} else {
-			const char *kind = json_string_value(json_object_get(v, "refused"));
-			json_t *p = refusal_problem(r, kind ? kind : "budget-exceeded",
-						    json_object_get(v, "estimated_cost"),
-						    json_object_get(v, "available"),
-						    json_integer_value(json_object_get(v, "gpus_available")),
-						    "the allocation was refused");
-			json_decref(v);
-			job_finish(r, j, 409, p);
+	if (idem.legacy_body) {
+		/* Recorded by a plinth before the decision was kept as data: what
+		 * it decided is not known here, so nothing is deployed on it. */
+		free(idem.legacy_body);
+		reply_err(r, ERR_CONFLICT, "this job's allocation was recorded by an older plinth;"
+					   " submit the job again under a new Idempotency-Key");
+		goto out;
+	}
+	if (idem.replayed && rc == 0) {
+		rc = store_conn_ops(db)->alloc_get(db, o.alloc.id, &a);
+		if (rc != 0) {
+			reply_err(r, rc, "cannot read the job's allocation");
+			goto out;
+		}
+		/* A retry must not deploy on an allocation that ended meanwhile. */
+		if (a.status != ALLOC_APPROVED && a.status != ALLOC_RUNNING) {
+			char d[160];
+			snprintf(d, sizeof(d), "the job's allocation %s is %s", a.id,
+				 alloc_status_name(a.status));
+			job_finish(r, j, 409, step_problem(r, 409, "allocation-ended", "allocate", d, a.id,
+							  alloc_status_name(a.status)));
 			goto out;
 		}
 	} else if (rc == ERR_BUDGET || rc == ERR_CAPACITY) {
 		json_t *est = render_money(o.estimated), *avail = render_money(o.available);
 		json_t *p = refusal_problem(r, rc == ERR_BUDGET ? "budget-exceeded" : "capacity-exceeded",
-					    est, avail, (json_int_t)o.gpus_available, detail);
+					    est, avail, (json_int_t)o.gpus_available,
+					    idem.replayed ? "the allocation was refused" : detail);
 		json_decref(est);
 		json_decref(avail);
 		job_finish(r, j, 409, p);

@@ -84,7 +84,13 @@ int cmd_migrate(int argc, char **argv)
 		snprintf(path, sizeof(path), "%s", url);
 	}
 	/* store_open applies the migrations before it returns. */
-	rc = store_open(path, 1, &s, detail);
+	{
+		const char *t = getenv("PLINTH_PG_STATEMENT_TIMEOUT_MS");
+		struct store_config cfg = {.url = path, .pool_size = 1,
+					   .pg_statement_timeout_ms = t && *t ? strtol(t, NULL, 10) : 0};
+
+		rc = store_open_config(&cfg, &s, detail);
+	}
 	if (rc != 0) {
 		cli_printf(stderr, "plinth migrate: %s%s%s\n", err_name(rc), detail[0] ? ": " : "",
 			detail);

@@ -459,6 +459,7 @@ int cmd_serve(int argc, char **argv)
 	 * used) and the GitOps repositories of the job flow. */
 	if (mkdir(o.data, 0700) != 0 && errno != EEXIST) {
 		fprintf(stderr, "plinth serve: cannot create %s: %s\n", o.data, strerror(errno));
+		free(o.alert_env);
 		return 1;
 	}
 	if (o.database_url == NULL) {
@@ -467,7 +468,17 @@ int cmd_serve(int argc, char **argv)
 		snprintf(url, sizeof(url), "%s", o.database_url);
 	}
 	store_set_bad_row_log(log_bad_row);
-	int rc = store_open(url, (int)o.threads + 2, &store, detail);
+	struct store_config scfg = {.url = url, .pool_size = (int)o.threads + 2};
+	const char *pg_timeout = env_str("PLINTH_PG_STATEMENT_TIMEOUT_MS", NULL);
+
+	if (pg_timeout && parse_long(pg_timeout, 1, STORE_PG_TIMEOUT_MAX_MS,
+				     &scfg.pg_statement_timeout_ms) != 0) {
+		fprintf(stderr, "plinth serve: PLINTH_PG_STATEMENT_TIMEOUT_MS must be 1..%ld\n",
+			STORE_PG_TIMEOUT_MAX_MS);
+		free(o.alert_env);
+		return 2;
+	}
+	int rc = store_open_config(&scfg, &store, detail);
 	if (rc == 0)
 		rc = store_conn_acquire(store, &c);
 	if (rc == 0)

@@ -134,7 +134,6 @@ static int demo_allocate(struct demo_ctx *d, const struct demo_team *t, const ch
 	(void)snprintf(req.labels_json, sizeof(req.labels_json), "{\"demo\":\"true\"}");
 
 	int rc = d->ops->allocate(d->c, &d->who, &req, DEMO_START_TIMEOUT_S, at, &idem, &o, sub);
-	free(idem.replay_body); /* never set without a key; freed in case a backend does */
 	if (rc != 0) {
 		(void)money_format(o.available, avail, sizeof(avail));
 		(void)money_format(o.estimated, est, sizeof(est));

@@ -16,6 +16,8 @@
 #include <time.h>
 
 #include "core/err.h"
+#include "store/db.h"
+#include "store/ops.h"
 #include "store/store_pg.h"
 #include "util/util.h"
 
@@ -33,6 +35,29 @@ struct store_pool {
 	int open;                /* connections opened (free + acquired) */
 	int size;
 };
+
+/* Every operation but allocate's engine is the same for both drivers. */
+#define STORE_OPS(backend)                                                                    \
+	{                                                                                     \
+		.name = backend, .migrate = ops_migrate, .ping = ops_ping,                    \
+		.token_create = ops_token_create, .token_by_hash = ops_token_by_hash,         \
+		.token_revoke = ops_token_revoke, .admin_exists = ops_admin_exists,           \
+		.gpu_type_put = ops_gpu_type_put, .gpu_type_get = ops_gpu_type_get,           \
+		.gpu_type_list = ops_gpu_type_list, .gpu_type_seed = ops_gpu_type_seed,       \
+		.team_put = ops_team_put, .team_get = ops_team_get, .team_list = ops_team_list, \
+		.team_ledger = ops_team_ledger, .allocate = ops_allocate,                     \
+		.alloc_get = ops_alloc_get, .alloc_list = ops_alloc_list,                     \
+		.alloc_transition = ops_alloc_transition,                                     \
+		.alloc_expire_due = ops_alloc_expire_due, .costs = ops_costs,                 \
+		.audit_list = ops_audit_list, .token_list = ops_token_list,                   \
+		.cost_usage = ops_cost_usage, .cost_rollup_rebuild = ops_cost_rollup_rebuild, \
+		.alert_record = ops_alert_record, .alert_claim = ops_alert_claim,             \
+		.alert_done = ops_alert_done, .job_begin = ops_job_begin,                     \
+		.job_update = ops_job_update, .job_get = ops_job_get,                         \
+		.job_cleanup_due = ops_job_cleanup_due, .job_cleanup_done = ops_job_cleanup_done, \
+	}
+static const struct store_ops ops_sqlite = STORE_OPS("sqlite");
+static const struct store_ops ops_postgres = STORE_OPS("postgres");
 
 static void set_detail(char *detail, const char *msg)
 {
@@ -199,7 +224,7 @@ int store_conn_acquire_within(struct store *s, long timeout_ms, struct store_con
 	p->open++;
 	pthread_mutex_unlock(&p->mu);
 
-	rc = s->ops->conn_open(s, &c);
+	rc = s->drv->conn_open(s, &c);
 	if (rc != 0) {
 		pthread_mutex_lock(&p->mu);
 		p->open--;
@@ -241,8 +266,11 @@ static const char *url_sqlite_path(const char *url)
 	return url;
 }
 
-int store_open(const char *url, int pool_size, struct store **out, char *detail)
+int store_open_config(const struct store_config *cfg, struct store **out, char *detail)
 {
+	const char *url = cfg->url;
+	int pool_size = cfg->pool_size;
+	long timeout = cfg->pg_statement_timeout_ms ? cfg->pg_statement_timeout_ms : 5000;
 	struct store *s = NULL;
 	struct store_pool *p = NULL;
 	struct store_conn *c = NULL;
@@ -252,6 +280,10 @@ int store_open(const char *url, int pool_size, struct store **out, char *detail)
 
 	if (!url || !*url) {
 		set_detail(detail, "empty database URL");
+		return ERR_INVALID;
+	}
+	if (timeout < 1 || timeout > STORE_PG_TIMEOUT_MAX_MS) {
+		set_detail(detail, "the PostgreSQL statement timeout must be 1..3600000 ms");
 		return ERR_INVALID;
 	}
 	pg = strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
@@ -286,7 +318,7 @@ int store_open(const char *url, int pool_size, struct store **out, char *detail)
 	}
 	p->size = pool_size > 0 ? pool_size : 1;
 
-	rc = pg ? store_pg_new(url, &s, detail) : store_sqlite_new(path, &s, detail);
+	rc = pg ? store_pg_new(url, timeout, &s, detail) : store_sqlite_new(path, &s, detail);
 	if (rc != 0) {
 		pthread_cond_destroy(&p->cv);
 		pthread_mutex_destroy(&p->mu);
@@ -294,6 +326,7 @@ int store_open(const char *url, int pool_size, struct store **out, char *detail)
 		return rc;
 	}
 	s->pool = p; /* from here store_close() frees everything */
+	s->ops = pg ? &ops_postgres : &ops_sqlite;
 	s->fault_after = -1;
 
 	/* Bring the schema up to date before anyone uses the store. */
@@ -313,6 +346,13 @@ fail:
 	return rc;
 }
 
+int store_open(const char *url, int pool_size, struct store **out, char *detail)
+{
+	struct store_config cfg = {.url = url, .pool_size = pool_size};
+
+	return store_open_config(&cfg, out, detail);
+}
+
 void store_close(struct store *s)
 {
 	struct store_pool *p;
@@ -325,12 +365,12 @@ void store_close(struct store *s)
 		while (p->free) {
 			struct store_conn *c = p->free;
 			p->free = c->next_free;
-			s->ops->conn_close(c);
+			s->drv->conn_close(c);
 		}
 		pthread_cond_destroy(&p->cv);
 		pthread_mutex_destroy(&p->mu);
 		free(p);
 		s->pool = NULL;
 	}
-	s->ops->destroy(s);
+	s->drv->destroy(s);
 }

@@ -140,25 +140,28 @@ struct alloc_outcome {
 	int64_t estimated;       /* micros this request would have cost */
 	bool budget_ok;
 	bool capacity_ok;
+	/* ERR_NOT_FOUND / ERR_INVALID: the request field it is about
+	 * ("team", "gpu_type", "gpu_count"); "" otherwise. */
+	char field[16];
 };
 
 /*
  * Idempotency: the API layer computes key and request hash; the store keeps
- * (token_id, key) -> (hash, status, body) in the same transaction as the
- * allocation, so a retry after a crash or a concurrent duplicate sees either
- * nothing or the finished answer.
+ * (token_id, key) -> (hash, the decision as data) in the same transaction as
+ * the allocation, so a retry after a crash or a concurrent duplicate sees
+ * either nothing or the finished decision.  A replay returns the original
+ * decision's code and outcome, which the caller renders as it renders a
+ * fresh one: the store never renders an answer.
  */
 struct idem {
 	const char *key;  /* NULL = no Idempotency-Key header */
 	const char *hash; /* sha-256 hex of method, path and body */
-	/* Renders the response to remember.  Called inside the transaction with
-	 * the outcome; returns a malloc'd body (store frees it) and sets *status. */
-	char *(*render)(void *ctx, int rc, const struct alloc_outcome *o, int *status);
-	void *ctx;
-	/* Out: set when a stored answer is replayed; caller frees replay_body. */
+	/* Out: the answer is a replay of the stored decision. */
 	bool replayed;
-	int replay_status;
-	char *replay_body;
+	/* Out: a record of an older plinth held its HTTP answer: the caller sends
+	 * it as is (and frees legacy_body); NULL otherwise. */
+	int legacy_status;
+	char *legacy_body;
 };
 
 struct alloc_filter {
@@ -289,11 +292,12 @@ typedef int (*store_audit_cb)(void *ctx, const struct audit_entry *e);
 typedef int (*store_token_cb)(void *ctx, const struct token *t);
 typedef int (*store_usage_cb)(void *ctx, const struct usage_row *u);
 
+/*
+ * The operations, the same table for every backend but for its name: each
+ * is written once over the driver interface (src/store/db.h, ops_*.c).
+ */
 struct store_ops {
 	const char *name; /* "sqlite", "postgres" */
-	int (*conn_open)(struct store *s, struct store_conn **out);
-	void (*conn_close)(struct store_conn *c);
-	void (*destroy)(struct store *s);
 
 	/* Applies pending migrations; refuses (ERR_STORE + detail) a newer schema. */
 	int (*migrate)(struct store_conn *c, char *detail);
@@ -329,11 +333,11 @@ struct store_ops {
 	 * The heart: in one transaction, (replay idempotent answer | expire due
 	 * allocations of this team and GPU type | read ledger and capacity |
 	 * ledger_decide | insert allocation, add to reserved and allocated,
-	 * append audit) and remember the idempotent answer.  Returns 0 when
-	 * approved, ERR_BUDGET / ERR_CAPACITY when refused (o filled), ERR_NOT_FOUND
-	 * for an unknown team or GPU type (detail names which), ERR_IDEMPOTENCY.
-	 * When idem->replayed is set on return, the rc and o are meaningless and
-	 * the caller sends idem->replay_status / replay_body.
+	 * append audit) and remember the decision.  Returns 0 when approved,
+	 * ERR_BUDGET / ERR_CAPACITY when refused (o filled), ERR_NOT_FOUND for an
+	 * unknown team or GPU type (detail names which), ERR_IDEMPOTENCY.  A
+	 * replay (idem->replayed) returns the stored decision the same way,
+	 * unless idem->legacy_body is set (see struct idem).
 	 */
 	int (*allocate)(struct store_conn *c, const struct actor *who, const struct alloc_request *r,
 			int64_t start_timeout_s, int64_t now, struct idem *idem,
@@ -406,9 +410,12 @@ struct store_ops {
 
 struct store_pool; /* private to store.c */
 
+struct db_driver; /* store/db.h: what a backend provides */
+
 /* Backends embed this as their first member. */
 struct store {
 	const struct store_ops *ops;
+	const struct db_driver *drv;
 	struct store_pool *pool;
 	long fault_after; /* accessed atomically; < 0 = no fault injection */
 	long full_at;     /* accessed atomically; util_now() of the last disk-full write, 0 = none */
@@ -417,11 +424,22 @@ struct store {
 /* Backends call this before executing each statement; true = fail it. */
 bool store_fault_hit(struct store *s);
 
+/* Every setting of a store: the one way they reach the backends. */
+struct store_config {
+	const char *url; /* "sqlite:PATH" (or a plain path), "postgres://..." / "postgresql://..." */
+	int pool_size;   /* open connections at most (>= 1) */
+	/* PostgreSQL statement and lock timeout in ms, 1..STORE_PG_TIMEOUT_MAX_MS (0 = 5000). */
+	long pg_statement_timeout_ms;
+};
+#define STORE_PG_TIMEOUT_MAX_MS 3600000L
+
 /*
- * Opens a store from a URL: "sqlite:/path/to/file.db" (or a plain path).
- * `pool_size` bounds open connections.  Returns 0 and *out (owned by the
- * caller, freed with store_close), or an error with detail.
+ * Opens the store cfg describes and applies pending migrations.  Returns 0
+ * and *out (owned by the caller, freed with store_close), or an error with
+ * detail (ERR_INVALID for a bad setting).
  */
+int store_open_config(const struct store_config *cfg, struct store **out, char *detail);
+/* The same with every other setting at its default. */
 int store_open(const char *url, int pool_size, struct store **out, char *detail);
 void store_close(struct store *s);
 
@@ -453,6 +471,14 @@ const struct store_ops *store_conn_ops(struct store_conn *c);
 struct store_conn {
 	struct store *store;
 	struct store_conn *next_free; /* pool free list, owned by store.c */
+	char err[STORE_DETAIL_LEN];   /* the last failure's one-line detail */
+	bool in_tx;                   /* a transaction is open (db.h) */
+	bool keep;                    /* db_run: commit although the operation failed */
+};
+
+/* Drivers embed this as the first member of their rows cursor (db.h). */
+struct db_rows {
+	struct store_conn *conn;
 };
 
 /*

@@ -231,64 +231,6 @@ int store_cursor_parse(const char *cur, int64_t *at, char *id)
 
 /* ---- allocate ---------------------------------------------------------- */
 
-int store_capacity_invalid(const struct gpu_type *gpu, char *err, size_t len)
-{
-	snprintf(err, len, "exceeds the capacity of %s (%lld GPUs)", gpu->id,
-		 (long long)gpu->capacity);
-	return ERR_INVALID;
-}
-
-void store_alloc_decide(const struct team *team, const struct gpu_type *gpu, int64_t spent,
-			int64_t reserved, int64_t est, int64_t gpu_count,
-			struct ledger_decision *dec, struct alloc_outcome *lo)
-{
-	struct ledger_check chk = {
-		.budget = team->budget_micros,
-		.spent = spent,
-		.reserved = reserved,
-		.estimated = est,
-		.capacity = gpu->capacity,
-		.allocated = gpu->allocated,
-		.gpu_count = gpu_count,
-	};
-
-	ledger_decide(&chk, dec);
-	lo->available = dec->available;
-	lo->gpus_available = dec->gpus_available;
-	lo->estimated = est;
-	lo->budget_ok = dec->budget_ok;
-	lo->capacity_ok = dec->capacity_ok;
-}
-
-int store_alloc_approved(struct allocation *a, const struct alloc_request *r, const char *team_id,
-			 const struct gpu_type *gpu, int64_t est, const char *created_by,
-			 int64_t ps, int64_t now, int64_t start_timeout_s)
-{
-	int rc = util_random_id("alloc_", 20, a->id, sizeof(a->id));
-
-	if (rc != 0)
-		return rc;
-	snprintf(a->team, sizeof(a->team), "%s", team_id);
-	snprintf(a->project, sizeof(a->project), "%s", r->project);
-	snprintf(a->gpu_type, sizeof(a->gpu_type), "%s", gpu->id);
-	a->gpu_count = r->gpu_count;
-	a->max_runtime_us = r->max_runtime_us;
-	a->price_micros = gpu->price_micros;
-	a->estimated_micros = est;
-	a->status = ALLOC_APPROVED;
-	snprintf(a->purpose, sizeof(a->purpose), "%s", r->purpose);
-	snprintf(a->labels_json, sizeof(a->labels_json), "%s",
-		 r->labels_json[0] ? r->labels_json : "{}");
-	snprintf(a->created_by, sizeof(a->created_by), "%s", created_by);
-	a->period_start = ps;
-	a->approved_at = now;
-	a->expires_at = now + start_timeout_s;
-	a->started_at = 0;
-	a->ended_at = 0;
-	a->actual_micros = -1;
-	return 0;
-}
-
 /* ---- budget period changes --------------------------------------------- */
 
 /* Inserts (ps, delta) in order (room for one more), or adds to ps's entry. */

@@ -1,6 +1,6 @@
 /*
  * store_int.h - private helpers shared by the store backends (store_sqlite.c,
- * store_sqlite_costs.inc, store_pg.c), implemented in store_common.c: the
+ * store_pg.c, ops_*.c), implemented in store_common.c: the
  * JSON renderings of records for audit rows, the cost accumulator and its
  * group-by rules, THE per-day split, and small pure helpers.
  *
@@ -80,32 +80,6 @@ int store_audit_page_args(const char *cursor, int *limit, int64_t *after);
 
 /* An allocation list cursor "AT:ID" into *at and id (STORE_ID_LEN bytes). */
 int store_cursor_parse(const char *cur, int64_t *at, char *id);
-
-/* ---- allocate ---------------------------------------------------------- */
-
-struct ledger_decision;
-
-/*
- * The ledger rule for a request of gpu_count GPUs estimated at est on team
- * and gpu (with the period's spent and reserved): *dec, and the outcome
- * fields of *lo (all but lo->alloc).
- */
-/* gpu_count is over the type's whole capacity: no wait can satisfy it, so it is
- * invalid input (422), not a refusal.  Writes the detail; returns ERR_INVALID. */
-int store_capacity_invalid(const struct gpu_type *gpu, char *err, size_t len);
-
-void store_alloc_decide(const struct team *team, const struct gpu_type *gpu, int64_t spent,
-			int64_t reserved, int64_t est, int64_t gpu_count,
-			struct ledger_decision *dec, struct alloc_outcome *lo);
-
-/*
- * The record of an approved allocation of r (a fresh id) in *a, for team_id
- * at gpu's price, created by created_by at now in the period starting ps.
- * 0, or util_random_id's error (then only a->id may be written).
- */
-int store_alloc_approved(struct allocation *a, const struct alloc_request *r, const char *team_id,
-			 const struct gpu_type *gpu, int64_t est, const char *created_by,
-			 int64_t ps, int64_t now, int64_t start_timeout_s);
 
 /* ---- budget period changes --------------------------------------------- */
 

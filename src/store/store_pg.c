@@ -1,26 +1,24 @@
 /*
- * store_pg.c - the PostgreSQL backend of struct store_ops (libpq).
- *
- * It mirrors store_sqlite.c operation by operation: every write is one
- * BEGIN ... COMMIT transaction at READ COMMITTED holding the domain rows, the
- * audit row and (for allocate) the idempotency row.  The check-and-reserve
- * takes row locks in a fixed order - the team's period row, then the GPU
- * type row (SELECT ... FOR UPDATE) - so concurrent replicas queue on those
- * rows and each decision reads the latest committed ledger (see
- * docs/architecture.md, "PostgreSQL").  Concurrent allocations of one process
- * are group-committed: one leader runs them in one transaction, decided
- * set-based on running totals (batch_set_once, the default) or each under its
- * own SAVEPOINT (batch_once).  Deadlocks and serialization failures are
- * retried; a lost connection answers ERR_UNAVAILABLE and is re-opened on the
- * connection's next use.
+ * store_pg.c - the PostgreSQL driver (libpq) of the store's driver interface
+ * (db.h): connections (re-opened when broken), statements prepared once per
+ * connection (`?` numbered $1..., DB_LOCK as FOR UPDATE), pipelines, rows,
+ * transactions at READ COMMITTED, the mapping of SQLSTATEs to the program's
+ * errors (deadlock and serialization failure: DB_RETRY), the token cache's
+ * hooks, and the group-commit engine of allocate: one leader runs the
+ * concurrent allocations of this process in one transaction, read in one
+ * pipeline, decided in C by ops_alloc_decide on running totals, written with
+ * the COMMIT in another (docs/architecture.md, "PostgreSQL").  Every other
+ * operation is written once in ops_*.c.
  *
  * It must never: keep a transaction open across calls, answer an allocation
- * before its batch's COMMIT, execute a statement without going through
- * pq_exec() or pq_pipeline() (the fault-injection points), retry a
- * transaction whose COMMIT outcome is unknown, store a token secret or put a
- * token hash in the audit log, or use floating point money.
+ * before its batch's COMMIT, execute a statement without passing
+ * db_fault_hit() (db.c, or pq_pipeline here), retry a transaction whose
+ * COMMIT outcome is unknown, store a token secret, or use floating point money.
  */
 #include "store/store_pg.h"
+#include "store/db.h"
+#include "store/ops.h"
+#include "store/schema.h"
 #include "store/store_int.h"
 #include "store/store_pg_tokens.h"
 
@@ -42,14 +40,13 @@
 #include "util/buf.h"
 #include "util/util.h"
 
-#define PG_CACHE_MAX 64
-#define PG_MAX_PARAMS 320
+#define PG_MAX_PARAMS 24 /* the most any statement of the batch engine takes: 18 arrays */
 #define PG_RETRIES 8
 #define PG_BATCH_MAX 128  /* allocation requests per group commit */
 #define PG_BATCH_LEADERS 3 /* group commits reading and deciding at once per daemon */
 #define PG_TEAM_SLOTS 64   /* single-team batches tracked at once (queue_hot) */
 /* Internal only: a deadlock or serialization failure; the operation reruns. */
-#define PG_RETRY (-1000)
+#define PG_RETRY DB_RETRY
 /* Internal only: an optimistic batch met a concurrent change; it reruns locked. */
 #define PG_CONFLICT (-1001)
 
@@ -57,7 +54,6 @@ struct pg_store {
 	struct store base; /* must be first */
 	char *url;         /* owned; passed to libpq as is (TLS options included) */
 	long statement_timeout_ms;
-	bool batch_savepoints; /* PLINTH_PG_BATCH_SAVEPOINTS: the per-request SAVEPOINT batch */
 	struct pg_tokens *tokens; /* owned: token lookups, forgotten on any revocation */
 	/* Group commit of allocations (pg_allocate): the queue and its leader. */
 	pthread_mutex_t bmu;
@@ -71,12 +67,17 @@ struct pg_store {
 struct pg_conn {
 	struct store_conn base; /* must be first */
 	PGconn *db;
-	const char *prepared[PG_CACHE_MAX]; /* identity: address of a static SQL string */
-	size_t nprepared;
-	bool in_tx;
+	/* Prepared statements p0, p1 ...: identity is the address of a static SQL string. */
+	const char **prepared; /* owned; grows to every static statement used */
+	size_t nprepared, prepared_cap;
 	/* Set while this connection leads a group commit that holds a leader slot. */
 	bool leading;
-	char err[STORE_DETAIL_LEN];
+};
+
+struct pg_rows {
+	struct db_rows base; /* must be first */
+	PGresult *res;
+	int row; /* the current row; -1 before the first */
 };
 
 /* Parameters of one statement, as text. */
@@ -86,8 +87,6 @@ struct pg_params {
 	int n;
 };
 
-static const char SYSTEM_ACTOR[] = "system";
-
 /* ---- errors ------------------------------------------------------------ */
 
 __attribute__((format(printf, 2, 3))) static void conn_err(struct pg_conn *c, const char *fmt, ...)
@@ -95,7 +94,7 @@ __attribute__((format(printf, 2, 3))) static void conn_err(struct pg_conn *c, co
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	vsnprintf(c->base.err, sizeof(c->base.err), fmt, ap);
 	va_end(ap);
 }
 
@@ -103,8 +102,8 @@ static void detail_out(struct pg_conn *c, int rc, char *detail)
 {
 	if (!detail || rc == 0)
 		return;
-	if (c->err[0])
-		snprintf(detail, STORE_DETAIL_LEN, "%s", c->err);
+	if (c->base.err[0])
+		snprintf(detail, STORE_DETAIL_LEN, "%s", c->base.err);
 	else
 		snprintf(detail, STORE_DETAIL_LEN, "%s", err_name(rc));
 }
@@ -134,7 +133,7 @@ static int db_fail(struct pg_conn *c, PGresult *r, const char *what)
 	const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c->db);
 
 	conn_err(c, "%s: %s", what, msg && *msg ? msg : "connection lost");
-	msg_trim(c->err);
+	msg_trim(c->base.err);
 	if (PQstatus(c->db) != CONNECTION_OK)
 		return ERR_UNAVAILABLE;
 	if (!state)
@@ -174,7 +173,7 @@ static int conn_setup(struct pg_conn *c)
 		rc = db_fail(c, r, "setup");
 	PQclear(r);
 	c->nprepared = 0;
-	c->in_tx = false;
+	c->base.in_tx = false;
 	return rc == PG_RETRY ? ERR_UNAVAILABLE : rc;
 }
 
@@ -182,11 +181,11 @@ static int conn_setup(struct pg_conn *c)
 static int conn_revive(struct pg_conn *c)
 {
 	c->nprepared = 0; /* server-side statements died with the session */
-	c->in_tx = false;
+	c->base.in_tx = false;
 	PQreset(c->db);
 	if (PQstatus(c->db) != CONNECTION_OK) {
 		conn_err(c, "database unreachable: %s", PQerrorMessage(c->db));
-		msg_trim(c->err);
+		msg_trim(c->base.err);
 		return ERR_UNAVAILABLE;
 	}
 	return conn_setup(c);
@@ -195,7 +194,7 @@ static int conn_revive(struct pg_conn *c)
 /* Every operation starts here: a broken connection is re-opened first. */
 static int conn_ready(struct pg_conn *c)
 {
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	if (PQstatus(c->db) == CONNECTION_OK)
 		return 0;
 	return conn_revive(c);
@@ -241,6 +240,7 @@ static void pg_conn_close(struct store_conn *bc)
 	if (!c)
 		return;
 	PQfinish(c->db);
+	free(c->prepared);
 	free(c);
 }
 
@@ -291,6 +291,44 @@ static int params_add(struct pg_conn *c, struct pg_params *p, const char *fmt, .
 	return rc;
 }
 
+/*
+ * The PostgreSQL text of a statement written for db.h: `?` becomes $1, $2 ...
+ * DB_LOCK becomes FOR UPDATE, DB_LOCK_SKIP FOR UPDATE SKIP LOCKED (statements
+ * of this file pass unchanged).
+ * Owned by the caller; NULL without memory.
+ */
+static char *pg_sql(const char *sql)
+{
+	static const char lock[] = DB_LOCK, skip[] = DB_LOCK_SKIP;
+	size_t len = strlen(sql), marks = 0, n = 0;
+	char *out;
+	int param = 0;
+
+	for (const char *q = sql; *q; q++)
+		marks += *q == '?';
+	out = malloc(2 * len + marks * 4 + 16); /* a marker's clause is under twice its length */
+	if (!out)
+		return NULL;
+	for (const char *q = sql; *q;) {
+		if (*q == '?') {
+			n += (size_t)sprintf(out + n, "$%d", ++param);
+			q++;
+		} else if (strncmp(q, skip, sizeof(skip) - 1) == 0) {
+			memcpy(out + n, " FOR UPDATE SKIP LOCKED", 23);
+			n += 23;
+			q += sizeof(skip) - 1;
+		} else if (strncmp(q, lock, sizeof(lock) - 1) == 0) {
+			memcpy(out + n, " FOR UPDATE", 11);
+			n += 11;
+			q += sizeof(lock) - 1;
+		} else {
+			out[n++] = *q++;
+		}
+	}
+	out[n] = '\0';
+	return out;
+}
+
 /* The statement name of a cached SQL string, preparing it on first use. */
 static int stmt_name(struct pg_conn *c, const char *sql, char *name, size_t len)
 {
@@ -299,16 +337,28 @@ static int stmt_name(struct pg_conn *c, const char *sql, char *name, size_t len)
 	int rc;
 
 	for (i = 0; i < c->nprepared; i++) {
-		if (c->prepared[i] == sql) /* < PG_CACHE_MAX: always fits */
+		if (c->prepared[i] == sql)
 			return util_fmt(name, len, "p%zu", i) == 0 ? 0 : ERR_STORE;
 	}
-	if (c->nprepared >= PG_CACHE_MAX) {
-		name[0] = '\0'; /* cache full: run unnamed */
-		return 0;
+	if (c->nprepared == c->prepared_cap) {
+		size_t cap = c->prepared_cap ? c->prepared_cap * 2 : 64;
+		const char **grown = realloc(c->prepared, cap * sizeof(*grown));
+
+		if (!grown)
+			return ERR_NOMEM;
+		c->prepared = grown;
+		c->prepared_cap = cap;
 	}
 	if (util_fmt(name, len, "p%zu", c->nprepared) != 0)
 		return ERR_STORE;
-	r = PQprepare(c->db, name, sql, 0, NULL);
+	{
+		char *text = pg_sql(sql);
+
+		if (!text)
+			return ERR_NOMEM;
+		r = PQprepare(c->db, name, text, 0, NULL);
+		free(text);
+	}
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		rc = db_fail(c, r, "prepare");
 		PQclear(r);
@@ -324,11 +374,13 @@ static int stmt_name(struct pg_conn *c, const char *sql, char *name, size_t len)
  * run as a prepared statement of this connection; else a one-off.  *out gets
  * the result (caller PQclears) when given.  A statement outside a
  * transaction that meets a dead connection is retried once on a fresh one:
- * it changed nothing (a read, or BEGIN).  store_fault_hit() makes it fail on
+ * it changed nothing (a read, or BEGIN).  db_fault_hit() (the store's one fault point) makes it fail on
  * demand so tests can prove rollback.
  */
-static int pq_exec(struct pg_conn *c, const char *sql, bool cached, const struct pg_params *p,
-		   PGresult **out)
+static int drv_finish(struct store_conn *bc, bool commit);
+
+static int pq_exec_v(struct pg_conn *c, const char *sql, bool cached, int np,
+		     const char *const *pv, PGresult **out)
 {
 	for (int attempt = 0;; attempt++) {
 		char name[16] = "";
@@ -336,18 +388,18 @@ static int pq_exec(struct pg_conn *c, const char *sql, bool cached, const struct
 		ExecStatusType st;
 		int rc;
 
-		if (store_fault_hit(c->base.store)) {
-			conn_err(c, "injected fault");
-			return ERR_STORE;
-		}
 		rc = cached ? stmt_name(c, sql, name, sizeof(name)) : 0;
 		if (rc == 0) {
-			if (name[0])
-				r = PQexecPrepared(c->db, name, p ? p->n : 0, p ? p->v : NULL, NULL,
-						   NULL, 0);
-			else
-				r = PQexecParams(c->db, sql, p ? p->n : 0, NULL, p ? p->v : NULL, NULL,
-						 NULL, 0);
+			if (name[0]) {
+				r = PQexecPrepared(c->db, name, np, pv, NULL, NULL, 0);
+			} else {
+				char *text = pg_sql(sql);
+
+				if (!text)
+					return ERR_NOMEM;
+				r = PQexecParams(c->db, text, np, NULL, pv, NULL, NULL, 0);
+				free(text);
+			}
 			st = PQresultStatus(r);
 			if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 				if (out)
@@ -359,57 +411,11 @@ static int pq_exec(struct pg_conn *c, const char *sql, bool cached, const struct
 			rc = db_fail(c, r, "statement");
 			PQclear(r);
 		}
-		if (rc == ERR_UNAVAILABLE && !c->in_tx && attempt == 0 &&
+		if (rc == ERR_UNAVAILABLE && !c->base.in_tx && attempt == 0 &&
 		    PQstatus(c->db) != CONNECTION_OK && conn_revive(c) == 0)
 			continue;
 		return rc;
 	}
-}
-
-/* Runs a cached statement; returns rows affected (>= 0) or an error. */
-static int q_exec(struct pg_conn *c, const char *sql, const char *fmt, ...)
-{
-	struct pg_params *p = NULL;
-	PGresult *r = NULL;
-	va_list ap;
-	int rc;
-
-	p = malloc(sizeof(*p));
-	if (!p)
-		return ERR_NOMEM;
-	p->n = 0;
-	va_start(ap, fmt);
-	rc = params_addv(c, p, fmt, ap);
-	va_end(ap);
-	if (rc == 0)
-		rc = pq_exec(c, sql, true, p, &r);
-	if (rc == 0) {
-		const char *t = PQcmdTuples(r);
-		rc = t && *t ? atoi(t) : 0;
-	}
-	PQclear(r);
-	free(p);
-	return rc;
-}
-
-/* Runs a cached query; *out gets the rows (caller PQclears). */
-static int q_query(struct pg_conn *c, const char *sql, PGresult **out, const char *fmt, ...)
-{
-	struct pg_params *p = NULL;
-	va_list ap;
-	int rc;
-
-	p = malloc(sizeof(*p));
-	if (!p)
-		return ERR_NOMEM;
-	p->n = 0;
-	va_start(ap, fmt);
-	rc = params_addv(c, p, fmt, ap);
-	va_end(ap);
-	if (rc == 0)
-		rc = pq_exec(c, sql, true, p, out);
-	free(p);
-	return rc;
 }
 
 /* A multi-statement script (migrations), simple protocol; also a fault point. */
@@ -418,8 +424,7 @@ static int q_script(struct pg_conn *c, const char *sql)
 	PGresult *r;
 	int rc = 0;
 
-	if (store_fault_hit(c->base.store)) {
-		conn_err(c, "injected fault");
+	if (db_fault_hit(&c->base)) {
 		return ERR_STORE;
 	}
 	r = PQexec(c->db, sql);
@@ -483,8 +488,7 @@ static int pq_pipeline(struct pg_conn *c, struct pg_step *st, int n)
 		return ERR_STORE;
 	}
 	for (int i = 0; i < n; i++) {
-		if (store_fault_hit(c->base.store)) {
-			conn_err(c, "injected fault");
+		if (db_fault_hit(&c->base)) {
 			return ERR_STORE;
 		}
 	}
@@ -554,7 +558,7 @@ static int pq_pipeline(struct pg_conn *c, struct pg_step *st, int n)
 	if (broken) {
 		if (rc == 0) {
 			conn_err(c, "pipeline: %s", PQerrorMessage(c->db));
-			msg_trim(c->err);
+			msg_trim(c->base.err);
 			rc = ERR_UNAVAILABLE;
 		}
 		/* The session is unusable for this transaction: a live one is
@@ -562,7 +566,7 @@ static int pq_pipeline(struct pg_conn *c, struct pg_step *st, int n)
 		 * re-opened on its next use. */
 		if (PQstatus(c->db) == CONNECTION_OK)
 			(void)conn_revive(c);
-		c->in_tx = false;
+		c->base.in_tx = false;
 	}
 	if (rc != 0)
 		steps_clear(st, n);
@@ -604,212 +608,17 @@ static const char SQL_COMMIT[] = "COMMIT";
  * on every connection that way. */
 static const char SQL_GENERIC_PLANS[] = "SET LOCAL plan_cache_mode = force_generic_plan";
 
-/* write: READ COMMITTED (locks do the work); else one read-only snapshot. */
-static int tx_begin(struct pg_conn *c, bool write)
-{
-	int n = q_exec(c, write ? SQL_BEGIN : SQL_BEGIN_RO, "");
-
-	if (n < 0)
-		return n;
-	c->in_tx = true;
-	return 0;
-}
-
-/* Commits (or rolls back); returns 0 or the commit's failure. */
-static int tx_finish(struct pg_conn *c, bool commit)
-{
-	int rc = 0;
-
-	if (!c->in_tx)
-		return 0;
-	if (commit) {
-		int n = q_exec(c, SQL_COMMIT, "");
-		if (n < 0)
-			rc = n;
-	}
-	if ((!commit || rc != 0) && PQstatus(c->db) == CONNECTION_OK &&
-	    PQtransactionStatus(c->db) != PQTRANS_IDLE) {
-		/* ROLLBACK is the recovery path: never fault-injected; if it
-		 * fails the server rolls back when the session ends. */
-		PGresult *r = PQexec(c->db, "ROLLBACK");
-		PQclear(r);
-	}
-	c->in_tx = false;
-	return rc;
-}
-
 /* ---- schema ------------------------------------------------------------ */
 
-/* Text keys use the "C" collation so ordering matches SQLite's (bytewise). */
-static const char SQL_V1[] =
-	"CREATE TABLE tokens("
-	" id TEXT COLLATE \"C\" PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,"
-	" teams_json TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,"
-	" created_at BIGINT NOT NULL, revoked_at BIGINT NOT NULL DEFAULT 0);"
-	"CREATE TABLE gpu_types("
-	" id TEXT COLLATE \"C\" PRIMARY KEY, name TEXT NOT NULL, price_micros BIGINT NOT NULL,"
-	" price_date TEXT NOT NULL, price_source TEXT NOT NULL, capacity BIGINT NOT NULL,"
-	" allocated BIGINT NOT NULL DEFAULT 0 CHECK (allocated >= 0),"
-	" updated_at BIGINT NOT NULL);"
-	"CREATE TABLE teams("
-	" id TEXT COLLATE \"C\" PRIMARY KEY, display_name TEXT NOT NULL,"
-	" budget_micros BIGINT NOT NULL, period TEXT NOT NULL, thresholds_json TEXT NOT NULL,"
-	" created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);"
-	"CREATE TABLE team_periods("
-	" team_id TEXT COLLATE \"C\" NOT NULL, period_start BIGINT NOT NULL,"
-	" period_end BIGINT NOT NULL,"
-	" spent BIGINT NOT NULL DEFAULT 0 CHECK (spent >= 0),"
-	" reserved BIGINT NOT NULL DEFAULT 0 CHECK (reserved >= 0),"
-	" PRIMARY KEY (team_id, period_start));"
-	"CREATE TABLE allocations("
-	" id TEXT COLLATE \"C\" PRIMARY KEY, team_id TEXT COLLATE \"C\" NOT NULL,"
-	" project TEXT COLLATE \"C\" NOT NULL, gpu_type TEXT COLLATE \"C\" NOT NULL,"
-	" gpu_count BIGINT NOT NULL, max_runtime_us BIGINT NOT NULL,"
-	" price_micros BIGINT NOT NULL, estimated_micros BIGINT NOT NULL, status TEXT NOT NULL,"
-	" purpose TEXT NOT NULL, labels_json TEXT NOT NULL, created_by TEXT NOT NULL,"
-	" period_start BIGINT NOT NULL, approved_at BIGINT NOT NULL, expires_at BIGINT NOT NULL,"
-	" started_at BIGINT NOT NULL DEFAULT 0, ended_at BIGINT NOT NULL DEFAULT 0,"
-	" actual_micros BIGINT NOT NULL DEFAULT -1);"
-	"CREATE INDEX allocations_team_approved ON allocations(team_id, approved_at);"
-	"CREATE INDEX allocations_status_expires ON allocations(status, expires_at);"
-	"CREATE INDEX allocations_approved ON allocations(approved_at);"
-	"CREATE TABLE idempotency("
-	" token_id TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL,"
-	" status INTEGER NOT NULL, body TEXT NOT NULL, created_at BIGINT NOT NULL,"
-	" PRIMARY KEY (token_id, key));"
-	"CREATE TABLE audit("
-	" seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at BIGINT NOT NULL,"
-	" actor_id TEXT NOT NULL, actor_name TEXT NOT NULL, action TEXT NOT NULL,"
-	" object_type TEXT NOT NULL, object_id TEXT NOT NULL,"
-	" team TEXT COLLATE \"C\" NOT NULL DEFAULT '', before_json TEXT, after_json TEXT);"
-	"CREATE INDEX audit_team ON audit(team, seq);"
-	"CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS"
-	" $f$ BEGIN RAISE EXCEPTION 'audit log is append-only'; END $f$;"
-	"CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit"
-	" FOR EACH ROW EXECUTE FUNCTION audit_append_only();";
+/* src/store/schema/postgres/vN.sql (schema.h); migration i brings version i + 1. */
+static const char *const pg_migrations[] = {
+	(const char *)schema_postgres_v1, (const char *)schema_postgres_v2,
+	(const char *)schema_postgres_v3, (const char *)schema_postgres_v4,
+	(const char *)schema_postgres_v5,
+};
 
-/*
- * Version 2 (cost visibility): daily cost rollups kept on write in the same
- * transaction as each completion, and budget alerts (one row per team,
- * period, threshold and webhook URL).  The rollups are backfilled from the
- * allocations by migrate_after() in the same transaction.
- */
-static const char SQL_V2[] =
-	"CREATE TABLE cost_daily_approved("
-	" day BIGINT NOT NULL, team_id TEXT COLLATE \"C\" NOT NULL,"
-	" project TEXT COLLATE \"C\" NOT NULL, gpu_type TEXT COLLATE \"C\" NOT NULL,"
-	" spent BIGINT NOT NULL, gpu_microhours BIGINT NOT NULL,"
-	" PRIMARY KEY (day, team_id, project, gpu_type));"
-	"CREATE TABLE cost_daily_usage("
-	" day BIGINT NOT NULL, team_id TEXT COLLATE \"C\" NOT NULL,"
-	" project TEXT COLLATE \"C\" NOT NULL, gpu_type TEXT COLLATE \"C\" NOT NULL,"
-	" spent BIGINT NOT NULL, gpu_microhours BIGINT NOT NULL,"
-	" PRIMARY KEY (day, team_id, project, gpu_type));"
-	"CREATE INDEX allocations_status_approved ON allocations(status, approved_at);"
-	"CREATE INDEX allocations_status_ended ON allocations(status, ended_at);"
-	"CREATE TABLE alerts("
-	" team_id TEXT COLLATE \"C\" NOT NULL, period_start BIGINT NOT NULL,"
-	" threshold_ppm BIGINT NOT NULL, url TEXT COLLATE \"C\" NOT NULL, budget BIGINT NOT NULL,"
-	" committed BIGINT NOT NULL, crossed_at BIGINT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0,"
-	" next_attempt_at BIGINT NOT NULL, delivered_at BIGINT NOT NULL DEFAULT 0,"
-	" last_error TEXT NOT NULL DEFAULT '',"
-	" PRIMARY KEY (team_id, period_start, threshold_ppm, url));"
-	"CREATE INDEX alerts_due ON alerts(delivered_at, next_attempt_at);";
-
-/* Version 3 (self-service jobs): one row per POST /v1/jobs. */
-static const char SQL_V3[] =
-	"CREATE TABLE jobs("
-	" id TEXT COLLATE \"C\" PRIMARY KEY, token_id TEXT NOT NULL,"
-	" idem_key TEXT NOT NULL DEFAULT '',"
-	" request_hash TEXT NOT NULL, team_id TEXT NOT NULL, name TEXT NOT NULL,"
-	" allocation_id TEXT NOT NULL DEFAULT '', status INTEGER NOT NULL DEFAULT 0,"
-	" body TEXT NOT NULL DEFAULT '', created_at BIGINT NOT NULL,"
-	" updated_at BIGINT NOT NULL);"
-	"CREATE UNIQUE INDEX jobs_idem ON jobs(token_id, idem_key) WHERE idem_key <> '';";
-
-/*
- * Version 4 (issue 13): when a job's manifests left the GitOps repository
- * (0 = not yet).  A job that answered 201 with an ended allocation and 0
- * here is due for removal: the sweeper retries it until it is done.
- */
-static const char SQL_V4[] =
-	"ALTER TABLE jobs ADD COLUMN manifests_removed_at BIGINT NOT NULL DEFAULT 0;"
-	"CREATE INDEX jobs_manifests_live ON jobs(allocation_id)"
-	" WHERE status = 201 AND manifests_removed_at = 0;";
-
-/* Migration i brings the schema to version i + 1.  Append only. */
-static const char *const migrations[] = {SQL_V1, SQL_V2, SQL_V3, SQL_V4};
-static int migrate_after(struct pg_conn *c, int64_t version);
-#define PG_NMIGRATIONS ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
-
-static const char SQL_MIG_TABLE[] =
-	"CREATE TABLE IF NOT EXISTS schema_migrations("
-	" version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)";
 /* Replicas starting together migrate one at a time. */
 static const char SQL_MIG_LOCK[] = "SELECT pg_advisory_xact_lock(7164757410)";
-static const char SQL_MIG_VERSION[] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
-static const char SQL_MIG_INSERT[] =
-	"INSERT INTO schema_migrations(version, applied_at) VALUES ($1, $2)";
-
-static int pg_migrate_once(struct pg_conn *c)
-{
-	PGresult *r = NULL;
-	int rc = 0;
-
-	for (;;) {
-		int64_t version = 0;
-		bool done = false;
-		int n;
-
-		rc = tx_begin(c, true);
-		if (rc != 0)
-			return rc;
-		n = q_exec(c, SQL_MIG_LOCK, "");
-		if (n >= 0)
-			n = q_exec(c, SQL_MIG_TABLE, "");
-		if (n < 0) {
-			rc = n;
-			goto step_out;
-		}
-		rc = q_query(c, SQL_MIG_VERSION, &r, "");
-		if (rc != 0)
-			goto step_out;
-		if (PQntuples(r) == 1)
-			version = col_i64(r, 0, 0);
-		else
-			rc = ERR_STORE;
-		PQclear(r);
-		r = NULL;
-		if (rc != 0)
-			goto step_out;
-		if (version > PG_NMIGRATIONS) {
-			conn_err(c, "database schema version %lld is newer than this plinth (%lld)",
-				 (long long)version, (long long)PG_NMIGRATIONS);
-			rc = ERR_STORE;
-			goto step_out;
-		}
-		if (version == PG_NMIGRATIONS) {
-			done = true;
-			goto step_out;
-		}
-		rc = q_script(c, migrations[version]);
-		if (rc == 0)
-			rc = migrate_after(c, version + 1);
-		if (rc != 0)
-			goto step_out;
-		n = q_exec(c, SQL_MIG_INSERT, "ii", (int64_t)(version + 1), util_now());
-		if (n < 0)
-			rc = n;
-step_out:
-		{
-			int fin = tx_finish(c, rc == 0);
-			if (rc == 0)
-				rc = fin;
-		}
-		if (rc != 0 || done)
-			return rc;
-	}
-}
 
 /* ---- retries ----------------------------------------------------------- */
 
@@ -824,7 +633,7 @@ step_out:
 			rc_ = (call);                                  \
 			if (rc_ != PG_RETRY)                           \
 				break;                                 \
-			c->err[0] = '\0';                              \
+			c->base.err[0] = '\0';                              \
 		}                                                      \
 		if (rc_ == PG_RETRY) {                                 \
 			conn_err(c, "too much contention, retry later"); \
@@ -833,42 +642,8 @@ step_out:
 		rc_;                                                   \
 	})
 
-static int pg_migrate(struct store_conn *bc, char *detail)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	int rc = PG_RETRYING(c, pg_migrate_once(c));
-
-	detail_out(c, rc, detail);
-	return rc;
-}
-
 /* ---- rows -------------------------------------------------------------- */
 
-#define TOKEN_COLS "id, name, role, teams_json, created_at, revoked_at"
-#define GPU_COLS "id, name, price_micros, price_date, price_source, capacity, allocated, updated_at"
-#define TEAM_COLS "id, display_name, budget_micros, period, thresholds_json, created_at, updated_at"
-#define ALLOC_COLS                                                                              \
-	"id, team_id, project, gpu_type, gpu_count, max_runtime_us, price_micros,"              \
-	" estimated_micros, status, purpose, labels_json, created_by, period_start, approved_at," \
-	" expires_at, started_at, ended_at, actual_micros"
-#define AUDIT_COLS \
-	"seq, at, actor_id, actor_name, action, object_type, object_id, team, before_json, after_json"
-
-static int row_token(const PGresult *r, int i, void *out)
-{
-	int bad = 0;
-	struct token *t = out;
-	char role[32];
-
-	memset(t, 0, sizeof(*t));
-	bad |= col_copy(r, i, 0, t->id, sizeof(t->id));
-	bad |= col_copy(r, i, 1, t->name, sizeof(t->name));
-	bad |= col_copy(r, i, 2, role, sizeof(role));
-	bad |= col_copy(r, i, 3, t->teams_json, sizeof(t->teams_json));
-	t->created_at = col_i64(r, i, 4);
-	t->revoked_at = col_i64(r, i, 5);
-	return !bad && role_parse(role, &t->role) == 0 ? 0 : ERR_STORE;
-}
 
 static int row_gpu(const PGresult *r, int i, void *out)
 {
@@ -904,153 +679,14 @@ static int row_team(const PGresult *r, int i, void *out)
 	return !bad && period_kind_parse(period, &t->period) == 0 ? 0 : ERR_STORE;
 }
 
-static int row_alloc(const PGresult *r, int i, void *out)
-{
-	int bad = 0, cut = 0;
-	struct allocation *a = out;
-	char status[32];
-
-	memset(a, 0, sizeof(*a));
-	bad |= col_copy(r, i, 0, a->id, sizeof(a->id));
-	bad |= col_copy(r, i, 1, a->team, sizeof(a->team));
-	bad |= col_copy(r, i, 2, a->project, sizeof(a->project));
-	bad |= col_copy(r, i, 3, a->gpu_type, sizeof(a->gpu_type));
-	a->gpu_count = col_i64(r, i, 4);
-	a->max_runtime_us = col_i64(r, i, 5);
-	a->price_micros = col_i64(r, i, 6);
-	a->estimated_micros = col_i64(r, i, 7);
-	bad |= col_copy(r, i, 8, status, sizeof(status));
-	cut |= col_copy(r, i, 9, a->purpose, sizeof(a->purpose));
-	cut |= col_copy(r, i, 10, a->labels_json, sizeof(a->labels_json));
-	bad |= col_copy(r, i, 11, a->created_by, sizeof(a->created_by));
-	a->period_start = col_i64(r, i, 12);
-	a->approved_at = col_i64(r, i, 13);
-	a->expires_at = col_i64(r, i, 14);
-	a->started_at = col_i64(r, i, 15);
-	a->ended_at = col_i64(r, i, 16);
-	a->actual_micros = col_i64(r, i, 17);
-	/* A cut text leaves the money readable (costs, expiry); the row cannot
-	 * be rendered (store_alloc_unreadable), which "" labels say. */
-	if (cut)
-		a->labels_json[0] = '\0';
-	return !bad && alloc_status_parse(status, &a->status) == 0 ? 0 : ERR_STORE;
-}
-
-/* Loads the one row `sql` selects for key: 0, ERR_NOT_FOUND or an error. */
-static int load_one(struct pg_conn *c, const char *sql, const char *key,
-		    int (*row)(const PGresult *, int, void *), void *out)
-{
-	PGresult *r = NULL;
-	int rc;
-
-	rc = q_query(c, sql, &r, "t", key);
-	if (rc != 0)
-		return rc;
-	if (PQntuples(r) >= 1) {
-		rc = row(r, 0, out);
-		if (rc != 0)
-			conn_err(c, "corrupt row for '%s'", key);
-	} else {
-		rc = ERR_NOT_FOUND;
-	}
-	PQclear(r);
-	return rc;
-}
-
-static const char SQL_TOKEN_BY_HASH[] =
-	"SELECT " TOKEN_COLS " FROM tokens WHERE hash = $1 AND revoked_at = 0";
 static const char SQL_GPU_BY_ID[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1";
 static const char SQL_GPU_LOCK[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1 FOR UPDATE";
-static const char SQL_TEAM_BY_ID[] = "SELECT " TEAM_COLS " FROM teams WHERE id = $1";
-static const char SQL_ALLOC_BY_ID[] = "SELECT " ALLOC_COLS " FROM allocations WHERE id = $1";
-static const char SQL_ALLOC_LOCK[] =
-	"SELECT " ALLOC_COLS " FROM allocations WHERE id = $1 FOR UPDATE";
 
 /* ---- audit ------------------------------------------------------------- */
 
-static const char SQL_AUDIT_INSERT[] =
-	"INSERT INTO audit(at, actor_id, actor_name, action, object_type, object_id, team,"
-	" before_json, after_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-
-/* Appends one audit row; before/after are records rendered by fn (NULL = none). */
-static int audit_rec(struct pg_conn *c, const struct actor *who, int64_t at, const char *action,
-		     const char *type, const char *id, const char *team, json_t *(*fn)(const void *),
-		     const void *before, const void *after)
-{
-	char *b = NULL, *a = NULL;
-	int rc, n;
-
-	rc = store_audit_render(fn, before, after, &b, &a);
-	if (rc != 0)
-		goto out;
-	n = q_exec(c, SQL_AUDIT_INSERT, "itttttttt", at, who ? who->token_id : SYSTEM_ACTOR,
-		   who ? who->name : SYSTEM_ACTOR, action, type, id, team ? team : "", b, a);
-	rc = n < 0 ? n : 0;
-out:
-	if (rc == ERR_NOMEM)
-		conn_err(c, "out of memory rendering the audit row");
-	free(b);
-	free(a);
-	return rc;
-}
-
-static const char SQL_PING[] = "SELECT 1";
-
-static int pg_ping(struct store_conn *bc)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	PGresult *r = NULL;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc == 0)
-		rc = q_query(c, SQL_PING, &r, "");
-	if (rc == 0 && PQntuples(r) != 1)
-		rc = ERR_STORE;
-	PQclear(r);
-	return rc;
-}
-
 /* ---- tokens ------------------------------------------------------------ */
 
-static const char SQL_TOKEN_INSERT[] =
-	"INSERT INTO tokens(id, name, role, teams_json, hash, created_at, revoked_at)"
-	" VALUES ($1, $2, $3, $4, $5, $6, 0)";
-static const char SQL_TOKEN_REVOKE[] = "UPDATE tokens SET revoked_at = $1 WHERE id = $2";
 static const char SQL_TOKEN_NOTIFY[] = "SELECT pg_notify('" PG_TOKENS_CHANNEL "', '')";
-static const char SQL_ADMIN_EXISTS[] =
-	"SELECT 1 FROM tokens WHERE role = 'admin' AND revoked_at = 0 LIMIT 1";
-
-static int token_create_once(struct pg_conn *c, const struct actor *who, const struct token *t,
-			     const char *hash, int64_t now)
-{
-	struct token rec = *t;
-	int rc, n, fin;
-
-	rec.created_at = now;
-	rec.revoked_at = 0;
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	n = q_exec(c, SQL_TOKEN_INSERT, "ttttti", rec.id, rec.name, role_name(rec.role),
-		   rec.teams_json, hash, now);
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	rc = audit_rec(c, who, now, "token.create", "token", rec.id, "", store_json_token, NULL, &rec);
-out:
-	fin = tx_finish(c, rc == 0);
-	return rc ? rc : fin;
-}
-
-static int pg_token_create(struct store_conn *bc, const struct actor *who, const struct token *t,
-			   const char *hash, int64_t now)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, token_create_once(c, who, t, hash, now));
-}
 
 /* Cached while a listener hears every revocation (store_pg_tokens.c). */
 static int pg_token_by_hash(struct store_conn *bc, const char *hash, struct token *out)
@@ -1063,9 +699,7 @@ static int pg_token_by_hash(struct store_conn *bc, const char *hash, struct toke
 
 	if (pg_tokens_get(s->tokens, hash, out, &gen))
 		return 0;
-	rc = conn_ready(c);
-	if (rc == 0)
-		rc = load_one(c, SQL_TOKEN_BY_HASH, hash, row_token, &t);
+	rc = ops_token_read(bc, hash, &t);
 	if (rc == 0) {
 		pg_tokens_put(s->tokens, gen, hash, &t);
 		*out = t;
@@ -1073,234 +707,11 @@ static int pg_token_by_hash(struct store_conn *bc, const char *hash, struct toke
 	return rc;
 }
 
-static const char SQL_TOKEN_LOCK[] = "SELECT " TOKEN_COLS " FROM tokens WHERE id = $1 FOR UPDATE";
-
-static int token_revoke_once(struct pg_conn *c, const struct actor *who, const char *id,
-			     int64_t now)
-{
-	struct token before, after;
-	int rc, n, fin;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	rc = load_one(c, SQL_TOKEN_LOCK, id, row_token, &before);
-	if (rc != 0)
-		goto out;
-	if (before.revoked_at != 0)
-		goto out; /* already revoked: nothing changes, no audit row */
-	after = before;
-	after.revoked_at = now;
-	n = q_exec(c, SQL_TOKEN_REVOKE, "it", now, id);
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	/* Every replica's token cache forgets on the COMMIT (store_pg_tokens.c). */
-	n = q_exec(c, SQL_TOKEN_NOTIFY, "");
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	rc = audit_rec(c, who, now, "token.revoke", "token", id, "", store_json_token, &before, &after);
-out:
-	fin = tx_finish(c, rc == 0);
-	return rc ? rc : fin;
-}
-
-static int pg_token_revoke(struct store_conn *bc, const struct actor *who, const char *id,
-			   int64_t now)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	int rc = PG_RETRYING(c, token_revoke_once(c, who, id, now));
-
-	/* This replica forgets at once, before its own notification arrives.  Even
-	 * on a failure: the COMMIT may have happened. */
-	pg_tokens_forget(pg_store_of(c)->tokens);
-	return rc;
-}
-
-static int pg_admin_exists(struct store_conn *bc, bool *out)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	PGresult *r = NULL;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc == 0)
-		rc = q_query(c, SQL_ADMIN_EXISTS, &r, "");
-	if (rc == 0)
-		*out = PQntuples(r) > 0;
-	PQclear(r);
-	return rc;
-}
-
 /* ---- GPU types --------------------------------------------------------- */
 
-static const char SQL_GPU_INSERT[] =
-	"INSERT INTO gpu_types(id, name, price_micros, price_date, price_source, capacity,"
-	" allocated, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)";
-static const char SQL_GPU_SEED[] =
-	"INSERT INTO gpu_types(id, name, price_micros, price_date, price_source,"
-	" capacity, allocated, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)"
-	" ON CONFLICT (id) DO NOTHING";
-static const char SQL_GPU_UPDATE[] =
-	"UPDATE gpu_types SET name = $1, price_micros = $2, price_date = $3, price_source = $4,"
-	" capacity = $5, updated_at = $6 WHERE id = $7";
-static const char SQL_GPU_LIST[] = "SELECT " GPU_COLS " FROM gpu_types ORDER BY id";
-static const char SQL_GPU_MOVE[] =
-	"UPDATE gpu_types SET allocated = allocated + $1 WHERE id = $2";
-
-static int gpu_type_put_once(struct pg_conn *c, const struct actor *who, const struct gpu_type *g,
-			     int64_t now, bool *created)
-{
-	struct gpu_type old, rec = *g;
-	bool exists = false;
-	int rc, n, fin;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	rc = load_one(c, SQL_GPU_LOCK, g->id, row_gpu, &old);
-	if (rc != 0 && rc != ERR_NOT_FOUND)
-		goto out;
-	exists = rc == 0;
-	rc = 0;
-	rec.allocated = exists ? old.allocated : 0; /* held GPUs are the ledger's, not the admin's */
-	rec.updated_at = now;
-	if (exists)
-		n = q_exec(c, SQL_GPU_UPDATE, "tittiit", rec.name, rec.price_micros, rec.price_date,
-			   rec.price_source, rec.capacity, now, rec.id);
-	else
-		n = q_exec(c, SQL_GPU_INSERT, "ttittii", rec.id, rec.name, rec.price_micros,
-			   rec.price_date, rec.price_source, rec.capacity, now);
-	if (n < 0) {
-		/* Two creators raced: the loser reruns and updates instead. */
-		rc = n == ERR_CONFLICT && !exists ? PG_RETRY : n;
-		goto out;
-	}
-	rc = audit_rec(c, who, now, exists ? "gpu_type.update" : "gpu_type.create", "gpu_type",
-		       rec.id, "", store_json_gpu, exists ? &old : NULL, &rec);
-out:
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0 && fin == 0)
-		*created = !exists;
-	return rc ? rc : fin;
-}
-
-static int pg_gpu_type_put(struct store_conn *bc, const struct actor *who, const struct gpu_type *g,
-			   int64_t now, bool *created)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, gpu_type_put_once(c, who, g, now, created));
-}
-
-static int pg_gpu_type_get(struct store_conn *bc, const char *id, struct gpu_type *out)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct gpu_type g;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc == 0)
-		rc = load_one(c, SQL_GPU_BY_ID, id, row_gpu, &g);
-	if (rc == 0)
-		*out = g;
-	return rc;
-}
-
-static int pg_gpu_type_list(struct store_conn *bc, store_gpu_type_cb cb, void *ctx)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct gpu_type g;
-	PGresult *r = NULL;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc == 0)
-		rc = q_query(c, SQL_GPU_LIST, &r, "");
-	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
-		rc = row_gpu(r, i, &g);
-		if (rc != 0 || cb(ctx, &g) != 0)
-			break;
-	}
-	PQclear(r);
-	return rc;
-}
-
-static const char SQL_TOKEN_LIST[] = "SELECT " TOKEN_COLS " FROM tokens ORDER BY created_at, id";
-
-static int pg_token_list(struct store_conn *bc, store_token_cb cb, void *ctx)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct token t;
-	PGresult *r = NULL;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc == 0)
-		rc = q_query(c, SQL_TOKEN_LIST, &r, "");
-	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
-		rc = row_token(r, i, &t);
-		if (rc != 0 || cb(ctx, &t) != 0)
-			break;
-	}
-	PQclear(r);
-	return rc;
-}
-
-static int gpu_type_seed_once(struct pg_conn *c, const struct gpu_type *g, size_t n, int64_t now)
-{
-	int64_t inserted = 0;
-	char *after = NULL;
-	int rc, fin;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	for (size_t i = 0; i < n; i++) {
-		int ch = q_exec(c, SQL_GPU_SEED, "ttittii", g[i].id, g[i].name, g[i].price_micros,
-				g[i].price_date, g[i].price_source, g[i].capacity, now);
-		if (ch < 0) {
-			rc = ch;
-			goto out;
-		}
-		inserted += ch;
-	}
-	if (inserted > 0) {
-		int ch;
-
-		rc = store_json_take_text(json_pack("{s:I}", "count", (json_int_t)inserted), true, &after);
-		if (rc != 0)
-			goto out;
-		ch = q_exec(c, SQL_AUDIT_INSERT, "itttttttt", now, SYSTEM_ACTOR, SYSTEM_ACTOR,
-			    "gpu_type.seed", "gpu_type", "", "", (const char *)NULL, after);
-		if (ch < 0)
-			rc = ch;
-	}
-out:
-	free(after);
-	fin = tx_finish(c, rc == 0);
-	return rc ? rc : fin;
-}
-
-static int pg_gpu_type_seed(struct store_conn *bc, const struct gpu_type *g, size_t n, int64_t now)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, gpu_type_seed_once(c, g, n, now));
-}
 
 /* ---- teams ------------------------------------------------------------- */
 
-static const char SQL_TEAM_INSERT[] =
-	"INSERT INTO teams(id, display_name, budget_micros, period, thresholds_json, created_at,"
-	" updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-static const char SQL_TEAM_UPDATE[] =
-	"UPDATE teams SET display_name = $1, budget_micros = $2, period = $3,"
-	" thresholds_json = $4, updated_at = $5 WHERE id = $6";
-static const char SQL_TEAM_LOCK[] = "SELECT " TEAM_COLS " FROM teams WHERE id = $1 FOR UPDATE";
 /* A decision holds its team row (KEY SHARE) to its COMMIT: a team.put (FOR
  * UPDATE) waits for decisions in flight and they for it, so no decision ever
  * uses a budget or period that a committed change replaced. */
@@ -1325,470 +736,29 @@ static const char SQL_PERIOD_ENSURE_QUIET[] =
 	" SELECT $1::text, $2::bigint, $3::bigint, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM"
 	" team_periods WHERE team_id = $1::text AND period_start = $2::bigint)"
 	" ON CONFLICT (team_id, period_start) DO NOTHING";
-static const char SQL_PERIOD_ENSURE[] =
-	"INSERT INTO team_periods(team_id, period_start, period_end, spent, reserved)"
-	" VALUES ($1, $2, $3, 0, 0) ON CONFLICT (team_id, period_start) DO NOTHING";
-static const char SQL_PERIOD_MOVE[] =
-	"UPDATE team_periods SET reserved = reserved + $1, spent = spent + $2"
-	" WHERE team_id = $3 AND period_start = $4";
-/* Live allocations are locked before the team row, in SQL_ALLOC_DUE's order,
- * so a team.put and a decision (due rows, then the team) never deadlock. */
-static const char SQL_LIVE_LOCK[] =
-	"SELECT id FROM allocations WHERE team_id = $1 AND status IN ('approved', 'running')"
-	" ORDER BY expires_at, id FOR UPDATE";
-static const char SQL_LIVE_BY_PERIOD[] =
-	"SELECT period_start, SUM(estimated_micros)::bigint FROM allocations WHERE team_id = $1"
-	" AND status IN ('approved', 'running') AND period_start <> $2"
-	" GROUP BY period_start ORDER BY period_start";
-static const char SQL_LIVE_REKEY[] =
-	"UPDATE allocations SET period_start = $1 WHERE team_id = $2"
-	" AND status IN ('approved', 'running') AND period_start <> $3";
-static const char SQL_RUNNING_OF_PERIOD[] =
-	"SELECT price_micros, gpu_count, max_runtime_us, started_at FROM allocations"
-	" WHERE team_id = $1 AND period_start = $2 AND status = 'running'";
 
-/*
- * The team's period kind changed (inside the team.put transaction, its live
- * allocations and team row locked): its live allocations of other periods
- * move to the current period of kind `k`, their reservations with them (see
- * store_period_delta); period rows are changed in ascending order.
- */
-static int period_rekey(struct pg_conn *c, const char *team, enum period_kind k, int64_t now)
-{
-	struct store_period_plan plan = {NULL, 0, 0, 0}; /* plan.d owned here */
-	PGresult *r = NULL;
-	int64_t ps = 0, pe = 0;
-	int rc;
-
-	period_bounds(k, now, &ps, &pe);
-	rc = q_query(c, SQL_LIVE_BY_PERIOD, &r, "ti", team, ps);
-	for (int i = 0; rc == 0 && i < PQntuples(r); i++)
-		rc = store_period_plan_leave(&plan, col_i64(r, i, 0), col_i64(r, i, 1));
-	if (rc != 0 || plan.n == 0)
-		goto out;
-	store_period_plan_arrive(&plan, ps);
-	rc = q_exec(c, SQL_PERIOD_ENSURE, "tii", team, ps, pe);
-	for (size_t i = 0; rc >= 0 && i < plan.n; i++) {
-		rc = q_exec(c, SQL_PERIOD_MOVE, "iiti", plan.d[i].delta, (int64_t)0, team,
-			    plan.d[i].ps);
-		if (rc == 0) /* each of these rows exists */
-			rc = ERR_STORE;
-	}
-	if (rc >= 0)
-		rc = q_exec(c, SQL_LIVE_REKEY, "iti", ps, team, ps);
-	rc = rc < 0 ? rc : 0;
-out:
-	PQclear(r);
-	free(plan.d);
-	return rc;
-}
-
-static int team_put_once(struct pg_conn *c, const struct actor *who, const struct team *t,
-			 int64_t now, bool *created)
-{
-	struct team old, rec = *t;
-	bool exists = false;
-	int rc, n, fin;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	n = q_exec(c, SQL_LIVE_LOCK, "t", t->id);
-	rc = n < 0 ? n : load_one(c, SQL_TEAM_LOCK, t->id, row_team, &old);
-	if (rc != 0 && rc != ERR_NOT_FOUND)
-		goto out;
-	exists = rc == 0;
-	rc = 0;
-	rec.created_at = exists ? old.created_at : now;
-	rec.updated_at = now;
-	if (exists)
-		n = q_exec(c, SQL_TEAM_UPDATE, "tittit", rec.display_name, rec.budget_micros,
-			   period_kind_name(rec.period), rec.thresholds_json, now, rec.id);
-	else
-		n = q_exec(c, SQL_TEAM_INSERT, "ttittii", rec.id, rec.display_name, rec.budget_micros,
-			   period_kind_name(rec.period), rec.thresholds_json, now, now);
-	if (n < 0) {
-		rc = n == ERR_CONFLICT && !exists ? PG_RETRY : n;
-		goto out;
-	}
-	if (exists && old.period != rec.period) {
-		rc = period_rekey(c, rec.id, rec.period, now);
-		if (rc != 0)
-			goto out;
-	}
-	rc = audit_rec(c, who, now, exists ? "team.update" : "team.create", "team", rec.id, rec.id,
-		       store_json_team, exists ? &old : NULL, &rec);
-out:
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0 && fin == 0)
-		*created = !exists;
-	return rc ? rc : fin;
-}
-
-static int pg_team_put(struct store_conn *bc, const struct actor *who, const struct team *t,
-		       int64_t now, bool *created)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, team_put_once(c, who, t, now, created));
-}
-
-static int pg_team_get(struct store_conn *bc, const char *id, struct team *out)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct team t;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc == 0)
-		rc = load_one(c, SQL_TEAM_BY_ID, id, row_team, &t);
-	if (rc == 0)
-		*out = t;
-	return rc;
-}
-
-/* Appends formatted text to sql (malloc'd, grown). */
-__attribute__((format(printf, 2, 3))) static int sql_appendf(char **sql, const char *fmt, ...)
-{
-	size_t len = strlen(*sql);
-	va_list ap;
-	char *s;
-	int m;
-
-	va_start(ap, fmt);
-	m = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (m < 0)
-		return ERR_STORE;
-	s = realloc(*sql, len + (size_t)m + 1);
-	if (!s)
-		return ERR_NOMEM;
-	va_start(ap, fmt);
-	vsnprintf(s + len, (size_t)m + 1, fmt, ap);
-	va_end(ap);
-	*sql = s;
-	return 0;
-}
-
-/*
- * Appends " AND col IN ($k,...)" for a scope list to sql (malloc'd, grown),
- * numbering from *next; n == 0 appends " AND false" (an empty scope sees
- * nothing).
- */
-static int sql_scope(char **sql, const char *col, size_t n, int *next)
-{
-	int rc;
-
-	if (n == 0)
-		return sql_appendf(sql, " AND false");
-	rc = sql_appendf(sql, " AND %s IN (", col);
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = sql_appendf(sql, "%s$%d", i ? "," : "", (*next)++);
-	return rc == 0 ? sql_appendf(sql, ")") : rc;
-}
-
-static int params_scope(struct pg_conn *c, struct pg_params *p, const char *const *v, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		int rc = params_add(c, p, "t", v[i]);
-		if (rc != 0)
-			return rc;
-	}
-	return 0;
-}
-
-static int pg_team_list(struct store_conn *bc, const char *const *only, size_t nonly,
-			store_team_cb cb, void *ctx)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct pg_params *p = NULL;
-	PGresult *r = NULL;
-	char *sql = NULL;
-	struct team t;
-	int next = 1;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc != 0)
-		return rc;
-	p = malloc(sizeof(*p));
-	sql = strdup("SELECT " TEAM_COLS " FROM teams WHERE true");
-	if (!p || !sql) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	p->n = 0;
-	if (only) {
-		rc = sql_scope(&sql, "id", nonly, &next);
-		if (rc == 0)
-			rc = params_scope(c, p, only, nonly);
-		if (rc != 0)
-			goto out;
-	}
-	rc = sql_appendf(&sql, " ORDER BY id");
-	if (rc == 0)
-		rc = pq_exec(c, sql, false, p, &r);
-	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
-		rc = row_team(r, i, &t);
-		if (rc != 0 || cb(ctx, &t) != 0)
-			break;
-	}
-out:
-	PQclear(r);
-	free(sql);
-	free(p);
-	return rc;
-}
-
-static int period_load(struct pg_conn *c, const char *sql, const char *team, int64_t start,
-		       int64_t *spent, int64_t *reserved)
-{
-	PGresult *r = NULL;
-	int rc;
-
-	rc = q_query(c, sql, &r, "ti", team, start);
-	if (rc != 0)
-		return rc;
-	if (PQntuples(r) >= 1) {
-		*spent = col_i64(r, 0, 0);
-		*reserved = col_i64(r, 0, 1);
-	} else {
-		*spent = 0;
-		*reserved = 0;
-	}
-	PQclear(r);
-	return 0;
-}
-
-static int team_ledger_once(struct pg_conn *c, const struct team *t, int64_t now,
-			    struct team_ledger *out)
-{
-	struct team_ledger l;
-	PGresult *r = NULL;
-	int rc, fin;
-
-	memset(&l, 0, sizeof(l));
-	period_bounds(t->period, now, &l.period_start, &l.period_end);
-	rc = tx_begin(c, false); /* one snapshot for both reads */
-	if (rc != 0)
-		return rc;
-	rc = period_load(c, SQL_PERIOD_GET, t->id, l.period_start, &l.spent, &l.reserved);
-	if (rc != 0)
-		goto out;
-	rc = q_query(c, SQL_RUNNING_OF_PERIOD, &r, "ti", t->id, l.period_start);
-	if (rc != 0)
-		goto out;
-	for (int i = 0; i < PQntuples(r); i++) {
-		int64_t acc = 0;
-
-		rc = ledger_accrued(col_i64(r, i, 0), col_i64(r, i, 1), col_i64(r, i, 2),
-				    col_i64(r, i, 3), now, &acc);
-		if (rc == 0 && __builtin_add_overflow(l.accrued, acc, &l.accrued))
-			rc = ERR_OVERFLOW;
-		if (rc != 0)
-			break;
-		l.running++;
-	}
-out:
-	PQclear(r);
-	fin = tx_finish(c, true);
-	if (rc == 0)
-		rc = fin;
-	if (rc == 0)
-		*out = l;
-	return rc;
-}
-
-static int pg_team_ledger(struct store_conn *bc, const struct team *t, int64_t now,
-			  struct team_ledger *out)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, team_ledger_once(c, t, now, out));
-}
 
 /* ---- allocations ------------------------------------------------------- */
 
-static const char SQL_ALLOC_INSERT[] =
-	"INSERT INTO allocations(" ALLOC_COLS ") VALUES"
-	" ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
-/* FOR UPDATE: a row another transaction is expiring is re-checked after it
- * commits and skipped, so an allocation is never released twice. */
+/* Concurrent requests with one Idempotency-Key queue here, so the second
+ * sees the first's stored answer instead of deciding again. */
 static const char SQL_ALLOC_DUE[] =
 	"SELECT " ALLOC_COLS " FROM allocations WHERE status = 'approved' AND expires_at <= $1"
 	" ORDER BY expires_at, id FOR UPDATE";
-static const char SQL_ALLOC_END[] =
-	"UPDATE allocations SET status = $1, ended_at = $2, actual_micros = $3 WHERE id = $4";
-static const char SQL_ALLOC_START[] =
-	"UPDATE allocations SET status = $1, started_at = $2 WHERE id = $3";
-/* Concurrent requests with one Idempotency-Key queue here, so the second
- * sees the first's stored answer instead of deciding again. */
 static const char SQL_IDEM_LOCK[] =
 	"SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))";
 static const char SQL_IDEM_GET[] =
 	"SELECT request_hash, status, body FROM idempotency WHERE token_id = $1 AND key = $2";
-static const char SQL_IDEM_INSERT[] =
-	"INSERT INTO idempotency(token_id, key, request_hash, status, body, created_at)"
-	" VALUES ($1, $2, $3, $4, $5, $6)";
 
-/* Moves money in the allocation's own period row; exactly one row must change. */
-static int ledger_move(struct pg_conn *c, const struct allocation *a, int64_t d_reserved,
-		       int64_t d_spent)
-{
-	int n = q_exec(c, SQL_PERIOD_MOVE, "iiti", d_reserved, d_spent, a->team, a->period_start);
-
-	if (n < 0)
-		return n;
-	if (n != 1) {
-		conn_err(c, "ledger row of team '%s' is missing", a->team);
-		return ERR_STORE;
-	}
-	return 0;
-}
-
-static int gpu_move(struct pg_conn *c, const char *gpu_type, int64_t d)
-{
-	int n = q_exec(c, SQL_GPU_MOVE, "it", d, gpu_type);
-
-	if (n < 0)
-		return n;
-	if (n != 1) {
-		conn_err(c, "gpu type '%s' is missing", gpu_type);
-		return ERR_STORE;
-	}
-	return 0;
-}
-
-/*
- * Cancels or expires a (held, row-locked) allocation: releases its
- * reservation and GPUs, records the end instant `at`, audits.
- */
-static int alloc_release(struct pg_conn *c, const struct actor *who, const struct allocation *a,
-			 enum alloc_status to, int64_t at, int64_t now, struct allocation *after)
-{
-	struct allocation *b = NULL;
-	char action[64];
-	int rc, n;
-
-	b = malloc(sizeof(*b));
-	if (!b)
-		return ERR_NOMEM;
-	*b = *a;
-	b->status = to;
-	b->ended_at = at;
-	b->actual_micros = 0;
-	n = q_exec(c, SQL_ALLOC_END, "tiit", alloc_status_name(to), at, (int64_t)0, a->id);
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	rc = ledger_move(c, a, -a->estimated_micros, 0);
-	if (rc != 0)
-		goto out;
-	rc = gpu_move(c, a->gpu_type, -a->gpu_count);
-	if (rc != 0)
-		goto out;
-	snprintf(action, sizeof(action), "allocation.%s",
-		 to == ALLOC_EXPIRED ? "expire" : "cancel");
-	rc = audit_rec(c, who, now, action, "allocation", a->id, a->team, store_json_alloc, a, b);
-	if (rc == 0 && after)
-		*after = *b;
-out:
-	free(b);
-	return rc;
-}
-
-static int expire_rows(struct pg_conn *c, const PGresult *r, int64_t now, int *count);
-
-/* Expires every approved allocation due at now, inside the caller's transaction. */
-static int expire_due_tx(struct pg_conn *c, int64_t now, int *count)
-{
-	PGresult *r = NULL;
-	int rc;
-
-	rc = q_query(c, SQL_ALLOC_DUE, &r, "i", now);
-	if (rc != 0)
-		return rc;
-	rc = expire_rows(c, r, now, count);
-	PQclear(r);
-	return rc;
-}
 
 /* Expires the due allocations r (rows of SQL_ALLOC_DUE, locked) at now. */
-static int expire_rows(struct pg_conn *c, const PGresult *r, int64_t now, int *count)
+static int expire_rows(struct pg_conn *c, PGresult *r, int64_t now, int *count)
 {
-	struct allocation *a = NULL; /* owned here */
-	int rc = 0, n, released = 0;
+	struct pg_rows rows = {.base = {.conn = &c->base}, .res = r, .row = -1};
 
-	n = PQntuples(r);
-	if (n > 0) {
-		a = malloc(sizeof(*a));
-		if (!a) {
-			rc = ERR_NOMEM;
-			goto out;
-		}
-	}
-	for (int i = 0; i < n; i++) {
-		const char *why;
-
-		rc = row_alloc(r, i, a);
-		if (rc == ERR_STORE) { /* unreadable: reported and left alone */
-			store_bad_row("allocations", PQgetvalue(r, i, 0),
-				      STORE_BAD_ROW_TEXT);
-			continue;
-		}
-		why = rc == 0 ? store_alloc_unreadable(a) : NULL;
-		if (why) { /* its money is still released; the audit row has blanks */
-			store_bad_row("allocations", a->id, why);
-			store_alloc_blank_unreadable(a);
-		}
-		if (rc == 0)
-			rc = alloc_release(c, NULL, a, ALLOC_EXPIRED, a->expires_at, now, NULL);
-		if (rc != 0)
-			goto out;
-		released++;
-	}
-	rc = 0;
-	if (count)
-		*count = released; /* unreadable rows changed nothing */
-out:
-	free(a);
-	return rc;
+	return ops_expire_rows(&c->base, &rows.base, now, count);
 }
 
-/* 1 = stored answer with the same hash (replay filled), 0 = none, < 0 error. */
-static int idem_lookup(struct pg_conn *c, const char *token_id, const struct idem *idem,
-		       int *status, char **body)
-{
-	PGresult *r = NULL;
-	int rc;
-
-	rc = q_query(c, SQL_IDEM_GET, &r, "tt", token_id, idem->key);
-	if (rc != 0)
-		return rc;
-	if (PQntuples(r) >= 1) {
-		const char *h = PQgetvalue(r, 0, 0);
-		const char *b = PQgetvalue(r, 0, 2);
-
-		if (!h || !idem->hash || strcmp(h, idem->hash) != 0) {
-			conn_err(c, "Idempotency-Key '%s' was used with a different request",
-				 idem->key);
-			rc = ERR_IDEMPOTENCY;
-		} else {
-			*status = (int)col_i64(r, 0, 1);
-			*body = strdup(b ? b : "");
-			rc = *body ? 1 : ERR_NOMEM;
-		}
-	}
-	PQclear(r);
-	return rc;
-}
-
-static const char SQL_PERIOD_MOVE_RET[] =
-	"UPDATE team_periods SET reserved = reserved + $1"
-	" WHERE team_id = $2 AND period_start = $3 RETURNING spent, reserved";
-static const char SQL_GPU_MOVE_RET[] =
-	"UPDATE gpu_types SET allocated = allocated + $1 WHERE id = $2 RETURNING allocated, capacity";
 /*
  * The set-based batch sends its COMMIT in the same pipeline as its writes,
  * so the defensive re-check of the moves must abort the transaction inside
@@ -1810,32 +780,6 @@ static const char SQL_GPU_MOVE_CHECKED[] =
 	" SELECT CASE WHEN count(*) = 1 AND max(allocated - capacity) <= 0 THEN 0"
 	" ELSE ('capacity " PG_CHECK_FAILED " for gpu type ' || $2 || ', rows: ' || count(*))::int"
 	" END FROM u";
-
-/*
- * An approval's moves as they now stand (RETURNING of the period and GPU
- * type updates): a defensive re-check - the rule can only break by a bug.
- */
-static int approve_check(struct pg_conn *c, const struct team *t, const struct allocation *a,
-			 const PGresult *period, const PGresult *gpu)
-{
-	if (PQntuples(period) != 1) {
-		conn_err(c, "ledger row of team '%s' is missing", a->team);
-		return ERR_STORE;
-	}
-	if (col_i64(period, 0, 0) > t->budget_micros - col_i64(period, 0, 1)) {
-		conn_err(c, "ledger invariant violated for team '%s'", t->id);
-		return ERR_STORE;
-	}
-	if (PQntuples(gpu) != 1) {
-		conn_err(c, "gpu type '%s' is missing", a->gpu_type);
-		return ERR_STORE;
-	}
-	if (col_i64(gpu, 0, 0) > col_i64(gpu, 0, 1)) {
-		conn_err(c, "capacity invariant violated for gpu type '%s'", a->gpu_type);
-		return ERR_STORE;
-	}
-	return 0;
-}
 
 /*
  * One allocation request in a group-commit batch (see pg_allocate).  The
@@ -1862,337 +806,7 @@ struct pg_alloc_req {
 	struct pg_alloc_req *next; /* queue link, guarded by the batch mutex */
 };
 
-/*
- * One request's check-and-reserve inside the caller's transaction (a
- * batch, under the request's own SAVEPOINT).  Sets q->keep when its writes
- * belong in the commit: approved, replayed, or a refusal worth remembering;
- * else the caller rolls its part back.  Due allocations were expired by the
- * caller before the batch's first request.
- */
-static int allocate_part(struct pg_conn *c, struct pg_alloc_req *q)
-{
-	const struct actor *who = q->who;
-	const struct alloc_request *r = q->r;
-	struct idem *idem = q->idem;
-	int64_t now = q->now, start_timeout_s = q->start_timeout_s;
-	struct alloc_outcome *lo = q->lo;
-	struct team team;
-	struct gpu_type gpu;
-	struct ledger_decision dec;
-	int64_t ps = 0, pe = 0, spent = 0, reserved = 0, est = 0;
-	char *body = NULL;  /* rendered answer, owned here */
-	char *audit = NULL; /* the audit row's after_json, owned here */
-	struct pg_step *st = NULL; /* owned here (large) */
-	int status = 0, rc, n;
-	bool use_idem = idem && idem->key;
-
-	memset(lo, 0, sizeof(*lo));
-	q->keep = false;
-	q->replayed = false;
-	free(q->replay);
-	q->replay = NULL;
-	if (use_idem) {
-		n = q_exec(c, SQL_IDEM_LOCK, "tt", who->token_id, idem->key);
-		if (n < 0) {
-			rc = n;
-			goto out;
-		}
-		rc = idem_lookup(c, who->token_id, idem, &q->replay_status, &q->replay);
-		if (rc < 0)
-			goto out;
-		if (rc == 1) {
-			q->replayed = true;
-			rc = 0;
-			q->keep = true;
-			goto out;
-		}
-	}
-	rc = load_one(c, SQL_TEAM_SHARE, r->team, row_team, &team);
-	if (rc != 0) {
-		if (rc == ERR_NOT_FOUND)
-			conn_err(c, "unknown team '%s'", r->team);
-		goto out;
-	}
-	period_bounds(team.period, now, &ps, &pe);
-	st = calloc(PG_PIPE_MAX, sizeof(*st));
-	if (!st) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	/* One round trip.  Lock order, everywhere: the team's period row, then
-	 * the GPU type row. */
-	rc = step_set(c, &st[0], SQL_PERIOD_ENSURE, "tii", team.id, ps, pe);
-	if (rc == 0)
-		rc = step_set(c, &st[1], SQL_PERIOD_LOCK, "ti", team.id, ps);
-	if (rc == 0)
-		rc = step_set(c, &st[2], SQL_GPU_LOCK, "t", r->gpu_type);
-	if (rc == 0)
-		rc = pq_pipeline(c, st, 3);
-	if (rc != 0)
-		goto out;
-	if (PQntuples(st[1].res) >= 1) {
-		spent = col_i64(st[1].res, 0, 0);
-		reserved = col_i64(st[1].res, 0, 1);
-	}
-	if (PQntuples(st[2].res) < 1) {
-		rc = ERR_NOT_FOUND;
-		conn_err(c, "unknown gpu_type '%s'", r->gpu_type);
-		goto out;
-	}
-	rc = row_gpu(st[2].res, 0, &gpu);
-	steps_clear(st, 3);
-	if (rc != 0) {
-		conn_err(c, "corrupt row for '%s'", r->gpu_type);
-		goto out;
-	}
-	if (r->gpu_count > gpu.capacity) {
-		rc = store_capacity_invalid(&gpu, c->err, sizeof(c->err));
-		goto out;
-	}
-	rc = cost_compute(gpu.price_micros, r->gpu_count, r->max_runtime_us, &est);
-	if (rc != 0) {
-		conn_err(c, "the estimated cost does not fit");
-		goto out;
-	}
-	store_alloc_decide(&team, &gpu, spent, reserved, est, r->gpu_count, &dec, lo);
-
-	if (dec.approved) {
-		struct allocation *a = &lo->alloc;
-
-		rc = store_alloc_approved(a, r, team.id, &gpu, est, who->token_id, ps, now,
-					  start_timeout_s);
-		if (rc != 0) {
-			conn_err(c, "cannot generate an allocation id");
-			goto out;
-		}
-		audit = store_alloc_json_text(a);
-		rc = audit ? 0 : ERR_NOMEM;
-		if (rc != 0) {
-			conn_err(c, "out of memory rendering the audit row");
-			goto out;
-		}
-		/* The writes in one round trip: allocation, moves, audit row. */
-		rc = step_set(c, &st[0], SQL_ALLOC_INSERT, "ttttiiiittttiiiiii", a->id, a->team,
-			      a->project, a->gpu_type, a->gpu_count, a->max_runtime_us,
-			      a->price_micros, a->estimated_micros, alloc_status_name(a->status),
-			      a->purpose, a->labels_json, a->created_by, a->period_start,
-			      a->approved_at, a->expires_at, a->started_at, a->ended_at,
-			      a->actual_micros);
-		if (rc == 0)
-			rc = step_set(c, &st[1], SQL_PERIOD_MOVE_RET, "iti", a->estimated_micros,
-				      a->team, a->period_start);
-		if (rc == 0)
-			rc = step_set(c, &st[2], SQL_GPU_MOVE_RET, "it", a->gpu_count, a->gpu_type);
-		if (rc == 0)
-			rc = step_set(c, &st[3], SQL_AUDIT_INSERT, "itttttttt", now,
-				      who ? who->token_id : SYSTEM_ACTOR, who ? who->name : SYSTEM_ACTOR,
-				      "allocation.approve", "allocation", a->id, a->team,
-				      (const char *)NULL, audit);
-		if (rc == 0)
-			rc = pq_pipeline(c, st, 4);
-		if (rc == 0)
-			rc = approve_check(c, &team, a, st[1].res, st[2].res);
-		steps_clear(st, 4);
-		if (rc != 0)
-			goto out;
-	} else {
-		char av[MONEY_FMT_LEN], es[MONEY_FMT_LEN];
-
-		if (!dec.budget_ok) {
-			rc = ERR_BUDGET;
-			conn_err(c, "team '%s' has %s available, the request needs %s", team.id,
-				 store_fmt_money(dec.available, av), store_fmt_money(est, es));
-		} else {
-			rc = ERR_CAPACITY;
-			conn_err(c, "%lld GPUs of type '%s' available, the request needs %lld",
-				 (long long)dec.gpus_available, gpu.id, (long long)r->gpu_count);
-		}
-	}
-	if (use_idem) {
-		body = idem->render(idem->ctx, rc, lo, &status);
-		if (!body) {
-			rc = ERR_NOMEM;
-			conn_err(c, "out of memory rendering the idempotent answer");
-			goto out;
-		}
-		n = q_exec(c, SQL_IDEM_INSERT, "tttiti", who->token_id, idem->key, idem->hash,
-			   (int64_t)status, body, now);
-		if (n < 0) {
-			rc = n;
-			goto out;
-		}
-	}
-	q->keep = true; /* approved, or a refusal worth remembering */
-out:
-	if (st)
-		steps_clear(st, PG_PIPE_MAX);
-	free(st);
-	free(audit);
-	free(body);
-	return rc;
-}
-
 /* ---- group commit of allocations --------------------------------------- */
-
-static const char SQL_SP[] = "SAVEPOINT plinth_req";
-static const char SQL_SP_NEXT[] = "RELEASE SAVEPOINT plinth_req; SAVEPOINT plinth_req";
-
-/* Lock order across a batch: by team, then GPU type (fewer deadlocks between replicas). */
-static int req_cmp(const void *a, const void *b)
-{
-	const struct pg_alloc_req *x = *(struct pg_alloc_req *const *)a;
-	const struct pg_alloc_req *y = *(struct pg_alloc_req *const *)b;
-	int d = strcmp(x->r->team, y->r->team);
-
-	return d ? d : strcmp(x->r->gpu_type, y->r->gpu_type);
-}
-
-/* Undoes one request's part; the recovery path, so never fault-injected. */
-static int sp_rollback(struct pg_conn *c)
-{
-	PGresult *r = PQexec(c->db, "ROLLBACK TO SAVEPOINT plinth_req; RELEASE SAVEPOINT plinth_req");
-	int rc = 0;
-
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		rc = db_fail(c, r, "rollback to savepoint");
-	PQclear(r);
-	return rc;
-}
-
-static int str_cmp(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/*
- * With more than one team or GPU type in a batch, its row locks are taken
- * up front in one global order - every period row by team, then every GPU
- * type row by id - so two batches (of this daemon or another replica) never
- * wait on each other in a cycle; the requests' own FOR UPDATE then find the
- * locks held.  A batch of one team and one GPU type already locks in that
- * order.  A request whose team is unknown is skipped: it fails in its part.
- */
-static int batch_lock(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
-{
-	struct pg_step *st = NULL;
-	const char **gpus = NULL;
-	bool mixed = false;
-	int ng = 0, rc = 0;
-
-	for (int i = 1; i < nq; i++)
-		if (strcmp(qs[i]->r->team, qs[0]->r->team) != 0 ||
-		    strcmp(qs[i]->r->gpu_type, qs[0]->r->gpu_type) != 0)
-			mixed = true;
-	if (!mixed)
-		return 0;
-	st = calloc(2, sizeof(*st));
-	gpus = malloc(sizeof(*gpus) * (size_t)nq);
-	if (!st || !gpus) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	for (int i = 0; i < nq && rc == 0; i++) { /* qs is sorted by team */
-		struct team team;
-		int64_t ps = 0, pe = 0;
-
-		gpus[ng++] = qs[i]->r->gpu_type;
-		if (i > 0 && strcmp(qs[i]->r->team, qs[i - 1]->r->team) == 0)
-			continue;
-		rc = load_one(c, SQL_TEAM_BY_ID, qs[i]->r->team, row_team, &team);
-		if (rc == ERR_NOT_FOUND) {
-			rc = 0;
-			continue;
-		}
-		if (rc != 0)
-			break;
-		period_bounds(team.period, qs[i]->now, &ps, &pe);
-		rc = step_set(c, &st[0], SQL_PERIOD_ENSURE, "tii", team.id, ps, pe);
-		if (rc == 0)
-			rc = step_set(c, &st[1], SQL_PERIOD_LOCK, "ti", team.id, ps);
-		if (rc == 0)
-			rc = pq_pipeline(c, st, 2);
-		steps_clear(st, 2);
-	}
-	qsort(gpus, (size_t)ng, sizeof(*gpus), str_cmp);
-	for (int i = 0; i < ng && rc == 0; i++) {
-		PGresult *r = NULL;
-
-		if (i > 0 && strcmp(gpus[i], gpus[i - 1]) == 0)
-			continue;
-		rc = q_query(c, SQL_GPU_LOCK, &r, "t", gpus[i]);
-		PQclear(r);
-	}
-out:
-	free(gpus);
-	free(st);
-	return rc;
-}
-
-/*
- * One attempt at a batch: ONE transaction, each request under its own
- * SAVEPOINT, decided one after the other (so each sees the ones before it,
- * exactly as consecutive transactions would).  Returns 0 when the COMMIT
- * succeeded (each q->rc is then that request's answer), else the batch's
- * failure: nothing of it persists, PG_RETRY reruns the whole batch.
- */
-static int batch_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
-{
-	int64_t now = qs[0]->now;
-	bool open_sp = false;
-	int rc, n, fin;
-
-	for (int i = 0; i < nq; i++) {
-		qs[i]->keep = false;
-		qs[i]->rc = 0;
-		qs[i]->err[0] = '\0';
-		if (qs[i]->now > now)
-			now = qs[i]->now;
-	}
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	/* Due allocations give their money and GPUs back before anyone decides. */
-	rc = expire_due_tx(c, now, NULL);
-	if (rc == 0)
-		rc = batch_lock(c, qs, nq);
-	if (rc != 0)
-		goto out;
-	for (int i = 0; i < nq; i++) {
-		struct pg_alloc_req *q = qs[i];
-
-		/* The previous part kept: release it and open ours in one round trip. */
-		if (open_sp)
-			n = q_script(c, SQL_SP_NEXT);
-		else
-			n = q_exec(c, SQL_SP, "");
-		if (n < 0) {
-			rc = n;
-			goto out;
-		}
-		open_sp = true;
-		c->err[0] = '\0';
-		q->rc = allocate_part(c, q);
-		if (q->rc == PG_RETRY || !c->in_tx) {
-			/* Retry the batch, or its transaction is gone with the session. */
-			rc = q->rc == PG_RETRY ? PG_RETRY : (q->rc ? q->rc : ERR_UNAVAILABLE);
-			goto out;
-		}
-		snprintf(q->err, sizeof(q->err), "%s", c->err);
-		c->err[0] = '\0';
-		if (!q->keep) {
-			rc = sp_rollback(c);
-			if (rc != 0)
-				goto out;
-			open_sp = false;
-		}
-	}
-	/* COMMIT takes the last part with it; no RELEASE needed. */
-out:
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0)
-		rc = fin;
-	return rc;
-}
 
 /* ---- set-based batch --------------------------------------------------- */
 
@@ -2480,7 +1094,7 @@ static int set_read(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **
 	for (int i = 0; i < x->ng && rc == 0; i++)
 		rc = step_set(c, set_step(x), SQL_GPU_BY_ID, "t", x->gpus[i].id);
 	if (rc == 0) {
-		c->in_tx = true;
+		c->base.in_tx = true;
 		rc = pq_pipeline(c, x->st, x->nst);
 	}
 	if (rc != 0)
@@ -2657,12 +1271,11 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 	struct alloc_outcome *lo = q->lo;
 	struct set_arr *al = x->arr, *au = x->arr + SET_ALLOC_COLS,
 		       *id = x->arr + SET_ALLOC_COLS + SET_AUDIT_COLS;
-	struct ledger_decision dec;
+	struct alloc_facts f;
 	struct set_period *P = NULL;
 	struct set_gpu *G = NULL;
 	const struct team *team;
 	struct set_key *K = NULL;
-	int64_t est = 0;
 	char *audit = NULL;
 	int rc = 0, status = 0, ti, gi;
 
@@ -2676,12 +1289,9 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 			return ERR_STORE;
 		}
 		if (K->stored) {
-			if (!idem->hash || strcmp(K->hash, idem->hash) != 0) {
-				snprintf(q->err, sizeof(q->err),
-					 "Idempotency-Key '%s' was used with a different request",
-					 idem->key);
-				return ERR_IDEMPOTENCY;
-			}
+			rc = ops_idem_mismatch(idem, K->hash, q->err, sizeof(q->err));
+			if (rc != 0)
+				return rc;
 			q->replay = strdup(K->body);
 			if (!q->replay)
 				return ERR_NOMEM;
@@ -2692,52 +1302,35 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 		}
 	}
 	ti = set_team_find(x, r->team);
-	if (ti < 0 || !x->teams[ti].found) {
-		snprintf(q->err, sizeof(q->err), "unknown team '%s'", r->team);
-		return ERR_NOT_FOUND;
-	}
-	team = &x->teams[ti].team;
-	{
+	team = ti >= 0 && x->teams[ti].found ? &x->teams[ti].team : NULL;
+	if (team) {
 		int64_t ps = 0, pe = 0;
 
 		period_bounds(team->period, q->now, &ps, &pe);
 		for (int j = 0; j < x->np; j++)
 			if (x->periods[j].team == ti && x->periods[j].ps == ps)
 				P = &x->periods[j];
+		if (!P) {
+			snprintf(q->err, sizeof(q->err), "internal: period not read");
+			return ERR_STORE;
+		}
 	}
 	gi = set_gpu_find(x, r->gpu_type);
-	G = gi >= 0 ? &x->gpus[gi] : NULL;
-	if (!P) {
-		snprintf(q->err, sizeof(q->err), "internal: period not read");
-		return ERR_STORE;
-	}
-	if (!G || !G->found) {
-		snprintf(q->err, sizeof(q->err), "unknown gpu_type '%s'", r->gpu_type);
-		return ERR_NOT_FOUND;
-	}
-	if (r->gpu_count > G->gpu.capacity)
-		return store_capacity_invalid(&G->gpu, q->err, sizeof(q->err));
-	rc = cost_compute(G->gpu.price_micros, r->gpu_count, r->max_runtime_us, &est);
-	if (rc != 0) {
-		snprintf(q->err, sizeof(q->err), "the estimated cost does not fit");
-		return rc;
-	}
-	store_alloc_decide(team, &G->gpu, P->spent, P->reserved, est, r->gpu_count, &dec, lo);
-	if (dec.approved) {
+	G = gi >= 0 && x->gpus[gi].found ? &x->gpus[gi] : NULL;
+	f = (struct alloc_facts){.team = team, .gpu = G ? &G->gpu : NULL, .ps = P ? P->ps : 0,
+				 .spent = P ? P->spent : 0, .reserved = P ? P->reserved : 0};
+	rc = ops_alloc_decide(q->who, r, &f, q->now, q->start_timeout_s, lo, q->err, sizeof(q->err));
+	if (rc != 0 && rc != ERR_BUDGET && rc != ERR_CAPACITY)
+		return rc; /* not a decision: nothing to remember */
+	if (rc == 0) {
 		struct allocation *a = &lo->alloc;
 		const struct actor *who = q->who;
+		int64_t est = a->estimated_micros;
 
-		rc = store_alloc_approved(a, r, team->id, &G->gpu, est, who->token_id, P->ps, q->now,
-					  q->start_timeout_s);
-		if (rc != 0) {
-			snprintf(q->err, sizeof(q->err), "cannot generate an allocation id");
-			return rc;
-		}
 		audit = store_alloc_json_text(a);
-		rc = audit ? 0 : ERR_NOMEM;
-		if (rc != 0) {
+		if (!audit) {
 			snprintf(q->err, sizeof(q->err), "out of memory rendering the audit row");
-			return rc;
+			return ERR_NOMEM;
 		}
 		rc = arr_text(&al[0], a->id);
 		if (!rc) rc = arr_text(&al[1], a->team);
@@ -2773,26 +1366,14 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 		P->d_reserved += est;
 		G->gpu.allocated += r->gpu_count;
 		G->d_alloc += r->gpu_count;
-	} else {
-		char av[MONEY_FMT_LEN], es[MONEY_FMT_LEN];
-
-		if (!dec.budget_ok) {
-			rc = ERR_BUDGET;
-			snprintf(q->err, sizeof(q->err), "team '%s' has %s available, the request needs %s",
-				 team->id, store_fmt_money(dec.available, av), store_fmt_money(est, es));
-		} else {
-			rc = ERR_CAPACITY;
-			snprintf(q->err, sizeof(q->err),
-				 "%lld GPUs of type '%s' available, the request needs %lld",
-				 (long long)dec.gpus_available, G->gpu.id, (long long)r->gpu_count);
-		}
 	}
 	if (K) {
-		char *body = idem->render(idem->ctx, rc, lo, &status);
+		char *body = ops_idem_record(rc, lo);
 		int arc;
 
+		status = rc;
 		if (!body) {
-			snprintf(q->err, sizeof(q->err), "out of memory rendering the idempotent answer");
+			snprintf(q->err, sizeof(q->err), "out of memory recording the idempotent decision");
 			return ERR_NOMEM; /* fails the batch: the staged rows are already in */
 		}
 		arc = arr_text(&id[0], q->who->token_id);
@@ -2875,7 +1456,7 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 	for (int attempt = 0;; attempt++) {
 		rc = set_read(c, &x, qs, nq, now, optimistic);
 		/* A freshly broken session: BEGIN changed nothing, so once more on a new one. */
-		if (rc == ERR_UNAVAILABLE && attempt == 0 && !c->in_tx &&
+		if (rc == ERR_UNAVAILABLE && attempt == 0 && !c->base.in_tx &&
 		    PQstatus(c->db) != CONNECTION_OK && conn_revive(c) == 0)
 			continue;
 		break;
@@ -2944,15 +1525,15 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 		rc = pq_pipeline(c, x.st, x.nst);
 		/* An optimistic batch read unlocked rows: a failed re-check is a
 		 * concurrent change, and the batch reruns under the locks. */
-		if (rc == ERR_STORE && optimistic && strstr(c->err, PG_CHECK_FAILED))
+		if (rc == ERR_STORE && optimistic && strstr(c->base.err, PG_CHECK_FAILED))
 			rc = PG_CONFLICT;
 	}
 	if (rc == 0) {
-		c->in_tx = false; /* committed */
+		c->base.in_tx = false; /* committed */
 		batch_step_aside(c);
 	}
 out:
-	fin = tx_finish(c, rc == 0);
+	fin = drv_finish(&c->base, rc == 0);
 	if (rc == 0)
 		rc = fin;
 	set_ctx_free(&x);
@@ -2964,21 +1545,16 @@ static void batch_lead(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 {
 	int rc;
 
-	if (pg_store_of(c)->batch_savepoints) {
-		qsort(qs, (size_t)nq, sizeof(*qs), req_cmp);
-		rc = PG_RETRYING(c, batch_once(c, qs, nq));
-	} else {
-		rc = PG_RETRYING(c, batch_set_once(c, qs, nq, true));
-		if (rc == PG_CONFLICT)
-			rc = PG_RETRYING(c, batch_set_once(c, qs, nq, false));
-	}
+	rc = PG_RETRYING(c, batch_set_once(c, qs, nq, true));
+	if (rc == PG_CONFLICT)
+		rc = PG_RETRYING(c, batch_set_once(c, qs, nq, false));
 	if (rc == 0)
 		return;
 	/* Nothing committed: every member fails with the batch's error. */
 	for (int i = 0; i < nq; i++) {
 		qs[i]->rc = rc;
 		qs[i]->keep = false;
-		snprintf(qs[i]->err, sizeof(qs[i]->err), "%s", c->err[0] ? c->err : err_name(rc));
+		snprintf(qs[i]->err, sizeof(qs[i]->err), "%s", c->base.err[0] ? c->base.err : err_name(rc));
 	}
 }
 
@@ -3039,7 +1615,7 @@ static int pg_allocate(struct store_conn *bc, const struct actor *who, const str
 
 	if (idem) {
 		idem->replayed = false;
-		idem->replay_body = NULL;
+		idem->legacy_body = NULL;
 	}
 	q.lo = calloc(1, sizeof(*q.lo));
 	batch = malloc(sizeof(*batch) * PG_BATCH_MAX);
@@ -3111,997 +1687,206 @@ static int pg_allocate(struct store_conn *bc, const struct actor *who, const str
 	pthread_cond_destroy(&q.cv);
 	free(batch);
 
+	snprintf(c->base.err, sizeof(c->base.err), "%s", q.err);
+	memcpy(o->field, q.lo->field, sizeof(o->field)); /* also for a request that was not decided */
 	if (q.keep) {
 		if (q.replayed) {
-			idem->replayed = true;
-			idem->replay_status = q.replay_status;
-			idem->replay_body = q.replay;
+			q.rc = ops_idem_replay(q.replay_status, q.replay, idem, o, c->base.err,
+					       sizeof(c->base.err));
 			q.replay = NULL;
 		} else {
 			*o = *q.lo;
 		}
 	}
-	snprintf(c->err, sizeof(c->err), "%s", q.err);
 	detail_out(c, q.rc, detail);
 	free(q.replay);
 	free(q.lo);
 	return q.rc;
 }
 
-static int pg_alloc_get(struct store_conn *bc, const char *id, struct allocation *out)
+/* ---- the driver (db.h) ------------------------------------------------- */
+
+static int drv_run(struct store_conn *bc, const char *sql, bool cached, const struct db_param *p,
+		   int n, struct db_rows **rows)
 {
 	struct pg_conn *c = pg_conn_of(bc);
-	struct allocation *a = NULL;
+	const char *v[DB_MAX_PARAMS];
+	char ibuf[DB_MAX_PARAMS][24];
+	struct pg_rows *r = NULL;
+	PGresult *res = NULL;
 	int rc;
 
-	rc = conn_ready(c);
-	if (rc != 0)
-		return rc;
-	a = malloc(sizeof(*a));
-	if (!a)
-		return ERR_NOMEM;
-	rc = load_one(c, SQL_ALLOC_BY_ID, id, row_alloc, a);
-	if (rc == 0 && store_alloc_unreadable(a)) { /* never rendered with a cut text */
-		conn_err(c, "allocation %s cannot be read: %s", id, store_alloc_unreadable(a));
-		rc = ERR_STORE;
+	if (n > DB_MAX_PARAMS) {
+		conn_err(c, "internal: too many parameters");
+		return ERR_STORE;
 	}
-	if (rc == 0)
-		*out = *a;
-	free(a);
-	return rc;
-}
-
-static int pg_alloc_list(struct store_conn *bc, const struct alloc_filter *f, store_alloc_cb cb,
-			 void *ctx, char *next_cursor)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct allocation *a = NULL, *last = NULL; /* owned here */
-	struct pg_params *p = NULL;
-	PGresult *r = NULL;
-	char *sql = NULL;
-	char cur_id[STORE_ID_LEN];
-	int64_t cur_at = 0;
-	int limit = f->limit, next = 1, rows = 0, rc;
-	bool more = false, has_cursor = f->cursor && f->cursor[0];
-
-	rc = conn_ready(c);
-	if (rc != 0)
-		return rc;
-	if (limit < 1)
-		limit = 1;
-	if (limit > STORE_MAX_PAGE)
-		limit = STORE_MAX_PAGE;
-	if (has_cursor) {
-		rc = store_cursor_parse(f->cursor, &cur_at, cur_id);
-		if (rc != 0) {
-			conn_err(c, "invalid cursor");
-			return rc;
+	for (int i = 0; i < n; i++) {
+		if (p[i].type == 't') {
+			v[i] = p[i].text;
+		} else {
+			snprintf(ibuf[i], sizeof(ibuf[i]), "%lld", (long long)p[i].i64);
+			v[i] = ibuf[i];
 		}
 	}
-	a = malloc(sizeof(*a));
-	last = malloc(sizeof(*last));
-	p = malloc(sizeof(*p));
-	sql = strdup("SELECT " ALLOC_COLS " FROM allocations WHERE true");
-	if (!a || !last || !p || !sql) {
-		rc = ERR_NOMEM;
-		goto out;
+	if (rows) {
+		r = malloc(sizeof(*r));
+		if (!r)
+			return ERR_NOMEM;
 	}
-	p->n = 0;
-	rc = 0;
-	if (f->team) {
-		rc = sql_appendf(&sql, " AND team_id = $%d", next++);
-		if (rc == 0)
-			rc = params_add(c, p, "t", f->team);
-	}
-	if (rc == 0 && f->teams) {
-		rc = sql_scope(&sql, "team_id", f->nteams, &next);
-		if (rc == 0)
-			rc = params_scope(c, p, f->teams, f->nteams);
-	}
-	if (rc == 0 && f->status >= 0) {
-		rc = sql_appendf(&sql, " AND status = $%d", next++);
-		if (rc == 0)
-			rc = params_add(c, p, "t",
-					alloc_status_name((enum alloc_status)f->status));
-	}
-	if (rc == 0 && has_cursor) {
-		rc = sql_appendf(&sql, " AND (approved_at < $%d OR (approved_at = $%d AND id < $%d))",
-				 next, next + 1, next + 2);
-		next += 3;
-		if (rc == 0)
-			rc = params_add(c, p, "iit", cur_at, cur_at, cur_id);
-	}
-	if (rc == 0) {
-		rc = sql_appendf(&sql, " ORDER BY approved_at DESC, id DESC LIMIT $%d", next++);
-		if (rc == 0)
-			rc = params_add(c, p, "i", (int64_t)limit + 1);
-	}
-	if (rc == 0)
-		rc = pq_exec(c, sql, false, p, &r);
-	if (rc != 0)
-		goto out;
-	for (int i = 0; i < PQntuples(r); i++) {
-		if (rows == limit) {
-			more = true;
-			break;
-		}
-		rc = row_alloc(r, i, a);
-		const char *why = rc == ERR_STORE ? STORE_BAD_ROW_TEXT
-				  : rc == 0 ? store_alloc_unreadable(a) : NULL;
-		if (why) { /* reported and skipped: the page goes on past it */
-			store_bad_row("allocations", PQgetvalue(r, i, 0), why);
-			rc = 0;
-			rows++;
-			*last = *a;
-			continue;
-		}
-		if (rc != 0)
-			goto out;
-		rows++;
-		*last = *a;
-		if (cb(ctx, a) != 0)
-			break;
-	}
-	if (more)
-		snprintf(next_cursor, STORE_ID_LEN * 2, "%lld:%s", (long long)last->approved_at,
-			 last->id);
-	else
-		next_cursor[0] = '\0';
-out:
-	PQclear(r);
-	free(sql);
-	free(p);
-	free(a);
-	free(last);
-	return rc;
-}
-
-static int rollup_add(struct pg_conn *c, const struct allocation *a);
-
-static const char SQL_ALLOC_COMPLETE[] =
-	"UPDATE allocations SET status = $1, ended_at = $2, actual_micros = $3 WHERE id = $4";
-
-static int alloc_transition_once(struct pg_conn *c, const struct actor *who, const char *id,
-				 enum alloc_event ev, int64_t at, int64_t now,
-				 struct allocation *out, bool *repeat)
-{
-	struct allocation *a = NULL, *res = NULL; /* owned here (large records) */
-	enum alloc_status next;
-	bool rep = false, expired_instead = false;
-	int rc, n, fin;
-
-	a = malloc(sizeof(*a));
-	res = malloc(sizeof(*res));
-	if (!a || !res) {
-		free(a);
-		free(res);
-		return ERR_NOMEM;
-	}
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		goto done;
-	/* The allocation row first; its period and GPU rows follow in the
-	 * same order as the check-and-reserve takes them. */
-	rc = load_one(c, SQL_ALLOC_LOCK, id, row_alloc, a);
+	rc = pq_exec_v(c, sql, cached, n, v, &res);
 	if (rc != 0) {
-		if (rc == ERR_NOT_FOUND)
-			conn_err(c, "unknown allocation '%s'", id);
-		goto out;
-	}
-	rc = lifecycle_next(a->status, ev, &next, &rep);
-	if (rc != 0) {
-		conn_err(c, "cannot %s an allocation that is %s", alloc_event_name(ev),
-			 alloc_status_name(a->status));
-		goto out;
-	}
-	*res = *a;
-	if (rep)
-		goto out; /* nothing changes; the commit below is of an empty transaction */
-	switch (ev) {
-	case ALLOC_EV_START:
-		if (now >= a->expires_at) {
-			rc = alloc_release(c, who, a, ALLOC_EXPIRED, a->expires_at, now, res);
-			if (rc == 0)
-				expired_instead = true;
-			break;
-		}
-		res->status = ALLOC_RUNNING;
-		res->started_at = at;
-		n = q_exec(c, SQL_ALLOC_START, "tit", alloc_status_name(ALLOC_RUNNING), at, id);
-		if (n < 0) {
-			rc = n;
-			break;
-		}
-		rc = audit_rec(c, who, now, "allocation.start", "allocation", id, a->team, store_json_alloc,
-			       a, res);
-		break;
-	case ALLOC_EV_COMPLETE: {
-		int64_t actual = 0;
-
-		if (at < a->started_at) {
-			conn_err(c, "ended_at is before started_at");
-			rc = ERR_INVALID;
-			break;
-		}
-		rc = ledger_actual(a->price_micros, a->gpu_count, a->max_runtime_us, a->started_at,
-				   at, &actual);
-		if (rc != 0) {
-			conn_err(c, "cannot compute the actual cost");
-			break;
-		}
-		res->status = ALLOC_COMPLETED;
-		res->ended_at = at;
-		res->actual_micros = actual;
-		n = q_exec(c, SQL_ALLOC_COMPLETE, "tiit", alloc_status_name(ALLOC_COMPLETED), at,
-			   actual, id);
-		if (n < 0) {
-			rc = n;
-			break;
-		}
-		rc = ledger_move(c, a, -a->estimated_micros, actual);
-		if (rc == 0)
-			rc = gpu_move(c, a->gpu_type, -a->gpu_count);
-		if (rc == 0)
-			rc = rollup_add(c, res);
-		if (rc == 0)
-			rc = audit_rec(c, who, now, "allocation.complete", "allocation", id, a->team,
-				       store_json_alloc, a, res);
-		break;
-	}
-	case ALLOC_EV_CANCEL:
-		rc = alloc_release(c, who, a, ALLOC_CANCELLED, at, now, res);
-		break;
-	case ALLOC_EV_EXPIRE:
-		rc = alloc_release(c, who, a, ALLOC_EXPIRED, at, now, res);
-		break;
-	default:
-		conn_err(c, "unknown event");
-		rc = ERR_INVALID;
-		break;
-	}
-out:
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0)
-		rc = fin;
-	if (rc == 0) {
-		*out = *res;
-		*repeat = rep;
-		if (expired_instead) {
-			conn_err(c, "allocation expired before it started");
-			rc = ERR_CONFLICT;
-		}
-	}
-done:
-	free(a);
-	free(res);
-	return rc;
-}
-
-static int pg_alloc_transition(struct store_conn *bc, const struct actor *who, const char *id,
-			       enum alloc_event ev, int64_t at, int64_t now, struct allocation *out,
-			       bool *repeat, char *detail)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	int rc = PG_RETRYING(c, alloc_transition_once(c, who, id, ev, at, now, out, repeat));
-
-	detail_out(c, rc, detail);
-	return rc;
-}
-
-static int alloc_expire_due_once(struct pg_conn *c, int64_t now, int *n)
-{
-	int count = 0, rc, fin;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
+		free(r);
 		return rc;
-	rc = expire_due_tx(c, now, &count);
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0)
-		rc = fin;
-	if (rc == 0)
-		*n = count;
-	return rc;
-}
+	}
+	if (!rows) {
+		const char *t = PQcmdTuples(res);
 
-static int pg_alloc_expire_due(struct store_conn *bc, int64_t now, int *n)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, alloc_expire_due_once(c, now, n));
-}
-
-/* ---- costs ------------------------------------------------------------- */
-
-static int pg_costs(struct store_conn *bc, const struct cost_query *q, store_cost_cb cb, void *ctx)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct store_cost_acc acc = {NULL, 0, 0};
-	struct allocation *a = NULL;
-	struct pg_params *p = NULL;
-	PGresult *r = NULL;
-	char *sql = NULL;
-	bool by_day = q->group == COST_BY_DAY;
-	int next = by_day ? 4 : 3, rc;
-
-	rc = conn_ready(c);
-	if (rc != 0)
+		rc = t && *t ? atoi(t) : 0;
+		PQclear(res);
 		return rc;
-	a = malloc(sizeof(*a));
-	p = malloc(sizeof(*p));
-	sql = strdup(by_day ? "SELECT " ALLOC_COLS " FROM allocations WHERE"
-			      " ((status IN ('approved', 'running') AND approved_at < $1)"
-			      " OR (status = 'completed' AND ended_at >= $2 AND started_at < $3))"
-			    : "SELECT " ALLOC_COLS " FROM allocations WHERE"
-			      " approved_at >= $1 AND approved_at < $2");
-	if (!a || !p || !sql) {
-		rc = ERR_NOMEM;
-		goto out;
 	}
-	p->n = 0;
-	if (by_day)
-		rc = params_add(c, p, "iii", q->to, q->from, q->to);
-	else
-		rc = params_add(c, p, "ii", q->from, q->to);
-	if (rc == 0 && q->teams) {
-		rc = sql_scope(&sql, "team_id", q->nteams, &next);
-		if (rc == 0)
-			rc = params_scope(c, p, q->teams, q->nteams);
-	}
-	if (rc == 0)
-		rc = pq_exec(c, sql, false, p, &r);
-	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
-		rc = row_alloc(r, i, a);
-		if (rc == 0)
-			rc = by_day ? store_cost_by_day(&acc, q, a) : store_cost_by_key(&acc, q, a);
-	}
-	if (rc != 0)
-		goto out;
-	for (size_t i = 0; i < acc.n; i++) {
-		if (cb(ctx, &acc.rows[i]) != 0)
-			break;
-	}
-out:
-	if (rc == ERR_OVERFLOW)
-		conn_err(c, "cost totals overflow");
-	PQclear(r);
-	free(sql);
-	free(p);
-	free(a);
-	free(acc.rows);
-	return rc;
-}
-
-/* ---- audit ------------------------------------------------------------- */
-
-static const char SQL_AUDIT_ALL[] =
-	"SELECT " AUDIT_COLS " FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2";
-static const char SQL_AUDIT_TEAM[] =
-	"SELECT " AUDIT_COLS " FROM audit WHERE seq > $1 AND team = $2 ORDER BY seq LIMIT $3";
-
-static int pg_audit_list(struct store_conn *bc, const char *team, const char *cursor, int limit,
-			 store_audit_cb cb, void *ctx, char *next_cursor)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct audit_entry e;
-	PGresult *r = NULL;
-	int64_t after = 0, last = 0;
-	int rows = 0, rc;
-	bool more = false;
-
-	memset(&e, 0, sizeof(e));
-	rc = conn_ready(c);
-	if (rc != 0)
-		return rc;
-	rc = store_audit_page_args(cursor, &limit, &after);
-	if (rc != 0)
-		return rc;
-	if (team)
-		rc = q_query(c, SQL_AUDIT_TEAM, &r, "iti", after, team, (int64_t)limit + 1);
-	else
-		rc = q_query(c, SQL_AUDIT_ALL, &r, "ii", after, (int64_t)limit + 1);
-	if (rc != 0)
-		goto out;
-	for (int i = 0; i < PQntuples(r); i++) {
-		int stop;
-
-		if (rows == limit) {
-			more = true;
-			break;
-		}
-		memset(&e, 0, sizeof(e));
-		e.seq = col_i64(r, i, 0);
-		e.at = col_i64(r, i, 1);
-		col_copy(r, i, 2, e.actor_id, sizeof(e.actor_id));
-		col_copy(r, i, 3, e.actor_name, sizeof(e.actor_name));
-		col_copy(r, i, 4, e.action, sizeof(e.action));
-		col_copy(r, i, 5, e.object_type, sizeof(e.object_type));
-		col_copy(r, i, 6, e.object_id, sizeof(e.object_id));
-		col_copy(r, i, 7, e.team, sizeof(e.team));
-		if (!PQgetisnull(r, i, 8)) {
-			e.before_json = strdup(PQgetvalue(r, i, 8));
-			if (!e.before_json) {
-				rc = ERR_NOMEM;
-				goto out;
-			}
-		}
-		if (!PQgetisnull(r, i, 9)) {
-			e.after_json = strdup(PQgetvalue(r, i, 9));
-			if (!e.after_json) {
-				rc = ERR_NOMEM;
-				goto out;
-			}
-		}
-		rows++;
-		last = e.seq;
-		stop = cb(ctx, &e);
-		store_audit_entry_done(&e);
-		if (stop != 0)
-			break;
-	}
-	if (more)
-		snprintf(next_cursor, STORE_ID_LEN, "%lld", (long long)last);
-	else
-		next_cursor[0] = '\0';
-out:
-	store_audit_entry_done(&e);
-	PQclear(r);
-	return rc;
-}
-
-/* ---- cost rollups, FOCUS usage rows, budget alerts -------------------- */
-
-/*
- * The daily rollups are kept exactly as store_sqlite.c keeps them (same
- * transaction as each completion, rebuilt by migration 2 and by
- * cost_rollup_rebuild), so either backend's data can be checked against a
- * scan.  pg_costs answers from the scan of the allocations: PostgreSQL
- * indexes make it cheap at our sizes, and it is the reference the rollups
- * equal by construction.
- */
-static const char SQL_ROLL_APPROVED[] =
-	"INSERT INTO cost_daily_approved(day, team_id, project, gpu_type, spent, gpu_microhours)"
-	" VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (day, team_id, project, gpu_type) DO UPDATE"
-	" SET spent = cost_daily_approved.spent + excluded.spent,"
-	" gpu_microhours = cost_daily_approved.gpu_microhours + excluded.gpu_microhours";
-static const char SQL_ROLL_USAGE[] =
-	"INSERT INTO cost_daily_usage(day, team_id, project, gpu_type, spent, gpu_microhours)"
-	" VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (day, team_id, project, gpu_type) DO UPDATE"
-	" SET spent = cost_daily_usage.spent + excluded.spent,"
-	" gpu_microhours = cost_daily_usage.gpu_microhours + excluded.gpu_microhours";
-static const char SQL_ROLL_CLEAR[] = "DELETE FROM cost_daily_approved; DELETE FROM cost_daily_usage;";
-static const char SQL_COMPLETED_ALL[] =
-	"SELECT " ALLOC_COLS " FROM allocations WHERE status = 'completed'";
-
-struct roll_ctx {
-	struct pg_conn *c;
-	const struct allocation *a;
-};
-
-static int roll_usage_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
-{
-	struct roll_ctx *rc = ctx;
-	int n = q_exec(rc->c, SQL_ROLL_USAGE, "itttii", day, rc->a->team, rc->a->project,
-		       rc->a->gpu_type, money, gpu_mh);
-
-	return n < 0 ? n : 0;
-}
-
-/* Adds a completed allocation to both rollups, inside the caller's transaction. */
-static int rollup_add(struct pg_conn *c, const struct allocation *a)
-{
-	struct roll_ctx ctx = {c, a};
-	int64_t ue = 0, gpu_mh = 0;
-	int rc, n;
-
-	if (a->status != ALLOC_COMPLETED)
-		return 0;
-	rc = store_completed_use(a, &ue, &gpu_mh);
-	if (rc != 0)
-		return rc;
-	n = q_exec(c, SQL_ROLL_APPROVED, "itttii", time_day_start(a->approved_at), a->team,
-		   a->project, a->gpu_type, a->actual_micros, gpu_mh);
-	if (n < 0)
-		return n;
-	return store_split_days(a->started_at, ue, a->actual_micros, gpu_mh, roll_usage_part, &ctx);
-}
-
-/* Recomputes both rollups from the allocations, inside the caller's transaction. */
-static int rollup_rebuild_tx(struct pg_conn *c)
-{
-	struct allocation *a = NULL; /* owned here */
-	PGresult *r = NULL;
-	int rc;
-
-	rc = q_script(c, SQL_ROLL_CLEAR);
-	if (rc != 0)
-		return rc;
-	a = malloc(sizeof(*a));
-	if (!a)
-		return ERR_NOMEM;
-	rc = q_query(c, SQL_COMPLETED_ALL, &r, "");
-	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
-		rc = row_alloc(r, i, a);
-		if (rc == 0)
-			rc = rollup_add(c, a);
-	}
-	PQclear(r);
-	free(a);
-	return rc;
-}
-
-/* Runs C steps that belong to migration `version` (same transaction). */
-static int migrate_after(struct pg_conn *c, int64_t version)
-{
-	if (version == 2)
-		return rollup_rebuild_tx(c);
+	r->base.conn = bc;
+	r->res = res;
+	r->row = -1;
+	*rows = &r->base;
 	return 0;
 }
 
-static int rollup_rebuild_once(struct pg_conn *c)
+static int drv_next(struct db_rows *br)
 {
-	int rc, fin;
+	struct pg_rows *r = (struct pg_rows *)br;
 
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	rc = rollup_rebuild_tx(c);
-	fin = tx_finish(c, rc == 0);
-	return rc != 0 ? rc : fin;
+	if (r->row + 1 >= PQntuples(r->res))
+		return 0;
+	r->row++;
+	return 1;
 }
 
-static int pg_cost_rollup_rebuild(struct store_conn *bc)
+static bool drv_is_null(const struct db_rows *br, int col)
 {
-	struct pg_conn *c = pg_conn_of(bc);
+	const struct pg_rows *r = (const struct pg_rows *)br;
 
-	return PG_RETRYING(c, rollup_rebuild_once(c));
+	return PQgetisnull(r->res, r->row, col);
 }
 
-static int pg_cost_usage(struct store_conn *bc, const struct cost_query *q, store_usage_cb cb,
-			 void *ctx)
+static int64_t drv_i64(const struct db_rows *br, int col)
+{
+	const struct pg_rows *r = (const struct pg_rows *)br;
+
+	return col_i64(r->res, r->row, col);
+}
+
+static const char *drv_text(const struct db_rows *br, int col)
+{
+	const struct pg_rows *r = (const struct pg_rows *)br;
+
+	return PQgetvalue(r->res, r->row, col); /* "" for NULL */
+}
+
+static void drv_rows_close(struct db_rows *br)
+{
+	struct pg_rows *r = (struct pg_rows *)br;
+
+	PQclear(r->res);
+	free(r);
+}
+
+/* BEGIN/COMMIT without the fault check: db_run injects their faults itself. */
+static int drv_begin(struct store_conn *bc, bool write)
 {
 	struct pg_conn *c = pg_conn_of(bc);
-	struct allocation *a = NULL;
-	struct pg_params *p = NULL;
-	PGresult *r = NULL;
-	char *sql = NULL;
-	struct store_usage_ctx u = {.q = q, .cb = cb, .ctx = ctx};
-	int next = 3, rc;
+	int rc = pq_exec_v(c, write ? SQL_BEGIN : SQL_BEGIN_RO, true, 0, NULL, NULL);
 
-	rc = conn_ready(c);
-	if (rc != 0)
-		return rc;
-	a = malloc(sizeof(*a));
-	p = malloc(sizeof(*p));
-	sql = strdup("SELECT " ALLOC_COLS " FROM allocations WHERE status = 'completed'"
-		     " AND ended_at >= $1 AND started_at < $2");
-	if (!a || !p || !sql) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	p->n = 0;
-	rc = params_add(c, p, "ii", time_day_start(q->from), store_day_ceil(q->to));
-	if (rc == 0 && q->teams) {
-		rc = sql_scope(&sql, "team_id", q->nteams, &next);
-		if (rc == 0)
-			rc = params_scope(c, p, q->teams, q->nteams);
-	}
 	if (rc == 0)
-		rc = sql_appendf(&sql, " ORDER BY approved_at, id");
-	if (rc == 0)
-		rc = pq_exec(c, sql, false, p, &r);
-	for (int i = 0; rc == 0 && !u.stopped && i < PQntuples(r); i++) {
-		int64_t ue = 0, gpu_mh = 0;
-
-		rc = row_alloc(r, i, a);
-		if (rc == 0 && store_alloc_unreadable(a)) { /* the money is exported, the texts blank */
-			store_bad_row("allocations", a->id, store_alloc_unreadable(a));
-			store_alloc_blank_unreadable(a);
-		}
-		if (rc == 0)
-			rc = store_completed_use(a, &ue, &gpu_mh);
-		if (rc != 0)
-			break;
-		u.row.alloc = a;
-		rc = store_split_days(a->started_at, ue, a->actual_micros, gpu_mh, store_usage_part, &u);
-		if (u.stopped)
-			rc = 0;
-	}
-out:
-	PQclear(r);
-	free(sql);
-	free(p);
-	free(a);
+		c->base.in_tx = true;
 	return rc;
 }
 
-static const char SQL_ALERT_INSERT[] =
-	"INSERT INTO alerts(team_id, period_start, threshold_ppm, url, budget, committed,"
-	" crossed_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-	" ON CONFLICT DO NOTHING";
-/* SKIP LOCKED: replicas claiming at once take disjoint rows. */
-static const char SQL_ALERT_DUE[] =
-	"SELECT team_id, period_start, threshold_ppm, url, budget, committed, crossed_at, attempts"
-	" FROM alerts WHERE delivered_at = 0 AND next_attempt_at <= $1"
-	" ORDER BY crossed_at, team_id, threshold_ppm LIMIT $2 FOR UPDATE SKIP LOCKED";
-static const char SQL_ALERT_LEASE[] =
-	"UPDATE alerts SET next_attempt_at = $1 WHERE team_id = $2 AND period_start = $3"
-	" AND threshold_ppm = $4 AND url = $5 AND delivered_at = 0 AND next_attempt_at <= $6";
-static const char SQL_ALERT_DONE[] =
-	"UPDATE alerts SET delivered_at = $1, attempts = attempts + 1, next_attempt_at = $2,"
-	" last_error = $3 WHERE team_id = $4 AND period_start = $5 AND threshold_ppm = $6"
-	" AND url = $7";
-
-static int alert_record_once(struct pg_conn *c, const struct alert *a, const char *const *urls,
-			     size_t nurls, int64_t now, int *created)
-{
-	int rc, fin, total = 0;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	for (size_t i = 0; i < nurls && rc == 0; i++) {
-		int n = q_exec(c, SQL_ALERT_INSERT, "tiitiiii", a->team, a->period_start,
-			       a->threshold_ppm, urls[i], a->budget, a->committed, now, now);
-		if (n < 0)
-			rc = n;
-		else
-			total += n;
-	}
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0)
-		rc = fin;
-	if (rc == 0 && created)
-		*created = total;
-	return rc;
-}
-
-static int pg_alert_record(struct store_conn *bc, const struct alert *a, const char *const *urls,
-			   size_t nurls, int64_t now, int *created)
+static int drv_finish(struct store_conn *bc, bool commit)
 {
 	struct pg_conn *c = pg_conn_of(bc);
+	int rc = 0;
 
-	return PG_RETRYING(c, alert_record_once(c, a, urls, nurls, now, created));
-}
-
-static int alert_claim_once(struct pg_conn *c, int64_t now, int64_t lease_s, struct alert *out,
-			    int max, int *n)
-{
-	PGresult *r = NULL;
-	int rc, fin, got = 0, kept = 0;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	rc = q_query(c, SQL_ALERT_DUE, &r, "ii", now, (int64_t)max);
-	for (int i = 0; rc == 0 && got < max && i < PQntuples(r); i++) {
-		struct alert *a = &out[got];
-
-		memset(a, 0, sizeof(*a));
-		col_copy(r, i, 0, a->team, sizeof(a->team));
-		a->period_start = col_i64(r, i, 1);
-		a->threshold_ppm = col_i64(r, i, 2);
-		col_copy(r, i, 3, a->url, sizeof(a->url));
-		a->budget = col_i64(r, i, 4);
-		a->committed = col_i64(r, i, 5);
-		a->crossed_at = col_i64(r, i, 6);
-		a->attempts = col_i64(r, i, 7);
-		got++;
+	if (!c->base.in_tx)
+		return 0;
+	if (commit)
+		rc = pq_exec_v(c, SQL_COMMIT, true, 0, NULL, NULL);
+	if ((!commit || rc != 0) && PQstatus(c->db) == CONNECTION_OK &&
+	    PQtransactionStatus(c->db) != PQTRANS_IDLE) {
+		PGresult *r = PQexec(c->db, "ROLLBACK"); /* recovery path */
+		PQclear(r);
 	}
-	PQclear(r);
-	/* Lease each row so another replica does not send it at the same time. */
-	for (int i = 0; i < got && rc == 0; i++) {
-		int ch = q_exec(c, SQL_ALERT_LEASE, "itiiti", now + lease_s, out[i].team,
-				out[i].period_start, out[i].threshold_ppm, out[i].url, now);
-		if (ch < 0)
-			rc = ch;
-		else if (ch == 1)
-			out[kept++] = out[i];
-	}
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0)
-		rc = fin;
-	if (rc == 0)
-		*n = kept;
+	c->base.in_tx = false;
 	return rc;
 }
 
-static int pg_alert_claim(struct store_conn *bc, int64_t now, int64_t lease_s, struct alert *out,
-			  int max, int *n)
+static int drv_script(struct store_conn *bc, const char *sql)
 {
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, alert_claim_once(c, now, lease_s, out, max, n));
+	return q_script(pg_conn_of(bc), sql);
 }
 
-static int alert_done_once(struct pg_conn *c, const struct alert *a, bool delivered,
-			   int64_t next_at, const char *error, int64_t now)
+static int drv_ready(struct store_conn *bc)
 {
-	int rc, fin, n;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	n = q_exec(c, SQL_ALERT_DONE, "iittiit", delivered ? now : (int64_t)0, next_at,
-		   error ? error : "", a->team, a->period_start, a->threshold_ppm, a->url);
-	if (n < 0)
-		rc = n;
-	fin = tx_finish(c, rc == 0);
-	return rc != 0 ? rc : fin;
+	return conn_ready(pg_conn_of(bc));
 }
 
-static int pg_alert_done(struct store_conn *bc, const struct alert *a, bool delivered,
-			 int64_t next_at, const char *error, int64_t now)
+/* A revocation tells every replica's token cache on its COMMIT. */
+static int drv_token_revoking(struct store_conn *bc)
 {
-	struct pg_conn *c = pg_conn_of(bc);
+	int n = db_exec(bc, SQL_TOKEN_NOTIFY, "");
 
-	return PG_RETRYING(c, alert_done_once(c, a, delivered, next_at, error, now));
-}
-
-/* ---- self-service jobs ------------------------------------------------- */
-
-#define JOB_COLS "id, token_id, idem_key, request_hash, team_id, name, allocation_id," \
-	" status, body, created_at, updated_at"
-static const char SQL_JOB_BY_ID[] = "SELECT " JOB_COLS " FROM jobs WHERE id = $1";
-static const char SQL_JOB_BY_KEY[] =
-	"SELECT " JOB_COLS " FROM jobs WHERE token_id = $1 AND idem_key = $2";
-static const char SQL_JOB_INSERT[] =
-	"INSERT INTO jobs(" JOB_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-static const char SQL_JOB_UPDATE[] =
-	"UPDATE jobs SET allocation_id = $1, status = $2, body = $3, updated_at = $4 WHERE id = $5";
-
-static int row_job(const PGresult *r, int i, void *out)
-{
-	int bad = 0;
-	struct job *j = out;
-
-	bad |= col_copy(r, i, 0, j->id, sizeof(j->id));
-	bad |= col_copy(r, i, 1, j->token_id, sizeof(j->token_id));
-	bad |= col_copy(r, i, 2, j->idem_key, sizeof(j->idem_key));
-	bad |= col_copy(r, i, 3, j->request_hash, sizeof(j->request_hash));
-	bad |= col_copy(r, i, 4, j->team, sizeof(j->team));
-	bad |= col_copy(r, i, 5, j->name, sizeof(j->name));
-	bad |= col_copy(r, i, 6, j->allocation_id, sizeof(j->allocation_id));
-	j->status = (int)col_i64(r, i, 7);
-	bad |= col_copy(r, i, 8, j->body, sizeof(j->body));
-	j->created_at = col_i64(r, i, 9);
-	j->updated_at = col_i64(r, i, 10);
-	return bad ? ERR_STORE : 0;
-}
-
-static int job_begin_once(struct pg_conn *c, const struct job *j, struct job *out, bool *created)
-{
-	PGresult *r = NULL;
-	bool commit = false;
-	int rc, n, fin;
-
-	*created = false;
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	if (j->idem_key[0]) {
-		/* Same key at once: the second waits here and finds the first's row. */
-		n = q_exec(c, SQL_IDEM_LOCK, "tt", j->token_id, j->idem_key);
-		if (n < 0) {
-			rc = n;
-			goto out;
-		}
-		rc = q_query(c, SQL_JOB_BY_KEY, &r, "tt", j->token_id, j->idem_key);
-		if (rc != 0)
-			goto out;
-		if (PQntuples(r) >= 1) {
-			row_job(r, 0, out);
-			if (strcmp(out->request_hash, j->request_hash) != 0) {
-				conn_err(c, "Idempotency-Key '%s' was used with a different request",
-					 j->idem_key);
-				rc = ERR_IDEMPOTENCY;
-			}
-			goto out;
-		}
-	}
-	n = q_exec(c, SQL_JOB_INSERT, "tttttttitii", j->id, j->token_id, j->idem_key,
-		   j->request_hash, j->team, j->name, j->allocation_id, (int64_t)j->status,
-		   j->body, j->created_at, j->updated_at);
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	/* No audit row here: the allocation's approval and cancel are audited. */
-	*out = *j;
-	*created = true;
-	commit = true;
-out:
-	PQclear(r);
-	fin = tx_finish(c, commit || rc == 0);
-	if (fin != 0)
-		rc = fin;
-	return rc;
-}
-
-static int pg_job_begin(struct store_conn *bc, const struct job *j, struct job *out, bool *created,
-			char *detail)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	int rc = PG_RETRYING(c, job_begin_once(c, j, out, created));
-
-	detail_out(c, rc, detail);
-	return rc;
-}
-
-static int job_update_once(struct pg_conn *c, const struct job *j)
-{
-	int rc, n, fin;
-
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	n = q_exec(c, SQL_JOB_UPDATE, "titit", j->allocation_id, (int64_t)j->status, j->body,
-		   j->updated_at, j->id);
-	if (n < 0)
-		rc = n;
-	else if (n == 0)
-		rc = ERR_NOT_FOUND;
-	fin = tx_finish(c, rc == 0);
-	if (fin != 0)
-		rc = fin;
-	return rc;
-}
-
-static int pg_job_update(struct store_conn *bc, const struct job *j, char *detail)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	int rc = PG_RETRYING(c, job_update_once(c, j));
-
-	detail_out(c, rc, detail);
-	return rc;
-}
-
-static int pg_job_get(struct store_conn *bc, const char *id, struct job *out)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-	struct job *j;
-	int rc;
-
-	rc = conn_ready(c);
-	if (rc != 0)
-		return rc;
-	j = calloc(1, sizeof(*j));
-	if (!j)
-		return ERR_NOMEM;
-	rc = load_one(c, SQL_JOB_BY_ID, id, row_job, j);
-	if (rc == 0)
-		*out = *j;
-	free(j);
-	return rc;
-}
-
-static const char SQL_JOB_CLEANUP_DUE[] =
-	"SELECT j.id, j.team_id, j.name, j.allocation_id, a.status FROM jobs j"
-	" JOIN allocations a ON a.id = j.allocation_id"
-	" WHERE j.status = 201 AND j.manifests_removed_at = 0"
-	" AND a.status IN ('cancelled', 'expired', 'completed')"
-	" AND ($1 = '' OR j.allocation_id = $1) ORDER BY j.created_at, j.id LIMIT $2";
-static const char SQL_JOB_CLEANUP_DONE[] =
-	"UPDATE jobs SET manifests_removed_at = $1 WHERE id = $2 AND manifests_removed_at = 0";
-
-static int job_cleanup_due_once(struct pg_conn *c, const char *only, struct job_cleanup *out,
-				int max, int *n)
-{
-	PGresult *r = NULL;
-	int rc = q_query(c, SQL_JOB_CLEANUP_DUE, &r, "ti", only, (int64_t)max);
-
-	*n = 0;
-	for (int i = 0; rc == 0 && i < PQntuples(r) && *n < max; i++) {
-		struct job_cleanup *jc = &out[*n];
-		char status[16];
-		int bad = col_copy(r, i, 0, jc->id, sizeof(jc->id));
-		bad |= col_copy(r, i, 1, jc->team, sizeof(jc->team));
-		bad |= col_copy(r, i, 2, jc->name, sizeof(jc->name));
-		bad |= col_copy(r, i, 3, jc->allocation_id, sizeof(jc->allocation_id));
-		bad |= col_copy(r, i, 4, status, sizeof(status));
-		if (bad || alloc_status_parse(status, &jc->status) != 0) {
-			store_bad_row("jobs", jc->id, "a field does not fit");
-			continue;
-		}
-		(*n)++;
-	}
-	PQclear(r);
-	return rc;
-}
-
-static int pg_job_cleanup_due(struct store_conn *bc, const char *alloc_id,
-			      struct job_cleanup *out, int max, int *n)
-{
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, job_cleanup_due_once(c, alloc_id ? alloc_id : "", out, max, n));
-}
-
-static int job_cleanup_done_once(struct pg_conn *c, const char *job_id, int64_t at)
-{
-	int n = q_exec(c, SQL_JOB_CLEANUP_DONE, "it", at, job_id);
 	return n < 0 ? n : 0;
 }
 
-static int pg_job_cleanup_done(struct store_conn *bc, const char *job_id, int64_t at)
+static void drv_token_revoked(struct store *bs)
 {
-	struct pg_conn *c = pg_conn_of(bc);
-
-	return PG_RETRYING(c, job_cleanup_done_once(c, job_id, at));
+	pg_tokens_forget(((struct pg_store *)bs)->tokens);
 }
 
-/* ---- the backend ------------------------------------------------------- */
-
-static const struct store_ops pg_ops = {
+static const struct db_driver pg_driver = {
 	.name = "postgres",
 	.conn_open = pg_conn_open,
 	.conn_close = pg_conn_close,
 	.destroy = pg_destroy,
-	.migrate = pg_migrate,
-	.ping = pg_ping,
-	.token_create = pg_token_create,
-	.token_by_hash = pg_token_by_hash,
-	.token_list = pg_token_list,
-	.token_revoke = pg_token_revoke,
-	.admin_exists = pg_admin_exists,
-	.gpu_type_put = pg_gpu_type_put,
-	.gpu_type_get = pg_gpu_type_get,
-	.gpu_type_list = pg_gpu_type_list,
-	.gpu_type_seed = pg_gpu_type_seed,
-	.team_put = pg_team_put,
-	.team_get = pg_team_get,
-	.team_list = pg_team_list,
-	.team_ledger = pg_team_ledger,
+	.conn_ready = drv_ready,
+	.begin = drv_begin,
+	.finish = drv_finish,
+	.run = drv_run,
+	.next = drv_next,
+	.is_null = drv_is_null,
+	.i64 = drv_i64,
+	.text = drv_text,
+	.rows_close = drv_rows_close,
+	.script = drv_script,
+	.migrations = pg_migrations,
+	.nmigrations = (int)(sizeof(pg_migrations) / sizeof(pg_migrations[0])),
+	.migrate_lock_sql = SQL_MIG_LOCK,
+	.rollup_fill_version = 5, /* the migration that made the monthly rollup */
 	.allocate = pg_allocate,
-	.alloc_get = pg_alloc_get,
-	.alloc_list = pg_alloc_list,
-	.alloc_transition = pg_alloc_transition,
-	.alloc_expire_due = pg_alloc_expire_due,
-	.costs = pg_costs,
-	.audit_list = pg_audit_list,
-	.cost_usage = pg_cost_usage,
-	.cost_rollup_rebuild = pg_cost_rollup_rebuild,
-	.alert_record = pg_alert_record,
-	.alert_claim = pg_alert_claim,
-	.alert_done = pg_alert_done,
-	.job_begin = pg_job_begin,
-	.job_update = pg_job_update,
-	.job_get = pg_job_get,
-	.job_cleanup_due = pg_job_cleanup_due,
-	.job_cleanup_done = pg_job_cleanup_done,
+	.token_by_hash = pg_token_by_hash,
+	.token_revoking = drv_token_revoking,
+	.token_revoked = drv_token_revoked,
 };
 
-int store_pg_new(const char *url, struct store **out, char *detail)
+/* ---- the backend ------------------------------------------------------- */
+
+
+int store_pg_new(const char *url, long timeout_ms, struct store **out, char *detail)
 {
 	struct pg_store *s = NULL;
-	const char *v = getenv("PLINTH_PG_STATEMENT_TIMEOUT_MS");
-	long timeout = 5000;
 
-	if (v && *v) {
-		char *end = NULL;
-		long t = strtol(v, &end, 10);
-
-		if (!end || *end || t < 1 || t > 3600000) {
-			if (detail)
-				snprintf(detail, STORE_DETAIL_LEN,
-					 "PLINTH_PG_STATEMENT_TIMEOUT_MS must be 1..3600000");
-			return ERR_INVALID;
-		}
-		timeout = t;
-	}
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		goto nomem;
 	s->url = strdup(url);
 	if (!s->url)
 		goto nomem;
-	s->statement_timeout_ms = timeout;
-	s->batch_savepoints = getenv("PLINTH_PG_BATCH_SAVEPOINTS") != NULL;
+	s->statement_timeout_ms = timeout_ms;
 	if (pg_tokens_new(url, &s->tokens) != 0)
 		goto nomem;
 	if (pthread_mutex_init(&s->bmu, NULL) != 0)
 		goto nomem;
-	s->base.ops = &pg_ops;
+	s->base.drv = &pg_driver;
 	s->base.pool = NULL;
 	s->base.fault_after = -1;
 	*out = &s->base;

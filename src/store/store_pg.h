@@ -10,10 +10,10 @@
 
 /*
  * A PostgreSQL store on `url` (a libpq URI; TLS and other options pass
- * through), with no pool and no migrations yet.  The statement timeout comes
- * from PLINTH_PG_STATEMENT_TIMEOUT_MS (default 5000).  Returns 0 and *out
- * (owned by store_open's caller), or an error with detail.
+ * through) with statement and lock timeouts of timeout_ms, no pool and no
+ * migrations yet.  Returns 0 and *out (owned by store_open's caller), or an
+ * error with detail.
  */
-int store_pg_new(const char *url, struct store **out, char *detail);
+int store_pg_new(const char *url, long timeout_ms, struct store **out, char *detail);
 
 #endif

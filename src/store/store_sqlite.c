@@ -1,19 +1,21 @@
 /*
- * store_sqlite.c - the SQLite backend of struct store_ops.
- *
- * Every write is one `BEGIN IMMEDIATE` ... `COMMIT` transaction that holds
- * the domain rows, the audit row and (for allocate) the idempotency row, so
- * a crash or an error at any statement leaves nothing half done.  The ledger
- * rule is evaluated inside that transaction with ledger_decide().  allocate
- * is group-committed: each call is one SAVEPOINT of a batch transaction on
- * the writer connection and answers only after that batch's COMMIT.
+ * store_sqlite.c - the SQLite driver of the store's driver interface (db.h):
+ * connections (WAL, synchronous=FULL), statements prepared once per
+ * connection, rows, transactions (a write is `BEGIN IMMEDIATE` under this
+ * process's writer token, so our own threads queue here rather than in
+ * SQLite's busy handler), error mapping, and the group-commit engine of
+ * allocate: each call decides its request with ops_alloc_one in a SAVEPOINT
+ * of a batch transaction on the writer connection and answers only after the
+ * batch's COMMIT.  Every other operation is written once in ops_*.c.
  *
  * It must never: keep a transaction open across calls (a batch stays open
  * only while one of its members is still waiting), execute a statement
- * without going through q_step() (the fault-injection point), store a token
- * secret or put a token hash in the audit log, or use floating point money.
+ * without passing db_fault_hit(), or answer before the batch's COMMIT.
  */
 #include "store/store.h"
+#include "store/db.h"
+#include "store/ops.h"
+#include "store/schema.h"
 #include "store/store_int.h"
 
 #include <jansson.h>
@@ -33,7 +35,6 @@
 #include "core/timeutil.h"
 #include "util/util.h"
 
-#define SQ_CACHE_MAX 64
 
 struct sq_store {
 	struct store base; /* must be first */
@@ -87,14 +88,10 @@ struct sq_cached {
 struct sq_conn {
 	struct store_conn base; /* must be first */
 	sqlite3 *db;
-	struct sq_cached cache[SQ_CACHE_MAX];
-	size_t ncache;
-	bool in_tx;
+	struct sq_cached *cache; /* owned; grows to every static statement used */
+	size_t ncache, cache_cap;
 	bool locked; /* holds the store's writer token */
-	char err[STORE_DETAIL_LEN];
 };
-
-static const char SYSTEM_ACTOR[] = "system";
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -103,7 +100,7 @@ __attribute__((format(printf, 2, 3))) static void conn_err(struct sq_conn *c, co
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	vsnprintf(c->base.err, sizeof(c->base.err), fmt, ap);
 	va_end(ap);
 }
 
@@ -132,8 +129,8 @@ static void detail_out(struct sq_conn *c, int rc, char *detail)
 {
 	if (!detail || rc == 0)
 		return;
-	if (c->err[0])
-		snprintf(detail, STORE_DETAIL_LEN, "%s", c->err);
+	if (c->base.err[0])
+		snprintf(detail, STORE_DETAIL_LEN, "%s", c->base.err);
 	else
 		snprintf(detail, STORE_DETAIL_LEN, "%s", err_name(rc));
 }
@@ -173,7 +170,18 @@ static int q_prepare(struct sq_conn *c, const char *sql, bool cache, sqlite3_stm
 		sqlite3_finalize(st);
 		return db_fail(c, src, "prepare");
 	}
-	if (cache && c->ncache < SQ_CACHE_MAX) {
+	if (cache && c->ncache == c->cache_cap) {
+		size_t cap = c->cache_cap ? c->cache_cap * 2 : 64;
+		struct sq_cached *grown = realloc(c->cache, cap * sizeof(*grown));
+
+		if (!grown) {
+			sqlite3_finalize(st);
+			return ERR_NOMEM;
+		}
+		c->cache = grown;
+		c->cache_cap = cap;
+	}
+	if (cache) {
 		c->cache[c->ncache].sql = sql;
 		c->cache[c->ncache].st = st;
 		c->ncache++;
@@ -224,54 +232,15 @@ static int q_bindv(struct sq_conn *c, sqlite3_stmt *st, int *idx, const char *fm
 	return 0;
 }
 
-static int q_bind(struct sq_conn *c, sqlite3_stmt *st, int *idx, const char *fmt, ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = q_bindv(c, st, idx, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
-/* Prepares (cached) and binds from parameter 1. */
-static int q_open(struct sq_conn *c, const char *sql, sqlite3_stmt **out, const char *fmt, ...)
-{
-	sqlite3_stmt *st = NULL;
-	va_list ap;
-	int idx = 1;
-	int rc;
-
-	rc = q_prepare(c, sql, true, &st);
-	if (rc != 0)
-		return rc;
-	va_start(ap, fmt);
-	rc = q_bindv(c, st, &idx, fmt, ap);
-	va_end(ap);
-	if (rc == 0 && idx - 1 != sqlite3_bind_parameter_count(st)) {
-		conn_err(c, "internal: %d parameters bound, %d expected", idx - 1,
-			 sqlite3_bind_parameter_count(st));
-		rc = ERR_STORE;
-	}
-	if (rc != 0) {
-		q_close(c, st);
-		return rc;
-	}
-	*out = st;
-	return 0;
-}
-
 /*
  * THE one place a statement is executed: 1 = a row, 0 = done, < 0 error.
- * store_fault_hit() makes it fail on demand so tests can prove rollback.
+ * db_fault_hit() (the store's one fault point) makes it fail on demand so tests can prove rollback.
  */
 static int q_step(struct sq_conn *c, sqlite3_stmt *st)
 {
 	int src;
 
-	if (store_fault_hit(c->base.store)) {
-		conn_err(c, "injected fault");
+	if (db_fault_hit(&c->base)) {
 		return ERR_STORE;
 	}
 	src = sqlite3_step(st);
@@ -320,8 +289,7 @@ static int q_script(struct sq_conn *c, const char *sql)
 	char *msg = NULL;
 	int src;
 
-	if (store_fault_hit(c->base.store)) {
-		conn_err(c, "injected fault");
+	if (db_fault_hit(&c->base)) {
 		return ERR_STORE;
 	}
 	src = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
@@ -365,412 +333,19 @@ static void writer_give(struct sq_store *s)
 
 static void batch_finish(struct sq_store *s);
 
-/* write: takes the writer token (committing an open allocate batch first) and
- * BEGIN IMMEDIATE; else a read snapshot. */
-static int tx_begin(struct sq_conn *c, bool write)
-{
-	struct sq_store *s = sq_store_of(c);
-	int n;
-
-	if (write) {
-		if (writer_take(s) != 0) {
-			conn_err(c, "cannot take the write lock");
-			return ERR_STORE;
-		}
-		c->locked = true;
-		batch_finish(s);
-	}
-	n = q_exec(c, write ? SQL_BEGIN_IMMEDIATE : SQL_BEGIN, "");
-	if (n < 0) {
-		if (c->locked) {
-			c->locked = false;
-			writer_give(s);
-		}
-		return n;
-	}
-	c->in_tx = true;
-	return 0;
-}
-
-/* Commits (or rolls back); returns 0 or the commit's failure (then rolled back). */
-static int tx_finish(struct sq_conn *c, bool commit)
-{
-	struct sq_store *s = sq_store_of(c);
-	int rc = 0;
-
-	if (!c->in_tx)
-		return 0;
-	if (commit) {
-		int n = q_exec(c, SQL_COMMIT, "");
-		if (n < 0)
-			rc = n;
-		else if (c->locked)
-			store_note_write(c->base.store, false); /* writes work (again) */
-	}
-	if ((!commit || rc != 0) && !sqlite3_get_autocommit(c->db)) {
-		/* ROLLBACK is the recovery path: it is never fault-injected, and
-		 * if even it fails SQLite rolls back when the connection closes. */
-		(void)sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-	}
-	c->in_tx = false;
-	if (c->locked) {
-		c->locked = false;
-		writer_give(s);
-	}
-	return rc;
-}
-
 /* ---- schema ------------------------------------------------------------ */
 
-static const char SQL_V1[] =
-	"CREATE TABLE tokens("
-	" id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,"
-	" teams_json TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,"
-	" created_at INTEGER NOT NULL, revoked_at INTEGER NOT NULL DEFAULT 0);"
-	"CREATE TABLE gpu_types("
-	" id TEXT PRIMARY KEY, name TEXT NOT NULL, price_micros INTEGER NOT NULL,"
-	" price_date TEXT NOT NULL, price_source TEXT NOT NULL, capacity INTEGER NOT NULL,"
-	" allocated INTEGER NOT NULL DEFAULT 0 CHECK (allocated >= 0),"
-	" updated_at INTEGER NOT NULL);"
-	"CREATE TABLE teams("
-	" id TEXT PRIMARY KEY, display_name TEXT NOT NULL, budget_micros INTEGER NOT NULL,"
-	" period TEXT NOT NULL, thresholds_json TEXT NOT NULL,"
-	" created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
-	"CREATE TABLE team_periods("
-	" team_id TEXT NOT NULL, period_start INTEGER NOT NULL, period_end INTEGER NOT NULL,"
-	" spent INTEGER NOT NULL DEFAULT 0 CHECK (spent >= 0),"
-	" reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),"
-	" PRIMARY KEY (team_id, period_start));"
-	"CREATE TABLE allocations("
-	" id TEXT PRIMARY KEY, team_id TEXT NOT NULL, project TEXT NOT NULL,"
-	" gpu_type TEXT NOT NULL, gpu_count INTEGER NOT NULL, max_runtime_us INTEGER NOT NULL,"
-	" price_micros INTEGER NOT NULL, estimated_micros INTEGER NOT NULL, status TEXT NOT NULL,"
-	" purpose TEXT NOT NULL, labels_json TEXT NOT NULL, created_by TEXT NOT NULL,"
-	" period_start INTEGER NOT NULL, approved_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
-	" started_at INTEGER NOT NULL DEFAULT 0, ended_at INTEGER NOT NULL DEFAULT 0,"
-	" actual_micros INTEGER NOT NULL DEFAULT -1);"
-	"CREATE INDEX allocations_team_approved ON allocations(team_id, approved_at);"
-	"CREATE INDEX allocations_status_expires ON allocations(status, expires_at);"
-	"CREATE INDEX allocations_approved ON allocations(approved_at);"
-	"CREATE TABLE idempotency("
-	" token_id TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL,"
-	" status INTEGER NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL,"
-	" PRIMARY KEY (token_id, key));"
-	"CREATE TABLE audit("
-	" seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor_id TEXT NOT NULL,"
-	" actor_name TEXT NOT NULL, action TEXT NOT NULL, object_type TEXT NOT NULL,"
-	" object_id TEXT NOT NULL, team TEXT NOT NULL DEFAULT '',"
-	" before_json TEXT, after_json TEXT);"
-	"CREATE INDEX audit_team ON audit(team, seq);"
-	"CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
-	" BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
-	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
-	" BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;";
-
-/*
- * Version 2 (cost visibility): daily cost rollups kept on write in the same
- * transaction as each completion (by approval day for team/project/GPU-type
- * totals, by usage day for day totals), and budget alerts, one row per
- * (team, period, threshold, webhook URL).  The rollups are backfilled from
- * the allocations by migrate_after() in the same transaction.
- */
-static const char SQL_V2[] =
-	"CREATE TABLE cost_daily_approved("
-	" day INTEGER NOT NULL, team_id TEXT NOT NULL, project TEXT NOT NULL,"
-	" gpu_type TEXT NOT NULL, spent INTEGER NOT NULL, gpu_microhours INTEGER NOT NULL,"
-	" PRIMARY KEY (day, team_id, project, gpu_type)) WITHOUT ROWID;"
-	"CREATE TABLE cost_daily_usage("
-	" day INTEGER NOT NULL, team_id TEXT NOT NULL, project TEXT NOT NULL,"
-	" gpu_type TEXT NOT NULL, spent INTEGER NOT NULL, gpu_microhours INTEGER NOT NULL,"
-	" PRIMARY KEY (day, team_id, project, gpu_type)) WITHOUT ROWID;"
-	"CREATE INDEX allocations_status_approved ON allocations(status, approved_at);"
-	"CREATE INDEX allocations_status_ended ON allocations(status, ended_at);"
-	"CREATE TABLE alerts("
-	" team_id TEXT NOT NULL, period_start INTEGER NOT NULL, threshold_ppm INTEGER NOT NULL,"
-	" url TEXT NOT NULL, budget INTEGER NOT NULL, committed INTEGER NOT NULL,"
-	" crossed_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
-	" next_attempt_at INTEGER NOT NULL, delivered_at INTEGER NOT NULL DEFAULT 0,"
-	" last_error TEXT NOT NULL DEFAULT '',"
-	" PRIMARY KEY (team_id, period_start, threshold_ppm, url));"
-	"CREATE INDEX alerts_due ON alerts(delivered_at, next_attempt_at);";
-
-/* Migration i brings the schema to version i + 1.  Append only. */
-/* Version 3 (self-service jobs, api_jobs.c): one row per POST /v1/jobs. */
-static const char SQL_V3[] =
-	"CREATE TABLE jobs("
-	" id TEXT PRIMARY KEY, token_id TEXT NOT NULL, idem_key TEXT NOT NULL DEFAULT '',"
-	" request_hash TEXT NOT NULL, team_id TEXT NOT NULL, name TEXT NOT NULL,"
-	" allocation_id TEXT NOT NULL DEFAULT '', status INTEGER NOT NULL DEFAULT 0,"
-	" body TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL,"
-	" updated_at INTEGER NOT NULL);"
-	"CREATE UNIQUE INDEX jobs_idem ON jobs(token_id, idem_key) WHERE idem_key <> '';";
-
-/*
- * Version 4 (cost visibility): monthly totals by approval month beside the
- * daily ones, so a year of spend per team reads ~12 x groups rows instead
- * of ~365 x groups.  Backfilled by migrate_after() like version 2.
- */
-static const char SQL_V4[] =
-	"CREATE TABLE cost_monthly_approved("
-	" month INTEGER NOT NULL, team_id TEXT NOT NULL, project TEXT NOT NULL,"
-	" gpu_type TEXT NOT NULL, spent INTEGER NOT NULL, gpu_microhours INTEGER NOT NULL,"
-	" PRIMARY KEY (month, team_id, project, gpu_type)) WITHOUT ROWID;";
-
-/*
- * Version 5 (issue 13): when a job's manifests left the GitOps repository
- * (0 = not yet).  A job that answered 201 with an ended allocation and 0
- * here is due for removal: the sweeper retries it until it is done.
- */
-static const char SQL_V5[] =
-	"ALTER TABLE jobs ADD COLUMN manifests_removed_at INTEGER NOT NULL DEFAULT 0;"
-	"CREATE INDEX jobs_manifests_live ON jobs(allocation_id)"
-	" WHERE status = 201 AND manifests_removed_at = 0;";
-
-static const char *const migrations[] = {SQL_V1, SQL_V2, SQL_V3, SQL_V4, SQL_V5};
-static int migrate_after(struct sq_conn *c, int64_t version);
-#define SQ_NMIGRATIONS ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
-
-static const char SQL_MIG_TABLE[] =
-	"CREATE TABLE IF NOT EXISTS schema_migrations("
-	" version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)";
-static const char SQL_MIG_VERSION[] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
-static const char SQL_MIG_INSERT[] = "INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)";
-
-/* Applies each missing migration in its own transaction; refuses a newer db. */
-static int sq_migrate(struct store_conn *bc, char *detail)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	sqlite3_stmt *st = NULL;
-	int rc = 0;
-
-	c->err[0] = '\0';
-	for (;;) {
-		int64_t version = 0;
-		bool done = false;
-		int n;
-
-		rc = tx_begin(c, true);
-		if (rc != 0)
-			goto out;
-		n = q_exec(c, SQL_MIG_TABLE, "");
-		if (n < 0) {
-			rc = n;
-			goto step_out;
-		}
-		rc = q_open(c, SQL_MIG_VERSION, &st, "");
-		if (rc != 0)
-			goto step_out;
-		rc = q_step(c, st);
-		if (rc == 1) {
-			version = sqlite3_column_int64(st, 0);
-			rc = 0;
-		} else if (rc == 0) {
-			rc = ERR_STORE;
-		}
-		q_close(c, st);
-		st = NULL;
-		if (rc != 0)
-			goto step_out;
-		if (version > SQ_NMIGRATIONS) {
-			conn_err(c, "database schema version %lld is newer than this plinth (%lld)",
-				 (long long)version, (long long)SQ_NMIGRATIONS);
-			rc = ERR_STORE;
-			goto step_out;
-		}
-		if (version == SQ_NMIGRATIONS) {
-			done = true;
-			goto step_out;
-		}
-		rc = q_script(c, migrations[version]);
-		if (rc == 0)
-			rc = migrate_after(c, version + 1);
-		if (rc != 0)
-			goto step_out;
-		n = q_exec(c, SQL_MIG_INSERT, "ii", (int64_t)(version + 1), util_now());
-		if (n < 0)
-			rc = n;
-step_out:
-		{
-			int fin = tx_finish(c, rc == 0);
-			if (rc == 0)
-				rc = fin;
-		}
-		if (rc != 0 || done)
-			break;
-	}
-out:
-	detail_out(c, rc, detail);
-	return rc;
-}
+/* src/store/schema/sqlite/vN.sql (schema.h); migration i brings version i + 1. */
+static const char *const sq_migrations[] = {
+	(const char *)schema_sqlite_v1, (const char *)schema_sqlite_v2,
+	(const char *)schema_sqlite_v3, (const char *)schema_sqlite_v4,
+	(const char *)schema_sqlite_v5,
+};
 
 /* ---- rows -------------------------------------------------------------- */
 
-#define TOKEN_COLS "id, name, role, teams_json, created_at, revoked_at"
-#define GPU_COLS "id, name, price_micros, price_date, price_source, capacity, allocated, updated_at"
-#define TEAM_COLS "id, display_name, budget_micros, period, thresholds_json, created_at, updated_at"
-#define ALLOC_COLS                                                                              \
-	"id, team_id, project, gpu_type, gpu_count, max_runtime_us, price_micros,"              \
-	" estimated_micros, status, purpose, labels_json, created_by, period_start, approved_at," \
-	" expires_at, started_at, ended_at, actual_micros"
-#define AUDIT_COLS \
-	"seq, at, actor_id, actor_name, action, object_type, object_id, team, before_json, after_json"
-
-/* Copies a text column into buf (len bytes): 0, or -1 when it does not fit. */
-static int col_copy(sqlite3_stmt *st, int i, char *buf, size_t len)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-	size_t n = t ? strlen((const char *)t) : 0;
-
-	int rc = 0;
-
-	if (n >= len) { /* never a cut value: the row is reported as bad */
-		n = len - 1;
-		rc = -1;
-	}
-	if (n)
-		memcpy(buf, t, n);
-	buf[n] = '\0';
-	return rc;
-}
-
-static int row_token(sqlite3_stmt *st, void *out)
-{
-	int bad = 0;
-	struct token *t = out;
-	char role[32];
-
-	memset(t, 0, sizeof(*t));
-	bad |= col_copy(st, 0, t->id, sizeof(t->id));
-	bad |= col_copy(st, 1, t->name, sizeof(t->name));
-	bad |= col_copy(st, 2, role, sizeof(role));
-	bad |= col_copy(st, 3, t->teams_json, sizeof(t->teams_json));
-	t->created_at = sqlite3_column_int64(st, 4);
-	t->revoked_at = sqlite3_column_int64(st, 5);
-	return !bad && role_parse(role, &t->role) == 0 ? 0 : ERR_STORE;
-}
-
-static int row_gpu(sqlite3_stmt *st, void *out)
-{
-	int bad = 0;
-	struct gpu_type *g = out;
-
-	memset(g, 0, sizeof(*g));
-	bad |= col_copy(st, 0, g->id, sizeof(g->id));
-	bad |= col_copy(st, 1, g->name, sizeof(g->name));
-	g->price_micros = sqlite3_column_int64(st, 2);
-	bad |= col_copy(st, 3, g->price_date, sizeof(g->price_date));
-	bad |= col_copy(st, 4, g->price_source, sizeof(g->price_source));
-	g->capacity = sqlite3_column_int64(st, 5);
-	g->allocated = sqlite3_column_int64(st, 6);
-	g->updated_at = sqlite3_column_int64(st, 7);
-	return bad ? ERR_STORE : 0;
-}
-
-static int row_team(sqlite3_stmt *st, void *out)
-{
-	int bad = 0;
-	struct team *t = out;
-	char period[32];
-
-	memset(t, 0, sizeof(*t));
-	bad |= col_copy(st, 0, t->id, sizeof(t->id));
-	bad |= col_copy(st, 1, t->display_name, sizeof(t->display_name));
-	t->budget_micros = sqlite3_column_int64(st, 2);
-	bad |= col_copy(st, 3, period, sizeof(period));
-	bad |= col_copy(st, 4, t->thresholds_json, sizeof(t->thresholds_json));
-	t->created_at = sqlite3_column_int64(st, 5);
-	t->updated_at = sqlite3_column_int64(st, 6);
-	return !bad && period_kind_parse(period, &t->period) == 0 ? 0 : ERR_STORE;
-}
-
-static int row_alloc(sqlite3_stmt *st, void *out)
-{
-	int bad = 0, cut = 0;
-	struct allocation *a = out;
-	char status[32];
-
-	memset(a, 0, sizeof(*a));
-	bad |= col_copy(st, 0, a->id, sizeof(a->id));
-	bad |= col_copy(st, 1, a->team, sizeof(a->team));
-	bad |= col_copy(st, 2, a->project, sizeof(a->project));
-	bad |= col_copy(st, 3, a->gpu_type, sizeof(a->gpu_type));
-	a->gpu_count = sqlite3_column_int64(st, 4);
-	a->max_runtime_us = sqlite3_column_int64(st, 5);
-	a->price_micros = sqlite3_column_int64(st, 6);
-	a->estimated_micros = sqlite3_column_int64(st, 7);
-	bad |= col_copy(st, 8, status, sizeof(status));
-	cut |= col_copy(st, 9, a->purpose, sizeof(a->purpose));
-	cut |= col_copy(st, 10, a->labels_json, sizeof(a->labels_json));
-	bad |= col_copy(st, 11, a->created_by, sizeof(a->created_by));
-	a->period_start = sqlite3_column_int64(st, 12);
-	a->approved_at = sqlite3_column_int64(st, 13);
-	a->expires_at = sqlite3_column_int64(st, 14);
-	a->started_at = sqlite3_column_int64(st, 15);
-	a->ended_at = sqlite3_column_int64(st, 16);
-	a->actual_micros = sqlite3_column_int64(st, 17);
-	/* A cut text leaves the money readable (costs, expiry); the row cannot
-	 * be rendered (store_alloc_unreadable), which "" labels say. */
-	if (cut)
-		a->labels_json[0] = '\0';
-	return !bad && alloc_status_parse(status, &a->status) == 0 ? 0 : ERR_STORE;
-}
-
-/* Loads the one row `sql` selects for key: 0, ERR_NOT_FOUND or an error. */
-static int load_one(struct sq_conn *c, const char *sql, const char *key,
-		    int (*row)(sqlite3_stmt *, void *), void *out)
-{
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	rc = q_open(c, sql, &st, "t", key);
-	if (rc != 0)
-		return rc;
-	rc = q_step(c, st);
-	if (rc == 1) {
-		rc = row(st, out);
-		if (rc != 0)
-			conn_err(c, "corrupt row for '%s'", key);
-	} else if (rc == 0) {
-		rc = ERR_NOT_FOUND;
-	}
-	q_close(c, st);
-	return rc;
-}
-
-static const char SQL_TOKEN_BY_ID[] = "SELECT " TOKEN_COLS " FROM tokens WHERE id = ?";
-static const char SQL_TOKEN_BY_HASH[] =
-	"SELECT " TOKEN_COLS " FROM tokens WHERE hash = ? AND revoked_at = 0";
-static const char SQL_GPU_BY_ID[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = ?";
-static const char SQL_TEAM_BY_ID[] = "SELECT " TEAM_COLS " FROM teams WHERE id = ?";
-static const char SQL_ALLOC_BY_ID[] = "SELECT " ALLOC_COLS " FROM allocations WHERE id = ?";
 
 /* ---- audit ------------------------------------------------------------- */
-
-static const char SQL_AUDIT_INSERT[] =
-	"INSERT INTO audit(at, actor_id, actor_name, action, object_type, object_id, team,"
-	" before_json, after_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
-
-/* Appends one audit row; before/after are records rendered by fn (NULL = none). */
-static int audit_rec(struct sq_conn *c, const struct actor *who, int64_t at, const char *action,
-		     const char *type, const char *id, const char *team, json_t *(*fn)(const void *),
-		     const void *before, const void *after)
-{
-	char *b = NULL, *a = NULL;
-	int rc, n;
-
-	rc = store_audit_render(fn, before, after, &b, &a);
-	if (rc != 0)
-		goto out;
-	n = q_exec(c, SQL_AUDIT_INSERT, "itttttttt", at, who ? who->token_id : SYSTEM_ACTOR,
-		   who ? who->name : SYSTEM_ACTOR, action, type, id, team ? team : "", b, a);
-	rc = n < 0 ? n : 0;
-out:
-	if (rc == ERR_NOMEM)
-		conn_err(c, "out of memory rendering the audit row");
-	free(b);
-	free(a);
-	return rc;
-}
 
 /* ---- connections ------------------------------------------------------- */
 
@@ -821,6 +396,7 @@ static void sq_conn_close(struct store_conn *bc)
 		return;
 	for (size_t i = 0; i < c->ncache; i++)
 		(void)sqlite3_finalize(c->cache[i].st);
+	free(c->cache);
 	if (sqlite3_close(c->db) != SQLITE_OK)
 		(void)sqlite3_close_v2(c->db); /* closes when the last statement goes */
 	free(c);
@@ -841,727 +417,13 @@ static void sq_destroy(struct store *bs)
 	free(s);
 }
 
-static const char SQL_PING[] = "SELECT 1";
-
-static int sq_ping(struct store_conn *bc)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	rc = q_open(c, SQL_PING, &st, "");
-	if (rc != 0)
-		return rc;
-	rc = q_step(c, st);
-	q_close(c, st);
-	return rc == 1 ? 0 : (rc < 0 ? rc : ERR_STORE);
-}
-
 /* ---- tokens ------------------------------------------------------------ */
-
-static const char SQL_TOKEN_INSERT[] =
-	"INSERT INTO tokens(id, name, role, teams_json, hash, created_at, revoked_at)"
-	" VALUES (?, ?, ?, ?, ?, ?, 0)";
-static const char SQL_TOKEN_REVOKE[] = "UPDATE tokens SET revoked_at = ? WHERE id = ?";
-static const char SQL_ADMIN_EXISTS[] =
-	"SELECT 1 FROM tokens WHERE role = 'admin' AND revoked_at = 0 LIMIT 1";
-
-static int sq_token_create(struct store_conn *bc, const struct actor *who, const struct token *t,
-			   const char *hash, int64_t now)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct token rec = *t;
-	int rc, n, fin;
-
-	c->err[0] = '\0';
-	rec.created_at = now;
-	rec.revoked_at = 0;
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	n = q_exec(c, SQL_TOKEN_INSERT, "ttttti", rec.id, rec.name, role_name(rec.role),
-		   rec.teams_json, hash, now);
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	rc = audit_rec(c, who, now, "token.create", "token", rec.id, "", store_json_token, NULL, &rec);
-out:
-	fin = tx_finish(c, rc == 0);
-	return rc ? rc : fin;
-}
-
-static int sq_token_by_hash(struct store_conn *bc, const char *hash, struct token *out)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct token t;
-	int rc;
-
-	c->err[0] = '\0';
-	rc = load_one(c, SQL_TOKEN_BY_HASH, hash, row_token, &t);
-	if (rc == 0)
-		*out = t;
-	return rc;
-}
-
-static int sq_token_revoke(struct store_conn *bc, const struct actor *who, const char *id,
-			   int64_t now)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct token before, after;
-	int rc, n, fin;
-
-	c->err[0] = '\0';
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	rc = load_one(c, SQL_TOKEN_BY_ID, id, row_token, &before);
-	if (rc != 0)
-		goto out;
-	if (before.revoked_at != 0)
-		goto out; /* already revoked: nothing changes, no audit row */
-	after = before;
-	after.revoked_at = now;
-	n = q_exec(c, SQL_TOKEN_REVOKE, "it", now, id);
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	rc = audit_rec(c, who, now, "token.revoke", "token", id, "", store_json_token, &before, &after);
-out:
-	fin = tx_finish(c, rc == 0);
-	return rc ? rc : fin;
-}
-
-static int sq_admin_exists(struct store_conn *bc, bool *out)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	c->err[0] = '\0';
-	rc = q_open(c, SQL_ADMIN_EXISTS, &st, "");
-	if (rc != 0)
-		return rc;
-	rc = q_step(c, st);
-	q_close(c, st);
-	if (rc < 0)
-		return rc;
-	*out = rc == 1;
-	return 0;
-}
 
 /* ---- GPU types --------------------------------------------------------- */
 
-static const char SQL_GPU_INSERT[] =
-	"INSERT INTO gpu_types(id, name, price_micros, price_date, price_source, capacity,"
-	" allocated, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?)";
-static const char SQL_GPU_SEED[] =
-	"INSERT OR IGNORE INTO gpu_types(id, name, price_micros, price_date, price_source,"
-	" capacity, allocated, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?)";
-static const char SQL_GPU_UPDATE[] =
-	"UPDATE gpu_types SET name = ?, price_micros = ?, price_date = ?, price_source = ?,"
-	" capacity = ?, updated_at = ? WHERE id = ?";
-static const char SQL_GPU_LIST[] = "SELECT " GPU_COLS " FROM gpu_types ORDER BY id";
-static const char SQL_GPU_MOVE[] = "UPDATE gpu_types SET allocated = allocated + ? WHERE id = ?";
-
-static int sq_gpu_type_put(struct store_conn *bc, const struct actor *who, const struct gpu_type *g,
-			   int64_t now, bool *created)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct gpu_type old, rec = *g;
-	bool exists;
-	int rc, n, fin;
-
-	c->err[0] = '\0';
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	rc = load_one(c, SQL_GPU_BY_ID, g->id, row_gpu, &old);
-	if (rc != 0 && rc != ERR_NOT_FOUND)
-		goto out;
-	exists = rc == 0;
-	rc = 0;
-	rec.allocated = exists ? old.allocated : 0; /* held GPUs are the ledger's, not the admin's */
-	rec.updated_at = now;
-	if (exists)
-		n = q_exec(c, SQL_GPU_UPDATE, "tittiit", rec.name, rec.price_micros, rec.price_date,
-			   rec.price_source, rec.capacity, now, rec.id);
-	else
-		n = q_exec(c, SQL_GPU_INSERT, "ttittii", rec.id, rec.name, rec.price_micros,
-			   rec.price_date, rec.price_source, rec.capacity, now);
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	rc = audit_rec(c, who, now, exists ? "gpu_type.update" : "gpu_type.create", "gpu_type",
-		       rec.id, "", store_json_gpu, exists ? &old : NULL, &rec);
-out:
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0 && fin == 0)
-		*created = !exists;
-	return rc ? rc : fin;
-}
-
-static int sq_gpu_type_get(struct store_conn *bc, const char *id, struct gpu_type *out)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct gpu_type g;
-	int rc;
-
-	c->err[0] = '\0';
-	rc = load_one(c, SQL_GPU_BY_ID, id, row_gpu, &g);
-	if (rc == 0)
-		*out = g;
-	return rc;
-}
-
-static int sq_gpu_type_list(struct store_conn *bc, store_gpu_type_cb cb, void *ctx)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	sqlite3_stmt *st = NULL;
-	struct gpu_type g;
-	int rc;
-
-	c->err[0] = '\0';
-	rc = q_open(c, SQL_GPU_LIST, &st, "");
-	if (rc != 0)
-		return rc;
-	while ((rc = q_step(c, st)) == 1) {
-		row_gpu(st, &g);
-		if (cb(ctx, &g) != 0) {
-			rc = 0;
-			break;
-		}
-	}
-	q_close(c, st);
-	return rc;
-}
-
-static const char SQL_TOKEN_LIST[] = "SELECT " TOKEN_COLS " FROM tokens ORDER BY created_at, id";
-
-static int sq_token_list(struct store_conn *bc, store_token_cb cb, void *ctx)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	sqlite3_stmt *st = NULL;
-	struct token t;
-	int rc;
-
-	c->err[0] = '\0';
-	rc = q_open(c, SQL_TOKEN_LIST, &st, "");
-	if (rc != 0)
-		return rc;
-	while ((rc = q_step(c, st)) == 1) {
-		row_token(st, &t);
-		if (cb(ctx, &t) != 0) {
-			rc = 0;
-			break;
-		}
-	}
-	q_close(c, st);
-	return rc;
-}
-
-static int sq_gpu_type_seed(struct store_conn *bc, const struct gpu_type *g, size_t n, int64_t now)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	int64_t inserted = 0;
-	char *after = NULL;
-	int rc, fin;
-
-	c->err[0] = '\0';
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	for (size_t i = 0; i < n; i++) {
-		int ch = q_exec(c, SQL_GPU_SEED, "ttittii", g[i].id, g[i].name, g[i].price_micros,
-				g[i].price_date, g[i].price_source, g[i].capacity, now);
-		if (ch < 0) {
-			rc = ch;
-			goto out;
-		}
-		inserted += ch;
-	}
-	if (inserted > 0) {
-		int ch;
-
-		rc = store_json_take_text(json_pack("{s:I}", "count", (json_int_t)inserted), true, &after);
-		if (rc != 0)
-			goto out;
-		ch = q_exec(c, SQL_AUDIT_INSERT, "itttttttt", now, SYSTEM_ACTOR, SYSTEM_ACTOR,
-			    "gpu_type.seed", "gpu_type", "", "", (const char *)NULL, after);
-		if (ch < 0)
-			rc = ch;
-	}
-out:
-	free(after);
-	fin = tx_finish(c, rc == 0);
-	return rc ? rc : fin;
-}
-
 /* ---- teams ------------------------------------------------------------- */
 
-static const char SQL_TEAM_INSERT[] =
-	"INSERT INTO teams(id, display_name, budget_micros, period, thresholds_json, created_at,"
-	" updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
-static const char SQL_TEAM_UPDATE[] =
-	"UPDATE teams SET display_name = ?, budget_micros = ?, period = ?, thresholds_json = ?,"
-	" updated_at = ? WHERE id = ?";
-static const char SQL_PERIOD_GET[] =
-	"SELECT spent, reserved FROM team_periods WHERE team_id = ? AND period_start = ?";
-static const char SQL_PERIOD_ENSURE[] =
-	"INSERT OR IGNORE INTO team_periods(team_id, period_start, period_end, spent, reserved)"
-	" VALUES (?, ?, ?, 0, 0)";
-static const char SQL_PERIOD_MOVE[] =
-	"UPDATE team_periods SET reserved = reserved + ?, spent = spent + ?"
-	" WHERE team_id = ? AND period_start = ?";
-static const char SQL_LIVE_BY_PERIOD[] =
-	"SELECT period_start, SUM(estimated_micros) FROM allocations WHERE team_id = ?"
-	" AND status IN ('approved', 'running') AND period_start <> ?"
-	" GROUP BY period_start ORDER BY period_start";
-static const char SQL_LIVE_REKEY[] =
-	"UPDATE allocations SET period_start = ? WHERE team_id = ?"
-	" AND status IN ('approved', 'running') AND period_start <> ?";
-static const char SQL_RUNNING_OF_PERIOD[] =
-	"SELECT price_micros, gpu_count, max_runtime_us, started_at FROM allocations"
-	" WHERE team_id = ? AND period_start = ? AND status = 'running'";
-
-/*
- * The team's period kind changed (inside the team.put transaction): its live
- * allocations of other periods move to the current period of kind `k`,
- * their reservations with them (see store_period_delta).
- */
-static int period_rekey(struct sq_conn *c, const char *team, enum period_kind k, int64_t now)
-{
-	struct store_period_plan plan = {NULL, 0, 0, 0}; /* plan.d owned here */
-	sqlite3_stmt *st = NULL;
-	int64_t ps = 0, pe = 0;
-	int rc;
-
-	period_bounds(k, now, &ps, &pe);
-	rc = q_open(c, SQL_LIVE_BY_PERIOD, &st, "ti", team, ps);
-	while (rc == 0 && (rc = q_step(c, st)) == 1)
-		rc = store_period_plan_leave(&plan, sqlite3_column_int64(st, 0),
-					     sqlite3_column_int64(st, 1));
-	q_close(c, st);
-	if (rc != 0 || plan.n == 0)
-		goto out;
-	store_period_plan_arrive(&plan, ps);
-	rc = q_exec(c, SQL_PERIOD_ENSURE, "tii", team, ps, pe);
-	for (size_t i = 0; rc >= 0 && i < plan.n; i++) {
-		rc = q_exec(c, SQL_PERIOD_MOVE, "iiti", plan.d[i].delta, (int64_t)0, team,
-			    plan.d[i].ps);
-		if (rc == 0) /* each of these rows exists */
-			rc = ERR_STORE;
-	}
-	if (rc >= 0)
-		rc = q_exec(c, SQL_LIVE_REKEY, "iti", ps, team, ps);
-	rc = rc < 0 ? rc : 0;
-out:
-	free(plan.d);
-	return rc;
-}
-
-static int sq_team_put(struct store_conn *bc, const struct actor *who, const struct team *t,
-		       int64_t now, bool *created)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct team old, rec = *t;
-	bool exists;
-	int rc, n, fin;
-
-	c->err[0] = '\0';
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		return rc;
-	rc = load_one(c, SQL_TEAM_BY_ID, t->id, row_team, &old);
-	if (rc != 0 && rc != ERR_NOT_FOUND)
-		goto out;
-	exists = rc == 0;
-	rc = 0;
-	rec.created_at = exists ? old.created_at : now;
-	rec.updated_at = now;
-	if (exists)
-		n = q_exec(c, SQL_TEAM_UPDATE, "tittit", rec.display_name, rec.budget_micros,
-			   period_kind_name(rec.period), rec.thresholds_json, now, rec.id);
-	else
-		n = q_exec(c, SQL_TEAM_INSERT, "ttittii", rec.id, rec.display_name, rec.budget_micros,
-			   period_kind_name(rec.period), rec.thresholds_json, now, now);
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	if (exists && old.period != rec.period) {
-		rc = period_rekey(c, rec.id, rec.period, now);
-		if (rc != 0)
-			goto out;
-	}
-	rc = audit_rec(c, who, now, exists ? "team.update" : "team.create", "team", rec.id, rec.id,
-		       store_json_team, exists ? &old : NULL, &rec);
-out:
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0 && fin == 0)
-		*created = !exists;
-	return rc ? rc : fin;
-}
-
-static int sq_team_get(struct store_conn *bc, const char *id, struct team *out)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct team t;
-	int rc;
-
-	c->err[0] = '\0';
-	rc = load_one(c, SQL_TEAM_BY_ID, id, row_team, &t);
-	if (rc == 0)
-		*out = t;
-	return rc;
-}
-
-/*
- * Appends " AND col IN (?,...)" for a scope list to sql (malloc'd, grown);
- * n == 0 appends " AND 0" (an empty scope sees nothing).
- */
-static int sql_scope(char **sql, const char *col, size_t n)
-{
-	size_t len = strlen(*sql), extra = strlen(col) + 16 + 2 * n;
-	char *s = realloc(*sql, len + extra);
-
-	if (!s)
-		return ERR_NOMEM;
-	*sql = s;
-	if (n == 0) {
-		snprintf(s + len, extra, " AND 0");
-		return 0;
-	}
-	len += (size_t)snprintf(s + len, extra, " AND %s IN (", col);
-	for (size_t i = 0; i < n; i++) {
-		s[len++] = i ? ',' : '?';
-		if (i)
-			s[len++] = '?';
-	}
-	s[len++] = ')';
-	s[len] = '\0';
-	return 0;
-}
-
-static int sql_append(char **sql, const char *more)
-{
-	size_t len = strlen(*sql), m = strlen(more);
-	char *s = realloc(*sql, len + m + 1);
-
-	if (!s)
-		return ERR_NOMEM;
-	memcpy(s + len, more, m + 1);
-	*sql = s;
-	return 0;
-}
-
-static int bind_scope(struct sq_conn *c, sqlite3_stmt *st, int *idx, const char *const *v, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		int rc = q_bind(c, st, idx, "t", v[i]);
-		if (rc != 0)
-			return rc;
-	}
-	return 0;
-}
-
-static int sq_team_list(struct store_conn *bc, const char *const *only, size_t nonly,
-			store_team_cb cb, void *ctx)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	sqlite3_stmt *st = NULL;
-	char *sql = NULL;
-	struct team t;
-	int idx = 1;
-	int rc;
-
-	c->err[0] = '\0';
-	sql = strdup("SELECT " TEAM_COLS " FROM teams WHERE 1");
-	if (!sql)
-		return ERR_NOMEM;
-	if (only) {
-		rc = sql_scope(&sql, "id", nonly);
-		if (rc != 0)
-			goto out;
-	}
-	rc = sql_append(&sql, " ORDER BY id");
-	if (rc != 0)
-		goto out;
-	rc = q_prepare(c, sql, false, &st);
-	if (rc != 0)
-		goto out;
-	if (only) {
-		rc = bind_scope(c, st, &idx, only, nonly);
-		if (rc != 0)
-			goto out;
-	}
-	while ((rc = q_step(c, st)) == 1) {
-		rc = row_team(st, &t);
-		if (rc != 0)
-			goto out;
-		if (cb(ctx, &t) != 0) {
-			rc = 0;
-			break;
-		}
-	}
-out:
-	q_close(c, st);
-	free(sql);
-	return rc;
-}
-
-static int period_load(struct sq_conn *c, const char *team, int64_t start, int64_t *spent,
-		       int64_t *reserved)
-{
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	rc = q_open(c, SQL_PERIOD_GET, &st, "ti", team, start);
-	if (rc != 0)
-		return rc;
-	rc = q_step(c, st);
-	if (rc == 1) {
-		*spent = sqlite3_column_int64(st, 0);
-		*reserved = sqlite3_column_int64(st, 1);
-		rc = 0;
-	} else if (rc == 0) {
-		*spent = 0;
-		*reserved = 0;
-	}
-	q_close(c, st);
-	return rc;
-}
-
-static int sq_team_ledger(struct store_conn *bc, const struct team *t, int64_t now,
-			  struct team_ledger *out)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct team_ledger l;
-	sqlite3_stmt *st = NULL;
-	int rc, fin;
-
-	c->err[0] = '\0';
-	memset(&l, 0, sizeof(l));
-	period_bounds(t->period, now, &l.period_start, &l.period_end);
-	rc = tx_begin(c, false); /* one snapshot for both reads */
-	if (rc != 0)
-		return rc;
-	rc = period_load(c, t->id, l.period_start, &l.spent, &l.reserved);
-	if (rc != 0)
-		goto out;
-	rc = q_open(c, SQL_RUNNING_OF_PERIOD, &st, "ti", t->id, l.period_start);
-	if (rc != 0)
-		goto out;
-	while ((rc = q_step(c, st)) == 1) {
-		int64_t acc = 0;
-
-		rc = ledger_accrued(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-				    sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), now,
-				    &acc);
-		if (rc == 0 && __builtin_add_overflow(l.accrued, acc, &l.accrued))
-			rc = ERR_OVERFLOW;
-		if (rc != 0)
-			break;
-		l.running++;
-	}
-out:
-	q_close(c, st);
-	fin = tx_finish(c, true);
-	if (rc == 0)
-		rc = fin;
-	if (rc == 0)
-		*out = l;
-	return rc;
-}
-
 /* ---- allocations ------------------------------------------------------- */
-
-static const char SQL_ALLOC_INSERT[] =
-	"INSERT INTO allocations(" ALLOC_COLS ") VALUES"
-	" (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-static const char SQL_ALLOC_DUE[] =
-	"SELECT " ALLOC_COLS " FROM allocations WHERE status = 'approved' AND expires_at <= ?"
-	" ORDER BY expires_at, id";
-static const char SQL_ALLOC_END[] =
-	"UPDATE allocations SET status = ?, ended_at = ?, actual_micros = ? WHERE id = ?";
-static const char SQL_ALLOC_START[] =
-	"UPDATE allocations SET status = ?, started_at = ? WHERE id = ?";
-static const char SQL_IDEM_GET[] =
-	"SELECT request_hash, status, body FROM idempotency WHERE token_id = ? AND key = ?";
-static const char SQL_IDEM_INSERT[] =
-	"INSERT INTO idempotency(token_id, key, request_hash, status, body, created_at)"
-	" VALUES (?, ?, ?, ?, ?, ?)";
-
-/* Moves money in the allocation's own period row; exactly one row must change. */
-static int ledger_move(struct sq_conn *c, const struct allocation *a, int64_t d_reserved,
-		       int64_t d_spent)
-{
-	int n = q_exec(c, SQL_PERIOD_MOVE, "iiti", d_reserved, d_spent, a->team, a->period_start);
-
-	if (n < 0)
-		return n;
-	if (n != 1) {
-		conn_err(c, "ledger row of team '%s' is missing", a->team);
-		return ERR_STORE;
-	}
-	return 0;
-}
-
-static int gpu_move(struct sq_conn *c, const char *gpu_type, int64_t d)
-{
-	int n = q_exec(c, SQL_GPU_MOVE, "it", d, gpu_type);
-
-	if (n < 0)
-		return n;
-	if (n != 1) {
-		conn_err(c, "gpu type '%s' is missing", gpu_type);
-		return ERR_STORE;
-	}
-	return 0;
-}
-
-/*
- * Cancels or expires a (held) allocation: releases its reservation and GPUs,
- * records the end instant `at`, audits.  *after gets the new record.
- */
-static int alloc_release(struct sq_conn *c, const struct actor *who, const struct allocation *a,
-			 enum alloc_status to, int64_t at, int64_t now, struct allocation *after)
-{
-	struct allocation b = *a;
-	char action[64];
-	int rc, n;
-
-	b.status = to;
-	b.ended_at = at;
-	b.actual_micros = 0;
-	n = q_exec(c, SQL_ALLOC_END, "tiit", alloc_status_name(to), at, (int64_t)0, a->id);
-	if (n < 0)
-		return n;
-	rc = ledger_move(c, a, -a->estimated_micros, 0);
-	if (rc != 0)
-		return rc;
-	rc = gpu_move(c, a->gpu_type, -a->gpu_count);
-	if (rc != 0)
-		return rc;
-	snprintf(action, sizeof(action), "allocation.%s",
-		 to == ALLOC_EXPIRED ? "expire" : "cancel");
-	rc = audit_rec(c, who, now, action, "allocation", a->id, a->team, store_json_alloc, a, &b);
-	if (rc != 0)
-		return rc;
-	if (after)
-		*after = b;
-	return 0;
-}
-
-/* Expires every approved allocation due at now, inside the caller's transaction. */
-static int expire_due_tx(struct sq_conn *c, int64_t now, int *count)
-{
-	struct allocation *list = NULL; /* owned here */
-	size_t n = 0, cap = 0;
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	/* Collect first: updating rows under a live SELECT is asking for trouble. */
-	rc = q_open(c, SQL_ALLOC_DUE, &st, "i", now);
-	if (rc != 0)
-		return rc;
-	while ((rc = q_step(c, st)) == 1) {
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 8;
-			struct allocation *nl = realloc(list, ncap * sizeof(*list));
-			if (!nl) {
-				rc = ERR_NOMEM;
-				break;
-			}
-			list = nl;
-			cap = ncap;
-		}
-		rc = row_alloc(st, &list[n]);
-		if (rc == ERR_STORE) { /* unreadable: reported and left alone */
-			store_bad_row("allocations", (const char *)sqlite3_column_text(st, 0),
-				      STORE_BAD_ROW_TEXT);
-			rc = 0;
-			continue;
-		}
-		if (rc != 0)
-			break;
-		n++;
-	}
-	q_close(c, st);
-	if (rc != 0)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		const char *why = store_alloc_unreadable(&list[i]);
-		if (why) { /* its money is still released; the audit row has blanks */
-			store_bad_row("allocations", list[i].id, why);
-			store_alloc_blank_unreadable(&list[i]);
-		}
-		rc = alloc_release(c, NULL, &list[i], ALLOC_EXPIRED, list[i].expires_at, now, NULL);
-		if (rc != 0)
-			goto out;
-	}
-	if (count)
-		*count = (int)n;
-out:
-	free(list);
-	return rc;
-}
-
-/* 1 = stored answer with the same hash (replay filled), 0 = none, < 0 error. */
-static int idem_lookup(struct sq_conn *c, const char *token_id, const struct idem *idem,
-		       int *status, char **body)
-{
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	rc = q_open(c, SQL_IDEM_GET, &st, "tt", token_id, idem->key);
-	if (rc != 0)
-		return rc;
-	rc = q_step(c, st);
-	if (rc == 1) {
-		const char *h = (const char *)sqlite3_column_text(st, 0);
-		const char *b = (const char *)sqlite3_column_text(st, 2);
-
-		if (!h || !idem->hash || strcmp(h, idem->hash) != 0) {
-			conn_err(c, "Idempotency-Key '%s' was used with a different request",
-				 idem->key);
-			rc = ERR_IDEMPOTENCY;
-		} else {
-			*status = sqlite3_column_int(st, 1);
-			*body = strdup(b ? b : "");
-			rc = *body ? 1 : ERR_NOMEM;
-		}
-	}
-	q_close(c, st);
-	return rc;
-}
-
-/* Defensive re-read after an approval: the rule can only break by a bug. */
-static int ledger_verify(struct sq_conn *c, const struct team *t, int64_t period_start,
-			 const char *gpu_type)
-{
-	struct gpu_type g;
-	int64_t spent = 0, reserved = 0;
-	int rc;
-
-	rc = period_load(c, t->id, period_start, &spent, &reserved);
-	if (rc != 0)
-		return rc;
-	if (spent > t->budget_micros - reserved) {
-		conn_err(c, "ledger invariant violated for team '%s'", t->id);
-		return ERR_STORE;
-	}
-	rc = load_one(c, SQL_GPU_BY_ID, gpu_type, row_gpu, &g);
-	if (rc != 0)
-		return rc == ERR_NOT_FOUND ? ERR_STORE : rc;
-	if (g.allocated > g.capacity) {
-		conn_err(c, "capacity invariant violated for gpu type '%s'", gpu_type);
-		return ERR_STORE;
-	}
-	return 0;
-}
 
 /* ---- group commit (allocate) ------------------------------------------- */
 
@@ -1570,7 +432,7 @@ static const char SQL_RELEASE[] = "RELEASE a";
 
 /*
  * Token held: makes sure the writer connection exists and a batch
- * transaction is open on it.  On failure the reason is in caller->err.
+ * transaction is open on it.  On failure the reason is in caller->base.err.
  */
 static int batch_join(struct sq_store *s, struct sq_conn *caller)
 {
@@ -1588,10 +450,10 @@ static int batch_join(struct sq_store *s, struct sq_conn *caller)
 	}
 	if (s->batch_open)
 		return 0;
-	s->wconn->err[0] = '\0';
+	s->wconn->base.err[0] = '\0';
 	n = q_exec(s->wconn, SQL_BEGIN_IMMEDIATE, "");
 	if (n < 0) {
-		snprintf(caller->err, sizeof(caller->err), "%s", s->wconn->err);
+		snprintf(caller->base.err, sizeof(caller->base.err), "%s", s->wconn->base.err);
 		return n;
 	}
 	s->batch_open = true;
@@ -1635,7 +497,7 @@ static void batch_finish(struct sq_store *s)
 	for (m = s->batch; m; m = m->next)
 		kept += m->keep ? 1 : 0;
 	pthread_mutex_unlock(&s->wlock);
-	w->err[0] = '\0';
+	w->base.err[0] = '\0';
 	if (s->batch_bad) {
 		conn_err(w, "a failed statement could not be undone; the batch was rolled back");
 		rc = ERR_STORE;
@@ -1658,7 +520,7 @@ static void batch_finish(struct sq_store *s)
 		next = m->next; /* m may be gone once done is seen */
 		if (rc != 0 && m->keep) {
 			m->rc = rc;
-			snprintf(m->err, sizeof(m->err), "%s", w->err);
+			snprintf(m->err, sizeof(m->err), "%s", w->base.err);
 		}
 		m->committed = rc == 0 && m->keep;
 		m->done = true;
@@ -1680,138 +542,6 @@ void store_sqlite_stats(struct store *bs, long *commits, long *decisions)
 }
 
 /*
- * One allocation decision inside the caller's savepoint on c: (replay
- * idempotent answer | expire due allocations | read ledger and capacity |
- * ledger_decide | insert, reserve, audit) and remember the idempotent answer.
- * *keep says whether the part is to be committed (approved, refused, or
- * replayed); otherwise rc is the error and the caller undoes the part.
- */
-static int alloc_part(struct sq_conn *c, const struct actor *who, const struct alloc_request *r,
-		      int64_t start_timeout_s, int64_t now, struct idem *idem,
-		      struct alloc_outcome *lo, bool *replayed, int *replay_status, char **replay,
-		      bool *keep)
-{
-	struct team team;
-	struct gpu_type gpu;
-	struct ledger_decision dec;
-	int64_t ps = 0, pe = 0, spent = 0, reserved = 0, est = 0;
-	char *body = NULL; /* rendered answer, owned here */
-	int status = 0, rc, n;
-	bool use_idem = idem && idem->key;
-
-	*keep = false;
-	if (use_idem) {
-		rc = idem_lookup(c, who->token_id, idem, replay_status, replay);
-		if (rc < 0)
-			goto out;
-		if (rc == 1) {
-			*replayed = true;
-			rc = 0;
-			*keep = true;
-			goto out;
-		}
-	}
-	rc = load_one(c, SQL_TEAM_BY_ID, r->team, row_team, &team);
-	if (rc != 0) {
-		if (rc == ERR_NOT_FOUND)
-			conn_err(c, "unknown team '%s'", r->team);
-		goto out;
-	}
-	/* Due allocations give their money and GPUs back before we decide. */
-	rc = expire_due_tx(c, now, NULL);
-	if (rc != 0)
-		goto out;
-	rc = load_one(c, SQL_GPU_BY_ID, r->gpu_type, row_gpu, &gpu);
-	if (rc != 0) {
-		if (rc == ERR_NOT_FOUND)
-			conn_err(c, "unknown gpu_type '%s'", r->gpu_type);
-		goto out;
-	}
-	if (r->gpu_count > gpu.capacity) {
-		rc = store_capacity_invalid(&gpu, c->err, sizeof(c->err));
-		goto out;
-	}
-	period_bounds(team.period, now, &ps, &pe);
-	n = q_exec(c, SQL_PERIOD_ENSURE, "tii", team.id, ps, pe);
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	rc = period_load(c, team.id, ps, &spent, &reserved);
-	if (rc != 0)
-		goto out;
-	rc = cost_compute(gpu.price_micros, r->gpu_count, r->max_runtime_us, &est);
-	if (rc != 0) {
-		conn_err(c, "the estimated cost does not fit");
-		goto out;
-	}
-	store_alloc_decide(&team, &gpu, spent, reserved, est, r->gpu_count, &dec, lo);
-
-	if (dec.approved) {
-		struct allocation *a = &lo->alloc;
-
-		rc = store_alloc_approved(a, r, team.id, &gpu, est, who->token_id, ps, now,
-					  start_timeout_s);
-		if (rc != 0) {
-			conn_err(c, "cannot generate an allocation id");
-			goto out;
-		}
-		n = q_exec(c, SQL_ALLOC_INSERT, "ttttiiiittttiiiiii", a->id, a->team, a->project,
-			   a->gpu_type, a->gpu_count, a->max_runtime_us, a->price_micros,
-			   a->estimated_micros, alloc_status_name(a->status), a->purpose,
-			   a->labels_json, a->created_by, a->period_start, a->approved_at,
-			   a->expires_at, a->started_at, a->ended_at, a->actual_micros);
-		if (n < 0) {
-			rc = n;
-			goto out;
-		}
-		rc = ledger_move(c, a, est, 0);
-		if (rc != 0)
-			goto out;
-		rc = gpu_move(c, gpu.id, a->gpu_count);
-		if (rc != 0)
-			goto out;
-		rc = ledger_verify(c, &team, ps, gpu.id);
-		if (rc != 0)
-			goto out;
-		rc = audit_rec(c, who, now, "allocation.approve", "allocation", a->id, a->team,
-			       store_json_alloc, NULL, a);
-		if (rc != 0)
-			goto out;
-	} else {
-		char av[MONEY_FMT_LEN], es[MONEY_FMT_LEN];
-
-		if (!dec.budget_ok) {
-			rc = ERR_BUDGET;
-			conn_err(c, "team '%s' has %s available, the request needs %s", team.id,
-				 store_fmt_money(dec.available, av), store_fmt_money(est, es));
-		} else {
-			rc = ERR_CAPACITY;
-			conn_err(c, "%lld GPUs of type '%s' available, the request needs %lld",
-				 (long long)dec.gpus_available, gpu.id, (long long)r->gpu_count);
-		}
-	}
-	if (use_idem) {
-		body = idem->render(idem->ctx, rc, lo, &status);
-		if (!body) {
-			rc = ERR_NOMEM;
-			conn_err(c, "out of memory rendering the idempotent answer");
-			goto out;
-		}
-		n = q_exec(c, SQL_IDEM_INSERT, "tttiti", who->token_id, idem->key, idem->hash,
-			   (int64_t)status, body, now);
-		if (n < 0) {
-			rc = n;
-			goto out;
-		}
-	}
-	*keep = true; /* approved, or a refusal worth remembering */
-out:
-	free(body);
-	return rc;
-}
-
-/*
  * Group commit: the decision runs in `SAVEPOINT a` of the batch transaction
  * on the writer connection; the answer is returned only after that batch's
  * COMMIT succeeded (see struct sq_store).  The caller's connection only
@@ -1830,12 +560,12 @@ static int sq_allocate(struct store_conn *bc, const struct actor *who, const str
 	int replay_status = 0, rc, n;
 	bool replayed = false, keep = false, wait_batch;
 
-	c->err[0] = '\0';
+	c->base.err[0] = '\0';
 	memset(&me, 0, sizeof(me));
 	memset(&lo, 0, sizeof(lo));
 	if (idem) {
 		idem->replayed = false;
-		idem->replay_body = NULL;
+		idem->legacy_body = NULL;
 	}
 	if (writer_take(s) != 0) {
 		conn_err(c, "cannot take the write lock");
@@ -1848,14 +578,15 @@ static int sq_allocate(struct store_conn *bc, const struct actor *who, const str
 		goto out;
 	}
 	w = s->wconn;
-	w->err[0] = '\0';
+	w->base.err[0] = '\0';
 	n = q_exec(w, SQL_SAVEPOINT, "");
 	if (n < 0) {
 		rc = n;
 		batch_undo_part(s, false);
 	} else {
-		rc = alloc_part(w, who, r, start_timeout_s, now, idem, &lo, &replayed,
-				&replay_status, &replay, &keep);
+		rc = ops_alloc_one(&w->base, who, r, start_timeout_s, now, idem, &lo,
+				   &replay_status, &replay, &keep);
+		replayed = replay != NULL;
 		if (keep) {
 			n = q_exec(w, SQL_RELEASE, "");
 			if (n < 0) {
@@ -1868,7 +599,7 @@ static int sq_allocate(struct store_conn *bc, const struct actor *who, const str
 	}
 	me.rc = rc;
 	me.keep = keep;
-	snprintf(me.err, sizeof(me.err), "%s", w->err);
+	snprintf(me.err, sizeof(me.err), "%s", w->base.err);
 
 	pthread_mutex_lock(&s->wlock);
 	me.next = s->batch;
@@ -1888,12 +619,12 @@ static int sq_allocate(struct store_conn *bc, const struct actor *who, const str
 		writer_give(s);
 	}
 	rc = me.rc;
-	snprintf(c->err, sizeof(c->err), "%s", me.err);
+	snprintf(c->base.err, sizeof(c->base.err), "%s", me.err);
+	memcpy(o->field, lo.field, sizeof(o->field)); /* also for a request that was not decided */
 	if (me.committed) {
 		if (replayed) {
-			idem->replayed = true;
-			idem->replay_status = replay_status;
-			idem->replay_body = replay;
+			rc = ops_idem_replay(replay_status, replay, idem, o, c->base.err,
+					     sizeof(c->base.err));
 			replay = NULL;
 		} else {
 			*o = lo;
@@ -1905,642 +636,189 @@ out:
 	return rc;
 }
 
-static int sq_alloc_get(struct store_conn *bc, const char *id, struct allocation *out)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct allocation *a = NULL;
-	int rc;
+/* ---- the driver (db.h) ------------------------------------------------- */
 
-	c->err[0] = '\0';
-	a = malloc(sizeof(*a));
-	if (!a)
-		return ERR_NOMEM;
-	rc = load_one(c, SQL_ALLOC_BY_ID, id, row_alloc, a);
-	if (rc == 0 && store_alloc_unreadable(a)) { /* never rendered with a cut text */
-		conn_err(c, "allocation %s cannot be read: %s", id, store_alloc_unreadable(a));
-		rc = ERR_STORE;
+struct sq_rows {
+	struct db_rows base; /* must be first */
+	sqlite3_stmt *st;
+};
+
+static int drv_bind(struct sq_conn *c, sqlite3_stmt *st, const struct db_param *p, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int src;
+
+		if (p[i].type == 't')
+			src = p[i].text ? sqlite3_bind_text(st, i + 1, p[i].text, -1, SQLITE_TRANSIENT)
+					: sqlite3_bind_null(st, i + 1);
+		else
+			src = sqlite3_bind_int64(st, i + 1, p[i].i64);
+		if (src != SQLITE_OK)
+			return db_fail(c, src, "bind");
 	}
-	if (rc == 0)
-		*out = *a;
-	free(a);
-	return rc;
+	if (n != sqlite3_bind_parameter_count(st)) {
+		conn_err(c, "internal: %d parameters bound, %d expected", n,
+			 sqlite3_bind_parameter_count(st));
+		return ERR_STORE;
+	}
+	return 0;
 }
 
-static int sq_alloc_list(struct store_conn *bc, const struct alloc_filter *f, store_alloc_cb cb,
-			 void *ctx, char *next_cursor)
+static int drv_run(struct store_conn *bc, const char *sql, bool cached, const struct db_param *p,
+		   int n, struct db_rows **rows)
 {
 	struct sq_conn *c = sq_conn_of(bc);
-	struct allocation *a = NULL, *last = NULL; /* owned here */
 	sqlite3_stmt *st = NULL;
-	char *sql = NULL;
-	char cur_id[STORE_ID_LEN];
-	int64_t cur_at = 0;
-	int limit = f->limit, idx = 1, rows = 0, rc;
-	bool more = false;
+	struct sq_rows *r;
+	int rc, src;
 
-	c->err[0] = '\0';
-	if (limit < 1)
-		limit = 1;
-	if (limit > STORE_MAX_PAGE)
-		limit = STORE_MAX_PAGE;
-	if (f->cursor && f->cursor[0]) {
-		rc = store_cursor_parse(f->cursor, &cur_at, cur_id);
-		if (rc != 0) {
-			conn_err(c, "invalid cursor");
-			return rc;
-		}
-	}
-	a = malloc(sizeof(*a));
-	last = malloc(sizeof(*last));
-	sql = strdup("SELECT " ALLOC_COLS " FROM allocations WHERE 1");
-	if (!a || !last || !sql) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	rc = 0;
-	if (f->team)
-		rc = sql_append(&sql, " AND team_id = ?");
-	if (rc == 0 && f->teams)
-		rc = sql_scope(&sql, "team_id", f->nteams);
-	if (rc == 0 && f->status >= 0)
-		rc = sql_append(&sql, " AND status = ?");
-	if (rc == 0 && f->cursor && f->cursor[0])
-		rc = sql_append(&sql, " AND (approved_at < ? OR (approved_at = ? AND id < ?))");
-	if (rc == 0)
-		rc = sql_append(&sql, " ORDER BY approved_at DESC, id DESC LIMIT ?");
-	if (rc != 0)
-		goto out;
-	rc = q_prepare(c, sql, false, &st);
-	if (rc != 0)
-		goto out;
-	if (f->team)
-		rc = q_bind(c, st, &idx, "t", f->team);
-	if (rc == 0 && f->teams)
-		rc = bind_scope(c, st, &idx, f->teams, f->nteams);
-	if (rc == 0 && f->status >= 0)
-		rc = q_bind(c, st, &idx, "t", alloc_status_name((enum alloc_status)f->status));
-	if (rc == 0 && f->cursor && f->cursor[0])
-		rc = q_bind(c, st, &idx, "iit", cur_at, cur_at, cur_id);
-	if (rc == 0)
-		rc = q_bind(c, st, &idx, "i", (int64_t)limit + 1);
-	if (rc != 0)
-		goto out;
-	while ((rc = q_step(c, st)) == 1) {
-		if (rows == limit) {
-			more = true;
-			rc = 0;
-			break;
-		}
-		rc = row_alloc(st, a);
-		const char *why = rc == ERR_STORE ? STORE_BAD_ROW_TEXT
-				  : rc == 0 ? store_alloc_unreadable(a) : NULL;
-		if (why) { /* reported and skipped: the page goes on past it */
-			store_bad_row("allocations", (const char *)sqlite3_column_text(st, 0), why);
-			rc = 0;
-			rows++;
-			*last = *a;
-			continue;
-		}
-		if (rc != 0)
-			goto out;
-		rows++;
-		*last = *a;
-		if (cb(ctx, a) != 0) {
-			rc = 0;
-			break;
-		}
-	}
-	if (rc != 0)
-		goto out;
-	if (more)
-		snprintf(next_cursor, STORE_ID_LEN * 2, "%lld:%s", (long long)last->approved_at,
-			 last->id);
-	else
-		next_cursor[0] = '\0';
-out:
-	q_close(c, st);
-	free(sql);
-	free(a);
-	free(last);
-	return rc;
-}
-
-static int rollup_add(struct sq_conn *c, const struct allocation *a);
-
-static const char SQL_ALLOC_COMPLETE[] =
-	"UPDATE allocations SET status = ?, ended_at = ?, actual_micros = ? WHERE id = ?";
-
-static int sq_alloc_transition(struct store_conn *bc, const struct actor *who, const char *id,
-			       enum alloc_event ev, int64_t at, int64_t now, struct allocation *out,
-			       bool *repeat, char *detail)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct allocation *a = NULL, *res = NULL; /* owned here (large records) */
-	enum alloc_status next;
-	bool rep = false, expired_instead = false;
-	int rc, n, fin;
-
-	c->err[0] = '\0';
-	a = malloc(sizeof(*a));
-	res = malloc(sizeof(*res));
-	if (!a || !res) {
-		free(a);
-		free(res);
-		return ERR_NOMEM;
-	}
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		goto done;
-	rc = load_one(c, SQL_ALLOC_BY_ID, id, row_alloc, a);
-	if (rc != 0) {
-		if (rc == ERR_NOT_FOUND)
-			conn_err(c, "unknown allocation '%s'", id);
-		goto out;
-	}
-	rc = lifecycle_next(a->status, ev, &next, &rep);
-	if (rc != 0) {
-		conn_err(c, "cannot %s an allocation that is %s", alloc_event_name(ev),
-			 alloc_status_name(a->status));
-		goto out;
-	}
-	*res = *a;
-	if (rep)
-		goto out; /* nothing changes; the commit below is of an empty transaction */
-	switch (ev) {
-	case ALLOC_EV_START:
-		if (now >= a->expires_at) {
-			rc = alloc_release(c, who, a, ALLOC_EXPIRED, a->expires_at, now, res);
-			if (rc == 0)
-				expired_instead = true;
-			break;
-		}
-		res->status = ALLOC_RUNNING;
-		res->started_at = at;
-		n = q_exec(c, SQL_ALLOC_START, "tit", alloc_status_name(ALLOC_RUNNING), at, id);
-		if (n < 0) {
-			rc = n;
-			break;
-		}
-		rc = audit_rec(c, who, now, "allocation.start", "allocation", id, a->team, store_json_alloc,
-			       a, res);
-		break;
-	case ALLOC_EV_COMPLETE: {
-		int64_t actual = 0;
-
-		if (at < a->started_at) {
-			conn_err(c, "ended_at is before started_at");
-			rc = ERR_INVALID;
-			break;
-		}
-		rc = ledger_actual(a->price_micros, a->gpu_count, a->max_runtime_us, a->started_at,
-				   at, &actual);
-		if (rc != 0) {
-			conn_err(c, "cannot compute the actual cost");
-			break;
-		}
-		res->status = ALLOC_COMPLETED;
-		res->ended_at = at;
-		res->actual_micros = actual;
-		n = q_exec(c, SQL_ALLOC_COMPLETE, "tiit", alloc_status_name(ALLOC_COMPLETED), at,
-			   actual, id);
-		if (n < 0) {
-			rc = n;
-			break;
-		}
-		rc = ledger_move(c, a, -a->estimated_micros, actual);
-		if (rc == 0)
-			rc = gpu_move(c, a->gpu_type, -a->gpu_count);
-		if (rc == 0)
-			rc = rollup_add(c, res);
-		if (rc == 0)
-			rc = audit_rec(c, who, now, "allocation.complete", "allocation", id, a->team,
-				       store_json_alloc, a, res);
-		break;
-	}
-	case ALLOC_EV_CANCEL:
-		rc = alloc_release(c, who, a, ALLOC_CANCELLED, at, now, res);
-		break;
-	case ALLOC_EV_EXPIRE:
-		rc = alloc_release(c, who, a, ALLOC_EXPIRED, at, now, res);
-		break;
-	default:
-		conn_err(c, "unknown event");
-		rc = ERR_INVALID;
-		break;
-	}
-out:
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0)
-		rc = fin;
-	if (rc == 0) {
-		*out = *res;
-		*repeat = rep;
-		if (expired_instead) {
-			conn_err(c, "allocation expired before it started");
-			rc = ERR_CONFLICT;
-		}
-	}
-done:
-	free(a);
-	free(res);
-	detail_out(c, rc, detail);
-	return rc;
-}
-
-static int sq_alloc_expire_due(struct store_conn *bc, int64_t now, int *n)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	int count = 0, rc, fin;
-
-	c->err[0] = '\0';
-	rc = tx_begin(c, true);
+	rc = q_prepare(c, sql, cached, &st);
 	if (rc != 0)
 		return rc;
-	rc = expire_due_tx(c, now, &count);
-	fin = tx_finish(c, rc == 0);
-	if (rc == 0)
-		rc = fin;
-	if (rc == 0)
-		*n = count;
-	return rc;
-}
-
-/* ---- costs ------------------------------------------------------------- */
-
-static int costs_rolled(struct sq_conn *c, const struct cost_query *q, struct store_cost_acc *acc,
-			struct allocation *a);
-
-static int sq_costs(struct store_conn *bc, const struct cost_query *q, store_cost_cb cb, void *ctx)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct store_cost_acc acc = {NULL, 0, 0};
-	struct allocation *a = NULL;
-	sqlite3_stmt *st = NULL;
-	char *sql = NULL;
-	bool by_day = q->group == COST_BY_DAY;
-	int idx = 1, rc;
-
-	c->err[0] = '\0';
-	a = malloc(sizeof(*a));
-	if (a && !q->scan) {
-		rc = costs_rolled(c, q, &acc, a);
-		if (rc != 0)
-			goto out;
-		goto emit;
-	}
-	sql = strdup(by_day ? "SELECT " ALLOC_COLS " FROM allocations WHERE"
-			      " ((status IN ('approved', 'running') AND approved_at < ?)"
-			      " OR (status = 'completed' AND ended_at >= ? AND started_at < ?))"
-			    : "SELECT " ALLOC_COLS " FROM allocations WHERE"
-			      " approved_at >= ? AND approved_at < ?");
-	if (!a || !sql) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	rc = q->teams ? sql_scope(&sql, "team_id", q->nteams) : 0;
-	if (rc != 0)
-		goto out;
-	rc = q_prepare(c, sql, false, &st);
-	if (rc != 0)
-		goto out;
-	if (by_day) /* completed: every allocation used on a day overlapping [from, to) */
-		rc = q_bind(c, st, &idx, "iii", q->to, time_day_start(q->from), store_day_ceil(q->to));
-	else
-		rc = q_bind(c, st, &idx, "ii", q->from, q->to);
-	if (rc == 0 && q->teams)
-		rc = bind_scope(c, st, &idx, q->teams, q->nteams);
-	if (rc != 0)
-		goto out;
-	while ((rc = q_step(c, st)) == 1) {
-		rc = row_alloc(st, a);
-		if (rc == 0)
-			rc = by_day ? store_cost_by_day(&acc, q, a) : store_cost_by_key(&acc, q, a);
-		if (rc != 0)
-			goto out;
-	}
-	if (rc != 0)
-		goto out;
-	q_close(c, st);
-	st = NULL;
-emit:
-	for (size_t i = 0; i < acc.n; i++) {
-		if (cb(ctx, &acc.rows[i]) != 0)
-			break;
-	}
-out:
-	if (rc == ERR_OVERFLOW)
-		conn_err(c, "cost totals overflow");
-	q_close(c, st);
-	free(sql);
-	free(a);
-	free(acc.rows);
-	return rc;
-}
-
-/* ---- audit ------------------------------------------------------------- */
-
-static int sq_audit_list(struct store_conn *bc, const char *team, const char *cursor, int limit,
-			 store_audit_cb cb, void *ctx, char *next_cursor)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct audit_entry e;
-	sqlite3_stmt *st = NULL;
-	char *sql = NULL;
-	int64_t after = 0, last = 0;
-	int idx = 1, rows = 0, rc;
-	bool more = false;
-
-	c->err[0] = '\0';
-	memset(&e, 0, sizeof(e));
-	rc = store_audit_page_args(cursor, &limit, &after);
-	if (rc != 0)
-		return rc;
-	sql = strdup(team ? "SELECT " AUDIT_COLS " FROM audit WHERE seq > ? AND team = ?"
-			    " ORDER BY seq LIMIT ?"
-			  : "SELECT " AUDIT_COLS " FROM audit WHERE seq > ? ORDER BY seq LIMIT ?");
-	if (!sql)
-		return ERR_NOMEM;
-	rc = q_prepare(c, sql, false, &st);
-	if (rc != 0)
-		goto out;
-	rc = q_bind(c, st, &idx, "i", after);
-	if (rc == 0 && team)
-		rc = q_bind(c, st, &idx, "t", team);
-	if (rc == 0)
-		rc = q_bind(c, st, &idx, "i", (int64_t)limit + 1);
-	if (rc != 0)
-		goto out;
-	while ((rc = q_step(c, st)) == 1) {
-		const char *b, *a;
-		int stop;
-
-		if (rows == limit) {
-			more = true;
-			rc = 0;
-			break;
-		}
-		memset(&e, 0, sizeof(e));
-		e.seq = sqlite3_column_int64(st, 0);
-		e.at = sqlite3_column_int64(st, 1);
-		col_copy(st, 2, e.actor_id, sizeof(e.actor_id));
-		col_copy(st, 3, e.actor_name, sizeof(e.actor_name));
-		col_copy(st, 4, e.action, sizeof(e.action));
-		col_copy(st, 5, e.object_type, sizeof(e.object_type));
-		col_copy(st, 6, e.object_id, sizeof(e.object_id));
-		col_copy(st, 7, e.team, sizeof(e.team));
-		b = (const char *)sqlite3_column_text(st, 8);
-		a = (const char *)sqlite3_column_text(st, 9);
-		e.before_json = b ? strdup(b) : NULL;
-		e.after_json = a ? strdup(a) : NULL;
-		if ((b && !e.before_json) || (a && !e.after_json)) {
-			rc = ERR_NOMEM;
-			goto out;
-		}
-		rows++;
-		last = e.seq;
-		stop = cb(ctx, &e);
-		store_audit_entry_done(&e);
-		if (stop != 0) {
-			rc = 0;
-			break;
-		}
-	}
-	if (rc != 0)
-		goto out;
-	if (more)
-		snprintf(next_cursor, STORE_ID_LEN, "%lld", (long long)last);
-	else
-		next_cursor[0] = '\0';
-out:
-	store_audit_entry_done(&e);
-	q_close(c, st);
-	free(sql);
-	return rc;
-}
-
-#include "store/store_sqlite_costs.inc"
-
-/* ---- self-service jobs ------------------------------------------------- */
-
-#define JOB_COLS "id, token_id, idem_key, request_hash, team_id, name, allocation_id," \
-	" status, body, created_at, updated_at"
-static const char SQL_JOB_BY_ID[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?";
-static const char SQL_JOB_BY_KEY[] =
-	"SELECT " JOB_COLS " FROM jobs WHERE token_id = ? AND idem_key = ?";
-static const char SQL_JOB_INSERT[] =
-	"INSERT INTO jobs(" JOB_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-static const char SQL_JOB_UPDATE[] =
-	"UPDATE jobs SET allocation_id = ?, status = ?, body = ?, updated_at = ? WHERE id = ?";
-
-static int row_job(sqlite3_stmt *st, void *out)
-{
-	int bad = 0;
-	struct job *j = out;
-
-	bad |= col_copy(st, 0, j->id, sizeof(j->id));
-	bad |= col_copy(st, 1, j->token_id, sizeof(j->token_id));
-	bad |= col_copy(st, 2, j->idem_key, sizeof(j->idem_key));
-	bad |= col_copy(st, 3, j->request_hash, sizeof(j->request_hash));
-	bad |= col_copy(st, 4, j->team, sizeof(j->team));
-	bad |= col_copy(st, 5, j->name, sizeof(j->name));
-	bad |= col_copy(st, 6, j->allocation_id, sizeof(j->allocation_id));
-	j->status = sqlite3_column_int(st, 7);
-	bad |= col_copy(st, 8, j->body, sizeof(j->body));
-	j->created_at = sqlite3_column_int64(st, 9);
-	j->updated_at = sqlite3_column_int64(st, 10);
-	return bad ? ERR_STORE : 0;
-}
-
-static int sq_job_begin(struct store_conn *bc, const struct job *j, struct job *out,
-			bool *created, char *detail)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	sqlite3_stmt *st = NULL;
-	bool commit = false;
-	int rc, n, fin;
-
-	c->err[0] = '\0';
-	*created = false;
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		goto out;
-	if (j->idem_key[0]) {
-		rc = q_open(c, SQL_JOB_BY_KEY, &st, "tt", j->token_id, j->idem_key);
-		if (rc != 0)
-			goto out;
-		rc = q_step(c, st);
-		if (rc == 1)
-			rc = row_job(st, out);
-		else if (rc == 0)
-			rc = ERR_NOT_FOUND;
+	rc = drv_bind(c, st, p, n);
+	if (rc != 0) {
 		q_close(c, st);
-		if (rc == 0) {
-			if (strcmp(out->request_hash, j->request_hash) != 0) {
-				conn_err(c, "Idempotency-Key '%s' was used with a different request",
-					 j->idem_key);
-				rc = ERR_IDEMPOTENCY;
-			}
-			goto out;
-		}
-		if (rc != ERR_NOT_FOUND)
-			goto out;
-		rc = 0;
-	}
-	n = q_exec(c, SQL_JOB_INSERT, "tttttttitii", j->id, j->token_id, j->idem_key,
-		   j->request_hash, j->team, j->name, j->allocation_id, (int64_t)j->status,
-		   j->body, j->created_at, j->updated_at);
-	if (n < 0) {
-		rc = n;
-		goto out;
-	}
-	/* No audit row here: the allocation's approval and cancel are audited. */
-	*out = *j;
-	*created = true;
-	commit = true;
-out:
-	fin = tx_finish(c, commit || rc == 0);
-	if (fin != 0)
-		rc = fin;
-	detail_out(c, rc, detail);
-	return rc;
-}
-
-static int sq_job_update(struct store_conn *bc, const struct job *j, char *detail)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	int rc, n, fin;
-
-	c->err[0] = '\0';
-	rc = tx_begin(c, true);
-	if (rc != 0)
-		goto out;
-	n = q_exec(c, SQL_JOB_UPDATE, "titit", j->allocation_id, (int64_t)j->status, j->body,
-		   j->updated_at, j->id);
-	if (n < 0)
-		rc = n;
-	else if (n == 0)
-		rc = ERR_NOT_FOUND;
-out:
-	fin = tx_finish(c, rc == 0);
-	if (fin != 0)
-		rc = fin;
-	detail_out(c, rc, detail);
-	return rc;
-}
-
-static int sq_job_get(struct store_conn *bc, const char *id, struct job *out)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	struct job *j;
-	int rc;
-
-	c->err[0] = '\0';
-	j = malloc(sizeof(*j));
-	if (!j)
-		return ERR_NOMEM;
-	rc = load_one(c, SQL_JOB_BY_ID, id, row_job, j);
-	if (rc == 0)
-		*out = *j;
-	free(j);
-	return rc;
-}
-
-static const char SQL_JOB_CLEANUP_DUE[] =
-	"SELECT j.id, j.team_id, j.name, j.allocation_id, a.status FROM jobs j"
-	" JOIN allocations a ON a.id = j.allocation_id"
-	" WHERE j.status = 201 AND j.manifests_removed_at = 0"
-	" AND a.status IN ('cancelled', 'expired', 'completed')"
-	" AND (? = '' OR j.allocation_id = ?) ORDER BY j.created_at, j.id LIMIT ?";
-static const char SQL_JOB_CLEANUP_DONE[] =
-	"UPDATE jobs SET manifests_removed_at = ? WHERE id = ? AND manifests_removed_at = 0";
-
-static int sq_job_cleanup_due(struct store_conn *bc, const char *alloc_id,
-			      struct job_cleanup *out, int max, int *n)
-{
-	struct sq_conn *c = sq_conn_of(bc);
-	sqlite3_stmt *st = NULL;
-	const char *only = alloc_id ? alloc_id : "";
-	int rc;
-
-	c->err[0] = '\0';
-	*n = 0;
-	rc = q_open(c, SQL_JOB_CLEANUP_DUE, &st, "tti", only, only, (int64_t)max);
-	if (rc != 0)
 		return rc;
-	while (*n < max && (rc = q_step(c, st)) == 1) {
-		struct job_cleanup *jc = &out[*n];
-		char status[16];
-		int bad = col_copy(st, 0, jc->id, sizeof(jc->id));
-		bad |= col_copy(st, 1, jc->team, sizeof(jc->team));
-		bad |= col_copy(st, 2, jc->name, sizeof(jc->name));
-		bad |= col_copy(st, 3, jc->allocation_id, sizeof(jc->allocation_id));
-		bad |= col_copy(st, 4, status, sizeof(status));
-		if (bad || alloc_status_parse(status, &jc->status) != 0) {
-			store_bad_row("jobs", jc->id, "a field does not fit");
-			continue;
-		}
-		(*n)++;
 	}
+	if (rows) {
+		r = malloc(sizeof(*r));
+		if (!r) {
+			q_close(c, st);
+			return ERR_NOMEM;
+		}
+		r->base.conn = bc;
+		r->st = st;
+		*rows = &r->base;
+		return 0;
+	}
+	while ((src = sqlite3_step(st)) == SQLITE_ROW)
+		; /* rows of a statement run for its effect (PRAGMA echoes) */
+	rc = src == SQLITE_DONE ? sqlite3_changes(c->db) : db_fail(c, src, "step");
 	q_close(c, st);
-	return rc < 0 ? rc : 0;
+	return rc;
 }
 
-static int sq_job_cleanup_done(struct store_conn *bc, const char *job_id, int64_t at)
+static int drv_next(struct db_rows *br)
+{
+	struct sq_rows *r = (struct sq_rows *)br;
+	int src = sqlite3_step(r->st);
+
+	if (src == SQLITE_ROW)
+		return 1;
+	if (src == SQLITE_DONE)
+		return 0;
+	return db_fail(sq_conn_of(br->conn), src, "step");
+}
+
+static bool drv_is_null(const struct db_rows *br, int col)
+{
+	return sqlite3_column_type(((const struct sq_rows *)br)->st, col) == SQLITE_NULL;
+}
+
+static int64_t drv_i64(const struct db_rows *br, int col)
+{
+	return sqlite3_column_int64(((const struct sq_rows *)br)->st, col);
+}
+
+static const char *drv_text(const struct db_rows *br, int col)
+{
+	const unsigned char *t = sqlite3_column_text(((const struct sq_rows *)br)->st, col);
+
+	return t ? (const char *)t : "";
+}
+
+static void drv_rows_close(struct db_rows *br)
+{
+	struct sq_rows *r = (struct sq_rows *)br;
+
+	q_close(sq_conn_of(br->conn), r->st);
+	free(r);
+}
+
+/* BEGIN/COMMIT through sqlite3_exec: db_run injects their faults itself. */
+static int drv_exec_raw(struct sq_conn *c, const char *sql)
+{
+	int src = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+
+	return src == SQLITE_OK ? 0 : db_fail(c, src, sql);
+}
+
+static int drv_begin(struct store_conn *bc, bool write)
 {
 	struct sq_conn *c = sq_conn_of(bc);
-	int rc, n, fin;
+	struct sq_store *s = sq_store_of(c);
+	int rc;
 
-	c->err[0] = '\0';
-	rc = tx_begin(c, true);
-	if (rc != 0)
+	if (write) {
+		if (writer_take(s) != 0) {
+			conn_err(c, "cannot take the write lock");
+			return ERR_STORE;
+		}
+		c->locked = true;
+		batch_finish(s);
+	}
+	rc = drv_exec_raw(c, write ? SQL_BEGIN_IMMEDIATE : SQL_BEGIN);
+	if (rc != 0) {
+		if (c->locked) {
+			c->locked = false;
+			writer_give(s);
+		}
 		return rc;
-	n = q_exec(c, SQL_JOB_CLEANUP_DONE, "it", at, job_id);
-	if (n < 0)
-		rc = n;
-	fin = tx_finish(c, rc == 0);
-	return rc != 0 ? rc : fin;
+	}
+	c->base.in_tx = true;
+	return 0;
 }
 
-/* ---- the backend ------------------------------------------------------- */
+static int drv_finish(struct store_conn *bc, bool commit)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	struct sq_store *s = sq_store_of(c);
+	int rc = 0;
 
-static const struct store_ops sq_ops = {
+	if (!c->base.in_tx)
+		return 0;
+	if (commit) {
+		rc = drv_exec_raw(c, SQL_COMMIT);
+		if (rc == 0 && c->locked)
+			store_note_write(c->base.store, false); /* writes work (again) */
+	}
+	if ((!commit || rc != 0) && !sqlite3_get_autocommit(c->db))
+		(void)sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL); /* recovery path */
+	c->base.in_tx = false;
+	if (c->locked) {
+		c->locked = false;
+		writer_give(s);
+	}
+	return rc;
+}
+
+static int drv_script(struct store_conn *bc, const char *sql)
+{
+	return q_script(sq_conn_of(bc), sql);
+}
+
+static const struct db_driver sq_driver = {
 	.name = "sqlite",
 	.conn_open = sq_conn_open,
 	.conn_close = sq_conn_close,
 	.destroy = sq_destroy,
-	.migrate = sq_migrate,
-	.ping = sq_ping,
-	.token_create = sq_token_create,
-	.token_by_hash = sq_token_by_hash,
-	.token_list = sq_token_list,
-	.token_revoke = sq_token_revoke,
-	.admin_exists = sq_admin_exists,
-	.gpu_type_put = sq_gpu_type_put,
-	.gpu_type_get = sq_gpu_type_get,
-	.gpu_type_list = sq_gpu_type_list,
-	.gpu_type_seed = sq_gpu_type_seed,
-	.team_put = sq_team_put,
-	.team_get = sq_team_get,
-	.team_list = sq_team_list,
-	.team_ledger = sq_team_ledger,
+	.begin = drv_begin,
+	.finish = drv_finish,
+	.run = drv_run,
+	.next = drv_next,
+	.is_null = drv_is_null,
+	.i64 = drv_i64,
+	.text = drv_text,
+	.rows_close = drv_rows_close,
+	.script = drv_script,
+	.migrations = sq_migrations,
+	.nmigrations = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])),
+	.rollup_fill_version = 4, /* the migration that made the monthly rollup */
 	.allocate = sq_allocate,
-	.alloc_get = sq_alloc_get,
-	.alloc_list = sq_alloc_list,
-	.alloc_transition = sq_alloc_transition,
-	.alloc_expire_due = sq_alloc_expire_due,
-	.costs = sq_costs,
-	.audit_list = sq_audit_list,
-	.cost_usage = sq_cost_usage,
-	.cost_rollup_rebuild = sq_cost_rollup_rebuild,
-	.alert_record = sq_alert_record,
-	.alert_claim = sq_alert_claim,
-	.alert_done = sq_alert_done,
-	.job_begin = sq_job_begin,
-	.job_update = sq_job_update,
-	.job_get = sq_job_get,
-	.job_cleanup_due = sq_job_cleanup_due,
-	.job_cleanup_done = sq_job_cleanup_done,
 };
+
+/* ---- the backend ------------------------------------------------------- */
+
 
 /* The writer token's mutex and condition variables: 0, or -1 with none left. */
 static int sq_sync_init(struct sq_store *s)
@@ -2576,7 +854,7 @@ int store_sqlite_new(const char *path, struct store **out, char *detail)
 			snprintf(detail, STORE_DETAIL_LEN, "pthread mutex/condvar init failed");
 		return ERR_STORE;
 	}
-	s->base.ops = &sq_ops;
+	s->base.drv = &sq_driver;
 	s->base.pool = NULL;
 	s->base.fault_after = -1;
 	*out = &s->base;

@@ -9,7 +9,9 @@
  * costs from the scan exactly.  Also: a completion that fails at any
  * statement (fault injection) leaves rollups and ledger in step; a rebuild
  * gives the same rollups; the FOCUS usage rows sum to the day totals.
- * Prints TAP.  Touches nothing outside its mkdtemp directory.
+ * With ITEST_PG=1 (the 'integration-pg' registration) the same checks run
+ * on PostgreSQL, in a fresh schema of PLINTH_TEST_PG_URL (itest_pg.c).
+ * Prints TAP.  Touches nothing outside its mkdtemp directory and its schema.
  */
 #include <stdarg.h>
 #include <stdbool.h>
@@ -19,11 +21,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "core/err.h"
 #include "core/timeutil.h"
 #include "store/store.h"
+#include "itest_pg.h"
 
 #define DAY INT64_C(86400)
 #define MAXROWS 512
@@ -147,10 +151,48 @@ static int add_usage(void *ctx, const struct usage_row *u)
 	return 0;
 }
 
+/* SQLite: back to schema 3 (before version 4's monthly rollups), rollups empty. */
+static int back_to_sqlite_v3(const char *path)
+{
+	sqlite3 *db = NULL;
+	int src = sqlite3_open(path, &db);
+	if (src == SQLITE_OK)
+		src = sqlite3_exec(db, "DROP TABLE cost_monthly_approved; DELETE FROM cost_daily_approved;"
+				       " DELETE FROM cost_daily_usage;"
+				       /* and what later versions added (5: job manifest cleanup) */
+				       " DROP INDEX jobs_manifests_live;"
+				       " ALTER TABLE jobs DROP COLUMN manifests_removed_at;"
+				       " DELETE FROM schema_migrations WHERE version >= 4",
+				   NULL, NULL, NULL);
+	sqlite3_close(db);
+	return src == SQLITE_OK ? 0 : -1;
+}
+
+/* PostgreSQL: back to schema 4 (before version 5's monthly rollups), rollups empty. */
+static int back_to_pg_v4(const char *url)
+{
+	PGconn *db = PQconnectdb(url);
+	PGresult *r = NULL;
+	int rc = -1;
+
+	if (PQstatus(db) == CONNECTION_OK) {
+		r = PQexec(db, "DROP TABLE cost_monthly_approved; DELETE FROM cost_daily_approved;"
+			       " DELETE FROM cost_daily_usage;"
+			       " DELETE FROM schema_migrations WHERE version >= 5");
+		rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
+		if (rc != 0)
+			fprintf(stderr, "back_to_pg_v4: %s", PQresultErrorMessage(r));
+	}
+	PQclear(r);
+	PQfinish(db);
+	return rc;
+}
+
 int main(void)
 {
-	char dir[] = "/tmp/plinth-rollup-XXXXXX", path[128], url[160], detail[STORE_DETAIL_LEN] = "";
+	char dir[] = "/tmp/plinth-rollup-XXXXXX", path[128], url[1024], detail[STORE_DETAIL_LEN] = "";
 	char why[512] = "";
+	bool pg = itest_pg_enabled();
 	struct store *s = NULL;
 	struct store_conn *c = NULL;
 	const struct store_ops *ops;
@@ -161,9 +203,13 @@ int main(void)
 		return 1;
 	snprintf(path, sizeof(path), "%s/plinth.db", dir);
 	snprintf(url, sizeof(url), "sqlite:%s", path);
+	if (pg && itest_pg_fresh_url(url, sizeof(url)) != 0) {
+		ok(false, "a fresh PostgreSQL schema");
+		goto out;
+	}
 	if (!ok(store_open(url, 2, &s, detail) == 0 && store_conn_acquire(s, &c) == 0 &&
 		    store_conn_ops(c)->migrate(c, detail) == 0,
-		"open and migrate a fresh SQLite store %s", detail))
+		"open and migrate a fresh %s store %s", pg ? "PostgreSQL" : "SQLite", detail))
 		goto out;
 	ops = store_conn_ops(c);
 
@@ -299,28 +345,19 @@ int main(void)
 	}
 	ok(usage_bad == 0, "FOCUS usage rows sum exactly to the day totals %s", why);
 
-	/* A database from before the monthly rollups (schema 3, daily rollups
-	 * emptied): migrating to 4 must backfill every rollup table. */
+	/* A database from before the monthly rollups (SQLite schema 3,
+	 * PostgreSQL 4; daily rollups emptied): migrating must backfill every
+	 * rollup table. */
 	store_conn_release(s, c);
 	c = NULL;
 	store_close(s);
 	s = NULL;
-	sqlite3 *db = NULL;
-	int src = sqlite3_open(path, &db);
-	if (src == SQLITE_OK)
-		src = sqlite3_exec(db, "DROP TABLE cost_monthly_approved; DELETE FROM cost_daily_approved;"
-				       " DELETE FROM cost_daily_usage;"
-				       /* and what later versions added (5: job manifest cleanup) */
-				       " DROP INDEX jobs_manifests_live;"
-				       " ALTER TABLE jobs DROP COLUMN manifests_removed_at;"
-				       " DELETE FROM schema_migrations WHERE version >= 4",
-				   NULL, NULL, NULL);
-	sqlite3_close(db);
-	ok(src == SQLITE_OK, "the database is taken back to schema 3 without rollup rows");
+	ok(pg ? back_to_pg_v4(url) == 0 : back_to_sqlite_v3(path) == 0,
+	   "the database is taken back to the schema before the monthly rollups, without rollup rows");
 	detail[0] = '\0';
 	if (!ok(store_open(url, 2, &s, detail) == 0 && store_conn_acquire(s, &c) == 0 &&
 		    store_conn_ops(c)->migrate(c, detail) == 0,
-		"migrate 3 -> 5 %s", detail))
+		"migrate to the monthly rollups and on %s", detail))
 		goto out;
 	ok(sweep(c, t0, end, now + 7200, 200, why, sizeof(why)) == 0,
 	   "after the migration's backfill: rollups = scan %s", why);

@@ -1,12 +1,16 @@
 /*
- * test_store.c - the storage layer against a real SQLite file in a temporary
- * directory: ledger rules through the ops, rollback of every partial write
- * (fault injection), races between connections, the append-only audit log
- * and migrations.
+ * test_store.c - the storage layer against a real database: ledger rules
+ * through the ops, rollback of every partial write (fault injection), races
+ * between connections, the append-only audit log and migrations.
+ *
+ * SQLite (a file in a mkdtemp directory) by default; PostgreSQL with
+ * ITEST_PG=1 (a fresh schema per test in PLINTH_TEST_PG_URL's database, see
+ * tests/integration/itest_pg.h).  Checks that look at the database itself go
+ * through raw_*(): a separate connection of the database's own library.
  *
  * Run one group with `test_store GROUP` (ledger, fault, race, audit,
  * migrate, misc); no argument runs all.  Never touches anything outside its
- * mkdtemp directory.
+ * mkdtemp directory or its own schema.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -19,7 +23,10 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
+
+#include "itest_pg.h"
 
 #include "core/err.h"
 #include "core/timeutil.h"
@@ -33,6 +40,8 @@
 struct fx {
 	char dir[64];
 	char path[128];
+	char url[1024]; /* the store's URL: sqlite:PATH or the PostgreSQL schema's */
+	bool pg;
 	struct store *s;
 	struct store_conn *c;
 	const struct store_ops *ops;
@@ -46,17 +55,149 @@ static void fx_paths(struct fx *f)
 	strcpy(f->dir, "/tmp/plinth-store-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->path, sizeof(f->path), "%s/plinth.db", f->dir);
+	f->pg = itest_pg_enabled();
+	if (f->pg)
+		assert_int_equal(itest_pg_fresh_url(f->url, sizeof(f->url)), 0);
+	else
+		snprintf(f->url, sizeof(f->url), "sqlite:%s", f->path);
 }
 
 static void fx_open(struct fx *f, int pool)
 {
-	char url[160], detail[STORE_DETAIL_LEN] = "";
+	char detail[STORE_DETAIL_LEN] = "";
 
-	snprintf(url, sizeof(url), "sqlite:%s", f->path);
-	assert_int_equal(store_open(url, pool, &f->s, detail), 0);
+	assert_int_equal(store_open(f->url, pool, &f->s, detail), 0);
 	assert_int_equal(store_conn_acquire(f->s, &f->c), 0);
 	f->ops = store_conn_ops(f->c);
-	assert_string_equal(f->ops->name, "sqlite");
+	assert_string_equal(f->ops->name, f->pg ? "postgres" : "sqlite");
+}
+
+/* ---- the database itself, through its own library ---------------------- */
+
+static int line_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * The rows of sql as text, one "v1|v2|...|" line each (NULL as "NULL"),
+ * sorted when asked; caller frees.  On an error, NULL and *err (caller
+ * frees) when err is given, else the test fails.
+ */
+static char *raw_rows(struct fx *f, const char *sql, bool sorted, char **err)
+{
+	char **lines = NULL, *out = NULL;
+	size_t n = 0, len = 0;
+	FILE *mem;
+
+	if (f->pg) {
+		PGconn *db = PQconnectdb(f->url);
+		PGresult *r;
+
+		assert_int_equal(PQstatus(db), CONNECTION_OK);
+		r = PQexec(db, sql);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
+			if (!err)
+				fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+			*err = strdup(PQresultErrorMessage(r));
+			PQclear(r);
+			PQfinish(db);
+			return NULL;
+		}
+		n = (size_t)PQntuples(r);
+		lines = calloc(n + 1, sizeof(*lines));
+		assert_non_null(lines);
+		for (size_t i = 0; i < n; i++) {
+			char *l = NULL;
+			size_t ll = 0;
+			FILE *m = open_memstream(&l, &ll);
+
+			assert_non_null(m);
+			for (int c = 0; c < PQnfields(r); c++)
+				fprintf(m, "%s|", PQgetisnull(r, (int)i, c) ? "NULL" : PQgetvalue(r, (int)i, c));
+			fclose(m);
+			lines[i] = l;
+		}
+		PQclear(r);
+		PQfinish(db);
+	} else {
+		sqlite3 *db = NULL;
+		sqlite3_stmt *st = NULL;
+		int src;
+
+		assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+		src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+		while (src == SQLITE_OK || src == SQLITE_ROW) {
+			if ((src = sqlite3_step(st)) != SQLITE_ROW)
+				break;
+			char *l = NULL;
+			size_t ll = 0;
+			FILE *m = open_memstream(&l, &ll);
+
+			assert_non_null(m);
+			for (int c = 0; c < sqlite3_column_count(st); c++) {
+				const unsigned char *t = sqlite3_column_text(st, c);
+				fprintf(m, "%s|", t ? (const char *)t : "NULL");
+			}
+			fclose(m);
+			lines = realloc(lines, (n + 2) * sizeof(*lines));
+			assert_non_null(lines);
+			lines[n++] = l;
+		}
+		if (src != SQLITE_DONE) {
+			if (!err)
+				fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+			*err = strdup(sqlite3_errmsg(db));
+			for (size_t i = 0; i < n; i++)
+				free(lines[i]);
+			free(lines);
+			sqlite3_finalize(st);
+			sqlite3_close(db);
+			return NULL;
+		}
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+	}
+	if (sorted && n > 1)
+		qsort(lines, n, sizeof(*lines), line_cmp);
+	mem = open_memstream(&out, &len);
+	assert_non_null(mem);
+	for (size_t i = 0; i < n; i++) {
+		fprintf(mem, "%s\n", lines[i]);
+		free(lines[i]);
+	}
+	fclose(mem);
+	free(lines);
+	return out;
+}
+
+/* One integer from sql (its first row's first column). */
+static int64_t raw_i64(struct fx *f, const char *sql)
+{
+	char *t = raw_rows(f, sql, false, NULL);
+	int64_t v = strtoll(t, NULL, 10);
+
+	free(t);
+	return v;
+}
+
+/* COUNT(*) of a table through a separate connection. */
+static int64_t count_rows(struct fx *f, const char *table)
+{
+	char sql[96];
+
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", table);
+	return raw_i64(f, sql);
+}
+
+/* Runs a statement that must FAIL; returns its error message (caller frees). */
+static char *raw_refused(struct fx *f, const char *sql)
+{
+	char *err = NULL, *rows = raw_rows(f, sql, false, &err);
+
+	assert_null(rows);
+	assert_non_null(err);
+	return err;
 }
 
 static void fx_shut(struct fx *f)
@@ -598,60 +739,82 @@ static void test_cost_sums_beyond_int64(void **state)
 
 /* ---- idempotency, tokens, lists ---------------------------------------- */
 
-static int renders;
-
-static char *render(void *ctx, int rc, const struct alloc_outcome *o, int *status)
-{
-	char buf[256];
-
-	(void)ctx;
-	renders++;
-	*status = rc == 0 ? 201 : 409;
-	snprintf(buf, sizeof(buf), "{\"rc\":%d,\"id\":\"%s\"}", rc, rc == 0 ? o->alloc.id : "");
-	return strdup(buf);
-}
-
+/*
+ * Idempotency: the decision is remembered as data.  A replay returns the
+ * original code and outcome (never a second decision), a refusal is
+ * remembered too, another body under the same key is ERR_IDEMPOTENCY, and a
+ * record of an older plinth (its HTTP answer, status > 0) comes back verbatim.
+ */
 static void test_idempotency(void **state)
 {
 	struct fx *f = *state;
-	struct alloc_outcome o;
+	struct alloc_outcome o, first;
 	struct alloc_request r;
-	struct idem idem = {.key = "k1", .hash = "h1", .render = render};
-	char detail[STORE_DETAIL_LEN] = "";
-	char first[256];
+	struct idem idem = {.key = "k1", .hash = "h1"};
+	char detail[STORE_DETAIL_LEN] = "", *done, *err = NULL;
 
 	put_gpu(f, "h100", PRICE, 8);
 	put_team(f, "nlp", 2 * PRICE);
 	r = req("nlp", "h100", 1, HOUR_US);
-	renders = 0;
-	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, detail), 0);
+	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &first, detail), 0);
 	assert_false(idem.replayed);
-	assert_int_equal(renders, 1);
-	snprintf(first, sizeof(first), "{\"rc\":0,\"id\":\"%s\"}", o.alloc.id);
 
-	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, detail), 0);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now + 5, &idem, &o, detail), 0);
 	assert_true(idem.replayed);
-	assert_int_equal(idem.replay_status, 201);
-	assert_string_equal(idem.replay_body, first);
-	free(idem.replay_body);
-	idem.replay_body = NULL;
-	assert_int_equal(renders, 1);
+	assert_null(idem.legacy_body);
+	assert_string_equal(o.alloc.id, first.alloc.id);
+	assert_int_equal(o.alloc.approved_at, f->now); /* the original decision, not a new one */
+	assert_int_equal(o.alloc.estimated_micros, PRICE);
+	assert_int_equal(o.alloc.status, ALLOC_APPROVED);
+	assert_string_equal(o.alloc.labels_json, first.alloc.labels_json);
+	assert_int_equal(o.available, first.available);
+	assert_int_equal(o.gpus_available, first.gpus_available);
 	assert_int_equal(ledger(f, "nlp", f->now).reserved, PRICE); /* charged once */
+	assert_int_equal(count_rows(f, "allocations"), 1);
 
 	idem.hash = "h2";
 	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, detail),
 			 ERR_IDEMPOTENCY);
 	assert_false(idem.replayed);
 
-	/* a refusal is remembered too */
+	/* a refusal is remembered too: the same answer after the budget grew */
 	idem.key = "k2";
 	r.gpu_count = 2;
-	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, detail), ERR_BUDGET);
+	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &first, detail),
+			 ERR_BUDGET);
 	put_team(f, "nlp", 100 * PRICE);
+	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, detail),
+			 ERR_BUDGET);
+	assert_true(idem.replayed);
+	assert_int_equal(o.available, PRICE);
+	assert_int_equal(o.estimated, 2 * PRICE);
+	assert_false(o.budget_ok);
+
+	/* a record written by an older plinth: its HTTP answer, verbatim */
+	done = raw_rows(f, "INSERT INTO idempotency(token_id, key, request_hash, status, body,"
+			   " created_at) VALUES ('tok_admin', 'old', 'h2', 201, '{\"id\":\"alloc_old\"}', 0)",
+			false, &err);
+	assert_null(err);
+	free(done);
+	idem.key = "old";
 	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, detail), 0);
 	assert_true(idem.replayed);
-	assert_int_equal(idem.replay_status, 409);
-	free(idem.replay_body);
+	assert_int_equal(idem.legacy_status, 201);
+	assert_string_equal(idem.legacy_body, "{\"id\":\"alloc_old\"}");
+	free(idem.legacy_body);
+	idem.legacy_body = NULL;
+
+	/* a record the store cannot read is an error, never a second decision */
+	done = raw_rows(f, "INSERT INTO idempotency(token_id, key, request_hash, status, body,"
+			   " created_at) VALUES ('tok_admin', 'bad', 'h2', 0, '{\"available\":1}', 0)",
+			false, &err);
+	assert_null(err);
+	free(done);
+	idem.key = "bad";
+	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, detail),
+			 ERR_STORE);
+	assert_int_equal(count_rows(f, "allocations"), 1);
 }
 
 static void test_tokens(void **state)
@@ -682,20 +845,9 @@ static void test_tokens(void **state)
 	assert_int_equal(f->ops->token_revoke(f->c, &ADMIN, "tok_x", f->now + 1), ERR_NOT_FOUND);
 
 	/* the audit rows never hold the hash */
-	{
-		sqlite3 *db = NULL;
-		sqlite3_stmt *st = NULL;
-		assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-		assert_int_equal(sqlite3_prepare_v2(db,
-						    "SELECT count(*) FROM audit WHERE object_type = 'token'"
-						    " AND (before_json LIKE '%hash1%' OR after_json LIKE '%hash1%')",
-						    -1, &st, NULL),
-				 SQLITE_OK);
-		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-		assert_int_equal(sqlite3_column_int(st, 0), 0);
-		sqlite3_finalize(st);
-		sqlite3_close(db);
-	}
+	assert_int_equal(raw_i64(f, "SELECT count(*) FROM audit WHERE object_type = 'token'"
+				 " AND (before_json LIKE '%hash1%' OR after_json LIKE '%hash1%')"),
+			 0);
 	{
 		enum role r;
 		assert_int_equal(role_parse("finance", &r), 0);
@@ -896,39 +1048,50 @@ static void test_lists(void **state)
 
 /* ---- 2. fault injection ------------------------------------------------ */
 
-/* Every row of every table as text, via a separate raw connection. Caller frees. */
-static char *dump_db(const char *path)
+/*
+ * Every row of every table as text (rows sorted, tables by name), via a
+ * separate raw connection. Caller frees.  SQLite's own bookkeeping table
+ * sqlite_sequence is included; PostgreSQL's sequences are not transactional
+ * (a rolled-back insert still uses a value) and are not rows of a table.
+ */
+static char *dump_db(struct fx *f)
 {
-	static const char *const tables[] = {"schema_migrations", "tokens", "gpu_types", "teams",
-					     "team_periods", "allocations", "idempotency", "audit",
-					     "sqlite_sequence"};
-	sqlite3 *db = NULL;
-	char *out = NULL;
+	char *names = raw_rows(f, f->pg ? "SELECT table_name FROM information_schema.tables"
+					  " WHERE table_schema = current_schema() ORDER BY 1"
+					: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1",
+			       false, NULL);
+	char *out = NULL, *save = NULL;
 	size_t len = 0;
 	FILE *mem = open_memstream(&out, &len);
 
 	assert_non_null(mem);
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
-		char sql[128];
-		sqlite3_stmt *st = NULL;
-		int src;
+	if (f->pg) {
+		/* One query (one connection) for every table: a fault loop dumps often. */
+		char *sql = NULL, *rows;
+		size_t sl = 0;
+		FILE *q = open_memstream(&sql, &sl);
+		int k = 0;
 
-		snprintf(sql, sizeof(sql), "SELECT * FROM %s ORDER BY rowid", tables[i]);
-		assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-		fprintf(mem, "[%s]\n", tables[i]);
-		while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-			for (int c = 0; c < sqlite3_column_count(st); c++) {
-				const unsigned char *t = sqlite3_column_text(st, c);
-				fprintf(mem, "%s|", t ? (const char *)t : "NULL");
-			}
-			fputc('\n', mem);
-		}
-		assert_int_equal(src, SQLITE_DONE);
-		sqlite3_finalize(st);
+		assert_non_null(q);
+		for (char *t = strtok_r(names, "|\n", &save); t; t = strtok_r(NULL, "|\n", &save))
+			fprintf(q, "%sSELECT '%s|' || t::text FROM %s t", k++ ? " UNION ALL " : "", t, t);
+		fclose(q);
+		rows = raw_rows(f, sql, true, NULL);
+		fputs(rows, mem);
+		free(rows);
+		free(sql);
 	}
-	sqlite3_close(db);
+	for (char *t = f->pg ? NULL : strtok_r(names, "|\n", &save); t;
+	     t = strtok_r(NULL, "|\n", &save)) {
+		char sql[128], *rows;
+
+		snprintf(sql, sizeof(sql), "SELECT * FROM %s", t);
+		rows = raw_rows(f, sql, true, NULL);
+		fprintf(mem, "[%s]\n%s", t, rows);
+		free(rows);
+	}
 	fclose(mem);
+	free(names);
 	return out;
 }
 
@@ -943,14 +1106,14 @@ typedef int (*fault_op)(struct fx *f, void *arg);
 static int fault_loop(struct fx *f, fault_op op, void *arg)
 {
 	for (long n = 0; n < 1000; n++) {
-		char *before = dump_db(f->path), *after;
+		char *before = dump_db(f), *after;
 		int rc;
 
 		store_fault_after(f->s, n);
 		rc = op(f, arg);
 		bool reached = __atomic_load_n(&f->s->fault_after, __ATOMIC_SEQ_CST) < 0;
 		store_fault_after(f->s, -1);
-		after = dump_db(f->path);
+		after = dump_db(f);
 		if (rc != 0) {
 			assert_true(reached);
 			assert_int_equal(rc, ERR_STORE);
@@ -979,7 +1142,7 @@ static int op_alloc_idem(struct fx *f, void *arg)
 {
 	struct op_arg *a = arg;
 	struct alloc_request r = req("nlp", "h100", a->count, HOUR_US);
-	struct idem idem = {.key = a->key, .hash = "hash", .render = render};
+	struct idem idem = {.key = a->key, .hash = "hash"};
 	struct alloc_outcome o;
 	int rc;
 
@@ -1128,9 +1291,9 @@ static void test_fault_rollback(void **state)
 	assert_true(fault_loop(f, op_alloc_idem, &a4) > 5);
 	assert_true(fault_loop(f, op_alloc_idem, &a5) > 5);
 	assert_true(fault_loop(f, op_alloc_idem, &a6) > 3); /* refused, remembered */
-	before = dump_db(f->path);
+	before = dump_db(f);
 	assert_int_equal(op_alloc_idem(f, &a7), ERR_INVALID);
-	after = dump_db(f->path);
+	after = dump_db(f);
 	assert_string_equal(before, after);
 	free(before);
 	free(after);
@@ -1292,14 +1455,14 @@ static void test_group_commit(void **state)
 	pthread_barrier_t bar;
 	int approved = 0, refused = 0;
 	long commits = -1, decisions = -1;
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
 
 	put_gpu(f, "h100", PRICE, 1000);
 	put_team(f, "nlp", GC_FIT * PRICE); /* exactly K one-GPU-hour requests */
-	store_sqlite_stats(f->s, &commits, &decisions);
-	assert_int_equal(commits, 0);
-	assert_int_equal(decisions, 0);
+	if (!f->pg) {
+		store_sqlite_stats(f->s, &commits, &decisions);
+		assert_int_equal(commits, 0);
+		assert_int_equal(decisions, 0);
+	}
 	assert_int_equal(pthread_barrier_init(&bar, NULL, GC_THREADS), 0);
 	for (int i = 0; i < GC_THREADS; i++) {
 		r[i] = (struct race){.s = f->s, .bar = &bar, .team = "nlp", .gpu = "h100", .now = f->now};
@@ -1318,21 +1481,18 @@ static void test_group_commit(void **state)
 	assert_int_equal(ledger(f, "nlp", f->now).reserved, GC_FIT * PRICE);
 	assert_int_equal(gpu_allocated(f, "h100"), GC_FIT);
 
-	store_sqlite_stats(f->s, &commits, &decisions);
-	assert_int_equal(decisions, GC_THREADS); /* approvals and refusals are both decisions */
-	assert_true(commits >= 1);
-	assert_true(commits < decisions); /* batches formed */
+	/* The batch counters are the SQLite engine's (PostgreSQL's batches:
+	 * tests/integration/test_groupcommit.c). */
+	if (!f->pg) {
+		store_sqlite_stats(f->s, &commits, &decisions);
+		assert_int_equal(decisions, GC_THREADS); /* approvals and refusals are both decisions */
+		assert_true(commits >= 1);
+		assert_true(commits < decisions); /* batches formed */
+	}
 
 	/* Durable and visible to another connection: exactly K rows. */
-	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*), SUM(estimated_micros) FROM allocations",
-					    -1, &st, NULL),
-			 SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int64(st, 0), GC_FIT);
-	assert_int_equal(sqlite3_column_int64(st, 1), GC_FIT * PRICE);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	assert_int_equal(raw_i64(f, "SELECT COUNT(*) FROM allocations"), GC_FIT);
+	assert_int_equal(raw_i64(f, "SELECT SUM(estimated_micros) FROM allocations"), GC_FIT * PRICE);
 }
 
 /*
@@ -1372,23 +1532,6 @@ static void *gcf_racer(void *p)
 	return NULL;
 }
 
-/* COUNT(*) of a table through a separate read-only connection. */
-static int64_t count_rows(const char *path, const char *table)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	char sql[96];
-	int64_t n;
-
-	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", table);
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
-}
 
 /* GCF_THREADS concurrent allocations queued behind a raw write lock. */
 static void gcf_batch(struct fx *f, struct gcf *r)
@@ -1436,16 +1579,16 @@ static void test_group_commit_faults(void **state)
 	assert_int_equal(d1, d0 + GCF_THREADS);
 	for (int i = 0; i < GCF_THREADS; i++)
 		assert_int_equal(r[i].rc, 0);
-	assert_int_equal(count_rows(f->path, "allocations"), GCF_THREADS);
+	assert_int_equal(count_rows(f, "allocations"), GCF_THREADS);
 	assert_true(used > 2 * GCF_THREADS);
 
 	/* 2. The same batch with its COMMIT failing: all fail, nothing persists. */
-	before = dump_db(f->path);
+	before = dump_db(f);
 	store_fault_after(f->s, used - 1);
 	gcf_batch(f, r);
 	assert_true(__atomic_load_n(&f->s->fault_after, __ATOMIC_SEQ_CST) < 0); /* reached */
 	store_fault_after(f->s, -1);
-	after = dump_db(f->path);
+	after = dump_db(f);
 	for (int i = 0; i < GCF_THREADS; i++)
 		assert_int_equal(r[i].rc, ERR_STORE);
 	assert_string_equal(before, after);
@@ -1471,7 +1614,7 @@ static void test_group_commit_faults(void **state)
 		}
 	}
 	assert_int_equal(failed, 1);
-	assert_int_equal(count_rows(f->path, "allocations"), 2 * GCF_THREADS - 1);
+	assert_int_equal(count_rows(f, "allocations"), 2 * GCF_THREADS - 1);
 	assert_int_equal(ledger(f, "nlp", f->now).reserved, (2 * GCF_THREADS - 1) * PRICE);
 	assert_int_equal(gpu_allocated(f, "h100"), 2 * GCF_THREADS - 1);
 	store_sqlite_stats(f->s, &c1, &d1);
@@ -1484,30 +1627,24 @@ static void test_group_commit_faults(void **state)
 static void test_audit_append_only(void **state)
 {
 	struct fx *f = *state;
-	sqlite3 *db = NULL;
 	char *msg = NULL;
-	int before, src;
+	int before;
 
 	put_team(f, "nlp", PRICE);
 	before = audit_count(f);
 	assert_true(before >= 1);
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	src = sqlite3_exec(db, "UPDATE audit SET action = 'forged'", NULL, NULL, &msg);
-	assert_int_not_equal(src, SQLITE_OK);
+	msg = raw_refused(f, "UPDATE audit SET action = 'forged'");
 	assert_non_null(strstr(msg, "append-only"));
-	sqlite3_free(msg);
-	msg = NULL;
-	src = sqlite3_exec(db, "DELETE FROM audit", NULL, NULL, &msg);
-	assert_int_not_equal(src, SQLITE_OK);
+	free(msg);
+	msg = raw_refused(f, "DELETE FROM audit");
 	assert_non_null(strstr(msg, "append-only"));
-	sqlite3_free(msg);
-	sqlite3_close(db);
+	free(msg);
 	assert_int_equal(audit_count(f), before);
 
 	/* and the team row's audit has before/after JSON with decimal money */
 	{
-		char *d = dump_db(f->path);
-		assert_non_null(strstr(d, "team.create"));
+		char *d = raw_rows(f, "SELECT after_json FROM audit WHERE action = 'team.create'", false,
+				   NULL);
 		assert_non_null(strstr(d, "\"budget\":\"3.60\""));
 		free(d);
 	}
@@ -1520,8 +1657,7 @@ static void test_migrations(void **state)
 	struct fx *f = *state;
 	char url[160], detail[STORE_DETAIL_LEN] = "";
 	struct store *s2 = NULL;
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
+	char *err = NULL, *done;
 
 	put_team(f, "nlp", PRICE);
 	fx_shut(f);
@@ -1532,28 +1668,26 @@ static void test_migrations(void **state)
 	}
 	fx_shut(f);
 
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*), max(version) FROM schema_migrations",
-					    -1, &st, NULL),
-			 SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	/* Each known migration applied exactly once: versions 1..N, no repeats. */
-	int known = sqlite3_column_int(st, 1);
-	assert_true(known >= 1);
-	assert_int_equal(sqlite3_column_int(st, 0), known);
-	sqlite3_finalize(st);
-	assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES (999, 0)", NULL, NULL,
-				      NULL),
-			 SQLITE_OK);
-	sqlite3_close(db);
+	int known = (int)raw_i64(f, "SELECT max(version) FROM schema_migrations");
+	assert_true(known >= 5);
+	assert_int_equal(raw_i64(f, "SELECT count(*) FROM schema_migrations"), known);
+	done = raw_rows(f, "INSERT INTO schema_migrations VALUES (999, 0)", false, &err);
+	assert_null(err);
+	free(done);
 
-	snprintf(url, sizeof(url), "sqlite://%s", f->path);
-	assert_int_equal(store_open(url, 2, &s2, detail), ERR_STORE);
+	assert_int_equal(store_open(f->url, 2, &s2, detail), ERR_STORE);
 	assert_null(s2);
 	char want[STORE_DETAIL_LEN];
 	snprintf(want, sizeof(want), "database schema version 999 is newer than this plinth (%d)",
 		 known);
 	assert_string_equal(detail, want);
+
+	if (f->pg)
+		return;
+	snprintf(url, sizeof(url), "sqlite://%s", f->path);
+	assert_int_equal(store_open(url, 2, &s2, detail), ERR_STORE);
+	assert_null(s2);
 
 	/* A PostgreSQL URL selects the postgres backend: unreachable is 503-able. */
 	assert_int_equal(store_open("postgres://127.0.0.1:1/plinth?connect_timeout=2", 2, &s2, detail),
@@ -1618,9 +1752,16 @@ int main(int argc, char **argv)
 			cmocka_unit_test_setup_teardown(test_race_budget, setup_race, teardown),
 			cmocka_unit_test_setup_teardown(test_race_capacity, setup_race, teardown),
 			cmocka_unit_test_setup_teardown(test_group_commit, setup_group, teardown),
+		};
+		/* SQLite's group-commit engine under faults: it queues writers behind
+		 * SQLite's own write lock (PostgreSQL's set-based engine under faults:
+		 * test_fault_rollback's allocations and tests/integration/test_crash). */
+		const struct CMUnitTest sqlite_only[] = {
 			cmocka_unit_test_setup_teardown(test_group_commit_faults, setup_group, teardown),
 		};
 		fails += cmocka_run_group_tests_name("store-race", t, NULL, NULL);
+		if (!itest_pg_enabled())
+			fails += cmocka_run_group_tests_name("store-race-sqlite", sqlite_only, NULL, NULL);
 	}
 	if (all || strcmp(group, "audit") == 0) {
 		const struct CMUnitTest t[] = {
@@ -1630,10 +1771,16 @@ int main(int argc, char **argv)
 	}
 	if (all || strcmp(group, "migrate") == 0) {
 		const struct CMUnitTest t[] = {
-			cmocka_unit_test_setup_teardown(test_migrations_plain_path, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
 		};
+		/* A plain path is a SQLite URL. */
+		const struct CMUnitTest sqlite_only[] = {
+			cmocka_unit_test_setup_teardown(test_migrations_plain_path, setup, teardown),
+		};
 		fails += cmocka_run_group_tests_name("store-migrate", t, NULL, NULL);
+		if (!itest_pg_enabled())
+			fails += cmocka_run_group_tests_name("store-migrate-sqlite", sqlite_only, NULL,
+							     NULL);
 	}
 	return fails ? 1 : 0;
 }

@@ -1,0 +1,408 @@
+/*
+ * db.c - the layer every store operation runs on (db.h): typed parameters,
+ * the one fault-injection point, the transaction runner that reruns a
+ * deadlocked or serialisation-failed transaction, row readers of the
+ * ledger's tables and the audit row.  Driver-independent: it calls the
+ * driver of the connection's store and never speaks a library's API.
+ */
+#include "store/db.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/lifecycle.h"
+#include "core/period.h"
+#include "store/store_int.h"
+
+const char DB_SYSTEM_ACTOR[] = "system";
+
+void db_err(struct store_conn *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	va_end(ap);
+}
+
+void db_detail(struct store_conn *c, int rc, char *detail)
+{
+	if (!detail || rc == 0)
+		return;
+	snprintf(detail, STORE_DETAIL_LEN, "%s", c->err[0] ? c->err : err_name(rc));
+}
+
+bool db_fault_hit(struct store_conn *c)
+{
+	if (!store_fault_hit(c->store))
+		return false;
+	db_err(c, "injected fault");
+	return true;
+}
+
+static int params_v(struct store_conn *c, struct db_param *p, int max, int *n, const char *fmt,
+		    va_list ap)
+{
+	for (const char *f = fmt; *f; f++) {
+		if (*n >= max) {
+			db_err(c, "internal: more than %d parameters", max);
+			return ERR_STORE;
+		}
+		p[*n].type = *f;
+		if (*f == 't') {
+			p[*n].text = va_arg(ap, const char *);
+		} else if (*f == 'i') {
+			p[*n].i64 = va_arg(ap, int64_t);
+		} else {
+			db_err(c, "internal: bad parameter format '%c'", *f);
+			return ERR_STORE;
+		}
+		(*n)++;
+	}
+	return 0;
+}
+
+int db_params(struct store_conn *c, struct db_param *p, int max, int *n, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = params_v(c, p, max, n, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* THE one place a statement of an operation is executed. */
+static int run(struct store_conn *c, const char *sql, bool cached, const struct db_param *p, int n,
+	       struct db_rows **rows)
+{
+	if (db_fault_hit(c))
+		return ERR_STORE;
+	return db_drv(c)->run(c, sql, cached, p, n, rows);
+}
+
+/* A cached statement with parameters from fmt/ap: rows changed, or *rows. */
+static int run_v(struct store_conn *c, const char *sql, struct db_rows **rows, const char *fmt,
+		 va_list ap)
+{
+	struct db_param p[DB_MAX_PARAMS];
+	int n = 0, rc = params_v(c, p, DB_MAX_PARAMS, &n, fmt, ap);
+
+	return rc != 0 ? rc : run(c, sql, true, p, n, rows);
+}
+
+int db_exec(struct store_conn *c, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = run_v(c, sql, NULL, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int db_query(struct store_conn *c, const char *sql, struct db_rows **rows, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	*rows = NULL;
+	va_start(ap, fmt);
+	rc = run_v(c, sql, rows, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int db_query_built(struct store_conn *c, const char *sql, const struct db_param *p, int n,
+		   struct db_rows **rows)
+{
+	*rows = NULL;
+	return run(c, sql, false, p, n, rows);
+}
+
+int db_query_i64(struct store_conn *c, const char *sql, int64_t *out, const char *fmt, ...)
+{
+	struct db_rows *r = NULL;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = run_v(c, sql, &r, fmt, ap);
+	va_end(ap);
+	if (rc == 0) {
+		rc = db_next(r);
+		if (rc == 1) {
+			*out = db_i64(r, 0);
+			rc = 0;
+		} else if (rc == 0) {
+			rc = ERR_NOT_FOUND;
+		}
+	}
+	db_rows_close(r);
+	return rc;
+}
+
+int db_next(struct db_rows *r)
+{
+	return r->conn->store->drv->next(r);
+}
+
+int64_t db_i64(const struct db_rows *r, int col)
+{
+	return r->conn->store->drv->i64(r, col);
+}
+
+bool db_null(const struct db_rows *r, int col)
+{
+	return r->conn->store->drv->is_null(r, col);
+}
+
+const char *db_text(const struct db_rows *r, int col)
+{
+	return r->conn->store->drv->text(r, col);
+}
+
+int db_copy(const struct db_rows *r, int col, char *buf, size_t len)
+{
+	const char *t = db_text(r, col);
+	size_t n = strlen(t);
+	int rc = 0;
+
+	if (n >= len) {
+		n = len - 1;
+		rc = -1;
+	}
+	memcpy(buf, t, n);
+	buf[n] = '\0';
+	return rc;
+}
+
+char *db_dup(const struct db_rows *r, int col)
+{
+	return strdup(db_text(r, col));
+}
+
+void db_rows_close(struct db_rows *r)
+{
+	if (r)
+		r->conn->store->drv->rows_close(r);
+}
+
+int db_op(struct store_conn *c)
+{
+	const struct db_driver *d = db_drv(c);
+
+	c->err[0] = '\0';
+	return d->conn_ready ? d->conn_ready(c) : 0;
+}
+
+int db_run(struct store_conn *c, bool write, int (*fn)(struct store_conn *c, void *ctx), void *ctx)
+{
+	const struct db_driver *d = db_drv(c);
+	int rc;
+
+	c->err[0] = '\0';
+	rc = d->conn_ready ? d->conn_ready(c) : 0;
+	/* A DB_RETRY (deadlock, serialization failure, a lost create race) reruns. */
+	for (int attempt = 0; (rc == 0 || rc == DB_RETRY) && attempt < DB_RETRIES; attempt++) {
+		int fin;
+
+		bool commit;
+
+		c->keep = false;
+		rc = db_fault_hit(c) ? ERR_STORE : d->begin(c, write);
+		if (rc == 0) {
+			rc = fn(c, ctx);
+			commit = rc == 0 || c->keep;
+			/* COMMIT is a statement like any other: it may fail too. */
+			if (commit && db_fault_hit(c)) {
+				(void)d->finish(c, false);
+				fin = ERR_STORE;
+			} else {
+				fin = d->finish(c, commit);
+			}
+			if (fin != 0 && commit)
+				rc = fin;
+		}
+		if (rc != DB_RETRY)
+			break;
+		c->err[0] = '\0';
+	}
+	if (rc == DB_RETRY) {
+		db_err(c, "too much contention, retry later");
+		rc = ERR_UNAVAILABLE;
+	}
+	return rc;
+}
+
+/* ---- rows -------------------------------------------------------------- */
+
+int db_row_token(const struct db_rows *r, int col, struct token *t)
+{
+	char role[32];
+	int bad = 0;
+
+	memset(t, 0, sizeof(*t));
+	bad |= db_copy(r, col, t->id, sizeof(t->id));
+	bad |= db_copy(r, col + 1, t->name, sizeof(t->name));
+	bad |= db_copy(r, col + 2, role, sizeof(role));
+	bad |= db_copy(r, col + 3, t->teams_json, sizeof(t->teams_json));
+	t->created_at = db_i64(r, col + 4);
+	t->revoked_at = db_i64(r, col + 5);
+	return !bad && role_parse(role, &t->role) == 0 ? 0 : ERR_STORE;
+}
+
+int db_row_gpu(const struct db_rows *r, int col, struct gpu_type *g)
+{
+	int bad = 0;
+
+	memset(g, 0, sizeof(*g));
+	bad |= db_copy(r, col, g->id, sizeof(g->id));
+	bad |= db_copy(r, col + 1, g->name, sizeof(g->name));
+	g->price_micros = db_i64(r, col + 2);
+	bad |= db_copy(r, col + 3, g->price_date, sizeof(g->price_date));
+	bad |= db_copy(r, col + 4, g->price_source, sizeof(g->price_source));
+	g->capacity = db_i64(r, col + 5);
+	g->allocated = db_i64(r, col + 6);
+	g->updated_at = db_i64(r, col + 7);
+	return bad ? ERR_STORE : 0;
+}
+
+int db_row_team(const struct db_rows *r, int col, struct team *t)
+{
+	char period[32];
+	int bad = 0;
+
+	memset(t, 0, sizeof(*t));
+	bad |= db_copy(r, col, t->id, sizeof(t->id));
+	bad |= db_copy(r, col + 1, t->display_name, sizeof(t->display_name));
+	t->budget_micros = db_i64(r, col + 2);
+	bad |= db_copy(r, col + 3, period, sizeof(period));
+	bad |= db_copy(r, col + 4, t->thresholds_json, sizeof(t->thresholds_json));
+	t->created_at = db_i64(r, col + 5);
+	t->updated_at = db_i64(r, col + 6);
+	return !bad && period_kind_parse(period, &t->period) == 0 ? 0 : ERR_STORE;
+}
+
+int db_row_alloc(const struct db_rows *r, int col, struct allocation *a)
+{
+	char status[32];
+	int bad = 0, cut = 0;
+
+	memset(a, 0, sizeof(*a));
+	bad |= db_copy(r, col, a->id, sizeof(a->id));
+	bad |= db_copy(r, col + 1, a->team, sizeof(a->team));
+	bad |= db_copy(r, col + 2, a->project, sizeof(a->project));
+	bad |= db_copy(r, col + 3, a->gpu_type, sizeof(a->gpu_type));
+	a->gpu_count = db_i64(r, col + 4);
+	a->max_runtime_us = db_i64(r, col + 5);
+	a->price_micros = db_i64(r, col + 6);
+	a->estimated_micros = db_i64(r, col + 7);
+	bad |= db_copy(r, col + 8, status, sizeof(status));
+	cut |= db_copy(r, col + 9, a->purpose, sizeof(a->purpose));
+	cut |= db_copy(r, col + 10, a->labels_json, sizeof(a->labels_json));
+	bad |= db_copy(r, col + 11, a->created_by, sizeof(a->created_by));
+	a->period_start = db_i64(r, col + 12);
+	a->approved_at = db_i64(r, col + 13);
+	a->expires_at = db_i64(r, col + 14);
+	a->started_at = db_i64(r, col + 15);
+	a->ended_at = db_i64(r, col + 16);
+	a->actual_micros = db_i64(r, col + 17);
+	/* A cut text leaves the money readable (costs, expiry); the row cannot
+	 * be rendered (store_alloc_unreadable), which "" labels say. */
+	if (cut)
+		a->labels_json[0] = '\0';
+	return !bad && alloc_status_parse(status, &a->status) == 0 ? 0 : ERR_STORE;
+}
+
+int db_row_token_v(const struct db_rows *r, int col, void *out)
+{
+	return db_row_token(r, col, out);
+}
+
+int db_row_gpu_v(const struct db_rows *r, int col, void *out)
+{
+	return db_row_gpu(r, col, out);
+}
+
+int db_row_team_v(const struct db_rows *r, int col, void *out)
+{
+	return db_row_team(r, col, out);
+}
+
+int db_row_alloc_v(const struct db_rows *r, int col, void *out)
+{
+	return db_row_alloc(r, col, out);
+}
+
+int db_load(struct store_conn *c, const char *sql, const char *key,
+	    int (*row)(const struct db_rows *, int, void *), void *out)
+{
+	struct db_rows *r = NULL;
+	int rc;
+
+	rc = db_query(c, sql, &r, "t", key);
+	if (rc == 0) {
+		rc = db_next(r);
+		if (rc == 1) {
+			rc = row(r, 0, out);
+			if (rc != 0)
+				db_err(c, "corrupt row for '%s'", key);
+		} else if (rc == 0) {
+			rc = ERR_NOT_FOUND;
+		}
+	}
+	db_rows_close(r);
+	return rc;
+}
+
+/* ---- audit ------------------------------------------------------------- */
+
+static const char SQL_AUDIT_INSERT[] =
+	"INSERT INTO audit(at, actor_id, actor_name, action, object_type, object_id, team,"
+	" before_json, after_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+int db_audit(struct store_conn *c, const struct actor *who, int64_t at, const char *action,
+	     const char *type, const char *id, const char *team, json_t *(*fn)(const void *),
+	     const void *before, const void *after)
+{
+	char *b = NULL, *a = NULL;
+	int rc, n;
+
+	rc = store_audit_render(fn, before, after, &b, &a);
+	if (rc != 0)
+		goto out;
+	n = db_exec(c, SQL_AUDIT_INSERT, "itttttttt", at, who ? who->token_id : DB_SYSTEM_ACTOR,
+		    who ? who->name : DB_SYSTEM_ACTOR, action, type, id, team ? team : "", b, a);
+	rc = n < 0 ? n : 0;
+out:
+	if (rc == ERR_NOMEM)
+		db_err(c, "out of memory rendering the audit row");
+	free(b);
+	free(a);
+	return rc;
+}
+
+/* ---- lists ------------------------------------------------------------- */
+
+int db_each(struct db_rows *r, const char *table, int (*row)(const struct db_rows *, int, void *),
+	    void *rec, int (*each)(void *ctx, const void *rec), void *ctx)
+{
+	int rc;
+
+	while ((rc = db_next(r)) == 1) {
+		if (row(r, 0, rec) != 0) { /* unreadable: reported and skipped */
+			store_bad_row(table, db_text(r, 0), STORE_BAD_ROW_TEXT);
+			continue;
+		}
+		if (each(ctx, rec) != 0)
+			break;
+	}
+	db_rows_close(r);
+	return rc < 0 ? rc : 0;
+}

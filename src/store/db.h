@@ -1,0 +1,194 @@
+/*
+ * db.h - the driver interface: what a database backend gives the store's
+ * operations, and the small layer over it that every operation uses.
+ *
+ * A driver (drv_sqlite.c, drv_pg.c) knows its library and nothing about the
+ * ledger: connections, transactions, statements with typed parameters, rows
+ * and columns, error mapping, and its allocate group-commit engine.  The
+ * operations (ops_*.c) know the ledger and nothing about the library: they
+ * are written once, in SQL both databases speak, over the functions below.
+ *
+ * SQL conventions for statements run through db_exec/db_query:
+ *   - parameters are `?` (the PostgreSQL driver numbers them $1, $2 ...);
+ *   - a read that must lock what it reads ends with DB_LOCK (FOR UPDATE on
+ *     PostgreSQL; SQLite's write transaction already holds the database);
+ *   - statements are static strings: their address keys the driver's cache
+ *     of prepared statements (db_query_once runs a built string uncached).
+ *
+ * Every statement passes db_fault_hit() first: the one fault-injection point
+ * of the store, whatever the driver.
+ */
+#ifndef PLINTH_STORE_DB_H
+#define PLINTH_STORE_DB_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* Marks a locking read; the PostgreSQL driver turns it into FOR UPDATE. */
+#define DB_LOCK " /*lock*/"
+
+/* A deadlock or serialization failure: db_run reruns the transaction. */
+#define DB_RETRY (-1000)
+/* Transactions rerun at most this often before ERR_UNAVAILABLE. */
+#define DB_RETRIES 8
+
+/* At most this many parameters per statement (scope lists are bounded by it). */
+#define DB_MAX_PARAMS 64
+
+/* One statement's parameters: 't' text (NULL = SQL NULL) or 'i' int64. */
+struct db_param {
+	char type;
+	const char *text;
+	int64_t i64;
+};
+
+struct db_rows; /* the rows of one query, owned by the caller until db_rows_close */
+
+struct db_driver {
+	const char *name; /* "sqlite", "postgres" */
+	int (*conn_open)(struct store *s, struct store_conn **out);
+	void (*conn_close)(struct store_conn *c);
+	void (*destroy)(struct store *s);
+	/* Re-opens a broken connection before an operation (NULL: nothing to do). */
+	int (*conn_ready)(struct store_conn *c);
+	/* write: the transaction may change rows (and serialises with other
+	 * writers as the driver must); else one read snapshot. */
+	int (*begin)(struct store_conn *c, bool write);
+	/* Commits (or rolls back); 0 or the commit's failure (then rolled back). */
+	int (*finish)(struct store_conn *c, bool commit);
+	/* Runs sql (cached: a static string) with params; rows NULL: returns the
+	 * rows changed (>= 0), else *rows gets a cursor.  No fault check here. */
+	int (*run)(struct store_conn *c, const char *sql, bool cached, const struct db_param *p,
+		   int n, struct db_rows **rows);
+	/* 1 = positioned on the next row, 0 = no more, < 0 error. */
+	int (*next)(struct db_rows *r);
+	bool (*is_null)(const struct db_rows *r, int col);
+	int64_t (*i64)(const struct db_rows *r, int col);
+	const char *(*text)(const struct db_rows *r, int col); /* "" for NULL */
+	void (*rows_close)(struct db_rows *r);
+	/* A multi-statement script (migrations). */
+	int (*script)(struct store_conn *c, const char *sql);
+	/* The schema (schema.h): migrations[i] brings it to version i + 1. */
+	const char *const *migrations;
+	int nmigrations;
+	/* Serialises migrations of several processes (NULL: the write lock does). */
+	const char *migrate_lock_sql;
+	/* The migration after which the cost rollups are filled from the
+	 * allocations (the one that created the last rollup table). */
+	int rollup_fill_version;
+	/* The group-commit engine of allocate (store.h's contract). */
+	int (*allocate)(struct store_conn *c, const struct actor *who, const struct alloc_request *r,
+			int64_t start_timeout_s, int64_t now, struct idem *idem,
+			struct alloc_outcome *o, char *detail);
+	/* Token lookups: a driver may answer from a cache (NULL: always read). */
+	int (*token_by_hash)(struct store_conn *c, const char *hash, struct token *out);
+	/* In the transaction that revokes a token: tell the other replicas (NULL: none). */
+	int (*token_revoking)(struct store_conn *c);
+	/* After it, committed or not: forget cached lookups (NULL: none). */
+	void (*token_revoked)(struct store *s);
+};
+
+/* The driver of the store a connection belongs to. */
+static inline const struct db_driver *db_drv(const struct store_conn *c)
+{
+	return c->store->drv;
+}
+
+/* Records a one-line error on the connection (its detail). */
+__attribute__((format(printf, 2, 3))) void db_err(struct store_conn *c, const char *fmt, ...);
+/* Copies the connection's error (or err_name(rc)) into detail when rc != 0. */
+void db_detail(struct store_conn *c, int rc, char *detail);
+
+/* true: the next statement fails (store_fault_after); the error is recorded. */
+bool db_fault_hit(struct store_conn *c);
+
+/* Parameters from a format ('t' const char *, 'i' int64_t) into p (n slots). */
+int db_params(struct store_conn *c, struct db_param *p, int max, int *n, const char *fmt, ...);
+
+/* A cached statement: rows changed (>= 0) or an error. */
+int db_exec(struct store_conn *c, const char *sql, const char *fmt, ...);
+/* A cached query: *rows owned by the caller (db_rows_close). */
+int db_query(struct store_conn *c, const char *sql, struct db_rows **rows, const char *fmt, ...);
+/* A query built at run time (not cached), with parameters already in p. */
+int db_query_built(struct store_conn *c, const char *sql, const struct db_param *p, int n,
+		   struct db_rows **rows);
+/* The first row's first column as an integer: 0 and *out, ERR_NOT_FOUND without a row. */
+int db_query_i64(struct store_conn *c, const char *sql, int64_t *out, const char *fmt, ...);
+
+int db_next(struct db_rows *r);
+int64_t db_i64(const struct db_rows *r, int col);
+bool db_null(const struct db_rows *r, int col);
+const char *db_text(const struct db_rows *r, int col);
+/* Copies a text column into buf (len bytes): 0, or -1 when it does not fit
+ * (never a cut value: the caller reports the row as bad). */
+int db_copy(const struct db_rows *r, int col, char *buf, size_t len);
+/* A text column as an owned string (NULL without memory). */
+char *db_dup(const struct db_rows *r, int col);
+void db_rows_close(struct db_rows *r);
+
+/* Starts an operation that runs outside a transaction (one read): clears
+ * c->err and re-opens a broken connection. */
+int db_op(struct store_conn *c);
+
+/*
+ * Runs fn(c, ctx) in one transaction, rerunning it whole after a deadlock or
+ * serialization failure (DB_RETRY).  It commits when fn returns 0 or set
+ * c->keep (a refusal whose writes must stay, such as an expiry found on the
+ * way), else rolls back.  Clears c->err first.
+ */
+int db_run(struct store_conn *c, bool write, int (*fn)(struct store_conn *c, void *ctx), void *ctx);
+
+/* ---- rows of the ledger's tables (the column lists below, in order) ---- */
+
+#define TOKEN_COLS "id, name, role, teams_json, created_at, revoked_at"
+#define GPU_COLS "id, name, price_micros, price_date, price_source, capacity, allocated, updated_at"
+#define TEAM_COLS "id, display_name, budget_micros, period, thresholds_json, created_at, updated_at"
+#define ALLOC_COLS                                                                              \
+	"id, team_id, project, gpu_type, gpu_count, max_runtime_us, price_micros,"              \
+	" estimated_micros, status, purpose, labels_json, created_by, period_start, approved_at," \
+	" expires_at, started_at, ended_at, actual_micros"
+#define ALLOC_NCOLS 18
+
+/* Row readers from column `col` on: 0, or ERR_STORE for a row they cannot read. */
+int db_row_token(const struct db_rows *r, int col, struct token *t);
+int db_row_gpu(const struct db_rows *r, int col, struct gpu_type *g);
+int db_row_team(const struct db_rows *r, int col, struct team *t);
+int db_row_alloc(const struct db_rows *r, int col, struct allocation *a);
+
+/* Loads the one row `sql` selects for key with row(): 0, ERR_NOT_FOUND or an error. */
+int db_load(struct store_conn *c, const char *sql, const char *key,
+	    int (*row)(const struct db_rows *, int, void *), void *out);
+int db_row_token_v(const struct db_rows *r, int col, void *out);
+int db_row_gpu_v(const struct db_rows *r, int col, void *out);
+int db_row_team_v(const struct db_rows *r, int col, void *out);
+int db_row_alloc_v(const struct db_rows *r, int col, void *out);
+
+/* Who writes when no token does (the sweeper, seeding). */
+extern const char DB_SYSTEM_ACTOR[];
+
+/* Appends one audit row; before/after are records rendered by fn (NULL = none). */
+int db_audit(struct store_conn *c, const struct actor *who, int64_t at, const char *action,
+	     const char *type, const char *id, const char *team, json_t *(*fn)(const void *),
+	     const void *before, const void *after);
+
+
+/* A locking read that passes over rows other transactions hold (FOR UPDATE
+ * SKIP LOCKED on PostgreSQL): concurrent claimers take disjoint rows.  Like
+ * DB_LOCK, nothing on SQLite, whose write transaction holds the database. */
+#define DB_LOCK_SKIP " /*lock skip*/"
+
+
+/*
+ * Walks the rows of a list (r from db_query, closed here): row() reads each
+ * into rec from column 0; a row it cannot read is reported as a bad row of
+ * `table` (store_bad_row, by its first column) and skipped; each(ctx, rec)
+ * gets the others until it returns non-zero.  0 or the first error.
+ */
+int db_each(struct db_rows *r, const char *table, int (*row)(const struct db_rows *, int, void *),
+	    void *rec, int (*each)(void *ctx, const void *rec), void *ctx);
+
+#endif

@@ -1,0 +1,271 @@
+/*
+ * ops_teams.c - teams and their period ledgers: create or replace a team
+ * (moving its live reservations when its period kind changes), read one,
+ * list them (all, or a token's scope), read the ledger of the period
+ * containing an instant; and the liveness probe of the store.
+ *
+ * Lock order of team.put (PostgreSQL; SQLite's write transaction holds the
+ * database): the team's live allocations in (expires_at, id) order, then the
+ * team row, then period rows ascending - a decision takes due allocations
+ * before the team, so the two never deadlock.
+ */
+#include "store/db.h"
+#include "store/ops.h"
+#include "store/store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/ledger.h"
+#include "core/period.h"
+
+static const char SQL_PING[] = "SELECT 1";
+static const char SQL_TEAM_BY_ID[] = "SELECT " TEAM_COLS " FROM teams WHERE id = ?";
+static const char SQL_TEAM_LOCK[] = "SELECT " TEAM_COLS " FROM teams WHERE id = ?" DB_LOCK;
+static const char SQL_TEAM_INSERT[] =
+	"INSERT INTO teams(id, display_name, budget_micros, period, thresholds_json, created_at,"
+	" updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_TEAM_UPDATE[] =
+	"UPDATE teams SET display_name = ?, budget_micros = ?, period = ?, thresholds_json = ?,"
+	" updated_at = ? WHERE id = ?";
+static const char SQL_TEAM_LIST[] = "SELECT " TEAM_COLS " FROM teams ORDER BY id";
+/* A scope's list: the head holds the first `?`, each further id adds ", ?". */
+#define SQL_TEAM_SCOPE_HEAD "SELECT " TEAM_COLS " FROM teams WHERE id IN (?"
+#define SQL_TEAM_SCOPE_TAIL ") ORDER BY id"
+static const char SQL_PERIOD_GET[] =
+	"SELECT spent, reserved FROM team_periods WHERE team_id = ? AND period_start = ?";
+static const char SQL_PERIOD_ENSURE[] =
+	"INSERT INTO team_periods(team_id, period_start, period_end, spent, reserved)"
+	" VALUES (?, ?, ?, 0, 0) ON CONFLICT (team_id, period_start) DO NOTHING";
+static const char SQL_PERIOD_MOVE[] =
+	"UPDATE team_periods SET reserved = reserved + ?, spent = spent + ?"
+	" WHERE team_id = ? AND period_start = ?";
+/* Locked before the team row, in the expiry's order (see the top). */
+static const char SQL_LIVE_LOCK[] =
+	"SELECT id FROM allocations WHERE team_id = ? AND status IN ('approved', 'running')"
+	" ORDER BY expires_at, id" DB_LOCK;
+static const char SQL_LIVE_BY_PERIOD[] =
+	"SELECT period_start, CAST(SUM(estimated_micros) AS BIGINT) FROM allocations"
+	" WHERE team_id = ? AND status IN ('approved', 'running') AND period_start <> ?"
+	" GROUP BY period_start ORDER BY period_start";
+static const char SQL_LIVE_REKEY[] =
+	"UPDATE allocations SET period_start = ? WHERE team_id = ?"
+	" AND status IN ('approved', 'running') AND period_start <> ?";
+static const char SQL_RUNNING_OF_PERIOD[] =
+	"SELECT price_micros, gpu_count, max_runtime_us, started_at FROM allocations"
+	" WHERE team_id = ? AND period_start = ? AND status = 'running'";
+
+int ops_ping(struct store_conn *c)
+{
+	int64_t one = 0;
+	int rc = db_op(c);
+
+	if (rc == 0)
+		rc = db_query_i64(c, SQL_PING, &one, "");
+	return rc == ERR_NOT_FOUND ? ERR_STORE : rc;
+}
+
+/*
+ * The team's period kind changed (inside the team.put transaction, its live
+ * allocations and team row locked): its live allocations of other periods
+ * move to the current period of kind `k`, their reservations with them (see
+ * store_period_delta); period rows are changed in ascending order.
+ */
+static int period_rekey(struct store_conn *c, const char *team, enum period_kind k, int64_t now)
+{
+	struct store_period_plan plan = {NULL, 0, 0, 0}; /* plan.d owned here */
+	struct db_rows *r = NULL;
+	int64_t ps = 0, pe = 0;
+	int rc;
+
+	period_bounds(k, now, &ps, &pe);
+	rc = db_query(c, SQL_LIVE_BY_PERIOD, &r, "ti", team, ps);
+	while (rc == 0 && (rc = db_next(r)) == 1)
+		rc = store_period_plan_leave(&plan, db_i64(r, 0), db_i64(r, 1));
+	db_rows_close(r);
+	if (rc != 0 || plan.n == 0)
+		goto out;
+	store_period_plan_arrive(&plan, ps);
+	rc = db_exec(c, SQL_PERIOD_ENSURE, "tii", team, ps, pe);
+	for (size_t i = 0; rc >= 0 && i < plan.n; i++) {
+		rc = db_exec(c, SQL_PERIOD_MOVE, "iiti", plan.d[i].delta, (int64_t)0, team,
+			     plan.d[i].ps);
+		if (rc == 0) { /* each of these rows exists */
+			db_err(c, "ledger row of team '%s' is missing", team);
+			rc = ERR_STORE;
+		}
+	}
+	if (rc >= 0)
+		rc = db_exec(c, SQL_LIVE_REKEY, "iti", ps, team, ps);
+	rc = rc < 0 ? rc : 0;
+out:
+	free(plan.d);
+	return rc;
+}
+
+struct team_write {
+	const struct actor *who;
+	const struct team *t;
+	int64_t now;
+	bool created;
+};
+
+static int team_put_tx(struct store_conn *c, void *ctx)
+{
+	struct team_write *w = ctx;
+	struct team old, rec = *w->t;
+	bool exists;
+	int rc, n;
+
+	n = db_exec(c, SQL_LIVE_LOCK, "t", rec.id);
+	rc = n < 0 ? n : db_load(c, SQL_TEAM_LOCK, rec.id, db_row_team_v, &old);
+	if (rc != 0 && rc != ERR_NOT_FOUND)
+		return rc;
+	exists = rc == 0;
+	rec.created_at = exists ? old.created_at : w->now;
+	rec.updated_at = w->now;
+	if (exists)
+		n = db_exec(c, SQL_TEAM_UPDATE, "tittit", rec.display_name, rec.budget_micros,
+			    period_kind_name(rec.period), rec.thresholds_json, w->now, rec.id);
+	else
+		n = db_exec(c, SQL_TEAM_INSERT, "ttittii", rec.id, rec.display_name,
+			    rec.budget_micros, period_kind_name(rec.period), rec.thresholds_json,
+			    w->now, w->now);
+	if (n < 0) /* two creators raced (row locks): the loser reruns and updates instead */
+		return n == ERR_CONFLICT && !exists ? DB_RETRY : n;
+	if (exists && old.period != rec.period) {
+		rc = period_rekey(c, rec.id, rec.period, w->now);
+		if (rc != 0)
+			return rc;
+	}
+	w->created = !exists;
+	return db_audit(c, w->who, w->now, exists ? "team.update" : "team.create", "team", rec.id,
+			rec.id, store_json_team, exists ? &old : NULL, &rec);
+}
+
+int ops_team_put(struct store_conn *c, const struct actor *who, const struct team *t, int64_t now,
+		 bool *created)
+{
+	struct team_write w = {.who = who, .t = t, .now = now};
+	int rc = db_run(c, true, team_put_tx, &w);
+
+	if (rc == 0)
+		*created = w.created;
+	return rc;
+}
+
+int ops_team_get(struct store_conn *c, const char *id, struct team *out)
+{
+	struct team t;
+	int rc = db_op(c);
+
+	if (rc == 0)
+		rc = db_load(c, SQL_TEAM_BY_ID, id, db_row_team_v, &t);
+	if (rc == 0)
+		*out = t;
+	return rc;
+}
+
+/* The teams of a scope (n >= 1 ids): "... WHERE id IN (?, ...)" with its parameters. */
+static int team_scope_query(struct store_conn *c, const char *const *ids, size_t n,
+			    struct db_rows **r)
+{
+	char sql[sizeof(SQL_TEAM_SCOPE_HEAD) + 3 * DB_MAX_PARAMS + sizeof(SQL_TEAM_SCOPE_TAIL)];
+	struct db_param p[DB_MAX_PARAMS];
+	size_t len = sizeof(SQL_TEAM_SCOPE_HEAD) - 1;
+	int np = 0;
+
+	memcpy(sql, SQL_TEAM_SCOPE_HEAD, len);
+	for (size_t i = 0; i < n; i++) {
+		/* db_params refuses more than DB_MAX_PARAMS, which sql has room for. */
+		int rc = db_params(c, p, DB_MAX_PARAMS, &np, "t", ids[i]);
+
+		if (rc != 0)
+			return rc;
+		if (i) {
+			memcpy(sql + len, ", ?", 3);
+			len += 3;
+		}
+	}
+	memcpy(sql + len, SQL_TEAM_SCOPE_TAIL, sizeof(SQL_TEAM_SCOPE_TAIL));
+	return db_query_built(c, sql, p, np, r);
+}
+
+/* A list's callback as db_each calls it. */
+struct team_each {
+	store_team_cb cb;
+	void *ctx;
+};
+
+static int team_each(void *p, const void *rec)
+{
+	const struct team_each *e = p;
+
+	return e->cb(e->ctx, rec);
+}
+
+int ops_team_list(struct store_conn *c, const char *const *only, size_t nonly, store_team_cb cb,
+		  void *ctx)
+{
+	struct team_each e = {cb, ctx};
+	struct db_rows *r = NULL;
+	struct team t;
+	int rc = db_op(c);
+
+	if (rc != 0 || (only && nonly == 0))
+		return rc; /* an empty scope sees nothing */
+	rc = only ? team_scope_query(c, only, nonly, &r) : db_query(c, SQL_TEAM_LIST, &r, "");
+	return rc != 0 ? rc : db_each(r, "teams", db_row_team_v, &t, team_each, &e);
+}
+
+struct ledger_read {
+	const struct team *t;
+	int64_t now;
+	struct team_ledger l;
+};
+
+/* One read snapshot for both reads: the period row and its running allocations. */
+static int team_ledger_tx(struct store_conn *c, void *ctx)
+{
+	struct ledger_read *x = ctx;
+	struct team_ledger *l = &x->l;
+	struct db_rows *r = NULL;
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	period_bounds(x->t->period, x->now, &l->period_start, &l->period_end);
+	rc = db_query(c, SQL_PERIOD_GET, &r, "ti", x->t->id, l->period_start);
+	if (rc == 0 && (rc = db_next(r)) == 1) { /* no row yet: zeros */
+		l->spent = db_i64(r, 0);
+		l->reserved = db_i64(r, 1);
+		rc = 0;
+	}
+	db_rows_close(r);
+	r = NULL;
+	if (rc == 0)
+		rc = db_query(c, SQL_RUNNING_OF_PERIOD, &r, "ti", x->t->id, l->period_start);
+	while (rc == 0 && (rc = db_next(r)) == 1) {
+		int64_t acc = 0;
+
+		rc = ledger_accrued(db_i64(r, 0), db_i64(r, 1), db_i64(r, 2), db_i64(r, 3), x->now,
+				    &acc);
+		if (rc == 0 && __builtin_add_overflow(l->accrued, acc, &l->accrued))
+			rc = ERR_OVERFLOW;
+		if (rc == 0)
+			l->running++;
+	}
+	db_rows_close(r);
+	return rc;
+}
+
+int ops_team_ledger(struct store_conn *c, const struct team *t, int64_t now,
+		    struct team_ledger *out)
+{
+	struct ledger_read x = {.t = t, .now = now};
+	int rc = db_run(c, false, team_ledger_tx, &x);
+
+	if (rc == 0)
+		*out = x.l;
+	return rc;
+}

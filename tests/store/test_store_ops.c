@@ -1,0 +1,698 @@
+/*
+ * test_store_ops.c - the store operations written once over the driver
+ * interface (ops_catalog.c, ops_teams.c, ops_audit.c, ops_alerts.c,
+ * ops_jobs.c), run on either backend by the same code: a SQLite file in a
+ * mkdtemp directory, or with ITEST_PG=1 (the store-pg-ops registration) a
+ * fresh schema in PLINTH_TEST_PG_URL's database (tools/pg-start.sh, see
+ * tests/integration/itest_pg.h).
+ *
+ * Races run on real connections of the store's pool, released by one
+ * barrier: creators of one new GPU type and of one new team (PostgreSQL: the
+ * losers of the unique index rerun as updates), one Idempotency-Key sent by
+ * many job requests at once, and alert claimers that must never claim one
+ * alert twice.  Also: scope lists, audit pages, seeding, job outcomes, the
+ * GitOps clean-up queue, and rows planted past the store that do not fit
+ * (lists and audit pages go on past them).  Nothing outside its directory
+ * or schema.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+#include "core/err.h"
+#include "core/timeutil.h"
+#include "itest_pg.h"
+#include "store/store.h"
+
+#define RACERS 8
+#define POOL (RACERS + 2)
+
+static bool use_pg;
+
+struct fx {
+	char dir[64];
+	char path[128];
+	char url[1200];
+	struct store *s;
+	struct store_conn *c;
+	const struct store_ops *ops;
+	int64_t now;
+};
+
+static const struct actor ADMIN = {"tok_admin", "admin", ROLE_ADMIN};
+
+static int setup(void **state)
+{
+	char detail[STORE_DETAIL_LEN] = "";
+	struct fx *f = calloc(1, sizeof(*f));
+	int rc;
+
+	assert_non_null(f);
+	if (use_pg) {
+		assert_int_equal(itest_pg_fresh_url(f->url, sizeof(f->url)), 0);
+	} else {
+		strcpy(f->dir, "/tmp/plinth-ops-XXXXXX");
+		assert_non_null(mkdtemp(f->dir));
+		snprintf(f->path, sizeof(f->path), "%s/plinth.db", f->dir);
+		snprintf(f->url, sizeof(f->url), "sqlite:%s", f->path);
+	}
+	rc = store_open(f->url, POOL, &f->s, detail);
+	if (rc != 0)
+		fail_msg("store_open: %s", detail);
+	assert_int_equal(store_conn_acquire(f->s, &f->c), 0);
+	f->ops = store_conn_ops(f->c);
+	assert_string_equal(f->ops->name, use_pg ? "postgres" : "sqlite");
+	f->now = time_from_civil(2026, 7, 15) + 12 * 3600;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	const char *sfx[] = {"", "-wal", "-shm", "-journal"};
+	char p[160];
+
+	store_conn_release(f->s, f->c);
+	store_close(f->s);
+	if (!use_pg) {
+		for (size_t i = 0; i < 4; i++) {
+			snprintf(p, sizeof(p), "%s%s", f->path, sfx[i]);
+			unlink(p);
+		}
+		rmdir(f->dir);
+	}
+	free(f);
+	return 0;
+}
+
+/* Runs sql on the database itself, past the store (planting rows it did not write). */
+static void raw_exec(struct fx *f, const char *sql)
+{
+	if (use_pg) {
+		PGconn *db = PQconnectdb(f->url);
+		PGresult *r = PQexec(db, sql);
+
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			fail_msg("%s: %s", sql, PQerrorMessage(db));
+		PQclear(r);
+		PQfinish(db);
+	} else {
+		sqlite3 *db = NULL;
+
+		assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+		if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+			fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+		sqlite3_close(db);
+	}
+}
+
+static struct gpu_type gpu_rec(const char *id, int64_t capacity)
+{
+	struct gpu_type g;
+
+	memset(&g, 0, sizeof(g));
+	snprintf(g.id, sizeof(g.id), "%s", id);
+	snprintf(g.name, sizeof(g.name), "GPU %s", id);
+	g.price_micros = 3600000;
+	strcpy(g.price_date, "2026-07-01");
+	strcpy(g.price_source, "admin");
+	g.capacity = capacity;
+	return g;
+}
+
+static struct team team_rec(const char *id)
+{
+	struct team t;
+
+	memset(&t, 0, sizeof(t));
+	snprintf(t.id, sizeof(t.id), "%s", id);
+	snprintf(t.display_name, sizeof(t.display_name), "Team %s", id);
+	t.budget_micros = INT64_C(1000000000000);
+	t.period = PERIOD_MONTHLY;
+	strcpy(t.thresholds_json, "[0.5]");
+	return t;
+}
+
+/* ---- audit helpers -------------------------------------------------------- */
+
+struct audit_seen {
+	int n;
+	int stop_after; /* 0 = never stop */
+	int64_t last_seq;
+	bool ordered;
+	char action[64];  /* count rows with this action ("" = all) */
+	char object[STORE_ID_LEN];
+	int matched;
+	char after_json[128];
+};
+
+static int audit_cb(void *ctx, const struct audit_entry *e)
+{
+	struct audit_seen *s = ctx;
+
+	if (e->seq <= s->last_seq)
+		s->ordered = false;
+	s->last_seq = e->seq;
+	s->n++;
+	if ((!s->action[0] || strcmp(e->action, s->action) == 0) &&
+	    (!s->object[0] || strcmp(e->object_id, s->object) == 0)) {
+		s->matched++;
+		snprintf(s->after_json, sizeof(s->after_json), "%s",
+			 e->after_json ? e->after_json : "(null)");
+	}
+	return s->stop_after && s->n >= s->stop_after;
+}
+
+/* Rows of the whole log with action on object (either "" = any), one big page. */
+static int audit_matching(struct fx *f, const char *action, const char *object,
+			  struct audit_seen *s)
+{
+	char next[STORE_ID_LEN * 2];
+
+	memset(s, 0, sizeof(*s));
+	s->ordered = true;
+	snprintf(s->action, sizeof(s->action), "%s", action);
+	snprintf(s->object, sizeof(s->object), "%s", object);
+	assert_int_equal(f->ops->audit_list(f->c, NULL, NULL, STORE_MAX_PAGE, audit_cb, s, next), 0);
+	assert_string_equal(next, "");
+	return s->matched;
+}
+
+/* ---- 1. creators racing on one new GPU type and one new team --------------- */
+
+struct racer {
+	struct fx *f;
+	pthread_barrier_t *bar;
+	int kind; /* 0 GPU type, 1 team, 2 job, 3 alert claim */
+	const char *key;
+	int rc;
+	bool created;
+	struct job *job; /* kind 2: in (id, request) and out */
+	struct alert got[16];
+	int ngot;
+	char err[STORE_DETAIL_LEN]; /* the connection's detail of a failure */
+};
+
+static void *racer_run(void *p)
+{
+	struct racer *r = p;
+	struct store_conn *c = NULL;
+	char detail[STORE_DETAIL_LEN] = "";
+
+	r->rc = store_conn_acquire(r->f->s, &c);
+	pthread_barrier_wait(r->bar); /* always: the others wait for it */
+	if (r->rc != 0)
+		return NULL;
+	if (r->kind == 0) {
+		struct gpu_type g = gpu_rec(r->key, 8);
+
+		r->rc = r->f->ops->gpu_type_put(c, &ADMIN, &g, r->f->now, &r->created);
+	} else if (r->kind == 1) {
+		struct team t = team_rec(r->key);
+
+		r->rc = r->f->ops->team_put(c, &ADMIN, &t, r->f->now, &r->created);
+	} else if (r->kind == 2) {
+		struct job *out = calloc(1, sizeof(*out));
+
+		r->rc = out ? r->f->ops->job_begin(c, r->job, out, &r->created, detail) : ERR_NOMEM;
+		if (out && r->rc == 0)
+			*r->job = *out;
+		free(out);
+	} else {
+		r->rc = r->f->ops->alert_claim(c, r->f->now, 60, r->got, 16, &r->ngot);
+	}
+	if (r->rc != 0)
+		snprintf(r->err, sizeof(r->err), "%s", c->err);
+	store_conn_release(r->f->s, c);
+	return NULL;
+}
+
+/* Runs RACERS racers of one kind at once (job racers get jobs[i]). */
+static void race(struct fx *f, int kind, const char *key, struct racer *rs, struct job *jobs)
+{
+	pthread_barrier_t bar;
+	pthread_t th[RACERS];
+
+	assert_int_equal(pthread_barrier_init(&bar, NULL, RACERS), 0);
+	for (int i = 0; i < RACERS; i++) {
+		memset(&rs[i], 0, sizeof(rs[i]));
+		rs[i].f = f;
+		rs[i].bar = &bar;
+		rs[i].kind = kind;
+		rs[i].key = key;
+		rs[i].job = jobs ? &jobs[i] : NULL;
+		assert_int_equal(pthread_create(&th[i], NULL, racer_run, &rs[i]), 0);
+	}
+	for (int i = 0; i < RACERS; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	pthread_barrier_destroy(&bar);
+}
+
+static int created_count(const struct racer *rs)
+{
+	int n = 0;
+
+	for (int i = 0; i < RACERS; i++) {
+		if (rs[i].rc != 0)
+			fail_msg("racer %d: %s (%s)", i, err_name(rs[i].rc), rs[i].err);
+		n += rs[i].created;
+	}
+	return n;
+}
+
+static void test_put_races(void **state)
+{
+	struct fx *f = *state;
+	struct racer rs[RACERS];
+	struct audit_seen s;
+	struct gpu_type g;
+	struct team t;
+
+	race(f, 0, "b200", rs, NULL);
+	assert_int_equal(created_count(rs), 1); /* every racer succeeded, one created it */
+	assert_int_equal(f->ops->gpu_type_get(f->c, "b200", &g), 0);
+	assert_int_equal(g.capacity, 8);
+	assert_int_equal(g.allocated, 0);
+	assert_int_equal(audit_matching(f, "gpu_type.create", "b200", &s), 1);
+	assert_int_equal(audit_matching(f, "gpu_type.update", "b200", &s), RACERS - 1);
+
+	race(f, 1, "vision", rs, NULL);
+	assert_int_equal(created_count(rs), 1);
+	assert_int_equal(f->ops->team_get(f->c, "vision", &t), 0);
+	assert_int_equal(t.created_at, f->now);
+	assert_int_equal(audit_matching(f, "team.create", "vision", &s), 1);
+	assert_int_equal(audit_matching(f, "team.update", "vision", &s), RACERS - 1);
+	assert_true(s.ordered);
+}
+
+/* ---- 2. catalog seeding and lists ------------------------------------------ */
+
+struct ids {
+	char v[8][STORE_ID_LEN];
+	int n;
+	int stop_after;
+};
+
+static int team_id_cb(void *ctx, const struct team *t)
+{
+	struct ids *x = ctx;
+
+	if (x->n < 8)
+		snprintf(x->v[x->n], STORE_ID_LEN, "%s", t->id);
+	x->n++;
+	return x->stop_after && x->n >= x->stop_after;
+}
+
+static int gpu_id_cb(void *ctx, const struct gpu_type *g)
+{
+	struct ids *x = ctx;
+
+	if (x->n < 8)
+		snprintf(x->v[x->n], STORE_ID_LEN, "%s", g->id);
+	x->n++;
+	return 0;
+}
+
+static void test_seed_and_lists(void **state)
+{
+	struct fx *f = *state;
+	struct gpu_type seed[2] = {gpu_rec("h100", 16), gpu_rec("l4", 4)};
+	const char *scope[] = {"c", "zz", "a"};
+	const char *big[65];
+	struct audit_seen s;
+	struct ids x;
+	bool created;
+
+	/* h100 exists (and keeps its capacity): the seed inserts l4 only. */
+	struct gpu_type h = gpu_rec("h100", 99);
+	assert_int_equal(f->ops->gpu_type_put(f->c, &ADMIN, &h, f->now, &created), 0);
+	assert_true(created);
+	assert_int_equal(f->ops->gpu_type_seed(f->c, seed, 2, f->now), 0);
+	assert_int_equal(audit_matching(f, "gpu_type.seed", "", &s), 1);
+	assert_string_equal(s.after_json, "{\"count\":1}");
+	assert_int_equal(f->ops->gpu_type_seed(f->c, seed, 2, f->now), 0); /* nothing new: no row */
+	assert_int_equal(audit_matching(f, "gpu_type.seed", "", &s), 1);
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(f->ops->gpu_type_list(f->c, gpu_id_cb, &x), 0);
+	assert_int_equal(x.n, 2);
+	assert_string_equal(x.v[0], "h100");
+	assert_string_equal(x.v[1], "l4");
+	assert_int_equal(f->ops->gpu_type_get(f->c, "h100", &h), 0);
+	assert_int_equal(h.capacity, 99);
+
+	for (const char *id = "abc"; *id; id++) {
+		char one[2] = {*id, '\0'};
+		struct team t = team_rec(one);
+
+		assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t, f->now, &created), 0);
+	}
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(f->ops->team_list(f->c, NULL, 0, team_id_cb, &x), 0);
+	assert_int_equal(x.n, 3);
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(f->ops->team_list(f->c, scope, 3, team_id_cb, &x), 0);
+	assert_int_equal(x.n, 2); /* in id order, the unknown one absent */
+	assert_string_equal(x.v[0], "a");
+	assert_string_equal(x.v[1], "c");
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(f->ops->team_list(f->c, scope, 0, team_id_cb, &x), 0);
+	assert_int_equal(x.n, 0); /* an empty scope sees nothing */
+	memset(&x, 0, sizeof(x));
+	x.stop_after = 1;
+	assert_int_equal(f->ops->team_list(f->c, NULL, 0, team_id_cb, &x), 0);
+	assert_int_equal(x.n, 1);
+	/* A scope over the statement's parameter limit fails: never a cut list. */
+	for (int i = 0; i < 65; i++)
+		big[i] = "a";
+	memset(&x, 0, sizeof(x));
+	assert_true(f->ops->team_list(f->c, big, 65, team_id_cb, &x) < 0);
+	assert_int_equal(x.n, 0);
+	assert_int_equal(f->ops->ping(f->c), 0);
+}
+
+/* ---- 3. audit pages -------------------------------------------------------- */
+
+static void test_audit_pages(void **state)
+{
+	struct fx *f = *state;
+	char cursor[STORE_ID_LEN * 2] = "", next[STORE_ID_LEN * 2];
+	struct audit_seen s;
+	int pages = 0;
+	bool created;
+
+	for (int i = 0; i < 5; i++) {
+		char id[8];
+		struct gpu_type g;
+
+		snprintf(id, sizeof(id), "g%d", i);
+		g = gpu_rec(id, 1);
+		assert_int_equal(f->ops->gpu_type_put(f->c, &ADMIN, &g, f->now, &created), 0);
+	}
+	struct team t1 = team_rec("t1"), t2 = team_rec("t2");
+	assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t1, f->now, &created), 0);
+	assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t2, f->now, &created), 0);
+
+	/* Pages of 2 walk all 7 rows in order; the last page has no cursor. */
+	memset(&s, 0, sizeof(s));
+	s.ordered = true;
+	do {
+		assert_int_equal(f->ops->audit_list(f->c, NULL, cursor[0] ? cursor : NULL, 2, audit_cb,
+						    &s, next),
+				 0);
+		snprintf(cursor, sizeof(cursor), "%s", next);
+		pages++;
+	} while (cursor[0] && pages < 10);
+	assert_int_equal(s.n, 7);
+	assert_int_equal(pages, 4);
+	assert_true(s.ordered);
+
+	/* One team's rows only. */
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(f->ops->audit_list(f->c, "t2", NULL, 50, audit_cb, &s, next), 0);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(s.matched, 1);
+	assert_string_equal(next, "");
+
+	/* The caller stops: one row, no cursor; a bad cursor is refused. */
+	memset(&s, 0, sizeof(s));
+	s.stop_after = 1;
+	assert_int_equal(f->ops->audit_list(f->c, NULL, NULL, 50, audit_cb, &s, next), 0);
+	assert_int_equal(s.n, 1);
+	assert_string_equal(next, "");
+	assert_int_equal(f->ops->audit_list(f->c, NULL, "x1", 50, audit_cb, &s, next), ERR_INVALID);
+}
+
+/* ---- 4. jobs ---------------------------------------------------------------- */
+
+static void job_rec(struct job *j, const char *id, const char *key, const char *hash)
+{
+	memset(j, 0, sizeof(*j));
+	snprintf(j->id, sizeof(j->id), "%s", id);
+	strcpy(j->token_id, "tok_admin");
+	snprintf(j->idem_key, sizeof(j->idem_key), "%s", key);
+	snprintf(j->request_hash, sizeof(j->request_hash), "%s", hash);
+	strcpy(j->team, "nlp");
+	strcpy(j->name, "train");
+}
+
+/* How many jobs are due for clean-up (of allocation only, or all). */
+static int cleanup_due(struct fx *f, const char *only, struct job_cleanup *out)
+{
+	int n = -1;
+
+	assert_int_equal(f->ops->job_cleanup_due(f->c, only, out, 4, &n), 0);
+	return n;
+}
+
+static void test_jobs(void **state)
+{
+	struct fx *f = *state;
+	struct job *jobs = calloc(RACERS + 2, sizeof(*jobs));
+	struct racer rs[RACERS];
+	char detail[STORE_DETAIL_LEN] = "";
+	struct alloc_request r;
+	struct alloc_outcome o;
+	struct allocation a;
+	struct job_cleanup jc[4];
+	bool created, repeat;
+	int winner = -1;
+
+	assert_non_null(jobs);
+	/* One key sent by RACERS requests at once: one job, every answer names it. */
+	for (int i = 0; i < RACERS; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "job_r%d", i);
+		job_rec(&jobs[i], id, "key-1", "hash-1");
+	}
+	race(f, 2, NULL, rs, jobs);
+	assert_int_equal(created_count(rs), 1);
+	for (int i = 0; i < RACERS; i++)
+		if (rs[i].created)
+			winner = i;
+	for (int i = 0; i < RACERS; i++)
+		assert_string_equal(jobs[i].id, jobs[winner].id);
+
+	/* The same key with another request is refused and changes nothing. */
+	job_rec(&jobs[0], "job_other", "key-1", "hash-2");
+	assert_int_equal(f->ops->job_begin(f->c, &jobs[0], &jobs[1], &created, detail),
+			 ERR_IDEMPOTENCY);
+	assert_false(created);
+	assert_non_null(strstr(detail, "was used with a different request"));
+	assert_int_equal(f->ops->job_get(f->c, "job_other", &jobs[1]), ERR_NOT_FOUND);
+
+	/* Without a key every request is a job. */
+	job_rec(&jobs[0], "job_k1", "", "h");
+	assert_int_equal(f->ops->job_begin(f->c, &jobs[0], &jobs[1], &created, detail), 0);
+	assert_true(created);
+	job_rec(&jobs[0], "job_k2", "", "h");
+	assert_int_equal(f->ops->job_begin(f->c, &jobs[0], &jobs[1], &created, detail), 0);
+	assert_true(created);
+
+	job_rec(&jobs[0], "job_nope", "", "h");
+	assert_int_equal(f->ops->job_update(f->c, &jobs[0], detail), ERR_NOT_FOUND);
+
+	/* The clean-up queue: a 201 job whose allocation ended, until done. */
+	struct gpu_type g = gpu_rec("h100", 8);
+	struct team t = team_rec("nlp");
+	assert_int_equal(f->ops->gpu_type_put(f->c, &ADMIN, &g, f->now, &created), 0);
+	assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t, f->now, &created), 0);
+	memset(&r, 0, sizeof(r));
+	strcpy(r.team, "nlp");
+	strcpy(r.project, "p");
+	strcpy(r.gpu_type, "h100");
+	r.gpu_count = 1;
+	r.max_runtime_us = INT64_C(3600000000);
+	strcpy(r.purpose, "job");
+	strcpy(r.labels_json, "{}");
+	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 3600, f->now, NULL, &o, detail), 0);
+
+	/* An outcome as large as the record holds comes back whole. */
+	assert_int_equal(f->ops->job_get(f->c, "job_k1", &jobs[0]), 0);
+	snprintf(jobs[0].allocation_id, sizeof(jobs[0].allocation_id), "%s", o.alloc.id);
+	jobs[0].status = 201;
+	memset(jobs[0].body, 'x', sizeof(jobs[0].body) - 1);
+	jobs[0].body[sizeof(jobs[0].body) - 1] = '\0';
+	jobs[0].updated_at = f->now + 1;
+	assert_int_equal(f->ops->job_update(f->c, &jobs[0], detail), 0);
+	assert_int_equal(f->ops->job_get(f->c, "job_k1", &jobs[1]), 0);
+	assert_int_equal(jobs[1].status, 201);
+	assert_int_equal(strlen(jobs[1].body), sizeof(jobs[1].body) - 1);
+	assert_string_equal(jobs[1].allocation_id, o.alloc.id);
+	assert_int_equal(jobs[1].updated_at, f->now + 1);
+
+	assert_int_equal(cleanup_due(f, NULL, jc), 0); /* the allocation is live */
+	assert_int_equal(f->ops->alloc_transition(f->c, &ADMIN, o.alloc.id, ALLOC_EV_CANCEL,
+						  f->now + 2, f->now + 2, &a, &repeat, detail),
+			 0);
+	assert_int_equal(cleanup_due(f, NULL, jc), 1);
+	assert_string_equal(jc[0].id, "job_k1");
+	assert_string_equal(jc[0].allocation_id, o.alloc.id);
+	assert_int_equal(jc[0].status, ALLOC_CANCELLED);
+	assert_int_equal(cleanup_due(f, o.alloc.id, jc), 1);
+	assert_int_equal(cleanup_due(f, "alloc_other", jc), 0);
+	assert_int_equal(f->ops->job_cleanup_done(f->c, "job_k1", f->now + 3), 0);
+	assert_int_equal(cleanup_due(f, NULL, jc), 0);
+	free(jobs);
+}
+
+/* ---- 5. alerts -------------------------------------------------------------- */
+
+static void test_alerts(void **state)
+{
+	struct fx *f = *state;
+	const char *urls[] = {"http://hook/a", "http://hook/b"};
+	struct alert a, got[16], all[16];
+	struct racer rs[RACERS];
+	char seen[16][64];
+	int created = -1, total = 0, n = -1;
+
+	memset(&a, 0, sizeof(a));
+	strcpy(a.team, "nlp");
+	a.period_start = time_from_civil(2026, 7, 1);
+	a.budget = 1000;
+	a.committed = 600;
+	/* 4 thresholds x 2 URLs = 8 alerts; recording one again adds nothing. */
+	for (int i = 0; i < 4; i++) {
+		a.threshold_ppm = 500000 + 100000 * i;
+		assert_int_equal(f->ops->alert_record(f->c, &a, urls, 2, f->now, &created), 0);
+		assert_int_equal(created, 2);
+	}
+	assert_int_equal(f->ops->alert_record(f->c, &a, urls, 2, f->now, &created), 0);
+	assert_int_equal(created, 0);
+
+	/* Claimers at once: every alert claimed by exactly one of them. */
+	race(f, 3, NULL, rs, NULL);
+	for (int i = 0; i < RACERS; i++) {
+		assert_int_equal(rs[i].rc, 0);
+		for (int k = 0; k < rs[i].ngot; k++) {
+			const struct alert *x = &rs[i].got[k];
+
+			assert_true(total < 16);
+			snprintf(seen[total], sizeof(seen[total]), "%lld %s",
+				 (long long)x->threshold_ppm, x->url);
+			for (int j = 0; j < total; j++)
+				assert_string_not_equal(seen[j], seen[total]);
+			assert_string_equal(x->team, "nlp");
+			assert_int_equal(x->committed, 600);
+			all[total++] = *x;
+		}
+	}
+	assert_int_equal(total, 8);
+	assert_int_equal(f->ops->alert_claim(f->c, f->now, 60, got, 16, &n), 0);
+	assert_int_equal(n, 0); /* all leased */
+
+	/* One delivered, one failed until now + 10; the others' leases end at now + 60. */
+	assert_int_equal(f->ops->alert_done(f->c, &all[0], true, 0, NULL, f->now), 0);
+	assert_int_equal(f->ops->alert_done(f->c, &all[1], false, f->now + 10, "boom", f->now), 0);
+	assert_int_equal(f->ops->alert_claim(f->c, f->now + 10, 60, got, 16, &n), 0);
+	assert_int_equal(n, 1); /* the failed one, due again */
+	assert_string_equal(got[0].url, all[1].url);
+	assert_int_equal(got[0].threshold_ppm, all[1].threshold_ppm);
+	assert_int_equal(got[0].attempts, 1);
+	assert_int_equal(f->ops->alert_claim(f->c, f->now + 61, 60, got, 16, &n), 0);
+	assert_int_equal(n, 6); /* the leases ran out; the delivered one never comes back */
+	assert_int_equal(f->ops->alert_claim(f->c, f->now + 200, 60, got, 3, &n), 0);
+	assert_int_equal(n, 3); /* at most max */
+}
+
+/* ---- 6. rows the store cannot read ------------------------------------------ */
+
+static void test_bad_rows(void **state)
+{
+	struct fx *f = *state;
+	char sql[512], longtext[201];
+	char cursor[STORE_ID_LEN * 2] = "", next[STORE_ID_LEN * 2];
+	struct audit_seen s;
+	long bad0 = store_bad_rows_total();
+	struct gpu_type g;
+	struct team t;
+	struct ids x;
+	bool created;
+	int pages = 0, total;
+
+	for (const char *id = "abc"; *id; id++) {
+		char one[2] = {*id, '\0'};
+
+		t = team_rec(one);
+		assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t, f->now, &created), 0);
+		g = gpu_rec(one, 1);
+		assert_int_equal(f->ops->gpu_type_put(f->c, &ADMIN, &g, f->now, &created), 0);
+	}
+	total = audit_matching(f, "", "", &s);
+	/* Names longer than the records hold, and an audit row with a long action. */
+	memset(longtext, 'n', sizeof(longtext) - 1);
+	longtext[sizeof(longtext) - 1] = '\0';
+	snprintf(sql, sizeof(sql), "UPDATE teams SET display_name = '%s' WHERE id = 'b'", longtext);
+	raw_exec(f, sql);
+	snprintf(sql, sizeof(sql), "UPDATE gpu_types SET name = '%s' WHERE id = 'a'", longtext);
+	raw_exec(f, sql);
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO audit(at, actor_id, actor_name, action, object_type, object_id, team)"
+		 " VALUES (1, 'x', 'x', '%.100s', 'team', 'b', '')",
+		 longtext);
+	raw_exec(f, sql);
+
+	/* The lists go on past them; reading one alone fails; each is counted. */
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(f->ops->team_list(f->c, NULL, 0, team_id_cb, &x), 0);
+	assert_int_equal(x.n, 2);
+	assert_string_equal(x.v[0], "a");
+	assert_string_equal(x.v[1], "c");
+	assert_int_equal(f->ops->team_get(f->c, "b", &t), ERR_STORE);
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(f->ops->gpu_type_list(f->c, gpu_id_cb, &x), 0);
+	assert_int_equal(x.n, 2);
+	assert_string_equal(x.v[0], "b");
+	assert_int_equal(f->ops->gpu_type_get(f->c, "a", &g), ERR_STORE);
+	assert_true(store_bad_rows_total() >= bad0 + 2);
+
+	/* Two rows after the bad one: pages of one row walk past it to the end,
+	 * never a silent stop before them. */
+	for (const char *id = "de"; *id; id++) {
+		char one[2] = {*id, '\0'};
+
+		t = team_rec(one);
+		assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t, f->now, &created), 0);
+	}
+	total += 2;
+	memset(&s, 0, sizeof(s));
+	s.ordered = true;
+	do {
+		assert_int_equal(f->ops->audit_list(f->c, NULL, cursor[0] ? cursor : NULL, 1, audit_cb,
+						    &s, next),
+				 0);
+		snprintf(cursor, sizeof(cursor), "%s", next);
+		pages++;
+	} while (cursor[0] && pages < 20);
+	assert_int_equal(s.n, total); /* every good row, not the bad one */
+	assert_true(s.ordered);
+	assert_true(store_bad_rows_total() >= bad0 + 3);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_put_races, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_seed_and_lists, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alerts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_rows, setup, teardown),
+	};
+
+	use_pg = itest_pg_enabled();
+	return cmocka_run_group_tests_name(use_pg ? "store ops (postgres)" : "store ops (sqlite)",
+					   tests, NULL, NULL);
+}

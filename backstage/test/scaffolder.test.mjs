@@ -92,8 +92,13 @@ test('the template completes: allocation reserved at the quoted price, model in 
   assert.equal(links['Plinth dashboard'], `${world.base}/`);
   assert.equal(links['MLflow model'], `${world.mlflow}/#/models/llm-7b`);
   assert.equal(links['Argo CD application'], 'https://argocd.example.test/applications/argocd/nlp-train-llm');
-  // The user's entity ref went to Plinth with the request (X-Plinth-On-Behalf-Of).
+  // The user's entity ref went to Plinth with the request (X-Plinth-On-Behalf-Of),
+  // and Plinth's audit log names the person beside the portal's token.
   assert.match(t.log, /on behalf of user:default\/mock/);
+  const audit = (await world.admin('GET', '/v1/audit?team=nlp&limit=500')).body.items;
+  const approve = audit.find(e => e.action === 'allocation.approve' && e.object_id === out.allocationId);
+  assert.ok(approve, JSON.stringify(audit.map(e => e.action)));
+  assert.match(approve.actor.name, /^user:default\/mock via /);
 });
 
 test('over budget: the task fails with Plinth\'s detail in its log and nothing is reserved', async () => {

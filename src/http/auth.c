@@ -21,6 +21,50 @@ static void unauthorized(struct req *r, const char *detail)
 	reply_problem(r, 401, "unauthorized", "Unauthorized", detail, NULL);
 }
 
+/* An entity reference such as user:default/jane: [kind:][namespace/]name. */
+static bool entity_ref_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > AUTH_ON_BEHALF_MAX)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      strchr("._-:/", *p)))
+			return false;
+	return true;
+}
+
+/*
+ * A portal that acts for a person (Backstage's scaffolder) names that person
+ * in X-Plinth-On-Behalf-Of: the audit log then says "user:default/jane via
+ * <the portal's token>".  Only a service token may; the token still decides
+ * what is allowed.  0, or -1 after replying.
+ */
+static int on_behalf_of(struct req *r)
+{
+	const char *who = req_header(r, AUTH_ON_BEHALF_HEADER);
+
+	if (who == NULL)
+		return 0;
+	if (r->token.role != ROLE_SERVICE) {
+		reply_problem(r, 403, "forbidden", "Forbidden",
+			      "only a service token may act on behalf of someone (" AUTH_ON_BEHALF_HEADER ")",
+			      NULL);
+		return -1;
+	}
+	if (!entity_ref_ok(who) ||
+	    util_fmt(r->actor.name, sizeof(r->actor.name), "%s via %s", who, r->token.name) != 0) {
+		reply_problem(r, 400, "bad-request", "Bad request",
+			      AUTH_ON_BEHALF_HEADER " must be an entity reference such as"
+			      " user:default/jane: letters, digits and . _ - : / (the reference and the"
+			      " token's name together at most 120 characters)",
+			      NULL);
+		return -1;
+	}
+	return 0;
+}
+
 int auth_authenticate(struct req *r)
 {
 	const char *h = req_header(r, "Authorization");
@@ -53,6 +97,8 @@ int auth_authenticate(struct req *r)
 	snprintf(r->actor.token_id, sizeof(r->actor.token_id), "%s", r->token.id);
 	snprintf(r->actor.name, sizeof(r->actor.name), "%s", r->token.name);
 	r->actor.role = r->token.role;
+	if (on_behalf_of(r) != 0)
+		return -1;
 	json_t *teams = json_loads(r->token.teams_json, 0, NULL);
 	size_t i;
 	json_t *t;

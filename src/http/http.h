@@ -158,6 +158,9 @@ int req_json_object(struct req *r, bool allow_empty, json_t **out);
 /* --- auth (auth.c) --------------------------------------------------------- */
 
 /* Authenticates the bearer token; replies 401 and returns -1 on failure. */
+/* The header a service token names the person it acts for with (auth.c). */
+#define AUTH_ON_BEHALF_HEADER "X-Plinth-On-Behalf-Of"
+#define AUTH_ON_BEHALF_MAX 100
 int auth_authenticate(struct req *r);
 /* May this caller act on (or read) the team?  Admin, finance (read) and
  * service: any team; member: its own teams. */

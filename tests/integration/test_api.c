@@ -1161,11 +1161,64 @@ static void test_restart_keeps_state(void **state)
 	ITEST_STATUS(itest_req(d, "GET", "/v1/teams", d->admin, NULL), 200);
 }
 
+/* A portal acting for a person: X-Plinth-On-Behalf-Of (service tokens only)
+ * puts the person in the audit log beside the portal's token. */
+static void test_on_behalf_of(void **state)
+{
+	struct itest_daemon *d = D(state);
+	const char *body = "{\"team\":\"ob\",\"project\":\"p\",\"gpu_type\":\"g1\",\"gpu_count\":1,"
+			   "\"max_runtime_hours\":1}";
+	const char *const jane[] = {"X-Plinth-On-Behalf-Of: user:default/jane", NULL};
+	const char *const bad[] = {"X-Plinth-On-Behalf-Of: jane doe", NULL};
+	const char *svc_id = NULL, *svc, *mem;
+	struct itest_resp *r;
+	json_t *items, *it;
+	size_t i;
+	int found = 0;
+	char long_ref[160], long_hdr[200];
+	const char *const too_long[] = {long_hdr, NULL};
+
+	itest_put_gpu(d, "g1", "1.00", 8);
+	itest_put_team(d, "ob", "100");
+	svc = itest_make_token(d, "service", NULL, &svc_id);
+	mem = itest_make_token(d, "member", "[\"ob\"]", NULL);
+
+	r = itest_req_h(d, "POST", "/v1/allocations", svc, body, jane);
+	ITEST_STATUS(r, 201);
+	r = itest_req(d, "GET", "/v1/audit?team=ob", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	items = itest_jget(r->json, "items");
+	json_array_foreach(items, i, it) {
+		const char *name = itest_jstr(it, "actor.name");
+
+		if (strcmp(itest_jstr(it, "action"), "allocation.approve") != 0)
+			continue;
+		found++;
+		ITEST_STREQ(itest_jstr(it, "actor.id"), svc_id); /* the token stays accountable */
+		assert_non_null(name);
+		assert_int_equal(strncmp(name, "user:default/jane via ", 22), 0);
+	}
+	assert_int_equal(found, 1);
+
+	/* Only a service token may; a bad or over-long reference is refused; nothing changes. */
+	r = itest_req_h(d, "POST", "/v1/allocations", mem, body, jane);
+	ITEST_PROBLEM(r, 403, "forbidden");
+	r = itest_req_h(d, "POST", "/v1/allocations", svc, body, bad);
+	ITEST_PROBLEM(r, 400, "bad-request");
+	memset(long_ref, 'a', 101);
+	long_ref[101] = '\0';
+	snprintf(long_hdr, sizeof(long_hdr), "X-Plinth-On-Behalf-Of: user:default/%s", long_ref);
+	r = itest_req_h(d, "POST", "/v1/allocations", svc, body, too_long);
+	ITEST_PROBLEM(r, 400, "bad-request");
+	ITEST_MONEY(get_team(d, "ob"), "reserved", "1.00");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_health_openapi_routing, itest_setup_daemon, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_auth_tokens, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_on_behalf_of, itest_setup_daemon, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_gpu_types, itest_setup_daemon, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_teams, itest_setup_daemon, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_roles, itest_setup_daemon, itest_teardown_daemon),

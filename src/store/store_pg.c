@@ -89,25 +89,6 @@ struct pg_params {
 
 /* ---- errors ------------------------------------------------------------ */
 
-__attribute__((format(printf, 2, 3))) static void conn_err(struct pg_conn *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(c->base.err, sizeof(c->base.err), fmt, ap);
-	va_end(ap);
-}
-
-static void detail_out(struct pg_conn *c, int rc, char *detail)
-{
-	if (!detail || rc == 0)
-		return;
-	if (c->base.err[0])
-		snprintf(detail, STORE_DETAIL_LEN, "%s", c->base.err);
-	else
-		snprintf(detail, STORE_DETAIL_LEN, "%s", err_name(rc));
-}
-
 static struct pg_conn *pg_conn_of(struct store_conn *bc)
 {
 	return (struct pg_conn *)bc;
@@ -132,7 +113,7 @@ static int db_fail(struct pg_conn *c, PGresult *r, const char *what)
 	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c->db);
 
-	conn_err(c, "%s: %s", what, msg && *msg ? msg : "connection lost");
+	db_err(&c->base, "%s: %s", what, msg && *msg ? msg : "connection lost");
 	msg_trim(c->base.err);
 	if (PQstatus(c->db) != CONNECTION_OK)
 		return ERR_UNAVAILABLE;
@@ -184,7 +165,7 @@ static int conn_revive(struct pg_conn *c)
 	c->base.in_tx = false;
 	PQreset(c->db);
 	if (PQstatus(c->db) != CONNECTION_OK) {
-		conn_err(c, "database unreachable: %s", PQerrorMessage(c->db));
+		db_err(&c->base, "database unreachable: %s", PQerrorMessage(c->db));
 		msg_trim(c->base.err);
 		return ERR_UNAVAILABLE;
 	}
@@ -262,7 +243,7 @@ static int params_addv(struct pg_conn *c, struct pg_params *p, const char *fmt, 
 {
 	for (const char *f = fmt; *f; f++) {
 		if (p->n >= PG_MAX_PARAMS) {
-			conn_err(c, "internal: too many parameters");
+			db_err(&c->base, "internal: too many parameters");
 			return ERR_STORE;
 		}
 		if (*f == 't') {
@@ -272,7 +253,7 @@ static int params_addv(struct pg_conn *c, struct pg_params *p, const char *fmt, 
 				 (long long)va_arg(ap, int64_t));
 			p->v[p->n] = p->ibuf[p->n];
 		} else {
-			conn_err(c, "internal: bad bind format '%c'", *f);
+			db_err(&c->base, "internal: bad bind format '%c'", *f);
 			return ERR_STORE;
 		}
 		p->n++;
@@ -484,7 +465,7 @@ static int pq_pipeline(struct pg_conn *c, struct pg_step *st, int n)
 	PGresult *r;
 
 	if (n > PG_PIPE_LONG) {
-		conn_err(c, "internal: pipeline too long");
+		db_err(&c->base, "internal: pipeline too long");
 		return ERR_STORE;
 	}
 	for (int i = 0; i < n; i++) {
@@ -557,7 +538,7 @@ static int pq_pipeline(struct pg_conn *c, struct pg_step *st, int n)
 		broken = true;
 	if (broken) {
 		if (rc == 0) {
-			conn_err(c, "pipeline: %s", PQerrorMessage(c->db));
+			db_err(&c->base, "pipeline: %s", PQerrorMessage(c->db));
 			msg_trim(c->base.err);
 			rc = ERR_UNAVAILABLE;
 		}
@@ -636,7 +617,7 @@ static const char SQL_MIG_LOCK[] = "SELECT pg_advisory_xact_lock(7164757410)";
 			c->base.err[0] = '\0';                              \
 		}                                                      \
 		if (rc_ == PG_RETRY) {                                 \
-			conn_err(c, "too much contention, retry later"); \
+			db_err(&c->base, "too much contention, retry later"); \
 			rc_ = ERR_UNAVAILABLE;                         \
 		}                                                      \
 		rc_;                                                   \
@@ -1104,7 +1085,7 @@ static int set_read(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **
 
 		if (PQntuples(r) >= 1) {
 			if (row_team(r, 0, &x->teams[i].team) != 0) {
-				conn_err(c, "corrupt row for '%s'", x->teams[i].id);
+				db_err(&c->base, "corrupt row for '%s'", x->teams[i].id);
 				rc = ERR_STORE;
 			}
 			x->teams[i].found = true;
@@ -1144,7 +1125,7 @@ static int set_read(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **
 
 		if (PQntuples(r) >= 1) {
 			if (row_gpu(r, 0, &x->gpus[i].gpu) != 0) {
-				conn_err(c, "corrupt row for '%s'", x->gpus[i].id);
+				db_err(&c->base, "corrupt row for '%s'", x->gpus[i].id);
 				rc = ERR_STORE;
 			}
 			x->gpus[i].found = true;
@@ -1252,7 +1233,7 @@ static int set_read_ledger(struct pg_conn *c, struct set_ctx *x, struct pg_alloc
 
 		if (PQntuples(r) >= 1) {
 			if (row_gpu(r, 0, &x->gpus[i].gpu) != 0) {
-				conn_err(c, "corrupt row for '%s'", x->gpus[i].id);
+				db_err(&c->base, "corrupt row for '%s'", x->gpus[i].id);
 				rc = ERR_STORE;
 			}
 			x->gpus[i].found = true;
@@ -1469,7 +1450,7 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 		qs[i]->rc = set_decide(&x, qs[i]);
 		if (qs[i]->rc == ERR_NOMEM || (qs[i]->rc == ERR_STORE && !qs[i]->keep)) {
 			rc = qs[i]->rc;
-			conn_err(c, "%s", qs[i]->err[0] ? qs[i]->err : err_name(rc));
+			db_err(&c->base, "%s", qs[i]->err[0] ? qs[i]->err : err_name(rc));
 			goto out;
 		}
 	}
@@ -1698,7 +1679,7 @@ static int pg_allocate(struct store_conn *bc, const struct actor *who, const str
 			*o = *q.lo;
 		}
 	}
-	detail_out(c, q.rc, detail);
+	db_detail(&c->base, q.rc, detail);
 	free(q.replay);
 	free(q.lo);
 	return q.rc;
@@ -1717,7 +1698,7 @@ static int drv_run(struct store_conn *bc, const char *sql, bool cached, const st
 	int rc;
 
 	if (n > DB_MAX_PARAMS) {
-		conn_err(c, "internal: too many parameters");
+		db_err(&c->base, "internal: too many parameters");
 		return ERR_STORE;
 	}
 	for (int i = 0; i < n; i++) {

@@ -95,21 +95,12 @@ struct sq_conn {
 
 /* ---- errors ------------------------------------------------------------ */
 
-__attribute__((format(printf, 2, 3))) static void conn_err(struct sq_conn *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(c->base.err, sizeof(c->base.err), fmt, ap);
-	va_end(ap);
-}
-
 /* Maps an SQLite failure to our codes and records sqlite3_errmsg. */
 static int db_fail(struct sq_conn *c, int src, const char *what)
 {
 	int ext = sqlite3_extended_errcode(c->db);
 
-	conn_err(c, "%s: %s", what, sqlite3_errmsg(c->db));
+	db_err(&c->base, "%s: %s", what, sqlite3_errmsg(c->db));
 	switch (src & 0xff) {
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
@@ -123,16 +114,6 @@ static int db_fail(struct sq_conn *c, int src, const char *what)
 	if (ext == SQLITE_CONSTRAINT_PRIMARYKEY || ext == SQLITE_CONSTRAINT_UNIQUE)
 		return ERR_CONFLICT;
 	return ERR_STORE;
-}
-
-static void detail_out(struct sq_conn *c, int rc, char *detail)
-{
-	if (!detail || rc == 0)
-		return;
-	if (c->base.err[0])
-		snprintf(detail, STORE_DETAIL_LEN, "%s", c->base.err);
-	else
-		snprintf(detail, STORE_DETAIL_LEN, "%s", err_name(rc));
 }
 
 static struct sq_conn *sq_conn_of(struct store_conn *bc)
@@ -222,7 +203,7 @@ static int q_bindv(struct sq_conn *c, sqlite3_stmt *st, int *idx, const char *fm
 		} else if (*f == 'i') {
 			src = sqlite3_bind_int64(st, *idx, va_arg(ap, int64_t));
 		} else {
-			conn_err(c, "internal: bad bind format '%c'", *f);
+			db_err(&c->base, "internal: bad bind format '%c'", *f);
 			return ERR_STORE;
 		}
 		if (src != SQLITE_OK)
@@ -266,7 +247,7 @@ static int q_exec(struct sq_conn *c, const char *sql, const char *fmt, ...)
 	rc = q_bindv(c, st, &idx, fmt, ap);
 	va_end(ap);
 	if (rc == 0 && idx - 1 != sqlite3_bind_parameter_count(st)) {
-		conn_err(c, "internal: %d parameters bound, %d expected", idx - 1,
+		db_err(&c->base, "internal: %d parameters bound, %d expected", idx - 1,
 			 sqlite3_bind_parameter_count(st));
 		rc = ERR_STORE;
 	}
@@ -296,7 +277,7 @@ static int q_script(struct sq_conn *c, const char *sql)
 	if (src != SQLITE_OK) {
 		int rc = db_fail(c, src, "exec");
 		if (msg)
-			conn_err(c, "exec: %s", msg);
+			db_err(&c->base, "exec: %s", msg);
 		sqlite3_free(msg);
 		return rc;
 	}
@@ -443,7 +424,7 @@ static int batch_join(struct sq_store *s, struct sq_conn *caller)
 		int rc = sq_conn_open(&s->base, &bc);
 
 		if (rc != 0) {
-			conn_err(caller, "cannot open the writer connection: %s", err_name(rc));
+			db_err(&caller->base, "cannot open the writer connection: %s", err_name(rc));
 			return rc;
 		}
 		s->wconn = sq_conn_of(bc);
@@ -499,7 +480,7 @@ static void batch_finish(struct sq_store *s)
 	pthread_mutex_unlock(&s->wlock);
 	w->base.err[0] = '\0';
 	if (s->batch_bad) {
-		conn_err(w, "a failed statement could not be undone; the batch was rolled back");
+		db_err(&w->base, "a failed statement could not be undone; the batch was rolled back");
 		rc = ERR_STORE;
 	} else if (kept > 0) {
 		int n = q_exec(w, SQL_COMMIT, "");
@@ -568,7 +549,7 @@ static int sq_allocate(struct store_conn *bc, const struct actor *who, const str
 		idem->legacy_body = NULL;
 	}
 	if (writer_take(s) != 0) {
-		conn_err(c, "cannot take the write lock");
+		db_err(&c->base, "cannot take the write lock");
 		rc = ERR_STORE;
 		goto out;
 	}
@@ -632,7 +613,7 @@ static int sq_allocate(struct store_conn *bc, const struct actor *who, const str
 	}
 out:
 	free(replay);
-	detail_out(c, rc, detail);
+	db_detail(&c->base, rc, detail);
 	return rc;
 }
 
@@ -657,7 +638,7 @@ static int drv_bind(struct sq_conn *c, sqlite3_stmt *st, const struct db_param *
 			return db_fail(c, src, "bind");
 	}
 	if (n != sqlite3_bind_parameter_count(st)) {
-		conn_err(c, "internal: %d parameters bound, %d expected", n,
+		db_err(&c->base, "internal: %d parameters bound, %d expected", n,
 			 sqlite3_bind_parameter_count(st));
 		return ERR_STORE;
 	}
@@ -751,7 +732,7 @@ static int drv_begin(struct store_conn *bc, bool write)
 
 	if (write) {
 		if (writer_take(s) != 0) {
-			conn_err(c, "cannot take the write lock");
+			db_err(&c->base, "cannot take the write lock");
 			return ERR_STORE;
 		}
 		c->locked = true;

@@ -538,7 +538,7 @@
       const v = $(sel).value.trim();
       if (v) q.set(k, v);
     }
-    location.hash = '#allocations?' + q.toString();
+    navigate('#allocations?' + q.toString());
   }
 
   async function renderAllocation(id) {
@@ -1037,7 +1037,7 @@
       if (v) q.set(k, v);
     }
     state.audit = null; /* Apply re-reads the log: it may have grown */
-    location.hash = '#admin/audit?' + q.toString();
+    navigate('#admin/audit?' + q.toString());
   }
 
   /* ---- navigation ---- */
@@ -1047,6 +1047,13 @@
     catalog: renderCatalog, admin: renderAdmin,
   };
   const allowed = (v) => (v === 'finance' ? mayFinance() : v === 'admin' ? state.role === 'admin' : true);
+
+  // A filter changes the hash; the view is not ready again until route() has
+  // rendered it (hashchange comes later: a reader must not see the old table).
+  function navigate(hash) {
+    if (location.hash !== hash) document.body.dataset.ready = '';
+    location.hash = hash;
+  }
 
   async function route() {
     if (!sessionStorage.getItem(TOKEN_KEY)) { showLogin(); return; }
@@ -1126,7 +1133,7 @@
     $('#export-last').addEventListener('click', () => exportFocus(1));
     $('#bva-team').addEventListener('change', () => { $('#bva-team').dataset.touched = '1'; renderBudgetVsActual().then(markOverflow, fail); });
     $('#hist-form').addEventListener('submit', historySubmit);
-    $('#hist-reset').addEventListener('click', () => { location.hash = '#allocations'; });
+    $('#hist-reset').addEventListener('click', () => { navigate('#allocations'); });
     $('#team-form').addEventListener('submit', saveTeam);
     $('#tf-cancel').addEventListener('click', () => editTeam(null));
     $('#gpu-form').addEventListener('submit', saveGpu);
@@ -1135,7 +1142,7 @@
     $('#audit-form').addEventListener('submit', auditSubmit);
     /* The action and actor lists come from the entries read for a team: re-read at once. */
     $('#au-team').addEventListener('change', () => $('#audit-form').requestSubmit());
-    $('#au-reset').addEventListener('click', () => { state.audit = null; location.hash = '#admin/audit'; });
+    $('#au-reset').addEventListener('click', () => { state.audit = null; navigate('#admin/audit'); });
     window.addEventListener('hashchange', route);
     let t = null;
     window.addEventListener('resize', () => { clearTimeout(t); t = setTimeout(() => { markOverflow(); fitKpis(); }, 150); });

@@ -337,6 +337,8 @@ async function historyView(page, base, label) {
   ok(await textOf(page, '#t-hist tbody td') === 'No allocation matches these filters', `${label}: a label nobody has shows no allocation`);
 
   // Drill down: back to the project filter, open the first allocation.
+  // The old view stays 'ready' until the hashchange that goBack queues is handled.
+  await page.evaluate(() => { document.body.dataset.ready = ''; });
   await page.goBack();
   await page.waitForFunction(() => document.body.dataset.ready === 'allocations' && !location.hash.includes('no-such-label'), null, { timeout: 20000 });
   await page.locator('#t-hist a[data-k="alloc-link"]').first().click();

@@ -278,6 +278,44 @@ static void alloc_cancel(struct req *r, const char *alloc_id)
 			  json_pack("{s:s, s:s}", "allocation", alloc_id, "detail", detail));
 }
 
+/*
+ * The job's allocate step recorded by a plinth before the decision was kept
+ * as data: its Idempotency record holds the HTTP answer of that plinth's
+ * render (201: the allocation; 409: {"refused", "estimated_cost",
+ * "available", "gpus_available"}), read as that plinth read it.  An approval
+ * becomes a replay of o->alloc.id (*rc 0, idem->replayed; returns 0: go on);
+ * a refusal finishes the job (returns 1, answered); an unreadable record is
+ * a 500 (returns 1).  Consumes idem->legacy_body.
+ */
+static int legacy_decision(struct req *r, struct job *j, struct idem *idem, struct alloc_outcome *o,
+			   int *rc)
+{
+	json_t *v = json_loads(idem->legacy_body, 0, NULL);
+	const char *id = json_string_value(json_object_get(v, "id"));
+	const char *kind = json_string_value(json_object_get(v, "refused"));
+	json_t *est = json_object_get(v, "estimated_cost"), *avail = json_object_get(v, "available");
+	int done = 1;
+
+	free(idem->legacy_body);
+	idem->legacy_body = NULL;
+	if (idem->legacy_status == 201 && id != NULL &&
+	    util_fmt(o->alloc.id, sizeof(o->alloc.id), "%s", id) == 0) {
+		idem->replayed = true;
+		*rc = 0;
+		done = 0;
+	} else if (idem->legacy_status == 409 && kind != NULL && est != NULL && avail != NULL) {
+		bool cap = strcmp(kind, "capacity-exceeded") == 0;
+		job_finish(r, j, 409,
+			   refusal_problem(r, cap ? "capacity-exceeded" : "budget-exceeded", est, avail,
+					   json_integer_value(json_object_get(v, "gpus_available")),
+					   "the allocation was refused"));
+	} else {
+		reply_err(r, ERR_STORE, "this job's allocation record cannot be read");
+	}
+	json_decref(v);
+	return done;
+}
+
 void api_job_create(struct req *r)
 {
 	struct integrations *in = r->app->integrations;
@@ -369,14 +407,8 @@ void api_job_create(struct req *r)
 	rc = store_conn_ops(db)->allocate(db, &r->actor, &ar, r->app->start_timeout_s, r->now,
 					  &idem, &o, detail);
 	struct allocation a;
-	if (idem.legacy_body) {
-		/* Recorded by a plinth before the decision was kept as data: what
-		 * it decided is not known here, so nothing is deployed on it. */
-		free(idem.legacy_body);
-		reply_err(r, ERR_CONFLICT, "this job's allocation was recorded by an older plinth;"
-					   " submit the job again under a new Idempotency-Key");
-		goto out;
-	}
+	if (idem.legacy_body && legacy_decision(r, j, &idem, &o, &rc) != 0)
+		goto out; /* answered */
 	if (idem.replayed && rc == 0) {
 		rc = store_conn_ops(db)->alloc_get(db, o.alloc.id, &a);
 		if (rc != 0) {

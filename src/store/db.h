@@ -80,6 +80,10 @@ struct db_driver {
 	/* The migration after which the cost rollups are filled from the
 	 * allocations (the one that created the last rollup table). */
 	int rollup_fill_version;
+	/* Taken before the rollups are cleared and refilled: a completion's
+	 * rollup write then waits for the fill instead of landing in the middle
+	 * of it, counted twice (NULL: the write lock does). */
+	const char *rollup_lock_sql;
 	/* The group-commit engine of allocate (store.h's contract). */
 	int (*allocate)(struct store_conn *c, const struct actor *who, const struct alloc_request *r,
 			int64_t start_timeout_s, int64_t now, struct idem *idem,

@@ -8,7 +8,8 @@
  * of store_split_days).  They are derived data: kept in the transaction of
  * each completion (ops_rollup_add, so rollups and ledger never disagree) and
  * recomputed from the allocations at any time (cost_rollup_rebuild, and the
- * migration that adds the monthly table).  Nothing here changes the ledger
+ * migration that adds the monthly table) under the driver's rollup lock, so a
+ * completion committing meanwhile is not counted twice.  Nothing here changes the ledger
  * or an allocation.  Every answer equals the naive scan of the allocations
  * (cost_query.scan), which the tests and bench_costs compare it against.
  */
@@ -208,8 +209,11 @@ int ops_rollup_fill(struct store_conn *c)
 	struct db_rows *r = NULL;
 	char **teams = NULL;
 	size_t n = 0, cap = 0;
-	int rc = a ? db_exec(c, SQL_CLEAR_APPROVED, "") : ERR_NOMEM;
+	const char *lock = db_drv(c)->rollup_lock_sql;
+	int rc = !a ? ERR_NOMEM : lock ? db_exec(c, lock, "") : 0;
 
+	if (rc >= 0)
+		rc = db_exec(c, SQL_CLEAR_APPROVED, "");
 	if (rc >= 0)
 		rc = db_exec(c, SQL_CLEAR_MONTHLY, "");
 	if (rc >= 0)

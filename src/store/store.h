@@ -159,7 +159,8 @@ struct idem {
 	/* Out: the answer is a replay of the stored decision. */
 	bool replayed;
 	/* Out: a record of an older plinth held its HTTP answer: the caller sends
-	 * it as is (and frees legacy_body); NULL otherwise. */
+	 * it as is, or reads it as that plinth did (the jobs flow), and frees
+	 * legacy_body; NULL otherwise. */
 	int legacy_status;
 	char *legacy_body;
 };

@@ -600,6 +600,11 @@ static const char *const pg_migrations[] = {
 
 /* Replicas starting together migrate one at a time. */
 static const char SQL_MIG_LOCK[] = "SELECT pg_advisory_xact_lock(7164757410)";
+/* The rollup fill against completions (db.h): their upserts take ROW
+ * EXCLUSIVE, which this waits for and then holds off until the COMMIT. */
+static const char SQL_ROLLUP_LOCK[] =
+	"LOCK TABLE cost_daily_approved, cost_monthly_approved, cost_daily_usage"
+	" IN SHARE ROW EXCLUSIVE MODE";
 
 /* ---- retries ----------------------------------------------------------- */
 
@@ -1843,6 +1848,7 @@ static const struct db_driver pg_driver = {
 	.nmigrations = (int)(sizeof(pg_migrations) / sizeof(pg_migrations[0])),
 	.migrate_lock_sql = SQL_MIG_LOCK,
 	.rollup_fill_version = 5, /* the migration that made the monthly rollup */
+	.rollup_lock_sql = SQL_ROLLUP_LOCK,
 	.allocate = pg_allocate,
 	.token_by_hash = pg_token_by_hash,
 	.token_revoking = drv_token_revoking,

@@ -574,6 +574,82 @@ static void test_cost_totals_exact(void **state)
 	}
 }
 
+/*
+ * Issue 12 review: a job whose allocation was decided by a plinth before the
+ * decision was kept as data (its Idempotency record holds the HTTP answer,
+ * status > 0), retried after the upgrade (the job row still unfinished, as
+ * after a crash between the decision and the job's update).  The record is
+ * read the way that plinth read it: 201 gives the allocation's id (here
+ * cancelled since: the job ends "allocation-ended", nothing is deployed),
+ * 409 the refusal's figures (here a capacity refusal, which a new decision
+ * would not give: the record is what answers).  Was: a 409 telling the
+ * client to resubmit, the job left unfinished for every retry.
+ */
+static void job_reset(struct itest_daemon *d, const char *key, int status, const char *record)
+{
+	db_exec(d, itest_strf(d,
+			      "UPDATE idempotency SET status = %d, body = '%s' WHERE key ="
+			      " (SELECT 'job:' || id FROM jobs WHERE idem_key = '%s')",
+			      status, record, key));
+	db_exec(d, itest_strf(d,
+			      "UPDATE jobs SET status = 0, allocation_id = '', body = '',"
+			      " updated_at = 0 WHERE idem_key = '%s'",
+			      key));
+}
+
+/* POST /v1/jobs with an Idempotency-Key. */
+static struct itest_resp *job_post(struct itest_daemon *d, const char *tok, const char *body,
+				   const char *key)
+{
+	const char *h[] = {itest_strf(d, "Idempotency-Key: %s", key), NULL};
+
+	return itest_req_h(d, "POST", "/v1/jobs", tok, body, h);
+}
+
+static void test_job_legacy_records(void **state)
+{
+	struct itest_daemon *d = *state;
+	const char *tok, *ok_body, *big_body, *alloc_id;
+	struct itest_resp *r;
+
+	itest_put_gpu(d, "g1", "3.60", 8);
+	itest_put_team(d, "ta", "10");
+	tok = itest_make_token(d, "member", "[\"ta\"]", NULL);
+	ok_body = "{\"team\":\"ta\",\"project\":\"p\",\"name\":\"ok\",\"framework\":\"pytorch\","
+		  "\"gpu_type\":\"g1\",\"gpu_count\":1,\"max_runtime_hours\":1}";
+	big_body = "{\"team\":\"ta\",\"project\":\"p\",\"name\":\"big\",\"framework\":\"pytorch\","
+		   "\"gpu_type\":\"g1\",\"gpu_count\":8,\"max_runtime_hours\":100}";
+
+	/* approved by "the old plinth", cancelled since */
+	r = job_post(d, tok, ok_body, "legacy-ok");
+	ITEST_STATUS(r, 201);
+	alloc_id = itest_jstr(r->json, "allocation.id");
+	assert_non_null(alloc_id);
+	ITEST_STATUS(itest_req(d, "POST", itest_strf(d, "/v1/allocations/%s/cancel", alloc_id),
+			       tok, "{}"),
+		     200);
+	job_reset(d, "legacy-ok", 201,
+		  itest_strf(d, "{\"id\":\"%s\",\"status\":\"approved\"}", alloc_id));
+	r = job_post(d, tok, ok_body, "legacy-ok");
+	ITEST_PROBLEM(r, 409, "allocation-ended");
+	/* the job is finished: a further retry replays it */
+	ITEST_PROBLEM(job_post(d, tok, ok_body, "legacy-ok"),
+		      409, "allocation-ended");
+
+	/* refused by "the old plinth" */
+	r = job_post(d, tok, big_body, "legacy-big");
+	ITEST_PROBLEM(r, 409, "budget-exceeded");
+	job_reset(d, "legacy-big", 409,
+		  "{\"refused\":\"capacity-exceeded\",\"estimated_cost\":\"2880.00\","
+		  "\"available\":\"10.00\",\"gpus_available\":7}");
+	r = job_post(d, tok, big_body, "legacy-big");
+	ITEST_PROBLEM(r, 409, "capacity-exceeded");
+	ITEST_STREQ(itest_jstr(r->json, "detail"), "the allocation was refused");
+	assert_int_equal(itest_jint(r->json, "gpus_available"), 7);
+	ITEST_PROBLEM(job_post(d, tok, big_body, "legacy-big"),
+		      409, "capacity-exceeded");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -586,6 +662,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_poisoned_rows_sweep, setup_swept,
 						itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_bootstrap_token_revoked, itest_setup_daemon,
+						itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_job_legacy_records, itest_setup_daemon,
 						itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_period_change_keeps_reservations,
 						itest_setup_daemon, itest_teardown_daemon),

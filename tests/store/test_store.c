@@ -1435,6 +1435,130 @@ static void *gc_racer(void *p)
 	return NULL;
 }
 
+/*
+ * PostgreSQL: the rollup rebuild (also the fill of migration 5, while other
+ * replicas keep completing allocations) and a completion that commits while
+ * it runs.  The rebuild clears the rollups and sums the completed
+ * allocations; a completion whose rollup row is new and commits after the
+ * clear began, but before the sums read its allocation, was counted twice
+ * (its own row plus the rebuild's sum added to it).  A raw transaction holds
+ * one rollup row so the clear waits exactly there; the completion runs on a
+ * thread of its own because with the rebuild's table lock it waits for the
+ * rebuild.  (SQLite: the rebuild holds the database's one write lock, so a
+ * completion cannot commit inside it.)
+ */
+struct bg_op {
+	struct store *s;
+	const char *id; /* NULL: the rollup rebuild; else complete this allocation */
+	int64_t at;
+	int rc;
+	int done; /* set atomically when the call returned */
+};
+
+static void *bg_op_run(void *p)
+{
+	struct bg_op *b = p;
+	struct store_conn *c = NULL;
+	struct allocation a;
+	char detail[STORE_DETAIL_LEN] = "";
+	bool rep = false;
+
+	b->rc = store_conn_acquire(b->s, &c);
+	if (b->rc == 0) {
+		b->rc = b->id ? store_conn_ops(c)->alloc_transition(c, &ADMIN, b->id, ALLOC_EV_COMPLETE,
+								    b->at, b->at, &a, &rep, detail)
+			      : store_conn_ops(c)->cost_rollup_rebuild(c);
+		store_conn_release(b->s, c);
+	}
+	__atomic_store_n(&b->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* Waits (bounded: 30 s) until a session waits on a lock in a statement
+ * starting with `prefix`, or *done is set; true when one waits. */
+static bool pg_lock_wait(struct fx *f, const char *prefix, const int *done)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+		 " AND query LIKE '%s%%'", prefix);
+	for (int i = 0; i < 1500; i++) {
+		if (raw_i64(f, sql) > 0)
+			return true;
+		if (done && __atomic_load_n(done, __ATOMIC_SEQ_CST))
+			return false;
+		usleep(20000);
+	}
+	return false;
+}
+
+static void test_rollup_rebuild_vs_completion(void **state)
+{
+	struct fx *f = *state;
+	struct alloc_outcome o;
+	struct allocation a;
+	bool rep;
+	char id2[STORE_ID_LEN];
+	int64_t t0 = f->now, day = time_day_start(f->now);
+	pthread_t rt, ct;
+	PGconn *x;
+	PGresult *r;
+
+	put_gpu(f, "h100", PRICE, 8);
+	put_team(f, "ta", 100 * PRICE);
+	put_team(f, "tb", 100 * PRICE);
+	/* ta: completed, so a rollup row exists for the raw transaction to hold */
+	assert_int_equal(do_alloc(f, "ta", "h100", 1, 4 * HOUR_US, t0, &o), 0);
+	assert_int_equal(transition(f, o.alloc.id, ALLOC_EV_START, t0, t0, &a, &rep), 0);
+	assert_int_equal(transition(f, o.alloc.id, ALLOC_EV_COMPLETE, t0 + HOUR_US / SEC_US,
+				    t0 + HOUR_US / SEC_US, &a, &rep), 0);
+	/* tb: running; completed during the rebuild (its rollup rows are new) */
+	assert_int_equal(do_alloc(f, "tb", "h100", 1, 4 * HOUR_US, t0, &o), 0);
+	strcpy(id2, o.alloc.id);
+	assert_int_equal(transition(f, id2, ALLOC_EV_START, t0, t0, &a, &rep), 0);
+
+	x = PQconnectdb(f->url);
+	assert_int_equal(PQstatus(x), CONNECTION_OK);
+	r = PQexec(x, "BEGIN; SELECT 1 FROM cost_daily_approved FOR UPDATE");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	PQclear(r);
+
+	struct bg_op rb = {.s = f->s}, cb = {.s = f->s, .id = id2, .at = t0 + 2 * HOUR_US / SEC_US};
+	assert_int_equal(pthread_create(&rt, NULL, bg_op_run, &rb), 0);
+	assert_true(pg_lock_wait(f, "DELETE FROM cost_daily_approved", &rb.done));
+	assert_int_equal(pthread_create(&ct, NULL, bg_op_run, &cb), 0);
+	/* Either it commits now (the race) or it waits for the rebuild. */
+	(void)pg_lock_wait(f, "INSERT INTO cost_", &cb.done);
+	r = PQexec(x, "ROLLBACK");
+	PQclear(r);
+	PQfinish(x);
+	assert_int_equal(pthread_join(rt, NULL), 0);
+	assert_int_equal(pthread_join(ct, NULL), 0);
+	assert_int_equal(rb.rc, 0);
+	assert_int_equal(cb.rc, 0);
+
+	/* tb's one completion (2 GPU-hours) once in every rollup, and /v1/costs
+	 * from the rollups equals the scan */
+	assert_int_equal(raw_i64(f, "SELECT SUM(spent) FROM cost_daily_approved WHERE team_id = 'tb'"),
+			 2 * PRICE);
+	assert_int_equal(raw_i64(f, "SELECT SUM(spent) FROM cost_monthly_approved WHERE team_id = 'tb'"),
+			 2 * PRICE);
+	assert_int_equal(raw_i64(f, "SELECT SUM(spent) FROM cost_daily_usage WHERE team_id = 'tb'"),
+			 2 * PRICE);
+	for (int scan = 0; scan < 2; scan++) {
+		struct cost_sum s;
+		struct cost_query q = {.from = day, .to = day + 86400, .group = COST_BY_TEAM,
+				       .now = t0 + 3 * HOUR_US / SEC_US, .scan = scan};
+
+		memset(&s, 0, sizeof(s));
+		assert_int_equal(f->ops->costs(f->c, &q, cost_cb, &s), 0);
+		assert_int_equal(s.n, 2);
+		assert_string_equal(s.rows[1].key, "tb");
+		assert_true(s.rows[1].spent == 2 * PRICE);
+	}
+}
+
 static int setup_group(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
@@ -1759,9 +1883,17 @@ int main(int argc, char **argv)
 		const struct CMUnitTest sqlite_only[] = {
 			cmocka_unit_test_setup_teardown(test_group_commit_faults, setup_group, teardown),
 		};
+		/* A rollup rebuild racing a completion (PostgreSQL's READ COMMITTED;
+		 * SQLite's write lock leaves no room for it). */
+		const struct CMUnitTest pg_only[] = {
+			cmocka_unit_test_setup_teardown(test_rollup_rebuild_vs_completion, setup_race,
+							teardown),
+		};
 		fails += cmocka_run_group_tests_name("store-race", t, NULL, NULL);
 		if (!itest_pg_enabled())
 			fails += cmocka_run_group_tests_name("store-race-sqlite", sqlite_only, NULL, NULL);
+		else
+			fails += cmocka_run_group_tests_name("store-race-pg", pg_only, NULL, NULL);
 	}
 	if (all || strcmp(group, "audit") == 0) {
 		const struct CMUnitTest t[] = {

@@ -69,6 +69,15 @@ stop_dir() {
 		for pid in $pids; do
 			kill -KILL -- "-$pid" 2>/dev/null || true
 		done
+		# SIGKILL is delivered asynchronously: gone means gone before we return.
+		for i in $(seq 1 50); do
+			local alive=0
+			for pid in $pids; do
+				running "$pid" && alive=1
+			done
+			[ "$alive" -eq 1 ] || break
+			sleep 0.1
+		done
 	fi
 	rm -rf "$dir"
 }

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@
 #include "store/store.h"
 
 static const char migrate_help[] =
-	"Usage: plinth migrate [--database-url URL | --data DIR]\n"
+	"Usage: plinth migrate [--database-url URL | --data DIR] [--rebuild-rollups]\n"
 	"\n"
 	"Apply pending database migrations and exit (safe to run again; replicas starting\n"
 	"together migrate one at a time).  `plinth serve` also migrates at start.\n"
@@ -27,6 +28,10 @@ static const char migrate_help[] =
 	"  --database-url URL  postgres://... or sqlite:PATH (PLINTH_DATABASE_URL)\n"
 	"  --data DIR          with no URL, the SQLite database DIR/plinth.db (PLINTH_DATA,\n"
 	"                      default plinth-data)\n"
+	"  --rebuild-rollups   then recompute the cost rollups from the allocations (after a\n"
+	"                      rolling upgrade, when replicas of an older version wrote\n"
+	"                      completions the new rollup tables did not see; one\n"
+	"                      transaction, completions wait for it)\n"
 	"  -h, --help          this help\n"
 	"\n"
 	"Exit codes: 0 up to date, 1 failed (unreachable, or a newer schema), 2 usage error.\n"
@@ -39,6 +44,7 @@ int cmd_migrate(int argc, char **argv)
 	static const struct option opts[] = {
 		{"database-url", required_argument, NULL, 'D'},
 		{"data", required_argument, NULL, 'd'},
+		{"rebuild-rollups", no_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -47,6 +53,7 @@ int cmd_migrate(int argc, char **argv)
 	char path[4200], detail[STORE_DETAIL_LEN] = "";
 	struct store *s = NULL;
 	int o, rc;
+	bool rebuild = false;
 
 	if (data == NULL || data[0] == '\0')
 		data = "plinth-data";
@@ -60,6 +67,9 @@ int cmd_migrate(int argc, char **argv)
 			break;
 		case 'd':
 			data = optarg;
+			break;
+		case 'R':
+			rebuild = true;
 			break;
 		case 'h':
 			cli_printf(stdout, "%s", migrate_help);
@@ -97,6 +107,21 @@ int cmd_migrate(int argc, char **argv)
 		return CLI_EXIT_API;
 	}
 	cli_printf(stdout, "plinth migrate: the %s database schema is up to date\n", s->ops->name);
+	if (rebuild) {
+		struct store_conn *c = NULL;
+
+		rc = store_conn_acquire(s, &c);
+		if (rc == 0)
+			rc = store_conn_ops(c)->cost_rollup_rebuild(c);
+		store_conn_release(s, c);
+		if (rc != 0) {
+			cli_printf(stderr, "plinth migrate: cannot rebuild the cost rollups: %s\n",
+				   err_name(rc));
+			store_close(s);
+			return CLI_EXIT_API;
+		}
+		cli_printf(stdout, "plinth migrate: the cost rollups were rebuilt from the allocations\n");
+	}
 	store_close(s);
 	return CLI_EXIT_OK;
 }

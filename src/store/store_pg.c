@@ -405,9 +405,6 @@ static int q_script(struct pg_conn *c, const char *sql)
 	PGresult *r;
 	int rc = 0;
 
-	if (db_fault_hit(&c->base)) {
-		return ERR_STORE;
-	}
 	r = PQexec(c->db, sql);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
 		rc = db_fail(c, r, "exec");
@@ -469,9 +466,8 @@ static int pq_pipeline(struct pg_conn *c, struct pg_step *st, int n)
 		return ERR_STORE;
 	}
 	for (int i = 0; i < n; i++) {
-		if (db_fault_hit(&c->base)) {
+		if (db_fault_hit(&c->base))
 			return ERR_STORE;
-		}
 	}
 	names = malloc(sizeof(*names) * (size_t)(n > 0 ? n : 1));
 	if (!names)

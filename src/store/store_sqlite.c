@@ -221,9 +221,8 @@ static int q_step(struct sq_conn *c, sqlite3_stmt *st)
 {
 	int src;
 
-	if (db_fault_hit(&c->base)) {
+	if (db_fault_hit(&c->base))
 		return ERR_STORE;
-	}
 	src = sqlite3_step(st);
 	if (src == SQLITE_ROW)
 		return 1;
@@ -270,9 +269,6 @@ static int q_script(struct sq_conn *c, const char *sql)
 	char *msg = NULL;
 	int src;
 
-	if (db_fault_hit(&c->base)) {
-		return ERR_STORE;
-	}
 	src = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
 	if (src != SQLITE_OK) {
 		int rc = db_fail(c, src, "exec");

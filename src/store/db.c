@@ -204,15 +204,12 @@ int db_op(struct store_conn *c)
 int db_run(struct store_conn *c, bool write, int (*fn)(struct store_conn *c, void *ctx), void *ctx)
 {
 	const struct db_driver *d = db_drv(c);
-	int rc;
+	int rc = db_op(c);
 
-	c->err[0] = '\0';
-	rc = d->conn_ready ? d->conn_ready(c) : 0;
 	/* A DB_RETRY (deadlock, serialization failure, a lost create race) reruns. */
 	for (int attempt = 0; (rc == 0 || rc == DB_RETRY) && attempt < DB_RETRIES; attempt++) {
-		int fin;
-
 		bool commit;
+		int fin;
 
 		c->keep = false;
 		rc = db_fault_hit(c) ? ERR_STORE : d->begin(c, write);

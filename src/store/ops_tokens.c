@@ -20,6 +20,11 @@ static const char SQL_TOKEN_LOCK[] = "SELECT " TOKEN_COLS " FROM tokens WHERE id
 static const char SQL_TOKEN_REVOKE[] = "UPDATE tokens SET revoked_at = ? WHERE id = ?";
 static const char SQL_ADMIN_EXISTS[] =
 	"SELECT 1 FROM tokens WHERE role = 'admin' AND revoked_at = 0 LIMIT 1";
+struct token_list_ctx {
+	store_token_cb cb;
+	void *ctx;
+};
+
 static const char SQL_TOKEN_LIST[] = "SELECT " TOKEN_COLS " FROM tokens ORDER BY created_at, id";
 
 struct token_write {
@@ -56,25 +61,22 @@ int ops_token_create(struct store_conn *c, const struct actor *who, const struct
 
 int ops_token_by_hash(struct store_conn *c, const char *hash, struct token *out)
 {
-	struct token t;
-	int rc;
-
-	if (db_drv(c)->token_by_hash)
+	if (db_drv(c)->token_by_hash) /* a cache in front of ops_token_read */
 		return db_drv(c)->token_by_hash(c, hash, out);
-	rc = db_op(c);
+	return ops_token_read(c, hash, out);
+}
+
+/* For a driver's cached lookup: the database's answer; *out untouched on failure. */
+int ops_token_read(struct store_conn *c, const char *hash, struct token *out)
+{
+	struct token t;
+	int rc = db_op(c);
+
 	if (rc == 0)
 		rc = db_load(c, SQL_TOKEN_BY_HASH, hash, db_row_token_v, &t);
 	if (rc == 0)
 		*out = t;
 	return rc;
-}
-
-/* For a driver's cached lookup: the database's answer. */
-int ops_token_read(struct store_conn *c, const char *hash, struct token *out)
-{
-	int rc = db_op(c);
-
-	return rc != 0 ? rc : db_load(c, SQL_TOKEN_BY_HASH, hash, db_row_token_v, out);
 }
 
 static int token_revoke_tx(struct store_conn *c, void *ctx)
@@ -124,24 +126,21 @@ int ops_admin_exists(struct store_conn *c, bool *out)
 	return 0;
 }
 
+static int token_each(void *ctx, const void *rec)
+{
+	const struct token_list_ctx *x = ctx;
+
+	return x->cb(x->ctx, rec);
+}
+
 int ops_token_list(struct store_conn *c, store_token_cb cb, void *ctx)
 {
+	struct token_list_ctx x = {cb, ctx};
 	struct db_rows *r = NULL;
 	struct token t;
 	int rc = db_op(c);
 
 	if (rc == 0)
 		rc = db_query(c, SQL_TOKEN_LIST, &r, "");
-	while (rc == 0 && (rc = db_next(r)) == 1) {
-		rc = db_row_token(r, 0, &t);
-		if (rc != 0) { /* unreadable: reported and skipped */
-			store_bad_row("tokens", db_text(r, 0), STORE_BAD_ROW_TEXT);
-			rc = 0;
-			continue;
-		}
-		if (cb(ctx, &t) != 0)
-			break;
-	}
-	db_rows_close(r);
-	return rc < 0 ? rc : 0;
+	return rc != 0 ? rc : db_each(r, "tokens", db_row_token_v, &t, token_each, &x);
 }

@@ -42,7 +42,8 @@ const char *store_fmt_money(int64_t v, char *buf)
 }
 
 /* JSON text stored in a record, embedded as JSON (or as a string if invalid). */
-json_t *store_json_text(const char *text)
+/* JSON text stored in a record, embedded as JSON (or as a string if invalid). */
+static json_t *store_json_text(const char *text)
 {
 	json_t *j = json_loads(text, JSON_DECODE_ANY, NULL);
 
@@ -160,7 +161,8 @@ void store_alloc_blank_unreadable(struct allocation *a)
 }
 
 /* Compact JSON text of j (consumed); NULL j gives NULL text. */
-int store_json_take_text(json_t *j, bool want, char **out)
+/* Compact JSON text of j (consumed) into *out (owned by the caller); !want gives NULL. */
+static int store_json_take_text(json_t *j, bool want, char **out)
 {
 	char *s;
 
@@ -274,7 +276,8 @@ void store_period_plan_arrive(struct store_period_plan *p, int64_t ps)
 
 /* ---- costs ------------------------------------------------------------- */
 
-int store_cost_acc_row(struct store_cost_acc *acc, const char *key, struct cost_row **out)
+/* The row of key in acc (inserted zeroed when missing). */
+static int store_cost_acc_row(struct store_cost_acc *acc, const char *key, struct cost_row **out)
 {
 	size_t lo = 0, hi = acc->n;
 
@@ -324,7 +327,8 @@ int store_cost_acc_add(struct store_cost_acc *acc, const char *key, int64_t spen
 }
 
 /* GPU micro-hours used over `secs` seconds, capped at the max runtime. */
-int store_used_microhours(const struct allocation *a, int64_t secs, int64_t *out)
+/* GPU micro-hours used over `secs` seconds, capped at the max runtime. */
+static int store_used_microhours(const struct allocation *a, int64_t secs, int64_t *out)
 {
 	int64_t us = store_min64(store_max64(secs, 0) * USEC_PER_SEC, a->max_runtime_us);
 

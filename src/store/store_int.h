@@ -38,9 +38,6 @@ int64_t store_day_ceil(int64_t t);
 /* v as money text in buf (MONEY_FMT_LEN bytes; plain digits if unformattable). */
 const char *store_fmt_money(int64_t v, char *buf);
 
-/* JSON text stored in a record, embedded as JSON (or as a string if invalid). */
-json_t *store_json_text(const char *text);
-
 /* Audit renderings of a struct token / gpu_type / team / allocation (p). */
 json_t *store_json_token(const void *p);
 json_t *store_json_gpu(const void *p);
@@ -61,9 +58,6 @@ const char *store_alloc_unreadable(const struct allocation *a);
 /* Blanks what store_alloc_unreadable rejects ("{}" labels, "" purpose) so a
  * bad row's money can still be released or reported. */
 void store_alloc_blank_unreadable(struct allocation *a);
-
-/* Compact JSON text of j (consumed) into *out (owned by the caller); !want gives NULL. */
-int store_json_take_text(json_t *j, bool want, char **out);
 
 /*
  * The before/after texts of an audit row, records rendered by fn (a NULL
@@ -114,15 +108,9 @@ struct store_cost_acc {
 	size_t n, cap;
 };
 
-/* The row of key in acc (inserted zeroed when missing). */
-int store_cost_acc_row(struct store_cost_acc *acc, const char *key, struct cost_row **out);
-
 /* Adds to the row of key (128-bit totals); ERR_OVERFLOW when one would overflow. */
 int store_cost_acc_add(struct store_cost_acc *acc, const char *key, int64_t spent,
 		       int64_t accrued, int64_t reserved, int64_t gpu_mh);
-
-/* GPU micro-hours used over `secs` seconds, capped at the max runtime. */
-int store_used_microhours(const struct allocation *a, int64_t secs, int64_t *out);
 
 /* A completed allocation's billed end and GPU micro-hours. */
 int store_completed_use(const struct allocation *a, int64_t *ue, int64_t *gpu_mh);

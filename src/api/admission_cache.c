@@ -43,6 +43,7 @@ static void rebase(struct admission_cached *v)
 {
 	v->facts.id = v->id;
 	v->facts.team = v->team;
+	v->facts.team_namespaces = v->team_namespaces;
 	v->facts.gpu_type = v->gpu_type;
 }
 
@@ -54,8 +55,12 @@ uint64_t admission_cache_generation(void)
 void admission_cache_put(const struct admission_alloc *a, int64_t read_start_us, uint64_t gen)
 {
 	struct admission_cached v;
-	if (!copy_str(v.id, a->id) || !copy_str(v.team, a->team) || !copy_str(v.gpu_type, a->gpu_type))
+	size_t nsl = a->team_namespaces ? strlen(a->team_namespaces) : 0;
+	if (!copy_str(v.id, a->id) || !copy_str(v.team, a->team) ||
+	    !copy_str(v.gpu_type, a->gpu_type) || a->team_namespaces == NULL ||
+	    nsl >= sizeof(v.team_namespaces))
 		return;
+	memcpy(v.team_namespaces, a->team_namespaces, nsl + 1);
 	v.facts = *a;
 	rebase(&v);
 	size_t i = slot_of(v.id);

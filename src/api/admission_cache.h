@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "core/admission.h"
+#include "store/store.h"
 
 #define ADMISSION_CACHE_TTL_US 1000000 /* 1 s: the staleness bound */
 #define ADMISSION_CACHE_SLOTS 4096
@@ -34,6 +35,7 @@ struct admission_cached {
 	char id[ADMISSION_CACHE_ID_LEN];
 	char team[ADMISSION_CACHE_ID_LEN];
 	char gpu_type[ADMISSION_CACHE_ID_LEN];
+	char team_namespaces[STORE_NAMESPACES_LEN];
 	struct admission_alloc facts; /* its strings point into this struct */
 };
 

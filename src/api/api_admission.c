@@ -250,6 +250,7 @@ static void review_decide(struct req *r, const char *uid, struct parsed *p, stru
 		return;
 	}
 	struct allocation a;
+	struct team team;
 	struct admission_alloc facts;
 	struct admission_cached cached;
 	const struct admission_alloc *found = NULL;
@@ -265,6 +266,8 @@ static void review_decide(struct req *r, const char *uid, struct parsed *p, stru
 			int rc = req_db(r, &db);
 			if (rc == 0)
 				rc = store_conn_ops(db)->alloc_get(db, p->o.allocation_id, &a);
+			if (rc == 0) /* whose namespaces may use it */
+				rc = store_conn_ops(db)->team_get(db, a.team, &team);
 			req_db_release(r);
 			if (rc != 0 && rc != ERR_NOT_FOUND) {
 				reply_err(r, rc, "cannot read the allocation");
@@ -274,6 +277,7 @@ static void review_decide(struct req *r, const char *uid, struct parsed *p, stru
 				facts = (struct admission_alloc){
 					.id = a.id,
 					.team = a.team,
+					.team_namespaces = team.namespaces,
 					.gpu_type = a.gpu_type,
 					.gpu_count = a.gpu_count,
 					.status = a.status,

@@ -42,6 +42,7 @@ static const struct jv_field job_fields[] = {
 	{"gpu_count", JV_INTEGER, true, 0},
 	{"max_runtime_hours", JV_NUMBER, true, 0},
 	{"model_name", JV_STRING, false, MANIFEST_MODEL_MAX},
+	{"namespace", JV_STRING, false, 63},
 	{NULL, 0, false, 0},
 };
 
@@ -53,6 +54,7 @@ struct job_req {
 	int64_t gpu_count;
 	int64_t max_runtime_us;
 	char model_name[MANIFEST_MODEL_MAX + 1];
+	char namespace_[64]; /* one of the team's namespaces: where the Job runs */
 };
 
 static void spec_from(const struct job_req *q, const struct integrations *in,
@@ -60,6 +62,7 @@ static void spec_from(const struct job_req *q, const struct integrations *in,
 {
 	memset(s, 0, sizeof(*s));
 	s->team = q->team;
+	s->namespace_ = q->namespace_;
 	s->project = q->project;
 	s->name = q->name;
 	s->framework = q->framework;
@@ -74,6 +77,35 @@ static void spec_from(const struct job_req *q, const struct integrations *in,
 	s->mlflow_uri = in->mlflow_enabled ? in->mlflow.uri : NULL;
 	s->repo_url = gitops_remote_url(in->gitops);
 	s->revision = GITOPS_BRANCH;
+}
+
+/* Is ns one of the team's comma-joined namespaces? */
+static bool team_has_namespace(const struct team *t, const char *ns)
+{
+	size_t n = strlen(ns);
+	for (const char *s = t->namespaces; *s != '\0';) {
+		size_t m = strcspn(s, ",");
+		if (m == n && strncmp(s, ns, n) == 0)
+			return true;
+		s += m + (s[m] == ',');
+	}
+	return false;
+}
+
+/* The Job's namespace: the one asked for, which must be the team's, or by
+ * default the namespace named after the team if it owns it, else its first. */
+static void pick_namespace(const char *asked, const struct team *t, struct job_req *q,
+			   json_t *errors)
+{
+	if (asked != NULL && !team_has_namespace(t, asked)) {
+		jsonv_error(errors, "namespace", "must be one of team %s's namespaces: %s", t->id,
+			    t->namespaces);
+		return;
+	}
+	if (asked == NULL)
+		asked = team_has_namespace(t, t->id) ? t->id : t->namespaces;
+	/* A namespace is a DNS label (<= 63 bytes): the first of the list fits. */
+	snprintf(q->namespace_, sizeof(q->namespace_), "%.*s", (int)strcspn(asked, ","), asked);
 }
 
 /* Validates the body into q; replies and returns -1 on failure. */
@@ -178,6 +210,9 @@ static int job_parse(struct req *r, json_t *body, struct job_req *q)
 		reply_err(r, rc, "cannot read the catalog");
 		goto out;
 	}
+	if (json_array_size(errors) == 0)
+		pick_namespace(json_string_value(json_object_get(body, "namespace")), &team, q,
+			       errors);
 	if (json_array_size(errors) > 0)
 		goto invalid;
 	/* A dry run of both renderers: what cannot be rendered is refused now,
@@ -530,7 +565,7 @@ void api_job_create(struct req *r)
 		"allocation", alloc_json, "mlflow", mlflow_json, "gitops", "repository",
 		gitops_remote_url(in->gitops), "branch", GITOPS_BRANCH, "path", dir, "commit", commit,
 		"files", "job.yaml", "application.yaml", "argocd", "application", app_name,
-		"namespace", "argocd", "job_namespace", q.team);
+		"namespace", "argocd", "job_namespace", q.namespace_);
 	job_finish(r, j, 201, res);
 out:
 	json_decref(alloc_json);

@@ -115,6 +115,7 @@ static const struct jv_field team_fields[] = {
 	{"display_name", JV_STRING, true, STORE_NAME_LEN - 1},
 	{"budget", JV_OBJECT, true, 0},
 	{"alert_thresholds", JV_ARRAY, false, 0},
+	{"namespaces", JV_ARRAY, false, 0},
 	{NULL, 0, false, 0},
 };
 
@@ -165,6 +166,46 @@ static void check_thresholds(json_t *th, json_t *errors)
 	}
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * Validates `namespaces` (1 to STORE_MAX_NAMESPACES DNS labels, no repeats)
+ * and writes them sorted and comma-joined to out (which they always fit).
+ */
+static void check_namespaces(json_t *list, char out[STORE_NAMESPACES_LEN], json_t *errors)
+{
+	const char *ns[STORE_MAX_NAMESPACES];
+	size_t n = json_array_size(list), len = 0;
+	if (n == 0 || n > STORE_MAX_NAMESPACES) {
+		jsonv_error(errors, "namespaces", "must list 1 to %d Kubernetes namespaces",
+			    STORE_MAX_NAMESPACES);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		ns[i] = json_string_value(json_array_get(list, i));
+		if (ns[i] == NULL || !jsonv_is_label(ns[i])) {
+			char field[40];
+			snprintf(field, sizeof(field), "namespaces[%zu]", i);
+			jsonv_error(errors, field,
+				    "must be a namespace name: a lower-case DNS label (a-z, 0-9, '-', <= 63)");
+			return;
+		}
+	}
+	qsort(ns, n, sizeof(ns[0]), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0 && strcmp(ns[i], ns[i - 1]) == 0) {
+			jsonv_error(errors, "namespaces", "lists '%s' twice", ns[i]);
+			return;
+		}
+		/* 16 labels of <= 63 bytes and 15 commas fit STORE_NAMESPACES_LEN. */
+		len += (size_t)snprintf(out + len, STORE_NAMESPACES_LEN - len, "%s%s", i ? "," : "",
+					ns[i]);
+	}
+}
+
 void api_team_put(struct req *r)
 {
 	json_t *body = NULL, *errors = json_array();
@@ -187,6 +228,9 @@ void api_team_put(struct req *r)
 	json_t *th = json_object_get(body, "alert_thresholds");
 	if (json_is_array(th))
 		check_thresholds(th, errors);
+	json_t *nss = json_object_get(body, "namespaces");
+	if (json_is_array(nss))
+		check_namespaces(nss, t.namespaces, errors);
 	if (json_array_size(errors) > 0) {
 		reply_invalid(r, errors);
 		errors = NULL;
@@ -218,7 +262,7 @@ void api_team_put(struct req *r)
 	if (rc == 0)
 		rc = team_view(r, db, &t, &v);
 	if (rc != 0) {
-		reply_err(r, rc, "cannot store the team");
+		reply_err(r, rc, rc == ERR_CONFLICT ? db->err : "cannot store the team");
 		goto out;
 	}
 	reply_json(r, created ? 201 : 200, v);

@@ -91,11 +91,12 @@ json_t *render_team(const struct team *t, const struct team_ledger *l, int64_t n
 	ledger_forecast_recent(l->period_start, l->period_end, now, t->budget_micros, l->spent,
 			       l->accrued, l->reserved, recent_used, window_s, &burn, &forecast,
 			       &exhaust);
-	return json_pack("{s:s, s:s, s:{s:o, s:s}, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
-			 "s:o, s:o, s:I}",
+	return json_pack("{s:s, s:s, s:{s:o, s:s}, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, "
+			 "s:o, s:o, s:o, s:I}",
 			 "id", t->id, "display_name", t->display_name, "budget", "amount",
 			 render_money(t->budget_micros), "period", period_kind_name(t->period),
-			 "alert_thresholds", render_json_text(t->thresholds_json), "currency", currency,
+			 "alert_thresholds", render_json_text(t->thresholds_json), "namespaces",
+			 store_json_list(t->namespaces), "currency", currency,
 			 "period_start", render_time(l->period_start), "period_end",
 			 render_time(l->period_end), "spent", render_money(l->spent), "reserved",
 			 render_money(l->reserved), "accrued", render_money(l->accrued), "available",

@@ -33,6 +33,7 @@ static const char submit_help[] =
 	"  gpu_count: 2              # required\n"
 	"  max_runtime_hours: 4      # required\n"
 	"  model_name: llm-7b        # optional, default TEAM-NAME\n"
+	"  namespace: nlp-dev        # optional, one of the team's namespaces\n"
 	"\n"
 	"Options:\n"
 	"  --idempotency-key K    resend safely: the same key returns the first outcome\n"
@@ -52,7 +53,7 @@ static const char *node_text(yaml_node_t *n)
 static int is_string_key(const char *k)
 {
 	static const char *const keys[] = {"team", "project", "name", "framework", "image",
-					   "gpu_type", "model_name", NULL};
+					   "gpu_type", "model_name", "namespace", NULL};
 	for (size_t i = 0; keys[i]; i++)
 		if (strcmp(k, keys[i]) == 0)
 			return 1;

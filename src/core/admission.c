@@ -138,6 +138,19 @@ static const char *selected_type(const struct admission_object *o, const struct 
 	return t;
 }
 
+/* Is ns one of the comma-joined names in list? */
+static bool in_list(const char *list, const char *ns)
+{
+	size_t n = strlen(ns);
+	for (const char *s = list; s != NULL && *s != '\0';) {
+		size_t m = strcspn(s, ",");
+		if (m == n && strncmp(s, ns, n) == 0)
+			return true;
+		s += m + (s[m] == ',');
+	}
+	return false;
+}
+
 bool admission_decide(const struct admission_object *o, const struct admission_alloc *a,
 		      int64_t now, char *reason, size_t len)
 {
@@ -168,12 +181,14 @@ bool admission_decide(const struct admission_object *o, const struct admission_a
 			    "allocation %s (label " GPU_ALLOCATION_LABEL ") does not exist: get one with "
 			    "`plinth allocate ...` and label the %s with its id",
 			    o->allocation_id, what);
-	if (o->namespace_ == NULL || strcmp(o->namespace_, a->team) != 0)
+	if (o->namespace_ == NULL || !in_list(a->team_namespaces, o->namespace_))
 		return deny(reason, len,
-			    "allocation %s belongs to team %s, not to namespace %s: a team's GPUs are "
-			    "used in the namespace named after the team; allocate for team %s",
-			    a->id, a->team, o->namespace_ ? o->namespace_ : "(none)",
-			    o->namespace_ ? o->namespace_ : "(none)");
+			    "allocation %s belongs to team %s, not to namespace %s (team %s's "
+			    "namespaces: %s): allocate for the team that owns namespace %s, or have "
+			    "an admin add it to team %s's namespaces",
+			    a->id, a->team, o->namespace_ ? o->namespace_ : "(none)", a->team,
+			    a->team_namespaces ? a->team_namespaces : "(none)",
+			    o->namespace_ ? o->namespace_ : "(none)", a->team);
 	if (a->status == ALLOC_APPROVED && now >= a->expires_at)
 		return deny(reason, len,
 			    "allocation %s expired: it was not started before its start deadline; "

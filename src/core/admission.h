@@ -44,6 +44,7 @@ struct admission_object {
 struct admission_alloc {
 	const char *id;
 	const char *team;
+	const char *team_namespaces; /* the team's namespaces, comma-joined: "nlp,nlp-dev" */
 	const char *gpu_type;
 	int64_t gpu_count;
 	enum alloc_status status;

@@ -295,6 +295,8 @@ static int spec_check(const struct job_spec *j, char *detail)
 	size_t total = 0;
 	if (!manifest_is_label(j->team))
 		bad = "team must be a DNS-1123 label";
+	else if (j->namespace_ != NULL && !manifest_is_label(j->namespace_))
+		bad = "namespace must be a DNS-1123 label";
 	else if (!manifest_is_label(j->project))
 		bad = "project must be a DNS-1123 label";
 	else if (!manifest_is_label(j->name))
@@ -380,7 +382,7 @@ int manifest_job_render(const struct job_spec *j, char **out, size_t *len, char 
 	em_plain(&m, "metadata");
 	em_map(&m);
 	em_kv(&m, "name", j->name);
-	em_kv(&m, "namespace", j->team);
+	em_kv(&m, "namespace", j->namespace_ ? j->namespace_ : j->team);
 	em_labels(&m, j);
 	em_plain(&m, "annotations");
 	em_map(&m);
@@ -505,7 +507,7 @@ int manifest_application_render(const struct job_spec *j, char **out, size_t *le
 	em_plain(&m, "destination");
 	em_map(&m);
 	em_kv(&m, "server", "https://kubernetes.default.svc");
-	em_kv(&m, "namespace", j->team);
+	em_kv(&m, "namespace", j->namespace_ ? j->namespace_ : j->team);
 	em_map_end(&m);
 	em_plain(&m, "syncPolicy");
 	em_map(&m);

@@ -25,7 +25,8 @@
 
 /* What a job needs; every pointer is borrowed from the caller. */
 struct job_spec {
-	const char *team;      /* DNS label: the namespace */
+	const char *team;      /* DNS label */
+	const char *namespace_; /* where the Job runs: one of the team's; NULL = team */
 	const char *project;   /* DNS label */
 	const char *name;      /* DNS label: the Job's name and directory */
 	const char *framework; /* pytorch | tensorflow | jax | custom */

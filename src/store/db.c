@@ -283,6 +283,7 @@ int db_row_team(const struct db_rows *r, int col, struct team *t)
 	bad |= db_copy(r, col + 4, t->thresholds_json, sizeof(t->thresholds_json));
 	t->created_at = db_i64(r, col + 5);
 	t->updated_at = db_i64(r, col + 6);
+	bad |= db_copy(r, col + 7, t->namespaces, sizeof(t->namespaces));
 	return !bad && period_kind_parse(period, &t->period) == 0 ? 0 : ERR_STORE;
 }
 

@@ -13,6 +13,7 @@
 #include "store/ops.h"
 #include "store/store_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,10 @@ static const char SQL_TEAM_INSERT[] =
 static const char SQL_TEAM_UPDATE[] =
 	"UPDATE teams SET display_name = ?, budget_micros = ?, period = ?, thresholds_json = ?,"
 	" updated_at = ? WHERE id = ?";
+static const char SQL_NS_SET[] = "UPDATE teams SET namespaces = ? WHERE id = ?";
+static const char SQL_NS_OWNER[] = "SELECT team_id FROM team_namespaces WHERE namespace = ?";
+static const char SQL_NS_DROP[] = "DELETE FROM team_namespaces WHERE team_id = ?";
+static const char SQL_NS_ADD[] = "INSERT INTO team_namespaces(namespace, team_id) VALUES (?, ?)";
 static const char SQL_TEAM_LIST[] = "SELECT " TEAM_COLS " FROM teams ORDER BY id";
 /* A scope's list: the head holds the first `?`, each further id adds ", ?". */
 #define SQL_TEAM_SCOPE_HEAD "SELECT " TEAM_COLS " FROM teams WHERE id IN (?"
@@ -104,6 +109,49 @@ out:
 	return rc;
 }
 
+/*
+ * Gives team `rec` the namespaces in rec->namespaces ("" = keep `old`'s, or
+ * the team's id for a new team).  A namespace of another team is a conflict
+ * that names the owner; two teams claiming one at once meet at the primary
+ * key of team_namespaces and the loser reruns into that message.
+ */
+static int namespaces_put(struct store_conn *c, struct team *rec, const struct team *old)
+{
+	char list[STORE_NAMESPACES_LEN], owner[STORE_ID_LEN];
+	int rc = 0, n;
+
+	if (rec->namespaces[0] == '\0')
+		snprintf(rec->namespaces, sizeof(rec->namespaces), "%s",
+			 old ? old->namespaces : rec->id); /* both fit: same size, id < 64 */
+	if (old != NULL && strcmp(old->namespaces, rec->namespaces) == 0)
+		return 0;
+	memcpy(list, rec->namespaces, sizeof(list));
+	for (char *save = NULL, *ns = strtok_r(list, ",", &save); rc == 0 && ns != NULL;
+	     ns = strtok_r(NULL, ",", &save)) {
+		struct db_rows *r = NULL;
+
+		rc = db_query(c, SQL_NS_OWNER, &r, "t", ns);
+		if (rc == 0 && (rc = db_next(r)) == 1)
+			rc = db_copy(r, 0, owner, sizeof(owner)) != 0 ? ERR_STORE : 1;
+		db_rows_close(r);
+		if (rc == 1 && strcmp(owner, rec->id) != 0) {
+			db_err(c, "namespaces: namespace '%s' belongs to team '%s'; remove it there first",
+			       ns, owner);
+			return ERR_CONFLICT;
+		}
+		rc = rc == 1 ? 0 : rc;
+	}
+	n = rc != 0 ? rc : db_exec(c, SQL_NS_DROP, "t", rec->id);
+	memcpy(list, rec->namespaces, sizeof(list));
+	for (char *save = NULL, *ns = strtok_r(list, ",", &save); n >= 0 && ns != NULL;
+	     ns = strtok_r(NULL, ",", &save))
+		n = db_exec(c, SQL_NS_ADD, "tt", ns, rec->id);
+	if (n >= 0)
+		n = db_exec(c, SQL_NS_SET, "tt", rec->namespaces, rec->id);
+	/* A unique violation: another team took one since the check above. */
+	return n == ERR_CONFLICT ? DB_RETRY : n < 0 ? n : 0;
+}
+
 struct team_write {
 	const struct actor *who;
 	const struct team *t;
@@ -134,6 +182,9 @@ static int team_put_tx(struct store_conn *c, void *ctx)
 			    w->now, w->now);
 	if (n < 0) /* two creators raced (row locks): the loser reruns and updates instead */
 		return n == ERR_CONFLICT && !exists ? DB_RETRY : n;
+	rc = namespaces_put(c, &rec, exists ? &old : NULL);
+	if (rc != 0)
+		return rc;
 	if (exists && old.period != rec.period) {
 		rc = period_rekey(c, rec.id, rec.period, w->now);
 		if (rc != 0)

@@ -37,6 +37,8 @@
 #define STORE_PURPOSE_LEN 1024
 #define STORE_LABELS_LEN 4352 /* labels as compact JSON object text (api_allocations.c: the largest valid set fits) */
 #define STORE_THRESHOLDS_LEN 256
+#define STORE_MAX_NAMESPACES 16 /* Kubernetes namespaces a team may own */
+#define STORE_NAMESPACES_LEN (STORE_MAX_NAMESPACES * 64) /* comma-joined DNS labels (<= 63 each) */
 #define STORE_TEAMS_LEN 1024  /* token team list, JSON array text */
 #define STORE_DETAIL_LEN 256
 #define STORE_HASH_LEN 65     /* sha-256 hex + NUL */
@@ -86,6 +88,9 @@ struct team {
 	char thresholds_json[STORE_THRESHOLDS_LEN]; /* e.g. [0.5,0.8,1.0] */
 	int64_t created_at;
 	int64_t updated_at;
+	/* Its Kubernetes namespaces, sorted and comma-joined ("nlp,nlp-dev"); each
+	 * belongs to one team.  "" in team_put: keep the team's (a new one: its id). */
+	char namespaces[STORE_NAMESPACES_LEN];
 };
 
 /* A team's ledger for one period: what is charged and what is held. */
@@ -467,6 +472,9 @@ void store_conn_release(struct store *s, struct store_conn *c);
 
 /* The operations of the store a connection belongs to. */
 const struct store_ops *store_conn_ops(struct store_conn *c);
+
+/* "a,b" as the JSON array ["a","b"] ("" is []); NULL when out of memory. */
+struct json_t *store_json_list(const char *joined);
 
 /* Backends embed this as the first member of their connection struct. */
 struct store_conn {

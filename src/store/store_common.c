@@ -42,7 +42,6 @@ const char *store_fmt_money(int64_t v, char *buf)
 }
 
 /* JSON text stored in a record, embedded as JSON (or as a string if invalid). */
-/* JSON text stored in a record, embedded as JSON (or as a string if invalid). */
 static json_t *store_json_text(const char *text)
 {
 	json_t *j = json_loads(text, JSON_DECODE_ANY, NULL);
@@ -52,6 +51,23 @@ static json_t *store_json_text(const char *text)
 	if (!j)
 		j = json_null();
 	return j;
+}
+
+json_t *store_json_list(const char *joined)
+{
+	json_t *a = json_array();
+	const char *s = joined;
+
+	while (a != NULL && *s != '\0') {
+		size_t n = strcspn(s, ",");
+
+		if (json_array_append_new(a, json_stringn(s, n)) != 0) {
+			json_decref(a);
+			return NULL;
+		}
+		s += n + (s[n] == ',');
+	}
+	return a;
 }
 
 json_t *store_json_token(const void *p)
@@ -81,9 +97,10 @@ json_t *store_json_team(const void *p)
 	const struct team *t = p;
 	char budget[MONEY_FMT_LEN];
 
-	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I}", "id", t->id, "display_name",
+	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:I}", "id", t->id, "display_name",
 			 t->display_name, "budget", store_fmt_money(t->budget_micros, budget), "period",
 			 period_kind_name(t->period), "alert_thresholds", store_json_text(t->thresholds_json),
+			 "namespaces", store_json_list(t->namespaces),
 			 "created_at", (json_int_t)t->created_at, "updated_at",
 			 (json_int_t)t->updated_at);
 }

@@ -591,7 +591,7 @@ static const char SQL_GENERIC_PLANS[] = "SET LOCAL plan_cache_mode = force_gener
 static const char *const pg_migrations[] = {
 	(const char *)schema_postgres_v1, (const char *)schema_postgres_v2,
 	(const char *)schema_postgres_v3, (const char *)schema_postgres_v4,
-	(const char *)schema_postgres_v5,
+	(const char *)schema_postgres_v5, (const char *)schema_postgres_v6,
 };
 
 /* Replicas starting together migrate one at a time. */

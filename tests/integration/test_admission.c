@@ -347,6 +347,90 @@ static void test_decisions_http(void **state)
 	expect("u-pod-update", &a, &a, true, NULL);
 }
 
+/* A team's namespaces as "a,b" (owned by fx.d). */
+static const char *team_namespaces(const char *team)
+{
+	struct itest_resp *r = itest_req(fx.d, "GET", itest_strf(fx.d, "/v1/teams/%s", team),
+					 fx.d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	json_t *a = itest_jget(r->json, "namespaces");
+	assert_true(json_is_array(a));
+	char buf[1200] = "";
+	size_t i, len = 0;
+	json_t *v;
+	json_array_foreach(a, i, v)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s", i ? "," : "",
+					json_string_value(v));
+	return itest_strf(fx.d, "%s", buf);
+}
+
+static struct itest_resp *put_team_ns(const char *team, const char *namespaces_json)
+{
+	return itest_req(fx.d, "PUT", itest_strf(fx.d, "/v1/teams/%s", team), fx.d->admin,
+			 itest_strf(fx.d,
+				    "{\"display_name\":\"%s\",\"budget\":{\"amount\":\"100000\","
+				    "\"period\":\"monthly\"}%s%s}",
+				    team, namespaces_json ? ",\"namespaces\":" : "",
+				    namespaces_json ? namespaces_json : ""));
+}
+
+/* A team owns one or more namespaces (default: its id); an allocation is
+ * used only in its team's namespaces; a namespace belongs to one team. */
+static void test_team_namespaces(void **state)
+{
+	(void)state;
+	ITEST_STREQ(team_namespaces("nlp"), "nlp"); /* the default, also for teams made before v6 */
+	struct itest_resp *r = put_team_ns("speech", "[\"speech-prod\",\"speech-dev\"]");
+	ITEST_STATUS(r, 201);
+	ITEST_STREQ(team_namespaces("speech"), "speech-dev,speech-prod"); /* sorted */
+	const char *sp = alloc_id(itest_allocate(fx.d, fx.d->admin, "speech", "asr", "h100-80gb",
+						 2, "1"));
+	struct ask a = {"Pod", "CREATE", "speech-prod", sp, H100, 2, 0, 0, false};
+	expect("ns-prod", &a, NULL, true, NULL);
+	a.ns = "speech-dev";
+	expect("ns-dev", &a, NULL, true, NULL);
+	a.ns = "speech"; /* the team's id is not one of its namespaces any more */
+	expect("ns-id", &a, NULL, false, "not to namespace speech (team speech's namespaces: "
+					 "speech-dev,speech-prod)");
+	a.ns = "nlp";
+	expect("ns-nlp", &a, NULL, false, "belongs to team speech, not to namespace nlp");
+
+	/* Another team's namespace: 409 naming the owner, nothing changed. */
+	r = put_team_ns("vision", "[\"vision\",\"speech-dev\"]");
+	ITEST_STATUS(r, 409);
+	assert_non_null(strstr(itest_jstr(r->json, "detail"), "'speech-dev' belongs to team 'speech'"));
+	ITEST_STREQ(team_namespaces("vision"), "vision");
+	/* A PUT without namespaces keeps them. */
+	ITEST_STATUS(put_team_ns("speech", NULL), 200);
+	ITEST_STREQ(team_namespaces("speech"), "speech-dev,speech-prod");
+	/* Bad lists: 422 naming the field, nothing changed. */
+	const char *bad[][2] = {
+		{"[]", "namespaces"},
+		{"[\"Speech_Dev\"]", "namespaces[0]"},
+		{"[\"ok\", 7]", "namespaces[1]"},
+		{"[\"a\",\"b\",\"a\"]", "namespaces"},
+		{"[\"a1\",\"a2\",\"a3\",\"a4\",\"a5\",\"a6\",\"a7\",\"a8\",\"a9\",\"b1\","
+		 "\"b2\",\"b3\",\"b4\",\"b5\",\"b6\",\"b7\",\"b8\"]",
+		 "namespaces"},
+		{"\"speech-dev\"", "namespaces"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r = put_team_ns("speech", bad[i][0]);
+		ITEST_STATUS(r, 422);
+		json_t *e0 = json_array_get(itest_jget(r->json, "errors"), 0);
+		ITEST_STREQ(json_string_value(json_object_get(e0, "field")), bad[i][1]);
+	}
+	ITEST_STREQ(team_namespaces("speech"), "speech-dev,speech-prod");
+	/* Given up by one team, a namespace can go to another. */
+	ITEST_STATUS(put_team_ns("speech", "[\"speech-prod\"]"), 200);
+	ITEST_STATUS(put_team_ns("vision", "[\"vision\",\"speech-dev\"]"), 200);
+	ITEST_STREQ(team_namespaces("vision"), "speech-dev,vision");
+	/* The audit log records the namespaces a change gave. */
+	r = itest_req(fx.d, "GET", "/v1/audit?team=vision", fx.d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	assert_non_null(strstr(r->body, "\"namespaces\":[\"speech-dev\",\"vision\"]"));
+}
+
 /* The allocation cache (api/admission_cache.h) never outlives a transition
  * made through this daemon: a pod admitted a moment ago (its allocation now
  * cached) is refused right after the cancel returns, and after a completion. */
@@ -723,6 +807,7 @@ int main(void)
 	itest_global_init();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decisions_http),
+		cmocka_unit_test(test_team_namespaces),
 		cmocka_unit_test(test_cache_follows_transitions),
 		cmocka_unit_test(test_cache_bound_across_replicas),
 		cmocka_unit_test(test_bad_reviews),

@@ -285,6 +285,30 @@ def main():
     except urllib.error.HTTPError as e:
         ok(e.code == 404, "a refused job registers no model", e.code)
 
+    # --- a team with several namespaces: the Job runs in one of them ------------------------
+    st, _, raw = call(base, "PUT", "/v1/teams/speech", {
+        "display_name": "Speech", "budget": {"amount": "1000", "period": "monthly"},
+        "namespaces": ["speech-prod", "speech-dev"]})
+    ok(st == 201, "a team with two namespaces", raw)
+    st, res, raw = call(base, "POST", "/v1/jobs", job_body("asr", team="speech", gpu_count=1))
+    ok(st == 201 and res["argocd"]["job_namespace"] == "speech-dev",
+       "no namespace asked: the team's first (it owns none named after it)", raw)
+    st, res, raw = call(base, "POST", "/v1/jobs", job_body("asr-prod", team="speech", gpu_count=1,
+                                                           namespace="speech-prod"))
+    ok(st == 201 and res["argocd"]["job_namespace"] == "speech-prod", "the namespace asked for", raw)
+    if st == 201:
+        d = clone(remote, "ns-clone")
+        job = open(os.path.join(d, "apps/speech/asr-prod/job.yaml")).read()
+        app = open(os.path.join(d, "apps/speech/asr-prod/application.yaml")).read()
+        ok('namespace: "speech-prod"' in job and 'namespace: "speech-prod"' in app,
+           "the Job and the Application's destination are in that namespace", job + app)
+    spent = call(base, "GET", "/v1/teams/speech")[1]["reserved"]
+    st, res, raw = call(base, "POST", "/v1/jobs", job_body("asr-x", team="speech", gpu_count=1,
+                                                           namespace="nlp"))
+    ok(st == 422 and res["errors"][0]["field"] == "namespace" and "speech-dev,speech-prod" in res["errors"][0]["message"],
+       "another team's namespace: 422 naming the team's namespaces", raw)
+    ok(call(base, "GET", "/v1/teams/speech")[1]["reserved"] == spent, "and nothing is reserved")
+
     # --- the directory is taken: 409, allocation cancelled -----------------------------
     st, res, raw = call(base, "POST", "/v1/jobs", job_body("train-llm", gpu_count=1))
     ok(st == 409 and res.get("step") == "gitops" and res.get("allocation_status") == "cancelled",
@@ -342,7 +366,7 @@ def main():
     c = clone(remote, "clone2")
     allf = [os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(c, "apps")) for f in fs]
     rc, parsed, err = validate(allf + [os.path.join(ROOT, "deploy/argocd/applicationset.yaml")])
-    ok(rc == 0 and len(allf) == 4, f"every manifest in the repository ({len(allf)}) and the ApplicationSet validate", err)
+    ok(rc == 0 and len(allf) == 8, f"every manifest in the repository ({len(allf)}) and the ApplicationSet validate", err)
 
     # --- MLflow down ------------------------------------------------------------------------------
     dead = free_port()

@@ -346,6 +346,12 @@ def scenario(tap, c, doc, doc_json, doc_bytes, base, admin):
     A("/v1/teams/{team}", "put", params={"team": "alpha"},
       body={"display_name": "A", "budget": {"amount": "1.1234567", "period": "weekly"}},
       expect=422, doc_rejects=True, desc="7 decimals")
+    A("/v1/teams/{team}", "put", params={"team": "beta"},
+      body={"display_name": "Beta", "budget": {"amount": "100000.5", "period": "quarterly"},
+            "namespaces": ["beta", "alpha"]}, expect=409, desc="another team's namespace")
+    A("/v1/teams/{team}", "put", params={"team": "alpha"},
+      body=dict(alpha, namespaces=["Alpha"]), expect=422, doc_rejects=True,
+      desc="a namespace that is not a DNS label")
     _, _, tl = A("/v1/teams", "get", expect=200)
     check(tap, sorted(x["id"] for x in (tl or {}).get("items", [])) == ["alpha", "beta"],
           "GET /v1/teams lists both teams")

@@ -1823,6 +1823,35 @@ static void test_migrations(void **state)
 	assert_null(s2);
 }
 
+/* The migration that gave teams namespaces (issue 13): a team made before it
+ * owns the namespace named after it, and the namespace is taken. */
+#define NAMESPACES_VERSION 6 /* as in the DELETE below */
+static void test_migration_team_namespaces(void **state)
+{
+	struct fx *f = *state;
+	struct team t;
+	char *err = NULL;
+	const char *undo[] = {"DROP TABLE team_namespaces", "ALTER TABLE teams DROP COLUMN namespaces",
+			      "DELETE FROM schema_migrations WHERE version = 6"};
+
+	put_team(f, "nlp", PRICE);
+	fx_shut(f);
+	assert_int_equal(raw_i64(f, "SELECT max(version) FROM schema_migrations"),
+			 NAMESPACES_VERSION); /* the newest: undoing it gives the older schema */
+	for (size_t i = 0; i < sizeof(undo) / sizeof(undo[0]); i++) {
+		free(raw_rows(f, undo[i], false, &err));
+		assert_null(err);
+	}
+	fx_open(f, 2);
+	assert_int_equal(f->ops->team_get(f->c, "nlp", &t), 0);
+	assert_string_equal(t.namespaces, "nlp");
+	fx_shut(f);
+	assert_int_equal(raw_i64(f, "SELECT count(*) FROM team_namespaces WHERE namespace = 'nlp'"
+				    " AND team_id = 'nlp'"),
+			 1);
+	fx_open(f, 2);
+}
+
 static void test_migrations_plain_path(void **state)
 {
 	struct fx *f = *state;
@@ -1904,6 +1933,8 @@ int main(int argc, char **argv)
 	if (all || strcmp(group, "migrate") == 0) {
 		const struct CMUnitTest t[] = {
 			cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_migration_team_namespaces, setup,
+							teardown),
 		};
 		/* A plain path is a SQLite URL. */
 		const struct CMUnitTest sqlite_only[] = {

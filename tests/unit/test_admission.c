@@ -37,6 +37,7 @@ static struct admission_alloc alloc4(void)
 	struct admission_alloc a = {
 		.id = "a1",
 		.team = "nlp",
+		.team_namespaces = "nlp",
 		.gpu_type = "h100-80gb",
 		.gpu_count = 4,
 		.status = ALLOC_APPROVED,
@@ -215,9 +216,33 @@ static void test_other_team(void **state)
 	struct admission_object o = pod4();
 	struct admission_alloc a = alloc4();
 	a.team = "vision";
+	a.team_namespaces = "vision";
 	assert_denied(&o, &a, "belongs to team vision", "not to namespace nlp", NULL);
 	o.namespace_ = NULL;
 	assert_denied(&o, &a, "not to namespace (none)", NULL);
+}
+
+/* A team with several namespaces: any of them, and only whole names. */
+static void test_team_namespaces(void **state)
+{
+	(void)state;
+	char reason[ADMISSION_REASON_LEN];
+	struct admission_object o = pod4();
+	struct admission_alloc a = alloc4();
+	a.team_namespaces = "nlp-dev,nlp-prod";
+	o.namespace_ = "nlp-prod";
+	assert_true(admission_decide(&o, &a, NOW, reason, sizeof(reason)));
+	o.namespace_ = "nlp-dev";
+	assert_true(admission_decide(&o, &a, NOW, reason, sizeof(reason)));
+	o.namespace_ = "nlp";
+	assert_denied(&o, &a, "not to namespace nlp", "namespaces: nlp-dev,nlp-prod", NULL);
+	o.namespace_ = "nlp-pro";
+	assert_denied(&o, &a, "not to namespace nlp-pro", NULL);
+	o.namespace_ = "nlp-prodx";
+	assert_denied(&o, &a, "not to namespace nlp-prodx", NULL);
+	a.team_namespaces = NULL;
+	o.namespace_ = "nlp";
+	assert_denied(&o, &a, "not to namespace nlp", NULL);
 }
 
 static void test_finished_allocations(void **state)
@@ -399,6 +424,7 @@ int main(void)
 		cmocka_unit_test(test_no_label),
 		cmocka_unit_test(test_unknown_alloc),
 		cmocka_unit_test(test_other_team),
+		cmocka_unit_test(test_team_namespaces),
 		cmocka_unit_test(test_finished_allocations),
 		cmocka_unit_test(test_approved_past_deadline),
 		cmocka_unit_test(test_wrong_type),

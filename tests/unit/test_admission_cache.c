@@ -20,6 +20,7 @@ static struct admission_alloc approved(const char *id)
 	struct admission_alloc a = {
 		.id = id,
 		.team = "nlp",
+		.team_namespaces = "nlp,nlp-dev",
 		.gpu_type = "h100-80gb",
 		.gpu_count = 4,
 		.status = ALLOC_APPROVED,
@@ -46,6 +47,8 @@ static void test_hit_copies_the_facts(void **state)
 	assert_true(admission_cache_get("alloc_01HXAMPLE", T0, &c));
 	assert_string_equal(c.facts.id, "alloc_01HXAMPLE");
 	assert_string_equal(c.facts.team, "nlp");
+	assert_string_equal(c.facts.team_namespaces, "nlp,nlp-dev");
+	assert_ptr_equal(c.facts.team_namespaces, c.team_namespaces);
 	assert_string_equal(c.facts.gpu_type, "h100-80gb");
 	assert_int_equal(c.facts.gpu_count, 4);
 	assert_int_equal(c.facts.status, ALLOC_APPROVED);

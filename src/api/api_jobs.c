@@ -20,6 +20,7 @@
 
 #include "api/api.h"
 #include "api/query.h"
+#include "core/admission.h"
 #include "core/cost.h"
 #include "core/err.h"
 #include "core/money.h"
@@ -79,31 +80,18 @@ static void spec_from(const struct job_req *q, const struct integrations *in,
 	s->revision = GITOPS_BRANCH;
 }
 
-/* Is ns one of the team's comma-joined namespaces? */
-static bool team_has_namespace(const struct team *t, const char *ns)
-{
-	size_t n = strlen(ns);
-	for (const char *s = t->namespaces; *s != '\0';) {
-		size_t m = strcspn(s, ",");
-		if (m == n && strncmp(s, ns, n) == 0)
-			return true;
-		s += m + (s[m] == ',');
-	}
-	return false;
-}
-
 /* The Job's namespace: the one asked for, which must be the team's, or by
  * default the namespace named after the team if it owns it, else its first. */
 static void pick_namespace(const char *asked, const struct team *t, struct job_req *q,
 			   json_t *errors)
 {
-	if (asked != NULL && !team_has_namespace(t, asked)) {
+	if (asked != NULL && !admission_team_has_namespace(t->namespaces, asked)) {
 		jsonv_error(errors, "namespace", "must be one of team %s's namespaces: %s", t->id,
 			    t->namespaces);
 		return;
 	}
 	if (asked == NULL)
-		asked = team_has_namespace(t, t->id) ? t->id : t->namespaces;
+		asked = admission_team_has_namespace(t->namespaces, t->id) ? t->id : t->namespaces;
 	/* A namespace is a DNS label (<= 63 bytes): the first of the list fits. */
 	snprintf(q->namespace_, sizeof(q->namespace_), "%.*s", (int)strcspn(asked, ","), asked);
 }

@@ -36,6 +36,7 @@
 #include "controller/kueue.h"
 #include "controller/lease.h"
 #include "controller/usage.h"
+#include "core/admission.h"
 #include "core/err.h"
 #include "core/timeutil.h"
 #include "net/httpc.h"
@@ -50,6 +51,7 @@
 #define CTL_CHECK_MAX 64    /* allocations looked up in Plinth per check round */
 #define CTL_ENFORCE_MAX 16  /* orphaned Jobs deleted per check round */
 #define CTL_NAME_LEN 254    /* a Job's name (DNS subdomain) or namespace, NUL included */
+#define CTL_TEAM_NS_LEN 1024 /* a team's namespaces, comma-joined (16 labels at most) */
 
 static const char controller_help[] =
 	"Usage: plinth controller [--kubeconfig FILE] [--namespace NS]\n"
@@ -124,6 +126,7 @@ enum ctl_state { CTL_UNKNOWN, CTL_APPROVED, CTL_RUNNING, CTL_DONE };
 
 struct ctl_pod {
 	char uid[CTL_UID_LEN];
+	char ns[64]; /* its namespace ("" when not a DNS label) */
 	struct usage_pod u;
 	bool owned_by_job;
 	bool listed; /* seen in the list being delivered */
@@ -143,6 +146,12 @@ struct ctl_alloc {
 	bool enforced;    /* its orphaned Job was deleted (or found gone) */
 	bool enforce_logged; /* a refused deletion is logged once */
 	int64_t approved_at, started_at; /* from the API */
+	/* Its team and the team's namespaces (from the API, once): only pods and a
+	 * Job in those namespaces are its workload. */
+	char team[CTL_ID_LEN];
+	char team_ns[CTL_TEAM_NS_LEN];
+	bool ns_known;
+	bool foreign_logged; /* a workload in another namespace is logged once */
 	int64_t last_logged;             /* a refused report is logged once per value */
 	/* Kueue (--kueue): the allocation's Workload is over (Finished, evicted or
 	 * deleted) at wl_end.  Its Job carries no label (Kueue labels only the
@@ -336,16 +345,17 @@ static struct ctl_pod *pod_get(struct ctl_alloc *a, const char *uid)
 
 /* --- talking to Plinth ----------------------------------------------------- */
 
-/* One call to Plinth; *status and *out (owned) on an answer; ERR_* otherwise. */
-static int plinth_call(struct ctl *c, const char *method, const char *id, const char *verb,
-	const char *field, int64_t at, long *status, json_t **out)
+/* One call to Plinth at /v1/<collection>/<id>[/<verb>]; *status and *out
+ * (owned) on an answer; ERR_* otherwise. */
+static int plinth_call_in(struct ctl *c, const char *method, const char *collection,
+	const char *id, const char *verb, const char *field, int64_t at, long *status, json_t **out)
 {
 	char url[1024], auth[1024], when[TIME_FMT_LEN], body[96], detail[HTTPC_DETAIL_LEN] = "";
 	const char *headers[3] = { auth, "Content-Type: application/json", NULL };
 	struct httpc_response r = { 0 };
 	int n, rc;
 
-	n = snprintf(url, sizeof url, "%s/v1/allocations/%s%s%s", c->url, id, verb ? "/" : "",
+	n = snprintf(url, sizeof url, "%s/v1/%s/%s%s%s", c->url, collection, id, verb ? "/" : "",
 		verb ? verb : "");
 	if (n < 0 || (size_t)n >= sizeof url)
 		return ERR_INVALID;
@@ -369,12 +379,23 @@ static int plinth_call(struct ctl *c, const char *method, const char *id, const 
 	return 0;
 }
 
+/* plinth_call_in for /v1/allocations/<id>[/<verb>]. */
+static int plinth_call(struct ctl *c, const char *method, const char *id, const char *verb,
+	const char *field, int64_t at, long *status, json_t **out)
+{
+	return plinth_call_in(c, method, "allocations", id, verb, field, at, status, out);
+}
+
 /* Updates a's state from an allocation object of the API; says so when it
  * is over and someone else finished it (log_final). */
 static void alloc_learn(struct ctl_alloc *a, const json_t *res, bool log_final)
 {
 	const char *st = json_string_value(json_object_get(res, "status"));
 
+	const char *team = json_string_value(json_object_get(res, "team"));
+
+	if (team != NULL && strlen(team) < sizeof a->team)
+		memcpy(a->team, team, strlen(team) + 1);
 	a->approved_at = json_time(json_object_get(res, "approved_at"));
 	a->started_at = json_time(json_object_get(res, "started_at"));
 	if (st == NULL)
@@ -417,6 +438,48 @@ static int alloc_fetch(struct ctl *c, struct ctl_alloc *a)
 	}
 	json_decref(res);
 	return rc;
+}
+
+/* Learns, once, the namespaces of a's team (looking a up first if its team
+ * is not known yet).  0 when they are known or a is done. */
+static int alloc_namespaces(struct ctl *c, struct ctl_alloc *a)
+{
+	json_t *res = NULL, *v;
+	long status = 0;
+	size_t i, len = 0;
+	int rc;
+
+	if (a->ns_known || a->st == CTL_DONE)
+		return 0;
+	if (a->team[0] == '\0' && ((rc = alloc_fetch(c, a)) != 0 || a->st == CTL_DONE))
+		return rc;
+	if (a->team[0] == '\0')
+		return ERR_UNAVAILABLE; /* an answer without its team: try again later */
+	rc = plinth_call_in(c, "GET", "teams", a->team, NULL, NULL, 0, &status, &res);
+	if (rc != 0)
+		return rc;
+	if (status != 200) {
+		ctl_log("team %s of allocation %s: GET answered %ld %s", a->team, a->id, status,
+			problem_detail(res));
+		json_decref(res);
+		return ERR_UNAVAILABLE;
+	}
+	a->team_ns[0] = '\0';
+	json_array_foreach(json_object_get(res, "namespaces"), i, v) {
+		const char *ns = json_string_value(v);
+		int n = ns ? snprintf(a->team_ns + len, sizeof a->team_ns - len, "%s%s",
+				      len ? "," : "", ns) : -1;
+		if (n < 0 || (size_t)n >= sizeof a->team_ns - len) {
+			ctl_log("team %s: its namespaces do not fit (%zu bytes)", a->team,
+				sizeof a->team_ns);
+			json_decref(res);
+			return ERR_INVALID;
+		}
+		len += (size_t)n;
+	}
+	json_decref(res);
+	a->ns_known = true;
+	return 0;
 }
 
 /* Reports one transition; 0 when Plinth took it (or had it already). */
@@ -499,23 +562,41 @@ static void alloc_reconcile(struct ctl *c, struct ctl_alloc *a)
 
 	if (a->st == CTL_DONE || !c->jobs_synced || !c->pods_synced || !c->leader)
 		return;
+	if (alloc_namespaces(c, a) != 0 || a->st == CTL_DONE)
+		return;
 	pods = malloc((a->npods ? a->npods : 1) * sizeof *pods);
 	if (pods == NULL)
 		return;
+	size_t npods = 0;
+	const char *foreign = NULL;
 	for (size_t i = 0; i < a->npods; i++) {
-		pods[i] = a->pods[i].u;
+		/* Another team's namespace may not use this allocation (the webhook
+		 * refuses such pods; with it failing open, they still never count). */
+		if (!admission_team_has_namespace(a->team_ns, a->pods[i].ns)) {
+			foreign = a->pods[i].ns;
+			continue;
+		}
+		pods[npods++] = a->pods[i].u;
 		owned = owned || a->pods[i].owned_by_job;
+	}
+	bool job_ours = a->has_job && admission_team_has_namespace(a->team_ns, a->job_ns);
+	if (a->has_job && !job_ours)
+		foreign = a->job_ns;
+	if (foreign != NULL && !a->foreign_logged) {
+		ctl_log("allocation %s of team %s: a workload in namespace '%s' carries it, but the "
+			"team's namespaces are %s: not counted", a->id, a->team, foreign, a->team_ns);
+		a->foreign_logged = true;
 	}
 	struct usage_job wl_job = { 0 };
 
-	if (a->has_job) {
+	if (job_ours) {
 		job = &a->job;
 	} else if (a->wl_ended) {
 		wl_job.complete_at = a->wl_end;
 		job = &wl_job;
 	} else if (owned)
 		job = &unseen_job; /* its Job is not labelled: only a deletion we never see ends it */
-	usage_derive(job, pods, a->npods, &u);
+	usage_derive(job, pods, npods, &u);
 	free(pods);
 	if (u.started_at == 0 && a->wl_ended && !a->has_job) {
 		alloc_release(c, a); /* a Kueue Workload over before any pod ran */
@@ -866,6 +947,12 @@ static void ctl_object(struct ctl *c, bool pods, enum kube_event ev, const json_
 			return;
 		}
 		pod_read(obj, &p->u, &p->owned_by_job);
+		const char *pns = json_string_value(
+			json_object_get(json_object_get(obj, "metadata"), "namespace"));
+		if (pns != NULL && dns_name_ok(pns, 63))
+			snprintf(p->ns, sizeof p->ns, "%s", pns);
+		else
+			p->ns[0] = '\0';
 		p->listed = true;
 		if (ev == KUBE_EV_DELETED) {
 			p->u.deleted = true;

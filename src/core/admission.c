@@ -138,8 +138,7 @@ static const char *selected_type(const struct admission_object *o, const struct 
 	return t;
 }
 
-/* Is ns one of the comma-joined names in list? */
-static bool in_list(const char *list, const char *ns)
+bool admission_team_has_namespace(const char *list, const char *ns)
 {
 	size_t n = strlen(ns);
 	for (const char *s = list; s != NULL && *s != '\0';) {
@@ -181,7 +180,7 @@ bool admission_decide(const struct admission_object *o, const struct admission_a
 			    "allocation %s (label " GPU_ALLOCATION_LABEL ") does not exist: get one with "
 			    "`plinth allocate ...` and label the %s with its id",
 			    o->allocation_id, what);
-	if (o->namespace_ == NULL || !in_list(a->team_namespaces, o->namespace_))
+	if (o->namespace_ == NULL || !admission_team_has_namespace(a->team_namespaces, o->namespace_))
 		return deny(reason, len,
 			    "allocation %s belongs to team %s, not to namespace %s (team %s's "
 			    "namespaces: %s): allocate for the team that owns namespace %s, or have "

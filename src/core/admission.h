@@ -62,6 +62,9 @@ int64_t admission_pod_gpus(const struct admission_object *o);
 /* admission_pod_gpus x parallelism (saturating): GPUs held at once. */
 int64_t admission_total_gpus(const struct admission_object *o);
 
+/* Is ns one of a team's namespaces, given comma-joined ("nlp,nlp-dev"; NULL = none)? */
+bool admission_team_has_namespace(const char *namespaces, const char *ns);
+
 /* Does the decision need the allocation (GPUs asked and a label given)? */
 bool admission_needs_alloc(const struct admission_object *o);
 

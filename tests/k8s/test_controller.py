@@ -417,6 +417,41 @@ def main():
         {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": t0, "finishedAt": t2}})})
     check_completed(a6, t0, t2, "bare pods (ended by the last one)", 2)
 
+    # A pod in a namespace that is not its allocation's team's (the webhook
+    # would refuse it; here none runs) is never counted: it neither starts
+    # the allocation nor keeps it running.
+    st, body = kube.call("POST", "/api/v1/namespaces", {"metadata": {"name": "other-team"}})
+    ok(st == 201, "namespace other-team", body)
+    a8 = allocate(base, "foreign")
+
+    def bare_pod(ns, name):
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": name, "labels": {ALLOC_LABEL: a8["id"]}},
+               "spec": {"restartPolicy": "Never", "nodeName": "gpu-node-1",
+                        "containers": [{"name": "trainer", "image": "registry.example/trainer:1.0",
+                                        "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}
+        st, body = kube.call("POST", f"/api/v1/namespaces/{ns}/pods", pod)
+        ok(st == 201, f"pod {ns}/{name} labelled {a8['id']}", body)
+        t = now()
+        kube.patch_status(ns, name, {"phase": "Running", "startTime": t,
+                                     "containerStatuses": container({"running": {"startedAt": t}})})
+        return t
+    bare_pod("other-team", "intruder")
+    time.sleep(3)
+    st, b = api(base, ADMIN, "GET", f"/v1/allocations/{a8['id']}")
+    ok(b.get("status") == "approved", "a pod in another team's namespace does not start it", b)
+    time.sleep(1)
+    t0 = bare_pod(NS, "own")
+    r = alloc_status(a8["id"], "running")
+    ok(r[0] and r[1].get("started_at") == t0, "the team's own pod starts it, at its startTime", r[1])
+    time.sleep(1)
+    t1 = now()
+    kube.patch_status(NS, "own", {"phase": "Succeeded", "containerStatuses": container(
+        {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": t0, "finishedAt": t1}})})
+    check_completed(a8, t0, t1, "the team's pod ended it; the intruder still running is not counted", 1)
+    ok("namespace 'other-team' carries it, but the team's namespaces are ml: not counted" in ctl.log(),
+       "the controller logs the workload it does not count", ctl.log()[-2000:])
+
     # A Job deleted while its pod runs: ended at the deletion.
     a7 = allocate(base, "train-del")
     pod7, t0 = run_pod("train-del", a7["id"])

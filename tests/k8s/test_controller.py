@@ -265,6 +265,17 @@ def setup_world_daemon(prefix, daemon_args=()):
     return tmp, cluster, kube, daemon, service, kc
 
 
+def create_bare_pod(kube, ns, name, alloc_id):
+    """A pod with no Job, labelled alloc_id, bound to gpu-node-1 and asking 1 GPU."""
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "labels": {ALLOC_LABEL: alloc_id}},
+           "spec": {"restartPolicy": "Never", "nodeName": "gpu-node-1",
+                    "containers": [{"name": "trainer", "image": "registry.example/trainer:1.0",
+                                    "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}
+    st, body = kube.call("POST", f"/api/v1/namespaces/{ns}/pods", pod)
+    ok(st == 201, f"bare pod {ns}/{name} labelled {alloc_id}", body)
+
+
 def allocate(base, project):
     """An approved allocation of 1 h100-80gb for team ml (bails otherwise)."""
     st, a = api(base, ADMIN, "POST", "/v1/allocations",
@@ -392,13 +403,7 @@ def main():
     a6 = allocate(base, "bare")
     bare = [f"bare-{i}" for i in (1, 2)]
     for name in bare:
-        pod = {"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": name, "labels": {ALLOC_LABEL: a6["id"]}},
-               "spec": {"restartPolicy": "Never", "nodeName": "gpu-node-1",
-                        "containers": [{"name": "trainer", "image": "registry.example/trainer:1.0",
-                                        "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}
-        st, body = kube.call("POST", f"/api/v1/namespaces/{NS}/pods", pod)
-        ok(st == 201, f"bare pod {name} labelled {a6['id']}", body)
+        create_bare_pod(kube, NS, name, a6["id"])
     t0 = now()
     for name in bare:
         kube.patch_status(NS, name, {"phase": "Running", "startTime": t0,
@@ -425,13 +430,7 @@ def main():
     a8 = allocate(base, "foreign")
 
     def bare_pod(ns, name):
-        pod = {"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": name, "labels": {ALLOC_LABEL: a8["id"]}},
-               "spec": {"restartPolicy": "Never", "nodeName": "gpu-node-1",
-                        "containers": [{"name": "trainer", "image": "registry.example/trainer:1.0",
-                                        "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}
-        st, body = kube.call("POST", f"/api/v1/namespaces/{ns}/pods", pod)
-        ok(st == 201, f"pod {ns}/{name} labelled {a8['id']}", body)
+        create_bare_pod(kube, ns, name, a8["id"])
         t = now()
         kube.patch_status(ns, name, {"phase": "Running", "startTime": t,
                                      "containerStatuses": container({"running": {"startedAt": t}})})

@@ -216,6 +216,43 @@ else
 	zexpect 3 plinth audit - -- --team --actor --action --since --until --limit
 	zexpect 3 plinth submit j -- "<files>"
 	zexpect 4 plinth export -o "" -- "<files>"
+	# The real thing: an interactive zsh on a pseudo-terminal (zsh/zpty), the
+	# script installed in $fpath as _plinth, TAB pressed after LINE; what zsh
+	# lists is read back (bounded: 5 s per read).
+	mkdir -p "$T/zfunc" && cp "$T/_plinth" "$T/zfunc/_plinth"
+	cat >"$T/ztab.zsh" <<'ZEOF'
+zmodload zsh/zpty || exit 1
+zpty -b z "TERM=dumb zsh -f -i" || exit 1
+zpty -w z "PS1='> '; fpath=($1 \$fpath); autoload -Uz compinit; compinit -u -D; plinth() { :; }; print READY"
+all=
+for i in {1..50}; do
+	zpty -r -t z chunk 2>/dev/null && all+=$chunk
+	[[ $all == *READY* ]] && break
+	sleep 0.1
+done
+zpty -w -n z "$2"$'\t'
+all=
+for i in {1..50}; do
+	zpty -r -t z chunk 2>/dev/null && all+=$chunk
+	missing=0
+	for want in "${@[3,-1]}"; do [[ $all == *"$want"* ]] || missing=1; done
+	(( missing )) || break
+	sleep 0.1
+done
+print -r -- "$all"
+zpty -d z
+ZEOF
+	ztab() { # LINE WORD...: TAB after LINE in an interactive zsh lists every WORD
+		zline=$1; shift
+		timeout 30 zsh -f "$T/ztab.zsh" "$T/zfunc" "$zline" "$@" | tr -d '\r' >"$T/out" 2>"$T/err"
+		RC=$?
+		for want in "$@"; do
+			if grep -qw -- "$want" "$T/out"; then ok "zsh TAB after '$zline' lists $want"; else not_ok "zsh TAB after '$zline' lacks $want"; fi
+		done
+	}
+	ztab "plinth team " retire list get set
+	ztab "plinth costs --group-by " month team project gpu_type day
+	ztab "plinth audit --" --until --team --actor --action --since --limit
 fi
 # One source of truth: every option a command's --help names is completed.
 "$PLINTH" --help | sed -n 's/^  \([a-z][a-z-]*\)  .*/\1/p' >"$T/commands"

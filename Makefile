@@ -14,6 +14,8 @@ BUILD_DEBS = gcc make pkg-config meson ninja-build libmicrohttpd-dev libjansson-
        libpq-dev libssl-dev libcurl4-openssl-dev libcmocka-dev libyaml-dev libgit2-dev git nodejs npm
 TEST_DEBS = $(BUILD_DEBS) postgresql postgresql-contrib valgrind sqlite3 curl python3 python3-venv \
        chromium
+# zsh: the cli suite runs `plinth completion zsh` in it.
+TEST_DEBS += zsh
 FUZZ_DEBS = $(BUILD_DEBS) clang libclang-rt-14-dev
 
 .PHONY: test-deps web-deps all build run test test-plain test-asan test-valgrind bench fuzz deps clean image

@@ -3,8 +3,9 @@
  * calling the daemon, printing problems and tables.
  *
  * It talks to the daemon only through src/net/httpc.h and must never touch
- * the daemon's internals, never compute money (amounts are printed exactly as
- * received), and never build JSON by string concatenation (jansson only).
+ * the daemon's internals, never compute money (the one exception: rounding
+ * an amount to cents for display, cli_money_text, in integer micro-units),
+ * and never build JSON by string concatenation (jansson only).
  */
 #include "cli/cli.h"
 
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/money.h"
 #include "net/httpc.h"
 
 /* Bounds for talking to the daemon: a CLI call should never hang or balloon. */
@@ -201,6 +203,19 @@ int cli_option_common(struct cli *c, int opt, int argc, char **argv)
 	}
 }
 
+int cli_options_common_only(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = { CLI_COMMON_LONGOPTS, { NULL, 0, NULL, 0 } };
+	int o, rc;
+
+	while ((o = getopt_long(argc, argv, CLI_OPTSTRING, opts, NULL)) != -1) {
+		rc = cli_option_common(c, o, argc, argv);
+		if (rc != CLI_CONTINUE)
+			return rc;
+	}
+	return CLI_CONTINUE;
+}
+
 int cli_parse_int(const char *s, long long *out)
 {
 	char *end = NULL;
@@ -324,53 +339,125 @@ static void __attribute__((format(printf, 1, 2))) cli_err_line(const char *fmt, 
 	va_end(ap);
 }
 
-/* Prints the problem+json (or whatever came back) of a failed call to stderr. */
-static void cli_problem_print(const struct cli *c, const struct httpc_response *r)
-{
-	json_t *p = NULL;
-	json_error_t jerr;
-	const char *title = NULL, *detail = NULL;
+/* What a refusal carries besides its detail, worth a line each; money is
+ * rounded like in a table (the --json document keeps the full value). */
+static const struct {
+	const char *key;
+	int money;
+} cli_problem_extras[] = {
+	{ "estimated_cost", 1 },
+	{ "available", 1 },
+	{ "gpus_available", 0 },
+};
 
-	if (r->len > 0)
-		p = json_loadb(r->body, r->len, 0, &jerr);
+/* A failed call that sent no problem document: its status and the first line
+ * of its body ("HTTP 502: Bad Gateway").  Returns buf. */
+static const char *cli_status_line(const struct httpc_response *r, char *buf, size_t len)
+{
+	int n = 0;
+
+	while ((size_t)n < r->len && n < 200 && r->body[n] != '\n' && r->body[n] != '\r')
+		n++;
+	snprintf(buf, len, "HTTP %ld%s%.*s", r->status, n > 0 ? ": " : "", n,
+		n > 0 ? r->body : "");
+	return buf;
+}
+
+/*
+ * Prints a failed call's problem to stderr, each thing once: "plinth: TITLE:
+ * DETAIL" (or the status and the first line of a body that is no problem),
+ * then "  field: message" for each invalid field unless the detail is that
+ * very text (a one-field error says it in its detail already), then the
+ * refusal's extras.
+ */
+static void cli_problem_print(const struct cli *c, const struct httpc_response *r, json_t *p)
+{
+	const char *title = NULL, *detail = NULL, *cur = NULL;
+
 	if (json_is_object(p)) {
 		title = json_string_value(json_object_get(p, "title"));
 		detail = json_string_value(json_object_get(p, "detail"));
+		cur = json_string_value(json_object_get(p, "currency"));
 	}
 	if (title != NULL) {
-		if (detail != NULL && detail[0] != '\0')
+		if (detail != NULL && detail[0] != '\0' && strcmp(detail, title) != 0)
 			cli_err_line("plinth: %s: %s", title, detail);
 		else
 			cli_err_line("plinth: %s", title);
 	} else {
-		/* Not a problem document: show the status and the first line of the body. */
-		int n = 0;
-		while ((size_t)n < r->len && n < 200 && r->body[n] != '\n' && r->body[n] != '\r')
-			n++;
-		cli_err_line("plinth: HTTP %ld%s%.*s", r->status, n > 0 ? ": " : "", n, r->body);
+		char first[256];
+		cli_err_line("plinth: %s", cli_status_line(r, first, sizeof first));
 	}
 	if (json_is_object(p)) {
 		json_t *errs = json_object_get(p, "errors");
 		size_t i;
 		json_t *e;
-		static const char *const extras[] = { "estimated_cost", "available", "gpus_available" };
 
 		json_array_foreach(errs, i, e) {
 			const char *field = json_string_value(json_object_get(e, "field"));
 			const char *msg = json_string_value(json_object_get(e, "message"));
-			cli_err_line("  %s: %s", field ? field : "?", msg ? msg : "invalid");
+			char *line = NULL;
+
+			if (asprintf(&line, "%s: %s", field ? field : "?", msg ? msg : "invalid") < 0) {
+				cli_err_line("plinth: out of memory");
+				break;
+			}
+			if (detail == NULL || strcmp(line, detail) != 0)
+				cli_err_line("  %s", line);
+			free(line);
 		}
 		/* A refusal says what was asked and what is left: worth showing. */
-		for (i = 0; i < sizeof extras / sizeof extras[0]; i++) {
-			char buf[64];
-			json_t *v = json_object_get(p, extras[i]);
-			if (v != NULL && !json_is_null(v))
-				cli_err_line("  %s: %s", extras[i], cli_json_text(v, buf, sizeof buf));
+		for (i = 0; i < sizeof cli_problem_extras / sizeof cli_problem_extras[0]; i++) {
+			char buf[CLI_MONEY_LEN];
+			const char *key = cli_problem_extras[i].key;
+			json_t *v = json_object_get(p, key);
+
+			if (v == NULL || json_is_null(v))
+				continue;
+			if (cli_problem_extras[i].money && json_is_string(v))
+				cli_money_text(json_string_value(v), cur, buf, sizeof buf);
+			else
+				cli_json_text(v, buf, sizeof buf);
+			cli_err_line("  %s: %s", key, buf);
 		}
 	}
 	if (r->status == 401 && c->token == NULL)
 		cli_printf(stderr, "plinth: hint: pass --token or set PLINTH_TOKEN\n");
-	json_decref(p);
+}
+
+/* With --json: a failed call's problem document on stdout.  p is the daemon's
+ * document (printed as sent) or NULL: then one is made from status/title/detail
+ * (status 0 = none, the daemon was not reached). */
+static void cli_problem_json(const struct httpc_response *r, const json_t *p, long status,
+	const char *title, const char *detail)
+{
+	json_t *made;
+	char *text, *safe;
+
+	if (json_is_object(p)) {
+		cli_write(stdout, r->body, r->len, 1);
+		if (r->body[r->len - 1] != '\n')
+			cli_printf(stdout, "\n");
+		return;
+	}
+	safe = cli_text_safe(detail); /* a body's first line need not be UTF-8 */
+	made = json_pack("{s:s, s:s}", "type", "about:blank", "title", title);
+	if (safe == NULL || made == NULL || (status != 0 && json_object_set_new(made, "status",
+		json_integer(status)) != 0) ||
+	    json_object_set_new(made, "detail", json_string(safe)) != 0) {
+		free(safe);
+		json_decref(made);
+		cli_printf(stderr, "plinth: out of memory\n");
+		return;
+	}
+	free(safe);
+	text = json_dumps(made, JSON_COMPACT);
+	if (text != NULL)
+		cli_printf(stdout, "%s\n", text);
+	else
+		cli_printf(stderr, "plinth: out of memory\n");
+	free(text);
+	json_decref(made);
 }
 
 int cli_call(struct cli *c, const char *method, const struct cli_path *path, json_t *body,
@@ -425,13 +512,24 @@ int cli_call(struct cli *c, const char *method, const struct cli_path *path, jso
 	err = httpc_request(method, url, headers, payload, payload ? strlen(payload) : 0,
 		CLI_TIMEOUT_MS, CLI_MAX_BODY, &r, detail);
 	if (err != 0) {
-		cli_printf(stderr, "plinth: %s\n", detail[0] ? detail : err_name(err));
+		const char *why = detail[0] ? detail : err_name(err);
+		cli_printf(stderr, "plinth: %s\n", why);
 		rc = err == ERR_UNAVAILABLE ? CLI_EXIT_UNREACHABLE :
 			err == ERR_INVALID ? CLI_EXIT_USAGE : CLI_EXIT_API;
+		if (c->json)
+			cli_problem_json(&r, NULL, 0, err == ERR_UNAVAILABLE ?
+				"Cannot reach the daemon" : "Request failed", why);
 		goto out;
 	}
 	if (r.status < 200 || r.status > 299) {
-		cli_problem_print(c, &r);
+		json_t *p = r.len > 0 ? json_loadb(r.body, r.len, 0, &jerr) : NULL;
+		cli_problem_print(c, &r, p);
+		if (c->json) {
+			char first[256];
+			cli_problem_json(&r, p, r.status, "HTTP error",
+				cli_status_line(&r, first, sizeof first));
+		}
+		json_decref(p);
 		rc = CLI_EXIT_API;
 		goto out;
 	}
@@ -439,6 +537,9 @@ int cli_call(struct cli *c, const char *method, const struct cli_path *path, jso
 		parsed = json_loadb(r.body, r.len, 0, &jerr);
 		if (parsed == NULL) {
 			cli_printf(stderr, "plinth: the daemon sent invalid JSON: %s\n", jerr.text);
+			if (c->json)
+				cli_problem_json(&r, NULL, r.status, "Invalid response",
+					"the daemon sent invalid JSON");
 			rc = CLI_EXIT_API;
 			goto out;
 		}
@@ -566,16 +667,47 @@ void cli_table_cell_json(struct cli_table *t, const json_t *obj, const char *key
 	cli_table_cell(t, cli_json_text(json_object_get(obj, key), buf, sizeof buf));
 }
 
+const char *cli_money_text(const char *amount, const char *currency, char *buf, size_t n)
+{
+	const char *digits = amount;
+	int64_t micros = 0, cents;
+	int neg = 0;
+
+	if (currency == NULL || currency[0] == '\0')
+		currency = "USD";
+	if (amount == NULL || amount[0] == '\0') {
+		snprintf(buf, n, "-");
+		return buf;
+	}
+	if (amount[0] == '-') { /* a balance can be negative; money_parse takes none */
+		neg = 1;
+		digits = amount + 1;
+	}
+	if (money_parse(digits, &micros) != 0) {
+		/* Not an amount the API would send: shown as received, not guessed at. */
+		snprintf(buf, n, "%s %s", amount, currency);
+		return buf;
+	}
+	/* Half-up on the magnitude: 5000 micros (half a cent) rounds up. */
+	cents = (micros + 5000) / 10000;
+	if (cents == 0)
+		neg = 0; /* never "-0.00" */
+	snprintf(buf, n, "%s%lld.%02lld %s", neg ? "-" : "", (long long)(cents / 100),
+		(long long)(cents % 100), currency);
+	return buf;
+}
+
 void cli_table_cell_money(struct cli_table *t, const json_t *obj, const char *key,
 	const char *currency)
 {
 	const json_t *v = json_object_get(obj, key);
+	char buf[CLI_MONEY_LEN];
 
 	if (!json_is_string(v)) {
 		cli_table_cell(t, "-");
 		return;
 	}
-	cli_table_cellf(t, "%s %s", json_string_value(v), currency ? currency : "USD");
+	cli_table_cell(t, cli_money_text(json_string_value(v), currency, buf, sizeof buf));
 }
 
 int cli_table_print(const struct cli_table *t, FILE *f)

@@ -4,8 +4,9 @@
  * problems, and aligned tables.
  *
  * The CLI is a plain HTTP client of the daemon: it must never reach into the
- * daemon's internals (store, core ledger) and never do money arithmetic;
- * amounts are shown exactly as the API returns them.
+ * daemon's internals (store, core ledger) and never do money arithmetic
+ * beyond rounding an amount for a table (cli_money_text); --json prints
+ * amounts exactly as the API returns them.
  */
 #ifndef PLINTH_CLI_H
 #define PLINTH_CLI_H
@@ -75,11 +76,14 @@ int cmd_start(struct cli *c, int argc, char **argv);
 int cmd_complete(struct cli *c, int argc, char **argv);
 int cmd_cancel(struct cli *c, int argc, char **argv);
 int cmd_teams(struct cli *c, int argc, char **argv);
+int cmd_gpu_types(struct cli *c, int argc, char **argv);
 int cmd_costs(struct cli *c, int argc, char **argv);
 int cmd_token(struct cli *c, int argc, char **argv);
 int cmd_submit(struct cli *c, int argc, char **argv);
 /* `plinth controller` (src/cli/cmd_controller.c): runs until SIGINT/SIGTERM. */
 int cmd_controller(struct cli *c, int argc, char **argv);
+/* `plinth completion bash|zsh` (src/cli/cmd_completion.c). */
+int cmd_completion(struct cli *c, int argc, char **argv);
 
 /* The daemon (src/cli/cmd_serve.c): argv[0] is "serve"; returns the process exit code. */
 int cmd_serve(int argc, char **argv);
@@ -113,6 +117,13 @@ void cli_init(struct cli *c);
  * returns CLI_EXIT_USAGE).  Returns CLI_CONTINUE when parsing should go on.
  */
 int cli_option_common(struct cli *c, int opt, int argc, char **argv);
+
+/*
+ * The option loop of a command that has only the shared options: parses argv
+ * (c->help set first) and returns CLI_CONTINUE with optind at the first
+ * argument that is no option, or the exit code of --help or a usage error.
+ */
+int cli_options_common_only(struct cli *c, int argc, char **argv);
 
 /* Prints "plinth <cmd>: <message>" and the --help hint to stderr; returns CLI_EXIT_USAGE. */
 int cli_usage(const struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -151,8 +162,12 @@ void cli_path_query(struct cli_path *p, const char *key, const char *value);
  * (borrowed, not consumed) and an optional extra header ("Name: value").
  * On a 2xx answer returns CLI_EXIT_OK and sets *out to the parsed JSON (the
  * caller owns it; NULL for an empty body); with --json it first prints the raw
- * body to stdout.  Otherwise prints the problem to stderr, leaves *out alone and
- * returns CLI_EXIT_API, CLI_EXIT_UNREACHABLE or CLI_EXIT_USAGE.
+ * body to stdout.  Otherwise prints the problem to stderr once (one line, then
+ * one line per invalid field the line does not already name), leaves *out
+ * alone and returns CLI_EXIT_API, CLI_EXIT_UNREACHABLE or CLI_EXIT_USAGE; with
+ * --json it also prints the problem document to stdout (the daemon's, or one
+ * made here when the daemon sent none or could not be reached), so a script
+ * reading stdout always gets JSON.
  */
 int cli_call(struct cli *c, const char *method, const struct cli_path *path, json_t *body,
 	const char *extra_header, json_t **out);
@@ -168,7 +183,18 @@ void cli_table_cell(struct cli_table *t, const char *s);
 void cli_table_cellf(struct cli_table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends obj[key] rendered as text: strings as-is, numbers, null/absent as "-". */
 void cli_table_cell_json(struct cli_table *t, const json_t *obj, const char *key);
-/* Appends the money obj[key] followed by the currency ("12.50 USD"), or "-". */
+/*
+ * Money in tables and text lines: the API's decimal string rounded half-up
+ * (away from zero) to two decimals, by integer arithmetic on micro-units, then
+ * the currency: "29999.694222" -> "29999.69 USD", "0.125" -> "0.13 USD".  No
+ * thousands separators, so the number pastes back into a command.  NULL or ""
+ * gives "-"; a string that is not a money amount is shown as received.
+ * currency NULL means USD.  buf should hold CLI_MONEY_LEN bytes.  Returns buf.
+ */
+#define CLI_MONEY_LEN 96
+const char *cli_money_text(const char *amount, const char *currency, char *buf, size_t n);
+
+/* Appends the money obj[key] via cli_money_text ("12.50 USD"), or "-". */
 void cli_table_cell_money(struct cli_table *t, const json_t *obj, const char *key,
 	const char *currency);
 /* Writes the table to f; returns 0, or -1 if an earlier cell failed (out of memory). */

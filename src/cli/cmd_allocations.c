@@ -21,7 +21,7 @@ static const char allocations_help[] =
 	"\n"
 	"Examples:\n"
 	"  plinth allocations --team ml --status running\n"
-	"  plinth allocations show alc_abc123\n";
+	"  plinth allocations show alloc_7kq2m6x4tjvw3bzpcd5c\n";
 
 enum { OPT_TEAM = 1000, OPT_STATUS, OPT_LIMIT, OPT_CURSOR };
 

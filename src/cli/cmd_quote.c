@@ -106,13 +106,10 @@ int cmd_quote(struct cli *c, int argc, char **argv)
 		goto out;
 	if (!c->json)
 		rc = quote_print(res);
-	/* Not approved is a refusal: scripts see it in the exit code. */
+	/* Not approved is a refusal: scripts see it in the exit code.  The reasons
+	 * are in the table (or the JSON) already: said once. */
 	if (rc == CLI_EXIT_OK && !json_is_true(json_object_get(res, "approved"))) {
-		size_t i;
-		json_t *r;
 		cli_printf(stderr, "plinth: quote not approved\n");
-		json_array_foreach(json_object_get(res, "reasons"), i, r)
-			cli_printf(stderr, "  reason: %s\n", json_string_value(r) ? json_string_value(r) : "?");
 		rc = CLI_EXIT_API;
 	}
 out:

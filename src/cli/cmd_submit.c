@@ -131,7 +131,8 @@ static void print_result(const json_t *res)
 	cli_printf(stdout, "allocation   %s (%s, estimated cost %s)\n",
 	       cli_json_text(json_object_get(a, "id"), b1, sizeof b1),
 	       cli_json_text(json_object_get(a, "status"), b2, sizeof b2),
-	       cli_json_text(json_object_get(a, "estimated_cost"), b3, sizeof b3));
+	       cli_money_text(json_string_value(json_object_get(a, "estimated_cost")),
+		       json_string_value(json_object_get(a, "currency")), b3, sizeof b3));
 	if (json_is_true(json_object_get(ml, "skipped")))
 		cli_printf(stdout, "mlflow       skipped (%s)\n",
 		       cli_json_text(json_object_get(ml, "reason"), b1, sizeof b1));

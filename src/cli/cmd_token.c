@@ -23,7 +23,7 @@ static const char token_help[] =
 	"\n"
 	"Examples:\n"
 	"  plinth token create --name alice --role member --team ml\n"
-	"  plinth token revoke tok_abc123\n";
+	"  plinth token revoke tok_4fj7w2nq6xkt3rmb\n";
 
 enum { OPT_NAME = 1000, OPT_ROLE, OPT_TEAM };
 

@@ -18,7 +18,7 @@ static const char start_help[] =
 	"\n" CLI_COMMON_HELP
 	"\n"
 	"Example:\n"
-	"  plinth start alc_abc123 --at 2026-11-29T20:40:00Z\n";
+	"  plinth start alloc_7kq2m6x4tjvw3bzpcd5c --at 2026-11-29T20:40:00Z\n";
 
 static const char complete_help[] =
 	"Usage: plinth complete ID [--at RFC3339]\n"
@@ -32,7 +32,7 @@ static const char complete_help[] =
 	"\n" CLI_COMMON_HELP
 	"\n"
 	"Example:\n"
-	"  plinth complete alc_abc123 --at 2026-11-30T02:10:00Z\n";
+	"  plinth complete alloc_7kq2m6x4tjvw3bzpcd5c --at 2026-11-30T02:10:00Z\n";
 
 static const char cancel_help[] =
 	"Usage: plinth cancel ID\n"
@@ -45,7 +45,7 @@ static const char cancel_help[] =
 	"\n" CLI_COMMON_HELP
 	"\n"
 	"Example:\n"
-	"  plinth cancel alc_abc123\n";
+	"  plinth cancel alloc_7kq2m6x4tjvw3bzpcd5c\n";
 
 enum { OPT_AT = 1000 };
 

@@ -27,12 +27,14 @@ static const struct {
 	{ "complete", cmd_complete, "finish a running allocation and bill it" },
 	{ "cancel", cmd_cancel, "cancel an approved allocation and release its reservation" },
 	{ "teams", cmd_teams, "list teams, or show one team's budget" },
+	{ "gpu-types", cmd_gpu_types, "list the GPU types: ids, prices, free GPUs" },
 	{ "costs", cmd_costs, "spend grouped by team, project, GPU type or day" },
 	{ "token", cmd_token, "create, list or revoke API tokens (admin)" },
 	{ "submit", cmd_submit, "submit a training job file (allocation, MLflow, GitOps)" },
 	{ "controller", cmd_controller, "report real GPU time from Kubernetes Jobs and Pods" },
 	{ "version", cmd_version, "print the version" },
 	{ "help", cmd_help, "show help for a command" },
+	{ "completion", cmd_completion, "print a bash or zsh completion script" },
 };
 
 static void usage_print(FILE *f)
@@ -66,16 +68,13 @@ static const char version_help[] =
 
 static int cmd_version(struct cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = { CLI_COMMON_LONGOPTS, { NULL, 0, NULL, 0 } };
-	int o, rc;
+	int rc;
 
 	c->help = version_help;
 	optind = 0;
-	while ((o = getopt_long(argc, argv, CLI_OPTSTRING, opts, NULL)) != -1) {
-		rc = cli_option_common(c, o, argc, argv);
-		if (rc != CLI_CONTINUE)
-			return rc;
-	}
+	rc = cli_options_common_only(c, argc, argv);
+	if (rc != CLI_CONTINUE)
+		return rc;
 	if (optind < argc)
 		return cli_usage(c, "unexpected argument '%s'", argv[optind]);
 	if (c->json)

@@ -62,7 +62,7 @@ kv() { sed -n "s/^$1  *//p" "$T/out" | head -n 1; }
 
 run --help
 expect_rc 0 "plinth --help"
-for c in serve quote allocate allocations start complete cancel teams costs token version; do
+for c in serve quote allocate allocations start complete cancel teams gpu-types costs token version completion; do
 	expect_out "$c" "top-level help lists $c"
 done
 
@@ -84,6 +84,8 @@ check_help teams TEAM
 check_help costs --from --to --group-by
 check_help token --name --role --team create revoke
 check_help version version
+check_help gpu-types gpu-types
+check_help completion bash zsh
 run help quote
 expect_rc 0 "plinth help quote"
 expect_out "--gpu-type" "plinth help quote shows quote's help"
@@ -121,6 +123,146 @@ run --url http://127.0.0.1:1 teams
 expect_rc 3 "daemon unreachable"
 expect_err "cannot reach http://127.0.0.1:1" "unreachable says which URL"
 expect_err "Connection refused" "unreachable says why"
+run --json --url http://127.0.0.1:1 teams
+expect_rc 3 "--json: daemon unreachable still exits 3"
+expect_out '"title":"Cannot reach the daemon"' "--json: unreachable prints a problem document on stdout"
+expect_out '"detail":"cannot reach http://127.0.0.1:1' "--json: the problem's detail says which URL"
+if [ "$(grep -c . "$T/err")" -eq 1 ]; then ok "unreachable: one line on stderr"; else not_ok "unreachable: stderr has $(grep -c . "$T/err") lines"; fi
+
+# --- shell completion (issue 16) ---------------------------------------------------
+run completion bash
+expect_rc 0 "completion bash"
+cp "$T/out" "$T/plinth.bash"
+if bash -n "$T/plinth.bash" 2>"$T/err"; then ok "the bash script parses"; else RC=1; not_ok "bash -n"; fi
+run completion fish
+expect_rc 2 "completion fish is a usage error"
+run completion
+expect_rc 2 "completion needs a shell"
+# comp LINE: the words bash would offer after LINE (a trailing space starts a new word).
+comp() {
+	bash -c '. "$1"; line=$2
+		read -ra COMP_WORDS <<<"$line"
+		case $line in *" ") COMP_WORDS+=("");; esac
+		COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMP_LINE=$line; COMP_POINT=${#line}
+		_plinth plinth "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+		printf "%s\n" "${COMPREPLY[@]}"' comp "$T/plinth.bash" "$1" >"$T/out" 2>"$T/err"
+	RC=$?
+	OUT=$(cat "$T/out"); ERR=$(cat "$T/err")
+}
+expect_words() { # LINE WORDS...: every WORD is offered after LINE, as a whole word
+	line=$1; shift
+	comp "$line"
+	for w in "$@"; do
+		if grep -qx -- "$w" "$T/out"; then ok "complete '$line' offers $w"; else not_ok "complete '$line' lacks $w"; fi
+	done
+}
+bash -c '. "$1"; complete -p plinth' comp "$T/plinth.bash" >"$T/out" 2>"$T/err"; RC=$?; OUT=$(cat "$T/out"); ERR=$(cat "$T/err")
+expect_out "-F _plinth" "complete -p plinth names the function"
+expect_words "plinth " quote allocate allocations start complete cancel teams costs token submit \
+	controller version help completion serve migrate team gpu-type audit job export
+expect_words "plinth --url http://x:1 --json " quote team
+expect_words "plinth te" team teams
+comp "plinth te"
+case $OUT in *quote*) not_ok "complete 'plinth te' offers quote";; *) ok "complete 'plinth te' filters by the prefix";; esac
+expect_words "plinth team " list get set retire
+expect_words "plinth team set ml --" --display-name --budget --period --alert-thresholds --admins --json
+expect_words "plinth team set ml --period " monthly quarterly
+expect_words "plinth gpu-type " list get set retire
+expect_words "plinth gpu-type set h100-80gb --" --name --price --capacity
+expect_words "plinth audit --" --team --actor --action --since --until --limit
+expect_words "plinth job " list get
+expect_words "plinth job list --" --team
+expect_words "plinth export -" --format --month -o
+expect_words "plinth costs --group-by " team project gpu_type day month
+expect_words "plinth allocations --status " approved running completed cancelled expired
+expect_words "plinth token create --role " admin finance member service
+expect_words "plinth token " create list revoke
+expect_words "plinth completion " bash zsh
+expect_words "plinth help " quote team
+mkdir -p "$T/jobs" && : >"$T/jobs/train.yaml"
+expect_words "plinth submit $T/jobs/tr" "$T/jobs/train.yaml"
+# zsh (installed by `make test-deps`): the script registers with the real
+# completion system (compinit), and its function, run by real zsh with
+# compadd and _files recording what they are given, offers the same words.
+run completion zsh
+expect_rc 0 "completion zsh"
+cp "$T/out" "$T/_plinth"
+if ! command -v zsh >/dev/null 2>&1; then
+	RC=127; not_ok "zsh is not installed (make test-deps installs it)"
+else
+	if zsh -n "$T/_plinth" 2>"$T/err"; then ok "the zsh script parses"; else RC=1; not_ok "zsh -n"; fi
+	zsh -f -c 'autoload -Uz compinit && compinit -u -D && . "$1" && print -r -- "${_comps[plinth]}"' \
+		zcomp "$T/_plinth" >"$T/out" 2>"$T/err"
+	RC=$?; OUT=$(cat "$T/out"); ERR=$(cat "$T/err")
+	expect_out "_plinth" "compinit knows plinth's completion function"
+	zexpect() { # N WORD... -- WANT...: words[1..N] with CURRENT=N; every WANT is offered
+		zn=$1; shift
+		zwords=""
+		while [ "$1" != -- ]; do zwords="$zwords '$1'"; shift; done
+		shift
+		zsh -f -c 'compdef() { :; }; compadd() { [[ $1 == -- ]] && shift; print -rl -- "$@"; }
+			_files() { print -r -- "<files>"; }
+			. "$1"; eval "words=($2)"; CURRENT=$3; _plinth' zcomp "$T/_plinth" "$zwords" "$zn" \
+			>"$T/out" 2>"$T/err"
+		RC=$?
+		for want in "$@"; do
+			if grep -qx -- "$want" "$T/out"; then ok "zsh:$zwords offers $want"; else not_ok "zsh:$zwords lacks $want"; fi
+		done
+	}
+	zexpect 2 plinth "" -- quote team gpu-type audit job export completion
+	zexpect 5 plinth --url http://x:1 team "" -- list get set retire
+	zexpect 4 plinth costs --group-by "" -- team project gpu_type day month
+	zexpect 5 plinth gpu-type set h100-80gb - -- --name --price --capacity --json
+	zexpect 3 plinth audit - -- --team --actor --action --since --until --limit
+	zexpect 3 plinth submit j -- "<files>"
+	zexpect 4 plinth export -o "" -- "<files>"
+	# The real thing: an interactive zsh on a pseudo-terminal (zsh/zpty), the
+	# script installed in $fpath as _plinth, TAB pressed after LINE; what zsh
+	# lists is read back (bounded: 5 s per read).
+	mkdir -p "$T/zfunc" && cp "$T/_plinth" "$T/zfunc/_plinth"
+	cat >"$T/ztab.zsh" <<'ZEOF'
+zmodload zsh/zpty || exit 1
+zpty -b z "TERM=dumb zsh -f -i" || exit 1
+zpty -w z "PS1='> '; fpath=($1 \$fpath); autoload -Uz compinit; compinit -u -D; plinth() { :; }; print READY"
+all=
+for i in {1..50}; do
+	zpty -r -t z chunk 2>/dev/null && all+=$chunk
+	[[ $all == *READY* ]] && break
+	sleep 0.1
+done
+zpty -w -n z "$2"$'\t'
+all=
+for i in {1..50}; do
+	zpty -r -t z chunk 2>/dev/null && all+=$chunk
+	missing=0
+	for want in "${@[3,-1]}"; do [[ $all == *"$want"* ]] || missing=1; done
+	(( missing )) || break
+	sleep 0.1
+done
+print -r -- "$all"
+zpty -d z
+ZEOF
+	ztab() { # LINE WORD...: TAB after LINE in an interactive zsh lists every WORD
+		zline=$1; shift
+		timeout 30 zsh -f "$T/ztab.zsh" "$T/zfunc" "$zline" "$@" | tr -d '\r' >"$T/out" 2>"$T/err"
+		RC=$?
+		for want in "$@"; do
+			if grep -qw -- "$want" "$T/out"; then ok "zsh TAB after '$zline' lists $want"; else not_ok "zsh TAB after '$zline' lacks $want"; fi
+		done
+	}
+	ztab "plinth team " retire list get set
+	ztab "plinth costs --group-by " month team project gpu_type day
+	ztab "plinth audit --" --until --team --actor --action --since --limit
+fi
+# One source of truth: every option a command's --help names is completed.
+"$PLINTH" --help | sed -n 's/^  \([a-z][a-z-]*\)  .*/\1/p' >"$T/commands"
+while read -r c; do
+	[ "$c" = help ] && continue
+	"$PLINTH" "$c" --help 2>/dev/null | sed -n 's/^ *\(-[a-z], \)\{0,1\}\(--[a-z][a-z0-9-]*\).*/\2/p' | sort -u >"$T/opts"
+	comp "plinth $c --"
+	missing=$(grep -vxF -f "$T/out" "$T/opts" | tr '\n' ' ')
+	if [ -z "$missing" ]; then ok "completion of $c covers its --help options"; else not_ok "completion of $c lacks: $missing"; fi
+done <"$T/commands"
 
 # --- the real daemon ----------------------------------------------------------------
 
@@ -197,7 +339,9 @@ expect_flat '"approved":true' "quote --json approved true"
 run quote --team ml --gpu-type h100-80gb --gpus 8 --hours 100
 expect_rc 1 "quote over budget exits 1"
 expect_out "5504.00 USD" "refused quote still shows 8 x 6.88 x 100 = 5504.00"
-expect_err "reason" "refused quote prints its reasons"
+expect_out "reason" "refused quote shows its reasons in the table"
+# Printed once: the table has the reasons, stderr only says it was refused.
+if [ "$(grep -c . "$T/err")" -eq 1 ]; then ok "refused quote: one line on stderr"; else not_ok "refused quote: stderr has $(grep -c . "$T/err") lines"; fi
 run quote --team ml --gpu-type no-such-gpu --gpus 1 --hours 1
 expect_rc 1 "quote with an unknown GPU type"
 expect_err "gpu_type" "422 names the gpu_type field"
@@ -268,8 +412,8 @@ while [ "$(date -u +%s)" -lt $((END_S - 4)) ] && [ $i -lt 150 ]; do sleep 0.1; i
 run --token "$SERVICE" complete "$A1" --at "$END"
 expect_rc 0 "complete --at (service token)"
 if [ "$(kv status)" = completed ]; then ok "completed"; else not_ok "status '$(kv status)'"; fi
-if [ "$(kv actual_cost)" = "0.0344 USD" ]; then ok "actual_cost 0.0344 USD (per second)"; else not_ok "actual_cost '$(kv actual_cost)'"; fi
-if [ "$(kv released)" = "137.5656 USD" ]; then ok "released 137.5656 USD"; else not_ok "released '$(kv released)'"; fi
+if [ "$(kv actual_cost)" = "0.03 USD" ]; then ok "actual_cost 0.0344 shown as 0.03 USD (per second)"; else not_ok "actual_cost '$(kv actual_cost)'"; fi
+if [ "$(kv released)" = "137.57 USD" ]; then ok "released 137.5656 shown as 137.57 USD"; else not_ok "released '$(kv released)'"; fi
 run --json --token "$SERVICE" complete "$A1" --at "$END"
 expect_rc 0 "complete again is idempotent"
 expect_flat '"actual_cost":"0.0344"' "repeat charges the same"
@@ -294,11 +438,11 @@ expect_rc 1 "start after cancel is a conflict"
 run teams
 expect_rc 0 "teams"
 expect_out "AVAILABLE" "teams prints a header"
-expect_out "999.9656 USD" "teams shows ml's available budget"
+expect_out "999.97 USD" "teams shows ml's available budget (999.9656 rounded)"
 case $OUT in *vision*) not_ok "member sees another team";; *) ok "member sees only its team";; esac
 run teams ml
 expect_rc 0 "teams ml"
-if [ "$(kv spent)" = "0.0344 USD" ]; then ok "ml spent 0.0344 USD"; else not_ok "spent '$(kv spent)'"; fi
+if [ "$(kv spent)" = "0.03 USD" ]; then ok "ml spent 0.0344 shown as 0.03 USD"; else not_ok "spent '$(kv spent)'"; fi
 if [ "$(kv reserved)" = "0.00 USD" ]; then ok "ml reserved 0.00 USD"; else not_ok "reserved '$(kv reserved)'"; fi
 if [ "$(kv budget)" = "1000.00 USD" ]; then ok "ml budget 1000.00 USD"; else not_ok "budget '$(kv budget)'"; fi
 run --json teams ml
@@ -314,7 +458,7 @@ expect_out "vision" "admin sees every team"
 run costs
 expect_rc 0 "costs"
 expect_out "TOTAL" "costs prints a total"
-expect_out "0.0344 USD" "costs shows ml's spend"
+expect_out "0.03 USD" "costs shows ml's spend (0.0344 rounded)"
 run costs --group-by project
 expect_rc 0 "costs --group-by project"
 expect_out "llm" "costs grouped by project shows llm"
@@ -326,6 +470,99 @@ expect_flat '"spent":"0.0344"' "costs --json spent"
 run --json --token "$ADMIN" costs --from 2000-01-01 --to 2000-02-01
 expect_rc 0 "costs for a past range"
 expect_flat '"items":[]' "nothing was spent in 2000"
+
+# --- issue 16: money with two decimals, errors once, --json refusals, real ids ----
+# A price with six decimals and one that rounds half-up: 0.125 x 1 x 1 = 0.125.
+code=$(admin_put /v1/gpu-types/t4-16gb '{"name":"T4 16GB","price_per_gpu_hour":"0.125","capacity":4}')
+case $code in 200|201) ok "admin PUT gpu type t4-16gb";; *) RC=$code; not_ok "admin PUT gpu type t4: HTTP $code";; esac
+code=$(admin_put /v1/gpu-types/a100-40gb '{"name":"A100 40GB","price_per_gpu_hour":"6.883333","capacity":8}')
+case $code in 200|201) ok "admin PUT gpu type a100-40gb";; *) RC=$code; not_ok "admin PUT gpu type a100: HTTP $code";; esac
+run quote --team ml --gpu-type t4-16gb --gpus 1 --hours 1
+expect_rc 0 "quote t4"
+if [ "$(kv estimated_cost)" = "0.13 USD" ]; then ok "0.125 is shown half-up as 0.13 USD"; else not_ok "estimated_cost '$(kv estimated_cost)'"; fi
+if [ "$(kv price_per_gpu_hour)" = "0.13 USD" ]; then ok "the price is shown with two decimals"; else not_ok "price '$(kv price_per_gpu_hour)'"; fi
+run --json quote --team ml --gpu-type t4-16gb --gpus 1 --hours 1
+expect_flat '"estimated_cost":"0.125"' "--json keeps the full precision"
+run quote --team ml --gpu-type a100-40gb --gpus 1 --hours 1.3
+# 6.883333 x 1.3 = 8.9483329 -> 8.948333 (the API's six decimals) -> 8.95
+if [ "$(kv estimated_cost)" = "8.95 USD" ]; then ok "8.948333 is shown as 8.95 USD"; else not_ok "estimated_cost '$(kv estimated_cost)'"; fi
+if [ "$(kv price_per_gpu_hour)" = "6.88 USD" ]; then ok "6.883333 is shown as 6.88 USD"; else not_ok "price '$(kv price_per_gpu_hour)'"; fi
+run allocate --team ml --project money --gpu-type a100-40gb --gpus 1 --hours 1.3
+expect_rc 0 "allocate with a six-decimal price"
+A4=$(kv id)
+# No table anywhere shows more than two decimals of money.
+# The catalog: the ids to pass as --gpu-type, with prices and free GPUs.
+run gpu-types
+expect_rc 0 "gpu-types (member)"
+expect_out "PRICE/GPU-HOUR" "gpu-types prints a header"
+if grep -Eq '^t4-16gb +T4 16GB +0\.13 USD +4 +0 +4$' "$T/out"; then ok "gpu-types lists t4-16gb: 0.13 USD, 4 of 4 free"; else not_ok "gpu-types lacks the t4-16gb row"; fi
+if grep -Eq '^a100-40gb +A100 40GB +6\.88 USD +8 +1 +7$' "$T/out"; then ok "gpu-types counts the allocated GPU of a100-40gb"; else not_ok "gpu-types lacks the a100-40gb row"; fi
+run --json gpu-types
+expect_flat '"price_per_gpu_hour":"6.883333"' "gpu-types --json keeps the full price"
+for args in "gpu-types" "teams" "teams ml" "allocations" "allocations show $A4" "costs" "costs --group-by gpu_type" "quote --team ml --gpu-type a100-40gb --gpus 1 --hours 1.3"; do
+	# shellcheck disable=SC2086
+	run $args
+	bad=$(grep -Eo '[^ ]+ USD' "$T/out" | grep -Ev '^-?[0-9]+\.[0-9][0-9] USD$' | tr '\n' ' ')
+	if [ -n "$bad" ]; then not_ok "$args: money not in two decimals: $bad"; elif grep -q USD "$T/out"; then ok "$args: money with two decimals"; else not_ok "$args: no money shown"; fi
+done
+run cancel "$A4"
+expect_rc 0 "cancel the six-decimal allocation"
+
+# Errors printed once: the detail already names the field, so no second line.
+run quote --team ml --gpu-type no-such-gpu --gpus 1 --hours 1
+expect_rc 1 "unknown GPU type"
+if [ "$(grep -c . "$T/err")" -eq 1 ]; then ok "a one-field error is one line"; else not_ok "one-field error printed as $(grep -c . "$T/err") lines"; fi
+expect_err "plinth: " "the line starts with plinth:"
+expect_err "gpu_type" "the line names the field"
+run allocate --team ml --project p --gpu-type h100-80gb --gpus 0 --hours 0
+expect_rc 1 "two invalid fields"
+if [ "$(grep -c 'gpu_count' "$T/err")" -eq 1 ] && [ "$(grep -c 'max_runtime_hours' "$T/err")" -eq 1 ]; then
+	ok "each invalid field is named once"
+else not_ok "fields not named exactly once"; fi
+run allocations show alloc_nosuchallocation00000
+expect_rc 1 "not found"
+if [ "$(grep -c . "$T/err")" -eq 1 ]; then ok "not found is one line"; else not_ok "not found printed as $(grep -c . "$T/err") lines"; fi
+
+# --json on a refusal or an API error: the problem document on stdout, exit 1.
+run --json allocate --team ml --project llm --gpu-type h100-80gb --gpus 8 --hours 100
+expect_rc 1 "--json budget refusal exits 1"
+expect_flat '"type":"https://plinth.io/problems/budget-exceeded"' "--json budget refusal prints the problem"
+expect_flat '"status":409' "the problem carries its status"
+expect_flat '"available":"999.9656"' "the problem keeps full precision"
+run --json quote --team ml --gpu-type no-such-gpu --gpus 1 --hours 1
+expect_rc 1 "--json validation error exits 1"
+expect_flat '"errors":[{"field":"gpu_type"' "--json validation error prints the problem with its errors"
+run --json allocations show alloc_nosuchallocation00000
+expect_rc 1 "--json not found exits 1"
+expect_flat '"status":404' "--json not found prints the problem"
+run --json teams vision
+expect_rc 1 "--json forbidden exits 1"
+expect_flat '"status":403' "--json forbidden prints the problem"
+run --json quote --team ml --gpu-type h100-80gb --gpus 8 --hours 100
+expect_rc 1 "--json refused quote exits 1"
+expect_flat '"approved":false' "--json refused quote prints the quote"
+
+# Help examples use ids shaped like the daemon's own (alloc_ + 20, tok_ + 16,
+# job_ + 20 characters of [a-z2-7]), never alc_abc123.
+TOK_ID=$("$PLINTH" --json --token "$ADMIN" token list | tr -d ' \n\t' | sed -n 's/.*"id":"\(tok_[^"]*\)".*/\1/p' | head -n 1)
+shape() { printf '%s' "$1" | sed 's/[a-z2-7]/x/g'; }
+ALLOC_SHAPE=$(shape "$A1"); TOK_SHAPE=$(shape "$TOK_ID")
+case $ALLOC_SHAPE in xxxxx_xxxxxxxxxxxxxxxxxxxx) ok "real allocation ids look like $A1";; *) not_ok "allocation id '$A1'";; esac
+case $TOK_SHAPE in xxx_xxxxxxxxxxxxxxxx) ok "real token ids look like $TOK_ID";; *) not_ok "token id '$TOK_ID'";; esac
+"$PLINTH" --help | sed -n 's/^  \([a-z][a-z-]*\)  .*/\1/p' >"$T/commands"
+: >"$T/ids"
+while read -r c; do
+	"$PLINTH" "$c" --help 2>/dev/null | grep -oE '\b[a-z]+_[A-Za-z0-9]*[0-9][A-Za-z0-9]*\b' >>"$T/ids"
+done <"$T/commands"
+sort -u -o "$T/ids" "$T/ids"
+if [ -s "$T/ids" ]; then ok "help examples show ids ($(sort -u "$T/ids" | tr '\n' ' '))"; else RC=0; not_ok "no ids in any help example"; fi
+while read -r id; do
+	case $id in
+	alloc_*) want=$ALLOC_SHAPE;; tok_*) want=$TOK_SHAPE;; job_*) want=xxx_xxxxxxxxxxxxxxxxxxxx;;
+	*) want="a real id prefix (alloc_, tok_, job_)";;
+	esac
+	if [ "$(shape "$id")" = "$want" ]; then ok "help id $id looks real"; else RC=0; not_ok "help id $id does not look like $want"; fi
+done <"$T/ids"
 
 # Terminal injection (issue 11, finding 10): a purpose and a problem field
 # holding ESC sequences (screen clear, window title), CR and the C1 CSI

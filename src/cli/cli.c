@@ -325,7 +325,8 @@ static void __attribute__((format(printf, 1, 2))) cli_err_line(const char *fmt, 
 }
 
 /* Prints the problem+json (or whatever came back) of a failed call to stderr. */
-static void cli_problem_print(const struct cli *c, const struct httpc_response *r)
+static void cli_problem_print(const struct cli *c, const struct httpc_response *r,
+			      const json_t *req)
 {
 	json_t *p = NULL;
 	json_error_t jerr;
@@ -367,6 +368,7 @@ static void cli_problem_print(const struct cli *c, const struct httpc_response *
 			if (v != NULL && !json_is_null(v))
 				cli_err_line("  %s: %s", extras[i], cli_json_text(v, buf, sizeof buf));
 		}
+		cli_refusal_lines(stderr, p, req); /* what would fit instead */
 	}
 	if (r->status == 401 && c->token == NULL)
 		cli_printf(stderr, "plinth: hint: pass --token or set PLINTH_TOKEN\n");
@@ -431,7 +433,7 @@ int cli_call(struct cli *c, const char *method, const struct cli_path *path, jso
 		goto out;
 	}
 	if (r.status < 200 || r.status > 299) {
-		cli_problem_print(c, &r);
+		cli_problem_print(c, &r, body);
 		rc = CLI_EXIT_API;
 		goto out;
 	}

@@ -3,6 +3,9 @@
  * team's budget and the GPU type's capacity.  Changes nothing on the daemon;
  * must never compute the price itself (the daemon's answer is the truth).
  */
+#include <stdbool.h>
+#include <string.h>
+
 #include "cli/cli.h"
 
 static const char quote_help[] =
@@ -22,6 +25,88 @@ static const char quote_help[] =
 	"  plinth quote --team ml --gpu-type h100-80gb --gpus 8 --hours 24\n";
 
 enum { OPT_TEAM = 1000, OPT_GPU_TYPE, OPT_GPUS, OPT_HOURS };
+
+/* "a, b and c" of a JSON array of strings into buf; "" when empty. */
+static void names_join(const json_t *a, char *buf, size_t len)
+{
+	size_t i, n = json_array_size(a), off = 0;
+	json_t *e;
+
+	buf[0] = '\0';
+	json_array_foreach(a, i, e) {
+		const char *v = json_string_value(e);
+		int w = snprintf(buf + off, len - off, "%s%s", i == 0 ? "" : i + 1 == n ? " or " : ", ",
+				 v ? v : "?");
+		if (w < 0 || (size_t)w >= len - off)
+			break;
+		off += (size_t)w;
+	}
+}
+
+void cli_refusal_lines(FILE *f, const json_t *doc, const json_t *req)
+{
+	const json_t *mg = json_object_get(doc, "max_gpus_that_fit");
+	const json_t *mh = json_object_get(doc, "max_hours_that_fit");
+	const json_t *free_types = json_object_get(doc, "free_gpu_types");
+	char gpus[32], hours[32], line[1024];
+	size_t i;
+	json_t *e;
+
+	cli_json_text(json_object_get(req, "gpu_count"), gpus, sizeof gpus);
+	cli_json_text(json_object_get(req, "max_runtime_hours"), hours, sizeof hours);
+	if (json_is_integer(mg) && json_is_string(mh)) {
+		long long g = json_integer_value(mg);
+		char h[32];
+		/* Two decimals at most, cut (not rounded) so that it still fits. */
+		const char *dot = strchr(json_string_value(mh), '.');
+		snprintf(h, sizeof h, "%.*s", dot ? (int)(dot - json_string_value(mh)) + 3 : 31,
+			 json_string_value(mh));
+		for (size_t k = strlen(h); dot && k > 0 && (h[k - 1] == '0' || h[k - 1] == '.'); k--) {
+			bool was_dot = h[k - 1] == '.';
+			h[k - 1] = '\0';
+			if (was_dot)
+				break;
+		}
+		const char *renews = json_string_value(json_object_get(doc, "budget_renews_at"));
+		char admins[512];
+		bool hfit = strcmp(json_string_value(mh), "0") != 0;
+
+		if (hfit && strcmp(h, "0") == 0) /* less than 0.01 h: all of it */
+			snprintf(h, sizeof h, "%s", json_string_value(mh));
+
+		if (g > 0 && hfit)
+			cli_printf(f, "Fits now: %lld GPU%s for %s h, or %s GPU%s for %s h.", g,
+				   g == 1 ? "" : "s", hours, gpus, strcmp(gpus, "1") ? "s" : "", h);
+		else if (g > 0)
+			cli_printf(f, "Fits now: %lld GPU%s for %s h.", g, g == 1 ? "" : "s", hours);
+		else if (hfit)
+			cli_printf(f, "Fits now: %s GPU%s for %s h.", gpus, strcmp(gpus, "1") ? "s" : "",
+				   h);
+		else
+			cli_printf(f, "Nothing fits the budget left now.");
+		if (renews != NULL)
+			cli_printf(f, " Budget renews %.10s.", renews);
+		cli_printf(f, "\n");
+		names_join(json_object_get(doc, "team_admins"), admins, sizeof admins);
+		cli_printf(f, "Ask: %s.\n", admins[0] ? admins : "a Plinth admin to raise the budget");
+	}
+	if (json_array_size(free_types) > 0) {
+		const char *cur = json_string_value(json_object_get(doc, "currency"));
+		size_t off = (size_t)snprintf(line, sizeof line, "Free now:");
+		json_array_foreach(free_types, i, e) {
+			long long nf = json_integer_value(json_object_get(e, "free_gpus"));
+			int w = snprintf(line + off, sizeof line - off, "%s %s (%lld GPU%s, %s%s%s/GPU-h)",
+					 i ? "," : "", json_string_value(json_object_get(e, "id")), nf,
+					 nf == 1 ? "" : "s",
+					 json_string_value(json_object_get(e, "price_per_gpu_hour")),
+					 cur ? " " : "", cur ? cur : "");
+			if (w < 0 || (size_t)w >= sizeof line - off)
+				break;
+			off += (size_t)w;
+		}
+		cli_printf(f, "%s.\n", line);
+	}
+}
 
 static int quote_print(const json_t *q)
 {
@@ -113,6 +198,7 @@ int cmd_quote(struct cli *c, int argc, char **argv)
 		cli_printf(stderr, "plinth: quote not approved\n");
 		json_array_foreach(json_object_get(res, "reasons"), i, r)
 			cli_printf(stderr, "  reason: %s\n", json_string_value(r) ? json_string_value(r) : "?");
+		cli_refusal_lines(stderr, res, body);
 		rc = CLI_EXIT_API;
 	}
 out:

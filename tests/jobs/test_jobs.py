@@ -352,6 +352,14 @@ def main():
        "plinth submit prints the allocation, model URL, path and application", r.stdout + r.stderr)
     _, tags = mlflow_model(mlflow, "nlp-cli-job")
     ok(tags.get("plinth.estimated_cost") == "13.76", "the CLI's job is in MLflow", tags)
+    bigf = os.path.join(T, "big.yaml")
+    with open(bigf, "w") as f:
+        f.write("team: nlp\nproject: llm\nname: cli-big\nframework: jax\ngpu_type: h100-80gb\n"
+                "gpu_count: 16\nmax_runtime_hours: 168\n")
+    r = subprocess.run([PLINTH, "submit", bigf], capture_output=True, text=True, env=env)
+    ok(r.returncode == 1 and "Fits now: " in r.stderr and "GPUs for 168 h" in r.stderr and
+       "Budget renews " in r.stderr and "Ask: " in r.stderr,
+       "plinth submit over budget says what fits, when the budget renews and whom to ask", r.stderr)
     with open(jf, "a") as f:
         f.write("colour: blue\n")
     r = subprocess.run([PLINTH, "submit", jf], capture_output=True, text=True, env=env)

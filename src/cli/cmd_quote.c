@@ -108,7 +108,7 @@ void cli_refusal_lines(FILE *f, const json_t *doc, const json_t *req)
 	}
 }
 
-static int quote_print(const json_t *q)
+static int quote_print(const json_t *q, const json_t *req)
 {
 	struct cli_table *t = cli_table_new(2, NULL, "ll");
 	const json_t *reasons = json_object_get(q, "reasons");
@@ -143,6 +143,9 @@ static int quote_print(const json_t *q)
 	}
 	rc = cli_table_print(t, stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_API;
 	cli_table_free(t);
+	/* Not approved: what would fit instead, under the table. */
+	if (rc == CLI_EXIT_OK && !approved)
+		cli_refusal_lines(stdout, q, req);
 	return rc;
 }
 
@@ -190,7 +193,7 @@ int cmd_quote(struct cli *c, int argc, char **argv)
 	if (rc != CLI_EXIT_OK)
 		goto out;
 	if (!c->json)
-		rc = quote_print(res);
+		rc = quote_print(res, body);
 	/* Not approved is a refusal: scripts see it in the exit code. */
 	if (rc == CLI_EXIT_OK && !json_is_true(json_object_get(res, "approved"))) {
 		size_t i;
@@ -198,7 +201,6 @@ int cmd_quote(struct cli *c, int argc, char **argv)
 		cli_printf(stderr, "plinth: quote not approved\n");
 		json_array_foreach(json_object_get(res, "reasons"), i, r)
 			cli_printf(stderr, "  reason: %s\n", json_string_value(r) ? json_string_value(r) : "?");
-		cli_refusal_lines(stderr, res, body);
 		rc = CLI_EXIT_API;
 	}
 out:

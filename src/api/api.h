@@ -73,6 +73,12 @@ json_t *render_money_sum(store_sum_t micros);
 json_t *render_time(int64_t t);         /* null for 0 */
 json_t *render_hours(int64_t us);       /* a duration as a number of hours */
 json_t *render_gpu_type(const struct gpu_type *g, const char *currency);
+/* A duration as a decimal number of hours, rounded down to micro-hours ("9.5"). */
+void render_hours_text(int64_t us, char *buf, size_t len);
+/* Adds a refusal's suggestion members (API.md, "Refusals") to v: 0 or -1. */
+int render_suggest(json_t *v, const struct alloc_suggest *s);
+/* The valid GPU type ids as a sentence part ("a100-40gb, h100-80gb"). */
+void render_valid_types_text(const struct alloc_suggest *s, char *buf, size_t len);
 /* recent_used: cost incurred over the window_s seconds before now (the
  * forecast's burn rate). */
 json_t *render_team(const struct team *t, const struct team_ledger *l, int64_t now,
@@ -101,6 +107,12 @@ json_t *render_json_text(const char *text);
  * to the store's batch (pass NULL).  Replies (400/403/415/422) and returns -1
  * on failure; 0 with *out filled on success.
  */
+/* The catalog's suggestion lists (store_suggest_types) read now: 0 or an error. */
+int alloc_catalog_suggest(struct req *r, bool free_only, struct alloc_suggest *s);
+/* An unknown gpu_type's field error naming the valid ids of s, and *extra
+ * (replaced) the valid_gpu_types member: 0 or ERR_NOMEM. */
+int alloc_unknown_gpu_type(json_t *errors, const char *gpu_id, const struct alloc_suggest *s,
+			   json_t **extra);
 int alloc_request_parse(struct req *r, bool for_quote, struct alloc_request *out, struct team *team,
 			struct gpu_type *gpu);
 

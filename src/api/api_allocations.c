@@ -126,10 +126,37 @@ static void check_labels(json_t *labels, json_t *errors)
 	}
 }
 
-/* Reads the team and GPU type of a quote; unknown ones become field errors.
+int alloc_catalog_suggest(struct req *r, bool free_only, struct alloc_suggest *s)
+{
+	struct gpu_type *cat = NULL;
+	size_t n = 0;
+	struct store_conn *db;
+	int rc = req_db(r, &db);
+	if (rc == 0)
+		rc = store_gpu_catalog(db, &cat, &n);
+	if (rc == 0)
+		store_suggest_types(cat, n, free_only, s);
+	free(cat);
+	return rc;
+}
+
+int alloc_unknown_gpu_type(json_t *errors, const char *gpu_id, const struct alloc_suggest *s,
+			   json_t **extra)
+{
+	char valid[STORE_SUGGEST_TYPES * (STORE_ID_LEN + 2) + 32];
+	render_valid_types_text(s, valid, sizeof(valid));
+	jsonv_error(errors, "gpu_type", "unknown GPU type '%s'; valid: %s", gpu_id,
+		    valid[0] ? valid : "none (the catalog is empty)");
+	json_decref(*extra);
+	*extra = json_object();
+	return *extra != NULL && render_suggest(*extra, s) == 0 ? 0 : ERR_NOMEM;
+}
+
+/* Reads the team and GPU type of a quote; unknown ones become field errors
+ * (an unknown GPU type with the valid ids, *extra gets them as members).
  * Returns -1 when it has replied (the database failed). */
 static int catalog_read(struct req *r, const char *team_id, const char *gpu_id, json_int_t count,
-			struct team *team, struct gpu_type *gpu, json_t *errors)
+			struct team *team, struct gpu_type *gpu, json_t *errors, json_t **extra)
 {
 	struct store_conn *db;
 	int rc = req_db(r, &db);
@@ -140,9 +167,13 @@ static int catalog_read(struct req *r, const char *team_id, const char *gpu_id, 
 	}
 	if (rc == 0 || rc == ERR_NOT_FOUND) {
 		rc = store_conn_ops(db)->gpu_type_get(db, gpu_id, gpu);
-		if (rc == ERR_NOT_FOUND)
-			jsonv_error(errors, "gpu_type", "unknown GPU type '%s'", gpu_id);
-		else if (rc == 0 && count > gpu->capacity)
+		if (rc == ERR_NOT_FOUND) {
+			struct alloc_suggest s;
+			memset(&s, 0, sizeof(s));
+			rc = alloc_catalog_suggest(r, false, &s);
+			if (rc == 0)
+				rc = alloc_unknown_gpu_type(errors, gpu_id, &s, extra);
+		} else if (rc == 0 && count > gpu->capacity)
 			jsonv_error(errors, "gpu_count", "exceeds the capacity of %s (%lld GPUs)",
 				    gpu->id, (long long)gpu->capacity);
 	}
@@ -156,7 +187,7 @@ static int catalog_read(struct req *r, const char *team_id, const char *gpu_id, 
 int alloc_request_parse(struct req *r, bool for_quote, struct alloc_request *out, struct team *team,
 			struct gpu_type *gpu)
 {
-	json_t *body = NULL, *errors = json_array();
+	json_t *body = NULL, *errors = json_array(), *extra = NULL;
 	int ret = -1;
 	memset(out, 0, sizeof(*out));
 	if (req_json_object(r, false, &body) != 0)
@@ -201,11 +232,12 @@ int alloc_request_parse(struct req *r, bool for_quote, struct alloc_request *out
 	 * ERR_NOT_FOUND / ERR_INVALID (api_allocation_create maps them to 422):
 	 * two round trips fewer per decision. */
 	if (for_quote && catalog_read(r, team_id, gpu_id, json_integer_value(count), team, gpu,
-				      errors) != 0)
+				      errors, &extra) != 0)
 		goto out;
 	if (json_array_size(errors) > 0) {
-		reply_invalid(r, errors);
+		reply_invalid_extra(r, errors, extra);
 		errors = NULL;
+		extra = NULL;
 		goto out;
 	}
 	snprintf(out->team, sizeof(out->team), "%s", team_id);
@@ -232,6 +264,7 @@ int alloc_request_parse(struct req *r, bool for_quote, struct alloc_request *out
 out:
 	json_decref(body);
 	json_decref(errors);
+	json_decref(extra);
 	return ret;
 }
 
@@ -261,11 +294,15 @@ static char *outcome_text(struct req *r, int rc, const struct alloc_outcome *o, 
 	snprintf(type, sizeof(type), "%s%s", HTTP_PROBLEM_BASE,
 		 budget ? "budget-exceeded" : "capacity-exceeded");
 	*status = 409;
-	json_t *v = json_pack("{s:s, s:s, s:i, s:s, s:o, s:o, s:I}", "type", type, "title",
+	json_t *v = json_pack("{s:s, s:s, s:i, s:s, s:o, s:o, s:s, s:I}", "type", type, "title",
 			      budget ? "Budget exceeded" : "GPU capacity exceeded", "status", 409,
 			      "detail", detail, "estimated_cost", render_money(o->estimated),
-			      "available", render_money(o->available), "gpus_available",
-			      (json_int_t)o->gpus_available);
+			      "available", render_money(o->available), "currency",
+			      r->app->currency, "gpus_available", (json_int_t)o->gpus_available);
+	if (v != NULL && render_suggest(v, &o->suggest) != 0) {
+		json_decref(v);
+		v = NULL;
+	}
 	if (v != NULL && instance != NULL)
 		json_object_set_new(v, "instance", json_string(instance));
 	char *text = v ? json_dumps(v, HTTP_JSON_FLAGS) : NULL;
@@ -323,10 +360,19 @@ void api_allocation_create(struct req *r)
 		return;
 	}
 	if (rc == ERR_NOT_FOUND || rc == ERR_INVALID) {
-		json_t *errors = json_array();
+		json_t *errors = json_array(), *extra = NULL;
 		const char *field = o.field[0] ? o.field : rc == ERR_INVALID ? "gpu_count" : "team";
-		jsonv_error(errors, field, "%s", detail);
-		reply_invalid(r, errors);
+		if (rc == ERR_NOT_FOUND && strcmp(field, "gpu_type") == 0) {
+			if (alloc_unknown_gpu_type(errors, ar.gpu_type, &o.suggest, &extra) != 0) {
+				json_decref(errors);
+				json_decref(extra);
+				reply_err(r, ERR_NOMEM, NULL);
+				return;
+			}
+		} else {
+			jsonv_error(errors, field, "%s", detail);
+		}
+		reply_invalid_extra(r, errors, extra);
 		return;
 	}
 	reply_err(r, rc, detail[0] ? detail : "cannot allocate");
@@ -452,7 +498,10 @@ static void check_reported_time(struct req *r, enum alloc_event ev, const char *
 			    when);
 	} else if (ev == ALLOC_EV_START && at < a->approved_at) {
 		time_format_rfc3339(a->approved_at, when);
-		jsonv_error(errors, at_field, "must not be before the approval (%s)", when);
+		/* Names whose time it quotes: the allocation's, never the caller's value. */
+		jsonv_error(errors, at_field,
+			    "must not be before the allocation was approved (its approved_at is %s)",
+			    when);
 	} else if (ev == ALLOC_EV_START && a->status == ALLOC_APPROVED && at >= a->expires_at) {
 		time_format_rfc3339(a->expires_at, when);
 		jsonv_error(errors, at_field, "must be before the allocation expires (%s)", when);

@@ -76,7 +76,7 @@ static void spec_from(const struct job_req *q, const struct integrations *in,
 	s->allocation_id = alloc_id;
 	s->model_name = q->model_name;
 	s->mlflow_uri = in->mlflow_enabled ? in->mlflow.uri : NULL;
-	s->repo_url = gitops_remote_url(in->gitops);
+	s->repo_url = in->repo_url;
 	s->revision = GITOPS_BRANCH;
 }
 
@@ -99,7 +99,7 @@ static void pick_namespace(const char *asked, const struct team *t, struct job_r
 /* Validates the body into q; replies and returns -1 on failure. */
 static int job_parse(struct req *r, json_t *body, struct job_req *q)
 {
-	json_t *errors = json_array();
+	json_t *errors = json_array(), *extra = NULL;
 	struct team team;
 	struct gpu_type gpu;
 	int ret = -1, rc;
@@ -187,8 +187,11 @@ static int job_parse(struct req *r, json_t *body, struct job_req *q)
 	if (rc == 0) {
 		rc = store_conn_ops(db)->gpu_type_get(db, q->gpu_type, &gpu);
 		if (rc == ERR_NOT_FOUND) {
-			jsonv_error(errors, "gpu_type", "unknown GPU type '%s'", q->gpu_type);
-			rc = 0;
+			struct alloc_suggest s;
+			memset(&s, 0, sizeof(s));
+			rc = alloc_catalog_suggest(r, false, &s);
+			if (rc == 0)
+				rc = alloc_unknown_gpu_type(errors, q->gpu_type, &s, &extra);
 		} else if (rc == 0 && q->gpu_count > gpu.capacity) {
 			jsonv_error(errors, "gpu_count", "exceeds the capacity of %s (%lld GPUs)",
 				    gpu.id, (long long)gpu.capacity);
@@ -226,24 +229,32 @@ static int job_parse(struct req *r, json_t *body, struct job_req *q)
 	ret = 0;
 	goto out;
 invalid:
-	reply_invalid(r, errors);
+	reply_invalid_extra(r, errors, extra);
 	errors = NULL;
+	extra = NULL;
 out:
 	json_decref(errors);
+	json_decref(extra);
 	return ret;
 }
 
 /* A refusal as the job's final answer (409, as POST /v1/allocations). */
 static json_t *refusal_problem(struct req *r, const char *kind, json_t *est, json_t *avail,
-			       json_int_t gpus, const char *detail)
+			       json_int_t gpus, const char *detail, const struct alloc_suggest *s)
 {
 	char type[128];
 	bool budget = strcmp(kind, "budget-exceeded") == 0;
 	snprintf(type, sizeof(type), "%s%s", HTTP_PROBLEM_BASE, kind);
-	return json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:O, s:O, s:I}", "type", type, "title",
-			 budget ? "Budget exceeded" : "GPU capacity exceeded", "status", 409,
-			 "detail", detail, "step", "allocate", "instance", r->id, "estimated_cost",
-			 est, "available", avail, "gpus_available", gpus);
+	json_t *v = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:O, s:O, s:s, s:I}", "type", type,
+			      "title", budget ? "Budget exceeded" : "GPU capacity exceeded", "status",
+			      409, "detail", detail, "step", "allocate", "instance", r->id,
+			      "estimated_cost", est, "available", avail, "currency", r->app->currency,
+			      "gpus_available", gpus);
+	if (v != NULL && s != NULL && render_suggest(v, s) != 0) {
+		json_decref(v);
+		v = NULL;
+	}
+	return v;
 }
 
 /* The 502 (or 409) problem naming the failed step; name: the problem type. */
@@ -257,6 +268,27 @@ static json_t *step_problem(struct req *r, unsigned status, const char *name, co
 			 status == 502 ? "A step of the job failed" : "The job cannot be created",
 			 "status", (int)status, "detail", d, "step", step, "instance", r->id,
 			 "allocation_id", alloc_id, "allocation_status", alloc_status);
+}
+
+/*
+ * 409 for a name that a job holds (its manifests are in the repository):
+ * refused before anything is allocated, naming the job and its allocation.
+ */
+static void job_exists(struct req *r, struct store_conn *db, const struct job *old)
+{
+	struct allocation a;
+	const char *st = "unknown";
+	char d[4 * STORE_ID_LEN + 200];
+	if (store_conn_ops(db)->alloc_get(db, old->allocation_id, &a) == 0)
+		st = alloc_status_name(a.status);
+	snprintf(d, sizeof(d),
+		 "name: job '%s' of team '%s' exists (%s); its allocation %s is %s. Choose another "
+		 "name, or wait until its allocation has ended and its manifests are removed",
+		 old->name, old->team, old->id, old->allocation_id, st);
+	reply_problem(r, 409, "job-exists", "The job exists", d,
+		      json_pack("{s:s, s:s, s:s, s:s, s:s}", "field", "name", "name", old->name,
+				"job_id", old->id, "allocation_id", old->allocation_id,
+				"allocation_status", st));
 }
 
 /* Stores the final answer with the job and sends it. */
@@ -331,7 +363,7 @@ static int legacy_decision(struct req *r, struct job *j, struct idem *idem, stru
 		job_finish(r, j, 409,
 			   refusal_problem(r, cap ? "capacity-exceeded" : "budget-exceeded", est, avail,
 					   json_integer_value(json_object_get(v, "gpus_available")),
-					   "the allocation was refused"));
+					   "the allocation was refused", NULL));
 	} else {
 		reply_err(r, ERR_STORE, "this job's allocation record cannot be read");
 	}
@@ -387,6 +419,10 @@ void api_job_create(struct req *r)
 		rc = store_conn_ops(db)->job_begin(db, jn, j, &created, detail);
 	if (rc == ERR_IDEMPOTENCY) {
 		reply_err(r, rc, "this Idempotency-Key was used with a different request body");
+		goto out;
+	}
+	if (rc == ERR_CONFLICT) {
+		job_exists(r, db, j);
 		goto out;
 	}
 	if (rc != 0) {
@@ -451,7 +487,8 @@ void api_job_create(struct req *r)
 		json_t *est = render_money(o.estimated), *avail = render_money(o.available);
 		json_t *p = refusal_problem(r, rc == ERR_BUDGET ? "budget-exceeded" : "capacity-exceeded",
 					    est, avail, (json_int_t)o.gpus_available,
-					    idem.replayed ? "the allocation was refused" : detail);
+					    idem.replayed ? "the allocation was refused" : detail,
+					    &o.suggest);
 		json_decref(est);
 		json_decref(avail);
 		job_finish(r, j, 409, p);
@@ -489,6 +526,7 @@ void api_job_create(struct req *r)
 			{"plinth.project", a.project},  {"plinth.gpu_type", a.gpu_type},
 			{"plinth.gpu_count", count},    {"plinth.estimated_cost", cost},
 			{"plinth.job", j->id},          {"plinth.status", "approved"},
+			{"plinth.currency", r->app->currency},
 		};
 		char md[MLFLOW_DETAIL_LEN] = "";
 		rc = mlflow_model_ensure(&in->mlflow, q.model_name, "Registered by Plinth", tags,
@@ -523,9 +561,9 @@ void api_job_create(struct req *r)
 	money_format(a.max_runtime_us / 3600, hours, sizeof(hours));
 	snprintf(msg, sizeof(msg),
 		 "Job %s/%s: %lld x %s for up to %s h\n\nallocation: %s\nproject: %s\n"
-		 "estimated cost: %s\njob: %s\n",
+		 "estimated cost: %s %s\njob: %s\n",
 		 q.team, q.name, (long long)a.gpu_count, a.gpu_type, hours, a.id, q.project, cost,
-		 j->id);
+		 r->app->currency, j->id);
 	if (rc == 0) {
 		struct gitops_file files[] = {
 			{"job.yaml", job_yaml, job_len},
@@ -549,9 +587,11 @@ void api_job_create(struct req *r)
 	}
 	manifest_application_name(&s, app_name, sizeof(app_name));
 	json_t *res = json_pack(
-		"{s:s, s:O, s:O, s:{s:s, s:s, s:s, s:s, s:[s, s]}, s:{s:s, s:s, s:s}}", "id", j->id,
-		"allocation", alloc_json, "mlflow", mlflow_json, "gitops", "repository",
-		gitops_remote_url(in->gitops), "branch", GITOPS_BRANCH, "path", dir, "commit", commit,
+		"{s:s, s:O, s:o, s:s, s:O, s:{s:s, s:s, s:s, s:s, s:[s, s]}, s:{s:s, s:s, s:s}}",
+		"id", j->id, "allocation", alloc_json, "estimated_cost",
+		render_money(a.estimated_micros), "currency", r->app->currency, "mlflow", mlflow_json,
+		"gitops", "repository",
+		in->repo_url, "branch", GITOPS_BRANCH, "path", dir, "commit", commit,
 		"files", "job.yaml", "application.yaml", "argocd", "application", app_name,
 		"namespace", "argocd", "job_namespace", q.namespace_);
 	job_finish(r, j, 201, res);

@@ -4,6 +4,7 @@
  * the allocation's own atomic check is what counts.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "api/api.h"
 #include "core/cost.h"
@@ -59,12 +60,37 @@ void api_quote(struct req *r)
 			 (long long)ar.gpu_count, gpu.id, (long long)d.gpus_available);
 		json_array_append_new(reasons, json_string(line));
 	}
-	reply_json(r, 200,
-		   json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:I, s:b, s:o}", "team", team.id,
+	/* Not approved: what would fit instead, as an allocation's refusal says it. */
+	struct alloc_suggest s;
+	memset(&s, 0, sizeof(s));
+	if (!d.budget_ok) {
+		s.budget = true;
+		ledger_fit(&c, gpu.price_micros, ar.max_runtime_us, &s.max_gpus, &s.max_runtime_us);
+		s.renews_at = l.period_end;
+		snprintf(s.admins_json, sizeof(s.admins_json), "%s", store_team_admins_json(&team));
+	}
+	if (!d.capacity_ok && (rc = alloc_catalog_suggest(r, true, &s)) != 0) {
+		json_decref(reasons);
+		reply_err(r, rc, "cannot read the catalog");
+		return;
+	}
+	json_t *v = json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:I, s:b, s:o}", "team", team.id,
 			     "gpu_type", gpu.id, "gpu_count", (json_int_t)ar.gpu_count,
 			     "max_runtime_hours", render_hours(ar.max_runtime_us),
 			     "price_per_gpu_hour", render_money(gpu.price_micros), "estimated_cost",
 			     render_money(c.estimated), "available", render_money(d.available),
 			     "gpus_available", (json_int_t)d.gpus_available, "approved", d.approved,
-			     "reasons", reasons));
+			     "reasons", reasons);
+	if (v != NULL && json_object_set_new(v, "currency", json_string(r->app->currency)) != 0) {
+		json_decref(v);
+		v = NULL;
+	}
+	if (v != NULL && render_suggest(v, &s) != 0) {
+		json_decref(v);
+		v = NULL;
+	}
+	if (v == NULL)
+		reply_err(r, ERR_NOMEM, "cannot render the quote");
+	else
+		reply_json(r, 200, v);
 }

@@ -72,6 +72,76 @@ json_t *render_hours(int64_t us)
 	return json_real((double)uh / 1e6);
 }
 
+void render_hours_text(int64_t us, char *buf, size_t len)
+{
+	int64_t uh = us / USEC_PER_MICROHOUR; /* whole micro-hours: rounded down */
+	int64_t frac = uh % 1000000;
+	int nf = 6;
+
+	if (frac == 0) {
+		snprintf(buf, len, "%lld", (long long)(uh / 1000000));
+		return;
+	}
+	while (frac % 10 == 0) {
+		frac /= 10;
+		nf--;
+	}
+	snprintf(buf, len, "%lld.%0*lld", (long long)(uh / 1000000), nf, (long long)frac);
+}
+
+int render_suggest(json_t *v, const struct alloc_suggest *s)
+{
+	int rc = 0;
+
+	if (s->budget) {
+		char hours[32];
+
+		render_hours_text(s->max_runtime_us, hours, sizeof(hours));
+		rc |= json_object_set_new(v, "max_gpus_that_fit", json_integer(s->max_gpus));
+		rc |= json_object_set_new(v, "max_hours_that_fit", json_string(hours));
+		rc |= json_object_set_new(v, "budget_renews_at", render_time(s->renews_at));
+		json_t *admins = json_loads(s->admins_json, 0, NULL);
+		rc |= json_object_set_new(v, "team_admins", json_is_array(admins) ? admins : json_array());
+		if (admins && !json_is_array(admins))
+			json_decref(admins);
+	}
+	if (s->nfree > 0) {
+		json_t *a = json_array();
+
+		for (int i = 0; a && i < s->nfree; i++)
+			rc |= json_array_append_new(
+				a, json_pack("{s:s, s:s, s:I, s:o}", "id", s->free[i].id, "name",
+					     s->free[i].name, "free_gpus", (json_int_t)s->free[i].free_gpus,
+					     "price_per_gpu_hour", render_money(s->free[i].price_micros)));
+		rc |= json_object_set_new(v, "free_gpu_types", a);
+		if (s->ntypes > s->nfree)
+			rc |= json_object_set_new(v, "free_gpu_types_more",
+						  json_integer(s->ntypes - s->nfree));
+	}
+	if (s->nvalid > 0) {
+		json_t *a = json_array();
+
+		for (int i = 0; a && i < s->nvalid; i++)
+			rc |= json_array_append_new(a, json_string(s->valid[i]));
+		rc |= json_object_set_new(v, "valid_gpu_types", a);
+		if (s->ntypes > s->nvalid)
+			rc |= json_object_set_new(v, "valid_gpu_types_more",
+						  json_integer(s->ntypes - s->nvalid));
+	}
+	return rc ? -1 : 0;
+}
+
+void render_valid_types_text(const struct alloc_suggest *s, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < s->nvalid && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "", s->valid[i]);
+	if (s->ntypes > s->nvalid && n < len)
+		snprintf(buf + n, len - n, " and %d more", s->ntypes - s->nvalid);
+}
+
 json_t *render_gpu_type(const struct gpu_type *g, const char *currency)
 {
 	int64_t free_gpus = g->capacity > g->allocated ? g->capacity - g->allocated : 0;

@@ -370,7 +370,8 @@ static const char *cli_status_line(const struct httpc_response *r, char *buf, si
  * very text (a one-field error says it in its detail already), then the
  * refusal's extras.
  */
-static void cli_problem_print(const struct cli *c, const struct httpc_response *r, json_t *p)
+static void cli_problem_print(const struct cli *c, const struct httpc_response *r, json_t *p,
+			      const json_t *req)
 {
 	const char *title = NULL, *detail = NULL, *cur = NULL;
 
@@ -420,6 +421,7 @@ static void cli_problem_print(const struct cli *c, const struct httpc_response *
 				cli_json_text(v, buf, sizeof buf);
 			cli_err_line("  %s: %s", key, buf);
 		}
+		cli_refusal_lines(stderr, p, req); /* what would fit instead */
 	}
 	if (r->status == 401 && c->token == NULL)
 		cli_printf(stderr, "plinth: hint: pass --token or set PLINTH_TOKEN\n");
@@ -523,7 +525,7 @@ int cli_call(struct cli *c, const char *method, const struct cli_path *path, jso
 	}
 	if (r.status < 200 || r.status > 299) {
 		json_t *p = r.len > 0 ? json_loadb(r.body, r.len, 0, &jerr) : NULL;
-		cli_problem_print(c, &r, p);
+		cli_problem_print(c, &r, p, body);
 		if (c->json) {
 			char first[256];
 			cli_problem_json(&r, p, r.status, "HTTP error",

@@ -204,6 +204,14 @@ void cli_table_free(struct cli_table *t);
 /* Renders a JSON scalar as text into buf ("-" for NULL/null). Returns buf. */
 const char *cli_json_text(const json_t *v, char *buf, size_t n);
 
+/*
+ * A refusal's suggestions (quote, allocate, submit) as one or two lines on
+ * f: what fits now, when the budget renews, whom to ask, which GPU types are
+ * free.  doc: the problem (or quote); req: the request body sent (its
+ * gpu_count and max_runtime_hours).  Prints nothing without suggestions.
+ */
+void cli_refusal_lines(FILE *f, const json_t *doc, const json_t *req);
+
 /* Prints one allocation as a key/value view (shared by allocate, show, start...). */
 int cli_print_allocation(const json_t *a);
 

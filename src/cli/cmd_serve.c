@@ -50,6 +50,7 @@ struct serve_opts {
 	long request_timeout;     /* --request-timeout or PLINTH_REQUEST_TIMEOUT */
 	const char *webhook_listen; /* the admission webhook's TLS listener; NULL = none */
 	const char *tls_cert, *tls_key, *webhook_client_ca;
+	const char *gitops_repo_url; /* --gitops-repo-url or PLINTH_GITOPS_REPO_URL */
 };
 
 static void serve_usage(FILE *f)
@@ -86,6 +87,9 @@ static void serve_usage(FILE *f)
 		"  (env only) MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD: the\n"
 		"                            MLflow server of POST /v1/jobs (unset: that step is skipped)\n"
 		"  (env only) PLINTH_GITOPS_REMOTE: git URL for job manifests (default: bare repo DIR/gitops.git)\n"
+		"  --gitops-repo-url URL     the repository URL Argo CD reads job manifests from: each\n"
+		"                            Application's repoURL (PLINTH_GITOPS_REPO_URL; default the\n"
+		"                            remote above, warned about at start when that is a local path)\n"
 		"  --alert-webhook URL       POST budget threshold alerts here (repeatable; PLINTH_ALERT_WEBHOOKS,\n"
 		"                            comma-separated; Slack-compatible JSON with a `text` field)\n"
 		"  --alert-interval SECONDS  how often thresholds are checked and alerts retried (default 30)\n"
@@ -146,6 +150,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 		{"tls-cert", required_argument, NULL, 'E'},
 		{"tls-key", required_argument, NULL, 'Y'},
 		{"webhook-client-ca", required_argument, NULL, 'V'},
+		{"gitops-repo-url", required_argument, NULL, 'G'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -162,6 +167,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	o->tls_cert = env_str("PLINTH_TLS_CERT", NULL);
 	o->tls_key = env_str("PLINTH_TLS_KEY", NULL);
 	o->webhook_client_ca = env_str("PLINTH_WEBHOOK_CLIENT_CA", NULL);
+	o->gitops_repo_url = env_str("PLINTH_GITOPS_REPO_URL", NULL);
 	o->start_timeout = 86400;
 	o->sweep_interval = 30;
 	o->max_runtime_hours = 168;
@@ -195,6 +201,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 		case 'E': o->tls_cert = optarg; break;
 		case 'Y': o->tls_key = optarg; break;
 		case 'V': o->webhook_client_ca = optarg; break;
+		case 'G': o->gitops_repo_url = optarg; break;
 		case 'h': serve_usage(stdout); exit(0);
 		default: serve_usage(stderr); return -1;
 		}
@@ -507,7 +514,7 @@ int cmd_serve(int argc, char **argv)
 		.db_wait_ms = o.db_wait_ms,
 	};
 	/* The job flow's neighbours (MLflow, the GitOps repository in DIR). */
-	rc = integrations_open(o.data, &integ, detail);
+	rc = integrations_open(o.data, o.gitops_repo_url, &integ, detail);
 	if (rc != 0) {
 		fprintf(stderr, "plinth serve: cannot set up the job flow: %s\n", detail);
 		goto out;

@@ -37,6 +37,47 @@ void ledger_decide(const struct ledger_check *c, struct ledger_decision *d)
 	d->gpus_available = gpus_left > 0 ? clamp64(gpus_left) : 0;
 }
 
+/* true when n GPUs for us microseconds at price fit the budget left in c. */
+static bool fits(const struct ledger_check *c, int64_t price, int64_t n, int64_t us)
+{
+	int64_t est;
+
+	if (cost_compute(price, n, us, &est) != 0)
+		return false;
+	return (i128)c->spent + c->reserved + est <= (i128)c->budget;
+}
+
+/* The largest x in [0, hi] with fits(x) (fits holds up to a point, the cost
+ * being monotonic in GPUs and in time); 0 when none does. */
+static int64_t fit_search(const struct ledger_check *c, int64_t price, int64_t hi, bool gpus,
+			  int64_t other)
+{
+	int64_t lo = 0;
+
+	while (lo < hi) {
+		int64_t mid = lo + (hi - lo + 1) / 2;
+		bool ok = gpus ? fits(c, price, mid, other)
+			       : fits(c, price, other, mid * USEC_PER_MICROHOUR);
+
+		if (ok)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
+}
+
+void ledger_fit(const struct ledger_check *c, int64_t price_micros, int64_t runtime_us,
+		int64_t *max_gpus, int64_t *max_runtime_us)
+{
+	i128 free_gpus = (i128)c->capacity - c->allocated;
+	int64_t hi = free_gpus > 0 ? clamp64(free_gpus) : 0;
+
+	*max_gpus = fit_search(c, price_micros, hi, true, runtime_us);
+	*max_runtime_us = fit_search(c, price_micros, runtime_us / USEC_PER_MICROHOUR, false,
+				     c->gpu_count) * USEC_PER_MICROHOUR;
+}
+
 /* Billed duration in microseconds: whole seconds, capped at the max runtime. */
 static int64_t billed_us(int64_t max_runtime_us, int64_t from_s, int64_t to_s)
 {

@@ -33,6 +33,17 @@ struct ledger_decision {
 void ledger_decide(const struct ledger_check *c, struct ledger_decision *d);
 
 /*
+ * What would fit the budget left in c (spent, reserved, budget; capacity and
+ * allocated bound the GPUs) at price_micros per GPU-hour: *max_gpus, the most
+ * GPUs free now for runtime_us, and *max_runtime_us, the most whole
+ * micro-hours up to runtime_us for c->gpu_count GPUs.  Exact (cost_compute
+ * decides each candidate), so quoting either answer is approved on budget
+ * and one more GPU or micro-hour is not.  0 when nothing fits.
+ */
+void ledger_fit(const struct ledger_check *c, int64_t price_micros, int64_t runtime_us,
+		int64_t *max_gpus, int64_t *max_runtime_us);
+
+/*
  * The cost accrued so far by a running allocation:
  * gpu_count x price x min(now - started, max_runtime), billed per whole second.
  * now < started counts as 0.  Returns 0 or ERR_OVERFLOW.

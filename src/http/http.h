@@ -125,6 +125,8 @@ void reply_problem(struct req *r, unsigned status, const char *name, const char 
 void reply_err(struct req *r, int err, const char *detail);
 /* 422 with errors[] (reference stolen). */
 void reply_invalid(struct req *r, json_t *errors);
+/* The same with more extension members (consumed; may be NULL). */
+void reply_invalid_extra(struct req *r, json_t *errors, json_t *more_members);
 
 /* --- request helpers (server.c) ------------------------------------------ */
 

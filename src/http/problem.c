@@ -71,6 +71,11 @@ void reply_err(struct req *r, int err, const char *detail)
 
 void reply_invalid(struct req *r, json_t *errors)
 {
+	reply_invalid_extra(r, errors, NULL);
+}
+
+void reply_invalid_extra(struct req *r, json_t *errors, json_t *more_members)
+{
 	/* A bounded answer whatever the input: the first HTTP_MAX_ERRORS errors
 	 * and how many more there were. */
 	size_t total = json_array_size(errors);
@@ -95,5 +100,8 @@ void reply_invalid(struct req *r, json_t *errors)
 		(void)json_object_set_new(extra, "errors_truncated", more); /* bounded either way */
 	else
 		json_decref(more);
+	if (extra != NULL && more_members != NULL)
+		(void)json_object_update(extra, more_members); /* a member more or less, never a cut one */
+	json_decref(more_members);
 	reply_problem(r, 422, "validation-error", "Invalid request", detail, extra);
 }

@@ -17,15 +17,20 @@ struct integrations {
 	bool mlflow_enabled; /* MLFLOW_TRACKING_URI set */
 	struct mlflow mlflow;
 	struct gitops *gitops;
+	/* The URL Argo CD clones: each Application's repoURL and the job
+	 * answer's repository (owned; default the push remote's URL). */
+	char *repo_url;
 };
 
 /*
  * Reads MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME,
  * MLFLOW_TRACKING_PASSWORD and PLINTH_GITOPS_REMOTE; opens the GitOps
- * repository under data_dir.  Returns 0 and *out (integrations_close) or an
+ * repository under data_dir.  repo_url: what Argo CD clones (NULL or "":
+ * the push remote's URL, with a warning when that is a local path).  Returns 0 and *out (integrations_close) or an
  * error with detail (256 bytes).
  */
-int integrations_open(const char *data_dir, struct integrations **out, char *detail);
+int integrations_open(const char *data_dir, const char *repo_url, struct integrations **out,
+		      char *detail);
 void integrations_close(struct integrations *in);
 
 #endif

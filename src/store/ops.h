@@ -122,12 +122,21 @@ struct alloc_facts {
 /*
  * Decides request r of `who` at now: 0 = approved (lo->alloc is the new
  * record, lo the numbers), ERR_BUDGET / ERR_CAPACITY = refused (lo says what
- * was available), ERR_NOT_FOUND (unknown team or GPU type), ERR_INVALID (more
- * GPUs than the type has), ERR_OVERFLOW; err gets the one-line detail.
+ * was available; a budget refusal also what fits, lo->suggest), ERR_NOT_FOUND
+ * (unknown team or GPU type), ERR_INVALID (more GPUs than the type has),
+ * ERR_OVERFLOW; err gets the one-line detail.  The GPU types a refusal names
+ * need the catalog: the engine adds them (ops_alloc_wants_types).
  */
 int ops_alloc_decide(const struct actor *who, const struct alloc_request *r,
 		     const struct alloc_facts *f, int64_t now, int64_t start_timeout_s,
 		     struct alloc_outcome *lo, char *err, size_t len);
+
+/* True when a decision rc names GPU types (capacity: the free ones; an
+ * unknown gpu_type: the valid ids): the engine then reads ops_alloc_catalog
+ * in the decision's transaction and fills lo->suggest (store_suggest_types). */
+bool ops_alloc_wants_types(int rc, const struct alloc_outcome *lo);
+/* Every GPU type by id into *out (malloc'd, n rows): 0 or an error. */
+int ops_alloc_catalog(struct store_conn *c, struct gpu_type **out, size_t *n);
 
 /* The idempotency record of a decision rc (0, ERR_BUDGET, ERR_CAPACITY):
  * its body (owned by the caller; NULL without memory), stored with status rc. */

@@ -52,6 +52,124 @@ static int approved_record(struct allocation *a, const struct alloc_request *r,
 	return 0;
 }
 
+/* ---- what a refusal suggests ------------------------------------------- */
+
+const char *store_team_admins_json(const struct team *t)
+{
+	(void)t; /* STUB: h-admin's schema v6 adds the team field `admins` */
+	return "[]";
+}
+
+/* Most free first, then by id: the order a refusal lists free types in. */
+static int free_cmp(const void *a, const void *b)
+{
+	const struct alloc_free_type *x = a, *y = b;
+
+	if (x->free_gpus != y->free_gpus)
+		return x->free_gpus > y->free_gpus ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+void store_suggest_types(const struct gpu_type *cat, size_t n, bool free_only,
+			 struct alloc_suggest *s)
+{
+	s->nfree = 0;
+	s->nvalid = 0;
+	s->ntypes = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct gpu_type *g = &cat[i];
+		int64_t nf = g->capacity > g->allocated ? g->capacity - g->allocated : 0;
+
+		if (!free_only) {
+			if (s->nvalid < STORE_SUGGEST_TYPES)
+				snprintf(s->valid[s->nvalid++], STORE_ID_LEN, "%s", g->id);
+			s->ntypes++;
+			continue;
+		}
+		if (nf <= 0)
+			continue;
+		s->ntypes++;
+		struct alloc_free_type t;
+
+		snprintf(t.id, sizeof(t.id), "%s", g->id);
+		snprintf(t.name, sizeof(t.name), "%s", g->name);
+		t.free_gpus = nf;
+		t.price_micros = g->price_micros;
+		/* Keep the STORE_SUGGEST_TYPES most free: replace the least free kept. */
+		if (s->nfree < STORE_SUGGEST_TYPES)
+			s->free[s->nfree++] = t;
+		else if (free_cmp(&t, &s->free[s->nfree - 1]) < 0)
+			s->free[s->nfree - 1] = t;
+		qsort(s->free, (size_t)s->nfree, sizeof(s->free[0]), free_cmp);
+	}
+}
+
+/* Fills the budget part of lo->suggest for a refusal on budget (pure). */
+static void suggest_budget(const struct alloc_request *r, const struct alloc_facts *f,
+			   const struct ledger_check *chk, int64_t now, struct alloc_outcome *lo)
+{
+	struct alloc_suggest *s = &lo->suggest;
+	int64_t ps = 0, pe = 0;
+
+	s->budget = true;
+	ledger_fit(chk, f->gpu->price_micros, r->max_runtime_us, &s->max_gpus, &s->max_runtime_us);
+	period_bounds(f->team->period, now, &ps, &pe);
+	s->renews_at = pe;
+	snprintf(s->admins_json, sizeof(s->admins_json), "%s", store_team_admins_json(f->team));
+}
+
+int ops_alloc_catalog(struct store_conn *c, struct gpu_type **out, size_t *n)
+{
+	static const char SQL_GPU_ALL[] = "SELECT " GPU_COLS " FROM gpu_types ORDER BY id";
+	struct db_rows *r = NULL;
+	struct gpu_type *v = NULL;
+	size_t cap = 0;
+	int rc = db_query(c, SQL_GPU_ALL, &r, "");
+
+	*out = NULL;
+	*n = 0;
+	while (rc == 0 && (rc = db_next(r)) == 1) {
+		if (*n == cap) {
+			struct gpu_type *nv = realloc(v, sizeof(*v) * (cap ? cap * 2 : 16));
+
+			if (!nv) {
+				rc = ERR_NOMEM;
+				break;
+			}
+			v = nv;
+			cap = cap ? cap * 2 : 16;
+		}
+		rc = db_row_gpu(r, 0, &v[*n]);
+		if (rc != 0) {
+			db_err(c, "corrupt gpu_types row");
+			break;
+		}
+		(*n)++;
+	}
+	db_rows_close(r);
+	if (rc != 0) { /* db_next's 0 ends the loop with rc 0 */
+		free(v);
+		*n = 0;
+		return rc;
+	}
+	*out = v;
+	return 0;
+}
+
+int store_gpu_catalog(struct store_conn *c, struct gpu_type **out, size_t *n)
+{
+	int rc = db_op(c);
+
+	*out = NULL;
+	*n = 0;
+	return rc != 0 ? rc : ops_alloc_catalog(c, out, n);
+}
+
+bool ops_alloc_wants_types(int rc, const struct alloc_outcome *lo)
+{
+	return rc == ERR_CAPACITY || (rc == ERR_NOT_FOUND && strcmp(lo->field, "gpu_type") == 0);
+}
+
 int ops_alloc_decide(const struct actor *who, const struct alloc_request *r,
 		     const struct alloc_facts *f, int64_t now, int64_t start_timeout_s,
 		     struct alloc_outcome *lo, char *err, size_t len)
@@ -107,6 +225,7 @@ int ops_alloc_decide(const struct actor *who, const struct alloc_request *r,
 		return rc;
 	}
 	if (!dec.budget_ok) {
+		suggest_budget(r, f, &chk, now, lo);
 		snprintf(err, len, "team '%s' has %s available, the request needs %s", f->team->id,
 			 store_fmt_money(dec.available, av), store_fmt_money(est, es));
 		return ERR_BUDGET;
@@ -125,6 +244,83 @@ int ops_idem_mismatch(const struct idem *idem, const char *stored_hash, char *er
 }
 
 /* ---- idempotency records ------------------------------------------------ */
+
+/* Copies s into buf (len bytes): 0, or -1 when it does not fit. */
+static int copy_text(char *buf, size_t len, const char *s)
+{
+	return util_fmt(buf, len, "%s", s) == 0 ? 0 : -1;
+}
+
+/*
+ * A refusal's suggestion in the record (member "suggest", absent when there
+ * is none; records without it, of a plinth before it, replay without it).
+ * 0 or -1 without memory.
+ */
+static int suggest_put(json_t *j, const struct alloc_suggest *s)
+{
+	json_t *o, *fr;
+
+	if (!s->budget && s->nfree == 0)
+		return 0;
+	o = json_pack("{s:b, s:I, s:I, s:I, s:s, s:I, s:[]}", "budget", s->budget, "max_gpus",
+		      (json_int_t)s->max_gpus, "max_runtime_us", (json_int_t)s->max_runtime_us,
+		      "renews_at", (json_int_t)s->renews_at, "admins", s->admins_json, "ntypes",
+		      (json_int_t)s->ntypes, "free");
+	fr = o ? json_object_get(o, "free") : NULL;
+	for (int i = 0; fr && i < s->nfree; i++)
+		if (json_array_append_new(fr, json_pack("{s:s, s:s, s:I, s:I}", "id", s->free[i].id,
+							"name", s->free[i].name, "free_gpus",
+							(json_int_t)s->free[i].free_gpus, "price_micros",
+							(json_int_t)s->free[i].price_micros)) != 0)
+			fr = NULL;
+	if (!fr || json_object_set_new(j, "suggest", o) != 0) {
+		json_decref(fr ? NULL : o);
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads the record's "suggest" (when there is one): 0, or -1 for one it cannot read. */
+static int suggest_get(const json_t *j, struct alloc_suggest *s)
+{
+	const json_t *o = json_object_get(j, "suggest"), *fr, *e;
+	json_int_t mg = 0, mr = 0, ra = 0, nt = 0;
+	const char *admins = NULL;
+	int bud = 0;
+	size_t i;
+
+	if (!o)
+		return 0;
+	if (json_unpack((json_t *)o, "{s:b, s:I, s:I, s:I, s:s, s:I}", "budget", &bud, "max_gpus",
+			&mg, "max_runtime_us", &mr, "renews_at", &ra, "admins", &admins, "ntypes",
+			&nt) != 0)
+		return -1;
+	s->budget = bud;
+	s->max_gpus = mg;
+	s->max_runtime_us = mr;
+	s->renews_at = ra;
+	s->ntypes = (int)nt;
+	if (copy_text(s->admins_json, sizeof(s->admins_json), admins) != 0)
+		return -1;
+	fr = json_object_get(o, "free");
+	if (json_array_size(fr) > STORE_SUGGEST_TYPES)
+		return -1;
+	json_array_foreach(fr, i, e) {
+		struct alloc_free_type *t = &s->free[i];
+		const char *id, *name;
+		json_int_t nf, pr;
+
+		if (json_unpack((json_t *)e, "{s:s, s:s, s:I, s:I}", "id", &id, "name", &name,
+				"free_gpus", &nf, "price_micros", &pr) != 0 ||
+		    copy_text(t->id, sizeof(t->id), id) != 0 ||
+		    copy_text(t->name, sizeof(t->name), name) != 0)
+			return -1;
+		t->free_gpus = nf;
+		t->price_micros = pr;
+		s->nfree = (int)i + 1;
+	}
+	return 0;
+}
 
 /*
  * A decision is remembered as data, not as an HTTP answer: the record's
@@ -162,17 +358,16 @@ char *ops_idem_record(int rc, const struct alloc_outcome *lo)
 			j = NULL;
 		}
 	}
+	if (j && suggest_put(j, &lo->suggest) != 0) {
+		json_decref(j);
+		j = NULL;
+	}
 	if (j)
 		text = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	return text;
 }
 
-/* Copies s into buf (len bytes): 0, or -1 when it does not fit. */
-static int copy_text(char *buf, size_t len, const char *s)
-{
-	return util_fmt(buf, len, "%s", s) == 0 ? 0 : -1;
-}
 
 static int record_parse(const char *body, int status, struct alloc_outcome *o)
 {
@@ -188,6 +383,8 @@ static int record_parse(const char *body, int status, struct alloc_outcome *o)
 	o->estimated = est;
 	o->budget_ok = bok;
 	o->capacity_ok = cok;
+	if (!bad && suggest_get(j, &o->suggest) != 0)
+		bad = 1;
 	aj = j ? json_object_get(j, "allocation") : NULL;
 	if (!bad && status == 0) {
 		struct allocation *a = &o->alloc;
@@ -394,6 +591,16 @@ int ops_alloc_one(struct store_conn *c, const struct actor *who, const struct al
 			return rc;
 	}
 	rc = ops_alloc_decide(who, r, &f, now, start_timeout_s, lo, c->err, sizeof(c->err));
+	if (ops_alloc_wants_types(rc, lo)) {
+		struct gpu_type *cat = NULL;
+		size_t ncat = 0;
+		int crc = ops_alloc_catalog(c, &cat, &ncat);
+
+		if (crc != 0)
+			return crc;
+		store_suggest_types(cat, ncat, rc == ERR_CAPACITY, &lo->suggest);
+		free(cat);
+	}
 	if (rc != 0 && rc != ERR_BUDGET && rc != ERR_CAPACITY)
 		return rc; /* not a decision: nothing to remember */
 	if (rc == 0) {

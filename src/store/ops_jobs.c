@@ -30,6 +30,10 @@ static const char SQL_JOB_INSERT[] =
 static const char SQL_JOB_INSERT_KEYED[] =
 	"INSERT INTO jobs(" JOB_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 	" ON CONFLICT (token_id, idem_key) WHERE idem_key <> '' DO NOTHING";
+/* The job that holds a name: its manifests were committed and are not removed yet. */
+static const char SQL_JOB_BY_NAME[] =
+	"SELECT " JOB_COLS " FROM jobs WHERE team_id = ? AND name = ? AND id <> ?"
+	" AND status = 201 AND manifests_removed_at = 0 ORDER BY created_at DESC, id LIMIT 1";
 static const char SQL_JOB_UPDATE[] =
 	"UPDATE jobs SET allocation_id = ?, status = ?, body = ?, updated_at = ? WHERE id = ?";
 static const char SQL_JOB_CLEANUP_DUE[] =
@@ -98,6 +102,21 @@ static int job_begin_tx(struct store_conn *c, void *ctx)
 	if (n < 0)
 		return n;
 	if (n == 1) {
+		/* A name in use is refused before anything is allocated; the
+		 * insert above rolls back with this transaction. */
+		struct db_rows *r = NULL;
+
+		rc = db_query(c, SQL_JOB_BY_NAME, &r, "ttt", j->team, j->name, j->id);
+		if (rc == 0 && (rc = db_next(r)) == 1) {
+			rc = row_job(r, 0, x->out);
+			if (rc == 0) {
+				db_err(c, "job '%s' of team '%s' exists", j->name, j->team);
+				rc = ERR_CONFLICT;
+			}
+		}
+		db_rows_close(r);
+		if (rc != 0)
+			return rc;
 		*x->out = *j;
 		x->created = true;
 		return 0;

@@ -135,6 +135,55 @@ struct alloc_request {
 };
 
 /*
+ * What a refusal suggests instead, computed from data in the decision's
+ * transaction (ops_allocate.c) and kept in its idempotency record, so a
+ * replay says the same.  Rendered as problem extension members (API.md).
+ */
+#define STORE_SUGGEST_TYPES 16 /* GPU types a refusal names at most */
+/* A team's admins as JSON array text: the size of h-admin's struct team
+ * admins_json (schema v6), so the decision's copy always fits. */
+#define STORE_ADMINS_LEN 4096
+struct alloc_free_type {
+	char id[STORE_ID_LEN];
+	char name[STORE_NAME_LEN];
+	int64_t free_gpus;
+	int64_t price_micros; /* per GPU-hour */
+};
+struct alloc_suggest {
+	/* ERR_BUDGET: what fits the budget left now (and the free GPUs). */
+	bool budget;
+	int64_t max_gpus;          /* most GPUs of the type at the asked runtime */
+	int64_t max_runtime_us;    /* most runtime at the asked GPU count (whole micro-hours) */
+	int64_t renews_at;         /* the team's next period start */
+	char admins_json[STORE_ADMINS_LEN]; /* the team's admins, JSON array text */
+	/* ERR_CAPACITY: types with free GPUs, most free first. */
+	int nfree;
+	struct alloc_free_type free[STORE_SUGGEST_TYPES];
+	/* ERR_NOT_FOUND on gpu_type: the valid ids, by id. */
+	int nvalid;
+	char valid[STORE_SUGGEST_TYPES][STORE_ID_LEN];
+	int ntypes; /* types that qualified (may exceed the ones listed) */
+};
+
+/*
+ * The team's admins as a JSON array text ("[]" when none).  STUB until
+ * h-admin's schema v6 team field `admins` lands: then it returns that.
+ */
+const char *store_team_admins_json(const struct team *t);
+
+/* Every GPU type by id, read now, into *out (malloc'd, *n rows): 0 or an error. */
+struct store_conn;
+int store_gpu_catalog(struct store_conn *c, struct gpu_type **out, size_t *n);
+
+/*
+ * Fills s's type lists from a catalog cat[n] (current allocated counts):
+ * capacity (free_only): the types with free GPUs, most free first; else the
+ * valid ids, by id.  Pure; the decision and the quote both use it.
+ */
+void store_suggest_types(const struct gpu_type *cat, size_t n, bool free_only,
+			 struct alloc_suggest *s);
+
+/*
  * What an allocation attempt decided.  On refusal (ERR_BUDGET /
  * ERR_CAPACITY) the numbers say how much was available.
  */
@@ -148,6 +197,8 @@ struct alloc_outcome {
 	/* ERR_NOT_FOUND / ERR_INVALID: the request field it is about
 	 * ("team", "gpu_type", "gpu_count"); "" otherwise. */
 	char field[16];
+	/* What would fit instead (ERR_BUDGET, ERR_CAPACITY, unknown gpu_type). */
+	struct alloc_suggest suggest;
 };
 
 /*
@@ -399,7 +450,10 @@ struct store_ops {
 	/* --- self-service jobs --- */
 	/* Inserts j.  If j->idem_key is set and (token_id, idem_key) exists, *out
 	 * gets the stored job and *created is false; a different request_hash is
-	 * ERR_IDEMPOTENCY.  Otherwise *out = *j and *created is true. */
+	 * ERR_IDEMPOTENCY.  A new job whose team and name belong to a job that
+	 * answered 201 and whose manifests are still in the repository is
+	 * ERR_CONFLICT with that job in *out (nothing is inserted).  Otherwise
+	 * *out = *j and *created is true. */
 	int (*job_begin)(struct store_conn *c, const struct job *j, struct job *out, bool *created,
 			 char *detail);
 	/* Saves allocation_id, status, body and updated_at of the job j->id. */

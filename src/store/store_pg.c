@@ -957,6 +957,12 @@ struct set_ctx {
 	struct pg_step *st; /* malloc'd, 5 per request + 5 (batch_set_once) */
 	int nst;            /* steps set (to clear) */
 	struct set_arr arr[SET_ALLOC_COLS + SET_AUDIT_COLS + SET_IDEM_COLS];
+	/* The GPU catalog, read on the batch's first refusal that names types. */
+	struct pg_conn *c;
+	struct gpu_type *cat;
+	size_t ncat;
+	bool cat_read;
+	int failed; /* that read failed: the batch fails with this */
 };
 
 static void set_ctx_free(struct set_ctx *x)
@@ -972,6 +978,7 @@ static void set_ctx_free(struct set_ctx *x)
 	free(x->periods);
 	free(x->gpus);
 	free(x->keys);
+	free(x->cat);
 	arrs_free(x->arr, SET_ALLOC_COLS + SET_AUDIT_COLS + SET_IDEM_COLS);
 }
 
@@ -1245,6 +1252,29 @@ static int set_read_ledger(struct pg_conn *c, struct set_ctx *x, struct pg_alloc
 	return rc;
 }
 
+/*
+ * A refusal's GPU types: the catalog (read once per batch, unlocked: it only
+ * informs) with the batch's running counts of the types it holds.
+ */
+static int set_suggest_types(struct set_ctx *x, int rc, struct alloc_outcome *lo)
+{
+	if (!x->cat_read) {
+		int crc = ops_alloc_catalog(&x->c->base, &x->cat, &x->ncat);
+
+		if (crc != 0)
+			return crc;
+		x->cat_read = true;
+	}
+	for (size_t i = 0; i < x->ncat; i++) {
+		int gi = set_gpu_find(x, x->cat[i].id);
+
+		if (gi >= 0 && x->gpus[gi].found)
+			x->cat[i].allocated = x->gpus[gi].gpu.allocated;
+	}
+	store_suggest_types(x->cat, x->ncat, rc == ERR_CAPACITY, &lo->suggest);
+	return 0;
+}
+
 /* Decides request q (in queue order) on the running totals and stages its writes. */
 static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 {
@@ -1302,6 +1332,15 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 	f = (struct alloc_facts){.team = team, .gpu = G ? &G->gpu : NULL, .ps = P ? P->ps : 0,
 				 .spent = P ? P->spent : 0, .reserved = P ? P->reserved : 0};
 	rc = ops_alloc_decide(q->who, r, &f, q->now, q->start_timeout_s, lo, q->err, sizeof(q->err));
+	if (ops_alloc_wants_types(rc, lo)) {
+		int crc = set_suggest_types(x, rc, lo);
+
+		if (crc != 0) {
+			snprintf(q->err, sizeof(q->err), "%s", x->c->base.err);
+			x->failed = crc;
+			return crc;
+		}
+	}
 	if (rc != 0 && rc != ERR_BUDGET && rc != ERR_CAPACITY)
 		return rc; /* not a decision: nothing to remember */
 	if (rc == 0) {
@@ -1414,6 +1453,7 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 	int rc, fin, nal = 0, nid = 0;
 
 	memset(&x, 0, sizeof(x));
+	x.c = c;
 	for (int i = 0; i < nq; i++) {
 		qs[i]->keep = false;
 		qs[i]->replayed = false;
@@ -1449,8 +1489,8 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 		goto out;
 	for (int i = 0; i < nq; i++) {
 		qs[i]->rc = set_decide(&x, qs[i]);
-		if (qs[i]->rc == ERR_NOMEM || (qs[i]->rc == ERR_STORE && !qs[i]->keep)) {
-			rc = qs[i]->rc;
+		if (x.failed || qs[i]->rc == ERR_NOMEM || (qs[i]->rc == ERR_STORE && !qs[i]->keep)) {
+			rc = x.failed ? x.failed : qs[i]->rc;
 			db_err(&c->base, "%s", qs[i]->err[0] ? qs[i]->err : err_name(rc));
 			goto out;
 		}
@@ -1671,6 +1711,7 @@ static int pg_allocate(struct store_conn *bc, const struct actor *who, const str
 
 	snprintf(c->base.err, sizeof(c->base.err), "%s", q.err);
 	memcpy(o->field, q.lo->field, sizeof(o->field)); /* also for a request that was not decided */
+	o->suggest = q.lo->suggest; /* (an unknown gpu_type's valid ids) */
 	if (q.keep) {
 		if (q.replayed) {
 			q.rc = ops_idem_replay(q.replay_status, q.replay, idem, o, c->base.err,

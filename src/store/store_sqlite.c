@@ -598,6 +598,7 @@ static int sq_allocate(struct store_conn *bc, const struct actor *who, const str
 	rc = me.rc;
 	snprintf(c->base.err, sizeof(c->base.err), "%s", me.err);
 	memcpy(o->field, lo.field, sizeof(o->field)); /* also for a request that was not decided */
+	o->suggest = lo.suggest; /* (an unknown gpu_type's valid ids) */
 	if (me.committed) {
 		if (replayed) {
 			rc = ops_idem_replay(replay_status, replay, idem, o, c->base.err,

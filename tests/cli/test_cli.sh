@@ -342,6 +342,11 @@ expect_out "5504.00 USD" "refused quote still shows 8 x 6.88 x 100 = 5504.00"
 expect_out "reason" "refused quote shows its reasons in the table"
 # Printed once: the table has the reasons, stderr only says it was refused.
 if [ "$(grep -c . "$T/err")" -eq 1 ]; then ok "refused quote: one line on stderr"; else not_ok "refused quote: stderr has $(grep -c . "$T/err") lines"; fi
+# What fits instead: 1 x 6.88 x 100 = 688 <= 1000; 1000 / (8 x 6.88) = 18.1686 h (cut to 18.16).
+RENEWS=$(date -u -d "$(date -u +%Y-%m-01) +1 month" +%Y-%m-%d)
+expect_out "Fits now: 1 GPU for 100 h, or 8 GPUs for 18.16 h. Budget renews $RENEWS." \
+	"refused quote says what fits and when the budget renews"
+expect_out "Ask: " "refused quote says whom to ask"
 run quote --team ml --gpu-type no-such-gpu --gpus 1 --hours 1
 expect_rc 1 "quote with an unknown GPU type"
 expect_err "gpu_type" "422 names the gpu_type field"
@@ -364,6 +369,12 @@ expect_rc 1 "same key, other body is refused"
 run allocate --team ml --project llm --gpu-type h100-80gb --gpus 8 --hours 100
 expect_rc 1 "allocate over budget exits 1"
 expect_err "available" "budget refusal says what is available"
+# 862.40 left: 1 GPU for 100 h (688), or 8 GPUs for 862.40 / 55.04 = 15.6686 h.
+expect_err "Fits now: 1 GPU for 100 h, or 8 GPUs for 15.66 h. Budget renews $RENEWS." \
+	"budget refusal of allocate says what fits"
+run quote --team ml --gpu-type h100-80gb --gpus 16 --hours 0.01
+expect_rc 1 "quote over the free GPUs exits 1"
+expect_out "Free now: h100-80gb (14 GPUs, 6.88 USD/GPU-h)." "capacity refusal lists the free GPU types"
 run allocate --team vision --project cv --gpu-type h100-80gb --gpus 1 --hours 1
 expect_rc 1 "member may not allocate for another team"
 run allocate --team ml --project llm --gpu-type h100-80gb --gpus 0 --hours 1

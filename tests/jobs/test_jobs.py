@@ -90,7 +90,8 @@ def start_daemon(name, env_extra):
     os.makedirs(data, exist_ok=True)
     ready = os.path.join(data, "ready")
     env = {k: v for k, v in os.environ.items()
-           if k not in ("MLFLOW_TRACKING_URI", "PLINTH_GITOPS_REMOTE", "PLINTH_DATABASE_URL")}
+           if k not in ("MLFLOW_TRACKING_URI", "PLINTH_GITOPS_REMOTE", "PLINTH_DATABASE_URL",
+                        "PLINTH_GITOPS_REPO_URL")}
     env.update({"PLINTH_ADMIN_TOKEN": ADMIN}, **env_extra)
     p = subprocess.Popen([PLINTH, "serve", "--listen", "127.0.0.1:0", "--data", data,
                           "--ready-file", ready], env=env, stdout=subprocess.DEVNULL,
@@ -187,12 +188,15 @@ def main():
     ok(alloc["status"] == "approved" and alloc["estimated_cost"] in ("20.64", "20.640000"),
        "the allocation is approved at 2 x 6.88 x 1.5 = 20.64", alloc)
     ok(team(base)["reserved"] == "20.64", "the team has 20.64 reserved", team(base))
+    ok(res.get("estimated_cost") == "20.64" and res.get("currency") == "USD",
+       "the job's estimated cost comes with its currency", {k: res.get(k) for k in ("estimated_cost", "currency")})
     ok(res["mlflow"]["registered_model"] == "llm-7b" and
        res["mlflow"]["url"] == f"{mlflow}/#/models/llm-7b", "the response names the model and its URL", res["mlflow"])
     m, tags = mlflow_model(mlflow, "llm-7b")
     ok(tags.get("plinth.allocation_id") == alloc["id"] and tags.get("plinth.team") == "nlp" and
        tags.get("plinth.gpu_type") == "h100-80gb" and tags.get("plinth.gpu_count") == "2" and
-       tags.get("plinth.estimated_cost") == "20.64" and tags.get("plinth.status") == "approved",
+       tags.get("plinth.estimated_cost") == "20.64" and tags.get("plinth.currency") == "USD" and
+       tags.get("plinth.status") == "approved",
        "MLflow's REST API returns the model with the allocation's tags", tags)
     ok(res["gitops"]["path"] == "apps/nlp/train-llm" and len(res["gitops"]["commit"]) == 40,
        "the response names the path and the commit", res["gitops"])
@@ -202,7 +206,7 @@ def main():
     head = git("-C", c, "rev-parse", "HEAD")
     ok(head == res["gitops"]["commit"], "the remote's main is the reported commit", head)
     msg = git("-C", c, "log", "-1", "--format=%B")
-    ok(alloc["id"] in msg and "nlp/train-llm" in msg and "20.64" in msg,
+    ok(alloc["id"] in msg and "nlp/train-llm" in msg and "estimated cost: 20.64 USD" in msg,
        "the commit message names the job, allocation and cost", msg)
     files = sorted(os.listdir(os.path.join(c, "apps/nlp/train-llm")))
     ok(files == ["application.yaml", "job.yaml"], "apps/nlp/train-llm holds job.yaml and application.yaml", files)
@@ -309,10 +313,27 @@ def main():
        "another team's namespace: 422 naming the team's namespaces", raw)
     ok(call(base, "GET", "/v1/teams/speech")[1]["reserved"] == spent, "and nothing is reserved")
 
-    # --- the directory is taken: 409, allocation cancelled -----------------------------
+    # --- the name is taken: 409 before anything is allocated ----------------------------
+    nallocs = len(call(base, "GET", "/v1/allocations?team=nlp")[1]["items"])
     st, res, raw = call(base, "POST", "/v1/jobs", job_body("train-llm", gpu_count=1))
+    ok(st == 409 and res.get("type", "").endswith("/job-exists") and res.get("name") == "train-llm" and
+       res.get("allocation_id") == alloc["id"] and res.get("allocation_status") == "approved" and
+       "exists" in res.get("detail", ""),
+       "a second job with the same name: 409 job-exists naming the job's allocation", raw)
+    ok(len(call(base, "GET", "/v1/allocations?team=nlp")[1]["items"]) == nallocs and
+       team(base)["reserved"] == "20.64", "it allocated nothing (no allocation, nothing reserved)", team(base))
+
+    # --- the directory is taken outside plinth: 409 at gitops, allocation cancelled --------
+    c = clone(remote, "clone-manual")
+    os.makedirs(os.path.join(c, "apps/nlp/manual"))
+    with open(os.path.join(c, "apps/nlp/manual/README"), "w") as f:
+        f.write("put here by hand\n")
+    git("-C", c, "add", "-A")
+    git("-C", c, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "manual")
+    git("-C", c, "push", "-q", "origin", "main")
+    st, res, raw = call(base, "POST", "/v1/jobs", job_body("manual", gpu_count=1))
     ok(st == 409 and res.get("step") == "gitops" and res.get("allocation_status") == "cancelled",
-       "a second job with the same name: 409 naming gitops", raw)
+       "a directory taken by hand: 409 naming gitops", raw)
     if res and res.get("allocation_id"):
         a = call(base, "GET", f"/v1/allocations/{res['allocation_id']}")[1]
         ok(a["status"] == "cancelled", "its allocation is cancelled", a)
@@ -355,6 +376,14 @@ def main():
        "plinth submit prints the allocation, model URL, path and application", r.stdout + r.stderr)
     _, tags = mlflow_model(mlflow, "nlp-cli-job")
     ok(tags.get("plinth.estimated_cost") == "13.76", "the CLI's job is in MLflow", tags)
+    bigf = os.path.join(T, "big.yaml")
+    with open(bigf, "w") as f:
+        f.write("team: nlp\nproject: llm\nname: cli-big\nframework: jax\ngpu_type: h100-80gb\n"
+                "gpu_count: 16\nmax_runtime_hours: 168\n")
+    r = subprocess.run([PLINTH, "submit", bigf], capture_output=True, text=True, env=env)
+    ok(r.returncode == 1 and "Fits now: " in r.stderr and "GPUs for 168 h" in r.stderr and
+       "Budget renews " in r.stderr and "Ask: " in r.stderr,
+       "plinth submit over budget says what fits, when the budget renews and whom to ask", r.stderr)
     with open(jf, "a") as f:
         f.write("colour: blue\n")
     r = subprocess.run([PLINTH, "submit", jf], capture_output=True, text=True, env=env)
@@ -364,7 +393,8 @@ def main():
     r = subprocess.run([PLINTH, "submit", jf], capture_output=True, text=True, env=env)
     ok(r.returncode == 2, "a job file that is not YAML is a usage error", r.stderr)
     c = clone(remote, "clone2")
-    allf = [os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(c, "apps")) for f in fs]
+    allf = [os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(c, "apps")) for f in fs
+            if f.endswith(".yaml")]  # (apps/nlp/manual/README was put there by hand)
     rc, parsed, err = validate(allf + [os.path.join(ROOT, "deploy/argocd/applicationset.yaml")])
     ok(rc == 0 and len(allf) == 8, f"every manifest in the repository ({len(allf)}) and the ApplicationSet validate", err)
 
@@ -393,6 +423,22 @@ def main():
     env3 = {e["name"] for e in parsed.get(jf3, {}).get("spec", {}).get("template", {}).get("spec", {})
             .get("containers", [{}])[0].get("env", [])}
     ok("MLFLOW_TRACKING_URI" not in env3 and "PLINTH_ALLOCATION_ID" in env3, "no tracking URI env without MLflow", env3)
+    log3 = open(os.path.join(data3, "stderr.log")).read()
+    ok("--gitops-repo-url" in log3 and os.path.join(data3, "gitops.git") in log3,
+       "without --gitops-repo-url a local repoURL is warned about at start", log3[-2000:])
+
+    # --- --gitops-repo-url: the Application names the URL Argo CD clones --------------------------
+    url = "https://git.example.com/platform/gitops.git"
+    base4, data4 = start_daemon("repourl", {"PLINTH_GITOPS_REPO_URL": url})
+    st, res, raw = call(base4, "POST", "/v1/jobs", job_body("train-4"))
+    ok(st == 201 and res["gitops"]["repository"] == url, "the job answer names the repository URL", raw)
+    c = clone(os.path.join(data4, "gitops.git"), "clone4")
+    af4 = os.path.join(c, "apps/nlp/train-4/application.yaml")
+    rc, parsed, err = validate([af4])
+    ok(rc == 0 and parsed.get(af4, {}).get("spec", {}).get("source", {}).get("repoURL") == url,
+       "the Application's repoURL is PLINTH_GITOPS_REPO_URL, not a path of the daemon's host", parsed.get(af4))
+    ok("--gitops-repo-url" not in open(os.path.join(data4, "stderr.log")).read(),
+       "no warning when the repository URL is set")
 
     # --- clean shutdown (under ASan this is also the leak check) ---------------------------------
     for name, p in daemons:

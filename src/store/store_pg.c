@@ -877,6 +877,23 @@ static int arr_i64(struct set_arr *a, int64_t v)
 	return rc ? rc : arr_put(a, buf, strlen(buf));
 }
 
+/* One allocation audit row (SET_AUDIT_COLS arrays from au) with no "before". */
+static int set_audit_row(struct set_arr *au, int64_t now, const struct actor *who,
+			 const char *action, const char *id, const char *team, const char *after)
+{
+	int rc = arr_i64(&au[0], now);
+
+	if (!rc) rc = arr_text(&au[1], who->token_id);
+	if (!rc) rc = arr_text(&au[2], who->name);
+	if (!rc) rc = arr_text(&au[3], action);
+	if (!rc) rc = arr_text(&au[4], "allocation");
+	if (!rc) rc = arr_text(&au[5], id);
+	if (!rc) rc = arr_text(&au[6], team);
+	if (!rc) rc = arr_text(&au[7], NULL);
+	if (!rc) rc = arr_text(&au[8], after);
+	return rc;
+}
+
 /* The closed literal ("{}" when empty). */
 static const char *arr_end(struct set_arr *a)
 {
@@ -1332,15 +1349,7 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 		if (!rc) rc = arr_i64(&al[15], a->started_at);
 		if (!rc) rc = arr_i64(&al[16], a->ended_at);
 		if (!rc) rc = arr_i64(&al[17], a->actual_micros);
-		if (!rc) rc = arr_i64(&au[0], q->now);
-		if (!rc) rc = arr_text(&au[1], who->token_id);
-		if (!rc) rc = arr_text(&au[2], who->name);
-		if (!rc) rc = arr_text(&au[3], "allocation.approve");
-		if (!rc) rc = arr_text(&au[4], "allocation");
-		if (!rc) rc = arr_text(&au[5], a->id);
-		if (!rc) rc = arr_text(&au[6], a->team);
-		if (!rc) rc = arr_text(&au[7], NULL);
-		if (!rc) rc = arr_text(&au[8], audit);
+		if (!rc) rc = set_audit_row(au, q->now, who, "allocation.approve", a->id, a->team, audit);
 		free(audit);
 		if (rc != 0)
 			return rc;
@@ -1348,6 +1357,20 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 		P->d_reserved += est;
 		G->gpu.allocated += r->gpu_count;
 		G->d_alloc += r->gpu_count;
+	} else {
+		/* A refusal is audited too, in the same rows' arrays. */
+		struct store_refusal rf = {r, lo, rc};
+		int arc;
+
+		audit = store_refusal_json_text(&rf);
+		if (!audit) {
+			snprintf(q->err, sizeof(q->err), "out of memory rendering the audit row");
+			return ERR_NOMEM;
+		}
+		arc = set_audit_row(au, q->now, q->who, "allocation.refuse", "", r->team, audit);
+		free(audit);
+		if (arc != 0)
+			return arc;
 	}
 	if (K) {
 		char *body = ops_idem_record(rc, lo);
@@ -1411,7 +1434,7 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 {
 	struct set_ctx x;
 	int64_t now = qs[0]->now;
-	int rc, fin, nal = 0, nid = 0;
+	int rc, fin, nal = 0, nau = 0, nid = 0;
 
 	memset(&x, 0, sizeof(x));
 	for (int i = 0; i < nq; i++) {
@@ -1456,6 +1479,7 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 		}
 	}
 	nal = x.arr[0].count;
+	nau = x.arr[SET_ALLOC_COLS].count; /* approvals and refusals */
 	nid = x.arr[SET_ALLOC_COLS + SET_AUDIT_COLS].count;
 	/* All writes in one round trip. */
 	x.nst = 0;
@@ -1468,7 +1492,7 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 			rc = v ? params_add(c, &s->p, "t", v) : ERR_NOMEM;
 		}
 	}
-	if (nal > 0 && rc == 0) {
+	if (nau > 0 && rc == 0) {
 		struct pg_step *s = set_step(&x);
 
 		s->sql = SQL_AUDIT_INSERT_SET;

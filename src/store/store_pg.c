@@ -1831,6 +1831,14 @@ static int drv_script(struct store_conn *bc, const char *sql)
 	return q_script(pg_conn_of(bc), sql);
 }
 
+/* The batch leader writes allocations on its own connection: a seed runs
+ * alone, so that is this one. */
+static int drv_set_durable(struct store_conn *bc, bool durable)
+{
+	return q_script(pg_conn_of(bc), durable ? "SET synchronous_commit = on"
+						: "SET synchronous_commit = off");
+}
+
 static int drv_ready(struct store_conn *bc)
 {
 	return conn_ready(pg_conn_of(bc));
@@ -1869,6 +1877,7 @@ static const struct db_driver pg_driver = {
 	.migrate_lock_sql = SQL_MIG_LOCK,
 	.rollup_fill_version = 5, /* the migration that made the monthly rollup */
 	.rollup_lock_sql = SQL_ROLLUP_LOCK,
+	.set_durable = drv_set_durable,
 	.allocate = pg_allocate,
 	.token_by_hash = pg_token_by_hash,
 	.token_revoking = drv_token_revoking,

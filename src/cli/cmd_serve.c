@@ -382,6 +382,36 @@ static int bootstrap_admin(struct store_conn *c, const struct serve_opts *o, int
 	return 0;
 }
 
+/* The demo's other two people: their tokens are written to DIR/demo-tokens
+ * when the demo is seeded and printed from there on every start, next to
+ * the admin's, so each can log in. */
+static void demo_people(const struct serve_opts *o, const struct seed_people *p)
+{
+	char path[4096], text[1024], line[512];
+	snprintf(path, sizeof(path), "%s/demo-tokens", o->data);
+	if (p->seeded) {
+		snprintf(text, sizeof(text), "%s token for %s: %s\n%s token for %s: %s\n",
+			 role_name(p->member.role), p->member.name, p->member.secret,
+			 role_name(p->finance.role), p->finance.name, p->finance.secret);
+		if (write_file_atomic(path, text) != 0)
+			fprintf(stderr, "plinth serve: cannot write %s: %s\n", path, strerror(errno));
+	}
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return; /* an organisation seeded by an older plinth: no such people */
+	while (fgets(line, sizeof(line), f) != NULL) {
+		/* "ROLE token for NAME: SECRET" -> "ROLE token for NAME (demo; kept in PATH): SECRET" */
+		line[strcspn(line, "\r\n")] = '\0';
+		char *secret = strstr(line, ": plt_");
+		if (secret == NULL)
+			continue;
+		*secret = '\0';
+		printf("%s (demo; kept in %s): %s\n", line, path, secret + 2);
+	}
+	fclose(f);
+	fflush(stdout);
+}
+
 /* Where the store reports a row it skipped (store_bad_row). */
 static void log_bad_row(const char *table, const char *id, const char *why)
 {
@@ -493,10 +523,14 @@ int cmd_serve(int argc, char **argv)
 	int64_t now = util_now();
 	if (rc == 0)
 		rc = seed_catalog(c, now, detail);
+	struct seed_people people;
+	memset(&people, 0, sizeof(people));
 	if (rc == 0 && o.demo)
-		rc = seed_demo(c, now, detail);
+		rc = seed_demo(c, now, &people, detail);
 	if (rc == 0)
 		rc = bootstrap_admin(c, &o, now);
+	if (rc == 0 && o.demo)
+		demo_people(&o, &people);
 	if (c != NULL)
 		store_conn_release(store, c);
 	if (rc != 0) {

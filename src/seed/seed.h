@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "store/store.h"
+#include "util/util.h"
 
 /*
  * Parses the AWS price CSV (header: instance_type,gpu_model,gpu_memory_gib,
@@ -23,12 +24,33 @@ int seed_catalog_parse(const char *csv, struct gpu_type *out, size_t max, size_t
 /* Seeds the embedded catalog into the store (only ids not present yet). */
 int seed_catalog(struct store_conn *c, int64_t now, char *detail);
 
+/* The two people the demo adds next to the bootstrap admin (the platform
+ * engineer): a data scientist in team forecasting and a finance analyst. */
+#define SEED_MEMBER_NAME "Maya Chen, data scientist"
+#define SEED_FINANCE_NAME "Dana Okafor, finance"
+
+struct seed_person {
+	char name[STORE_NAME_LEN];
+	enum role role;
+	char secret[UTIL_SECRET_LEN + 16]; /* the token to log in with; never stored */
+};
+
+struct seed_people {
+	bool seeded; /* false: the organisation existed, nothing was written */
+	struct seed_person member, finance;
+};
+
 /*
- * Seeds the demo organisation once (a no-op when team "nlp" exists): three
- * teams with budgets, capacity on four GPU types, five weeks of finished,
- * running and approved allocations.  Uses the store, not HTTP, because
- * history needs approval times in the past.
+ * Seeds the demo organisation into an empty one (a no-op when any team
+ * exists): a quarter of a mid-size company relative to `now` (five teams
+ * with monthly or quarterly budgets 34-93 % committed in the current
+ * period, one past an alert threshold with the alerter's record of it,
+ * about three months of finished allocations, running and approved ones,
+ * a budget refusal minutes ago) and tokens for two people whose secrets
+ * are returned in *people.  Uses the store, not HTTP, because history
+ * needs approval times in the past; every write goes through the store's
+ * operations, so the ledger rules hold and the audit log is real.
  */
-int seed_demo(struct store_conn *c, int64_t now, char *detail);
+int seed_demo(struct store_conn *c, int64_t now, struct seed_people *people, char *detail);
 
 #endif

@@ -84,6 +84,9 @@ struct db_driver {
 	 * rollup write then waits for the fill instead of landing in the middle
 	 * of it, counted twice (NULL: the write lock does). */
 	const char *rollup_lock_sql;
+	/* store_conn_durable(): commits of this connection (and of any the
+	 * driver writes for it) stop, or again start, waiting for the disk. */
+	int (*set_durable)(struct store_conn *c, bool durable);
 	/* The group-commit engine of allocate (store.h's contract). */
 	int (*allocate)(struct store_conn *c, const struct actor *who, const struct alloc_request *r,
 			int64_t start_timeout_s, int64_t now, struct idem *idem,

@@ -608,6 +608,13 @@ int ops_alloc_one(struct store_conn *c, const struct actor *who, const struct al
 
 		if (wrc != 0)
 			return wrc;
+	} else {
+		struct store_refusal rf = {r, lo, rc};
+		int wrc = db_audit(c, who, now, "allocation.refuse", "allocation", "", r->team,
+				   store_json_refusal, NULL, &rf);
+
+		if (wrc != 0)
+			return wrc;
 	}
 	if (use_idem) {
 		body = ops_idem_record(rc, lo);

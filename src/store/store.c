@@ -173,6 +173,11 @@ const struct store_ops *store_conn_ops(struct store_conn *c)
 	return c->store->ops;
 }
 
+int store_conn_durable(struct store_conn *c, bool durable)
+{
+	return db_drv(c)->set_durable(c, durable);
+}
+
 /* deadline = now + ms on the monotonic clock (the pool's condvar clock). */
 static int deadline_in(long ms, struct timespec *deadline)
 {

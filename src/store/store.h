@@ -530,6 +530,16 @@ const struct store_ops *store_conn_ops(struct store_conn *c);
 /* "a,b" as the JSON array ["a","b"] ("" is []); NULL when out of memory. */
 struct json_t *store_json_list(const char *joined);
 
+/*
+ * Bulk loading (the demo seed, thousands of small transactions):
+ * durable=false makes this connection's commits stop waiting for the disk
+ * (each is still atomic and the ledger rules hold; a power loss may lose
+ * the last ones, a crash of the process does not); durable=true restores
+ * the default, and the next commit flushes everything before it.  Call
+ * outside a transaction; 0 or ERR_STORE.
+ */
+int store_conn_durable(struct store_conn *c, bool durable);
+
 /* Backends embed this as the first member of their connection struct. */
 struct store_conn {
 	struct store *store;

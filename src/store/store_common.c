@@ -137,6 +137,38 @@ char *store_alloc_json_text(const struct allocation *a)
 	return jw_finish(&w, NULL);
 }
 
+char *store_refusal_json_text(const struct store_refusal *f)
+{
+	char est[MONEY_FMT_LEN], avail[MONEY_FMT_LEN];
+	struct jsonw w;
+
+	jw_init(&w);
+	jw_open(&w, NULL);
+	jw_str(&w, "team", f->r->team);
+	jw_str(&w, "project", f->r->project);
+	jw_str(&w, "gpu_type", f->r->gpu_type);
+	jw_int(&w, "gpu_count", f->r->gpu_count);
+	jw_int(&w, "max_runtime_us", f->r->max_runtime_us);
+	jw_str(&w, "purpose", f->r->purpose);
+	jw_raw(&w, "labels", f->r->labels_json[0] ? f->r->labels_json : "{}");
+	jw_str(&w, "status", "refused");
+	jw_str(&w, "reason", f->rc == ERR_BUDGET ? "budget" : "capacity");
+	jw_str(&w, "estimated_cost", store_fmt_money(f->o->estimated, est));
+	jw_str(&w, "available", store_fmt_money(f->o->available, avail));
+	jw_int(&w, "gpus_available", f->o->gpus_available);
+	jw_close(&w);
+	return jw_finish(&w, NULL);
+}
+
+json_t *store_json_refusal(const void *p)
+{
+	char *text = store_refusal_json_text(p);
+	json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+
+	free(text);
+	return j;
+}
+
 json_t *store_json_alloc(const void *p)
 {
 	char *text = store_alloc_json_text(p);

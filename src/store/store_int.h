@@ -47,6 +47,20 @@ json_t *store_json_alloc(const void *p);
 char *store_alloc_json_text(const struct allocation *a);
 
 /*
+ * The audit record of a refused request ("allocation.refuse"): what was
+ * asked, why not (reason "budget" or "capacity", rc ERR_BUDGET or
+ * ERR_CAPACITY) and the figures of the decision.  No allocation exists, so
+ * the row has no object id.
+ */
+struct store_refusal {
+	const struct alloc_request *r;
+	const struct alloc_outcome *o;
+	int rc;
+};
+json_t *store_json_refusal(const void *p); /* p: struct store_refusal */
+char *store_refusal_json_text(const struct store_refusal *f);
+
+/*
  * Why allocation a (as read from a row) cannot be rendered as JSON: labels
  * that are not a JSON object, a purpose that is not UTF-8; NULL when it can.
  * Rows written by this program always can; others are store_bad_row()s.

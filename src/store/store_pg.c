@@ -877,6 +877,23 @@ static int arr_i64(struct set_arr *a, int64_t v)
 	return rc ? rc : arr_put(a, buf, strlen(buf));
 }
 
+/* One allocation audit row (SET_AUDIT_COLS arrays from au) with no "before". */
+static int set_audit_row(struct set_arr *au, int64_t now, const struct actor *who,
+			 const char *action, const char *id, const char *team, const char *after)
+{
+	int rc = arr_i64(&au[0], now);
+
+	if (!rc) rc = arr_text(&au[1], who->token_id);
+	if (!rc) rc = arr_text(&au[2], who->name);
+	if (!rc) rc = arr_text(&au[3], action);
+	if (!rc) rc = arr_text(&au[4], "allocation");
+	if (!rc) rc = arr_text(&au[5], id);
+	if (!rc) rc = arr_text(&au[6], team);
+	if (!rc) rc = arr_text(&au[7], NULL);
+	if (!rc) rc = arr_text(&au[8], after);
+	return rc;
+}
+
 /* The closed literal ("{}" when empty). */
 static const char *arr_end(struct set_arr *a)
 {
@@ -1371,15 +1388,7 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 		if (!rc) rc = arr_i64(&al[15], a->started_at);
 		if (!rc) rc = arr_i64(&al[16], a->ended_at);
 		if (!rc) rc = arr_i64(&al[17], a->actual_micros);
-		if (!rc) rc = arr_i64(&au[0], q->now);
-		if (!rc) rc = arr_text(&au[1], who->token_id);
-		if (!rc) rc = arr_text(&au[2], who->name);
-		if (!rc) rc = arr_text(&au[3], "allocation.approve");
-		if (!rc) rc = arr_text(&au[4], "allocation");
-		if (!rc) rc = arr_text(&au[5], a->id);
-		if (!rc) rc = arr_text(&au[6], a->team);
-		if (!rc) rc = arr_text(&au[7], NULL);
-		if (!rc) rc = arr_text(&au[8], audit);
+		if (!rc) rc = set_audit_row(au, q->now, who, "allocation.approve", a->id, a->team, audit);
 		free(audit);
 		if (rc != 0)
 			return rc;
@@ -1387,6 +1396,20 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 		P->d_reserved += est;
 		G->gpu.allocated += r->gpu_count;
 		G->d_alloc += r->gpu_count;
+	} else {
+		/* A refusal is audited too, in the same rows' arrays. */
+		struct store_refusal rf = {r, lo, rc};
+		int arc;
+
+		audit = store_refusal_json_text(&rf);
+		if (!audit) {
+			snprintf(q->err, sizeof(q->err), "out of memory rendering the audit row");
+			return ERR_NOMEM;
+		}
+		arc = set_audit_row(au, q->now, q->who, "allocation.refuse", "", r->team, audit);
+		free(audit);
+		if (arc != 0)
+			return arc;
 	}
 	if (K) {
 		char *body = ops_idem_record(rc, lo);
@@ -1450,7 +1473,7 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 {
 	struct set_ctx x;
 	int64_t now = qs[0]->now;
-	int rc, fin, nal = 0, nid = 0;
+	int rc, fin, nal = 0, nau = 0, nid = 0;
 
 	memset(&x, 0, sizeof(x));
 	x.c = c;
@@ -1496,6 +1519,7 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 		}
 	}
 	nal = x.arr[0].count;
+	nau = x.arr[SET_ALLOC_COLS].count; /* approvals and refusals */
 	nid = x.arr[SET_ALLOC_COLS + SET_AUDIT_COLS].count;
 	/* All writes in one round trip. */
 	x.nst = 0;
@@ -1508,7 +1532,7 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 			rc = v ? params_add(c, &s->p, "t", v) : ERR_NOMEM;
 		}
 	}
-	if (nal > 0 && rc == 0) {
+	if (nau > 0 && rc == 0) {
 		struct pg_step *s = set_step(&x);
 
 		s->sql = SQL_AUDIT_INSERT_SET;
@@ -1848,6 +1872,14 @@ static int drv_script(struct store_conn *bc, const char *sql)
 	return q_script(pg_conn_of(bc), sql);
 }
 
+/* The batch leader writes allocations on its own connection: a seed runs
+ * alone, so that is this one. */
+static int drv_set_durable(struct store_conn *bc, bool durable)
+{
+	return q_script(pg_conn_of(bc), durable ? "SET synchronous_commit = on"
+						: "SET synchronous_commit = off");
+}
+
 static int drv_ready(struct store_conn *bc)
 {
 	return conn_ready(pg_conn_of(bc));
@@ -1886,6 +1918,7 @@ static const struct db_driver pg_driver = {
 	.migrate_lock_sql = SQL_MIG_LOCK,
 	.rollup_fill_version = 5, /* the migration that made the monthly rollup */
 	.rollup_lock_sql = SQL_ROLLUP_LOCK,
+	.set_durable = drv_set_durable,
 	.allocate = pg_allocate,
 	.token_by_hash = pg_token_by_hash,
 	.token_revoking = drv_token_revoking,

@@ -775,6 +775,41 @@ static int drv_script(struct store_conn *bc, const char *sql)
 	return q_script(sq_conn_of(bc), sql);
 }
 
+/*
+ * WAL + synchronous=NORMAL: a commit survives a crash of the process, not
+ * of the machine.  Set on the caller's connection and on the writer
+ * connection that allocate's batches commit on (opened for it if needed),
+ * with the write token held and no batch open, so no batch straddles the
+ * change.
+ */
+static int sq_set_durable(struct store_conn *bc, bool durable)
+{
+	struct sq_conn *c = sq_conn_of(bc);
+	struct sq_store *s = sq_store_of(c);
+	const char *sql = durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
+	int rc = q_script(c, sql);
+
+	if (rc != 0)
+		return rc;
+	if (writer_take(s) != 0) {
+		db_err(bc, "cannot take the write lock");
+		return ERR_STORE;
+	}
+	if (s->batch_open) {
+		db_err(bc, "a batch is open");
+		rc = ERR_STORE;
+	} else if (!s->wconn) {
+		struct store_conn *w = NULL;
+		rc = sq_conn_open(&s->base, &w);
+		if (rc == 0)
+			s->wconn = sq_conn_of(w);
+	}
+	if (rc == 0)
+		rc = q_script(s->wconn, sql);
+	writer_give(s);
+	return rc;
+}
+
 static const struct db_driver sq_driver = {
 	.name = "sqlite",
 	.conn_open = sq_conn_open,
@@ -792,6 +827,7 @@ static const struct db_driver sq_driver = {
 	.migrations = sq_migrations,
 	.nmigrations = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])),
 	.rollup_fill_version = 4, /* the migration that made the monthly rollup */
+	.set_durable = sq_set_durable,
 	.allocate = sq_allocate,
 };
 

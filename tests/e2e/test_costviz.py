@@ -49,7 +49,9 @@ ADMIN = "costviz-admin-token-0123456789abcdef"
 
 
 class Hooks:
-    """A local webhook receiver: records every POST; /flaky fails twice first."""
+    """A local webhook receiver: records every POST; /flaky fails the first two of
+    team alerty's.  The demo's teams past a threshold (nlp, forecasting) are
+    alerted too; of() counts only the test's own team."""
 
     def __init__(self):
         self.got = []  # (path, body dict)
@@ -62,7 +64,8 @@ class Hooks:
                 n = int(self.headers.get("Content-Length", "0"))
                 raw = self.rfile.read(n)
                 with hooks.lock:
-                    if self.path == "/flaky" and hooks.flaky_failures < 2:
+                    mine = json.loads(raw).get("team") == "alerty"
+                    if self.path == "/flaky" and mine and hooks.flaky_failures < 2:
                         hooks.flaky_failures += 1
                         self.send_response(500)
                         self.end_headers()
@@ -80,7 +83,7 @@ class Hooks:
 
     def of(self, path):
         with self.lock:
-            return [b for p, b, _ in self.got if p == path]
+            return [b for p, b, _ in self.got if p == path and b.get("team") == "alerty"]
 
 
 class Daemon:

@@ -331,6 +331,18 @@ static int count_cb(void *ctx, const struct audit_entry *e)
 	return 0;
 }
 
+/* Keeps a copy of the last entry (its JSON texts owned by ctx's caller). */
+static int last_audit_cb(void *ctx, const struct audit_entry *e)
+{
+	struct audit_entry *last = ctx;
+	free(last->before_json);
+	free(last->after_json);
+	*last = *e;
+	last->before_json = e->before_json ? strdup(e->before_json) : NULL;
+	last->after_json = e->after_json ? strdup(e->after_json) : NULL;
+	return 0;
+}
+
 static int audit_count(struct fx *f)
 {
 	char next[STORE_ID_LEN * 2];
@@ -395,7 +407,26 @@ static void test_exact_fit_and_one_micro_over(void **state)
 	assert_int_equal(o.available, 10000000 - 1);
 	assert_int_equal(o.estimated, 10000000);
 	assert_int_equal(ledger(f, "cv", f->now).reserved, 0);
-	assert_int_equal(audit_count(f), audits); /* a refusal is not a change */
+	/* A refusal changes no money but is a decision: audited, with its figures. */
+	assert_int_equal(audit_count(f), audits + 1);
+	{
+		struct audit_entry last;
+		char next[STORE_ID_LEN * 2];
+		memset(&last, 0, sizeof(last));
+		assert_int_equal(f->ops->audit_list(f->c, "cv", NULL, STORE_MAX_PAGE, last_audit_cb,
+						    &last, next), 0);
+		assert_string_equal(last.action, "allocation.refuse");
+		assert_string_equal(last.object_type, "allocation");
+		assert_string_equal(last.object_id, "");
+		assert_string_equal(last.team, "cv");
+		assert_null(last.before_json);
+		assert_non_null(last.after_json);
+		assert_non_null(strstr(last.after_json, "\"reason\":\"budget\""));
+		assert_non_null(strstr(last.after_json, "\"available\":\"9.999999\""));
+		assert_non_null(strstr(last.after_json, "\"estimated_cost\":\"10.00\""));
+		free(last.before_json);
+		free(last.after_json);
+	}
 
 	/* nlp is now full: a single GPU-second is refused with 0 available. */
 	assert_int_equal(do_alloc(f, "nlp", "h100", 1, SEC_US, f->now, &o), ERR_BUDGET);

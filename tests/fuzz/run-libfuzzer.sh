@@ -13,6 +13,8 @@
 #   FUZZ_CORPUS    the corpus to start from and merge into (tests/fuzz/corpus)
 #   FUZZ_SKIP_BAD_UTF8_PATH=1  skip inputs whose path is not UTF-8 (a known
 #                  finding, see tests/fuzz/crashes/, while it is being fixed)
+#   FUZZ_TARGET    the target (default fuzz_request; also fuzz_manifest,
+#                  fuzz_jscan with FUZZ_CORPUS=tests/fuzz/corpus-jscan)
 #   BUILD_FUZZ     build directory (default build-fuzz)
 #
 # A crash leaves its input in $BUILD_FUZZ/artifacts/ and the script exits
@@ -41,9 +43,10 @@ if [ ! -f "$OUT/build.ninja" ]; then
 		-Dc_args="-fsanitize=fuzzer-no-link -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 		>/dev/null
 fi
-echo "run-libfuzzer.sh: building $OUT/tests/fuzz/fuzz_request"
-meson compile -C "$OUT" tests/fuzz/fuzz_request >/dev/null
-FUZZER="$OUT/tests/fuzz/fuzz_request"
+TARGET=${FUZZ_TARGET:-fuzz_request}
+echo "run-libfuzzer.sh: building $OUT/tests/fuzz/$TARGET"
+meson compile -C "$OUT" "tests/fuzz/$TARGET" >/dev/null
+FUZZER="$OUT/tests/fuzz/$TARGET"
 
 # Fuzz a copy: the checked-in corpus changes only through the merge below.
 WORK="$OUT/corpus-work"
@@ -62,7 +65,10 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 echo "run-libfuzzer.sh: fuzzing for ${SECONDS_TOTAL}s (max_len $MAX_LEN, jobs $JOBS)"
 status=0
 FUZZ_ARGS=(-max_total_time="$SECONDS_TOTAL" -max_len="$MAX_LEN" -timeout=20
-	   -dict=tests/fuzz/request.dict -artifact_prefix="$OUT/artifacts/" -print_final_stats=1)
+	   -artifact_prefix="$OUT/artifacts/" -print_final_stats=1)
+if [ "$TARGET" = fuzz_request ]; then
+	FUZZ_ARGS+=(-dict=tests/fuzz/request.dict)
+fi
 if [ "$JOBS" -gt 1 ]; then
 	FUZZ_ARGS+=(-jobs="$JOBS" -workers="$JOBS")
 fi

@@ -30,6 +30,7 @@
 
 #include "core/err.h"
 #include "core/timeutil.h"
+#include "store/schema.h"
 #include "store/store.h"
 
 /* 1000 micros per GPU-second. */
@@ -1854,33 +1855,67 @@ static void test_migrations(void **state)
 	assert_null(s2);
 }
 
-/* The migration that gave teams namespaces (issue 13): a team made before it
- * owns the namespace named after it, and the namespace is taken. */
-#define NAMESPACES_VERSION 6 /* as in the DELETE below */
-static void test_migration_team_namespaces(void **state)
+/* Runs a multi-statement script on f's database (created if need be). */
+static void raw_script(struct fx *f, const char *sql)
 {
-	struct fx *f = *state;
-	struct team t;
-	char *err = NULL;
-	const char *undo[] = {"DROP TABLE team_namespaces", "ALTER TABLE teams DROP COLUMN namespaces",
-			      "DELETE FROM schema_migrations WHERE version = 6"};
-
-	put_team(f, "nlp", PRICE);
-	fx_shut(f);
-	assert_int_equal(raw_i64(f, "SELECT max(version) FROM schema_migrations"),
-			 NAMESPACES_VERSION); /* the newest: undoing it gives the older schema */
-	for (size_t i = 0; i < sizeof(undo) / sizeof(undo[0]); i++) {
-		free(raw_rows(f, undo[i], false, &err));
-		assert_null(err);
+	if (f->pg) {
+		PGconn *db = PQconnectdb(f->url);
+		assert_int_equal(PQstatus(db), CONNECTION_OK);
+		PGresult *r = PQexec(db, sql);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+			fail_msg("%s", PQresultErrorMessage(r));
+		PQclear(r);
+		PQfinish(db);
+		return;
 	}
-	fx_open(f, 2);
-	assert_int_equal(f->ops->team_get(f->c, "nlp", &t), 0);
+	sqlite3 *db = NULL;
+	char *err = NULL;
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+					 NULL),
+			 SQLITE_OK);
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+		fail_msg("%s", err);
+	sqlite3_close(db);
+}
+
+/*
+ * A database made by a plinth of schema version 5 (the scripts themselves,
+ * run here) with a team in it, opened by this one: the later migrations run
+ * over real data.  Version 6 (issue 13): the team owns the namespace named
+ * after it, and the namespace is taken.
+ */
+static void test_migration_from_v5(void **state)
+{
+	(void)state;
+	struct fx g = {0};
+	struct team t;
+	const unsigned char *const lite[] = {schema_sqlite_v1, schema_sqlite_v2, schema_sqlite_v3,
+					     schema_sqlite_v4, schema_sqlite_v5};
+	const unsigned char *const pg[] = {schema_postgres_v1, schema_postgres_v2,
+					   schema_postgres_v3, schema_postgres_v4,
+					   schema_postgres_v5};
+
+	fx_paths(&g);
+	raw_script(&g, "CREATE TABLE schema_migrations(version INTEGER PRIMARY KEY,"
+		       " applied_at BIGINT NOT NULL)");
+	for (int v = 1; v <= 5; v++) {
+		char mark[96];
+		raw_script(&g, (const char *)(g.pg ? pg : lite)[v - 1]);
+		snprintf(mark, sizeof(mark), "INSERT INTO schema_migrations VALUES (%d, 0)", v);
+		raw_script(&g, mark);
+	}
+	raw_script(&g, "INSERT INTO teams(id, display_name, budget_micros, period, thresholds_json,"
+		       " created_at, updated_at) VALUES ('nlp', 'NLP', 1000000, 'monthly',"
+		       " '[0.5,0.8,1.0]', 0, 0)");
+	fx_open(&g, 2);
+	assert_int_equal(g.ops->team_get(g.c, "nlp", &t), 0);
 	assert_string_equal(t.namespaces, "nlp");
-	fx_shut(f);
-	assert_int_equal(raw_i64(f, "SELECT count(*) FROM team_namespaces WHERE namespace = 'nlp'"
+	assert_string_equal(t.display_name, "NLP");
+	fx_shut(&g);
+	assert_int_equal(raw_i64(&g, "SELECT count(*) FROM team_namespaces WHERE namespace = 'nlp'"
 				    " AND team_id = 'nlp'"),
 			 1);
-	fx_open(f, 2);
+	fx_rm(&g);
 }
 
 static void test_migrations_plain_path(void **state)
@@ -1964,8 +1999,7 @@ int main(int argc, char **argv)
 	if (all || strcmp(group, "migrate") == 0) {
 		const struct CMUnitTest t[] = {
 			cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
-			cmocka_unit_test_setup_teardown(test_migration_team_namespaces, setup,
-							teardown),
+			cmocka_unit_test_setup_teardown(test_migration_from_v5, setup, teardown),
 		};
 		/* A plain path is a SQLite URL. */
 		const struct CMUnitTest sqlite_only[] = {

@@ -210,9 +210,13 @@ static void audit_filters(struct req *r, struct audit_filter *f, json_t *errors)
 	f->limit = query_limit(r, errors);
 	f->cursor = query_cursor(r, errors);
 	f->actor = req_query(r, "actor");
-	if (f->actor != NULL && (f->actor[0] == '\0' || strlen(f->actor) >= STORE_NAME_LEN))
-		jsonv_error(errors, "actor", "must be a token id or name of 1 to %d bytes",
+	/* Compared in SQL: never bytes PostgreSQL refuses as text (not UTF-8). */
+	json_t *utf8 = f->actor ? json_string(f->actor) : NULL;
+	if (f->actor != NULL &&
+	    (utf8 == NULL || f->actor[0] == '\0' || strlen(f->actor) >= STORE_NAME_LEN))
+		jsonv_error(errors, "actor", "must be a token id or name of 1 to %d bytes of UTF-8",
 			    STORE_NAME_LEN - 1);
+	json_decref(utf8);
 	f->action = req_query(r, "action");
 	if (f->action != NULL) {
 		size_t i = 0;

@@ -1214,6 +1214,10 @@ static void test_audit_shapes_and_filters(void **state)
 	r = itest_req(d, "GET", "/v1/audit?until=2026-13-01", d->admin, NULL);
 	ITEST_PROBLEM(r, 422, "validation-error");
 	assert_true(itest_problem_names_field(r, "until"));
+	/* Bytes that are not UTF-8 never reach the SQL (PostgreSQL: a 500). */
+	r = itest_req(d, "GET", "/v1/audit?actor=%ff%fe", d->admin, NULL);
+	ITEST_PROBLEM(r, 422, "validation-error");
+	assert_true(itest_problem_names_field(r, "actor"));
 	r = itest_req(d, "GET", "/v1/audit?action=team.put", d->admin, NULL);
 	ITEST_PROBLEM(r, 422, "validation-error");
 	assert_true(itest_problem_names_field(r, "action"));

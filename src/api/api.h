@@ -54,6 +54,7 @@ void api_web_chart_js(struct req *r);
 
 void api_job_create(struct req *r); /* api_jobs.c: the self-service flow */
 void api_job_get(struct req *r);
+void api_jobs_list(struct req *r);
 void api_admission_review(struct req *r); /* api_admission.c: the Kubernetes webhook */
 
 /* --- api_teams.c: teams read whole before each is rendered ----------------- */
@@ -81,6 +82,9 @@ int render_suggest(json_t *v, const struct alloc_suggest *s);
 void render_valid_types_text(const struct alloc_suggest *s, char *buf, size_t len);
 /* recent_used: cost incurred over the window_s seconds before now (the
  * forecast's burn rate). */
+/* A team's own settings as GET /v1/teams/{id} shows them (id, display_name,
+ * budget {amount, period}, alert_thresholds, currency), without the ledger. */
+json_t *render_team_settings(const struct team *t, const char *currency);
 json_t *render_team(const struct team *t, const struct team_ledger *l, int64_t now,
 		    const char *currency, int64_t recent_used, int64_t window_s);
 json_t *render_allocation(const struct allocation *a, int64_t now);
@@ -94,7 +98,9 @@ json_t *render_allocation(const struct allocation *a, int64_t now);
 const char *render_alloc_managed_by(const struct allocation *a);
 /* The same allocation as compact JSON text (caller frees; *len if len). */
 char *render_allocation_text(const struct allocation *a, int64_t now, size_t *len);
-json_t *render_token(const struct token *t);
+json_t *render_token(const struct token *t); /* with status: active | revoked */
+/* A job as GET /v1/jobs/{id} shows it (state, the outcome once decided). */
+json_t *render_job(const struct job *j);
 /* A JSON text stored by the store ("[...]" / "{...}") back to JSON; null on error. */
 json_t *render_json_text(const char *text);
 

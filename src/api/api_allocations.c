@@ -441,12 +441,9 @@ void api_allocations_list(struct req *r)
 		return;
 	}
 	json_decref(errors);
-	if (f.team != NULL && !auth_team_allowed(r, f.team)) {
-		reply_err(r, ERR_FORBIDDEN, "this token is not a member of that team");
-		return;
-	}
 	const char *scope_buf[HTTP_MAX_TOKEN_TEAMS];
-	f.teams = auth_team_scope(r, scope_buf, &f.nteams);
+	if (query_team_scope(r, f.team, scope_buf, &f.teams, &f.nteams) != 0)
+		return;
 	struct store_conn *db;
 	char next[STORE_ID_LEN * 2] = "";
 	json_t *items = json_array();
@@ -455,21 +452,7 @@ void api_allocations_list(struct req *r)
 	int rc = req_db(r, &db);
 	if (rc == 0)
 		rc = store_conn_ops(db)->alloc_list(db, &f, add_alloc, ctx, next);
-	if (rc == 0 && failed)
-		rc = ERR_NOMEM;
-	if (rc != 0) {
-		json_decref(items);
-		if (rc == ERR_INVALID) {
-			json_t *cerr = json_array();
-			jsonv_error(cerr, "cursor", "is not a cursor returned by this API");
-			reply_invalid(r, cerr);
-		} else {
-			reply_err(r, rc, "cannot list allocations");
-		}
-		return;
-	}
-	reply_json(r, 200, json_pack("{s:o, s:s?}", "items", items, "next_cursor",
-				     next[0] ? next : NULL));
+	query_reply_page(r, rc || !failed ? rc : ERR_NOMEM, items, next, "cannot list allocations");
 }
 
 /*

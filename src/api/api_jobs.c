@@ -616,19 +616,48 @@ void api_job_get(struct req *r)
 		rc = store_conn_ops(db)->job_get(db, r->params[0], j);
 	if (rc == 0 && !auth_team_allowed(r, j->team))
 		rc = ERR_NOT_FOUND;
-	if (rc != 0) {
+	if (rc != 0)
 		reply_err(r, rc, rc == ERR_NOT_FOUND ? "no such job" : "cannot read the job");
-	} else if (j->status != 0) {
-		json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o}", "id", j->id, "team", j->team,
-				      "name", j->name, "state",
-				      j->status == 201 ? "created" : "failed", "http_status",
-				      j->status, "outcome", render_json_text(j->body));
-		reply_json(r, 200, v);
-	} else {
-		reply_json(r, 200,
-			   json_pack("{s:s, s:s, s:s, s:s, s:s?}", "id", j->id, "team", j->team,
-				     "name", j->name, "state", "in_progress", "allocation_id",
-				     j->allocation_id[0] ? j->allocation_id : NULL));
-	}
+	else
+		reply_json(r, 200, render_job(j));
 	free(j);
+}
+
+static int add_job(void *ctx, const struct job *j)
+{
+	void **c = ctx;
+	json_t *v = render_job(j);
+	if (v == NULL || json_array_append_new(c[0], v) != 0) {
+		*(bool *)c[1] = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* GET /v1/jobs: a page of jobs, newest first; a member sees its teams' only. */
+void api_jobs_list(struct req *r)
+{
+	json_t *errors = json_array();
+	struct job_filter f;
+	memset(&f, 0, sizeof(f));
+	query_team(r, errors, &f.team);
+	f.limit = query_limit(r, errors);
+	f.cursor = query_cursor(r, errors);
+	if (json_array_size(errors) > 0) {
+		reply_invalid(r, errors);
+		return;
+	}
+	json_decref(errors);
+	const char *scope_buf[HTTP_MAX_TOKEN_TEAMS];
+	if (query_team_scope(r, f.team, scope_buf, &f.teams, &f.nteams) != 0)
+		return;
+	struct store_conn *db;
+	char next[STORE_ID_LEN * 2] = "";
+	json_t *items = json_array();
+	bool failed = false;
+	void *ctx[2] = {items, &failed};
+	int rc = req_db(r, &db);
+	if (rc == 0)
+		rc = store_conn_ops(db)->job_list(db, &f, add_job, ctx, next);
+	query_reply_page(r, rc || !failed ? rc : ERR_NOMEM, items, next, "cannot list jobs");
 }

@@ -111,22 +111,41 @@ void api_token_delete(struct req *r)
 	reply_take(r, 204, NULL, NULL, 0);
 }
 
+struct token_page {
+	json_t *items;
+	int only; /* -1 every token, 0 active ones, 1 revoked ones */
+};
+
 static int add_token(void *ctx, const struct token *t)
 {
-	return json_array_append_new(ctx, render_token(t));
+	struct token_page *p = ctx;
+	if (p->only >= 0 && (t->revoked_at != 0) != (p->only == 1))
+		return 0;
+	return json_array_append_new(p->items, render_token(t));
 }
 
+/* GET /v1/tokens[?status=active|revoked]: every token, never a secret. */
 void api_tokens_list(struct req *r)
 {
+	struct token_page p = {NULL, -1};
+	const char *status = req_query(r, "status");
+	if (status != NULL && strcmp(status, "active") != 0 && strcmp(status, "revoked") != 0) {
+		json_t *errors = json_array();
+		jsonv_error(errors, "status", "must be active or revoked");
+		reply_invalid(r, errors);
+		return;
+	}
+	if (status != NULL)
+		p.only = strcmp(status, "revoked") == 0;
 	struct store_conn *db;
-	json_t *items = json_array();
+	p.items = json_array();
 	int rc = req_db(r, &db);
 	if (rc == 0)
-		rc = store_conn_ops(db)->token_list(db, add_token, items);
+		rc = store_conn_ops(db)->token_list(db, add_token, &p);
 	if (rc != 0) {
-		json_decref(items);
+		json_decref(p.items);
 		reply_err(r, rc, "cannot list tokens");
 		return;
 	}
-	reply_json(r, 200, json_pack("{s:o}", "items", items));
+	reply_json(r, 200, json_pack("{s:o}", "items", p.items));
 }

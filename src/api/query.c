@@ -68,6 +68,34 @@ int query_team(struct req *r, json_t *errors, const char **out)
 	return 0;
 }
 
+int query_team_scope(struct req *r, const char *team, const char **buf,
+		     const char *const **teams, size_t *n)
+{
+	if (team != NULL && !auth_team_allowed(r, team)) {
+		reply_err(r, ERR_FORBIDDEN, "this token is not a member of that team");
+		return -1;
+	}
+	*teams = auth_team_scope(r, buf, n);
+	return 0;
+}
+
+void query_reply_page(struct req *r, int rc, json_t *items, const char *next, const char *what)
+{
+	if (rc == 0) {
+		reply_json(r, 200, json_pack("{s:o, s:s?}", "items", items, "next_cursor",
+					     next[0] ? next : NULL));
+		return;
+	}
+	json_decref(items);
+	if (rc == ERR_INVALID) {
+		json_t *cerr = json_array();
+		jsonv_error(cerr, "cursor", "is not a cursor returned by this API");
+		reply_invalid(r, cerr);
+	} else {
+		reply_err(r, rc, what);
+	}
+}
+
 #define IDEM_KEY_MAX 255
 
 int query_idempotency_key(struct req *r, const char **out)

@@ -19,6 +19,21 @@ int query_time(struct req *r, const char *name, int64_t *out, json_t *errors);
 int query_team(struct req *r, json_t *errors, const char **out);
 
 /*
+ * The scope of a list request for team (NULL: any): a member asking for
+ * another team is answered 403 (returns -1); otherwise *teams and *n are the
+ * member's teams (buf: HTTP_MAX_TOKEN_TEAMS slots), NULL for other roles.
+ */
+int query_team_scope(struct req *r, const char *team, const char **buf,
+		     const char *const **teams, size_t *n);
+
+/*
+ * Answers a list request: rc 0 gives 200 {items, next_cursor} (items taken,
+ * next "" = the last page); ERR_INVALID a 422 on the cursor; another error
+ * its problem with detail `what` (items freed).
+ */
+void query_reply_page(struct req *r, int rc, json_t *items, const char *next, const char *what);
+
+/*
  * The Idempotency-Key header: 0 and *out (NULL when absent) when it is 1 to
  * 255 printable ASCII characters; otherwise replies 422 and returns -1.
  */

@@ -152,6 +152,15 @@ json_t *render_gpu_type(const struct gpu_type *g, const char *currency)
 			 "available", (json_int_t)free_gpus, "updated_at", render_time(g->updated_at));
 }
 
+json_t *render_team_settings(const struct team *t, const char *currency)
+{
+	return json_pack("{s:s, s:s, s:{s:o, s:s}, s:o, s:o, s:s}", "id", t->id, "display_name",
+			 t->display_name, "budget", "amount", render_money(t->budget_micros),
+			 "period", period_kind_name(t->period), "alert_thresholds",
+			 render_json_text(t->thresholds_json), "namespaces",
+			 store_json_list(t->namespaces), "currency", currency);
+}
+
 json_t *render_team(const struct team *t, const struct team_ledger *l, int64_t now,
 		    const char *currency, int64_t recent_used, int64_t window_s)
 {
@@ -161,18 +170,20 @@ json_t *render_team(const struct team *t, const struct team_ledger *l, int64_t n
 	ledger_forecast_recent(l->period_start, l->period_end, now, t->budget_micros, l->spent,
 			       l->accrued, l->reserved, recent_used, window_s, &burn, &forecast,
 			       &exhaust);
-	return json_pack("{s:s, s:s, s:{s:o, s:s}, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, "
-			 "s:o, s:o, s:o, s:I}",
-			 "id", t->id, "display_name", t->display_name, "budget", "amount",
-			 render_money(t->budget_micros), "period", period_kind_name(t->period),
-			 "alert_thresholds", render_json_text(t->thresholds_json), "namespaces",
-			 store_json_list(t->namespaces), "currency", currency,
-			 "period_start", render_time(l->period_start), "period_end",
-			 render_time(l->period_end), "spent", render_money(l->spent), "reserved",
-			 render_money(l->reserved), "accrued", render_money(l->accrued), "available",
-			 render_money(available), "burn_rate_per_day", render_money(burn),
-			 "forecast_period_end", render_money(forecast), "budget_exhausted_at",
-			 render_time(exhaust), "running_allocations", (json_int_t)l->running);
+	json_t *v = render_team_settings(t, currency);
+	if (json_object_update_new(
+		    v, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I}",
+				 "period_start", render_time(l->period_start), "period_end",
+				 render_time(l->period_end), "spent", render_money(l->spent),
+				 "reserved", render_money(l->reserved), "accrued",
+				 render_money(l->accrued), "available", render_money(available),
+				 "burn_rate_per_day", render_money(burn), "forecast_period_end",
+				 render_money(forecast), "budget_exhausted_at", render_time(exhaust),
+				 "running_allocations", (json_int_t)l->running)) != 0) {
+		json_decref(v);
+		return NULL;
+	}
+	return v;
 }
 
 /* A money member as a decimal string (null if it cannot be printed). */
@@ -257,7 +268,26 @@ json_t *render_allocation(const struct allocation *a, int64_t now)
 
 json_t *render_token(const struct token *t)
 {
-	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o}", "id", t->id, "name", t->name, "role",
-			 role_name(t->role), "teams", render_json_text(t->teams_json), "created_at",
-			 render_time(t->created_at), "revoked_at", render_time(t->revoked_at));
+	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:s}", "id", t->id, "name", t->name,
+			 "role", role_name(t->role), "teams", render_json_text(t->teams_json),
+			 "created_at", render_time(t->created_at), "revoked_at",
+			 render_time(t->revoked_at), "status", t->revoked_at ? "revoked" : "active");
+}
+
+json_t *render_job(const struct job *j)
+{
+	json_t *v;
+	if (j->status != 0)
+		v = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o}", "id", j->id, "team", j->team,
+			      "name", j->name, "state", j->status == 201 ? "created" : "failed",
+			      "http_status", j->status, "outcome", render_json_text(j->body));
+	else
+		v = json_pack("{s:s, s:s, s:s, s:s, s:s?}", "id", j->id, "team", j->team, "name",
+			      j->name, "state", "in_progress", "allocation_id",
+			      j->allocation_id[0] ? j->allocation_id : NULL);
+	if (v != NULL && json_object_set_new(v, "created_at", render_time(j->created_at)) != 0) {
+		json_decref(v);
+		return NULL;
+	}
+	return v;
 }

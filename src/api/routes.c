@@ -50,6 +50,7 @@ static const struct http_route routes[] = {
 	{"GET", "/style.css", api_web_style_css, R_NONE},
 	{"GET", "/chart.js", api_web_chart_js, R_NONE},
 	{"POST", "/v1/jobs", api_job_create, R_ACT},
+	{"GET", "/v1/jobs", api_jobs_list, R_ANY},
 	{"GET", "/v1/jobs/{}", api_job_get, R_ANY},
 	{"POST", "/v1/admission/review", api_admission_review, R_ADMIN | R_SERVICE},
 };

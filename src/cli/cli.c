@@ -818,3 +818,68 @@ int cli_print_allocation(const json_t *a)
 	cli_table_free(t);
 	return rc;
 }
+
+int cli_list_pages(struct cli *c, const struct cli_path *base, long long max, json_t **items,
+	int *more)
+{
+	json_t *all = json_array(), *page = NULL;
+	char next[512] = "", lim[24];
+	int json = c->json, rc = CLI_EXIT_OK;
+
+	*more = 0;
+	if (all == NULL)
+		return CLI_EXIT_API;
+	c->json = 0; /* one document at the end, not one per page */
+	for (;;) {
+		struct cli_path p = *base;
+		long long left = max - (long long)json_array_size(all);
+		const char *cur;
+
+		snprintf(lim, sizeof(lim), "%lld", left < 500 ? left : 500);
+		cli_path_query(&p, "limit", lim);
+		cli_path_query(&p, "cursor", next[0] ? next : NULL);
+		rc = cli_call(c, "GET", &p, NULL, NULL, &page);
+		if (rc != CLI_EXIT_OK)
+			break;
+		if (json_array_extend(all, json_object_get(page, "items")) != 0) {
+			rc = CLI_EXIT_API;
+			break;
+		}
+		cur = json_string_value(json_object_get(page, "next_cursor"));
+		if (cur == NULL)
+			break;
+		if (strlen(cur) >= sizeof(next)) { /* never a silently short list */
+			cli_printf(stderr, "plinth: the daemon sent a cursor of %zu bytes\n",
+				strlen(cur));
+			rc = CLI_EXIT_API;
+			break;
+		}
+		snprintf(next, sizeof(next), "%s", cur);
+		json_decref(page);
+		page = NULL;
+		if ((long long)json_array_size(all) >= max) {
+			*more = 1;
+			break;
+		}
+	}
+	json_decref(page);
+	c->json = json;
+	if (rc != CLI_EXIT_OK) {
+		json_decref(all);
+		return rc;
+	}
+	if (json) {
+		json_t *doc = json_pack("{s:O, s:s?}", "items", all, "next_cursor",
+			*more ? next : NULL);
+		char *text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
+
+		if (text != NULL)
+			cli_printf(stdout, "%s\n", text);
+		else
+			rc = CLI_EXIT_API;
+		free(text);
+		json_decref(doc);
+	}
+	*items = all;
+	return rc;
+}

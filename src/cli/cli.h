@@ -80,6 +80,8 @@ int cmd_gpu_types(struct cli *c, int argc, char **argv);
 int cmd_costs(struct cli *c, int argc, char **argv);
 int cmd_token(struct cli *c, int argc, char **argv);
 int cmd_submit(struct cli *c, int argc, char **argv);
+int cmd_audit(struct cli *c, int argc, char **argv);
+int cmd_job(struct cli *c, int argc, char **argv);
 /* `plinth controller` (src/cli/cmd_controller.c): runs until SIGINT/SIGTERM. */
 int cmd_controller(struct cli *c, int argc, char **argv);
 /* `plinth completion bash|zsh` (src/cli/cmd_completion.c). */
@@ -171,6 +173,16 @@ void cli_path_query(struct cli_path *p, const char *key, const char *value);
  */
 int cli_call(struct cli *c, const char *method, const struct cli_path *path, json_t *body,
 	const char *extra_header, json_t **out);
+
+/*
+ * GETs a list endpoint (base: its path and filters) page after page,
+ * following next_cursor until `max` items or the last page, and sets *items
+ * to every item (the caller owns it).  With --json it prints one document
+ * {"items": [...], "next_cursor": ...} of what it read, not each page.
+ * Returns as cli_call; *more is set when the list goes on past `max`.
+ */
+int cli_list_pages(struct cli *c, const struct cli_path *base, long long max, json_t **items,
+	int *more);
 
 /* An aligned text table; cells are copied.  Errors are sticky and reported by print. */
 struct cli_table;

@@ -9,7 +9,7 @@
 
 static const char token_help[] =
 	"Usage: plinth token create --name N --role R [--team T]...\n"
-	"       plinth token list\n"
+	"       plinth token list [--active]\n"
 	"       plinth token revoke ID\n"
 	"\n"
 	"Manage API tokens (needs an admin token). `create` prints the new secret\n"
@@ -19,13 +19,15 @@ static const char token_help[] =
 	"  --name N         a name for the token, e.g. ci-ml\n"
 	"  --role R         admin, finance, member or service\n"
 	"  --team T         a team the token is bound to (members need one); repeat for more\n"
+	"  --active         list: only tokens that are not revoked (STATUS shows active/revoked)\n"
 	"\n" CLI_COMMON_HELP
 	"\n"
 	"Examples:\n"
 	"  plinth token create --name alice --role member --team ml\n"
+	"  plinth token list --active\n"
 	"  plinth token revoke tok_4fj7w2nq6xkt3rmb\n";
 
-enum { OPT_NAME = 1000, OPT_ROLE, OPT_TEAM };
+enum { OPT_NAME = 1000, OPT_ROLE, OPT_TEAM, OPT_ACTIVE };
 
 static int token_create(struct cli *c, const char *name, const char *role, json_t *teams)
 {
@@ -80,9 +82,10 @@ out:
 	return rc;
 }
 
-static int token_list(struct cli *c)
+static int token_list(struct cli *c, int active)
 {
-	static const char *const headers[] = { "ID", "NAME", "ROLE", "TEAMS", "CREATED AT" };
+	static const char *const headers[] = { "ID", "NAME", "ROLE", "TEAMS", "STATUS",
+		"CREATED AT", "REVOKED AT" };
 	struct cli_table *t = NULL;
 	json_t *res = NULL, *tok;
 	struct cli_path p;
@@ -90,10 +93,11 @@ static int token_list(struct cli *c)
 	int rc;
 
 	cli_path_init(&p, "/v1/tokens");
+	cli_path_query(&p, "status", active ? "active" : NULL);
 	rc = cli_call(c, "GET", &p, NULL, NULL, &res);
 	if (rc != CLI_EXIT_OK || c->json)
 		goto out;
-	t = cli_table_new(5, headers, "lllll");
+	t = cli_table_new(7, headers, "lllllll");
 	if (t == NULL) {
 		rc = CLI_EXIT_API;
 		goto out;
@@ -103,7 +107,9 @@ static int token_list(struct cli *c)
 		cli_table_cell_json(t, tok, "name");
 		cli_table_cell_json(t, tok, "role");
 		cli_table_cell_json(t, tok, "teams");
+		cli_table_cell_json(t, tok, "status");
 		cli_table_cell_json(t, tok, "created_at");
+		cli_table_cell_json(t, tok, "revoked_at");
 	}
 	rc = cli_table_print(t, stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_API;
 out:
@@ -133,12 +139,13 @@ int cmd_token(struct cli *c, int argc, char **argv)
 		{ "name", required_argument, NULL, OPT_NAME },
 		{ "role", required_argument, NULL, OPT_ROLE },
 		{ "team", required_argument, NULL, OPT_TEAM },
+		{ "active", no_argument, NULL, OPT_ACTIVE },
 		CLI_COMMON_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *name = NULL, *role = NULL, *sub;
 	json_t *teams = json_array(); /* owned here */
-	int o, rc = CLI_EXIT_API;
+	int o, active = 0, rc = CLI_EXIT_API;
 
 	c->help = token_help;
 	if (teams == NULL)
@@ -147,6 +154,7 @@ int cmd_token(struct cli *c, int argc, char **argv)
 		switch (o) {
 		case OPT_NAME: name = optarg; break;
 		case OPT_ROLE: role = optarg; break;
+		case OPT_ACTIVE: active = 1; break;
 		case OPT_TEAM:
 			if (json_array_append_new(teams, json_string(optarg)) != 0) {
 				rc = cli_usage(c, "--team must be valid UTF-8");
@@ -167,7 +175,7 @@ int cmd_token(struct cli *c, int argc, char **argv)
 	if (strcmp(sub, "create") == 0 && optind + 1 == argc) {
 		rc = token_create(c, name, role, teams);
 	} else if (strcmp(sub, "list") == 0 && optind + 1 == argc) {
-		rc = token_list(c);
+		rc = token_list(c, active);
 	} else if (strcmp(sub, "revoke") == 0 && optind + 2 == argc) {
 		rc = token_revoke(c, argv[optind + 1]);
 	} else if (strcmp(sub, "create") == 0 || strcmp(sub, "list") == 0 ||

@@ -31,6 +31,8 @@ static const struct {
 	{ "costs", cmd_costs, "spend grouped by team, project, GPU type or day" },
 	{ "token", cmd_token, "create, list or revoke API tokens (admin)" },
 	{ "submit", cmd_submit, "submit a training job file (allocation, MLflow, GitOps)" },
+	{ "job", cmd_job, "list submitted jobs, or `job get ID`" },
+	{ "audit", cmd_audit, "who changed what: the audit log with filters (admin, finance)" },
 	{ "controller", cmd_controller, "report real GPU time from Kubernetes Jobs and Pods" },
 	{ "version", cmd_version, "print the version" },
 	{ "help", cmd_help, "show help for a command" },

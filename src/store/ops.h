@@ -46,6 +46,8 @@ int ops_team_ledger(struct store_conn *c, const struct team *t, int64_t now,
 /* ops_audit.c */
 int ops_audit_list(struct store_conn *c, const char *team, const char *cursor, int limit,
 		   store_audit_cb cb, void *ctx, char *next_cursor);
+int ops_audit_find(struct store_conn *c, const struct audit_filter *f, store_audit_cb cb,
+		   void *ctx, char *next_cursor);
 
 /* ops_alerts.c */
 int ops_alert_record(struct store_conn *c, const struct alert *a, const char *const *urls,
@@ -60,6 +62,8 @@ int ops_job_begin(struct store_conn *c, const struct job *j, struct job *out, bo
 		  char *detail);
 int ops_job_update(struct store_conn *c, const struct job *j, char *detail);
 int ops_job_get(struct store_conn *c, const char *id, struct job *out);
+int ops_job_list(struct store_conn *c, const struct job_filter *f, store_job_cb cb, void *ctx,
+		 char *next_cursor);
 int ops_job_cleanup_due(struct store_conn *c, const char *alloc_id, struct job_cleanup *out,
 			int max, int *n);
 int ops_job_cleanup_done(struct store_conn *c, const char *job_id, int64_t at);
@@ -95,6 +99,14 @@ int ops_sql_append(char **sql, const char *more);
 struct db_param;
 int ops_sql_scope(struct store_conn *c, char **sql, const char *col, const char *const *v, size_t n,
 		  struct db_param *p, int *np);
+/* Appends " AND team_id = ?" for team (if given) and the scope teams[0..nteams)
+ * (if teams is not NULL) of a list filter. */
+int ops_sql_teams(struct store_conn *c, char **sql, const char *team, const char *const *teams,
+		  size_t nteams, struct db_param *p, int *np);
+/* Appends a newest-first page: after cursor (cur_at, cur_id) when cur_id is
+ * given, ORDER BY at_col DESC, id DESC, LIMIT limit + 1 (is there more?). */
+int ops_sql_newest(struct store_conn *c, char **sql, const char *at_col, int64_t cur_at,
+		   const char *cur_id, int limit, struct db_param *p, int *np);
 
 /* ops_costs.c (costs, usage, rollups) */
 int ops_costs(struct store_conn *c, const struct cost_query *q, store_cost_cb cb, void *ctx);

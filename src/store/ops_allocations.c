@@ -78,6 +78,41 @@ int ops_sql_scope(struct store_conn *c, char **sql, const char *col, const char 
 	return rc == 0 ? ops_sql_append(sql, ")") : rc;
 }
 
+int ops_sql_teams(struct store_conn *c, char **sql, const char *team, const char *const *teams,
+		  size_t nteams, struct db_param *p, int *np)
+{
+	int rc = 0;
+
+	if (team) {
+		rc = ops_sql_append(sql, " AND team_id = ?");
+		if (rc == 0)
+			rc = db_params(c, p, DB_MAX_PARAMS, np, "t", team);
+	}
+	if (rc == 0 && teams)
+		rc = ops_sql_scope(c, sql, "team_id", teams, nteams, p, np);
+	return rc;
+}
+
+int ops_sql_newest(struct store_conn *c, char **sql, const char *at_col, int64_t cur_at,
+		   const char *cur_id, int limit, struct db_param *p, int *np)
+{
+	char part[160];
+	int rc = 0;
+
+	if (cur_id) {
+		snprintf(part, sizeof(part), " AND (%s < ? OR (%s = ? AND id < ?))", at_col, at_col);
+		rc = ops_sql_append(sql, part);
+		if (rc == 0)
+			rc = db_params(c, p, DB_MAX_PARAMS, np, "iit", cur_at, cur_at, cur_id);
+	}
+	snprintf(part, sizeof(part), " ORDER BY %s DESC, id DESC LIMIT ?", at_col);
+	if (rc == 0)
+		rc = ops_sql_append(sql, part);
+	if (rc == 0)
+		rc = db_params(c, p, DB_MAX_PARAMS, np, "i", (int64_t)limit + 1);
+	return rc;
+}
+
 /* ---- moves shared with the allocate engines ----------------------------- */
 
 int ops_ledger_move(struct store_conn *c, const struct allocation *a, int64_t d_reserved,
@@ -211,33 +246,20 @@ int ops_alloc_get(struct store_conn *c, const char *id, struct allocation *out)
 static int list_sql(struct store_conn *c, const struct alloc_filter *f, int limit, int64_t cur_at,
 		    const char *cur_id, char **sql, struct db_param *p, int *np)
 {
-	int rc = 0;
+	int rc;
 
 	*sql = strdup("SELECT " ALLOC_COLS " FROM allocations WHERE 1 = 1");
 	if (!*sql)
 		return ERR_NOMEM;
-	if (f->team) {
-		rc = ops_sql_append(sql, " AND team_id = ?");
-		if (rc == 0)
-			rc = db_params(c, p, DB_MAX_PARAMS, np, "t", f->team);
-	}
-	if (rc == 0 && f->teams)
-		rc = ops_sql_scope(c, sql, "team_id", f->teams, f->nteams, p, np);
+	rc = ops_sql_teams(c, sql, f->team, f->teams, f->nteams, p, np);
 	if (rc == 0 && f->status >= 0) {
 		rc = ops_sql_append(sql, " AND status = ?");
 		if (rc == 0)
 			rc = db_params(c, p, DB_MAX_PARAMS, np, "t",
 				       alloc_status_name((enum alloc_status)f->status));
 	}
-	if (rc == 0 && cur_id) {
-		rc = ops_sql_append(sql, " AND (approved_at < ? OR (approved_at = ? AND id < ?))");
-		if (rc == 0)
-			rc = db_params(c, p, DB_MAX_PARAMS, np, "iit", cur_at, cur_at, cur_id);
-	}
 	if (rc == 0)
-		rc = ops_sql_append(sql, " ORDER BY approved_at DESC, id DESC LIMIT ?");
-	if (rc == 0)
-		rc = db_params(c, p, DB_MAX_PARAMS, np, "i", (int64_t)limit + 1);
+		rc = ops_sql_newest(c, sql, "approved_at", cur_at, cur_id, limit, p, np);
 	return rc;
 }
 
@@ -251,21 +273,14 @@ int ops_alloc_list(struct store_conn *c, const struct alloc_filter *f, store_all
 	char cur_id[STORE_ID_LEN];
 	int64_t cur_at = 0;
 	int limit = f->limit, rows = 0, np = 0, rc;
-	bool more = false, has_cursor = f->cursor && f->cursor[0];
+	bool more = false;
 
 	rc = db_op(c);
 	if (rc != 0)
 		return rc;
-	if (limit < 1)
-		limit = 1;
-	if (limit > STORE_MAX_PAGE)
-		limit = STORE_MAX_PAGE;
-	if (has_cursor) {
-		rc = store_cursor_parse(f->cursor, &cur_at, cur_id);
-		if (rc != 0) {
-			db_err(c, "invalid cursor");
-			return rc;
-		}
+	if (store_page_args(f->cursor, &limit, &cur_at, cur_id) != 0) {
+		db_err(c, "invalid cursor");
+		return ERR_INVALID;
 	}
 	a = malloc(sizeof(*a));
 	last = malloc(sizeof(*last));
@@ -273,7 +288,7 @@ int ops_alloc_list(struct store_conn *c, const struct alloc_filter *f, store_all
 		rc = ERR_NOMEM;
 		goto out;
 	}
-	rc = list_sql(c, f, limit, cur_at, has_cursor ? cur_id : NULL, &sql, p, &np);
+	rc = list_sql(c, f, limit, cur_at, cur_id[0] ? cur_id : NULL, &sql, p, &np);
 	if (rc == 0)
 		rc = db_query_built(c, sql, p, np, &r);
 	while (rc == 0 && (rc = db_next(r)) == 1) {

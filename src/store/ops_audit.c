@@ -1,6 +1,6 @@
 /*
  * ops_audit.c - reads the append-only audit log a page at a time, oldest
- * first, all of it or one team's rows.  The rows are written by db_audit()
+ * first, filtered in SQL by team, actor, action and time.  The rows are written by db_audit()
  * in the transaction of each change; nothing here writes.
  */
 #include "store/db.h"
@@ -8,16 +8,57 @@
 #include "store/store_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
 
 #define AUDIT_COLS \
 	"seq, at, actor_id, actor_name, action, object_type, object_id, team, before_json, after_json"
-static const char SQL_AUDIT_ALL[] =
-	"SELECT " AUDIT_COLS " FROM audit WHERE seq > ? ORDER BY seq LIMIT ?";
-static const char SQL_AUDIT_TEAM[] =
-	"SELECT " AUDIT_COLS " FROM audit WHERE seq > ? AND team = ? ORDER BY seq LIMIT ?";
+
+/* The page's SQL and parameters for filter f after seq `after` (limit + 1
+ * rows: is there more?).  Only the filters given become conditions, so the
+ * team filter keeps using audit(team, seq). */
+static int audit_sql(struct store_conn *c, const struct audit_filter *f, int64_t after, int limit,
+		     char **sql, struct db_param *p, int *np)
+{
+	int rc;
+
+	*sql = strdup("SELECT " AUDIT_COLS " FROM audit WHERE seq > ?");
+	if (!*sql)
+		return ERR_NOMEM;
+	rc = db_params(c, p, DB_MAX_PARAMS, np, "i", after);
+	if (rc == 0 && f->team) {
+		rc = ops_sql_append(sql, " AND team = ?");
+		if (rc == 0)
+			rc = db_params(c, p, DB_MAX_PARAMS, np, "t", f->team);
+	}
+	if (rc == 0 && f->action) {
+		rc = ops_sql_append(sql, " AND action = ?");
+		if (rc == 0)
+			rc = db_params(c, p, DB_MAX_PARAMS, np, "t", f->action);
+	}
+	if (rc == 0 && f->actor) {
+		rc = ops_sql_append(sql, " AND (actor_id = ? OR actor_name = ?)");
+		if (rc == 0)
+			rc = db_params(c, p, DB_MAX_PARAMS, np, "tt", f->actor, f->actor);
+	}
+	if (rc == 0 && f->since) {
+		rc = ops_sql_append(sql, " AND at >= ?");
+		if (rc == 0)
+			rc = db_params(c, p, DB_MAX_PARAMS, np, "i", f->since);
+	}
+	if (rc == 0 && f->until) {
+		rc = ops_sql_append(sql, " AND at < ?");
+		if (rc == 0)
+			rc = db_params(c, p, DB_MAX_PARAMS, np, "i", f->until);
+	}
+	if (rc == 0)
+		rc = ops_sql_append(sql, " ORDER BY seq LIMIT ?");
+	if (rc == 0)
+		rc = db_params(c, p, DB_MAX_PARAMS, np, "i", (int64_t)limit + 1);
+	return rc;
+}
 
 /*
  * The current row into e (its JSON texts owned by e): 0, ERR_STORE for a
@@ -48,22 +89,31 @@ static int row_audit(const struct db_rows *r, struct audit_entry *e)
 int ops_audit_list(struct store_conn *c, const char *team, const char *cursor, int limit,
 		   store_audit_cb cb, void *ctx, char *next_cursor)
 {
+	struct audit_filter f = {.team = team, .cursor = cursor, .limit = limit};
+
+	return ops_audit_find(c, &f, cb, ctx, next_cursor);
+}
+
+int ops_audit_find(struct store_conn *c, const struct audit_filter *f, store_audit_cb cb,
+		   void *ctx, char *next_cursor)
+{
 	struct audit_entry e;
+	struct db_param p[DB_MAX_PARAMS];
 	struct db_rows *r = NULL;
+	char *sql = NULL;
 	int64_t after = 0, last = 0;
-	int rows = 0, rc;
+	int limit = f->limit, rows = 0, np = 0, rc;
 	bool more = false;
 
 	memset(&e, 0, sizeof(e));
 	rc = db_op(c);
 	if (rc == 0)
-		rc = store_audit_page_args(cursor, &limit, &after);
+		rc = store_audit_page_args(f->cursor, &limit, &after);
 	if (rc != 0)
 		return rc;
-	if (team)
-		rc = db_query(c, SQL_AUDIT_TEAM, &r, "iti", after, team, (int64_t)limit + 1);
-	else
-		rc = db_query(c, SQL_AUDIT_ALL, &r, "ii", after, (int64_t)limit + 1);
+	rc = audit_sql(c, f, after, limit, &sql, p, &np);
+	if (rc == 0)
+		rc = db_query_built(c, sql, p, np, &r);
 	while (rc == 0 && (rc = db_next(r)) == 1) {
 		if (rows == limit) {
 			more = true;
@@ -86,6 +136,7 @@ int ops_audit_list(struct store_conn *c, const char *team, const char *cursor, i
 		store_audit_entry_done(&e);
 	}
 	db_rows_close(r);
+	free(sql);
 	if (rc < 0)
 		return rc;
 	if (more)

@@ -49,11 +49,13 @@ struct store_pool {
 		.alloc_get = ops_alloc_get, .alloc_list = ops_alloc_list,                     \
 		.alloc_transition = ops_alloc_transition,                                     \
 		.alloc_expire_due = ops_alloc_expire_due, .costs = ops_costs,                 \
-		.audit_list = ops_audit_list, .token_list = ops_token_list,                   \
+		.audit_list = ops_audit_list, .audit_find = ops_audit_find,                   \
+		.token_list = ops_token_list,                                                 \
 		.cost_usage = ops_cost_usage, .cost_rollup_rebuild = ops_cost_rollup_rebuild, \
 		.alert_record = ops_alert_record, .alert_claim = ops_alert_claim,             \
 		.alert_done = ops_alert_done, .job_begin = ops_job_begin,                     \
 		.job_update = ops_job_update, .job_get = ops_job_get,                         \
+		.job_list = ops_job_list,                                                     \
 		.job_cleanup_due = ops_job_cleanup_due, .job_cleanup_done = ops_job_cleanup_done, \
 	}
 static const struct store_ops ops_sqlite = STORE_OPS("sqlite");

@@ -337,6 +337,26 @@ struct audit_entry {
 };
 void store_audit_entry_done(struct audit_entry *e);
 
+/* Which audit rows a page holds: every filter is optional (NULL or 0). */
+struct audit_filter {
+	const char *team;   /* only this team's rows */
+	const char *actor;  /* only rows whose actor id or actor name is this */
+	const char *action; /* only this action, exactly ("team.update") */
+	int64_t since;      /* only rows at or after this instant (0 = no bound) */
+	int64_t until;      /* only rows before this instant (0 = no bound) */
+	const char *cursor; /* NULL = from the start; next_cursor of a page with the same filters */
+	int limit;          /* 1..STORE_MAX_PAGE */
+};
+
+/* Which jobs a page holds, newest first. */
+struct job_filter {
+	const char *team;         /* NULL = any (still limited by teams below) */
+	const char *const *teams; /* NULL = no restriction; else only these (member scope) */
+	size_t nteams;
+	const char *cursor; /* NULL = from the start; opaque, from a previous page */
+	int limit;          /* 1..STORE_MAX_PAGE */
+};
+
 struct store;
 struct store_conn;
 
@@ -348,6 +368,7 @@ typedef int (*store_cost_cb)(void *ctx, const struct cost_row *r);
 typedef int (*store_audit_cb)(void *ctx, const struct audit_entry *e);
 typedef int (*store_token_cb)(void *ctx, const struct token *t);
 typedef int (*store_usage_cb)(void *ctx, const struct usage_row *u);
+typedef int (*store_job_cb)(void *ctx, const struct job *j);
 
 /*
  * The operations, the same table for every backend but for its name: each
@@ -424,6 +445,10 @@ struct store_ops {
 	/* Audit, oldest first from the cursor (a sequence number as text). */
 	int (*audit_list)(struct store_conn *c, const char *team, const char *cursor, int limit,
 			  store_audit_cb cb, void *ctx, char *next_cursor);
+	/* The same with every filter of f (the filters are applied in SQL); a
+	 * page's next_cursor continues the same filtered walk. */
+	int (*audit_find)(struct store_conn *c, const struct audit_filter *f, store_audit_cb cb,
+			  void *ctx, char *next_cursor);
 
 	/* Every token (active and revoked), oldest first; never the hash. */
 	int (*token_list)(struct store_conn *c, store_token_cb cb, void *ctx);
@@ -459,6 +484,9 @@ struct store_ops {
 	/* Saves allocation_id, status, body and updated_at of the job j->id. */
 	int (*job_update)(struct store_conn *c, const struct job *j, char *detail);
 	int (*job_get)(struct store_conn *c, const char *id, struct job *out);
+	/* A page of jobs, newest first (created_at, id); next_cursor as alloc_list's. */
+	int (*job_list)(struct store_conn *c, const struct job_filter *f, store_job_cb cb,
+			void *ctx, char *next_cursor);
 	/* Up to max jobs whose manifests are due for removal (struct job_cleanup),
 	 * oldest first; alloc_id non-NULL: only the job of that allocation.
 	 * *n = how many were written to out. */

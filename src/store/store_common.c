@@ -280,6 +280,17 @@ int store_cursor_parse(const char *cur, int64_t *at, char *id)
 	return 0;
 }
 
+int store_page_args(const char *cursor, int *limit, int64_t *at, char *id)
+{
+	if (*limit < 1)
+		*limit = 1;
+	if (*limit > STORE_MAX_PAGE)
+		*limit = STORE_MAX_PAGE;
+	*at = 0;
+	id[0] = '\0';
+	return cursor && cursor[0] ? store_cursor_parse(cursor, at, id) : 0;
+}
+
 /* ---- allocate ---------------------------------------------------------- */
 
 /* ---- budget period changes --------------------------------------------- */

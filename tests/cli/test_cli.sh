@@ -62,7 +62,7 @@ kv() { sed -n "s/^$1  *//p" "$T/out" | head -n 1; }
 
 run --help
 expect_rc 0 "plinth --help"
-for c in serve quote allocate allocations start complete cancel teams gpu-types costs token version completion; do
+for c in serve quote allocate allocations start complete cancel teams gpu-types costs token version completion audit job; do
 	expect_out "$c" "top-level help lists $c"
 done
 
@@ -82,7 +82,9 @@ check_help complete --at
 check_help cancel ID
 check_help teams TEAM
 check_help costs --from --to --group-by
-check_help token --name --role --team create revoke
+check_help token --name --role --team create revoke --active
+check_help audit --team --actor --action --since --until --limit
+check_help job list get --team --limit
 check_help version version
 check_help gpu-types gpu-types
 check_help completion bash zsh
@@ -625,6 +627,93 @@ run --token "$ADMIN" token revoke "$SVC_ID"
 expect_rc 0 "token revoke"
 run --token "$SERVICE" quote --team vision --gpu-type h100-80gb --gpus 1 --hours 1
 expect_rc 1 "a revoked token is refused"
+
+# token list tells revoked tokens from active ones; --active leaves them out.
+run --token "$ADMIN" token list
+expect_rc 0 "token list after a revoke"
+line=$(grep "^$SVC_ID " "$T/out")
+case $line in *" revoked "*) ok "token list: the revoked token's STATUS is revoked";; *) not_ok "token list: no revoked STATUS for $SVC_ID: $line";; esac
+case $(grep "^[^ ]* *alice " "$T/out") in *" active "*) ok "token list: alice is active";; *) not_ok "token list: alice not active";; esac
+expect_out "REVOKED AT" "token list has a REVOKED AT column"
+run --token "$ADMIN" token list --active
+expect_rc 0 "token list --active"
+case $OUT in *"$SVC_ID"*) not_ok "token list --active shows the revoked token";; *) ok "token list --active hides the revoked token";; esac
+expect_out "alice" "token list --active keeps alice"
+run --json --token "$ADMIN" token list --active
+expect_flat '"status":"active"' "token list --active --json carries status"
+case $FLAT in *'"status":"revoked"'*) not_ok "token list --active --json has a revoked token";; *) ok "token list --active --json has no revoked token";; esac
+
+# The audit log: filters, RFC 3339 times, summaries; finance may read it, a member not.
+run --token "$ADMIN" token create --name auditor --role finance
+FIN=$(kv token)
+run --token "$FIN" audit
+expect_rc 0 "audit (finance)"
+expect_out "AT " "audit prints a table"
+expect_out "budget 1000.00 USD monthly" "audit summarises a team's budget"
+expect_out "svc (service)" "audit summarises a token"
+run --token "$FIN" audit --action token.revoke
+expect_rc 0 "audit --action token.revoke"
+expect_out "$SVC_ID" "audit --action shows the revoke"
+case $OUT in *"team.create"*) not_ok "audit --action shows other actions";; *) ok "audit --action shows only that action";; esac
+case $OUT in *T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]Z*) ok "audit times are RFC 3339";; *) not_ok "audit: no RFC 3339 time";; esac
+run --token "$FIN" audit --team vision --action team.create
+expect_rc 0 "audit --team --action"
+expect_out "budget 500.00 USD monthly" "audit --team vision shows vision's creation"
+case $OUT in *"1000.00"*) not_ok "audit --team vision shows ml";; *) ok "audit --team keeps to the team";; esac
+run --token "$FIN" audit --actor alice --action allocation.approve
+expect_rc 0 "audit --actor alice"
+expect_out "alice" "audit --actor shows alice's approvals"
+case $OUT in *"bootstrap admin"*) not_ok "audit --actor shows another actor";; *) ok "audit --actor keeps to the actor";; esac
+run --token "$FIN" audit --since 2999-01-01
+expect_rc 0 "audit --since in the future"
+expect_out "(no audit entries)" "audit --since in the future is empty"
+run --token "$FIN" audit --until 2000-01-01
+expect_out "(no audit entries)" "audit --until in the past is empty"
+run --token "$FIN" audit --limit 3
+expect_rc 0 "audit --limit 3"
+if [ "$(grep -c 'Z  ' "$T/out")" -eq 3 ]; then ok "audit --limit 3 prints 3 entries"; else not_ok "audit --limit 3 printed $(grep -c 'Z  ' "$T/out")"; fi
+expect_out "more entries" "audit --limit says there is more"
+run --json --token "$FIN" audit --limit 3
+expect_rc 0 "audit --json"
+if [ "$(printf '%s' "$FLAT" | grep -o '"seq":' | wc -l)" -eq 3 ]; then ok "audit --json: one document, 3 entries over pages"; else not_ok "audit --json: not 3 entries"; fi
+expect_flat '"next_cursor":"' "audit --json carries the cursor to go on"
+run --token "$FIN" audit --since yesterday
+expect_rc 1 "audit --since yesterday is refused"
+expect_err "since" "the refusal names since"
+run --token "$FIN" audit --action team.put
+expect_rc 1 "audit --action team.put is refused"
+expect_err "team.update" "the refusal lists the valid actions"
+run --token "$MEMBER" audit
+expect_rc 1 "a member may not read the audit log"
+run --token "$FIN" audit --limit 0
+expect_rc 2 "audit --limit 0"
+
+# Jobs: submitted with the CLI, listed and shown.
+printf 'team: ml\nproject: p\nname: cli-job\nframework: pytorch\ngpu_type: h100-80gb\ngpu_count: 1\nmax_runtime_hours: 1\n' >"$T/job.yaml"
+run --token "$MEMBER" submit "$T/job.yaml"
+expect_rc 0 "submit a job"
+JOB=$("$PLINTH" --json --token "$MEMBER" job list | tr -d ' \n\t' | sed -n 's/^{"items":\[{"id":"\([^"]*\)".*/\1/p')
+case $JOB in job_*) ok "job list --json: the newest job first";; *) RC=0; not_ok "job list --json: no job id";; esac
+run --token "$MEMBER" job list
+expect_rc 0 "job list"
+expect_out "cli-job" "job list shows the job's name"
+expect_out "created" "job list shows its state"
+expect_out "alloc_" "job list shows its allocation"
+run --token "$MEMBER" job list --team vision
+expect_rc 1 "job list for another team is refused to a member"
+run --token "$ADMIN" job list --team vision
+expect_rc 0 "job list --team vision (admin)"
+expect_out "(no jobs)" "vision has no jobs"
+run --token "$MEMBER" job get "$JOB"
+expect_rc 0 "job get"
+expect_out "cli-job" "job get shows the name"
+expect_out "apps/ml/cli-job" "job get shows where the manifests are"
+run --token "$MEMBER" job get job_nosuchjob0000000000
+expect_rc 1 "job get of an unknown job"
+run --token "$MEMBER" job
+expect_rc 2 "job without a subcommand"
+run --token "$MEMBER" job get
+expect_rc 2 "job get without an id"
 
 echo "1..$n"
 if [ "$failed" -ne 0 ]; then

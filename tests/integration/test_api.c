@@ -1066,6 +1066,271 @@ static void test_audit(void **state)
 	ITEST_STATUS(itest_req(d, "GET", "/v1/audit?team=au", fin, NULL), 200);
 }
 
+/* The one entry of action on object in the audit page r (NULL if none). */
+static json_t *audit_entry(json_t *page, const char *action, const char *object)
+{
+	size_t i;
+	json_t *it, *found = NULL;
+
+	json_array_foreach(itest_jget(page, "items"), i, it)
+		if (strcmp(itest_jstr(it, "action"), action) == 0 &&
+		    strcmp(itest_jstr(it, "object_id"), object) == 0)
+			found = it;
+	return found;
+}
+
+/* Fails unless o[key] and want[key] are equal JSON. */
+static void assert_same(json_t *o, json_t *want, const char *key)
+{
+	json_t *a = json_object_get(o, key), *b = json_object_get(want, key);
+
+	if (a == NULL || b == NULL || !json_equal(a, b)) {
+		char *x = a ? json_dumps(a, JSON_ENCODE_ANY) : NULL;
+		char *y = b ? json_dumps(b, JSON_ENCODE_ANY) : NULL;
+		fprintf(stderr, "%s: audit %s != resource %s\n", key, x ? x : "(none)",
+			y ? y : "(none)");
+		free(x);
+		free(y);
+		fail();
+	}
+}
+
+/* Audit entries show records in the resources' own shapes (RFC 3339 times,
+ * money as GET shows it), and the log filters by team, actor, action and
+ * time, in SQL, across pages. */
+static void test_audit_shapes_and_filters(void **state)
+{
+	struct itest_daemon *d = D(state);
+	struct itest_resp *r;
+	json_t *e, *team, *gpu, *alloc;
+	const char *fin, *mem, *mem_id, *alloc_id;
+	int64_t t0 = (int64_t)time(NULL) - 1;
+	char since[32], until[32];
+
+	itest_put_gpu(d, "sh-gpu", "2.5", 8);
+	itest_put_team(d, "sh", "100");
+	itest_put_team(d, "sh", "250.5");
+	r = itest_allocate(d, d->admin, "sh", "p", "sh-gpu", 2, "3");
+	ITEST_STATUS(r, 201);
+	alloc = json_incref(r->json);
+	alloc_id = itest_jstr(alloc, "id");
+
+	/* A team PUT: before and after shaped like GET /v1/teams/{id}. */
+	r = itest_req(d, "GET", "/v1/teams/sh", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	team = json_incref(r->json);
+	r = itest_req(d, "GET", "/v1/audit?team=sh&action=team.update", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 1);
+	e = audit_entry(r->json, "team.update", "sh");
+	assert_non_null(e);
+	ITEST_STREQ(itest_jstr(e, "before.budget.amount"), "100.00");
+	ITEST_STREQ(itest_jstr(e, "before.budget.period"), "monthly");
+	assert_same(itest_jget(e, "after"), team, "budget");
+	assert_same(itest_jget(e, "after"), team, "display_name");
+	assert_same(itest_jget(e, "after"), team, "alert_thresholds");
+	assert_same(itest_jget(e, "after"), team, "currency");
+	assert_time_field(e, "after.created_at");
+	assert_time_field(e, "after.updated_at");
+	assert_time_field(e, "before.updated_at");
+
+	/* A GPU type PUT: after is GET /v1/gpu-types/{id} as it was then. */
+	r = itest_req(d, "GET", "/v1/gpu-types/sh-gpu", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	gpu = json_incref(r->json);
+	r = itest_req(d, "GET", "/v1/audit?action=gpu_type.create", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	e = audit_entry(r->json, "gpu_type.create", "sh-gpu");
+	assert_non_null(e);
+	assert_null_field(e, "before");
+	static const char *const gkeys[] = {"id", "name", "price_per_gpu_hour", "currency",
+					    "price_date", "price_source", "capacity", "updated_at"};
+	for (size_t k = 0; k < sizeof(gkeys) / sizeof(gkeys[0]); k++)
+		assert_same(itest_jget(e, "after"), gpu, gkeys[k]);
+	ITEST_STREQ(itest_jstr(e, "after.price_per_gpu_hour"), "2.50");
+
+	/* An allocation: after is the allocation as its POST answered. */
+	r = itest_req(d, "GET", "/v1/audit?action=allocation.approve&team=sh", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	e = audit_entry(r->json, "allocation.approve", alloc_id);
+	assert_non_null(e);
+	static const char *const akeys[] = {"id", "team", "gpu_count", "max_runtime_hours",
+					    "price_per_gpu_hour", "estimated_cost", "actual_cost",
+					    "status", "approved_at", "expires_at", "started_at",
+					    "period_start", "labels", "created_by"};
+	for (size_t k = 0; k < sizeof(akeys) / sizeof(akeys[0]); k++)
+		assert_same(itest_jget(e, "after"), alloc, akeys[k]);
+	ITEST_STREQ(itest_jstr(e, "after.estimated_cost"), "15.00");
+	assert_true(json_is_string(itest_jget(e, "after.approved_at")));
+
+	/* The actor by name and by token id; an actor with no rows. */
+	fin = itest_make_token(d, "finance", NULL, NULL);
+	mem = itest_make_token(d, "member", "[\"sh\"]", &mem_id);
+	r = itest_req(d, "POST", "/v1/allocations", mem,
+		      "{\"team\":\"sh\",\"project\":\"p\",\"gpu_type\":\"sh-gpu\",\"gpu_count\":1,"
+		      "\"max_runtime_hours\":1}");
+	ITEST_STATUS(r, 201);
+	r = itest_req(d, "GET", itest_strf(d, "/v1/audit?actor=%s", mem_id), fin, NULL);
+	ITEST_STATUS(r, 200);
+	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 1);
+	ITEST_STREQ(itest_jstr(json_array_get(itest_jget(r->json, "items"), 0), "actor.id"), mem_id);
+	r = itest_req(d, "GET", "/v1/audit?actor=nobody-at-all", fin, NULL);
+	ITEST_STATUS(r, 200);
+	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 0);
+
+	/* Time: since t0 has this test's rows; until t0 has none of them. */
+	itest_time_format(t0, since);
+	itest_time_format(t0, until);
+	r = itest_req(d, "GET", itest_strf(d, "/v1/audit?team=sh&since=%s", since), fin, NULL);
+	ITEST_STATUS(r, 200);
+	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 4);
+	r = itest_req(d, "GET", itest_strf(d, "/v1/audit?team=sh&until=%s", until), fin, NULL);
+	ITEST_STATUS(r, 200);
+	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 0);
+
+	/* The cursor walk keeps the filters: the 4 rows of team sh (create,
+	 * update, two approvals) in pages of 2. */
+	const char *cur = NULL;
+	int total = 0, pages = 0;
+	do {
+		r = itest_req(d, "GET",
+			      cur ? itest_strf(d, "/v1/audit?team=sh&limit=2&cursor=%s", cur)
+				  : "/v1/audit?team=sh&limit=2",
+			      fin, NULL);
+		ITEST_STATUS(r, 200);
+		size_t i;
+		json_array_foreach(itest_jget(r->json, "items"), i, e)
+			ITEST_STREQ(itest_jstr(e, "team"), "sh");
+		total += (int)json_array_size(itest_jget(r->json, "items"));
+		cur = itest_jstr(r->json, "next_cursor");
+		cur = cur ? itest_keep(d, strdup(cur)) : NULL;
+	} while (cur != NULL && ++pages < 10);
+	assert_int_equal(total, 4);
+
+	/* Bad filters name the parameter; a member may not read the log. */
+	r = itest_req(d, "GET", "/v1/audit?since=yesterday", d->admin, NULL);
+	ITEST_PROBLEM(r, 422, "validation-error");
+	assert_true(itest_problem_names_field(r, "since"));
+	r = itest_req(d, "GET", "/v1/audit?until=2026-13-01", d->admin, NULL);
+	ITEST_PROBLEM(r, 422, "validation-error");
+	assert_true(itest_problem_names_field(r, "until"));
+	/* Bytes that are not UTF-8 never reach the SQL (PostgreSQL: a 500). */
+	r = itest_req(d, "GET", "/v1/audit?actor=%ff%fe", d->admin, NULL);
+	ITEST_PROBLEM(r, 422, "validation-error");
+	assert_true(itest_problem_names_field(r, "actor"));
+	r = itest_req(d, "GET", "/v1/audit?action=team.put", d->admin, NULL);
+	ITEST_PROBLEM(r, 422, "validation-error");
+	assert_true(itest_problem_names_field(r, "action"));
+	assert_non_null(strstr(r->body, "team.update"));
+	r = itest_req(d, "GET", "/v1/audit?since=2026-02-01&until=2026-01-01", d->admin, NULL);
+	ITEST_PROBLEM(r, 422, "validation-error");
+	ITEST_PROBLEM(itest_req(d, "GET", "/v1/audit", mem, NULL), 403, "forbidden");
+	json_decref(alloc);
+	json_decref(team);
+	json_decref(gpu);
+}
+
+/* Tokens show whether they are revoked; ?status= picks one kind. */
+static void test_token_status(void **state)
+{
+	struct itest_daemon *d = D(state);
+	struct itest_resp *r;
+	const char *gone_id, *kept_id;
+	size_t i;
+	json_t *it;
+	int seen = 0;
+
+	itest_make_token(d, "finance", NULL, &gone_id);
+	itest_make_token(d, "finance", NULL, &kept_id);
+	ITEST_STATUS(itest_req(d, "DELETE", itest_strf(d, "/v1/tokens/%s", gone_id), d->admin, NULL),
+		     204);
+	r = itest_req(d, "GET", "/v1/tokens", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	json_array_foreach(itest_jget(r->json, "items"), i, it) {
+		int gone = strcmp(itest_jstr(it, "id"), gone_id) == 0;
+		if (gone || strcmp(itest_jstr(it, "id"), kept_id) == 0) {
+			seen++;
+			ITEST_STREQ(itest_jstr(it, "status"), gone ? "revoked" : "active");
+			if (gone)
+				assert_time_field(it, "revoked_at");
+			else
+				assert_null_field(it, "revoked_at");
+		}
+	}
+	assert_int_equal(seen, 2);
+	r = itest_req(d, "GET", "/v1/tokens?status=active", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	json_array_foreach(itest_jget(r->json, "items"), i, it)
+		ITEST_STREQ(itest_jstr(it, "status"), "active");
+	assert_null(strstr(r->body, gone_id));
+	r = itest_req(d, "GET", "/v1/tokens?status=revoked", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 1);
+	ITEST_STREQ(itest_jstr(json_array_get(itest_jget(r->json, "items"), 0), "id"), gone_id);
+	r = itest_req(d, "GET", "/v1/tokens?status=gone", d->admin, NULL);
+	ITEST_PROBLEM(r, 422, "validation-error");
+	assert_true(itest_problem_names_field(r, "status"));
+}
+
+/* GET /v1/jobs: newest first, scoped like allocations. */
+static void test_jobs_list(void **state)
+{
+	struct itest_daemon *d = D(state);
+	struct itest_resp *r;
+	const char *mem, *job_a, *job_b;
+	static const char body[] =
+		"{\"team\":\"%s\",\"project\":\"p\",\"name\":\"%s\",\"framework\":\"pytorch\","
+		"\"gpu_type\":\"jl-gpu\",\"gpu_count\":1,\"max_runtime_hours\":1}";
+
+	itest_put_gpu(d, "jl-gpu", "1", 8);
+	itest_put_team(d, "ja", "100");
+	itest_put_team(d, "jb", "100");
+	r = itest_req(d, "POST", "/v1/jobs", d->admin, itest_strf(d, body, "ja", "train-a"));
+	ITEST_STATUS(r, 201);
+	job_a = itest_keep(d, strdup(itest_jstr(r->json, "id")));
+	r = itest_req(d, "POST", "/v1/jobs", d->admin, itest_strf(d, body, "jb", "train-b"));
+	ITEST_STATUS(r, 201);
+	job_b = itest_keep(d, strdup(itest_jstr(r->json, "id")));
+
+	r = itest_req(d, "GET", "/v1/jobs", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 2);
+	json_t *first = json_array_get(itest_jget(r->json, "items"), 0);
+	json_t *second = json_array_get(itest_jget(r->json, "items"), 1);
+	/* Newest first (the same second: the larger id first). */
+	assert_true(itest_time_parse(itest_jstr(first, "created_at")) >=
+		    itest_time_parse(itest_jstr(second, "created_at")));
+	ITEST_STREQ(itest_jstr(first, "state"), "created");
+	assert_non_null(itest_jstr(first, "outcome.allocation.id"));
+
+	/* The same record as GET /v1/jobs/{id}. */
+	struct itest_resp *one = itest_req(d, "GET", itest_strf(d, "/v1/jobs/%s", job_a), d->admin, NULL);
+	ITEST_STATUS(one, 200);
+	assert_true(json_equal(one->json, strcmp(itest_jstr(first, "id"), job_a) == 0 ? first : second));
+
+	r = itest_req(d, "GET", "/v1/jobs?team=jb&limit=1", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 1);
+	ITEST_STREQ(itest_jstr(json_array_get(itest_jget(r->json, "items"), 0), "id"), job_b);
+	assert_null_field(r->json, "next_cursor");
+	r = itest_req(d, "GET", "/v1/jobs?limit=1", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	assert_non_null(itest_jstr(r->json, "next_cursor"));
+
+	/* A member sees its teams' jobs only, and may not ask for another team. */
+	mem = itest_make_token(d, "member", "[\"ja\"]", NULL);
+	r = itest_req(d, "GET", "/v1/jobs", mem, NULL);
+	ITEST_STATUS(r, 200);
+	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 1);
+	ITEST_STREQ(itest_jstr(json_array_get(itest_jget(r->json, "items"), 0), "id"), job_a);
+	ITEST_PROBLEM(itest_req(d, "GET", "/v1/jobs?team=jb", mem, NULL), 403, "forbidden");
+	ITEST_PROBLEM(itest_req(d, "GET", itest_strf(d, "/v1/jobs/%s", job_b), mem, NULL), 404,
+		      "not-found");
+	r = itest_req(d, "GET", "/v1/jobs?cursor=bogus", d->admin, NULL);
+	ITEST_PROBLEM(r, 422, "validation-error");
+	assert_true(itest_problem_names_field(r, "cursor"));
+}
+
 /* ---- expiry ---- */
 
 static void test_expiry(void **state)
@@ -1235,6 +1500,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list_allocations, itest_setup_daemon, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_costs, itest_setup_daemon, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_audit, itest_setup_daemon, itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_audit_shapes_and_filters, itest_setup_daemon,
+						itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_token_status, itest_setup_daemon,
+						itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_jobs_list, itest_setup_daemon,
+						itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_expiry, setup_expiry_daemon, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_due_released_for_the_next_decision,
 						setup_unswept_daemon, itest_teardown_daemon),

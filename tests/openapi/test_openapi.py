@@ -379,6 +379,10 @@ def scenario(tap, c, doc, doc_json, doc_bytes, base, admin):
     check(tap, tl is not None and all("token" not in x for x in tl["items"]),
           "token list never shows a secret")
     A("/v1/tokens", "get", token=fin, expect=403, desc="finance")
+    _, _, tl = A("/v1/tokens", "get", query={"status": "active"}, expect=200, desc="active")
+    check(tap, tl is not None and all(x["status"] == "active" for x in tl["items"]),
+          "token list ?status=active shows active tokens only", tl)
+    A("/v1/tokens", "get", query={"status": "gone"}, expect=422, desc="bad status")
     A("/v1/tokens", "post", token=mem, body={"name": "x", "role": "admin"}, expect=403,
       desc="member")
     spare = toks["spare"]
@@ -602,6 +606,23 @@ def scenario(tap, c, doc, doc_json, doc_bytes, base, admin):
     A("/v1/audit", "get", query={"limit": 501}, expect=422, desc="limit 501")
     A("/v1/audit", "get", query={"team": "BAD"}, expect=422, desc="bad team")
     A("/v1/audit", "get", query={"cursor": "xyz"}, expect=422, desc="bad cursor")
+    # Filters (docs: AuditAction, since/until) and the records in the API's shapes.
+    _, _, au = A("/v1/audit", "get", query={"action": "team.update"}, token=fin, expect=200,
+                 desc="action")
+    check(tap, au is not None and au["items"] and
+          all(e["action"] == "team.update" and isinstance(e["after"]["budget"], dict) and
+              isinstance(e["after"]["updated_at"], str) for e in au["items"]),
+          "audit ?action= filters; a team's budget is an object, its times RFC 3339", au)
+    _, _, au = A("/v1/audit", "get", query={"actor": "bootstrap admin", "since": "2000-01-01",
+                                            "until": "2999-01-01T00:00:00Z"}, expect=200,
+                 desc="actor, since, until")
+    check(tap, au is not None and au["items"] and
+          all(e["actor"]["name"] == "bootstrap admin" for e in au["items"]),
+          "audit ?actor= matches the actor's name", au)
+    _, _, p = A("/v1/audit", "get", query={"since": "yesterday"}, expect=422, desc="bad since")
+    check(tap, "since" in field_errors(p), "a bad since names the parameter", p)
+    A("/v1/audit", "get", query={"action": "team.put"}, expect=422, doc_rejects=False,
+      desc="unknown action")
 
     # --- transport-level refusals on every operation with a body -----------------------
     samples = {"id": a3["id"], "team": "alpha"}
@@ -651,6 +672,19 @@ def scenario(tap, c, doc, doc_json, doc_bytes, base, admin):
       desc="name not a DNS label")
     A("/v1/jobs/{id}", "get", params={"id": (job or {}).get("id", "x")}, expect=200)
     A("/v1/jobs/{id}", "get", params={"id": "job_nosuchjob"}, expect=404)
+    _, _, jl = A("/v1/jobs", "get", expect=200)
+    # Both POSTs above made a job (the second one failed: job-exists).
+    check(tap, jl is not None and job is not None and
+          job["id"] in [x["id"] for x in jl["items"]] and
+          sorted(x["state"] for x in jl["items"]) == ["created", "failed"],
+          "GET /v1/jobs lists the created and the failed job", jl)
+    _, _, jl = A("/v1/jobs", "get", query={"team": "beta", "limit": 1}, token=fin, expect=200,
+                 desc="team, finance")
+    _, _, jl = A("/v1/jobs", "get", token=mem, expect=200, desc="member")
+    check(tap, jl is not None and all(x["team"] == "alpha" for x in jl["items"]),
+          "GET /v1/jobs: a member sees only its teams' jobs", jl)
+    A("/v1/jobs", "get", query={"team": "beta"}, token=mem, expect=403, desc="member, other team")
+    A("/v1/jobs", "get", query={"cursor": "xyz"}, expect=422, desc="bad cursor")
 
     # --- the Kubernetes admission webhook (docs/kubernetes.md) ------------------------
     def review(uid, labels, gpus):

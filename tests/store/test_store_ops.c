@@ -12,7 +12,8 @@
  * many job requests at once, and alert claimers that must never claim one
  * alert twice.  Also: scope lists, audit pages, seeding, job outcomes, the
  * GitOps clean-up queue, and rows planted past the store that do not fit
- * (lists and audit pages go on past them).  Nothing outside its directory
+ * (lists and audit pages go on past them); audit filters (team, actor,
+ * action, time) and job pages, walked page by page.  Nothing outside its directory
  * or schema.
  */
 #include <pthread.h>
@@ -433,6 +434,81 @@ static void test_audit_pages(void **state)
 	assert_int_equal(f->ops->audit_list(f->c, NULL, "x1", 50, audit_cb, &s, next), ERR_INVALID);
 }
 
+/* Every row of filter f, walked in pages of 2 (each page with the same
+ * filters and the last page's cursor): how many, in order. */
+static int audit_walk(struct fx *f, struct audit_filter q, struct audit_seen *s)
+{
+	char cursor[STORE_ID_LEN * 2] = "", next[STORE_ID_LEN * 2];
+	int pages = 0;
+
+	memset(s, 0, sizeof(*s));
+	s->ordered = true;
+	q.limit = 2;
+	do {
+		q.cursor = cursor[0] ? cursor : NULL;
+		assert_int_equal(f->ops->audit_find(f->c, &q, audit_cb, s, next), 0);
+		snprintf(cursor, sizeof(cursor), "%s", next);
+		pages++;
+	} while (cursor[0] && pages < 20);
+	assert_true(s->ordered);
+	return s->n;
+}
+
+static void test_audit_filters(void **state)
+{
+	struct fx *f = *state;
+	static const struct actor BOB = {"tok_bob", "bob", ROLE_ADMIN};
+	struct audit_seen s;
+	bool created;
+
+	/* At now: admin creates g0, t1; at now + 100: bob updates g0 and
+	 * creates t2; at now + 200: admin updates t1 three times. */
+	struct gpu_type g = gpu_rec("g0", 1);
+	struct team t1 = team_rec("t1"), t2 = team_rec("t2");
+	assert_int_equal(f->ops->gpu_type_put(f->c, &ADMIN, &g, f->now, &created), 0);
+	assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t1, f->now, &created), 0);
+	g.capacity = 2;
+	assert_int_equal(f->ops->gpu_type_put(f->c, &BOB, &g, f->now + 100, &created), 0);
+	assert_int_equal(f->ops->team_put(f->c, &BOB, &t2, f->now + 100, &created), 0);
+	for (int i = 0; i < 3; i++) {
+		t1.budget_micros += 1000000;
+		assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t1, f->now + 200, &created), 0);
+	}
+
+	struct audit_filter q = {0};
+	assert_int_equal(audit_walk(f, q, &s), 7);
+
+	q = (struct audit_filter){.action = "team.update"};
+	assert_int_equal(audit_walk(f, q, &s), 3);
+	q = (struct audit_filter){.action = "team"}; /* exact, not a prefix */
+	assert_int_equal(audit_walk(f, q, &s), 0);
+
+	/* The actor by token id or by name. */
+	q = (struct audit_filter){.actor = "bob"};
+	assert_int_equal(audit_walk(f, q, &s), 2);
+	q = (struct audit_filter){.actor = "tok_bob"};
+	assert_int_equal(audit_walk(f, q, &s), 2);
+	q = (struct audit_filter){.actor = "tok_admin"};
+	assert_int_equal(audit_walk(f, q, &s), 5);
+
+	/* since is inclusive, until exclusive. */
+	q = (struct audit_filter){.since = f->now + 100};
+	assert_int_equal(audit_walk(f, q, &s), 5);
+	q = (struct audit_filter){.until = f->now + 100};
+	assert_int_equal(audit_walk(f, q, &s), 2);
+	q = (struct audit_filter){.since = f->now + 100, .until = f->now + 200};
+	assert_int_equal(audit_walk(f, q, &s), 2);
+
+	/* Filters combine, and every page of a walk keeps them. */
+	q = (struct audit_filter){.team = "t1", .actor = "admin", .action = "team.update",
+				  .since = f->now + 1};
+	assert_int_equal(audit_walk(f, q, &s), 3);
+	q = (struct audit_filter){.team = "t2", .actor = "admin"};
+	assert_int_equal(audit_walk(f, q, &s), 0);
+	q = (struct audit_filter){.action = "gpu_type.update", .actor = "bob"};
+	assert_int_equal(audit_walk(f, q, &s), 1);
+}
+
 /* ---- 4. jobs ---------------------------------------------------------------- */
 
 static void job_rec(struct job *j, const char *id, const char *key, const char *hash)
@@ -681,12 +757,96 @@ static void test_bad_rows(void **state)
 	assert_true(store_bad_rows_total() >= bad0 + 3);
 }
 
+/* ---- jobs list ------------------------------------------------------------ */
+
+struct jobs_seen {
+	int n;
+	char ids[8][STORE_ID_LEN];
+};
+
+static int job_seen_cb(void *ctx, const struct job *j)
+{
+	struct jobs_seen *s = ctx;
+
+	if (s->n < 8)
+		snprintf(s->ids[s->n], STORE_ID_LEN, "%s", j->id);
+	s->n++;
+	return 0;
+}
+
+/* Walks filter q in pages of 2 into s. */
+static void jobs_walk(struct fx *f, struct job_filter q, struct jobs_seen *s)
+{
+	char cursor[STORE_ID_LEN * 2] = "", next[STORE_ID_LEN * 2];
+	int pages = 0;
+
+	memset(s, 0, sizeof(*s));
+	q.limit = 2;
+	do {
+		q.cursor = cursor[0] ? cursor : NULL;
+		assert_int_equal(f->ops->job_list(f->c, &q, job_seen_cb, s, next), 0);
+		snprintf(cursor, sizeof(cursor), "%s", next);
+		pages++;
+	} while (cursor[0] && pages < 20);
+}
+
+static void test_job_list(void **state)
+{
+	struct fx *f = *state;
+	char detail[STORE_DETAIL_LEN], next[STORE_ID_LEN * 2];
+	struct job *j = calloc(2, sizeof(*j));
+	struct jobs_seen s;
+	bool created;
+
+	assert_non_null(j);
+	/* Five jobs: job_a1..a3 of nlp (a2 and a3 at the same second), b1 and b2 of cv. */
+	static const struct { const char *id, *team; int64_t dt; } rows[] = {
+		{"job_a1", "nlp", 0}, {"job_b1", "cv", 10}, {"job_a2", "nlp", 20},
+		{"job_a3", "nlp", 20}, {"job_b2", "cv", 30},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		job_rec(&j[0], rows[i].id, "", "h");
+		snprintf(j[0].team, sizeof(j[0].team), "%s", rows[i].team);
+		j[0].created_at = j[0].updated_at = f->now + rows[i].dt;
+		assert_int_equal(f->ops->job_begin(f->c, &j[0], &j[1], &created, detail), 0);
+	}
+
+	/* Newest first, ties by id (descending), across pages. */
+	jobs_walk(f, (struct job_filter){0}, &s);
+	assert_int_equal(s.n, 5);
+	assert_string_equal(s.ids[0], "job_b2");
+	assert_string_equal(s.ids[1], "job_a3");
+	assert_string_equal(s.ids[2], "job_a2");
+	assert_string_equal(s.ids[3], "job_b1");
+	assert_string_equal(s.ids[4], "job_a1");
+
+	/* One team; a member's scope; an empty scope sees nothing. */
+	jobs_walk(f, (struct job_filter){.team = "cv"}, &s);
+	assert_int_equal(s.n, 2);
+	assert_string_equal(s.ids[0], "job_b2");
+	const char *scope[] = {"nlp"};
+	jobs_walk(f, (struct job_filter){.teams = scope, .nteams = 1}, &s);
+	assert_int_equal(s.n, 3);
+	assert_string_equal(s.ids[2], "job_a1");
+	jobs_walk(f, (struct job_filter){.team = "cv", .teams = scope, .nteams = 1}, &s);
+	assert_int_equal(s.n, 0);
+	jobs_walk(f, (struct job_filter){.teams = scope, .nteams = 0}, &s);
+	assert_int_equal(s.n, 0);
+
+	/* A bad cursor is refused. */
+	struct job_filter q = {.cursor = "nope", .limit = 2};
+	assert_int_equal(f->ops->job_list(f->c, &q, job_seen_cb, &s, next), ERR_INVALID);
+	free(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_put_races, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_seed_and_lists, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_filters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alerts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_rows, setup, teardown),

@@ -2,6 +2,9 @@
  * ops_costs.c - cost visibility: GET /v1/costs answered from the rollups,
  * the per-day usage rows of the FOCUS export, and the rollups themselves.
  *
+ * GET /v1/costs attributes cost by use (the per-day split, the default) or
+ * by approval time (view=budget); see enum cost_view.
+ *
  * Three rollup tables hold completed allocations only (live ones are few and
  * moving, and read directly): cost_daily_approved and cost_monthly_approved
  * by approval day / month, cost_daily_usage by day of use (THE per-day split
@@ -268,7 +271,7 @@ int ops_cost_rollup_rebuild(struct store_conn *c)
 
 /*
  * Runs a SELECT of allocations `base` with parameters fmt (integers p1, p2,
- * p3) and q's team scope through store_cost_by_key/day into acc.
+ * p3) and q's team scope through store_cost_by_use/key (by q->view) into acc.
  */
 static int scan_into(struct store_conn *c, const struct cost_query *q, struct store_cost_acc *acc,
 		     struct allocation *a, const char *base, const char *fmt, int64_t p1,
@@ -289,8 +292,8 @@ static int scan_into(struct store_conn *c, const struct cost_query *q, struct st
 	while (rc == 0 && (rc = db_next(r)) == 1) {
 		rc = db_row_alloc(r, 0, a);
 		if (rc == 0)
-			rc = q->group == COST_BY_DAY ? store_cost_by_day(acc, q, a)
-						     : store_cost_by_key(acc, q, a);
+			rc = q->view == COST_VIEW_USE ? store_cost_by_use(acc, q, a)
+						      : store_cost_by_key(acc, q, a);
 	}
 	db_rows_close(r);
 	free(sql);
@@ -300,15 +303,15 @@ static int scan_into(struct store_conn *c, const struct cost_query *q, struct st
 enum roll_table { ROLL_USAGE, ROLL_DAILY, ROLL_MONTHLY };
 
 static const char *const roll_select[] = {
-	[ROLL_USAGE] = "SELECT day, '', '', spent, gpu_microhours"
+	[ROLL_USAGE] = "SELECT day, team_id, project, gpu_type, spent, gpu_microhours"
 		       " FROM cost_daily_usage WHERE day >= ? AND day < ?",
-	[ROLL_DAILY] = "SELECT team_id, project, gpu_type, spent, gpu_microhours"
+	[ROLL_DAILY] = "SELECT day, team_id, project, gpu_type, spent, gpu_microhours"
 		       " FROM cost_daily_approved WHERE day >= ? AND day < ?",
-	[ROLL_MONTHLY] = "SELECT team_id, project, gpu_type, spent, gpu_microhours"
+	[ROLL_MONTHLY] = "SELECT month, team_id, project, gpu_type, spent, gpu_microhours"
 			 " FROM cost_monthly_approved WHERE month >= ? AND month < ?",
 };
 
-/* Sums rollup rows of [d0, d1) (days or months) into acc (by day, or by the group key). */
+/* Sums rollup rows of [d0, d1) (days or months) into acc under their group key. */
 static int rollup_into(struct store_conn *c, const struct cost_query *q, struct store_cost_acc *acc,
 		       enum roll_table table, int64_t d0, int64_t d1)
 {
@@ -332,18 +335,14 @@ static int rollup_into(struct store_conn *c, const struct cost_query *q, struct 
 	while (rc == 0 && (rc = db_next(r)) == 1) {
 		char key[STORE_ID_LEN * 2], t[STORE_ID_LEN], pr[STORE_ID_LEN], g[STORE_ID_LEN];
 
-		if (table == ROLL_USAGE) {
-			time_format_date(db_i64(r, 0), key);
-		} else {
-			if (db_copy(r, 0, t, sizeof(t)) != 0 || db_copy(r, 1, pr, sizeof(pr)) != 0 ||
-			    db_copy(r, 2, g, sizeof(g)) != 0) {
-				db_err(c, "corrupt cost rollup row of team '%s'", t);
-				rc = ERR_STORE;
-				break;
-			}
-			store_cost_group_key(q, t, pr, g, key, sizeof(key));
+		if (db_copy(r, 1, t, sizeof(t)) != 0 || db_copy(r, 2, pr, sizeof(pr)) != 0 ||
+		    db_copy(r, 3, g, sizeof(g)) != 0) {
+			db_err(c, "corrupt cost rollup row of team '%s'", t);
+			rc = ERR_STORE;
+			break;
 		}
-		rc = store_cost_acc_add(acc, key, db_i64(r, 3), 0, 0, db_i64(r, 4));
+		store_cost_group_key(q, db_i64(r, 0), t, pr, g, key, sizeof(key));
+		rc = store_cost_acc_add(acc, key, db_i64(r, 4), 0, 0, db_i64(r, 5));
 	}
 	db_rows_close(r);
 	free(sql);
@@ -377,7 +376,7 @@ static int costs_by_key(struct store_conn *c, const struct cost_query *q,
 	if (f1 >= t1)
 		return scan_into(c, q, acc, a, DONE, "ii", q->from, q->to, 0);
 	int64_t m1 = month_ceil(f1), m2 = month_floor(t1);
-	if (m1 < m2) {
+	if (m1 < m2 && q->group != COST_BY_DAY) { /* monthly rows cannot say the day */
 		rc = rollup_into(c, q, acc, ROLL_MONTHLY, m1, m2);
 		if (rc == 0)
 			rc = rollup_into(c, q, acc, ROLL_DAILY, f1, m1);
@@ -407,9 +406,11 @@ static int costs_tx(struct store_conn *c, void *ctx)
 	int rc;
 
 	x->acc.n = 0; /* a rerun starts over */
-	if (q->group != COST_BY_DAY)
+	if (q->view == COST_VIEW_BUDGET)
 		return costs_by_key(c, q, &x->acc, x->a);
-	rc = scan_into(c, q, &x->acc, x->a, LIVE_DAY, "i", q->to, 0, 0);
+	/* By use: completed days from the usage rollup, live allocations read. */
+	/* Live ones used on the last, partial day may be approved after `to`. */
+	rc = scan_into(c, q, &x->acc, x->a, LIVE_DAY, "i", store_day_ceil(q->to), 0, 0);
 	return rc == 0 ? rollup_into(c, q, &x->acc, ROLL_USAGE, time_day_start(q->from), q->to) : rc;
 }
 
@@ -423,8 +424,8 @@ int ops_costs(struct store_conn *c, const struct cost_query *q, store_cost_cb cb
 	else if (rc == 0)
 		rc = db_op(c);
 	if (rc == 0 && q->scan) { /* the reference: every allocation read */
-		if (q->group == COST_BY_DAY) /* completed: used on a day overlapping [from, to) */
-			rc = scan_into(c, q, &x.acc, x.a, SCAN_DAY, "iii", q->to,
+		if (q->view == COST_VIEW_USE) /* completed: used on a day overlapping [from, to) */
+			rc = scan_into(c, q, &x.acc, x.a, SCAN_DAY, "iii", store_day_ceil(q->to),
 				       time_day_start(q->from), store_day_ceil(q->to));
 		else
 			rc = scan_into(c, q, &x.acc, x.a, SCAN_KEY, "ii", q->from, q->to, 0);
@@ -442,9 +443,11 @@ int ops_costs(struct store_conn *c, const struct cost_query *q, store_cost_cb cb
 
 /* ---- FOCUS export rows -------------------------------------------------- */
 
+/* Completed allocations used on a day overlapping the range, and running
+ * ones started before its end (their days before it are dropped). */
 static const char SQL_USAGE_BASE[] =
-	"SELECT " ALLOC_COLS " FROM allocations WHERE status = 'completed'"
-	" AND ended_at >= ? AND started_at < ?";
+	"SELECT " ALLOC_COLS " FROM allocations WHERE ((status = 'completed'"
+	" AND ended_at >= ? AND started_at < ?) OR (status = 'running' AND started_at < ?))";
 
 int ops_cost_usage(struct store_conn *c, const struct cost_query *q, store_usage_cb cb, void *ctx)
 {
@@ -456,8 +459,8 @@ int ops_cost_usage(struct store_conn *c, const struct cost_query *q, store_usage
 	int np = 0, rc = a && sql ? db_op(c) : ERR_NOMEM;
 
 	if (rc == 0)
-		rc = db_params(c, p, DB_MAX_PARAMS, &np, "ii", time_day_start(q->from),
-			       store_day_ceil(q->to));
+		rc = db_params(c, p, DB_MAX_PARAMS, &np, "iii", time_day_start(q->from),
+			       store_day_ceil(q->to), q->exclude_running ? INT64_MIN : store_day_ceil(q->to));
 	if (rc == 0 && q->teams)
 		rc = ops_sql_scope(c, &sql, "team_id", q->teams, q->nteams, p, &np);
 	if (rc == 0)
@@ -465,19 +468,23 @@ int ops_cost_usage(struct store_conn *c, const struct cost_query *q, store_usage
 	if (rc == 0)
 		rc = db_query_built(c, sql, p, np, &r);
 	while (rc == 0 && !u.stopped && (rc = db_next(r)) == 1) {
-		int64_t ue = 0, gpu_mh = 0;
+		int64_t ue = 0, gpu_mh = 0, money = 0;
 
 		rc = db_row_alloc(r, 0, a);
 		if (rc == 0 && store_alloc_unreadable(a)) { /* the money is exported, the texts blank */
 			store_bad_row("allocations", a->id, store_alloc_unreadable(a));
 			store_alloc_blank_unreadable(a);
 		}
-		if (rc == 0)
+		u.row.running = rc == 0 && a->status == ALLOC_RUNNING;
+		if (rc == 0 && u.row.running)
+			rc = store_running_use(a, q->now, &ue, &money, &gpu_mh);
+		else if (rc == 0)
 			rc = store_completed_use(a, &ue, &gpu_mh);
 		if (rc != 0)
 			break;
 		u.row.alloc = a;
-		rc = store_split_days(a->started_at, ue, a->actual_micros, gpu_mh, store_usage_part, &u);
+		rc = store_split_days(a->started_at, ue, u.row.running ? money : a->actual_micros, gpu_mh,
+				      store_usage_part, &u);
 		if (u.stopped)
 			rc = 0;
 	}

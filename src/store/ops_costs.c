@@ -5,10 +5,11 @@
  * GET /v1/costs attributes cost by use (the per-day split, the default) or
  * by approval time (view=budget); see enum cost_view.
  *
- * Three rollup tables hold completed allocations only (live ones are few and
+ * Four rollup tables hold completed allocations only (live ones are few and
  * moving, and read directly): cost_daily_approved and cost_monthly_approved
- * by approval day / month, cost_daily_usage by day of use (THE per-day split
- * of store_split_days).  They are derived data: kept in the transaction of
+ * by approval day / month, cost_daily_usage and cost_monthly_usage by day /
+ * month of use (THE per-day split of store_split_days; a month's row sums its
+ * days').  They are derived data: kept in the transaction of
  * each completion (ops_rollup_add, so rollups and ledger never disagree) and
  * recomputed from the allocations at any time (cost_rollup_rebuild, and the
  * migration that adds the monthly table) under the driver's rollup lock, so a
@@ -44,7 +45,13 @@ static const char SQL_ROLL_USAGE[] =
 	" VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (day, team_id, project, gpu_type) DO UPDATE"
 	" SET spent = cost_daily_usage.spent + excluded.spent,"
 	" gpu_microhours = cost_daily_usage.gpu_microhours + excluded.gpu_microhours";
+static const char SQL_ROLL_USAGE_MONTHLY[] =
+	"INSERT INTO cost_monthly_usage(month, team_id, project, gpu_type, spent, gpu_microhours)"
+	" VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (month, team_id, project, gpu_type) DO UPDATE"
+	" SET spent = cost_monthly_usage.spent + excluded.spent,"
+	" gpu_microhours = cost_monthly_usage.gpu_microhours + excluded.gpu_microhours";
 static const char SQL_CLEAR_APPROVED[] = "DELETE FROM cost_daily_approved";
+static const char SQL_CLEAR_USAGE_MONTHLY[] = "DELETE FROM cost_monthly_usage";
 static const char SQL_CLEAR_MONTHLY[] = "DELETE FROM cost_monthly_approved";
 static const char SQL_CLEAR_USAGE[] = "DELETE FROM cost_daily_usage";
 static const char SQL_COMPLETED_TEAMS[] =
@@ -87,6 +94,9 @@ static int roll_usage_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh
 	int n = db_exec(x->c, SQL_ROLL_USAGE, "itttii", day, x->a->team, x->a->project,
 			x->a->gpu_type, money, gpu_mh);
 
+	if (n >= 0)
+		n = db_exec(x->c, SQL_ROLL_USAGE_MONTHLY, "itttii", month_floor(day), x->a->team,
+			    x->a->project, x->a->gpu_type, money, gpu_mh);
 	return n < 0 ? n : 0;
 }
 
@@ -120,7 +130,7 @@ struct roll_group {
 	struct store_conn *c;
 	char project[STORE_ID_LEN], gpu_type[STORE_ID_LEN];
 	const char *team;
-	struct store_cost_acc day, month, usage;
+	struct store_cost_acc day, month, usage, usage_month;
 };
 
 static int sum_add(struct store_cost_acc *acc, int64_t t, int64_t spent, int64_t gpu_mh)
@@ -133,7 +143,10 @@ static int sum_add(struct store_cost_acc *acc, int64_t t, int64_t spent, int64_t
 
 static int group_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
 {
-	return sum_add(&((struct roll_group *)ctx)->usage, day, money, gpu_mh);
+	struct roll_group *g = ctx;
+	int rc = sum_add(&g->usage, day, money, gpu_mh);
+
+	return rc == 0 ? sum_add(&g->usage_month, month_floor(day), money, gpu_mh) : rc;
 }
 
 static int sums_flush(struct roll_group *g, struct store_cost_acc *acc, const char *sql)
@@ -161,6 +174,8 @@ static int group_flush(struct roll_group *g)
 
 	if (rc == 0)
 		rc = sums_flush(g, &g->month, SQL_ROLL_MONTHLY);
+	if (rc == 0)
+		rc = sums_flush(g, &g->usage_month, SQL_ROLL_USAGE_MONTHLY);
 	return rc == 0 ? sums_flush(g, &g->usage, SQL_ROLL_USAGE) : rc;
 }
 
@@ -222,6 +237,8 @@ int ops_rollup_fill(struct store_conn *c)
 	if (rc >= 0)
 		rc = db_exec(c, SQL_CLEAR_USAGE, "");
 	if (rc >= 0)
+		rc = db_exec(c, SQL_CLEAR_USAGE_MONTHLY, "");
+	if (rc >= 0)
 		rc = db_query(c, SQL_COMPLETED_TEAMS, &r, "");
 	while (rc == 0 && (rc = db_next(r)) == 1) {
 		if (n == cap) {
@@ -252,6 +269,7 @@ int ops_rollup_fill(struct store_conn *c)
 	free(g.day.rows);
 	free(g.month.rows);
 	free(g.usage.rows);
+	free(g.usage_month.rows);
 	free(a);
 	return rc;
 }
@@ -300,11 +318,13 @@ static int scan_into(struct store_conn *c, const struct cost_query *q, struct st
 	return rc;
 }
 
-enum roll_table { ROLL_USAGE, ROLL_DAILY, ROLL_MONTHLY };
+enum roll_table { ROLL_USAGE, ROLL_USAGE_MONTHLY, ROLL_DAILY, ROLL_MONTHLY };
 
 static const char *const roll_select[] = {
 	[ROLL_USAGE] = "SELECT day, team_id, project, gpu_type, spent, gpu_microhours"
 		       " FROM cost_daily_usage WHERE day >= ? AND day < ?",
+	[ROLL_USAGE_MONTHLY] = "SELECT month, team_id, project, gpu_type, spent, gpu_microhours"
+			       " FROM cost_monthly_usage WHERE month >= ? AND month < ?",
 	[ROLL_DAILY] = "SELECT day, team_id, project, gpu_type, spent, gpu_microhours"
 		       " FROM cost_daily_approved WHERE day >= ? AND day < ?",
 	[ROLL_MONTHLY] = "SELECT month, team_id, project, gpu_type, spent, gpu_microhours"
@@ -362,6 +382,24 @@ static const char LIVE[] = "SELECT " ALLOC_COLS " FROM allocations WHERE"
 static const char DONE[] = "SELECT " ALLOC_COLS " FROM allocations WHERE"
 			   " status = 'completed' AND approved_at >= ? AND approved_at < ?";
 
+/* Completed allocations' use on the days overlapping [from, to), from the
+ * rollups: whole months from the monthly rows (unless by day), the days
+ * around them from the daily ones. */
+static int usage_rollups(struct store_conn *c, const struct cost_query *q,
+			 struct store_cost_acc *acc)
+{
+	int64_t d0 = time_day_start(q->from), d1 = store_day_ceil(q->to);
+	int64_t m1 = month_ceil(d0), m2 = month_floor(d1);
+	int rc;
+
+	if (m1 >= m2 || q->group == COST_BY_DAY)
+		return rollup_into(c, q, acc, ROLL_USAGE, d0, d1);
+	rc = rollup_into(c, q, acc, ROLL_USAGE_MONTHLY, m1, m2);
+	if (rc == 0)
+		rc = rollup_into(c, q, acc, ROLL_USAGE, d0, m1);
+	return rc == 0 ? rollup_into(c, q, acc, ROLL_USAGE, m2, d1) : rc;
+}
+
 /* Costs by approval time from the rollups: whole months from the monthly
  * rows, the whole days around them from the daily ones, the partial days at
  * the edges of [from, to) and every live allocation from the allocations. */
@@ -411,7 +449,7 @@ static int costs_tx(struct store_conn *c, void *ctx)
 	/* By use: completed days from the usage rollup, live allocations read. */
 	/* Live ones used on the last, partial day may be approved after `to`. */
 	rc = scan_into(c, q, &x->acc, x->a, LIVE_DAY, "i", store_day_ceil(q->to), 0, 0);
-	return rc == 0 ? rollup_into(c, q, &x->acc, ROLL_USAGE, time_day_start(q->from), q->to) : rc;
+	return rc == 0 ? usage_rollups(c, q, &x->acc) : rc;
 }
 
 int ops_costs(struct store_conn *c, const struct cost_query *q, store_cost_cb cb, void *ctx)

@@ -316,7 +316,7 @@ static void batch_finish(struct sq_store *s);
 static const char *const sq_migrations[] = {
 	(const char *)schema_sqlite_v1, (const char *)schema_sqlite_v2,
 	(const char *)schema_sqlite_v3, (const char *)schema_sqlite_v4,
-	(const char *)schema_sqlite_v5,
+	(const char *)schema_sqlite_v5, (const char *)schema_sqlite_v6,
 };
 
 /* ---- rows -------------------------------------------------------------- */
@@ -790,7 +790,7 @@ static const struct db_driver sq_driver = {
 	.script = drv_script,
 	.migrations = sq_migrations,
 	.nmigrations = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])),
-	.rollup_fill_version = 4, /* the migration that made the monthly rollup */
+	.rollup_fill_version = 6, /* the migration that made the last rollup (monthly usage) */
 	.allocate = sq_allocate,
 };
 

@@ -178,13 +178,15 @@ static int raw_pg(const char *url, const char *sql)
 	return rc;
 }
 
-/* SQLite: back to schema 3 (before version 4's monthly rollups), rollups empty. */
+/* SQLite: back to schema 3 (before version 4's monthly rollups and 6's
+ * monthly usage rollup), rollups empty. */
 static int back_to_sqlite_v3(const char *path)
 {
 	sqlite3 *db = NULL;
 	int src = sqlite3_open(path, &db);
 	if (src == SQLITE_OK)
-		src = sqlite3_exec(db, "DROP TABLE cost_monthly_approved; DELETE FROM cost_daily_approved;"
+		src = sqlite3_exec(db, "DROP TABLE cost_monthly_approved; DROP TABLE cost_monthly_usage;"
+				       " DELETE FROM cost_daily_approved;"
 				       " DELETE FROM cost_daily_usage;"
 				       /* and what later versions added (5: job manifest cleanup) */
 				       " DROP INDEX jobs_manifests_live;"
@@ -195,7 +197,8 @@ static int back_to_sqlite_v3(const char *path)
 	return src == SQLITE_OK ? 0 : -1;
 }
 
-/* PostgreSQL: back to schema 4 (before version 5's monthly rollups), rollups empty. */
+/* PostgreSQL: back to schema 4 (before version 5's monthly rollups and 6's
+ * monthly usage rollup), rollups empty. */
 static int back_to_pg_v4(const char *url)
 {
 	PGconn *db = PQconnectdb(url);
@@ -203,7 +206,8 @@ static int back_to_pg_v4(const char *url)
 	int rc = -1;
 
 	if (PQstatus(db) == CONNECTION_OK) {
-		r = PQexec(db, "DROP TABLE cost_monthly_approved; DELETE FROM cost_daily_approved;"
+		r = PQexec(db, "DROP TABLE cost_monthly_approved; DROP TABLE cost_monthly_usage;"
+			       " DELETE FROM cost_daily_approved;"
 			       " DELETE FROM cost_daily_usage;"
 			       " DELETE FROM schema_migrations WHERE version >= 5");
 		rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
@@ -355,8 +359,10 @@ int main(void)
 		char cmd[1400];
 		int wrong;
 
-		ok(pg ? raw_pg(url, "DELETE FROM cost_daily_approved; DELETE FROM cost_monthly_approved") == 0
-		      : raw_sqlite(path, "DELETE FROM cost_daily_approved; DELETE FROM cost_monthly_approved") == 0,
+		ok(pg ? raw_pg(url, "DELETE FROM cost_daily_approved; DELETE FROM cost_monthly_approved;"
+				     " DELETE FROM cost_monthly_usage") == 0
+		      : raw_sqlite(path, "DELETE FROM cost_daily_approved; DELETE FROM cost_monthly_approved;"
+					 " DELETE FROM cost_monthly_usage") == 0,
 		   "rollup rows removed behind the store's back");
 		wrong = sweep(c, t0, now + 10 * DAY, now + 3600, 50, why, sizeof(why));
 		ok(wrong != 0, "rollups without those rows differ from the scan");

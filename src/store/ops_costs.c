@@ -83,48 +83,11 @@ static int64_t month_ceil(int64_t t)
 
 /* ---- keeping the rollups ----------------------------------------------- */
 
-struct roll_one {
-	struct store_conn *c;
-	const struct allocation *a;
-};
-
-static int roll_usage_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
-{
-	struct roll_one *x = ctx;
-	int n = db_exec(x->c, SQL_ROLL_USAGE, "itttii", day, x->a->team, x->a->project,
-			x->a->gpu_type, money, gpu_mh);
-
-	if (n >= 0)
-		n = db_exec(x->c, SQL_ROLL_USAGE_MONTHLY, "itttii", month_floor(day), x->a->team,
-			    x->a->project, x->a->gpu_type, money, gpu_mh);
-	return n < 0 ? n : 0;
-}
-
-int ops_rollup_add(struct store_conn *c, const struct allocation *a)
-{
-	struct roll_one x = {c, a};
-	int64_t ue = 0, gpu_mh = 0;
-	int rc, n;
-
-	if (a->status != ALLOC_COMPLETED)
-		return 0;
-	rc = store_completed_use(a, &ue, &gpu_mh);
-	if (rc != 0)
-		return rc;
-	n = db_exec(c, SQL_ROLL_APPROVED, "itttii", time_day_start(a->approved_at), a->team,
-		    a->project, a->gpu_type, a->actual_micros, gpu_mh);
-	if (n >= 0)
-		n = db_exec(c, SQL_ROLL_MONTHLY, "itttii", month_floor(a->approved_at), a->team,
-			    a->project, a->gpu_type, a->actual_micros, gpu_mh);
-	if (n < 0)
-		return n;
-	return store_split_days(a->started_at, ue, a->actual_micros, gpu_mh, roll_usage_part, &x);
-}
-
 /*
- * The group being summed by the rebuild: one (team, project, GPU type), its
- * sums by approval day, approval month and day of use, keyed by the instant
- * as decimal text (the cost accumulator's exact 128-bit sums).
+ * The group being summed by the rebuild (or one completion): one (team,
+ * project, GPU type), its sums by approval day, approval month, day and
+ * month of use, keyed by the instant as decimal text (the cost accumulator's
+ * exact 128-bit sums; 10-digit instants sort as numbers).
  */
 struct roll_group {
 	struct store_conn *c;
@@ -166,6 +129,48 @@ static int sums_flush(struct roll_group *g, struct store_cost_acc *acc, const ch
 	}
 	acc->n = 0;
 	return 0;
+}
+
+/*
+ * Keeping the rollups in a completion's transaction.  Rows are written table
+ * by table and, within a table, in ascending key order (approval day, approval
+ * month, days of use, months of use), so two completions that share rows
+ * lock them in the same order and cannot deadlock.
+ */
+static int roll_usage_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
+{
+	struct roll_group *g = ctx;
+	int n = db_exec(g->c, SQL_ROLL_USAGE, "itttii", day, g->team, g->project, g->gpu_type,
+			money, gpu_mh);
+
+	/* The months are summed here and written after every day. */
+	return n < 0 ? n : sum_add(&g->usage_month, month_floor(day), money, gpu_mh);
+}
+
+int ops_rollup_add(struct store_conn *c, const struct allocation *a)
+{
+	struct roll_group g = {.c = c, .team = a->team};
+	int64_t ue = 0, gpu_mh = 0;
+	int rc, n;
+
+	if (a->status != ALLOC_COMPLETED)
+		return 0;
+	rc = store_completed_use(a, &ue, &gpu_mh);
+	if (rc != 0)
+		return rc;
+	snprintf(g.project, sizeof(g.project), "%s", a->project);
+	snprintf(g.gpu_type, sizeof(g.gpu_type), "%s", a->gpu_type);
+	n = db_exec(c, SQL_ROLL_APPROVED, "itttii", time_day_start(a->approved_at), a->team,
+		    a->project, a->gpu_type, a->actual_micros, gpu_mh);
+	if (n >= 0)
+		n = db_exec(c, SQL_ROLL_MONTHLY, "itttii", month_floor(a->approved_at), a->team,
+			    a->project, a->gpu_type, a->actual_micros, gpu_mh);
+	rc = n < 0 ? n : store_split_days(a->started_at, ue, a->actual_micros, gpu_mh,
+					  roll_usage_part, &g);
+	if (rc == 0)
+		rc = sums_flush(&g, &g.usage_month, SQL_ROLL_USAGE_MONTHLY);
+	free(g.usage_month.rows);
+	return rc;
 }
 
 static int group_flush(struct roll_group *g)

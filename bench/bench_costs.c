@@ -10,7 +10,9 @@
  * end) and then summarised by the store's own cost_rollup_rebuild.  In the same run it
  * measures, for "spend per team over the whole 12 months":
  *   - the naive scan (cost_query.scan: read every allocation), store level;
- *   - the daily rollups, store level (same function, same data);
+ *   - the rollups, store level (same function, same data), by use (the
+ *     default: cost_monthly_usage + cost_daily_usage) and by budget period
+ *     (view=budget: cost_monthly_approved + cost_daily_approved);
  *   - the real daemon answering GET /v1/costs over HTTP (rollups).
  * and checks that rollups and scan give identical numbers (exit 1 if not).
  * Prints RESULT lines for bench/run.sh.  It never touches anything outside
@@ -397,8 +399,23 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_costs: rollups and scan DISAGREE\n");
 		goto out;
 	}
+	/* By budget period (view=budget: the approval rollups, monthly rows). */
+	static int64_t lat_budget[200];
+	static struct sum bscan, broll;
+	q.view = COST_VIEW_BUDGET;
+	q.scan = true;
+	if (time_store(c, &q, 1, lat_scan + 11, &bscan) != 0)
+		goto out;
+	q.scan = false;
+	if (time_store(c, &q, nroll, lat_budget, &broll) != 0)
+		goto out;
+	if (bscan.n != broll.n || memcmp(bscan.spent, broll.spent, sizeof(bscan.spent)) != 0) {
+		fprintf(stderr, "bench_costs: rollups and scan DISAGREE (view=budget)\n");
+		goto out;
+	}
+	q.view = COST_VIEW_USE;
 	/* The other groupings must agree too (one run each). */
-	for (int g = COST_BY_PROJECT; g <= COST_BY_DAY; g++) {
+	for (int g = COST_BY_PROJECT; g <= COST_BY_MONTH; g++) {
 		static struct sum a, b;
 		q.group = (enum cost_group)g;
 		q.scan = true;
@@ -446,7 +463,9 @@ int main(int argc, char **argv)
 	int64_t h50 = pct(lat_http, nhttp, 50), h95 = pct(lat_http, nhttp, 95);
 	printf("spend per team over 12 months, %ld allocations (%s):\n", n, pg_base ? "PostgreSQL" : "SQLite");
 	printf("  naive scan (store)     p50 %9.2f ms  p95 %9.2f ms\n", s50 / 1e3, s95 / 1e3);
-	printf("  rollups (store)        p50 %9.2f ms  p95 %9.2f ms\n", r50 / 1e3, r95 / 1e3);
+	printf("  rollups (store)        p50 %9.2f ms  p95 %9.2f ms  (by use, the default)\n", r50 / 1e3, r95 / 1e3);
+	printf("  rollups, view=budget   p50 %9.2f ms  p95 %9.2f ms\n",
+	       pct(lat_budget, nroll - 1, 50) / 1e3, pct(lat_budget, nroll - 1, 95) / 1e3);
 	printf("  GET /v1/costs (HTTP)   p50 %9.2f ms  p95 %9.2f ms\n", h50 / 1e3, h95 / 1e3);
 	printf("RESULT store=%s allocations=%ld scan_p50_us=%lld scan_p95_us=%lld roll_p50_us=%lld roll_p95_us=%lld"
 	       " http_p50_us=%lld http_p95_us=%lld\n",

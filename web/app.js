@@ -98,21 +98,6 @@
   }
   const ppmToPct = (f) => String(Math.round(f * 1e6) / 1e4);
 
-  /* Calendar-aligned budget periods in UTC, as src/core/period.c. */
-  function periodBounds(kind, ms) {
-    const d = new Date(ms);
-    const y = d.getUTCFullYear();
-    const m = d.getUTCMonth();
-    if (kind === 'weekly') {
-      const day0 = Date.UTC(y, m, d.getUTCDate());
-      const wd = (d.getUTCDay() + 6) % 7; /* Monday 0 */
-      const s = day0 - wd * 86400000;
-      return [s, s + 7 * 86400000];
-    }
-    if (kind === 'quarterly') { const q = Math.floor(m / 3) * 3; return [Date.UTC(y, q, 1), Date.UTC(y, q + 3, 1)]; }
-    if (kind === 'yearly') return [Date.UTC(y, 0, 1), Date.UTC(y + 1, 0, 1)];
-    return [Date.UTC(y, m, 1), Date.UTC(y, m + 1, 1)];
-  }
   function periodName(kind, s) {
     const d = new Date(s);
     if (kind === 'quarterly') return d.getUTCFullYear() + ' Q' + (Math.floor(d.getUTCMonth() / 3) + 1);
@@ -616,7 +601,7 @@
     const months = [];
     for (let i = 5; i >= 0; i--) months.push([now.getUTCFullYear(), now.getUTCMonth() - i]);
     const [res, proj] = await Promise.all([
-      Promise.all(months.map(([y, m]) => api('/v1/costs?group_by=team&from=' + monthStart(y, m) + '&to=' + monthStart(y, m + 1)))),
+      Promise.all(months.map(([y, m]) => api('/v1/costs?group_by=team&month=' + monthStart(y, m).slice(0, 7)))),
       api('/v1/costs?group_by=project'),
       renderBudgetVsActual(),
     ]);
@@ -638,67 +623,42 @@
       moneyCell(p.reserved), cell(p.gpu_hours, 'num')]), 4);
   }
 
-  /* The budget in force at each period's end, from the team's changes in the
-   * audit log (the API keeps no budget history elsewhere).  Audit `after`
-   * holds the budget as a string beside `period`, or as {amount, period}. */
-  function budgetChanges(entries) {
-    const out = [];
-    for (const e of entries) {
-      if (e.object_type !== 'team' || !e.after || e.after.budget === undefined) continue;
-      const b = e.after.budget;
-      const amount = typeof b === 'object' && b !== null ? b.amount : b;
-      if (typeof amount === 'string') out.push({ at: Date.parse(e.at), amount });
-    }
-    return out.sort((a, b) => a.at - b.at);
-  }
-
+  /* Budget versus actual from GET /v1/costs/periods: per period the budget
+   * in force at its end and what was charged to it (the budget view). */
   async function renderBudgetVsActual() {
     const id = $('#bva-team').value;
     const t = (state.teams || []).find((x) => x.id === id);
     if (!t) return;
     const kind = t.budget.period;
-    const periods = [];
-    let s = Date.parse(t.period_start);
-    for (let i = 0; i < 6; i++) {
-      const b = periodBounds(kind, s);
-      periods.unshift(b);
-      s = b[0] - 1;
-    }
-    const [costs, hist] = await Promise.all([
-      Promise.all(periods.map(([a, b]) => api('/v1/costs?group_by=team&team=' + enc(id) + '&from=' + enc(new Date(a).toISOString().slice(0, 19) + 'Z') +
-        '&to=' + enc(new Date(b).toISOString().slice(0, 19) + 'Z')))),
-      pages('/v1/audit?team=' + enc(id)),
-    ]);
-    const changes = budgetChanges(hist.items);
+    const hist = await api('/v1/costs/periods?limit=6&team=' + enc(id));
+    const periods = hist.items.slice().reverse(); /* oldest first, for the chart */
     const rows = [];
     const actual = [];
     const reserved = [];
     const budgets = [];
     const labels = [];
-    periods.forEach(([a, b], i) => {
-      const before = changes.filter((c) => c.at < b);
-      const current = a === Date.parse(t.period_start);
-      const budget = current ? t.budget.amount : before.length ? before[before.length - 1].amount : null;
-      const tot = costs[i].total;
-      const act = micros(tot.spent) + micros(tot.accrued);
-      const res = micros(tot.reserved);
-      labels.push(periodName(kind, a) + (current ? ' (now)' : ''));
-      actual.push(num(fromMicros(act)));
-      reserved.push(num(tot.reserved));
+    periods.forEach((p) => {
+      const budget = p.budget;
+      const act = micros(p.actual);
+      const res = micros(p.reserved);
+      labels.push(periodName(kind, Date.parse(p.period_start)) + (p.current ? ' (now)' : ''));
+      actual.push(num(p.actual));
+      reserved.push(num(p.reserved));
       budgets.push(budget === null ? null : num(budget));
       const used = budget === null ? null : Number((act + res) * 1000n / (micros(budget) || 1n)) / 10;
       const tr = [cell(labels[labels.length - 1], null, 'bva-period'),
         budget === null ? cell('no budget yet', 'num muted') : moneyCell(budget, 'bva-budget'),
-        moneyCell(fromMicros(act), 'bva-actual'), moneyCell(tot.reserved),
+        moneyCell(p.actual, 'bva-actual'), moneyCell(p.reserved),
         budget === null ? cell('–', 'num') : moneyCell(fromMicros(micros(budget) - act - res), 'bva-left', micros(budget) - act - res < 0n ? 'over' : ''),
         used === null ? cell('–') : usedCell(used, 80, 100, 0)];
       rows.push(tr);
     });
     fill($('#t-bva tbody'), rows.reverse(), 6);
     $('#t-bva').dataset.team = id;
-    $('#bva-note').textContent = 'Actual is spent plus accrued in each ' + kind + ' period, as GET /v1/costs reports it; ' +
+    $('#bva-note').textContent = 'By budget period: actual is spent plus accrued of the allocations approved in each ' + kind +
+      ' period (GET /v1/costs/periods), so an allocation that runs on into the next period counts in the one it was charged to; ' +
       'left is budget − actual − reserved; the budget is the one in force at the period’s end, from the audit log' +
-      (hist.complete ? '.' : ' (only its first ' + hist.items.length + ' entries were read: older budgets may be missing).');
+      (hist.budget_history_complete ? '.' : ' (the log was read in part: older budgets may be missing).');
     draw('c-bva', {
       data: { labels, datasets: [
         { type: 'line', label: 'Budget', data: budgets, borderColor: '#b3261e', backgroundColor: '#b3261e', stepped: 'middle', pointRadius: 4, spanGaps: false },
@@ -716,9 +676,8 @@
     const y = now.getUTCFullYear();
     const m = now.getUTCMonth() - monthsBack;
     const from = monthStart(y, m);
-    const to = monthStart(y, m + 1);
     try {
-      const csv = await api('/v1/costs/export?format=focus&from=' + from + '&to=' + to, { text: true });
+      const csv = await api('/v1/costs/export?format=focus&month=' + from.slice(0, 7), { text: true });
       const url = URL.createObjectURL(new Blob([csv], { type: 'text/csv' }));
       const a = el('a');
       a.href = url;

@@ -45,6 +45,7 @@ void api_allocation_cancel(struct req *r);
 
 void api_costs(struct req *r);
 void api_costs_export(struct req *r); /* api_export.c */
+void api_cost_periods(struct req *r); /* api_periods.c: budget versus actual */
 void api_metrics(struct req *r);      /* api_metrics.c */
 /* api_web.c: the dashboard */
 void api_web_index(struct req *r);

@@ -1,5 +1,7 @@
 /*
- * api_costs.c - spend grouped by team, project, GPU type or day.
+ * api_costs.c - spend grouped by team, project, GPU type, day or month.
+ * view=use (default) counts cost on the days the GPUs were used, as the
+ * FOCUS export does; view=budget at the approval time, as the budgets do.
  * Members see only their teams.
  */
 #include <stdio.h>
@@ -44,25 +46,29 @@ void api_costs(struct req *r)
 {
 	json_t *errors = json_array();
 	struct cost_query q;
+	char month[8];
 	memset(&q, 0, sizeof(q));
 	q.now = r->now;
-	period_bounds(PERIOD_MONTHLY, r->now, &q.from, &q.to);
-	query_time(r, "from", &q.from, errors);
-	query_time(r, "to", &q.to, errors);
-	if (q.to <= q.from)
-		jsonv_error(errors, "to", "must be after from");
-	const char *g = req_query(r, "group_by");
-	static const char *const groups[] = {"team", "project", "gpu_type", "day"};
+	query_cost_range(r, &q, month, errors);
+	const char *g = req_query(r, "group_by"), *v = req_query(r, "view");
+	static const char *const groups[] = {"team", "project", "gpu_type", "day", "month"};
+	static const char *const views[] = {"use", "budget"};
 	q.group = COST_BY_TEAM;
 	if (g != NULL) {
 		size_t i = 0;
-		while (i < 4 && strcmp(groups[i], g) != 0)
+		while (i < 5 && strcmp(groups[i], g) != 0)
 			i++;
-		if (i == 4)
-			jsonv_error(errors, "group_by", "must be one of team, project, gpu_type, day");
+		if (i == 5)
+			jsonv_error(errors, "group_by",
+				    "must be one of team, project, gpu_type, day, month");
 		else
 			q.group = (enum cost_group)i;
 	}
+	q.view = COST_VIEW_USE;
+	if (v != NULL && strcmp(v, "budget") == 0)
+		q.view = COST_VIEW_BUDGET;
+	else if (v != NULL && strcmp(v, "use") != 0)
+		jsonv_error(errors, "view", "must be use or budget");
 	const char *team = NULL;
 	query_team(r, errors, &team);
 	if (json_array_size(errors) > 0) {
@@ -98,8 +104,9 @@ void api_costs(struct req *r)
 		reply_err(r, rc, "cannot compute costs");
 		return;
 	}
-	reply_json(r, 200, json_pack("{s:o, s:o, s:s, s:s, s:o, s:o}", "from", render_time(q.from),
-				     "to", render_time(q.to), "group_by", groups[q.group],
-				     "currency", r->app->currency, "items", acc.items, "total",
-				     render_row(NULL, &acc.total)));
+	reply_json(r, 200, json_pack("{s:o, s:o, s:s, s:s, s:b, s:s, s:o, s:o}", "from",
+				     render_time(q.from), "to", render_time(q.to), "group_by",
+				     groups[q.group], "view", views[q.view], "include_running",
+				     !q.exclude_running, "currency", r->app->currency, "items",
+				     acc.items, "total", render_row(NULL, &acc.total)));
 }

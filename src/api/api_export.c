@@ -1,15 +1,16 @@
 /*
- * api_export.c - GET /v1/costs/export?format=focus&from=&to=: spend as CSV in
- * the FinOps FOCUS (1.0) column layout, one row per completed allocation per
- * UTC day of use.
+ * api_export.c - GET /v1/costs/export?format=focus&month= (or from=&to=):
+ * spend as CSV in the FinOps FOCUS (1.0) column layout, one row per
+ * allocation per UTC day of use: completed ones at their actual cost and,
+ * unless include_running=false, running ones at their cost so far.
  *
  * The rows come from the store's cost_usage op, which splits each
- * allocation across days with the very function that computes the
- * group_by=day totals, so the BilledCost column sums exactly to the `spent`
- * of GET /v1/costs?group_by=day for the same from/to (and, for day-aligned
- * ranges that hold whole periods, to the team totals).  Money is printed
- * from integer micros; no floating point.  Members see only their teams.
- * It never changes anything.
+ * allocation across days with the very function that GET /v1/costs uses
+ * by default (view=use), and the range and include_running are read by the
+ * same query_cost_range, so the BilledCost column sums exactly to spent +
+ * accrued of GET /v1/costs for the same query: one month, one number.
+ * Money is printed from integer micros; no floating point.  Members see only
+ * their teams.  It never changes anything.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -36,7 +37,7 @@ static const char *const focus_columns[] = {
 	"ProviderName", "PublisherName", "ResourceId", "ResourceName", "ResourceType",
 	"ServiceCategory", "ServiceName", "SkuId", "SkuPriceId", "SubAccountId", "SubAccountName",
 	"Tags", "x_AllocationId", "x_Team", "x_Project", "x_GpuType", "x_GpuCount",
-	"x_ApprovedAt", "x_StartedAt", "x_EndedAt"};
+	"x_ApprovedAt", "x_StartedAt", "x_EndedAt", "x_Status"};
 #define NCOLUMNS (sizeof(focus_columns) / sizeof(focus_columns[0]))
 
 struct csv {
@@ -96,13 +97,15 @@ static int add_usage(void *ctx, const struct usage_row *u)
 	char day0[TIME_FMT_LEN], day1[TIME_FMT_LEN], ps[TIME_FMT_LEN], pe[TIME_FMT_LEN];
 	char appr[TIME_FMT_LEN], start[TIME_FMT_LEN], end[TIME_FMT_LEN];
 	char desc[512], sub[STORE_ID_LEN * 2 + 2], skuprice[STORE_ID_LEN + MONEY_FMT_LEN + 2];
-	int64_t pstart = a->period_start, pend = 0, ignore = 0;
+	int64_t pstart = 0, pend = 0;
 
 	if (money_format(u->cost, cost, sizeof(cost)) < 0 ||
 	    money_format(u->gpu_microhours, qty, sizeof(qty)) < 0 ||
 	    money_format(a->price_micros, price, sizeof(price)) < 0)
 		return c->rc = ERR_INVALID;
-	period_bounds(t ? t->period : PERIOD_MONTHLY, a->period_start, &ignore, &pend);
+	/* The billing period is the invoice month of the day of use, whatever
+	 * the team's budget period (x_ApprovedAt dates the budget charge). */
+	period_bounds(PERIOD_MONTHLY, u->day, &pstart, &pend);
 	time_format_rfc3339(u->day, day0);
 	time_format_rfc3339(u->day + 86400, day1);
 	time_format_rfc3339(pstart, ps);
@@ -110,18 +113,23 @@ static int add_usage(void *ctx, const struct usage_row *u)
 	time_format_rfc3339(a->approved_at, appr);
 	time_format_rfc3339(a->started_at, start);
 	time_format_rfc3339(a->ended_at, end);
+	if (u->running) /* not ended yet */
+		end[0] = '\0';
 	snprintf(count, sizeof(count), "%lld", (long long)a->gpu_count);
-	snprintf(desc, sizeof(desc), "%lld x %s GPU for %s/%s", (long long)a->gpu_count, a->gpu_type,
-		 a->team, a->project);
+	snprintf(desc, sizeof(desc), "%lld x %s GPU for %s/%s%s", (long long)a->gpu_count,
+		 a->gpu_type, a->team, a->project, u->running ? " (running: cost so far)" : "");
 	snprintf(sub, sizeof(sub), "%s/%s", a->team, a->project);
 	snprintf(skuprice, sizeof(skuprice), "%s@%s", a->gpu_type, price);
+	/* ChargeClass is null (empty) for every row: FOCUS sets it to
+	 * "Correction" only for a row correcting a previously invoiced billing
+	 * period, and Plinth never re-bills one (docs/cost-visibility.md). */
 	const char *v[NCOLUMNS] = {
 		cost, a->team, t ? t->display_name : a->team, c->currency, pe, ps, "Usage", "",
 		desc, day1, day0, qty, "GPU-Hours", cost, price, cost, "Plinth", cost, price, qty,
 		"GPU-Hours", "Plinth", "Plinth", a->id, a->purpose, "GPU allocation",
 		"AI and Machine Learning", "Plinth GPU allocations", a->gpu_type, skuprice, sub,
 		a->project, a->labels_json[0] ? a->labels_json : "{}", a->id, a->team, a->project,
-		a->gpu_type, count, appr, start, end};
+		a->gpu_type, count, appr, start, end, u->running ? "running" : "completed"};
 	for (size_t i = 0; i < NCOLUMNS && c->rc == 0; i++)
 		csv_field(c, v[i], i + 1 == NCOLUMNS, v[i] == cost || v[i] == qty || v[i] == price ||
 						       v[i] == count);
@@ -144,6 +152,7 @@ void api_costs_export(struct req *r)
 	json_t *errors = json_array();
 	struct cost_query q;
 	struct csv c = {.currency = r->app->currency};
+	char month[8], d0[16], d1[16];
 	struct store_conn *db = NULL;
 	const char *scope_buf[HTTP_MAX_TOKEN_TEAMS];
 	int rc;
@@ -151,11 +160,7 @@ void api_costs_export(struct req *r)
 	memset(&q, 0, sizeof(q));
 	q.now = r->now;
 	q.group = COST_BY_DAY;
-	period_bounds(PERIOD_MONTHLY, r->now, &q.from, &q.to);
-	query_time(r, "from", &q.from, errors);
-	query_time(r, "to", &q.to, errors);
-	if (q.to <= q.from)
-		jsonv_error(errors, "to", "must be after from");
+	query_cost_range(r, &q, month, errors);
 	const char *fmt = req_query(r, "format");
 	if (fmt != NULL && strcmp(fmt, "focus") != 0)
 		jsonv_error(errors, "format", "must be focus");
@@ -194,5 +199,14 @@ void api_costs_export(struct req *r)
 						     : "cannot export costs");
 		return;
 	}
+	/* A file name a browser or curl -OJ saves it under: the month, or the range. */
+	time_format_date(q.from, d0);
+	time_format_date(q.to, d1);
+	if (month[0] != '\0')
+		snprintf(r->disposition, sizeof(r->disposition),
+			 "attachment; filename=\"plinth-focus-%s.csv\"", month);
+	else
+		snprintf(r->disposition, sizeof(r->disposition),
+			 "attachment; filename=\"plinth-focus-%s_%s.csv\"", d0, d1);
 	reply_take(r, 200, "text/csv; charset=utf-8; header=present", c.buf, c.len);
 }

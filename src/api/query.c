@@ -7,8 +7,10 @@
 
 #include "api/query.h"
 #include "core/err.h"
+#include "core/period.h"
 #include "core/timeutil.h"
 #include "http/jsonv.h"
+#include "store/store.h"
 #include "util/util.h"
 
 int query_limit(struct req *r, json_t *errors)
@@ -52,6 +54,52 @@ int query_time(struct req *r, const char *name, int64_t *out, json_t *errors)
 		return -1;
 	}
 	return 1;
+}
+
+/* "YYYY-MM" with a month 01..12 and a year 1970..9999: 0 and its first instant, or -1. */
+static int parse_month(const char *s, int64_t *out)
+{
+	unsigned y = 0, m = 0;
+	int n = 0;
+
+	if (strlen(s) != 7 || sscanf(s, "%4u-%2u%n", &y, &m, &n) != 2 || n != 7 || s[4] != '-' ||
+	    y < 1970 || m < 1 || m > 12 || strspn(s, "0123456789-") != 7)
+		return -1;
+	*out = time_from_civil(y, m, 1);
+	return 0;
+}
+
+void query_cost_range(struct req *r, struct cost_query *q, char month[8], json_t *errors)
+{
+	const char *m = req_query(r, "month"), *run = req_query(r, "include_running");
+	int64_t s = 0, e = 0;
+	char date[16];
+
+	period_bounds(PERIOD_MONTHLY, r->now, &q->from, &q->to);
+	if (m != NULL) {
+		if (req_query(r, "from") != NULL || req_query(r, "to") != NULL)
+			jsonv_error(errors, "month", "give either month or from/to, not both");
+		else if (parse_month(m, &q->from) != 0)
+			jsonv_error(errors, "month", "must be a month YYYY-MM");
+		else
+			period_bounds(PERIOD_MONTHLY, q->from, &s, &q->to);
+	} else {
+		query_time(r, "from", &q->from, errors);
+		query_time(r, "to", &q->to, errors);
+		if (q->to <= q->from)
+			jsonv_error(errors, "to", "must be after from");
+	}
+	q->exclude_running = false;
+	if (run != NULL && strcmp(run, "false") == 0)
+		q->exclude_running = true;
+	else if (run != NULL && strcmp(run, "true") != 0)
+		jsonv_error(errors, "include_running", "must be true or false");
+	month[0] = '\0';
+	period_bounds(PERIOD_MONTHLY, q->from, &s, &e);
+	if (s == q->from && e == q->to) {
+		time_format_date(s, date);
+		snprintf(month, 8, "%.7s", date);
+	}
 }
 
 int query_team(struct req *r, json_t *errors, const char **out)

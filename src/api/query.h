@@ -18,6 +18,17 @@ int query_time(struct req *r, const char *name, int64_t *out, json_t *errors);
 /* ?team= validated as a label; *out NULL when absent. */
 int query_team(struct req *r, json_t *errors, const char **out);
 
+struct cost_query;
+/*
+ * The range and running-allocation choice shared by GET /v1/costs and its
+ * export, so both read a month the same way: ?month=YYYY-MM (that UTC
+ * month; not with from/to) or ?from=&to= (default: the current month), and
+ * ?include_running=true|false (default true).  Sets q->from, q->to,
+ * q->exclude_running; bad values add to errors.  *month is "YYYY-MM" when the
+ * range is exactly one UTC month (given either way), else "".
+ */
+void query_cost_range(struct req *r, struct cost_query *q, char month[8], json_t *errors);
+
 /*
  * The scope of a list request for team (NULL: any): a member asking for
  * another team is answered 403 (returns -1); otherwise *teams and *n are the

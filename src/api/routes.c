@@ -44,6 +44,7 @@ static const struct http_route routes[] = {
 	{"POST", "/v1/allocations/{}/cancel", api_allocation_cancel, R_ACT},
 	{"GET", "/v1/costs", api_costs, R_ANY},
 	{"GET", "/v1/costs/export", api_costs_export, R_ANY},
+	{"GET", "/v1/costs/periods", api_cost_periods, R_ANY},
 	{"GET", "/metrics", api_metrics, R_NONE},
 	{"GET", "/", api_web_index, R_NONE},
 	{"GET", "/app.js", api_web_app_js, R_NONE},

@@ -462,16 +462,13 @@ static void cli_problem_json(const struct httpc_response *r, const json_t *p, lo
 	json_decref(made);
 }
 
-int cli_call(struct cli *c, const char *method, const struct cli_path *path, json_t *body,
-	const char *extra_header, json_t **out)
+int cli_call_raw(struct cli *c, const char *method, const struct cli_path *path, json_t *body,
+	const char *extra_header, size_t max_body, struct httpc_response *r)
 {
-	struct httpc_response r = { 0 };
 	char *url = NULL, *auth = NULL, *payload = NULL;
 	const char *headers[6] = { NULL };
 	size_t nh = 0, ulen;
 	char detail[HTTPC_DETAIL_LEN] = "";
-	json_t *parsed = NULL;
-	json_error_t jerr;
 	int rc = CLI_EXIT_API, err;
 
 	if (path->overflow)
@@ -512,29 +509,48 @@ int cli_call(struct cli *c, const char *method, const struct cli_path *path, jso
 	headers[nh] = NULL;
 
 	err = httpc_request(method, url, headers, payload, payload ? strlen(payload) : 0,
-		CLI_TIMEOUT_MS, CLI_MAX_BODY, &r, detail);
+		CLI_TIMEOUT_MS, max_body, r, detail);
 	if (err != 0) {
 		const char *why = detail[0] ? detail : err_name(err);
 		cli_printf(stderr, "plinth: %s\n", why);
 		rc = err == ERR_UNAVAILABLE ? CLI_EXIT_UNREACHABLE :
 			err == ERR_INVALID ? CLI_EXIT_USAGE : CLI_EXIT_API;
 		if (c->json)
-			cli_problem_json(&r, NULL, 0, err == ERR_UNAVAILABLE ?
+			cli_problem_json(r, NULL, 0, err == ERR_UNAVAILABLE ?
 				"Cannot reach the daemon" : "Request failed", why);
 		goto out;
 	}
-	if (r.status < 200 || r.status > 299) {
-		json_t *p = r.len > 0 ? json_loadb(r.body, r.len, 0, &jerr) : NULL;
-		cli_problem_print(c, &r, p, body);
+	if (r->status < 200 || r->status > 299) {
+		json_error_t jerr;
+		json_t *p = r->len > 0 ? json_loadb(r->body, r->len, 0, &jerr) : NULL;
+		cli_problem_print(c, r, p, body);
 		if (c->json) {
 			char first[256];
-			cli_problem_json(&r, p, r.status, "HTTP error",
-				cli_status_line(&r, first, sizeof first));
+			cli_problem_json(r, p, r->status, "HTTP error",
+				cli_status_line(r, first, sizeof first));
 		}
 		json_decref(p);
 		rc = CLI_EXIT_API;
 		goto out;
 	}
+	rc = CLI_EXIT_OK;
+out:
+	free(payload);
+	free(auth);
+	free(url);
+	return rc;
+}
+
+int cli_call(struct cli *c, const char *method, const struct cli_path *path, json_t *body,
+	const char *extra_header, json_t **out)
+{
+	struct httpc_response r = { 0 };
+	json_t *parsed = NULL;
+	json_error_t jerr;
+	int rc = cli_call_raw(c, method, path, body, extra_header, CLI_MAX_BODY, &r);
+
+	if (rc != CLI_EXIT_OK)
+		goto out;
 	if (r.len > 0) {
 		parsed = json_loadb(r.body, r.len, 0, &jerr);
 		if (parsed == NULL) {
@@ -553,13 +569,9 @@ int cli_call(struct cli *c, const char *method, const struct cli_path *path, jso
 	}
 	*out = parsed; /* ownership moves to the caller */
 	parsed = NULL;
-	rc = CLI_EXIT_OK;
 out:
 	json_decref(parsed);
 	httpc_response_done(&r);
-	free(payload);
-	free(auth);
-	free(url);
 	return rc;
 }
 

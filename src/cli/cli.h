@@ -78,6 +78,29 @@ int cmd_cancel(struct cli *c, int argc, char **argv);
 int cmd_teams(struct cli *c, int argc, char **argv);
 int cmd_gpu_types(struct cli *c, int argc, char **argv);
 int cmd_costs(struct cli *c, int argc, char **argv);
+int cmd_export(struct cli *c, int argc, char **argv);
+
+/*
+ * The range options `plinth costs` and `plinth export` share (cmd_costs.c),
+ * so both ask the daemon for a month the same way: --month, --from, --to,
+ * --team, --no-running.  Option codes 1100.. ; splice CLI_COST_RANGE_LONGOPTS
+ * into the option table, hand every option to cli_cost_range_option.
+ */
+struct cli_path;
+struct cli_cost_range {
+	const char *month, *from, *to, *team, *running;
+};
+enum { CLI_OPT_MONTH = 1100, CLI_OPT_FROM, CLI_OPT_TO, CLI_OPT_TEAM, CLI_OPT_NO_RUNNING };
+#define CLI_COST_RANGE_LONGOPTS                                          \
+	{ "month", required_argument, NULL, CLI_OPT_MONTH },             \
+	{ "from", required_argument, NULL, CLI_OPT_FROM },               \
+	{ "to", required_argument, NULL, CLI_OPT_TO },                   \
+	{ "team", required_argument, NULL, CLI_OPT_TEAM },               \
+	{ "no-running", no_argument, NULL, CLI_OPT_NO_RUNNING }
+/* 1 when o was one of them (kept in r), else 0. */
+int cli_cost_range_option(struct cli_cost_range *r, int o);
+/* Checks them (a usage error's exit code, or CLI_CONTINUE) and adds them to p. */
+int cli_cost_range_query(struct cli *c, const struct cli_cost_range *r, struct cli_path *p);
 int cmd_token(struct cli *c, int argc, char **argv);
 int cmd_submit(struct cli *c, int argc, char **argv);
 int cmd_audit(struct cli *c, int argc, char **argv);
@@ -183,6 +206,12 @@ int cli_call(struct cli *c, const char *method, const struct cli_path *path, jso
  */
 int cli_list_pages(struct cli *c, const struct cli_path *base, long long max, json_t **items,
 	int *more);
+/* cli_call without the JSON: on a 2xx answer returns CLI_EXIT_OK with the
+ * body (at most max_body bytes) in *r; on any return the caller frees *r
+ * with httpc_response_done (a CSV download, `plinth export`). */
+struct httpc_response;
+int cli_call_raw(struct cli *c, const char *method, const struct cli_path *path, json_t *body,
+	const char *extra_header, size_t max_body, struct httpc_response *r);
 
 /* An aligned text table; cells are copied.  Errors are sticky and reported by print. */
 struct cli_table;

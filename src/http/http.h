@@ -97,6 +97,7 @@ struct req {
 	size_t resp_len;
 	const char *ctype;
 	char allow[64];         /* Allow header for 405 */
+	char disposition[96];   /* Content-Disposition ("" = none), e.g. a download's filename */
 	bool www_authenticate;  /* add WWW-Authenticate: Bearer for 401 */
 	const char *csp;        /* Content-Security-Policy (static, for the dashboard) */
 	bool queued;            /* server.c: the response was handed to MHD */

@@ -177,6 +177,8 @@ static enum MHD_Result queue(struct req *r)
 	}
 	if (r->close_conn)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	if (r->disposition[0] != '\0')
+		MHD_add_response_header(resp, "Content-Disposition", r->disposition);
 	if (r->csp != NULL) {
 		MHD_add_response_header(resp, "Content-Security-Policy", r->csp);
 		MHD_add_response_header(resp, "X-Frame-Options", "DENY");

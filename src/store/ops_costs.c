@@ -2,10 +2,14 @@
  * ops_costs.c - cost visibility: GET /v1/costs answered from the rollups,
  * the per-day usage rows of the FOCUS export, and the rollups themselves.
  *
- * Three rollup tables hold completed allocations only (live ones are few and
+ * GET /v1/costs attributes cost by use (the per-day split, the default) or
+ * by approval time (view=budget); see enum cost_view.
+ *
+ * Four rollup tables hold completed allocations only (live ones are few and
  * moving, and read directly): cost_daily_approved and cost_monthly_approved
- * by approval day / month, cost_daily_usage by day of use (THE per-day split
- * of store_split_days).  They are derived data: kept in the transaction of
+ * by approval day / month, cost_daily_usage and cost_monthly_usage by day /
+ * month of use (THE per-day split of store_split_days; a month's row sums its
+ * days').  They are derived data: kept in the transaction of
  * each completion (ops_rollup_add, so rollups and ledger never disagree) and
  * recomputed from the allocations at any time (cost_rollup_rebuild, and the
  * migration that adds the monthly table) under the driver's rollup lock, so a
@@ -41,7 +45,13 @@ static const char SQL_ROLL_USAGE[] =
 	" VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (day, team_id, project, gpu_type) DO UPDATE"
 	" SET spent = cost_daily_usage.spent + excluded.spent,"
 	" gpu_microhours = cost_daily_usage.gpu_microhours + excluded.gpu_microhours";
+static const char SQL_ROLL_USAGE_MONTHLY[] =
+	"INSERT INTO cost_monthly_usage(month, team_id, project, gpu_type, spent, gpu_microhours)"
+	" VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (month, team_id, project, gpu_type) DO UPDATE"
+	" SET spent = cost_monthly_usage.spent + excluded.spent,"
+	" gpu_microhours = cost_monthly_usage.gpu_microhours + excluded.gpu_microhours";
 static const char SQL_CLEAR_APPROVED[] = "DELETE FROM cost_daily_approved";
+static const char SQL_CLEAR_USAGE_MONTHLY[] = "DELETE FROM cost_monthly_usage";
 static const char SQL_CLEAR_MONTHLY[] = "DELETE FROM cost_monthly_approved";
 static const char SQL_CLEAR_USAGE[] = "DELETE FROM cost_daily_usage";
 static const char SQL_COMPLETED_TEAMS[] =
@@ -73,51 +83,17 @@ static int64_t month_ceil(int64_t t)
 
 /* ---- keeping the rollups ----------------------------------------------- */
 
-struct roll_one {
-	struct store_conn *c;
-	const struct allocation *a;
-};
-
-static int roll_usage_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
-{
-	struct roll_one *x = ctx;
-	int n = db_exec(x->c, SQL_ROLL_USAGE, "itttii", day, x->a->team, x->a->project,
-			x->a->gpu_type, money, gpu_mh);
-
-	return n < 0 ? n : 0;
-}
-
-int ops_rollup_add(struct store_conn *c, const struct allocation *a)
-{
-	struct roll_one x = {c, a};
-	int64_t ue = 0, gpu_mh = 0;
-	int rc, n;
-
-	if (a->status != ALLOC_COMPLETED)
-		return 0;
-	rc = store_completed_use(a, &ue, &gpu_mh);
-	if (rc != 0)
-		return rc;
-	n = db_exec(c, SQL_ROLL_APPROVED, "itttii", time_day_start(a->approved_at), a->team,
-		    a->project, a->gpu_type, a->actual_micros, gpu_mh);
-	if (n >= 0)
-		n = db_exec(c, SQL_ROLL_MONTHLY, "itttii", month_floor(a->approved_at), a->team,
-			    a->project, a->gpu_type, a->actual_micros, gpu_mh);
-	if (n < 0)
-		return n;
-	return store_split_days(a->started_at, ue, a->actual_micros, gpu_mh, roll_usage_part, &x);
-}
-
 /*
- * The group being summed by the rebuild: one (team, project, GPU type), its
- * sums by approval day, approval month and day of use, keyed by the instant
- * as decimal text (the cost accumulator's exact 128-bit sums).
+ * The group being summed by the rebuild (or one completion): one (team,
+ * project, GPU type), its sums by approval day, approval month, day and
+ * month of use, keyed by the instant as decimal text (the cost accumulator's
+ * exact 128-bit sums; 10-digit instants sort as numbers).
  */
 struct roll_group {
 	struct store_conn *c;
 	char project[STORE_ID_LEN], gpu_type[STORE_ID_LEN];
 	const char *team;
-	struct store_cost_acc day, month, usage;
+	struct store_cost_acc day, month, usage, usage_month;
 };
 
 static int sum_add(struct store_cost_acc *acc, int64_t t, int64_t spent, int64_t gpu_mh)
@@ -130,7 +106,10 @@ static int sum_add(struct store_cost_acc *acc, int64_t t, int64_t spent, int64_t
 
 static int group_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
 {
-	return sum_add(&((struct roll_group *)ctx)->usage, day, money, gpu_mh);
+	struct roll_group *g = ctx;
+	int rc = sum_add(&g->usage, day, money, gpu_mh);
+
+	return rc == 0 ? sum_add(&g->usage_month, month_floor(day), money, gpu_mh) : rc;
 }
 
 static int sums_flush(struct roll_group *g, struct store_cost_acc *acc, const char *sql)
@@ -152,12 +131,56 @@ static int sums_flush(struct roll_group *g, struct store_cost_acc *acc, const ch
 	return 0;
 }
 
+/*
+ * Keeping the rollups in a completion's transaction.  Rows are written table
+ * by table and, within a table, in ascending key order (approval day, approval
+ * month, days of use, months of use), so two completions that share rows
+ * lock them in the same order and cannot deadlock.
+ */
+static int roll_usage_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
+{
+	struct roll_group *g = ctx;
+	int n = db_exec(g->c, SQL_ROLL_USAGE, "itttii", day, g->team, g->project, g->gpu_type,
+			money, gpu_mh);
+
+	/* The months are summed here and written after every day. */
+	return n < 0 ? n : sum_add(&g->usage_month, month_floor(day), money, gpu_mh);
+}
+
+int ops_rollup_add(struct store_conn *c, const struct allocation *a)
+{
+	struct roll_group g = {.c = c, .team = a->team};
+	int64_t ue = 0, gpu_mh = 0;
+	int rc, n;
+
+	if (a->status != ALLOC_COMPLETED)
+		return 0;
+	rc = store_completed_use(a, &ue, &gpu_mh);
+	if (rc != 0)
+		return rc;
+	snprintf(g.project, sizeof(g.project), "%s", a->project);
+	snprintf(g.gpu_type, sizeof(g.gpu_type), "%s", a->gpu_type);
+	n = db_exec(c, SQL_ROLL_APPROVED, "itttii", time_day_start(a->approved_at), a->team,
+		    a->project, a->gpu_type, a->actual_micros, gpu_mh);
+	if (n >= 0)
+		n = db_exec(c, SQL_ROLL_MONTHLY, "itttii", month_floor(a->approved_at), a->team,
+			    a->project, a->gpu_type, a->actual_micros, gpu_mh);
+	rc = n < 0 ? n : store_split_days(a->started_at, ue, a->actual_micros, gpu_mh,
+					  roll_usage_part, &g);
+	if (rc == 0)
+		rc = sums_flush(&g, &g.usage_month, SQL_ROLL_USAGE_MONTHLY);
+	free(g.usage_month.rows);
+	return rc;
+}
+
 static int group_flush(struct roll_group *g)
 {
 	int rc = sums_flush(g, &g->day, SQL_ROLL_APPROVED);
 
 	if (rc == 0)
 		rc = sums_flush(g, &g->month, SQL_ROLL_MONTHLY);
+	if (rc == 0)
+		rc = sums_flush(g, &g->usage_month, SQL_ROLL_USAGE_MONTHLY);
 	return rc == 0 ? sums_flush(g, &g->usage, SQL_ROLL_USAGE) : rc;
 }
 
@@ -219,6 +242,8 @@ int ops_rollup_fill(struct store_conn *c)
 	if (rc >= 0)
 		rc = db_exec(c, SQL_CLEAR_USAGE, "");
 	if (rc >= 0)
+		rc = db_exec(c, SQL_CLEAR_USAGE_MONTHLY, "");
+	if (rc >= 0)
 		rc = db_query(c, SQL_COMPLETED_TEAMS, &r, "");
 	while (rc == 0 && (rc = db_next(r)) == 1) {
 		if (n == cap) {
@@ -249,6 +274,7 @@ int ops_rollup_fill(struct store_conn *c)
 	free(g.day.rows);
 	free(g.month.rows);
 	free(g.usage.rows);
+	free(g.usage_month.rows);
 	free(a);
 	return rc;
 }
@@ -268,7 +294,7 @@ int ops_cost_rollup_rebuild(struct store_conn *c)
 
 /*
  * Runs a SELECT of allocations `base` with parameters fmt (integers p1, p2,
- * p3) and q's team scope through store_cost_by_key/day into acc.
+ * p3) and q's team scope through store_cost_by_use/key (by q->view) into acc.
  */
 static int scan_into(struct store_conn *c, const struct cost_query *q, struct store_cost_acc *acc,
 		     struct allocation *a, const char *base, const char *fmt, int64_t p1,
@@ -289,26 +315,28 @@ static int scan_into(struct store_conn *c, const struct cost_query *q, struct st
 	while (rc == 0 && (rc = db_next(r)) == 1) {
 		rc = db_row_alloc(r, 0, a);
 		if (rc == 0)
-			rc = q->group == COST_BY_DAY ? store_cost_by_day(acc, q, a)
-						     : store_cost_by_key(acc, q, a);
+			rc = q->view == COST_VIEW_USE ? store_cost_by_use(acc, q, a)
+						      : store_cost_by_key(acc, q, a);
 	}
 	db_rows_close(r);
 	free(sql);
 	return rc;
 }
 
-enum roll_table { ROLL_USAGE, ROLL_DAILY, ROLL_MONTHLY };
+enum roll_table { ROLL_USAGE, ROLL_USAGE_MONTHLY, ROLL_DAILY, ROLL_MONTHLY };
 
 static const char *const roll_select[] = {
-	[ROLL_USAGE] = "SELECT day, '', '', spent, gpu_microhours"
+	[ROLL_USAGE] = "SELECT day, team_id, project, gpu_type, spent, gpu_microhours"
 		       " FROM cost_daily_usage WHERE day >= ? AND day < ?",
-	[ROLL_DAILY] = "SELECT team_id, project, gpu_type, spent, gpu_microhours"
+	[ROLL_USAGE_MONTHLY] = "SELECT month, team_id, project, gpu_type, spent, gpu_microhours"
+			       " FROM cost_monthly_usage WHERE month >= ? AND month < ?",
+	[ROLL_DAILY] = "SELECT day, team_id, project, gpu_type, spent, gpu_microhours"
 		       " FROM cost_daily_approved WHERE day >= ? AND day < ?",
-	[ROLL_MONTHLY] = "SELECT team_id, project, gpu_type, spent, gpu_microhours"
+	[ROLL_MONTHLY] = "SELECT month, team_id, project, gpu_type, spent, gpu_microhours"
 			 " FROM cost_monthly_approved WHERE month >= ? AND month < ?",
 };
 
-/* Sums rollup rows of [d0, d1) (days or months) into acc (by day, or by the group key). */
+/* Sums rollup rows of [d0, d1) (days or months) into acc under their group key. */
 static int rollup_into(struct store_conn *c, const struct cost_query *q, struct store_cost_acc *acc,
 		       enum roll_table table, int64_t d0, int64_t d1)
 {
@@ -332,18 +360,14 @@ static int rollup_into(struct store_conn *c, const struct cost_query *q, struct 
 	while (rc == 0 && (rc = db_next(r)) == 1) {
 		char key[STORE_ID_LEN * 2], t[STORE_ID_LEN], pr[STORE_ID_LEN], g[STORE_ID_LEN];
 
-		if (table == ROLL_USAGE) {
-			time_format_date(db_i64(r, 0), key);
-		} else {
-			if (db_copy(r, 0, t, sizeof(t)) != 0 || db_copy(r, 1, pr, sizeof(pr)) != 0 ||
-			    db_copy(r, 2, g, sizeof(g)) != 0) {
-				db_err(c, "corrupt cost rollup row of team '%s'", t);
-				rc = ERR_STORE;
-				break;
-			}
-			store_cost_group_key(q, t, pr, g, key, sizeof(key));
+		if (db_copy(r, 1, t, sizeof(t)) != 0 || db_copy(r, 2, pr, sizeof(pr)) != 0 ||
+		    db_copy(r, 3, g, sizeof(g)) != 0) {
+			db_err(c, "corrupt cost rollup row of team '%s'", t);
+			rc = ERR_STORE;
+			break;
 		}
-		rc = store_cost_acc_add(acc, key, db_i64(r, 3), 0, 0, db_i64(r, 4));
+		store_cost_group_key(q, db_i64(r, 0), t, pr, g, key, sizeof(key));
+		rc = store_cost_acc_add(acc, key, db_i64(r, 4), 0, 0, db_i64(r, 5));
 	}
 	db_rows_close(r);
 	free(sql);
@@ -363,6 +387,24 @@ static const char LIVE[] = "SELECT " ALLOC_COLS " FROM allocations WHERE"
 static const char DONE[] = "SELECT " ALLOC_COLS " FROM allocations WHERE"
 			   " status = 'completed' AND approved_at >= ? AND approved_at < ?";
 
+/* Completed allocations' use on the days overlapping [from, to), from the
+ * rollups: whole months from the monthly rows (unless by day), the days
+ * around them from the daily ones. */
+static int usage_rollups(struct store_conn *c, const struct cost_query *q,
+			 struct store_cost_acc *acc)
+{
+	int64_t d0 = time_day_start(q->from), d1 = store_day_ceil(q->to);
+	int64_t m1 = month_ceil(d0), m2 = month_floor(d1);
+	int rc;
+
+	if (m1 >= m2 || q->group == COST_BY_DAY)
+		return rollup_into(c, q, acc, ROLL_USAGE, d0, d1);
+	rc = rollup_into(c, q, acc, ROLL_USAGE_MONTHLY, m1, m2);
+	if (rc == 0)
+		rc = rollup_into(c, q, acc, ROLL_USAGE, d0, m1);
+	return rc == 0 ? rollup_into(c, q, acc, ROLL_USAGE, m2, d1) : rc;
+}
+
 /* Costs by approval time from the rollups: whole months from the monthly
  * rows, the whole days around them from the daily ones, the partial days at
  * the edges of [from, to) and every live allocation from the allocations. */
@@ -377,7 +419,7 @@ static int costs_by_key(struct store_conn *c, const struct cost_query *q,
 	if (f1 >= t1)
 		return scan_into(c, q, acc, a, DONE, "ii", q->from, q->to, 0);
 	int64_t m1 = month_ceil(f1), m2 = month_floor(t1);
-	if (m1 < m2) {
+	if (m1 < m2 && q->group != COST_BY_DAY) { /* monthly rows cannot say the day */
 		rc = rollup_into(c, q, acc, ROLL_MONTHLY, m1, m2);
 		if (rc == 0)
 			rc = rollup_into(c, q, acc, ROLL_DAILY, f1, m1);
@@ -407,10 +449,12 @@ static int costs_tx(struct store_conn *c, void *ctx)
 	int rc;
 
 	x->acc.n = 0; /* a rerun starts over */
-	if (q->group != COST_BY_DAY)
+	if (q->view == COST_VIEW_BUDGET)
 		return costs_by_key(c, q, &x->acc, x->a);
-	rc = scan_into(c, q, &x->acc, x->a, LIVE_DAY, "i", q->to, 0, 0);
-	return rc == 0 ? rollup_into(c, q, &x->acc, ROLL_USAGE, time_day_start(q->from), q->to) : rc;
+	/* By use: completed days from the usage rollup, live allocations read. */
+	/* Live ones used on the last, partial day may be approved after `to`. */
+	rc = scan_into(c, q, &x->acc, x->a, LIVE_DAY, "i", store_day_ceil(q->to), 0, 0);
+	return rc == 0 ? usage_rollups(c, q, &x->acc) : rc;
 }
 
 int ops_costs(struct store_conn *c, const struct cost_query *q, store_cost_cb cb, void *ctx)
@@ -423,8 +467,8 @@ int ops_costs(struct store_conn *c, const struct cost_query *q, store_cost_cb cb
 	else if (rc == 0)
 		rc = db_op(c);
 	if (rc == 0 && q->scan) { /* the reference: every allocation read */
-		if (q->group == COST_BY_DAY) /* completed: used on a day overlapping [from, to) */
-			rc = scan_into(c, q, &x.acc, x.a, SCAN_DAY, "iii", q->to,
+		if (q->view == COST_VIEW_USE) /* completed: used on a day overlapping [from, to) */
+			rc = scan_into(c, q, &x.acc, x.a, SCAN_DAY, "iii", store_day_ceil(q->to),
 				       time_day_start(q->from), store_day_ceil(q->to));
 		else
 			rc = scan_into(c, q, &x.acc, x.a, SCAN_KEY, "ii", q->from, q->to, 0);
@@ -442,9 +486,11 @@ int ops_costs(struct store_conn *c, const struct cost_query *q, store_cost_cb cb
 
 /* ---- FOCUS export rows -------------------------------------------------- */
 
+/* Completed allocations used on a day overlapping the range, and running
+ * ones started before its end (their days before it are dropped). */
 static const char SQL_USAGE_BASE[] =
-	"SELECT " ALLOC_COLS " FROM allocations WHERE status = 'completed'"
-	" AND ended_at >= ? AND started_at < ?";
+	"SELECT " ALLOC_COLS " FROM allocations WHERE ((status = 'completed'"
+	" AND ended_at >= ? AND started_at < ?) OR (status = 'running' AND started_at < ?))";
 
 int ops_cost_usage(struct store_conn *c, const struct cost_query *q, store_usage_cb cb, void *ctx)
 {
@@ -456,8 +502,8 @@ int ops_cost_usage(struct store_conn *c, const struct cost_query *q, store_usage
 	int np = 0, rc = a && sql ? db_op(c) : ERR_NOMEM;
 
 	if (rc == 0)
-		rc = db_params(c, p, DB_MAX_PARAMS, &np, "ii", time_day_start(q->from),
-			       store_day_ceil(q->to));
+		rc = db_params(c, p, DB_MAX_PARAMS, &np, "iii", time_day_start(q->from),
+			       store_day_ceil(q->to), q->exclude_running ? INT64_MIN : store_day_ceil(q->to));
 	if (rc == 0 && q->teams)
 		rc = ops_sql_scope(c, &sql, "team_id", q->teams, q->nteams, p, &np);
 	if (rc == 0)
@@ -465,19 +511,23 @@ int ops_cost_usage(struct store_conn *c, const struct cost_query *q, store_usage
 	if (rc == 0)
 		rc = db_query_built(c, sql, p, np, &r);
 	while (rc == 0 && !u.stopped && (rc = db_next(r)) == 1) {
-		int64_t ue = 0, gpu_mh = 0;
+		int64_t ue = 0, gpu_mh = 0, money = 0;
 
 		rc = db_row_alloc(r, 0, a);
 		if (rc == 0 && store_alloc_unreadable(a)) { /* the money is exported, the texts blank */
 			store_bad_row("allocations", a->id, store_alloc_unreadable(a));
 			store_alloc_blank_unreadable(a);
 		}
-		if (rc == 0)
+		u.row.running = rc == 0 && a->status == ALLOC_RUNNING;
+		if (rc == 0 && u.row.running)
+			rc = store_running_use(a, q->now, &ue, &money, &gpu_mh);
+		else if (rc == 0)
 			rc = store_completed_use(a, &ue, &gpu_mh);
 		if (rc != 0)
 			break;
 		u.row.alloc = a;
-		rc = store_split_days(a->started_at, ue, a->actual_micros, gpu_mh, store_usage_part, &u);
+		rc = store_split_days(a->started_at, ue, u.row.running ? money : a->actual_micros, gpu_mh,
+				      store_usage_part, &u);
 		if (u.stopped)
 			rc = 0;
 	}

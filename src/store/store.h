@@ -235,6 +235,19 @@ enum cost_group {
 	COST_BY_PROJECT,
 	COST_BY_GPU_TYPE,
 	COST_BY_DAY,
+	COST_BY_MONTH,
+};
+
+/*
+ * When a cost counts (docs/cost-visibility.md, "One month, one number"):
+ * COST_VIEW_USE (the default) puts it on the UTC days the GPUs were used,
+ * split by seconds exactly as the FOCUS export splits it, over the days that
+ * overlap [from, to); COST_VIEW_BUDGET puts an allocation's whole cost at its
+ * approval time, in [from, to) (the budget period it is charged to).
+ */
+enum cost_view {
+	COST_VIEW_USE,
+	COST_VIEW_BUDGET,
 };
 
 /* Sums over many allocations and teams exceed int64 micros (11 teams holding
@@ -243,7 +256,7 @@ enum cost_group {
 typedef __int128 store_sum_t;
 
 struct cost_row {
-	char key[STORE_ID_LEN * 2]; /* team id, "team/project", gpu type id or "YYYY-MM-DD" */
+	char key[STORE_ID_LEN * 2]; /* team id, "team/project", gpu type id, "YYYY-MM-DD" or "YYYY-MM" */
 	store_sum_t spent;       /* micros */
 	store_sum_t accrued;     /* micros, running allocations at `now` */
 	store_sum_t reserved;    /* micros */
@@ -251,8 +264,12 @@ struct cost_row {
 };
 
 struct cost_query {
-	int64_t from, to; /* [from, to) by approval time; for COST_BY_DAY by usage day */
+	int64_t from, to; /* by `view`: days of use overlapping [from, to), or approval in it */
 	enum cost_group group;
+	enum cost_view view;
+	/* false = running allocations' cost so far (accrued, at `now`) is left
+	 * out: of GET /v1/costs (accrued 0) and of the export (no rows) alike. */
+	bool exclude_running;
 	const char *const *teams; /* NULL = all teams, else only these */
 	size_t nteams;
 	int64_t now;
@@ -262,15 +279,18 @@ struct cost_query {
 };
 
 /*
- * One completed allocation's use on one UTC day (FOCUS export).  The parts
- * of an allocation are split by seconds exactly as COST_BY_DAY splits them,
- * so the rows of a range sum to the `spent` that COST_BY_DAY reports.
+ * One allocation's use on one UTC day (FOCUS export): a completed one's
+ * actual cost, or a running one's accrued cost at `now` (unless
+ * exclude_running).  The parts of an allocation are split by seconds exactly
+ * as COST_VIEW_USE splits them, so the rows of a range sum to the spent +
+ * accrued that GET /v1/costs reports for the same range.
  */
 struct usage_row {
 	const struct allocation *alloc; /* borrowed for the callback */
 	int64_t day;            /* start of the UTC day */
 	int64_t cost;           /* micros charged for that day */
 	int64_t gpu_microhours; /* GPU-hours x 1e6 used that day */
+	bool running;           /* accrued so far, not a final charge */
 };
 
 /*

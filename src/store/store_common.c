@@ -426,27 +426,20 @@ int store_split_days(int64_t us, int64_t ue, int64_t money, int64_t gpu_mh, stor
 struct day_ctx {
 	struct store_cost_acc *acc;
 	const struct cost_query *q;
+	const struct allocation *a;
 	bool accrued;
 };
 
 static int day_part(void *ctx, int64_t d, int64_t pm, int64_t pg)
 {
 	struct day_ctx *dc = ctx;
-	char key[16];
+	char key[STORE_ID_LEN * 2];
 
 	if (d + STORE_DAY <= dc->q->from || d >= dc->q->to)
 		return 0;
-	time_format_date(d, key);
+	store_cost_group_key(dc->q, d, dc->a->team, dc->a->project, dc->a->gpu_type, key,
+			     sizeof(key));
 	return store_cost_acc_add(dc->acc, key, dc->accrued ? 0 : pm, dc->accrued ? pm : 0, 0, pg);
-}
-
-/* Days outside [from, to) are dropped. */
-static int cost_day_split(struct store_cost_acc *acc, const struct cost_query *q, int64_t us,
-			  int64_t ue, int64_t money, int64_t gpu_mh, bool accrued)
-{
-	struct day_ctx dc = {acc, q, accrued};
-
-	return store_split_days(us, ue, money, gpu_mh, day_part, &dc);
 }
 
 /* A completed allocation's billed end and GPU micro-hours. */
@@ -458,47 +451,50 @@ int store_completed_use(const struct allocation *a, int64_t *ue, int64_t *gpu_mh
 	return store_used_microhours(a, a->ended_at - a->started_at, gpu_mh);
 }
 
-int store_cost_by_day(struct store_cost_acc *acc, const struct cost_query *q,
-		      const struct allocation *a)
+int store_running_use(const struct allocation *a, int64_t now, int64_t *ue, int64_t *money,
+		      int64_t *gpu_mh)
 {
 	int64_t max_s = (a->max_runtime_us + USEC_PER_SEC - 1) / USEC_PER_SEC;
-	int64_t money = 0, gpu_mh = 0;
+	int rc = ledger_accrued(a->price_micros, a->gpu_count, a->max_runtime_us, a->started_at,
+				now, money);
+
+	*ue = store_min64(store_max64(now, a->started_at), a->started_at + max_s);
+	return rc == 0 ? store_used_microhours(a, now - a->started_at, gpu_mh) : rc;
+}
+
+int store_cost_by_use(struct store_cost_acc *acc, const struct cost_query *q,
+		      const struct allocation *a)
+{
+	struct day_ctx dc = {acc, q, a, a->status == ALLOC_RUNNING};
+	int64_t money = 0, gpu_mh = 0, ue = 0;
 	int rc;
 
-	if (a->status == ALLOC_APPROVED || a->status == ALLOC_RUNNING) {
-		if (a->approved_at >= q->from && a->approved_at < q->to) {
-			char key[16];
-			time_format_date(a->approved_at, key);
-			rc = store_cost_acc_add(acc, key, 0, 0, a->estimated_micros, 0);
-			if (rc != 0)
-				return rc;
-		}
+	/* Reserved money is a promise, not a use: it stays at the approval time. */
+	if ((a->status == ALLOC_APPROVED || a->status == ALLOC_RUNNING) &&
+	    a->approved_at >= q->from && a->approved_at < q->to) {
+		char key[STORE_ID_LEN * 2];
+		store_cost_group_key(q, a->approved_at, a->team, a->project, a->gpu_type, key,
+				     sizeof(key));
+		rc = store_cost_acc_add(acc, key, 0, 0, a->estimated_micros, 0);
+		if (rc != 0)
+			return rc;
 	}
 	if (a->status == ALLOC_COMPLETED) {
-		int64_t ue = 0;
 		rc = store_completed_use(a, &ue, &gpu_mh);
-		if (rc != 0)
-			return rc;
-		return cost_day_split(acc, q, a->started_at, ue, a->actual_micros, gpu_mh, false);
+		money = a->actual_micros;
+	} else if (a->status == ALLOC_RUNNING && !q->exclude_running) {
+		rc = store_running_use(a, q->now, &ue, &money, &gpu_mh);
+	} else {
+		return 0;
 	}
-	if (a->status == ALLOC_RUNNING) {
-		int64_t ue = store_min64(store_max64(q->now, a->started_at), a->started_at + max_s);
-		rc = ledger_accrued(a->price_micros, a->gpu_count, a->max_runtime_us, a->started_at,
-				    q->now, &money);
-		if (rc == 0)
-			rc = store_used_microhours(a, q->now - a->started_at, &gpu_mh);
-		if (rc != 0)
-			return rc;
-		return cost_day_split(acc, q, a->started_at, ue, money, gpu_mh, true);
-	}
-	return 0;
+	return rc == 0 ? store_split_days(a->started_at, ue, money, gpu_mh, day_part, &dc) : rc;
 }
 
 int store_cost_by_key(struct store_cost_acc *acc, const struct cost_query *q,
 		      const struct allocation *a)
 {
 	char key[STORE_ID_LEN * 2];
-	int64_t spent = 0, accrued = 0, reserved = 0, gpu_mh = 0;
+	int64_t spent = 0, accrued = 0, reserved = 0, gpu_mh = 0, ue = 0;
 	int rc = 0;
 
 	switch (a->status) {
@@ -508,10 +504,8 @@ int store_cost_by_key(struct store_cost_acc *acc, const struct cost_query *q,
 		break;
 	case ALLOC_RUNNING:
 		reserved = a->estimated_micros;
-		rc = ledger_accrued(a->price_micros, a->gpu_count, a->max_runtime_us, a->started_at,
-				    q->now, &accrued);
-		if (rc == 0)
-			rc = store_used_microhours(a, q->now - a->started_at, &gpu_mh);
+		if (!q->exclude_running)
+			rc = store_running_use(a, q->now, &ue, &accrued, &gpu_mh);
 		break;
 	case ALLOC_APPROVED:
 		reserved = a->estimated_micros;
@@ -521,21 +515,27 @@ int store_cost_by_key(struct store_cost_acc *acc, const struct cost_query *q,
 	}
 	if (rc != 0)
 		return rc;
-	store_cost_group_key(q, a->team, a->project, a->gpu_type, key, sizeof(key));
+	store_cost_group_key(q, a->approved_at, a->team, a->project, a->gpu_type, key, sizeof(key));
 	return store_cost_acc_add(acc, key, spent, accrued, reserved, gpu_mh);
 }
 
 
-/* The group key of a cost row: rollup rows and store_cost_by_key spell it alike. */
-void store_cost_group_key(const struct cost_query *q, const char *team, const char *project,
-			  const char *gpu, char *key, size_t len)
+/* The group key of a cost row: rollup rows and the scans spell it alike. */
+void store_cost_group_key(const struct cost_query *q, int64_t t, const char *team,
+			  const char *project, const char *gpu, char *key, size_t len)
 {
+	char date[16];
+
 	if (q->group == COST_BY_TEAM)
 		snprintf(key, len, "%s", team);
 	else if (q->group == COST_BY_PROJECT)
 		snprintf(key, len, "%s/%s", team, project);
-	else
+	else if (q->group == COST_BY_GPU_TYPE)
 		snprintf(key, len, "%s", gpu);
+	else {
+		time_format_date(t, date); /* YYYY-MM-DD; a month key is its first 7 */
+		snprintf(key, len, "%.*s", q->group == COST_BY_MONTH ? 7 : 10, date);
+	}
 }
 
 

@@ -145,15 +145,23 @@ typedef int (*store_split_cb)(void *ctx, int64_t day, int64_t money, int64_t gpu
 int store_split_days(int64_t us, int64_t ue, int64_t money, int64_t gpu_mh, store_split_cb cb,
 		     void *ctx);
 
-/* The group key of a cost row (team, team/project or GPU type, by q->group). */
-void store_cost_group_key(const struct cost_query *q, const char *team, const char *project,
-			  const char *gpu, char *key, size_t len);
+/* A running allocation's accrued cost at now, the end of its use so far and
+ * its GPU micro-hours (the daemon's accrual formula, capped at max runtime). */
+int store_running_use(const struct allocation *a, int64_t now, int64_t *ue, int64_t *money,
+		      int64_t *gpu_mh);
 
-/* Adds allocation a to acc by UTC day (days outside [from, to) dropped). */
-int store_cost_by_day(struct store_cost_acc *acc, const struct cost_query *q,
+/* The group key of a cost row by q->group: team, team/project, GPU type, or
+ * the UTC day / month ("YYYY-MM-DD" / "YYYY-MM") of instant t. */
+void store_cost_group_key(const struct cost_query *q, int64_t t, const char *team,
+			  const char *project, const char *gpu, char *key, size_t len);
+
+/* COST_VIEW_USE: adds allocation a's use, split by UTC day, to the keys of
+ * the days overlapping [from, to); its reservation at its approval time. */
+int store_cost_by_use(struct store_cost_acc *acc, const struct cost_query *q,
 		      const struct allocation *a);
 
-/* Adds allocation a to acc under its group key (cancelled/expired cost nothing). */
+/* COST_VIEW_BUDGET: adds allocation a to acc under the key of its approval
+ * time (cancelled/expired cost nothing). */
 int store_cost_by_key(struct store_cost_acc *acc, const struct cost_query *q,
 		      const struct allocation *a);
 

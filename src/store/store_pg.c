@@ -592,6 +592,7 @@ static const char *const pg_migrations[] = {
 	(const char *)schema_postgres_v1, (const char *)schema_postgres_v2,
 	(const char *)schema_postgres_v3, (const char *)schema_postgres_v4,
 	(const char *)schema_postgres_v5, (const char *)schema_postgres_v6,
+	(const char *)schema_postgres_v7,
 };
 
 /* Replicas starting together migrate one at a time. */
@@ -599,7 +600,7 @@ static const char SQL_MIG_LOCK[] = "SELECT pg_advisory_xact_lock(7164757410)";
 /* The rollup fill against completions (db.h): their upserts take ROW
  * EXCLUSIVE, which this waits for and then holds off until the COMMIT. */
 static const char SQL_ROLLUP_LOCK[] =
-	"LOCK TABLE cost_daily_approved, cost_monthly_approved, cost_daily_usage"
+	"LOCK TABLE cost_daily_approved, cost_monthly_approved, cost_daily_usage, cost_monthly_usage"
 	" IN SHARE ROW EXCLUSIVE MODE";
 
 /* ---- retries ----------------------------------------------------------- */
@@ -1916,7 +1917,7 @@ static const struct db_driver pg_driver = {
 	.migrations = pg_migrations,
 	.nmigrations = (int)(sizeof(pg_migrations) / sizeof(pg_migrations[0])),
 	.migrate_lock_sql = SQL_MIG_LOCK,
-	.rollup_fill_version = 5, /* the migration that made the monthly rollup */
+	.rollup_fill_version = 7, /* the migration that made the last rollup (monthly usage) */
 	.rollup_lock_sql = SQL_ROLLUP_LOCK,
 	.set_durable = drv_set_durable,
 	.allocate = pg_allocate,

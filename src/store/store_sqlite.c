@@ -317,6 +317,7 @@ static const char *const sq_migrations[] = {
 	(const char *)schema_sqlite_v1, (const char *)schema_sqlite_v2,
 	(const char *)schema_sqlite_v3, (const char *)schema_sqlite_v4,
 	(const char *)schema_sqlite_v5, (const char *)schema_sqlite_v6,
+	(const char *)schema_sqlite_v7,
 };
 
 /* ---- rows -------------------------------------------------------------- */
@@ -826,7 +827,7 @@ static const struct db_driver sq_driver = {
 	.script = drv_script,
 	.migrations = sq_migrations,
 	.nmigrations = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])),
-	.rollup_fill_version = 4, /* the migration that made the monthly rollup */
+	.rollup_fill_version = 7, /* the migration that made the last rollup (monthly usage) */
 	.set_durable = sq_set_durable,
 	.allocate = sq_allocate,
 };

@@ -266,20 +266,26 @@ async function financeView(page, base, label) {
   const expectShares = teams.map((t) => Number(us(t.spent) * 10000n / us(t.budget.amount)) / 100);
   ok(JSON.stringify(shares) === JSON.stringify(expectShares), `${label}: the team chart shows spent as % of each team's budget`, { shares, expectShares });
 
-  // Budget versus actual: last period's actual equals GET /v1/costs for that month.
+  // Budget versus actual: the last period's row equals GET /v1/costs/periods,
+  // whose actual is the budget view of GET /v1/costs for that month.
   await page.selectOption('#bva-team', 'recsys');
   await page.waitForFunction(() => document.querySelector('#t-bva').dataset.team === 'recsys', null, { timeout: 15000 });
   const bvaTeam = await page.locator('#bva-team').inputValue();
   const t = teams.find((x) => x.id === bvaTeam);
   const ps = new Date(t.period_start);
   const prev = new Date(Date.UTC(ps.getUTCFullYear(), ps.getUTCMonth() - 1, 1)).toISOString().slice(0, 10);
-  const c = await api(base, `/v1/costs?group_by=team&team=${bvaTeam}&from=${prev}&to=${t.period_start.slice(0, 10)}`);
+  const hist = await api(base, `/v1/costs/periods?team=${bvaTeam}&limit=6`);
+  const c = await api(base, `/v1/costs?view=budget&group_by=team&team=${bvaTeam}&from=${prev}&to=${t.period_start.slice(0, 10)}`);
   const rows = await page.locator('#t-bva tbody tr').count();
   const period1 = await textOf(page, '#t-bva tbody tr:nth-child(2) [data-k="bva-period"]');
   const actual1 = shownAmount(await textOf(page, '#t-bva tbody tr:nth-child(2) [data-k="bva-actual"]'));
   const budget1 = shownAmount(await textOf(page, '#t-bva tbody tr:nth-child(2) [data-k="bva-budget"]'));
-  ok(t.budget.period !== 'monthly' || (rows === 6 && period1 === prev.slice(0, 7) && actual1 === cents(addMoney(c.total.spent, c.total.accrued)) && budget1 === cents(t.budget.amount)),
-    `${label}: budget versus actual for ${prev.slice(0, 7)} equals /v1/costs and the budget then`, { rows, period1, actual1, budget1, api: c.total });
+  ok(t.budget.period !== 'monthly' || (rows === 6 && period1 === prev.slice(0, 7) && hist.items[1].period_start.slice(0, 10) === prev &&
+      actual1 === cents(hist.items[1].actual) && actual1 === cents(addMoney(c.total.spent, c.total.accrued)) &&
+      budget1 === cents(hist.items[1].budget) && budget1 === cents(t.budget.amount)),
+    `${label}: budget versus actual for ${prev.slice(0, 7)} equals /v1/costs/periods, the budget view of /v1/costs and the budget then`, { rows, period1, actual1, budget1, api: c.total, hist: hist.items[1] });
+  ok(/By use/.test(await textOf(page, '#views-note')) && /By budget period/.test(await textOf(page, '#views-note')),
+    `${label}: the finance view names both ways of counting a month`);
 
   const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#export-this').press('Enter')]);
   const csv = readFileSync(await download.path(), 'utf8');

@@ -8,7 +8,8 @@
  * with and without a team scope, checks that costs from the rollups equal
  * costs from the scan exactly.  Also: a completion that fails at any
  * statement (fault injection) leaves rollups and ledger in step; a rebuild
- * gives the same rollups; the FOCUS usage rows sum to the day totals.
+ * gives the same rollups; the FOCUS usage rows (running allocations
+ * included or not) sum to the day totals (spent + accrued).
  * With ITEST_PG=1 (the 'integration-pg' registration) the same checks run
  * on PostgreSQL, in a fresh schema of PLINTH_TEST_PG_URL (itest_pg.c).
  * Prints TAP.  Touches nothing outside its mkdtemp directory and its schema.
@@ -91,7 +92,8 @@ static int compare(struct store_conn *c, const struct cost_query *base, char *wh
 		return -1;
 	}
 	if (a.n != b.n) {
-		snprintf(why, len, "%d rows scanned, %d from rollups", a.n, b.n);
+		snprintf(why, len, "%d rows scanned, %d from rollups (group %d, view %d, first keys %s %s)",
+			 a.n, b.n, (int)q.group, (int)q.view, a.n ? a.r[0].key : "", b.n ? b.r[0].key : "");
 		return -1;
 	}
 	for (int i = 0; i < a.n; i++) {
@@ -124,7 +126,9 @@ static int sweep(struct store_conn *c, int64_t t0, int64_t t1, int64_t now, int 
 			q.from = time_day_start(q.from);
 			q.to = time_day_start(q.to) + DAY;
 		}
-		q.group = (enum cost_group)(i % 4);
+		q.group = (enum cost_group)(i % 5);
+		q.view = (enum cost_view)((i / 5) % 2);
+		q.exclude_running = i % 7 == 0;
 		q.now = now;
 		if (i % 5 == 0) {
 			q.teams = one;
@@ -174,24 +178,30 @@ static int raw_pg(const char *url, const char *sql)
 	return rc;
 }
 
-/* SQLite: back to schema 3 (before version 4's monthly rollups), rollups empty. */
+/* SQLite: back to schema 3 (before version 4's monthly rollups and 7's
+ * monthly usage rollup), rollups empty. */
 static int back_to_sqlite_v3(const char *path)
 {
 	sqlite3 *db = NULL;
 	int src = sqlite3_open(path, &db);
 	if (src == SQLITE_OK)
-		src = sqlite3_exec(db, "DROP TABLE cost_monthly_approved; DELETE FROM cost_daily_approved;"
+		src = sqlite3_exec(db, "DROP TABLE cost_monthly_approved; DROP TABLE cost_monthly_usage;"
+				       " DELETE FROM cost_daily_approved;"
 				       " DELETE FROM cost_daily_usage;"
-				       /* and what later versions added (5: job manifest cleanup) */
+				       /* and what later versions added (5: job manifest cleanup,
+				        * 6: team namespaces) */
 				       " DROP INDEX jobs_manifests_live;"
 				       " ALTER TABLE jobs DROP COLUMN manifests_removed_at;"
+				       " DROP TABLE team_namespaces;"
+				       " ALTER TABLE teams DROP COLUMN namespaces;"
 				       " DELETE FROM schema_migrations WHERE version >= 4",
 				   NULL, NULL, NULL);
 	sqlite3_close(db);
 	return src == SQLITE_OK ? 0 : -1;
 }
 
-/* PostgreSQL: back to schema 4 (before version 5's monthly rollups), rollups empty. */
+/* PostgreSQL: back to schema 4 (before version 5's monthly rollups and 7's
+ * monthly usage rollup; 6's team namespaces undone too), rollups empty. */
 static int back_to_pg_v4(const char *url)
 {
 	PGconn *db = PQconnectdb(url);
@@ -199,8 +209,11 @@ static int back_to_pg_v4(const char *url)
 	int rc = -1;
 
 	if (PQstatus(db) == CONNECTION_OK) {
-		r = PQexec(db, "DROP TABLE cost_monthly_approved; DELETE FROM cost_daily_approved;"
+		r = PQexec(db, "DROP TABLE cost_monthly_approved; DROP TABLE cost_monthly_usage;"
+			       " DELETE FROM cost_daily_approved;"
 			       " DELETE FROM cost_daily_usage;"
+			       " DROP TABLE team_namespaces;"
+			       " ALTER TABLE teams DROP COLUMN namespaces;"
 			       " DELETE FROM schema_migrations WHERE version >= 5");
 		rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
 		if (rc != 0)
@@ -316,7 +329,8 @@ int main(void)
 				memset(&q, 0, sizeof(q));
 				q.from = t0 - DAY;
 				q.to = now + 30 * DAY;
-				q.group = (enum cost_group)(k % 4);
+				q.group = (enum cost_group)(k % 5);
+				q.view = (enum cost_view)((k / 5) % 2);
 				q.now = now;
 				if (compare(c, &q, why, sizeof(why)) != 0)
 					fault_ok = 0;
@@ -336,7 +350,7 @@ int main(void)
 
 	int64_t end = now + 10 * DAY;
 	ok(sweep(c, t0, end, now + 3600, 400, why, sizeof(why)) == 0,
-	   "400 random ranges x 4 groupings x scopes: rollups = scan %s", why);
+	   "400 random ranges x 5 groupings x 2 views x scopes: rollups = scan %s", why);
 	ok(ops->cost_rollup_rebuild(c) == 0, "rollups rebuild from the allocations");
 	ok(sweep(c, t0, end, now + 7200, 200, why, sizeof(why)) == 0,
 	   "after a rebuild: rollups = scan %s", why);
@@ -350,8 +364,10 @@ int main(void)
 		char cmd[1400];
 		int wrong;
 
-		ok(pg ? raw_pg(url, "DELETE FROM cost_daily_approved; DELETE FROM cost_monthly_approved") == 0
-		      : raw_sqlite(path, "DELETE FROM cost_daily_approved; DELETE FROM cost_monthly_approved") == 0,
+		ok(pg ? raw_pg(url, "DELETE FROM cost_daily_approved; DELETE FROM cost_monthly_approved;"
+				     " DELETE FROM cost_monthly_usage") == 0
+		      : raw_sqlite(path, "DELETE FROM cost_daily_approved; DELETE FROM cost_monthly_approved;"
+					 " DELETE FROM cost_monthly_usage") == 0,
 		   "rollup rows removed behind the store's back");
 		wrong = sweep(c, t0, now + 10 * DAY, now + 3600, 50, why, sizeof(why));
 		ok(wrong != 0, "rollups without those rows differ from the scan");
@@ -376,13 +392,14 @@ int main(void)
 		q.group = COST_BY_DAY;
 		q.now = now;
 		q.scan = true;
+		q.exclude_running = i % 2 == 0;
 		if (ops->cost_usage(c, &q, add_usage, &us) != 0 || ops->costs(c, &q, collect, &days) != 0) {
 			usage_bad++;
 			break;
 		}
 		int64_t spent = 0;
-		for (int k = 0; k < days.n; k++)
-			spent += days.r[k].spent;
+		for (int k = 0; k < days.n; k++) /* running ones: their cost so far */
+			spent += days.r[k].spent + days.r[k].accrued;
 		if (spent != us.cost) {
 			snprintf(why, sizeof(why), "usage %lld vs days %lld", (long long)us.cost, (long long)spent);
 			usage_bad++;

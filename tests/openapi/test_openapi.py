@@ -564,8 +564,18 @@ def scenario(tap, c, doc, doc_json, doc_bytes, base, admin):
     check(tap, cs is not None and cs["group_by"] == "team" and
           [x["key"] for x in cs["items"]] == sorted(x["key"] for x in cs["items"]),
           "costs: default group_by team, sorted by key", cs)
-    for gb in ("project", "gpu_type", "day"):
+    for gb in ("project", "gpu_type", "day", "month"):
         A("/v1/costs", "get", query={"group_by": gb}, expect=200, desc=gb)
+    A("/v1/costs", "get", query={"view": "budget", "month": "2026-11", "include_running": "false"},
+      expect=200, desc="budget view of a month")
+    A("/v1/costs", "get", query={"month": "2026-11", "from": "2026-11-01"}, expect=422,
+      desc="month and from")
+    A("/v1/costs/periods", "get", query={"team": "alpha", "limit": 3}, token=fin, expect=200)
+    A("/v1/costs/periods", "get", query={"team": "alpha"}, token=mem, expect=200, desc="member")
+    A("/v1/costs/periods", "get", query={"team": "beta"}, token=mem, expect=403,
+      desc="member, another team")
+    A("/v1/costs/periods", "get", query={"team": "nope"}, expect=404, desc="no such team")
+    A("/v1/costs/periods", "get", query={"team": "alpha", "limit": 0}, expect=422, desc="bad limit")
     A("/v1/costs", "get", query={"from": "2020-01-01", "to": "2100-01-01T00:00:00Z"},
       expect=200, desc="dates")
     _, _, cs = A("/v1/costs", "get", token=mem, expect=200, desc="member")

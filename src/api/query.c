@@ -100,3 +100,9 @@ int query_request_hash(struct req *r, char *out)
 	free(buf);
 	return rc;
 }
+
+bool query_include_retired(struct req *r)
+{
+	const char *s = req_query(r, "include_retired");
+	return s != NULL && strcmp(s, "true") == 0;
+}

@@ -74,12 +74,14 @@ json_t *render_hours(int64_t us)
 
 json_t *render_gpu_type(const struct gpu_type *g, const char *currency)
 {
-	int64_t free_gpus = g->capacity > g->allocated ? g->capacity - g->allocated : 0;
-	return json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:o}", "id", g->id, "name",
-			 g->name, "price_per_gpu_hour", render_money(g->price_micros), "currency",
-			 currency, "price_date", g->price_date, "price_source", g->price_source,
-			 "capacity", (json_int_t)g->capacity, "allocated", (json_int_t)g->allocated,
-			 "available", (json_int_t)free_gpus, "updated_at", render_time(g->updated_at));
+	/* A retired type takes no new allocations: nothing of it is free. */
+	int64_t free_gpus = g->capacity > g->allocated && !g->retired_at ? g->capacity - g->allocated : 0;
+	return json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:o, s:o}", "id", g->id,
+			 "name", g->name, "price_per_gpu_hour", render_money(g->price_micros),
+			 "currency", currency, "price_date", g->price_date, "price_source",
+			 g->price_source, "capacity", (json_int_t)g->capacity, "allocated",
+			 (json_int_t)g->allocated, "available", (json_int_t)free_gpus, "updated_at",
+			 render_time(g->updated_at), "retired_at", render_time(g->retired_at));
 }
 
 json_t *render_team(const struct team *t, const struct team_ledger *l, int64_t now,
@@ -91,7 +93,7 @@ json_t *render_team(const struct team *t, const struct team_ledger *l, int64_t n
 	ledger_forecast_recent(l->period_start, l->period_end, now, t->budget_micros, l->spent,
 			       l->accrued, l->reserved, recent_used, window_s, &burn, &forecast,
 			       &exhaust);
-	return json_pack("{s:s, s:s, s:{s:o, s:s}, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
+	json_t *v = json_pack("{s:s, s:s, s:{s:o, s:s}, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
 			 "s:o, s:o, s:I}",
 			 "id", t->id, "display_name", t->display_name, "budget", "amount",
 			 render_money(t->budget_micros), "period", period_kind_name(t->period),
@@ -102,6 +104,12 @@ json_t *render_team(const struct team *t, const struct team_ledger *l, int64_t n
 			 render_money(available), "burn_rate_per_day", render_money(burn),
 			 "forecast_period_end", render_money(forecast), "budget_exhausted_at",
 			 render_time(exhaust), "running_allocations", (json_int_t)l->running);
+	if (v != NULL && (json_object_set_new(v, "admins", render_json_text(t->admins_json)) != 0 ||
+			  json_object_set_new(v, "retired_at", render_time(t->retired_at)) != 0)) {
+		json_decref(v);
+		v = NULL;
+	}
+	return v;
 }
 
 /* A money member as a decimal string (null if it cannot be printed). */

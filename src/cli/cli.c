@@ -430,8 +430,10 @@ int cli_call(struct cli *c, const char *method, const struct cli_path *path, jso
 			err == ERR_INVALID ? CLI_EXIT_USAGE : CLI_EXIT_API;
 		goto out;
 	}
+	c->status = r.status;
 	if (r.status < 200 || r.status > 299) {
-		cli_problem_print(c, &r);
+		if (r.status != c->quiet_status)
+			cli_problem_print(c, &r);
 		rc = CLI_EXIT_API;
 		goto out;
 	}

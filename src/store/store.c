@@ -55,6 +55,8 @@ struct store_pool {
 		.alert_done = ops_alert_done, .job_begin = ops_job_begin,                     \
 		.job_update = ops_job_update, .job_get = ops_job_get,                         \
 		.job_cleanup_due = ops_job_cleanup_due, .job_cleanup_done = ops_job_cleanup_done, \
+		.gpu_type_patch = ops_gpu_type_patch, .team_patch = ops_team_patch,           \
+		.team_admins = ops_team_admins,                                               \
 	}
 static const struct store_ops ops_sqlite = STORE_OPS("sqlite");
 static const struct store_ops ops_postgres = STORE_OPS("postgres");

@@ -316,7 +316,7 @@ static void batch_finish(struct sq_store *s);
 static const char *const sq_migrations[] = {
 	(const char *)schema_sqlite_v1, (const char *)schema_sqlite_v2,
 	(const char *)schema_sqlite_v3, (const char *)schema_sqlite_v4,
-	(const char *)schema_sqlite_v5,
+	(const char *)schema_sqlite_v5, (const char *)schema_sqlite_v6,
 };
 
 /* ---- rows -------------------------------------------------------------- */

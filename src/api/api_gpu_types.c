@@ -22,7 +22,7 @@ static int add_item(void *ctx, const struct gpu_type *g)
 {
 	struct req *r = ((void **)ctx)[0];
 	json_t *items = ((void **)ctx)[1];
-	if (g->retired_at && !query_include_retired(r))
+	if (g->retired_at && !*(bool *)((void **)ctx)[2])
 		return 0;
 	return json_array_append_new(items, render_gpu_type(g, r->app->currency));
 }
@@ -30,8 +30,11 @@ static int add_item(void *ctx, const struct gpu_type *g)
 void api_gpu_types_list(struct req *r)
 {
 	struct store_conn *db;
+	bool all = false;
+	if (query_include_retired(r, &all) != 0)
+		return;
 	json_t *items = json_array();
-	void *ctx[2] = {r, items};
+	void *ctx[3] = {r, items, &all};
 	int rc = req_db(r, &db);
 	if (rc == 0)
 		rc = store_conn_ops(db)->gpu_type_list(db, add_item, ctx);

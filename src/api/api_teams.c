@@ -76,8 +76,10 @@ void api_teams_list(struct req *r)
 	const char *scope_buf[HTTP_MAX_TOKEN_TEAMS];
 	size_t nscope = 0;
 	const char *const *scope = auth_team_scope(r, scope_buf, &nscope);
+	bool all = false;
+	if (query_include_retired(r, &all) != 0)
+		return;
 	json_t *items = json_array();
-	bool all = query_include_retired(r);
 	int rc = req_db(r, &db);
 	if (rc == 0)
 		rc = store_conn_ops(db)->team_list(db, scope, nscope, team_list_add, &list);

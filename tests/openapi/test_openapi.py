@@ -452,6 +452,9 @@ def scenario(tap, c, doc, doc_json, doc_bytes, base, admin):
                  desc="include_retired")
     check(tap, "gamma" in [x["id"] for x in (tl or {}).get("items", [])],
           "include_retired=true lists it")
+    _, _, p = A("/v1/teams", "get", query={"include_retired": "yes"}, expect=422,
+                desc="include_retired=yes")
+    check(tap, "include_retired" in field_errors(p), "a bad include_retired is named", p)
     A("/v1/teams/{team}", "get", params={"team": "gamma"}, expect=200, desc="retired")
     _, _, t = A("/v1/teams/{team}", "patch", params={"team": "gamma"}, ctype=MP,
                 body={"retired_at": None}, expect=200, desc="reactivate")
@@ -496,6 +499,8 @@ def scenario(tap, c, doc, doc_json, doc_bytes, base, admin):
                  desc="include_retired")
     check(tap, "old-gpu" in [x["id"] for x in (gl or {}).get("items", [])],
           "include_retired=true lists it")
+    A("/v1/gpu-types", "get", query={"include_retired": "1"}, expect=422,
+      desc="include_retired=1")
 
     # --- quotes ------------------------------------------------------------------------
     q = {"team": "alpha", "gpu_type": "h100-80gb", "gpu_count": 1, "max_runtime_hours": 2}

@@ -48,7 +48,7 @@ static json_t *gpu_audit_json(const void *p)
 	const struct gpu_type *g = p;
 	json_t *j = store_json_gpu(p);
 
-	if (j && json_object_set_new(j, "retired_at", json_integer(g->retired_at)) != 0) {
+	if (j && json_object_set_new(j, "retired_at", store_json_time(g->retired_at)) != 0) {
 		json_decref(j);
 		j = NULL;
 	}

@@ -129,7 +129,7 @@ static json_t *team_audit_json(const void *p)
 	json_t *admins = json_loads(t->admins_json, 0, NULL);
 
 	if (!j || !admins || json_object_set_new(j, "admins", admins) != 0 ||
-	    json_object_set_new(j, "retired_at", json_integer(t->retired_at)) != 0) {
+	    json_object_set_new(j, "retired_at", store_json_time(t->retired_at)) != 0) {
 		json_decref(j);
 		return NULL;
 	}

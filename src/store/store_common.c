@@ -517,3 +517,13 @@ const char *store_retire_action(const char *type, bool exists, int64_t before, i
 	snprintf(buf, len, "%s.%s", type, verb);
 	return buf;
 }
+
+json_t *store_json_time(int64_t t)
+{
+	char buf[TIME_FMT_LEN];
+
+	if (t == 0)
+		return json_null();
+	time_format_rfc3339(t, buf);
+	return json_string(buf);
+}

@@ -112,6 +112,9 @@ void store_period_plan_arrive(struct store_period_plan *p, int64_t ps);
 int store_retire_rule(int64_t retired, bool names_retired, bool only_retired, int64_t to,
 		      int64_t *merged);
 
+/* An instant for an audit row: RFC 3339 text, or JSON null for 0 (never set). */
+json_t *store_json_time(int64_t t);
+
 /* The audit action of such a write: "<type>.create", ".retire", ".reactivate"
  * or ".update" into buf (len bytes). */
 const char *store_retire_action(const char *type, bool exists, int64_t before, int64_t after,

@@ -786,7 +786,9 @@ static void test_team_patch_retire(void **state)
 	assert_int_equal(got.retired_at, 0);
 	assert_int_equal(got.budget_micros, 7);
 	assert_int_equal(audit_matching(f, "team.reactivate", "speech", &s), 1);
-	assert_non_null(strstr(s.after_json, "\"retired_at\":0"));
+	assert_non_null(strstr(s.after_json, "\"retired_at\":null"));
+	assert_int_equal(audit_matching(f, "team.retire", "speech", &s), 1);
+	assert_non_null(strstr(s.after_json, "\"retired_at\":\"2026-07-15T12:00:04Z\""));
 }
 
 static void test_gpu_patch_retire(void **state)

@@ -383,6 +383,13 @@ case $OUT in *b200*) not_ok "a retired type is listed";; *) ok "gpu-type list hi
 run --token "$ADMIN" allocate --team ml --project p --gpu-type b200-192gb --gpus 1 --hours 1
 expect_rc 1 "no allocation of a retired type"
 expect_err "retired" "the refusal says retired"
+run --token "$ADMIN" gpu-type set carry-gpu --name Carry --price 99.995 --capacity 1
+expect_rc 0 "gpu-type set carry-gpu"
+expect_out "99.995 USD" "gpu-type get shows the whole price"
+run --token "$ADMIN" gpu-type list
+expect_out "100.00 USD" "a table rounds 99.995 half up to 100.00 (the carry)"
+run --json --token "$ADMIN" gpu-type list
+expect_flat '"price_per_gpu_hour":"99.995"' "--json keeps every decimal"
 run --token "$ADMIN" gpu-type frobnicate
 expect_rc 2 "gpu-type: unknown subcommand"
 

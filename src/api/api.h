@@ -24,10 +24,16 @@ void api_openapi(struct req *r);
 void api_gpu_types_list(struct req *r);
 void api_gpu_type_get(struct req *r);
 void api_gpu_type_put(struct req *r);
+void api_gpu_type_patch(struct req *r);
+void api_gpu_type_retire(struct req *r);
 
 void api_teams_list(struct req *r);
 void api_team_get(struct req *r);
 void api_team_put(struct req *r);
+void api_team_patch(struct req *r);
+void api_team_retire(struct req *r);
+/* 409 "retired" (a retired team or GPU type; field names what is retired). */
+void reply_retired(struct req *r, const char *field, const char *detail);
 
 void api_tokens_list(struct req *r);
 void api_token_create(struct req *r);

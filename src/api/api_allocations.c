@@ -181,6 +181,14 @@ static int catalog_read(struct req *r, const char *team_id, const char *gpu_id, 
 		reply_err(r, rc, rc == ERR_UNAVAILABLE ? "database unavailable" : "cannot read the catalog");
 		return -1;
 	}
+	/* Retired: no new quote (409, as the allocation's refusal). */
+	if (json_array_size(errors) == 0 && (team->retired_at || gpu->retired_at)) {
+		char d[STORE_ID_LEN + 64];
+		snprintf(d, sizeof(d), team->retired_at ? "team '%s' is retired" : "GPU type '%s' is retired",
+			 team->retired_at ? team->id : gpu->id);
+		reply_retired(r, team->retired_at ? "team" : "gpu_type", d);
+		return -1;
+	}
 	return 0;
 }
 
@@ -357,6 +365,10 @@ void api_allocation_create(struct req *r)
 	}
 	if (rc == ERR_IDEMPOTENCY) {
 		reply_err(r, rc, "this Idempotency-Key was used with a different request body");
+		return;
+	}
+	if (rc == ERR_CONFLICT && o.field[0]) { /* a retired team or GPU type */
+		reply_retired(r, o.field, detail);
 		return;
 	}
 	if (rc == ERR_NOT_FOUND || rc == ERR_INVALID) {

@@ -20,12 +20,14 @@
 #include "core/lifecycle.h"
 #include "core/money.h"
 #include "core/period.h"
+#include "core/timeutil.h"
 #include "http/jsonv.h"
 
 /* Every action the store audits (docs/openapi.json lists the same). */
 static const char *const audit_actions[] = {
 	"allocation.approve", "allocation.refuse",  "allocation.start",  "allocation.complete",
-	"allocation.cancel",  "allocation.expire",  "gpu_type.create",   "gpu_type.update",     "gpu_type.seed",
+	"allocation.cancel",  "allocation.expire",  "gpu_type.retire", "gpu_type.reactivate",
+	"team.retire",        "team.reactivate",  "gpu_type.create",   "gpu_type.update",     "gpu_type.seed",
 	"team.create",        "team.update",       "token.create",        "token.revoke",
 };
 #define AUDIT_NACTIONS (sizeof(audit_actions) / sizeof(audit_actions[0]))
@@ -92,9 +94,20 @@ static json_t *audit_team(const json_t *o, const char *currency)
 			return NULL;
 		len += (size_t)n;
 	}
+	/* Its admins and retirement (schema 8): absent from older records. */
+	const json_t *admins = json_object_get(o, "admins");
+	const char *retired = json_string_value(json_object_get(o, "retired_at"));
+	if (admins != NULL && get_text(o, "admins", t.admins_json, sizeof(t.admins_json)) != 0)
+		return NULL;
+	if (retired != NULL && time_parse_rfc3339(retired, &t.retired_at) != 0)
+		return NULL;
 	json_t *v = render_team_settings(&t, currency);
 	if (v != NULL && nss == NULL) /* recorded before teams had namespaces */
 		json_object_del(v, "namespaces");
+	if (v != NULL && admins == NULL)
+		json_object_del(v, "admins");
+	if (v != NULL && json_object_get(o, "retired_at") == NULL)
+		json_object_del(v, "retired_at");
 	if (v != NULL && (json_object_set_new(v, "created_at", render_time(t.created_at)) != 0 ||
 			  json_object_set_new(v, "updated_at", render_time(t.updated_at)) != 0)) {
 		json_decref(v);
@@ -113,6 +126,9 @@ static json_t *audit_gpu_type(const json_t *o, const char *currency)
 	    get_str(o, "price_source", g.price_source, sizeof(g.price_source)) ||
 	    get_int(o, "capacity", &g.capacity) || get_int(o, "allocated", &g.allocated) ||
 	    get_int(o, "updated_at", &g.updated_at))
+		return NULL;
+	const char *retired = json_string_value(json_object_get(o, "retired_at"));
+	if (retired != NULL && time_parse_rfc3339(retired, &g.retired_at) != 0)
 		return NULL;
 	return render_gpu_type(&g, currency);
 }
@@ -238,7 +254,7 @@ static void audit_filters(struct req *r, struct audit_filter *f, json_t *errors)
 		while (i < AUDIT_NACTIONS && strcmp(audit_actions[i], f->action) != 0)
 			i++;
 		if (i == AUDIT_NACTIONS) {
-			char list[512] = "";
+			char list[1024] = ""; /* every action, ~420 bytes */
 			for (i = 0; i < AUDIT_NACTIONS; i++)
 				snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
 					 i ? ", " : "", audit_actions[i]);

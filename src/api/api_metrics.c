@@ -65,7 +65,8 @@ static int gpu_sample(void *ctx, const struct gpu_type *g)
 	label_escape(g->id, id, sizeof(id));
 	return metrics_appendf(&p->b->buf, &p->b->len, &p->b->cap, "%s{gpu_type=\"%s\"} %lld\n",
 			       p->allocated ? "plinth_gpus_allocated" : "plinth_gpu_capacity", id,
-			       (long long)(p->allocated ? g->allocated : g->capacity));
+			       /* a retired type has no capacity left to give */
+			       (long long)(p->allocated ? g->allocated : g->retired_at ? 0 : g->capacity));
 }
 
 void api_metrics(struct req *r)

@@ -176,3 +176,20 @@ int query_request_hash(struct req *r, char *out)
 	free(buf);
 	return rc;
 }
+
+int query_include_retired(struct req *r, bool *out)
+{
+	const char *s = req_query(r, "include_retired");
+	json_t *errors;
+	*out = s != NULL && strcmp(s, "true") == 0;
+	if (s == NULL || *out || strcmp(s, "false") == 0)
+		return 0;
+	errors = json_array();
+	if (errors == NULL) {
+		reply_err(r, ERR_NOMEM, NULL);
+		return -1;
+	}
+	jsonv_error(errors, "include_retired", "must be true or false");
+	reply_invalid(r, errors);
+	return -1;
+}

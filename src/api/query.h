@@ -3,6 +3,7 @@
 #define PLINTH_QUERY_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "http/http.h"
@@ -15,6 +16,9 @@ int query_limit(struct req *r, json_t *errors);
 const char *query_cursor(struct req *r, json_t *errors);
 /* ?name= as RFC 3339 or YYYY-MM-DD: 1 and *out when present, 0 absent, -1 bad. */
 int query_time(struct req *r, const char *name, int64_t *out, json_t *errors);
+/* ?include_retired=true|false (default false) into *out: lists show retired
+ * teams and GPU types too.  Another value: replies 422 and returns -1. */
+int query_include_retired(struct req *r, bool *out);
 /* ?team= validated as a label; *out NULL when absent. */
 int query_team(struct req *r, json_t *errors, const char **out);
 

@@ -144,21 +144,25 @@ void render_valid_types_text(const struct alloc_suggest *s, char *buf, size_t le
 
 json_t *render_gpu_type(const struct gpu_type *g, const char *currency)
 {
-	int64_t free_gpus = g->capacity > g->allocated ? g->capacity - g->allocated : 0;
-	return json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:o}", "id", g->id, "name",
-			 g->name, "price_per_gpu_hour", render_money(g->price_micros), "currency",
-			 currency, "price_date", g->price_date, "price_source", g->price_source,
-			 "capacity", (json_int_t)g->capacity, "allocated", (json_int_t)g->allocated,
-			 "available", (json_int_t)free_gpus, "updated_at", render_time(g->updated_at));
+	/* A retired type takes no new allocations: nothing of it is free. */
+	int64_t free_gpus = g->capacity > g->allocated && !g->retired_at ? g->capacity - g->allocated : 0;
+	return json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:o, s:o}", "id", g->id,
+			 "name", g->name, "price_per_gpu_hour", render_money(g->price_micros),
+			 "currency", currency, "price_date", g->price_date, "price_source",
+			 g->price_source, "capacity", (json_int_t)g->capacity, "allocated",
+			 (json_int_t)g->allocated, "available", (json_int_t)free_gpus, "updated_at",
+			 render_time(g->updated_at), "retired_at", render_time(g->retired_at));
 }
 
 json_t *render_team_settings(const struct team *t, const char *currency)
 {
-	return json_pack("{s:s, s:s, s:{s:o, s:s}, s:o, s:o, s:s}", "id", t->id, "display_name",
-			 t->display_name, "budget", "amount", render_money(t->budget_micros),
-			 "period", period_kind_name(t->period), "alert_thresholds",
-			 render_json_text(t->thresholds_json), "namespaces",
-			 store_json_list(t->namespaces), "currency", currency);
+	return json_pack("{s:s, s:s, s:{s:o, s:s}, s:o, s:o, s:o, s:o, s:s}", "id", t->id,
+			 "display_name", t->display_name, "budget", "amount",
+			 render_money(t->budget_micros), "period", period_kind_name(t->period),
+			 "alert_thresholds", render_json_text(t->thresholds_json), "admins",
+			 render_json_text(t->admins_json[0] ? t->admins_json : "[]"), "retired_at",
+			 render_time(t->retired_at), "namespaces", store_json_list(t->namespaces),
+			 "currency", currency);
 }
 
 json_t *render_team(const struct team *t, const struct team_ledger *l, int64_t now,

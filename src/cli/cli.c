@@ -520,14 +520,17 @@ int cli_call_raw(struct cli *c, const char *method, const struct cli_path *path,
 				"Cannot reach the daemon" : "Request failed", why);
 		goto out;
 	}
+	c->status = r->status;
 	if (r->status < 200 || r->status > 299) {
 		json_error_t jerr;
 		json_t *p = r->len > 0 ? json_loadb(r->body, r->len, 0, &jerr) : NULL;
-		cli_problem_print(c, r, p, body);
-		if (c->json) {
-			char first[256];
-			cli_problem_json(r, p, r->status, "HTTP error",
-				cli_status_line(r, first, sizeof first));
+		if (r->status != c->quiet_status) {
+			cli_problem_print(c, r, p, body);
+			if (c->json) {
+				char first[256];
+				cli_problem_json(r, p, r->status, "HTTP error",
+					cli_status_line(r, first, sizeof first));
+			}
 		}
 		json_decref(p);
 		rc = CLI_EXIT_API;

@@ -64,6 +64,8 @@ struct cli {
 	int json;          /* 1: print raw JSON */
 	const char *cmd;   /* the command name, for messages ("quote") */
 	const char *help;  /* the command's help text, for --help */
+	long status;       /* the HTTP status of the last cli_call (0: none) */
+	long quiet_status; /* cli_call prints no problem for this status (0: none) */
 };
 
 /* The client commands; each returns a cli_exit code.  argv[0] is the command name. */
@@ -75,7 +77,6 @@ int cmd_allocations(struct cli *c, int argc, char **argv);
 int cmd_start(struct cli *c, int argc, char **argv);
 int cmd_complete(struct cli *c, int argc, char **argv);
 int cmd_cancel(struct cli *c, int argc, char **argv);
-int cmd_teams(struct cli *c, int argc, char **argv);
 int cmd_gpu_types(struct cli *c, int argc, char **argv);
 int cmd_costs(struct cli *c, int argc, char **argv);
 int cmd_export(struct cli *c, int argc, char **argv);
@@ -105,6 +106,10 @@ int cmd_token(struct cli *c, int argc, char **argv);
 int cmd_submit(struct cli *c, int argc, char **argv);
 int cmd_audit(struct cli *c, int argc, char **argv);
 int cmd_job(struct cli *c, int argc, char **argv);
+int cmd_team(struct cli *c, int argc, char **argv);
+int cmd_gpu_type(struct cli *c, int argc, char **argv);
+/* `plinth teams [TEAM]`: the old spelling of `team list` / `team get TEAM`. */
+int cmd_team_alias(struct cli *c, int argc, char **argv);
 /* `plinth controller` (src/cli/cmd_controller.c): runs until SIGINT/SIGTERM. */
 int cmd_controller(struct cli *c, int argc, char **argv);
 /* `plinth completion bash|zsh` (src/cli/cmd_completion.c). */
@@ -252,6 +257,28 @@ const char *cli_json_text(const json_t *v, char *buf, size_t n);
  * gpu_count and max_runtime_hours).  Prints nothing without suggestions.
  */
 void cli_refusal_lines(FILE *f, const json_t *doc, const json_t *req);
+
+/*
+ * An admin-managed resource of the API (cmd_resource.c): `plinth team` and
+ * `plinth gpu-type` are list|get|set|retire over one of these.
+ */
+struct cli_resource {
+	const char *path; /* the collection, e.g. "/v1/teams" */
+	int (*print_one)(const json_t *v);  /* a table of one; returns an exit code */
+	int (*print_list)(const json_t *v); /* a table of {"items": [...]} */
+};
+/* METHOD path[/id][suffix][?include_retired=true] (body borrowed), printed
+ * with the resource's printers unless --json.  Returns an exit code. */
+int cli_resource_call(struct cli *c, const struct cli_resource *r, const char *method,
+	const char *id, const char *suffix, int include_retired, json_t *body);
+/* Whether path/id exists (*exists; a 404 prints nothing): CLI_EXIT_OK, or the
+ * exit code of another failure (printed). */
+int cli_resource_exists(struct cli *c, const struct cli_resource *r, const char *id, int *exists);
+/* Runs the subcommand at argv[optind]: list [--include-retired], get ID,
+ * set ID (calls set with ctx; named: set options were given), retire ID. */
+int cli_resource_run(struct cli *c, const struct cli_resource *r, int argc, char **argv,
+	int named, int include_retired, int (*set)(struct cli *c, const char *id, void *ctx),
+	void *ctx);
 
 /* Prints one allocation as a key/value view (shared by allocate, show, start...). */
 int cli_print_allocation(const json_t *a);

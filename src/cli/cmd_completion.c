@@ -45,7 +45,8 @@ static const struct comp_cmd {
 		"--listen= --data= --database-url= --admin-token= --start-timeout= "
 		"--sweep-interval= --max-runtime-hours= --threads= --db-wait= --max-connections= "
 		"--max-connections-per-ip= --request-timeout= --ready-file= --demo --alert-webhook= "
-		"--alert-interval= --webhook-listen= --tls-cert= --tls-key= --webhook-client-ca=", 0 },
+		"--alert-interval= --webhook-listen= --tls-cert= --tls-key= --webhook-client-ca= "
+		"--gitops-repo-url=", 0 },
 	{ "migrate", "", "--database-url= --data= --rebuild-rollups", 0 },
 	{ "quote", "", "--team= --gpu-type= --gpus= --hours=", 1 },
 	{ "allocate", "", "--team= --project= --gpu-type= --gpus= --hours= --purpose= --label= "
@@ -56,14 +57,15 @@ static const struct comp_cmd {
 	{ "cancel", "", "", 1 },
 	{ "teams", "", "", 1 },
 	{ "team", "list get set retire", "--display-name= --budget= --period= --alert-thresholds= "
-		"--admins=", 1 },
-	{ "gpu-type", "list get set retire", "--name= --price= --capacity=", 1 },
+		"--admins= --namespaces= --include-retired", 1 },
+	{ "gpu-type", "list get set retire", "--name= --price= --capacity= --include-retired", 1 },
 	{ "gpu-types", "", "", 1 },
-	{ "costs", "", "--from= --to= --group-by=", 1 },
-	{ "export", "", "--format= --month= -o=", 1 },
+	{ "costs", "", "--month= --from= --to= --team= --group-by= --view= --no-running "
+		"--budget-history --limit=", 1 },
+	{ "export", "", "--format= --month= --from= --to= --team= --no-running -o= --output=", 1 },
 	{ "audit", "", "--team= --actor= --action= --since= --until= --limit=", 1 },
-	{ "job", "list get", "--team=", 1 },
-	{ "token", "create list revoke", "--name= --role= --team=", 1 },
+	{ "job", "list get", "--team= --limit=", 1 },
+	{ "token", "create list revoke", "--name= --role= --team= --active", 1 },
 	{ "submit", "@file", "--idempotency-key=", 1 },
 	{ "controller", "", "--kubeconfig= --namespace= --watch-timeout= --lease-namespace= "
 		"--lease-name= --lease-duration= --check-interval= --metrics-listen= --enforce --kueue "
@@ -84,7 +86,9 @@ static const struct {
 	{ "--group-by", "team project gpu_type day month" },
 	{ "--status", "approved running completed cancelled expired" },
 	{ "--role", "admin finance member service" },
-	{ "--period", "monthly quarterly" },
+	{ "--period", "weekly monthly quarterly yearly" },
+	{ "--view", "use budget" },
+	{ "--output", "@file" },
 	{ "--format", "focus" },
 	{ "-o", "@file" },
 	{ "--kubeconfig", "@file" },

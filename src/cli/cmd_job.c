@@ -23,7 +23,7 @@ static const char job_help[] =
 	"\n"
 	"Examples:\n"
 	"  plinth job list --team ml\n"
-	"  plinth job get job_01jc4m7w2x9k3v5q8r0t\n";
+	"  plinth job get job_tlmlipjqs65ecogxhkoj\n";
 
 enum { OPT_TEAM = 1000, OPT_LIMIT };
 

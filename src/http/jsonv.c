@@ -74,14 +74,32 @@ int jsonv_prescan(const char *p, size_t n, char *detail, size_t detail_len)
 	return 0;
 }
 
+void jsonv_fit(char *dst, size_t n, const char *src)
+{
+	size_t len = strlen(src);
+	if (len < n) {
+		memcpy(dst, src, len + 1);
+		return;
+	}
+	/* Cut where a UTF-8 sequence starts, and say it was cut. */
+	size_t keep = n - sizeof("\xe2\x80\xa6");
+	while (keep > 0 && ((unsigned char)src[keep] & 0xC0) == 0x80)
+		keep--;
+	memcpy(dst, src, keep);
+	memcpy(dst + keep, "\xe2\x80\xa6", sizeof("\xe2\x80\xa6"));
+}
+
 void jsonv_error(json_t *errors, const char *field, const char *fmt, ...)
 {
-	char msg[256], name[192];
+	char msg[JSONV_MSG_LEN], name[192];
+	char *full = NULL;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	int n = vasprintf(&full, fmt, ap);
 	va_end(ap);
-	snprintf(name, sizeof(name), "%s", field);
+	jsonv_fit(msg, sizeof(msg), n >= 0 ? full : "invalid value");
+	free(full);
+	jsonv_fit(name, sizeof(name), field);
 	/* Names and messages may quote user input cut at a byte limit; JSON
 	 * needs valid UTF-8, and an error must never be dropped. */
 	jsonv_utf8_sanitize(msg);

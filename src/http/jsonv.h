@@ -68,6 +68,11 @@ int jsonv_check(json_t *obj, const struct jv_field *spec, const char *prefix, js
 /* A DNS-1123 label: ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ */
 bool jsonv_is_label(const char *s);
 
+/* An error message's room: a longer one is cut visibly ("…"), never silently. */
+#define JSONV_MSG_LEN 1024
+/* src into dst (n bytes): whole, or cut at a UTF-8 boundary and ended with "…". */
+void jsonv_fit(char *dst, size_t n, const char *src);
+
 /* Reads a money field known to be valid (after jsonv_check). */
 int64_t jsonv_money(json_t *obj, const char *name);
 

@@ -3,6 +3,7 @@
  * Plinth's error codes to HTTP statuses.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -37,9 +38,9 @@ static const struct err_http err_table[] = {
 void reply_problem(struct req *r, unsigned status, const char *name, const char *title,
 		   const char *detail, json_t *extra)
 {
-	char type[128], d[512];
-	snprintf(type, sizeof(type), "%s%s", HTTP_PROBLEM_BASE, name);
-	snprintf(d, sizeof(d), "%s", detail ? detail : title);
+	char type[128], d[JSONV_MSG_LEN + 256];
+	snprintf(type, sizeof(type), "%s%s", HTTP_PROBLEM_BASE, name); /* our own names: fit */
+	jsonv_fit(d, sizeof(d), detail ? detail : title);
 	jsonv_utf8_sanitize(d); /* details may quote user input */
 	json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", title, "status",
 			      (int)status, "detail", d, "instance", r->id);
@@ -87,13 +88,16 @@ void reply_invalid_extra(struct req *r, json_t *errors, json_t *more_members)
 	}
 	const char *detail = "the request has invalid fields";
 	json_t *first = json_array_get(errors, 0);
-	char buf[300];
+	char buf[JSONV_MSG_LEN + 256];
 	if (json_array_size(errors) == 1 && first != NULL) {
 		const char *field = json_string_value(json_object_get(first, "field"));
-		snprintf(buf, sizeof(buf), "%s%s%s", field ? field : "",
-			 field && field[0] ? ": " : "",
-			 json_string_value(json_object_get(first, "message")));
-		detail = buf;
+		char *full = NULL;
+		if (asprintf(&full, "%s%s%s", field ? field : "", field && field[0] ? ": " : "",
+			     json_string_value(json_object_get(first, "message"))) >= 0) {
+			jsonv_fit(buf, sizeof(buf), full);
+			detail = buf;
+		}
+		free(full);
 	}
 	json_t *extra = json_pack("{s:o}", "errors", errors);
 	if (more != NULL && extra != NULL)

@@ -126,10 +126,19 @@ int req_json_object(struct req *r, bool allow_empty, json_t **out)
 		return -1;
 	}
 	const char *ct = req_header(r, "Content-Type");
-	if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
-	    (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ') || !ctype_charset_utf8(ct + 16)) {
+	/* A PATCH body is a JSON merge patch (RFC 7396): its own media type, or
+	 * plain JSON for clients that cannot name it. */
+	size_t n = 16;
+	if (ct != NULL && strcmp(r->method, "PATCH") == 0 &&
+	    strncasecmp(ct, "application/merge-patch+json", 28) == 0)
+		n = 28;
+	if (ct == NULL || (n == 16 && strncasecmp(ct, "application/json", 16) != 0) ||
+	    (ct[n] != '\0' && ct[n] != ';' && ct[n] != ' ') || !ctype_charset_utf8(ct + n)) {
 		reply_problem(r, 415, "unsupported-media-type", "Unsupported media type",
-			      "send the body as Content-Type: application/json (charset utf-8 only)",
+			      strcmp(r->method, "PATCH") == 0
+				      ? "send the body as Content-Type: application/merge-patch+json or "
+					"application/json (charset utf-8 only)"
+				      : "send the body as Content-Type: application/json (charset utf-8 only)",
 			      NULL);
 		return -1;
 	}

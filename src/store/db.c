@@ -267,6 +267,7 @@ int db_row_gpu(const struct db_rows *r, int col, struct gpu_type *g)
 	g->capacity = db_i64(r, col + 5);
 	g->allocated = db_i64(r, col + 6);
 	g->updated_at = db_i64(r, col + 7);
+	g->retired_at = db_i64(r, col + 8);
 	return bad ? ERR_STORE : 0;
 }
 
@@ -283,7 +284,9 @@ int db_row_team(const struct db_rows *r, int col, struct team *t)
 	bad |= db_copy(r, col + 4, t->thresholds_json, sizeof(t->thresholds_json));
 	t->created_at = db_i64(r, col + 5);
 	t->updated_at = db_i64(r, col + 6);
-	bad |= db_copy(r, col + 7, t->namespaces, sizeof(t->namespaces));
+	bad |= db_copy(r, col + 7, t->admins_json, sizeof(t->admins_json));
+	t->retired_at = db_i64(r, col + 8);
+	bad |= db_copy(r, col + 9, t->namespaces, sizeof(t->namespaces));
 	return !bad && period_kind_parse(period, &t->period) == 0 ? 0 : ERR_STORE;
 }
 

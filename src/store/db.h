@@ -152,9 +152,12 @@ int db_run(struct store_conn *c, bool write, int (*fn)(struct store_conn *c, voi
 /* ---- rows of the ledger's tables (the column lists below, in order) ---- */
 
 #define TOKEN_COLS "id, name, role, teams_json, created_at, revoked_at"
-#define GPU_COLS "id, name, price_micros, price_date, price_source, capacity, allocated, updated_at"
-#define TEAM_COLS \
-	"id, display_name, budget_micros, period, thresholds_json, created_at, updated_at, namespaces"
+#define GPU_COLS                                                                      \
+	"id, name, price_micros, price_date, price_source, capacity, allocated, updated_at," \
+	" retired_at"
+#define TEAM_COLS                                                                         \
+	"id, display_name, budget_micros, period, thresholds_json, created_at, updated_at," \
+	" admins_json, retired_at, namespaces"
 #define ALLOC_COLS                                                                              \
 	"id, team_id, project, gpu_type, gpu_count, max_runtime_us, price_micros,"              \
 	" estimated_micros, status, purpose, labels_json, created_by, period_start, approved_at," \

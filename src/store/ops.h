@@ -32,12 +32,16 @@ int ops_gpu_type_put(struct store_conn *c, const struct actor *who, const struct
 int ops_gpu_type_get(struct store_conn *c, const char *id, struct gpu_type *out);
 int ops_gpu_type_list(struct store_conn *c, store_gpu_type_cb cb, void *ctx);
 int ops_gpu_type_seed(struct store_conn *c, const struct gpu_type *g, size_t n, int64_t now);
+int ops_gpu_type_patch(struct store_conn *c, const struct actor *who, const struct gpu_type *g,
+		       unsigned fields, int64_t now, struct gpu_type *out);
 
 /* ops_teams.c (teams, period ledgers, ping) */
 int ops_ping(struct store_conn *c);
 int ops_team_put(struct store_conn *c, const struct actor *who, const struct team *t, int64_t now,
 		 bool *created);
 int ops_team_get(struct store_conn *c, const char *id, struct team *out);
+int ops_team_patch(struct store_conn *c, const struct actor *who, const struct team *t,
+		   unsigned fields, int64_t now, struct team *out);
 int ops_team_list(struct store_conn *c, const char *const *only, size_t nonly, store_team_cb cb,
 		  void *ctx);
 int ops_team_ledger(struct store_conn *c, const struct team *t, int64_t now,
@@ -135,7 +139,8 @@ struct alloc_facts {
  * Decides request r of `who` at now: 0 = approved (lo->alloc is the new
  * record, lo the numbers), ERR_BUDGET / ERR_CAPACITY = refused (lo says what
  * was available; a budget refusal also what fits, lo->suggest), ERR_NOT_FOUND
- * (unknown team or GPU type), ERR_INVALID (more GPUs than the type has),
+ * (unknown team or GPU type), ERR_CONFLICT (a retired team or GPU type;
+ * lo->field names it), ERR_INVALID (more GPUs than the type has),
  * ERR_OVERFLOW; err gets the one-line detail.  The GPU types a refusal names
  * need the catalog: the engine adds them (ops_alloc_wants_types).
  */

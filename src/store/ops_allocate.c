@@ -56,8 +56,7 @@ static int approved_record(struct allocation *a, const struct alloc_request *r,
 
 const char *store_team_admins_json(const struct team *t)
 {
-	(void)t; /* STUB: h-admin's schema v6 adds the team field `admins` */
-	return "[]";
+	return t->admins_json[0] != '\0' ? t->admins_json : "[]";
 }
 
 /* Most free first, then by id: the order a refusal lists free types in. */
@@ -189,6 +188,18 @@ int ops_alloc_decide(const struct actor *who, const struct alloc_request *r,
 		snprintf(lo->field, sizeof(lo->field), "gpu_type");
 		snprintf(err, len, "unknown gpu_type '%s'", r->gpu_type);
 		return ERR_NOT_FOUND;
+	}
+	/* Retired: history stays, but nothing new is approved for it (409 on
+	 * the field; ERR_CONFLICT is not a decision, so nothing is remembered). */
+	if (f->team->retired_at) {
+		snprintf(lo->field, sizeof(lo->field), "team");
+		snprintf(err, len, "team '%s' is retired", r->team);
+		return ERR_CONFLICT;
+	}
+	if (f->gpu->retired_at) {
+		snprintf(lo->field, sizeof(lo->field), "gpu_type");
+		snprintf(err, len, "GPU type '%s' is retired", r->gpu_type);
+		return ERR_CONFLICT;
 	}
 	/* More than the type's whole capacity: no wait can satisfy it, so it is
 	 * invalid input (422), not a refusal. */

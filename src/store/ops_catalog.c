@@ -1,13 +1,19 @@
 /*
- * ops_catalog.c - the GPU catalog: create or replace a type, read one, list
- * them, seed the types that do not exist yet on first start.  `allocated`
- * (GPUs held by live allocations) belongs to the ledger: a put keeps it.
+ * ops_catalog.c - the GPU catalog: create or replace a type, change the
+ * fields a patch names, retire and reactivate one, read one, list them, seed
+ * the types that do not exist yet on first start.  `allocated` (GPUs held by
+ * live allocations) belongs to the ledger: a put or patch keeps it.  A
+ * type's price provenance (price_source, price_date) changes only with its
+ * price: re-sending the same price must never rewrite where it came from.
  */
 #include "store/db.h"
 #include "store/ops.h"
 #include "store/store_int.h"
 
+#include <string.h>
+
 #include "core/err.h"
+#include "core/timeutil.h"
 
 static const char SQL_GPU_BY_ID[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = ?";
 static const char SQL_GPU_LOCK[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = ?" DB_LOCK;
@@ -19,51 +25,126 @@ static const char SQL_GPU_SEED[] =
 	" allocated, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT (id) DO NOTHING";
 static const char SQL_GPU_UPDATE[] =
 	"UPDATE gpu_types SET name = ?, price_micros = ?, price_date = ?, price_source = ?,"
-	" capacity = ?, updated_at = ? WHERE id = ?";
+	" capacity = ?, updated_at = ?, retired_at = ? WHERE id = ?";
 static const char SQL_GPU_LIST[] = "SELECT " GPU_COLS " FROM gpu_types ORDER BY id";
+
+/* What a put names: everything an admin sets (not retired_at). */
+#define GPU_F_PUT (GPU_F_NAME | GPU_F_PRICE | GPU_F_PRICE_DATE | GPU_F_CAPACITY)
 
 struct gpu_write {
 	const struct actor *who;
 	const struct gpu_type *g;
 	size_t n; /* seed: how many in g */
+	unsigned fields; /* enum gpu_field named by the write */
+	bool patch;      /* true: the type must exist */
 	int64_t now;
 	bool created;
+	struct gpu_type out; /* the record after the write */
 };
 
-static int gpu_type_put_tx(struct store_conn *c, void *ctx)
+/* The audit rendering: the record with its retirement. */
+static json_t *gpu_audit_json(const void *p)
+{
+	const struct gpu_type *g = p;
+	json_t *j = store_json_gpu(p);
+
+	if (j && json_object_set_new(j, "retired_at", store_json_time(g->retired_at)) != 0) {
+		json_decref(j);
+		j = NULL;
+	}
+	return j;
+}
+
+/* rec = old with the named fields of g; the provenance moves with the price. */
+static void gpu_merge(struct gpu_type *rec, const struct gpu_type *old, const struct gpu_type *g,
+		      unsigned f, int64_t now)
+{
+	*rec = *old;
+	if (f & GPU_F_NAME)
+		memcpy(rec->name, g->name, sizeof(rec->name));
+	if (f & GPU_F_CAPACITY)
+		rec->capacity = g->capacity;
+	if ((f & GPU_F_PRICE) && g->price_micros != old->price_micros) {
+		rec->price_micros = g->price_micros;
+		memcpy(rec->price_source, g->price_source, sizeof(rec->price_source));
+		if (g->price_date[0] == '\0')
+			time_format_date(now, rec->price_date);
+	}
+	/* A date given with the price (or alone) is the caller's statement of
+	 * when the price was taken; without one an unchanged price keeps its. */
+	if ((f & GPU_F_PRICE_DATE) && g->price_date[0] != '\0')
+		memcpy(rec->price_date, g->price_date, sizeof(rec->price_date));
+}
+
+static int gpu_type_write_tx(struct store_conn *c, void *ctx)
 {
 	struct gpu_write *w = ctx;
-	struct gpu_type old, rec = *w->g;
+	struct gpu_type old, rec;
+	char action[48];
+	int64_t retired = 0;
 	bool exists;
 	int rc, n;
 
-	rc = db_load(c, SQL_GPU_LOCK, rec.id, db_row_gpu_v, &old);
-	if (rc != 0 && rc != ERR_NOT_FOUND)
+	rc = db_load(c, SQL_GPU_LOCK, w->g->id, db_row_gpu_v, &old);
+	if (rc != 0 && (rc != ERR_NOT_FOUND || w->patch))
 		return rc;
 	exists = rc == 0;
-	rec.allocated = exists ? old.allocated : 0; /* held GPUs are the ledger's, not the admin's */
+	rc = !exists ? 0 : store_retire_rule(old.retired_at, w->fields & GPU_F_RETIRED,
+					     w->fields == GPU_F_RETIRED, w->g->retired_at, &retired);
+	if (rc == 1) { /* retire again: nothing to do */
+		w->out = old;
+		return 0;
+	}
+	if (rc != 0) {
+		db_err(c, "GPU type '%s' is retired", old.id);
+		return rc;
+	}
+	if (exists) {
+		gpu_merge(&rec, &old, w->g, w->fields, w->now);
+		rec.retired_at = retired;
+	} else {
+		rec = *w->g;
+		rec.allocated = 0;
+		rec.retired_at = 0;
+		if (rec.price_date[0] == '\0')
+			time_format_date(w->now, rec.price_date);
+	}
 	rec.updated_at = w->now;
 	if (exists)
-		n = db_exec(c, SQL_GPU_UPDATE, "tittiit", rec.name, rec.price_micros, rec.price_date,
-			    rec.price_source, rec.capacity, w->now, rec.id);
+		n = db_exec(c, SQL_GPU_UPDATE, "tittiiit", rec.name, rec.price_micros, rec.price_date,
+			    rec.price_source, rec.capacity, w->now, rec.retired_at, rec.id);
 	else
 		n = db_exec(c, SQL_GPU_INSERT, "ttittii", rec.id, rec.name, rec.price_micros,
 			    rec.price_date, rec.price_source, rec.capacity, w->now);
 	if (n < 0) /* two creators raced (row locks): the loser reruns and updates instead */
 		return n == ERR_CONFLICT && !exists ? DB_RETRY : n;
 	w->created = !exists;
-	return db_audit(c, w->who, w->now, exists ? "gpu_type.update" : "gpu_type.create",
-			"gpu_type", rec.id, "", store_json_gpu, exists ? &old : NULL, &rec);
+	w->out = rec;
+	store_retire_action("gpu_type", exists, exists ? old.retired_at : 0, rec.retired_at, action,
+			    sizeof(action));
+	return db_audit(c, w->who, w->now, action, "gpu_type", rec.id, "", gpu_audit_json,
+			exists ? &old : NULL, &rec);
 }
 
 int ops_gpu_type_put(struct store_conn *c, const struct actor *who, const struct gpu_type *g,
 		     int64_t now, bool *created)
 {
-	struct gpu_write w = {.who = who, .g = g, .now = now};
-	int rc = db_run(c, true, gpu_type_put_tx, &w);
+	struct gpu_write w = {.who = who, .g = g, .fields = GPU_F_PUT, .now = now};
+	int rc = db_run(c, true, gpu_type_write_tx, &w);
 
 	if (rc == 0)
 		*created = w.created;
+	return rc;
+}
+
+int ops_gpu_type_patch(struct store_conn *c, const struct actor *who, const struct gpu_type *g,
+		       unsigned fields, int64_t now, struct gpu_type *out)
+{
+	struct gpu_write w = {.who = who, .g = g, .fields = fields, .patch = true, .now = now};
+	int rc = db_run(c, true, gpu_type_write_tx, &w);
+
+	if (rc == 0)
+		*out = w.out;
 	return rc;
 }
 

@@ -1,6 +1,7 @@
 /*
  * ops_teams.c - teams and their period ledgers: create or replace a team
- * (moving its live reservations when its period kind changes), read one,
+ * (moving its live reservations when its period kind changes), change the
+ * fields a patch names, retire and reactivate one, read one and its admins,
  * list them (all, or a token's scope), read the ledger of the period
  * containing an instant; and the liveness probe of the store.
  *
@@ -26,10 +27,10 @@ static const char SQL_TEAM_BY_ID[] = "SELECT " TEAM_COLS " FROM teams WHERE id =
 static const char SQL_TEAM_LOCK[] = "SELECT " TEAM_COLS " FROM teams WHERE id = ?" DB_LOCK;
 static const char SQL_TEAM_INSERT[] =
 	"INSERT INTO teams(id, display_name, budget_micros, period, thresholds_json, created_at,"
-	" updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
+	" updated_at, admins_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_TEAM_UPDATE[] =
 	"UPDATE teams SET display_name = ?, budget_micros = ?, period = ?, thresholds_json = ?,"
-	" updated_at = ? WHERE id = ?";
+	" updated_at = ?, admins_json = ?, retired_at = ? WHERE id = ?";
 static const char SQL_NS_SET[] = "UPDATE teams SET namespaces = ? WHERE id = ?";
 static const char SQL_NS_OWNER[] = "SELECT team_id FROM team_namespaces WHERE namespace = ?";
 static const char SQL_NS_DROP[] = "DELETE FROM team_namespaces WHERE team_id = ?";
@@ -151,35 +152,97 @@ static int namespaces_put(struct store_conn *c, struct team *rec, const struct t
 	/* A unique violation: another team took one since the check above. */
 	return n == ERR_CONFLICT ? DB_RETRY : n < 0 ? n : 0;
 }
+/* What a put names: everything an admin sets (not retired_at). */
+#define TEAM_F_PUT                                                                  \
+	(TEAM_F_DISPLAY_NAME | TEAM_F_BUDGET | TEAM_F_PERIOD | TEAM_F_THRESHOLDS | \
+	 TEAM_F_ADMINS | TEAM_F_NAMESPACES)
 
 struct team_write {
 	const struct actor *who;
 	const struct team *t;
+	unsigned fields; /* enum team_field named by the write */
+	bool patch;      /* true: the team must exist */
 	int64_t now;
 	bool created;
+	struct team out; /* the record after the write */
 };
 
-static int team_put_tx(struct store_conn *c, void *ctx)
+/* The audit rendering: the record with its admins and retirement. */
+static json_t *team_audit_json(const void *p)
+{
+	const struct team *t = p;
+	json_t *j = store_json_team(p);
+	json_t *admins = json_loads(t->admins_json, 0, NULL);
+
+	if (!j || !admins || json_object_set_new(j, "admins", admins) != 0 ||
+	    json_object_set_new(j, "retired_at", store_json_time(t->retired_at)) != 0) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* rec = old with the named fields of t. */
+static void team_merge(struct team *rec, const struct team *old, const struct team *t, unsigned f)
+{
+	*rec = *old;
+	if (f & TEAM_F_DISPLAY_NAME)
+		memcpy(rec->display_name, t->display_name, sizeof(rec->display_name));
+	if (f & TEAM_F_BUDGET)
+		rec->budget_micros = t->budget_micros;
+	if (f & TEAM_F_PERIOD)
+		rec->period = t->period;
+	if (f & TEAM_F_THRESHOLDS)
+		memcpy(rec->thresholds_json, t->thresholds_json, sizeof(rec->thresholds_json));
+	if (f & TEAM_F_ADMINS)
+		memcpy(rec->admins_json, t->admins_json, sizeof(rec->admins_json));
+	if (f & TEAM_F_NAMESPACES) /* "" keeps them (namespaces_put) */
+		memcpy(rec->namespaces, t->namespaces, sizeof(rec->namespaces));
+}
+
+static int team_write_tx(struct store_conn *c, void *ctx)
 {
 	struct team_write *w = ctx;
-	struct team old, rec = *w->t;
+	struct team old, rec;
+	char action[48];
+	int64_t retired = 0;
 	bool exists;
 	int rc, n;
 
-	n = db_exec(c, SQL_LIVE_LOCK, "t", rec.id);
-	rc = n < 0 ? n : db_load(c, SQL_TEAM_LOCK, rec.id, db_row_team_v, &old);
-	if (rc != 0 && rc != ERR_NOT_FOUND)
+	n = db_exec(c, SQL_LIVE_LOCK, "t", w->t->id);
+	rc = n < 0 ? n : db_load(c, SQL_TEAM_LOCK, w->t->id, db_row_team_v, &old);
+	if (rc != 0 && (rc != ERR_NOT_FOUND || w->patch))
 		return rc;
 	exists = rc == 0;
-	rec.created_at = exists ? old.created_at : w->now;
+	rc = !exists ? 0 : store_retire_rule(old.retired_at, w->fields & TEAM_F_RETIRED,
+					     w->fields == TEAM_F_RETIRED, w->t->retired_at, &retired);
+	if (rc == 1) { /* retire again: nothing to do */
+		w->out = old;
+		return 0;
+	}
+	if (rc != 0) {
+		db_err(c, "team '%s' is retired", old.id);
+		return rc;
+	}
+	if (exists) {
+		team_merge(&rec, &old, w->t, w->fields);
+		rec.retired_at = retired;
+	} else {
+		rec = *w->t;
+		rec.created_at = w->now;
+		rec.retired_at = 0;
+	}
+	if (rec.admins_json[0] == '\0')
+		memcpy(rec.admins_json, "[]", 3);
 	rec.updated_at = w->now;
 	if (exists)
-		n = db_exec(c, SQL_TEAM_UPDATE, "tittit", rec.display_name, rec.budget_micros,
-			    period_kind_name(rec.period), rec.thresholds_json, w->now, rec.id);
+		n = db_exec(c, SQL_TEAM_UPDATE, "tittitit", rec.display_name, rec.budget_micros,
+			    period_kind_name(rec.period), rec.thresholds_json, w->now,
+			    rec.admins_json, rec.retired_at, rec.id);
 	else
-		n = db_exec(c, SQL_TEAM_INSERT, "ttittii", rec.id, rec.display_name,
+		n = db_exec(c, SQL_TEAM_INSERT, "ttittiit", rec.id, rec.display_name,
 			    rec.budget_micros, period_kind_name(rec.period), rec.thresholds_json,
-			    w->now, w->now);
+			    w->now, w->now, rec.admins_json);
 	if (n < 0) /* two creators raced (row locks): the loser reruns and updates instead */
 		return n == ERR_CONFLICT && !exists ? DB_RETRY : n;
 	rc = namespaces_put(c, &rec, exists ? &old : NULL);
@@ -191,18 +254,32 @@ static int team_put_tx(struct store_conn *c, void *ctx)
 			return rc;
 	}
 	w->created = !exists;
-	return db_audit(c, w->who, w->now, exists ? "team.update" : "team.create", "team", rec.id,
-			rec.id, store_json_team, exists ? &old : NULL, &rec);
+	w->out = rec;
+	store_retire_action("team", exists, exists ? old.retired_at : 0, rec.retired_at, action,
+			    sizeof(action));
+	return db_audit(c, w->who, w->now, action, "team", rec.id, rec.id, team_audit_json,
+			exists ? &old : NULL, &rec);
 }
 
 int ops_team_put(struct store_conn *c, const struct actor *who, const struct team *t, int64_t now,
 		 bool *created)
 {
-	struct team_write w = {.who = who, .t = t, .now = now};
-	int rc = db_run(c, true, team_put_tx, &w);
+	struct team_write w = {.who = who, .t = t, .fields = TEAM_F_PUT, .now = now};
+	int rc = db_run(c, true, team_write_tx, &w);
 
 	if (rc == 0)
 		*created = w.created;
+	return rc;
+}
+
+int ops_team_patch(struct store_conn *c, const struct actor *who, const struct team *t,
+		   unsigned fields, int64_t now, struct team *out)
+{
+	struct team_write w = {.who = who, .t = t, .fields = fields, .patch = true, .now = now};
+	int rc = db_run(c, true, team_write_tx, &w);
+
+	if (rc == 0)
+		*out = w.out;
 	return rc;
 }
 

@@ -8,9 +8,10 @@
 #define PLINTH_STORE_SCHEMA_H
 
 extern const unsigned char schema_sqlite_v1[], schema_sqlite_v2[], schema_sqlite_v3[],
-	schema_sqlite_v4[], schema_sqlite_v5[], schema_sqlite_v6[], schema_sqlite_v7[];
+	schema_sqlite_v4[], schema_sqlite_v5[], schema_sqlite_v6[], schema_sqlite_v7[],
+	schema_sqlite_v8[];
 extern const unsigned char schema_postgres_v1[], schema_postgres_v2[], schema_postgres_v3[],
 	schema_postgres_v4[], schema_postgres_v5[], schema_postgres_v6[],
-	schema_postgres_v7[];
+	schema_postgres_v7[], schema_postgres_v8[];
 
 #endif

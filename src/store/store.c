@@ -57,6 +57,7 @@ struct store_pool {
 		.job_update = ops_job_update, .job_get = ops_job_get,                         \
 		.job_list = ops_job_list,                                                     \
 		.job_cleanup_due = ops_job_cleanup_due, .job_cleanup_done = ops_job_cleanup_done, \
+		.gpu_type_patch = ops_gpu_type_patch, .team_patch = ops_team_patch,           \
 	}
 static const struct store_ops ops_sqlite = STORE_OPS("sqlite");
 static const struct store_ops ops_postgres = STORE_OPS("postgres");

@@ -43,6 +43,12 @@
 #define STORE_DETAIL_LEN 256
 #define STORE_HASH_LEN 65     /* sha-256 hex + NUL */
 #define STORE_MAX_PAGE 500
+/* A team's admins: at most STORE_ADMINS_MAX strings of at most
+ * STORE_ADMIN_MAXLEN characters (e-mail or Backstage entity ref, printable
+ * ASCII without quotes or backslashes), kept as compact JSON array text. */
+#define STORE_ADMINS_MAX 20
+#define STORE_ADMIN_MAXLEN 200
+#define STORE_ADMINS_LEN 4096 /* >= 20 x (200 + 3) + 3 */
 
 enum role {
 	ROLE_ADMIN,
@@ -78,6 +84,16 @@ struct gpu_type {
 	int64_t capacity;
 	int64_t allocated; /* GPUs held by approved/running allocations */
 	int64_t updated_at;
+	int64_t retired_at; /* 0 = active; else retired then: no new allocations */
+};
+
+/* The fields of a GPU type a patch names (gpu_type_patch). */
+enum gpu_field {
+	GPU_F_NAME = 1 << 0,
+	GPU_F_PRICE = 1 << 1,
+	GPU_F_PRICE_DATE = 1 << 2,
+	GPU_F_CAPACITY = 1 << 3,
+	GPU_F_RETIRED = 1 << 4, /* retired_at: > 0 retires (kept if already), 0 reactivates */
 };
 
 struct team {
@@ -88,9 +104,22 @@ struct team {
 	char thresholds_json[STORE_THRESHOLDS_LEN]; /* e.g. [0.5,0.8,1.0] */
 	int64_t created_at;
 	int64_t updated_at;
+	char admins_json[STORE_ADMINS_LEN]; /* whom to ask about the budget; "[]" if none */
+	int64_t retired_at; /* 0 = active; else retired then: no new allocations */
 	/* Its Kubernetes namespaces, sorted and comma-joined ("nlp,nlp-dev"); each
 	 * belongs to one team.  "" in team_put: keep the team's (a new one: its id). */
 	char namespaces[STORE_NAMESPACES_LEN];
+};
+
+/* The fields of a team a patch names (team_patch). */
+enum team_field {
+	TEAM_F_DISPLAY_NAME = 1 << 0,
+	TEAM_F_BUDGET = 1 << 1,
+	TEAM_F_PERIOD = 1 << 2,
+	TEAM_F_THRESHOLDS = 1 << 3,
+	TEAM_F_ADMINS = 1 << 4,
+	TEAM_F_RETIRED = 1 << 5, /* retired_at: > 0 retires (kept if already), 0 reactivates */
+	TEAM_F_NAMESPACES = 1 << 6,
 };
 
 /* A team's ledger for one period: what is charged and what is held. */
@@ -165,10 +194,7 @@ struct alloc_suggest {
 	int ntypes; /* types that qualified (may exceed the ones listed) */
 };
 
-/*
- * The team's admins as a JSON array text ("[]" when none).  STUB until
- * h-admin's schema v6 team field `admins` lands: then it returns that.
- */
+/* The team's admins (whom a refusal names) as JSON array text ("[]" when none). */
 const char *store_team_admins_json(const struct team *t);
 
 /* Every GPU type by id, read now, into *out (malloc'd, *n rows): 0 or an error. */
@@ -409,17 +435,36 @@ struct store_ops {
 	int (*token_revoke)(struct store_conn *c, const struct actor *who, const char *id, int64_t now);
 	int (*admin_exists)(struct store_conn *c, bool *out); /* an active admin token */
 
-	/* Catalog. put creates or replaces (allocated is kept); *created says which. */
+	/* Catalog. put creates or replaces (allocated is kept); *created says which.
+	 * A price equal to the stored one keeps price_source and price_date (its
+	 * provenance); price_date "" = the date of `now` for a new price.  A
+	 * retired type is ERR_CONFLICT (reactivate it with a patch first). */
 	int (*gpu_type_put)(struct store_conn *c, const struct actor *who, const struct gpu_type *g,
 			    int64_t now, bool *created);
+	/*
+	 * Changes only the fields named in `fields` (enum gpu_field) of the
+	 * existing type g->id to g's values, in one transaction with its audit
+	 * row ("gpu_type.update", ".retire", ".reactivate"); provenance as put.
+	 * ERR_NOT_FOUND for an unknown id; ERR_CONFLICT when it is retired and the
+	 * patch does not reactivate it.  Retiring a retired type changes nothing.
+	 * *out gets the record after the call.
+	 */
+	int (*gpu_type_patch)(struct store_conn *c, const struct actor *who,
+			      const struct gpu_type *g, unsigned fields, int64_t now,
+			      struct gpu_type *out);
 	int (*gpu_type_get)(struct store_conn *c, const char *id, struct gpu_type *out);
 	int (*gpu_type_list)(struct store_conn *c, store_gpu_type_cb cb, void *ctx);
 	/* Inserts only types whose id does not exist yet (first-start seeding). */
 	int (*gpu_type_seed)(struct store_conn *c, const struct gpu_type *g, size_t n, int64_t now);
 
-	/* Teams. */
+	/* Teams.  put creates or replaces; a retired team is ERR_CONFLICT. */
 	int (*team_put)(struct store_conn *c, const struct actor *who, const struct team *t,
 			int64_t now, bool *created);
+	/* Changes only the fields named in `fields` (enum team_field) of the
+	 * existing team t->id, as gpu_type_patch does ("team.update", ".retire",
+	 * ".reactivate"). */
+	int (*team_patch)(struct store_conn *c, const struct actor *who, const struct team *t,
+			  unsigned fields, int64_t now, struct team *out);
 	int (*team_get)(struct store_conn *c, const char *id, struct team *out);
 	int (*team_list)(struct store_conn *c, const char *const *only, size_t nonly,
 			 store_team_cb cb, void *ctx);

@@ -554,3 +554,36 @@ int store_usage_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
 	}
 	return 0;
 }
+
+int store_retire_rule(int64_t retired, bool names_retired, bool only_retired, int64_t to,
+		      int64_t *merged)
+{
+	*merged = !names_retired ? retired : to == 0 ? 0 : retired ? retired : to;
+	if (!retired)
+		return 0;
+	if (only_retired && to != 0)
+		return 1;
+	return names_retired && to == 0 ? 0 : ERR_CONFLICT;
+}
+
+const char *store_retire_action(const char *type, bool exists, int64_t before, int64_t after,
+				char *buf, size_t len)
+{
+	const char *verb = !exists ? "create"
+			   : !before && after ? "retire"
+			   : before && !after ? "reactivate"
+					      : "update";
+
+	snprintf(buf, len, "%s.%s", type, verb);
+	return buf;
+}
+
+json_t *store_json_time(int64_t t)
+{
+	char buf[TIME_FMT_LEN];
+
+	if (t == 0)
+		return json_null();
+	time_format_rfc3339(t, buf);
+	return json_string(buf);
+}

@@ -118,6 +118,26 @@ int store_period_plan_leave(struct store_period_plan *p, int64_t ps, int64_t sum
 /* They all arrive in the new current period's row ps (no-op when none left). */
 void store_period_plan_arrive(struct store_period_plan *p, int64_t ps);
 
+/* ---- retirement (teams, GPU types) ------------------------------------- */
+
+/*
+ * The rule of a write to a record retired at `retired` (0: active) that sets
+ * retired_at to `to` (ignored unless names_retired): 0 = write it, 1 = a
+ * retire of a retired record (nothing to do), ERR_CONFLICT = a change of a
+ * retired record that does not reactivate it.  *merged gets retired_at after
+ * the write (a retired record keeps its first instant).
+ */
+int store_retire_rule(int64_t retired, bool names_retired, bool only_retired, int64_t to,
+		      int64_t *merged);
+
+/* An instant for an audit row: RFC 3339 text, or JSON null for 0 (never set). */
+json_t *store_json_time(int64_t t);
+
+/* The audit action of such a write: "<type>.create", ".retire", ".reactivate"
+ * or ".update" into buf (len bytes). */
+const char *store_retire_action(const char *type, bool exists, int64_t before, int64_t after,
+				char *buf, size_t len);
+
 /* ---- costs ------------------------------------------------------------- */
 
 /* Rows kept sorted by key; binary search + insert.  rows owned by the caller. */

@@ -592,7 +592,7 @@ static const char *const pg_migrations[] = {
 	(const char *)schema_postgres_v1, (const char *)schema_postgres_v2,
 	(const char *)schema_postgres_v3, (const char *)schema_postgres_v4,
 	(const char *)schema_postgres_v5, (const char *)schema_postgres_v6,
-	(const char *)schema_postgres_v7,
+	(const char *)schema_postgres_v7, (const char *)schema_postgres_v8,
 };
 
 /* Replicas starting together migrate one at a time. */
@@ -642,6 +642,7 @@ static int row_gpu(const PGresult *r, int i, void *out)
 	g->capacity = col_i64(r, i, 5);
 	g->allocated = col_i64(r, i, 6);
 	g->updated_at = col_i64(r, i, 7);
+	g->retired_at = col_i64(r, i, 8);
 	return bad ? ERR_STORE : 0;
 }
 
@@ -659,6 +660,8 @@ static int row_team(const PGresult *r, int i, void *out)
 	bad |= col_copy(r, i, 4, t->thresholds_json, sizeof(t->thresholds_json));
 	t->created_at = col_i64(r, i, 5);
 	t->updated_at = col_i64(r, i, 6);
+	bad |= col_copy(r, i, 7, t->admins_json, sizeof(t->admins_json));
+	t->retired_at = col_i64(r, i, 8);
 	return !bad && period_kind_parse(period, &t->period) == 0 ? 0 : ERR_STORE;
 }
 

@@ -317,7 +317,7 @@ static const char *const sq_migrations[] = {
 	(const char *)schema_sqlite_v1, (const char *)schema_sqlite_v2,
 	(const char *)schema_sqlite_v3, (const char *)schema_sqlite_v4,
 	(const char *)schema_sqlite_v5, (const char *)schema_sqlite_v6,
-	(const char *)schema_sqlite_v7,
+	(const char *)schema_sqlite_v7, (const char *)schema_sqlite_v8,
 };
 
 /* ---- rows -------------------------------------------------------------- */

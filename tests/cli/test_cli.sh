@@ -62,7 +62,7 @@ kv() { sed -n "s/^$1  *//p" "$T/out" | head -n 1; }
 
 run --help
 expect_rc 0 "plinth --help"
-for c in serve quote allocate allocations start complete cancel teams gpu-types costs token version completion audit job; do
+for c in serve quote allocate allocations start complete cancel teams team gpu-type gpu-types costs export token version completion audit job; do
 	expect_out "$c" "top-level help lists $c"
 done
 
@@ -81,6 +81,8 @@ check_help start --at
 check_help complete --at
 check_help cancel ID
 check_help teams TEAM
+check_help team list get set retire --display-name --budget --period --alert-thresholds --admins --include-retired
+check_help gpu-type list get set retire --name --price --capacity --include-retired
 check_help costs --from --to --group-by
 check_help token --name --role --team create revoke --active
 check_help audit --team --actor --action --since --until --limit
@@ -447,7 +449,8 @@ expect_rc 0 "cancel again is idempotent"
 run start "$A2"
 expect_rc 1 "start after cancel is a conflict"
 
-# Teams: spent 0.0344, nothing reserved, 999.9656 available.
+# Teams: spent 0.0344, nothing reserved, 999.9656 available (tables round
+# to two decimals, --json keeps every one).
 run teams
 expect_rc 0 "teams"
 expect_out "AVAILABLE" "teams prints a header"
@@ -466,6 +469,86 @@ expect_rc 1 "member may not see another team"
 run --token "$ADMIN" teams
 expect_rc 0 "admin teams"
 expect_out "vision" "admin sees every team"
+
+# team / gpu-type (issue 16): set creates with PUT, changes only what it names
+# with PATCH, retire stops new allocations; the old `teams` is an alias.
+run teams create speech
+expect_rc 2 "teams create is a usage error"
+expect_err "plinth team set speech" "teams create points to team set"
+run --token "$ADMIN" team set speech --budget 40000
+expect_rc 2 "team set of a new team without all fields"
+expect_err "needs --display-name --period" "names the missing options"
+run --token "$ADMIN" team get speech
+expect_rc 1 "the refused set created nothing"
+run --token "$ADMIN" team set speech --display-name Speech --budget 40000.125 --period quarterly \
+	--admins jane@example.com,user:default/bob --alert-thresholds 0.5,0.9
+expect_rc 0 "team set creates speech"
+if [ "$(kv budget)" = "40000.13 USD" ]; then ok "budget rounded half up to 40000.13 USD"; else not_ok "budget '$(kv budget)'"; fi
+if [ "$(kv admins)" = "jane@example.com,user:default/bob" ]; then ok "admins shown"; else not_ok "admins '$(kv admins)'"; fi
+run --json --token "$ADMIN" team set speech --budget 45000
+expect_rc 0 "team set --budget alone"
+expect_flat '"budget":{"amount":"45000.00","period":"quarterly"}' "the period is kept"
+expect_flat '"display_name":"Speech"' "the name is kept"
+expect_flat '"alert_thresholds":[0.5,0.9]' "the thresholds are kept"
+expect_flat '"admins":["jane@example.com","user:default/bob"]' "the admins are kept"
+run --token "$ADMIN" team set speech --admins "not an address"
+expect_rc 1 "a bad admin is refused"
+expect_err "admins[0]" "the refusal names admins[0]"
+run --token "$ADMIN" team set speech
+expect_rc 2 "team set with no field"
+run team set speech --budget 1
+expect_rc 1 "a member may not set a team"
+run --token "$ADMIN" team list
+expect_rc 0 "team list"
+expect_out "speech" "team list shows speech"
+expect_out "45000.00 USD" "team list shows the budget with two decimals"
+run --token "$ADMIN" team retire speech
+expect_rc 0 "team retire"
+if [ -n "$(kv retired_at)" ] && [ "$(kv retired_at)" != "-" ]; then ok "retired_at set"; else not_ok "retired_at '$(kv retired_at)'"; fi
+run --token "$ADMIN" team list
+case $OUT in *speech*) not_ok "a retired team is listed";; *) ok "team list hides a retired team";; esac
+run --token "$ADMIN" team list --include-retired
+expect_out "retired" "team list --include-retired shows it as retired"
+run --token "$ADMIN" quote --team speech --gpu-type h100-80gb --gpus 1 --hours 1
+expect_rc 1 "a retired team gets no quote"
+expect_err "retired" "the refusal says retired"
+run --token "$ADMIN" team set speech --budget 1
+expect_rc 1 "a retired team cannot be changed"
+expect_err '"retired_at": null' "the refusal says how to reactivate"
+run --token "$ADMIN" gpu-type list
+expect_rc 0 "gpu-type list"
+expect_out "PRICE SOURCE" "gpu-type list prints a header"
+expect_out "6.88 USD" "gpu-type list shows the price"
+SRC=$("$PLINTH" --json --token "$ADMIN" gpu-type get h100-80gb | tr -d ' \n\t' | sed -n 's/.*"price_source":"\([^"]*\)".*/\1/p')
+run --json --token "$ADMIN" gpu-type set h100-80gb --capacity 64 --price 6.88
+expect_rc 0 "gpu-type set --capacity with the same price"
+expect_flat '"capacity":64' "capacity changed"
+expect_flat "\"price_source\":\"$SRC\"" "the price's provenance is kept"
+run --token "$ADMIN" gpu-type set b200-192gb --price 11.25
+expect_rc 2 "gpu-type set of a new type without all fields"
+expect_err "needs --name --capacity" "names the missing options"
+run --token "$ADMIN" gpu-type set b200-192gb --name "NVIDIA B200" --price 11.25 --capacity 8
+expect_rc 0 "gpu-type set creates b200-192gb"
+if [ "$(kv available)" = "8" ]; then ok "b200 has 8 available"; else not_ok "available '$(kv available)'"; fi
+run --token "$ADMIN" gpu-type set b200-192gb --capacity x
+expect_rc 2 "a capacity that is not a number"
+run --token "$ADMIN" gpu-type retire b200-192gb
+expect_rc 0 "gpu-type retire"
+if [ "$(kv available)" = "0" ]; then ok "a retired type has none available"; else not_ok "available '$(kv available)'"; fi
+run --token "$ADMIN" gpu-type list
+case $OUT in *b200*) not_ok "a retired type is listed";; *) ok "gpu-type list hides a retired type";; esac
+run --token "$ADMIN" allocate --team ml --project p --gpu-type b200-192gb --gpus 1 --hours 1
+expect_rc 1 "no allocation of a retired type"
+expect_err "retired" "the refusal says retired"
+run --token "$ADMIN" gpu-type set carry-gpu --name Carry --price 99.995 --capacity 1
+expect_rc 0 "gpu-type set carry-gpu"
+expect_out "99.995 USD" "gpu-type get shows the whole price"
+run --token "$ADMIN" gpu-type list
+expect_out "100.00 USD" "a table rounds 99.995 half up to 100.00 (the carry)"
+run --json --token "$ADMIN" gpu-type list
+expect_flat '"price_per_gpu_hour":"99.995"' "--json keeps every decimal"
+run --token "$ADMIN" gpu-type frobnicate
+expect_rc 2 "gpu-type: unknown subcommand"
 
 # Costs.
 run costs
@@ -508,8 +591,8 @@ A4=$(kv id)
 run gpu-types
 expect_rc 0 "gpu-types (member)"
 expect_out "PRICE/GPU-HOUR" "gpu-types prints a header"
-if grep -Eq '^t4-16gb +T4 16GB +0\.13 USD +4 +0 +4$' "$T/out"; then ok "gpu-types lists t4-16gb: 0.13 USD, 4 of 4 free"; else not_ok "gpu-types lacks the t4-16gb row"; fi
-if grep -Eq '^a100-40gb +A100 40GB +6\.88 USD +8 +1 +7$' "$T/out"; then ok "gpu-types counts the allocated GPU of a100-40gb"; else not_ok "gpu-types lacks the a100-40gb row"; fi
+if grep -Eq '^t4-16gb +T4 16GB +0\.13 USD +4 +0 +4 ' "$T/out"; then ok "gpu-types lists t4-16gb: 0.13 USD, 4 of 4 free"; else not_ok "gpu-types lacks the t4-16gb row"; fi
+if grep -Eq '^a100-40gb +A100 40GB +6\.88 USD +8 +1 +7 ' "$T/out"; then ok "gpu-types counts the allocated GPU of a100-40gb"; else not_ok "gpu-types lacks the a100-40gb row"; fi
 run --json gpu-types
 expect_flat '"price_per_gpu_hour":"6.883333"' "gpu-types --json keeps the full price"
 for args in "gpu-types" "teams" "teams ml" "allocations" "allocations show $A4" "costs" "costs --group-by gpu_type" "quote --team ml --gpu-type a100-40gb --gpus 1 --hours 1.3"; do

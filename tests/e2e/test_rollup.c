@@ -194,6 +194,10 @@ static int back_to_sqlite_v3(const char *path)
 				       " ALTER TABLE jobs DROP COLUMN manifests_removed_at;"
 				       " DROP TABLE team_namespaces;"
 				       " ALTER TABLE teams DROP COLUMN namespaces;"
+				       /* 8: admins, retirement */
+				       " ALTER TABLE teams DROP COLUMN admins_json;"
+				       " ALTER TABLE teams DROP COLUMN retired_at;"
+				       " ALTER TABLE gpu_types DROP COLUMN retired_at;"
 				       " DELETE FROM schema_migrations WHERE version >= 4",
 				   NULL, NULL, NULL);
 	sqlite3_close(db);
@@ -201,7 +205,8 @@ static int back_to_sqlite_v3(const char *path)
 }
 
 /* PostgreSQL: back to schema 4 (before version 5's monthly rollups and 7's
- * monthly usage rollup; 6's team namespaces undone too), rollups empty. */
+ * monthly usage rollup; 6's team namespaces and 8's admins and retirement
+ * undone too), rollups empty. */
 static int back_to_pg_v4(const char *url)
 {
 	PGconn *db = PQconnectdb(url);
@@ -214,6 +219,9 @@ static int back_to_pg_v4(const char *url)
 			       " DELETE FROM cost_daily_usage;"
 			       " DROP TABLE team_namespaces;"
 			       " ALTER TABLE teams DROP COLUMN namespaces;"
+			       " ALTER TABLE teams DROP COLUMN admins_json;"
+			       " ALTER TABLE teams DROP COLUMN retired_at;"
+			       " ALTER TABLE gpu_types DROP COLUMN retired_at;"
 			       " DELETE FROM schema_migrations WHERE version >= 5");
 		rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
 		if (rc != 0)

@@ -811,6 +811,95 @@ static void test_price_change_new_allocations_only(void **state)
 	ITEST_MONEY(get_team(d, "ta"), "reserved", "5.00");
 }
 
+
+/* ---- partial updates and retirement (issue 16) ---- */
+
+static void test_patch_and_retire(void **state)
+{
+	struct itest_daemon *d = D(state);
+	const char *const mp[] = {"Content-Type: application/merge-patch+json", NULL};
+	const char *member;
+	struct itest_resp *r;
+	json_t *t, *live;
+
+	r = itest_req(d, "PUT", "/v1/teams/speech", d->admin,
+		      "{\"display_name\":\"Speech\",\"budget\":{\"amount\":\"100\",\"period\":"
+		      "\"quarterly\"},\"alert_thresholds\":[0.9],\"admins\":[\"jane@example.com\"]}");
+	ITEST_STATUS(r, 201);
+	itest_put_gpu(d, "g1", "2.00", 8);
+	member = itest_make_token(d, "member", "[\"speech\"]", NULL);
+
+	/* Only the amount: period, name, thresholds and admins are kept. */
+	r = itest_req_h(d, "PATCH", "/v1/teams/speech", d->admin,
+			"{\"budget\":{\"amount\":\"250\"}}", mp);
+	ITEST_STATUS(r, 200);
+	t = get_team(d, "speech");
+	ITEST_MONEY(t, "budget.amount", "250.00");
+	ITEST_STREQ(itest_jstr(t, "budget.period"), "quarterly");
+	ITEST_STREQ(itest_jstr(t, "display_name"), "Speech");
+	assert_int_equal(json_array_size(itest_jget(t, "alert_thresholds")), 1);
+	ITEST_STREQ(json_string_value(json_array_get(itest_jget(t, "admins"), 0)),
+		    "jane@example.com");
+
+	/* A bad patch: every field named, nothing changed. */
+	r = itest_req_h(d, "PATCH", "/v1/teams/speech", d->admin,
+			"{\"display_name\":null,\"budget\":{\"amount\":\"1\"},\"admins\":[\"x y\"]}",
+			mp);
+	ITEST_PROBLEM(r, 422, "validation-error");
+	assert_true(itest_problem_names_field(r, "display_name"));
+	assert_true(itest_problem_names_field(r, "admins[0]"));
+	r = itest_req_h(d, "PATCH", "/v1/teams/speech", d->admin, "{\"budget\":", mp);
+	ITEST_PROBLEM(r, 400, "malformed-json");
+	ITEST_MONEY(get_team(d, "speech"), "budget.amount", "250.00");
+	r = itest_req_h(d, "PATCH", "/v1/teams/speech", member, "{\"budget\":{\"amount\":\"9\"}}",
+			mp);
+	ITEST_PROBLEM(r, 403, "forbidden");
+	r = itest_req_h(d, "PATCH", "/v1/teams/nope", d->admin, "{\"display_name\":\"N\"}", mp);
+	ITEST_PROBLEM(r, 404, "not-found");
+
+	/* Provenance: the same price keeps price_source, a new one replaces it. */
+	r = itest_req(d, "PATCH", "/v1/gpu-types/g1", d->admin,
+		      "{\"capacity\":16,\"price_per_gpu_hour\":\"2.00\"}");
+	ITEST_STATUS(r, 200);
+	const char *src = itest_keep(d, strdup(itest_jstr(r->json, "price_source")));
+	itest_put_gpu(d, "g1", "2.00", 16);
+	ITEST_STREQ(itest_jstr(get_gpu(d, "g1"), "price_source"), src);
+	assert_int_equal(itest_jint(get_gpu(d, "g1"), "capacity"), 16);
+
+	/* Retired: a live allocation completes, a new one is 409 on field team. */
+	live = allocate_ok(d, d->admin, "speech", "p", "g1", 1, "1");
+	r = itest_req(d, "POST", "/v1/teams/speech/retire", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	assert_non_null(itest_jstr(r->json, "retired_at"));
+	r = itest_allocate(d, d->admin, "speech", "p", "g1", 1, "1");
+	ITEST_PROBLEM(r, 409, "retired");
+	ITEST_STREQ(itest_jstr(r->json, "field"), "team");
+	r = itest_req(d, "POST", "/v1/quotes", member,
+		      "{\"team\":\"speech\",\"gpu_type\":\"g1\",\"gpu_count\":1,"
+		      "\"max_runtime_hours\":1}");
+	ITEST_PROBLEM(r, 409, "retired");
+	r = itest_req_h(d, "PATCH", "/v1/teams/speech", d->admin, "{\"budget\":{\"amount\":\"9\"}}",
+			mp);
+	ITEST_PROBLEM(r, 409, "retired");
+	ITEST_STREQ(itest_jstr(run_for(d, live, 0, 0), "status"), "completed");
+	r = itest_req(d, "GET", "/v1/teams", d->admin, NULL);
+	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 0);
+	r = itest_req(d, "GET", "/v1/teams?include_retired=true", d->admin, NULL);
+	assert_int_equal(json_array_size(itest_jget(r->json, "items")), 1);
+	r = itest_req_h(d, "PATCH", "/v1/teams/speech", d->admin, "{\"retired_at\":null}", mp);
+	ITEST_STATUS(r, 200);
+	assert_true(json_is_null(itest_jget(r->json, "retired_at")));
+	allocate_ok(d, d->admin, "speech", "p", "g1", 1, "1");
+
+	/* A retired GPU type: none available, no allocation of it. */
+	r = itest_req(d, "POST", "/v1/gpu-types/g1/retire", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	assert_int_equal(itest_jint(r->json, "available"), 0);
+	r = itest_allocate(d, d->admin, "speech", "p", "g1", 1, "1");
+	ITEST_PROBLEM(r, 409, "retired");
+	ITEST_STREQ(itest_jstr(r->json, "field"), "gpu_type");
+}
+
 /* ---- listing ---- */
 
 static void test_list_allocations(void **state)
@@ -1497,6 +1586,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_idempotency_key, itest_setup_daemon, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_price_change_new_allocations_only, itest_setup_daemon,
 						itest_teardown_daemon),
+		cmocka_unit_test_setup_teardown(test_patch_and_retire, itest_setup_daemon, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_list_allocations, itest_setup_daemon, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_costs, itest_setup_daemon, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_audit, itest_setup_daemon, itest_teardown_daemon),

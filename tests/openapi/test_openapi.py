@@ -405,6 +405,113 @@ def scenario(tap, c, doc, doc_json, doc_bytes, base, admin):
     check(tap, [x["id"] for x in (tl or {}).get("items", [])] == ["alpha"],
           "a member lists only its teams")
 
+    # --- partial updates and retirement (issue 16) ----------------------------------
+    MP = "application/merge-patch+json"
+    _, _, t = A("/v1/teams/{team}", "patch", params={"team": "alpha"}, ctype=MP,
+                body={"admins": ["jane@example.com", "user:default/bob"]}, expect=200)
+    check(tap, t is not None and t["admins"] == ["jane@example.com", "user:default/bob"] and
+          t["budget"] == {"amount": "1000.00", "period": "monthly"} and
+          t["display_name"] == "Alpha", "PATCH admins keeps name and budget", t)
+    _, _, t = A("/v1/teams/{team}", "patch", params={"team": "beta"},
+                body={"budget": {"amount": "100001"}}, expect=200, desc="application/json")
+    check(tap, t is not None and t["budget"] == {"amount": "100001.00", "period": "quarterly"}
+          and t["alert_thresholds"] == [0.5, 0.9], "PATCH budget.amount keeps the period", t)
+    _, _, p = A("/v1/teams/{team}", "patch", params={"team": "alpha"}, ctype=MP,
+                body={"display_name": None, "admins": ["not an address"],
+                      "budget": {"amount": "-1"}},
+                expect=422, doc_rejects=True, desc="bad patch")
+    fe = field_errors(p)
+    check(tap, set(fe) == {"display_name", "admins[0]", "budget.amount"},
+          "a bad patch names every field", p)
+    _, _, t = A("/v1/teams/{team}", "get", params={"team": "alpha"}, expect=200,
+                desc="after a bad patch")
+    check(tap, t is not None and t["display_name"] == "Alpha" and len(t["admins"]) == 2,
+          "a bad patch changes nothing", t)
+    A("/v1/teams/{team}", "patch", params={"team": "nobody"}, ctype=MP,
+      body={"display_name": "N"}, expect=404)
+    A("/v1/teams/{team}", "patch", params={"team": "alpha"}, ctype=MP,
+      body={"display_name": "Mine"}, token=mem, expect=403, desc="member")
+    gamma = {"display_name": "Gamma", "budget": {"amount": "50", "period": "monthly"}}
+    A("/v1/teams/{team}", "put", params={"team": "gamma"}, body=gamma, expect=201)
+    _, _, t = A("/v1/teams/{team}/retire", "post", params={"team": "gamma"}, expect=200)
+    check(tap, t is not None and t["retired_at"] is not None, "retire sets retired_at", t)
+    _, _, t2 = A("/v1/teams/{team}/retire", "post", params={"team": "gamma"}, expect=200,
+                 desc="again")
+    check(tap, t and t2 and t2["retired_at"] == t["retired_at"], "retire is idempotent", t2)
+    A("/v1/teams/{team}/retire", "post", params={"team": "nobody"}, expect=404)
+    A("/v1/teams/{team}/retire", "post", params={"team": "alpha"}, token=mem, expect=403,
+      desc="member")
+    _, _, p = A("/v1/quotes", "post", expect=409, desc="retired team",
+                body={"team": "gamma", "gpu_type": "h100-80gb", "gpu_count": 1,
+                      "max_runtime_hours": 1})
+    check(tap, p is not None and p["field"] == "team", "a retired team's quote names team", p)
+    _, _, p = A("/v1/allocations", "post", expect=409, desc="retired team",
+                body={"team": "gamma", "project": "p", "gpu_type": "h100-80gb",
+                      "gpu_count": 1, "max_runtime_hours": 1})
+    check(tap, p is not None and p["field"] == "team" and p["type"].endswith("/retired"),
+          "a retired team's allocation is 409 retired on field team", p)
+    A("/v1/teams/{team}", "put", params={"team": "gamma"}, body=gamma, expect=409,
+      desc="retired")
+    _, _, p = A("/v1/teams/{team}", "patch", params={"team": "gamma"}, ctype=MP,
+                body={"display_name": "G"}, expect=409, desc="retired")
+    check(tap, p is not None and "retired_at" in p["detail"], "409 says how to reactivate", p)
+    _, _, tl = A("/v1/teams", "get", expect=200, desc="retired hidden")
+    check(tap, "gamma" not in [x["id"] for x in (tl or {}).get("items", [])],
+          "GET /v1/teams hides a retired team")
+    _, _, tl = A("/v1/teams", "get", query={"include_retired": "true"}, expect=200,
+                 desc="include_retired")
+    check(tap, "gamma" in [x["id"] for x in (tl or {}).get("items", [])],
+          "include_retired=true lists it")
+    _, _, p = A("/v1/teams", "get", query={"include_retired": "yes"}, expect=422,
+                desc="include_retired=yes")
+    check(tap, "include_retired" in field_errors(p), "a bad include_retired is named", p)
+    A("/v1/teams/{team}", "get", params={"team": "gamma"}, expect=200, desc="retired")
+    _, _, t = A("/v1/teams/{team}", "patch", params={"team": "gamma"}, ctype=MP,
+                body={"retired_at": None}, expect=200, desc="reactivate")
+    check(tap, t is not None and t["retired_at"] is None, "retired_at: null reactivates", t)
+
+    # GPU types: provenance kept unless the price changes; retire.
+    old = {"name": "Old GPU", "price_per_gpu_hour": "1.5", "capacity": 2}
+    _, _, g = A("/v1/gpu-types/{id}", "get", params={"id": "h100-80gb"}, expect=200,
+                desc="provenance before")
+    src = (g or {}).get("price_source")
+    _, _, g = A("/v1/gpu-types/{id}", "patch", params={"id": "h100-80gb"}, ctype=MP,
+                body={"capacity": 8, "price_per_gpu_hour": "6.88"}, expect=200)
+    check(tap, g is not None and g["price_source"] == src and g["capacity"] == 8,
+          "PATCH with the same price keeps price_source", g)
+    A("/v1/gpu-types/{id}", "patch", params={"id": "no-such-gpu"}, ctype=MP,
+      body={"capacity": 1}, expect=404)
+    A("/v1/gpu-types/{id}", "patch", params={"id": "h100-80gb"}, ctype=MP,
+      body={"capacity": 1}, token=mem, expect=403, desc="member")
+    _, _, p = A("/v1/gpu-types/{id}", "patch", params={"id": "h100-80gb"}, ctype=MP,
+                body={"name": None, "capacity": -1}, expect=422, doc_rejects=True,
+                desc="bad patch")
+    check(tap, set(field_errors(p)) == {"name", "capacity"}, "a bad GPU patch names fields", p)
+    A("/v1/gpu-types/{id}", "put", params={"id": "old-gpu"}, body=old, expect=201)
+    _, _, g = A("/v1/gpu-types/{id}/retire", "post", params={"id": "old-gpu"}, expect=200)
+    check(tap, g is not None and g["retired_at"] is not None and g["available"] == 0,
+          "a retired GPU type has none available", g)
+    A("/v1/gpu-types/{id}/retire", "post", params={"id": "no-such-gpu"}, expect=404)
+    A("/v1/gpu-types/{id}/retire", "post", params={"id": "old-gpu"}, token=mem, expect=403,
+      desc="member")
+    _, _, p = A("/v1/quotes", "post", expect=409, desc="retired GPU type",
+                body={"team": "alpha", "gpu_type": "old-gpu", "gpu_count": 1,
+                      "max_runtime_hours": 1})
+    check(tap, p is not None and p["field"] == "gpu_type", "names gpu_type", p)
+    A("/v1/gpu-types/{id}", "put", params={"id": "old-gpu"}, body=old, expect=409,
+      desc="retired")
+    A("/v1/gpu-types/{id}", "patch", params={"id": "old-gpu"}, ctype=MP,
+      body={"capacity": 3}, expect=409, desc="retired")
+    _, _, gl = A("/v1/gpu-types", "get", expect=200, desc="retired hidden")
+    check(tap, "old-gpu" not in [x["id"] for x in (gl or {}).get("items", [])],
+          "GET /v1/gpu-types hides a retired type")
+    _, _, gl = A("/v1/gpu-types", "get", query={"include_retired": "true"}, expect=200,
+                 desc="include_retired")
+    check(tap, "old-gpu" in [x["id"] for x in (gl or {}).get("items", [])],
+          "include_retired=true lists it")
+    A("/v1/gpu-types", "get", query={"include_retired": "1"}, expect=422,
+      desc="include_retired=1")
+
     # --- quotes ------------------------------------------------------------------------
     q = {"team": "alpha", "gpu_type": "h100-80gb", "gpu_count": 1, "max_runtime_hours": 2}
     _, _, qr = A("/v1/quotes", "post", body=q, token=mem, expect=200)

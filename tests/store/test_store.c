@@ -1300,6 +1300,51 @@ static int op_token_revoke(struct fx *f, void *arg)
 	return f->ops->token_revoke(f->c, &ADMIN, "tok_f", f->now);
 }
 
+/* A patch of a team's budget and period (the period change moves its
+ * reservations), and retiring it; a GPU type's new price, and retiring it. */
+static int op_team_patch(struct fx *f, void *arg)
+{
+	struct team t, out;
+
+	memset(&t, 0, sizeof(t));
+	strcpy(t.id, arg);
+	t.budget_micros = 77 * PRICE;
+	t.period = PERIOD_QUARTERLY;
+	return f->ops->team_patch(f->c, &ADMIN, &t, TEAM_F_BUDGET | TEAM_F_PERIOD, f->now, &out);
+}
+
+static int op_team_retire(struct fx *f, void *arg)
+{
+	struct team t, out;
+
+	memset(&t, 0, sizeof(t));
+	strcpy(t.id, arg);
+	t.retired_at = f->now;
+	return f->ops->team_patch(f->c, &ADMIN, &t, TEAM_F_RETIRED, f->now, &out);
+}
+
+static int op_gpu_patch(struct fx *f, void *arg)
+{
+	struct gpu_type g, out;
+
+	memset(&g, 0, sizeof(g));
+	strcpy(g.id, arg);
+	g.price_micros = 3 * PRICE;
+	strcpy(g.price_source, "set by faulty");
+	g.capacity = 5;
+	return f->ops->gpu_type_patch(f->c, &ADMIN, &g, GPU_F_PRICE | GPU_F_CAPACITY, f->now, &out);
+}
+
+static int op_gpu_retire(struct fx *f, void *arg)
+{
+	struct gpu_type g, out;
+
+	memset(&g, 0, sizeof(g));
+	strcpy(g.id, arg);
+	g.retired_at = f->now;
+	return f->ops->gpu_type_patch(f->c, &ADMIN, &g, GPU_F_RETIRED, f->now, &out);
+}
+
 static void test_fault_rollback(void **state)
 {
 	struct fx *f = *state;
@@ -1347,6 +1392,12 @@ static void test_fault_rollback(void **state)
 	assert_int_equal(l.reserved, 0);
 	assert_int_equal(l.spent, 2 * 99 * 1000);
 	assert_int_equal(gpu_allocated(f, "h100"), 0);
+
+	/* Partial updates and retirement (issue 16) roll back whole too. */
+	assert_true(fault_loop(f, op_team_patch, "nlp") > 1);
+	assert_true(fault_loop(f, op_team_retire, "nlp") > 1);
+	assert_true(fault_loop(f, op_gpu_patch, "h100") > 1);
+	assert_true(fault_loop(f, op_gpu_retire, "h100") > 1);
 }
 
 /* ---- 3. concurrency ---------------------------------------------------- */

@@ -11,9 +11,11 @@
  * losers of the unique index rerun as updates), one Idempotency-Key sent by
  * many job requests at once, and alert claimers that must never claim one
  * alert twice.  Also: scope lists, audit pages, seeding, job outcomes, the
- * GitOps clean-up queue, and rows planted past the store that do not fit
- * (lists and audit pages go on past them); audit filters (team, actor,
- * action, time) and job pages, walked page by page.  Nothing outside its directory
+ * GitOps clean-up queue, partial updates and retirement of teams and GPU
+ * types (price provenance, admins, no new allocation while retired), and rows
+ * planted past the store that do not fit (lists and audit pages go on past
+ * them); audit filters (team, actor, action, time) and job pages, walked page
+ * by page.  Nothing outside its directory
  * or schema.
  */
 #include <pthread.h>
@@ -155,7 +157,7 @@ struct audit_seen {
 	char action[64];  /* count rows with this action ("" = all) */
 	char object[STORE_ID_LEN];
 	int matched;
-	char after_json[128];
+	char after_json[1024];
 };
 
 static int audit_cb(void *ctx, const struct audit_entry *e)
@@ -839,6 +841,183 @@ static void test_job_list(void **state)
 	free(j);
 }
 
+/* ---- 7. partial updates, retirement, admins (issue 16) ---------------------- */
+
+static int alloc_one(struct fx *f, const char *team, const char *gpu, int64_t now,
+		     struct alloc_outcome *o)
+{
+	char detail[STORE_DETAIL_LEN] = "";
+	struct alloc_request r;
+
+	memset(&r, 0, sizeof(r));
+	snprintf(r.team, sizeof(r.team), "%s", team);
+	snprintf(r.project, sizeof(r.project), "p");
+	snprintf(r.gpu_type, sizeof(r.gpu_type), "%s", gpu);
+	r.gpu_count = 1;
+	r.max_runtime_us = INT64_C(3600000000);
+	strcpy(r.labels_json, "{}");
+	return f->ops->allocate(f->c, &ADMIN, &r, 86400, now, NULL, o, detail);
+}
+
+static void test_team_patch_retire(void **state)
+{
+	struct fx *f = *state;
+	struct team t = team_rec("speech"), got, p;
+	struct gpu_type g = gpu_rec("h100", 8);
+	struct alloc_outcome o;
+	struct audit_seen s;
+	bool created;
+
+	strcpy(t.admins_json, "[\"jane@example.com\",\"user:default/bob\"]");
+	assert_int_equal(f->ops->gpu_type_put(f->c, &ADMIN, &g, f->now, &created), 0);
+	assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t, f->now, &created), 0);
+	assert_int_equal(f->ops->team_get(f->c, "speech", &got), 0);
+	assert_string_equal(got.admins_json, "[\"jane@example.com\",\"user:default/bob\"]");
+	assert_string_equal(store_team_admins_json(&got), got.admins_json);
+
+	/* A budget alone: every other field is kept. */
+	memset(&p, 0, sizeof(p));
+	strcpy(p.id, "speech");
+	p.budget_micros = 42;
+	assert_int_equal(f->ops->team_patch(f->c, &ADMIN, &p, TEAM_F_BUDGET, f->now + 1, &got), 0);
+	assert_int_equal(f->ops->team_get(f->c, "speech", &got), 0);
+	assert_int_equal(got.budget_micros, 42);
+	assert_string_equal(got.display_name, "Team speech");
+	assert_string_equal(got.thresholds_json, "[0.5]");
+	assert_int_equal(got.period, PERIOD_MONTHLY);
+	assert_string_equal(got.admins_json, t.admins_json);
+	assert_int_equal(got.created_at, f->now);
+	assert_int_equal(got.updated_at, f->now + 1);
+	assert_int_equal(audit_matching(f, "team.update", "speech", &s), 1);
+	assert_non_null(strstr(s.after_json, "\"budget\":\"0.000042\""));
+	/* Admins alone; an unknown team is not created by a patch. */
+	strcpy(p.admins_json, "[]");
+	assert_int_equal(f->ops->team_patch(f->c, &ADMIN, &p, TEAM_F_ADMINS, f->now + 2, &got), 0);
+	assert_string_equal(got.admins_json, "[]");
+	assert_int_equal(got.budget_micros, 42);
+	strcpy(p.id, "nope");
+	assert_int_equal(f->ops->team_patch(f->c, &ADMIN, &p, TEAM_F_BUDGET, f->now, &got),
+			 ERR_NOT_FOUND);
+	assert_int_equal(f->ops->team_get(f->c, "nope", &got), ERR_NOT_FOUND);
+
+	/* Retire: once (a second retire keeps the first instant, no audit row). */
+	p.budget_micros = INT64_C(1000000000000);
+	strcpy(p.id, "speech");
+	assert_int_equal(f->ops->team_patch(f->c, &ADMIN, &p, TEAM_F_BUDGET, f->now + 3, &got), 0);
+	assert_int_equal(alloc_one(f, "speech", "h100", f->now + 3, &o), 0); /* before: approved */
+	char live[STORE_ID_LEN];
+	snprintf(live, sizeof(live), "%s", o.alloc.id);
+	p.retired_at = f->now + 4;
+	assert_int_equal(f->ops->team_patch(f->c, &ADMIN, &p, TEAM_F_RETIRED, f->now + 4, &got), 0);
+	assert_int_equal(got.retired_at, f->now + 4);
+	p.retired_at = f->now + 5;
+	assert_int_equal(f->ops->team_patch(f->c, &ADMIN, &p, TEAM_F_RETIRED, f->now + 5, &got), 0);
+	assert_int_equal(got.retired_at, f->now + 4);
+	assert_int_equal(audit_matching(f, "team.retire", "speech", &s), 1);
+
+	/* Retired: no new allocation (the field named), no change by put or patch. */
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(alloc_one(f, "speech", "h100", f->now + 6, &o), ERR_CONFLICT);
+	assert_string_equal(o.field, "team");
+	assert_int_equal(f->ops->team_patch(f->c, &ADMIN, &p, TEAM_F_BUDGET, f->now + 6, &got),
+			 ERR_CONFLICT);
+	assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t, f->now + 6, &created), ERR_CONFLICT);
+	assert_int_equal(f->ops->team_get(f->c, "speech", &got), 0);
+	assert_int_equal(got.budget_micros, INT64_C(1000000000000));
+	assert_int_equal(got.retired_at, f->now + 4);
+	/* The allocation approved before goes on and completes. */
+	struct allocation a;
+	bool repeat;
+	char detail[STORE_DETAIL_LEN];
+	assert_int_equal(f->ops->alloc_transition(f->c, &ADMIN, live, ALLOC_EV_START, f->now + 7,
+						  f->now + 7, &a, &repeat, detail), 0);
+	assert_int_equal(f->ops->alloc_transition(f->c, &ADMIN, live, ALLOC_EV_COMPLETE, f->now + 8,
+						  f->now + 8, &a, &repeat, detail), 0);
+	assert_int_equal(a.status, ALLOC_COMPLETED);
+
+	/* Reactivate (retired_at 0) with a change in the same patch. */
+	p.retired_at = 0;
+	p.budget_micros = 7;
+	assert_int_equal(f->ops->team_patch(f->c, &ADMIN, &p, TEAM_F_RETIRED | TEAM_F_BUDGET,
+					    f->now + 9, &got), 0);
+	assert_int_equal(got.retired_at, 0);
+	assert_int_equal(got.budget_micros, 7);
+	assert_int_equal(audit_matching(f, "team.reactivate", "speech", &s), 1);
+	assert_non_null(strstr(s.after_json, "\"retired_at\":null"));
+	assert_int_equal(audit_matching(f, "team.retire", "speech", &s), 1);
+	assert_non_null(strstr(s.after_json, "\"retired_at\":\"2026-07-15T12:00:04Z\""));
+}
+
+static void test_gpu_patch_retire(void **state)
+{
+	struct fx *f = *state;
+	struct gpu_type g = gpu_rec("h100", 8), got, p;
+	struct team t = team_rec("ml");
+	struct alloc_outcome o;
+	struct audit_seen s;
+	bool created;
+
+	strcpy(g.price_source, "aws p5.48xlarge");
+	assert_int_equal(f->ops->gpu_type_put(f->c, &ADMIN, &g, f->now, &created), 0);
+	assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t, f->now, &created), 0);
+
+	/* Put with the same price: the provenance stays (date "" = not given). */
+	g.capacity = 16;
+	strcpy(g.price_source, "set by admin");
+	g.price_date[0] = '\0';
+	assert_int_equal(f->ops->gpu_type_put(f->c, &ADMIN, &g, f->now + 1, &created), 0);
+	assert_false(created);
+	assert_int_equal(f->ops->gpu_type_get(f->c, "h100", &got), 0);
+	assert_string_equal(got.price_source, "aws p5.48xlarge");
+	assert_string_equal(got.price_date, "2026-07-01");
+	assert_int_equal(got.capacity, 16);
+
+	/* Capacity alone: name, price and provenance kept. */
+	memset(&p, 0, sizeof(p));
+	strcpy(p.id, "h100");
+	p.capacity = 64;
+	assert_int_equal(f->ops->gpu_type_patch(f->c, &ADMIN, &p, GPU_F_CAPACITY, f->now + 2, &got),
+			 0);
+	assert_int_equal(got.capacity, 64);
+	assert_string_equal(got.name, "GPU h100");
+	assert_int_equal(got.price_micros, 3600000);
+	assert_string_equal(got.price_source, "aws p5.48xlarge");
+	/* The same price in a patch: still kept; a new price: new source, today's date. */
+	p.price_micros = 3600000;
+	strcpy(p.price_source, "set by admin");
+	assert_int_equal(f->ops->gpu_type_patch(f->c, &ADMIN, &p, GPU_F_PRICE, f->now + 3, &got), 0);
+	assert_string_equal(got.price_source, "aws p5.48xlarge");
+	p.price_micros = 4000000;
+	assert_int_equal(f->ops->gpu_type_patch(f->c, &ADMIN, &p, GPU_F_PRICE, f->now + 4, &got), 0);
+	assert_int_equal(f->ops->gpu_type_get(f->c, "h100", &got), 0);
+	assert_int_equal(got.price_micros, 4000000);
+	assert_string_equal(got.price_source, "set by admin");
+	assert_string_equal(got.price_date, "2026-07-15");
+	strcpy(p.id, "nope");
+	assert_int_equal(f->ops->gpu_type_patch(f->c, &ADMIN, &p, GPU_F_CAPACITY, f->now, &got),
+			 ERR_NOT_FOUND);
+
+	/* Retired: no allocation of the type, no change but a reactivation. */
+	strcpy(p.id, "h100");
+	p.retired_at = f->now + 5;
+	assert_int_equal(f->ops->gpu_type_patch(f->c, &ADMIN, &p, GPU_F_RETIRED, f->now + 5, &got),
+			 0);
+	assert_int_equal(got.retired_at, f->now + 5);
+	assert_int_equal(audit_matching(f, "gpu_type.retire", "h100", &s), 1);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(alloc_one(f, "ml", "h100", f->now + 6, &o), ERR_CONFLICT);
+	assert_string_equal(o.field, "gpu_type");
+	assert_int_equal(f->ops->gpu_type_put(f->c, &ADMIN, &g, f->now + 6, &created), ERR_CONFLICT);
+	assert_int_equal(f->ops->gpu_type_patch(f->c, &ADMIN, &p, GPU_F_CAPACITY, f->now + 6, &got),
+			 ERR_CONFLICT);
+	p.retired_at = 0;
+	assert_int_equal(f->ops->gpu_type_patch(f->c, &ADMIN, &p, GPU_F_RETIRED, f->now + 7, &got),
+			 0);
+	assert_int_equal(got.retired_at, 0);
+	assert_int_equal(got.capacity, 64);
+	assert_int_equal(alloc_one(f, "ml", "h100", f->now + 8, &o), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -850,6 +1029,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alerts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_team_patch_retire, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gpu_patch_retire, setup, teardown),
 	};
 
 	use_pg = itest_pg_enabled();

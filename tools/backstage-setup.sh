@@ -12,7 +12,7 @@
 #   tools/backstage-setup.sh --node     print the Node binary's path (installs nothing;
 #                                       exit 1 if missing)
 # First, uncached run: ~20 s for Node (27 MB download), ~5 min for npm ci
-# (1,350 packages, ~800 MB in node_modules, better-sqlite3 compiled) on 2 shared cores.
+# (1,380 packages, ~820 MB in node_modules, better-sqlite3 compiled) on 2 shared cores.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 version=22.23.5

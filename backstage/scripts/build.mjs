@@ -1,9 +1,10 @@
 // scripts/build.mjs - transpiles the plugins' TypeScript (plugins/*/src) to
 // CommonJS in dist/<plugin>/ with esbuild, file by file (no bundling: the
 // backend packages are resolved from node_modules at run time, as in a
-// backend).  The card test is bundled instead (dist/card.test.mjs): Backstage's
-// frontend packages ship only ESM with extension-less imports, meant for a
-// bundler (the app's webpack, or Jest), which plain `node` cannot load.
+// backend).  The frontend tests (test/*.test.src.mjs: the card, the quote
+// field) are bundled instead (dist/<name>.test.mjs): Backstage's frontend
+// packages ship only ESM with extension-less imports, meant for a bundler
+// (the app's webpack, or Jest), which plain `node` cannot load.
 // The tests load dist/; an adopter builds from src/ with backstage-cli.
 import { build } from 'esbuild';
 import { readdirSync, rmSync, statSync } from 'node:fs';
@@ -37,11 +38,11 @@ for (const plugin of readdirSync(join(root, 'plugins'))) {
   });
 }
 
-// The card test with the card's source, React and the Backstage frontend
-// packages in one ESM file; jsdom and the test harness stay outside.
-await build({
-  entryPoints: [join(root, 'test', 'card.test.src.mjs')],
-  outfile: join(root, 'dist', 'card.test.mjs'),
+// Each frontend test with the plugin's source, React and the Backstage
+// frontend packages in one ESM file; jsdom and the test harness stay outside.
+for (const t of readdirSync(join(root, 'test')).filter(f => f.endsWith('.test.src.mjs'))) await build({
+  entryPoints: [join(root, 'test', t)],
+  outfile: join(root, 'dist', t.replace('.src.mjs', '.mjs')),
   bundle: true,
   format: 'esm',
   platform: 'node',

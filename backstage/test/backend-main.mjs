@@ -32,6 +32,13 @@ const backend = await startTestBackend({
               headers: { Authorization: `Bearer ${cfg.plinthToken}` },
               allowedMethods: ['GET'],
             },
+            // The PlinthQuote form field: exactly POST /v1/quotes, nothing else.
+            '/plinth-quote': {
+              target: cfg.plinthBaseUrl,
+              pathRewrite: { '^/api/proxy/plinth-quote/?$': '/v1/quotes' },
+              headers: { Authorization: `Bearer ${cfg.plinthToken}` },
+              allowedMethods: ['POST'],
+            },
           },
         },
         plinth: { baseUrl: cfg.plinthBaseUrl, token: cfg.plinthToken, argocdUrl: cfg.argocdUrl },

@@ -10,10 +10,7 @@
 import './jsdom-setup.mjs';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { writeFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { World, ROOT } from './harness.mjs';
+import { World, savePage } from './harness.mjs';
 
 import React from 'react';
 import { renderInTestApp, TestApiProvider } from '@backstage/test-utils';
@@ -126,19 +123,5 @@ test('error state: an unknown team and a missing proxy endpoint say what to chec
   assert.match(text('plinth-error'), /answered 404/);
 });
 
-/** The rendered page (markup + the MUI styles JSS put in <head>) as a PNG from Chromium. */
-async function screenshot(name) {
-  const dir = process.env.PLINTH_CARD_SCREENSHOT || world.dir;
-  const html = join(dir, `${name}.html`);
-  writeFileSync(html, '<!doctype html>' + document.documentElement.outerHTML);
-  if (!existsSync('/usr/bin/chromium')) return; // the e2e suite needs it too; tools/deps.sh installs it
-  const { chromium } = createRequire(join(ROOT, 'tests/e2e/package.json'))('playwright-core');
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
-  try {
-    const page = await browser.newPage({ viewport: { width: 640, height: 520 } });
-    await page.goto('file://' + html);
-    await page.screenshot({ path: join(dir, `${name}.png`), fullPage: true });
-  } finally {
-    await browser.close();
-  }
-}
+/** The rendered page (markup + the MUI styles JSS put in <head>) as HTML and a Chromium PNG. */
+const screenshot = name => savePage(process.env.PLINTH_CARD_SCREENSHOT || world.dir, name, document);

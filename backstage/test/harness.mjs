@@ -6,7 +6,8 @@
 // like a crashing backend.  Everything listens on loopback, on free ports,
 // and stop() ends every process it started.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, existsSync, openSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, existsSync, openSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -64,6 +65,14 @@ export class World {
     this.dir = mkdtempSync(join(tmpdir(), 'plinth-backstage.'));
     this.procs = [];
     this.pgids = [];
+    // A test process that ends before its after() hook (an uncaught error in
+    // a rendered component, the runner's SIGTERM) must not leave the daemon
+    // and backends running.
+    for (const sig of ['SIGTERM', 'SIGINT']) process.once(sig, () => process.exit(1));
+    process.once('exit', () => {
+      for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+      for (const g of this.pgids) { try { process.kill(-g, 'SIGKILL'); } catch { /* already gone */ } }
+    });
   }
 
   /** MLflow + git daemon + plinth serve, a priced GPU type, two teams, a service token. */
@@ -172,5 +181,25 @@ export class World {
       for (let i = 0; i < 200 && alive(g); i++) await sleep(100);
       if (alive(g)) process.kill(-g, 'SIGKILL');
     }
+  }
+}
+
+/**
+ * Saves a rendered jsdom document (markup + the MUI styles JSS put in
+ * <head>) as dir/name.html and, with Debian's Chromium (playwright-core from
+ * tests/e2e), as dir/name.png, to look at.
+ */
+export async function savePage(dir, name, doc) {
+  const html = join(dir, `${name}.html`);
+  writeFileSync(html, '<!doctype html>' + doc.documentElement.outerHTML);
+  if (!existsSync('/usr/bin/chromium')) return; // the e2e suite needs it too; tools/deps.sh installs it
+  const { chromium } = createRequire(join(ROOT, 'tests/e2e/package.json'))('playwright-core');
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 640, height: 520 } });
+    await page.goto('file://' + html);
+    await page.screenshot({ path: join(dir, `${name}.png`), fullPage: true });
+  } finally {
+    await browser.close();
   }
 }

@@ -17,6 +17,8 @@ for (const key of Object.getOwnPropertyNames(w)) {
     /* read-only on the Node side: keep Node's */
   }
 }
+// The scaffolder's Stepper scrolls to the top on each page; jsdom has no layout.
+w.scrollTo = () => {};
 globalThis.window = w;
 globalThis.document = w.document;
 for (const m of ['addEventListener', 'removeEventListener', 'dispatchEvent']) globalThis[m] = w[m].bind(w);

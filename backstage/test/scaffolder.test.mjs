@@ -66,7 +66,10 @@ async function team(id) { return (await world.admin('GET', `/v1/teams/${id}`)).b
 async function allocations(id) { return (await world.admin('GET', `/v1/allocations?team=${id}&limit=100`)).body.items; }
 
 test('the template completes: allocation reserved at the quoted price, model in MLflow, commit in GitOps', async () => {
-  const created = await api(bs, 'POST', '/v2/tasks', { templateRef: 'template:default/gpu-training-job', values: values() });
+  // With the Price page's value as the form sends it (test/quote.test.src.mjs renders that page).
+  const quote = { verdict: 'would approve', estimatedCost: '20.64', available: '10000.00',
+    detail: 'Plinth would approve this job now.', request: 'nlp|h100-80gb|2|1.5' };
+  const created = await api(bs, 'POST', '/v2/tasks', { templateRef: 'template:default/gpu-training-job', values: values({ quote }) });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   const t = await finish(bs, created.body.id);
   console.log(`# task log of a successful run:\n${t.log.replace(/^/gm, '#   ')}`);
@@ -194,6 +197,11 @@ test('the scaffolder refuses values outside the template\'s parameter schemas (4
     assert.equal(r.status, 400, `${field}: ${JSON.stringify(r.body)}`);
     assert.ok(JSON.stringify(r.body.errors).includes(field), JSON.stringify(r.body));
   }
+  // The Price page's quote (the PlinthQuote field's value) is checked by the same schema.
+  const badQuote = await api(bs, 'POST', '/v2/tasks', { templateRef: 'template:default/gpu-training-job',
+    values: values({ quote: { verdict: 'would approve', estimatedCost: 20.64 } }) });
+  assert.equal(badQuote.status, 400, JSON.stringify(badQuote.body));
+  assert.match(JSON.stringify(badQuote.body.errors), /estimatedCost/);
   const missing = values();
   delete missing.team;
   const r = await api(bs, 'POST', '/v2/tasks', { templateRef: 'template:default/gpu-training-job', values: missing });

@@ -12,4 +12,4 @@ cd "$root/backstage"
 "$node" scripts/build.mjs
 # Its own PATH entry so child processes (the test backends) run on the same Node.
 PATH="$(dirname "$node"):$PATH" exec "$node" --test --test-reporter=tap --test-concurrency=1 \
-	test/scaffolder.test.mjs dist/card.test.mjs
+	test/scaffolder.test.mjs dist/card.test.mjs dist/quote.test.mjs

@@ -808,7 +808,9 @@
     const body = { display_name: $('#tf-name').value.trim(), budget: { amount: $('#tf-amount').value.trim().replace(/,/g, ''), period: $('#tf-period').value },
       alert_thresholds: ppm.map((x) => x / 1e6) };
     try {
-      const t = await api('/v1/teams/' + enc(id), { method: 'PUT', body });
+      /* An existing team is patched: what the form does not show (admins,
+       * namespaces) stays as it is. */
+      const t = await api('/v1/teams/' + enc(id), { method: $('#tf-id').readOnly ? 'PATCH' : 'PUT', body });
       state.teams = null;
       editTeam(null);
       await adminTeams();
@@ -855,7 +857,7 @@
     const body = { name: $('#gf-name').value.trim(), price_per_gpu_hour: $('#gf-price').value.trim(), capacity: Number(cap) };
     if ($('#gf-date').value) body.price_date = $('#gf-date').value;
     try {
-      const g = await api('/v1/gpu-types/' + enc(id), { method: 'PUT', body });
+      const g = await api('/v1/gpu-types/' + enc(id), { method: $('#gf-id').readOnly ? 'PATCH' : 'PUT', body });
       state.gpus = null;
       editGpu(null);
       await adminGpus();

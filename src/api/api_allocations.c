@@ -173,7 +173,7 @@ static int catalog_read(struct req *r, const char *team_id, const char *gpu_id, 
 			rc = alloc_catalog_suggest(r, false, &s);
 			if (rc == 0)
 				rc = alloc_unknown_gpu_type(errors, gpu_id, &s, extra);
-		} else if (rc == 0 && count > gpu->capacity)
+		} else if (rc == 0 && !gpu->retired_at && count > gpu->capacity) /* retired: 409 below */
 			jsonv_error(errors, "gpu_count", "exceeds the capacity of %s (%lld GPUs)",
 				    gpu->id, (long long)gpu->capacity);
 	}

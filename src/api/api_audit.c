@@ -178,13 +178,20 @@ static json_t *audit_token(const json_t *o)
 	return render_token(&t);
 }
 
-/* A record of another shape as stored, its epoch times ("*_at",
- * "period_start") as RFC 3339. */
+/* A record of another shape (a refused request, the catalog seed) as
+ * stored, its epoch times ("*_at", "period_start") as RFC 3339 and a
+ * runtime in microseconds as the API's max_runtime_hours. */
 static json_t *audit_as_stored(json_t *o)
 {
 	const char *k;
 	json_t *v;
-	json_object_foreach(o, k, v) {
+	void *tmp;
+	json_t *us = json_object_get(o, "max_runtime_us");
+	if (json_is_integer(us)) {
+		json_object_set_new(o, "max_runtime_hours", render_hours(json_integer_value(us)));
+		json_object_del(o, "max_runtime_us");
+	}
+	json_object_foreach_safe(o, tmp, k, v) {
 		size_t n = strlen(k);
 		bool is_time = strcmp(k, "period_start") == 0 || (n > 3 && strcmp(k + n - 3, "_at") == 0);
 		if (is_time && json_is_integer(v))

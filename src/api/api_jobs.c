@@ -192,13 +192,21 @@ static int job_parse(struct req *r, json_t *body, struct job_req *q)
 			rc = alloc_catalog_suggest(r, false, &s);
 			if (rc == 0)
 				rc = alloc_unknown_gpu_type(errors, q->gpu_type, &s, &extra);
-		} else if (rc == 0 && q->gpu_count > gpu.capacity) {
+		} else if (rc == 0 && !gpu.retired_at && q->gpu_count > gpu.capacity) {
 			jsonv_error(errors, "gpu_count", "exceeds the capacity of %s (%lld GPUs)",
 				    gpu.id, (long long)gpu.capacity);
 		}
 	}
 	if (rc != 0) {
 		reply_err(r, rc, "cannot read the catalog");
+		goto out;
+	}
+	/* Retired: no new job (409, as an allocation's refusal), nothing recorded. */
+	if (json_array_size(errors) == 0 && (team.retired_at || gpu.retired_at)) {
+		char d[STORE_ID_LEN + 64];
+		snprintf(d, sizeof(d), team.retired_at ? "team '%s' is retired" : "GPU type '%s' is retired",
+			 team.retired_at ? team.id : gpu.id);
+		reply_retired(r, team.retired_at ? "team" : "gpu_type", d);
 		goto out;
 	}
 	if (json_array_size(errors) == 0)
@@ -491,6 +499,13 @@ void api_job_create(struct req *r)
 					    &o.suggest);
 		json_decref(est);
 		json_decref(avail);
+		job_finish(r, j, 409, p);
+		goto out;
+	} else if (rc == ERR_CONFLICT && o.field[0]) {
+		/* Retired since the request was checked: a refusal, the job ends. */
+		json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type",
+				      HTTP_PROBLEM_BASE "retired", "title", "Retired", "status", 409,
+				      "detail", detail[0] ? detail : "retired", "field", o.field);
 		job_finish(r, j, 409, p);
 		goto out;
 	} else if (rc != 0) {

@@ -146,8 +146,10 @@ void ledger_forecast(int64_t start, int64_t end, int64_t now, int64_t budget, in
 		elapsed = SEC_PER_HOUR; /* one hour at least, so a fresh period does not explode */
 	i128 used = (i128)spent + accrued;
 	i128 burn = used > 0 ? used * SEC_PER_DAY / elapsed : 0;
-	forecast_from_burn(n, end, now, budget, used, used + reserved, burn, burn_per_day, forecast,
-			   exhaust_at);
+	/* committed = spent + reserved: a running allocation's accrued cost is
+	 * part of its reservation already, so it is not added again. */
+	forecast_from_burn(n, end, now, budget, used, (i128)spent + reserved, burn, burn_per_day,
+			   forecast, exhaust_at);
 }
 
 void ledger_forecast_recent(int64_t start, int64_t end, int64_t now, int64_t budget, int64_t spent,
@@ -158,6 +160,6 @@ void ledger_forecast_recent(int64_t start, int64_t end, int64_t now, int64_t bud
 	i128 window = window_s < SEC_PER_HOUR ? SEC_PER_HOUR : window_s;
 	i128 used = (i128)spent + accrued;
 	i128 burn = recent_used > 0 ? (i128)recent_used * SEC_PER_DAY / window : 0;
-	forecast_from_burn(n, end, now, budget, used, used + reserved, burn, burn_per_day, forecast,
-			   exhaust_at);
+	forecast_from_burn(n, end, now, budget, used, (i128)spent + reserved, burn, burn_per_day,
+			   forecast, exhaust_at);
 }

@@ -79,6 +79,8 @@ void store_suggest_types(const struct gpu_type *cat, size_t n, bool free_only,
 		const struct gpu_type *g = &cat[i];
 		int64_t nf = g->capacity > g->allocated ? g->capacity - g->allocated : 0;
 
+		if (g->retired_at != 0) /* takes no new allocation: never suggested */
+			continue;
 		if (!free_only) {
 			if (s->nvalid < STORE_SUGGEST_TYPES)
 				snprintf(s->valid[s->nvalid++], STORE_ID_LEN, "%s", g->id);

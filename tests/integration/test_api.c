@@ -1317,6 +1317,17 @@ static void test_audit_shapes_and_filters(void **state)
 	json_decref(alloc);
 	json_decref(team);
 	json_decref(gpu);
+	/* A refused request: its runtime in hours, as the request gave it. */
+	r = itest_allocate(d, d->admin, "sh", "p", "sh-gpu", 8, "100");
+	ITEST_STATUS(r, 409);
+	r = itest_req(d, "GET", "/v1/audit?team=sh&action=allocation.refuse", d->admin, NULL);
+	ITEST_STATUS(r, 200);
+	e = json_array_get(itest_jget(r->json, "items"), 0);
+	assert_non_null(e);
+	ITEST_STREQ(itest_jstr(e, "action"), "allocation.refuse");
+	assert_true(json_number_value(itest_jget(e, "after.max_runtime_hours")) == 100.0);
+	assert_null(itest_jget(e, "after.max_runtime_us"));
+	ITEST_STREQ(itest_jstr(e, "after.status"), "refused");
 }
 
 /* Tokens show whether they are revoked; ?status= picks one kind. */

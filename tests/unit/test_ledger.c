@@ -164,11 +164,18 @@ static void test_forecast(void **state)
 	assert_int_equal(fc, U(300));
 	assert_int_equal(ex, 0);
 
-	/* Accrued counts as used; a budget of 200 runs out 10 days from now. */
-	ledger_forecast(start, end, start + 10 * DAY, U(200), U(60), U(40), 0, &burn, &fc, &ex);
+	/* Accrued counts as used (a running allocation's, within its reservation);
+	 * a budget of 200 runs out 10 days from now. */
+	ledger_forecast(start, end, start + 10 * DAY, U(200), U(60), U(40), U(40), &burn, &fc, &ex);
 	assert_int_equal(burn, U(10));
 	assert_int_equal(fc, U(300));
 	assert_int_equal(ex, start + 20 * DAY);
+
+	/* Accrued is part of reserved, not added to it: with 10 still available
+	 * (260 - 100 spent - 150 reserved) the budget is not exhausted now. */
+	ledger_forecast(start, end, start + 10 * DAY, U(260), U(100), U(50), U(150), &burn, &fc, &ex);
+	assert_true(ex > start + 10 * DAY);
+	assert_int_equal(ex, start + 10 * DAY + DAY * 10 / 15);
 
 	/* Reserved money is committed: it raises the floor and brings exhaustion closer. */
 	ledger_forecast(start, end, start + 10 * DAY, U(400), U(100), 0, U(250), &burn, &fc, &ex);

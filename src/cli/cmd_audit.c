@@ -62,14 +62,18 @@ static void audit_summary(struct cli_table *t, const json_t *e)
 			str(r, "price_per_gpu_hour"), str(r, "currency"),
 			cli_json_text(json_object_get(r, "capacity"), h, sizeof(h)));
 	} else if (strcmp(type, "allocation") == 0 && json_is_object(r)) {
-		char n[32];
+		char n[32], m[CLI_MONEY_LEN];
 		const char *cost = json_is_string(json_object_get(r, "actual_cost")) ?
 			"actual_cost" : "estimated_cost";
-		cli_table_cellf(t, "%s x %s, %s h, %s %s USD",
+		/* Money to cents as in every table; --json keeps the full value. */
+		cli_table_cellf(t, "%s x %s, %s h, %s %s",
 			cli_json_text(json_object_get(r, "gpu_count"), n, sizeof(n)),
 			str(r, "gpu_type"),
 			cli_json_text(json_object_get(r, "max_runtime_hours"), h, sizeof(h)),
-			strcmp(cost, "actual_cost") == 0 ? "actual" : "estimated", str(r, cost));
+			strcmp(cost, "actual_cost") == 0 ? "actual" : "estimated",
+			cli_money_text(json_string_value(json_object_get(r, cost)),
+				       json_string_value(json_object_get(r, "currency")), m,
+				       sizeof(m)));
 	} else if (strcmp(type, "token") == 0 && json_is_object(r)) {
 		cli_table_cellf(t, "%s (%s)", str(r, "name"), str(r, "role"));
 	} else {

@@ -734,6 +734,13 @@ expect_rc 0 "audit (finance)"
 expect_out "AT " "audit prints a table"
 expect_out "budget 1000.00 USD monthly" "audit summarises a team's budget"
 expect_out "svc (service)" "audit summarises a token"
+# Money in the summaries is rounded to cents like every table (--json keeps it whole).
+if grep -Eq '(estimated|actual) [0-9]+\.[0-9]{2} USD' "$T/out" &&
+	! grep -Eq '(estimated|actual) [0-9]+\.[0-9]{3,}' "$T/out"; then
+	ok "audit summaries show money to cents"
+else
+	not_ok "audit summaries: money not to cents: $(grep -Eo '(estimated|actual) [0-9.]+' "$T/out" | head -3 | tr '\n' ' ')"
+fi
 run --token "$FIN" audit --action token.revoke
 expect_rc 0 "audit --action token.revoke"
 expect_out "$SVC_ID" "audit --action shows the revoke"

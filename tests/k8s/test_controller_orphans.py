@@ -135,8 +135,11 @@ def main():
     for name, a, why in (("orphan-expired", a_exp, "expired"), ("orphan-completed", a_done, "completed")):
         r = wait(lambda: (lambda s: (s == 404, s))(job_status(name)), 60)
         ok(r[0], f"--enforce deletes {name} (API server: 404)", (r[1], enf.log()[-1500:]))
-        ok(f"deleted orphaned Job {NS}/{name}: allocation {a['id']} is {why}" in enf.log(),
-           f"the deletion of {name} is logged ({why})", enf.log()[-1500:])
+        # The Job can be gone (404) a moment before the controller writes its
+        # log line: wait for the line, bounded.
+        line = f"deleted orphaned Job {NS}/{name}: allocation {a['id']} is {why}"
+        r = wait(lambda: (line in enf.log(), None), 20)
+        ok(r[0], f"the deletion of {name} is logged ({why})", enf.log()[-1500:])
     r = wait(lambda: (lambda t: ("plinth_controller_enforced_deletions_total 2" in t, t))(metrics(port2)), 30)
     ok(r[0], "plinth_controller_enforced_deletions_total 2", r[1])
     after = alloc_get(a_done["id"])

@@ -1940,18 +1940,19 @@ static void test_migration_from_v5(void **state)
 	(void)state;
 	struct fx g = {0};
 	struct team t;
-	const unsigned char *const lite[] = {schema_sqlite_v1, schema_sqlite_v2, schema_sqlite_v3,
-					     schema_sqlite_v4, schema_sqlite_v5};
-	const unsigned char *const pg[] = {schema_postgres_v1, schema_postgres_v2,
-					   schema_postgres_v3, schema_postgres_v4,
-					   schema_postgres_v5};
+	static const unsigned char *const scripts[2][5] = {
+		{schema_sqlite_v1, schema_sqlite_v2, schema_sqlite_v3, schema_sqlite_v4,
+		 schema_sqlite_v5},
+		{schema_postgres_v1, schema_postgres_v2, schema_postgres_v3, schema_postgres_v4,
+		 schema_postgres_v5},
+	};
 
 	fx_paths(&g);
 	raw_script(&g, "CREATE TABLE schema_migrations(version INTEGER PRIMARY KEY,"
 		       " applied_at BIGINT NOT NULL)");
 	for (int v = 1; v <= 5; v++) {
 		char mark[96];
-		raw_script(&g, (const char *)(g.pg ? pg : lite)[v - 1]);
+		raw_script(&g, (const char *)scripts[g.pg ? 1 : 0][v - 1]);
 		snprintf(mark, sizeof(mark), "INSERT INTO schema_migrations VALUES (%d, 0)", v);
 		raw_script(&g, mark);
 	}

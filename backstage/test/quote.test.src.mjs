@@ -132,7 +132,7 @@ test('over budget: the Price page shows the refusal, Plinth\'s reasons and what 
   // even 1 GPU for 1.5 h (10.32) does not fit.
   assert.equal(text('plinth-quote-detail'),
     `${api.reasons[0]}. What fits now: 2 × h100-80gb for up to 0.72 h.`);
-  assert.match(api.reasons[0], /^budget: needs 20\.64 USD, 10\.00 available$/);
+  assert.match(api.reasons[0], /^budget: needs 20\.64 USD, 10\.00 USD available$/);
 
   fireEvent.click(screen.getByRole('button', { name: 'Review' }));
   await screen.findAllByText(/Plinth would refuse this job: budget: needs 20\.64 USD/, {}, WAIT);

@@ -85,6 +85,13 @@ json_t *render_gpu_type(const struct gpu_type *g, const char *currency);
 void render_hours_text(int64_t us, char *buf, size_t len);
 /* Adds a refusal's suggestion members (API.md, "Refusals") to v: 0 or -1. */
 int render_suggest(json_t *v, const struct alloc_suggest *s);
+/*
+ * A refusal's problem detail, for a person: money to the cent, half-up
+ * ("estimated cost 640.82 USD exceeds the 393.44 USD available"; capacity:
+ * "8 GPUs requested, 2 free").  The members beside it keep the exact amounts.
+ */
+void render_refusal_detail(bool budget, int64_t estimated, int64_t available, int64_t gpu_count,
+			   int64_t gpus_available, const char *currency, char *buf, size_t len);
 /* The valid GPU type ids as a sentence part ("a100-40gb, h100-80gb"). */
 void render_valid_types_text(const struct alloc_suggest *s, char *buf, size_t len);
 /* recent_used: cost incurred over the window_s seconds before now (the

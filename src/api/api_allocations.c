@@ -288,16 +288,10 @@ static char *outcome_text(struct req *r, int rc, const struct alloc_outcome *o, 
 		*status = 201;
 		return render_allocation_text(&o->alloc, r->now, NULL);
 	}
-	char need[MONEY_FMT_LEN], avail[MONEY_FMT_LEN], detail[256];
-	money_format(o->estimated, need, sizeof(need));
-	money_format(o->available, avail, sizeof(avail));
+	char detail[256];
 	bool budget = rc == ERR_BUDGET;
-	if (budget)
-		snprintf(detail, sizeof(detail), "estimated cost %s %s exceeds the %s available",
-			 need, r->app->currency, avail);
-	else
-		snprintf(detail, sizeof(detail), "%lld GPUs requested, %lld free",
-			 (long long)o->alloc.gpu_count, (long long)o->gpus_available);
+	render_refusal_detail(budget, o->estimated, o->available, o->alloc.gpu_count,
+			      o->gpus_available, r->app->currency, detail, sizeof(detail));
 	char type[128];
 	snprintf(type, sizeof(type), "%s%s", HTTP_PROBLEM_BASE,
 		 budget ? "budget-exceeded" : "capacity-exceeded");

@@ -493,9 +493,12 @@ void api_job_create(struct req *r)
 		}
 	} else if (rc == ERR_BUDGET || rc == ERR_CAPACITY) {
 		json_t *est = render_money(o.estimated), *avail = render_money(o.available);
+		/* The same words as POST /v1/allocations, fresh or replayed (the
+		 * outcome is kept as data). */
+		render_refusal_detail(rc == ERR_BUDGET, o.estimated, o.available, ar.gpu_count,
+				      o.gpus_available, r->app->currency, detail, sizeof(detail));
 		json_t *p = refusal_problem(r, rc == ERR_BUDGET ? "budget-exceeded" : "capacity-exceeded",
-					    est, avail, (json_int_t)o.gpus_available,
-					    idem.replayed ? "the allocation was refused" : detail,
+					    est, avail, (json_int_t)o.gpus_available, detail,
 					    &o.suggest);
 		json_decref(est);
 		json_decref(avail);

@@ -48,11 +48,12 @@ void api_quote(struct req *r)
 	ledger_decide(&c, &d);
 	json_t *reasons = json_array();
 	char need[MONEY_FMT_LEN], avail[MONEY_FMT_LEN], line[200];
-	money_format(c.estimated, need, sizeof(need));
-	money_format(d.available, avail, sizeof(avail));
+	/* For a person: to the cent (the members keep the exact amounts). */
+	money_format_round(c.estimated, 2, need, sizeof(need));
+	money_format_round(d.available, 2, avail, sizeof(avail));
 	if (!d.budget_ok) {
-		snprintf(line, sizeof(line), "budget: needs %s %s, %s available", need,
-			 r->app->currency, avail);
+		snprintf(line, sizeof(line), "budget: needs %s %s, %s %s available", need,
+			 r->app->currency, avail, r->app->currency);
 		json_array_append_new(reasons, json_string(line));
 	}
 	if (!d.capacity_ok) {

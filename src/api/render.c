@@ -20,6 +20,22 @@ json_t *render_money(int64_t micros)
 	return json_string(buf);
 }
 
+void render_refusal_detail(bool budget, int64_t estimated, int64_t available, int64_t gpu_count,
+			   int64_t gpus_available, const char *currency, char *buf, size_t len)
+{
+	char need[MONEY_FMT_LEN], avail[MONEY_FMT_LEN];
+	if (!budget) {
+		snprintf(buf, len, "%lld GPUs requested, %lld free", (long long)gpu_count,
+			 (long long)gpus_available);
+		return;
+	}
+	/* MONEY_FMT_LEN holds any int64 amount: these cannot fail. */
+	money_format_round(estimated, 2, need, sizeof(need));
+	money_format_round(available, 2, avail, sizeof(avail));
+	snprintf(buf, len, "estimated cost %s %s exceeds the %s %s available", need, currency, avail,
+		 currency);
+}
+
 json_t *render_money_sum(store_sum_t micros)
 {
 	if (micros >= INT64_MIN && micros <= INT64_MAX)

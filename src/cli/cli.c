@@ -4,7 +4,8 @@
  *
  * It talks to the daemon only through src/net/httpc.h and must never touch
  * the daemon's internals, never compute money (the one exception: rounding
- * an amount to cents for display, cli_money_text, in integer micro-units),
+ * an amount for display, cli_money_text and cli_price_text, in integer
+ * micro-units),
  * and never build JSON by string concatenation (jansson only).
  */
 #include "cli/cli.h"
@@ -684,11 +685,14 @@ void cli_table_cell_json(struct cli_table *t, const json_t *obj, const char *key
 	cli_table_cell(t, cli_json_text(json_object_get(obj, key), buf, sizeof buf));
 }
 
-const char *cli_money_text(const char *amount, const char *currency, char *buf, size_t n)
+/* amount rounded half-up to at most places decimals (at least 2), then the
+ * currency; see cli_money_text. */
+static const char *cli_money_round(const char *amount, const char *currency, int places,
+	char *buf, size_t n)
 {
 	const char *digits = amount;
-	int64_t micros = 0, cents;
-	int neg = 0;
+	char num[MONEY_FMT_LEN];
+	int64_t micros = 0;
 
 	if (currency == NULL || currency[0] == '\0')
 		currency = "USD";
@@ -696,22 +700,26 @@ const char *cli_money_text(const char *amount, const char *currency, char *buf, 
 		snprintf(buf, n, "-");
 		return buf;
 	}
-	if (amount[0] == '-') { /* a balance can be negative; money_parse takes none */
-		neg = 1;
+	if (amount[0] == '-') /* a balance can be negative; money_parse takes none */
 		digits = amount + 1;
-	}
-	if (money_parse(digits, &micros) != 0) {
+	if (money_parse(digits, &micros) != 0 ||
+	    money_format_round(digits == amount ? micros : -micros, places, num, sizeof num) < 0) {
 		/* Not an amount the API would send: shown as received, not guessed at. */
 		snprintf(buf, n, "%s %s", amount, currency);
 		return buf;
 	}
-	/* Half-up on the magnitude: 5000 micros (half a cent) rounds up. */
-	cents = (micros + 5000) / 10000;
-	if (cents == 0)
-		neg = 0; /* never "-0.00" */
-	snprintf(buf, n, "%s%lld.%02lld %s", neg ? "-" : "", (long long)(cents / 100),
-		(long long)(cents % 100), currency);
+	snprintf(buf, n, "%s %s", num, currency);
 	return buf;
+}
+
+const char *cli_money_text(const char *amount, const char *currency, char *buf, size_t n)
+{
+	return cli_money_round(amount, currency, 2, buf, n);
+}
+
+const char *cli_price_text(const char *amount, const char *currency, char *buf, size_t n)
+{
+	return cli_money_round(amount, currency, 4, buf, n);
 }
 
 void cli_table_cell_money(struct cli_table *t, const json_t *obj, const char *key,
@@ -725,6 +733,16 @@ void cli_table_cell_money(struct cli_table *t, const json_t *obj, const char *ke
 		return;
 	}
 	cli_table_cell(t, cli_money_text(json_string_value(v), currency, buf, sizeof buf));
+}
+
+void cli_table_cell_price(struct cli_table *t, const json_t *obj, const char *key,
+	const char *currency)
+{
+	const json_t *v = json_object_get(obj, key);
+	char buf[CLI_MONEY_LEN];
+
+	cli_table_cell(t, json_is_string(v) ?
+		cli_price_text(json_string_value(v), currency, buf, sizeof buf) : "-");
 }
 
 int cli_table_print(const struct cli_table *t, FILE *f)
@@ -789,8 +807,8 @@ int cli_print_allocation(const json_t *a)
 {
 	static const char *const plain[] = { "id", "status", "team", "project", "gpu_type",
 		"gpu_count", "max_runtime_hours", "purpose" };
-	static const char *const money[] = { "price_per_gpu_hour", "estimated_cost",
-		"accrued_cost", "actual_cost", "released" };
+	static const char *const money[] = { "estimated_cost", "accrued_cost", "actual_cost",
+		"released" };
 	static const char *const times[] = { "approved_at", "expires_at", "started_at",
 		"ended_at", "period_start", "created_by" };
 	struct cli_table *t = cli_table_new(2, NULL, "ll");
@@ -807,6 +825,10 @@ int cli_print_allocation(const json_t *a)
 			continue;
 		cli_table_cell(t, plain[i]);
 		cli_table_cell_json(t, a, plain[i]);
+	}
+	if (json_object_get(a, "price_per_gpu_hour") != NULL) {
+		cli_table_cell(t, "price_per_gpu_hour");
+		cli_table_cell_price(t, a, "price_per_gpu_hour", "USD");
 	}
 	for (i = 0; i < sizeof money / sizeof money[0]; i++) {
 		if (json_object_get(a, money[i]) == NULL)

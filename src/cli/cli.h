@@ -239,9 +239,19 @@ void cli_table_cell_json(struct cli_table *t, const json_t *obj, const char *key
  */
 #define CLI_MONEY_LEN 96
 const char *cli_money_text(const char *amount, const char *currency, char *buf, size_t n);
+/*
+ * A price per GPU-hour the same way, but to at most four decimals, trailing
+ * zeros trimmed down to two: "6.880000" -> "6.88 USD", "1.6688" -> "1.6688
+ * USD", "7.912" -> "7.912 USD", "0.123456" -> "0.1235 USD" (a price
+ * multiplies: cents would hide what a job costs).  Same buffer rules.
+ */
+const char *cli_price_text(const char *amount, const char *currency, char *buf, size_t n);
 
 /* Appends the money obj[key] via cli_money_text ("12.50 USD"), or "-". */
 void cli_table_cell_money(struct cli_table *t, const json_t *obj, const char *key,
+	const char *currency);
+/* Appends the price obj[key] via cli_price_text ("1.6688 USD"), or "-". */
+void cli_table_cell_price(struct cli_table *t, const json_t *obj, const char *key,
 	const char *currency);
 /* Writes the table to f; returns 0, or -1 if an earlier cell failed (out of memory). */
 int cli_table_print(const struct cli_table *t, FILE *f);

@@ -58,7 +58,7 @@ static int gpu_print_list(const json_t *res)
 	json_array_foreach(json_object_get(res, "items"), i, g) {
 		cli_table_cell_json(t, g, "id");
 		cli_table_cell_json(t, g, "name");
-		cli_table_cell_money(t, g, "price_per_gpu_hour", gpu_currency(g));
+		cli_table_cell_price(t, g, "price_per_gpu_hour", gpu_currency(g));
 		cli_table_cell_json(t, g, "capacity");
 		cli_table_cell_json(t, g, "allocated");
 		cli_table_cell_json(t, g, "available");

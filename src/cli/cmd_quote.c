@@ -95,11 +95,12 @@ void cli_refusal_lines(FILE *f, const json_t *doc, const json_t *req)
 		size_t off = (size_t)snprintf(line, sizeof line, "Free now:");
 		json_array_foreach(free_types, i, e) {
 			long long nf = json_integer_value(json_object_get(e, "free_gpus"));
-			int w = snprintf(line + off, sizeof line - off, "%s %s (%lld GPU%s, %s%s%s/GPU-h)",
+			char price[CLI_MONEY_LEN];
+			int w = snprintf(line + off, sizeof line - off, "%s %s (%lld GPU%s, %s/GPU-h)",
 					 i ? "," : "", json_string_value(json_object_get(e, "id")), nf,
 					 nf == 1 ? "" : "s",
-					 json_string_value(json_object_get(e, "price_per_gpu_hour")),
-					 cur ? " " : "", cur ? cur : "");
+					 cli_price_text(json_string_value(json_object_get(e,
+						"price_per_gpu_hour")), cur, price, sizeof price));
 			if (w < 0 || (size_t)w >= sizeof line - off)
 				break;
 			off += (size_t)w;
@@ -130,7 +131,7 @@ static int quote_print(const json_t *q, const json_t *req)
 	cli_table_cell(t, "max_runtime_hours");
 	cli_table_cell_json(t, q, "max_runtime_hours");
 	cli_table_cell(t, "price_per_gpu_hour");
-	cli_table_cell_money(t, q, "price_per_gpu_hour", "USD");
+	cli_table_cell_price(t, q, "price_per_gpu_hour", "USD");
 	cli_table_cell(t, "estimated_cost");
 	cli_table_cell_money(t, q, "estimated_cost", "USD");
 	cli_table_cell(t, "available");

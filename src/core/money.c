@@ -75,6 +75,11 @@ int money_parse(const char *s, int64_t *out)
 
 int money_format(int64_t micros, char *buf, size_t len)
 {
+	return money_format_round(micros, 6, buf, len);
+}
+
+int money_format_round(int64_t micros, int max_decimals, char *buf, size_t len)
+{
 	char tmp[MONEY_FMT_LEN];
 	size_t n = 0;
 	bool neg = micros < 0;
@@ -83,8 +88,25 @@ int money_format(int64_t micros, char *buf, size_t len)
 	uint64_t units = mag / (uint64_t)MONEY_MICROS_PER_UNIT;
 	uint64_t frac = mag % (uint64_t)MONEY_MICROS_PER_UNIT;
 
-	if (buf == NULL)
+	if (buf == NULL || max_decimals < 2 || max_decimals > 6)
 		return ERR_INVALID;
+
+	/* Half-up on the magnitude at the last kept decimal, so -0.005 is
+	 * "-0.01" as 0.005 is "0.01"; a carry moves into the units (units is
+	 * at most 2^64 / 1e6, far from wrapping). */
+	uint64_t step = 1;
+	for (int i = max_decimals; i < 6; i++)
+		step *= 10;
+	uint64_t rest = frac % step;
+	frac -= rest;
+	if (rest * 2 >= step)
+		frac += step;
+	if (frac == (uint64_t)MONEY_MICROS_PER_UNIT) {
+		units++;
+		frac = 0;
+	}
+	if (units == 0 && frac == 0)
+		neg = false; /* never "-0.00" */
 
 	/* Fraction: six digits, then trim trailing zeros down to two. */
 	char fd[6];

@@ -39,4 +39,15 @@ int money_parse(const char *s, int64_t *out);
  */
 int money_format(int64_t micros, char *buf, size_t len);
 
+/*
+ * As money_format, rounded half-up (on the magnitude) to max_decimals (2..6)
+ * fractional digits first: the way a person reads an amount.
+ * 640819200 with 2 -> "640.82", 1668800 with 4 -> "1.6688", 7912000 with 4
+ * -> "7.912", -5000 with 2 -> "-0.01", -4999 with 2 -> "0.00".  For text
+ * only: a machine-readable amount keeps all six decimals (money_format).
+ * Returns the string length, or ERR_INVALID for a max_decimals out of range
+ * or a len too small (use MONEY_FMT_LEN).
+ */
+int money_format_round(int64_t micros, int max_decimals, char *buf, size_t len);
+
 #endif

@@ -373,6 +373,9 @@ expect_rc 1 "same key, other body is refused"
 run allocate --team ml --project llm --gpu-type h100-80gb --gpus 8 --hours 100
 expect_rc 1 "allocate over budget exits 1"
 expect_err "available" "budget refusal says what is available"
+# The detail's words round to the cent; the exact amounts stay in the members.
+expect_err "Budget exceeded: estimated cost 5504.00 USD exceeds the 862.40 USD available" \
+	"budget refusal's detail says money in cents, with its currency"
 # 862.40 left: 1 GPU for 100 h (688), or 8 GPUs for 862.40 / 55.04 = 15.6686 h.
 expect_err "Fits now: 1 GPU for 100 h, or 8 GPUs for 15.66 h. Budget renews $RENEWS." \
 	"budget refusal of allocate says what fits"
@@ -540,13 +543,13 @@ case $OUT in *b200*) not_ok "a retired type is listed";; *) ok "gpu-type list hi
 run --token "$ADMIN" allocate --team ml --project p --gpu-type b200-192gb --gpus 1 --hours 1
 expect_rc 1 "no allocation of a retired type"
 expect_err "retired" "the refusal says retired"
-run --token "$ADMIN" gpu-type set carry-gpu --name Carry --price 99.995 --capacity 1
+run --token "$ADMIN" gpu-type set carry-gpu --name Carry --price 99.99995 --capacity 1
 expect_rc 0 "gpu-type set carry-gpu"
-expect_out "99.995 USD" "gpu-type get shows the whole price"
+expect_out "99.99995 USD" "gpu-type get shows the whole price"
 run --token "$ADMIN" gpu-type list
-expect_out "100.00 USD" "a table rounds 99.995 half up to 100.00 (the carry)"
+expect_out "100.00 USD" "a table rounds 99.99995 half up to 4 decimals, 100.00 (the carry)"
 run --json --token "$ADMIN" gpu-type list
-expect_flat '"price_per_gpu_hour":"99.995"' "--json keeps every decimal"
+expect_flat '"price_per_gpu_hour":"99.99995"' "--json keeps every decimal"
 run --token "$ADMIN" gpu-type frobnicate
 expect_rc 2 "gpu-type: unknown subcommand"
 
@@ -576,29 +579,42 @@ case $code in 200|201) ok "admin PUT gpu type a100-40gb";; *) RC=$code; not_ok "
 run quote --team ml --gpu-type t4-16gb --gpus 1 --hours 1
 expect_rc 0 "quote t4"
 if [ "$(kv estimated_cost)" = "0.13 USD" ]; then ok "0.125 is shown half-up as 0.13 USD"; else not_ok "estimated_cost '$(kv estimated_cost)'"; fi
-if [ "$(kv price_per_gpu_hour)" = "0.13 USD" ]; then ok "the price is shown with two decimals"; else not_ok "price '$(kv price_per_gpu_hour)'"; fi
+if [ "$(kv price_per_gpu_hour)" = "0.125 USD" ]; then ok "a price per GPU-hour is shown to 4 decimals, 0.125"; else not_ok "price '$(kv price_per_gpu_hour)'"; fi
 run --json quote --team ml --gpu-type t4-16gb --gpus 1 --hours 1
 expect_flat '"estimated_cost":"0.125"' "--json keeps the full precision"
 run quote --team ml --gpu-type a100-40gb --gpus 1 --hours 1.3
 # 6.883333 x 1.3 = 8.9483329 -> 8.948333 (the API's six decimals) -> 8.95
 if [ "$(kv estimated_cost)" = "8.95 USD" ]; then ok "8.948333 is shown as 8.95 USD"; else not_ok "estimated_cost '$(kv estimated_cost)'"; fi
-if [ "$(kv price_per_gpu_hour)" = "6.88 USD" ]; then ok "6.883333 is shown as 6.88 USD"; else not_ok "price '$(kv price_per_gpu_hour)'"; fi
+if [ "$(kv price_per_gpu_hour)" = "6.8833 USD" ]; then ok "the price 6.883333 is shown as 6.8833 USD"; else not_ok "price '$(kv price_per_gpu_hour)'"; fi
 run allocate --team ml --project money --gpu-type a100-40gb --gpus 1 --hours 1.3
 expect_rc 0 "allocate with a six-decimal price"
 A4=$(kv id)
-# No table anywhere shows more than two decimals of money.
+run quote --team ml --gpu-type a100-40gb --gpus 8 --hours 0.01
+expect_rc 1 "quote over a100's free GPUs"
+expect_out "a100-40gb (7 GPUs, 6.8833 USD/GPU-h)" "a free type's price is shown to 4 decimals"
+expect_out "t4-16gb (4 GPUs, 0.125 USD/GPU-h)" "a free type's price keeps 3 decimals"
+# No table anywhere shows more than two decimals of money, but for a price per
+# GPU-hour (up to four).
 # The catalog: the ids to pass as --gpu-type, with prices and free GPUs.
 run gpu-types
 expect_rc 0 "gpu-types (member)"
 expect_out "PRICE/GPU-HOUR" "gpu-types prints a header"
-if grep -Eq '^t4-16gb +T4 16GB +0\.13 USD +4 +0 +4 ' "$T/out"; then ok "gpu-types lists t4-16gb: 0.13 USD, 4 of 4 free"; else not_ok "gpu-types lacks the t4-16gb row"; fi
-if grep -Eq '^a100-40gb +A100 40GB +6\.88 USD +8 +1 +7 ' "$T/out"; then ok "gpu-types counts the allocated GPU of a100-40gb"; else not_ok "gpu-types lacks the a100-40gb row"; fi
+if grep -Eq '^t4-16gb +T4 16GB +0\.125 USD +4 +0 +4 ' "$T/out"; then ok "gpu-types lists t4-16gb: 0.125 USD, 4 of 4 free"; else not_ok "gpu-types lacks the t4-16gb row"; fi
+if grep -Eq '^a100-40gb +A100 40GB +6\.8833 USD +8 +1 +7 ' "$T/out"; then ok "gpu-types counts the allocated GPU of a100-40gb"; else not_ok "gpu-types lacks the a100-40gb row"; fi
 run --json gpu-types
 expect_flat '"price_per_gpu_hour":"6.883333"' "gpu-types --json keeps the full price"
-for args in "gpu-types" "teams" "teams ml" "allocations" "allocations show $A4" "costs" "costs --group-by gpu_type" "quote --team ml --gpu-type a100-40gb --gpus 1 --hours 1.3"; do
+# gpu-types: every price to 2..4 decimals.
+run gpu-types
+bad=$(grep -Eo '[^ ]+ USD' "$T/out" | grep -Ev '^[0-9]+\.[0-9]{2,4} USD$' | tr '\n' ' ')
+if [ -z "$bad" ]; then ok "gpu-types: prices with 2 to 4 decimals"; else not_ok "gpu-types: prices not in 2 to 4 decimals: $bad"; fi
+for args in "teams" "teams ml" "allocations" "allocations show $A4" "costs" "costs --group-by gpu_type" "quote --team ml --gpu-type a100-40gb --gpus 1 --hours 1.3"; do
 	# shellcheck disable=SC2086
 	run $args
-	bad=$(grep -Eo '[^ ]+ USD' "$T/out" | grep -Ev '^-?[0-9]+\.[0-9][0-9] USD$' | tr '\n' ' ')
+	# The price per GPU-hour (a line of its own in a view) has up to 4 decimals.
+	if grep -Eq '^price_per_gpu_hour +[0-9]+\.[0-9]{2,4} USD$' "$T/out" ||
+	   ! grep -q '^price_per_gpu_hour' "$T/out"; then :; else not_ok "$args: price not in 2 to 4 decimals"; fi
+	bad=$(grep -v '^price_per_gpu_hour ' "$T/out" | grep -Eo '[^ ]+ USD' |
+		grep -Ev '^-?[0-9]+\.[0-9][0-9] USD$' | tr '\n' ' ')
 	if [ -n "$bad" ]; then not_ok "$args: money not in two decimals: $bad"; elif grep -q USD "$T/out"; then ok "$args: money with two decimals"; else not_ok "$args: no money shown"; fi
 done
 run cancel "$A4"

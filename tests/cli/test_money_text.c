@@ -1,8 +1,9 @@
 /*
- * test_money_text.c - the CLI's one money formatter for tables
+ * test_money_text.c - the CLI's money formatters for tables
  * (cli_money_text in src/cli/cli.c): two decimals, rounded half-up from
  * micro-units by integer arithmetic, the currency after the number; what is
- * not a money string is shown as received.  Prints TAP.
+ * not a money string is shown as received.  cli_price_text, for a price per
+ * GPU-hour, the same to at most four decimals.  Prints TAP.
  */
 #include <stdio.h>
 #include <string.h>
@@ -11,19 +12,31 @@
 
 static int failures, count;
 
-static void check_money(const char *amount, const char *currency, const char *want)
+static void check_fmt(int price, const char *amount, const char *currency, const char *want)
 {
 	char buf[CLI_MONEY_LEN];
-	const char *got = cli_money_text(amount, currency, buf, sizeof buf);
+	const char *got = price ? cli_price_text(amount, currency, buf, sizeof buf) :
+		cli_money_text(amount, currency, buf, sizeof buf);
 	int ok = strcmp(got, want) == 0;
 
 	count++;
-	printf("%s %d - money '%s' %s -> '%s'\n", ok ? "ok" : "not ok", count,
-		amount ? amount : "(null)", currency ? currency : "(default)", want);
+	printf("%s %d - %s '%s' %s -> '%s'\n", ok ? "ok" : "not ok", count,
+		price ? "price" : "money", amount ? amount : "(null)",
+		currency ? currency : "(default)", want);
 	if (!ok) {
 		printf("# got '%s'\n", got);
 		failures++;
 	}
+}
+
+static void check_money(const char *amount, const char *currency, const char *want)
+{
+	check_fmt(0, amount, currency, want);
+}
+
+static void check_price(const char *amount, const char *currency, const char *want)
+{
+	check_fmt(1, amount, currency, want);
 }
 
 int main(void)
@@ -60,6 +73,17 @@ int main(void)
 	check_money("1000000000000.5", "USD", "1000000000000.5 USD");
 	check_money("", "USD", "-");
 	check_money(NULL, "USD", "-");
+	/* Prices per GPU-hour: up to 4 decimals, trimmed to at least 2. */
+	check_price("1.6688", "USD", "1.6688 USD");
+	check_price("6.88", "USD", "6.88 USD");
+	check_price("6.880000", "USD", "6.88 USD");
+	check_price("7.912", "USD", "7.912 USD");
+	check_price("3", "USD", "3.00 USD");
+	check_price("0.123456", "USD", "0.1235 USD");
+	check_price("0.123449", "USD", "0.1234 USD");
+	check_price("9.99995", NULL, "10.00 USD");
+	check_price("abc", "USD", "abc USD");
+	check_price("", "USD", "-");
 	printf("1..%d\n", count);
 	return failures ? 1 : 0;
 }

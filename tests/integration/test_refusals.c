@@ -7,7 +7,8 @@
  * either answer is approved and one GPU or one micro-hour more is not.  A
  * capacity refusal lists the GPU types with free GPUs; an unknown GPU type
  * lists the valid ids.  An Idempotency-Key replay gives the same body.  A
- * job whose name is taken is refused before anything is allocated.
+ * job whose name is taken is refused before anything is allocated.  The
+ * refusal's words give money to the cent; its members stay exact.
  */
 #include "itest.h"
 
@@ -315,9 +316,57 @@ static void test_job_resubmit_allocates_nothing(void **state)
 	ITEST_STREQ(itest_jstr(r->json, "budget_renews_at"), next_month(d));
 }
 
+/*
+ * A refusal's words round money to the cent, half-up from the exact decimal,
+ * for a person; the members beside them keep the exact amounts (allocation,
+ * quote, job alike).
+ */
+static void test_refusal_text_in_cents(void **state)
+{
+	struct itest_daemon *d = D(state);
+	const char *want = "estimated cost 640.82 USD exceeds the 393.44 USD available";
+
+	itest_put_gpu(d, "l4", "1.6688", 96);
+	itest_put_team(d, "tf", "393.439804");
+	/* 8 x 1.6688 x 48 = 640.8192 */
+	struct itest_resp *r = itest_allocate(d, d->admin, "tf", "p", "l4", 8, "48");
+	ITEST_PROBLEM(r, 409, "budget-exceeded");
+	ITEST_STREQ(itest_jstr(r->json, "detail"), want);
+	ITEST_STREQ(itest_jstr(r->json, "estimated_cost"), "640.8192");
+	ITEST_STREQ(itest_jstr(r->json, "available"), "393.439804");
+
+	struct itest_resp *q = quote(d, "tf", "l4", 8, "48");
+	ITEST_STATUS(q, 200);
+	ITEST_STREQ(json_string_value(json_array_get(json_object_get(q->json, "reasons"), 0)),
+		    "budget: needs 640.82 USD, 393.44 USD available");
+	ITEST_STREQ(itest_jstr(q->json, "estimated_cost"), "640.8192");
+	ITEST_STREQ(itest_jstr(q->json, "available"), "393.439804");
+
+	r = itest_req(d, "POST", "/v1/jobs", d->admin,
+		      "{\"team\":\"tf\",\"project\":\"p\",\"name\":\"big\",\"framework\":\"pytorch\","
+		      "\"gpu_type\":\"l4\",\"gpu_count\":8,\"max_runtime_hours\":48}");
+	ITEST_PROBLEM(r, 409, "budget-exceeded");
+	ITEST_STREQ(itest_jstr(r->json, "detail"), want);
+	ITEST_STREQ(itest_jstr(r->json, "estimated_cost"), "640.8192");
+
+	/* Half a cent rounds up, a micro less rounds down: 1 x 1.6688 x 7 = 11.6816. */
+	itest_put_team(d, "th", "10.005");
+	r = itest_allocate(d, d->admin, "th", "p", "l4", 1, "7");
+	ITEST_PROBLEM(r, 409, "budget-exceeded");
+	ITEST_STREQ(itest_jstr(r->json, "detail"),
+		    "estimated cost 11.68 USD exceeds the 10.01 USD available");
+	itest_put_team(d, "th", "10.004999");
+	r = itest_allocate(d, d->admin, "th", "p", "l4", 1, "7");
+	ITEST_PROBLEM(r, 409, "budget-exceeded");
+	ITEST_STREQ(itest_jstr(r->json, "detail"),
+		    "estimated cost 11.68 USD exceeds the 10.00 USD available");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_refusal_text_in_cents, itest_setup_daemon,
+						itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_budget_refusal_says_what_fits,
 						itest_setup_daemon, itest_teardown_daemon),
 		cmocka_unit_test_setup_teardown(test_max_gpus_bounded_by_free, itest_setup_daemon,

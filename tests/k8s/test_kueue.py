@@ -151,7 +151,7 @@ def main():
     ok(r[0] and w2["spec"].get("active") is False and cond(w2, "Admitted").get("status") != "True",
        "Kueue deactivates train-2: its plinth-budget check was Rejected", (w2, ctl.log()[-2000:]))
     refusal = (w2["metadata"].get("annotations") or {}).get("plinth.io/refusal", "")
-    ok(refusal == "plinth: budget-exceeded: estimated cost 6.88 USD exceeds the 3.12 available",
+    ok(refusal == "plinth: budget-exceeded: estimated cost 6.88 USD exceeds the 3.12 USD available",
        f"Plinth's reason is on the Workload (plinth.io/refusal): {refusal!r}", w2["metadata"])
     ok(f"workload {NS}/{w2['metadata']['name']}: Rejected (plinth: " in ctl.log(),
        "the controller logged the rejection with Plinth's detail", ctl.log()[-2000:])

@@ -1,4 +1,5 @@
-/* test_money.c - money_parse and money_format: the strict wire format. */
+/* test_money.c - money_parse and money_format: the strict wire format;
+ * money_format_round: the same amounts rounded for a person to read. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -132,6 +133,46 @@ static void test_format_small_buffer(void **state)
 	assert_int_equal(money_format(0, NULL, 10), ERR_INVALID);
 }
 
+static void expect_round(int64_t micros, int places, const char *want)
+{
+	char buf[MONEY_FMT_LEN];
+	memset(buf, 'x', sizeof(buf));
+	int n = money_format_round(micros, places, buf, sizeof(buf));
+	if (n != (int)strlen(want) || strcmp(buf, want) != 0)
+		fail_msg("money_format_round(%lld, %d) = %d \"%s\", want \"%s\"",
+			 (long long)micros, places, n, n > 0 ? buf : "", want);
+}
+
+static void test_format_round(void **state)
+{
+	(void)state;
+	/* Cents, half-up from the exact decimal (the refusal texts). */
+	expect_round(640819200, 2, "640.82");
+	expect_round(393439804, 2, "393.44");
+	expect_round(5000, 2, "0.01");
+	expect_round(4999, 2, "0.00");
+	expect_round(12345000, 2, "12.35");
+	expect_round(999995000, 2, "1000.00"); /* the carry reaches the units */
+	expect_round(-5000, 2, "-0.01");
+	expect_round(-4999, 2, "0.00"); /* never "-0.00" */
+	expect_round(-1504999, 2, "-1.50");
+	/* Up to 4 decimals, trailing zeros trimmed to 2 (prices per GPU-hour). */
+	expect_round(1668800, 4, "1.6688");
+	expect_round(6880000, 4, "6.88");
+	expect_round(7912000, 4, "7.912");
+	expect_round(1668850, 4, "1.6689");
+	expect_round(1668849, 4, "1.6688");
+	expect_round(3414, 6, "0.003414"); /* 6 is money_format */
+	expect_round(INT64_MAX, 2, "9223372036854.78");
+	expect_round(INT64_MIN, 2, "-9223372036854.78");
+	expect_round(INT64_MAX, 5, "9223372036854.77581");
+	/* Out of range. */
+	char buf[MONEY_FMT_LEN];
+	assert_int_equal(money_format_round(1, 1, buf, sizeof(buf)), ERR_INVALID);
+	assert_int_equal(money_format_round(1, 7, buf, sizeof(buf)), ERR_INVALID);
+	assert_int_equal(money_format_round(12500000, 2, buf, 5), ERR_INVALID);
+}
+
 static void test_round_trip(void **state)
 {
 	(void)state;
@@ -155,6 +196,7 @@ int main(void)
 		cmocka_unit_test(test_parse_limits),
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_format_small_buffer),
+		cmocka_unit_test(test_format_round),
 		cmocka_unit_test(test_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

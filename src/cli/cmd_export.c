@@ -30,7 +30,8 @@ static const char export_help[] =
 	"  --to D           end of the range (YYYY-MM-DD or RFC 3339)\n"
 	"  --team T         only this team\n"
 	"  --no-running     leave out running allocations (default: their cost so far)\n"
-	"  -o, --output F   write to file F (default, or '-': standard output)\n"
+	"  -o, --output F   write to file F and say how many rows on stderr\n"
+	"                   (default, or '-': standard output, nothing else printed)\n"
 	"\n" CLI_COMMON_HELP
 	"\n"
 	"Example:\n"
@@ -38,7 +39,28 @@ static const char export_help[] =
 
 enum { OPT_FORMAT = 1000 };
 
-/* Writes the body to path ("-" or NULL: stdout).  0, or prints why and -1. */
+/* The CSV's data rows: records after the header line.  A line break inside a
+ * quoted field (a purpose may hold one) does not end a record; "" inside
+ * quotes toggles twice, so it needs no case of its own. */
+static size_t csv_rows(const char *body, size_t len)
+{
+	size_t records = 0;
+	bool quoted = false;
+
+	for (size_t i = 0; i < len; i++) {
+		if (body[i] == '"')
+			quoted = !quoted;
+		else if (body[i] == '\n' && !quoted)
+			records++;
+	}
+	if (len > 0 && body[len - 1] != '\n')
+		records++; /* a last record without its line break */
+	return records > 0 ? records - 1 : 0;
+}
+
+/* Writes the body to path ("-" or NULL: stdout).  0, or prints why and -1.
+ * Written to a file, it says so on stderr (the command is not silent about
+ * where the data went); on stdout, the CSV is all that is printed. */
 static int write_out(const char *path, const struct httpc_response *r)
 {
 	bool to_stdout = path == NULL || strcmp(path, "-") == 0;
@@ -56,6 +78,10 @@ static int write_out(const char *path, const struct httpc_response *r)
 	if (rc != 0)
 		cli_printf(stderr, "plinth: cannot write %s: %s\n", to_stdout ? "stdout" : path,
 			   strerror(errno));
+	else if (!to_stdout) {
+		size_t rows = csv_rows(r->body, r->len);
+		cli_printf(stderr, "wrote %zu row%s to %s\n", rows, rows == 1 ? "" : "s", path);
+	}
 	return rc;
 }
 

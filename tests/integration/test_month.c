@@ -143,6 +143,23 @@ static struct csv_sum sum_csv(const char *body, const char *boundary_id)
 }
 
 /* Approves (at `at`), starts and, unless end is 0, completes one allocation. */
+/* A whole file, NUL-terminated, kept by d; *len its size. */
+static char *slurp(struct itest_daemon *d, const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	long size = ftell(f);
+	assert_true(size >= 0);
+	assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+	char *buf = itest_keep(d, calloc(1, (size_t)size + 1));
+	assert_non_null(buf);
+	*len = fread(buf, 1, (size_t)size, f);
+	assert_int_equal(*len, (size_t)size);
+	fclose(f);
+	return buf;
+}
+
 static void alloc_at(const struct store_ops *ops, struct store_conn *c, int64_t at, int64_t start,
 		     int64_t end, int64_t max_h, char id[STORE_ID_LEN])
 {
@@ -222,7 +239,7 @@ static void plant(struct itest_daemon *d, char boundary[STORE_ID_LEN])
 static void test_month_one_number(void **state)
 {
 	struct itest_daemon *d = *state;
-	char boundary[STORE_ID_LEN], disp[128], cmd[2 * ITEST_PATH_LEN + 512];
+	char boundary[STORE_ID_LEN], disp[128], cmd[5 * ITEST_PATH_LEN + 512];
 
 	assert_int_equal(itest_daemon_stop(d), 0);
 	plant(d, boundary);
@@ -286,20 +303,36 @@ static void test_month_one_number(void **state)
 	assert_string_equal(itest_jstr(json_array_get(bitems, 1), "key"), "2026-11");
 	assert_true(itest_jmoney(json_array_get(bitems, 1), "spent") != spent);
 
-	/* The CLI writes the very bytes of the export to a file. */
+	/* The CLI writes the very bytes of the export to a file, says so on
+	 * stderr with the row count, and prints nothing on stdout. */
 	ex = itest_req(d, "GET", "/v1/costs/export?format=focus&month=2026-11", d->admin, NULL);
 	snprintf(cmd, sizeof(cmd),
 		 "PLINTH_URL='%s' PLINTH_TOKEN='%s' '%s' export --format focus --month 2026-11"
-		 " -o '%s/nov.csv'", d->base_url, d->admin, getenv("PLINTH_BIN"), d->root);
+		 " -o '%s/nov.csv' >'%s/nov.out' 2>'%s/nov.err'", d->base_url, d->admin,
+		 getenv("PLINTH_BIN"), d->root, d->root, d->root);
 	int st = system(cmd);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	FILE *f = fopen(itest_strf(d, "%s/nov.csv", d->root), "rb");
-	assert_non_null(f);
-	char *file = itest_keep(d, calloc(1, ex->body_len + 2));
-	size_t n = fread(file, 1, ex->body_len + 1, f);
-	fclose(f);
+	size_t n;
+	char *file = slurp(d, itest_strf(d, "%s/nov.csv", d->root), &n);
 	assert_int_equal(n, ex->body_len);
 	assert_memory_equal(file, ex->body, n);
+	slurp(d, itest_strf(d, "%s/nov.out", d->root), &n);
+	assert_int_equal(n, 0);
+	const char *said = slurp(d, itest_strf(d, "%s/nov.err", d->root), &n);
+	assert_true(all.rows > 1);
+	assert_string_equal(said, itest_strf(d, "wrote %d rows to %s/nov.csv\n", all.rows, d->root));
+	/* Without -o the CSV is stdout, byte for byte, and stderr stays quiet. */
+	snprintf(cmd, sizeof(cmd),
+		 "PLINTH_URL='%s' PLINTH_TOKEN='%s' '%s' export --format focus --month 2026-11"
+		 " >'%s/nov.out' 2>'%s/nov.err'", d->base_url, d->admin, getenv("PLINTH_BIN"),
+		 d->root, d->root);
+	st = system(cmd);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	file = slurp(d, itest_strf(d, "%s/nov.out", d->root), &n);
+	assert_int_equal(n, ex->body_len);
+	assert_memory_equal(file, ex->body, n);
+	slurp(d, itest_strf(d, "%s/nov.err", d->root), &n);
+	assert_int_equal(n, 0);
 	snprintf(cmd, sizeof(cmd),
 		 "PLINTH_URL='%s' PLINTH_TOKEN='%s' '%s' costs --group-by month --month 2026-11"
 		 " >/dev/null", d->base_url, d->admin, getenv("PLINTH_BIN"));

@@ -98,6 +98,8 @@ struct demo_team {
 	int lanes;            /* finished jobs that run at the same time */
 	int64_t runtime_lo_h, runtime_hi_h;
 	const char *projects[3];
+	/* Whom a refusal tells the data scientist to ask (JSON array text). */
+	const char *admins_json;
 };
 
 /*
@@ -106,19 +108,25 @@ struct demo_team {
  * forecasting is close to its limit.  A GPU type's capacity must cover,
  * per type, the finished jobs' lanes x max_gpus of every team using it plus
  * the live jobs of the first day of a period (when a period has just begun,
- * its whole share is reservations of live jobs): see demo_capacity.
+ * its whole share is reservations of live jobs): see demo_capacity.  Each
+ * team names one or two admins, so a refusal in the demo says whom to ask.
  */
 static const struct demo_team demo_teams[] = {
 	{"speech", "Speech", PERIOD_MONTHLY, 30000, {750000, 900000, 1000000}, 620000,
-	 {"a100-80gb", "l4-24gb"}, 16, 2, 24, 96, {"asr-conformer", "tts-vits", "diarization"}},
+	 {"a100-80gb", "l4-24gb"}, 16, 2, 24, 96, {"asr-conformer", "tts-vits", "diarization"},
+	 "[\"amara@speech.example\"]"},
 	{"vision", "Computer vision", PERIOD_MONTHLY, 36000, {500000, 800000, 1000000}, 410000,
-	 {"a100-80gb", "l40s-48gb"}, 16, 2, 24, 96, {"detector-v3", "segmentation", "video-embeddings"}},
+	 {"a100-80gb", "l40s-48gb"}, 16, 2, 24, 96, {"detector-v3", "segmentation", "video-embeddings"},
+	 "[\"wei.zhang@vision.example\",\"jonas@vision.example\"]"},
 	{"recsys", "Recommendations", PERIOD_MONTHLY, 12000, {800000, 1000000, 0}, 340000,
-	 {"a10g-24gb", "l4-24gb"}, 8, 2, 12, 48, {"ranker", "two-tower", "feature-backfill"}},
+	 {"a10g-24gb", "l4-24gb"}, 8, 2, 12, 48, {"ranker", "two-tower", "feature-backfill"},
+	 "[\"sofia@recsys.example\"]"},
 	{"nlp", "NLP research", PERIOD_QUARTERLY, 180000, {500000, 800000, 1000000}, 840000,
-	 {"h100-80gb", "h200-141gb"}, 16, 2, 24, 120, {"llm-pretrain", "instruct-tuning", "eval-harness"}},
+	 {"h100-80gb", "h200-141gb"}, 16, 2, 24, 120, {"llm-pretrain", "instruct-tuning", "eval-harness"},
+	 "[\"ravi@nlp.example\",\"hannah@nlp.example\"]"},
 	{"forecasting", "Forecasting", PERIOD_MONTHLY, 8000, {800000, 950000, 1000000}, 930000,
-	 {"l4-24gb", "a10g-24gb"}, 8, 2, 8, 48, {"demand-tft", "supply-deepar", "backtests"}},
+	 {"l4-24gb", "a10g-24gb"}, 8, 2, 8, 48, {"demand-tft", "supply-deepar", "backtests"},
+	 "[\"priya@forecasting.example\"]"},
 };
 #define NTEAMS (sizeof(demo_teams) / sizeof(demo_teams[0]))
 #define DEMO_MEMBER_TEAM 4 /* the data scientist works in forecasting */
@@ -647,6 +655,7 @@ static int demo_teams_put(struct demo_ctx *d, int64_t at)
 		t.period = demo_teams[i].period;
 		thresholds_json(demo_teams[i].thresholds_ppm, t.thresholds_json,
 				sizeof(t.thresholds_json));
+		(void)snprintf(t.admins_json, sizeof(t.admins_json), "%s", demo_teams[i].admins_json);
 		t.created_at = at;
 		t.updated_at = at;
 		int rc = d->ops->team_put(d->c, &d->system, &t, at, &created);

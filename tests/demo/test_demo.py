@@ -6,8 +6,9 @@ committed, one close to its limit, one past an alert threshold with the
 alerter's record of it (read from the database: alerts have no API), a
 budget refusal in the audit log, about three months of history with
 running and approved allocations of catalog GPU types and MLflow-style run
-names, the ledger's invariants, the printed tokens of the three people, and
-a second start that writes nothing.  Prints TAP.
+names, the ledger's invariants, the printed tokens of the three people, each
+team's admins (a refused quote in the CLI says whom to ask), and a second
+start that writes nothing.  Prints TAP.
 
 Usage: test_demo.py PLINTH_BINARY
 """
@@ -15,6 +16,7 @@ import json
 import os
 import re
 import sqlite3
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -71,6 +73,7 @@ def main(argv):
     d = Daemon(argv[1], ADMIN, args=("--demo",))
     try:
         check(t, d)
+        ask(t, d, argv[1])
         again(t, d, argv[1])
     finally:
         d.stop()
@@ -167,6 +170,27 @@ def check(t, d):
     t.ok(st == 200 and len(body["items"]) == 5, "the finance token reads every team's costs", st)
     st, _ = call(base, "/v1/tokens", tokens.get("finance", "x"))
     t.ok(st == 403, "... but may not manage tokens", st)
+
+
+def ask(t, d, binary):
+    """Every team names one or two admins (e-mails at an example domain), so the
+    data scientist's refused quote in the CLI says whom to ask."""
+    st, body = call(d.base, "/v1/teams")
+    admins = {x["id"]: x.get("admins") for x in body.get("items", [])} if st == 200 else {}
+    t.ok(len(admins) == 5 and all(isinstance(a, list) and 1 <= len(a) <= 2 and
+                                  all(re.fullmatch(r"[a-z.]+@[a-z]+\.example", e) for e in a)
+                                  for a in admins.values()),
+         "every demo team has one or two admins at an example domain", admins)
+    member = printed_tokens(open(d.log_path).read()).get("member", "x")
+    env = dict(os.environ, PLINTH_URL=d.base, PLINTH_TOKEN=member)
+    # 64 L4s for 48 h cost about 5127 USD: forecasting has well under 10 % of 8000 left.
+    r = subprocess.run([binary, "quote", "--team", "forecasting", "--gpu-type", "l4-24gb",
+                        "--gpus", "64", "--hours", "48"], env=env, capture_output=True, text=True,
+                       timeout=60)
+    names = admins.get("forecasting") or ["?"]
+    want = "Ask: " + (", ".join(names[:-1]) + " or " if len(names) > 1 else "") + names[-1] + "."
+    t.ok(r.returncode == 1 and want in r.stdout.splitlines(),
+         f"a refused quote in the demo says whom to ask ({want})", (r.returncode, r.stdout, r.stderr))
 
 
 def again(t, d, binary):

@@ -475,8 +475,8 @@ int db_put(struct store_conn *c, const struct db_put_kind *k, const struct actor
 	return rc;
 }
 
-int db_get(struct store_conn *c, const char *sql, const char *key,
-	   int (*row)(const struct db_rows *, int, void *), void *out, size_t size)
+int db_get(struct store_conn *c, const char *sql, const char *key, db_row_fn row, void *out,
+	   size_t size)
 {
 	union {
 		union db_rec rec;
@@ -491,8 +491,7 @@ int db_get(struct store_conn *c, const char *sql, const char *key,
 	return rc;
 }
 
-int db_list(struct store_conn *c, const char *sql, const char *table,
-	    int (*row)(const struct db_rows *, int, void *), void *rec,
+int db_list(struct store_conn *c, const char *sql, const char *table, db_row_fn row, void *rec,
 	    int (*each)(void *ctx, const void *rec), void *ctx)
 {
 	struct db_rows *r = NULL;

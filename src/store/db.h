@@ -165,6 +165,7 @@ int db_run(struct store_conn *c, bool write, int (*fn)(struct store_conn *c, voi
 #define ALLOC_NCOLS 18
 
 /* Row readers from column `col` on: 0, or ERR_STORE for a row they cannot read. */
+typedef int (*db_row_fn)(const struct db_rows *r, int col, void *rec);
 int db_row_token(const struct db_rows *r, int col, void *token);
 int db_row_gpu(const struct db_rows *r, int col, void *gpu_type);
 int db_row_team(const struct db_rows *r, int col, void *team);
@@ -197,7 +198,7 @@ struct db_put_kind {
 	const char *prelock_sql; /* taken first with the id (NULL: none) */
 	const char *lock_sql;    /* reads the record by id, DB_LOCK */
 	const char *get_sql;     /* reads it by id */
-	int (*row)(const struct db_rows *, int, void *);
+	db_row_fn row;
 	/* rec = old (NULL: a new record) with the fields f of in. */
 	void (*merge)(void *rec, const void *old, const void *in, unsigned f, int64_t now);
 	/* UPDATE (exists) or INSERT rec: db_exec's answer. */
@@ -242,8 +243,8 @@ int db_put(struct store_conn *c, const struct db_put_kind *k, const struct actor
 
 /* db_op then db_load into *out (size bytes, at most a team's), which is
  * untouched on failure. */
-int db_get(struct store_conn *c, const char *sql, const char *key,
-	   int (*row)(const struct db_rows *, int, void *), void *out, size_t size);
+int db_get(struct store_conn *c, const char *sql, const char *key, db_row_fn row, void *out,
+	   size_t size);
 
 
 /* A locking read that passes over rows other transactions hold (FOR UPDATE
@@ -262,21 +263,20 @@ int db_each(struct db_rows *r, const char *table, int (*row)(const struct db_row
 	    void *rec, int (*each)(void *ctx, const void *rec), void *ctx);
 
 /* db_op, then db_each over the rows of sql (no parameters). */
-int db_list(struct store_conn *c, const char *sql, const char *table,
-	    int (*row)(const struct db_rows *, int, void *), void *rec,
+int db_list(struct store_conn *c, const char *sql, const char *table, db_row_fn row, void *rec,
 	    int (*each)(void *ctx, const void *rec), void *ctx);
 
 /* db_each's untyped callback `name` giving each record to a typed one
  * (store.h's store_*_cb) held with its context in a struct name. */
-#define DB_EACH_TYPED(name, cb_type, rec_type)                  \
-	struct name {                                          \
-		cb_type cb;                                    \
-		void *ctx;                                     \
-	};                                                     \
-	static int name(void *p, const void *rec)              \
-	{                                                      \
-		const struct name *e = p;                      \
-		return e->cb(e->ctx, (const rec_type *)rec);   \
+#define DB_EACH_TYPED(name, cb_type)                \
+	struct name {                              \
+		cb_type cb;                        \
+		void *ctx;                         \
+	};                                         \
+	static int name(void *p, const void *rec)  \
+	{                                          \
+		const struct name *e = p;          \
+		return e->cb(e->ctx, rec);         \
 	}
 
 #endif

@@ -96,7 +96,7 @@ static const struct db_put_kind GPU_KIND = {
 
 DB_PUT_OPS(ops_gpu_type, struct gpu_type, GPU_KIND)
 
-DB_EACH_TYPED(gpu_each, store_gpu_type_cb, struct gpu_type)
+DB_EACH_TYPED(gpu_each, store_gpu_type_cb)
 
 int ops_gpu_type_list(struct store_conn *c, store_gpu_type_cb cb, void *ctx)
 {

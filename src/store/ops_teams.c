@@ -233,7 +233,7 @@ static const struct db_put_kind TEAM_KIND = {
 
 DB_PUT_OPS(ops_team, struct team, TEAM_KIND)
 
-DB_EACH_TYPED(team_each, store_team_cb, struct team)
+DB_EACH_TYPED(team_each, store_team_cb)
 
 int ops_team_list(struct store_conn *c, const char *const *only, size_t nonly, store_team_cb cb,
 		  void *ctx)

@@ -114,7 +114,7 @@ int ops_admin_exists(struct store_conn *c, bool *out)
 	return 0;
 }
 
-DB_EACH_TYPED(token_each, store_token_cb, struct token)
+DB_EACH_TYPED(token_each, store_token_cb)
 
 int ops_token_list(struct store_conn *c, store_token_cb cb, void *ctx)
 {

@@ -379,10 +379,11 @@ out:
 
 /* ---- put and patch of a retirable record (team, GPU type) -------------- */
 
-/* The record types db_put writes: its scratch records hold either. */
+/* The records db_put and db_get read: their scratch records hold any. */
 union db_rec {
 	struct team team;
 	struct gpu_type gpu;
+	struct token token;
 };
 
 /* One put or patch (db_put's arguments) and what came of it. */
@@ -464,8 +465,8 @@ static int db_put_tx(struct store_conn *c, void *ctx)
 int db_put(struct store_conn *c, const struct db_put_kind *k, const struct actor *who,
 	   const char *id, const void *in, unsigned fields, int64_t now, void *out, bool *created)
 {
-	struct db_put_run x = {
-		.k = k, .who = who, .id = id, .in = in, .fields = fields, .patch = out != NULL, .now = now};
+	struct db_put_run x = {.k = k, .in = in, .fields = fields, .patch = out != NULL,
+			       .id = id, .who = who, .now = now};
 	int rc = db_run(c, true, db_put_tx, &x);
 
 	if (rc == 0 && out)
@@ -478,10 +479,7 @@ int db_put(struct store_conn *c, const struct db_put_kind *k, const struct actor
 int db_get(struct store_conn *c, const char *sql, const char *key, db_row_fn row, void *out,
 	   size_t size)
 {
-	union {
-		union db_rec rec;
-		struct token token;
-	} tmp;
+	union db_rec tmp;
 	int rc = size > sizeof(tmp) ? ERR_STORE : db_op(c);
 
 	if (rc == 0)

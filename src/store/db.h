@@ -241,8 +241,8 @@ int db_put(struct store_conn *c, const struct db_put_kind *k, const struct actor
 		return db_get(c, K.get_sql, id, K.row, out, sizeof(*out));                     \
 	}
 
-/* db_op then db_load into *out (size bytes, at most a team's), which is
- * untouched on failure. */
+/* db_op then db_load into *out (a team, GPU type or token: size bytes),
+ * which is untouched on failure. */
 int db_get(struct store_conn *c, const char *sql, const char *key, db_row_fn row, void *out,
 	   size_t size);
 

@@ -239,8 +239,9 @@ int db_run(struct store_conn *c, bool write, int (*fn)(struct store_conn *c, voi
 
 /* ---- rows -------------------------------------------------------------- */
 
-int db_row_token(const struct db_rows *r, int col, struct token *t)
+int db_row_token(const struct db_rows *r, int col, void *out)
 {
+	struct token *t = out;
 	char role[32];
 	int bad = 0;
 
@@ -254,8 +255,9 @@ int db_row_token(const struct db_rows *r, int col, struct token *t)
 	return !bad && role_parse(role, &t->role) == 0 ? 0 : ERR_STORE;
 }
 
-int db_row_gpu(const struct db_rows *r, int col, struct gpu_type *g)
+int db_row_gpu(const struct db_rows *r, int col, void *out)
 {
+	struct gpu_type *g = out;
 	int bad = 0;
 
 	memset(g, 0, sizeof(*g));
@@ -271,8 +273,9 @@ int db_row_gpu(const struct db_rows *r, int col, struct gpu_type *g)
 	return bad ? ERR_STORE : 0;
 }
 
-int db_row_team(const struct db_rows *r, int col, struct team *t)
+int db_row_team(const struct db_rows *r, int col, void *out)
 {
+	struct team *t = out;
 	char period[32];
 	int bad = 0;
 
@@ -319,21 +322,6 @@ int db_row_alloc(const struct db_rows *r, int col, struct allocation *a)
 	if (cut)
 		a->labels_json[0] = '\0';
 	return !bad && alloc_status_parse(status, &a->status) == 0 ? 0 : ERR_STORE;
-}
-
-int db_row_token_v(const struct db_rows *r, int col, void *out)
-{
-	return db_row_token(r, col, out);
-}
-
-int db_row_gpu_v(const struct db_rows *r, int col, void *out)
-{
-	return db_row_gpu(r, col, out);
-}
-
-int db_row_team_v(const struct db_rows *r, int col, void *out)
-{
-	return db_row_team(r, col, out);
 }
 
 int db_row_alloc_v(const struct db_rows *r, int col, void *out)
@@ -387,6 +375,129 @@ out:
 	free(b);
 	free(a);
 	return rc;
+}
+
+/* ---- put and patch of a retirable record (team, GPU type) -------------- */
+
+/* The records db_put and db_get read: their scratch records hold any. */
+union db_rec {
+	struct team team;
+	struct gpu_type gpu;
+	struct token token;
+};
+
+/* One put or patch (db_put's arguments) and what came of it. */
+struct db_put_run {
+	const struct db_put_kind *k;
+	const void *in; /* the values of `fields` */
+	unsigned fields;
+	bool patch;
+	const char *id;
+	const struct actor *who;
+	int64_t now;
+	bool created;
+	union db_rec out; /* the record after the write */
+};
+
+/* The int64_t member at byte offset off of a record. */
+#define REC_I64(rec, off) (*(int64_t *)((char *)(rec) + (off)))
+
+/* A change nobody could see in the audit row (before and after rendered
+ * alike, updated_at kept) is no change: 1 for one, 0, or an error. */
+static int db_put_unchanged(const struct db_put_kind *k, const void *old, const void *rec)
+{
+	char *b = NULL, *a = NULL;
+	int rc = store_audit_render(k->audit_json, old, rec, &b, &a);
+
+	if (rc == 0)
+		rc = strcmp(b, a) == 0;
+	free(b);
+	free(a);
+	return rc;
+}
+
+static int db_put_tx(struct store_conn *c, void *ctx)
+{
+	struct db_put_run *p = ctx;
+	const struct db_put_kind *k = p->k;
+	union db_rec old, rec;
+	char action[48];
+	int64_t was = 0, retired = 0;
+	int rc, n = k->prelock_sql ? db_exec(c, k->prelock_sql, "t", p->id) : 0;
+
+	rc = n < 0 ? n : db_load(c, k->lock_sql, p->id, k->row, &old);
+	if (rc != 0 && (rc != ERR_NOT_FOUND || p->patch))
+		return rc;
+	if (rc == 0) {
+		was = REC_I64(&old, k->retired_off);
+		rc = store_retire_rule(was, p->fields & k->retired_field,
+				       p->fields == k->retired_field,
+				       REC_I64(p->in, k->retired_off), &retired);
+		if (rc == ERR_CONFLICT)
+			db_err(c, "%s '%s' is retired", k->name, p->id);
+		if (rc != 0 && rc != 1)
+			return rc;
+	}
+	p->created = rc == ERR_NOT_FOUND;
+	if (!p->created)
+		memcpy(&p->out, &old, k->size);
+	if (rc == 1) /* a retire of a retired record: nothing to do */
+		return 0;
+	k->merge(&rec, p->created ? NULL : &old, p->in, p->fields, p->now);
+	REC_I64(&rec, k->retired_off) = retired;
+	/* A patch that changes nothing writes nothing: no updated_at, no audit row. */
+	rc = p->patch ? db_put_unchanged(k, &old, &rec) : 0;
+	if (rc != 0)
+		return rc == 1 ? 0 : rc;
+	REC_I64(&rec, k->updated_off) = p->now;
+	n = k->write(c, &rec, !p->created);
+	if (n < 0) /* two creators raced (row locks): the loser reruns and updates instead */
+		return n == ERR_CONFLICT && p->created ? DB_RETRY : n;
+	rc = k->after ? k->after(c, &rec, p->created ? NULL : &old, p->now) : 0;
+	if (rc != 0)
+		return rc;
+	memcpy(&p->out, &rec, k->size);
+	store_retire_action(k->type, !p->created, was, retired, action, sizeof(action));
+	return db_audit(c, p->who, p->now, action, k->type, p->id, k->audit_team ? p->id : "",
+			k->audit_json, p->created ? NULL : &old, &rec);
+}
+
+int db_put(struct store_conn *c, const struct db_put_kind *k, const struct actor *who,
+	   const char *id, const void *in, unsigned fields, int64_t now, void *out, bool *created)
+{
+	struct db_put_run x = {.k = k, .in = in, .fields = fields, .patch = out != NULL,
+			       .id = id, .who = who, .now = now};
+	int rc = db_run(c, true, db_put_tx, &x);
+
+	if (rc == 0 && out)
+		memcpy(out, &x.out, k->size);
+	if (rc == 0 && created)
+		*created = x.created;
+	return rc;
+}
+
+int db_get(struct store_conn *c, const char *sql, const char *key, db_row_fn row, void *out,
+	   size_t size)
+{
+	union db_rec tmp;
+	int rc = size > sizeof(tmp) ? ERR_STORE : db_op(c);
+
+	if (rc == 0)
+		rc = db_load(c, sql, key, row, &tmp);
+	if (rc == 0)
+		memcpy(out, &tmp, size);
+	return rc;
+}
+
+int db_list(struct store_conn *c, const char *sql, const char *table, db_row_fn row, void *rec,
+	    int (*each)(void *ctx, const void *rec), void *ctx)
+{
+	struct db_rows *r = NULL;
+	int rc = db_op(c);
+
+	if (rc == 0)
+		rc = db_query(c, sql, &r, "");
+	return rc != 0 ? rc : db_each(r, table, row, rec, each, ctx);
 }
 
 /* ---- lists ------------------------------------------------------------- */

@@ -165,17 +165,15 @@ int db_run(struct store_conn *c, bool write, int (*fn)(struct store_conn *c, voi
 #define ALLOC_NCOLS 18
 
 /* Row readers from column `col` on: 0, or ERR_STORE for a row they cannot read. */
-int db_row_token(const struct db_rows *r, int col, struct token *t);
-int db_row_gpu(const struct db_rows *r, int col, struct gpu_type *g);
-int db_row_team(const struct db_rows *r, int col, struct team *t);
+typedef int (*db_row_fn)(const struct db_rows *r, int col, void *rec);
+int db_row_token(const struct db_rows *r, int col, void *token);
+int db_row_gpu(const struct db_rows *r, int col, void *gpu_type);
+int db_row_team(const struct db_rows *r, int col, void *team);
 int db_row_alloc(const struct db_rows *r, int col, struct allocation *a);
 
 /* Loads the one row `sql` selects for key with row(): 0, ERR_NOT_FOUND or an error. */
 int db_load(struct store_conn *c, const char *sql, const char *key,
 	    int (*row)(const struct db_rows *, int, void *), void *out);
-int db_row_token_v(const struct db_rows *r, int col, void *out);
-int db_row_gpu_v(const struct db_rows *r, int col, void *out);
-int db_row_team_v(const struct db_rows *r, int col, void *out);
 int db_row_alloc_v(const struct db_rows *r, int col, void *out);
 
 /* Who writes when no token does (the sweeper, seeding). */
@@ -185,6 +183,68 @@ extern const char DB_SYSTEM_ACTOR[];
 int db_audit(struct store_conn *c, const struct actor *who, int64_t at, const char *action,
 	     const char *type, const char *id, const char *team, json_t *(*fn)(const void *),
 	     const void *before, const void *after);
+
+/*
+ * A record type that db_put writes (team, GPU type): read it locked, refuse
+ * a change of a retired one, merge the named fields, write, audit.
+ */
+struct db_put_kind {
+	const char *type; /* the audit object type, "team" */
+	const char *name; /* in the conflict detail, "GPU type" */
+	size_t size;      /* of the record; its int64_t members: */
+	size_t retired_off, updated_off;
+	unsigned put_fields;     /* what a put names */
+	unsigned retired_field;  /* the field flag of retired_at */
+	const char *prelock_sql; /* taken first with the id (NULL: none) */
+	const char *lock_sql;    /* reads the record by id, DB_LOCK */
+	const char *get_sql;     /* reads it by id */
+	db_row_fn row;
+	/* rec = old (NULL: a new record) with the fields f of in. */
+	void (*merge)(void *rec, const void *old, const void *in, unsigned f, int64_t now);
+	/* UPDATE (exists) or INSERT rec: db_exec's answer. */
+	int (*write)(struct store_conn *c, const void *rec, bool exists);
+	/* What follows the write (NULL: nothing): 0 or an error. */
+	int (*after)(struct store_conn *c, const void *rec, const void *old, int64_t now);
+	json_t *(*audit_json)(const void *);
+	bool audit_team; /* the audit row's team is the record's id */
+};
+
+/* The size and member offsets of record type T, for its struct db_put_kind. */
+#define DB_PUT_LAYOUT(T)                                                                   \
+	.size = sizeof(T), .retired_off = offsetof(T, retired_at),                         \
+	.updated_off = offsetof(T, updated_at)
+
+/*
+ * In its own write transaction: without out a put of `fields` of in (creates
+ * or replaces; *created says which), with out a patch (of an existing
+ * record; one that changes nothing writes nothing and is not audited).  0
+ * with the record after it in *out, or an error (nothing written).
+ */
+int db_put(struct store_conn *c, const struct db_put_kind *k, const struct actor *who,
+	   const char *id, const void *in, unsigned fields, int64_t now, void *out, bool *created);
+
+/* Defines prefix_put, prefix_patch and prefix_get (ops.h) of record type T
+ * over its kind K: one body for every such type. */
+#define DB_PUT_OPS(prefix, T, K)                                                              \
+	int prefix##_put(struct store_conn *c, const struct actor *who, const T *in, int64_t now, \
+			 bool *created)                                                        \
+	{                                                                                      \
+		return db_put(c, &K, who, in->id, in, K.put_fields, now, NULL, created);       \
+	}                                                                                      \
+	int prefix##_patch(struct store_conn *c, const struct actor *who, const T *in,         \
+			   unsigned fields, int64_t now, T *out)                               \
+	{                                                                                      \
+		return db_put(c, &K, who, in->id, in, fields, now, out, NULL);                 \
+	}                                                                                      \
+	int prefix##_get(struct store_conn *c, const char *id, T *out)                         \
+	{                                                                                      \
+		return db_get(c, K.get_sql, id, K.row, out, sizeof(*out));                     \
+	}
+
+/* db_op then db_load into *out (a team, GPU type or token: size bytes),
+ * which is untouched on failure. */
+int db_get(struct store_conn *c, const char *sql, const char *key, db_row_fn row, void *out,
+	   size_t size);
 
 
 /* A locking read that passes over rows other transactions hold (FOR UPDATE
@@ -201,5 +261,22 @@ int db_audit(struct store_conn *c, const struct actor *who, int64_t at, const ch
  */
 int db_each(struct db_rows *r, const char *table, int (*row)(const struct db_rows *, int, void *),
 	    void *rec, int (*each)(void *ctx, const void *rec), void *ctx);
+
+/* db_op, then db_each over the rows of sql (no parameters). */
+int db_list(struct store_conn *c, const char *sql, const char *table, db_row_fn row, void *rec,
+	    int (*each)(void *ctx, const void *rec), void *ctx);
+
+/* db_each's untyped callback `name` giving each record to a typed one
+ * (store.h's store_*_cb) held with its context in a struct name. */
+#define DB_EACH_TYPED(name, cb_type)                \
+	struct name {                              \
+		cb_type cb;                        \
+		void *ctx;                         \
+	};                                         \
+	static int name(void *p, const void *rec)  \
+	{                                          \
+		const struct name *e = p;          \
+		return e->cb(e->ctx, rec);         \
+	}
 
 #endif

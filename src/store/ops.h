@@ -26,7 +26,7 @@ int ops_token_list(struct store_conn *c, store_token_cb cb, void *ctx);
 /* ops_schema.c: applies the driver's missing migrations; refuses a newer schema. */
 int ops_migrate(struct store_conn *c, char *detail);
 
-/* ops_catalog.c (GPU types) */
+/* ops_catalog.c (GPU types; put, patch and get are DB_PUT_OPS, db.h) */
 int ops_gpu_type_put(struct store_conn *c, const struct actor *who, const struct gpu_type *g,
 		     int64_t now, bool *created);
 int ops_gpu_type_get(struct store_conn *c, const char *id, struct gpu_type *out);
@@ -35,7 +35,7 @@ int ops_gpu_type_seed(struct store_conn *c, const struct gpu_type *g, size_t n, 
 int ops_gpu_type_patch(struct store_conn *c, const struct actor *who, const struct gpu_type *g,
 		       unsigned fields, int64_t now, struct gpu_type *out);
 
-/* ops_teams.c (teams, period ledgers, ping) */
+/* ops_teams.c (teams, period ledgers, ping; put, patch and get are DB_PUT_OPS) */
 int ops_ping(struct store_conn *c);
 int ops_team_put(struct store_conn *c, const struct actor *who, const struct team *t, int64_t now,
 		 bool *created);
@@ -46,6 +46,9 @@ int ops_team_list(struct store_conn *c, const char *const *only, size_t nonly, s
 		  void *ctx);
 int ops_team_ledger(struct store_conn *c, const struct team *t, int64_t now,
 		    struct team_ledger *out);
+/* The money of period row (team, ps): 0 (zeros when there is no row yet) or an error. */
+int ops_period_read(struct store_conn *c, const char *team, int64_t ps, int64_t *spent,
+		    int64_t *reserved);
 
 /* ops_audit.c */
 int ops_audit_list(struct store_conn *c, const char *team, const char *cursor, int limit,

@@ -467,8 +467,6 @@ static const char SQL_GPU_BY_ID[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id
 static const char SQL_PERIOD_ENSURE[] =
 	"INSERT INTO team_periods(team_id, period_start, period_end, spent, reserved)"
 	" VALUES (?, ?, ?, 0, 0) ON CONFLICT DO NOTHING";
-static const char SQL_PERIOD_GET[] =
-	"SELECT spent, reserved FROM team_periods WHERE team_id = ? AND period_start = ?";
 static const char SQL_ALLOC_INSERT[] =
 	"INSERT INTO allocations(" ALLOC_COLS ") VALUES"
 	" (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
@@ -477,23 +475,6 @@ static const char SQL_IDEM_GET[] =
 static const char SQL_IDEM_INSERT[] =
 	"INSERT INTO idempotency(token_id, key, request_hash, status, body, created_at)"
 	" VALUES (?, ?, ?, ?, ?, ?)";
-
-/* The period row's money: 0 (zeros when there is no row yet) or an error. */
-static int period_read(struct store_conn *c, const char *team, int64_t ps, int64_t *spent,
-		       int64_t *reserved)
-{
-	struct db_rows *r = NULL;
-	int rc = db_query(c, SQL_PERIOD_GET, &r, "ti", team, ps);
-
-	*spent = 0;
-	*reserved = 0;
-	if (rc == 0 && (rc = db_next(r)) == 1) {
-		*spent = db_i64(r, 0);
-		*reserved = db_i64(r, 1);
-	}
-	db_rows_close(r);
-	return rc < 0 ? rc : 0;
-}
 
 /* The stored record of (token, key): 1 with *status and *body (owned), 0 none, < 0 error. */
 static int idem_read(struct store_conn *c, const char *token_id, const struct idem *idem,
@@ -520,7 +501,7 @@ static int invariants_verify(struct store_conn *c, const struct team *t, int64_t
 {
 	struct gpu_type g;
 	int64_t spent = 0, reserved = 0;
-	int rc = period_read(c, t->id, ps, &spent, &reserved);
+	int rc = ops_period_read(c, t->id, ps, &spent, &reserved);
 
 	if (rc != 0)
 		return rc;
@@ -528,7 +509,7 @@ static int invariants_verify(struct store_conn *c, const struct team *t, int64_t
 		db_err(c, "ledger invariant violated for team '%s'", t->id);
 		return ERR_STORE;
 	}
-	rc = db_load(c, SQL_GPU_BY_ID, gpu_type, db_row_gpu_v, &g);
+	rc = db_load(c, SQL_GPU_BY_ID, gpu_type, db_row_gpu, &g);
 	if (rc != 0)
 		return rc == ERR_NOT_FOUND ? ERR_STORE : rc;
 	if (g.allocated > g.capacity) {
@@ -583,7 +564,7 @@ int ops_alloc_one(struct store_conn *c, const struct actor *who, const struct al
 			return rc == 1 ? 0 : rc;
 		}
 	}
-	rc = db_load(c, SQL_TEAM_BY_ID, r->team, db_row_team_v, &team);
+	rc = db_load(c, SQL_TEAM_BY_ID, r->team, db_row_team, &team);
 	if (rc != 0 && rc != ERR_NOT_FOUND)
 		return rc;
 	f.team = rc == 0 ? &team : NULL;
@@ -591,7 +572,7 @@ int ops_alloc_one(struct store_conn *c, const struct actor *who, const struct al
 		/* Due allocations give their money and GPUs back before we decide. */
 		rc = ops_expire_due_tx(c, now, NULL);
 		if (rc == 0)
-			rc = db_load(c, SQL_GPU_BY_ID, r->gpu_type, db_row_gpu_v, &gpu);
+			rc = db_load(c, SQL_GPU_BY_ID, r->gpu_type, db_row_gpu, &gpu);
 		if (rc != 0 && rc != ERR_NOT_FOUND)
 			return rc;
 		f.gpu = rc == 0 ? &gpu : NULL;
@@ -599,7 +580,7 @@ int ops_alloc_one(struct store_conn *c, const struct actor *who, const struct al
 	if (f.gpu) {
 		period_bounds(team.period, now, &f.ps, &pe);
 		n = db_exec(c, SQL_PERIOD_ENSURE, "tii", team.id, f.ps, pe);
-		rc = n < 0 ? n : period_read(c, team.id, f.ps, &f.spent, &f.reserved);
+		rc = n < 0 ? n : ops_period_read(c, team.id, f.ps, &f.spent, &f.reserved);
 		if (rc != 0)
 			return rc;
 	}

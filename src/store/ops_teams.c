@@ -31,33 +31,14 @@ static const char SQL_TEAM_INSERT[] =
 static const char SQL_TEAM_UPDATE[] =
 	"UPDATE teams SET display_name = ?, budget_micros = ?, period = ?, thresholds_json = ?,"
 	" updated_at = ?, admins_json = ?, retired_at = ? WHERE id = ?";
-static const char SQL_NS_SET[] = "UPDATE teams SET namespaces = ? WHERE id = ?";
-static const char SQL_NS_OWNER[] = "SELECT team_id FROM team_namespaces WHERE namespace = ?";
-static const char SQL_NS_DROP[] = "DELETE FROM team_namespaces WHERE team_id = ?";
-static const char SQL_NS_ADD[] = "INSERT INTO team_namespaces(namespace, team_id) VALUES (?, ?)";
 static const char SQL_TEAM_LIST[] = "SELECT " TEAM_COLS " FROM teams ORDER BY id";
-/* A scope's list: the head holds the first `?`, each further id adds ", ?". */
-#define SQL_TEAM_SCOPE_HEAD "SELECT " TEAM_COLS " FROM teams WHERE id IN (?"
-#define SQL_TEAM_SCOPE_TAIL ") ORDER BY id"
+static const char SQL_TEAM_SCOPE[] = "SELECT " TEAM_COLS " FROM teams WHERE 1 = 1";
 static const char SQL_PERIOD_GET[] =
 	"SELECT spent, reserved FROM team_periods WHERE team_id = ? AND period_start = ?";
-static const char SQL_PERIOD_ENSURE[] =
-	"INSERT INTO team_periods(team_id, period_start, period_end, spent, reserved)"
-	" VALUES (?, ?, ?, 0, 0) ON CONFLICT (team_id, period_start) DO NOTHING";
-static const char SQL_PERIOD_MOVE[] =
-	"UPDATE team_periods SET reserved = reserved + ?, spent = spent + ?"
-	" WHERE team_id = ? AND period_start = ?";
 /* Locked before the team row, in the expiry's order (see the top). */
 static const char SQL_LIVE_LOCK[] =
 	"SELECT id FROM allocations WHERE team_id = ? AND status IN ('approved', 'running')"
 	" ORDER BY expires_at, id" DB_LOCK;
-static const char SQL_LIVE_BY_PERIOD[] =
-	"SELECT period_start, CAST(SUM(estimated_micros) AS BIGINT) FROM allocations"
-	" WHERE team_id = ? AND status IN ('approved', 'running') AND period_start <> ?"
-	" GROUP BY period_start ORDER BY period_start";
-static const char SQL_LIVE_REKEY[] =
-	"UPDATE allocations SET period_start = ? WHERE team_id = ?"
-	" AND status IN ('approved', 'running') AND period_start <> ?";
 static const char SQL_RUNNING_OF_PERIOD[] =
 	"SELECT price_micros, gpu_count, max_runtime_us, started_at FROM allocations"
 	" WHERE team_id = ? AND period_start = ? AND status = 'running'";
@@ -80,6 +61,19 @@ int ops_ping(struct store_conn *c)
  */
 static int period_rekey(struct store_conn *c, const char *team, enum period_kind k, int64_t now)
 {
+	static const char SQL_LIVE_BY_PERIOD[] =
+		"SELECT period_start, CAST(SUM(estimated_micros) AS BIGINT) FROM allocations"
+		" WHERE team_id = ? AND status IN ('approved', 'running') AND period_start <> ?"
+		" GROUP BY period_start ORDER BY period_start";
+	static const char SQL_PERIOD_ENSURE[] =
+		"INSERT INTO team_periods(team_id, period_start, period_end, spent, reserved)"
+		" VALUES (?, ?, ?, 0, 0) ON CONFLICT (team_id, period_start) DO NOTHING";
+	static const char SQL_PERIOD_MOVE[] =
+		"UPDATE team_periods SET reserved = reserved + ?, spent = spent + ?"
+		" WHERE team_id = ? AND period_start = ?";
+	static const char SQL_LIVE_REKEY[] =
+		"UPDATE allocations SET period_start = ? WHERE team_id = ?"
+		" AND status IN ('approved', 'running') AND period_start <> ?";
 	struct store_period_plan plan = {NULL, 0, 0, 0}; /* plan.d owned here */
 	struct db_rows *r = NULL;
 	int64_t ps = 0, pe = 0;
@@ -111,61 +105,52 @@ out:
 }
 
 /*
- * Gives team `rec` the namespaces in rec->namespaces ("" = keep `old`'s, or
- * the team's id for a new team).  A namespace of another team is a conflict
+ * Gives team `rec` the namespaces in rec->namespaces (team_merge fills ""
+ * in), after dropping its own.  A namespace of another team is a conflict
  * that names the owner; two teams claiming one at once meet at the primary
  * key of team_namespaces and the loser reruns into that message.
  */
-static int namespaces_put(struct store_conn *c, struct team *rec, const struct team *old)
+static int namespaces_put(struct store_conn *c, const struct team *rec, const struct team *old)
 {
+	static const char SQL_NS_DROP[] = "DELETE FROM team_namespaces WHERE team_id = ?";
+	static const char SQL_NS_OWNER[] =
+		"SELECT team_id FROM team_namespaces WHERE namespace = ?";
+	static const char SQL_NS_ADD[] =
+		"INSERT INTO team_namespaces(namespace, team_id) VALUES (?, ?)";
+	static const char SQL_NS_SET[] = "UPDATE teams SET namespaces = ? WHERE id = ?";
 	char list[STORE_NAMESPACES_LEN], owner[STORE_ID_LEN];
-	int rc = 0, n;
+	int n;
 
-	if (rec->namespaces[0] == '\0')
-		snprintf(rec->namespaces, sizeof(rec->namespaces), "%s",
-			 old ? old->namespaces : rec->id); /* both fit: same size, id < 64 */
 	if (old != NULL && strcmp(old->namespaces, rec->namespaces) == 0)
 		return 0;
+	n = db_exec(c, SQL_NS_DROP, "t", rec->id);
 	memcpy(list, rec->namespaces, sizeof(list));
-	for (char *save = NULL, *ns = strtok_r(list, ",", &save); rc == 0 && ns != NULL;
+	for (char *save = NULL, *ns = strtok_r(list, ",", &save); n >= 0 && ns != NULL;
 	     ns = strtok_r(NULL, ",", &save)) {
 		struct db_rows *r = NULL;
 
-		rc = db_query(c, SQL_NS_OWNER, &r, "t", ns);
-		if (rc == 0 && (rc = db_next(r)) == 1)
-			rc = db_copy(r, 0, owner, sizeof(owner)) != 0 ? ERR_STORE : 1;
+		n = db_query(c, SQL_NS_OWNER, &r, "t", ns);
+		if (n == 0 && (n = db_next(r)) == 1)
+			n = db_copy(r, 0, owner, sizeof(owner)) != 0 ? ERR_STORE : 1;
 		db_rows_close(r);
-		if (rc == 1 && strcmp(owner, rec->id) != 0) {
+		if (n == 1 && strcmp(owner, rec->id) != 0) {
 			db_err(c, "namespaces: namespace '%s' belongs to team '%s'; remove it there first",
 			       ns, owner);
 			return ERR_CONFLICT;
 		}
-		rc = rc == 1 ? 0 : rc;
+		if (n >= 0)
+			n = db_exec(c, SQL_NS_ADD, "tt", ns, rec->id);
 	}
-	n = rc != 0 ? rc : db_exec(c, SQL_NS_DROP, "t", rec->id);
-	memcpy(list, rec->namespaces, sizeof(list));
-	for (char *save = NULL, *ns = strtok_r(list, ",", &save); n >= 0 && ns != NULL;
-	     ns = strtok_r(NULL, ",", &save))
-		n = db_exec(c, SQL_NS_ADD, "tt", ns, rec->id);
 	if (n >= 0)
 		n = db_exec(c, SQL_NS_SET, "tt", rec->namespaces, rec->id);
 	/* A unique violation: another team took one since the check above. */
 	return n == ERR_CONFLICT ? DB_RETRY : n < 0 ? n : 0;
 }
+
 /* What a put names: everything an admin sets (not retired_at). */
 #define TEAM_F_PUT                                                                  \
 	(TEAM_F_DISPLAY_NAME | TEAM_F_BUDGET | TEAM_F_PERIOD | TEAM_F_THRESHOLDS | \
 	 TEAM_F_ADMINS | TEAM_F_NAMESPACES)
-
-struct team_write {
-	const struct actor *who;
-	const struct team *t;
-	unsigned fields; /* enum team_field named by the write */
-	bool patch;      /* true: the team must exist */
-	int64_t now;
-	bool created;
-	struct team out; /* the record after the write */
-};
 
 /* The audit rendering: the record with its admins and retirement. */
 static json_t *team_audit_json(const void *p)
@@ -182,169 +167,113 @@ static json_t *team_audit_json(const void *p)
 	return j;
 }
 
-/* rec = old with the named fields of t. */
-static void team_merge(struct team *rec, const struct team *old, const struct team *t, unsigned f)
+/* rec = old (NULL: a new team, t as given) with the named fields of t; ""
+ * namespaces keep old's (a new team's: its id), "" admins are "[]". */
+static void team_merge(void *out, const void *o, const void *in, unsigned f, int64_t now)
 {
-	*rec = *old;
-	if (f & TEAM_F_DISPLAY_NAME)
-		memcpy(rec->display_name, t->display_name, sizeof(rec->display_name));
-	if (f & TEAM_F_BUDGET)
-		rec->budget_micros = t->budget_micros;
-	if (f & TEAM_F_PERIOD)
-		rec->period = t->period;
-	if (f & TEAM_F_THRESHOLDS)
-		memcpy(rec->thresholds_json, t->thresholds_json, sizeof(rec->thresholds_json));
-	if (f & TEAM_F_ADMINS)
-		memcpy(rec->admins_json, t->admins_json, sizeof(rec->admins_json));
-	if (f & TEAM_F_NAMESPACES) /* "" keeps them (namespaces_put) */
-		memcpy(rec->namespaces, t->namespaces, sizeof(rec->namespaces));
-}
+	struct team *rec = out;
+	const struct team *old = o, *t = in;
 
-static int team_write_tx(struct store_conn *c, void *ctx)
-{
-	struct team_write *w = ctx;
-	struct team old, rec;
-	char action[48];
-	int64_t retired = 0;
-	bool exists;
-	int rc, n;
-
-	n = db_exec(c, SQL_LIVE_LOCK, "t", w->t->id);
-	rc = n < 0 ? n : db_load(c, SQL_TEAM_LOCK, w->t->id, db_row_team_v, &old);
-	if (rc != 0 && (rc != ERR_NOT_FOUND || w->patch))
-		return rc;
-	exists = rc == 0;
-	rc = !exists ? 0 : store_retire_rule(old.retired_at, w->fields & TEAM_F_RETIRED,
-					     w->fields == TEAM_F_RETIRED, w->t->retired_at, &retired);
-	if (rc == 1) { /* retire again: nothing to do */
-		w->out = old;
-		return 0;
-	}
-	if (rc != 0) {
-		db_err(c, "team '%s' is retired", old.id);
-		return rc;
-	}
-	if (exists) {
-		team_merge(&rec, &old, w->t, w->fields);
-		rec.retired_at = retired;
+	if (!old) {
+		*rec = *t;
+		rec->created_at = now;
+		if (rec->namespaces[0] == '\0') /* both fit: same size, id < 64 */
+			snprintf(rec->namespaces, sizeof(rec->namespaces), "%s", rec->id);
 	} else {
-		rec = *w->t;
-		rec.created_at = w->now;
-		rec.retired_at = 0;
+		*rec = *old;
+		if (f & TEAM_F_DISPLAY_NAME)
+			memcpy(rec->display_name, t->display_name, sizeof(rec->display_name));
+		if (f & TEAM_F_BUDGET)
+			rec->budget_micros = t->budget_micros;
+		if (f & TEAM_F_PERIOD)
+			rec->period = t->period;
+		if (f & TEAM_F_THRESHOLDS)
+			memcpy(rec->thresholds_json, t->thresholds_json,
+			       sizeof(rec->thresholds_json));
+		if (f & TEAM_F_ADMINS)
+			memcpy(rec->admins_json, t->admins_json, sizeof(rec->admins_json));
+		if ((f & TEAM_F_NAMESPACES) && t->namespaces[0] != '\0')
+			memcpy(rec->namespaces, t->namespaces, sizeof(rec->namespaces));
 	}
-	if (rec.admins_json[0] == '\0')
-		memcpy(rec.admins_json, "[]", 3);
-	rec.updated_at = w->now;
+	if (rec->admins_json[0] == '\0')
+		memcpy(rec->admins_json, "[]", 3);
+}
+
+static int team_write(struct store_conn *c, const void *p, bool exists)
+{
+	const struct team *t = p;
+	const char *period = period_kind_name(t->period);
+
 	if (exists)
-		n = db_exec(c, SQL_TEAM_UPDATE, "tittitit", rec.display_name, rec.budget_micros,
-			    period_kind_name(rec.period), rec.thresholds_json, w->now,
-			    rec.admins_json, rec.retired_at, rec.id);
-	else
-		n = db_exec(c, SQL_TEAM_INSERT, "ttittiit", rec.id, rec.display_name,
-			    rec.budget_micros, period_kind_name(rec.period), rec.thresholds_json,
-			    w->now, w->now, rec.admins_json);
-	if (n < 0) /* two creators raced (row locks): the loser reruns and updates instead */
-		return n == ERR_CONFLICT && !exists ? DB_RETRY : n;
-	rc = namespaces_put(c, &rec, exists ? &old : NULL);
-	if (rc != 0)
-		return rc;
-	if (exists && old.period != rec.period) {
-		rc = period_rekey(c, rec.id, rec.period, w->now);
-		if (rc != 0)
-			return rc;
-	}
-	w->created = !exists;
-	w->out = rec;
-	store_retire_action("team", exists, exists ? old.retired_at : 0, rec.retired_at, action,
-			    sizeof(action));
-	return db_audit(c, w->who, w->now, action, "team", rec.id, rec.id, team_audit_json,
-			exists ? &old : NULL, &rec);
+		return db_exec(c, SQL_TEAM_UPDATE, "tittitit", t->display_name, t->budget_micros,
+			       period, t->thresholds_json, t->updated_at, t->admins_json,
+			       t->retired_at, t->id);
+	return db_exec(c, SQL_TEAM_INSERT, "ttittiit", t->id, t->display_name, t->budget_micros,
+		       period, t->thresholds_json, t->created_at, t->updated_at, t->admins_json);
 }
 
-int ops_team_put(struct store_conn *c, const struct actor *who, const struct team *t, int64_t now,
-		 bool *created)
+/* After the team row: its namespaces, and its live reservations when its
+ * period kind changed. */
+static int team_after(struct store_conn *c, const void *p, const void *o, int64_t now)
 {
-	struct team_write w = {.who = who, .t = t, .fields = TEAM_F_PUT, .now = now};
-	int rc = db_run(c, true, team_write_tx, &w);
+	const struct team *rec = p, *old = o;
+	int rc = namespaces_put(c, rec, old);
 
-	if (rc == 0)
-		*created = w.created;
+	if (rc == 0 && old && old->period != rec->period)
+		rc = period_rekey(c, rec->id, rec->period, now);
 	return rc;
 }
 
-int ops_team_patch(struct store_conn *c, const struct actor *who, const struct team *t,
-		   unsigned fields, int64_t now, struct team *out)
-{
-	struct team_write w = {.who = who, .t = t, .fields = fields, .patch = true, .now = now};
-	int rc = db_run(c, true, team_write_tx, &w);
+/* Teams for db_put: their live allocations locked first (see the top). */
+static const struct db_put_kind TEAM_KIND = {
+	.type = "team", .name = "team", DB_PUT_LAYOUT(struct team), .put_fields = TEAM_F_PUT,
+	.retired_field = TEAM_F_RETIRED, .prelock_sql = SQL_LIVE_LOCK, .lock_sql = SQL_TEAM_LOCK,
+	.get_sql = SQL_TEAM_BY_ID, .row = db_row_team, .merge = team_merge, .write = team_write,
+	.after = team_after, .audit_json = team_audit_json, .audit_team = true};
 
-	if (rc == 0)
-		*out = w.out;
-	return rc;
-}
+DB_PUT_OPS(ops_team, struct team, TEAM_KIND)
 
-int ops_team_get(struct store_conn *c, const char *id, struct team *out)
-{
-	struct team t;
-	int rc = db_op(c);
-
-	if (rc == 0)
-		rc = db_load(c, SQL_TEAM_BY_ID, id, db_row_team_v, &t);
-	if (rc == 0)
-		*out = t;
-	return rc;
-}
-
-/* The teams of a scope (n >= 1 ids): "... WHERE id IN (?, ...)" with its parameters. */
-static int team_scope_query(struct store_conn *c, const char *const *ids, size_t n,
-			    struct db_rows **r)
-{
-	char sql[sizeof(SQL_TEAM_SCOPE_HEAD) + 3 * DB_MAX_PARAMS + sizeof(SQL_TEAM_SCOPE_TAIL)];
-	struct db_param p[DB_MAX_PARAMS];
-	size_t len = sizeof(SQL_TEAM_SCOPE_HEAD) - 1;
-	int np = 0;
-
-	memcpy(sql, SQL_TEAM_SCOPE_HEAD, len);
-	for (size_t i = 0; i < n; i++) {
-		/* db_params refuses more than DB_MAX_PARAMS, which sql has room for. */
-		int rc = db_params(c, p, DB_MAX_PARAMS, &np, "t", ids[i]);
-
-		if (rc != 0)
-			return rc;
-		if (i) {
-			memcpy(sql + len, ", ?", 3);
-			len += 3;
-		}
-	}
-	memcpy(sql + len, SQL_TEAM_SCOPE_TAIL, sizeof(SQL_TEAM_SCOPE_TAIL));
-	return db_query_built(c, sql, p, np, r);
-}
-
-/* A list's callback as db_each calls it. */
-struct team_each {
-	store_team_cb cb;
-	void *ctx;
-};
-
-static int team_each(void *p, const void *rec)
-{
-	const struct team_each *e = p;
-
-	return e->cb(e->ctx, rec);
-}
+DB_EACH_TYPED(team_each, store_team_cb)
 
 int ops_team_list(struct store_conn *c, const char *const *only, size_t nonly, store_team_cb cb,
 		  void *ctx)
 {
 	struct team_each e = {cb, ctx};
+	struct db_param p[DB_MAX_PARAMS];
 	struct db_rows *r = NULL;
 	struct team t;
-	int rc = db_op(c);
+	char *sql = NULL;
+	int np = 0, rc;
 
-	if (rc != 0 || (only && nonly == 0))
-		return rc; /* an empty scope sees nothing */
-	rc = only ? team_scope_query(c, only, nonly, &r) : db_query(c, SQL_TEAM_LIST, &r, "");
-	return rc != 0 ? rc : db_each(r, "teams", db_row_team_v, &t, team_each, &e);
+	if (!only)
+		return db_list(c, SQL_TEAM_LIST, "teams", db_row_team, &t, team_each, &e);
+	rc = db_op(c);
+	if (rc == 0 && !(sql = strdup(SQL_TEAM_SCOPE)))
+		rc = ERR_NOMEM;
+	if (rc == 0) /* " AND id IN (?, ...)"; an empty scope sees nothing */
+		rc = ops_sql_scope(c, &sql, "id", only, nonly, p, &np);
+	if (rc == 0)
+		rc = ops_sql_append(&sql, " ORDER BY id");
+	if (rc == 0)
+		rc = db_query_built(c, sql, p, np, &r);
+	free(sql);
+	return rc != 0 ? rc : db_each(r, "teams", db_row_team, &t, team_each, &e);
+}
+
+int ops_period_read(struct store_conn *c, const char *team, int64_t ps, int64_t *spent,
+		    int64_t *reserved)
+{
+	struct db_rows *r = NULL;
+	int rc = db_query(c, SQL_PERIOD_GET, &r, "ti", team, ps);
+
+	*spent = 0;
+	*reserved = 0;
+	if (rc == 0 && (rc = db_next(r)) == 1) {
+		*spent = db_i64(r, 0);
+		*reserved = db_i64(r, 1);
+	}
+	db_rows_close(r);
+	return rc < 0 ? rc : 0;
 }
 
 struct ledger_read {
@@ -363,14 +292,7 @@ static int team_ledger_tx(struct store_conn *c, void *ctx)
 
 	memset(l, 0, sizeof(*l));
 	period_bounds(x->t->period, x->now, &l->period_start, &l->period_end);
-	rc = db_query(c, SQL_PERIOD_GET, &r, "ti", x->t->id, l->period_start);
-	if (rc == 0 && (rc = db_next(r)) == 1) { /* no row yet: zeros */
-		l->spent = db_i64(r, 0);
-		l->reserved = db_i64(r, 1);
-		rc = 0;
-	}
-	db_rows_close(r);
-	r = NULL;
+	rc = ops_period_read(c, x->t->id, l->period_start, &l->spent, &l->reserved);
 	if (rc == 0)
 		rc = db_query(c, SQL_RUNNING_OF_PERIOD, &r, "ti", x->t->id, l->period_start);
 	while (rc == 0 && (rc = db_next(r)) == 1) {

@@ -20,11 +20,6 @@ static const char SQL_TOKEN_LOCK[] = "SELECT " TOKEN_COLS " FROM tokens WHERE id
 static const char SQL_TOKEN_REVOKE[] = "UPDATE tokens SET revoked_at = ? WHERE id = ?";
 static const char SQL_ADMIN_EXISTS[] =
 	"SELECT 1 FROM tokens WHERE role = 'admin' AND revoked_at = 0 LIMIT 1";
-struct token_list_ctx {
-	store_token_cb cb;
-	void *ctx;
-};
-
 static const char SQL_TOKEN_LIST[] = "SELECT " TOKEN_COLS " FROM tokens ORDER BY created_at, id";
 
 struct token_write {
@@ -69,14 +64,7 @@ int ops_token_by_hash(struct store_conn *c, const char *hash, struct token *out)
 /* For a driver's cached lookup: the database's answer; *out untouched on failure. */
 int ops_token_read(struct store_conn *c, const char *hash, struct token *out)
 {
-	struct token t;
-	int rc = db_op(c);
-
-	if (rc == 0)
-		rc = db_load(c, SQL_TOKEN_BY_HASH, hash, db_row_token_v, &t);
-	if (rc == 0)
-		*out = t;
-	return rc;
+	return db_get(c, SQL_TOKEN_BY_HASH, hash, db_row_token, out, sizeof(*out));
 }
 
 static int token_revoke_tx(struct store_conn *c, void *ctx)
@@ -85,7 +73,7 @@ static int token_revoke_tx(struct store_conn *c, void *ctx)
 	struct token before, after;
 	int rc, n;
 
-	rc = db_load(c, SQL_TOKEN_LOCK, w->id, db_row_token_v, &before);
+	rc = db_load(c, SQL_TOKEN_LOCK, w->id, db_row_token, &before);
 	if (rc != 0 || before.revoked_at != 0)
 		return rc; /* already revoked: nothing changes, no audit row */
 	after = before;
@@ -126,21 +114,12 @@ int ops_admin_exists(struct store_conn *c, bool *out)
 	return 0;
 }
 
-static int token_each(void *ctx, const void *rec)
-{
-	const struct token_list_ctx *x = ctx;
-
-	return x->cb(x->ctx, rec);
-}
+DB_EACH_TYPED(token_each, store_token_cb)
 
 int ops_token_list(struct store_conn *c, store_token_cb cb, void *ctx)
 {
-	struct token_list_ctx x = {cb, ctx};
-	struct db_rows *r = NULL;
+	struct token_each e = {cb, ctx};
 	struct token t;
-	int rc = db_op(c);
 
-	if (rc == 0)
-		rc = db_query(c, SQL_TOKEN_LIST, &r, "");
-	return rc != 0 ? rc : db_each(r, "tokens", db_row_token_v, &t, token_each, &x);
+	return db_list(c, SQL_TOKEN_LIST, "tokens", db_row_token, &t, token_each, &e);
 }

@@ -814,6 +814,16 @@ static void test_price_change_new_allocations_only(void **state)
 
 /* ---- partial updates and retirement (issue 16) ---- */
 
+/* How many audit rows the filter (a query string) finds. */
+static size_t audit_count(struct itest_daemon *d, const char *filter)
+{
+	struct itest_resp *r = itest_req(d, "GET", itest_strf(d, "/v1/audit?%s", filter), d->admin,
+					 NULL);
+
+	ITEST_STATUS(r, 200);
+	return json_array_size(itest_jget(r->json, "items"));
+}
+
 static void test_patch_and_retire(void **state)
 {
 	struct itest_daemon *d = D(state);
@@ -840,6 +850,14 @@ static void test_patch_and_retire(void **state)
 	assert_int_equal(json_array_size(itest_jget(t, "alert_thresholds")), 1);
 	ITEST_STREQ(json_string_value(json_array_get(itest_jget(t, "admins"), 0)),
 		    "jane@example.com");
+	/* The same patch again changes nothing: 200 with the record, no audit row. */
+	assert_int_equal(audit_count(d, "team=speech&action=team.update"), 1);
+	r = itest_req_h(d, "PATCH", "/v1/teams/speech", d->admin,
+			"{\"budget\":{\"amount\":\"250\"},\"display_name\":\"Speech\"}", mp);
+	ITEST_STATUS(r, 200);
+	ITEST_MONEY(r->json, "budget.amount", "250.00");
+	ITEST_STREQ(itest_jstr(r->json, "display_name"), "Speech");
+	assert_int_equal(audit_count(d, "team=speech&action=team.update"), 1);
 
 	/* A bad patch: every field named, nothing changed. */
 	r = itest_req_h(d, "PATCH", "/v1/teams/speech", d->admin,
@@ -865,6 +883,11 @@ static void test_patch_and_retire(void **state)
 	itest_put_gpu(d, "g1", "2.00", 16);
 	ITEST_STREQ(itest_jstr(get_gpu(d, "g1"), "price_source"), src);
 	assert_int_equal(itest_jint(get_gpu(d, "g1"), "capacity"), 16);
+	assert_int_equal(audit_count(d, "action=gpu_type.update"), 2);
+	r = itest_req(d, "PATCH", "/v1/gpu-types/g1", d->admin, "{\"capacity\":16}");
+	ITEST_STATUS(r, 200);
+	assert_int_equal(itest_jint(r->json, "capacity"), 16);
+	assert_int_equal(audit_count(d, "action=gpu_type.update"), 2);
 
 	/* Retired: a live allocation completes, a new one is 409 on field team. */
 	live = allocate_ok(d, d->admin, "speech", "p", "g1", 1, "1");

@@ -1018,6 +1018,67 @@ static void test_gpu_patch_retire(void **state)
 	assert_int_equal(alloc_one(f, "ml", "h100", f->now + 8, &o), 0);
 }
 
+/* A patch whose merged record equals the stored one writes nothing: no
+ * audit row, updated_at kept, the record answered (team and GPU type). */
+static void test_patch_unchanged(void **state)
+{
+	struct fx *f = *state;
+	struct team t = team_rec("vision"), tp, tgot;
+	struct gpu_type g = gpu_rec("a100", 8), gp, ggot;
+	struct audit_seen s;
+	bool created;
+
+	strcpy(t.namespaces, "vision,vision-dev");
+	assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t, f->now, &created), 0);
+	assert_int_equal(f->ops->gpu_type_put(f->c, &ADMIN, &g, f->now, &created), 0);
+
+	/* Every field a team patch names, with the values it has ("" namespaces:
+	 * keep them), and a reactivation of an active team. */
+	tp = t;
+	tp.namespaces[0] = '\0';
+	assert_int_equal(f->ops->team_patch(f->c, &ADMIN, &tp,
+					    TEAM_F_DISPLAY_NAME | TEAM_F_BUDGET | TEAM_F_PERIOD |
+						    TEAM_F_THRESHOLDS | TEAM_F_ADMINS |
+						    TEAM_F_NAMESPACES | TEAM_F_RETIRED,
+					    f->now + 1, &tgot), 0);
+	assert_int_equal(tgot.updated_at, f->now);
+	assert_int_equal(tgot.budget_micros, t.budget_micros);
+	assert_string_equal(tgot.namespaces, "vision,vision-dev");
+	assert_string_equal(tgot.admins_json, "[]");
+	strcpy(tp.admins_json, "[]");
+	strcpy(tp.namespaces, "vision,vision-dev");
+	assert_int_equal(f->ops->team_patch(f->c, &ADMIN, &tp, TEAM_F_ADMINS | TEAM_F_NAMESPACES,
+					    f->now + 2, &tgot), 0);
+	assert_int_equal(f->ops->team_get(f->c, "vision", &tgot), 0);
+	assert_int_equal(tgot.updated_at, f->now);
+	assert_int_equal(audit_matching(f, "team.update", "vision", &s), 0);
+	/* One changed field is written and audited. */
+	tp.budget_micros = 5;
+	assert_int_equal(f->ops->team_patch(f->c, &ADMIN, &tp, TEAM_F_BUDGET, f->now + 3, &tgot), 0);
+	assert_int_equal(tgot.updated_at, f->now + 3);
+	assert_int_equal(audit_matching(f, "team.update", "vision", &s), 1);
+
+	/* The GPU type: the same name, capacity, price (its provenance kept)
+	 * and date, and a reactivation of an active type. */
+	gp = g;
+	strcpy(gp.price_source, "someone else");
+	assert_int_equal(f->ops->gpu_type_patch(f->c, &ADMIN, &gp,
+						GPU_F_NAME | GPU_F_CAPACITY | GPU_F_PRICE |
+							GPU_F_PRICE_DATE | GPU_F_RETIRED,
+						f->now + 4, &ggot), 0);
+	assert_int_equal(ggot.updated_at, f->now);
+	assert_string_equal(ggot.price_source, "admin");
+	assert_int_equal(ggot.capacity, 8);
+	assert_int_equal(f->ops->gpu_type_get(f->c, "a100", &ggot), 0);
+	assert_int_equal(ggot.updated_at, f->now);
+	assert_int_equal(audit_matching(f, "gpu_type.update", "a100", &s), 0);
+	gp.capacity = 9;
+	assert_int_equal(f->ops->gpu_type_patch(f->c, &ADMIN, &gp, GPU_F_CAPACITY, f->now + 5, &ggot),
+			 0);
+	assert_int_equal(ggot.updated_at, f->now + 5);
+	assert_int_equal(audit_matching(f, "gpu_type.update", "a100", &s), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1031,6 +1092,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_team_patch_retire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gpu_patch_retire, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_patch_unchanged, setup, teardown),
 	};
 
 	use_pg = itest_pg_enabled();

@@ -443,13 +443,16 @@ void api_job_create(struct req *r)
 			  j->body, strlen(j->body));
 		goto out;
 	}
-	if (!created && j->updated_at > r->now - JOB_LEASE_S) {
-		reply_err(r, ERR_CONFLICT, "this job is being created by another request; retry later");
-		goto out;
-	}
-	if (!created) { /* take over an abandoned attempt */
+	if (!created) { /* take over an abandoned attempt: of two retries, one */
+		int64_t seen = j->updated_at;
 		j->updated_at = r->now;
-		if (store_conn_ops(db)->job_update(db, j, detail) != 0) {
+		rc = seen > r->now - JOB_LEASE_S ? ERR_CONFLICT
+						 : store_conn_ops(db)->job_take(db, j, seen, detail);
+		if (rc == ERR_CONFLICT) {
+			reply_err(r, rc, "this job is being created by another request; retry later");
+			goto out;
+		}
+		if (rc != 0) {
 			reply_err(r, ERR_STORE, "cannot record the job");
 			goto out;
 		}

@@ -65,6 +65,7 @@ int ops_alert_done(struct store_conn *c, const struct alert *a, bool delivered, 
 int ops_job_begin(struct store_conn *c, const struct job *j, struct job *out, bool *created,
 		  char *detail);
 int ops_job_update(struct store_conn *c, const struct job *j, char *detail);
+int ops_job_take(struct store_conn *c, const struct job *j, int64_t seen, char *detail);
 int ops_job_get(struct store_conn *c, const char *id, struct job *out);
 int ops_job_list(struct store_conn *c, const struct job_filter *f, store_job_cb cb, void *ctx,
 		 char *next_cursor);

@@ -37,6 +37,9 @@ static const char SQL_JOB_BY_NAME[] =
 	" AND status = 201 AND manifests_removed_at = 0 ORDER BY created_at DESC, id LIMIT 1";
 static const char SQL_JOB_UPDATE[] =
 	"UPDATE jobs SET allocation_id = ?, status = ?, body = ?, updated_at = ? WHERE id = ?";
+/* A compare-and-set: only the request that read this updated_at takes the job over. */
+static const char SQL_JOB_TAKE[] = "UPDATE jobs SET updated_at = ? WHERE id = ? AND status = 0"
+				   " AND updated_at = ?";
 static const char SQL_JOB_CLEANUP_DUE[] =
 	"SELECT j.id, j.team_id, j.name, j.allocation_id, a.status FROM jobs j"
 	" JOIN allocations a ON a.id = j.allocation_id"
@@ -155,6 +158,30 @@ int ops_job_update(struct store_conn *c, const struct job *j, char *detail)
 {
 	struct job_io x = {.j = j};
 	int rc = db_run(c, true, job_update_tx, &x);
+
+	db_detail(c, rc, detail);
+	return rc;
+}
+
+struct job_take {
+	const struct job *j;
+	int64_t seen;
+};
+
+static int job_take_tx(struct store_conn *c, void *ctx)
+{
+	const struct job_take *t = ctx;
+	int n = db_exec(c, SQL_JOB_TAKE, "iti", t->j->updated_at, t->j->id, t->seen);
+
+	if (n == 0)
+		db_err(c, "job '%s' was taken over by another request", t->j->id);
+	return n < 0 ? n : (n == 0 ? ERR_CONFLICT : 0);
+}
+
+int ops_job_take(struct store_conn *c, const struct job *j, int64_t seen, char *detail)
+{
+	struct job_take t = {j, seen};
+	int rc = db_run(c, true, job_take_tx, &t);
 
 	db_detail(c, rc, detail);
 	return rc;

@@ -412,27 +412,23 @@ void api_allocation_get(struct req *r)
 		reply_json(r, 200, v);
 }
 
-/* ctx: {req, items, bool *failed}.  A row that cannot be rendered fails the
- * whole answer (500), never a short page without a cursor. */
+/* A row that cannot be rendered fails the whole answer (500), never a short
+ * page without a cursor. */
 static int add_alloc(void *ctx, const struct allocation *a)
 {
-	struct req *r = ((void **)ctx)[0];
-	if (json_array_append_new(((void **)ctx)[1], render_allocation(a, r->now)) != 0) {
-		*(bool *)((void **)ctx)[2] = true;
-		return 1;
-	}
-	return 0;
+	return query_page_add(ctx, render_allocation(a, ((struct query_page *)ctx)->r->now));
+}
+
+static int list_allocs(struct store_conn *db, const void *f, struct query_page *pg, char *next)
+{
+	return store_conn_ops(db)->alloc_list(db, f, add_alloc, pg, next);
 }
 
 void api_allocations_list(struct req *r)
 {
 	json_t *errors = json_array();
-	struct alloc_filter f;
-	memset(&f, 0, sizeof(f));
-	f.status = -1;
-	query_team(r, errors, &f.team);
-	f.limit = query_limit(r, errors);
-	f.cursor = query_cursor(r, errors);
+	struct alloc_filter f = {.status = -1};
+	query_list_args(r, errors, &f.team, &f.limit, &f.cursor);
 	const char *status = req_query(r, "status");
 	enum alloc_status st;
 	if (status != NULL) {
@@ -442,23 +438,8 @@ void api_allocations_list(struct req *r)
 		else
 			f.status = (int)st;
 	}
-	if (json_array_size(errors) > 0) {
-		reply_invalid(r, errors);
-		return;
-	}
-	json_decref(errors);
-	const char *scope_buf[HTTP_MAX_TOKEN_TEAMS];
-	if (query_team_scope(r, f.team, scope_buf, &f.teams, &f.nteams) != 0)
-		return;
-	struct store_conn *db;
-	char next[STORE_ID_LEN * 2] = "";
-	json_t *items = json_array();
-	bool failed = false;
-	void *ctx[3] = {r, items, &failed};
-	int rc = req_db(r, &db);
-	if (rc == 0)
-		rc = store_conn_ops(db)->alloc_list(db, &f, add_alloc, ctx, next);
-	query_reply_page(r, rc || !failed ? rc : ERR_NOMEM, items, next, "cannot list allocations");
+	query_list_page(r, errors, f.team, &f.teams, &f.nteams, list_allocs, &f,
+			"cannot list allocations");
 }
 
 /*

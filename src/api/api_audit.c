@@ -224,8 +224,7 @@ static json_t *audit_record(const struct audit_entry *e, const char *text, const
 
 static int add_entry(void *ctx, const struct audit_entry *e)
 {
-	void **c = ctx;
-	struct req *r = c[0];
+	struct req *r = ((struct query_page *)ctx)->r;
 	json_t *v = json_pack("{s:I, s:o, s:{s:s, s:s}, s:s, s:s, s:s, s:s?, s:o, s:o}", "seq",
 			      (json_int_t)e->seq, "at", render_time(e->at), "actor", "id",
 			      e->actor_id, "name", e->actor_name, "action", e->action,
@@ -233,20 +232,19 @@ static int add_entry(void *ctx, const struct audit_entry *e)
 			      e->team[0] ? e->team : NULL, "before",
 			      audit_record(e, e->before_json, r->app->currency), "after",
 			      audit_record(e, e->after_json, r->app->currency));
-	if (v == NULL || json_array_append_new(c[1], v) != 0) {
-		*(bool *)c[2] = true;
-		return 1;
-	}
-	return 0;
+	return query_page_add(ctx, v);
+}
+
+static int list_entries(struct store_conn *db, const void *f, struct query_page *pg, char *next)
+{
+	return store_conn_ops(db)->audit_find(db, f, add_entry, pg, next);
 }
 
 /* ---- GET /v1/audit ------------------------------------------------------ */
 
 static void audit_filters(struct req *r, struct audit_filter *f, json_t *errors)
 {
-	query_team(r, errors, &f->team);
-	f->limit = query_limit(r, errors);
-	f->cursor = query_cursor(r, errors);
+	query_list_args(r, errors, &f->team, &f->limit, &f->cursor);
 	f->actor = req_query(r, "actor");
 	/* Compared in SQL: never bytes PostgreSQL refuses as text (not UTF-8). */
 	json_t *utf8 = f->actor ? json_string(f->actor) : NULL;
@@ -280,18 +278,5 @@ void api_audit_list(struct req *r)
 	struct audit_filter f;
 	memset(&f, 0, sizeof(f));
 	audit_filters(r, &f, errors);
-	if (json_array_size(errors) > 0) {
-		reply_invalid(r, errors);
-		return;
-	}
-	json_decref(errors);
-	struct store_conn *db;
-	char next[STORE_ID_LEN * 2] = "";
-	json_t *items = json_array();
-	bool failed = false;
-	void *ctx[3] = {r, items, &failed};
-	int rc = req_db(r, &db);
-	if (rc == 0)
-		rc = store_conn_ops(db)->audit_find(db, &f, add_entry, ctx, next);
-	query_reply_page(r, rc || !failed ? rc : ERR_NOMEM, items, next, "cannot read the audit log");
+	query_list_page(r, errors, NULL, NULL, NULL, list_entries, &f, "cannot read the audit log");
 }

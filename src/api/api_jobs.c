@@ -443,13 +443,16 @@ void api_job_create(struct req *r)
 			  j->body, strlen(j->body));
 		goto out;
 	}
-	if (!created && j->updated_at > r->now - JOB_LEASE_S) {
-		reply_err(r, ERR_CONFLICT, "this job is being created by another request; retry later");
-		goto out;
-	}
-	if (!created) { /* take over an abandoned attempt */
+	if (!created) { /* take over an abandoned attempt: of two retries, one */
+		int64_t seen = j->updated_at;
 		j->updated_at = r->now;
-		if (store_conn_ops(db)->job_update(db, j, detail) != 0) {
+		rc = seen > r->now - JOB_LEASE_S ? ERR_CONFLICT
+						 : store_conn_ops(db)->job_take(db, j, seen, detail);
+		if (rc == ERR_CONFLICT) {
+			reply_err(r, rc, "this job is being created by another request; retry later");
+			goto out;
+		}
+		if (rc != 0) {
 			reply_err(r, ERR_STORE, "cannot record the job");
 			goto out;
 		}
@@ -643,39 +646,19 @@ void api_job_get(struct req *r)
 
 static int add_job(void *ctx, const struct job *j)
 {
-	void **c = ctx;
-	json_t *v = render_job(j);
-	if (v == NULL || json_array_append_new(c[0], v) != 0) {
-		*(bool *)c[1] = true;
-		return 1;
-	}
-	return 0;
+	return query_page_add(ctx, render_job(j));
+}
+
+static int list_jobs(struct store_conn *db, const void *f, struct query_page *pg, char *next)
+{
+	return store_conn_ops(db)->job_list(db, f, add_job, pg, next);
 }
 
 /* GET /v1/jobs: a page of jobs, newest first; a member sees its teams' only. */
 void api_jobs_list(struct req *r)
 {
+	struct job_filter f = {0};
 	json_t *errors = json_array();
-	struct job_filter f;
-	memset(&f, 0, sizeof(f));
-	query_team(r, errors, &f.team);
-	f.limit = query_limit(r, errors);
-	f.cursor = query_cursor(r, errors);
-	if (json_array_size(errors) > 0) {
-		reply_invalid(r, errors);
-		return;
-	}
-	json_decref(errors);
-	const char *scope_buf[HTTP_MAX_TOKEN_TEAMS];
-	if (query_team_scope(r, f.team, scope_buf, &f.teams, &f.nteams) != 0)
-		return;
-	struct store_conn *db;
-	char next[STORE_ID_LEN * 2] = "";
-	json_t *items = json_array();
-	bool failed = false;
-	void *ctx[2] = {items, &failed};
-	int rc = req_db(r, &db);
-	if (rc == 0)
-		rc = store_conn_ops(db)->job_list(db, &f, add_job, ctx, next);
-	query_reply_page(r, rc || !failed ? rc : ERR_NOMEM, items, next, "cannot list jobs");
+	query_list_args(r, errors, &f.team, &f.limit, &f.cursor);
+	query_list_page(r, errors, f.team, &f.teams, &f.nteams, list_jobs, &f, "cannot list jobs");
 }

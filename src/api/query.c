@@ -144,6 +144,47 @@ void query_reply_page(struct req *r, int rc, json_t *items, const char *next, co
 	}
 }
 
+int query_page_add(struct query_page *pg, json_t *v)
+{
+	if (v == NULL || json_array_append_new(pg->items, v) != 0) {
+		pg->failed = true; /* never a short page that looks whole */
+		return 1;
+	}
+	return 0;
+}
+
+void query_list_args(struct req *r, json_t *errors, const char **team, int *limit,
+		     const char **cursor)
+{
+	query_team(r, errors, team);
+	*limit = query_limit(r, errors);
+	*cursor = query_cursor(r, errors);
+}
+
+void query_list_page(struct req *r, json_t *errors, const char *team, const char *const **teams,
+		     size_t *nteams,
+		     int (*list)(struct store_conn *db, const void *filter, struct query_page *pg,
+				 char *next),
+		     const void *filter, const char *what)
+{
+	if (json_array_size(errors) > 0) {
+		reply_invalid(r, errors);
+		return;
+	}
+	json_decref(errors);
+	/* The scope points into buf: it lives as long as the listing. */
+	const char *buf[HTTP_MAX_TOKEN_TEAMS];
+	if (teams != NULL && query_team_scope(r, team, buf, teams, nteams) != 0)
+		return;
+	struct store_conn *db;
+	char next[STORE_ID_LEN * 2] = "";
+	struct query_page pg = {r, json_array(), false};
+	int rc = req_db(r, &db);
+	if (rc == 0)
+		rc = list(db, filter, &pg, next);
+	query_reply_page(r, rc || !pg.failed ? rc : ERR_NOMEM, pg.items, next, what);
+}
+
 #define IDEM_KEY_MAX 255
 
 int query_idempotency_key(struct req *r, const char **out)

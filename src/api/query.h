@@ -48,6 +48,31 @@ int query_team_scope(struct req *r, const char *team, const char **buf,
  */
 void query_reply_page(struct req *r, int rc, json_t *items, const char *next, const char *what);
 
+/* A page being listed: the store's callback adds each item with query_page_add. */
+struct query_page {
+	struct req *r;
+	json_t *items;
+	bool failed; /* an item could not be rendered or added: the answer is a 500 */
+};
+/* Adds v (taken; NULL: its rendering failed) to the page: 0, or 1 (stop). */
+int query_page_add(struct query_page *pg, json_t *v);
+/* ?team=, ?limit= and ?cursor= of a list request; bad values add to errors. */
+void query_list_args(struct req *r, json_t *errors, const char **team, int *limit,
+		     const char **cursor);
+/*
+ * Answers a list request, written once for every list of the API: errors
+ * (taken) not empty is a 422; with teams (a list a member sees in part) the
+ * scope of team is set as query_team_scope does (or 403); then one page is
+ * listed with list(db, filter, pg, next) on the request's store connection
+ * and answered as query_reply_page does.
+ */
+struct store_conn;
+void query_list_page(struct req *r, json_t *errors, const char *team, const char *const **teams,
+		     size_t *nteams,
+		     int (*list)(struct store_conn *db, const void *filter, struct query_page *pg,
+				 char *next),
+		     const void *filter, const char *what);
+
 /*
  * The Idempotency-Key header: 0 and *out (NULL when absent) when it is 1 to
  * 255 printable ASCII characters; otherwise replies 422 and returns -1.

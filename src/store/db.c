@@ -2,7 +2,8 @@
  * db.c - the layer every store operation runs on (db.h): typed parameters,
  * the one fault-injection point, the transaction runner that reruns a
  * deadlocked or serialisation-failed transaction, row readers of the
- * ledger's tables and the audit row.  Driver-independent: it calls the
+ * ledger's tables and the audit row, SQL built at run time and the one
+ * keyset page walker of the lists.  Driver-independent: it calls the
  * driver of the connection's store and never speaks a library's API.
  */
 #include "store/db.h"
@@ -15,6 +16,7 @@
 #include "core/err.h"
 #include "core/lifecycle.h"
 #include "core/period.h"
+#include "store/ops.h"
 #include "store/store_int.h"
 
 const char DB_SYSTEM_ACTOR[] = "system";
@@ -517,4 +519,173 @@ int db_each(struct db_rows *r, const char *table, int (*row)(const struct db_row
 	}
 	db_rows_close(r);
 	return rc < 0 ? rc : 0;
+}
+
+/* ---- SQL built at run time (ops.h) ------------------------------------- */
+
+int ops_sql_append(char **sql, const char *more)
+{
+	size_t len = strlen(*sql), m = strlen(more);
+	char *s = realloc(*sql, len + m + 1);
+
+	if (!s)
+		return ERR_NOMEM;
+	memcpy(s + len, more, m + 1);
+	*sql = s;
+	return 0;
+}
+
+int ops_sql_and(struct store_conn *c, char **sql, struct db_param *p, int *np, const char *cond,
+		const char *fmt, ...)
+{
+	va_list ap;
+	int rc = ops_sql_append(sql, cond);
+
+	va_start(ap, fmt);
+	if (rc == 0)
+		rc = params_v(c, p, DB_MAX_PARAMS, np, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int ops_sql_scope(struct store_conn *c, char **sql, const char *col, const char *const *v, size_t n,
+		  struct db_param *p, int *np)
+{
+	int rc;
+
+	if (n == 0)
+		return ops_sql_append(sql, " AND 1 = 0"); /* an empty scope sees nothing */
+	if (n > DB_MAX_PARAMS) {
+		db_err(c, "a scope of %zu teams is more than %d", n, DB_MAX_PARAMS);
+		return ERR_INVALID;
+	}
+	rc = ops_sql_append(sql, " AND ");
+	if (rc == 0)
+		rc = ops_sql_append(sql, col);
+	if (rc == 0)
+		rc = ops_sql_append(sql, " IN (");
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = ops_sql_and(c, sql, p, np, i ? ", ?" : "?", "t", v[i]);
+	return rc == 0 ? ops_sql_append(sql, ")") : rc;
+}
+
+int ops_sql_teams(struct store_conn *c, char **sql, const char *team, const char *const *teams,
+		  size_t nteams, struct db_param *p, int *np)
+{
+	int rc = team ? ops_sql_and(c, sql, p, np, " AND team_id = ?", "t", team) : 0;
+
+	if (rc == 0 && teams)
+		rc = ops_sql_scope(c, sql, "team_id", teams, nteams, p, np);
+	return rc;
+}
+
+/* ---- keyset pages ------------------------------------------------------ */
+
+/* A cursor ("AT:ID" newest first, else "SEQ"; NULL or "": the first page)
+ * into *key and id (STORE_ID_LEN bytes, "" without one): 0 or ERR_INVALID. */
+static int page_cursor(const char *cur, bool newest, int64_t *key, char *id)
+{
+	char *end = NULL;
+	size_t len;
+
+	*key = 0;
+	id[0] = '\0';
+	if (!cur || !cur[0])
+		return 0;
+	if (cur[0] < '0' || cur[0] > '9') /* no sign, no blank: one spelling per key */
+		return ERR_INVALID;
+	*key = strtoll(cur, &end, 10);
+	if (!newest)
+		return *end ? ERR_INVALID : 0;
+	if (*end != ':')
+		return ERR_INVALID;
+	len = strlen(end + 1);
+	if (len == 0 || len >= STORE_ID_LEN)
+		return ERR_INVALID;
+	memcpy(id, end + 1, len + 1);
+	return 0;
+}
+
+/* The page's SQL: pg's filters, then the rows after the cursor's key in the
+ * list's order, limit + 1 of them. */
+static int page_sql(struct store_conn *c, const struct db_page *pg, const void *filter, int64_t key,
+		    const char *id, int limit, char **sql, struct db_param *p, int *np)
+{
+	const char *col = pg->at_col;
+	char after[160], order[96];
+	int rc;
+
+	*sql = strdup(pg->select);
+	if (!*sql)
+		return ERR_NOMEM;
+	rc = pg->where(c, filter, sql, p, np);
+	if (rc == 0 && !col)
+		rc = ops_sql_and(c, sql, p, np, " AND seq > ?", "i", key);
+	if (col) {
+		snprintf(after, sizeof(after), " AND (%s < ? OR (%s = ? AND id < ?))", col, col);
+		snprintf(order, sizeof(order), " ORDER BY %s DESC, id DESC LIMIT ?", col);
+	}
+	if (rc == 0 && col && id[0])
+		rc = ops_sql_and(c, sql, p, np, after, "iit", key, key, id);
+	if (rc == 0)
+		rc = ops_sql_and(c, sql, p, np, col ? order : " ORDER BY seq LIMIT ?", "i",
+				 (int64_t)limit + 1);
+	return rc;
+}
+
+int db_page_walk(struct store_conn *c, const struct db_page *pg, const void *filter, void *ctx,
+		 const char *cursor, int limit, char *next_cursor)
+{
+	bool newest = pg->at_col != NULL, more = false;
+	struct db_param p[DB_MAX_PARAMS];
+	struct db_rows *r = NULL;
+	char *sql = NULL, id[STORE_ID_LEN];
+	void *rec = NULL;
+	int64_t key = 0;
+	int rows = 0, np = 0, rc = db_op(c);
+
+	if (rc != 0)
+		return rc;
+	limit = limit < 1 ? 1 : limit > STORE_MAX_PAGE ? STORE_MAX_PAGE : limit;
+	if (page_cursor(cursor, newest, &key, id) != 0) {
+		db_err(c, "invalid cursor");
+		return ERR_INVALID;
+	}
+	rec = calloc(1, pg->rec_size);
+	rc = rec ? page_sql(c, pg, filter, key, id, limit, &sql, p, &np) : ERR_NOMEM;
+	if (rc == 0)
+		rc = db_query_built(c, sql, p, np, &r);
+	while (rc == 0 && (rc = db_next(r)) == 1) {
+		const char *why = NULL;
+
+		if (rows++ == limit) {
+			more = true;
+			rc = 0;
+			break;
+		}
+		/* The key before the row is taken: a bad row moves the cursor too.
+		 * An id too long is cut here as the row readers cut it; they
+		 * report that row. */
+		key = db_i64(r, newest ? pg->at_idx : 0);
+		if (newest)
+			(void)db_copy(r, 0, id, sizeof(id));
+		rc = pg->take(ctx, rec, r, &why);
+		if (rc == ERR_STORE) {
+			store_bad_row(pg->table, db_text(r, 0),
+				      why ? why : "a text does not fit its field");
+			rc = 0;
+		}
+	}
+	db_rows_close(r);
+	free(sql);
+	free(rec);
+	if (rc < 0)
+		return rc;
+	if (!more)
+		next_cursor[0] = '\0';
+	else if (newest)
+		snprintf(next_cursor, STORE_ID_LEN * 2, "%lld:%s", (long long)key, id);
+	else
+		snprintf(next_cursor, STORE_ID_LEN, "%lld", (long long)key);
+	return 0;
 }

@@ -278,5 +278,45 @@ int db_list(struct store_conn *c, const char *sql, const char *table, db_row_fn 
 		const struct name *e = p;          \
 		return e->cb(e->ctx, rec);         \
 	}
+/*
+ * One keyset page of a list, for db_page_walk.  A page's cursor is the key
+ * of its last row: "AT:ID" for a list newest first by (at_col, id), "SEQ"
+ * for one oldest first by seq (column 0).  Old cursors keep working, so
+ * this text is a contract.
+ */
+struct db_page {
+	const char *select; /* "SELECT <cols> FROM <table> WHERE 1 = 1" */
+	const char *table;  /* bad rows are reported as this table's */
+	const char *at_col; /* newest first by (at_col, id DESC); NULL: oldest first by seq */
+	int at_idx;         /* at_col's column in the row; id is column 0 */
+	/* Appends the list's filters (" AND ...") to *sql and their values to p. */
+	int (*where)(struct store_conn *c, const void *filter, char **sql, struct db_param *p,
+		     int *np);
+	/* Takes the current row into rec and on to the caller (ctx): 0 go on, 1
+	 * the caller stops, ERR_STORE with *why (default: a text does not fit)
+	 * a bad row reported and skipped - it still moves the cursor, so a page
+	 * never ends early - or an error. */
+	int (*take)(void *ctx, void *rec, const struct db_rows *r, const char **why);
+	size_t rec_size; /* take's record, zeroed once per page (off the stack: records are large) */
+};
+
+/*
+ * Walks one page: limit clamped to [1, STORE_MAX_PAGE], limit + 1 rows read
+ * (one more: there is a next page).  next_cursor ("" on the last page, or
+ * when the caller stopped) is STORE_ID_LEN * 2 bytes newest first, else
+ * STORE_ID_LEN.  A bad cursor is ERR_INVALID ("invalid cursor").
+ */
+int db_page_walk(struct store_conn *c, const struct db_page *pg, const void *filter, void *ctx,
+		 const char *cursor, int limit, char *next_cursor);
+
+/* A list's caller: its typed callback and context (take's ctx). */
+struct db_list_to {
+	union {
+		store_alloc_cb alloc;
+		store_job_cb job;
+		store_audit_cb audit;
+	} cb;
+	void *ctx;
+};
 
 #endif

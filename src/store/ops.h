@@ -68,6 +68,7 @@ int ops_alert_done(struct store_conn *c, const struct alert *a, bool delivered, 
 int ops_job_begin(struct store_conn *c, const struct job *j, struct job *out, bool *created,
 		  char *detail);
 int ops_job_update(struct store_conn *c, const struct job *j, char *detail);
+int ops_job_take(struct store_conn *c, const struct job *j, int64_t seen, char *detail);
 int ops_job_get(struct store_conn *c, const char *id, struct job *out);
 int ops_job_list(struct store_conn *c, const struct job_filter *f, store_job_cb cb, void *ctx,
 		 char *next_cursor);
@@ -99,7 +100,7 @@ int ops_expire_due_tx(struct store_conn *c, int64_t now, int *count);
 /* The same for the due rows an engine already read and locked (cursor r,
  * columns ALLOC_COLS; not closed here). */
 int ops_expire_rows(struct store_conn *c, struct db_rows *r, int64_t now, int *count);
-/* SQL built at run time: appends `more` to *sql (malloc'd, grown). */
+/* db.c: SQL built at run time.  Appends `more` to *sql (malloc'd, grown). */
 int ops_sql_append(char **sql, const char *more);
 /* Appends " AND col IN (?, ...)" for scope v[0..n) to *sql and the values to
  * p (*np used of DB_MAX_PARAMS); n == 0 sees nothing. */
@@ -110,10 +111,9 @@ int ops_sql_scope(struct store_conn *c, char **sql, const char *col, const char 
  * (if teams is not NULL) of a list filter. */
 int ops_sql_teams(struct store_conn *c, char **sql, const char *team, const char *const *teams,
 		  size_t nteams, struct db_param *p, int *np);
-/* Appends a newest-first page: after cursor (cur_at, cur_id) when cur_id is
- * given, ORDER BY at_col DESC, id DESC, LIMIT limit + 1 (is there more?). */
-int ops_sql_newest(struct store_conn *c, char **sql, const char *at_col, int64_t cur_at,
-		   const char *cur_id, int limit, struct db_param *p, int *np);
+/* Appends cond to *sql and its parameters (fmt as db_params) to p. */
+int ops_sql_and(struct store_conn *c, char **sql, struct db_param *p, int *np, const char *cond,
+		const char *fmt, ...);
 
 /* ops_costs.c (costs, usage, rollups) */
 int ops_costs(struct store_conn *c, const struct cost_query *q, store_cost_cb cb, void *ctx);

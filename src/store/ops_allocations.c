@@ -15,7 +15,6 @@
 #include "store/ops.h"
 #include "store/store_int.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,79 +38,6 @@ static const char SQL_PERIOD_MOVE[] =
 	"UPDATE team_periods SET reserved = reserved + ?, spent = spent + ?"
 	" WHERE team_id = ? AND period_start = ?";
 static const char SQL_GPU_MOVE[] = "UPDATE gpu_types SET allocated = allocated + ? WHERE id = ?";
-
-/* ---- SQL built at run time --------------------------------------------- */
-
-int ops_sql_append(char **sql, const char *more)
-{
-	size_t len = strlen(*sql), m = strlen(more);
-	char *s = realloc(*sql, len + m + 1);
-
-	if (!s)
-		return ERR_NOMEM;
-	memcpy(s + len, more, m + 1);
-	*sql = s;
-	return 0;
-}
-
-int ops_sql_scope(struct store_conn *c, char **sql, const char *col, const char *const *v, size_t n,
-		  struct db_param *p, int *np)
-{
-	int rc;
-
-	if (n == 0)
-		return ops_sql_append(sql, " AND 1 = 0"); /* an empty scope sees nothing */
-	if (n > DB_MAX_PARAMS) {
-		db_err(c, "a scope of %zu teams is more than %d", n, DB_MAX_PARAMS);
-		return ERR_INVALID;
-	}
-	rc = ops_sql_append(sql, " AND ");
-	if (rc == 0)
-		rc = ops_sql_append(sql, col);
-	if (rc == 0)
-		rc = ops_sql_append(sql, " IN (");
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		rc = ops_sql_append(sql, i ? ", ?" : "?");
-		if (rc == 0)
-			rc = db_params(c, p, DB_MAX_PARAMS, np, "t", v[i]);
-	}
-	return rc == 0 ? ops_sql_append(sql, ")") : rc;
-}
-
-int ops_sql_teams(struct store_conn *c, char **sql, const char *team, const char *const *teams,
-		  size_t nteams, struct db_param *p, int *np)
-{
-	int rc = 0;
-
-	if (team) {
-		rc = ops_sql_append(sql, " AND team_id = ?");
-		if (rc == 0)
-			rc = db_params(c, p, DB_MAX_PARAMS, np, "t", team);
-	}
-	if (rc == 0 && teams)
-		rc = ops_sql_scope(c, sql, "team_id", teams, nteams, p, np);
-	return rc;
-}
-
-int ops_sql_newest(struct store_conn *c, char **sql, const char *at_col, int64_t cur_at,
-		   const char *cur_id, int limit, struct db_param *p, int *np)
-{
-	char part[160];
-	int rc = 0;
-
-	if (cur_id) {
-		snprintf(part, sizeof(part), " AND (%s < ? OR (%s = ? AND id < ?))", at_col, at_col);
-		rc = ops_sql_append(sql, part);
-		if (rc == 0)
-			rc = db_params(c, p, DB_MAX_PARAMS, np, "iit", cur_at, cur_at, cur_id);
-	}
-	snprintf(part, sizeof(part), " ORDER BY %s DESC, id DESC LIMIT ?", at_col);
-	if (rc == 0)
-		rc = ops_sql_append(sql, part);
-	if (rc == 0)
-		rc = db_params(c, p, DB_MAX_PARAMS, np, "i", (int64_t)limit + 1);
-	return rc;
-}
 
 /* ---- moves shared with the allocate engines ----------------------------- */
 
@@ -242,92 +168,42 @@ int ops_alloc_get(struct store_conn *c, const char *id, struct allocation *out)
 	return rc;
 }
 
-/* The page's SQL and parameters for filter f (limit + 1 rows: is there more?). */
-static int list_sql(struct store_conn *c, const struct alloc_filter *f, int limit, int64_t cur_at,
-		    const char *cur_id, char **sql, struct db_param *p, int *np)
+/* The list's filters: team or scope, status. */
+static int list_where(struct store_conn *c, const void *filter, char **sql, struct db_param *p,
+		      int *np)
 {
-	int rc;
+	const struct alloc_filter *f = filter;
+	int rc = ops_sql_teams(c, sql, f->team, f->teams, f->nteams, p, np);
 
-	*sql = strdup("SELECT " ALLOC_COLS " FROM allocations WHERE 1 = 1");
-	if (!*sql)
-		return ERR_NOMEM;
-	rc = ops_sql_teams(c, sql, f->team, f->teams, f->nteams, p, np);
-	if (rc == 0 && f->status >= 0) {
-		rc = ops_sql_append(sql, " AND status = ?");
-		if (rc == 0)
-			rc = db_params(c, p, DB_MAX_PARAMS, np, "t",
-				       alloc_status_name((enum alloc_status)f->status));
-	}
-	if (rc == 0)
-		rc = ops_sql_newest(c, sql, "approved_at", cur_at, cur_id, limit, p, np);
+	if (rc == 0 && f->status >= 0)
+		rc = ops_sql_and(c, sql, p, np, " AND status = ?", "t",
+				 alloc_status_name((enum alloc_status)f->status));
 	return rc;
 }
+
+/* A row that cannot be read, or could only be read cut, is reported and
+ * skipped: the page goes on past it. */
+static int list_take(void *ctx, void *rec, const struct db_rows *r, const char **why)
+{
+	const struct db_list_to *k = ctx;
+	int rc = db_row_alloc(r, 0, rec);
+
+	*why = rc == ERR_STORE ? STORE_BAD_ROW_TEXT : rc == 0 ? store_alloc_unreadable(rec) : NULL;
+	if (*why)
+		return ERR_STORE;
+	return rc != 0 ? rc : k->cb.alloc(k->ctx, rec) != 0;
+}
+
+static const struct db_page LIST_PAGE = {
+	"SELECT " ALLOC_COLS " FROM allocations WHERE 1 = 1", "allocations", "approved_at",
+	13 /* in ALLOC_COLS */, list_where, list_take, sizeof(struct allocation)};
 
 int ops_alloc_list(struct store_conn *c, const struct alloc_filter *f, store_alloc_cb cb,
 		   void *ctx, char *next_cursor)
 {
-	struct allocation *a = NULL, *last = NULL; /* owned here */
-	struct db_param p[DB_MAX_PARAMS];
-	struct db_rows *r = NULL;
-	char *sql = NULL;
-	char cur_id[STORE_ID_LEN];
-	int64_t cur_at = 0;
-	int limit = f->limit, rows = 0, np = 0, rc;
-	bool more = false;
+	struct db_list_to k = {.cb.alloc = cb, .ctx = ctx};
 
-	rc = db_op(c);
-	if (rc != 0)
-		return rc;
-	if (store_page_args(f->cursor, &limit, &cur_at, cur_id) != 0) {
-		db_err(c, "invalid cursor");
-		return ERR_INVALID;
-	}
-	a = malloc(sizeof(*a));
-	last = malloc(sizeof(*last));
-	if (!a || !last) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	rc = list_sql(c, f, limit, cur_at, cur_id[0] ? cur_id : NULL, &sql, p, &np);
-	if (rc == 0)
-		rc = db_query_built(c, sql, p, np, &r);
-	while (rc == 0 && (rc = db_next(r)) == 1) {
-		const char *why;
-
-		if (rows == limit) {
-			more = true;
-			rc = 0;
-			break;
-		}
-		rc = db_row_alloc(r, 0, a);
-		why = rc == ERR_STORE ? STORE_BAD_ROW_TEXT : rc == 0 ? store_alloc_unreadable(a) : NULL;
-		rows++;
-		*last = *a;
-		if (why) { /* reported and skipped: the page goes on past it */
-			store_bad_row("allocations", db_text(r, 0), why);
-			rc = 0;
-			continue;
-		}
-		if (rc != 0)
-			break;
-		if (cb(ctx, a) != 0) {
-			rc = 0;
-			break;
-		}
-	}
-	if (rc != 0)
-		goto out;
-	if (more)
-		snprintf(next_cursor, STORE_ID_LEN * 2, "%lld:%s", (long long)last->approved_at,
-			 last->id);
-	else
-		next_cursor[0] = '\0';
-out:
-	db_rows_close(r);
-	free(sql);
-	free(a);
-	free(last);
-	return rc;
+	return db_page_walk(c, &LIST_PAGE, f, &k, f->cursor, f->limit, next_cursor);
 }
 
 /* ---- transitions ------------------------------------------------------- */

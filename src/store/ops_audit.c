@@ -7,8 +7,6 @@
 #include "store/ops.h"
 #include "store/store_int.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -16,47 +14,25 @@
 #define AUDIT_COLS \
 	"seq, at, actor_id, actor_name, action, object_type, object_id, team, before_json, after_json"
 
-/* The page's SQL and parameters for filter f after seq `after` (limit + 1
- * rows: is there more?).  Only the filters given become conditions, so the
- * team filter keeps using audit(team, seq). */
-static int audit_sql(struct store_conn *c, const struct audit_filter *f, int64_t after, int limit,
-		     char **sql, struct db_param *p, int *np)
+/* Only the filters given become conditions, so the team filter keeps using
+ * audit(team, seq). */
+static int audit_where(struct store_conn *c, const void *filter, char **sql, struct db_param *p,
+		       int *np)
 {
-	int rc;
+	const struct audit_filter *f = filter;
+	int rc = 0;
 
-	*sql = strdup("SELECT " AUDIT_COLS " FROM audit WHERE seq > ?");
-	if (!*sql)
-		return ERR_NOMEM;
-	rc = db_params(c, p, DB_MAX_PARAMS, np, "i", after);
-	if (rc == 0 && f->team) {
-		rc = ops_sql_append(sql, " AND team = ?");
-		if (rc == 0)
-			rc = db_params(c, p, DB_MAX_PARAMS, np, "t", f->team);
-	}
-	if (rc == 0 && f->action) {
-		rc = ops_sql_append(sql, " AND action = ?");
-		if (rc == 0)
-			rc = db_params(c, p, DB_MAX_PARAMS, np, "t", f->action);
-	}
-	if (rc == 0 && f->actor) {
-		rc = ops_sql_append(sql, " AND (actor_id = ? OR actor_name = ?)");
-		if (rc == 0)
-			rc = db_params(c, p, DB_MAX_PARAMS, np, "tt", f->actor, f->actor);
-	}
-	if (rc == 0 && f->since) {
-		rc = ops_sql_append(sql, " AND at >= ?");
-		if (rc == 0)
-			rc = db_params(c, p, DB_MAX_PARAMS, np, "i", f->since);
-	}
-	if (rc == 0 && f->until) {
-		rc = ops_sql_append(sql, " AND at < ?");
-		if (rc == 0)
-			rc = db_params(c, p, DB_MAX_PARAMS, np, "i", f->until);
-	}
-	if (rc == 0)
-		rc = ops_sql_append(sql, " ORDER BY seq LIMIT ?");
-	if (rc == 0)
-		rc = db_params(c, p, DB_MAX_PARAMS, np, "i", (int64_t)limit + 1);
+	if (f->team)
+		rc = ops_sql_and(c, sql, p, np, " AND team = ?", "t", f->team);
+	if (rc == 0 && f->action)
+		rc = ops_sql_and(c, sql, p, np, " AND action = ?", "t", f->action);
+	if (rc == 0 && f->actor)
+		rc = ops_sql_and(c, sql, p, np, " AND (actor_id = ? OR actor_name = ?)", "tt",
+				 f->actor, f->actor);
+	if (rc == 0 && f->since)
+		rc = ops_sql_and(c, sql, p, np, " AND at >= ?", "i", f->since);
+	if (rc == 0 && f->until)
+		rc = ops_sql_and(c, sql, p, np, " AND at < ?", "i", f->until);
 	return rc;
 }
 
@@ -94,54 +70,28 @@ int ops_audit_list(struct store_conn *c, const char *team, const char *cursor, i
 	return ops_audit_find(c, &f, cb, ctx, next_cursor);
 }
 
+/* An unreadable row takes its place in the page, so the cursor walks past it
+ * and a page never ends silently before the rows after it. */
+static int audit_take(void *ctx, void *rec, const struct db_rows *r, const char **why)
+{
+	const struct db_list_to *k = ctx;
+	int rc = row_audit(r, rec);
+
+	(void)why; /* the default: a text does not fit its field */
+	if (rc == 0 && k->cb.audit(k->ctx, rec) != 0)
+		rc = 1; /* the caller stopped */
+	store_audit_entry_done(rec);
+	return rc;
+}
+
+static const struct db_page AUDIT_PAGE = {"SELECT " AUDIT_COLS " FROM audit WHERE 1 = 1", "audit",
+					  NULL, 0, audit_where, audit_take,
+					  sizeof(struct audit_entry)};
+
 int ops_audit_find(struct store_conn *c, const struct audit_filter *f, store_audit_cb cb,
 		   void *ctx, char *next_cursor)
 {
-	struct audit_entry e;
-	struct db_param p[DB_MAX_PARAMS];
-	struct db_rows *r = NULL;
-	char *sql = NULL;
-	int64_t after = 0, last = 0;
-	int limit = f->limit, rows = 0, np = 0, rc;
-	bool more = false;
+	struct db_list_to k = {.cb.audit = cb, .ctx = ctx};
 
-	memset(&e, 0, sizeof(e));
-	rc = db_op(c);
-	if (rc == 0)
-		rc = store_audit_page_args(f->cursor, &limit, &after);
-	if (rc != 0)
-		return rc;
-	rc = audit_sql(c, f, after, limit, &sql, p, &np);
-	if (rc == 0)
-		rc = db_query_built(c, sql, p, np, &r);
-	while (rc == 0 && (rc = db_next(r)) == 1) {
-		if (rows == limit) {
-			more = true;
-			rc = 0;
-			break;
-		}
-		/* An unreadable row takes its place in the page, so the cursor walks
-		 * past it and a page never ends silently before the rows after it. */
-		rows++;
-		last = db_i64(r, 0);
-		rc = row_audit(r, &e);
-		if (rc == ERR_STORE) {
-			store_bad_row("audit", db_text(r, 0), "a text does not fit its field");
-			store_audit_entry_done(&e);
-			rc = 0;
-			continue;
-		}
-		if (rc == 0 && cb(ctx, &e) != 0)
-			rc = 1; /* the caller stopped */
-		store_audit_entry_done(&e);
-	}
-	db_rows_close(r);
-	free(sql);
-	if (rc < 0)
-		return rc;
-	if (more)
-		snprintf(next_cursor, STORE_ID_LEN, "%lld", (long long)last);
-	else
-		next_cursor[0] = '\0';
-	return 0;
+	return db_page_walk(c, &AUDIT_PAGE, f, &k, f->cursor, f->limit, next_cursor);
 }

@@ -37,6 +37,9 @@ static const char SQL_JOB_BY_NAME[] =
 	" AND status = 201 AND manifests_removed_at = 0 ORDER BY created_at DESC, id LIMIT 1";
 static const char SQL_JOB_UPDATE[] =
 	"UPDATE jobs SET allocation_id = ?, status = ?, body = ?, updated_at = ? WHERE id = ?";
+/* A compare-and-set: only the request that read this updated_at takes the job over. */
+static const char SQL_JOB_TAKE[] = "UPDATE jobs SET updated_at = ? WHERE id = ? AND status = 0"
+				   " AND updated_at = ?";
 static const char SQL_JOB_CLEANUP_DUE[] =
 	"SELECT j.id, j.team_id, j.name, j.allocation_id, a.status FROM jobs j"
 	" JOIN allocations a ON a.id = j.allocation_id"
@@ -160,6 +163,30 @@ int ops_job_update(struct store_conn *c, const struct job *j, char *detail)
 	return rc;
 }
 
+struct job_take {
+	const struct job *j;
+	int64_t seen;
+};
+
+static int job_take_tx(struct store_conn *c, void *ctx)
+{
+	const struct job_take *t = ctx;
+	int n = db_exec(c, SQL_JOB_TAKE, "iti", t->j->updated_at, t->j->id, t->seen);
+
+	if (n == 0)
+		db_err(c, "job '%s' was taken over by another request", t->j->id);
+	return n < 0 ? n : (n == 0 ? ERR_CONFLICT : 0);
+}
+
+int ops_job_take(struct store_conn *c, const struct job *j, int64_t seen, char *detail)
+{
+	struct job_take t = {j, seen};
+	int rc = db_run(c, true, job_take_tx, &t);
+
+	db_detail(c, rc, detail);
+	return rc;
+}
+
 int ops_job_get(struct store_conn *c, const char *id, struct job *out)
 {
 	struct job *j; /* ~17 KB: not on the stack */
@@ -177,78 +204,34 @@ int ops_job_get(struct store_conn *c, const char *id, struct job *out)
 	return rc;
 }
 
-/* The page's SQL and parameters for filter f (limit + 1 rows: is there more?). */
-static int job_list_sql(struct store_conn *c, const struct job_filter *f, int limit,
-			int64_t cur_at, const char *cur_id, char **sql, struct db_param *p, int *np)
+static int list_take(void *ctx, void *rec, const struct db_rows *r, const char **why)
 {
-	int rc;
+	const struct db_list_to *k = ctx;
 
-	*sql = strdup("SELECT " JOB_COLS " FROM jobs WHERE 1 = 1");
-	if (!*sql)
-		return ERR_NOMEM;
-	rc = ops_sql_teams(c, sql, f->team, f->teams, f->nteams, p, np);
-	if (rc == 0)
-		rc = ops_sql_newest(c, sql, "created_at", cur_at, cur_id, limit, p, np);
-	return rc;
+	(void)why; /* the default: a text does not fit its field */
+	if (row_job(r, 0, rec) != 0)
+		return ERR_STORE;
+	return k->cb.job(k->ctx, rec) != 0;
 }
+
+static int list_where(struct store_conn *c, const void *filter, char **sql, struct db_param *p,
+		      int *np)
+{
+	const struct job_filter *f = filter;
+
+	return ops_sql_teams(c, sql, f->team, f->teams, f->nteams, p, np);
+}
+
+static const struct db_page LIST_PAGE = {"SELECT " JOB_COLS " FROM jobs WHERE 1 = 1", "jobs",
+					 "created_at", 9 /* in JOB_COLS */, list_where, list_take,
+					 sizeof(struct job)};
 
 int ops_job_list(struct store_conn *c, const struct job_filter *f, store_job_cb cb, void *ctx,
 		 char *next_cursor)
 {
-	struct job *j = NULL, *last = NULL; /* ~17 KB each: not on the stack */
-	struct db_param p[DB_MAX_PARAMS];
-	struct db_rows *r = NULL;
-	char *sql = NULL, cur_id[STORE_ID_LEN];
-	int64_t cur_at = 0;
-	int limit = f->limit, rows = 0, np = 0, rc;
-	bool more = false;
+	struct db_list_to k = {.cb.job = cb, .ctx = ctx};
 
-	rc = db_op(c);
-	if (rc != 0)
-		return rc;
-	if (store_page_args(f->cursor, &limit, &cur_at, cur_id) != 0) {
-		db_err(c, "invalid cursor");
-		return ERR_INVALID;
-	}
-	j = calloc(1, sizeof(*j));
-	last = calloc(1, sizeof(*last));
-	rc = j && last ? 0 : ERR_NOMEM;
-	if (rc == 0)
-		rc = job_list_sql(c, f, limit, cur_at, cur_id[0] ? cur_id : NULL, &sql, p, &np);
-	if (rc == 0)
-		rc = db_query_built(c, sql, p, np, &r);
-	while (rc == 0 && (rc = db_next(r)) == 1) {
-		if (rows == limit) {
-			more = true;
-			rc = 0;
-			break;
-		}
-		/* An unreadable row takes its place in the page and is reported,
-		 * so the cursor walks past it. */
-		rows++;
-		rc = row_job(r, 0, j);
-		last->created_at = j->created_at;
-		memcpy(last->id, j->id, sizeof(last->id));
-		if (rc == ERR_STORE) {
-			store_bad_row("jobs", db_text(r, 0), "a text does not fit its field");
-			rc = 0;
-			continue;
-		}
-		if (cb(ctx, j) != 0) {
-			rc = 0; /* the caller stopped */
-			break;
-		}
-	}
-	if (rc == 0 && more)
-		snprintf(next_cursor, STORE_ID_LEN * 2, "%lld:%s", (long long)last->created_at,
-			 last->id);
-	else if (rc == 0)
-		next_cursor[0] = '\0';
-	db_rows_close(r);
-	free(sql);
-	free(j);
-	free(last);
-	return rc;
+	return db_page_walk(c, &LIST_PAGE, f, &k, f->cursor, f->limit, next_cursor);
 }
 
 int ops_job_cleanup_due(struct store_conn *c, const char *alloc_id, struct job_cleanup *out,

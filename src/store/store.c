@@ -56,6 +56,7 @@ struct store_pool {
 		.alert_done = ops_alert_done, .job_begin = ops_job_begin,                     \
 		.job_update = ops_job_update, .job_get = ops_job_get,                         \
 		.job_list = ops_job_list,                                                     \
+		.job_take = ops_job_take,                                                     \
 		.job_cleanup_due = ops_job_cleanup_due, .job_cleanup_done = ops_job_cleanup_done, \
 		.gpu_type_patch = ops_gpu_type_patch, .team_patch = ops_team_patch,           \
 	}

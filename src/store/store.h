@@ -548,6 +548,10 @@ struct store_ops {
 			 char *detail);
 	/* Saves allocation_id, status, body and updated_at of the job j->id. */
 	int (*job_update)(struct store_conn *c, const struct job *j, char *detail);
+	/* Takes over an unfinished job (status 0) whose updated_at is still seen,
+	 * the value read before: sets it to j->updated_at.  One of several
+	 * retries wins; the others get ERR_CONFLICT and change nothing. */
+	int (*job_take)(struct store_conn *c, const struct job *j, int64_t seen, char *detail);
 	int (*job_get)(struct store_conn *c, const char *id, struct job *out);
 	/* A page of jobs, newest first (created_at, id); next_cursor as alloc_list's. */
 	int (*job_list)(struct store_conn *c, const struct job_filter *f, store_job_cb cb,

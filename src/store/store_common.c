@@ -1,7 +1,6 @@
 /*
  * store_common.c - the backend-independent parts of the store backends
- * (declared in store_int.h): audit renderings of records, audit and list
- * cursors, the cost accumulator with its group-by and per-day rules, and
+ * (declared in store_int.h): audit renderings of records, the cost accumulator with its group-by and per-day rules, and
  * THE per-day split.  Both store_sqlite.c and store_pg.c call these, so the
  * two backends give the same bytes for the same data.
  *
@@ -238,57 +237,6 @@ int store_audit_render(json_t *(*fn)(const void *), const void *before, const vo
 	if (rc == 0)
 		rc = store_json_take_text(after ? fn(after) : NULL, after != NULL, a);
 	return rc;
-}
-
-int store_audit_page_args(const char *cursor, int *limit, int64_t *after)
-{
-	*after = 0;
-	if (*limit < 1)
-		*limit = 1;
-	if (*limit > STORE_MAX_PAGE)
-		*limit = STORE_MAX_PAGE;
-	if (cursor && cursor[0]) {
-		char *end = NULL;
-		long long v;
-
-		if (cursor[0] < '0' || cursor[0] > '9')
-			return ERR_INVALID;
-		v = strtoll(cursor, &end, 10);
-		if (!end || *end)
-			return ERR_INVALID;
-		*after = v;
-	}
-	return 0;
-}
-
-int store_cursor_parse(const char *cur, int64_t *at, char *id)
-{
-	char *end = NULL;
-	long long v;
-	size_t len;
-
-	if (!cur[0] || !(cur[0] >= '0' && cur[0] <= '9'))
-		return ERR_INVALID;
-	v = strtoll(cur, &end, 10);
-	if (!end || *end != ':')
-		return ERR_INVALID;
-	len = strlen(end + 1);
-	if (len == 0 || len >= STORE_ID_LEN)
-		return ERR_INVALID;
-	memcpy(id, end + 1, len + 1);
-	*at = v;
-	return 0;
-}
-
-int store_page_args(const char *cursor, int *limit, int64_t *at, char *id)
-{
-	if (*limit < 1)
-		*limit = 1;
-	if (*limit > STORE_MAX_PAGE)
-		*limit = STORE_MAX_PAGE;
-	*at = 0;
-	id[0] = '\0';
-	return cursor && cursor[0] ? store_cursor_parse(cursor, at, id) : 0;
 }
 
 /* ---- allocate ---------------------------------------------------------- */

@@ -80,19 +80,6 @@ void store_alloc_blank_unreadable(struct allocation *a);
 int store_audit_render(json_t *(*fn)(const void *), const void *before, const void *after,
 		       char **b, char **a);
 
-/*
- * The audit page arguments: clamps *limit to [1, STORE_MAX_PAGE] and parses
- * cursor (NULL or "" = from the start) into *after.  ERR_INVALID on a bad cursor.
- */
-int store_audit_page_args(const char *cursor, int *limit, int64_t *after);
-
-/* An allocation list cursor "AT:ID" into *at and id (STORE_ID_LEN bytes). */
-int store_cursor_parse(const char *cur, int64_t *at, char *id);
-/* The arguments of a newest-first page: clamps *limit to [1, STORE_MAX_PAGE]
- * and parses cursor (NULL or "": from the start, id "") into *at and id.
- * ERR_INVALID on a bad cursor. */
-int store_page_args(const char *cursor, int *limit, int64_t *at, char *id);
-
 /* ---- budget period changes --------------------------------------------- */
 
 /*

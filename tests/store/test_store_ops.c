@@ -9,7 +9,8 @@
  * Races run on real connections of the store's pool, released by one
  * barrier: creators of one new GPU type and of one new team (PostgreSQL: the
  * losers of the unique index rerun as updates), one Idempotency-Key sent by
- * many job requests at once, and alert claimers that must never claim one
+ * many job requests at once, retries taking over one job whose lease ran
+ * out (exactly one wins the compare-and-set), and alert claimers that must never claim one
  * alert twice.  Also: scope lists, audit pages, seeding, job outcomes, the
  * GitOps clean-up queue, partial updates and retirement of teams and GPU
  * types (price provenance, admins, no new allocation while retired), and rows
@@ -197,7 +198,7 @@ static int audit_matching(struct fx *f, const char *action, const char *object,
 struct racer {
 	struct fx *f;
 	pthread_barrier_t *bar;
-	int kind; /* 0 GPU type, 1 team, 2 job, 3 alert claim */
+	int kind; /* 0 GPU type, 1 team, 2 job, 3 alert claim, 4 job take-over */
 	const char *key;
 	int rc;
 	bool created;
@@ -232,6 +233,9 @@ static void *racer_run(void *p)
 		if (out && r->rc == 0)
 			*r->job = *out;
 		free(out);
+	} else if (r->kind == 4) {
+		/* The job as read: nothing updated it since it was made. */
+		r->rc = r->f->ops->job_take(c, r->job, r->job->created_at, detail);
 	} else {
 		r->rc = r->f->ops->alert_claim(c, r->f->now, 60, r->got, 16, &r->ngot);
 	}
@@ -577,6 +581,33 @@ static void test_jobs(void **state)
 	job_rec(&jobs[0], "job_k2", "", "h");
 	assert_int_equal(f->ops->job_begin(f->c, &jobs[0], &jobs[1], &created, detail), 0);
 	assert_true(created);
+
+	/* Retries of one job whose lease ran out, at once: one takes it over,
+	 * the others lose the compare-and-set and change nothing. */
+	job_rec(&jobs[0], "job_stale", "key-stale", "hash-s");
+	jobs[0].created_at = jobs[0].updated_at = f->now - 3600;
+	assert_int_equal(f->ops->job_begin(f->c, &jobs[0], &jobs[1], &created, detail), 0);
+	for (int i = RACERS - 1; i >= 0; i--) {
+		jobs[i] = jobs[0];
+		jobs[i].updated_at = f->now + i;
+	}
+	race(f, 4, NULL, rs, jobs);
+	winner = -1;
+	for (int i = 0; i < RACERS; i++) {
+		if (rs[i].rc == 0) {
+			assert_int_equal(winner, -1); /* no second winner */
+			winner = i;
+		} else {
+			assert_int_equal(rs[i].rc, ERR_CONFLICT);
+			assert_non_null(strstr(rs[i].err, "was taken over by another request"));
+		}
+	}
+	assert_int_not_equal(winner, -1);
+	assert_int_equal(f->ops->job_get(f->c, "job_stale", &jobs[1]), 0);
+	assert_int_equal(jobs[1].updated_at, f->now + winner);
+	assert_int_equal(jobs[1].status, 0);
+	/* The old value read again loses too. */
+	assert_int_equal(f->ops->job_take(f->c, &jobs[0], f->now - 3600, detail), ERR_CONFLICT);
 
 	job_rec(&jobs[0], "job_nope", "", "h");
 	assert_int_equal(f->ops->job_update(f->c, &jobs[0], detail), ERR_NOT_FOUND);

@@ -59,16 +59,6 @@ const char *store_team_admins_json(const struct team *t)
 	return t->admins_json[0] != '\0' ? t->admins_json : "[]";
 }
 
-/* Most free first, then by id: the order a refusal lists free types in. */
-static int free_cmp(const void *a, const void *b)
-{
-	const struct alloc_free_type *x = a, *y = b;
-
-	if (x->free_gpus != y->free_gpus)
-		return x->free_gpus > y->free_gpus ? -1 : 1;
-	return strcmp(x->id, y->id);
-}
-
 void store_suggest_types(const struct gpu_type *cat, size_t n, bool free_only,
 			 struct alloc_suggest *s)
 {
@@ -77,7 +67,8 @@ void store_suggest_types(const struct gpu_type *cat, size_t n, bool free_only,
 	s->ntypes = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct gpu_type *g = &cat[i];
-		int64_t nf = g->capacity > g->allocated ? g->capacity - g->allocated : 0;
+		struct alloc_free_type t = {.free_gpus = suggest_free_gpus(g->capacity, g->allocated),
+					    .price_micros = g->price_micros};
 
 		if (g->retired_at != 0) /* takes no new allocation: never suggested */
 			continue;
@@ -85,23 +76,12 @@ void store_suggest_types(const struct gpu_type *cat, size_t n, bool free_only,
 			if (s->nvalid < STORE_SUGGEST_TYPES)
 				snprintf(s->valid[s->nvalid++], STORE_ID_LEN, "%s", g->id);
 			s->ntypes++;
-			continue;
+		} else if (t.free_gpus > 0) {
+			s->ntypes++;
+			snprintf(t.id, sizeof(t.id), "%s", g->id);
+			snprintf(t.name, sizeof(t.name), "%s", g->name);
+			suggest_keep_free(s->free, &s->nfree, &t);
 		}
-		if (nf <= 0)
-			continue;
-		s->ntypes++;
-		struct alloc_free_type t;
-
-		snprintf(t.id, sizeof(t.id), "%s", g->id);
-		snprintf(t.name, sizeof(t.name), "%s", g->name);
-		t.free_gpus = nf;
-		t.price_micros = g->price_micros;
-		/* Keep the STORE_SUGGEST_TYPES most free: replace the least free kept. */
-		if (s->nfree < STORE_SUGGEST_TYPES)
-			s->free[s->nfree++] = t;
-		else if (free_cmp(&t, &s->free[s->nfree - 1]) < 0)
-			s->free[s->nfree - 1] = t;
-		qsort(s->free, (size_t)s->nfree, sizeof(s->free[0]), free_cmp);
 	}
 }
 
@@ -130,16 +110,13 @@ int ops_alloc_catalog(struct store_conn *c, struct gpu_type **out, size_t *n)
 	*out = NULL;
 	*n = 0;
 	while (rc == 0 && (rc = db_next(r)) == 1) {
-		if (*n == cap) {
-			struct gpu_type *nv = realloc(v, sizeof(*v) * (cap ? cap * 2 : 16));
+		struct gpu_type *nv = util_grow(v, *n, &cap, sizeof(*v), 16);
 
-			if (!nv) {
-				rc = ERR_NOMEM;
-				break;
-			}
-			v = nv;
-			cap = cap ? cap * 2 : 16;
+		if (!nv) {
+			rc = ERR_NOMEM;
+			break;
 		}
+		v = nv;
 		rc = db_row_gpu(r, 0, &v[*n]);
 		if (rc != 0) {
 			db_err(c, "corrupt gpu_types row");

@@ -89,8 +89,8 @@ static int gpu_type_write_tx(struct store_conn *c, void *ctx)
 	if (rc != 0 && (rc != ERR_NOT_FOUND || w->patch))
 		return rc;
 	exists = rc == 0;
-	rc = !exists ? 0 : store_retire_rule(old.retired_at, w->fields & GPU_F_RETIRED,
-					     w->fields == GPU_F_RETIRED, w->g->retired_at, &retired);
+	rc = !exists ? 0 : retire_rule(old.retired_at, w->fields & GPU_F_RETIRED,
+				       w->fields == GPU_F_RETIRED, w->g->retired_at, &retired);
 	if (rc == 1) { /* retire again: nothing to do */
 		w->out = old;
 		return 0;
@@ -120,8 +120,8 @@ static int gpu_type_write_tx(struct store_conn *c, void *ctx)
 		return n == ERR_CONFLICT && !exists ? DB_RETRY : n;
 	w->created = !exists;
 	w->out = rec;
-	store_retire_action("gpu_type", exists, exists ? old.retired_at : 0, rec.retired_at, action,
-			    sizeof(action));
+	retire_action("gpu_type", exists, exists ? old.retired_at : 0, rec.retired_at, action,
+		      sizeof(action));
 	return db_audit(c, w->who, w->now, action, "gpu_type", rec.id, "", gpu_audit_json,
 			exists ? &old : NULL, &rec);
 }

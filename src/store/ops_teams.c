@@ -76,11 +76,11 @@ int ops_ping(struct store_conn *c)
  * The team's period kind changed (inside the team.put transaction, its live
  * allocations and team row locked): its live allocations of other periods
  * move to the current period of kind `k`, their reservations with them (see
- * store_period_delta); period rows are changed in ascending order.
+ * struct period_plan); period rows are changed in ascending order.
  */
 static int period_rekey(struct store_conn *c, const char *team, enum period_kind k, int64_t now)
 {
-	struct store_period_plan plan = {NULL, 0, 0, 0}; /* plan.d owned here */
+	struct period_plan plan = {NULL, 0, 0, 0}; /* plan.d owned here */
 	struct db_rows *r = NULL;
 	int64_t ps = 0, pe = 0;
 	int rc;
@@ -88,11 +88,11 @@ static int period_rekey(struct store_conn *c, const char *team, enum period_kind
 	period_bounds(k, now, &ps, &pe);
 	rc = db_query(c, SQL_LIVE_BY_PERIOD, &r, "ti", team, ps);
 	while (rc == 0 && (rc = db_next(r)) == 1)
-		rc = store_period_plan_leave(&plan, db_i64(r, 0), db_i64(r, 1));
+		rc = period_plan_leave(&plan, db_i64(r, 0), db_i64(r, 1));
 	db_rows_close(r);
 	if (rc != 0 || plan.n == 0)
 		goto out;
-	store_period_plan_arrive(&plan, ps);
+	period_plan_arrive(&plan, ps);
 	rc = db_exec(c, SQL_PERIOD_ENSURE, "tii", team, ps, pe);
 	for (size_t i = 0; rc >= 0 && i < plan.n; i++) {
 		rc = db_exec(c, SQL_PERIOD_MOVE, "iiti", plan.d[i].delta, (int64_t)0, team,
@@ -214,8 +214,8 @@ static int team_write_tx(struct store_conn *c, void *ctx)
 	if (rc != 0 && (rc != ERR_NOT_FOUND || w->patch))
 		return rc;
 	exists = rc == 0;
-	rc = !exists ? 0 : store_retire_rule(old.retired_at, w->fields & TEAM_F_RETIRED,
-					     w->fields == TEAM_F_RETIRED, w->t->retired_at, &retired);
+	rc = !exists ? 0 : retire_rule(old.retired_at, w->fields & TEAM_F_RETIRED,
+				       w->fields == TEAM_F_RETIRED, w->t->retired_at, &retired);
 	if (rc == 1) { /* retire again: nothing to do */
 		w->out = old;
 		return 0;
@@ -255,8 +255,8 @@ static int team_write_tx(struct store_conn *c, void *ctx)
 	}
 	w->created = !exists;
 	w->out = rec;
-	store_retire_action("team", exists, exists ? old.retired_at : 0, rec.retired_at, action,
-			    sizeof(action));
+	retire_action("team", exists, exists ? old.retired_at : 0, rec.retired_at, action,
+		      sizeof(action));
 	return db_audit(c, w->who, w->now, action, "team", rec.id, rec.id, team_audit_json,
 			exists ? &old : NULL, &rec);
 }

@@ -31,6 +31,7 @@
 
 #include "core/lifecycle.h"
 #include "core/period.h"
+#include "core/suggest.h"
 
 #define STORE_ID_LEN 64       /* ids: team, gpu type, allocation, token, project */
 #define STORE_NAME_LEN 128    /* display names */
@@ -168,16 +169,7 @@ struct alloc_request {
  * transaction (ops_allocate.c) and kept in its idempotency record, so a
  * replay says the same.  Rendered as problem extension members (API.md).
  */
-#define STORE_SUGGEST_TYPES 16 /* GPU types a refusal names at most */
-/* A team's admins as JSON array text: the size of h-admin's struct team
- * admins_json (schema v6), so the decision's copy always fits. */
-#define STORE_ADMINS_LEN 4096
-struct alloc_free_type {
-	char id[STORE_ID_LEN];
-	char name[STORE_NAME_LEN];
-	int64_t free_gpus;
-	int64_t price_micros; /* per GPU-hour */
-};
+#define STORE_SUGGEST_TYPES SUGGEST_TYPES /* GPU types a refusal names at most */
 struct alloc_suggest {
 	/* ERR_BUDGET: what fits the budget left now (and the free GPUs). */
 	bool budget;

@@ -6,10 +6,10 @@
  */
 #include "core/period.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
+#include "core/grow.h"
 #include "core/timeutil.h"
 
 static const char *const period_names[] = {
@@ -108,15 +108,12 @@ static void plan_put(struct period_plan *p, int64_t ps, int64_t delta)
 
 int period_plan_leave(struct period_plan *p, int64_t ps, int64_t sum)
 {
-	if (p->n + 2 > p->cap) { /* room for this one and the arrival */
-		size_t ncap = p->cap ? p->cap * 2 : 8;
-		struct period_delta *nd = realloc(p->d, ncap * sizeof(*nd));
+	/* Room for this one and the arrival. */
+	struct period_delta *nd = grow(p->d, p->n + 1, &p->cap, sizeof(*nd), 8);
 
-		if (!nd)
-			return ERR_NOMEM;
-		p->d = nd;
-		p->cap = ncap;
-	}
+	if (!nd)
+		return ERR_NOMEM;
+	p->d = nd;
 	if (__builtin_add_overflow(p->total, sum, &p->total))
 		return ERR_OVERFLOW;
 	plan_put(p, ps, -sum);

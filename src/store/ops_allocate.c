@@ -16,6 +16,7 @@
 
 #include "core/cost.h"
 #include "core/err.h"
+#include "core/grow.h"
 #include "core/lifecycle.h"
 #include "core/ledger.h"
 #include "core/money.h"
@@ -110,7 +111,7 @@ int ops_alloc_catalog(struct store_conn *c, struct gpu_type **out, size_t *n)
 	*out = NULL;
 	*n = 0;
 	while (rc == 0 && (rc = db_next(r)) == 1) {
-		struct gpu_type *nv = util_grow(v, *n, &cap, sizeof(*v), 16);
+		struct gpu_type *nv = grow(v, *n, &cap, sizeof(*v), 16);
 
 		if (!nv) {
 			rc = ERR_NOMEM;

@@ -27,10 +27,10 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/grow.h"
 #include "core/period.h"
 #include "core/timeutil.h"
 #include "core/usage.h"
-#include "util/util.h"
 
 /* The four rollups, in the order a rebuild clears and fills them. */
 enum roll_table { ROLL_DAILY, ROLL_MONTHLY, ROLL_USAGE, ROLL_USAGE_MONTHLY, ROLL_N };
@@ -64,92 +64,26 @@ static const char SQL_COMPLETED_OF_TEAM[] =
 	"SELECT " ALLOC_COLS " FROM allocations WHERE team_id = ? AND status || '' = 'completed'"
 	" ORDER BY project, gpu_type";
 
-/* ---- the cost accumulator ----------------------------------------------- */
+/* ---- summing costs ---------------------------------------------------- */
 
-/* Rows kept sorted by key; binary search + insert.  rows owned by the caller. */
-struct cost_acc {
-	struct cost_row *rows;
-	size_t n, cap;
-};
-
-/* The row of key in acc (inserted zeroed when missing). */
-static int acc_row(struct cost_acc *acc, const char *key, struct cost_row **out)
-{
-	struct cost_row *nr;
-	size_t lo = 0, hi = acc->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int cmp = strcmp(acc->rows[mid].key, key);
-
-		if (cmp == 0) {
-			*out = &acc->rows[mid];
-			return 0;
-		}
-		if (cmp < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	nr = util_grow(acc->rows, acc->n, &acc->cap, sizeof(*nr), 16);
-	if (!nr)
-		return ERR_NOMEM;
-	acc->rows = nr;
-	memmove(&acc->rows[lo + 1], &acc->rows[lo], (acc->n - lo) * sizeof(*acc->rows));
-	memset(&acc->rows[lo], 0, sizeof(*acc->rows));
-	snprintf(acc->rows[lo].key, sizeof(acc->rows[lo].key), "%s", key);
-	acc->n++;
-	*out = &acc->rows[lo];
-	return 0;
-}
-
-/* Adds to the row of key (128-bit totals); ERR_OVERFLOW when one would overflow. */
-static int acc_add(struct cost_acc *acc, const char *key, int64_t spent, int64_t accrued,
-		   int64_t reserved, int64_t gpu_mh)
-{
-	struct cost_row *r = NULL;
-	int rc = acc_row(acc, key, &r);
-
-	if (rc != 0)
-		return rc;
-	/* 128-bit sums of int64 parts: 2^63 rows would be needed to overflow. */
-	if (__builtin_add_overflow(r->spent, (store_sum_t)spent, &r->spent) ||
-	    __builtin_add_overflow(r->accrued, (store_sum_t)accrued, &r->accrued) ||
-	    __builtin_add_overflow(r->reserved, (store_sum_t)reserved, &r->reserved) ||
-	    __builtin_add_overflow(r->gpu_microhours, (store_sum_t)gpu_mh, &r->gpu_microhours))
-		return ERR_OVERFLOW;
-	return 0;
-}
-
-/* Adds to the row of the group key (by q->group: team, team/project, GPU
- * type, or the UTC day / month of instant t), which the rollup rows and the
- * scans spell alike. */
-static int acc_put(struct cost_acc *acc, const struct cost_query *q, int64_t t,
+/* Adds to the row of the group key of q->group (cost_group_key). */
+static int acc_put(struct cost_table *acc, const struct cost_query *q, int64_t t,
 		   const char *team, const char *project, const char *gpu, int64_t spent,
 		   int64_t accrued, int64_t reserved, int64_t gpu_mh)
 {
-	char key[STORE_ID_LEN * 2], date[16];
+	char key[COST_KEY_LEN];
 
-	if (q->group == COST_BY_TEAM)
-		snprintf(key, sizeof(key), "%s", team);
-	else if (q->group == COST_BY_PROJECT)
-		snprintf(key, sizeof(key), "%s/%s", team, project);
-	else if (q->group == COST_BY_GPU_TYPE)
-		snprintf(key, sizeof(key), "%s", gpu);
-	else {
-		time_format_date(t, date); /* YYYY-MM-DD; a month key is its first 7 */
-		snprintf(key, sizeof(key), "%.*s", q->group == COST_BY_MONTH ? 7 : 10, date);
-	}
-	return acc_add(acc, key, spent, accrued, reserved, gpu_mh);
+	cost_group_key(q->group, t, team, project, gpu, key);
+	return cost_table_add(acc, key, spent, accrued, reserved, gpu_mh);
 }
 
 /* Adds to the row of instant t as decimal text (10-digit instants sort as numbers). */
-static int sum_add(struct cost_acc *acc, int64_t t, int64_t spent, int64_t gpu_mh)
+static int sum_add(struct cost_table *acc, int64_t t, int64_t spent, int64_t gpu_mh)
 {
 	char key[24];
 
 	snprintf(key, sizeof(key), "%lld", (long long)t);
-	return acc_add(acc, key, spent, 0, 0, gpu_mh);
+	return cost_table_add(acc, key, spent, 0, 0, gpu_mh);
 }
 
 /* A completed allocation's billed end and GPU micro-hours. */
@@ -178,7 +112,7 @@ static int alloc_use(const struct cost_query *q, const struct allocation *a, int
 }
 
 struct day_ctx {
-	struct cost_acc *acc;
+	struct cost_table *acc;
 	const struct cost_query *q;
 	const struct allocation *a;
 };
@@ -196,7 +130,7 @@ static int day_part(void *ctx, int64_t d, int64_t pm, int64_t pg)
 
 /* COST_VIEW_USE: adds allocation a's use, split by UTC day, to the keys of
  * the days overlapping [from, to); its reservation at its approval time. */
-static int cost_by_use(struct cost_acc *acc, const struct cost_query *q,
+static int cost_by_use(struct cost_table *acc, const struct cost_query *q,
 		       const struct allocation *a)
 {
 	struct day_ctx dc = {acc, q, a};
@@ -219,7 +153,7 @@ static int cost_by_use(struct cost_acc *acc, const struct cost_query *q,
 
 /* COST_VIEW_BUDGET: adds allocation a to acc under the key of its approval
  * time (cancelled/expired cost nothing). */
-static int cost_by_key(struct cost_acc *acc, const struct cost_query *q,
+static int cost_by_key(struct cost_table *acc, const struct cost_query *q,
 		       const struct allocation *a)
 {
 	bool held = lifecycle_holds_resources(a->status);
@@ -269,7 +203,7 @@ struct roll_group {
 	struct store_conn *c;
 	char project[STORE_ID_LEN], gpu_type[STORE_ID_LEN];
 	const char *team;
-	struct cost_acc sums[ROLL_N];
+	struct cost_table sums[ROLL_N];
 };
 
 static int group_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
@@ -284,7 +218,7 @@ static int group_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
 
 static int sums_flush(struct roll_group *g, enum roll_table t)
 {
-	struct cost_acc *acc = &g->sums[t];
+	struct cost_table *acc = &g->sums[t];
 
 	for (size_t i = 0; i < acc->n; i++) {
 		const struct cost_row *row = &acc->rows[i];
@@ -415,7 +349,7 @@ int ops_rollup_fill(struct store_conn *c)
 	if (rc >= 0)
 		rc = db_query(c, SQL_COMPLETED_TEAMS, &r, "");
 	while (rc == 0 && (rc = db_next(r)) == 1) {
-		char **nt = util_grow(teams, n, &cap, sizeof(*nt), 16);
+		char **nt = grow(teams, n, &cap, sizeof(*nt), 16);
 
 		if (!nt) {
 			rc = ERR_NOMEM;
@@ -459,7 +393,7 @@ int ops_cost_rollup_rebuild(struct store_conn *c)
  * Runs a SELECT of allocations `base` with parameters fmt (integers p1, p2,
  * p3) and q's team scope through cost_by_use/key (by q->view) into acc.
  */
-static int scan_into(struct store_conn *c, const struct cost_query *q, struct cost_acc *acc,
+static int scan_into(struct store_conn *c, const struct cost_query *q, struct cost_table *acc,
 		     struct allocation *a, const char *base, const char *fmt, int64_t p1,
 		     int64_t p2, int64_t p3)
 {
@@ -476,7 +410,7 @@ static int scan_into(struct store_conn *c, const struct cost_query *q, struct co
 }
 
 /* Sums rollup rows of [d0, d1) (days or months) into acc under their group key. */
-static int rollup_into(struct store_conn *c, const struct cost_query *q, struct cost_acc *acc,
+static int rollup_into(struct store_conn *c, const struct cost_query *q, struct cost_table *acc,
 		       enum roll_table table, int64_t d0, int64_t d1)
 {
 	struct db_rows *r = NULL;
@@ -485,7 +419,7 @@ static int rollup_into(struct store_conn *c, const struct cost_query *q, struct 
 	if (d0 >= d1)
 		return 0;
 	/* Row by row, no SQL SUM: SQLite's SUM fails on an int64 overflow, while
-	 * acc_add sums in 128 bits (exact for any number of rows). */
+	 * cost_table_add sums in 128 bits (exact for any number of rows). */
 	rc = query_scoped(c, q, roll[table].select, NULL, &r, "ii", d0, d1, 0);
 	while (rc == 0 && (rc = db_next(r)) == 1) {
 		char t[STORE_ID_LEN], pr[STORE_ID_LEN], g[STORE_ID_LEN];
@@ -506,7 +440,7 @@ static int rollup_into(struct store_conn *c, const struct cost_query *q, struct 
  * (unless by day: monthly rows cannot say the day), the days around them
  * from the daily one. */
 static int rollup_span(struct store_conn *c, const struct cost_query *q,
-		       struct cost_acc *acc, enum roll_table daily, int64_t d0, int64_t d1)
+		       struct cost_table *acc, enum roll_table daily, int64_t d0, int64_t d1)
 {
 	int64_t m1 = period_ceil(PERIOD_MONTHLY, d0), m2 = period_floor(PERIOD_MONTHLY, d1);
 	int rc;
@@ -536,7 +470,7 @@ static const char DONE[] = "SELECT " ALLOC_COLS " FROM allocations WHERE"
  * partial days at the edges of [from, to) and every live allocation from
  * the allocations. */
 static int costs_by_key(struct store_conn *c, const struct cost_query *q,
-			struct cost_acc *acc, struct allocation *a)
+			struct cost_table *acc, struct allocation *a)
 {
 	int64_t f1 = time_day_ceil(q->from), t1 = time_day_start(q->to);
 	int rc = scan_into(c, q, acc, a, LIVE, "ii", q->from, q->to, 0);
@@ -555,7 +489,7 @@ static int costs_by_key(struct store_conn *c, const struct cost_query *q,
 
 struct costs_read {
 	const struct cost_query *q;
-	struct cost_acc acc;
+	struct cost_table acc;
 	struct allocation *a;
 };
 

@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/costsum.h"
 #include "core/lifecycle.h"
 #include "core/period.h"
 #include "core/suggest.h"
@@ -248,14 +249,6 @@ struct alloc_filter {
 	int limit;           /* 1..STORE_MAX_PAGE */
 };
 
-enum cost_group {
-	COST_BY_TEAM,
-	COST_BY_PROJECT,
-	COST_BY_GPU_TYPE,
-	COST_BY_DAY,
-	COST_BY_MONTH,
-};
-
 /*
  * When a cost counts (docs/cost-visibility.md, "One month, one number"):
  * COST_VIEW_USE (the default) puts it on the UTC days the GPUs were used,
@@ -268,18 +261,9 @@ enum cost_view {
 	COST_VIEW_BUDGET,
 };
 
-/* Sums over many allocations and teams exceed int64 micros (11 teams holding
- * the largest budget, 1e18 micros each, already do): cost rows are 128-bit,
- * exact for any number of rows. */
-typedef __int128 store_sum_t;
-
-struct cost_row {
-	char key[STORE_ID_LEN * 2]; /* team id, "team/project", gpu type id, "YYYY-MM-DD" or "YYYY-MM" */
-	store_sum_t spent;       /* micros */
-	store_sum_t accrued;     /* micros, running allocations at `now` */
-	store_sum_t reserved;    /* micros */
-	store_sum_t gpu_microhours; /* GPU-hours x 1e6: used (completed) + so far (running) */
-};
+/* Cost rows (struct cost_row, 128-bit sums) and their groups: core/costsum.h. */
+typedef cost_sum_t store_sum_t;
+_Static_assert(COST_KEY_LEN >= 2 * STORE_ID_LEN, "a cost key holds team/project");
 
 struct cost_query {
 	int64_t from, to; /* by `view`: days of use overlapping [from, to), or approval in it */

@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -120,21 +119,6 @@ int util_fmt(char *out, size_t len, const char *fmt, ...)
 	if (n < 0 || (size_t)n >= len)
 		return ERR_INVALID;
 	return 0;
-}
-
-void *util_grow(void *v, size_t n, size_t *cap, size_t size, size_t first)
-{
-	size_t ncap = *cap ? *cap * 2 : first;
-	void *nv;
-
-	if (n < *cap)
-		return v;
-	if (ncap < *cap || ncap > SIZE_MAX / size) /* the doubling itself would overflow */
-		return NULL;
-	nv = realloc(v, ncap * size);
-	if (nv)
-		*cap = ncap;
-	return nv;
 }
 
 int64_t util_now(void)

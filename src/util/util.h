@@ -27,14 +27,6 @@ int util_sha256_hex(const void *data, size_t len, char *out);
  */
 int util_fmt(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/*
- * Room for one more element (of `size` bytes) in array v of n used, *cap
- * allocated: v itself when there is room, else v grown by doubling (from
- * `first`) with *cap updated, or NULL without memory (v is then unchanged
- * and still owned by the caller).
- */
-void *util_grow(void *v, size_t n, size_t *cap, size_t size, size_t first);
-
 /* Wall clock, seconds since the epoch (UTC). */
 int64_t util_now(void);
 /* Monotonic clock in microseconds, for latency measurement. */

@@ -92,31 +92,6 @@ static void test_buf(void **state)
 	free(b.p);
 }
 
-/* util_grow: room kept while there is some, doubling from `first`, the
- * elements kept, an impossible size refused with the array left intact. */
-static void test_grow(void **state)
-{
-	int64_t *v = NULL, *nv;
-	size_t cap = 0;
-
-	(void)state;
-	for (size_t n = 0; n < 20; n++) {
-		nv = util_grow(v, n, &cap, sizeof(*v), 4);
-		assert_non_null(nv);
-		v = nv;
-		v[n] = (int64_t)n * 7;
-		assert_true(cap > n);
-	}
-	assert_int_equal(cap, 32); /* 4, 8, 16, 32 */
-	for (size_t n = 0; n < 20; n++)
-		assert_int_equal(v[n], (int64_t)n * 7);
-	assert_ptr_equal(util_grow(v, 20, &cap, sizeof(*v), 4), v); /* room left: v itself */
-	assert_null(util_grow(v, 32, &cap, SIZE_MAX / 16, 4)); /* 64 x SIZE_MAX/16 overflows */
-	assert_int_equal(cap, 32);
-	assert_int_equal(v[19], 133);
-	free(v);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -125,7 +100,6 @@ int main(void)
 		cmocka_unit_test(test_sha256),
 		cmocka_unit_test(test_clocks),
 		cmocka_unit_test(test_buf),
-		cmocka_unit_test(test_grow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,6 +32,7 @@
 #include "core/costsum.h"
 #include "core/lifecycle.h"
 #include "core/period.h"
+#include "core/role.h"
 #include "core/suggest.h"
 
 #define STORE_ID_LEN 64       /* ids: team, gpu type, allocation, token, project */
@@ -51,15 +52,6 @@
 #define STORE_ADMINS_MAX 20
 #define STORE_ADMIN_MAXLEN 200
 #define STORE_ADMINS_LEN 4096 /* >= 20 x (200 + 3) + 3 */
-
-enum role {
-	ROLE_ADMIN,
-	ROLE_FINANCE,
-	ROLE_MEMBER,
-	ROLE_SERVICE,
-};
-const char *role_name(enum role r);
-int role_parse(const char *s, enum role *out); /* 0 or ERR_INVALID */
 
 /* Who makes a change: recorded in the audit log. */
 struct actor {

@@ -77,12 +77,12 @@ static int acc_put(struct cost_table *acc, const struct cost_query *q, int64_t t
 	return cost_table_add(acc, key, spent, accrued, reserved, gpu_mh);
 }
 
-/* Adds to the row of instant t as decimal text (10-digit instants sort as numbers). */
+/* Adds to the row of instant t as zero-padded decimal text (sorts as the number). */
 static int sum_add(struct cost_table *acc, int64_t t, int64_t spent, int64_t gpu_mh)
 {
 	char key[24];
 
-	snprintf(key, sizeof(key), "%lld", (long long)t);
+	snprintf(key, sizeof(key), "%020lld", (long long)t);
 	return cost_table_add(acc, key, spent, 0, 0, gpu_mh);
 }
 
@@ -196,8 +196,8 @@ static int query_scoped(struct store_conn *c, const struct cost_query *q, const 
 /*
  * The group being summed by the rebuild (or one completion): one (team,
  * project, GPU type), its sums per rollup table (by approval day, approval
- * month, day and month of use), keyed by the instant as decimal text (the
- * cost accumulator's exact 128-bit sums).
+ * month, day and month of use), keyed by the instant (sum_add) for the
+ * cost accumulator's exact 128-bit sums.
  */
 struct roll_group {
 	struct store_conn *c;
@@ -238,50 +238,6 @@ static int sums_flush(struct roll_group *g, enum roll_table t)
 	return 0;
 }
 
-/*
- * Keeping the rollups in a completion's transaction.  Rows are written table
- * by table and, within a table, in ascending key order (approval day, approval
- * month, days of use, months of use), so two completions that share rows
- * lock them in the same order and cannot deadlock.
- */
-static int roll_usage_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
-{
-	struct roll_group *g = ctx;
-	int n = db_exec(g->c, roll[ROLL_USAGE].upsert, "itttii", day, g->team, g->project,
-			g->gpu_type, money, gpu_mh);
-
-	/* The months are summed here and written after every day. */
-	return n < 0 ? n : sum_add(&g->sums[ROLL_USAGE_MONTHLY], period_floor(PERIOD_MONTHLY, day),
-				   money, gpu_mh);
-}
-
-int ops_rollup_add(struct store_conn *c, const struct allocation *a)
-{
-	struct roll_group g = {.c = c, .team = a->team};
-	int64_t ue = 0, gpu_mh = 0;
-	int rc, n;
-
-	if (a->status != ALLOC_COMPLETED)
-		return 0;
-	rc = completed_use(a, &ue, &gpu_mh);
-	if (rc != 0)
-		return rc;
-	snprintf(g.project, sizeof(g.project), "%s", a->project);
-	snprintf(g.gpu_type, sizeof(g.gpu_type), "%s", a->gpu_type);
-	n = db_exec(c, roll[ROLL_DAILY].upsert, "itttii", time_day_start(a->approved_at), a->team,
-		    a->project, a->gpu_type, a->actual_micros, gpu_mh);
-	if (n >= 0)
-		n = db_exec(c, roll[ROLL_MONTHLY].upsert, "itttii",
-			    period_floor(PERIOD_MONTHLY, a->approved_at), a->team, a->project,
-			    a->gpu_type, a->actual_micros, gpu_mh);
-	rc = n < 0 ? n : usage_split_days(a->started_at, ue, a->actual_micros, gpu_mh,
-					  roll_usage_part, &g);
-	if (rc == 0)
-		rc = sums_flush(&g, ROLL_USAGE_MONTHLY);
-	free(g.sums[ROLL_USAGE_MONTHLY].rows);
-	return rc;
-}
-
 static int group_flush(struct roll_group *g)
 {
 	int rc = 0;
@@ -291,7 +247,7 @@ static int group_flush(struct roll_group *g)
 	return rc;
 }
 
-/* Adds one completed allocation to its group's sums (the same parts as ops_rollup_add). */
+/* Adds one completed allocation to its group's sums. */
 static int group_add(struct roll_group *g, const struct allocation *a)
 {
 	int64_t ue = 0, gpu_mh = 0;
@@ -305,6 +261,29 @@ static int group_add(struct roll_group *g, const struct allocation *a)
 			     a->actual_micros, gpu_mh);
 	if (rc == 0)
 		rc = usage_split_days(a->started_at, ue, a->actual_micros, gpu_mh, group_part, g);
+	return rc;
+}
+
+/*
+ * Keeping the rollups in a completion's transaction: its group of one, so
+ * rows are written table by table and, within a table, in ascending key
+ * order (approval day, approval month, days of use, months of use), and two
+ * completions that share rows lock them in the same order: no deadlock.
+ */
+int ops_rollup_add(struct store_conn *c, const struct allocation *a)
+{
+	struct roll_group g = {.c = c, .team = a->team};
+	int rc;
+
+	if (a->status != ALLOC_COMPLETED)
+		return 0;
+	snprintf(g.project, sizeof(g.project), "%s", a->project);
+	snprintf(g.gpu_type, sizeof(g.gpu_type), "%s", a->gpu_type);
+	rc = group_add(&g, a);
+	if (rc == 0)
+		rc = group_flush(&g);
+	for (int t = 0; t < ROLL_N; t++)
+		free(g.sums[t].rows);
 	return rc;
 }
 

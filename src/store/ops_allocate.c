@@ -445,13 +445,6 @@ static const char SQL_GPU_BY_ID[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id
 static const char SQL_PERIOD_ENSURE[] =
 	"INSERT INTO team_periods(team_id, period_start, period_end, spent, reserved)"
 	" VALUES (?, ?, ?, 0, 0) ON CONFLICT DO NOTHING";
-static const char SQL_PERIOD_GET[] =
-	"SELECT spent, reserved FROM team_periods WHERE team_id = ? AND period_start = ?";
-static const char SQL_ALLOC_INSERT[] =
-	"INSERT INTO allocations(" ALLOC_COLS ") VALUES"
-	" (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-static const char SQL_IDEM_GET[] =
-	"SELECT request_hash, status, body FROM idempotency WHERE token_id = ? AND key = ?";
 static const char SQL_IDEM_INSERT[] =
 	"INSERT INTO idempotency(token_id, key, request_hash, status, body, created_at)"
 	" VALUES (?, ?, ?, ?, ?, ?)";
@@ -460,6 +453,8 @@ static const char SQL_IDEM_INSERT[] =
 static int period_read(struct store_conn *c, const char *team, int64_t ps, int64_t *spent,
 		       int64_t *reserved)
 {
+	static const char SQL_PERIOD_GET[] =
+		"SELECT spent, reserved FROM team_periods WHERE team_id = ? AND period_start = ?";
 	struct db_rows *r = NULL;
 	int rc = db_query(c, SQL_PERIOD_GET, &r, "ti", team, ps);
 
@@ -477,6 +472,8 @@ static int period_read(struct store_conn *c, const char *team, int64_t ps, int64
 static int idem_read(struct store_conn *c, const char *token_id, const struct idem *idem,
 		     int *status, char **body)
 {
+	static const char SQL_IDEM_GET[] =
+		"SELECT request_hash, status, body FROM idempotency WHERE token_id = ? AND key = ?";
 	struct db_rows *r = NULL;
 	int rc = db_query(c, SQL_IDEM_GET, &r, "tt", token_id, idem->key);
 
@@ -520,6 +517,9 @@ static int invariants_verify(struct store_conn *c, const struct team *t, int64_t
 static int approval_write(struct store_conn *c, const struct actor *who, const struct team *team,
 			  const struct allocation *a, int64_t now)
 {
+	static const char SQL_ALLOC_INSERT[] =
+		"INSERT INTO allocations(" ALLOC_COLS ") VALUES"
+		" (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	int rc, n;
 
 	n = db_exec(c, SQL_ALLOC_INSERT, "ttttiiiittttiiiiii", a->id, a->team, a->project,

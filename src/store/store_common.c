@@ -150,22 +150,23 @@ char *store_refusal_json_text(const struct store_refusal *f)
 	return jw_finish(&w, NULL);
 }
 
-json_t *store_json_refusal(const void *p)
+/* The JSON value of text (consumed; NULL without memory gives NULL). */
+static json_t *json_of_text(char *text)
 {
-	char *text = store_refusal_json_text(p);
 	json_t *j = text ? json_loads(text, 0, NULL) : NULL;
 
 	free(text);
 	return j;
 }
 
+json_t *store_json_refusal(const void *p)
+{
+	return json_of_text(store_refusal_json_text(p));
+}
+
 json_t *store_json_alloc(const void *p)
 {
-	char *text = store_alloc_json_text(p);
-	json_t *j = text ? json_loads(text, 0, NULL) : NULL;
-
-	free(text);
-	return j;
+	return json_of_text(store_alloc_json_text(p));
 }
 
 const char *store_alloc_unreadable(const struct allocation *a)
@@ -199,7 +200,6 @@ void store_alloc_blank_unreadable(struct allocation *a)
 	json_decref(j);
 }
 
-/* Compact JSON text of j (consumed); NULL j gives NULL text. */
 /* Compact JSON text of j (consumed) into *out (owned by the caller); !want gives NULL. */
 static int store_json_take_text(json_t *j, bool want, char **out)
 {
@@ -218,7 +218,6 @@ static int store_json_take_text(json_t *j, bool want, char **out)
 	*out = s;
 	return 0;
 }
-
 
 int store_audit_render(json_t *(*fn)(const void *), const void *before, const void *after,
 		       char **b, char **a)

@@ -32,7 +32,8 @@
 #include "core/timeutil.h"
 #include "core/usage.h"
 
-/* The four rollups, in the order a rebuild clears and fills them. */
+/* The four rollups, in the order a rebuild clears and fills them; each daily
+ * table is followed by its monthly one (rollup_span relies on it). */
 enum roll_table { ROLL_DAILY, ROLL_MONTHLY, ROLL_USAGE, ROLL_USAGE_MONTHLY, ROLL_N };
 
 /* A rollup's statements: add to a row (creating it), read [?, ?), clear. */

@@ -1,5 +1,6 @@
 /*
- * lifecycle.c - the allocation state machine as one table.
+ * lifecycle.c - the allocation state machine as one table, and the rule of
+ * retiring and reactivating a record (team, GPU type).
  *
  * Decides transitions only; the store applies them.  Must never let a
  * finished allocation (completed, cancelled, expired) move again, except
@@ -7,6 +8,7 @@
  */
 #include "core/lifecycle.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -81,4 +83,27 @@ int alloc_status_parse(const char *s, enum alloc_status *out)
 const char *alloc_event_name(enum alloc_event ev)
 {
 	return (unsigned)ev < NEVENT ? event_names[ev] : "unknown";
+}
+
+int retire_rule(int64_t retired, bool names_retired, bool only_retired, int64_t to,
+		int64_t *merged)
+{
+	*merged = !names_retired ? retired : to == 0 ? 0 : retired ? retired : to;
+	if (!retired)
+		return 0;
+	if (only_retired && to != 0)
+		return 1;
+	return names_retired && to == 0 ? 0 : ERR_CONFLICT;
+}
+
+const char *retire_action(const char *type, bool exists, int64_t before, int64_t after, char *buf,
+			  size_t len)
+{
+	const char *verb = !exists ? "create"
+			   : !before && after ? "retire"
+			   : before && !after ? "reactivate"
+					      : "update";
+
+	snprintf(buf, len, "%s.%s", type, verb);
+	return buf;
 }

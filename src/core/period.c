@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/grow.h"
 #include "core/timeutil.h"
 
 static const char *const period_names[] = {
@@ -70,4 +71,57 @@ void period_bounds(enum period_kind kind, int64_t t, int64_t *start, int64_t *en
 		*end = m == 12 ? time_from_civil(y + 1, 1, 1) : time_from_civil(y, m + 1, 1);
 		return;
 	}
+}
+
+int64_t period_floor(enum period_kind kind, int64_t t)
+{
+	int64_t s = 0, e = 0;
+
+	period_bounds(kind, t, &s, &e);
+	return s;
+}
+
+int64_t period_ceil(enum period_kind kind, int64_t t)
+{
+	int64_t s = 0, e = 0;
+
+	period_bounds(kind, t, &s, &e);
+	return s == t ? s : e;
+}
+
+/* Inserts (ps, delta) in order (room for one more), or adds to ps's entry. */
+static void plan_put(struct period_plan *p, int64_t ps, int64_t delta)
+{
+	size_t i = 0;
+
+	while (i < p->n && p->d[i].ps < ps)
+		i++;
+	if (i < p->n && p->d[i].ps == ps) {
+		p->d[i].delta += delta;
+		return;
+	}
+	memmove(&p->d[i + 1], &p->d[i], (p->n - i) * sizeof(*p->d));
+	p->d[i].ps = ps;
+	p->d[i].delta = delta;
+	p->n++;
+}
+
+int period_plan_leave(struct period_plan *p, int64_t ps, int64_t sum)
+{
+	/* Room for this one and the arrival. */
+	struct period_delta *nd = grow(p->d, p->n + 1, &p->cap, sizeof(*nd), 8);
+
+	if (!nd)
+		return ERR_NOMEM;
+	p->d = nd;
+	if (__builtin_add_overflow(p->total, sum, &p->total))
+		return ERR_OVERFLOW;
+	plan_put(p, ps, -sum);
+	return 0;
+}
+
+void period_plan_arrive(struct period_plan *p, int64_t ps)
+{
+	if (p->n > 0)
+		plan_put(p, ps, p->total);
 }

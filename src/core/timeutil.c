@@ -11,7 +11,6 @@
 
 #include "core/err.h"
 
-#define SEC_PER_DAY INT64_C(86400)
 
 /* Floor division, for instants before the epoch. */
 static int64_t floor_div(int64_t a, int64_t b)
@@ -49,7 +48,7 @@ void time_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d)
 
 int64_t time_from_civil(int64_t y, unsigned m, unsigned d)
 {
-	return time_days_from_civil(y, m, d) * SEC_PER_DAY;
+	return time_days_from_civil(y, m, d) * TIME_DAY;
 }
 
 static bool is_leap(int64_t y)
@@ -149,8 +148,8 @@ static int64_t clamp_formattable(int64_t t)
 void time_format_rfc3339(int64_t t, char *buf)
 {
 	t = clamp_formattable(t);
-	int64_t days = floor_div(t, SEC_PER_DAY);
-	int64_t sod = t - days * SEC_PER_DAY;
+	int64_t days = floor_div(t, TIME_DAY);
+	int64_t sod = t - days * TIME_DAY;
 	int64_t y;
 	unsigned m, d;
 	time_civil_from_days(days, &y, &m, &d);
@@ -181,5 +180,12 @@ void time_format_date(int64_t t, char *buf)
 
 int64_t time_day_start(int64_t t)
 {
-	return floor_div(t, SEC_PER_DAY) * SEC_PER_DAY;
+	return floor_div(t, TIME_DAY) * TIME_DAY;
+}
+
+int64_t time_day_ceil(int64_t t)
+{
+	int64_t d = time_day_start(t);
+
+	return d == t ? d : d + TIME_DAY;
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #define TIME_FMT_LEN 21 /* "2026-11-29T20:40:00Z" + NUL */
+#define TIME_DAY INT64_C(86400) /* seconds in a UTC day */
 
 /* Days since 1970-01-01 for a proleptic Gregorian date (month 1..12). */
 int64_t time_days_from_civil(int64_t y, unsigned m, unsigned d);
@@ -35,5 +36,7 @@ void time_format_date(int64_t t, char *buf);
 
 /* The start (00:00:00 UTC) of the day containing t. */
 int64_t time_day_start(int64_t t);
+/* The first day start at or after t. */
+int64_t time_day_ceil(int64_t t);
 
 #endif

@@ -432,7 +432,7 @@ static int db_put_tx(struct store_conn *c, void *ctx)
 		return rc;
 	if (rc == 0) {
 		was = REC_I64(&old, k->retired_off);
-		rc = store_retire_rule(was, p->fields & k->retired_field,
+		rc = retire_rule(was, p->fields & k->retired_field,
 				       p->fields == k->retired_field,
 				       REC_I64(p->in, k->retired_off), &retired);
 		if (rc == ERR_CONFLICT)
@@ -459,7 +459,7 @@ static int db_put_tx(struct store_conn *c, void *ctx)
 	if (rc != 0)
 		return rc;
 	memcpy(&p->out, &rec, k->size);
-	store_retire_action(k->type, !p->created, was, retired, action, sizeof(action));
+	retire_action(k->type, !p->created, was, retired, action, sizeof(action));
 	return db_audit(c, p->who, p->now, action, k->type, p->id, k->audit_team ? p->id : "",
 			k->audit_json, p->created ? NULL : &old, &rec);
 }

@@ -16,6 +16,7 @@
 
 #include "core/cost.h"
 #include "core/err.h"
+#include "core/grow.h"
 #include "core/lifecycle.h"
 #include "core/ledger.h"
 #include "core/money.h"
@@ -59,16 +60,6 @@ const char *store_team_admins_json(const struct team *t)
 	return t->admins_json[0] != '\0' ? t->admins_json : "[]";
 }
 
-/* Most free first, then by id: the order a refusal lists free types in. */
-static int free_cmp(const void *a, const void *b)
-{
-	const struct alloc_free_type *x = a, *y = b;
-
-	if (x->free_gpus != y->free_gpus)
-		return x->free_gpus > y->free_gpus ? -1 : 1;
-	return strcmp(x->id, y->id);
-}
-
 void store_suggest_types(const struct gpu_type *cat, size_t n, bool free_only,
 			 struct alloc_suggest *s)
 {
@@ -77,7 +68,8 @@ void store_suggest_types(const struct gpu_type *cat, size_t n, bool free_only,
 	s->ntypes = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct gpu_type *g = &cat[i];
-		int64_t nf = g->capacity > g->allocated ? g->capacity - g->allocated : 0;
+		struct alloc_free_type t = {.free_gpus = suggest_free_gpus(g->capacity, g->allocated),
+					    .price_micros = g->price_micros};
 
 		if (g->retired_at != 0) /* takes no new allocation: never suggested */
 			continue;
@@ -85,23 +77,12 @@ void store_suggest_types(const struct gpu_type *cat, size_t n, bool free_only,
 			if (s->nvalid < STORE_SUGGEST_TYPES)
 				snprintf(s->valid[s->nvalid++], STORE_ID_LEN, "%s", g->id);
 			s->ntypes++;
-			continue;
+		} else if (t.free_gpus > 0) {
+			s->ntypes++;
+			snprintf(t.id, sizeof(t.id), "%s", g->id);
+			snprintf(t.name, sizeof(t.name), "%s", g->name);
+			suggest_keep_free(s->free, &s->nfree, &t);
 		}
-		if (nf <= 0)
-			continue;
-		s->ntypes++;
-		struct alloc_free_type t;
-
-		snprintf(t.id, sizeof(t.id), "%s", g->id);
-		snprintf(t.name, sizeof(t.name), "%s", g->name);
-		t.free_gpus = nf;
-		t.price_micros = g->price_micros;
-		/* Keep the STORE_SUGGEST_TYPES most free: replace the least free kept. */
-		if (s->nfree < STORE_SUGGEST_TYPES)
-			s->free[s->nfree++] = t;
-		else if (free_cmp(&t, &s->free[s->nfree - 1]) < 0)
-			s->free[s->nfree - 1] = t;
-		qsort(s->free, (size_t)s->nfree, sizeof(s->free[0]), free_cmp);
 	}
 }
 
@@ -130,16 +111,13 @@ int ops_alloc_catalog(struct store_conn *c, struct gpu_type **out, size_t *n)
 	*out = NULL;
 	*n = 0;
 	while (rc == 0 && (rc = db_next(r)) == 1) {
-		if (*n == cap) {
-			struct gpu_type *nv = realloc(v, sizeof(*v) * (cap ? cap * 2 : 16));
+		struct gpu_type *nv = grow(v, *n, &cap, sizeof(*v), 16);
 
-			if (!nv) {
-				rc = ERR_NOMEM;
-				break;
-			}
-			v = nv;
-			cap = cap ? cap * 2 : 16;
+		if (!nv) {
+			rc = ERR_NOMEM;
+			break;
 		}
+		v = nv;
 		rc = db_row_gpu(r, 0, &v[*n]);
 		if (rc != 0) {
 			db_err(c, "corrupt gpu_types row");
@@ -467,11 +445,6 @@ static const char SQL_GPU_BY_ID[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id
 static const char SQL_PERIOD_ENSURE[] =
 	"INSERT INTO team_periods(team_id, period_start, period_end, spent, reserved)"
 	" VALUES (?, ?, ?, 0, 0) ON CONFLICT DO NOTHING";
-static const char SQL_ALLOC_INSERT[] =
-	"INSERT INTO allocations(" ALLOC_COLS ") VALUES"
-	" (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-static const char SQL_IDEM_GET[] =
-	"SELECT request_hash, status, body FROM idempotency WHERE token_id = ? AND key = ?";
 static const char SQL_IDEM_INSERT[] =
 	"INSERT INTO idempotency(token_id, key, request_hash, status, body, created_at)"
 	" VALUES (?, ?, ?, ?, ?, ?)";
@@ -480,6 +453,8 @@ static const char SQL_IDEM_INSERT[] =
 static int idem_read(struct store_conn *c, const char *token_id, const struct idem *idem,
 		     int *status, char **body)
 {
+	static const char SQL_IDEM_GET[] =
+		"SELECT request_hash, status, body FROM idempotency WHERE token_id = ? AND key = ?";
 	struct db_rows *r = NULL;
 	int rc = db_query(c, SQL_IDEM_GET, &r, "tt", token_id, idem->key);
 
@@ -523,6 +498,9 @@ static int invariants_verify(struct store_conn *c, const struct team *t, int64_t
 static int approval_write(struct store_conn *c, const struct actor *who, const struct team *team,
 			  const struct allocation *a, int64_t now)
 {
+	static const char SQL_ALLOC_INSERT[] =
+		"INSERT INTO allocations(" ALLOC_COLS ") VALUES"
+		" (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	int rc, n;
 
 	n = db_exec(c, SQL_ALLOC_INSERT, "ttttiiiittttiiiiii", a->id, a->team, a->project,

@@ -8,7 +8,7 @@
  * Four rollup tables hold completed allocations only (live ones are few and
  * moving, and read directly): cost_daily_approved and cost_monthly_approved
  * by approval day / month, cost_daily_usage and cost_monthly_usage by day /
- * month of use (THE per-day split of store_split_days; a month's row sums its
+ * month of use (THE per-day split of usage_split_days; a month's row sums its
  * days').  They are derived data: kept in the transaction of
  * each completion (ops_rollup_add, so rollups and ledger never disagree) and
  * recomputed from the allocations at any time (cost_rollup_rebuild, and the
@@ -27,33 +27,34 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/grow.h"
 #include "core/period.h"
 #include "core/timeutil.h"
+#include "core/usage.h"
 
-static const char SQL_ROLL_APPROVED[] =
-	"INSERT INTO cost_daily_approved(day, team_id, project, gpu_type, spent, gpu_microhours)"
-	" VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (day, team_id, project, gpu_type) DO UPDATE"
-	" SET spent = cost_daily_approved.spent + excluded.spent,"
-	" gpu_microhours = cost_daily_approved.gpu_microhours + excluded.gpu_microhours";
-static const char SQL_ROLL_MONTHLY[] =
-	"INSERT INTO cost_monthly_approved(month, team_id, project, gpu_type, spent, gpu_microhours)"
-	" VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (month, team_id, project, gpu_type) DO UPDATE"
-	" SET spent = cost_monthly_approved.spent + excluded.spent,"
-	" gpu_microhours = cost_monthly_approved.gpu_microhours + excluded.gpu_microhours";
-static const char SQL_ROLL_USAGE[] =
-	"INSERT INTO cost_daily_usage(day, team_id, project, gpu_type, spent, gpu_microhours)"
-	" VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (day, team_id, project, gpu_type) DO UPDATE"
-	" SET spent = cost_daily_usage.spent + excluded.spent,"
-	" gpu_microhours = cost_daily_usage.gpu_microhours + excluded.gpu_microhours";
-static const char SQL_ROLL_USAGE_MONTHLY[] =
-	"INSERT INTO cost_monthly_usage(month, team_id, project, gpu_type, spent, gpu_microhours)"
-	" VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (month, team_id, project, gpu_type) DO UPDATE"
-	" SET spent = cost_monthly_usage.spent + excluded.spent,"
-	" gpu_microhours = cost_monthly_usage.gpu_microhours + excluded.gpu_microhours";
-static const char SQL_CLEAR_APPROVED[] = "DELETE FROM cost_daily_approved";
-static const char SQL_CLEAR_USAGE_MONTHLY[] = "DELETE FROM cost_monthly_usage";
-static const char SQL_CLEAR_MONTHLY[] = "DELETE FROM cost_monthly_approved";
-static const char SQL_CLEAR_USAGE[] = "DELETE FROM cost_daily_usage";
+/* The four rollups, in the order a rebuild clears and fills them; each daily
+ * table is followed by its monthly one (rollup_span relies on it). */
+enum roll_table { ROLL_DAILY, ROLL_MONTHLY, ROLL_USAGE, ROLL_USAGE_MONTHLY, ROLL_N };
+
+/* A rollup's statements: add to a row (creating it), read [?, ?), clear. */
+#define ROLL(table, col)                                                                          \
+	{"INSERT INTO " table "(" col ", team_id, project, gpu_type, spent, gpu_microhours)"      \
+	 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (" col ", team_id, project, gpu_type) DO UPDATE" \
+	 " SET spent = " table ".spent + excluded.spent,"                                        \
+	 " gpu_microhours = " table ".gpu_microhours + excluded.gpu_microhours",                 \
+	 "SELECT " col ", team_id, project, gpu_type, spent, gpu_microhours FROM " table         \
+	 " WHERE " col " >= ? AND " col " < ?",                                                  \
+	 "DELETE FROM " table}
+
+static const struct {
+	const char *upsert, *select, *clear;
+} roll[ROLL_N] = {
+	[ROLL_DAILY] = ROLL("cost_daily_approved", "day"),
+	[ROLL_MONTHLY] = ROLL("cost_monthly_approved", "month"),
+	[ROLL_USAGE] = ROLL("cost_daily_usage", "day"),
+	[ROLL_USAGE_MONTHLY] = ROLL("cost_monthly_usage", "month"),
+};
+
 static const char SQL_COMPLETED_TEAMS[] =
 	"SELECT DISTINCT team_id FROM allocations WHERE status = 'completed' ORDER BY team_id";
 /* One team at a time (bounded memory on a client that holds whole results),
@@ -64,56 +65,162 @@ static const char SQL_COMPLETED_OF_TEAM[] =
 	"SELECT " ALLOC_COLS " FROM allocations WHERE team_id = ? AND status || '' = 'completed'"
 	" ORDER BY project, gpu_type";
 
-/* The first instant of the UTC month containing t, and of the next month at or after t. */
-static int64_t month_floor(int64_t t)
-{
-	int64_t s = 0, e = 0;
+/* ---- summing costs ---------------------------------------------------- */
 
-	period_bounds(PERIOD_MONTHLY, t, &s, &e);
-	return s;
+/* Adds to the row of the group key of q->group (cost_group_key). */
+static int acc_put(struct cost_table *acc, const struct cost_query *q, int64_t t,
+		   const char *team, const char *project, const char *gpu, int64_t spent,
+		   int64_t accrued, int64_t reserved, int64_t gpu_mh)
+{
+	char key[COST_KEY_LEN];
+
+	cost_group_key(q->group, t, team, project, gpu, key);
+	return cost_table_add(acc, key, spent, accrued, reserved, gpu_mh);
 }
 
-static int64_t month_ceil(int64_t t)
+/* Adds to the row of instant t as zero-padded decimal text (sorts as the number). */
+static int sum_add(struct cost_table *acc, int64_t t, int64_t spent, int64_t gpu_mh)
 {
-	int64_t s = 0, e = 0;
+	char key[24];
 
-	period_bounds(PERIOD_MONTHLY, t, &s, &e);
-	return s == t ? s : e;
+	snprintf(key, sizeof(key), "%020lld", (long long)t);
+	return cost_table_add(acc, key, spent, 0, 0, gpu_mh);
+}
+
+/* A completed allocation's billed end and GPU micro-hours. */
+static int completed_use(const struct allocation *a, int64_t *ue, int64_t *gpu_mh)
+{
+	return usage_completed(a->gpu_count, a->max_runtime_us, a->started_at, a->ended_at, ue,
+			       gpu_mh);
+}
+
+/*
+ * What an allocation has used, to split by day: a completed one's actual cost,
+ * a running one's accrued cost at q->now (unless q excludes running ones).
+ * 0, 1 when there is no use to count, or an error.
+ */
+static int alloc_use(const struct cost_query *q, const struct allocation *a, int64_t *ue,
+		     int64_t *money, int64_t *gpu_mh)
+{
+	if (a->status == ALLOC_COMPLETED) {
+		*money = a->actual_micros;
+		return completed_use(a, ue, gpu_mh);
+	}
+	if (a->status == ALLOC_RUNNING && !q->exclude_running)
+		return usage_running(a->price_micros, a->gpu_count, a->max_runtime_us,
+				     a->started_at, q->now, ue, money, gpu_mh);
+	return 1;
+}
+
+struct day_ctx {
+	struct cost_table *acc;
+	const struct cost_query *q;
+	const struct allocation *a;
+};
+
+static int day_part(void *ctx, int64_t d, int64_t pm, int64_t pg)
+{
+	struct day_ctx *dc = ctx;
+	bool accrued = dc->a->status == ALLOC_RUNNING;
+
+	if (d + TIME_DAY <= dc->q->from || d >= dc->q->to)
+		return 0;
+	return acc_put(dc->acc, dc->q, d, dc->a->team, dc->a->project, dc->a->gpu_type,
+		       accrued ? 0 : pm, accrued ? pm : 0, 0, pg);
+}
+
+/* COST_VIEW_USE: adds allocation a's use, split by UTC day, to the keys of
+ * the days overlapping [from, to); its reservation at its approval time. */
+static int cost_by_use(struct cost_table *acc, const struct cost_query *q,
+		       const struct allocation *a)
+{
+	struct day_ctx dc = {acc, q, a};
+	int64_t money = 0, gpu_mh = 0, ue = 0;
+	int rc;
+
+	/* Reserved money is a promise, not a use: it stays at the approval time. */
+	if (lifecycle_holds_resources(a->status) && a->approved_at >= q->from &&
+	    a->approved_at < q->to) {
+		rc = acc_put(acc, q, a->approved_at, a->team, a->project, a->gpu_type, 0, 0,
+			     a->estimated_micros, 0);
+		if (rc != 0)
+			return rc;
+	}
+	rc = alloc_use(q, a, &ue, &money, &gpu_mh);
+	if (rc != 0)
+		return rc == 1 ? 0 : rc;
+	return usage_split_days(a->started_at, ue, money, gpu_mh, day_part, &dc);
+}
+
+/* COST_VIEW_BUDGET: adds allocation a to acc under the key of its approval
+ * time (cancelled/expired cost nothing). */
+static int cost_by_key(struct cost_table *acc, const struct cost_query *q,
+		       const struct allocation *a)
+{
+	bool held = lifecycle_holds_resources(a->status);
+	int64_t money = 0, gpu_mh = 0, ue = 0;
+	int rc;
+
+	if (!held && a->status != ALLOC_COMPLETED)
+		return 0;
+	rc = alloc_use(q, a, &ue, &money, &gpu_mh);
+	if (rc < 0)
+		return rc;
+	return acc_put(acc, q, a->approved_at, a->team, a->project, a->gpu_type,
+		       held ? 0 : money, held ? money : 0, held ? a->estimated_micros : 0, gpu_mh);
+}
+
+/*
+ * Runs SELECT `base` with integer parameters fmt (p1, p2, p3), limited to
+ * q's teams, `tail` appended (or NULL), into *r.
+ */
+static int query_scoped(struct store_conn *c, const struct cost_query *q, const char *base,
+			const char *tail, struct db_rows **r, const char *fmt, int64_t p1,
+			int64_t p2, int64_t p3)
+{
+	struct db_param p[DB_MAX_PARAMS];
+	char *sql = strdup(base);
+	int np = 0, rc = sql ? db_params(c, p, DB_MAX_PARAMS, &np, fmt, p1, p2, p3) : ERR_NOMEM;
+
+	if (rc == 0 && q->teams)
+		rc = ops_sql_scope(c, &sql, "team_id", q->teams, q->nteams, p, &np);
+	if (rc == 0 && tail)
+		rc = ops_sql_append(&sql, tail);
+	if (rc == 0)
+		rc = db_query_built(c, sql, p, np, r);
+	free(sql); /* the driver has its own copy */
+	return rc;
 }
 
 /* ---- keeping the rollups ----------------------------------------------- */
 
 /*
  * The group being summed by the rebuild (or one completion): one (team,
- * project, GPU type), its sums by approval day, approval month, day and
- * month of use, keyed by the instant as decimal text (the cost accumulator's
- * exact 128-bit sums; 10-digit instants sort as numbers).
+ * project, GPU type), its sums per rollup table (by approval day, approval
+ * month, day and month of use), keyed by the instant (sum_add) for the
+ * cost accumulator's exact 128-bit sums.
  */
 struct roll_group {
 	struct store_conn *c;
 	char project[STORE_ID_LEN], gpu_type[STORE_ID_LEN];
 	const char *team;
-	struct store_cost_acc day, month, usage, usage_month;
+	struct cost_table sums[ROLL_N];
 };
-
-static int sum_add(struct store_cost_acc *acc, int64_t t, int64_t spent, int64_t gpu_mh)
-{
-	char key[24];
-
-	snprintf(key, sizeof(key), "%lld", (long long)t);
-	return store_cost_acc_add(acc, key, spent, 0, 0, gpu_mh);
-}
 
 static int group_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
 {
 	struct roll_group *g = ctx;
-	int rc = sum_add(&g->usage, day, money, gpu_mh);
+	int rc = sum_add(&g->sums[ROLL_USAGE], day, money, gpu_mh);
 
-	return rc == 0 ? sum_add(&g->usage_month, month_floor(day), money, gpu_mh) : rc;
+	return rc == 0 ? sum_add(&g->sums[ROLL_USAGE_MONTHLY], period_floor(PERIOD_MONTHLY, day),
+				 money, gpu_mh)
+		       : rc;
 }
 
-static int sums_flush(struct roll_group *g, struct store_cost_acc *acc, const char *sql)
+static int sums_flush(struct roll_group *g, enum roll_table t)
 {
+	struct cost_table *acc = &g->sums[t];
+
 	for (size_t i = 0; i < acc->n; i++) {
 		const struct cost_row *row = &acc->rows[i];
 		int n;
@@ -122,8 +229,9 @@ static int sums_flush(struct roll_group *g, struct store_cost_acc *acc, const ch
 		if (row->spent > INT64_MAX || row->spent < INT64_MIN ||
 		    row->gpu_microhours > INT64_MAX || row->gpu_microhours < INT64_MIN)
 			return ERR_OVERFLOW;
-		n = db_exec(g->c, sql, "itttii", (int64_t)strtoll(row->key, NULL, 10), g->team,
-			    g->project, g->gpu_type, (int64_t)row->spent, (int64_t)row->gpu_microhours);
+		n = db_exec(g->c, roll[t].upsert, "itttii", (int64_t)strtoll(row->key, NULL, 10),
+			    g->team, g->project, g->gpu_type, (int64_t)row->spent,
+			    (int64_t)row->gpu_microhours);
 		if (n < 0)
 			return n;
 	}
@@ -131,71 +239,52 @@ static int sums_flush(struct roll_group *g, struct store_cost_acc *acc, const ch
 	return 0;
 }
 
-/*
- * Keeping the rollups in a completion's transaction.  Rows are written table
- * by table and, within a table, in ascending key order (approval day, approval
- * month, days of use, months of use), so two completions that share rows
- * lock them in the same order and cannot deadlock.
- */
-static int roll_usage_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
+static int group_flush(struct roll_group *g)
 {
-	struct roll_group *g = ctx;
-	int n = db_exec(g->c, SQL_ROLL_USAGE, "itttii", day, g->team, g->project, g->gpu_type,
-			money, gpu_mh);
+	int rc = 0;
 
-	/* The months are summed here and written after every day. */
-	return n < 0 ? n : sum_add(&g->usage_month, month_floor(day), money, gpu_mh);
-}
-
-int ops_rollup_add(struct store_conn *c, const struct allocation *a)
-{
-	struct roll_group g = {.c = c, .team = a->team};
-	int64_t ue = 0, gpu_mh = 0;
-	int rc, n;
-
-	if (a->status != ALLOC_COMPLETED)
-		return 0;
-	rc = store_completed_use(a, &ue, &gpu_mh);
-	if (rc != 0)
-		return rc;
-	snprintf(g.project, sizeof(g.project), "%s", a->project);
-	snprintf(g.gpu_type, sizeof(g.gpu_type), "%s", a->gpu_type);
-	n = db_exec(c, SQL_ROLL_APPROVED, "itttii", time_day_start(a->approved_at), a->team,
-		    a->project, a->gpu_type, a->actual_micros, gpu_mh);
-	if (n >= 0)
-		n = db_exec(c, SQL_ROLL_MONTHLY, "itttii", month_floor(a->approved_at), a->team,
-			    a->project, a->gpu_type, a->actual_micros, gpu_mh);
-	rc = n < 0 ? n : store_split_days(a->started_at, ue, a->actual_micros, gpu_mh,
-					  roll_usage_part, &g);
-	if (rc == 0)
-		rc = sums_flush(&g, &g.usage_month, SQL_ROLL_USAGE_MONTHLY);
-	free(g.usage_month.rows);
+	for (int t = 0; rc == 0 && t < ROLL_N; t++)
+		rc = sums_flush(g, (enum roll_table)t);
 	return rc;
 }
 
-static int group_flush(struct roll_group *g)
-{
-	int rc = sums_flush(g, &g->day, SQL_ROLL_APPROVED);
-
-	if (rc == 0)
-		rc = sums_flush(g, &g->month, SQL_ROLL_MONTHLY);
-	if (rc == 0)
-		rc = sums_flush(g, &g->usage_month, SQL_ROLL_USAGE_MONTHLY);
-	return rc == 0 ? sums_flush(g, &g->usage, SQL_ROLL_USAGE) : rc;
-}
-
-/* Adds one completed allocation to its group's sums (the same parts as ops_rollup_add). */
+/* Adds one completed allocation to its group's sums. */
 static int group_add(struct roll_group *g, const struct allocation *a)
 {
 	int64_t ue = 0, gpu_mh = 0;
-	int rc = store_completed_use(a, &ue, &gpu_mh);
+	int rc = completed_use(a, &ue, &gpu_mh);
 
 	if (rc == 0)
-		rc = sum_add(&g->day, time_day_start(a->approved_at), a->actual_micros, gpu_mh);
+		rc = sum_add(&g->sums[ROLL_DAILY], time_day_start(a->approved_at), a->actual_micros,
+			     gpu_mh);
 	if (rc == 0)
-		rc = sum_add(&g->month, month_floor(a->approved_at), a->actual_micros, gpu_mh);
+		rc = sum_add(&g->sums[ROLL_MONTHLY], period_floor(PERIOD_MONTHLY, a->approved_at),
+			     a->actual_micros, gpu_mh);
 	if (rc == 0)
-		rc = store_split_days(a->started_at, ue, a->actual_micros, gpu_mh, group_part, g);
+		rc = usage_split_days(a->started_at, ue, a->actual_micros, gpu_mh, group_part, g);
+	return rc;
+}
+
+/*
+ * Keeping the rollups in a completion's transaction: its group of one, so
+ * rows are written table by table and, within a table, in ascending key
+ * order (approval day, approval month, days of use, months of use), and two
+ * completions that share rows lock them in the same order: no deadlock.
+ */
+int ops_rollup_add(struct store_conn *c, const struct allocation *a)
+{
+	struct roll_group g = {.c = c, .team = a->team};
+	int rc;
+
+	if (a->status != ALLOC_COMPLETED)
+		return 0;
+	snprintf(g.project, sizeof(g.project), "%s", a->project);
+	snprintf(g.gpu_type, sizeof(g.gpu_type), "%s", a->gpu_type);
+	rc = group_add(&g, a);
+	if (rc == 0)
+		rc = group_flush(&g);
+	for (int t = 0; t < ROLL_N; t++)
+		free(g.sums[t].rows);
 	return rc;
 }
 
@@ -235,28 +324,18 @@ int ops_rollup_fill(struct store_conn *c)
 	const char *lock = db_drv(c)->rollup_lock_sql;
 	int rc = !a ? ERR_NOMEM : lock ? db_exec(c, lock, "") : 0;
 
-	if (rc >= 0)
-		rc = db_exec(c, SQL_CLEAR_APPROVED, "");
-	if (rc >= 0)
-		rc = db_exec(c, SQL_CLEAR_MONTHLY, "");
-	if (rc >= 0)
-		rc = db_exec(c, SQL_CLEAR_USAGE, "");
-	if (rc >= 0)
-		rc = db_exec(c, SQL_CLEAR_USAGE_MONTHLY, "");
+	for (int t = 0; rc >= 0 && t < ROLL_N; t++)
+		rc = db_exec(c, roll[t].clear, "");
 	if (rc >= 0)
 		rc = db_query(c, SQL_COMPLETED_TEAMS, &r, "");
 	while (rc == 0 && (rc = db_next(r)) == 1) {
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			char **nt = realloc(teams, ncap * sizeof(*nt));
+		char **nt = grow(teams, n, &cap, sizeof(*nt), 16);
 
-			if (!nt) {
-				rc = ERR_NOMEM;
-				break;
-			}
-			teams = nt;
-			cap = ncap;
+		if (!nt) {
+			rc = ERR_NOMEM;
+			break;
 		}
+		teams = nt;
 		teams[n] = db_dup(r, 0);
 		rc = teams[n] ? 0 : ERR_NOMEM;
 		n += rc == 0;
@@ -271,10 +350,8 @@ int ops_rollup_fill(struct store_conn *c)
 	for (size_t i = 0; i < n; i++)
 		free(teams[i]);
 	free(teams);
-	free(g.day.rows);
-	free(g.month.rows);
-	free(g.usage.rows);
-	free(g.usage_month.rows);
+	for (int t = 0; t < ROLL_N; t++)
+		free(g.sums[t].rows);
 	free(a);
 	return rc;
 }
@@ -294,71 +371,38 @@ int ops_cost_rollup_rebuild(struct store_conn *c)
 
 /*
  * Runs a SELECT of allocations `base` with parameters fmt (integers p1, p2,
- * p3) and q's team scope through store_cost_by_use/key (by q->view) into acc.
+ * p3) and q's team scope through cost_by_use/key (by q->view) into acc.
  */
-static int scan_into(struct store_conn *c, const struct cost_query *q, struct store_cost_acc *acc,
+static int scan_into(struct store_conn *c, const struct cost_query *q, struct cost_table *acc,
 		     struct allocation *a, const char *base, const char *fmt, int64_t p1,
 		     int64_t p2, int64_t p3)
 {
-	struct db_param p[DB_MAX_PARAMS];
 	struct db_rows *r = NULL;
-	char *sql = strdup(base);
-	int np = 0, rc;
+	int rc = query_scoped(c, q, base, NULL, &r, fmt, p1, p2, p3);
 
-	if (!sql)
-		return ERR_NOMEM;
-	rc = db_params(c, p, DB_MAX_PARAMS, &np, fmt, p1, p2, p3);
-	if (rc == 0 && q->teams)
-		rc = ops_sql_scope(c, &sql, "team_id", q->teams, q->nteams, p, &np);
-	if (rc == 0)
-		rc = db_query_built(c, sql, p, np, &r);
 	while (rc == 0 && (rc = db_next(r)) == 1) {
 		rc = db_row_alloc(r, 0, a);
 		if (rc == 0)
-			rc = q->view == COST_VIEW_USE ? store_cost_by_use(acc, q, a)
-						      : store_cost_by_key(acc, q, a);
+			rc = q->view == COST_VIEW_USE ? cost_by_use(acc, q, a) : cost_by_key(acc, q, a);
 	}
 	db_rows_close(r);
-	free(sql);
 	return rc;
 }
 
-enum roll_table { ROLL_USAGE, ROLL_USAGE_MONTHLY, ROLL_DAILY, ROLL_MONTHLY };
-
-static const char *const roll_select[] = {
-	[ROLL_USAGE] = "SELECT day, team_id, project, gpu_type, spent, gpu_microhours"
-		       " FROM cost_daily_usage WHERE day >= ? AND day < ?",
-	[ROLL_USAGE_MONTHLY] = "SELECT month, team_id, project, gpu_type, spent, gpu_microhours"
-			       " FROM cost_monthly_usage WHERE month >= ? AND month < ?",
-	[ROLL_DAILY] = "SELECT day, team_id, project, gpu_type, spent, gpu_microhours"
-		       " FROM cost_daily_approved WHERE day >= ? AND day < ?",
-	[ROLL_MONTHLY] = "SELECT month, team_id, project, gpu_type, spent, gpu_microhours"
-			 " FROM cost_monthly_approved WHERE month >= ? AND month < ?",
-};
-
 /* Sums rollup rows of [d0, d1) (days or months) into acc under their group key. */
-static int rollup_into(struct store_conn *c, const struct cost_query *q, struct store_cost_acc *acc,
+static int rollup_into(struct store_conn *c, const struct cost_query *q, struct cost_table *acc,
 		       enum roll_table table, int64_t d0, int64_t d1)
 {
-	struct db_param p[DB_MAX_PARAMS];
 	struct db_rows *r = NULL;
-	char *sql = NULL;
-	int np = 0, rc;
+	int rc;
 
 	if (d0 >= d1)
 		return 0;
 	/* Row by row, no SQL SUM: SQLite's SUM fails on an int64 overflow, while
-	 * store_cost_acc_add sums in 128 bits (exact for any number of rows). */
-	sql = strdup(roll_select[table]);
-	if (!sql)
-		return ERR_NOMEM;
-	rc = db_params(c, p, DB_MAX_PARAMS, &np, "ii", d0, d1);
-	if (rc == 0 && q->teams)
-		rc = ops_sql_scope(c, &sql, "team_id", q->teams, q->nteams, p, &np);
-	if (rc == 0)
-		rc = db_query_built(c, sql, p, np, &r);
+	 * cost_table_add sums in 128 bits (exact for any number of rows). */
+	rc = query_scoped(c, q, roll[table].select, NULL, &r, "ii", d0, d1, 0);
 	while (rc == 0 && (rc = db_next(r)) == 1) {
-		char key[STORE_ID_LEN * 2], t[STORE_ID_LEN], pr[STORE_ID_LEN], g[STORE_ID_LEN];
+		char t[STORE_ID_LEN], pr[STORE_ID_LEN], g[STORE_ID_LEN];
 
 		if (db_copy(r, 1, t, sizeof(t)) != 0 || db_copy(r, 2, pr, sizeof(pr)) != 0 ||
 		    db_copy(r, 3, g, sizeof(g)) != 0) {
@@ -366,12 +410,27 @@ static int rollup_into(struct store_conn *c, const struct cost_query *q, struct 
 			rc = ERR_STORE;
 			break;
 		}
-		store_cost_group_key(q, db_i64(r, 0), t, pr, g, key, sizeof(key));
-		rc = store_cost_acc_add(acc, key, db_i64(r, 4), 0, 0, db_i64(r, 5));
+		rc = acc_put(acc, q, db_i64(r, 0), t, pr, g, db_i64(r, 4), 0, 0, db_i64(r, 5));
 	}
 	db_rows_close(r);
-	free(sql);
 	return rc;
+}
+
+/* Rollup rows of the days [d0, d1): whole months from the monthly table
+ * (unless by day: monthly rows cannot say the day), the days around them
+ * from the daily one. */
+static int rollup_span(struct store_conn *c, const struct cost_query *q,
+		       struct cost_table *acc, enum roll_table daily, int64_t d0, int64_t d1)
+{
+	int64_t m1 = period_ceil(PERIOD_MONTHLY, d0), m2 = period_floor(PERIOD_MONTHLY, d1);
+	int rc;
+
+	if (m1 >= m2 || q->group == COST_BY_DAY)
+		return rollup_into(c, q, acc, daily, d0, d1);
+	rc = rollup_into(c, q, acc, daily + 1, m1, m2); /* its monthly table follows it */
+	if (rc == 0)
+		rc = rollup_into(c, q, acc, daily, d0, m1);
+	return rc == 0 ? rollup_into(c, q, acc, daily, m2, d1) : rc;
 }
 
 static const char SCAN_DAY[] =
@@ -387,47 +446,20 @@ static const char LIVE[] = "SELECT " ALLOC_COLS " FROM allocations WHERE"
 static const char DONE[] = "SELECT " ALLOC_COLS " FROM allocations WHERE"
 			   " status = 'completed' AND approved_at >= ? AND approved_at < ?";
 
-/* Completed allocations' use on the days overlapping [from, to), from the
- * rollups: whole months from the monthly rows (unless by day), the days
- * around them from the daily ones. */
-static int usage_rollups(struct store_conn *c, const struct cost_query *q,
-			 struct store_cost_acc *acc)
-{
-	int64_t d0 = time_day_start(q->from), d1 = store_day_ceil(q->to);
-	int64_t m1 = month_ceil(d0), m2 = month_floor(d1);
-	int rc;
-
-	if (m1 >= m2 || q->group == COST_BY_DAY)
-		return rollup_into(c, q, acc, ROLL_USAGE, d0, d1);
-	rc = rollup_into(c, q, acc, ROLL_USAGE_MONTHLY, m1, m2);
-	if (rc == 0)
-		rc = rollup_into(c, q, acc, ROLL_USAGE, d0, m1);
-	return rc == 0 ? rollup_into(c, q, acc, ROLL_USAGE, m2, d1) : rc;
-}
-
-/* Costs by approval time from the rollups: whole months from the monthly
- * rows, the whole days around them from the daily ones, the partial days at
- * the edges of [from, to) and every live allocation from the allocations. */
+/* Costs by approval time from the rollups: whole days (rollup_span), the
+ * partial days at the edges of [from, to) and every live allocation from
+ * the allocations. */
 static int costs_by_key(struct store_conn *c, const struct cost_query *q,
-			struct store_cost_acc *acc, struct allocation *a)
+			struct cost_table *acc, struct allocation *a)
 {
-	int64_t f1 = store_day_ceil(q->from), t1 = time_day_start(q->to);
+	int64_t f1 = time_day_ceil(q->from), t1 = time_day_start(q->to);
 	int rc = scan_into(c, q, acc, a, LIVE, "ii", q->from, q->to, 0);
 
 	if (rc != 0)
 		return rc;
 	if (f1 >= t1)
 		return scan_into(c, q, acc, a, DONE, "ii", q->from, q->to, 0);
-	int64_t m1 = month_ceil(f1), m2 = month_floor(t1);
-	if (m1 < m2 && q->group != COST_BY_DAY) { /* monthly rows cannot say the day */
-		rc = rollup_into(c, q, acc, ROLL_MONTHLY, m1, m2);
-		if (rc == 0)
-			rc = rollup_into(c, q, acc, ROLL_DAILY, f1, m1);
-		if (rc == 0)
-			rc = rollup_into(c, q, acc, ROLL_DAILY, m2, t1);
-	} else {
-		rc = rollup_into(c, q, acc, ROLL_DAILY, f1, t1);
-	}
+	rc = rollup_span(c, q, acc, ROLL_DAILY, f1, t1);
 	if (rc == 0 && q->from < f1)
 		rc = scan_into(c, q, acc, a, DONE, "ii", q->from, f1, 0);
 	if (rc == 0 && t1 < q->to)
@@ -437,7 +469,7 @@ static int costs_by_key(struct store_conn *c, const struct cost_query *q,
 
 struct costs_read {
 	const struct cost_query *q;
-	struct store_cost_acc acc;
+	struct cost_table acc;
 	struct allocation *a;
 };
 
@@ -453,8 +485,10 @@ static int costs_tx(struct store_conn *c, void *ctx)
 		return costs_by_key(c, q, &x->acc, x->a);
 	/* By use: completed days from the usage rollup, live allocations read. */
 	/* Live ones used on the last, partial day may be approved after `to`. */
-	rc = scan_into(c, q, &x->acc, x->a, LIVE_DAY, "i", store_day_ceil(q->to), 0, 0);
-	return rc == 0 ? usage_rollups(c, q, &x->acc) : rc;
+	rc = scan_into(c, q, &x->acc, x->a, LIVE_DAY, "i", time_day_ceil(q->to), 0, 0);
+	return rc == 0 ? rollup_span(c, q, &x->acc, ROLL_USAGE, time_day_start(q->from),
+				     time_day_ceil(q->to))
+		       : rc;
 }
 
 int ops_costs(struct store_conn *c, const struct cost_query *q, store_cost_cb cb, void *ctx)
@@ -468,8 +502,8 @@ int ops_costs(struct store_conn *c, const struct cost_query *q, store_cost_cb cb
 		rc = db_op(c);
 	if (rc == 0 && q->scan) { /* the reference: every allocation read */
 		if (q->view == COST_VIEW_USE) /* completed: used on a day overlapping [from, to) */
-			rc = scan_into(c, q, &x.acc, x.a, SCAN_DAY, "iii", store_day_ceil(q->to),
-				       time_day_start(q->from), store_day_ceil(q->to));
+			rc = scan_into(c, q, &x.acc, x.a, SCAN_DAY, "iii", time_day_ceil(q->to),
+				       time_day_start(q->from), time_day_ceil(q->to));
 		else
 			rc = scan_into(c, q, &x.acc, x.a, SCAN_KEY, "ii", q->from, q->to, 0);
 	}
@@ -492,24 +526,42 @@ static const char SQL_USAGE_BASE[] =
 	"SELECT " ALLOC_COLS " FROM allocations WHERE ((status = 'completed'"
 	" AND ended_at >= ? AND started_at < ?) OR (status = 'running' AND started_at < ?))";
 
+/* The FOCUS export's per-day usage rows: a usage_split_days callback. */
+struct usage_ctx {
+	const struct cost_query *q;
+	struct usage_row row;
+	store_usage_cb cb;
+	void *ctx;
+	bool stopped;
+};
+
+static int usage_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
+{
+	struct usage_ctx *u = ctx;
+
+	if (day + TIME_DAY <= u->q->from || day >= u->q->to)
+		return 0;
+	u->row.day = day;
+	u->row.cost = money;
+	u->row.gpu_microhours = gpu_mh;
+	if (u->cb(u->ctx, &u->row) != 0) {
+		u->stopped = true;
+		return 1;
+	}
+	return 0;
+}
+
 int ops_cost_usage(struct store_conn *c, const struct cost_query *q, store_usage_cb cb, void *ctx)
 {
-	struct store_usage_ctx u = {.q = q, .cb = cb, .ctx = ctx};
+	struct usage_ctx u = {.q = q, .cb = cb, .ctx = ctx};
 	struct allocation *a = malloc(sizeof(*a));
-	struct db_param p[DB_MAX_PARAMS];
 	struct db_rows *r = NULL;
-	char *sql = strdup(SQL_USAGE_BASE);
-	int np = 0, rc = a && sql ? db_op(c) : ERR_NOMEM;
+	int64_t d1 = time_day_ceil(q->to);
+	int rc = a ? db_op(c) : ERR_NOMEM;
 
 	if (rc == 0)
-		rc = db_params(c, p, DB_MAX_PARAMS, &np, "iii", time_day_start(q->from),
-			       store_day_ceil(q->to), q->exclude_running ? INT64_MIN : store_day_ceil(q->to));
-	if (rc == 0 && q->teams)
-		rc = ops_sql_scope(c, &sql, "team_id", q->teams, q->nteams, p, &np);
-	if (rc == 0)
-		rc = ops_sql_append(&sql, " ORDER BY approved_at, id");
-	if (rc == 0)
-		rc = db_query_built(c, sql, p, np, &r);
+		rc = query_scoped(c, q, SQL_USAGE_BASE, " ORDER BY approved_at, id", &r, "iii",
+				  time_day_start(q->from), d1, q->exclude_running ? INT64_MIN : d1);
 	while (rc == 0 && !u.stopped && (rc = db_next(r)) == 1) {
 		int64_t ue = 0, gpu_mh = 0, money = 0;
 
@@ -518,21 +570,21 @@ int ops_cost_usage(struct store_conn *c, const struct cost_query *q, store_usage
 			store_bad_row("allocations", a->id, store_alloc_unreadable(a));
 			store_alloc_blank_unreadable(a);
 		}
-		u.row.running = rc == 0 && a->status == ALLOC_RUNNING;
-		if (rc == 0 && u.row.running)
-			rc = store_running_use(a, q->now, &ue, &money, &gpu_mh);
-		else if (rc == 0)
-			rc = store_completed_use(a, &ue, &gpu_mh);
+		if (rc == 0)
+			rc = alloc_use(q, a, &ue, &money, &gpu_mh);
+		if (rc == 1) { /* none: the query reads only rows that have some */
+			rc = 0;
+			continue;
+		}
 		if (rc != 0)
 			break;
+		u.row.running = a->status == ALLOC_RUNNING;
 		u.row.alloc = a;
-		rc = store_split_days(a->started_at, ue, u.row.running ? money : a->actual_micros, gpu_mh,
-				      store_usage_part, &u);
+		rc = usage_split_days(a->started_at, ue, money, gpu_mh, usage_part, &u);
 		if (u.stopped)
 			rc = 0;
 	}
 	db_rows_close(r);
-	free(sql);
 	free(a);
 	return rc;
 }

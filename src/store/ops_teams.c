@@ -57,7 +57,7 @@ int ops_ping(struct store_conn *c)
  * The team's period kind changed (inside the team.put transaction, its live
  * allocations and team row locked): its live allocations of other periods
  * move to the current period of kind `k`, their reservations with them (see
- * store_period_delta); period rows are changed in ascending order.
+ * struct period_plan); period rows are changed in ascending order.
  */
 static int period_rekey(struct store_conn *c, const char *team, enum period_kind k, int64_t now)
 {
@@ -74,7 +74,7 @@ static int period_rekey(struct store_conn *c, const char *team, enum period_kind
 	static const char SQL_LIVE_REKEY[] =
 		"UPDATE allocations SET period_start = ? WHERE team_id = ?"
 		" AND status IN ('approved', 'running') AND period_start <> ?";
-	struct store_period_plan plan = {NULL, 0, 0, 0}; /* plan.d owned here */
+	struct period_plan plan = {NULL, 0, 0, 0}; /* plan.d owned here */
 	struct db_rows *r = NULL;
 	int64_t ps = 0, pe = 0;
 	int rc;
@@ -82,11 +82,11 @@ static int period_rekey(struct store_conn *c, const char *team, enum period_kind
 	period_bounds(k, now, &ps, &pe);
 	rc = db_query(c, SQL_LIVE_BY_PERIOD, &r, "ti", team, ps);
 	while (rc == 0 && (rc = db_next(r)) == 1)
-		rc = store_period_plan_leave(&plan, db_i64(r, 0), db_i64(r, 1));
+		rc = period_plan_leave(&plan, db_i64(r, 0), db_i64(r, 1));
 	db_rows_close(r);
 	if (rc != 0 || plan.n == 0)
 		goto out;
-	store_period_plan_arrive(&plan, ps);
+	period_plan_arrive(&plan, ps);
 	rc = db_exec(c, SQL_PERIOD_ENSURE, "tii", team, ps, pe);
 	for (size_t i = 0; rc >= 0 && i < plan.n; i++) {
 		rc = db_exec(c, SQL_PERIOD_MOVE, "iiti", plan.d[i].delta, (int64_t)0, team,

@@ -69,36 +69,6 @@ static void set_detail(char *detail, const char *msg)
 		snprintf(detail, STORE_DETAIL_LEN, "%s", msg);
 }
 
-const char *role_name(enum role r)
-{
-	switch (r) {
-	case ROLE_ADMIN:
-		return "admin";
-	case ROLE_FINANCE:
-		return "finance";
-	case ROLE_MEMBER:
-		return "member";
-	case ROLE_SERVICE:
-		return "service";
-	}
-	return "unknown";
-}
-
-int role_parse(const char *s, enum role *out)
-{
-	static const enum role all[] = {ROLE_ADMIN, ROLE_FINANCE, ROLE_MEMBER, ROLE_SERVICE};
-
-	if (!s)
-		return ERR_INVALID;
-	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-		if (strcmp(s, role_name(all[i])) == 0) {
-			*out = all[i];
-			return 0;
-		}
-	}
-	return ERR_INVALID;
-}
-
 static long bad_rows; /* accessed atomically */
 static void (*bad_row_log)(const char *, const char *, const char *);
 

@@ -29,8 +29,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/costsum.h"
 #include "core/lifecycle.h"
 #include "core/period.h"
+#include "core/role.h"
+#include "core/suggest.h"
 
 #define STORE_ID_LEN 64       /* ids: team, gpu type, allocation, token, project */
 #define STORE_NAME_LEN 128    /* display names */
@@ -49,15 +52,6 @@
 #define STORE_ADMINS_MAX 20
 #define STORE_ADMIN_MAXLEN 200
 #define STORE_ADMINS_LEN 4096 /* >= 20 x (200 + 3) + 3 */
-
-enum role {
-	ROLE_ADMIN,
-	ROLE_FINANCE,
-	ROLE_MEMBER,
-	ROLE_SERVICE,
-};
-const char *role_name(enum role r);
-int role_parse(const char *s, enum role *out); /* 0 or ERR_INVALID */
 
 /* Who makes a change: recorded in the audit log. */
 struct actor {
@@ -168,16 +162,7 @@ struct alloc_request {
  * transaction (ops_allocate.c) and kept in its idempotency record, so a
  * replay says the same.  Rendered as problem extension members (API.md).
  */
-#define STORE_SUGGEST_TYPES 16 /* GPU types a refusal names at most */
-/* A team's admins as JSON array text: the size of h-admin's struct team
- * admins_json (schema v6), so the decision's copy always fits. */
-#define STORE_ADMINS_LEN 4096
-struct alloc_free_type {
-	char id[STORE_ID_LEN];
-	char name[STORE_NAME_LEN];
-	int64_t free_gpus;
-	int64_t price_micros; /* per GPU-hour */
-};
+#define STORE_SUGGEST_TYPES SUGGEST_TYPES /* GPU types a refusal names at most */
 struct alloc_suggest {
 	/* ERR_BUDGET: what fits the budget left now (and the free GPUs). */
 	bool budget;
@@ -256,14 +241,6 @@ struct alloc_filter {
 	int limit;           /* 1..STORE_MAX_PAGE */
 };
 
-enum cost_group {
-	COST_BY_TEAM,
-	COST_BY_PROJECT,
-	COST_BY_GPU_TYPE,
-	COST_BY_DAY,
-	COST_BY_MONTH,
-};
-
 /*
  * When a cost counts (docs/cost-visibility.md, "One month, one number"):
  * COST_VIEW_USE (the default) puts it on the UTC days the GPUs were used,
@@ -276,18 +253,9 @@ enum cost_view {
 	COST_VIEW_BUDGET,
 };
 
-/* Sums over many allocations and teams exceed int64 micros (11 teams holding
- * the largest budget, 1e18 micros each, already do): cost rows are 128-bit,
- * exact for any number of rows. */
-typedef __int128 store_sum_t;
-
-struct cost_row {
-	char key[STORE_ID_LEN * 2]; /* team id, "team/project", gpu type id, "YYYY-MM-DD" or "YYYY-MM" */
-	store_sum_t spent;       /* micros */
-	store_sum_t accrued;     /* micros, running allocations at `now` */
-	store_sum_t reserved;    /* micros */
-	store_sum_t gpu_microhours; /* GPU-hours x 1e6: used (completed) + so far (running) */
-};
+/* Cost rows (struct cost_row, 128-bit sums) and their groups: core/costsum.h. */
+typedef cost_sum_t store_sum_t;
+_Static_assert(COST_KEY_LEN >= 2 * STORE_ID_LEN, "a cost key holds team/project");
 
 struct cost_query {
 	int64_t from, to; /* by `view`: days of use overlapping [from, to), or approval in it */

@@ -131,6 +131,45 @@ static void test_err_names(void **state)
 	assert_string_equal(err_name(1), "unknown");
 }
 
+/* Retiring and reactivating a record (team, GPU type). */
+static void test_retire_rule(void **state)
+{
+	int64_t m = -1;
+
+	(void)state;
+	/* Active: any write goes; retired_at is what the write names, if it names it. */
+	assert_int_equal(retire_rule(0, false, false, 0, &m), 0);
+	assert_int_equal(m, 0);
+	assert_int_equal(retire_rule(0, true, true, 500, &m), 0);
+	assert_int_equal(m, 500);
+	/* Retired: retiring again is a no-op that keeps the first instant... */
+	assert_int_equal(retire_rule(300, true, true, 500, &m), 1);
+	assert_int_equal(m, 300);
+	/* ...a reactivation goes, alone or with other fields... */
+	assert_int_equal(retire_rule(300, true, true, 0, &m), 0);
+	assert_int_equal(m, 0);
+	assert_int_equal(retire_rule(300, true, false, 0, &m), 0);
+	assert_int_equal(m, 0);
+	/* ...and any other change is a conflict. */
+	assert_int_equal(retire_rule(300, false, false, 0, &m), ERR_CONFLICT);
+	assert_int_equal(retire_rule(300, true, false, 500, &m), ERR_CONFLICT);
+	assert_int_equal(m, 300);
+}
+
+static void test_retire_action(void **state)
+{
+	char buf[48];
+
+	(void)state;
+	assert_string_equal(retire_action("team", false, 0, 0, buf, sizeof(buf)), "team.create");
+	assert_string_equal(retire_action("team", true, 0, 9, buf, sizeof(buf)), "team.retire");
+	assert_string_equal(retire_action("gpu_type", true, 9, 0, buf, sizeof(buf)),
+			    "gpu_type.reactivate");
+	assert_string_equal(retire_action("gpu_type", true, 0, 0, buf, sizeof(buf)),
+			    "gpu_type.update");
+	assert_string_equal(retire_action("team", true, 9, 9, buf, sizeof(buf)), "team.update");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -139,6 +178,8 @@ int main(void)
 		cmocka_unit_test(test_holds_resources),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_err_names),
+		cmocka_unit_test(test_retire_rule),
+		cmocka_unit_test(test_retire_action),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 
@@ -142,6 +143,68 @@ static void test_names(void **state)
 	assert_string_equal(period_kind_name(PERIOD_YEARLY), "yearly");
 }
 
+static void test_floor_ceil(void **state)
+{
+	(void)state;
+	assert_int_equal(period_floor(PERIOD_MONTHLY, at("2026-02-10T05:00:00Z")),
+			 at("2026-02-01T00:00:00Z"));
+	assert_int_equal(period_ceil(PERIOD_MONTHLY, at("2026-02-10T05:00:00Z")),
+			 at("2026-03-01T00:00:00Z"));
+	/* A period start is its own floor and ceiling. */
+	assert_int_equal(period_ceil(PERIOD_MONTHLY, at("2026-03-01T00:00:00Z")),
+			 at("2026-03-01T00:00:00Z"));
+	assert_int_equal(period_floor(PERIOD_MONTHLY, at("2026-03-01T00:00:00Z")),
+			 at("2026-03-01T00:00:00Z"));
+}
+
+/* Live reservations of three weekly periods move into the monthly period
+ * that contains one of them: that row's own departure and the arrival merge
+ * into one step, and the steps stay in ascending (lock) order. */
+static void test_plan_merge(void **state)
+{
+	struct period_plan p = {NULL, 0, 0, 0};
+	int64_t w1 = at("2026-01-26T00:00:00Z"), w2 = at("2026-02-02T00:00:00Z");
+	int64_t w3 = at("2026-02-09T00:00:00Z"), m = at("2026-02-01T00:00:00Z");
+
+	(void)state;
+	period_plan_arrive(&p, m); /* nothing left: nothing arrives */
+	assert_int_equal(p.n, 0);
+	assert_int_equal(period_plan_leave(&p, w3, 300), 0);
+	assert_int_equal(period_plan_leave(&p, w1, 100), 0);
+	assert_int_equal(period_plan_leave(&p, m, 50), 0);
+	assert_int_equal(period_plan_leave(&p, w2, 20), 0);
+	period_plan_arrive(&p, m);
+	assert_int_equal(p.total, 470);
+	assert_int_equal(p.n, 4);
+	assert_int_equal(p.d[0].ps, w1);
+	assert_int_equal(p.d[0].delta, -100);
+	assert_int_equal(p.d[1].ps, m);
+	assert_int_equal(p.d[1].delta, 420); /* -50 + 470 */
+	assert_int_equal(p.d[2].ps, w2);
+	assert_int_equal(p.d[2].delta, -20);
+	assert_int_equal(p.d[3].ps, w3);
+	assert_int_equal(p.d[3].delta, -300);
+	free(p.d);
+}
+
+/* Many periods (the plan grows) and a total that would overflow. */
+static void test_plan_grow_overflow(void **state)
+{
+	struct period_plan p = {NULL, 0, 0, 0};
+
+	(void)state;
+	for (int64_t i = 40; i > 0; i--)
+		assert_int_equal(period_plan_leave(&p, i * 86400, i), 0);
+	period_plan_arrive(&p, 1000 * 86400);
+	assert_int_equal(p.n, 41);
+	assert_true(p.cap >= p.n);
+	for (size_t i = 0; i + 1 < p.n; i++)
+		assert_true(p.d[i].ps < p.d[i + 1].ps);
+	assert_int_equal(p.d[40].delta, 40 * 41 / 2);
+	assert_int_equal(period_plan_leave(&p, 2000 * 86400, INT64_MAX), ERR_OVERFLOW);
+	free(p.d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -151,6 +214,9 @@ int main(void)
 		cmocka_unit_test(test_weekly),
 		cmocka_unit_test(test_contains_everywhere),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_floor_ceil),
+		cmocka_unit_test(test_plan_merge),
+		cmocka_unit_test(test_plan_grow_overflow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -78,6 +78,12 @@ int db_params(struct store_conn *c, struct db_param *p, int max, int *n, const c
 	return rc;
 }
 
+int db_vparams(struct store_conn *c, struct db_param *p, int max, int *n, const char *fmt,
+	       va_list ap)
+{
+	return params_v(c, p, max, n, fmt, ap);
+}
+
 /* THE one place a statement of an operation is executed. */
 static int run(struct store_conn *c, const char *sql, bool cached, const struct db_param *p, int n,
 	       struct db_rows **rows)

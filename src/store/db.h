@@ -22,6 +22,7 @@
 #define PLINTH_STORE_DB_H
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -99,6 +100,18 @@ struct db_driver {
 	void (*token_revoked)(struct store *s);
 };
 
+/*
+ * The fields of struct db_driver that every driver fills alike, from static
+ * functions of its file named drv_<field>, and its migrations array.
+ */
+#define DB_DRIVER_FNS                                                                          \
+	.conn_open = drv_conn_open, .conn_close = drv_conn_close, .destroy = drv_destroy,      \
+	.begin = drv_begin, .finish = drv_finish, .run = drv_run, .next = drv_next,            \
+	.is_null = drv_is_null, .i64 = drv_i64, .text = drv_text, .rows_close = drv_rows_close, \
+	.script = drv_script, .set_durable = drv_set_durable, .allocate = drv_allocate,        \
+	.migrations = drv_migrations,                                                          \
+	.nmigrations = (int)(sizeof(drv_migrations) / sizeof(drv_migrations[0]))
+
 /* The driver of the store a connection belongs to. */
 static inline const struct db_driver *db_drv(const struct store_conn *c)
 {
@@ -115,6 +128,8 @@ bool db_fault_hit(struct store_conn *c);
 
 /* Parameters from a format ('t' const char *, 'i' int64_t) into p (n slots). */
 int db_params(struct store_conn *c, struct db_param *p, int max, int *n, const char *fmt, ...);
+int db_vparams(struct store_conn *c, struct db_param *p, int max, int *n, const char *fmt,
+	       va_list ap);
 
 /* A cached statement: rows changed (>= 0) or an error. */
 int db_exec(struct store_conn *c, const char *sql, const char *fmt, ...);

@@ -14,4 +14,13 @@ extern const unsigned char schema_postgres_v1[], schema_postgres_v2[], schema_po
 	schema_postgres_v4[], schema_postgres_v5[], schema_postgres_v6[],
 	schema_postgres_v7[], schema_postgres_v8[];
 
+/* A backend's files in order, as its driver's migrations array. */
+#define SCHEMA_FILES(db)                                                                   \
+	{                                                                                  \
+		(const char *)schema_##db##_v1, (const char *)schema_##db##_v2,           \
+		(const char *)schema_##db##_v3, (const char *)schema_##db##_v4,           \
+		(const char *)schema_##db##_v5, (const char *)schema_##db##_v6,           \
+		(const char *)schema_##db##_v7, (const char *)schema_##db##_v8,           \
+	}
+
 #endif

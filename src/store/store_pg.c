@@ -41,12 +41,9 @@
 #include "util/util.h"
 
 #define PG_MAX_PARAMS 24 /* the most any statement of the batch engine takes: 18 arrays */
-#define PG_RETRIES 8
 #define PG_BATCH_MAX 128  /* allocation requests per group commit */
 #define PG_BATCH_LEADERS 3 /* group commits reading and deciding at once per daemon */
 #define PG_TEAM_SLOTS 64   /* single-team batches tracked at once (queue_hot) */
-/* Internal only: a deadlock or serialization failure; the operation reruns. */
-#define PG_RETRY DB_RETRY
 /* Internal only: an optimistic batch met a concurrent change; it reruns locked. */
 #define PG_CONFLICT (-1001)
 
@@ -80,12 +77,6 @@ struct pg_rows {
 	int row; /* the current row; -1 before the first */
 };
 
-/* Parameters of one statement, as text. */
-struct pg_params {
-	const char *v[PG_MAX_PARAMS];
-	char ibuf[PG_MAX_PARAMS][24];
-	int n;
-};
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -120,7 +111,7 @@ static int db_fail(struct pg_conn *c, PGresult *r, const char *what)
 	if (!state)
 		return ERR_UNAVAILABLE; /* no server answer at all */
 	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
-		return PG_RETRY;
+		return DB_RETRY;
 	if (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
 	    strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0 ||
 	    strcmp(state, "57014") == 0 || strcmp(state, "55P03") == 0 ||
@@ -155,7 +146,7 @@ static int conn_setup(struct pg_conn *c)
 	PQclear(r);
 	c->nprepared = 0;
 	c->base.in_tx = false;
-	return rc == PG_RETRY ? ERR_UNAVAILABLE : rc;
+	return rc == DB_RETRY ? ERR_UNAVAILABLE : rc;
 }
 
 /* Re-opens a connection that is known to be broken. */
@@ -181,7 +172,7 @@ static int conn_ready(struct pg_conn *c)
 	return conn_revive(c);
 }
 
-static int pg_conn_open(struct store *bs, struct store_conn **out)
+static int drv_conn_open(struct store *bs, struct store_conn **out)
 {
 	struct pg_store *s = (struct pg_store *)bs;
 	struct pg_conn *c = NULL;
@@ -214,7 +205,7 @@ fail:
 	return rc;
 }
 
-static void pg_conn_close(struct store_conn *bc)
+static void drv_conn_close(struct store_conn *bc)
 {
 	struct pg_conn *c = pg_conn_of(bc);
 
@@ -225,7 +216,7 @@ static void pg_conn_close(struct store_conn *bc)
 	free(c);
 }
 
-static void pg_destroy(struct store *bs)
+static void drv_destroy(struct store *bs)
 {
 	struct pg_store *s = (struct pg_store *)bs;
 
@@ -239,37 +230,17 @@ static void pg_destroy(struct store *bs)
 
 /* ---- statements -------------------------------------------------------- */
 
-static int params_addv(struct pg_conn *c, struct pg_params *p, const char *fmt, va_list ap)
+/* The text form of n parameters for libpq (integers printed into ibuf). */
+static void pg_values(const struct db_param *p, int n, const char **v, char (*ibuf)[24])
 {
-	for (const char *f = fmt; *f; f++) {
-		if (p->n >= PG_MAX_PARAMS) {
-			db_err(&c->base, "internal: too many parameters");
-			return ERR_STORE;
-		}
-		if (*f == 't') {
-			p->v[p->n] = va_arg(ap, const char *);
-		} else if (*f == 'i') {
-			snprintf(p->ibuf[p->n], sizeof(p->ibuf[p->n]), "%lld",
-				 (long long)va_arg(ap, int64_t));
-			p->v[p->n] = p->ibuf[p->n];
+	for (int i = 0; i < n; i++) {
+		if (p[i].type == 't') {
+			v[i] = p[i].text;
 		} else {
-			db_err(&c->base, "internal: bad bind format '%c'", *f);
-			return ERR_STORE;
+			snprintf(ibuf[i], sizeof(ibuf[i]), "%lld", (long long)p[i].i64);
+			v[i] = ibuf[i];
 		}
-		p->n++;
 	}
-	return 0;
-}
-
-static int params_add(struct pg_conn *c, struct pg_params *p, const char *fmt, ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = params_addv(c, p, fmt, ap);
-	va_end(ap);
-	return rc;
 }
 
 /*
@@ -414,29 +385,15 @@ static int q_script(struct pg_conn *c, const char *sql)
 
 /* ---- pipelines --------------------------------------------------------- */
 
-#define PG_PIPE_MAX 4
 #define PG_PIPE_LONG 1024 /* statements in one pipeline (the set-based batch) */
 
 /* One statement of a pipeline: a cached SQL string, its parameters, its result. */
 struct pg_step {
 	const char *sql;
-	struct pg_params p;
+	struct db_param p[PG_MAX_PARAMS];
+	int n;
 	PGresult *res; /* the result of a statement that succeeded (caller PQclears) */
 };
-
-static int step_set(struct pg_conn *c, struct pg_step *st, const char *sql, const char *fmt, ...)
-{
-	va_list ap;
-	int rc;
-
-	st->sql = sql;
-	st->p.n = 0;
-	st->res = NULL;
-	va_start(ap, fmt);
-	rc = params_addv(c, &st->p, fmt, ap);
-	va_end(ap);
-	return rc;
-}
 
 static void steps_clear(struct pg_step *st, int n)
 {
@@ -484,12 +441,11 @@ static int pq_pipeline(struct pg_conn *c, struct pg_step *st, int n)
 		return db_fail(c, NULL, "pipeline");
 	}
 	for (; sent < n; sent++) {
-		int ok = names[sent][0]
-				 ? PQsendQueryPrepared(c->db, names[sent], st[sent].p.n, st[sent].p.v,
-						       NULL, NULL, 0)
-				 : PQsendQueryParams(c->db, st[sent].sql, st[sent].p.n, NULL,
-						     st[sent].p.v, NULL, NULL, 0);
-		if (!ok) {
+		const char *v[PG_MAX_PARAMS];
+		char ibuf[PG_MAX_PARAMS][24];
+
+		pg_values(st[sent].p, st[sent].n, v, ibuf); /* libpq copies them as it sends */
+		if (!PQsendQueryPrepared(c->db, names[sent], st[sent].n, v, NULL, NULL, 0)) {
 			rc = db_fail(c, NULL, "pipeline send");
 			broken = true;
 			break;
@@ -558,23 +514,6 @@ static int64_t col_i64(const PGresult *r, int row, int col)
 	return v && *v ? (int64_t)strtoll(v, NULL, 10) : 0;
 }
 
-/* Copies a text column into buf (len bytes): 0, or -1 when it does not fit. */
-static int col_copy(const PGresult *r, int row, int col, char *buf, size_t len)
-{
-	const char *t = PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
-	size_t n = t ? strlen(t) : 0;
-	int rc = 0;
-
-	if (n >= len) { /* never a cut value: the row is reported as bad */
-		n = len - 1;
-		rc = -1;
-	}
-	if (n)
-		memcpy(buf, t, n);
-	buf[n] = '\0';
-	return rc;
-}
-
 /* ---- transactions ------------------------------------------------------ */
 
 static const char SQL_BEGIN[] = "BEGIN";
@@ -588,12 +527,7 @@ static const char SQL_GENERIC_PLANS[] = "SET LOCAL plan_cache_mode = force_gener
 /* ---- schema ------------------------------------------------------------ */
 
 /* src/store/schema/postgres/vN.sql (schema.h); migration i brings version i + 1. */
-static const char *const pg_migrations[] = {
-	(const char *)schema_postgres_v1, (const char *)schema_postgres_v2,
-	(const char *)schema_postgres_v3, (const char *)schema_postgres_v4,
-	(const char *)schema_postgres_v5, (const char *)schema_postgres_v6,
-	(const char *)schema_postgres_v7, (const char *)schema_postgres_v8,
-};
+static const char *const drv_migrations[] = SCHEMA_FILES(postgres);
 
 /* Replicas starting together migrate one at a time. */
 static const char SQL_MIG_LOCK[] = "SELECT pg_advisory_xact_lock(7164757410)";
@@ -602,73 +536,6 @@ static const char SQL_MIG_LOCK[] = "SELECT pg_advisory_xact_lock(7164757410)";
 static const char SQL_ROLLUP_LOCK[] =
 	"LOCK TABLE cost_daily_approved, cost_monthly_approved, cost_daily_usage, cost_monthly_usage"
 	" IN SHARE ROW EXCLUSIVE MODE";
-
-/* ---- retries ----------------------------------------------------------- */
-
-/*
- * A write that met a deadlock or serialization failure was rolled back in
- * full, so it is simply run again (a bounded number of times).
- */
-#define PG_RETRYING(c, call)                                           \
-	({                                                             \
-		int rc_ = conn_ready(c);                               \
-		for (int try_ = 0; rc_ == 0 && try_ < PG_RETRIES; try_++) { \
-			rc_ = (call);                                  \
-			if (rc_ != PG_RETRY)                           \
-				break;                                 \
-			c->base.err[0] = '\0';                              \
-		}                                                      \
-		if (rc_ == PG_RETRY) {                                 \
-			db_err(&c->base, "too much contention, retry later"); \
-			rc_ = ERR_UNAVAILABLE;                         \
-		}                                                      \
-		rc_;                                                   \
-	})
-
-/* ---- rows -------------------------------------------------------------- */
-
-
-static int row_gpu(const PGresult *r, int i, void *out)
-{
-	int bad = 0;
-	struct gpu_type *g = out;
-
-	memset(g, 0, sizeof(*g));
-	bad |= col_copy(r, i, 0, g->id, sizeof(g->id));
-	bad |= col_copy(r, i, 1, g->name, sizeof(g->name));
-	g->price_micros = col_i64(r, i, 2);
-	bad |= col_copy(r, i, 3, g->price_date, sizeof(g->price_date));
-	bad |= col_copy(r, i, 4, g->price_source, sizeof(g->price_source));
-	g->capacity = col_i64(r, i, 5);
-	g->allocated = col_i64(r, i, 6);
-	g->updated_at = col_i64(r, i, 7);
-	g->retired_at = col_i64(r, i, 8);
-	return bad ? ERR_STORE : 0;
-}
-
-static int row_team(const PGresult *r, int i, void *out)
-{
-	int bad = 0;
-	struct team *t = out;
-	char period[32];
-
-	memset(t, 0, sizeof(*t));
-	bad |= col_copy(r, i, 0, t->id, sizeof(t->id));
-	bad |= col_copy(r, i, 1, t->display_name, sizeof(t->display_name));
-	t->budget_micros = col_i64(r, i, 2);
-	bad |= col_copy(r, i, 3, period, sizeof(period));
-	bad |= col_copy(r, i, 4, t->thresholds_json, sizeof(t->thresholds_json));
-	t->created_at = col_i64(r, i, 5);
-	t->updated_at = col_i64(r, i, 6);
-	bad |= col_copy(r, i, 7, t->admins_json, sizeof(t->admins_json));
-	t->retired_at = col_i64(r, i, 8);
-	return !bad && period_kind_parse(period, &t->period) == 0 ? 0 : ERR_STORE;
-}
-
-static const char SQL_GPU_BY_ID[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1";
-static const char SQL_GPU_LOCK[] = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1 FOR UPDATE";
-
-/* ---- audit ------------------------------------------------------------- */
 
 /* ---- tokens ------------------------------------------------------------ */
 
@@ -693,79 +560,105 @@ static int pg_token_by_hash(struct store_conn *bc, const char *hash, struct toke
 	return rc;
 }
 
-/* ---- GPU types --------------------------------------------------------- */
-
-
-/* ---- teams ------------------------------------------------------------- */
-
-/* A decision holds its team row (KEY SHARE) to its COMMIT: a team.put (FOR
- * UPDATE) waits for decisions in flight and they for it, so no decision ever
- * uses a budget or period that a committed change replaced. */
-static const char SQL_TEAM_SHARE[] =
-	"SELECT " TEAM_COLS " FROM teams WHERE id = $1 FOR KEY SHARE";
-static const char SQL_PERIOD_GET[] =
-	"SELECT spent, reserved FROM team_periods WHERE team_id = $1 AND period_start = $2";
-static const char SQL_PERIOD_LOCK[] =
-	"SELECT spent, reserved FROM team_periods WHERE team_id = $1 AND period_start = $2"
-	" FOR UPDATE";
-/* The team's latest period row at a time (its current one, unless a new
- * period has begun and has no row yet). */
-static const char SQL_PERIOD_AT[] =
-	"SELECT period_start, period_end, spent, reserved FROM team_periods"
-	" WHERE team_id = $1 AND period_start <= $2 ORDER BY period_start DESC LIMIT 1";
-/* SQL_PERIOD_ENSURE that does not wait: ON CONFLICT alone waits for a
- * transaction that is updating the existing row, which would hold an
- * optimistic batch behind the batch before it.  Inserts only when the row is
- * not in the snapshot; ON CONFLICT still settles a race to create it. */
-static const char SQL_PERIOD_ENSURE_QUIET[] =
-	"INSERT INTO team_periods(team_id, period_start, period_end, spent, reserved)"
-	" SELECT $1::text, $2::bigint, $3::bigint, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM"
-	" team_periods WHERE team_id = $1::text AND period_start = $2::bigint)"
-	" ON CONFLICT (team_id, period_start) DO NOTHING";
-
-
-/* ---- allocations ------------------------------------------------------- */
-
-/* Concurrent requests with one Idempotency-Key queue here, so the second
- * sees the first's stored answer instead of deciding again. */
-static const char SQL_ALLOC_DUE[] =
-	"SELECT " ALLOC_COLS " FROM allocations WHERE status = 'approved' AND expires_at <= $1"
-	" ORDER BY expires_at, id FOR UPDATE";
-static const char SQL_IDEM_LOCK[] =
-	"SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))";
-static const char SQL_IDEM_GET[] =
-	"SELECT request_hash, status, body FROM idempotency WHERE token_id = $1 AND key = $2";
-
-
-/* Expires the due allocations r (rows of SQL_ALLOC_DUE, locked) at now. */
-static int expire_rows(struct pg_conn *c, PGresult *r, int64_t now, int *count)
-{
-	struct pg_rows rows = {.base = {.conn = &c->base}, .res = r, .row = -1};
-
-	return ops_expire_rows(&c->base, &rows.base, now, count);
-}
+/* ---- group commit of allocations: the set-based batch ------------------ */
 
 /*
- * The set-based batch sends its COMMIT in the same pipeline as its writes,
- * so the defensive re-check of the moves must abort the transaction inside
- * SQL: a failed check (or a missing row) casts its message to int, which
- * raises an error, and the pipeline skips the COMMIT.  The message names
- * count(*) so that the planner cannot fold (and raise) it while planning
- * with known parameters.  $4: the team's budget.
+ * The set-based batch (batch_set_once): the leader reads every involved
+ * period row and GPU type row once, decides every request in C in queue
+ * order on running totals (exactly what consecutive transactions would
+ * decide), then sends all writes and the COMMIT in ONE pipeline: the
+ * allocations, the audit rows and the idempotency rows as one multi-row
+ * INSERT each (unnest of arrays), then one relative UPDATE per period row
+ * and per GPU type with the batch's sums, each re-checking the rule inside
+ * SQL (move_checked statements).
+ *
+ * It is optimistic first: the rows are read without locks, and the UPDATEs
+ * (last, so the locks are held only until the COMMIT) re-check the rule on
+ * the latest committed rows.  A failed re-check means a concurrent change
+ * made the reads stale: the whole batch rolls back and reruns locked (FOR
+ * UPDATE in the global order: period rows by team and period, then GPU types
+ * by id), where a failed re-check is a bug.  Either way no COMMIT can break
+ * the rule, and a batch that committed was decided on numbers that fit (see
+ * docs/architecture.md).
+ *
+ * A batch that finds due allocations locks their period and GPU type rows
+ * with its own, in the global order, before it expires them: the expiry then
+ * takes no lock out of that order, and the batch decides on what it locked.
+ *
+ * The batch's statements, in the order it runs them:
  */
-#define PG_CHECK_FAILED "invariant violated" /* in both messages; batch_set_once looks for it */
-static const char SQL_PERIOD_MOVE_CHECKED[] =
-	"WITH u AS (UPDATE team_periods SET reserved = reserved + $1"
-	" WHERE team_id = $2 AND period_start = $3 RETURNING spent, reserved)"
-	" SELECT CASE WHEN count(*) = 1 AND max(spent + reserved) <= $4 THEN 0"
-	" ELSE ('ledger " PG_CHECK_FAILED " for team ' || $2 || ', rows: ' || count(*))::int END"
-	" FROM u";
-static const char SQL_GPU_MOVE_CHECKED[] =
-	"WITH u AS (UPDATE gpu_types SET allocated = allocated + $1 WHERE id = $2"
-	" RETURNING allocated, capacity)"
-	" SELECT CASE WHEN count(*) = 1 AND max(allocated - capacity) <= 0 THEN 0"
-	" ELSE ('capacity " PG_CHECK_FAILED " for gpu type ' || $2 || ', rows: ' || count(*))::int"
-	" END FROM u";
+#define PG_CHECK_FAILED "invariant violated" /* in both move checks; batch_set_once looks for it */
+static const struct {
+	const char *due, *team_share, *idem_lock, *idem_get, *period_at, *gpu_get;
+	const char *period_ensure_quiet, *period_get, *period_lock, *gpu_lock;
+	const char *alloc_insert, *audit_insert, *idem_insert, *period_move_checked,
+		*gpu_move_checked;
+} B = {
+	/* Locked: a row another transaction is expiring is re-checked after it
+	 * commits and skipped, so an allocation is never released twice. */
+	.due = "SELECT " ALLOC_COLS " FROM allocations WHERE status = 'approved'"
+	       " AND expires_at <= $1 ORDER BY expires_at, id FOR UPDATE",
+	/* A decision holds its team row (KEY SHARE) to its COMMIT: a team.put
+	 * (FOR UPDATE) waits for decisions in flight and they for it, so no
+	 * decision ever uses a budget or period that a committed change replaced. */
+	.team_share = "SELECT " TEAM_COLS " FROM teams WHERE id = $1 FOR KEY SHARE",
+	/* Concurrent requests with one Idempotency-Key queue here, so the second
+	 * sees the first's stored answer instead of deciding again. */
+	.idem_lock = "SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))",
+	.idem_get = "SELECT request_hash, status, body FROM idempotency WHERE token_id = $1"
+		    " AND key = $2",
+	/* The team's latest period row at a time (its current one, unless a new
+	 * period has begun and has no row yet). */
+	.period_at = "SELECT period_start, period_end, spent, reserved FROM team_periods"
+		     " WHERE team_id = $1 AND period_start <= $2 ORDER BY period_start DESC LIMIT 1",
+	.gpu_get = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1",
+	/* Creates a missing period row without waiting: ON CONFLICT alone waits
+	 * for a transaction that is updating the existing row, which would hold
+	 * an optimistic batch behind the batch before it.  Inserts only when the
+	 * row is not in the snapshot; ON CONFLICT still settles a race to create it. */
+	.period_ensure_quiet =
+		"INSERT INTO team_periods(team_id, period_start, period_end, spent, reserved)"
+		" SELECT $1::text, $2::bigint, $3::bigint, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM"
+		" team_periods WHERE team_id = $1::text AND period_start = $2::bigint)"
+		" ON CONFLICT (team_id, period_start) DO NOTHING",
+	.period_get = "SELECT spent, reserved FROM team_periods WHERE team_id = $1"
+		      " AND period_start = $2",
+	.period_lock = "SELECT spent, reserved FROM team_periods WHERE team_id = $1"
+		       " AND period_start = $2 FOR UPDATE",
+	.gpu_lock = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1 FOR UPDATE",
+	.alloc_insert = "INSERT INTO allocations(" ALLOC_COLS ") SELECT * FROM unnest($1::text[],"
+			" $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],"
+			" $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::text[],"
+			" $12::text[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[],"
+			" $17::bigint[], $18::bigint[])",
+	.audit_insert = "INSERT INTO audit(at, actor_id, actor_name, action, object_type,"
+			" object_id, team, before_json, after_json) SELECT * FROM"
+			" unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],"
+			" $6::text[], $7::text[], $8::text[], $9::text[])",
+	.idem_insert = "INSERT INTO idempotency(token_id, key, request_hash, status, body,"
+		       " created_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
+		       " $4::int[], $5::text[], $6::bigint[])",
+	/*
+	 * The COMMIT rides in the same pipeline as the writes, so the defensive
+	 * re-check of the moves must abort the transaction inside SQL: a failed
+	 * check (or a missing row) casts its message to int, which raises an
+	 * error, and the pipeline skips the COMMIT.  The message names count(*)
+	 * so that the planner cannot fold (and raise) it while planning with
+	 * known parameters.  $4: the team's budget.
+	 */
+	.period_move_checked =
+		"WITH u AS (UPDATE team_periods SET reserved = reserved + $1"
+		" WHERE team_id = $2 AND period_start = $3 RETURNING spent, reserved)"
+		" SELECT CASE WHEN count(*) = 1 AND max(spent + reserved) <= $4 THEN 0"
+		" ELSE ('ledger " PG_CHECK_FAILED " for team ' || $2 || ', rows: ' || count(*))::int"
+		" END FROM u",
+	.gpu_move_checked =
+		"WITH u AS (UPDATE gpu_types SET allocated = allocated + $1 WHERE id = $2"
+		" RETURNING allocated, capacity)"
+		" SELECT CASE WHEN count(*) = 1 AND max(allocated - capacity) <= 0 THEN 0"
+		" ELSE ('capacity " PG_CHECK_FAILED " for gpu type ' || $2 || ', rows: ' ||"
+		" count(*))::int END FROM u",
+};
 
 /*
  * One allocation request in a group-commit batch (see pg_allocate).  The
@@ -791,42 +684,6 @@ struct pg_alloc_req {
 	char err[STORE_DETAIL_LEN];
 	struct pg_alloc_req *next; /* queue link, guarded by the batch mutex */
 };
-
-/* ---- group commit of allocations --------------------------------------- */
-
-/* ---- set-based batch --------------------------------------------------- */
-
-/*
- * The set-based batch (batch_set_once): the leader reads every involved
- * period row and GPU type row once, decides every request in C in queue
- * order on running totals (exactly what consecutive transactions would
- * decide), then sends all writes and the COMMIT in ONE pipeline: the
- * allocations, the audit rows and the idempotency rows as one multi-row
- * INSERT each (unnest of arrays), then one relative UPDATE per period row
- * and per GPU type with the batch's sums, each re-checking the rule inside
- * SQL (SQL_*_MOVE_CHECKED).
- *
- * It is optimistic first: the rows are read without locks, and the UPDATEs
- * (last, so the locks are held only until the COMMIT) re-check the rule on
- * the latest committed rows.  A failed re-check means a concurrent change
- * made the reads stale: the whole batch rolls back and reruns locked (FOR
- * UPDATE, same global order as batch_lock), where a failed re-check is a bug.
- * Either way no COMMIT can break the rule, and a batch that committed was
- * decided on numbers that fit (see docs/architecture.md).
- */
-static const char SQL_ALLOC_INSERT_SET[] =
-	"INSERT INTO allocations(" ALLOC_COLS ") SELECT * FROM unnest($1::text[], $2::text[],"
-	" $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[],"
-	" $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::bigint[],"
-	" $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[])";
-static const char SQL_AUDIT_INSERT_SET[] =
-	"INSERT INTO audit(at, actor_id, actor_name, action, object_type, object_id, team,"
-	" before_json, after_json) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],"
-	" $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])";
-static const char SQL_IDEM_INSERT_SET[] =
-	"INSERT INTO idempotency(token_id, key, request_hash, status, body, created_at)"
-	" SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[],"
-	" $6::bigint[])";
 
 #define SET_ALLOC_COLS 18
 #define SET_AUDIT_COLS 9
@@ -881,23 +738,6 @@ static int arr_i64(struct set_arr *a, int64_t v)
 	return rc ? rc : arr_put(a, buf, strlen(buf));
 }
 
-/* One allocation audit row (SET_AUDIT_COLS arrays from au) with no "before". */
-static int set_audit_row(struct set_arr *au, int64_t now, const struct actor *who,
-			 const char *action, const char *id, const char *team, const char *after)
-{
-	int rc = arr_i64(&au[0], now);
-
-	if (!rc) rc = arr_text(&au[1], who->token_id);
-	if (!rc) rc = arr_text(&au[2], who->name);
-	if (!rc) rc = arr_text(&au[3], action);
-	if (!rc) rc = arr_text(&au[4], "allocation");
-	if (!rc) rc = arr_text(&au[5], id);
-	if (!rc) rc = arr_text(&au[6], team);
-	if (!rc) rc = arr_text(&au[7], NULL);
-	if (!rc) rc = arr_text(&au[8], after);
-	return rc;
-}
-
 /* The closed literal ("{}" when empty). */
 static const char *arr_end(struct set_arr *a)
 {
@@ -915,15 +755,16 @@ static void arrs_free(struct set_arr *a, int n)
 struct set_team {
 	const char *id;
 	struct team team;
-	bool found;
+	bool found, bad; /* bad: its row cannot be read (store_bad_row) */
 	/* Its latest period row at the batch's time (optimistic batch, read with the team). */
 	bool at_found;
 	int64_t at_ps, at_pe, at_spent, at_reserved;
 };
 
 struct set_period {
-	int team; /* index into the teams */
-	int64_t ps, pe;
+	const char *team_id;
+	int team; /* index into the teams, or -1 */
+	int64_t ps, pe; /* pe 0: only a due allocation's row (it exists), to lock */
 	int64_t spent, reserved; /* running: reserved includes this batch's approvals */
 	int64_t d_reserved;
 };
@@ -931,7 +772,7 @@ struct set_period {
 struct set_gpu {
 	const char *id;
 	struct gpu_type gpu; /* gpu.allocated runs with this batch's approvals */
-	bool found;
+	bool found, bad;
 	int64_t d_alloc;
 };
 
@@ -953,9 +794,9 @@ static int set_key_cmp(const void *a, const void *b)
 static int set_period_cmp(const void *a, const void *b)
 {
 	const struct set_period *x = a, *y = b;
+	int d = strcmp(x->team_id, y->team_id);
 
-	return x->team != y->team ? (x->team < y->team ? -1 : 1)
-				  : (x->ps < y->ps ? -1 : x->ps > y->ps);
+	return d ? d : (x->ps < y->ps ? -1 : x->ps > y->ps);
 }
 
 static int set_team_cmp(const void *a, const void *b)
@@ -969,21 +810,24 @@ static int set_gpu_cmp(const void *a, const void *b)
 }
 
 struct set_ctx {
+	struct pg_conn *c;
 	struct set_team *teams;
 	struct set_period *periods;
 	struct set_gpu *gpus;
 	struct set_key *keys;
 	int nt, np, ng, nk;
+	int cap;            /* periods and GPU types the arrays hold */
 	bool ledger_read;   /* set_read read the period and GPU rows too */
-	struct pg_step *st; /* malloc'd, 5 per request + 5 (batch_set_once) */
-	int nst;            /* steps set (to clear) */
+	PGresult *due;      /* the due allocations (locked), until they are expired */
+	struct pg_step *st; /* the pipeline being built (set_add) */
+	int nst, stcap;
+	int rc; /* the first failure building it */
 	struct set_arr arr[SET_ALLOC_COLS + SET_AUDIT_COLS + SET_IDEM_COLS];
 	/* The GPU catalog, read on the batch's first refusal that names types. */
-	struct pg_conn *c;
 	struct gpu_type *cat;
 	size_t ncat;
 	bool cat_read;
-	int failed; /* that read failed: the batch fails with this */
+	int failed; /* the batch fails with this (a read or a staged write failed) */
 };
 
 static void set_ctx_free(struct set_ctx *x)
@@ -991,6 +835,7 @@ static void set_ctx_free(struct set_ctx *x)
 	if (x->st)
 		steps_clear(x->st, x->nst);
 	free(x->st);
+	PQclear(x->due);
 	for (int i = 0; i < x->nk; i++) {
 		free(x->keys[i].hash);
 		free(x->keys[i].body);
@@ -1005,19 +850,11 @@ static void set_ctx_free(struct set_ctx *x)
 
 static int set_team_find(const struct set_ctx *x, const char *id)
 {
-	int lo = 0, hi = x->nt - 1;
+	struct set_team probe = {.id = id};
+	const struct set_team *t =
+		bsearch(&probe, x->teams, (size_t)x->nt, sizeof(*x->teams), set_team_cmp);
 
-	while (lo <= hi) {
-		int mid = (lo + hi) / 2, d = strcmp(id, x->teams[mid].id);
-
-		if (d == 0)
-			return mid;
-		if (d < 0)
-			hi = mid - 1;
-		else
-			lo = mid + 1;
-	}
-	return -1;
+	return t ? (int)(t - x->teams) : -1;
 }
 
 static int set_gpu_find(const struct set_ctx *x, const char *id)
@@ -1028,14 +865,132 @@ static int set_gpu_find(const struct set_ctx *x, const char *id)
 	return -1;
 }
 
-/* Step i of the context's pipeline (reserves it for clearing). */
-static struct pg_step *set_step(struct set_ctx *x)
+/* The period of team `team` (an index, or -1 with team_id) starting at ps; -1 if none. */
+static int set_period_find(const struct set_ctx *x, int team, const char *team_id, int64_t ps)
 {
-	struct pg_step *s = &x->st[x->nst++];
+	for (int j = 0; j < x->np; j++)
+		if (x->periods[j].ps == ps &&
+		    (team >= 0 ? x->periods[j].team == team : strcmp(x->periods[j].team_id, team_id) == 0))
+			return j;
+	return -1;
+}
 
+/* Adds GPU type id to the batch's unless it is there: 0, or ERR_NOMEM past its room. */
+static int set_gpu_add(struct set_ctx *x, const char *id)
+{
+	if (set_gpu_find(x, id) >= 0)
+		return 0;
+	if (x->ng == x->cap)
+		return ERR_NOMEM;
+	memset(&x->gpus[x->ng], 0, sizeof(x->gpus[x->ng]));
+	x->gpus[x->ng++].id = id;
+	return 0;
+}
+
+/*
+ * Appends a statement to the pipeline being built; the first failure
+ * (memory, parameters) sticks in x->rc and later calls do nothing.
+ */
+static struct pg_step *set_add(struct set_ctx *x, const char *sql, const char *fmt, ...)
+{
+	struct pg_step *s;
+	va_list ap;
+
+	if (x->rc == 0 && x->nst == x->stcap) {
+		int cap = x->stcap ? 2 * x->stcap : 64;
+		struct pg_step *grown = realloc(x->st, sizeof(*grown) * (size_t)cap);
+
+		if (grown) {
+			x->st = grown;
+			x->stcap = cap;
+		} else {
+			x->rc = ERR_NOMEM;
+		}
+	}
+	if (x->rc != 0)
+		return NULL;
+	s = &x->st[x->nst++];
+	s->sql = sql;
+	s->n = 0;
 	s->res = NULL;
-	s->p.n = 0;
-	return s;
+	va_start(ap, fmt);
+	x->rc = db_vparams(&x->c->base, s->p, PG_MAX_PARAMS, &s->n, fmt, ap);
+	va_end(ap);
+	return x->rc ? NULL : s;
+}
+
+/* Appends one row to the arrays from a: a value each, from fmt as db_params. */
+static int arr_row(struct set_ctx *x, struct set_arr *a, const char *fmt, ...)
+{
+	struct db_param v[SET_ALLOC_COLS];
+	va_list ap;
+	int n = 0, rc;
+
+	va_start(ap, fmt);
+	rc = db_vparams(&x->c->base, v, SET_ALLOC_COLS, &n, fmt, ap);
+	va_end(ap);
+	for (int k = 0; k < n && rc == 0; k++)
+		rc = v[k].type == 't' ? arr_text(&a[k], v[k].text) : arr_i64(&a[k], v[k].i64);
+	return rc;
+}
+
+/* One allocation audit row, with no "before". */
+static int set_audit_row(struct set_ctx *x, int64_t now, const struct actor *who,
+			 const char *action, const char *id, const char *team, const char *after)
+{
+	return arr_row(x, x->arr + SET_ALLOC_COLS, "itttttttt", now, who->token_id, who->name,
+		       action, "allocation", id, team, (const char *)NULL, after);
+}
+
+/* Sends the pipeline built; the caller reads the results, then set_done. */
+static int set_send(struct set_ctx *x)
+{
+	return x->rc ? x->rc : pq_pipeline(x->c, x->st, x->nst);
+}
+
+static void set_done(struct set_ctx *x)
+{
+	steps_clear(x->st, x->nst);
+	x->nst = 0;
+}
+
+/* A cursor on row `row` of a result the batch holds, for db.h's row readers. */
+static struct pg_rows set_rows(struct set_ctx *x, PGresult *res, int row)
+{
+	return (struct pg_rows){.base = {.conn = &x->c->base}, .res = res, .row = row};
+}
+
+/*
+ * Reads the first row of res (if any) into out with row(); one it cannot
+ * read is reported (store_bad_row) and *bad: only the requests that need it
+ * fail.  True when there is a row.
+ */
+static bool set_row(struct set_ctx *x, PGresult *res, const char *table, const char *id,
+		    db_row_fn row, void *out, bool *bad)
+{
+	struct pg_rows r = set_rows(x, res, 0);
+
+	*bad = false;
+	if (PQntuples(res) < 1)
+		return false;
+	*bad = row(&r.base, 0, out) != 0;
+	if (*bad)
+		store_bad_row(table, id, "a text does not fit its field or a value is unknown");
+	return true;
+}
+
+/* The GPU types' rows: a step each, read from step k on. */
+static void set_add_gpus(struct set_ctx *x, bool lock)
+{
+	for (int i = 0; i < x->ng; i++)
+		set_add(x, lock ? B.gpu_lock : B.gpu_get, "t", x->gpus[i].id);
+}
+
+static void set_read_gpus(struct set_ctx *x, int k)
+{
+	for (int i = 0; i < x->ng; i++, k++)
+		x->gpus[i].found = set_row(x, x->st[k].res, "gpu_types", x->gpus[i].id,
+					   db_row_gpu, &x->gpus[i].gpu, &x->gpus[i].bad);
 }
 
 /*
@@ -1043,18 +998,18 @@ static struct pg_step *set_step(struct set_ctx *x)
  * and the idempotency keys (each after its advisory lock): one pipeline.
  * An optimistic batch reads each team's latest period row and the GPU type
  * rows in it too, unlocked: in the usual case (the period row exists, nothing
- * expired) that is the whole read, one round trip fewer for a batch that a
- * hot team's next batch waits for (queue_hot).  Then expires the due
- * allocations, before anyone decides.
+ * is due) that is the whole read, one round trip fewer for a batch that a
+ * hot team's next batch waits for (queue_hot).  The due allocations are kept
+ * in x->due for set_read_ledger and set_expire.
  */
-static int set_read(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **qs, int nq,
-		    int64_t now, bool optimistic)
+static int set_read(struct set_ctx *x, struct pg_alloc_req **qs, int nq, int64_t now,
+		    bool optimistic)
 {
-	int rc = 0, base, expired = 0;
+	struct pg_conn *c = x->c;
+	int rc, k = 3;
 
-	x->nt = x->nk = x->ng = 0;
+	x->nt = x->nk = x->ng = x->np = 0;
 	x->ledger_read = false;
-
 	for (int i = 0; i < nq; i++) {
 		x->teams[x->nt++].id = qs[i]->r->team;
 		if (qs[i]->idem && qs[i]->idem->key) {
@@ -1062,14 +1017,11 @@ static int set_read(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **
 			x->keys[x->nk].key = qs[i]->idem->key;
 			x->nk++;
 		}
+		if (optimistic)
+			(void)set_gpu_add(x, qs[i]->r->gpu_type); /* room for nq */
 	}
 	qsort(x->teams, (size_t)x->nt, sizeof(*x->teams), set_team_cmp);
 	qsort(x->keys, (size_t)x->nk, sizeof(*x->keys), set_key_cmp);
-	for (int i = 0; i < nq && optimistic; i++)
-		if (set_gpu_find(x, qs[i]->r->gpu_type) < 0) {
-			memset(&x->gpus[x->ng], 0, sizeof(x->gpus[x->ng]));
-			x->gpus[x->ng++].id = qs[i]->r->gpu_type;
-		}
 	qsort(x->gpus, (size_t)x->ng, sizeof(*x->gpus), set_gpu_cmp);
 	{ /* dedupe */
 		int n = 0;
@@ -1085,89 +1037,59 @@ static int set_read(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **
 		x->nk = n;
 	}
 	x->nst = 0;
-	rc = step_set(c, set_step(x), SQL_BEGIN, "");
-	if (rc == 0)
-		rc = step_set(c, set_step(x), SQL_GENERIC_PLANS, "");
-	if (rc == 0)
-		rc = step_set(c, set_step(x), SQL_ALLOC_DUE, "i", now);
-	for (int i = 0; i < x->nt && rc == 0; i++)
-		rc = step_set(c, set_step(x), SQL_TEAM_SHARE, "t", x->teams[i].id);
+	set_add(x, SQL_BEGIN, "");
+	set_add(x, SQL_GENERIC_PLANS, "");
+	set_add(x, B.due, "i", now);
+	for (int i = 0; i < x->nt; i++)
+		set_add(x, B.team_share, "t", x->teams[i].id);
 	/* Concurrent duplicates queue on the key's advisory lock (in one order). */
-	for (int i = 0; i < x->nk && rc == 0; i++) {
-		rc = step_set(c, set_step(x), SQL_IDEM_LOCK, "tt", x->keys[i].token, x->keys[i].key);
-		if (rc == 0)
-			rc = step_set(c, set_step(x), SQL_IDEM_GET, "tt", x->keys[i].token,
-				      x->keys[i].key);
+	for (int i = 0; i < x->nk; i++) {
+		set_add(x, B.idem_lock, "tt", x->keys[i].token, x->keys[i].key);
+		set_add(x, B.idem_get, "tt", x->keys[i].token, x->keys[i].key);
 	}
-	for (int i = 0; i < x->nt && optimistic && rc == 0; i++)
-		rc = step_set(c, set_step(x), SQL_PERIOD_AT, "ti", x->teams[i].id, now);
-	for (int i = 0; i < x->ng && rc == 0; i++)
-		rc = step_set(c, set_step(x), SQL_GPU_BY_ID, "t", x->gpus[i].id);
-	if (rc == 0) {
+	for (int i = 0; i < x->nt && optimistic; i++)
+		set_add(x, B.period_at, "ti", x->teams[i].id, now);
+	set_add_gpus(x, false);
+	if (x->rc == 0)
 		c->base.in_tx = true;
-		rc = pq_pipeline(c, x->st, x->nst);
-	}
+	rc = set_send(x);
 	if (rc != 0)
 		return rc;
-	for (int i = 0; i < x->nt && rc == 0; i++) {
-		PGresult *r = x->st[3 + i].res;
+	for (int i = 0; i < x->nt; i++, k++)
+		x->teams[i].found = set_row(x, x->st[k].res, "teams", x->teams[i].id,
+					    db_row_team, &x->teams[i].team, &x->teams[i].bad);
+	for (int i = 0; i < x->nk; i++, k += 2) {
+		struct set_key *K = &x->keys[i];
+		struct pg_rows r = set_rows(x, x->st[k + 1].res, 0);
 
-		if (PQntuples(r) >= 1) {
-			if (row_team(r, 0, &x->teams[i].team) != 0) {
-				db_err(&c->base, "corrupt row for '%s'", x->teams[i].id);
-				rc = ERR_STORE;
-			}
-			x->teams[i].found = true;
+		K->stored = PQntuples(r.res) >= 1;
+		if (K->stored) {
+			K->hash = db_dup(&r.base, 0);
+			K->status = (int)db_i64(&r.base, 1);
+			K->body = db_dup(&r.base, 2);
+			if (!K->hash || !K->body)
+				return ERR_NOMEM; /* the steps are cleared with x */
 		}
 	}
-	base = 3 + x->nt;
-	for (int i = 0; i < x->nk && rc == 0; i++) {
-		PGresult *r = x->st[base + 2 * i + 1].res;
+	for (int i = 0; i < x->nt && optimistic; i++, k++) {
+		struct set_team *t = &x->teams[i];
+		struct pg_rows r = set_rows(x, x->st[k].res, 0);
 
-		if (PQntuples(r) >= 1) {
-			const char *h = PQgetvalue(r, 0, 0), *b = PQgetvalue(r, 0, 2);
-
-			x->keys[i].stored = true;
-			x->keys[i].status = (int)col_i64(r, 0, 1);
-			x->keys[i].hash = strdup(h ? h : "");
-			x->keys[i].body = strdup(b ? b : "");
-			if (!x->keys[i].hash || !x->keys[i].body)
-				rc = ERR_NOMEM;
+		t->at_found = PQntuples(r.res) >= 1;
+		if (t->at_found) {
+			t->at_ps = db_i64(&r.base, 0);
+			t->at_pe = db_i64(&r.base, 1);
+			t->at_spent = db_i64(&r.base, 2);
+			t->at_reserved = db_i64(&r.base, 3);
 		}
 	}
-	base += 2 * x->nk;
-	for (int i = 0; i < x->nt && optimistic && rc == 0; i++) {
-		PGresult *r = x->st[base + i].res;
-
-		x->teams[i].at_found = PQntuples(r) >= 1;
-		if (x->teams[i].at_found) {
-			x->teams[i].at_ps = col_i64(r, 0, 0);
-			x->teams[i].at_pe = col_i64(r, 0, 1);
-			x->teams[i].at_spent = col_i64(r, 0, 2);
-			x->teams[i].at_reserved = col_i64(r, 0, 3);
-		}
-	}
-	if (optimistic)
-		base += x->nt;
-	for (int i = 0; i < x->ng && rc == 0; i++) {
-		PGresult *r = x->st[base + i].res;
-
-		if (PQntuples(r) >= 1) {
-			if (row_gpu(r, 0, &x->gpus[i].gpu) != 0) {
-				db_err(&c->base, "corrupt row for '%s'", x->gpus[i].id);
-				rc = ERR_STORE;
-			}
-			x->gpus[i].found = true;
-		}
-	}
-	/* Due allocations give their money and GPUs back before anyone decides. */
-	if (rc == 0)
-		rc = expire_rows(c, x->st[2].res, now, &expired);
-	/* What that moved is not in the rows read above. */
-	x->ledger_read = optimistic && expired == 0;
-	steps_clear(x->st, x->nst);
-	x->nst = 0;
-	return rc;
+	set_read_gpus(x, k);
+	x->due = x->st[2].res; /* kept past set_done */
+	x->st[2].res = NULL;
+	/* What an expiry moves is not in the rows read above. */
+	x->ledger_read = optimistic && PQntuples(x->due) == 0;
+	set_done(x);
+	return 0;
 }
 
 /*
@@ -1191,86 +1113,109 @@ static bool set_ledger_from_read(struct set_ctx *x)
 	return true;
 }
 
+/* Room for n period rows and GPU types: 0 or ERR_NOMEM. */
+static int set_room(struct set_ctx *x, int n)
+{
+	struct set_period *p;
+	struct set_gpu *g;
+
+	if (n <= x->cap)
+		return 0;
+	p = realloc(x->periods, sizeof(*p) * (size_t)n);
+	if (p)
+		x->periods = p;
+	g = p ? realloc(x->gpus, sizeof(*g) * (size_t)n) : NULL;
+	if (!g)
+		return ERR_NOMEM;
+	x->gpus = g;
+	x->cap = n;
+	return 0;
+}
+
+/* Adds a period row to the batch's unless it is there (room: x->cap). */
+static void set_period_add(struct set_ctx *x, int team, const char *team_id, int64_t ps, int64_t pe)
+{
+	if (set_period_find(x, team, team_id, ps) >= 0 || x->np == x->cap)
+		return;
+	x->periods[x->np++] = (struct set_period){.team_id = team_id, .team = team, .ps = ps, .pe = pe};
+}
+
 /*
  * Reads every period row (by team, then period) and GPU type row (by id) in
  * one pipeline: locked (FOR UPDATE), or - for an optimistic batch - not.
- * An optimistic batch whose set_read read them already (set_ledger_from_read)
- * skips the round trip.
+ * With due allocations it locks theirs too, in the same order.  An
+ * optimistic batch whose set_read read them already (set_ledger_from_read)
+ * skips the round trip.  Run again after an expiry, it re-reads the rows.
  */
-static int set_read_ledger(struct pg_conn *c, struct set_ctx *x, struct pg_alloc_req **qs,
-			   int nq, bool lock)
+static int set_read_ledger(struct set_ctx *x, struct pg_alloc_req **qs, int nq, bool lock)
 {
-	int rc = 0;
+	int ndue = PQntuples(x->due), rc, k = 0;
+
+	if (set_room(x, nq + ndue) != 0)
+		return ERR_NOMEM;
 
 	for (int i = 0; i < nq; i++) {
 		int team = set_team_find(x, qs[i]->r->team);
 		int64_t ps = 0, pe = 0;
-		int j;
 
-		if (team < 0 || !x->teams[team].found)
+		if (team < 0 || !x->teams[team].found || x->teams[team].bad)
 			continue;
 		period_bounds(x->teams[team].team.period, qs[i]->now, &ps, &pe);
-		for (j = 0; j < x->np; j++)
-			if (x->periods[j].team == team && x->periods[j].ps == ps)
-				break;
-		if (j == x->np) {
-			memset(&x->periods[j], 0, sizeof(x->periods[j]));
-			x->periods[j].team = team;
-			x->periods[j].ps = ps;
-			x->periods[j].pe = pe;
-			x->np++;
-		}
-		j = set_gpu_find(x, qs[i]->r->gpu_type);
-		if (j < 0) {
-			j = x->ng++;
-			memset(&x->gpus[j], 0, sizeof(x->gpus[j]));
-			x->gpus[j].id = qs[i]->r->gpu_type;
-		}
+		set_period_add(x, team, x->teams[team].id, ps, pe);
+		(void)set_gpu_add(x, qs[i]->r->gpu_type); /* room for nq */
+	}
+	/* A due allocation's rows (team_id, gpu_type, period_start): they exist. */
+	for (int i = 0; i < ndue; i++) {
+		const char *team = PQgetvalue(x->due, i, 1);
+		int64_t ps = col_i64(x->due, i, 12);
+
+		set_period_add(x, set_team_find(x, team), team, ps, 0);
+		if (set_gpu_add(x, PQgetvalue(x->due, i, 3)) != 0)
+			return ERR_NOMEM;
 	}
 	qsort(x->periods, (size_t)x->np, sizeof(*x->periods), set_period_cmp);
 	qsort(x->gpus, (size_t)x->ng, sizeof(*x->gpus), set_gpu_cmp);
 	if (!lock && set_ledger_from_read(x))
 		return 0;
-	for (int i = 0; i < x->ng; i++)
-		x->gpus[i].found = false;
-	x->nst = 0;
-	for (int i = 0; i < x->np && rc == 0; i++) {
-		const char *team = x->teams[x->periods[i].team].team.id;
+	for (int i = 0; i < x->np; i++) {
+		const struct set_period *P = &x->periods[i];
 
-		rc = step_set(c, set_step(x), SQL_PERIOD_ENSURE_QUIET, "tii", team,
-			      x->periods[i].ps, x->periods[i].pe);
-		if (rc == 0)
-			rc = step_set(c, set_step(x), lock ? SQL_PERIOD_LOCK : SQL_PERIOD_GET, "ti",
-				      team, x->periods[i].ps);
+		if (P->pe != 0)
+			set_add(x, B.period_ensure_quiet, "tii", P->team_id, P->ps, P->pe);
+		set_add(x, lock ? B.period_lock : B.period_get, "ti", P->team_id, P->ps);
 	}
-	for (int i = 0; i < x->ng && rc == 0; i++)
-		rc = step_set(c, set_step(x), lock ? SQL_GPU_LOCK : SQL_GPU_BY_ID, "t", x->gpus[i].id);
-	if (rc == 0)
-		rc = pq_pipeline(c, x->st, x->nst);
+	set_add_gpus(x, lock);
+	rc = set_send(x);
 	if (rc != 0)
 		return rc;
-	for (int i = 0; i < x->np; i++) {
-		PGresult *r = x->st[2 * i + 1].res;
+	for (int i = 0; i < x->np; i++, k++) {
+		struct pg_rows r;
 
-		if (PQntuples(r) >= 1) {
-			x->periods[i].spent = col_i64(r, 0, 0);
-			x->periods[i].reserved = col_i64(r, 0, 1);
+		k += x->periods[i].pe != 0; /* after its ensure step */
+		r = set_rows(x, x->st[k].res, 0);
+		if (PQntuples(r.res) >= 1) {
+			x->periods[i].spent = db_i64(&r.base, 0);
+			x->periods[i].reserved = db_i64(&r.base, 1);
 		}
 	}
-	for (int i = 0; i < x->ng && rc == 0; i++) {
-		PGresult *r = x->st[2 * x->np + i].res;
+	set_read_gpus(x, k);
+	set_done(x);
+	return 0;
+}
 
-		if (PQntuples(r) >= 1) {
-			if (row_gpu(r, 0, &x->gpus[i].gpu) != 0) {
-				db_err(&c->base, "corrupt row for '%s'", x->gpus[i].id);
-				rc = ERR_STORE;
-			}
-			x->gpus[i].found = true;
-		}
-	}
-	steps_clear(x->st, x->nst);
-	x->nst = 0;
-	return rc;
+/*
+ * Expires the due allocations, which gave their money and GPUs back before
+ * anyone decides; their rows are locked (set_read_ledger), so it re-reads them.
+ */
+static int set_expire(struct set_ctx *x, struct pg_alloc_req **qs, int nq, int64_t now)
+{
+	struct pg_rows rows = set_rows(x, x->due, -1);
+	int expired = 0, rc;
+
+	if (PQntuples(x->due) == 0)
+		return 0;
+	rc = ops_expire_rows(&x->c->base, &rows.base, now, &expired);
+	return rc != 0 || expired == 0 ? rc : set_read_ledger(x, qs, nq, true);
 }
 
 /*
@@ -1289,11 +1234,19 @@ static int set_suggest_types(struct set_ctx *x, int rc, struct alloc_outcome *lo
 	for (size_t i = 0; i < x->ncat; i++) {
 		int gi = set_gpu_find(x, x->cat[i].id);
 
-		if (gi >= 0 && x->gpus[gi].found)
+		if (gi >= 0 && x->gpus[gi].found && !x->gpus[gi].bad)
 			x->cat[i].allocated = x->gpus[gi].gpu.allocated;
 	}
 	store_suggest_types(x->cat, x->ncat, rc == ERR_CAPACITY, &lo->suggest);
 	return 0;
+}
+
+/* A failure of the batch, not of request q's decision: nothing of it persists. */
+static int set_fail(struct set_ctx *x, struct pg_alloc_req *q, int rc, const char *why)
+{
+	snprintf(q->err, sizeof(q->err), "%s", why);
+	x->failed = rc;
+	return rc;
 }
 
 /* Decides request q (in queue order) on the running totals and stages its writes. */
@@ -1302,25 +1255,22 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 	const struct alloc_request *r = q->r;
 	struct idem *idem = q->idem;
 	struct alloc_outcome *lo = q->lo;
-	struct set_arr *al = x->arr, *au = x->arr + SET_ALLOC_COLS,
-		       *id = x->arr + SET_ALLOC_COLS + SET_AUDIT_COLS;
+	struct set_arr *al = x->arr;
 	struct alloc_facts f;
 	struct set_period *P = NULL;
-	struct set_gpu *G = NULL;
-	const struct team *team;
+	struct set_team *T;
+	struct set_gpu *G;
 	struct set_key *K = NULL;
 	char *audit = NULL;
-	int rc = 0, status = 0, ti, gi;
+	int rc = 0, ti, gi, pi;
 
 	memset(lo, 0, sizeof(*lo));
 	if (idem && idem->key) {
 		struct set_key probe = {.token = q->who->token_id, .key = idem->key};
 
 		K = bsearch(&probe, x->keys, (size_t)x->nk, sizeof(*x->keys), set_key_cmp);
-		if (!K) {
-			snprintf(q->err, sizeof(q->err), "internal: key not read");
-			return ERR_STORE;
-		}
+		if (!K)
+			return set_fail(x, q, ERR_STORE, "internal: key not read");
 		if (K->stored) {
 			rc = ops_idem_mismatch(idem, K->hash, q->err, sizeof(q->err));
 			if (rc != 0)
@@ -1335,32 +1285,32 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 		}
 	}
 	ti = set_team_find(x, r->team);
-	team = ti >= 0 && x->teams[ti].found ? &x->teams[ti].team : NULL;
-	if (team) {
+	T = ti >= 0 && x->teams[ti].found ? &x->teams[ti] : NULL;
+	gi = set_gpu_find(x, r->gpu_type);
+	G = T && gi >= 0 && x->gpus[gi].found ? &x->gpus[gi] : NULL;
+	/* A row the store cannot read fails the requests that need it, as alone. */
+	if ((T && T->bad) || (G && G->bad)) {
+		snprintf(q->err, sizeof(q->err), "corrupt row for '%s'", T->bad ? r->team : r->gpu_type);
+		return ERR_STORE;
+	}
+	if (T) {
 		int64_t ps = 0, pe = 0;
 
-		period_bounds(team->period, q->now, &ps, &pe);
-		for (int j = 0; j < x->np; j++)
-			if (x->periods[j].team == ti && x->periods[j].ps == ps)
-				P = &x->periods[j];
-		if (!P) {
-			snprintf(q->err, sizeof(q->err), "internal: period not read");
-			return ERR_STORE;
-		}
+		period_bounds(T->team.period, q->now, &ps, &pe);
+		pi = set_period_find(x, ti, NULL, ps);
+		P = pi >= 0 ? &x->periods[pi] : NULL;
+		if (!P)
+			return set_fail(x, q, ERR_STORE, "internal: period not read");
 	}
-	gi = set_gpu_find(x, r->gpu_type);
-	G = gi >= 0 && x->gpus[gi].found ? &x->gpus[gi] : NULL;
-	f = (struct alloc_facts){.team = team, .gpu = G ? &G->gpu : NULL, .ps = P ? P->ps : 0,
-				 .spent = P ? P->spent : 0, .reserved = P ? P->reserved : 0};
+	f = (struct alloc_facts){.team = T ? &T->team : NULL, .gpu = G ? &G->gpu : NULL,
+				 .ps = P ? P->ps : 0, .spent = P ? P->spent : 0,
+				 .reserved = P ? P->reserved : 0};
 	rc = ops_alloc_decide(q->who, r, &f, q->now, q->start_timeout_s, lo, q->err, sizeof(q->err));
 	if (ops_alloc_wants_types(rc, lo)) {
 		int crc = set_suggest_types(x, rc, lo);
 
-		if (crc != 0) {
-			snprintf(q->err, sizeof(q->err), "%s", x->c->base.err);
-			x->failed = crc;
-			return crc;
-		}
+		if (crc != 0)
+			return set_fail(x, q, crc, x->c->base.err);
 	}
 	if (rc != 0 && rc != ERR_BUDGET && rc != ERR_CAPACITY)
 		return rc; /* not a decision: nothing to remember */
@@ -1374,25 +1324,13 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 			snprintf(q->err, sizeof(q->err), "out of memory rendering the audit row");
 			return ERR_NOMEM;
 		}
-		rc = arr_text(&al[0], a->id);
-		if (!rc) rc = arr_text(&al[1], a->team);
-		if (!rc) rc = arr_text(&al[2], a->project);
-		if (!rc) rc = arr_text(&al[3], a->gpu_type);
-		if (!rc) rc = arr_i64(&al[4], a->gpu_count);
-		if (!rc) rc = arr_i64(&al[5], a->max_runtime_us);
-		if (!rc) rc = arr_i64(&al[6], a->price_micros);
-		if (!rc) rc = arr_i64(&al[7], a->estimated_micros);
-		if (!rc) rc = arr_text(&al[8], alloc_status_name(a->status));
-		if (!rc) rc = arr_text(&al[9], a->purpose);
-		if (!rc) rc = arr_text(&al[10], a->labels_json);
-		if (!rc) rc = arr_text(&al[11], a->created_by);
-		if (!rc) rc = arr_i64(&al[12], a->period_start);
-		if (!rc) rc = arr_i64(&al[13], a->approved_at);
-		if (!rc) rc = arr_i64(&al[14], a->expires_at);
-		if (!rc) rc = arr_i64(&al[15], a->started_at);
-		if (!rc) rc = arr_i64(&al[16], a->ended_at);
-		if (!rc) rc = arr_i64(&al[17], a->actual_micros);
-		if (!rc) rc = set_audit_row(au, q->now, who, "allocation.approve", a->id, a->team, audit);
+		rc = arr_row(x, al, "ttttiiiittttiiiiii", a->id, a->team, a->project, a->gpu_type,
+			     a->gpu_count, a->max_runtime_us, a->price_micros, a->estimated_micros,
+			     alloc_status_name(a->status), a->purpose, a->labels_json, a->created_by,
+			     a->period_start, a->approved_at, a->expires_at, a->started_at, a->ended_at,
+			     a->actual_micros);
+		if (!rc)
+			rc = set_audit_row(x, q->now, who, "allocation.approve", a->id, a->team, audit);
 		free(audit);
 		if (rc != 0)
 			return rc;
@@ -1410,7 +1348,7 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 			snprintf(q->err, sizeof(q->err), "out of memory rendering the audit row");
 			return ERR_NOMEM;
 		}
-		arc = set_audit_row(au, q->now, q->who, "allocation.refuse", "", r->team, audit);
+		arc = set_audit_row(x, q->now, q->who, "allocation.refuse", "", r->team, audit);
 		free(audit);
 		if (arc != 0)
 			return arc;
@@ -1419,20 +1357,15 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 		char *body = ops_idem_record(rc, lo);
 		int arc;
 
-		status = rc;
 		if (!body) {
 			snprintf(q->err, sizeof(q->err), "out of memory recording the idempotent decision");
 			return ERR_NOMEM; /* fails the batch: the staged rows are already in */
 		}
-		arc = arr_text(&id[0], q->who->token_id);
-		if (!arc) arc = arr_text(&id[1], idem->key);
-		if (!arc) arc = arr_text(&id[2], idem->hash);
-		if (!arc) arc = arr_i64(&id[3], status);
-		if (!arc) arc = arr_text(&id[4], body);
-		if (!arc) arc = arr_i64(&id[5], q->now);
+		arc = arr_row(x, x->arr + SET_ALLOC_COLS + SET_AUDIT_COLS, "tttiti", q->who->token_id,
+			      idem->key, idem->hash, (int64_t)rc, body, q->now);
 		/* Later requests of the batch with this key find this answer. */
 		K->stored = true;
-		K->status = status;
+		K->status = rc;
 		free(K->hash);
 		free(K->body);
 		K->hash = strdup(idem->hash ? idem->hash : "");
@@ -1467,17 +1400,31 @@ static void batch_step_aside(struct pg_conn *c)
 	pthread_mutex_unlock(&s->bmu);
 }
 
+/* One step inserting the batch's rows from the n arrays a (none when they are empty). */
+static void set_add_insert(struct set_ctx *x, const char *sql, struct set_arr *a, int n)
+{
+	struct pg_step *s = a[0].count > 0 ? set_add(x, sql, "") : NULL;
+
+	for (int k = 0; s && k < n; k++) {
+		s->p[s->n++] = (struct db_param){.type = 't', .text = arr_end(&a[k])};
+		if (!s->p[k].text) {
+			x->rc = ERR_NOMEM;
+			return;
+		}
+	}
+}
+
 /*
  * One attempt at a set-based batch, optimistic or locked.  Returns 0 when
  * the COMMIT succeeded (each q->rc is then that request's answer), else the
- * batch's failure: nothing of it persists, PG_RETRY reruns the whole batch
+ * batch's failure: nothing of it persists, DB_RETRY reruns the whole batch
  * and PG_CONFLICT (optimistic only) reruns it locked.
  */
 static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, bool optimistic)
 {
 	struct set_ctx x;
 	int64_t now = qs[0]->now;
-	int rc, fin, nal = 0, nau = 0, nid = 0;
+	int rc, fin;
 
 	memset(&x, 0, sizeof(x));
 	x.c = c;
@@ -1491,19 +1438,21 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 		if (qs[i]->now > now)
 			now = qs[i]->now;
 	}
+	x.cap = nq;
 	x.teams = calloc((size_t)nq, sizeof(*x.teams));
 	x.periods = calloc((size_t)nq, sizeof(*x.periods));
 	x.gpus = calloc((size_t)nq, sizeof(*x.gpus));
 	x.keys = calloc((size_t)nq, sizeof(*x.keys));
-	/* Not zeroed: set_step initialises what it hands out.  The longest pipeline
-	 * (set_read with a key per request) has 5 steps per request plus 3. */
-	x.st = malloc(sizeof(*x.st) * (size_t)(5 * nq + 5));
+	/* The longest pipeline without due allocations (set_read with a key per
+	 * request) has 5 steps per request plus 3: no growing in the usual case. */
+	x.stcap = 5 * nq + 5;
+	x.st = malloc(sizeof(*x.st) * (size_t)x.stcap);
 	if (!x.teams || !x.periods || !x.gpus || !x.keys || !x.st) {
 		set_ctx_free(&x);
 		return ERR_NOMEM;
 	}
 	for (int attempt = 0;; attempt++) {
-		rc = set_read(c, &x, qs, nq, now, optimistic);
+		rc = set_read(&x, qs, nq, now, optimistic);
 		/* A freshly broken session: BEGIN changed nothing, so once more on a new one. */
 		if (rc == ERR_UNAVAILABLE && attempt == 0 && !c->base.in_tx &&
 		    PQstatus(c->db) != CONNECTION_OK && conn_revive(c) == 0)
@@ -1511,73 +1460,44 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 		break;
 	}
 	if (rc == 0)
-		rc = set_read_ledger(c, &x, qs, nq, !optimistic);
+		rc = set_read_ledger(&x, qs, nq, !optimistic || PQntuples(x.due) > 0);
+	if (rc == 0)
+		rc = set_expire(&x, qs, nq, now);
 	if (rc != 0)
 		goto out;
 	for (int i = 0; i < nq; i++) {
 		qs[i]->rc = set_decide(&x, qs[i]);
-		if (x.failed || qs[i]->rc == ERR_NOMEM || (qs[i]->rc == ERR_STORE && !qs[i]->keep)) {
+		if (x.failed || qs[i]->rc == ERR_NOMEM) {
 			rc = x.failed ? x.failed : qs[i]->rc;
 			db_err(&c->base, "%s", qs[i]->err[0] ? qs[i]->err : err_name(rc));
 			goto out;
 		}
 	}
-	nal = x.arr[0].count;
-	nau = x.arr[SET_ALLOC_COLS].count; /* approvals and refusals */
-	nid = x.arr[SET_ALLOC_COLS + SET_AUDIT_COLS].count;
-	/* All writes in one round trip. */
-	x.nst = 0;
-	if (nal > 0) {
-		struct pg_step *s = set_step(&x);
+	/* All writes in one round trip: the rows (approvals, then the audit rows
+	 * of approvals and refusals, then idempotency records), then the moves,
+	 * whose row locks (taken here by an optimistic batch) are held only until
+	 * the COMMIT, which rides with them (see move_checked). */
+	set_add_insert(&x, B.alloc_insert, x.arr, SET_ALLOC_COLS);
+	set_add_insert(&x, B.audit_insert, x.arr + SET_ALLOC_COLS, SET_AUDIT_COLS);
+	set_add_insert(&x, B.idem_insert, x.arr + SET_ALLOC_COLS + SET_AUDIT_COLS, SET_IDEM_COLS);
+	for (int i = 0; i < x.np; i++) {
+		const struct set_period *P = &x.periods[i];
 
-		s->sql = SQL_ALLOC_INSERT_SET;
-		for (int k = 0; k < SET_ALLOC_COLS && rc == 0; k++) {
-			const char *v = arr_end(&x.arr[k]);
-			rc = v ? params_add(c, &s->p, "t", v) : ERR_NOMEM;
-		}
+		if (P->d_reserved > 0)
+			set_add(&x, B.period_move_checked, "itii", P->d_reserved, P->team_id, P->ps,
+				x.teams[P->team].team.budget_micros);
 	}
-	if (nau > 0 && rc == 0) {
-		struct pg_step *s = set_step(&x);
-
-		s->sql = SQL_AUDIT_INSERT_SET;
-		for (int k = 0; k < SET_AUDIT_COLS && rc == 0; k++) {
-			const char *v = arr_end(&x.arr[SET_ALLOC_COLS + k]);
-			rc = v ? params_add(c, &s->p, "t", v) : ERR_NOMEM;
-		}
-	}
-	if (nid > 0 && rc == 0) {
-		struct pg_step *s = set_step(&x);
-
-		s->sql = SQL_IDEM_INSERT_SET;
-		for (int k = 0; k < SET_IDEM_COLS && rc == 0; k++) {
-			const char *v = arr_end(&x.arr[SET_ALLOC_COLS + SET_AUDIT_COLS + k]);
-			rc = v ? params_add(c, &s->p, "t", v) : ERR_NOMEM;
-		}
-	}
-	/* The moves last: their row locks (taken here by an optimistic batch) are
-	 * then held only until the COMMIT, which rides with the writes (see
-	 * SQL_*_CHECKED). */
-	for (int i = 0; i < x.np && rc == 0; i++)
-		if (x.periods[i].d_reserved > 0)
-			rc = step_set(c, set_step(&x), SQL_PERIOD_MOVE_CHECKED, "itii",
-				      x.periods[i].d_reserved, x.teams[x.periods[i].team].team.id,
-				      x.periods[i].ps, x.teams[x.periods[i].team].team.budget_micros);
-	for (int i = 0; i < x.ng && rc == 0; i++)
+	for (int i = 0; i < x.ng; i++)
 		if (x.gpus[i].d_alloc > 0)
-			rc = step_set(c, set_step(&x), SQL_GPU_MOVE_CHECKED, "it", x.gpus[i].d_alloc,
-				      x.gpus[i].id);
-
-	if (rc == 0)
-		rc = step_set(c, set_step(&x), SQL_COMMIT, "");
-	if (rc == 0 && optimistic)
+			set_add(&x, B.gpu_move_checked, "it", x.gpus[i].d_alloc, x.gpus[i].id);
+	set_add(&x, SQL_COMMIT, "");
+	if (x.rc == 0 && optimistic)
 		batch_step_aside(c); /* a batch of another team may start meanwhile */
-	if (rc == 0) {
-		rc = pq_pipeline(c, x.st, x.nst);
-		/* An optimistic batch read unlocked rows: a failed re-check is a
-		 * concurrent change, and the batch reruns under the locks. */
-		if (rc == ERR_STORE && optimistic && strstr(c->base.err, PG_CHECK_FAILED))
-			rc = PG_CONFLICT;
-	}
+	rc = set_send(&x);
+	/* An optimistic batch read unlocked rows: a failed re-check is a
+	 * concurrent change, and the batch reruns under the locks. */
+	if (rc == ERR_STORE && optimistic && strstr(c->base.err, PG_CHECK_FAILED))
+		rc = PG_CONFLICT;
 	if (rc == 0) {
 		c->base.in_tx = false; /* committed */
 		batch_step_aside(c);
@@ -1590,14 +1510,34 @@ out:
 	return rc;
 }
 
+/*
+ * Runs the batch until it is not a deadlock or serialization failure, which
+ * rolled it back in full (a bounded number of times, as db_run).
+ */
+static int batch_retrying(struct pg_conn *c, struct pg_alloc_req **qs, int nq, bool optimistic)
+{
+	int rc = conn_ready(c);
+
+	for (int try = 0; rc == 0 && try < DB_RETRIES; try++) {
+		rc = batch_set_once(c, qs, nq, optimistic);
+		if (rc != DB_RETRY)
+			return rc;
+		c->base.err[0] = '\0';
+	}
+	if (rc == DB_RETRY) {
+		db_err(&c->base, "too much contention, retry later");
+		rc = ERR_UNAVAILABLE;
+	}
+	return rc;
+}
+
 /* The leader's work: runs the batch (retrying it whole) and sets every answer. */
 static void batch_lead(struct pg_conn *c, struct pg_alloc_req **qs, int nq)
 {
-	int rc;
+	int rc = batch_retrying(c, qs, nq, true);
 
-	rc = PG_RETRYING(c, batch_set_once(c, qs, nq, true));
 	if (rc == PG_CONFLICT)
-		rc = PG_RETRYING(c, batch_set_once(c, qs, nq, false));
+		rc = batch_retrying(c, qs, nq, false);
 	if (rc == 0)
 		return;
 	/* Nothing committed: every member fails with the batch's error. */
@@ -1653,7 +1593,7 @@ static bool can_lead(const struct pg_store *s)
  * one commit (and one wait for a hot row) per batch instead of per decision,
  * while a few batches keep different teams committing in parallel.
  */
-static int pg_allocate(struct store_conn *bc, const struct actor *who, const struct alloc_request *r,
+static int drv_allocate(struct store_conn *bc, const struct actor *who, const struct alloc_request *r,
 		       int64_t start_timeout_s, int64_t now, struct idem *idem,
 		       struct alloc_outcome *o, char *detail)
 {
@@ -1771,14 +1711,7 @@ static int drv_run(struct store_conn *bc, const char *sql, bool cached, const st
 		db_err(&c->base, "internal: too many parameters");
 		return ERR_STORE;
 	}
-	for (int i = 0; i < n; i++) {
-		if (p[i].type == 't') {
-			v[i] = p[i].text;
-		} else {
-			snprintf(ibuf[i], sizeof(ibuf[i]), "%lld", (long long)p[i].i64);
-			v[i] = ibuf[i];
-		}
-	}
+	pg_values(p, n, v, ibuf);
 	if (rows) {
 		r = malloc(sizeof(*r));
 		if (!r)
@@ -1904,26 +1837,11 @@ static void drv_token_revoked(struct store *bs)
 
 static const struct db_driver pg_driver = {
 	.name = "postgres",
-	.conn_open = pg_conn_open,
-	.conn_close = pg_conn_close,
-	.destroy = pg_destroy,
+	DB_DRIVER_FNS,
 	.conn_ready = drv_ready,
-	.begin = drv_begin,
-	.finish = drv_finish,
-	.run = drv_run,
-	.next = drv_next,
-	.is_null = drv_is_null,
-	.i64 = drv_i64,
-	.text = drv_text,
-	.rows_close = drv_rows_close,
-	.script = drv_script,
-	.migrations = pg_migrations,
-	.nmigrations = (int)(sizeof(pg_migrations) / sizeof(pg_migrations[0])),
 	.migrate_lock_sql = SQL_MIG_LOCK,
 	.rollup_fill_version = 7, /* the migration that made the last rollup (monthly usage) */
 	.rollup_lock_sql = SQL_ROLLUP_LOCK,
-	.set_durable = drv_set_durable,
-	.allocate = pg_allocate,
 	.token_by_hash = pg_token_by_hash,
 	.token_revoking = drv_token_revoking,
 	.token_revoked = drv_token_revoked,

@@ -18,22 +18,13 @@
 #include "store/schema.h"
 #include "store/store_int.h"
 
-#include <jansson.h>
 #include <pthread.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/cost.h"
 #include "core/err.h"
-#include "core/ledger.h"
-#include "core/lifecycle.h"
-#include "core/money.h"
-#include "core/period.h"
-#include "core/timeutil.h"
-#include "util/util.h"
 
 
 struct sq_store {
@@ -187,83 +178,7 @@ static void q_close(struct sq_conn *c, sqlite3_stmt *st)
 	(void)sqlite3_finalize(st);
 }
 
-/*
- * Binds parameters from *idx on: 't' const char * (NULL binds NULL),
- * 'i' int64_t.  Advances *idx.
- */
-static int q_bindv(struct sq_conn *c, sqlite3_stmt *st, int *idx, const char *fmt, va_list ap)
-{
-	for (const char *f = fmt; *f; f++) {
-		int src;
-
-		if (*f == 't') {
-			const char *v = va_arg(ap, const char *);
-			src = v ? sqlite3_bind_text(st, *idx, v, -1, SQLITE_TRANSIENT)
-				: sqlite3_bind_null(st, *idx);
-		} else if (*f == 'i') {
-			src = sqlite3_bind_int64(st, *idx, va_arg(ap, int64_t));
-		} else {
-			db_err(&c->base, "internal: bad bind format '%c'", *f);
-			return ERR_STORE;
-		}
-		if (src != SQLITE_OK)
-			return db_fail(c, src, "bind");
-		(*idx)++;
-	}
-	return 0;
-}
-
-/*
- * THE one place a statement is executed: 1 = a row, 0 = done, < 0 error.
- * db_fault_hit() (the store's one fault point) makes it fail on demand so tests can prove rollback.
- */
-static int q_step(struct sq_conn *c, sqlite3_stmt *st)
-{
-	int src;
-
-	if (db_fault_hit(&c->base))
-		return ERR_STORE;
-	src = sqlite3_step(st);
-	if (src == SQLITE_ROW)
-		return 1;
-	if (src == SQLITE_DONE)
-		return 0;
-	return db_fail(c, src, "step");
-}
-
-/* Runs a cached statement to completion; returns rows changed or < 0. */
-static int q_exec(struct sq_conn *c, const char *sql, const char *fmt, ...)
-{
-	sqlite3_stmt *st = NULL;
-	va_list ap;
-	int idx = 1;
-	int rc;
-
-	rc = q_prepare(c, sql, true, &st);
-	if (rc != 0)
-		return rc;
-	va_start(ap, fmt);
-	rc = q_bindv(c, st, &idx, fmt, ap);
-	va_end(ap);
-	if (rc == 0 && idx - 1 != sqlite3_bind_parameter_count(st)) {
-		db_err(&c->base, "internal: %d parameters bound, %d expected", idx - 1,
-			 sqlite3_bind_parameter_count(st));
-		rc = ERR_STORE;
-	}
-	while (rc == 0) {
-		rc = q_step(c, st);
-		if (rc == 1)
-			rc = 0; /* ignore rows (PRAGMA echoes) */
-		else if (rc == 0)
-			break;
-	}
-	q_close(c, st);
-	if (rc < 0)
-		return rc;
-	return sqlite3_changes(c->db);
-}
-
-/* Runs a multi-statement script (migrations); also a fault point. */
+/* A multi-statement script (migrations, settings): ops_schema.c passed the fault point. */
 static int q_script(struct sq_conn *c, const char *sql)
 {
 	char *msg = NULL;
@@ -308,26 +223,14 @@ static void writer_give(struct sq_store *s)
 	pthread_mutex_unlock(&s->wlock);
 }
 
-static void batch_finish(struct sq_store *s);
-
 /* ---- schema ------------------------------------------------------------ */
 
 /* src/store/schema/sqlite/vN.sql (schema.h); migration i brings version i + 1. */
-static const char *const sq_migrations[] = {
-	(const char *)schema_sqlite_v1, (const char *)schema_sqlite_v2,
-	(const char *)schema_sqlite_v3, (const char *)schema_sqlite_v4,
-	(const char *)schema_sqlite_v5, (const char *)schema_sqlite_v6,
-	(const char *)schema_sqlite_v7, (const char *)schema_sqlite_v8,
-};
-
-/* ---- rows -------------------------------------------------------------- */
-
-
-/* ---- audit ------------------------------------------------------------- */
+static const char *const drv_migrations[] = SCHEMA_FILES(sqlite);
 
 /* ---- connections ------------------------------------------------------- */
 
-static int sq_conn_open(struct store *bs, struct store_conn **out)
+static int drv_conn_open(struct store *bs, struct store_conn **out)
 {
 	struct sq_store *s = (struct sq_store *)bs;
 	struct sq_conn *c = NULL;
@@ -366,7 +269,7 @@ fail:
 	return rc;
 }
 
-static void sq_conn_close(struct store_conn *bc)
+static void drv_conn_close(struct store_conn *bc)
 {
 	struct sq_conn *c = sq_conn_of(bc);
 
@@ -380,28 +283,20 @@ static void sq_conn_close(struct store_conn *bc)
 	free(c);
 }
 
-static void sq_destroy(struct store *bs)
+static void drv_destroy(struct store *bs)
 {
 	struct sq_store *s = (struct sq_store *)bs;
 
 	if (!s)
 		return;
 	if (s->wconn)
-		sq_conn_close(&s->wconn->base);
+		drv_conn_close(&s->wconn->base);
 	pthread_cond_destroy(&s->wturn);
 	pthread_cond_destroy(&s->wdone);
 	pthread_mutex_destroy(&s->wlock);
 	free(s->path);
 	free(s);
 }
-
-/* ---- tokens ------------------------------------------------------------ */
-
-/* ---- GPU types --------------------------------------------------------- */
-
-/* ---- teams ------------------------------------------------------------- */
-
-/* ---- allocations ------------------------------------------------------- */
 
 /* ---- group commit (allocate) ------------------------------------------- */
 
@@ -418,7 +313,7 @@ static int batch_join(struct sq_store *s, struct sq_conn *caller)
 
 	if (!s->wconn) {
 		struct store_conn *bc = NULL;
-		int rc = sq_conn_open(&s->base, &bc);
+		int rc = drv_conn_open(&s->base, &bc);
 
 		if (rc != 0) {
 			db_err(&caller->base, "cannot open the writer connection: %s", err_name(rc));
@@ -429,7 +324,7 @@ static int batch_join(struct sq_store *s, struct sq_conn *caller)
 	if (s->batch_open)
 		return 0;
 	s->wconn->base.err[0] = '\0';
-	n = q_exec(s->wconn, SQL_BEGIN_IMMEDIATE, "");
+	n = db_exec(&s->wconn->base, SQL_BEGIN_IMMEDIATE, "");
 	if (n < 0) {
 		snprintf(caller->base.err, sizeof(caller->base.err), "%s", s->wconn->base.err);
 		return n;
@@ -480,7 +375,7 @@ static void batch_finish(struct sq_store *s)
 		db_err(&w->base, "a failed statement could not be undone; the batch was rolled back");
 		rc = ERR_STORE;
 	} else if (kept > 0) {
-		int n = q_exec(w, SQL_COMMIT, "");
+		int n = db_exec(&w->base, SQL_COMMIT, "");
 		if (n < 0)
 			rc = n;
 	}
@@ -525,7 +420,7 @@ void store_sqlite_stats(struct store *bs, long *commits, long *decisions)
  * COMMIT succeeded (see struct sq_store).  The caller's connection only
  * carries the error text.
  */
-static int sq_allocate(struct store_conn *bc, const struct actor *who, const struct alloc_request *r,
+static int drv_allocate(struct store_conn *bc, const struct actor *who, const struct alloc_request *r,
 		       int64_t start_timeout_s, int64_t now, struct idem *idem,
 		       struct alloc_outcome *o, char *detail)
 {
@@ -557,7 +452,7 @@ static int sq_allocate(struct store_conn *bc, const struct actor *who, const str
 	}
 	w = s->wconn;
 	w->base.err[0] = '\0';
-	n = q_exec(w, SQL_SAVEPOINT, "");
+	n = db_exec(&w->base, SQL_SAVEPOINT, "");
 	if (n < 0) {
 		rc = n;
 		batch_undo_part(s, false);
@@ -566,7 +461,7 @@ static int sq_allocate(struct store_conn *bc, const struct actor *who, const str
 				   &replay_status, &replay, &keep);
 		replayed = replay != NULL;
 		if (keep) {
-			n = q_exec(w, SQL_RELEASE, "");
+			n = db_exec(&w->base, SQL_RELEASE, "");
 			if (n < 0) {
 				rc = n;
 				keep = false;
@@ -783,7 +678,7 @@ static int drv_script(struct store_conn *bc, const char *sql)
  * with the write token held and no batch open, so no batch straddles the
  * change.
  */
-static int sq_set_durable(struct store_conn *bc, bool durable)
+static int drv_set_durable(struct store_conn *bc, bool durable)
 {
 	struct sq_conn *c = sq_conn_of(bc);
 	struct sq_store *s = sq_store_of(c);
@@ -801,7 +696,7 @@ static int sq_set_durable(struct store_conn *bc, bool durable)
 		rc = ERR_STORE;
 	} else if (!s->wconn) {
 		struct store_conn *w = NULL;
-		rc = sq_conn_open(&s->base, &w);
+		rc = drv_conn_open(&s->base, &w);
 		if (rc == 0)
 			s->wconn = sq_conn_of(w);
 	}
@@ -813,23 +708,8 @@ static int sq_set_durable(struct store_conn *bc, bool durable)
 
 static const struct db_driver sq_driver = {
 	.name = "sqlite",
-	.conn_open = sq_conn_open,
-	.conn_close = sq_conn_close,
-	.destroy = sq_destroy,
-	.begin = drv_begin,
-	.finish = drv_finish,
-	.run = drv_run,
-	.next = drv_next,
-	.is_null = drv_is_null,
-	.i64 = drv_i64,
-	.text = drv_text,
-	.rows_close = drv_rows_close,
-	.script = drv_script,
-	.migrations = sq_migrations,
-	.nmigrations = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])),
+	DB_DRIVER_FNS,
 	.rollup_fill_version = 7, /* the migration that made the last rollup (monthly usage) */
-	.set_durable = sq_set_durable,
-	.allocate = sq_allocate,
 };
 
 /* ---- the backend ------------------------------------------------------- */

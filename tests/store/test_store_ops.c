@@ -16,8 +16,8 @@
  * types (price provenance, admins, no new allocation while retired), and rows
  * planted past the store that do not fit (lists and audit pages go on past
  * them); audit filters (team, actor, action, time) and job pages, walked page
- * by page.  Nothing outside its directory
- * or schema.
+ * by page; a bad team or GPU type row fails only the allocations that need it.
+ * Nothing outside its directory or schema.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -718,6 +718,21 @@ static void test_alerts(void **state)
 
 /* ---- 6. rows the store cannot read ------------------------------------------ */
 
+/* Names longer than the records hold for team `team` and GPU type `gpu`
+ * (longtext: 201 bytes, filled here). */
+static void plant_long_names(struct fx *f, const char *team, const char *gpu, char *longtext)
+{
+	char sql[512];
+
+	memset(longtext, 'n', 200);
+	longtext[200] = '\0';
+	snprintf(sql, sizeof(sql), "UPDATE teams SET display_name = '%s' WHERE id = '%s'", longtext,
+		 team);
+	raw_exec(f, sql);
+	snprintf(sql, sizeof(sql), "UPDATE gpu_types SET name = '%s' WHERE id = '%s'", longtext, gpu);
+	raw_exec(f, sql);
+}
+
 static void test_bad_rows(void **state)
 {
 	struct fx *f = *state;
@@ -741,12 +756,7 @@ static void test_bad_rows(void **state)
 	}
 	total = audit_matching(f, "", "", &s);
 	/* Names longer than the records hold, and an audit row with a long action. */
-	memset(longtext, 'n', sizeof(longtext) - 1);
-	longtext[sizeof(longtext) - 1] = '\0';
-	snprintf(sql, sizeof(sql), "UPDATE teams SET display_name = '%s' WHERE id = 'b'", longtext);
-	raw_exec(f, sql);
-	snprintf(sql, sizeof(sql), "UPDATE gpu_types SET name = '%s' WHERE id = 'a'", longtext);
-	raw_exec(f, sql);
+	plant_long_names(f, "b", "a", longtext);
 	snprintf(sql, sizeof(sql),
 		 "INSERT INTO audit(at, actor_id, actor_name, action, object_type, object_id, team)"
 		 " VALUES (1, 'x', 'x', '%.100s', 'team', 'b', '')",
@@ -1110,6 +1120,99 @@ static void test_patch_unchanged(void **state)
 	assert_int_equal(audit_matching(f, "gpu_type.update", "a100", &s), 1);
 }
 
+/* ---- 7. a bad row in a concurrent allocate batch --------------------------- */
+
+struct allocator {
+	struct fx *f;
+	pthread_barrier_t *bar;
+	const char *team, *gpu;
+	int rc;
+	char detail[STORE_DETAIL_LEN];
+};
+
+static void *allocator_run(void *p)
+{
+	struct allocator *a = p;
+	struct store_conn *c = NULL;
+	struct alloc_outcome o;
+	struct alloc_request r;
+
+	memset(&r, 0, sizeof(r));
+	snprintf(r.team, sizeof(r.team), "%s", a->team);
+	snprintf(r.project, sizeof(r.project), "p");
+	snprintf(r.gpu_type, sizeof(r.gpu_type), "%s", a->gpu);
+	r.gpu_count = 1;
+	r.max_runtime_us = INT64_C(3600000000);
+	strcpy(r.labels_json, "{}");
+	a->rc = store_conn_acquire(a->f->s, &c);
+	pthread_barrier_wait(a->bar); /* always: the others wait for it */
+	if (a->rc != 0)
+		return NULL;
+	a->rc = a->f->ops->allocate(c, &ADMIN, &r, 86400, a->f->now, NULL, &o, a->detail);
+	store_conn_release(a->f->s, c);
+	return NULL;
+}
+
+/*
+ * A team row and a GPU type row the store cannot read, asked for by requests
+ * released at once with requests of a good team (on PostgreSQL they share
+ * group-commit batches): only the requests that need a bad row fail, each
+ * naming it; every other request is approved (a bad row once failed every
+ * request of its batch).
+ */
+static void test_bad_row_batch(void **state)
+{
+	struct fx *f = *state;
+	static const char *const want[][2] = {{"bad", "g1"}, {"ok", "g2"}, {"ok", "g1"},
+					     {"ok", "g1"}};
+	struct allocator al[RACERS];
+	pthread_t th[RACERS];
+	long bad0 = store_bad_rows_total();
+	struct gpu_type g;
+	struct team t;
+	char longtext[201];
+	bool created;
+	int approved = 0;
+
+	for (int i = 0; i < 2; i++) {
+		t = team_rec(i ? "bad" : "ok");
+		assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t, f->now, &created), 0);
+		g = gpu_rec(i ? "g2" : "g1", 64);
+		assert_int_equal(f->ops->gpu_type_put(f->c, &ADMIN, &g, f->now, &created), 0);
+	}
+	plant_long_names(f, "bad", "g2", longtext);
+	for (int round = 0; round < 3; round++) {
+		pthread_barrier_t bar;
+
+		assert_int_equal(pthread_barrier_init(&bar, NULL, RACERS), 0);
+		for (int i = 0; i < RACERS; i++) {
+			al[i] = (struct allocator){.f = f, .bar = &bar, .team = want[i % 4][0],
+						   .gpu = want[i % 4][1]};
+			assert_int_equal(pthread_create(&th[i], NULL, allocator_run, &al[i]), 0);
+		}
+		for (int i = 0; i < RACERS; i++)
+			assert_int_equal(pthread_join(th[i], NULL), 0);
+		pthread_barrier_destroy(&bar);
+		for (int i = 0; i < RACERS; i++) {
+			if (strcmp(al[i].team, "ok") == 0 && strcmp(al[i].gpu, "g1") == 0) {
+				if (al[i].rc != 0)
+					fail_msg("round %d, request %d: %s (%s)", round, i,
+						 err_name(al[i].rc), al[i].detail);
+				approved++;
+				continue;
+			}
+			assert_int_equal(al[i].rc, ERR_STORE);
+			assert_string_equal(al[i].detail, strcmp(al[i].team, "bad") == 0
+								  ? "corrupt row for 'bad'"
+								  : "corrupt row for 'g2'");
+		}
+	}
+	assert_int_equal(approved, 3 * RACERS / 2);
+	/* The batch reports what it skipped (SQLite's one-request path fails alone). */
+	if (use_pg)
+		assert_true(store_bad_rows_total() >= bad0 + 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1124,6 +1227,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_team_patch_retire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gpu_patch_retire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_patch_unchanged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_row_batch, setup, teardown),
 	};
 
 	use_pg = itest_pg_enabled();

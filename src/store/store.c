@@ -297,8 +297,9 @@ int store_open_config(const struct store_config *cfg, struct store **out, char *
 	}
 	p->size = pool_size > 0 ? pool_size : 1;
 
-	rc = pg ? store_pg_new(url, timeout, &s, detail) : store_sqlite_new(path, &s, detail);
+	rc = pg ? store_pg_new(url, timeout, &s) : store_sqlite_new(path, &s);
 	if (rc != 0) {
+		set_detail(detail, rc == ERR_NOMEM ? "out of memory" : "pthread mutex/condvar init failed");
 		pthread_cond_destroy(&p->cv);
 		pthread_mutex_destroy(&p->mu);
 		free(p);

@@ -571,9 +571,10 @@ void store_close(struct store *s);
 /*
  * Backend constructor used by store_open() (added by the store module): a
  * SQLite store on the file at `path`, with no pool and no migrations yet.
- * Returns 0 and *out (owned by store_open's caller), or an error with detail.
+ * Returns 0 and *out (owned by store_open's caller), ERR_NOMEM, or ERR_STORE
+ * when a mutex or condition variable cannot be made.
  */
-int store_sqlite_new(const char *path, struct store **out, char *detail);
+int store_sqlite_new(const char *path, struct store **out);
 
 /*
  * SQLite group commit counters (tests, benches): allocate batch COMMITs that

@@ -22,7 +22,6 @@
 #include "store/store_int.h"
 #include "store/store_pg_tokens.h"
 
-#include <jansson.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -30,13 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/cost.h"
 #include "core/err.h"
-#include "core/ledger.h"
 #include "core/lifecycle.h"
-#include "core/money.h"
 #include "core/period.h"
-#include "core/timeutil.h"
 #include "util/buf.h"
 #include "util/util.h"
 
@@ -175,42 +170,30 @@ static int conn_ready(struct pg_conn *c)
 static int drv_conn_open(struct store *bs, struct store_conn **out)
 {
 	struct pg_store *s = (struct pg_store *)bs;
-	struct pg_conn *c = NULL;
+	struct pg_conn *c = calloc(1, sizeof(*c));
 	/* Our defaults first: settings in the URL override them. */
 	const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
 	const char *vals[] = {"10", "plinth", s->url, NULL};
 	int rc;
 
-	c = calloc(1, sizeof(*c));
 	if (!c)
 		return ERR_NOMEM;
 	c->base.store = bs;
 	c->db = PQconnectdbParams(keys, vals, 1);
-	if (!c->db) {
+	rc = !c->db ? ERR_NOMEM : PQstatus(c->db) != CONNECTION_OK ? ERR_UNAVAILABLE : conn_setup(c);
+	if (rc != 0) {
+		PQfinish(c->db); /* NULL is fine */
 		free(c);
-		return ERR_NOMEM;
+		return rc;
 	}
-	if (PQstatus(c->db) != CONNECTION_OK) {
-		rc = ERR_UNAVAILABLE;
-		goto fail;
-	}
-	rc = conn_setup(c);
-	if (rc != 0)
-		goto fail;
 	*out = &c->base;
 	return 0;
-fail:
-	PQfinish(c->db);
-	free(c);
-	return rc;
 }
 
 static void drv_conn_close(struct store_conn *bc)
 {
 	struct pg_conn *c = pg_conn_of(bc);
 
-	if (!c)
-		return;
 	PQfinish(c->db);
 	free(c->prepared);
 	free(c);
@@ -220,8 +203,6 @@ static void drv_destroy(struct store *bs)
 {
 	struct pg_store *s = (struct pg_store *)bs;
 
-	if (!s)
-		return;
 	pg_tokens_free(s->tokens);
 	pthread_mutex_destroy(&s->bmu);
 	free(s->url);
@@ -322,38 +303,27 @@ static int stmt_name(struct pg_conn *c, const char *sql, char *name, size_t len)
 }
 
 /*
- * THE one place a statement is executed.  cached: sql is a static string
- * run as a prepared statement of this connection; else a one-off.  *out gets
- * the result (caller PQclears) when given.  A statement outside a
- * transaction that meets a dead connection is retried once on a fresh one:
- * it changed nothing (a read, or BEGIN).  db_fault_hit() (the store's one fault point) makes it fail on
- * demand so tests can prove rollback.
+ * Executes one statement (db.c's run passed the fault point; pq_pipeline
+ * runs the batch's).  cached: sql is a static string run as a prepared
+ * statement of this connection; else a one-off.  *out gets the result
+ * (caller PQclears) when given.  A statement outside a transaction that
+ * meets a dead connection is retried once on a fresh one: it changed nothing
+ * (a read, or BEGIN).
  */
-static int drv_finish(struct store_conn *bc, bool commit);
-
 static int pq_exec_v(struct pg_conn *c, const char *sql, bool cached, int np,
 		     const char *const *pv, PGresult **out)
 {
 	for (int attempt = 0;; attempt++) {
-		char name[16] = "";
-		PGresult *r = NULL;
-		ExecStatusType st;
-		int rc;
+		char name[16] = "", *text = NULL;
+		PGresult *r;
+		int rc = cached ? stmt_name(c, sql, name, sizeof(name))
+				: (text = pg_sql(sql)) ? 0 : ERR_NOMEM;
 
-		rc = cached ? stmt_name(c, sql, name, sizeof(name)) : 0;
 		if (rc == 0) {
-			if (name[0]) {
-				r = PQexecPrepared(c->db, name, np, pv, NULL, NULL, 0);
-			} else {
-				char *text = pg_sql(sql);
-
-				if (!text)
-					return ERR_NOMEM;
-				r = PQexecParams(c->db, text, np, NULL, pv, NULL, NULL, 0);
-				free(text);
-			}
-			st = PQresultStatus(r);
-			if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+			r = text ? PQexecParams(c->db, text, np, NULL, pv, NULL, NULL, 0)
+				 : PQexecPrepared(c->db, name, np, pv, NULL, NULL, 0);
+			free(text);
+			if (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK) {
 				if (out)
 					*out = r;
 				else
@@ -368,19 +338,6 @@ static int pq_exec_v(struct pg_conn *c, const char *sql, bool cached, int np,
 			continue;
 		return rc;
 	}
-}
-
-/* A multi-statement script (migrations), simple protocol; also a fault point. */
-static int q_script(struct pg_conn *c, const char *sql)
-{
-	PGresult *r;
-	int rc = 0;
-
-	r = PQexec(c->db, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-		rc = db_fail(c, r, "exec");
-	PQclear(r);
-	return rc;
 }
 
 /* ---- pipelines --------------------------------------------------------- */
@@ -809,6 +766,19 @@ static int set_gpu_cmp(const void *a, const void *b)
 	return strcmp(((const struct set_gpu *)a)->id, ((const struct set_gpu *)b)->id);
 }
 
+/* Sorts n elements of size bytes and drops repeats: the count left. */
+static int sort_uniq(void *base, int n, size_t size, int (*cmp)(const void *, const void *))
+{
+	char *b = base;
+	int k = 0;
+
+	qsort(base, (size_t)n, size, cmp);
+	for (int i = 0; i < n; i++)
+		if (k == 0 || cmp(b + (size_t)(k - 1) * size, b + (size_t)i * size) != 0)
+			memmove(b + (size_t)k++ * size, b + (size_t)i * size, size);
+	return k;
+}
+
 struct set_ctx {
 	struct pg_conn *c;
 	struct set_team *teams;
@@ -1020,22 +990,9 @@ static int set_read(struct set_ctx *x, struct pg_alloc_req **qs, int nq, int64_t
 		if (optimistic)
 			(void)set_gpu_add(x, qs[i]->r->gpu_type); /* room for nq */
 	}
-	qsort(x->teams, (size_t)x->nt, sizeof(*x->teams), set_team_cmp);
-	qsort(x->keys, (size_t)x->nk, sizeof(*x->keys), set_key_cmp);
+	x->nt = sort_uniq(x->teams, x->nt, sizeof(*x->teams), set_team_cmp);
+	x->nk = sort_uniq(x->keys, x->nk, sizeof(*x->keys), set_key_cmp);
 	qsort(x->gpus, (size_t)x->ng, sizeof(*x->gpus), set_gpu_cmp);
-	{ /* dedupe */
-		int n = 0;
-
-		for (int i = 0; i < x->nt; i++)
-			if (n == 0 || strcmp(x->teams[n - 1].id, x->teams[i].id) != 0)
-				x->teams[n++] = x->teams[i];
-		x->nt = n;
-		n = 0;
-		for (int i = 0; i < x->nk; i++)
-			if (n == 0 || set_key_cmp(&x->keys[n - 1], &x->keys[i]) != 0)
-				x->keys[n++] = x->keys[i];
-		x->nk = n;
-	}
 	x->nst = 0;
 	set_add(x, SQL_BEGIN, "");
 	set_add(x, SQL_GENERIC_PLANS, "");
@@ -1413,6 +1370,8 @@ static void set_add_insert(struct set_ctx *x, const char *sql, struct set_arr *a
 		}
 	}
 }
+
+static int drv_finish(struct store_conn *bc, bool commit);
 
 /*
  * One attempt at a set-based batch, optimistic or locked.  Returns 0 when
@@ -1804,17 +1763,25 @@ static int drv_finish(struct store_conn *bc, bool commit)
 	return rc;
 }
 
+/* A multi-statement script (migrations, settings), simple protocol: the
+ * caller passed the fault point (ops_schema.c). */
 static int drv_script(struct store_conn *bc, const char *sql)
 {
-	return q_script(pg_conn_of(bc), sql);
+	struct pg_conn *c = pg_conn_of(bc);
+	PGresult *r = PQexec(c->db, sql);
+	int rc = 0;
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		rc = db_fail(c, r, "exec");
+	PQclear(r);
+	return rc;
 }
 
 /* The batch leader writes allocations on its own connection: a seed runs
  * alone, so that is this one. */
 static int drv_set_durable(struct store_conn *bc, bool durable)
 {
-	return q_script(pg_conn_of(bc), durable ? "SET synchronous_commit = on"
-						: "SET synchronous_commit = off");
+	return drv_script(bc, durable ? "SET synchronous_commit = on" : "SET synchronous_commit = off");
 }
 
 static int drv_ready(struct store_conn *bc)
@@ -1849,34 +1816,21 @@ static const struct db_driver pg_driver = {
 
 /* ---- the backend ------------------------------------------------------- */
 
-
-int store_pg_new(const char *url, long timeout_ms, struct store **out, char *detail)
+int store_pg_new(const char *url, long timeout_ms, struct store **out)
 {
-	struct pg_store *s = NULL;
+	struct pg_store *s = calloc(1, sizeof(*s));
 
-	s = calloc(1, sizeof(*s));
 	if (!s)
-		goto nomem;
+		return ERR_NOMEM;
 	s->url = strdup(url);
-	if (!s->url)
-		goto nomem;
 	s->statement_timeout_ms = timeout_ms;
-	if (pg_tokens_new(url, &s->tokens) != 0)
-		goto nomem;
-	if (pthread_mutex_init(&s->bmu, NULL) != 0)
-		goto nomem;
-	s->base.drv = &pg_driver;
-	s->base.pool = NULL;
-	s->base.fault_after = -1;
-	*out = &s->base;
-	return 0;
-nomem:
-	if (s) {
+	if (!s->url || pg_tokens_new(url, &s->tokens) != 0 || pthread_mutex_init(&s->bmu, NULL) != 0) {
 		pg_tokens_free(s->tokens);
 		free(s->url);
+		free(s);
+		return ERR_NOMEM;
 	}
-	free(s);
-	if (detail)
-		snprintf(detail, STORE_DETAIL_LEN, "out of memory");
-	return ERR_NOMEM;
+	s->base.drv = &pg_driver;
+	*out = &s->base;
+	return 0;
 }

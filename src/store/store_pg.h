@@ -11,9 +11,9 @@
 /*
  * A PostgreSQL store on `url` (a libpq URI; TLS and other options pass
  * through) with statement and lock timeouts of timeout_ms, no pool and no
- * migrations yet.  Returns 0 and *out (owned by store_open's caller), or an
- * error with detail.
+ * migrations yet.  Returns 0 and *out (owned by store_open's caller), or
+ * ERR_NOMEM.
  */
-int store_pg_new(const char *url, long timeout_ms, struct store **out, char *detail);
+int store_pg_new(const char *url, long timeout_ms, struct store **out);
 
 #endif

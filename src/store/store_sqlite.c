@@ -233,48 +233,35 @@ static const char *const drv_migrations[] = SCHEMA_FILES(sqlite);
 static int drv_conn_open(struct store *bs, struct store_conn **out)
 {
 	struct sq_store *s = (struct sq_store *)bs;
-	struct sq_conn *c = NULL;
-	int src, rc;
+	struct sq_conn *c = calloc(1, sizeof(*c));
+	int src;
 
-	c = calloc(1, sizeof(*c));
 	if (!c)
 		return ERR_NOMEM;
 	c->base.store = bs;
 	/* NOMUTEX: a connection is used by one thread at a time (pool rule). */
 	src = sqlite3_open_v2(s->path, &c->db,
 			      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (src != SQLITE_OK) {
-		rc = (src & 0xff) == SQLITE_BUSY ? ERR_UNAVAILABLE : ERR_STORE;
-		goto fail;
-	}
-	src = sqlite3_busy_timeout(c->db, 5000);
-	if (src != SQLITE_OK) {
-		rc = ERR_STORE;
-		goto fail;
-	}
+	if (src == SQLITE_OK)
+		src = sqlite3_busy_timeout(c->db, 5000);
 	/* Connection setup is not a store operation, so it bypasses the fault
 	 * countdown (a lazily opened connection must not shift it). */
-	src = sqlite3_exec(c->db,
-			   "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
-			   NULL, NULL, NULL);
+	if (src == SQLITE_OK)
+		src = sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+				   " PRAGMA foreign_keys=ON;", NULL, NULL, NULL);
 	if (src != SQLITE_OK) {
-		rc = (src & 0xff) == SQLITE_BUSY ? ERR_UNAVAILABLE : ERR_STORE;
-		goto fail;
+		sqlite3_close(c->db);
+		free(c);
+		return (src & 0xff) == SQLITE_BUSY ? ERR_UNAVAILABLE : ERR_STORE;
 	}
 	*out = &c->base;
 	return 0;
-fail:
-	sqlite3_close(c->db);
-	free(c);
-	return rc;
 }
 
 static void drv_conn_close(struct store_conn *bc)
 {
 	struct sq_conn *c = sq_conn_of(bc);
 
-	if (!c)
-		return;
 	for (size_t i = 0; i < c->ncache; i++)
 		(void)sqlite3_finalize(c->cache[i].st);
 	free(c->cache);
@@ -287,8 +274,6 @@ static void drv_destroy(struct store *bs)
 {
 	struct sq_store *s = (struct sq_store *)bs;
 
-	if (!s)
-		return;
 	if (s->wconn)
 		drv_conn_close(&s->wconn->base);
 	pthread_cond_destroy(&s->wturn);
@@ -714,7 +699,6 @@ static const struct db_driver sq_driver = {
 
 /* ---- the backend ------------------------------------------------------- */
 
-
 /* The writer token's mutex and condition variables: 0, or -1 with none left. */
 static int sq_sync_init(struct sq_store *s)
 {
@@ -732,33 +716,18 @@ fail_mutex:
 	return -1;
 }
 
-int store_sqlite_new(const char *path, struct store **out, char *detail)
+int store_sqlite_new(const char *path, struct store **out)
 {
-	struct sq_store *s = NULL;
+	struct sq_store *s = calloc(1, sizeof(*s));
+	int rc = !s || !(s->path = strdup(path)) ? ERR_NOMEM : sq_sync_init(s) ? ERR_STORE : 0;
 
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		goto nomem;
-	s->path = strdup(path);
-	if (!s->path)
-		goto nomem;
-	if (sq_sync_init(s) != 0) {
-		free(s->path);
+	if (rc != 0) {
+		if (s)
+			free(s->path);
 		free(s);
-		if (detail)
-			snprintf(detail, STORE_DETAIL_LEN, "pthread mutex/condvar init failed");
-		return ERR_STORE;
+		return rc;
 	}
 	s->base.drv = &sq_driver;
-	s->base.pool = NULL;
-	s->base.fault_after = -1;
 	*out = &s->base;
 	return 0;
-nomem:
-	if (s)
-		free(s->path);
-	free(s);
-	if (detail)
-		snprintf(detail, STORE_DETAIL_LEN, "out of memory");
-	return ERR_NOMEM;
 }

@@ -600,6 +600,19 @@ static void test_cancel_and_expiry_release(void **state)
 	assert_int_equal(do_alloc(f, "nlp", "h100", 4, HOUR_US, t0 + 1000 + 86400, &o), 0);
 	assert_int_equal(f->ops->alloc_get(f->c, id, &a), 0);
 	assert_int_equal(a.status, ALLOC_EXPIRED);
+
+	/* ... also those of other teams, GPU types and periods (cv's is June's):
+	 * on PostgreSQL the batch locks their rows with its own, in one order,
+	 * and decides on what the expiry left */
+	put_gpu(f, "a100", PRICE, 2);
+	put_team(f, "cv", 2 * PRICE);
+	assert_int_equal(do_alloc(f, "cv", "a100", 2, HOUR_US, t0 - 16 * 86400, &o), 0);
+	assert_int_equal(do_alloc(f, "cv", "a100", 2, HOUR_US, t0 + 3 * 86400, &o), 0); /* was full */
+	assert_int_equal(ledger(f, "cv", t0 - 16 * 86400).reserved, 0);
+	assert_int_equal(ledger(f, "cv", t0 + 3 * 86400).reserved, 2 * PRICE);
+	assert_int_equal(ledger(f, "nlp", t0 + 3 * 86400).reserved, 0); /* nlp's expired too */
+	assert_int_equal(gpu_allocated(f, "h100"), 0);
+	assert_int_equal(gpu_allocated(f, "a100"), 2);
 }
 
 static void test_price_change_new_only(void **state)

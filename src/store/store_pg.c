@@ -912,10 +912,19 @@ static int set_audit_row(struct set_ctx *x, int64_t now, const struct actor *who
 		       action, "allocation", id, team, (const char *)NULL, after);
 }
 
-/* Sends the pipeline built; the caller reads the results, then set_done. */
+/*
+ * Sends the pipeline built, in one round trip unless it is longer than
+ * PG_PIPE_LONG (many due allocations): then in parts, one after the other.
+ * The caller reads the results, then set_done.
+ */
 static int set_send(struct set_ctx *x)
 {
-	return x->rc ? x->rc : pq_pipeline(x->c, x->st, x->nst);
+	int rc = x->rc;
+
+	for (int off = 0; rc == 0 && off < x->nst; off += PG_PIPE_LONG)
+		rc = pq_pipeline(x->c, x->st + off,
+				 x->nst - off < PG_PIPE_LONG ? x->nst - off : PG_PIPE_LONG);
+	return rc;
 }
 
 static void set_done(struct set_ctx *x)

@@ -288,23 +288,28 @@ static void drv_destroy(struct store *bs)
 static const char SQL_SAVEPOINT[] = "SAVEPOINT a";
 static const char SQL_RELEASE[] = "RELEASE a";
 
+/* Token held: opens the writer connection unless it is open. */
+static int writer_conn(struct sq_store *s)
+{
+	struct store_conn *w = NULL;
+	int rc = s->wconn ? 0 : drv_conn_open(&s->base, &w);
+
+	if (w)
+		s->wconn = sq_conn_of(w);
+	return rc;
+}
+
 /*
  * Token held: makes sure the writer connection exists and a batch
  * transaction is open on it.  On failure the reason is in caller->base.err.
  */
 static int batch_join(struct sq_store *s, struct sq_conn *caller)
 {
-	int n;
+	int n = writer_conn(s);
 
-	if (!s->wconn) {
-		struct store_conn *bc = NULL;
-		int rc = drv_conn_open(&s->base, &bc);
-
-		if (rc != 0) {
-			db_err(&caller->base, "cannot open the writer connection: %s", err_name(rc));
-			return rc;
-		}
-		s->wconn = sq_conn_of(bc);
+	if (n != 0) {
+		db_err(&caller->base, "cannot open the writer connection: %s", err_name(n));
+		return n;
 	}
 	if (s->batch_open)
 		return 0;
@@ -679,11 +684,8 @@ static int drv_set_durable(struct store_conn *bc, bool durable)
 	if (s->batch_open) {
 		db_err(bc, "a batch is open");
 		rc = ERR_STORE;
-	} else if (!s->wconn) {
-		struct store_conn *w = NULL;
-		rc = drv_conn_open(&s->base, &w);
-		if (rc == 0)
-			s->wconn = sq_conn_of(w);
+	} else {
+		rc = writer_conn(s);
 	}
 	if (rc == 0)
 		rc = q_script(s->wconn, sql);

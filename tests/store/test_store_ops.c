@@ -16,7 +16,8 @@
  * types (price provenance, admins, no new allocation while retired), and rows
  * planted past the store that do not fit (lists and audit pages go on past
  * them); audit filters (team, actor, action, time) and job pages, walked page
- * by page; a bad team or GPU type row fails only the allocations that need it.
+ * by page; a bad team or GPU type row fails only the allocations that need it;
+ * a batch that finds more due allocations than one pipeline takes.
  * Nothing outside its directory or schema.
  */
 #include <pthread.h>
@@ -1213,6 +1214,74 @@ static void test_bad_row_batch(void **state)
 		assert_true(store_bad_rows_total() >= bad0 + 2);
 }
 
+/*
+ * More due allocations (of more teams) than one pipeline takes: the batch
+ * that finds them locks all their rows (on PostgreSQL in several pipelines,
+ * one after the other), expires them and decides on what they gave back.
+ */
+static void test_many_due(void **state)
+{
+	struct fx *f = *state;
+	enum { DUE = 1100 };
+	char sql[1024], detail[STORE_DETAIL_LEN] = "";
+	int64_t ps = time_from_civil(2026, 7, 1), pe = time_from_civil(2026, 8, 1);
+	struct gpu_type g = gpu_rec("big", DUE + 1);
+	struct team t = team_rec("ok");
+	struct alloc_request r;
+	struct alloc_outcome o;
+	struct allocation a;
+	bool created;
+
+	assert_int_equal(f->ops->gpu_type_put(f->c, &ADMIN, &g, f->now, &created), 0);
+	assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t, f->now, &created), 0);
+	/* DUE teams m1.. with one approved allocation of one "big" GPU each,
+	 * due a second ago, and the ledger rows that hold them. */
+#define DUE_SERIES "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1100) "
+	raw_exec(f, "UPDATE gpu_types SET allocated = 1100 WHERE id = 'big'");
+	snprintf(sql, sizeof(sql),
+		 DUE_SERIES "INSERT INTO teams(id, display_name, budget_micros, period,"
+		 " thresholds_json, created_at, updated_at) SELECT 'm' || i, 'M', 1000000000,"
+		 " 'monthly', '[]', %lld, %lld FROM n",
+		 (long long)f->now, (long long)f->now);
+	raw_exec(f, sql);
+	snprintf(sql, sizeof(sql),
+		 DUE_SERIES "INSERT INTO team_periods(team_id, period_start, period_end, spent,"
+		 " reserved) SELECT 'm' || i, %lld, %lld, 0, 3600000 FROM n",
+		 (long long)ps, (long long)pe);
+	raw_exec(f, sql);
+	snprintf(sql, sizeof(sql),
+		 DUE_SERIES "INSERT INTO allocations(id, team_id, project, gpu_type, gpu_count,"
+		 " max_runtime_us, price_micros, estimated_micros, status, purpose, labels_json,"
+		 " created_by, period_start, approved_at, expires_at) SELECT 'a_m' || i, 'm' || i,"
+		 " 'p', 'big', 1, 3600000000, 3600000, 3600000, 'approved', '', '{}', 'tok_admin',"
+		 " %lld, %lld, %lld FROM n",
+		 (long long)ps, (long long)(f->now - 100), (long long)(f->now - 1));
+	raw_exec(f, sql);
+#undef DUE_SERIES
+
+	memset(&r, 0, sizeof(r));
+	strcpy(r.team, "ok");
+	strcpy(r.project, "p");
+	strcpy(r.gpu_type, "big");
+	r.gpu_count = 2; /* only after the expiry */
+	r.max_runtime_us = INT64_C(3600000000);
+	strcpy(r.labels_json, "{}");
+	if (f->ops->allocate(f->c, &ADMIN, &r, 86400, f->now, NULL, &o, detail) != 0)
+		fail_msg("allocate: %s", detail);
+	assert_int_equal(f->ops->gpu_type_get(f->c, "big", &g), 0);
+	assert_int_equal(g.allocated, 2);
+	assert_int_equal(f->ops->alloc_get(f->c, "a_m1100", &a), 0);
+	assert_int_equal(a.status, ALLOC_EXPIRED);
+	assert_int_equal(f->ops->team_get(f->c, "m777", &t), 0);
+	{
+		struct team_ledger l;
+
+		assert_int_equal(f->ops->team_ledger(f->c, &t, f->now, &l), 0);
+		assert_int_equal(l.period_start, ps);
+		assert_int_equal(l.reserved, 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1228,6 +1297,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gpu_patch_retire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_patch_unchanged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_row_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_due, setup, teardown),
 	};
 
 	use_pg = itest_pg_enabled();

@@ -47,7 +47,7 @@ struct pg_store {
 	char *url;         /* owned; passed to libpq as is (TLS options included) */
 	long statement_timeout_ms;
 	struct pg_tokens *tokens; /* owned: token lookups, forgotten on any revocation */
-	/* Group commit of allocations (pg_allocate): the queue and its leader. */
+	/* Group commit of allocations (drv_allocate): the queue and its leader. */
 	pthread_mutex_t bmu;
 	struct pg_alloc_req *bhead, *btail;
 	int leading; /* batches reading and deciding */
@@ -364,7 +364,7 @@ static void steps_clear(struct pg_step *st, int n)
  * Runs n cached statements in order in ONE round trip (libpq pipeline
  * mode); only inside a transaction, which any failure dooms anyway.
  * Returns the first failure; the statements after it do not run.  A fault
- * injected into any of them (same point as pq_exec) fails the call before
+ * injected into any of them (db_fault_hit, as every statement) fails the call before
  * anything is sent.  If the pipeline cannot be finished cleanly the session
  * is reset, which rolls the transaction back on the server.
  */
@@ -618,7 +618,7 @@ static const struct {
 };
 
 /*
- * One allocation request in a group-commit batch (see pg_allocate).  The
+ * One allocation request in a group-commit batch (see drv_allocate).  The
  * member that asked owns it; the leader fills the staged and out fields, and
  * the member hands the outcome to its caller only after the batch commits.
  */
@@ -902,14 +902,6 @@ static int arr_row(struct set_ctx *x, struct set_arr *a, const char *fmt, ...)
 	for (int k = 0; k < n && rc == 0; k++)
 		rc = v[k].type == 't' ? arr_text(&a[k], v[k].text) : arr_i64(&a[k], v[k].i64);
 	return rc;
-}
-
-/* One allocation audit row, with no "before". */
-static int set_audit_row(struct set_ctx *x, int64_t now, const struct actor *who,
-			 const char *action, const char *id, const char *team, const char *after)
-{
-	return arr_row(x, x->arr + SET_ALLOC_COLS, "itttttttt", now, who->token_id, who->name,
-		       action, "allocation", id, team, (const char *)NULL, after);
 }
 
 /*
@@ -1221,14 +1213,15 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 	const struct alloc_request *r = q->r;
 	struct idem *idem = q->idem;
 	struct alloc_outcome *lo = q->lo;
-	struct set_arr *al = x->arr;
+	struct store_refusal rf = {r, lo, 0};
 	struct alloc_facts f;
 	struct set_period *P = NULL;
 	struct set_team *T;
 	struct set_gpu *G;
 	struct set_key *K = NULL;
-	char *audit = NULL;
-	int rc = 0, ti, gi, pi;
+	struct allocation *a;
+	char *audit;
+	int rc = 0, arc, ti, gi, pi;
 
 	memset(lo, 0, sizeof(*lo));
 	if (idem && idem->key) {
@@ -1272,6 +1265,7 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 				 .ps = P ? P->ps : 0, .spent = P ? P->spent : 0,
 				 .reserved = P ? P->reserved : 0};
 	rc = ops_alloc_decide(q->who, r, &f, q->now, q->start_timeout_s, lo, q->err, sizeof(q->err));
+	rf.rc = rc;
 	if (ops_alloc_wants_types(rc, lo)) {
 		int crc = set_suggest_types(x, rc, lo);
 
@@ -1280,53 +1274,37 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 	}
 	if (rc != 0 && rc != ERR_BUDGET && rc != ERR_CAPACITY)
 		return rc; /* not a decision: nothing to remember */
+	/* Staged in the arrays: the approval, its audit row or the refusal's
+	 * (audited too), the idempotency record. */
+	a = &lo->alloc;
+	audit = rc == 0 ? store_alloc_json_text(a) : store_refusal_json_text(&rf);
+	if (!audit)
+		return set_fail(x, q, ERR_NOMEM, "out of memory rendering the audit row");
+	arc = rc != 0 ? 0 : arr_row(x, x->arr, "ttttiiiittttiiiiii", a->id, a->team, a->project,
+				    a->gpu_type, a->gpu_count, a->max_runtime_us, a->price_micros,
+				    a->estimated_micros, alloc_status_name(a->status), a->purpose,
+				    a->labels_json, a->created_by, a->period_start, a->approved_at,
+				    a->expires_at, a->started_at, a->ended_at, a->actual_micros);
+	if (!arc)
+		arc = arr_row(x, x->arr + SET_ALLOC_COLS, "itttttttt", q->now, q->who->token_id,
+			      q->who->name, rc ? "allocation.refuse" : "allocation.approve",
+			      "allocation", rc ? "" : a->id, rc ? r->team : a->team,
+			      (const char *)NULL, audit);
+	free(audit);
+	if (arc != 0)
+		return arc;
 	if (rc == 0) {
-		struct allocation *a = &lo->alloc;
-		const struct actor *who = q->who;
-		int64_t est = a->estimated_micros;
-
-		audit = store_alloc_json_text(a);
-		if (!audit) {
-			snprintf(q->err, sizeof(q->err), "out of memory rendering the audit row");
-			return ERR_NOMEM;
-		}
-		rc = arr_row(x, al, "ttttiiiittttiiiiii", a->id, a->team, a->project, a->gpu_type,
-			     a->gpu_count, a->max_runtime_us, a->price_micros, a->estimated_micros,
-			     alloc_status_name(a->status), a->purpose, a->labels_json, a->created_by,
-			     a->period_start, a->approved_at, a->expires_at, a->started_at, a->ended_at,
-			     a->actual_micros);
-		if (!rc)
-			rc = set_audit_row(x, q->now, who, "allocation.approve", a->id, a->team, audit);
-		free(audit);
-		if (rc != 0)
-			return rc;
-		P->reserved += est;
-		P->d_reserved += est;
+		P->reserved += a->estimated_micros;
+		P->d_reserved += a->estimated_micros;
 		G->gpu.allocated += r->gpu_count;
 		G->d_alloc += r->gpu_count;
-	} else {
-		/* A refusal is audited too, in the same rows' arrays. */
-		struct store_refusal rf = {r, lo, rc};
-		int arc;
-
-		audit = store_refusal_json_text(&rf);
-		if (!audit) {
-			snprintf(q->err, sizeof(q->err), "out of memory rendering the audit row");
-			return ERR_NOMEM;
-		}
-		arc = set_audit_row(x, q->now, q->who, "allocation.refuse", "", r->team, audit);
-		free(audit);
-		if (arc != 0)
-			return arc;
 	}
 	if (K) {
 		char *body = ops_idem_record(rc, lo);
-		int arc;
 
-		if (!body) {
-			snprintf(q->err, sizeof(q->err), "out of memory recording the idempotent decision");
-			return ERR_NOMEM; /* fails the batch: the staged rows are already in */
-		}
+		if (!body) /* fails the batch: the staged rows are already in */
+			return set_fail(x, q, ERR_NOMEM,
+					"out of memory recording the idempotent decision");
 		arc = arr_row(x, x->arr + SET_ALLOC_COLS + SET_AUDIT_COLS, "tttiti", q->who->token_id,
 			      idem->key, idem->hash, (int64_t)rc, body, q->now);
 		/* Later requests of the batch with this key find this answer. */
@@ -1556,14 +1534,14 @@ static bool can_lead(const struct pg_store *s)
  * takes up to PG_BATCH_MAX queued requests (of any teams) and runs them in
  * one transaction on its own connection, then wakes every member.  A member
  * answers only after its batch's COMMIT.  Row locks are taken in one global
- * order (period rows by team, then GPU types by id: batch_lock, or the set
- * batch's moves and its locked rerun), so replicas stay correct; the gain is
+ * order (period rows by team, then GPU types by id: the batch's moves, its
+ * locked rerun, its lock of due rows), so replicas stay correct; the gain is
  * one commit (and one wait for a hot row) per batch instead of per decision,
  * while a few batches keep different teams committing in parallel.
  */
 static int drv_allocate(struct store_conn *bc, const struct actor *who, const struct alloc_request *r,
-		       int64_t start_timeout_s, int64_t now, struct idem *idem,
-		       struct alloc_outcome *o, char *detail)
+			int64_t start_timeout_s, int64_t now, struct idem *idem,
+			struct alloc_outcome *o, char *detail)
 {
 	struct pg_conn *c = pg_conn_of(bc);
 	struct pg_store *s = pg_store_of(c);
@@ -1577,12 +1555,7 @@ static int drv_allocate(struct store_conn *bc, const struct actor *who, const st
 	}
 	q.lo = calloc(1, sizeof(*q.lo));
 	batch = malloc(sizeof(*batch) * PG_BATCH_MAX);
-	if (!q.lo || !batch) {
-		free(q.lo);
-		free(batch);
-		return ERR_NOMEM;
-	}
-	if (pthread_cond_init(&q.cv, NULL) != 0) {
+	if (!q.lo || !batch || pthread_cond_init(&q.cv, NULL) != 0) {
 		free(q.lo);
 		free(batch);
 		return ERR_NOMEM;

@@ -411,8 +411,8 @@ void store_sqlite_stats(struct store *bs, long *commits, long *decisions)
  * carries the error text.
  */
 static int drv_allocate(struct store_conn *bc, const struct actor *who, const struct alloc_request *r,
-		       int64_t start_timeout_s, int64_t now, struct idem *idem,
-		       struct alloc_outcome *o, char *detail)
+			int64_t start_timeout_s, int64_t now, struct idem *idem,
+			struct alloc_outcome *o, char *detail)
 {
 	struct sq_conn *c = sq_conn_of(bc);
 	struct sq_store *s = sq_store_of(c);

@@ -56,7 +56,7 @@ static void test_wide_sums(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(cost_table_add(&acc, "t", INT64_MAX, 0, 0, 0), 0);
 	assert_true(acc.rows[0].spent == want);
-	acc.rows[0].reserved = ~(((cost_sum_t)1) << 127) - 5; /* the largest __int128, less 5 */
+	acc.rows[0].reserved = (cost_sum_t)(~(unsigned __int128)0 >> 1) - 5; /* the largest __int128, less 5 */
 	assert_int_equal(cost_table_add(&acc, "t", 0, 0, 5, 0), 0);
 	assert_int_equal(cost_table_add(&acc, "t", 0, 0, 1, 0), ERR_OVERFLOW);
 	free(acc.rows);

@@ -155,7 +155,8 @@ int ops_alloc_decide(const struct actor *who, const struct alloc_request *r,
  * unknown gpu_type: the valid ids): the engine then reads ops_alloc_catalog
  * in the decision's transaction and fills lo->suggest (store_suggest_types). */
 bool ops_alloc_wants_types(int rc, const struct alloc_outcome *lo);
-/* Every GPU type by id into *out (malloc'd, n rows): 0 or an error. */
+/* Every readable GPU type by id into *out (malloc'd, n rows; a bad row is
+ * reported and left out): 0 or an error. */
 int ops_alloc_catalog(struct store_conn *c, struct gpu_type **out, size_t *n);
 
 /* The idempotency record of a decision rc (0, ERR_BUDGET, ERR_CAPACITY):

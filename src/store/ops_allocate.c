@@ -118,11 +118,17 @@ int ops_alloc_catalog(struct store_conn *c, struct gpu_type **out, size_t *n)
 			break;
 		}
 		v = nv;
+		/* The catalog only informs a refusal: a row it cannot read is
+		 * reported and left out, never a failure of the refusal (or of
+		 * the PostgreSQL batch that decides it with other requests). */
 		rc = db_row_gpu(r, 0, &v[*n]);
-		if (rc != 0) {
-			db_err(c, "corrupt gpu_types row");
-			break;
+		if (rc == ERR_STORE) {
+			store_bad_row("gpu_types", db_text(r, 0), "a text does not fit its field");
+			rc = 0;
+			continue;
 		}
+		if (rc != 0)
+			break;
 		(*n)++;
 	}
 	db_rows_close(r);

@@ -182,7 +182,9 @@ struct alloc_suggest {
 /* The team's admins (whom a refusal names) as JSON array text ("[]" when none). */
 const char *store_team_admins_json(const struct team *t);
 
-/* Every GPU type by id, read now, into *out (malloc'd, *n rows): 0 or an error. */
+/* Every GPU type by id, read now, into *out (malloc'd, *n rows): 0 or an error.
+ * A row it cannot read is reported (store_bad_row) and left out: the
+ * catalog only feeds suggestions, which must not fail on another type. */
 struct store_conn;
 int store_gpu_catalog(struct store_conn *c, struct gpu_type **out, size_t *n);
 

@@ -1127,29 +1127,30 @@ struct allocator {
 	struct fx *f;
 	pthread_barrier_t *bar;
 	const char *team, *gpu;
+	int64_t count; /* GPUs asked (0: one) */
 	int rc;
 	char detail[STORE_DETAIL_LEN];
+	struct alloc_outcome o;
 };
 
 static void *allocator_run(void *p)
 {
 	struct allocator *a = p;
 	struct store_conn *c = NULL;
-	struct alloc_outcome o;
 	struct alloc_request r;
 
 	memset(&r, 0, sizeof(r));
 	snprintf(r.team, sizeof(r.team), "%s", a->team);
 	snprintf(r.project, sizeof(r.project), "p");
 	snprintf(r.gpu_type, sizeof(r.gpu_type), "%s", a->gpu);
-	r.gpu_count = 1;
+	r.gpu_count = a->count ? a->count : 1;
 	r.max_runtime_us = INT64_C(3600000000);
 	strcpy(r.labels_json, "{}");
 	a->rc = store_conn_acquire(a->f->s, &c);
 	pthread_barrier_wait(a->bar); /* always: the others wait for it */
 	if (a->rc != 0)
 		return NULL;
-	a->rc = a->f->ops->allocate(c, &ADMIN, &r, 86400, a->f->now, NULL, &o, a->detail);
+	a->rc = a->f->ops->allocate(c, &ADMIN, &r, 86400, a->f->now, NULL, &a->o, a->detail);
 	store_conn_release(a->f->s, c);
 	return NULL;
 }
@@ -1212,6 +1213,90 @@ static void test_bad_row_batch(void **state)
 	/* The batch reports what it skipped (SQLite's one-request path fails alone). */
 	if (use_pg)
 		assert_true(store_bad_rows_total() >= bad0 + 2);
+}
+
+/*
+ * A refusal that lists GPU types (capacity, unknown type) reads the whole
+ * catalog: a bad row of ANOTHER type is skipped and reported there, so the
+ * refusal is still answered, and on PostgreSQL the other requests of its
+ * batch are still decided (a bad catalog row once failed the refusal and,
+ * through the batch, every request batched with it).
+ */
+static void test_bad_row_suggest(void **state)
+{
+	struct fx *f = *state;
+	static const char *const gpus[] = {"g1", "g2", "g3"};
+	static const int64_t caps[] = {2, 64, 64};
+	struct allocator al[RACERS];
+	pthread_t th[RACERS];
+	long bad0 = store_bad_rows_total();
+	struct gpu_type g;
+	struct team t = team_rec("ok");
+	char longtext[201], sql[512];
+	bool created;
+	int wrong = 0;
+
+	assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t, f->now, &created), 0);
+	for (int i = 0; i < 3; i++) {
+		g = gpu_rec(gpus[i], caps[i]);
+		assert_int_equal(f->ops->gpu_type_put(f->c, &ADMIN, &g, f->now, &created), 0);
+	}
+	memset(longtext, 'n', 200);
+	longtext[200] = '\0';
+	snprintf(sql, sizeof(sql), "UPDATE gpu_types SET name = '%s' WHERE id = 'g2'", longtext);
+	raw_exec(f, sql);
+
+	/* Alone: one GPU of g1 (capacity 2) is approved, two more are refused,
+	 * naming the free g3 and g1 (g2 is unreadable). */
+	for (int i = 0; i < 2; i++) {
+		pthread_barrier_t bar;
+
+		assert_int_equal(pthread_barrier_init(&bar, NULL, 1), 0);
+		al[0] = (struct allocator){.f = f, .bar = &bar, .team = "ok", .gpu = "g1",
+					   .count = i + 1};
+		allocator_run(&al[0]);
+		pthread_barrier_destroy(&bar);
+		if (i == 0) {
+			assert_int_equal(al[0].rc, 0);
+			continue;
+		}
+		if (al[0].rc != ERR_CAPACITY)
+			fail_msg("capacity refusal: %s (%s)", err_name(al[0].rc), al[0].detail);
+		assert_int_equal(al[0].o.suggest.nfree, 2); /* g3's 64, g1's 1; never g2 */
+		assert_string_equal(al[0].o.suggest.free[0].id, "g3");
+		assert_string_equal(al[0].o.suggest.free[1].id, "g1");
+		assert_true(store_bad_rows_total() > bad0);
+	}
+	/* Together: refusals of g1 and of an unknown type, approvals of g3. */
+	for (int round = 0; round < 3; round++) {
+		pthread_barrier_t bar;
+
+		assert_int_equal(pthread_barrier_init(&bar, NULL, RACERS), 0);
+		for (int i = 0; i < RACERS; i++) {
+			al[i] = (struct allocator){.f = f, .bar = &bar, .team = "ok",
+						   .gpu = i % 4 == 0 ? "g1" : i % 4 == 1 ? "nope" : "g3",
+						   .count = i % 4 == 0 ? 2 : 1};
+			assert_int_equal(pthread_create(&th[i], NULL, allocator_run, &al[i]), 0);
+		}
+		for (int i = 0; i < RACERS; i++)
+			assert_int_equal(pthread_join(th[i], NULL), 0);
+		pthread_barrier_destroy(&bar);
+		for (int i = 0; i < RACERS; i++) {
+			int want = i % 4 == 0 ? ERR_CAPACITY : i % 4 == 1 ? ERR_NOT_FOUND : 0;
+
+			if (al[i].rc != want) {
+				print_message("round %d, request %d (%s x%lld): %s (%s), want %s\n",
+					      round, i, al[i].gpu,
+					      (long long)(al[i].count ? al[i].count : 1),
+					      err_name(al[i].rc), al[i].detail, err_name(want));
+				wrong++;
+			}
+		}
+		assert_int_equal(wrong, 0);
+		/* The approvals of this round took their GPUs. */
+		assert_int_equal(f->ops->gpu_type_get(f->c, "g3", &g), 0);
+		assert_int_equal(g.allocated, (round + 1) * (RACERS / 2));
+	}
 }
 
 /*
@@ -1298,6 +1383,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_patch_unchanged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_row_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_due, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_row_suggest, setup, teardown),
 	};
 
 	use_pg = itest_pg_enabled();

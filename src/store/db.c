@@ -8,6 +8,7 @@
  */
 #include "store/db.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -600,7 +601,10 @@ static int page_cursor(const char *cur, bool newest, int64_t *key, char *id)
 		return 0;
 	if (cur[0] < '0' || cur[0] > '9') /* no sign, no blank: one spelling per key */
 		return ERR_INVALID;
+	errno = 0;
 	*key = strtoll(cur, &end, 10);
+	if (errno == ERANGE) /* clamped to INT64_MAX: another key (the first page) */
+		return ERR_INVALID;
 	if (!newest)
 		return *end ? ERR_INVALID : 0;
 	if (*end != ':')

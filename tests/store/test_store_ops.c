@@ -439,6 +439,8 @@ static void test_audit_pages(void **state)
 	assert_int_equal(s.n, 1);
 	assert_string_equal(next, "");
 	assert_int_equal(f->ops->audit_list(f->c, NULL, "x1", 50, audit_cb, &s, next), ERR_INVALID);
+	assert_int_equal(f->ops->audit_list(f->c, NULL, "99999999999999999999", 50, audit_cb, &s, next),
+			 ERR_INVALID);
 }
 
 /* Every row of filter f, walked in pages of 2 (each page with the same
@@ -877,8 +879,11 @@ static void test_job_list(void **state)
 	jobs_walk(f, (struct job_filter){.teams = scope, .nteams = 0}, &s);
 	assert_int_equal(s.n, 0);
 
-	/* A bad cursor is refused. */
+	/* A bad cursor is refused: also a key past int64 (strtoll would clamp it
+	 * to INT64_MAX and answer the first page again). */
 	struct job_filter q = {.cursor = "nope", .limit = 2};
+	assert_int_equal(f->ops->job_list(f->c, &q, job_seen_cb, &s, next), ERR_INVALID);
+	q.cursor = "99999999999999999999:job_a1";
 	assert_int_equal(f->ops->job_list(f->c, &q, job_seen_cb, &s, next), ERR_INVALID);
 	free(j);
 }

@@ -17,7 +17,6 @@
 #include "core/err.h"
 #include "core/lifecycle.h"
 #include "core/period.h"
-#include "store/ops.h"
 #include "store/store_int.h"
 
 const char DB_SYSTEM_ACTOR[] = "system";
@@ -528,9 +527,9 @@ int db_each(struct db_rows *r, const char *table, int (*row)(const struct db_row
 	return rc < 0 ? rc : 0;
 }
 
-/* ---- SQL built at run time (ops.h) ------------------------------------- */
+/* ---- SQL built at run time (db.h) ------------------------------------- */
 
-int ops_sql_append(char **sql, const char *more)
+int db_sql_append(char **sql, const char *more)
 {
 	size_t len = strlen(*sql), m = strlen(more);
 	char *s = realloc(*sql, len + m + 1);
@@ -542,11 +541,11 @@ int ops_sql_append(char **sql, const char *more)
 	return 0;
 }
 
-int ops_sql_and(struct store_conn *c, char **sql, struct db_param *p, int *np, const char *cond,
+int db_sql_and(struct store_conn *c, char **sql, struct db_param *p, int *np, const char *cond,
 		const char *fmt, ...)
 {
 	va_list ap;
-	int rc = ops_sql_append(sql, cond);
+	int rc = db_sql_append(sql, cond);
 
 	va_start(ap, fmt);
 	if (rc == 0)
@@ -555,34 +554,34 @@ int ops_sql_and(struct store_conn *c, char **sql, struct db_param *p, int *np, c
 	return rc;
 }
 
-int ops_sql_scope(struct store_conn *c, char **sql, const char *col, const char *const *v, size_t n,
+int db_sql_scope(struct store_conn *c, char **sql, const char *col, const char *const *v, size_t n,
 		  struct db_param *p, int *np)
 {
 	int rc;
 
 	if (n == 0)
-		return ops_sql_append(sql, " AND 1 = 0"); /* an empty scope sees nothing */
+		return db_sql_append(sql, " AND 1 = 0"); /* an empty scope sees nothing */
 	if (n > DB_MAX_PARAMS) {
 		db_err(c, "a scope of %zu teams is more than %d", n, DB_MAX_PARAMS);
 		return ERR_INVALID;
 	}
-	rc = ops_sql_append(sql, " AND ");
+	rc = db_sql_append(sql, " AND ");
 	if (rc == 0)
-		rc = ops_sql_append(sql, col);
+		rc = db_sql_append(sql, col);
 	if (rc == 0)
-		rc = ops_sql_append(sql, " IN (");
+		rc = db_sql_append(sql, " IN (");
 	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = ops_sql_and(c, sql, p, np, i ? ", ?" : "?", "t", v[i]);
-	return rc == 0 ? ops_sql_append(sql, ")") : rc;
+		rc = db_sql_and(c, sql, p, np, i ? ", ?" : "?", "t", v[i]);
+	return rc == 0 ? db_sql_append(sql, ")") : rc;
 }
 
-int ops_sql_teams(struct store_conn *c, char **sql, const char *team, const char *const *teams,
+int db_sql_teams(struct store_conn *c, char **sql, const char *team, const char *const *teams,
 		  size_t nteams, struct db_param *p, int *np)
 {
-	int rc = team ? ops_sql_and(c, sql, p, np, " AND team_id = ?", "t", team) : 0;
+	int rc = team ? db_sql_and(c, sql, p, np, " AND team_id = ?", "t", team) : 0;
 
 	if (rc == 0 && teams)
-		rc = ops_sql_scope(c, sql, "team_id", teams, nteams, p, np);
+		rc = db_sql_scope(c, sql, "team_id", teams, nteams, p, np);
 	return rc;
 }
 
@@ -630,15 +629,15 @@ static int page_sql(struct store_conn *c, const struct db_page *pg, const void *
 		return ERR_NOMEM;
 	rc = pg->where(c, filter, sql, p, np);
 	if (rc == 0 && !col)
-		rc = ops_sql_and(c, sql, p, np, " AND seq > ?", "i", key);
+		rc = db_sql_and(c, sql, p, np, " AND seq > ?", "i", key);
 	if (col) {
 		snprintf(after, sizeof(after), " AND (%s < ? OR (%s = ? AND id < ?))", col, col);
 		snprintf(order, sizeof(order), " ORDER BY %s DESC, id DESC LIMIT ?", col);
 	}
 	if (rc == 0 && col && id[0])
-		rc = ops_sql_and(c, sql, p, np, after, "iit", key, key, id);
+		rc = db_sql_and(c, sql, p, np, after, "iit", key, key, id);
 	if (rc == 0)
-		rc = ops_sql_and(c, sql, p, np, col ? order : " ORDER BY seq LIMIT ?", "i",
+		rc = db_sql_and(c, sql, p, np, col ? order : " ORDER BY seq LIMIT ?", "i",
 				 (int64_t)limit + 1);
 	return rc;
 }

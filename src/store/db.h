@@ -141,12 +141,26 @@ int db_query_built(struct store_conn *c, const char *sql, const struct db_param 
 /* The first row's first column as an integer: 0 and *out, ERR_NOT_FOUND without a row. */
 int db_query_i64(struct store_conn *c, const char *sql, int64_t *out, const char *fmt, ...);
 
+/* SQL built at run time.  Appends `more` to *sql (malloc'd, grown). */
+int db_sql_append(char **sql, const char *more);
+/* Appends " AND col IN (?, ...)" for scope v[0..n) to *sql and the values to
+ * p (*np used of DB_MAX_PARAMS); n == 0 sees nothing. */
+int db_sql_scope(struct store_conn *c, char **sql, const char *col, const char *const *v, size_t n,
+		  struct db_param *p, int *np);
+/* Appends " AND team_id = ?" for team (if given) and the scope teams[0..nteams)
+ * (if teams is not NULL) of a list filter. */
+int db_sql_teams(struct store_conn *c, char **sql, const char *team, const char *const *teams,
+		  size_t nteams, struct db_param *p, int *np);
+/* Appends cond to *sql and its parameters (fmt as db_params) to p. */
+int db_sql_and(struct store_conn *c, char **sql, struct db_param *p, int *np, const char *cond,
+		const char *fmt, ...);
+
 int db_next(struct db_rows *r);
 int64_t db_i64(const struct db_rows *r, int col);
 bool db_null(const struct db_rows *r, int col);
 const char *db_text(const struct db_rows *r, int col);
 /* Copies a text column into buf (len bytes): 0, or -1 when it does not fit
- * (never a cut value: the caller reports the row as bad). */
+ * (buf then holds it cut; the caller reports the row as bad). */
 int db_copy(const struct db_rows *r, int col, char *buf, size_t len);
 /* A text column as an owned string (NULL without memory). */
 char *db_dup(const struct db_rows *r, int col);

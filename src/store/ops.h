@@ -100,21 +100,6 @@ int ops_expire_due_tx(struct store_conn *c, int64_t now, int *count);
 /* The same for the due rows an engine already read and locked (cursor r,
  * columns ALLOC_COLS; not closed here). */
 int ops_expire_rows(struct store_conn *c, struct db_rows *r, int64_t now, int *count);
-/* db.c: SQL built at run time.  Appends `more` to *sql (malloc'd, grown). */
-int ops_sql_append(char **sql, const char *more);
-/* Appends " AND col IN (?, ...)" for scope v[0..n) to *sql and the values to
- * p (*np used of DB_MAX_PARAMS); n == 0 sees nothing. */
-struct db_param;
-int ops_sql_scope(struct store_conn *c, char **sql, const char *col, const char *const *v, size_t n,
-		  struct db_param *p, int *np);
-/* Appends " AND team_id = ?" for team (if given) and the scope teams[0..nteams)
- * (if teams is not NULL) of a list filter. */
-int ops_sql_teams(struct store_conn *c, char **sql, const char *team, const char *const *teams,
-		  size_t nteams, struct db_param *p, int *np);
-/* Appends cond to *sql and its parameters (fmt as db_params) to p. */
-int ops_sql_and(struct store_conn *c, char **sql, struct db_param *p, int *np, const char *cond,
-		const char *fmt, ...);
-
 /* ops_costs.c (costs, usage, rollups) */
 int ops_costs(struct store_conn *c, const struct cost_query *q, store_cost_cb cb, void *ctx);
 int ops_cost_usage(struct store_conn *c, const struct cost_query *q, store_usage_cb cb, void *ctx);

@@ -173,10 +173,10 @@ static int list_where(struct store_conn *c, const void *filter, char **sql, stru
 		      int *np)
 {
 	const struct alloc_filter *f = filter;
-	int rc = ops_sql_teams(c, sql, f->team, f->teams, f->nteams, p, np);
+	int rc = db_sql_teams(c, sql, f->team, f->teams, f->nteams, p, np);
 
 	if (rc == 0 && f->status >= 0)
-		rc = ops_sql_and(c, sql, p, np, " AND status = ?", "t",
+		rc = db_sql_and(c, sql, p, np, " AND status = ?", "t",
 				 alloc_status_name((enum alloc_status)f->status));
 	return rc;
 }

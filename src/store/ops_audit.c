@@ -23,16 +23,16 @@ static int audit_where(struct store_conn *c, const void *filter, char **sql, str
 	int rc = 0;
 
 	if (f->team)
-		rc = ops_sql_and(c, sql, p, np, " AND team = ?", "t", f->team);
+		rc = db_sql_and(c, sql, p, np, " AND team = ?", "t", f->team);
 	if (rc == 0 && f->action)
-		rc = ops_sql_and(c, sql, p, np, " AND action = ?", "t", f->action);
+		rc = db_sql_and(c, sql, p, np, " AND action = ?", "t", f->action);
 	if (rc == 0 && f->actor)
-		rc = ops_sql_and(c, sql, p, np, " AND (actor_id = ? OR actor_name = ?)", "tt",
+		rc = db_sql_and(c, sql, p, np, " AND (actor_id = ? OR actor_name = ?)", "tt",
 				 f->actor, f->actor);
 	if (rc == 0 && f->since)
-		rc = ops_sql_and(c, sql, p, np, " AND at >= ?", "i", f->since);
+		rc = db_sql_and(c, sql, p, np, " AND at >= ?", "i", f->since);
 	if (rc == 0 && f->until)
-		rc = ops_sql_and(c, sql, p, np, " AND at < ?", "i", f->until);
+		rc = db_sql_and(c, sql, p, np, " AND at < ?", "i", f->until);
 	return rc;
 }
 

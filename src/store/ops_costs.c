@@ -183,9 +183,9 @@ static int query_scoped(struct store_conn *c, const struct cost_query *q, const 
 	int np = 0, rc = sql ? db_params(c, p, DB_MAX_PARAMS, &np, fmt, p1, p2, p3) : ERR_NOMEM;
 
 	if (rc == 0 && q->teams)
-		rc = ops_sql_scope(c, &sql, "team_id", q->teams, q->nteams, p, &np);
+		rc = db_sql_scope(c, &sql, "team_id", q->teams, q->nteams, p, &np);
 	if (rc == 0 && tail)
-		rc = ops_sql_append(&sql, tail);
+		rc = db_sql_append(&sql, tail);
 	if (rc == 0)
 		rc = db_query_built(c, sql, p, np, r);
 	free(sql); /* the driver has its own copy */

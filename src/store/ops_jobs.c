@@ -219,7 +219,7 @@ static int list_where(struct store_conn *c, const void *filter, char **sql, stru
 {
 	const struct job_filter *f = filter;
 
-	return ops_sql_teams(c, sql, f->team, f->teams, f->nteams, p, np);
+	return db_sql_teams(c, sql, f->team, f->teams, f->nteams, p, np);
 }
 
 static const struct db_page LIST_PAGE = {"SELECT " JOB_COLS " FROM jobs WHERE 1 = 1", "jobs",

@@ -251,9 +251,9 @@ int ops_team_list(struct store_conn *c, const char *const *only, size_t nonly, s
 	if (rc == 0 && !(sql = strdup(SQL_TEAM_SCOPE)))
 		rc = ERR_NOMEM;
 	if (rc == 0) /* " AND id IN (?, ...)"; an empty scope sees nothing */
-		rc = ops_sql_scope(c, &sql, "id", only, nonly, p, &np);
+		rc = db_sql_scope(c, &sql, "id", only, nonly, p, &np);
 	if (rc == 0)
-		rc = ops_sql_append(&sql, " ORDER BY id");
+		rc = db_sql_append(&sql, " ORDER BY id");
 	if (rc == 0)
 		rc = db_query_built(c, sql, p, np, &r);
 	free(sql);

@@ -419,6 +419,11 @@ static void log_bad_row(const char *table, const char *id, const char *why)
 		  json_pack("{s:s, s:s, s:s}", "table", table, "id", id, "why", why));
 }
 
+static void log_conn_fail(const char *why)
+{
+	log_event("error", "cannot open a database connection", json_pack("{s:s}", "why", why));
+}
+
 struct sweeper {
 	struct store *store;
 	struct gitops *gitops; /* NULL = no job flow: nothing to clean */
@@ -505,6 +510,7 @@ int cmd_serve(int argc, char **argv)
 		snprintf(url, sizeof(url), "%s", o.database_url);
 	}
 	store_set_bad_row_log(log_bad_row);
+	store_set_conn_fail_log(log_conn_fail);
 	struct store_config scfg = {.url = url, .pool_size = (int)o.threads + 2};
 	const char *pg_timeout = env_str("PLINTH_PG_STATEMENT_TIMEOUT_MS", NULL);
 

@@ -51,7 +51,8 @@ struct db_rows; /* the rows of one query, owned by the caller until db_rows_clos
 
 struct db_driver {
 	const char *name; /* "sqlite", "postgres" */
-	int (*conn_open)(struct store *s, struct store_conn **out);
+	/* On failure why (STORE_DETAIL_LEN bytes) says what the database answered. */
+	int (*conn_open)(struct store *s, struct store_conn **out, char *why);
 	void (*conn_close)(struct store_conn *c);
 	void (*destroy)(struct store *s);
 	/* Re-opens a broken connection before an operation (NULL: nothing to do). */

@@ -18,6 +18,7 @@
 #include "core/err.h"
 #include "store/db.h"
 #include "store/ops.h"
+#include "store/store_int.h"
 #include "store/store_pg.h"
 #include "util/util.h"
 
@@ -75,6 +76,24 @@ static void (*bad_row_log)(const char *, const char *, const char *);
 void store_set_bad_row_log(void (*fn)(const char *table, const char *id, const char *why))
 {
 	__atomic_store_n(&bad_row_log, fn, __ATOMIC_RELEASE);
+}
+
+static void (*conn_fail_log)(const char *);
+
+void store_set_conn_fail_log(void (*fn)(const char *why))
+{
+	__atomic_store_n(&conn_fail_log, fn, __ATOMIC_RELEASE);
+}
+
+/* A connection could not be opened: the caller only sees ERR_UNAVAILABLE. */
+void store_conn_failed(const char *why)
+{
+	void (*fn)(const char *) = __atomic_load_n(&conn_fail_log, __ATOMIC_ACQUIRE);
+
+	if (fn)
+		fn(why);
+	else
+		fprintf(stderr, "plinth: cannot open a database connection: %s\n", why);
 }
 
 void store_bad_row(const char *table, const char *id, const char *why)
@@ -171,6 +190,7 @@ int store_conn_acquire_within(struct store *s, long timeout_ms, struct store_con
 	struct store_pool *p = s->pool;
 	struct store_conn *c = NULL;
 	struct timespec deadline;
+	char why[STORE_DETAIL_LEN];
 	int rc;
 
 	if (timeout_ms >= 0 && deadline_in(timeout_ms, &deadline) != 0)
@@ -203,8 +223,9 @@ int store_conn_acquire_within(struct store *s, long timeout_ms, struct store_con
 	p->open++;
 	pthread_mutex_unlock(&p->mu);
 
-	rc = s->drv->conn_open(s, &c);
+	rc = s->drv->conn_open(s, &c, why);
 	if (rc != 0) {
+		store_conn_failed(why);
 		pthread_mutex_lock(&p->mu);
 		p->open--;
 		pthread_cond_signal(&p->cv);

@@ -642,6 +642,9 @@ void store_bad_row(const char *table, const char *id, const char *why);
 long store_bad_rows_total(void);
 /* Where store_bad_row reports (the daemon's log); NULL = stderr. */
 void store_set_bad_row_log(void (*fn)(const char *table, const char *id, const char *why));
+/* Where a failure to open a pool connection is reported (with the database's
+ * words; the caller gets ERR_UNAVAILABLE, a 503); NULL = stderr. */
+void store_set_conn_fail_log(void (*fn)(const char *why));
 
 /*
  * The store's write health: a write that failed because the disk (or the

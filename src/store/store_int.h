@@ -63,6 +63,9 @@ void store_alloc_blank_unreadable(struct allocation *a);
 int store_audit_render(json_t *(*fn)(const void *), const void *before, const void *after,
 		       char **b, char **a);
 
+/* Reports that a connection could not be opened (store_set_conn_fail_log). */
+void store_conn_failed(const char *why);
+
 /* An instant for an audit row: RFC 3339 text, or JSON null for 0 (never set). */
 json_t *store_json_time(int64_t t);
 

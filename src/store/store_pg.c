@@ -167,7 +167,7 @@ static int conn_ready(struct pg_conn *c)
 	return conn_revive(c);
 }
 
-static int drv_conn_open(struct store *bs, struct store_conn **out)
+static int drv_conn_open(struct store *bs, struct store_conn **out, char *why)
 {
 	struct pg_store *s = (struct pg_store *)bs;
 	struct pg_conn *c = calloc(1, sizeof(*c));
@@ -182,6 +182,9 @@ static int drv_conn_open(struct store *bs, struct store_conn **out)
 	c->db = PQconnectdbParams(keys, vals, 1);
 	rc = !c->db ? ERR_NOMEM : PQstatus(c->db) != CONNECTION_OK ? ERR_UNAVAILABLE : conn_setup(c);
 	if (rc != 0) {
+		snprintf(why, STORE_DETAIL_LEN, "%s",
+			 rc == ERR_UNAVAILABLE ? PQerrorMessage(c->db) : c->base.err[0] ? c->base.err : err_name(rc));
+		msg_trim(why);
 		PQfinish(c->db); /* NULL is fine */
 		free(c);
 		return rc;

@@ -230,7 +230,7 @@ static const char *const drv_migrations[] = SCHEMA_FILES(sqlite);
 
 /* ---- connections ------------------------------------------------------- */
 
-static int drv_conn_open(struct store *bs, struct store_conn **out)
+static int drv_conn_open(struct store *bs, struct store_conn **out, char *why)
 {
 	struct sq_store *s = (struct sq_store *)bs;
 	struct sq_conn *c = calloc(1, sizeof(*c));
@@ -250,6 +250,8 @@ static int drv_conn_open(struct store *bs, struct store_conn **out)
 		src = sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 				   " PRAGMA foreign_keys=ON;", NULL, NULL, NULL);
 	if (src != SQLITE_OK) {
+		snprintf(why, STORE_DETAIL_LEN, "%s: %s", s->path,
+			 c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(src));
 		sqlite3_close(c->db);
 		free(c);
 		return (src & 0xff) == SQLITE_BUSY ? ERR_UNAVAILABLE : ERR_STORE;
@@ -292,7 +294,11 @@ static const char SQL_RELEASE[] = "RELEASE a";
 static int writer_conn(struct sq_store *s)
 {
 	struct store_conn *w = NULL;
-	int rc = s->wconn ? 0 : drv_conn_open(&s->base, &w);
+	char why[STORE_DETAIL_LEN];
+	int rc = s->wconn ? 0 : drv_conn_open(&s->base, &w, why);
+
+	if (rc != 0)
+		store_conn_failed(why);
 
 	if (w)
 		s->wconn = sq_conn_of(w);

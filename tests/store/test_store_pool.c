@@ -1,7 +1,8 @@
 /*
  * test_store_pool.c - the connection pool's deadline (issue 11, finding 3):
  * store_conn_acquire_within() gives up with ERR_UNAVAILABLE when no
- * connection frees in time, and hands over one released while it waits.
+ * connection frees in time, and hands over one released while it waits;
+ * a connection it cannot open is reported (store_set_conn_fail_log).
  * A real SQLite file in a mkdtemp directory; nothing else is touched.
  */
 #include <pthread.h>
@@ -122,12 +123,48 @@ static void test_acquire_gets_a_released_connection(void **state)
 	store_conn_release(f->s, c);
 }
 
+static char conn_fail_seen[STORE_DETAIL_LEN];
+
+static void conn_fail_record(const char *why)
+{
+	snprintf(conn_fail_seen, sizeof(conn_fail_seen), "%s", why);
+}
+
+/* A connection the pool cannot open is reported with the database's words
+ * (the caller only gets an error code), and its slot is not lost. */
+static void test_open_failure_reported(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = NULL;
+	struct store_conn *a = NULL, *b = NULL;
+	char url[160], moved[80], detail[STORE_DETAIL_LEN] = "";
+
+	snprintf(url, sizeof(url), "sqlite:%s", f->path);
+	snprintf(moved, sizeof(moved), "%s.gone", f->dir);
+	assert_int_equal(store_open(url, 2, &s, detail), 0);
+	store_set_conn_fail_log(conn_fail_record);
+	assert_int_equal(store_conn_acquire_within(s, 0, &a), 0); /* the one store_open made */
+	assert_int_equal(rename(f->dir, moved), 0);
+	assert_int_equal(store_conn_acquire_within(s, 0, &b), ERR_STORE);
+	assert_int_equal(rename(moved, f->dir), 0);
+	store_set_conn_fail_log(NULL);
+	assert_null(b);
+	printf("# pool: reported \"%s\"\n", conn_fail_seen);
+	assert_non_null(strstr(conn_fail_seen, f->path));
+	assert_non_null(strstr(conn_fail_seen, "unable to open"));
+	assert_int_equal(store_conn_acquire_within(s, 0, &b), 0); /* the slot came back */
+	store_conn_release(s, a);
+	store_conn_release(s, b);
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest t[] = {
 		cmocka_unit_test_setup_teardown(test_acquire_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_acquire_gets_a_released_connection, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_open_failure_reported, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store-pool", t, NULL, NULL);
 }

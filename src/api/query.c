@@ -179,7 +179,7 @@ void query_list_page(struct req *r, json_t *errors, const char *team, const char
 	struct store_conn *db;
 	char next[STORE_ID_LEN * 2] = "";
 	struct query_page pg = {r, json_array(), false};
-	int rc = req_db(r, &db);
+	int rc = pg.items == NULL ? ERR_NOMEM : req_db(r, &db);
 	if (rc == 0)
 		rc = list(db, filter, &pg, next);
 	query_reply_page(r, rc || !pg.failed ? rc : ERR_NOMEM, pg.items, next, what);

@@ -10,6 +10,7 @@
 #include "store/store_int.h"
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,24 +122,20 @@ int ops_alloc_catalog(struct store_conn *c, struct gpu_type **out, size_t *n)
 		/* The catalog only informs a refusal: a row it cannot read is
 		 * reported and left out, never a failure of the refusal (or of
 		 * the PostgreSQL batch that decides it with other requests). */
-		rc = db_row_gpu(r, 0, &v[*n]);
-		if (rc == ERR_STORE) {
+		if (db_row_gpu(r, 0, &v[*n]) == 0)
+			(*n)++;
+		else
 			store_bad_row("gpu_types", db_text(r, 0), "a text does not fit its field");
-			rc = 0;
-			continue;
-		}
-		if (rc != 0)
-			break;
-		(*n)++;
+		rc = 0; /* on to the next row */
 	}
 	db_rows_close(r);
 	if (rc != 0) { /* db_next's 0 ends the loop with rc 0 */
 		free(v);
+		v = NULL;
 		*n = 0;
-		return rc;
 	}
 	*out = v;
-	return 0;
+	return rc;
 }
 
 int store_gpu_catalog(struct store_conn *c, struct gpu_type **out, size_t *n)
@@ -242,83 +239,6 @@ int ops_idem_mismatch(const struct idem *idem, const char *stored_hash, char *er
 
 /* ---- idempotency records ------------------------------------------------ */
 
-/* Copies s into buf (len bytes): 0, or -1 when it does not fit. */
-static int copy_text(char *buf, size_t len, const char *s)
-{
-	return util_fmt(buf, len, "%s", s) == 0 ? 0 : -1;
-}
-
-/*
- * A refusal's suggestion in the record (member "suggest", absent when there
- * is none; records without it, of a plinth before it, replay without it).
- * 0 or -1 without memory.
- */
-static int suggest_put(json_t *j, const struct alloc_suggest *s)
-{
-	json_t *o, *fr;
-
-	if (!s->budget && s->nfree == 0)
-		return 0;
-	o = json_pack("{s:b, s:I, s:I, s:I, s:s, s:I, s:[]}", "budget", s->budget, "max_gpus",
-		      (json_int_t)s->max_gpus, "max_runtime_us", (json_int_t)s->max_runtime_us,
-		      "renews_at", (json_int_t)s->renews_at, "admins", s->admins_json, "ntypes",
-		      (json_int_t)s->ntypes, "free");
-	fr = o ? json_object_get(o, "free") : NULL;
-	for (int i = 0; fr && i < s->nfree; i++)
-		if (json_array_append_new(fr, json_pack("{s:s, s:s, s:I, s:I}", "id", s->free[i].id,
-							"name", s->free[i].name, "free_gpus",
-							(json_int_t)s->free[i].free_gpus, "price_micros",
-							(json_int_t)s->free[i].price_micros)) != 0)
-			fr = NULL;
-	if (!fr || json_object_set_new(j, "suggest", o) != 0) {
-		json_decref(fr ? NULL : o);
-		return -1;
-	}
-	return 0;
-}
-
-/* Reads the record's "suggest" (when there is one): 0, or -1 for one it cannot read. */
-static int suggest_get(const json_t *j, struct alloc_suggest *s)
-{
-	const json_t *o = json_object_get(j, "suggest"), *fr, *e;
-	json_int_t mg = 0, mr = 0, ra = 0, nt = 0;
-	const char *admins = NULL;
-	int bud = 0;
-	size_t i;
-
-	if (!o)
-		return 0;
-	if (json_unpack((json_t *)o, "{s:b, s:I, s:I, s:I, s:s, s:I}", "budget", &bud, "max_gpus",
-			&mg, "max_runtime_us", &mr, "renews_at", &ra, "admins", &admins, "ntypes",
-			&nt) != 0)
-		return -1;
-	s->budget = bud;
-	s->max_gpus = mg;
-	s->max_runtime_us = mr;
-	s->renews_at = ra;
-	s->ntypes = (int)nt;
-	if (copy_text(s->admins_json, sizeof(s->admins_json), admins) != 0)
-		return -1;
-	fr = json_object_get(o, "free");
-	if (json_array_size(fr) > STORE_SUGGEST_TYPES)
-		return -1;
-	json_array_foreach(fr, i, e) {
-		struct alloc_free_type *t = &s->free[i];
-		const char *id, *name;
-		json_int_t nf, pr;
-
-		if (json_unpack((json_t *)e, "{s:s, s:s, s:I, s:I}", "id", &id, "name", &name,
-				"free_gpus", &nf, "price_micros", &pr) != 0 ||
-		    copy_text(t->id, sizeof(t->id), id) != 0 ||
-		    copy_text(t->name, sizeof(t->name), name) != 0)
-			return -1;
-		t->free_gpus = nf;
-		t->price_micros = pr;
-		s->nfree = (int)i + 1;
-	}
-	return 0;
-}
-
 /*
  * A decision is remembered as data, not as an HTTP answer: the record's
  * status is the decision's code (0, ERR_BUDGET, ERR_CAPACITY: never > 0) and
@@ -326,96 +246,166 @@ static int suggest_get(const json_t *j, struct alloc_suggest *s)
  * API renders a replay with the same function as a fresh answer.  Records of
  * plinth before this format hold the HTTP answer itself with its HTTP status
  * (> 0); those are handed back verbatim (struct idem's legacy_*).
+ *
+ * Each JSON object of the record is one table of members (name, kind, place
+ * in the struct) that both writes and reads it, so the two cannot drift.  The
+ * tables' order is the members' order in the text: records are written byte
+ * for byte as before (tests/store: test_idempotency_records).
  */
-char *ops_idem_record(int rc, const struct alloc_outcome *lo)
+enum rec_kind { K_I64, K_INT, K_BOOL, K_TEXT, K_STATUS };
+
+struct rec_field {
+	const char *name;
+	enum rec_kind kind;
+	size_t off, len; /* len: a text's buffer */
+};
+
+/* A table with its length, for rec_put / rec_get. */
+#define REC_T(table) table, sizeof(table) / sizeof((table)[0])
+#define REC(type, member, name, kind) {name, kind, offsetof(type, member), sizeof(((type *)0)->member)}
+#define RO(m, k) REC(struct alloc_outcome, m, #m, k)
+#define RA(m, k) REC(struct allocation, m, #m, k)
+#define RS(m, k) REC(struct alloc_suggest, m, #m, k)
+#define RF(m, k) REC(struct alloc_free_type, m, #m, k)
+
+static const struct rec_field REC_OUTCOME[] = {
+	RO(available, K_I64), RO(gpus_available, K_I64), RO(estimated, K_I64),
+	RO(budget_ok, K_BOOL), RO(capacity_ok, K_BOOL),
+};
+
+/* Member "allocation": an approval's record (absent from a refusal's). */
+static const struct rec_field REC_ALLOC[] = {
+	RA(id, K_TEXT), RA(team, K_TEXT), RA(project, K_TEXT), RA(gpu_type, K_TEXT),
+	RA(gpu_count, K_I64), RA(max_runtime_us, K_I64), RA(price_micros, K_I64),
+	RA(estimated_micros, K_I64), RA(status, K_STATUS), RA(purpose, K_TEXT),
+	REC(struct allocation, labels_json, "labels", K_TEXT), RA(created_by, K_TEXT),
+	RA(period_start, K_I64), RA(approved_at, K_I64), RA(expires_at, K_I64),
+	RA(started_at, K_I64), RA(ended_at, K_I64), RA(actual_micros, K_I64),
+};
+
+/* Member "suggest": a refusal's suggestion, absent when there is none
+ * (records of a plinth before it replay without it), then its array "free". */
+static const struct rec_field REC_SUGGEST[] = {
+	RS(budget, K_BOOL), RS(max_gpus, K_I64), RS(max_runtime_us, K_I64), RS(renews_at, K_I64),
+	REC(struct alloc_suggest, admins_json, "admins", K_TEXT), RS(ntypes, K_INT),
+};
+
+static const struct rec_field REC_FREE[] = {
+	RF(id, K_TEXT), RF(name, K_TEXT), RF(free_gpus, K_I64), RF(price_micros, K_I64),
+};
+
+/* Adds the members fl[n] of the struct at base to object o: 0, or -1
+ * without memory (or for a text that is not UTF-8). */
+static int rec_put(json_t *o, const struct rec_field *fl, size_t n, const void *base)
 {
-	const struct allocation *a = &lo->alloc;
-	json_t *j = json_pack("{s:I, s:I, s:I, s:b, s:b}", "available", (json_int_t)lo->available,
-			      "gpus_available", (json_int_t)lo->gpus_available, "estimated",
-			      (json_int_t)lo->estimated, "budget_ok", lo->budget_ok, "capacity_ok",
-			      lo->capacity_ok);
-	char *text = NULL;
+	for (size_t i = 0; i < n; i++) {
+		const char *p = (const char *)base + fl[i].off;
+		json_t *v;
 
-	if (j && rc == 0) {
-		json_t *aj = json_pack(
-			"{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I,"
-			" s:I, s:I, s:I}",
-			"id", a->id, "team", a->team, "project", a->project, "gpu_type", a->gpu_type,
-			"gpu_count", (json_int_t)a->gpu_count, "max_runtime_us",
-			(json_int_t)a->max_runtime_us, "price_micros", (json_int_t)a->price_micros,
-			"estimated_micros", (json_int_t)a->estimated_micros, "status",
-			alloc_status_name(a->status), "purpose", a->purpose, "labels", a->labels_json,
-			"created_by", a->created_by, "period_start", (json_int_t)a->period_start,
-			"approved_at", (json_int_t)a->approved_at, "expires_at",
-			(json_int_t)a->expires_at, "started_at", (json_int_t)a->started_at, "ended_at",
-			(json_int_t)a->ended_at, "actual_micros", (json_int_t)a->actual_micros);
+		switch (fl[i].kind) {
+		case K_I64:
+			v = json_integer(*(const int64_t *)p);
+			break;
+		case K_INT:
+			v = json_integer(*(const int *)p);
+			break;
+		case K_BOOL:
+			v = json_boolean(*(const bool *)p);
+			break;
+		case K_STATUS:
+			v = json_string(alloc_status_name(*(const enum alloc_status *)p));
+			break;
+		default:
+			v = json_string(p);
+		}
+		if (json_object_set_new(o, fl[i].name, v) != 0) /* consumes v, NULL too */
+			return -1;
+	}
+	return 0;
+}
 
-		if (!aj || json_object_set_new(j, "allocation", aj) != 0) {
-			json_decref(j);
-			j = NULL;
+/* rec_put into a new object added to parent (as member key, or appended to
+ * the array parent when key is NULL): the object, or NULL as rec_put's -1. */
+static json_t *rec_add(json_t *parent, const char *key, const struct rec_field *fl, size_t n,
+		       const void *base)
+{
+	json_t *o = json_object();
+	int rc = key ? json_object_set_new(parent, key, o) : json_array_append_new(parent, o);
+
+	return rc == 0 && rec_put(o, fl, n, base) == 0 ? o : NULL;
+}
+
+/* Reads the members fl[n] of object o into the struct at base: 0, or -1 for
+ * a member that is missing, of another type, or a text that does not fit. */
+static int rec_get(const json_t *o, const struct rec_field *fl, size_t n, void *base)
+{
+	for (size_t i = 0; i < n; i++) {
+		const json_t *v = json_object_get(o, fl[i].name);
+		const char *t = json_string_value(v); /* NULL unless a string */
+		char *p = (char *)base + fl[i].off;
+
+		if (fl[i].kind == K_I64 || fl[i].kind == K_INT) {
+			if (!json_is_integer(v))
+				return -1;
+			if (fl[i].kind == K_I64)
+				*(int64_t *)p = json_integer_value(v);
+			else
+				*(int *)p = (int)json_integer_value(v);
+		} else if (fl[i].kind == K_BOOL) {
+			if (!json_is_boolean(v))
+				return -1;
+			*(bool *)p = json_is_true(v);
+		} else if (!t || (fl[i].kind == K_STATUS
+					  ? alloc_status_parse(t, (enum alloc_status *)p) != 0
+					  : util_fmt(p, fl[i].len, "%s", t) != 0)) {
+			return -1;
 		}
 	}
-	if (j && suggest_put(j, &lo->suggest) != 0) {
-		json_decref(j);
-		j = NULL;
+	return 0;
+}
+
+char *ops_idem_record(int rc, const struct alloc_outcome *lo)
+{
+	const struct alloc_suggest *s = &lo->suggest;
+	json_t *j = json_object(), *o, *fr;
+	char *text = NULL;
+	bool ok = j && rec_put(j, REC_T(REC_OUTCOME), lo) == 0;
+
+	if (ok && rc == 0)
+		ok = rec_add(j, "allocation", REC_T(REC_ALLOC), &lo->alloc) != NULL;
+	if (ok && (s->budget || s->nfree > 0)) {
+		o = rec_add(j, "suggest", REC_T(REC_SUGGEST), s);
+		fr = json_array();
+		ok = o && json_object_set_new(o, "free", fr) == 0;
+		for (int i = 0; ok && i < s->nfree; i++)
+			ok = rec_add(fr, NULL, REC_T(REC_FREE), &s->free[i]) != NULL;
 	}
-	if (j)
+	if (ok)
 		text = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	return text;
 }
 
-
+/* The outcome of a record with status 0, ERR_BUDGET or ERR_CAPACITY: 0 or ERR_STORE. */
 static int record_parse(const char *body, int status, struct alloc_outcome *o)
 {
-	json_t *j = json_loads(body, 0, NULL), *aj;
-	json_int_t av = 0, ga = 0, est = 0;
-	int bok = 0, cok = 0, bad;
+	json_t *j = json_loads(body, 0, NULL);
+	const json_t *s = json_object_get(j, "suggest"), *fr = json_object_get(s, "free"), *e;
+	size_t i;
+	bool bad;
 
 	memset(o, 0, sizeof(*o));
-	bad = !j || json_unpack(j, "{s:I, s:I, s:I, s:b, s:b}", "available", &av, "gpus_available",
-				&ga, "estimated", &est, "budget_ok", &bok, "capacity_ok", &cok) != 0;
-	o->available = av;
-	o->gpus_available = ga;
-	o->estimated = est;
-	o->budget_ok = bok;
-	o->capacity_ok = cok;
-	if (!bad && suggest_get(j, &o->suggest) != 0)
-		bad = 1;
-	aj = j ? json_object_get(j, "allocation") : NULL;
-	if (!bad && status == 0) {
-		struct allocation *a = &o->alloc;
-		const char *id, *team, *project, *gpu, *st, *purpose, *labels, *by;
-		json_int_t n[10];
-
-		bad = !aj || json_unpack(aj,
-					 "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:s, s:s,"
-					 " s:I, s:I, s:I, s:I, s:I, s:I}",
-					 "id", &id, "team", &team, "project", &project, "gpu_type", &gpu,
-					 "gpu_count", &n[0], "max_runtime_us", &n[1], "price_micros",
-					 &n[2], "estimated_micros", &n[3], "status", &st, "purpose",
-					 &purpose, "labels", &labels, "created_by", &by, "period_start",
-					 &n[4], "approved_at", &n[5], "expires_at", &n[6], "started_at",
-					 &n[7], "ended_at", &n[8], "actual_micros", &n[9]) != 0;
-		if (!bad) {
-			bad = copy_text(a->id, sizeof(a->id), id) | copy_text(a->team, sizeof(a->team), team) |
-			      copy_text(a->project, sizeof(a->project), project) |
-			      copy_text(a->gpu_type, sizeof(a->gpu_type), gpu) |
-			      copy_text(a->purpose, sizeof(a->purpose), purpose) |
-			      copy_text(a->labels_json, sizeof(a->labels_json), labels) |
-			      copy_text(a->created_by, sizeof(a->created_by), by) |
-			      (alloc_status_parse(st, &a->status) != 0 ? -1 : 0);
-			a->gpu_count = n[0];
-			a->max_runtime_us = n[1];
-			a->price_micros = n[2];
-			a->estimated_micros = n[3];
-			a->period_start = n[4];
-			a->approved_at = n[5];
-			a->expires_at = n[6];
-			a->started_at = n[7];
-			a->ended_at = n[8];
-			a->actual_micros = n[9];
+	bad = rec_get(j, REC_T(REC_OUTCOME), o) != 0 ||
+	      (status == 0 &&
+	       rec_get(json_object_get(j, "allocation"), REC_T(REC_ALLOC), &o->alloc) != 0) ||
+	      (s && (rec_get(s, REC_T(REC_SUGGEST), &o->suggest) != 0 ||
+		     json_array_size(fr) > STORE_SUGGEST_TYPES));
+	if (!bad) {
+		json_array_foreach(fr, i, e) {
+			if (rec_get(e, REC_T(REC_FREE), &o->suggest.free[i]) != 0)
+				bad = true;
 		}
+		o->suggest.nfree = (int)json_array_size(fr);
 	}
 	json_decref(j);
 	return bad ? ERR_STORE : 0;
@@ -424,6 +414,8 @@ static int record_parse(const char *body, int status, struct alloc_outcome *o)
 int ops_idem_replay(int status, char *body, struct idem *idem, struct alloc_outcome *o, char *err,
 		    size_t len)
 {
+	int rc;
+
 	idem->replayed = true;
 	if (status > 0) { /* a record of an older plinth: its HTTP answer */
 		idem->legacy_status = status;
@@ -431,17 +423,13 @@ int ops_idem_replay(int status, char *body, struct idem *idem, struct alloc_outc
 		return 0;
 	}
 	if (status != 0 && status != ERR_BUDGET && status != ERR_CAPACITY) {
-		free(body);
+		rc = ERR_STORE;
 		snprintf(err, len, "unreadable idempotency record (status %d)", status);
-		return ERR_STORE;
-	}
-	if (record_parse(body, status, o) != 0) {
-		free(body);
+	} else if ((rc = record_parse(body, status, o)) != 0) {
 		snprintf(err, len, "unreadable idempotency record");
-		return ERR_STORE;
 	}
 	free(body);
-	return status;
+	return rc != 0 ? rc : status;
 }
 
 /* ---- one request inside the caller's transaction ------------------------ */
@@ -581,19 +569,11 @@ int ops_alloc_one(struct store_conn *c, const struct actor *who, const struct al
 	}
 	if (rc != 0 && rc != ERR_BUDGET && rc != ERR_CAPACITY)
 		return rc; /* not a decision: nothing to remember */
-	if (rc == 0) {
-		int wrc = approval_write(c, who, &team, &lo->alloc, now);
-
-		if (wrc != 0)
-			return wrc;
-	} else {
-		struct store_refusal rf = {r, lo, rc};
-		int wrc = db_audit(c, who, now, "allocation.refuse", "allocation", "", r->team,
-				   store_json_refusal, NULL, &rf);
-
-		if (wrc != 0)
-			return wrc;
-	}
+	n = rc == 0 ? approval_write(c, who, &team, &lo->alloc, now)
+		    : db_audit(c, who, now, "allocation.refuse", "allocation", "", r->team,
+			       store_json_refusal, NULL, &(struct store_refusal){r, lo, rc});
+	if (n != 0)
+		return n;
 	if (use_idem) {
 		body = ops_idem_record(rc, lo);
 		if (!body) {

@@ -806,6 +806,136 @@ static void test_cost_sums_beyond_int64(void **state)
  * remembered too, another body under the same key is ERR_IDEMPOTENCY, and a
  * record of an older plinth (its HTTP answer, status > 0) comes back verbatim.
  */
+/*
+ * The idempotency records as plinth writes them (copied from a run of the
+ * store at 854f5a8; "%s" is the allocation id): an approval, a budget
+ * refusal (what fits, the admins) and a capacity refusal (the free types).
+ */
+#define REC_APPROVED \
+	"{\"available\":10800000,\"gpus_available\":2,\"estimated\":7200000,\"budget_ok\":true," \
+	"\"capacity_ok\":true,\"allocation\":{\"id\":\"%s\",\"team\":\"nlp\",\"project\":\"proj\"," \
+	"\"gpu_type\":\"h100\",\"gpu_count\":2,\"max_runtime_us\":3600000000,\"price_micros\":3600000," \
+	"\"estimated_micros\":7200000,\"status\":\"approved\",\"purpose\":\"test\"," \
+	"\"labels\":\"{\\\"k\\\":\\\"v\\\"}\",\"created_by\":\"tok_admin\",\"period_start\":1782864000," \
+	"\"approved_at\":1784116800,\"expires_at\":1784116860,\"started_at\":0,\"ended_at\":0," \
+	"\"actual_micros\":-1}}"
+#define REC_BUDGET \
+	"{\"available\":3600000,\"gpus_available\":4,\"estimated\":5400000,\"budget_ok\":false," \
+	"\"capacity_ok\":true,\"suggest\":{\"budget\":true,\"max_gpus\":2,\"max_runtime_us\":2399997600," \
+	"\"renews_at\":1785542400,\"admins\":\"[\\\"ana@example.com\\\"]\",\"ntypes\":0,\"free\":[]}}"
+#define REC_CAPACITY \
+	"{\"available\":3600000,\"gpus_available\":0,\"estimated\":3600000,\"budget_ok\":true," \
+	"\"capacity_ok\":false,\"suggest\":{\"budget\":false,\"max_gpus\":0,\"max_runtime_us\":0," \
+	"\"renews_at\":0,\"admins\":\"\",\"ntypes\":1,\"free\":[{\"id\":\"a100\",\"name\":\"GPU a100\"," \
+	"\"free_gpus\":4,\"price_micros\":1800000}]}}"
+
+/* Record i (0 approved with allocation id, 1 budget, 2 capacity) into buf. */
+static void rec_text(int i, const char *id, char *buf, size_t len)
+{
+	if (i == 0)
+		snprintf(buf, len, REC_APPROVED, id);
+	else
+		snprintf(buf, len, "%s", i == 1 ? REC_BUDGET : REC_CAPACITY);
+}
+
+/* Every part of an outcome that the idempotency record keeps is the same in a and b. */
+static void same_outcome(const struct alloc_outcome *a, const struct alloc_outcome *b)
+{
+	const struct allocation *x = &a->alloc, *y = &b->alloc;
+	const struct alloc_suggest *s = &a->suggest, *t = &b->suggest;
+
+	assert_true(a->available == b->available && a->gpus_available == b->gpus_available &&
+		    a->estimated == b->estimated && a->budget_ok == b->budget_ok &&
+		    a->capacity_ok == b->capacity_ok);
+	assert_string_equal(x->id, y->id);
+	assert_string_equal(x->team, y->team);
+	assert_string_equal(x->project, y->project);
+	assert_string_equal(x->gpu_type, y->gpu_type);
+	assert_string_equal(x->purpose, y->purpose);
+	assert_string_equal(x->labels_json, y->labels_json);
+	assert_string_equal(x->created_by, y->created_by);
+	assert_true(x->gpu_count == y->gpu_count && x->max_runtime_us == y->max_runtime_us &&
+		    x->price_micros == y->price_micros && x->estimated_micros == y->estimated_micros &&
+		    x->status == y->status && x->period_start == y->period_start &&
+		    x->approved_at == y->approved_at && x->expires_at == y->expires_at &&
+		    x->started_at == y->started_at && x->ended_at == y->ended_at &&
+		    x->actual_micros == y->actual_micros);
+	assert_true(s->budget == t->budget && s->max_gpus == t->max_gpus &&
+		    s->max_runtime_us == t->max_runtime_us && s->renews_at == t->renews_at &&
+		    s->ntypes == t->ntypes && s->nfree == t->nfree);
+	assert_string_equal(s->admins_json, t->admins_json);
+	for (int i = 0; i < s->nfree; i++) {
+		assert_string_equal(s->free[i].id, t->free[i].id);
+		assert_string_equal(s->free[i].name, t->free[i].name);
+		assert_true(s->free[i].free_gpus == t->free[i].free_gpus &&
+			    s->free[i].price_micros == t->free[i].price_micros);
+	}
+}
+
+/*
+ * The record format: a fresh decision is written byte for byte as before,
+ * and records written before (inserted here with plain SQL) replay as the
+ * decision they remember.
+ */
+static void test_idempotency_records(void **state)
+{
+	struct fx *f = *state;
+	static const char *const keys[] = {"a", "b", "c"};
+	const int codes[] = {0, ERR_BUDGET, ERR_CAPACITY};
+	struct alloc_request rq[3];
+	struct alloc_outcome fresh[3], o;
+	struct idem idem = {.hash = "h"};
+	char detail[STORE_DETAIL_LEN] = "", sql[2048], want[1024], *got;
+	struct team t;
+	bool created = false;
+
+	put_gpu(f, "h100", PRICE, 2);
+	put_gpu(f, "a100", PRICE / 2, 4);
+	memset(&t, 0, sizeof(t));
+	strcpy(t.id, "nlp");
+	strcpy(t.display_name, "NLP");
+	t.budget_micros = 3 * PRICE;
+	t.period = PERIOD_MONTHLY;
+	strcpy(t.thresholds_json, "[0.5,0.8,1.0]");
+	strcpy(t.admins_json, "[\"ana@example.com\"]");
+	assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t, f->now, &created), 0);
+	rq[0] = req("nlp", "h100", 2, HOUR_US);
+	rq[1] = req("nlp", "a100", 3, HOUR_US);
+	rq[2] = req("nlp", "h100", 1, HOUR_US);
+	for (int i = 0; i < 3; i++) {
+		idem.key = keys[i];
+		assert_int_equal(f->ops->allocate(f->c, &ADMIN, &rq[i], 60, f->now, &idem, &fresh[i],
+						  detail),
+				 codes[i]);
+		snprintf(sql, sizeof(sql), "SELECT body FROM idempotency WHERE key = '%s'", keys[i]);
+		got = raw_rows(f, sql, false, NULL);
+		rec_text(i, fresh[i].alloc.id, want, sizeof(want));
+		strcat(want, "|\n");
+		assert_string_equal(got, want);
+		free(got);
+	}
+	/* the old rows, under other keys: each replays as its fresh twin */
+	strcpy(fresh[0].alloc.id, "alloc_mvgl4j6gdxrdjixuns2j");
+	for (int i = 0; i < 3; i++) {
+		rec_text(i, fresh[0].alloc.id, want, sizeof(want));
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO idempotency(token_id, key, request_hash, status, body, created_at)"
+			 " VALUES ('tok_admin', 'old-%s', 'h', %d, '%s', 0)",
+			 keys[i], codes[i], want);
+		free(raw_rows(f, sql, false, NULL));
+		snprintf(sql, sizeof(sql), "old-%s", keys[i]);
+		idem.key = sql;
+		memset(&o, 0xa5, sizeof(o));
+		assert_int_equal(f->ops->allocate(f->c, &ADMIN, &rq[i], 60, f->now + 9, &idem, &o,
+						  detail),
+				 codes[i]);
+		assert_true(idem.replayed);
+		assert_null(idem.legacy_body);
+		same_outcome(&o, &fresh[i]);
+	}
+	assert_int_equal(count_rows(f, "allocations"), 1);
+}
+
 static void test_idempotency(void **state)
 {
 	struct fx *f = *state;
@@ -2040,6 +2170,7 @@ int main(int argc, char **argv)
 	if (all || strcmp(group, "misc") == 0) {
 		const struct CMUnitTest t[] = {
 			cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_idempotency_records, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_catalog_and_teams, setup, teardown),

@@ -123,21 +123,29 @@ static int db_fail(struct pg_conn *c, PGresult *r, const char *what)
 
 /* ---- connections ------------------------------------------------------- */
 
-/* Per-connection settings; connection setup is not fault-injected. */
+/* A multi-statement script, simple protocol, not fault-injected: what names it in the error. */
+static int pq_script(struct pg_conn *c, const char *sql, const char *what)
+{
+	PGresult *r = PQexec(c->db, sql);
+	int rc = 0;
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		rc = db_fail(c, r, what);
+	PQclear(r);
+	return rc;
+}
+
+/* Per-connection settings. */
 static int conn_setup(struct pg_conn *c)
 {
 	char sql[256];
-	PGresult *r;
-	int rc = 0;
+	int rc;
 
 	snprintf(sql, sizeof(sql),
 		 "SET statement_timeout = %ld; SET lock_timeout = %ld;"
 		 " SET default_transaction_isolation = 'read committed'; SET client_min_messages = warning",
 		 pg_store_of(c)->statement_timeout_ms, pg_store_of(c)->statement_timeout_ms);
-	r = PQexec(c->db, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		rc = db_fail(c, r, "setup");
-	PQclear(r);
+	rc = pq_script(c, sql, "setup");
 	return rc == DB_RETRY ? ERR_UNAVAILABLE : rc;
 }
 
@@ -162,6 +170,15 @@ static int conn_ready(struct pg_conn *c)
 	if (PQstatus(c->db) == CONNECTION_OK)
 		return 0;
 	return conn_revive(c);
+}
+
+/* True when a statement that failed with rc outside a transaction met a
+ * dead connection and a fresh one is open: it changed nothing, so it runs
+ * once more. */
+static bool conn_retry(struct pg_conn *c, int rc)
+{
+	return rc == ERR_UNAVAILABLE && !c->base.in_tx && PQstatus(c->db) != CONNECTION_OK &&
+	       conn_revive(c) == 0;
 }
 
 static int drv_conn_open(struct store *bs, struct store_conn **out, char *why)
@@ -488,6 +505,9 @@ static int pg_token_by_hash(struct store_conn *bc, const char *hash, struct toke
  * The batch's statements, in the order it runs them:
  */
 #define PG_CHECK_FAILED "invariant violated" /* in both move checks; batch_set_once looks for it */
+#define PG_PERIOD_GET \
+	"SELECT spent, reserved FROM team_periods WHERE team_id = $1 AND period_start = $2"
+#define PG_GPU_GET "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1"
 static const struct {
 	const char *due, *team_share, *idem_lock, *idem_get, *period_at, *gpu_get;
 	const char *period_ensure_quiet, *period_get, *period_lock, *gpu_lock;
@@ -511,7 +531,7 @@ static const struct {
 	 * period has begun and has no row yet). */
 	.period_at = "SELECT period_start, period_end, spent, reserved FROM team_periods"
 		     " WHERE team_id = $1 AND period_start <= $2 ORDER BY period_start DESC LIMIT 1",
-	.gpu_get = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1",
+	.gpu_get = PG_GPU_GET,
 	/* Creates a missing period row without waiting: ON CONFLICT alone waits
 	 * for a transaction that is updating the existing row, which would hold
 	 * an optimistic batch behind the batch before it.  Inserts only when the
@@ -521,11 +541,9 @@ static const struct {
 		" SELECT $1::text, $2::bigint, $3::bigint, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM"
 		" team_periods WHERE team_id = $1::text AND period_start = $2::bigint)"
 		" ON CONFLICT (team_id, period_start) DO NOTHING",
-	.period_get = "SELECT spent, reserved FROM team_periods WHERE team_id = $1"
-		      " AND period_start = $2",
-	.period_lock = "SELECT spent, reserved FROM team_periods WHERE team_id = $1"
-		       " AND period_start = $2 FOR UPDATE",
-	.gpu_lock = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1 FOR UPDATE",
+	.period_get = PG_PERIOD_GET,
+	.period_lock = PG_PERIOD_GET " FOR UPDATE",
+	.gpu_lock = PG_GPU_GET " FOR UPDATE",
 	.alloc_insert = "INSERT INTO allocations(" ALLOC_COLS ") SELECT * FROM unnest($1::text[],"
 			" $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],"
 			" $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::text[],"
@@ -597,55 +615,37 @@ struct set_arr {
 	int count;
 };
 
-static int arr_put(struct set_arr *a, const char *s, size_t n)
+/* Appends one element: an integer, or a text quoted and escaped (NULL = SQL NULL). */
+static int arr_add(struct set_arr *a, const struct db_param *v)
 {
-	return buf_add(&a->b, s, n) ? 0 : ERR_NOMEM;
-}
+	const char *s = v->text;
+	char num[24];
+	bool ok = buf_add(&a->b, a->count++ ? "," : "{", 1);
 
-static int arr_sep(struct set_arr *a)
-{
-	return arr_put(a, a->count++ ? "," : "{", 1);
-}
-
-/* One text element (NULL = SQL NULL), quoted and escaped. */
-static int arr_text(struct set_arr *a, const char *s)
-{
-	int rc = arr_sep(a);
-
-	if (rc != 0)
-		return rc;
-	if (!s)
-		return arr_put(a, "NULL", 4);
-	rc = arr_put(a, "\"", 1);
-	while (rc == 0 && *s) {
+	if (v->type != 't' || !s) {
+		snprintf(num, sizeof(num), "%lld", (long long)v->i64);
+		s = v->type != 't' ? num : "NULL";
+		return ok && buf_add(&a->b, s, strlen(s)) ? 0 : ERR_NOMEM;
+	}
+	ok = ok && buf_add(&a->b, "\"", 1);
+	while (ok && *s) {
 		size_t run = strcspn(s, "\"\\"); /* copied in one go */
 
-		rc = arr_put(a, s, run);
+		ok = buf_add(&a->b, s, run);
 		s += run;
-		if (rc == 0 && *s) {
+		if (ok && *s) {
 			char esc[2] = {'\\', *s++};
 
-			rc = arr_put(a, esc, 2);
+			ok = buf_add(&a->b, esc, 2);
 		}
 	}
-	return rc ? rc : arr_put(a, "\"", 1);
-}
-
-static int arr_i64(struct set_arr *a, int64_t v)
-{
-	char buf[24];
-	int rc = arr_sep(a);
-
-	snprintf(buf, sizeof(buf), "%lld", (long long)v);
-	return rc ? rc : arr_put(a, buf, strlen(buf));
+	return ok && buf_add(&a->b, "\"", 1) ? 0 : ERR_NOMEM;
 }
 
 /* The closed literal ("{}" when empty). */
 static const char *arr_end(struct set_arr *a)
 {
-	if ((a->count ? arr_put(a, "}", 1) : arr_put(a, "{}", 2)) != 0)
-		return NULL;
-	return a->b.p;
+	return buf_add(&a->b, a->count ? "}" : "{}", a->count ? 1 : 2) ? a->b.p : NULL;
 }
 
 static void arrs_free(struct set_arr *a, int n)
@@ -701,14 +701,10 @@ static int set_period_cmp(const void *a, const void *b)
 	return d ? d : (x->ps < y->ps ? -1 : x->ps > y->ps);
 }
 
-static int set_team_cmp(const void *a, const void *b)
+/* Teams and GPU types by id, their first member. */
+static int set_id_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct set_team *)a)->id, ((const struct set_team *)b)->id);
-}
-
-static int set_gpu_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct set_gpu *)a)->id, ((const struct set_gpu *)b)->id);
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* Sorts n elements of size bytes and drops repeats: the count left. */
@@ -768,7 +764,7 @@ static int set_team_find(const struct set_ctx *x, const char *id)
 {
 	struct set_team probe = {.id = id};
 	const struct set_team *t =
-		bsearch(&probe, x->teams, (size_t)x->nt, sizeof(*x->teams), set_team_cmp);
+		bsearch(&probe, x->teams, (size_t)x->nt, sizeof(*x->teams), set_id_cmp);
 
 	return t ? (int)(t - x->teams) : -1;
 }
@@ -844,7 +840,7 @@ static int arr_row(struct set_ctx *x, struct set_arr *a, const char *fmt, ...)
 	rc = db_vparams(&x->c->base, v, SET_AUDIT, &n, fmt, ap);
 	va_end(ap);
 	for (int k = 0; k < n && rc == 0; k++)
-		rc = v[k].type == 't' ? arr_text(&a[k], v[k].text) : arr_i64(&a[k], v[k].i64);
+		rc = arr_add(&a[k], &v[k]);
 	return rc;
 }
 
@@ -952,9 +948,9 @@ static int set_read(struct set_ctx *x, struct pg_alloc_req **qs, int nq, int64_t
 		if (optimistic)
 			(void)set_gpu_add(x, qs[i]->r->gpu_type); /* room for nq */
 	}
-	x->nt = sort_uniq(x->teams, x->nt, sizeof(*x->teams), set_team_cmp);
+	x->nt = sort_uniq(x->teams, x->nt, sizeof(*x->teams), set_id_cmp);
 	x->nk = sort_uniq(x->keys, x->nk, sizeof(*x->keys), set_key_cmp);
-	qsort(x->gpus, (size_t)x->ng, sizeof(*x->gpus), set_gpu_cmp);
+	qsort(x->gpus, (size_t)x->ng, sizeof(*x->gpus), set_id_cmp);
 	x->nst = 0;
 	set_add(x, SQL_BEGIN, "");
 	set_add(x, SQL_GENERIC_PLANS, "");
@@ -1083,7 +1079,7 @@ static int set_read_ledger(struct set_ctx *x, struct pg_alloc_req **qs, int nq, 
 			return ERR_NOMEM;
 	}
 	qsort(x->periods, (size_t)x->np, sizeof(*x->periods), set_period_cmp);
-	qsort(x->gpus, (size_t)x->ng, sizeof(*x->gpus), set_gpu_cmp);
+	qsort(x->gpus, (size_t)x->ng, sizeof(*x->gpus), set_id_cmp);
 	if (!lock && set_ledger_from_read(x))
 		return 0;
 	for (int i = 0; i < x->np; i++) {
@@ -1341,14 +1337,9 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 		set_ctx_free(&x);
 		return ERR_NOMEM;
 	}
-	for (int attempt = 0;; attempt++) {
+	rc = set_read(&x, qs, nq, now, optimistic);
+	if (conn_retry(c, rc)) /* BEGIN changed nothing */
 		rc = set_read(&x, qs, nq, now, optimistic);
-		/* A freshly broken session: BEGIN changed nothing, so once more on a new one. */
-		if (rc == ERR_UNAVAILABLE && attempt == 0 && !c->base.in_tx &&
-		    PQstatus(c->db) != CONNECTION_OK && conn_revive(c) == 0)
-			continue;
-		break;
-	}
 	if (rc == 0)
 		rc = set_read_ledger(&x, qs, nq, !optimistic || PQntuples(x.due) > 0);
 	if (rc == 0)
@@ -1585,9 +1576,8 @@ static int drv_allocate(struct store_conn *bc, const struct actor *who, const st
 /*
  * Executes one statement (db.c's run passed the fault point; pq_pipeline
  * runs the batch's).  cached: sql is a static string run as a prepared
- * statement of this connection; else a one-off.  A statement outside a
- * transaction that meets a dead connection is retried once on a fresh one:
- * it changed nothing (a read, or BEGIN).
+ * statement of this connection; else a one-off.  A read or BEGIN that meets
+ * a dead connection runs once more on a fresh one (conn_retry).
  */
 static int drv_run(struct store_conn *bc, const char *sql, bool cached, const struct db_param *p,
 		   int n, struct db_rows **rows)
@@ -1620,8 +1610,7 @@ static int drv_run(struct store_conn *bc, const char *sql, bool cached, const st
 			rc = db_fail(c, res, "statement");
 			PQclear(res);
 		}
-		if (rc == ERR_UNAVAILABLE && !c->base.in_tx && attempt == 0 &&
-		    PQstatus(c->db) != CONNECTION_OK && conn_revive(c) == 0)
+		if (attempt == 0 && conn_retry(c, rc))
 			continue;
 		free(r);
 		return rc;
@@ -1708,18 +1697,11 @@ static int drv_finish(struct store_conn *bc, bool commit)
 	return rc;
 }
 
-/* A multi-statement script (migrations, settings), simple protocol: the
- * caller passed the fault point (ops_schema.c). */
+/* A multi-statement script (migrations, settings): the caller passed the
+ * fault point (ops_schema.c). */
 static int drv_script(struct store_conn *bc, const char *sql)
 {
-	struct pg_conn *c = pg_conn_of(bc);
-	PGresult *r = PQexec(c->db, sql);
-	int rc = 0;
-
-	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-		rc = db_fail(c, r, "exec");
-	PQclear(r);
-	return rc;
+	return pq_script(pg_conn_of(bc), sql, "exec");
 }
 
 /* The batch leader writes allocations on its own connection: a seed runs

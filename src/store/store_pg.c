@@ -35,7 +35,6 @@
 #include "util/buf.h"
 #include "util/util.h"
 
-#define PG_MAX_PARAMS 24 /* the most any statement of the batch engine takes: 18 arrays */
 #define PG_BATCH_MAX 128  /* allocation requests per group commit */
 #define PG_BATCH_LEADERS 3 /* group commits reading and deciding at once per daemon */
 #define PG_TEAM_SLOTS 64   /* single-team batches tracked at once (queue_hot) */
@@ -124,23 +123,29 @@ static int db_fail(struct pg_conn *c, PGresult *r, const char *what)
 
 /* ---- connections ------------------------------------------------------- */
 
-/* Per-connection settings; connection setup is not fault-injected. */
+/* A multi-statement script, simple protocol, not fault-injected: what names it in the error. */
+static int pq_script(struct pg_conn *c, const char *sql, const char *what)
+{
+	PGresult *r = PQexec(c->db, sql);
+	int rc = 0;
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		rc = db_fail(c, r, what);
+	PQclear(r);
+	return rc;
+}
+
+/* Per-connection settings. */
 static int conn_setup(struct pg_conn *c)
 {
 	char sql[256];
-	PGresult *r;
-	int rc = 0;
+	int rc;
 
 	snprintf(sql, sizeof(sql),
 		 "SET statement_timeout = %ld; SET lock_timeout = %ld;"
 		 " SET default_transaction_isolation = 'read committed'; SET client_min_messages = warning",
 		 pg_store_of(c)->statement_timeout_ms, pg_store_of(c)->statement_timeout_ms);
-	r = PQexec(c->db, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		rc = db_fail(c, r, "setup");
-	PQclear(r);
-	c->nprepared = 0;
-	c->base.in_tx = false;
+	rc = pq_script(c, sql, "setup");
 	return rc == DB_RETRY ? ERR_UNAVAILABLE : rc;
 }
 
@@ -165,6 +170,15 @@ static int conn_ready(struct pg_conn *c)
 	if (PQstatus(c->db) == CONNECTION_OK)
 		return 0;
 	return conn_revive(c);
+}
+
+/* True when a statement that failed with rc outside a transaction met a
+ * dead connection and a fresh one is open: it changed nothing, so it runs
+ * once more. */
+static bool conn_retry(struct pg_conn *c, int rc)
+{
+	return rc == ERR_UNAVAILABLE && !c->base.in_tx && PQstatus(c->db) != CONNECTION_OK &&
+	       conn_revive(c) == 0;
 }
 
 static int drv_conn_open(struct store *bs, struct store_conn **out, char *why)
@@ -265,17 +279,19 @@ static char *pg_sql(const char *sql)
 	return out;
 }
 
-/* The statement name of a cached SQL string, preparing it on first use. */
-static int stmt_name(struct pg_conn *c, const char *sql, char *name, size_t len)
+/* The index of a cached SQL string's prepared statement ("p" and the index),
+ * preparing it on first use; < 0 an error. */
+static int stmt_prepare(struct pg_conn *c, const char *sql)
 {
+	size_t i = 0;
+	char name[24], *text;
 	PGresult *r;
-	size_t i;
 	int rc;
 
-	for (i = 0; i < c->nprepared; i++) {
-		if (c->prepared[i] == sql)
-			return util_fmt(name, len, "p%zu", i) == 0 ? 0 : ERR_STORE;
-	}
+	while (i < c->nprepared && c->prepared[i] != sql)
+		i++;
+	if (i < c->nprepared)
+		return (int)i;
 	if (c->nprepared == c->prepared_cap) {
 		size_t cap = c->prepared_cap ? c->prepared_cap * 2 : 64;
 		const char **grown = realloc(c->prepared, cap * sizeof(*grown));
@@ -285,73 +301,41 @@ static int stmt_name(struct pg_conn *c, const char *sql, char *name, size_t len)
 		c->prepared = grown;
 		c->prepared_cap = cap;
 	}
-	if (util_fmt(name, len, "p%zu", c->nprepared) != 0)
-		return ERR_STORE;
-	{
-		char *text = pg_sql(sql);
-
-		if (!text)
-			return ERR_NOMEM;
-		r = PQprepare(c->db, name, text, 0, NULL);
-		free(text);
-	}
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		rc = db_fail(c, r, "prepare");
-		PQclear(r);
-		return rc;
-	}
+	text = pg_sql(sql);
+	if (!text)
+		return ERR_NOMEM;
+	snprintf(name, sizeof(name), "p%zu", i); /* fits: 20 digits at most */
+	r = PQprepare(c->db, name, text, 0, NULL);
+	free(text);
+	rc = PQresultStatus(r) == PGRES_COMMAND_OK ? (int)i : db_fail(c, r, "prepare");
 	PQclear(r);
-	c->prepared[c->nprepared++] = sql;
-	return 0;
+	if (rc >= 0)
+		c->prepared[c->nprepared++] = sql;
+	return rc;
 }
 
-/*
- * Executes one statement (db.c's run passed the fault point; pq_pipeline
- * runs the batch's).  cached: sql is a static string run as a prepared
- * statement of this connection; else a one-off.  *out gets the result
- * (caller PQclears) when given.  A statement outside a transaction that
- * meets a dead connection is retried once on a fresh one: it changed nothing
- * (a read, or BEGIN).
- */
-static int pq_exec_v(struct pg_conn *c, const char *sql, bool cached, int np,
-		     const char *const *pv, PGresult **out)
+/* Sends statement `stmt` (stmt_prepare) with n parameters; false when libpq could not. */
+static bool send_prepared(struct pg_conn *c, int stmt, const struct db_param *p, int n)
 {
-	for (int attempt = 0;; attempt++) {
-		char name[16] = "", *text = NULL;
-		PGresult *r;
-		int rc = cached ? stmt_name(c, sql, name, sizeof(name))
-				: (text = pg_sql(sql)) ? 0 : ERR_NOMEM;
+	const char *v[DB_MAX_PARAMS];
+	char ibuf[DB_MAX_PARAMS][24], name[24];
 
-		if (rc == 0) {
-			r = text ? PQexecParams(c->db, text, np, NULL, pv, NULL, NULL, 0)
-				 : PQexecPrepared(c->db, name, np, pv, NULL, NULL, 0);
-			free(text);
-			if (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK) {
-				if (out)
-					*out = r;
-				else
-					PQclear(r);
-				return 0;
-			}
-			rc = db_fail(c, r, "statement");
-			PQclear(r);
-		}
-		if (rc == ERR_UNAVAILABLE && !c->base.in_tx && attempt == 0 &&
-		    PQstatus(c->db) != CONNECTION_OK && conn_revive(c) == 0)
-			continue;
-		return rc;
-	}
+	pg_values(p, n, v, ibuf); /* libpq copies them as it sends */
+	snprintf(name, sizeof(name), "p%d", stmt);
+	return PQsendQueryPrepared(c->db, name, n, v, NULL, NULL, 0) == 1;
 }
 
 /* ---- pipelines --------------------------------------------------------- */
 
 #define PG_PIPE_LONG 1024 /* statements in one pipeline (the set-based batch) */
+#define PG_STEP_PARAMS 4  /* inline in a step: all but the array inserts' */
 
 /* One statement of a pipeline: a cached SQL string, its parameters, its result. */
 struct pg_step {
 	const char *sql;
-	struct db_param p[PG_MAX_PARAMS];
-	int n;
+	int n, stmt; /* stmt: its prepared statement (pq_pipeline) */
+	struct db_param p[PG_STEP_PARAMS];
+	const struct db_param *ext; /* else the parameters are here (the array inserts) */
 	PGresult *res; /* the result of a statement that succeeded (caller PQclears) */
 };
 
@@ -373,55 +357,34 @@ static void steps_clear(struct pg_step *st, int n)
  */
 static int pq_pipeline(struct pg_conn *c, struct pg_step *st, int n)
 {
-	char(*names)[16] = NULL;
+	const char *failed = NULL;
 	bool broken = false;
-	int rc = 0, sent = 0;
+	int rc = 0;
 	PGresult *r;
 
-	if (n > PG_PIPE_LONG) {
-		db_err(&c->base, "internal: pipeline too long");
-		return ERR_STORE;
-	}
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n; i++)
 		if (db_fault_hit(&c->base))
 			return ERR_STORE;
-	}
-	names = malloc(sizeof(*names) * (size_t)(n > 0 ? n : 1));
-	if (!names)
-		return ERR_NOMEM;
-	for (int i = 0; i < n; i++) {
-		rc = stmt_name(c, st[i].sql, names[i], sizeof(names[i]));
-		if (rc != 0) {
-			free(names);
-			return rc;
-		}
-	}
-	if (PQenterPipelineMode(c->db) != 1) {
-		free(names);
+	for (int i = 0; i < n; i++) /* prepared before the pipeline starts */
+		if ((st[i].stmt = stmt_prepare(c, st[i].sql)) < 0)
+			return st[i].stmt;
+	if (PQenterPipelineMode(c->db) != 1)
 		return db_fail(c, NULL, "pipeline");
-	}
-	for (; sent < n; sent++) {
-		const char *v[PG_MAX_PARAMS];
-		char ibuf[PG_MAX_PARAMS][24];
-
-		pg_values(st[sent].p, st[sent].n, v, ibuf); /* libpq copies them as it sends */
-		if (!PQsendQueryPrepared(c->db, names[sent], st[sent].n, v, NULL, NULL, 0)) {
-			rc = db_fail(c, NULL, "pipeline send");
-			broken = true;
-			break;
-		}
-	}
-	if (!broken && PQpipelineSync(c->db) != 1) {
-		rc = db_fail(c, NULL, "pipeline sync");
+	for (int i = 0; i < n && !failed; i++)
+		if (!send_prepared(c, st[i].stmt, st[i].ext ? st[i].ext : st[i].p, st[i].n))
+			failed = "pipeline send";
+	if (!failed && PQpipelineSync(c->db) != 1)
+		failed = "pipeline sync";
+	if (failed) {
+		rc = db_fail(c, NULL, failed);
 		broken = true;
 	}
-	for (int i = 0; i < sent && !broken; i++) {
+	for (int i = 0; i < n && !broken; i++) {
 		ExecStatusType es;
 
 		r = PQgetResult(c->db);
 		if (!r) {
-			if (rc == 0)
-				rc = db_fail(c, NULL, "pipeline");
+			rc = rc ? rc : db_fail(c, NULL, "pipeline");
 			broken = true;
 			break;
 		}
@@ -435,19 +398,14 @@ static int pq_pipeline(struct pg_conn *c, struct pg_step *st, int n)
 			PQclear(r);
 		}
 		r = PQgetResult(c->db); /* the end of this statement's results */
-		if (r) {
-			PQclear(r);
-			broken = true;
-		}
+		broken = r != NULL;
+		PQclear(r);
 	}
 	if (!broken) {
 		r = PQgetResult(c->db);
-		if (PQresultStatus(r) != PGRES_PIPELINE_SYNC)
-			broken = true;
+		broken = PQresultStatus(r) != PGRES_PIPELINE_SYNC || PQexitPipelineMode(c->db) != 1;
 		PQclear(r);
 	}
-	if (!broken && PQexitPipelineMode(c->db) != 1)
-		broken = true;
 	if (broken) {
 		if (rc == 0) {
 			db_err(&c->base, "pipeline: %s", PQerrorMessage(c->db));
@@ -463,7 +421,6 @@ static int pq_pipeline(struct pg_conn *c, struct pg_step *st, int n)
 	}
 	if (rc != 0)
 		steps_clear(st, n);
-	free(names);
 	return rc;
 }
 
@@ -548,6 +505,9 @@ static int pg_token_by_hash(struct store_conn *bc, const char *hash, struct toke
  * The batch's statements, in the order it runs them:
  */
 #define PG_CHECK_FAILED "invariant violated" /* in both move checks; batch_set_once looks for it */
+#define PG_PERIOD_GET \
+	"SELECT spent, reserved FROM team_periods WHERE team_id = $1 AND period_start = $2"
+#define PG_GPU_GET "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1"
 static const struct {
 	const char *due, *team_share, *idem_lock, *idem_get, *period_at, *gpu_get;
 	const char *period_ensure_quiet, *period_get, *period_lock, *gpu_lock;
@@ -571,7 +531,7 @@ static const struct {
 	 * period has begun and has no row yet). */
 	.period_at = "SELECT period_start, period_end, spent, reserved FROM team_periods"
 		     " WHERE team_id = $1 AND period_start <= $2 ORDER BY period_start DESC LIMIT 1",
-	.gpu_get = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1",
+	.gpu_get = PG_GPU_GET,
 	/* Creates a missing period row without waiting: ON CONFLICT alone waits
 	 * for a transaction that is updating the existing row, which would hold
 	 * an optimistic batch behind the batch before it.  Inserts only when the
@@ -581,11 +541,9 @@ static const struct {
 		" SELECT $1::text, $2::bigint, $3::bigint, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM"
 		" team_periods WHERE team_id = $1::text AND period_start = $2::bigint)"
 		" ON CONFLICT (team_id, period_start) DO NOTHING",
-	.period_get = "SELECT spent, reserved FROM team_periods WHERE team_id = $1"
-		      " AND period_start = $2",
-	.period_lock = "SELECT spent, reserved FROM team_periods WHERE team_id = $1"
-		       " AND period_start = $2 FOR UPDATE",
-	.gpu_lock = "SELECT " GPU_COLS " FROM gpu_types WHERE id = $1 FOR UPDATE",
+	.period_get = PG_PERIOD_GET,
+	.period_lock = PG_PERIOD_GET " FOR UPDATE",
+	.gpu_lock = PG_GPU_GET " FOR UPDATE",
 	.alloc_insert = "INSERT INTO allocations(" ALLOC_COLS ") SELECT * FROM unnest($1::text[],"
 			" $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],"
 			" $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::text[],"
@@ -645,9 +603,11 @@ struct pg_alloc_req {
 	struct pg_alloc_req *next; /* queue link, guarded by the batch mutex */
 };
 
-#define SET_ALLOC_COLS 18
-#define SET_AUDIT_COLS 9
-#define SET_IDEM_COLS 6
+/* The batch's arrays (struct set_ctx): 18 allocation columns, then 9 of the
+ * audit rows from SET_AUDIT, then 6 of the idempotency rows from SET_IDEM. */
+#define SET_AUDIT 18
+#define SET_IDEM (SET_AUDIT + 9)
+#define SET_ARRS (SET_IDEM + 6)
 
 /* A PostgreSQL array literal being built (text form). */
 struct set_arr {
@@ -655,55 +615,37 @@ struct set_arr {
 	int count;
 };
 
-static int arr_put(struct set_arr *a, const char *s, size_t n)
+/* Appends one element: an integer, or a text quoted and escaped (NULL = SQL NULL). */
+static int arr_add(struct set_arr *a, const struct db_param *v)
 {
-	return buf_add(&a->b, s, n) ? 0 : ERR_NOMEM;
-}
+	const char *s = v->text;
+	char num[24];
+	bool ok = buf_add(&a->b, a->count++ ? "," : "{", 1);
 
-static int arr_sep(struct set_arr *a)
-{
-	return arr_put(a, a->count++ ? "," : "{", 1);
-}
-
-/* One text element (NULL = SQL NULL), quoted and escaped. */
-static int arr_text(struct set_arr *a, const char *s)
-{
-	int rc = arr_sep(a);
-
-	if (rc != 0)
-		return rc;
-	if (!s)
-		return arr_put(a, "NULL", 4);
-	rc = arr_put(a, "\"", 1);
-	while (rc == 0 && *s) {
+	if (v->type != 't' || !s) {
+		snprintf(num, sizeof(num), "%lld", (long long)v->i64);
+		s = v->type != 't' ? num : "NULL";
+		return ok && buf_add(&a->b, s, strlen(s)) ? 0 : ERR_NOMEM;
+	}
+	ok = ok && buf_add(&a->b, "\"", 1);
+	while (ok && *s) {
 		size_t run = strcspn(s, "\"\\"); /* copied in one go */
 
-		rc = arr_put(a, s, run);
+		ok = buf_add(&a->b, s, run);
 		s += run;
-		if (rc == 0 && *s) {
+		if (ok && *s) {
 			char esc[2] = {'\\', *s++};
 
-			rc = arr_put(a, esc, 2);
+			ok = buf_add(&a->b, esc, 2);
 		}
 	}
-	return rc ? rc : arr_put(a, "\"", 1);
-}
-
-static int arr_i64(struct set_arr *a, int64_t v)
-{
-	char buf[24];
-	int rc = arr_sep(a);
-
-	snprintf(buf, sizeof(buf), "%lld", (long long)v);
-	return rc ? rc : arr_put(a, buf, strlen(buf));
+	return ok && buf_add(&a->b, "\"", 1) ? 0 : ERR_NOMEM;
 }
 
 /* The closed literal ("{}" when empty). */
 static const char *arr_end(struct set_arr *a)
 {
-	if ((a->count ? arr_put(a, "}", 1) : arr_put(a, "{}", 2)) != 0)
-		return NULL;
-	return a->b.p;
+	return buf_add(&a->b, a->count ? "}" : "{}", a->count ? 1 : 2) ? a->b.p : NULL;
 }
 
 static void arrs_free(struct set_arr *a, int n)
@@ -712,21 +654,21 @@ static void arrs_free(struct set_arr *a, int n)
 		free(a[i].b.p);
 }
 
-struct set_team {
-	const char *id;
-	struct team team;
-	bool found, bad; /* bad: its row cannot be read (store_bad_row) */
-	/* Its latest period row at the batch's time (optimistic batch, read with the team). */
-	bool at_found;
-	int64_t at_ps, at_pe, at_spent, at_reserved;
-};
-
 struct set_period {
 	const char *team_id;
 	int team; /* index into the teams, or -1 */
 	int64_t ps, pe; /* pe 0: only a due allocation's row (it exists), to lock */
 	int64_t spent, reserved; /* running: reserved includes this batch's approvals */
 	int64_t d_reserved;
+};
+
+struct set_team {
+	const char *id;
+	struct team team;
+	bool found, bad; /* bad: its row cannot be read (store_bad_row) */
+	/* Its latest period row at the batch's time (optimistic batch, read with the team). */
+	bool at_found;
+	struct set_period at;
 };
 
 struct set_gpu {
@@ -759,14 +701,10 @@ static int set_period_cmp(const void *a, const void *b)
 	return d ? d : (x->ps < y->ps ? -1 : x->ps > y->ps);
 }
 
-static int set_team_cmp(const void *a, const void *b)
+/* Teams and GPU types by id, their first member. */
+static int set_id_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct set_team *)a)->id, ((const struct set_team *)b)->id);
-}
-
-static int set_gpu_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct set_gpu *)a)->id, ((const struct set_gpu *)b)->id);
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* Sorts n elements of size bytes and drops repeats: the count left. */
@@ -795,7 +733,8 @@ struct set_ctx {
 	struct pg_step *st; /* the pipeline being built (set_add) */
 	int nst, stcap;
 	int rc; /* the first failure building it */
-	struct set_arr arr[SET_ALLOC_COLS + SET_AUDIT_COLS + SET_IDEM_COLS];
+	struct set_arr arr[SET_ARRS];
+	struct db_param ins[SET_ARRS]; /* the closed arrays, the inserts' parameters */
 	/* The GPU catalog, read on the batch's first refusal that names types. */
 	struct gpu_type *cat;
 	size_t ncat;
@@ -818,14 +757,14 @@ static void set_ctx_free(struct set_ctx *x)
 	free(x->gpus);
 	free(x->keys);
 	free(x->cat);
-	arrs_free(x->arr, SET_ALLOC_COLS + SET_AUDIT_COLS + SET_IDEM_COLS);
+	arrs_free(x->arr, SET_ARRS);
 }
 
 static int set_team_find(const struct set_ctx *x, const char *id)
 {
 	struct set_team probe = {.id = id};
 	const struct set_team *t =
-		bsearch(&probe, x->teams, (size_t)x->nt, sizeof(*x->teams), set_team_cmp);
+		bsearch(&probe, x->teams, (size_t)x->nt, sizeof(*x->teams), set_id_cmp);
 
 	return t ? (int)(t - x->teams) : -1;
 }
@@ -883,11 +822,9 @@ static struct pg_step *set_add(struct set_ctx *x, const char *sql, const char *f
 	if (x->rc != 0)
 		return NULL;
 	s = &x->st[x->nst++];
-	s->sql = sql;
-	s->n = 0;
-	s->res = NULL;
+	*s = (struct pg_step){.sql = sql};
 	va_start(ap, fmt);
-	x->rc = db_vparams(&x->c->base, s->p, PG_MAX_PARAMS, &s->n, fmt, ap);
+	x->rc = db_vparams(&x->c->base, s->p, PG_STEP_PARAMS, &s->n, fmt, ap);
 	va_end(ap);
 	return x->rc ? NULL : s;
 }
@@ -895,15 +832,15 @@ static struct pg_step *set_add(struct set_ctx *x, const char *sql, const char *f
 /* Appends one row to the arrays from a: a value each, from fmt as db_params. */
 static int arr_row(struct set_ctx *x, struct set_arr *a, const char *fmt, ...)
 {
-	struct db_param v[SET_ALLOC_COLS];
+	struct db_param v[SET_AUDIT]; /* the widest row: an allocation's */
 	va_list ap;
 	int n = 0, rc;
 
 	va_start(ap, fmt);
-	rc = db_vparams(&x->c->base, v, SET_ALLOC_COLS, &n, fmt, ap);
+	rc = db_vparams(&x->c->base, v, SET_AUDIT, &n, fmt, ap);
 	va_end(ap);
 	for (int k = 0; k < n && rc == 0; k++)
-		rc = v[k].type == 't' ? arr_text(&a[k], v[k].text) : arr_i64(&a[k], v[k].i64);
+		rc = arr_add(&a[k], &v[k]);
 	return rc;
 }
 
@@ -953,6 +890,23 @@ static bool set_row(struct set_ctx *x, PGresult *res, const char *table, const c
 	return true;
 }
 
+/* A period row from res's first row: with bounds, (period_start, period_end,)
+ * then spent, reserved.  False without a row. */
+static bool set_period_row(const PGresult *res, struct set_period *P, bool bounds)
+{
+	int col = 0;
+
+	if (PQntuples(res) < 1)
+		return false;
+	if (bounds) {
+		P->ps = col_i64(res, 0, col++);
+		P->pe = col_i64(res, 0, col++);
+	}
+	P->spent = col_i64(res, 0, col++);
+	P->reserved = col_i64(res, 0, col);
+	return true;
+}
+
 /* The GPU types' rows: a step each, read from step k on. */
 static void set_add_gpus(struct set_ctx *x, bool lock)
 {
@@ -994,9 +948,9 @@ static int set_read(struct set_ctx *x, struct pg_alloc_req **qs, int nq, int64_t
 		if (optimistic)
 			(void)set_gpu_add(x, qs[i]->r->gpu_type); /* room for nq */
 	}
-	x->nt = sort_uniq(x->teams, x->nt, sizeof(*x->teams), set_team_cmp);
+	x->nt = sort_uniq(x->teams, x->nt, sizeof(*x->teams), set_id_cmp);
 	x->nk = sort_uniq(x->keys, x->nk, sizeof(*x->keys), set_key_cmp);
-	qsort(x->gpus, (size_t)x->ng, sizeof(*x->gpus), set_gpu_cmp);
+	qsort(x->gpus, (size_t)x->ng, sizeof(*x->gpus), set_id_cmp);
 	x->nst = 0;
 	set_add(x, SQL_BEGIN, "");
 	set_add(x, SQL_GENERIC_PLANS, "");
@@ -1032,18 +986,8 @@ static int set_read(struct set_ctx *x, struct pg_alloc_req **qs, int nq, int64_t
 				return ERR_NOMEM; /* the steps are cleared with x */
 		}
 	}
-	for (int i = 0; i < x->nt && optimistic; i++, k++) {
-		struct set_team *t = &x->teams[i];
-		struct pg_rows r = set_rows(x, x->st[k].res, 0);
-
-		t->at_found = PQntuples(r.res) >= 1;
-		if (t->at_found) {
-			t->at_ps = db_i64(&r.base, 0);
-			t->at_pe = db_i64(&r.base, 1);
-			t->at_spent = db_i64(&r.base, 2);
-			t->at_reserved = db_i64(&r.base, 3);
-		}
-	}
+	for (int i = 0; i < x->nt && optimistic; i++, k++)
+		x->teams[i].at_found = set_period_row(x->st[k].res, &x->teams[i].at, true);
 	set_read_gpus(x, k);
 	x->due = x->st[2].res; /* kept past set_done */
 	x->st[2].res = NULL;
@@ -1064,12 +1008,12 @@ static bool set_ledger_from_read(struct set_ctx *x)
 	for (int i = 0; i < x->np; i++) {
 		const struct set_team *t = &x->teams[x->periods[i].team];
 
-		if (!t->at_found || t->at_ps != x->periods[i].ps || t->at_pe != x->periods[i].pe)
+		if (!t->at_found || t->at.ps != x->periods[i].ps || t->at.pe != x->periods[i].pe)
 			return false;
 	}
 	for (int i = 0; i < x->np; i++) {
-		x->periods[i].spent = x->teams[x->periods[i].team].at_spent;
-		x->periods[i].reserved = x->teams[x->periods[i].team].at_reserved;
+		x->periods[i].spent = x->teams[x->periods[i].team].at.spent;
+		x->periods[i].reserved = x->teams[x->periods[i].team].at.reserved;
 	}
 	return true;
 }
@@ -1135,7 +1079,7 @@ static int set_read_ledger(struct set_ctx *x, struct pg_alloc_req **qs, int nq, 
 			return ERR_NOMEM;
 	}
 	qsort(x->periods, (size_t)x->np, sizeof(*x->periods), set_period_cmp);
-	qsort(x->gpus, (size_t)x->ng, sizeof(*x->gpus), set_gpu_cmp);
+	qsort(x->gpus, (size_t)x->ng, sizeof(*x->gpus), set_id_cmp);
 	if (!lock && set_ledger_from_read(x))
 		return 0;
 	for (int i = 0; i < x->np; i++) {
@@ -1150,14 +1094,8 @@ static int set_read_ledger(struct set_ctx *x, struct pg_alloc_req **qs, int nq, 
 	if (rc != 0)
 		return rc;
 	for (int i = 0; i < x->np; i++, k++) {
-		struct pg_rows r;
-
 		k += x->periods[i].pe != 0; /* after its ensure step */
-		r = set_rows(x, x->st[k].res, 0);
-		if (PQntuples(r.res) >= 1) {
-			x->periods[i].spent = db_i64(&r.base, 0);
-			x->periods[i].reserved = db_i64(&r.base, 1);
-		}
+		(void)set_period_row(x->st[k].res, &x->periods[i], false); /* a missing one stays 0 */
 	}
 	set_read_gpus(x, k);
 	set_done(x);
@@ -1289,7 +1227,7 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 				    a->labels_json, a->created_by, a->period_start, a->approved_at,
 				    a->expires_at, a->started_at, a->ended_at, a->actual_micros);
 	if (!arc)
-		arc = arr_row(x, x->arr + SET_ALLOC_COLS, "itttttttt", q->now, q->who->token_id,
+		arc = arr_row(x, x->arr + SET_AUDIT, "itttttttt", q->now, q->who->token_id,
 			      q->who->name, rc ? "allocation.refuse" : "allocation.approve",
 			      "allocation", rc ? "" : a->id, rc ? r->team : a->team,
 			      (const char *)NULL, audit);
@@ -1308,7 +1246,7 @@ static int set_decide(struct set_ctx *x, struct pg_alloc_req *q)
 		if (!body) /* fails the batch: the staged rows are already in */
 			return set_fail(x, q, ERR_NOMEM,
 					"out of memory recording the idempotent decision");
-		arc = arr_row(x, x->arr + SET_ALLOC_COLS + SET_AUDIT_COLS, "tttiti", q->who->token_id,
+		arc = arr_row(x, x->arr + SET_IDEM, "tttiti", q->who->token_id,
 			      idem->key, idem->hash, (int64_t)rc, body, q->now);
 		/* Later requests of the batch with this key find this answer. */
 		K->stored = true;
@@ -1347,17 +1285,19 @@ static void batch_step_aside(struct pg_conn *c)
 	pthread_mutex_unlock(&s->bmu);
 }
 
-/* One step inserting the batch's rows from the n arrays a (none when they are empty). */
-static void set_add_insert(struct set_ctx *x, const char *sql, struct set_arr *a, int n)
+/* One step inserting the batch's rows from arrays `from` to `to` (none when they are empty). */
+static void set_add_insert(struct set_ctx *x, const char *sql, int from, int to)
 {
-	struct pg_step *s = a[0].count > 0 ? set_add(x, sql, "") : NULL;
+	struct pg_step *s = x->arr[from].count > 0 ? set_add(x, sql, "") : NULL;
 
-	for (int k = 0; s && k < n; k++) {
-		s->p[s->n++] = (struct db_param){.type = 't', .text = arr_end(&a[k])};
-		if (!s->p[k].text) {
+	if (!s)
+		return;
+	s->ext = x->ins + from;
+	s->n = to - from;
+	for (int k = from; k < to; k++) {
+		x->ins[k] = (struct db_param){.type = 't', .text = arr_end(&x->arr[k])};
+		if (!x->ins[k].text)
 			x->rc = ERR_NOMEM;
-			return;
-		}
 	}
 }
 
@@ -1387,27 +1327,19 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 		if (qs[i]->now > now)
 			now = qs[i]->now;
 	}
-	x.cap = nq;
 	x.teams = calloc((size_t)nq, sizeof(*x.teams));
-	x.periods = calloc((size_t)nq, sizeof(*x.periods));
-	x.gpus = calloc((size_t)nq, sizeof(*x.gpus));
 	x.keys = calloc((size_t)nq, sizeof(*x.keys));
 	/* The longest pipeline without due allocations (set_read with a key per
 	 * request) has 5 steps per request plus 3: no growing in the usual case. */
 	x.stcap = 5 * nq + 5;
 	x.st = malloc(sizeof(*x.st) * (size_t)x.stcap);
-	if (!x.teams || !x.periods || !x.gpus || !x.keys || !x.st) {
+	if (!x.teams || !x.keys || !x.st || set_room(&x, nq) != 0) {
 		set_ctx_free(&x);
 		return ERR_NOMEM;
 	}
-	for (int attempt = 0;; attempt++) {
+	rc = set_read(&x, qs, nq, now, optimistic);
+	if (conn_retry(c, rc)) /* BEGIN changed nothing */
 		rc = set_read(&x, qs, nq, now, optimistic);
-		/* A freshly broken session: BEGIN changed nothing, so once more on a new one. */
-		if (rc == ERR_UNAVAILABLE && attempt == 0 && !c->base.in_tx &&
-		    PQstatus(c->db) != CONNECTION_OK && conn_revive(c) == 0)
-			continue;
-		break;
-	}
 	if (rc == 0)
 		rc = set_read_ledger(&x, qs, nq, !optimistic || PQntuples(x.due) > 0);
 	if (rc == 0)
@@ -1426,9 +1358,9 @@ static int batch_set_once(struct pg_conn *c, struct pg_alloc_req **qs, int nq, b
 	 * of approvals and refusals, then idempotency records), then the moves,
 	 * whose row locks (taken here by an optimistic batch) are held only until
 	 * the COMMIT, which rides with them (see move_checked). */
-	set_add_insert(&x, B.alloc_insert, x.arr, SET_ALLOC_COLS);
-	set_add_insert(&x, B.audit_insert, x.arr + SET_ALLOC_COLS, SET_AUDIT_COLS);
-	set_add_insert(&x, B.idem_insert, x.arr + SET_ALLOC_COLS + SET_AUDIT_COLS, SET_IDEM_COLS);
+	set_add_insert(&x, B.alloc_insert, 0, SET_AUDIT);
+	set_add_insert(&x, B.audit_insert, SET_AUDIT, SET_IDEM);
+	set_add_insert(&x, B.idem_insert, SET_IDEM, SET_ARRS);
 	for (int i = 0; i < x.np; i++) {
 		const struct set_period *P = &x.periods[i];
 
@@ -1641,6 +1573,12 @@ static int drv_allocate(struct store_conn *bc, const struct actor *who, const st
 
 /* ---- the driver (db.h) ------------------------------------------------- */
 
+/*
+ * Executes one statement (db.c's run passed the fault point; pq_pipeline
+ * runs the batch's).  cached: sql is a static string run as a prepared
+ * statement of this connection; else a one-off.  A read or BEGIN that meets
+ * a dead connection runs once more on a fresh one (conn_retry).
+ */
 static int drv_run(struct store_conn *bc, const char *sql, bool cached, const struct db_param *p,
 		   int n, struct db_rows **rows)
 {
@@ -1656,13 +1594,24 @@ static int drv_run(struct store_conn *bc, const char *sql, bool cached, const st
 		return ERR_STORE;
 	}
 	pg_values(p, n, v, ibuf);
-	if (rows) {
-		r = malloc(sizeof(*r));
-		if (!r)
-			return ERR_NOMEM;
-	}
-	rc = pq_exec_v(c, sql, cached, n, v, &res);
-	if (rc != 0) {
+	if (rows && !(r = malloc(sizeof(*r))))
+		return ERR_NOMEM;
+	for (int attempt = 0;; attempt++) {
+		char name[24], *text = NULL;
+
+		rc = cached ? stmt_prepare(c, sql) : (text = pg_sql(sql)) ? 0 : ERR_NOMEM;
+		if (rc >= 0) {
+			snprintf(name, sizeof(name), "p%d", rc);
+			res = text ? PQexecParams(c->db, text, n, NULL, v, NULL, NULL, 0)
+				   : PQexecPrepared(c->db, name, n, v, NULL, NULL, 0);
+			free(text);
+			if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK)
+				break;
+			rc = db_fail(c, res, "statement");
+			PQclear(res);
+		}
+		if (attempt == 0 && conn_retry(c, rc))
+			continue;
 		free(r);
 		return rc;
 	}
@@ -1723,9 +1672,9 @@ static void drv_rows_close(struct db_rows *br)
 static int drv_begin(struct store_conn *bc, bool write)
 {
 	struct pg_conn *c = pg_conn_of(bc);
-	int rc = pq_exec_v(c, write ? SQL_BEGIN : SQL_BEGIN_RO, true, 0, NULL, NULL);
+	int rc = drv_run(bc, write ? SQL_BEGIN : SQL_BEGIN_RO, true, NULL, 0, NULL);
 
-	if (rc == 0)
+	if (rc >= 0)
 		c->base.in_tx = true;
 	return rc;
 }
@@ -1738,7 +1687,7 @@ static int drv_finish(struct store_conn *bc, bool commit)
 	if (!c->base.in_tx)
 		return 0;
 	if (commit)
-		rc = pq_exec_v(c, SQL_COMMIT, true, 0, NULL, NULL);
+		rc = drv_run(bc, SQL_COMMIT, true, NULL, 0, NULL);
 	if ((!commit || rc != 0) && PQstatus(c->db) == CONNECTION_OK &&
 	    PQtransactionStatus(c->db) != PQTRANS_IDLE) {
 		PGresult *r = PQexec(c->db, "ROLLBACK"); /* recovery path */
@@ -1748,18 +1697,11 @@ static int drv_finish(struct store_conn *bc, bool commit)
 	return rc;
 }
 
-/* A multi-statement script (migrations, settings), simple protocol: the
- * caller passed the fault point (ops_schema.c). */
+/* A multi-statement script (migrations, settings): the caller passed the
+ * fault point (ops_schema.c). */
 static int drv_script(struct store_conn *bc, const char *sql)
 {
-	struct pg_conn *c = pg_conn_of(bc);
-	PGresult *r = PQexec(c->db, sql);
-	int rc = 0;
-
-	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-		rc = db_fail(c, r, "exec");
-	PQclear(r);
-	return rc;
+	return pq_script(pg_conn_of(bc), sql, "exec");
 }
 
 /* The batch leader writes allocations on its own connection: a seed runs

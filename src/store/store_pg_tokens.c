@@ -170,14 +170,12 @@ int pg_tokens_new(const char *url, struct pg_tokens **out)
 	if (!t)
 		return ERR_NOMEM;
 	t->url = strdup(url);
-	if (!t->url || pipe(t->wake) != 0) {
-		free(t->url);
-		free(t);
-		return ERR_NOMEM;
-	}
-	if (pthread_mutex_init(&t->mu, NULL) != 0) {
-		close(t->wake[0]);
-		close(t->wake[1]);
+	t->wake[0] = -1;
+	if (!t->url || pipe(t->wake) != 0 || pthread_mutex_init(&t->mu, NULL) != 0) {
+		if (t->wake[0] >= 0) {
+			close(t->wake[0]);
+			close(t->wake[1]);
+		}
 		free(t->url);
 		free(t);
 		return ERR_NOMEM;

@@ -553,6 +553,12 @@ static void test_start_complete_moves_money(void **state)
 	assert_int_equal(l.spent, 3600000 + 7200000);
 	assert_int_equal(l.reserved, 0);
 
+	/* What was spent is gone from the budget: one GPU-second past the rest is
+	 * refused, the exact rest approved (on PostgreSQL the batch reads spent). */
+	assert_int_equal(do_alloc(f, "nlp", "h100", 1, 89201 * SEC_US, t0 + 7200, &o), ERR_BUDGET);
+	assert_int_equal(o.available, 100000000 - 3600000 - 7200000);
+	assert_int_equal(do_alloc(f, "nlp", "h100", 1, 89200 * SEC_US, t0 + 7200, &o), 0);
+
 	assert_int_equal(transition(f, "alloc_missing", ALLOC_EV_START, t0, t0, &a, &rep), ERR_NOT_FOUND);
 }
 

@@ -45,8 +45,8 @@ bool db_fault_hit(struct store_conn *c)
 	return true;
 }
 
-static int params_v(struct store_conn *c, struct db_param *p, int max, int *n, const char *fmt,
-		    va_list ap)
+int db_vparams(struct store_conn *c, struct db_param *p, int max, int *n, const char *fmt,
+	       va_list ap)
 {
 	for (const char *f = fmt; *f; f++) {
 		if (*n >= max) {
@@ -73,15 +73,9 @@ int db_params(struct store_conn *c, struct db_param *p, int max, int *n, const c
 	int rc;
 
 	va_start(ap, fmt);
-	rc = params_v(c, p, max, n, fmt, ap);
+	rc = db_vparams(c, p, max, n, fmt, ap);
 	va_end(ap);
 	return rc;
-}
-
-int db_vparams(struct store_conn *c, struct db_param *p, int max, int *n, const char *fmt,
-	       va_list ap)
-{
-	return params_v(c, p, max, n, fmt, ap);
 }
 
 /* THE one place a statement of an operation is executed. */
@@ -98,7 +92,7 @@ static int run_v(struct store_conn *c, const char *sql, struct db_rows **rows, c
 		 va_list ap)
 {
 	struct db_param p[DB_MAX_PARAMS];
-	int n = 0, rc = params_v(c, p, DB_MAX_PARAMS, &n, fmt, ap);
+	int n = 0, rc = db_vparams(c, p, DB_MAX_PARAMS, &n, fmt, ap);
 
 	return rc != 0 ? rc : run(c, sql, true, p, n, rows);
 }
@@ -247,94 +241,77 @@ int db_run(struct store_conn *c, bool write, int (*fn)(struct store_conn *c, voi
 
 /* ---- rows -------------------------------------------------------------- */
 
-int db_row_token(const struct db_rows *r, int col, void *out)
+/* The int64_t member at byte offset off of a record. */
+#define REC_I64(rec, off) (*(int64_t *)((char *)(rec) + (off)))
+
+int db_read_cols(const struct db_rows *r, int col, const struct db_col *cols, size_t n, void *rec,
+		 size_t size)
 {
-	struct token *t = out;
-	char role[32];
-	int bad = 0;
-
-	memset(t, 0, sizeof(*t));
-	bad |= db_copy(r, col, t->id, sizeof(t->id));
-	bad |= db_copy(r, col + 1, t->name, sizeof(t->name));
-	bad |= db_copy(r, col + 2, role, sizeof(role));
-	bad |= db_copy(r, col + 3, t->teams_json, sizeof(t->teams_json));
-	t->created_at = db_i64(r, col + 4);
-	t->revoked_at = db_i64(r, col + 5);
-	return !bad && role_parse(role, &t->role) == 0 ? 0 : ERR_STORE;
-}
-
-int db_row_gpu(const struct db_rows *r, int col, void *out)
-{
-	struct gpu_type *g = out;
-	int bad = 0;
-
-	memset(g, 0, sizeof(*g));
-	bad |= db_copy(r, col, g->id, sizeof(g->id));
-	bad |= db_copy(r, col + 1, g->name, sizeof(g->name));
-	g->price_micros = db_i64(r, col + 2);
-	bad |= db_copy(r, col + 3, g->price_date, sizeof(g->price_date));
-	bad |= db_copy(r, col + 4, g->price_source, sizeof(g->price_source));
-	g->capacity = db_i64(r, col + 5);
-	g->allocated = db_i64(r, col + 6);
-	g->updated_at = db_i64(r, col + 7);
-	g->retired_at = db_i64(r, col + 8);
-	return bad ? ERR_STORE : 0;
-}
-
-int db_row_team(const struct db_rows *r, int col, void *out)
-{
-	struct team *t = out;
-	char period[32];
-	int bad = 0;
-
-	memset(t, 0, sizeof(*t));
-	bad |= db_copy(r, col, t->id, sizeof(t->id));
-	bad |= db_copy(r, col + 1, t->display_name, sizeof(t->display_name));
-	t->budget_micros = db_i64(r, col + 2);
-	bad |= db_copy(r, col + 3, period, sizeof(period));
-	bad |= db_copy(r, col + 4, t->thresholds_json, sizeof(t->thresholds_json));
-	t->created_at = db_i64(r, col + 5);
-	t->updated_at = db_i64(r, col + 6);
-	bad |= db_copy(r, col + 7, t->admins_json, sizeof(t->admins_json));
-	t->retired_at = db_i64(r, col + 8);
-	bad |= db_copy(r, col + 9, t->namespaces, sizeof(t->namespaces));
-	return !bad && period_kind_parse(period, &t->period) == 0 ? 0 : ERR_STORE;
-}
-
-int db_row_alloc(const struct db_rows *r, int col, struct allocation *a)
-{
-	char status[32];
 	int bad = 0, cut = 0;
 
-	memset(a, 0, sizeof(*a));
-	bad |= db_copy(r, col, a->id, sizeof(a->id));
-	bad |= db_copy(r, col + 1, a->team, sizeof(a->team));
-	bad |= db_copy(r, col + 2, a->project, sizeof(a->project));
-	bad |= db_copy(r, col + 3, a->gpu_type, sizeof(a->gpu_type));
-	a->gpu_count = db_i64(r, col + 4);
-	a->max_runtime_us = db_i64(r, col + 5);
-	a->price_micros = db_i64(r, col + 6);
-	a->estimated_micros = db_i64(r, col + 7);
-	bad |= db_copy(r, col + 8, status, sizeof(status));
-	cut |= db_copy(r, col + 9, a->purpose, sizeof(a->purpose));
-	cut |= db_copy(r, col + 10, a->labels_json, sizeof(a->labels_json));
-	bad |= db_copy(r, col + 11, a->created_by, sizeof(a->created_by));
-	a->period_start = db_i64(r, col + 12);
-	a->approved_at = db_i64(r, col + 13);
-	a->expires_at = db_i64(r, col + 14);
-	a->started_at = db_i64(r, col + 15);
-	a->ended_at = db_i64(r, col + 16);
-	a->actual_micros = db_i64(r, col + 17);
-	/* A cut text leaves the money readable (costs, expiry); the row cannot
-	 * be rendered (store_alloc_unreadable), which "" labels say. */
-	if (cut)
-		a->labels_json[0] = '\0';
-	return !bad && alloc_status_parse(status, &a->status) == 0 ? 0 : ERR_STORE;
+	memset(rec, 0, size);
+	for (size_t i = 0; i < n; i++, col++) {
+		void *m = (char *)rec + cols[i].off;
+
+		switch (cols[i].kind) {
+		case DB_COL_I64: REC_I64(rec, cols[i].off) = db_i64(r, col); break;
+		case DB_COL_TEXT: bad |= db_copy(r, col, m, cols[i].size); break;
+		case DB_COL_CUT: cut |= db_copy(r, col, m, cols[i].size); break;
+		case DB_COL_ROLE: bad |= role_parse(db_text(r, col), m); break;
+		case DB_COL_PERIOD: bad |= period_kind_parse(db_text(r, col), m); break;
+		case DB_COL_STATUS: bad |= alloc_status_parse(db_text(r, col), m); break;
+		}
+	}
+	return bad ? ERR_STORE : cut ? 1 : 0;
 }
 
-int db_row_alloc_v(const struct db_rows *r, int col, void *out)
+/* The columns of TOKEN_COLS ... (db.h), in order. */
+static const struct db_col TOKEN_ROW[] = {
+	DB_TEXT(token, id), DB_TEXT(token, name), DB_ROLE(token, role), DB_TEXT(token, teams_json),
+	DB_I64(token, created_at), DB_I64(token, revoked_at)};
+static const struct db_col GPU_ROW[] = {
+	DB_TEXT(gpu_type, id), DB_TEXT(gpu_type, name), DB_I64(gpu_type, price_micros),
+	DB_TEXT(gpu_type, price_date), DB_TEXT(gpu_type, price_source),
+	DB_I64(gpu_type, capacity), DB_I64(gpu_type, allocated), DB_I64(gpu_type, updated_at),
+	DB_I64(gpu_type, retired_at)};
+static const struct db_col TEAM_ROW[] = {
+	DB_TEXT(team, id), DB_TEXT(team, display_name), DB_I64(team, budget_micros),
+	DB_PERIOD(team, period), DB_TEXT(team, thresholds_json), DB_I64(team, created_at),
+	DB_I64(team, updated_at), DB_TEXT(team, admins_json), DB_I64(team, retired_at),
+	DB_TEXT(team, namespaces)};
+static const struct db_col ALLOC_ROW[] = {
+	DB_TEXT(allocation, id), DB_TEXT(allocation, team), DB_TEXT(allocation, project),
+	DB_TEXT(allocation, gpu_type), DB_I64(allocation, gpu_count),
+	DB_I64(allocation, max_runtime_us), DB_I64(allocation, price_micros),
+	DB_I64(allocation, estimated_micros), DB_STATUS(allocation, status),
+	DB_CUT(allocation, purpose), DB_CUT(allocation, labels_json),
+	DB_TEXT(allocation, created_by), DB_I64(allocation, period_start),
+	DB_I64(allocation, approved_at), DB_I64(allocation, expires_at),
+	DB_I64(allocation, started_at), DB_I64(allocation, ended_at),
+	DB_I64(allocation, actual_micros)};
+
+#define NCOLS(cols) (sizeof(cols) / sizeof(cols[0]))
+
+/* Reader fn (db.h) of struct S over its column table. */
+#define ROW_READER(fn, S, cols)                                                        \
+	int fn(const struct db_rows *r, int col, void *out)                             \
+	{                                                                               \
+		return db_read_cols(r, col, cols, NCOLS(cols), out, sizeof(struct S)); \
+	}
+ROW_READER(db_row_token, token, TOKEN_ROW)
+ROW_READER(db_row_gpu, gpu_type, GPU_ROW)
+ROW_READER(db_row_team, team, TEAM_ROW)
+
+int db_row_alloc(const struct db_rows *r, int col, void *out)
 {
-	return db_row_alloc(r, col, out);
+	struct allocation *a = out;
+	int rc = db_read_cols(r, col, ALLOC_ROW, NCOLS(ALLOC_ROW), a, sizeof(*a));
+
+	/* A cut text leaves the money readable (costs, expiry); the row cannot
+	 * be rendered (store_alloc_unreadable), which "" labels say. */
+	if (rc == 1)
+		a->labels_json[0] = '\0';
+	return rc == 1 ? 0 : rc;
 }
 
 int db_load(struct store_conn *c, const char *sql, const char *key,
@@ -406,9 +383,6 @@ struct db_put_run {
 	bool created;
 	union db_rec out; /* the record after the write */
 };
-
-/* The int64_t member at byte offset off of a record. */
-#define REC_I64(rec, off) (*(int64_t *)((char *)(rec) + (off)))
 
 /* A change nobody could see in the audit row (before and after rendered
  * alike, updated_at kept) is no change: 1 for one, 0, or an error. */
@@ -549,7 +523,7 @@ int db_sql_and(struct store_conn *c, char **sql, struct db_param *p, int *np, co
 
 	va_start(ap, fmt);
 	if (rc == 0)
-		rc = params_v(c, p, DB_MAX_PARAMS, np, fmt, ap);
+		rc = db_vparams(c, p, DB_MAX_PARAMS, np, fmt, ap);
 	va_end(ap);
 	return rc;
 }

@@ -2,7 +2,7 @@
  * db.h - the driver interface: what a database backend gives the store's
  * operations, and the small layer over it that every operation uses.
  *
- * A driver (drv_sqlite.c, drv_pg.c) knows its library and nothing about the
+ * A driver (store_sqlite.c, store_pg.c) knows its library and nothing about the
  * ledger: connections, transactions, statements with typed parameters, rows
  * and columns, error mapping, and its allocate group-commit engine.  The
  * operations (ops_*.c) know the ledger and nothing about the library: they
@@ -13,7 +13,7 @@
  *   - a read that must lock what it reads ends with DB_LOCK (FOR UPDATE on
  *     PostgreSQL; SQLite's write transaction already holds the database);
  *   - statements are static strings: their address keys the driver's cache
- *     of prepared statements (db_query_once runs a built string uncached).
+ *     of prepared statements (db_query_built runs a built string uncached).
  *
  * Every statement passes db_fault_hit() first: the one fault-injection point
  * of the store, whatever the driver.
@@ -192,19 +192,45 @@ int db_run(struct store_conn *c, bool write, int (*fn)(struct store_conn *c, voi
 	"id, team_id, project, gpu_type, gpu_count, max_runtime_us, price_micros,"              \
 	" estimated_micros, status, purpose, labels_json, created_by, period_start, approved_at," \
 	" expires_at, started_at, ended_at, actual_micros"
-#define ALLOC_NCOLS 18
+
+/* How a row reader takes a column into its member: an int64_t, a char[] (a
+ * text that does not fit makes the row bad; CUT: the reader answers 1 and the
+ * row stays readable) or a name of an enum (another name makes the row bad). */
+enum db_col_kind { DB_COL_I64, DB_COL_TEXT, DB_COL_CUT, DB_COL_ROLE, DB_COL_PERIOD, DB_COL_STATUS };
+
+/* One column of a record's row (DB_I64 ... below), in its SELECT's order. */
+struct db_col {
+	enum db_col_kind kind;
+	size_t off, size; /* the member's offsetof and sizeof */
+};
+
+/* Member m of struct S; one of another type than the kind's does not compile. */
+#define DB_COL_OF(kind, S, m, type)                                                  \
+	{kind, offsetof(struct S, m) + 0 * sizeof(_Generic(((struct S *)0)->m, type: 1)), \
+	 sizeof(((struct S *)0)->m)}
+#define DB_I64(S, m)    DB_COL_OF(DB_COL_I64, S, m, int64_t)
+#define DB_TEXT(S, m)   DB_COL_OF(DB_COL_TEXT, S, m, char *)
+#define DB_CUT(S, m)    DB_COL_OF(DB_COL_CUT, S, m, char *)
+#define DB_ROLE(S, m)   DB_COL_OF(DB_COL_ROLE, S, m, enum role)
+#define DB_PERIOD(S, m) DB_COL_OF(DB_COL_PERIOD, S, m, enum period_kind)
+#define DB_STATUS(S, m) DB_COL_OF(DB_COL_STATUS, S, m, enum alloc_status)
+
+/* Reads the n columns of cols from column col on into rec (size bytes, zeroed
+ * first): 0, 1 when a DB_COL_CUT text was cut, or ERR_STORE for a bad row. */
+int db_read_cols(const struct db_rows *r, int col, const struct db_col *cols, size_t n, void *rec,
+		 size_t size);
 
 /* Row readers from column `col` on: 0, or ERR_STORE for a row they cannot read. */
 typedef int (*db_row_fn)(const struct db_rows *r, int col, void *rec);
 int db_row_token(const struct db_rows *r, int col, void *token);
 int db_row_gpu(const struct db_rows *r, int col, void *gpu_type);
 int db_row_team(const struct db_rows *r, int col, void *team);
-int db_row_alloc(const struct db_rows *r, int col, struct allocation *a);
+int db_row_alloc(const struct db_rows *r, int col, void *allocation);
+#define db_row_alloc_v db_row_alloc /* its name in older callers */
 
 /* Loads the one row `sql` selects for key with row(): 0, ERR_NOT_FOUND or an error. */
 int db_load(struct store_conn *c, const char *sql, const char *key,
 	    int (*row)(const struct db_rows *, int, void *), void *out);
-int db_row_alloc_v(const struct db_rows *r, int col, void *out);
 
 /* Who writes when no token does (the sweeper, seeding). */
 extern const char DB_SYSTEM_ACTOR[];

@@ -168,64 +168,57 @@ json_t *store_json_alloc(const void *p)
 	return json_of_text(store_alloc_json_text(p));
 }
 
+/* Labels that are a JSON object; a purpose that is UTF-8 (json_string refuses others). */
+static bool alloc_labels_ok(const struct allocation *a)
+{
+	json_t *j = json_loads(a->labels_json, 0, NULL);
+	bool ok = json_is_object(j);
+
+	json_decref(j);
+	return ok;
+}
+
+static bool alloc_purpose_ok(const struct allocation *a)
+{
+	json_t *j = json_string(a->purpose);
+
+	json_decref(j);
+	return j != NULL;
+}
+
 const char *store_alloc_unreadable(const struct allocation *a)
 {
-	json_t *j;
-	bool ok;
-
-	if (a->labels_json[0] == '\0') /* row_alloc: a text did not fit */
+	if (a->labels_json[0] == '\0') /* db_row_alloc: a text did not fit */
 		return "labels_json or purpose does not fit its field";
-	j = json_loads(a->labels_json, 0, NULL);
-	ok = json_is_object(j);
-	json_decref(j);
-	if (!ok)
+	if (!alloc_labels_ok(a))
 		return "labels_json is not a JSON object";
-	j = json_stringn(a->purpose, strlen(a->purpose)); /* NULL for invalid UTF-8 */
-	ok = j != NULL;
-	json_decref(j);
-	return ok ? NULL : "purpose is not UTF-8";
+	return alloc_purpose_ok(a) ? NULL : "purpose is not UTF-8";
 }
 
 void store_alloc_blank_unreadable(struct allocation *a)
 {
-	json_t *j = json_loads(a->labels_json, 0, NULL);
-
-	if (!json_is_object(j))
+	if (!alloc_labels_ok(a))
 		snprintf(a->labels_json, sizeof(a->labels_json), "{}");
-	json_decref(j);
-	j = json_stringn(a->purpose, strlen(a->purpose));
-	if (!j)
+	if (!alloc_purpose_ok(a))
 		a->purpose[0] = '\0';
-	json_decref(j);
 }
 
-/* Compact JSON text of j (consumed) into *out (owned by the caller); !want gives NULL. */
-static int store_json_take_text(json_t *j, bool want, char **out)
+/* The compact JSON text of record rec rendered by fn into *out (NULL without rec). */
+static int audit_text(json_t *(*fn)(const void *), const void *rec, char **out)
 {
-	char *s;
+	json_t *j = rec ? fn(rec) : NULL;
 
-	if (!want) {
-		*out = NULL;
-		return 0;
-	}
-	if (!j)
-		return ERR_NOMEM;
-	s = json_dumps(j, JSON_COMPACT);
+	*out = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
-	if (!s)
-		return ERR_NOMEM;
-	*out = s;
-	return 0;
+	return rec && !*out ? ERR_NOMEM : 0;
 }
 
 int store_audit_render(json_t *(*fn)(const void *), const void *before, const void *after,
 		       char **b, char **a)
 {
-	int rc = store_json_take_text(before ? fn(before) : NULL, before != NULL, b);
+	int rc = audit_text(fn, before, b);
 
-	if (rc == 0)
-		rc = store_json_take_text(after ? fn(after) : NULL, after != NULL, a);
-	return rc;
+	return rc != 0 ? rc : audit_text(fn, after, a);
 }
 
 json_t *store_json_time(int64_t t)

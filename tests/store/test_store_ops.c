@@ -159,6 +159,21 @@ static struct team team_rec(const char *id)
 	return t;
 }
 
+/* A request of count GPUs of gpu for one hour, for team. */
+static struct alloc_request req_rec(const char *team, const char *gpu, int64_t count)
+{
+	struct alloc_request r;
+
+	memset(&r, 0, sizeof(r));
+	snprintf(r.team, sizeof(r.team), "%s", team);
+	strcpy(r.project, "p");
+	snprintf(r.gpu_type, sizeof(r.gpu_type), "%s", gpu);
+	r.gpu_count = count;
+	r.max_runtime_us = INT64_C(3600000000);
+	strcpy(r.labels_json, "{}");
+	return r;
+}
+
 /* ---- audit helpers -------------------------------------------------------- */
 
 struct audit_seen {
@@ -630,14 +645,8 @@ static void test_jobs(void **state)
 	struct team t = team_rec("nlp");
 	assert_int_equal(f->ops->gpu_type_put(f->c, &ADMIN, &g, f->now, &created), 0);
 	assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t, f->now, &created), 0);
-	memset(&r, 0, sizeof(r));
-	strcpy(r.team, "nlp");
-	strcpy(r.project, "p");
-	strcpy(r.gpu_type, "h100");
-	r.gpu_count = 1;
-	r.max_runtime_us = INT64_C(3600000000);
+	r = req_rec("nlp", "h100", 1);
 	strcpy(r.purpose, "job");
-	strcpy(r.labels_json, "{}");
 	assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 3600, f->now, NULL, &o, detail), 0);
 
 	/* An outcome as large as the record holds comes back whole. */
@@ -731,6 +740,17 @@ static void test_alerts(void **state)
 
 /* ---- 6. rows the store cannot read ------------------------------------------ */
 
+/* Puts team `team` and GPU type `gpu` (64 GPUs). */
+static void put_team_gpu(struct fx *f, const char *team, const char *gpu)
+{
+	struct team t = team_rec(team);
+	struct gpu_type g = gpu_rec(gpu, 64);
+	bool created;
+
+	assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t, f->now, &created), 0);
+	assert_int_equal(f->ops->gpu_type_put(f->c, &ADMIN, &g, f->now, &created), 0);
+}
+
 /* Names longer than the records hold for team `team` and GPU type `gpu`
  * (longtext: 201 bytes, filled here). */
 static void plant_long_names(struct fx *f, const char *team, const char *gpu, char *longtext)
@@ -811,6 +831,95 @@ static void test_bad_rows(void **state)
 	assert_int_equal(s.n, total); /* every good row, not the bad one */
 	assert_true(s.ordered);
 	assert_true(store_bad_rows_total() >= bad0 + 3);
+}
+
+static int token_good_cb(void *ctx, const struct token *t)
+{
+	*(int *)ctx += strcmp(t->id, "tok_good") == 0 ? 1 : 100; /* tok_bad must not come */
+	return 0;
+}
+
+/* Counts the allocations listed, keeping the last one's id. */
+static int alloc_last_cb(void *ctx, const struct allocation *a)
+{
+	struct ids *x = ctx;
+
+	memcpy(x->v[0], a->id, STORE_ID_LEN);
+	return ++x->n > 8;
+}
+
+/*
+ * Each rule of the rows' column tables (db_read_cols): a name that is not one
+ * of its enum (period, role, status) and a text longer than its field make a
+ * bad row, a purpose longer than its field a row that cannot be rendered;
+ * one read alone is an error, a list skips it, and nothing is cut silently.
+ */
+static void test_bad_row_kinds(void **state)
+{
+	struct fx *f = *state;
+	struct alloc_filter flt = {.status = -1, .limit = 10};
+	struct alloc_outcome o;
+	struct alloc_request rq = req_rec("p", "g", 1);
+	struct allocation a;
+	struct gpu_type g;
+	struct team t;
+	struct token tk;
+	struct ids x;
+	char sql[2048], detail[STORE_DETAIL_LEN], ids[3][STORE_ID_LEN];
+	long bad0 = store_bad_rows_total();
+	int n = 0;
+
+	for (int i = 0; i < 2; i++) {
+		put_team_gpu(f, i ? "q" : "p", i ? "h" : "g");
+		memset(&tk, 0, sizeof(tk));
+		strcpy(tk.id, i ? "tok_bad" : "tok_good");
+		strcpy(tk.name, "n");
+		tk.role = ROLE_MEMBER;
+		strcpy(tk.teams_json, "[\"p\"]");
+		assert_int_equal(f->ops->token_create(f->c, &ADMIN, &tk, i ? "hb" : "hg", f->now), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(f->ops->allocate(f->c, &ADMIN, &rq, 86400, f->now + i, NULL, &o,
+						  detail),
+				 0);
+		snprintf(ids[i], STORE_ID_LEN, "%s", o.alloc.id);
+	}
+	raw_exec(f, "UPDATE teams SET period = 'fortnightly' WHERE id = 'q'");
+	raw_exec(f, "UPDATE gpu_types SET price_date = '2026-07-01 and more' WHERE id = 'h'");
+	raw_exec(f, "UPDATE tokens SET role = 'root' WHERE id = 'tok_bad'");
+	snprintf(sql, sizeof(sql), "UPDATE allocations SET status = 'lost' WHERE id = '%s'", ids[1]);
+	raw_exec(f, sql);
+	snprintf(sql, sizeof(sql), "UPDATE allocations SET purpose = '%01030d' WHERE id = '%s'", 7,
+		 ids[2]);
+	raw_exec(f, sql);
+
+	assert_int_equal(f->ops->team_get(f->c, "q", &t), ERR_STORE);
+	assert_int_equal(f->ops->team_get(f->c, "p", &t), 0);
+	assert_int_equal(t.period, PERIOD_MONTHLY);
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(f->ops->team_list(f->c, NULL, 0, team_id_cb, &x), 0);
+	assert_int_equal(x.n, 1);
+	assert_string_equal(x.v[0], "p");
+	assert_int_equal(f->ops->gpu_type_get(f->c, "h", &g), ERR_STORE);
+	assert_int_equal(f->ops->gpu_type_get(f->c, "g", &g), 0);
+	assert_string_equal(g.price_date, "2026-07-01");
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(f->ops->gpu_type_list(f->c, gpu_id_cb, &x), 0);
+	assert_int_equal(x.n, 1);
+	assert_int_equal(f->ops->token_by_hash(f->c, "hb", &tk), ERR_STORE);
+	assert_int_equal(f->ops->token_by_hash(f->c, "hg", &tk), 0);
+	assert_int_equal(tk.role, ROLE_MEMBER);
+	assert_int_equal(f->ops->token_list(f->c, token_good_cb, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(f->ops->alloc_get(f->c, ids[1], &a), ERR_STORE);
+	assert_int_equal(f->ops->alloc_get(f->c, ids[2], &a), ERR_STORE);
+	assert_int_equal(f->ops->alloc_get(f->c, ids[0], &a), 0);
+	assert_int_equal(a.status, ALLOC_APPROVED);
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(f->ops->alloc_list(f->c, &flt, alloc_last_cb, &x, detail), 0);
+	assert_int_equal(x.n, 1);
+	assert_string_equal(x.v[0], ids[0]);
+	assert_true(store_bad_rows_total() >= bad0 + 5); /* one a list */
 }
 
 /* ---- jobs list ------------------------------------------------------------ */
@@ -1154,13 +1263,7 @@ static void *allocator_run(void *p)
 	struct store_conn *c = NULL;
 	struct alloc_request r;
 
-	memset(&r, 0, sizeof(r));
-	snprintf(r.team, sizeof(r.team), "%s", a->team);
-	snprintf(r.project, sizeof(r.project), "p");
-	snprintf(r.gpu_type, sizeof(r.gpu_type), "%s", a->gpu);
-	r.gpu_count = a->count ? a->count : 1;
-	r.max_runtime_us = INT64_C(3600000000);
-	strcpy(r.labels_json, "{}");
+	r = req_rec(a->team, a->gpu, a->count ? a->count : 1);
 	a->rc = store_conn_acquire(a->f->s, &c);
 	pthread_barrier_wait(a->bar); /* always: the others wait for it */
 	if (a->rc != 0)
@@ -1185,18 +1288,11 @@ static void test_bad_row_batch(void **state)
 	struct allocator al[RACERS];
 	pthread_t th[RACERS];
 	long bad0 = store_bad_rows_total();
-	struct gpu_type g;
-	struct team t;
 	char longtext[201];
-	bool created;
 	int approved = 0;
 
-	for (int i = 0; i < 2; i++) {
-		t = team_rec(i ? "bad" : "ok");
-		assert_int_equal(f->ops->team_put(f->c, &ADMIN, &t, f->now, &created), 0);
-		g = gpu_rec(i ? "g2" : "g1", 64);
-		assert_int_equal(f->ops->gpu_type_put(f->c, &ADMIN, &g, f->now, &created), 0);
-	}
+	put_team_gpu(f, "ok", "g1");
+	put_team_gpu(f, "bad", "g2");
 	plant_long_names(f, "bad", "g2", longtext);
 	for (int round = 0; round < 3; round++) {
 		pthread_barrier_t bar;
@@ -1393,6 +1489,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alerts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_row_kinds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_team_patch_retire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gpu_patch_retire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_patch_unchanged, setup, teardown),

@@ -8,8 +8,11 @@
  */
 #include "core/usage.h"
 
+#include <stdio.h>
+
 #include "core/cost.h"
 #include "core/ledger.h"
+#include "core/period.h"
 #include "core/timeutil.h"
 
 static int64_t min64(int64_t a, int64_t b)
@@ -75,4 +78,35 @@ int usage_split_days(int64_t us, int64_t ue, int64_t money, int64_t gpu_mh, usag
 			return rc;
 	}
 	return 0;
+}
+
+/* Adds to sums[t] at day and to sums[t + 1], its monthly table, at its month. */
+static int roll_add(struct cost_table *sums, int t, int64_t day, int64_t money, int64_t gpu_mh)
+{
+	int64_t at[2] = {day, period_floor(PERIOD_MONTHLY, day)};
+	char key[24];
+	int rc = 0;
+
+	for (int i = 0; rc == 0 && i < 2; i++) {
+		snprintf(key, sizeof(key), "%020lld", (long long)at[i]);
+		rc = cost_table_add(&sums[t + i], key, money, 0, 0, gpu_mh);
+	}
+	return rc;
+}
+
+static int roll_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
+{
+	return roll_add(ctx, USAGE_ROLL_DAY, day, money, gpu_mh);
+}
+
+int usage_rollup_add(struct cost_table sums[USAGE_ROLL_N], int64_t approved_at, int64_t gpu_count,
+		     int64_t max_us, int64_t started, int64_t ended, int64_t actual)
+{
+	int64_t ue = 0, gpu_mh = 0;
+	int rc = usage_completed(gpu_count, max_us, started, ended, &ue, &gpu_mh);
+
+	if (rc == 0)
+		rc = roll_add(sums, USAGE_ROLL_DAY_APPROVED, time_day_start(approved_at), actual,
+			      gpu_mh);
+	return rc == 0 ? usage_split_days(started, ue, actual, gpu_mh, roll_part, sums) : rc;
 }

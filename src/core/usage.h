@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include "core/costsum.h"
+
 /*
  * A completed allocation (gpu_count GPUs, max runtime max_us, started and
  * ended in seconds): *ue = its billed end (ended, at most started + the max
@@ -36,5 +38,21 @@ typedef int (*usage_day_cb)(void *ctx, int64_t day, int64_t money, int64_t gpu_m
  */
 int usage_split_days(int64_t us, int64_t ue, int64_t money, int64_t gpu_mh, usage_day_cb cb,
 		     void *ctx);
+
+/* The sums of the four cost rollups (completed allocations only): by day and
+ * month of approval, by day and month of use; each daily one is followed by
+ * its monthly one.  A row's key is the start of its day or month as 20-digit
+ * zero-padded decimal text, which sorts as the number. */
+enum usage_roll { USAGE_ROLL_DAY_APPROVED, USAGE_ROLL_MONTH_APPROVED, USAGE_ROLL_DAY,
+		  USAGE_ROLL_MONTH, USAGE_ROLL_N };
+
+/*
+ * Adds a completed allocation (usage_completed's arguments, approved at
+ * approved_at, actual cost in micros) to sums: all of it at its approval day
+ * and month, its use split by usage_split_days at each day of use and that
+ * day's month.  0 or an error (ERR_NOMEM, ERR_OVERFLOW).
+ */
+int usage_rollup_add(struct cost_table sums[USAGE_ROLL_N], int64_t approved_at, int64_t gpu_count,
+		     int64_t max_us, int64_t started, int64_t ended, int64_t actual);
 
 #endif

@@ -27,16 +27,12 @@
 #include <string.h>
 
 #include "core/err.h"
-#include "core/grow.h"
 #include "core/period.h"
 #include "core/timeutil.h"
 #include "core/usage.h"
 
-/* The four rollups, in the order a rebuild clears and fills them; each daily
- * table is followed by its monthly one (rollup_span relies on it). */
-enum roll_table { ROLL_DAILY, ROLL_MONTHLY, ROLL_USAGE, ROLL_USAGE_MONTHLY, ROLL_N };
-
-/* A rollup's statements: add to a row (creating it), read [?, ?), clear. */
+/* A rollup's statements: add to a row (creating it), read [?, ?), clear; the
+ * four rollups (enum usage_roll) in the order a rebuild clears and fills them. */
 #define ROLL(table, col)                                                                          \
 	{"INSERT INTO " table "(" col ", team_id, project, gpu_type, spent, gpu_microhours)"      \
 	 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (" col ", team_id, project, gpu_type) DO UPDATE" \
@@ -48,12 +44,14 @@ enum roll_table { ROLL_DAILY, ROLL_MONTHLY, ROLL_USAGE, ROLL_USAGE_MONTHLY, ROLL
 
 static const struct {
 	const char *upsert, *select, *clear;
-} roll[ROLL_N] = {
-	[ROLL_DAILY] = ROLL("cost_daily_approved", "day"),
-	[ROLL_MONTHLY] = ROLL("cost_monthly_approved", "month"),
-	[ROLL_USAGE] = ROLL("cost_daily_usage", "day"),
-	[ROLL_USAGE_MONTHLY] = ROLL("cost_monthly_usage", "month"),
+} roll[USAGE_ROLL_N] = {
+	[USAGE_ROLL_DAY_APPROVED] = ROLL("cost_daily_approved", "day"),
+	[USAGE_ROLL_MONTH_APPROVED] = ROLL("cost_monthly_approved", "month"),
+	[USAGE_ROLL_DAY] = ROLL("cost_daily_usage", "day"),
+	[USAGE_ROLL_MONTH] = ROLL("cost_monthly_usage", "month"),
 };
+
+#define SELECT_ALLOCS "SELECT " ALLOC_COLS " FROM allocations WHERE "
 
 static const char SQL_COMPLETED_TEAMS[] =
 	"SELECT DISTINCT team_id FROM allocations WHERE status = 'completed' ORDER BY team_id";
@@ -62,37 +60,9 @@ static const char SQL_COMPLETED_TEAMS[] =
  * `status || ''` keeps SQLite (no statistics) from reading every completed
  * allocation through a status index for each team: it takes the team's. */
 static const char SQL_COMPLETED_OF_TEAM[] =
-	"SELECT " ALLOC_COLS " FROM allocations WHERE team_id = ? AND status || '' = 'completed'"
-	" ORDER BY project, gpu_type";
+	SELECT_ALLOCS "team_id = ? AND status || '' = 'completed' ORDER BY project, gpu_type";
 
-/* ---- summing costs ---------------------------------------------------- */
-
-/* Adds to the row of the group key of q->group (cost_group_key). */
-static int acc_put(struct cost_table *acc, const struct cost_query *q, int64_t t,
-		   const char *team, const char *project, const char *gpu, int64_t spent,
-		   int64_t accrued, int64_t reserved, int64_t gpu_mh)
-{
-	char key[COST_KEY_LEN];
-
-	cost_group_key(q->group, t, team, project, gpu, key);
-	return cost_table_add(acc, key, spent, accrued, reserved, gpu_mh);
-}
-
-/* Adds to the row of instant t as zero-padded decimal text (sorts as the number). */
-static int sum_add(struct cost_table *acc, int64_t t, int64_t spent, int64_t gpu_mh)
-{
-	char key[24];
-
-	snprintf(key, sizeof(key), "%020lld", (long long)t);
-	return cost_table_add(acc, key, spent, 0, 0, gpu_mh);
-}
-
-/* A completed allocation's billed end and GPU micro-hours. */
-static int completed_use(const struct allocation *a, int64_t *ue, int64_t *gpu_mh)
-{
-	return usage_completed(a->gpu_count, a->max_runtime_us, a->started_at, a->ended_at, ue,
-			       gpu_mh);
-}
+/* ---- what an allocation used ------------------------------------------- */
 
 /*
  * What an allocation has used, to split by day: a completed one's actual cost,
@@ -104,7 +74,8 @@ static int alloc_use(const struct cost_query *q, const struct allocation *a, int
 {
 	if (a->status == ALLOC_COMPLETED) {
 		*money = a->actual_micros;
-		return completed_use(a, ue, gpu_mh);
+		return usage_completed(a->gpu_count, a->max_runtime_us, a->started_at, a->ended_at,
+				       ue, gpu_mh);
 	}
 	if (a->status == ALLOC_RUNNING && !q->exclude_running)
 		return usage_running(a->price_micros, a->gpu_count, a->max_runtime_us,
@@ -112,62 +83,10 @@ static int alloc_use(const struct cost_query *q, const struct allocation *a, int
 	return 1;
 }
 
-struct day_ctx {
-	struct cost_table *acc;
-	const struct cost_query *q;
-	const struct allocation *a;
-};
-
-static int day_part(void *ctx, int64_t d, int64_t pm, int64_t pg)
+/* Whether UTC day d overlaps q's [from, to). */
+static bool day_in(const struct cost_query *q, int64_t d)
 {
-	struct day_ctx *dc = ctx;
-	bool accrued = dc->a->status == ALLOC_RUNNING;
-
-	if (d + TIME_DAY <= dc->q->from || d >= dc->q->to)
-		return 0;
-	return acc_put(dc->acc, dc->q, d, dc->a->team, dc->a->project, dc->a->gpu_type,
-		       accrued ? 0 : pm, accrued ? pm : 0, 0, pg);
-}
-
-/* COST_VIEW_USE: adds allocation a's use, split by UTC day, to the keys of
- * the days overlapping [from, to); its reservation at its approval time. */
-static int cost_by_use(struct cost_table *acc, const struct cost_query *q,
-		       const struct allocation *a)
-{
-	struct day_ctx dc = {acc, q, a};
-	int64_t money = 0, gpu_mh = 0, ue = 0;
-	int rc;
-
-	/* Reserved money is a promise, not a use: it stays at the approval time. */
-	if (lifecycle_holds_resources(a->status) && a->approved_at >= q->from &&
-	    a->approved_at < q->to) {
-		rc = acc_put(acc, q, a->approved_at, a->team, a->project, a->gpu_type, 0, 0,
-			     a->estimated_micros, 0);
-		if (rc != 0)
-			return rc;
-	}
-	rc = alloc_use(q, a, &ue, &money, &gpu_mh);
-	if (rc != 0)
-		return rc == 1 ? 0 : rc;
-	return usage_split_days(a->started_at, ue, money, gpu_mh, day_part, &dc);
-}
-
-/* COST_VIEW_BUDGET: adds allocation a to acc under the key of its approval
- * time (cancelled/expired cost nothing). */
-static int cost_by_key(struct cost_table *acc, const struct cost_query *q,
-		       const struct allocation *a)
-{
-	bool held = lifecycle_holds_resources(a->status);
-	int64_t money = 0, gpu_mh = 0, ue = 0;
-	int rc;
-
-	if (!held && a->status != ALLOC_COMPLETED)
-		return 0;
-	rc = alloc_use(q, a, &ue, &money, &gpu_mh);
-	if (rc < 0)
-		return rc;
-	return acc_put(acc, q, a->approved_at, a->team, a->project, a->gpu_type,
-		       held ? 0 : money, held ? money : 0, held ? a->estimated_micros : 0, gpu_mh);
+	return d + TIME_DAY > q->from && d < q->to;
 }
 
 /*
@@ -192,77 +111,77 @@ static int query_scoped(struct store_conn *c, const struct cost_query *q, const 
 	return rc;
 }
 
+/*
+ * Reads the allocations of query_scoped(base, tail, ...) one by one into a
+ * and gives each to fn(ctx) until it returns non-zero: 1 stops the walk
+ * (0), anything else is its error.
+ */
+static int walk_allocs(struct store_conn *c, const struct cost_query *q, const char *base,
+		       const char *tail, struct allocation *a, int (*fn)(void *ctx), void *ctx,
+		       const char *fmt, int64_t p1, int64_t p2, int64_t p3)
+{
+	struct db_rows *r = NULL;
+	int rc = query_scoped(c, q, base, tail, &r, fmt, p1, p2, p3);
+
+	while (rc == 0 && (rc = db_next(r)) == 1) {
+		rc = db_row_alloc(r, 0, a);
+		if (rc == 0)
+			rc = fn(ctx);
+	}
+	db_rows_close(r);
+	return rc == 1 ? 0 : rc;
+}
+
 /* ---- keeping the rollups ----------------------------------------------- */
 
 /*
  * The group being summed by the rebuild (or one completion): one (team,
  * project, GPU type), its sums per rollup table (by approval day, approval
- * month, day and month of use), keyed by the instant (sum_add) for the
+ * month, day and month of use), keyed by the instant (usage_rollup_add) for the
  * cost accumulator's exact 128-bit sums.
  */
 struct roll_group {
 	struct store_conn *c;
 	char project[STORE_ID_LEN], gpu_type[STORE_ID_LEN];
 	const char *team;
-	struct cost_table sums[ROLL_N];
+	struct cost_table sums[USAGE_ROLL_N];
 };
-
-static int group_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
-{
-	struct roll_group *g = ctx;
-	int rc = sum_add(&g->sums[ROLL_USAGE], day, money, gpu_mh);
-
-	return rc == 0 ? sum_add(&g->sums[ROLL_USAGE_MONTHLY], period_floor(PERIOD_MONTHLY, day),
-				 money, gpu_mh)
-		       : rc;
-}
-
-static int sums_flush(struct roll_group *g, enum roll_table t)
-{
-	struct cost_table *acc = &g->sums[t];
-
-	for (size_t i = 0; i < acc->n; i++) {
-		const struct cost_row *row = &acc->rows[i];
-		int n;
-
-		/* The rollup columns are BIGINT: a sum that does not fit is refused. */
-		if (row->spent > INT64_MAX || row->spent < INT64_MIN ||
-		    row->gpu_microhours > INT64_MAX || row->gpu_microhours < INT64_MIN)
-			return ERR_OVERFLOW;
-		n = db_exec(g->c, roll[t].upsert, "itttii", (int64_t)strtoll(row->key, NULL, 10),
-			    g->team, g->project, g->gpu_type, (int64_t)row->spent,
-			    (int64_t)row->gpu_microhours);
-		if (n < 0)
-			return n;
-	}
-	acc->n = 0;
-	return 0;
-}
-
-static int group_flush(struct roll_group *g)
-{
-	int rc = 0;
-
-	for (int t = 0; rc == 0 && t < ROLL_N; t++)
-		rc = sums_flush(g, (enum roll_table)t);
-	return rc;
-}
 
 /* Adds one completed allocation to its group's sums. */
 static int group_add(struct roll_group *g, const struct allocation *a)
 {
-	int64_t ue = 0, gpu_mh = 0;
-	int rc = completed_use(a, &ue, &gpu_mh);
+	return usage_rollup_add(g->sums, a->approved_at, a->gpu_count, a->max_runtime_us,
+				a->started_at, a->ended_at, a->actual_micros);
+}
 
-	if (rc == 0)
-		rc = sum_add(&g->sums[ROLL_DAILY], time_day_start(a->approved_at), a->actual_micros,
-			     gpu_mh);
-	if (rc == 0)
-		rc = sum_add(&g->sums[ROLL_MONTHLY], period_floor(PERIOD_MONTHLY, a->approved_at),
-			     a->actual_micros, gpu_mh);
-	if (rc == 0)
-		rc = usage_split_days(a->started_at, ue, a->actual_micros, gpu_mh, group_part, g);
-	return rc;
+/* Writes the group's sums table by table, each in ascending key order, and
+ * empties them. */
+static int group_flush(struct roll_group *g)
+{
+	for (int t = 0; t < USAGE_ROLL_N; t++) {
+		for (size_t i = 0; i < g->sums[t].n; i++) {
+			const struct cost_row *row = &g->sums[t].rows[i];
+			int n;
+
+			/* The rollup columns are BIGINT: a sum that does not fit is refused. */
+			if (row->spent > INT64_MAX || row->spent < INT64_MIN ||
+			    row->gpu_microhours > INT64_MAX || row->gpu_microhours < INT64_MIN)
+				return ERR_OVERFLOW;
+			n = db_exec(g->c, roll[t].upsert, "itttii", (int64_t)strtoll(row->key, NULL, 10),
+				    g->team, g->project, g->gpu_type, (int64_t)row->spent,
+				    (int64_t)row->gpu_microhours);
+			if (n < 0)
+				return n;
+		}
+		g->sums[t].n = 0;
+	}
+	return 0;
+}
+
+static void group_free(struct roll_group *g)
+{
+	for (int t = 0; t < USAGE_ROLL_N; t++)
+		free(g->sums[t].rows);
 }
 
 /*
@@ -283,8 +202,7 @@ int ops_rollup_add(struct store_conn *c, const struct allocation *a)
 	rc = group_add(&g, a);
 	if (rc == 0)
 		rc = group_flush(&g);
-	for (int t = 0; t < ROLL_N; t++)
-		free(g.sums[t].rows);
+	group_free(&g);
 	return rc;
 }
 
@@ -319,39 +237,23 @@ int ops_rollup_fill(struct store_conn *c)
 	struct roll_group g = {.c = c};
 	struct allocation *a = malloc(sizeof(*a)); /* owned here (a large record) */
 	struct db_rows *r = NULL;
-	char **teams = NULL;
-	size_t n = 0, cap = 0;
 	const char *lock = db_drv(c)->rollup_lock_sql;
 	int rc = !a ? ERR_NOMEM : lock ? db_exec(c, lock, "") : 0;
 
-	for (int t = 0; rc >= 0 && t < ROLL_N; t++)
+	for (int t = 0; rc >= 0 && t < USAGE_ROLL_N; t++)
 		rc = db_exec(c, roll[t].clear, "");
 	if (rc >= 0)
 		rc = db_query(c, SQL_COMPLETED_TEAMS, &r, "");
+	/* Each team is filled as the list is read: both drivers keep a result
+	 * (and its texts) open while other statements run. */
 	while (rc == 0 && (rc = db_next(r)) == 1) {
-		char **nt = grow(teams, n, &cap, sizeof(*nt), 16);
-
-		if (!nt) {
-			rc = ERR_NOMEM;
-			break;
-		}
-		teams = nt;
-		teams[n] = db_dup(r, 0);
-		rc = teams[n] ? 0 : ERR_NOMEM;
-		n += rc == 0;
-	}
-	db_rows_close(r);
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		g.team = teams[i];
+		g.team = db_text(r, 0);
 		rc = fill_team(&g, a);
 	}
+	db_rows_close(r);
 	if (rc == ERR_OVERFLOW)
 		db_err(c, "a rollup total overflows");
-	for (size_t i = 0; i < n; i++)
-		free(teams[i]);
-	free(teams);
-	for (int t = 0; t < ROLL_N; t++)
-		free(g.sums[t].rows);
+	group_free(&g);
 	free(a);
 	return rc;
 }
@@ -369,29 +271,74 @@ int ops_cost_rollup_rebuild(struct store_conn *c)
 
 /* ---- reading costs ------------------------------------------------------ */
 
-/*
- * Runs a SELECT of allocations `base` with parameters fmt (integers p1, p2,
- * p3) and q's team scope through cost_by_use/key (by q->view) into acc.
- */
-static int scan_into(struct store_conn *c, const struct cost_query *q, struct cost_table *acc,
-		     struct allocation *a, const char *base, const char *fmt, int64_t p1,
-		     int64_t p2, int64_t p3)
-{
-	struct db_rows *r = NULL;
-	int rc = query_scoped(c, q, base, NULL, &r, fmt, p1, p2, p3);
+/* One GET /v1/costs being answered: its query, its sums, the allocation read. */
+struct costs_read {
+	const struct cost_query *q;
+	struct cost_table acc;
+	struct allocation *a;
+};
 
-	while (rc == 0 && (rc = db_next(r)) == 1) {
-		rc = db_row_alloc(r, 0, a);
-		if (rc == 0)
-			rc = q->view == COST_VIEW_USE ? cost_by_use(acc, q, a) : cost_by_key(acc, q, a);
-	}
-	db_rows_close(r);
-	return rc;
+/* Adds to the row of the group key of q->group (cost_group_key). */
+static int acc_put(struct costs_read *x, int64_t t, const char *team, const char *project,
+		   const char *gpu, int64_t spent, int64_t accrued, int64_t reserved, int64_t gpu_mh)
+{
+	char key[COST_KEY_LEN];
+
+	cost_group_key(x->q->group, t, team, project, gpu, key);
+	return cost_table_add(&x->acc, key, spent, accrued, reserved, gpu_mh);
+}
+
+static int day_part(void *ctx, int64_t d, int64_t pm, int64_t pg)
+{
+	struct costs_read *x = ctx;
+	const struct allocation *a = x->a;
+	bool accrued = a->status == ALLOC_RUNNING;
+
+	return day_in(x->q, d) ? acc_put(x, d, a->team, a->project, a->gpu_type, accrued ? 0 : pm,
+					 accrued ? pm : 0, 0, pg)
+			       : 0;
+}
+
+/*
+ * Adds allocation x->a by q->view.  COST_VIEW_BUDGET: all of it under the
+ * key of its approval time (cancelled/expired cost nothing).  COST_VIEW_USE:
+ * its use split by UTC day into the days overlapping [from, to), its
+ * reservation at its approval time.
+ */
+static int cost_add(void *ctx)
+{
+	struct costs_read *x = ctx;
+	const struct cost_query *q = x->q;
+	const struct allocation *a = x->a;
+	bool held = lifecycle_holds_resources(a->status);
+	int64_t money = 0, gpu_mh = 0, ue = 0;
+	int none = alloc_use(q, a, &ue, &money, &gpu_mh), rc = 0;
+
+	if (none < 0)
+		return none;
+	if (q->view == COST_VIEW_BUDGET)
+		return held || a->status == ALLOC_COMPLETED
+			       ? acc_put(x, a->approved_at, a->team, a->project, a->gpu_type,
+					 held ? 0 : money, held ? money : 0,
+					 held ? a->estimated_micros : 0, gpu_mh)
+			       : 0;
+	/* Reserved money is a promise, not a use: it stays at the approval time. */
+	if (held && a->approved_at >= q->from && a->approved_at < q->to)
+		rc = acc_put(x, a->approved_at, a->team, a->project, a->gpu_type, 0, 0,
+			     a->estimated_micros, 0);
+	return rc != 0 || none ? rc : usage_split_days(a->started_at, ue, money, gpu_mh, day_part, x);
+}
+
+/* cost_add of every allocation SELECT `base` (parameters as query_scoped) reads. */
+static int scan_into(struct store_conn *c, struct costs_read *x, const char *base,
+		     const char *fmt, int64_t p1, int64_t p2, int64_t p3)
+{
+	return walk_allocs(c, x->q, base, NULL, x->a, cost_add, x, fmt, p1, p2, p3);
 }
 
 /* Sums rollup rows of [d0, d1) (days or months) into acc under their group key. */
-static int rollup_into(struct store_conn *c, const struct cost_query *q, struct cost_table *acc,
-		       enum roll_table table, int64_t d0, int64_t d1)
+static int rollup_into(struct store_conn *c, struct costs_read *x, enum usage_roll table,
+		       int64_t d0, int64_t d1)
 {
 	struct db_rows *r = NULL;
 	int rc;
@@ -400,7 +347,7 @@ static int rollup_into(struct store_conn *c, const struct cost_query *q, struct 
 		return 0;
 	/* Row by row, no SQL SUM: SQLite's SUM fails on an int64 overflow, while
 	 * cost_table_add sums in 128 bits (exact for any number of rows). */
-	rc = query_scoped(c, q, roll[table].select, NULL, &r, "ii", d0, d1, 0);
+	rc = query_scoped(c, x->q, roll[table].select, NULL, &r, "ii", d0, d1, 0);
 	while (rc == 0 && (rc = db_next(r)) == 1) {
 		char t[STORE_ID_LEN], pr[STORE_ID_LEN], g[STORE_ID_LEN];
 
@@ -410,7 +357,7 @@ static int rollup_into(struct store_conn *c, const struct cost_query *q, struct 
 			rc = ERR_STORE;
 			break;
 		}
-		rc = acc_put(acc, q, db_i64(r, 0), t, pr, g, db_i64(r, 4), 0, 0, db_i64(r, 5));
+		rc = acc_put(x, db_i64(r, 0), t, pr, g, db_i64(r, 4), 0, 0, db_i64(r, 5));
 	}
 	db_rows_close(r);
 	return rc;
@@ -419,94 +366,74 @@ static int rollup_into(struct store_conn *c, const struct cost_query *q, struct 
 /* Rollup rows of the days [d0, d1): whole months from the monthly table
  * (unless by day: monthly rows cannot say the day), the days around them
  * from the daily one. */
-static int rollup_span(struct store_conn *c, const struct cost_query *q,
-		       struct cost_table *acc, enum roll_table daily, int64_t d0, int64_t d1)
+static int rollup_span(struct store_conn *c, struct costs_read *x, enum usage_roll daily,
+		       int64_t d0, int64_t d1)
 {
 	int64_t m1 = period_ceil(PERIOD_MONTHLY, d0), m2 = period_floor(PERIOD_MONTHLY, d1);
 	int rc;
 
-	if (m1 >= m2 || q->group == COST_BY_DAY)
-		return rollup_into(c, q, acc, daily, d0, d1);
-	rc = rollup_into(c, q, acc, daily + 1, m1, m2); /* its monthly table follows it */
+	if (m1 >= m2 || x->q->group == COST_BY_DAY)
+		return rollup_into(c, x, daily, d0, d1);
+	rc = rollup_into(c, x, daily + 1, m1, m2); /* its monthly table follows it */
 	if (rc == 0)
-		rc = rollup_into(c, q, acc, daily, d0, m1);
-	return rc == 0 ? rollup_into(c, q, acc, daily, m2, d1) : rc;
+		rc = rollup_into(c, x, daily, d0, m1);
+	return rc == 0 ? rollup_into(c, x, daily, m2, d1) : rc;
 }
 
 static const char SCAN_DAY[] =
-	"SELECT " ALLOC_COLS " FROM allocations WHERE"
-	" ((status IN ('approved', 'running') AND approved_at < ?)"
-	" OR (status = 'completed' AND ended_at >= ? AND started_at < ?))";
-static const char SCAN_KEY[] =
-	"SELECT " ALLOC_COLS " FROM allocations WHERE approved_at >= ? AND approved_at < ?";
-static const char LIVE_DAY[] = "SELECT " ALLOC_COLS " FROM allocations WHERE"
-			       " status IN ('approved', 'running') AND approved_at < ?";
-static const char LIVE[] = "SELECT " ALLOC_COLS " FROM allocations WHERE"
-			   " status IN ('approved', 'running') AND approved_at >= ? AND approved_at < ?";
-static const char DONE[] = "SELECT " ALLOC_COLS " FROM allocations WHERE"
-			   " status = 'completed' AND approved_at >= ? AND approved_at < ?";
+	SELECT_ALLOCS "((status IN ('approved', 'running') AND approved_at < ?)"
+		      " OR (status = 'completed' AND ended_at >= ? AND started_at < ?))";
+static const char SCAN_KEY[] = SELECT_ALLOCS "approved_at >= ? AND approved_at < ?";
+static const char LIVE[] =
+	SELECT_ALLOCS "status IN ('approved', 'running') AND approved_at >= ? AND approved_at < ?";
+static const char DONE[] =
+	SELECT_ALLOCS "status = 'completed' AND approved_at >= ? AND approved_at < ?";
 
 /* Costs by approval time from the rollups: whole days (rollup_span), the
  * partial days at the edges of [from, to) and every live allocation from
  * the allocations. */
-static int costs_by_key(struct store_conn *c, const struct cost_query *q,
-			struct cost_table *acc, struct allocation *a)
+static int costs_by_key(struct store_conn *c, struct costs_read *x)
 {
+	const struct cost_query *q = x->q;
 	int64_t f1 = time_day_ceil(q->from), t1 = time_day_start(q->to);
-	int rc = scan_into(c, q, acc, a, LIVE, "ii", q->from, q->to, 0);
+	int rc = scan_into(c, x, LIVE, "ii", q->from, q->to, 0);
 
-	if (rc != 0)
-		return rc;
-	if (f1 >= t1)
-		return scan_into(c, q, acc, a, DONE, "ii", q->from, q->to, 0);
-	rc = rollup_span(c, q, acc, ROLL_DAILY, f1, t1);
+	if (f1 >= t1) /* no whole day: all of [from, to) is an edge */
+		f1 = t1 = q->to;
+	if (rc == 0)
+		rc = rollup_span(c, x, USAGE_ROLL_DAY_APPROVED, f1, t1);
 	if (rc == 0 && q->from < f1)
-		rc = scan_into(c, q, acc, a, DONE, "ii", q->from, f1, 0);
+		rc = scan_into(c, x, DONE, "ii", q->from, f1, 0);
 	if (rc == 0 && t1 < q->to)
-		rc = scan_into(c, q, acc, a, DONE, "ii", t1, q->to, 0);
+		rc = scan_into(c, x, DONE, "ii", t1, q->to, 0);
 	return rc;
 }
-
-struct costs_read {
-	const struct cost_query *q;
-	struct cost_table acc;
-	struct allocation *a;
-};
 
 /* One read snapshot for every part of the answer. */
 static int costs_tx(struct store_conn *c, void *ctx)
 {
 	struct costs_read *x = ctx;
 	const struct cost_query *q = x->q;
+	int64_t d0 = time_day_start(q->from), d1 = time_day_ceil(q->to);
 	int rc;
 
 	x->acc.n = 0; /* a rerun starts over */
+	if (q->scan) /* the reference: every allocation read (completed: used on a day in range) */
+		return q->view == COST_VIEW_USE ? scan_into(c, x, SCAN_DAY, "iii", d1, d0, d1)
+						: scan_into(c, x, SCAN_KEY, "ii", q->from, q->to, 0);
 	if (q->view == COST_VIEW_BUDGET)
-		return costs_by_key(c, q, &x->acc, x->a);
-	/* By use: completed days from the usage rollup, live allocations read. */
-	/* Live ones used on the last, partial day may be approved after `to`. */
-	rc = scan_into(c, q, &x->acc, x->a, LIVE_DAY, "i", time_day_ceil(q->to), 0, 0);
-	return rc == 0 ? rollup_span(c, q, &x->acc, ROLL_USAGE, time_day_start(q->from),
-				     time_day_ceil(q->to))
-		       : rc;
+		return costs_by_key(c, x);
+	/* By use: completed days from the usage rollup, live allocations read;
+	 * live ones used on the last, partial day may be approved after `to`. */
+	rc = scan_into(c, x, LIVE, "ii", INT64_MIN, d1, 0);
+	return rc == 0 ? rollup_span(c, x, USAGE_ROLL_DAY, d0, d1) : rc;
 }
 
 int ops_costs(struct store_conn *c, const struct cost_query *q, store_cost_cb cb, void *ctx)
 {
 	struct costs_read x = {.q = q, .a = malloc(sizeof(struct allocation))};
-	int rc = x.a ? 0 : ERR_NOMEM;
+	int rc = x.a ? db_run(c, false, costs_tx, &x) : ERR_NOMEM;
 
-	if (rc == 0 && !q->scan)
-		rc = db_run(c, false, costs_tx, &x);
-	else if (rc == 0)
-		rc = db_op(c);
-	if (rc == 0 && q->scan) { /* the reference: every allocation read */
-		if (q->view == COST_VIEW_USE) /* completed: used on a day overlapping [from, to) */
-			rc = scan_into(c, q, &x.acc, x.a, SCAN_DAY, "iii", time_day_ceil(q->to),
-				       time_day_start(q->from), time_day_ceil(q->to));
-		else
-			rc = scan_into(c, q, &x.acc, x.a, SCAN_KEY, "ii", q->from, q->to, 0);
-	}
 	for (size_t i = 0; rc == 0 && i < x.acc.n; i++) {
 		if (cb(ctx, &x.acc.rows[i]) != 0)
 			break;
@@ -523,68 +450,62 @@ int ops_costs(struct store_conn *c, const struct cost_query *q, store_cost_cb cb
 /* Completed allocations used on a day overlapping the range, and running
  * ones started before its end (their days before it are dropped). */
 static const char SQL_USAGE_BASE[] =
-	"SELECT " ALLOC_COLS " FROM allocations WHERE ((status = 'completed'"
-	" AND ended_at >= ? AND started_at < ?) OR (status = 'running' AND started_at < ?))";
+	SELECT_ALLOCS "((status = 'completed' AND ended_at >= ? AND started_at < ?)"
+		      " OR (status = 'running' AND started_at < ?))";
 
-/* The FOCUS export's per-day usage rows: a usage_split_days callback. */
+/* The FOCUS export's per-day usage rows of one walk. */
 struct usage_ctx {
 	const struct cost_query *q;
+	struct allocation *a; /* read by walk_allocs */
 	struct usage_row row;
 	store_usage_cb cb;
 	void *ctx;
-	bool stopped;
 };
 
+/* A usage_split_days callback: 1 when the caller's callback stops the walk. */
 static int usage_part(void *ctx, int64_t day, int64_t money, int64_t gpu_mh)
 {
 	struct usage_ctx *u = ctx;
 
-	if (day + TIME_DAY <= u->q->from || day >= u->q->to)
+	if (!day_in(u->q, day))
 		return 0;
 	u->row.day = day;
 	u->row.cost = money;
 	u->row.gpu_microhours = gpu_mh;
-	if (u->cb(u->ctx, &u->row) != 0) {
-		u->stopped = true;
-		return 1;
+	return u->cb(u->ctx, &u->row) != 0;
+}
+
+/* One allocation's rows (walk_allocs' fn). */
+static int usage_alloc(void *ctx)
+{
+	struct usage_ctx *u = ctx;
+	struct allocation *a = u->a;
+	int64_t ue = 0, gpu_mh = 0, money = 0;
+	int rc;
+
+	if (store_alloc_unreadable(a)) { /* the money is exported, the texts blank */
+		store_bad_row("allocations", a->id, store_alloc_unreadable(a));
+		store_alloc_blank_unreadable(a);
 	}
-	return 0;
+	rc = alloc_use(u->q, a, &ue, &money, &gpu_mh);
+	if (rc != 0) /* none (1) only for rows the query does not read */
+		return rc == 1 ? 0 : rc;
+	u->row.alloc = a;
+	u->row.running = a->status == ALLOC_RUNNING;
+	return usage_split_days(a->started_at, ue, money, gpu_mh, usage_part, u);
 }
 
 int ops_cost_usage(struct store_conn *c, const struct cost_query *q, store_usage_cb cb, void *ctx)
 {
-	struct usage_ctx u = {.q = q, .cb = cb, .ctx = ctx};
 	struct allocation *a = malloc(sizeof(*a));
-	struct db_rows *r = NULL;
+	struct usage_ctx u = {.q = q, .a = a, .cb = cb, .ctx = ctx};
 	int64_t d1 = time_day_ceil(q->to);
 	int rc = a ? db_op(c) : ERR_NOMEM;
 
 	if (rc == 0)
-		rc = query_scoped(c, q, SQL_USAGE_BASE, " ORDER BY approved_at, id", &r, "iii",
-				  time_day_start(q->from), d1, q->exclude_running ? INT64_MIN : d1);
-	while (rc == 0 && !u.stopped && (rc = db_next(r)) == 1) {
-		int64_t ue = 0, gpu_mh = 0, money = 0;
-
-		rc = db_row_alloc(r, 0, a);
-		if (rc == 0 && store_alloc_unreadable(a)) { /* the money is exported, the texts blank */
-			store_bad_row("allocations", a->id, store_alloc_unreadable(a));
-			store_alloc_blank_unreadable(a);
-		}
-		if (rc == 0)
-			rc = alloc_use(q, a, &ue, &money, &gpu_mh);
-		if (rc == 1) { /* none: the query reads only rows that have some */
-			rc = 0;
-			continue;
-		}
-		if (rc != 0)
-			break;
-		u.row.running = a->status == ALLOC_RUNNING;
-		u.row.alloc = a;
-		rc = usage_split_days(a->started_at, ue, money, gpu_mh, usage_part, &u);
-		if (u.stopped)
-			rc = 0;
-	}
-	db_rows_close(r);
+		rc = walk_allocs(c, q, SQL_USAGE_BASE, " ORDER BY approved_at, id", a, usage_alloc,
+				 &u, "iii", time_day_start(q->from), d1,
+				 q->exclude_running ? INT64_MIN : d1);
 	free(a);
 	return rc;
 }

@@ -1,10 +1,13 @@
 /* test_core_usage.c - an allocation's billed use and THE per-UTC-day split
  * (src/core/usage.c): the remainder on the last day, the cap at the max
- * runtime, an empty span, a stop from the callback. */
+ * runtime, an empty span, a stop from the callback; the rollups' sums of
+ * completed allocations (usage_rollup_add). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 
@@ -159,6 +162,52 @@ static void test_running(void **state)
 	assert_int_equal(gpu, 0);
 }
 
+/* Rollup sums row i of table t: its key is instant `at`, its sums these. */
+static void assert_roll(const struct cost_table *t, size_t i, int64_t at, int64_t spent,
+			int64_t gpu)
+{
+	char key[24];
+
+	snprintf(key, sizeof(key), "%020lld", (long long)at);
+	assert_true(i < t->n);
+	assert_string_equal(t->rows[i].key, key);
+	assert_true(t->rows[i].spent == spent);
+	assert_true(t->rows[i].gpu_microhours == gpu);
+	assert_true(t->rows[i].accrued == 0 && t->rows[i].reserved == 0);
+}
+
+/* Two completed allocations approved on 31 January: all of their cost on
+ * the approval day and month; their use split across 31 January and
+ * 1 February, and so across the two months. */
+static void test_rollup_sums(void **state)
+{
+	struct cost_table s[USAGE_ROLL_N] = {{0}};
+	int64_t jan31 = T0 + 30 * DAY, feb1 = T0 + 31 * DAY;
+
+	(void)state;
+	/* 2 GPUs from 18:00 to 06:00 (12 h, 6 h each day), 1200 micros. */
+	assert_int_equal(usage_rollup_add(s, jan31 + 36000, 2, 24 * USEC_PER_HOUR, jan31 + 64800,
+					  feb1 + 21600, 1200),
+			 0);
+	/* 1 GPU from 01:00 to 02:00 on 1 February, 100 micros. */
+	assert_int_equal(usage_rollup_add(s, jan31 + 72000, 1, USEC_PER_HOUR, feb1 + 3600,
+					  feb1 + 7200, 100),
+			 0);
+	assert_string_equal(s[USAGE_ROLL_DAY_APPROVED].rows[0].key, "00000000001769817600");
+	assert_int_equal(s[USAGE_ROLL_DAY_APPROVED].n, 1);
+	assert_roll(&s[USAGE_ROLL_DAY_APPROVED], 0, jan31, 1300, 25000000);
+	assert_int_equal(s[USAGE_ROLL_MONTH_APPROVED].n, 1);
+	assert_roll(&s[USAGE_ROLL_MONTH_APPROVED], 0, T0, 1300, 25000000);
+	assert_int_equal(s[USAGE_ROLL_DAY].n, 2);
+	assert_roll(&s[USAGE_ROLL_DAY], 0, jan31, 600, 12000000);
+	assert_roll(&s[USAGE_ROLL_DAY], 1, feb1, 700, 13000000);
+	assert_int_equal(s[USAGE_ROLL_MONTH].n, 2);
+	assert_roll(&s[USAGE_ROLL_MONTH], 0, T0, 600, 12000000);
+	assert_roll(&s[USAGE_ROLL_MONTH], 1, feb1, 700, 13000000);
+	for (int t = 0; t < USAGE_ROLL_N; t++)
+		free(s[t].rows);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -169,6 +218,7 @@ int main(void)
 		cmocka_unit_test(test_split_empty_span_and_stop),
 		cmocka_unit_test(test_completed_capped),
 		cmocka_unit_test(test_running),
+		cmocka_unit_test(test_rollup_sums),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -214,25 +214,22 @@ int store_conn_acquire_within(struct store *s, long timeout_ms, struct store_con
 	if (p->free) {
 		c = p->free;
 		p->free = c->next_free;
-		c->next_free = NULL;
-		pthread_mutex_unlock(&p->mu);
-		*out = c;
-		return 0;
+	} else {
+		p->open++; /* reserve the slot, then open outside the lock: opening touches disk */
 	}
-	/* Reserve the slot, then open outside the lock: opening touches disk. */
-	p->open++;
 	pthread_mutex_unlock(&p->mu);
-
-	rc = s->drv->conn_open(s, &c, why);
-	if (rc != 0) {
-		store_conn_failed(why);
-		pthread_mutex_lock(&p->mu);
-		p->open--;
-		pthread_cond_signal(&p->cv);
-		pthread_mutex_unlock(&p->mu);
-		return rc;
+	if (!c) {
+		rc = s->drv->conn_open(s, &c, why);
+		if (rc != 0) {
+			store_conn_failed(why);
+			pthread_mutex_lock(&p->mu);
+			p->open--;
+			pthread_cond_signal(&p->cv);
+			pthread_mutex_unlock(&p->mu);
+			return rc;
+		}
+		c->store = s;
 	}
-	c->store = s;
 	c->next_free = NULL;
 	*out = c;
 	return 0;
@@ -256,20 +253,9 @@ void store_conn_release(struct store *s, struct store_conn *c)
 	pthread_mutex_unlock(&p->mu);
 }
 
-/* Accepts "sqlite:PATH", "sqlite://PATH" or a plain path; *path points into url. */
-static const char *url_sqlite_path(const char *url)
-{
-	if (strncmp(url, "sqlite://", 9) == 0)
-		return url + 9;
-	if (strncmp(url, "sqlite:", 7) == 0)
-		return url + 7;
-	return url;
-}
-
 int store_open_config(const struct store_config *cfg, struct store **out, char *detail)
 {
 	const char *url = cfg->url;
-	int pool_size = cfg->pool_size;
 	long timeout = cfg->pg_statement_timeout_ms ? cfg->pg_statement_timeout_ms : 5000;
 	struct store *s = NULL;
 	struct store_pool *p = NULL;
@@ -286,8 +272,10 @@ int store_open_config(const struct store_config *cfg, struct store **out, char *
 		set_detail(detail, "the PostgreSQL statement timeout must be 1..3600000 ms");
 		return ERR_INVALID;
 	}
+	/* SQLite: "sqlite:PATH", "sqlite://PATH" or a plain path. */
 	pg = strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
-	path = pg ? url : url_sqlite_path(url);
+	path = pg ? url : url + (strncmp(url, "sqlite://", 9) == 0 ? 9
+				 : strncmp(url, "sqlite:", 7) == 0 ? 7 : 0);
 	if (!*path) {
 		set_detail(detail, "empty sqlite path");
 		return ERR_INVALID;
@@ -316,7 +304,7 @@ int store_open_config(const struct store_config *cfg, struct store **out, char *
 		set_detail(detail, "pthread_cond_init failed");
 		return ERR_STORE;
 	}
-	p->size = pool_size > 0 ? pool_size : 1;
+	p->size = cfg->pool_size > 0 ? cfg->pool_size : 1;
 
 	rc = pg ? store_pg_new(url, timeout, &s) : store_sqlite_new(path, &s);
 	if (rc != 0) {

@@ -217,6 +217,15 @@ static void writer_give(struct sq_store *s)
 	pthread_mutex_unlock(&s->wlock);
 }
 
+/* Gives the writer token back if c holds it. */
+static void conn_unlock(struct sq_conn *c)
+{
+	if (c->locked) {
+		c->locked = false;
+		writer_give(sq_store_of(c));
+	}
+}
+
 /* ---- schema ------------------------------------------------------------ */
 
 /* src/store/schema/sqlite/vN.sql (schema.h); migration i brings version i + 1. */
@@ -416,16 +425,14 @@ static int drv_allocate(struct store_conn *bc, const struct actor *who, const st
 {
 	struct sq_conn *c = sq_conn_of(bc);
 	struct sq_store *s = sq_store_of(c);
-	struct sq_waiter me;
-	struct alloc_outcome lo;
+	struct sq_waiter me = {0};
+	struct alloc_outcome lo = {0};
 	struct sq_conn *w;
 	char *replay = NULL; /* replayed answer, handed to idem on success */
 	int replay_status = 0, rc, n;
 	bool replayed = false, keep = false, wait_batch;
 
 	c->base.err[0] = '\0';
-	memset(&me, 0, sizeof(me));
-	memset(&lo, 0, sizeof(lo));
 	if (idem) {
 		idem->replayed = false;
 		idem->legacy_body = NULL;
@@ -608,21 +615,15 @@ static int drv_begin(struct store_conn *bc, bool write)
 		batch_finish(s);
 	}
 	rc = q_exec(c, sql, sql);
-	if (rc != 0) {
-		if (c->locked) {
-			c->locked = false;
-			writer_give(s);
-		}
-		return rc;
-	}
-	c->base.in_tx = true;
-	return 0;
+	if (rc != 0)
+		conn_unlock(c);
+	c->base.in_tx = rc == 0;
+	return rc;
 }
 
 static int drv_finish(struct store_conn *bc, bool commit)
 {
 	struct sq_conn *c = sq_conn_of(bc);
-	struct sq_store *s = sq_store_of(c);
 	int rc = 0;
 
 	if (!c->base.in_tx)
@@ -635,10 +636,7 @@ static int drv_finish(struct store_conn *bc, bool commit)
 	if (!commit || rc != 0)
 		q_rollback(c->db);
 	c->base.in_tx = false;
-	if (c->locked) {
-		c->locked = false;
-		writer_give(s);
-	}
+	conn_unlock(c);
 	return rc;
 }
 

@@ -21,16 +21,15 @@
 static const char SQL_JOB_BY_ID[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?";
 static const char SQL_JOB_BY_KEY[] =
 	"SELECT " JOB_COLS " FROM jobs WHERE token_id = ? AND idem_key = ?";
-static const char SQL_JOB_INSERT[] =
-	"INSERT INTO jobs(" JOB_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+#define JOB_INSERT "INSERT INTO jobs(" JOB_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+static const char SQL_JOB_INSERT[] = JOB_INSERT;
 /*
  * With an Idempotency-Key.  A second request with the same key waits on the
  * unique index (jobs_idem) for the first one's COMMIT, then inserts nothing
  * and reads the first one's job; if the first rolled back, it inserts.
  */
 static const char SQL_JOB_INSERT_KEYED[] =
-	"INSERT INTO jobs(" JOB_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-	" ON CONFLICT (token_id, idem_key) WHERE idem_key <> '' DO NOTHING";
+	JOB_INSERT " ON CONFLICT (token_id, idem_key) WHERE idem_key <> '' DO NOTHING";
 /* The job that holds a name: its manifests were committed and are not removed yet. */
 static const char SQL_JOB_BY_NAME[] =
 	"SELECT " JOB_COLS " FROM jobs WHERE team_id = ? AND name = ? AND id <> ?"

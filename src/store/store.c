@@ -1,10 +1,11 @@
 /*
- * store.c - the backend-independent half of the storage layer: opening a
- * store from a URL, the connection pool, fault injection for tests, role
- * names and audit entry cleanup.
+ * store.c - the backend-independent half of the storage layer: the table of
+ * operations, opening a store from a URL, the connection pool, fault
+ * injection for tests, and the reports of bad rows, failed connections and
+ * a full disk.
  *
  * It must never speak SQL or know a backend's internals: everything that
- * touches a database goes through struct store_ops.
+ * touches a database goes through the driver (db.h) or the operations.
  */
 #include "store/store.h"
 

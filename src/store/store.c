@@ -172,30 +172,16 @@ int store_conn_durable(struct store_conn *c, bool durable)
 	return db_drv(c)->set_durable(c, durable);
 }
 
-/* deadline = now + ms on the monotonic clock (the pool's condvar clock). */
-static int deadline_in(long ms, struct timespec *deadline)
-{
-	if (clock_gettime(CLOCK_MONOTONIC, deadline) != 0)
-		return -1;
-	deadline->tv_sec += ms / 1000;
-	deadline->tv_nsec += (ms % 1000) * 1000000L;
-	if (deadline->tv_nsec >= 1000000000L) {
-		deadline->tv_sec++;
-		deadline->tv_nsec -= 1000000000L;
-	}
-	return 0;
-}
-
 int store_conn_acquire_within(struct store *s, long timeout_ms, struct store_conn **out)
 {
 	struct store_pool *p = s->pool;
 	struct store_conn *c = NULL;
-	struct timespec deadline;
+	/* On the monotonic clock, the pool's condvar clock. */
+	int64_t until_us = util_mono_us() + (int64_t)timeout_ms * 1000;
+	struct timespec deadline = {until_us / 1000000, until_us % 1000000 * 1000};
 	char why[STORE_DETAIL_LEN];
 	int rc;
 
-	if (timeout_ms >= 0 && deadline_in(timeout_ms, &deadline) != 0)
-		return ERR_STORE;
 	if (pthread_mutex_lock(&p->mu) != 0)
 		return ERR_STORE;
 	while (!p->free && p->open >= p->size) {

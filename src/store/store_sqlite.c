@@ -430,7 +430,7 @@ static int drv_allocate(struct store_conn *bc, const struct actor *who, const st
 	struct sq_conn *w;
 	char *replay = NULL; /* replayed answer, handed to idem on success */
 	int replay_status = 0, rc, n;
-	bool replayed = false, keep = false, wait_batch;
+	bool in_savepoint, keep = false, wait_batch;
 
 	c->base.err[0] = '\0';
 	if (idem) {
@@ -448,23 +448,16 @@ static int drv_allocate(struct store_conn *bc, const struct actor *who, const st
 	w = s->wconn;
 	w->base.err[0] = '\0';
 	n = db_exec(&w->base, SQL_SAVEPOINT, "");
-	if (n < 0) {
+	in_savepoint = n >= 0;
+	rc = in_savepoint ? ops_alloc_one(&w->base, who, r, start_timeout_s, now, idem, &lo,
+					  &replay_status, &replay, &keep)
+			  : n;
+	if (keep && (n = db_exec(&w->base, SQL_RELEASE, "")) < 0) {
 		rc = n;
-		batch_undo_part(s, false);
-	} else {
-		rc = ops_alloc_one(&w->base, who, r, start_timeout_s, now, idem, &lo,
-				   &replay_status, &replay, &keep);
-		replayed = replay != NULL;
-		if (keep) {
-			n = db_exec(&w->base, SQL_RELEASE, "");
-			if (n < 0) {
-				rc = n;
-				keep = false;
-			}
-		}
-		if (!keep)
-			batch_undo_part(s, true);
+		keep = false;
 	}
+	if (!keep)
+		batch_undo_part(s, in_savepoint);
 	me.rc = rc;
 	me.keep = keep;
 	snprintf(me.err, sizeof(me.err), "%s", w->base.err);
@@ -491,7 +484,7 @@ static int drv_allocate(struct store_conn *bc, const struct actor *who, const st
 	memcpy(o->field, lo.field, sizeof(o->field)); /* also for a request that was not decided */
 	o->suggest = lo.suggest; /* (an unknown gpu_type's valid ids) */
 	if (me.committed) {
-		if (replayed) {
+		if (replay) {
 			rc = ops_idem_replay(replay_status, replay, idem, o, c->base.err,
 					     sizeof(c->base.err));
 			replay = NULL;

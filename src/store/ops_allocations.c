@@ -41,31 +41,26 @@ static const char SQL_GPU_MOVE[] = "UPDATE gpu_types SET allocated = allocated +
 
 /* ---- moves shared with the allocate engines ----------------------------- */
 
+/* n, db_exec's answer for the row of `what` (team or GPU type) id, must be
+ * exactly one row: 0, or an error. */
+static int one_row(struct store_conn *c, int n, const char *what, const char *id)
+{
+	if (n == 1 || n < 0)
+		return n < 0 ? n : 0;
+	db_err(c, "%s '%s' is missing", what, id);
+	return ERR_STORE;
+}
+
 int ops_period_move(struct store_conn *c, const char *team, int64_t ps, int64_t d_reserved,
 		    int64_t d_spent)
 {
-	int n = db_exec(c, SQL_PERIOD_MOVE, "iiti", d_reserved, d_spent, team, ps);
-
-	if (n < 0)
-		return n;
-	if (n != 1) {
-		db_err(c, "ledger row of team '%s' is missing", team);
-		return ERR_STORE;
-	}
-	return 0;
+	return one_row(c, db_exec(c, SQL_PERIOD_MOVE, "iiti", d_reserved, d_spent, team, ps),
+		       "ledger row of team", team);
 }
 
 int ops_gpu_move(struct store_conn *c, const char *gpu_type, int64_t d)
 {
-	int n = db_exec(c, SQL_GPU_MOVE, "it", d, gpu_type);
-
-	if (n < 0)
-		return n;
-	if (n != 1) {
-		db_err(c, "gpu type '%s' is missing", gpu_type);
-		return ERR_STORE;
-	}
-	return 0;
+	return one_row(c, db_exec(c, SQL_GPU_MOVE, "it", d, gpu_type), "gpu type", gpu_type);
 }
 
 /*

@@ -608,10 +608,12 @@ static int drv_begin(struct store_conn *bc, bool write)
 		batch_finish(s);
 	}
 	rc = q_exec(c, sql, sql);
-	if (rc != 0)
+	if (rc != 0) {
 		conn_unlock(c);
-	c->base.in_tx = rc == 0;
-	return rc;
+		return rc;
+	}
+	c->base.in_tx = true;
+	return 0;
 }
 
 static int drv_finish(struct store_conn *bc, bool commit)

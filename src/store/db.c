@@ -203,6 +203,35 @@ int db_op(struct store_conn *c)
 	return d->conn_ready ? d->conn_ready(c) : 0;
 }
 
+/* db_exec_tx's statement, its parameters, and the rows it changed. */
+struct exec_tx {
+	const char *sql;
+	struct db_param p[DB_MAX_PARAMS];
+	int n, changed;
+};
+
+static int exec_tx(struct store_conn *c, void *ctx)
+{
+	struct exec_tx *x = ctx;
+
+	x->changed = run(c, x->sql, true, x->p, x->n, NULL);
+	return x->changed < 0 ? x->changed : 0;
+}
+
+int db_exec_tx(struct store_conn *c, const char *sql, const char *fmt, ...)
+{
+	struct exec_tx x = {.sql = sql};
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = db_vparams(c, x.p, DB_MAX_PARAMS, &x.n, fmt, ap);
+	va_end(ap);
+	if (rc == 0)
+		rc = db_run(c, true, exec_tx, &x);
+	return rc != 0 ? rc : x.changed;
+}
+
 int db_run(struct store_conn *c, bool write, int (*fn)(struct store_conn *c, void *ctx), void *ctx)
 {
 	const struct db_driver *d = db_drv(c);

@@ -178,6 +178,9 @@ int db_op(struct store_conn *c);
  * way), else rolls back.  Clears c->err first.
  */
 int db_run(struct store_conn *c, bool write, int (*fn)(struct store_conn *c, void *ctx), void *ctx);
+/* One statement (db_exec's arguments) in its own write transaction: the
+ * rows it changed (>= 0) or an error. */
+int db_exec_tx(struct store_conn *c, const char *sql, const char *fmt, ...);
 
 /* ---- rows of the ledger's tables (the column lists below, in order) ---- */
 

@@ -85,16 +85,17 @@ int ops_alloc_transition(struct store_conn *c, const struct actor *who, const ch
 			 bool *repeat, char *detail);
 int ops_alloc_expire_due(struct store_conn *c, int64_t now, int *n);
 /* Inside the caller's write transaction (the allocate engines' too): */
-/* Moves money in allocation a's own period row; exactly one row must change. */
-int ops_ledger_move(struct store_conn *c, const struct allocation *a, int64_t d_reserved,
+/* Moves money in period row (team, ps); exactly one row must change. */
+int ops_period_move(struct store_conn *c, const char *team, int64_t ps, int64_t d_reserved,
 		    int64_t d_spent);
+/* The same in allocation a's own period row. */
+static inline int ops_ledger_move(struct store_conn *c, const struct allocation *a,
+				  int64_t d_reserved, int64_t d_spent)
+{
+	return ops_period_move(c, a->team, a->period_start, d_reserved, d_spent);
+}
 /* Moves d GPUs into (d < 0: out of) the type's allocated count. */
 int ops_gpu_move(struct store_conn *c, const char *gpu_type, int64_t d);
-/* Cancels or expires held (row-locked) allocation a: releases its reservation
- * and GPUs, records the end instant `at`, audits; *after (if given) gets the
- * new record. */
-int ops_alloc_release(struct store_conn *c, const struct actor *who, const struct allocation *a,
-		      enum alloc_status to, int64_t at, int64_t now, struct allocation *after);
 /* Expires every approved allocation due at now; *count (if given) released. */
 int ops_expire_due_tx(struct store_conn *c, int64_t now, int *count);
 /* The same for the due rows an engine already read and locked (cursor r,

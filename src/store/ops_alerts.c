@@ -30,11 +30,9 @@ struct alert_io {
 	const struct alert *a;
 	const char *const *urls;
 	size_t nurls;
-	int64_t now, lease_s, next_at;
+	int64_t now, lease_s;
 	struct alert *out;
 	int max, n;
-	bool delivered;
-	const char *error;
 };
 
 static int alert_record_tx(struct store_conn *c, void *ctx)
@@ -126,21 +124,11 @@ int ops_alert_claim(struct store_conn *c, int64_t now, int64_t lease_s, struct a
 	return rc;
 }
 
-static int alert_done_tx(struct store_conn *c, void *ctx)
-{
-	struct alert_io *x = ctx;
-	const struct alert *a = x->a;
-	int n = db_exec(c, SQL_ALERT_DONE, "iittiit", x->delivered ? x->now : (int64_t)0, x->next_at,
-			x->error ? x->error : "", a->team, a->period_start, a->threshold_ppm, a->url);
-
-	return n < 0 ? n : 0;
-}
-
 int ops_alert_done(struct store_conn *c, const struct alert *a, bool delivered, int64_t next_at,
 		   const char *error, int64_t now)
 {
-	struct alert_io x = {
-		.a = a, .delivered = delivered, .next_at = next_at, .error = error, .now = now};
+	int n = db_exec_tx(c, SQL_ALERT_DONE, "iittiit", delivered ? now : (int64_t)0, next_at,
+			   error ? error : "", a->team, a->period_start, a->threshold_ppm, a->url);
 
-	return db_run(c, true, alert_done_tx, &x);
+	return n < 0 ? n : 0;
 }

@@ -41,35 +41,37 @@ static const char SQL_GPU_MOVE[] = "UPDATE gpu_types SET allocated = allocated +
 
 /* ---- moves shared with the allocate engines ----------------------------- */
 
-int ops_ledger_move(struct store_conn *c, const struct allocation *a, int64_t d_reserved,
+/* n, db_exec's answer for the row of `what` (team or GPU type) id, must be
+ * exactly one row: 0, or an error. */
+static int one_row(struct store_conn *c, int n, const char *what, const char *id)
+{
+	if (n == 1 || n < 0)
+		return n < 0 ? n : 0;
+	db_err(c, "%s '%s' is missing", what, id);
+	return ERR_STORE;
+}
+
+int ops_period_move(struct store_conn *c, const char *team, int64_t ps, int64_t d_reserved,
 		    int64_t d_spent)
 {
-	int n = db_exec(c, SQL_PERIOD_MOVE, "iiti", d_reserved, d_spent, a->team, a->period_start);
-
-	if (n < 0)
-		return n;
-	if (n != 1) {
-		db_err(c, "ledger row of team '%s' is missing", a->team);
-		return ERR_STORE;
-	}
-	return 0;
+	return one_row(c, db_exec(c, SQL_PERIOD_MOVE, "iiti", d_reserved, d_spent, team, ps),
+		       "ledger row of team", team);
 }
 
 int ops_gpu_move(struct store_conn *c, const char *gpu_type, int64_t d)
 {
-	int n = db_exec(c, SQL_GPU_MOVE, "it", d, gpu_type);
-
-	if (n < 0)
-		return n;
-	if (n != 1) {
-		db_err(c, "gpu type '%s' is missing", gpu_type);
-		return ERR_STORE;
-	}
-	return 0;
+	return one_row(c, db_exec(c, SQL_GPU_MOVE, "it", d, gpu_type), "gpu type", gpu_type);
 }
 
-int ops_alloc_release(struct store_conn *c, const struct actor *who, const struct allocation *a,
-		      enum alloc_status to, int64_t at, int64_t now, struct allocation *after)
+/*
+ * Ends held (row-locked) allocation a as `to` (completed, cancelled,
+ * expired) at instant `at`, having cost `actual`: releases its reservation
+ * and GPUs, books the cost (a completion: in the rollups too), audits;
+ * *after (if given) gets the new record.
+ */
+static int alloc_end(struct store_conn *c, const struct actor *who, const struct allocation *a,
+		     enum alloc_status to, int64_t at, int64_t actual, int64_t now,
+		     struct allocation *after)
 {
 	struct allocation *b = malloc(sizeof(*b)); /* owned here (a large record) */
 	int rc, n;
@@ -79,14 +81,17 @@ int ops_alloc_release(struct store_conn *c, const struct actor *who, const struc
 	*b = *a;
 	b->status = to;
 	b->ended_at = at;
-	b->actual_micros = 0;
-	n = db_exec(c, SQL_ALLOC_END, "tiit", alloc_status_name(to), at, (int64_t)0, a->id);
-	rc = n < 0 ? n : ops_ledger_move(c, a, -a->estimated_micros, 0);
+	b->actual_micros = actual;
+	n = db_exec(c, SQL_ALLOC_END, "tiit", alloc_status_name(to), at, actual, a->id);
+	rc = n < 0 ? n : ops_ledger_move(c, a, -a->estimated_micros, actual);
 	if (rc == 0)
 		rc = ops_gpu_move(c, a->gpu_type, -a->gpu_count);
+	if (rc == 0 && to == ALLOC_COMPLETED)
+		rc = ops_rollup_add(c, b);
 	if (rc == 0)
 		rc = db_audit(c, who, now,
-			      to == ALLOC_EXPIRED ? "allocation.expire" : "allocation.cancel",
+			      to == ALLOC_EXPIRED ? "allocation.expire"
+			      : to == ALLOC_CANCELLED ? "allocation.cancel" : "allocation.complete",
 			      "allocation", a->id, a->team, store_json_alloc, a, b);
 	if (rc == 0 && after)
 		*after = *b;
@@ -127,7 +132,7 @@ int ops_expire_rows(struct store_conn *c, struct db_rows *r, int64_t now, int *c
 			store_bad_row("allocations", list[i].id, why);
 			store_alloc_blank_unreadable(&list[i]);
 		}
-		rc = ops_alloc_release(c, NULL, &list[i], ALLOC_EXPIRED, list[i].expires_at, now, NULL);
+		rc = alloc_end(c, NULL, &list[i], ALLOC_EXPIRED, list[i].expires_at, 0, now, NULL);
 	}
 	if (rc == 0 && count)
 		*count = (int)n; /* unreadable rows changed nothing */
@@ -221,7 +226,7 @@ static int complete_tx(struct store_conn *c, struct transition *t)
 {
 	const struct allocation *a = &t->a;
 	int64_t actual = 0;
-	int rc, n;
+	int rc;
 
 	if (t->at < a->started_at) {
 		db_err(c, "ended_at is before started_at");
@@ -233,20 +238,7 @@ static int complete_tx(struct store_conn *c, struct transition *t)
 		db_err(c, "cannot compute the actual cost");
 		return rc;
 	}
-	t->res.status = ALLOC_COMPLETED;
-	t->res.ended_at = t->at;
-	t->res.actual_micros = actual;
-	n = db_exec(c, SQL_ALLOC_END, "tiit", alloc_status_name(ALLOC_COMPLETED), t->at, actual,
-		    t->id);
-	rc = n < 0 ? n : ops_ledger_move(c, a, -a->estimated_micros, actual);
-	if (rc == 0)
-		rc = ops_gpu_move(c, a->gpu_type, -a->gpu_count);
-	if (rc == 0)
-		rc = ops_rollup_add(c, &t->res);
-	if (rc == 0)
-		rc = db_audit(c, t->who, t->now, "allocation.complete", "allocation", t->id, a->team,
-			      store_json_alloc, a, &t->res);
-	return rc;
+	return alloc_end(c, t->who, a, ALLOC_COMPLETED, t->at, actual, t->now, &t->res);
 }
 
 static int start_tx(struct store_conn *c, struct transition *t)
@@ -256,7 +248,7 @@ static int start_tx(struct store_conn *c, struct transition *t)
 
 	if (t->now >= a->expires_at) {
 		/* Too late: it expires instead, and that expiry is committed. */
-		rc = ops_alloc_release(c, t->who, a, ALLOC_EXPIRED, a->expires_at, t->now, &t->res);
+		rc = alloc_end(c, t->who, a, ALLOC_EXPIRED, a->expires_at, 0, t->now, &t->res);
 		if (rc != 0)
 			return rc;
 		t->expired_instead = true;
@@ -303,9 +295,9 @@ static int transition_tx(struct store_conn *c, void *ctx)
 	case ALLOC_EV_COMPLETE:
 		return complete_tx(c, t);
 	case ALLOC_EV_CANCEL:
-		return ops_alloc_release(c, t->who, &t->a, ALLOC_CANCELLED, t->at, t->now, &t->res);
+		return alloc_end(c, t->who, &t->a, ALLOC_CANCELLED, t->at, 0, t->now, &t->res);
 	case ALLOC_EV_EXPIRE:
-		return ops_alloc_release(c, t->who, &t->a, ALLOC_EXPIRED, t->at, t->now, &t->res);
+		return alloc_end(c, t->who, &t->a, ALLOC_EXPIRED, t->at, 0, t->now, &t->res);
 	default:
 		db_err(c, "unknown event");
 		return ERR_INVALID;

@@ -21,16 +21,15 @@
 static const char SQL_JOB_BY_ID[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?";
 static const char SQL_JOB_BY_KEY[] =
 	"SELECT " JOB_COLS " FROM jobs WHERE token_id = ? AND idem_key = ?";
-static const char SQL_JOB_INSERT[] =
-	"INSERT INTO jobs(" JOB_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+#define JOB_INSERT "INSERT INTO jobs(" JOB_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+static const char SQL_JOB_INSERT[] = JOB_INSERT;
 /*
  * With an Idempotency-Key.  A second request with the same key waits on the
  * unique index (jobs_idem) for the first one's COMMIT, then inserts nothing
  * and reads the first one's job; if the first rolled back, it inserts.
  */
 static const char SQL_JOB_INSERT_KEYED[] =
-	"INSERT INTO jobs(" JOB_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-	" ON CONFLICT (token_id, idem_key) WHERE idem_key <> '' DO NOTHING";
+	JOB_INSERT " ON CONFLICT (token_id, idem_key) WHERE idem_key <> '' DO NOTHING";
 /* The job that holds a name: its manifests were committed and are not removed yet. */
 static const char SQL_JOB_BY_NAME[] =
 	"SELECT " JOB_COLS " FROM jobs WHERE team_id = ? AND name = ? AND id <> ?"
@@ -145,63 +144,32 @@ int ops_job_begin(struct store_conn *c, const struct job *j, struct job *out, bo
 	return rc;
 }
 
-static int job_update_tx(struct store_conn *c, void *ctx)
-{
-	const struct job *j = ((struct job_io *)ctx)->j;
-	int n = db_exec(c, SQL_JOB_UPDATE, "titit", j->allocation_id, (int64_t)j->status, j->body,
-			j->updated_at, j->id);
-
-	return n < 0 ? n : (n == 0 ? ERR_NOT_FOUND : 0);
-}
-
 int ops_job_update(struct store_conn *c, const struct job *j, char *detail)
 {
-	struct job_io x = {.j = j};
-	int rc = db_run(c, true, job_update_tx, &x);
+	int rc = db_exec_tx(c, SQL_JOB_UPDATE, "titit", j->allocation_id, (int64_t)j->status,
+			    j->body, j->updated_at, j->id);
 
+	rc = rc < 0 ? rc : rc == 0 ? ERR_NOT_FOUND : 0;
 	db_detail(c, rc, detail);
 	return rc;
 }
 
-struct job_take {
-	const struct job *j;
-	int64_t seen;
-};
-
-static int job_take_tx(struct store_conn *c, void *ctx)
-{
-	const struct job_take *t = ctx;
-	int n = db_exec(c, SQL_JOB_TAKE, "iti", t->j->updated_at, t->j->id, t->seen);
-
-	if (n == 0)
-		db_err(c, "job '%s' was taken over by another request", t->j->id);
-	return n < 0 ? n : (n == 0 ? ERR_CONFLICT : 0);
-}
-
 int ops_job_take(struct store_conn *c, const struct job *j, int64_t seen, char *detail)
 {
-	struct job_take t = {j, seen};
-	int rc = db_run(c, true, job_take_tx, &t);
+	int rc = db_exec_tx(c, SQL_JOB_TAKE, "iti", j->updated_at, j->id, seen);
 
+	if (rc == 0)
+		db_err(c, "job '%s' was taken over by another request", j->id);
+	rc = rc < 0 ? rc : rc == 0 ? ERR_CONFLICT : 0;
 	db_detail(c, rc, detail);
 	return rc;
 }
 
 int ops_job_get(struct store_conn *c, const char *id, struct job *out)
 {
-	struct job *j; /* ~17 KB: not on the stack */
 	int rc = db_op(c);
 
-	if (rc != 0)
-		return rc;
-	j = calloc(1, sizeof(*j));
-	if (!j)
-		return ERR_NOMEM;
-	rc = db_load(c, SQL_JOB_BY_ID, id, row_job, j);
-	if (rc == 0)
-		*out = *j;
-	free(j);
-	return rc;
+	return rc != 0 ? rc : db_load(c, SQL_JOB_BY_ID, id, row_job, out);
 }
 
 static int list_take(void *ctx, void *rec, const struct db_rows *r, const char **why)
@@ -264,22 +232,9 @@ int ops_job_cleanup_due(struct store_conn *c, const char *alloc_id, struct job_c
 	return rc < 0 ? rc : 0;
 }
 
-struct cleanup_done {
-	const char *job_id;
-	int64_t at;
-};
-
-static int job_cleanup_done_tx(struct store_conn *c, void *ctx)
-{
-	const struct cleanup_done *d = ctx;
-	int n = db_exec(c, SQL_JOB_CLEANUP_DONE, "it", d->at, d->job_id);
-
-	return n < 0 ? n : 0;
-}
-
 int ops_job_cleanup_done(struct store_conn *c, const char *job_id, int64_t at)
 {
-	struct cleanup_done d = {.job_id = job_id, .at = at};
+	int n = db_exec_tx(c, SQL_JOB_CLEANUP_DONE, "it", at, job_id);
 
-	return db_run(c, true, job_cleanup_done_tx, &d);
+	return n < 0 ? n : 0;
 }

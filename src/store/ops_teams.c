@@ -68,9 +68,6 @@ static int period_rekey(struct store_conn *c, const char *team, enum period_kind
 	static const char SQL_PERIOD_ENSURE[] =
 		"INSERT INTO team_periods(team_id, period_start, period_end, spent, reserved)"
 		" VALUES (?, ?, ?, 0, 0) ON CONFLICT (team_id, period_start) DO NOTHING";
-	static const char SQL_PERIOD_MOVE[] =
-		"UPDATE team_periods SET reserved = reserved + ?, spent = spent + ?"
-		" WHERE team_id = ? AND period_start = ?";
 	static const char SQL_LIVE_REKEY[] =
 		"UPDATE allocations SET period_start = ? WHERE team_id = ?"
 		" AND status IN ('approved', 'running') AND period_start <> ?";
@@ -88,14 +85,8 @@ static int period_rekey(struct store_conn *c, const char *team, enum period_kind
 		goto out;
 	period_plan_arrive(&plan, ps);
 	rc = db_exec(c, SQL_PERIOD_ENSURE, "tii", team, ps, pe);
-	for (size_t i = 0; rc >= 0 && i < plan.n; i++) {
-		rc = db_exec(c, SQL_PERIOD_MOVE, "iiti", plan.d[i].delta, (int64_t)0, team,
-			     plan.d[i].ps);
-		if (rc == 0) { /* each of these rows exists */
-			db_err(c, "ledger row of team '%s' is missing", team);
-			rc = ERR_STORE;
-		}
-	}
+	for (size_t i = 0; rc >= 0 && i < plan.n; i++)
+		rc = ops_period_move(c, team, plan.d[i].ps, plan.d[i].delta, 0);
 	if (rc >= 0)
 		rc = db_exec(c, SQL_LIVE_REKEY, "iti", ps, team, ps);
 	rc = rc < 0 ? rc : 0;

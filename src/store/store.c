@@ -1,10 +1,11 @@
 /*
- * store.c - the backend-independent half of the storage layer: opening a
- * store from a URL, the connection pool, fault injection for tests, role
- * names and audit entry cleanup.
+ * store.c - the backend-independent half of the storage layer: the table of
+ * operations, opening a store from a URL, the connection pool, fault
+ * injection for tests, and the reports of bad rows, failed connections and
+ * a full disk.
  *
  * It must never speak SQL or know a backend's internals: everything that
- * touches a database goes through struct store_ops.
+ * touches a database goes through the driver (db.h) or the operations.
  */
 #include "store/store.h"
 
@@ -171,30 +172,16 @@ int store_conn_durable(struct store_conn *c, bool durable)
 	return db_drv(c)->set_durable(c, durable);
 }
 
-/* deadline = now + ms on the monotonic clock (the pool's condvar clock). */
-static int deadline_in(long ms, struct timespec *deadline)
-{
-	if (clock_gettime(CLOCK_MONOTONIC, deadline) != 0)
-		return -1;
-	deadline->tv_sec += ms / 1000;
-	deadline->tv_nsec += (ms % 1000) * 1000000L;
-	if (deadline->tv_nsec >= 1000000000L) {
-		deadline->tv_sec++;
-		deadline->tv_nsec -= 1000000000L;
-	}
-	return 0;
-}
-
 int store_conn_acquire_within(struct store *s, long timeout_ms, struct store_conn **out)
 {
 	struct store_pool *p = s->pool;
 	struct store_conn *c = NULL;
-	struct timespec deadline;
+	/* On the monotonic clock, the pool's condvar clock. */
+	int64_t until_us = util_mono_us() + (int64_t)timeout_ms * 1000;
+	struct timespec deadline = {until_us / 1000000, until_us % 1000000 * 1000};
 	char why[STORE_DETAIL_LEN];
 	int rc;
 
-	if (timeout_ms >= 0 && deadline_in(timeout_ms, &deadline) != 0)
-		return ERR_STORE;
 	if (pthread_mutex_lock(&p->mu) != 0)
 		return ERR_STORE;
 	while (!p->free && p->open >= p->size) {
@@ -214,25 +201,22 @@ int store_conn_acquire_within(struct store *s, long timeout_ms, struct store_con
 	if (p->free) {
 		c = p->free;
 		p->free = c->next_free;
-		c->next_free = NULL;
-		pthread_mutex_unlock(&p->mu);
-		*out = c;
-		return 0;
+	} else {
+		p->open++; /* reserve the slot, then open outside the lock: opening touches disk */
 	}
-	/* Reserve the slot, then open outside the lock: opening touches disk. */
-	p->open++;
 	pthread_mutex_unlock(&p->mu);
-
-	rc = s->drv->conn_open(s, &c, why);
-	if (rc != 0) {
-		store_conn_failed(why);
-		pthread_mutex_lock(&p->mu);
-		p->open--;
-		pthread_cond_signal(&p->cv);
-		pthread_mutex_unlock(&p->mu);
-		return rc;
+	if (!c) {
+		rc = s->drv->conn_open(s, &c, why);
+		if (rc != 0) {
+			store_conn_failed(why);
+			pthread_mutex_lock(&p->mu);
+			p->open--;
+			pthread_cond_signal(&p->cv);
+			pthread_mutex_unlock(&p->mu);
+			return rc;
+		}
+		c->store = s;
 	}
-	c->store = s;
 	c->next_free = NULL;
 	*out = c;
 	return 0;
@@ -256,20 +240,9 @@ void store_conn_release(struct store *s, struct store_conn *c)
 	pthread_mutex_unlock(&p->mu);
 }
 
-/* Accepts "sqlite:PATH", "sqlite://PATH" or a plain path; *path points into url. */
-static const char *url_sqlite_path(const char *url)
-{
-	if (strncmp(url, "sqlite://", 9) == 0)
-		return url + 9;
-	if (strncmp(url, "sqlite:", 7) == 0)
-		return url + 7;
-	return url;
-}
-
 int store_open_config(const struct store_config *cfg, struct store **out, char *detail)
 {
 	const char *url = cfg->url;
-	int pool_size = cfg->pool_size;
 	long timeout = cfg->pg_statement_timeout_ms ? cfg->pg_statement_timeout_ms : 5000;
 	struct store *s = NULL;
 	struct store_pool *p = NULL;
@@ -286,8 +259,10 @@ int store_open_config(const struct store_config *cfg, struct store **out, char *
 		set_detail(detail, "the PostgreSQL statement timeout must be 1..3600000 ms");
 		return ERR_INVALID;
 	}
+	/* SQLite: "sqlite:PATH", "sqlite://PATH" or a plain path. */
 	pg = strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
-	path = pg ? url : url_sqlite_path(url);
+	path = pg ? url : url + (strncmp(url, "sqlite://", 9) == 0 ? 9
+				 : strncmp(url, "sqlite:", 7) == 0 ? 7 : 0);
 	if (!*path) {
 		set_detail(detail, "empty sqlite path");
 		return ERR_INVALID;
@@ -316,7 +291,7 @@ int store_open_config(const struct store_config *cfg, struct store **out, char *
 		set_detail(detail, "pthread_cond_init failed");
 		return ERR_STORE;
 	}
-	p->size = pool_size > 0 ? pool_size : 1;
+	p->size = cfg->pool_size > 0 ? cfg->pool_size : 1;
 
 	rc = pg ? store_pg_new(url, timeout, &s) : store_sqlite_new(path, &s);
 	if (rc != 0) {

@@ -129,70 +129,61 @@ static int q_prepare(struct sq_conn *c, const char *sql, bool cache, sqlite3_stm
 	sqlite3_stmt *st = NULL;
 	int src;
 
-	if (cache) {
-		for (size_t i = 0; i < c->ncache; i++) {
-			if (c->cache[i].sql == sql) {
-				*out = c->cache[i].st;
-				return 0;
-			}
+	for (size_t i = 0; cache && i < c->ncache; i++) {
+		if (c->cache[i].sql == sql) {
+			*out = c->cache[i].st;
+			return 0;
 		}
+	}
+	if (cache && c->ncache == c->cache_cap) {
+		size_t cap = c->cache_cap ? c->cache_cap * 2 : 64;
+		struct sq_cached *grown = realloc(c->cache, cap * sizeof(*grown));
+
+		if (!grown)
+			return ERR_NOMEM;
+		c->cache = grown;
+		c->cache_cap = cap;
 	}
 	src = sqlite3_prepare_v3(c->db, sql, -1, cache ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL);
 	if (src != SQLITE_OK) {
 		sqlite3_finalize(st);
 		return db_fail(c, src, "prepare");
 	}
-	if (cache && c->ncache == c->cache_cap) {
-		size_t cap = c->cache_cap ? c->cache_cap * 2 : 64;
-		struct sq_cached *grown = realloc(c->cache, cap * sizeof(*grown));
-
-		if (!grown) {
-			sqlite3_finalize(st);
-			return ERR_NOMEM;
-		}
-		c->cache = grown;
-		c->cache_cap = cap;
-	}
-	if (cache) {
-		c->cache[c->ncache].sql = sql;
-		c->cache[c->ncache].st = st;
-		c->ncache++;
-	}
+	if (cache)
+		c->cache[c->ncache++] = (struct sq_cached){sql, st};
 	*out = st;
 	return 0;
 }
 
 /* Gives a statement back: cached ones are reset, others finalized. */
-static void q_close(struct sq_conn *c, sqlite3_stmt *st)
+static void q_close(sqlite3_stmt *st, bool cached)
 {
-	if (!st)
+	if (!cached) {
+		(void)sqlite3_finalize(st);
 		return;
-	for (size_t i = 0; i < c->ncache; i++) {
-		if (c->cache[i].st == st) {
-			/* The step's error was already reported; reset only re-arms. */
-			(void)sqlite3_reset(st);
-			(void)sqlite3_clear_bindings(st);
-			return;
-		}
 	}
-	(void)sqlite3_finalize(st);
+	/* The step's error was already reported; reset only re-arms. */
+	(void)sqlite3_reset(st);
+	(void)sqlite3_clear_bindings(st);
 }
 
-/* A multi-statement script (migrations, settings): ops_schema.c passed the fault point. */
-static int q_script(struct sq_conn *c, const char *sql)
+/*
+ * SQL without parameters or rows through sqlite3_exec: scripts (migrations,
+ * settings; ops_schema.c passed the fault point) and BEGIN/COMMIT (db_run
+ * injects their faults itself).  `what` leads the error text.
+ */
+static int q_exec(struct sq_conn *c, const char *sql, const char *what)
 {
-	char *msg = NULL;
-	int src;
+	int src = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
 
-	src = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
-	if (src != SQLITE_OK) {
-		int rc = db_fail(c, src, "exec");
-		if (msg)
-			db_err(&c->base, "exec: %s", msg);
-		sqlite3_free(msg);
-		return rc;
-	}
-	return 0;
+	return src == SQLITE_OK ? 0 : db_fail(c, src, what);
+}
+
+/* Recovery path (never fault-injected): ends whatever transaction is open. */
+static void q_rollback(sqlite3 *db)
+{
+	if (!sqlite3_get_autocommit(db))
+		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 /* ---- transactions ------------------------------------------------------ */
@@ -201,11 +192,14 @@ static const char SQL_BEGIN_IMMEDIATE[] = "BEGIN IMMEDIATE";
 static const char SQL_BEGIN[] = "BEGIN";
 static const char SQL_COMMIT[] = "COMMIT";
 
-/* Blocks until this thread holds the writer token (see struct sq_store). */
-static int writer_take(struct sq_store *s)
+/* Blocks until this thread holds the writer token (see struct sq_store);
+ * on failure the reason is in c's error. */
+static int writer_take(struct sq_store *s, struct sq_conn *c)
 {
-	if (pthread_mutex_lock(&s->wlock) != 0)
+	if (pthread_mutex_lock(&s->wlock) != 0) {
+		db_err(&c->base, "cannot take the write lock");
 		return ERR_STORE;
+	}
 	s->wwant++;
 	while (s->wbusy)
 		pthread_cond_wait(&s->wturn, &s->wlock);
@@ -221,6 +215,15 @@ static void writer_give(struct sq_store *s)
 	s->wbusy = false;
 	pthread_cond_signal(&s->wturn);
 	pthread_mutex_unlock(&s->wlock);
+}
+
+/* Gives the writer token back if c holds it. */
+static void conn_unlock(struct sq_conn *c)
+{
+	if (c->locked) {
+		c->locked = false;
+		writer_give(sq_store_of(c));
+	}
 }
 
 /* ---- schema ------------------------------------------------------------ */
@@ -375,8 +378,8 @@ static void batch_finish(struct sq_store *s)
 		if (n < 0)
 			rc = n;
 	}
-	if ((rc != 0 || kept == 0) && !sqlite3_get_autocommit(w->db))
-		(void)sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL); /* recovery path */
+	if (rc != 0 || kept == 0)
+		q_rollback(w->db);
 	s->batch_open = false;
 	s->batch_bad = false;
 	pthread_mutex_lock(&s->wlock);
@@ -422,25 +425,21 @@ static int drv_allocate(struct store_conn *bc, const struct actor *who, const st
 {
 	struct sq_conn *c = sq_conn_of(bc);
 	struct sq_store *s = sq_store_of(c);
-	struct sq_waiter me;
-	struct alloc_outcome lo;
+	struct sq_waiter me = {0};
+	struct alloc_outcome lo = {0};
 	struct sq_conn *w;
 	char *replay = NULL; /* replayed answer, handed to idem on success */
 	int replay_status = 0, rc, n;
-	bool replayed = false, keep = false, wait_batch;
+	bool in_savepoint, keep = false, wait_batch;
 
 	c->base.err[0] = '\0';
-	memset(&me, 0, sizeof(me));
-	memset(&lo, 0, sizeof(lo));
 	if (idem) {
 		idem->replayed = false;
 		idem->legacy_body = NULL;
 	}
-	if (writer_take(s) != 0) {
-		db_err(&c->base, "cannot take the write lock");
-		rc = ERR_STORE;
+	rc = writer_take(s, c);
+	if (rc != 0)
 		goto out;
-	}
 	rc = batch_join(s, c);
 	if (rc != 0) {
 		writer_give(s);
@@ -449,23 +448,16 @@ static int drv_allocate(struct store_conn *bc, const struct actor *who, const st
 	w = s->wconn;
 	w->base.err[0] = '\0';
 	n = db_exec(&w->base, SQL_SAVEPOINT, "");
-	if (n < 0) {
+	in_savepoint = n >= 0;
+	rc = in_savepoint ? ops_alloc_one(&w->base, who, r, start_timeout_s, now, idem, &lo,
+					  &replay_status, &replay, &keep)
+			  : n;
+	if (keep && (n = db_exec(&w->base, SQL_RELEASE, "")) < 0) {
 		rc = n;
-		batch_undo_part(s, false);
-	} else {
-		rc = ops_alloc_one(&w->base, who, r, start_timeout_s, now, idem, &lo,
-				   &replay_status, &replay, &keep);
-		replayed = replay != NULL;
-		if (keep) {
-			n = db_exec(&w->base, SQL_RELEASE, "");
-			if (n < 0) {
-				rc = n;
-				keep = false;
-			}
-		}
-		if (!keep)
-			batch_undo_part(s, true);
+		keep = false;
 	}
+	if (!keep)
+		batch_undo_part(s, in_savepoint);
 	me.rc = rc;
 	me.keep = keep;
 	snprintf(me.err, sizeof(me.err), "%s", w->base.err);
@@ -492,7 +484,7 @@ static int drv_allocate(struct store_conn *bc, const struct actor *who, const st
 	memcpy(o->field, lo.field, sizeof(o->field)); /* also for a request that was not decided */
 	o->suggest = lo.suggest; /* (an unknown gpu_type's valid ids) */
 	if (me.committed) {
-		if (replayed) {
+		if (replay) {
 			rc = ops_idem_replay(replay_status, replay, idem, o, c->base.err,
 					     sizeof(c->base.err));
 			replay = NULL;
@@ -511,6 +503,7 @@ out:
 struct sq_rows {
 	struct db_rows base; /* must be first */
 	sqlite3_stmt *st;
+	bool cached;
 };
 
 static int drv_bind(struct sq_conn *c, sqlite3_stmt *st, const struct db_param *p, int n)
@@ -546,25 +539,21 @@ static int drv_run(struct store_conn *bc, const char *sql, bool cached, const st
 	if (rc != 0)
 		return rc;
 	rc = drv_bind(c, st, p, n);
-	if (rc != 0) {
-		q_close(c, st);
-		return rc;
-	}
-	if (rows) {
+	if (rc == 0 && rows) {
 		r = malloc(sizeof(*r));
-		if (!r) {
-			q_close(c, st);
-			return ERR_NOMEM;
+		if (r) {
+			*r = (struct sq_rows){{bc}, st, cached};
+			*rows = &r->base;
+			return 0;
 		}
-		r->base.conn = bc;
-		r->st = st;
-		*rows = &r->base;
-		return 0;
+		rc = ERR_NOMEM;
 	}
-	while ((src = sqlite3_step(st)) == SQLITE_ROW)
-		; /* rows of a statement run for its effect (PRAGMA echoes) */
-	rc = src == SQLITE_DONE ? sqlite3_changes(c->db) : db_fail(c, src, "step");
-	q_close(c, st);
+	if (rc == 0) {
+		while ((src = sqlite3_step(st)) == SQLITE_ROW)
+			; /* rows of a statement run for its effect (PRAGMA echoes) */
+		rc = src == SQLITE_DONE ? sqlite3_changes(c->db) : db_fail(c, src, "step");
+	}
+	q_close(st, cached);
 	return rc;
 }
 
@@ -601,38 +590,26 @@ static void drv_rows_close(struct db_rows *br)
 {
 	struct sq_rows *r = (struct sq_rows *)br;
 
-	q_close(sq_conn_of(br->conn), r->st);
+	q_close(r->st, r->cached);
 	free(r);
-}
-
-/* BEGIN/COMMIT through sqlite3_exec: db_run injects their faults itself. */
-static int drv_exec_raw(struct sq_conn *c, const char *sql)
-{
-	int src = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
-
-	return src == SQLITE_OK ? 0 : db_fail(c, src, sql);
 }
 
 static int drv_begin(struct store_conn *bc, bool write)
 {
 	struct sq_conn *c = sq_conn_of(bc);
 	struct sq_store *s = sq_store_of(c);
+	const char *sql = write ? SQL_BEGIN_IMMEDIATE : SQL_BEGIN;
 	int rc;
 
 	if (write) {
-		if (writer_take(s) != 0) {
-			db_err(&c->base, "cannot take the write lock");
+		if (writer_take(s, c) != 0)
 			return ERR_STORE;
-		}
 		c->locked = true;
 		batch_finish(s);
 	}
-	rc = drv_exec_raw(c, write ? SQL_BEGIN_IMMEDIATE : SQL_BEGIN);
+	rc = q_exec(c, sql, sql);
 	if (rc != 0) {
-		if (c->locked) {
-			c->locked = false;
-			writer_give(s);
-		}
+		conn_unlock(c);
 		return rc;
 	}
 	c->base.in_tx = true;
@@ -642,29 +619,25 @@ static int drv_begin(struct store_conn *bc, bool write)
 static int drv_finish(struct store_conn *bc, bool commit)
 {
 	struct sq_conn *c = sq_conn_of(bc);
-	struct sq_store *s = sq_store_of(c);
 	int rc = 0;
 
 	if (!c->base.in_tx)
 		return 0;
 	if (commit) {
-		rc = drv_exec_raw(c, SQL_COMMIT);
+		rc = q_exec(c, SQL_COMMIT, SQL_COMMIT);
 		if (rc == 0 && c->locked)
 			store_note_write(c->base.store, false); /* writes work (again) */
 	}
-	if ((!commit || rc != 0) && !sqlite3_get_autocommit(c->db))
-		(void)sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL); /* recovery path */
+	if (!commit || rc != 0)
+		q_rollback(c->db);
 	c->base.in_tx = false;
-	if (c->locked) {
-		c->locked = false;
-		writer_give(s);
-	}
+	conn_unlock(c);
 	return rc;
 }
 
 static int drv_script(struct store_conn *bc, const char *sql)
 {
-	return q_script(sq_conn_of(bc), sql);
+	return q_exec(sq_conn_of(bc), sql, "exec");
 }
 
 /*
@@ -679,14 +652,12 @@ static int drv_set_durable(struct store_conn *bc, bool durable)
 	struct sq_conn *c = sq_conn_of(bc);
 	struct sq_store *s = sq_store_of(c);
 	const char *sql = durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
-	int rc = q_script(c, sql);
+	int rc = q_exec(c, sql, "exec");
 
 	if (rc != 0)
 		return rc;
-	if (writer_take(s) != 0) {
-		db_err(bc, "cannot take the write lock");
+	if (writer_take(s, c) != 0)
 		return ERR_STORE;
-	}
 	if (s->batch_open) {
 		db_err(bc, "a batch is open");
 		rc = ERR_STORE;
@@ -694,7 +665,7 @@ static int drv_set_durable(struct store_conn *bc, bool durable)
 		rc = writer_conn(s);
 	}
 	if (rc == 0)
-		rc = q_script(s->wconn, sql);
+		rc = q_exec(s->wconn, sql, "exec");
 	writer_give(s);
 	return rc;
 }

@@ -190,8 +190,10 @@ static int drv_conn_open(struct store *bs, struct store_conn **out, char *why)
 	const char *vals[] = {"10", "plinth", s->url, NULL};
 	int rc;
 
-	if (!c)
+	if (!c) { /* why is reported by the caller: never left unset */
+		snprintf(why, STORE_DETAIL_LEN, "out of memory");
 		return ERR_NOMEM;
+	}
 	c->base.store = bs;
 	c->db = PQconnectdbParams(keys, vals, 1);
 	rc = !c->db ? ERR_NOMEM : PQstatus(c->db) != CONNECTION_OK ? ERR_UNAVAILABLE : conn_setup(c);

@@ -620,13 +620,15 @@ struct set_arr {
 /* Appends one element: an integer, or a text quoted and escaped (NULL = SQL NULL). */
 static int arr_add(struct set_arr *a, const struct db_param *v)
 {
-	const char *s = v->text;
 	char num[24];
+	/* Only the member of v's type is set (db_vparams): the other is not read. */
+	const char *s = v->type == 't' ? v->text : num;
 	bool ok = buf_add(&a->b, a->count++ ? "," : "{", 1);
 
-	if (v->type != 't' || !s) {
+	if (v->type != 't')
 		snprintf(num, sizeof(num), "%lld", (long long)v->i64);
-		s = v->type != 't' ? num : "NULL";
+	if (v->type != 't' || !s) {
+		s = s ? s : "NULL";
 		return ok && buf_add(&a->b, s, strlen(s)) ? 0 : ERR_NOMEM;
 	}
 	ok = ok && buf_add(&a->b, "\"", 1);

@@ -190,8 +190,10 @@ static int drv_conn_open(struct store *bs, struct store_conn **out, char *why)
 	const char *vals[] = {"10", "plinth", s->url, NULL};
 	int rc;
 
-	if (!c)
+	if (!c) { /* why is reported by the caller: never left unset */
+		snprintf(why, STORE_DETAIL_LEN, "out of memory");
 		return ERR_NOMEM;
+	}
 	c->base.store = bs;
 	c->db = PQconnectdbParams(keys, vals, 1);
 	rc = !c->db ? ERR_NOMEM : PQstatus(c->db) != CONNECTION_OK ? ERR_UNAVAILABLE : conn_setup(c);
@@ -618,13 +620,15 @@ struct set_arr {
 /* Appends one element: an integer, or a text quoted and escaped (NULL = SQL NULL). */
 static int arr_add(struct set_arr *a, const struct db_param *v)
 {
-	const char *s = v->text;
 	char num[24];
+	/* Only the member of v's type is set (db_vparams): the other is not read. */
+	const char *s = v->type == 't' ? v->text : num;
 	bool ok = buf_add(&a->b, a->count++ ? "," : "{", 1);
 
-	if (v->type != 't' || !s) {
+	if (v->type != 't')
 		snprintf(num, sizeof(num), "%lld", (long long)v->i64);
-		s = v->type != 't' ? num : "NULL";
+	if (v->type != 't' || !s) {
+		s = s ? s : "NULL";
 		return ok && buf_add(&a->b, s, strlen(s)) ? 0 : ERR_NOMEM;
 	}
 	ok = ok && buf_add(&a->b, "\"", 1);

@@ -239,8 +239,10 @@ static int drv_conn_open(struct store *bs, struct store_conn **out, char *why)
 	struct sq_conn *c = calloc(1, sizeof(*c));
 	int src;
 
-	if (!c)
+	if (!c) { /* why is reported by the caller: never left unset */
+		snprintf(why, STORE_DETAIL_LEN, "out of memory");
 		return ERR_NOMEM;
+	}
 	c->base.store = bs;
 	/* NOMUTEX: a connection is used by one thread at a time (pool rule). */
 	src = sqlite3_open_v2(s->path, &c->db,

@@ -1014,6 +1014,100 @@ static void test_idempotency(void **state)
 	assert_int_equal(count_rows(f, "allocations"), 1);
 }
 
+/*
+ * Hostile idempotency records (a row written by hand or damaged): each one
+ * the store cannot read whole is ERR_STORE on replay, never a crash, a cut
+ * text, nor a second decision; the ledger does not move.
+ */
+static void test_idempotency_hostile_records(void **state)
+{
+	struct fx *f = *state;
+	char sql[8192], body[512], key[16], detail[STORE_DETAIL_LEN] = "", *err = NULL;
+	struct idem idem = {.hash = "h"};
+	struct alloc_request r;
+	struct alloc_outcome o;
+	char longid[300];
+	size_t n = 0;
+	/* An approval record's "allocation" without its id (%s: the id member). */
+	static const char ALLOC_FMT[] =
+		"{\"available\":1,\"gpus_available\":1,\"estimated\":1,\"budget_ok\":true,"
+		"\"capacity_ok\":true,\"allocation\":{%s\"team\":\"nlp\",\"project\":\"p\","
+		"\"gpu_type\":\"h100\",\"gpu_count\":1,\"max_runtime_us\":1,\"price_micros\":1,"
+		"\"estimated_micros\":1,\"status\":\"%s\",\"purpose\":\"\",\"labels\":\"{}\","
+		"\"created_by\":\"x\",\"period_start\":0,\"approved_at\":0,\"expires_at\":0,"
+		"\"started_at\":0,\"ended_at\":0,\"actual_micros\":0}}";
+	static const char REFUSAL_HEAD[] =
+		"{\"available\":1,\"gpus_available\":0,\"estimated\":1,\"budget_ok\":true,"
+		"\"capacity_ok\":false,\"suggest\":{\"budget\":false,\"max_gpus\":0,"
+		"\"max_runtime_us\":0,\"renews_at\":0,\"admins\":\"[]\",\"ntypes\":1,\"free\":[";
+	struct {
+		int status;
+		char body[3072];
+	} rec[9];
+
+	memset(longid, 'a', sizeof(longid) - 1);
+	longid[sizeof(longid) - 1] = '\0';
+	put_gpu(f, "h100", PRICE, 8);
+	put_team(f, "nlp", 10 * PRICE);
+	r = req("nlp", "h100", 1, HOUR_US);
+	/* an over-long allocation id */
+	snprintf(body, sizeof(body), "\"id\":\"%s\",", longid);
+	rec[n].status = 0;
+	snprintf(rec[n++].body, sizeof(rec[0].body), ALLOC_FMT, body, "approved");
+	/* a status that is no status name */
+	rec[n].status = 0;
+	snprintf(rec[n++].body, sizeof(rec[0].body), ALLOC_FMT, "\"id\":\"alloc_x\",", "bogus");
+	/* the allocation's id missing */
+	rec[n].status = 0;
+	snprintf(rec[n++].body, sizeof(rec[0].body), ALLOC_FMT, "", "approved");
+	/* a boolean given as a number */
+	rec[n].status = ERR_BUDGET;
+	snprintf(rec[n++].body, sizeof(rec[0].body),
+		 "{\"available\":1,\"gpus_available\":1,\"estimated\":1,\"budget_ok\":0,"
+		 "\"capacity_ok\":true}");
+	/* more free types than a refusal names */
+	rec[n].status = ERR_CAPACITY;
+	snprintf(rec[n].body, sizeof(rec[0].body), "%s", REFUSAL_HEAD);
+	for (int i = 0; i <= STORE_SUGGEST_TYPES; i++)
+		snprintf(rec[n].body + strlen(rec[n].body), sizeof(rec[0].body) - strlen(rec[n].body),
+			 "%s{\"id\":\"t%d\",\"name\":\"T\",\"free_gpus\":1,\"price_micros\":1}",
+			 i ? "," : "", i);
+	strcat(rec[n++].body, "]}}");
+	/* a free type without its price */
+	rec[n].status = ERR_CAPACITY;
+	snprintf(rec[n++].body, sizeof(rec[0].body), "%s{\"id\":\"t\",\"name\":\"T\",\"free_gpus\":1}]}}",
+		 REFUSAL_HEAD);
+	/* a free type's name longer than its field */
+	rec[n].status = ERR_CAPACITY;
+	snprintf(rec[n++].body, sizeof(rec[0].body),
+		 "%s{\"id\":\"t\",\"name\":\"%s\",\"free_gpus\":1,\"price_micros\":1}]}}", REFUSAL_HEAD,
+		 longid);
+	/* not an object; not JSON */
+	rec[n].status = ERR_BUDGET;
+	strcpy(rec[n++].body, "[]");
+	rec[n].status = 0;
+	strcpy(rec[n++].body, "{\"available\":");
+	assert_int_equal(n, sizeof(rec) / sizeof(rec[0]));
+	for (size_t i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "h%zu", i);
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO idempotency(token_id, key, request_hash, status, body, created_at)"
+			 " VALUES ('tok_admin', '%s', 'h', %d, '%s', 0)",
+			 key, rec[i].status, rec[i].body);
+		free(raw_rows(f, sql, false, &err));
+		assert_null(err);
+		idem.key = key;
+		memset(&o, 0, sizeof(o));
+		detail[0] = '\0';
+		assert_int_equal(f->ops->allocate(f->c, &ADMIN, &r, 60, f->now, &idem, &o, detail),
+				 ERR_STORE);
+		assert_non_null(strstr(detail, "unreadable idempotency record"));
+		assert_null(idem.legacy_body);
+	}
+	assert_int_equal(count_rows(f, "allocations"), 0);
+	assert_int_equal(ledger(f, "nlp", f->now).reserved, 0);
+}
+
 static void test_tokens(void **state)
 {
 	struct fx *f = *state;
@@ -2176,6 +2270,7 @@ int main(int argc, char **argv)
 	if (all || strcmp(group, "misc") == 0) {
 		const struct CMUnitTest t[] = {
 			cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_idempotency_hostile_records, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_idempotency_records, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
 			cmocka_unit_test_setup_teardown(test_lists, setup, teardown),

@@ -2,7 +2,8 @@
  * test_store_pool.c - the connection pool's deadline (issue 11, finding 3):
  * store_conn_acquire_within() gives up with ERR_UNAVAILABLE when no
  * connection frees in time, and hands over one released while it waits;
- * a connection it cannot open is reported (store_set_conn_fail_log).
+ * a connection it cannot open is reported (store_set_conn_fail_log), an
+ * out-of-memory one too (calloc wrapped: -Wl,--wrap=calloc in meson.build).
  * A real SQLite file in a mkdtemp directory; nothing else is touched.
  */
 #include <pthread.h>
@@ -20,6 +21,19 @@
 
 #include "core/err.h"
 #include "store/store.h"
+
+/* calloc of this binary and the store library linked into it: when armed
+ * with k, the k-th call from then on fails (an out-of-memory), once. */
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+static int calloc_fail_in;
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+	if (calloc_fail_in > 0 && --calloc_fail_in == 0)
+		return NULL;
+	return __real_calloc(n, size);
+}
 
 struct fx {
 	char dir[64];
@@ -158,6 +172,35 @@ static void test_open_failure_reported(void **state)
 	store_close(s);
 }
 
+/* A connection the pool cannot open for lack of memory is reported with
+ * words (the driver's calloc fails before it set any), and its slot is not
+ * lost.  The report was uninitialized stack memory before. */
+static void test_open_out_of_memory_reported(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = NULL;
+	struct store_conn *a = NULL, *b = NULL;
+	char url[160], detail[STORE_DETAIL_LEN] = "";
+
+	snprintf(url, sizeof(url), "sqlite:%s", f->path);
+	assert_int_equal(store_open(url, 2, &s, detail), 0);
+	assert_int_equal(store_conn_acquire_within(s, 0, &a), 0); /* the one store_open made */
+	memset(conn_fail_seen, 'x', sizeof(conn_fail_seen) - 1); /* what a stale buffer holds */
+	conn_fail_seen[sizeof(conn_fail_seen) - 1] = '\0';
+	store_set_conn_fail_log(conn_fail_record);
+	calloc_fail_in = 1; /* the driver's connection record */
+	assert_int_equal(store_conn_acquire_within(s, 0, &b), ERR_NOMEM);
+	calloc_fail_in = 0;
+	store_set_conn_fail_log(NULL);
+	assert_null(b);
+	printf("# pool: reported \"%s\"\n", conn_fail_seen);
+	assert_string_equal(conn_fail_seen, "out of memory");
+	assert_int_equal(store_conn_acquire_within(s, 0, &b), 0); /* the slot came back */
+	store_conn_release(s, a);
+	store_conn_release(s, b);
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest t[] = {
@@ -165,6 +208,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_acquire_gets_a_released_connection, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_open_failure_reported, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_out_of_memory_reported, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store-pool", t, NULL, NULL);
 }

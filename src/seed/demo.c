@@ -328,6 +328,11 @@ static int plan_live(struct demo_ctx *d, int team, int64_t ps, int64_t committed
 		int64_t left = target - committed;
 		if (gpus < 1)
 			break;
+		/* The first team's first live job leaves a quarter of the share to
+		 * a second, so that the demo always has a job waiting for its pods
+		 * (below), whatever the hour (one job often covered a share). */
+		if (team == 0 && n == 0)
+			left -= left / 4;
 		int64_t hour = job_cost(d, type, gpus, HOUR);
 		if (left < 4 * hour) { /* a small remainder: fewer GPUs for a few hours */
 			gpus = left / (4 * job_cost(d, type, 1, HOUR));

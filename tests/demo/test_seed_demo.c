@@ -42,6 +42,27 @@ static int check_gpu(void *ctx, const struct gpu_type *g)
 	return 0;
 }
 
+static int count_status(void *ctx, const struct allocation *a)
+{
+	int *by = ctx;
+
+	by[a->status]++;
+	return 0;
+}
+
+/* Allocations of each status (all pages). */
+static void count_statuses(struct store_conn *c, int *by)
+{
+	char next[STORE_ID_LEN * 2] = "", cur[STORE_ID_LEN * 2];
+	struct alloc_filter f = {.status = -1, .limit = STORE_MAX_PAGE};
+
+	do {
+		assert_int_equal(store_conn_ops(c)->alloc_list(c, &f, count_status, by, next), 0);
+		snprintf(cur, sizeof(cur), "%s", next);
+		f.cursor = cur;
+	} while (next[0]);
+}
+
 static int count_team(void *ctx, const struct team *t)
 {
 	(void)t;
@@ -88,6 +109,13 @@ static void seed_at(int64_t now)
 	}
 	assert_int_equal(ops->gpu_type_list(c, check_gpu, &live), 0);
 	assert_true(live > 0); /* running and approved allocations hold GPUs now */
+	/* Work going on now, as test_demo.py expects of the daemon: jobs
+	 * running, and one approved whose pods have not started yet. */
+	int by[ALLOC_EXPIRED + 1] = {0};
+	count_statuses(c, by);
+	if (by[ALLOC_RUNNING] < 3 || by[ALLOC_APPROVED] < 1)
+		fail_msg("at %lld: %d running, %d approved", (long long)now, by[ALLOC_RUNNING],
+			 by[ALLOC_APPROVED]);
 
 	/* A second start writes nothing. */
 	assert_int_equal(seed_demo(c, now + 60, &people, detail), 0);
@@ -110,6 +138,15 @@ static void test_mid_month(void **state)
 {
 	(void)state;
 	seed_at(time_from_civil(2026, 12, 6) + 12 * 3600 + 17 * 60);
+}
+
+/* The demo's live work depends on the hour (test_demo.py ran at one where
+ * no job was waiting for its pods): two days, every 97 minutes. */
+static void test_around_the_clock(void **state)
+{
+	(void)state;
+	for (int64_t t = time_from_civil(2026, 12, 6); t < time_from_civil(2026, 12, 8); t += 97 * 60)
+		seed_at(t);
 }
 
 static void test_first_second_of_quarter(void **state)
@@ -140,6 +177,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mid_month),
+		cmocka_unit_test(test_around_the_clock),
 		cmocka_unit_test(test_first_second_of_quarter),
 		cmocka_unit_test(test_first_minutes_of_month),
 		cmocka_unit_test(test_last_minute_of_quarter),
